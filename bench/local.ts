@@ -1,0 +1,65 @@
+// npm run bench: the local engine's numbers, measured in one run on this machine.
+//   cold create → first command result; exec round trip of `true`; memory per idle sandbox.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Engine } from '@asb/engine';
+import { Sandbox } from '@asb/sdk';
+import { percentile, table } from './stats.ts';
+import { childrenOf, pssBytes, treeOf } from './procmem.ts';
+
+const COLD_N = Number(process.env.BENCH_COLD_N ?? 15);
+const EXEC_N = Number(process.env.BENCH_EXEC_N ?? 300);
+const IDLE_N = Number(process.env.BENCH_IDLE_N ?? 20);
+
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+async function main(): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'asb-bench-'));
+  const engine = new Engine({ home, port: 0 }, pino({ level: 'warn' }));
+  const state = await engine.start();
+  const conn = { url: engine.url, token: engine.bearerToken };
+  const rows: string[][] = [];
+  try {
+    // Warm the host's page cache and the engine's code paths once; not counted.
+    await (await Sandbox.create(conn)).kill();
+
+    const cold: number[] = [];
+    for (let i = 0; i < COLD_N; i++) {
+      const t0 = performance.now();
+      const sb = await Sandbox.create(conn);
+      await sb.run('true');
+      cold.push(performance.now() - t0);
+      await sb.kill();
+    }
+    rows.push(['cold create → first command result', String(COLD_N), ms(percentile(cold, 50)), ms(percentile(cold, 95)), '≤ 250 ms']);
+
+    const sb = await Sandbox.create(conn);
+    const exec: number[] = [];
+    for (let i = 0; i < 20; i++) await sb.run('true');
+    for (let i = 0; i < EXEC_N; i++) {
+      const t0 = performance.now();
+      await sb.run('true');
+      exec.push(performance.now() - t0);
+    }
+    rows.push(['exec round trip of `true` (SDK → engine → agent)', String(EXEC_N), ms(percentile(exec, 50)), ms(percentile(exec, 95)), '≤ 5 ms']);
+    await sb.kill();
+
+    const idle = await Promise.all(Array.from({ length: IDLE_N }, () => Sandbox.create(conn)));
+    await new Promise((r) => setTimeout(r, 3000));
+    const kids = childrenOf();
+    const perSandbox = engine.sandboxes.list().map((s) => treeOf(s.handle!.pid!, kids).reduce((a, p) => a + pssBytes(p), 0));
+    const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
+    rows.push([`memory (PSS) per idle sandbox, ${IDLE_N} idle`, String(perSandbox.length), mb(percentile(perSandbox, 50)), mb(percentile(perSandbox, 95)), '≤ 40 MB']);
+    await Promise.all(idle.map((s) => s.kill()));
+
+    console.log(`\nlocal engine benchmark — driver ${state.driver}, ${new Date().toISOString()}\n`);
+    console.log(table(['measure', 'n', 'p50', 'p95', 'goal'], rows));
+  } finally {
+    await engine.stop();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

@@ -1,0 +1,87 @@
+// The main job: start the local engine, run the seeds' flows in gVisor sandboxes, print what each
+// produced (mirroring seed 000's "Expected tail of output"), and clean up.
+//   seed 001: a shell command in the python runtime;
+//   seed 004: tests 1, 2 and 4 (python, file write/read, runtime isolation);
+//   seed 000: the Go single-file smoke flow and the multi-file module flow.
+import { readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
+import { join, relative, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tmpdir, release } from 'node:os';
+import pino from 'pino';
+import { Engine } from '@asb/engine';
+import { Sandbox, type CommandResult } from '@asb/sdk';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function filesOf(dir: string): Array<[string, Buffer]> {
+  const out: Array<[string, Buffer]> = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p); else out.push([relative(dir, p), readFileSync(p)]);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function show(label: string, r: CommandResult): void {
+  const text = (r.stdout + (r.exitCode !== 0 ? r.stderr : '')).trimEnd();
+  console.log(`-- ${label} [exit=${r.exitCode}] -- ${text}`);
+  if (r.exitCode !== 0) throw new Error(`${label} failed with exit code ${r.exitCode}`);
+}
+
+async function main(): Promise<void> {
+  const home = process.env.ASB_HOME ?? mkdtempSync(join(tmpdir(), 'asb-quickstart-'));
+  const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  const state = await engine.start();
+  console.log(`==> local engine at ${state.url} (driver: ${state.driver})`);
+  const conn = { url: engine.url, token: engine.bearerToken };
+  try {
+    console.log('=== seed 001: isolate AI code execution ===');
+    {
+      const t0 = performance.now();
+      await using sb = await Sandbox.create({ ...conn, template: 'python-runtime-template' });
+      console.log(`sandbox ${sb.id} ready in ${(performance.now() - t0).toFixed(0)} ms`);
+      show(`echo 'Hello from the sandboxed environment!'`, await sb.run(`echo 'Hello from the sandboxed environment!'`));
+    }
+
+    console.log('=== seed 004: SDK test script ===');
+    {
+      await using sb = await Sandbox.create({ ...conn, template: 'python-runtime-template' });
+      console.log('Test 1: Running Python command');
+      show(`python3 -c 'print("Hello from SDK!")'`, await sb.run(`python3 -c 'print("Hello from SDK!")'`));
+      console.log('Test 2: File operations');
+      await sb.files.write('test.txt', 'SDK test content');
+      console.log(`  Content: ${(await sb.files.read('test.txt')).trim()}`);
+      console.log('Test 4: Runtime isolation check');
+      const kernel = (await sb.run('uname -r')).stdout.trim();
+      console.log(`  Sandbox kernel: ${kernel}`);
+      console.log(`  Host kernel:    ${release()}`);
+      console.log(kernel !== release() ? '  Running with userspace isolation (gVisor)!' : '  WARNING: the sandbox reports the host kernel');
+      const dmesg = await sb.run('dmesg | head -3');
+      console.log(dmesg.stdout.trimEnd().split('\n').map((l) => `  dmesg: ${l}`).join('\n'));
+    }
+
+    {
+      await using sb = await Sandbox.create({ ...conn, template: 'go-runtime-template' });
+      console.log('=== single-file smoke flow ===');
+      for (const [path, data] of filesOf(join(here, 'go/smoke'))) await sb.files.write(`smoke/${path}`, data);
+      show('go run main.go', await sb.run('go run main.go', { cwd: 'smoke', timeoutMs: 600_000 }));
+      show('go build -o app .', await sb.run('go build -o app .', { cwd: 'smoke', timeoutMs: 600_000 }));
+      show('./app (re-runs the binary without recompiling)', await sb.run('./app', { cwd: 'smoke' }));
+
+      console.log('=== multi-file module flow ===');
+      for (const [path, data] of filesOf(join(here, 'go/multifile'))) await sb.files.write(`multifile/${path}`, data);
+      await sb.run('go build -o app .', { cwd: 'multifile', timeoutMs: 600_000 }).then((r) => { if (r.exitCode !== 0) show('go build -o app .', r); });
+      show('./app', await sb.run('./app', { cwd: 'multifile' }));
+      show('go test ./...', await sb.run('go test ./... 2>&1 | grep -v "no test files"', { cwd: 'multifile', timeoutMs: 600_000 }));
+    }
+    console.log('==> PoC complete');
+  } finally {
+    await engine.stop();
+    if (!process.env.ASB_HOME) rmSync(home, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => { console.error(`quickstart failed: ${err instanceof Error ? err.message : err}`); process.exit(1); });

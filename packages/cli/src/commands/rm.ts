@@ -1,0 +1,20 @@
+// asb rm ID...: delete sandboxes and their workspaces.
+import { Sandbox, NotFoundError } from '@asb/sdk';
+import type { Ctx } from '../context.ts';
+
+export async function rmCommand(ctx: Ctx, ids: string[]): Promise<number> {
+  if (ids.length === 0) throw new Error('asb rm: name at least one sandbox (asb ls lists them)');
+  let code = 0;
+  for (const id of ids) {
+    try {
+      const sb = await Sandbox.connect(id, ctx.conn);
+      await sb.kill();
+      process.stdout.write(`sandbox/${id} deleted\n`);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      process.stderr.write(`asb: ${err.message}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}

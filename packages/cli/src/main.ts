@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// asb: the command line of Agent Sandbox. One handler turns every error into one line on stderr
+// and an exit code; commands are one file each under commands/.
+import { Command } from 'commander';
+import { SandboxError } from '@asb/sdk';
+import { ctxOf, type GlobalFlags } from './context.ts';
+import { runCommand } from './commands/run.ts';
+import { execCommand } from './commands/exec.ts';
+import { createCommand } from './commands/create.ts';
+import { lsCommand } from './commands/ls.ts';
+import { rmCommand } from './commands/rm.ts';
+import { cpCommand } from './commands/cp.ts';
+import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
+
+const program = new Command('asb')
+  .description('Agent Sandbox: isolated, disposable sandboxes for running untrusted code')
+  .option('-n, --namespace <ns>', 'namespace', 'default')
+  .option('-o, --output <format>', 'output format: table (default), json, yaml, name')
+  .option('--url <url>', 'engine URL (default: the local engine, or $ASB_ENGINE_URL)')
+  .option('--token <token>', 'bearer token (default: $ASB_TOKEN or $ASB_HOME/token)')
+  .enablePositionalOptions()
+  .showHelpAfterError();
+
+const ctx = () => ctxOf(program.opts<GlobalFlags>());
+const exit = (p: Promise<number>) => p.then((code) => { process.exitCode = code; });
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+program.command('run').description('create a sandbox, run CMD in it with output streamed, delete it, exit with the command\'s code')
+  .option('-t, --template <name>', 'SandboxTemplate', 'python-runtime-template')
+  .option('--timeout <seconds>', 'kill the command after this many seconds')
+  .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
+  .option('-w, --cwd <dir>', 'working directory inside the sandbox')
+  .option('--keep', 'keep the sandbox afterwards')
+  .argument('<cmd...>', 'the command, after --')
+  .action((argv: string[], flags) => exit(runCommand(ctx(), argv, flags)));
+
+program.command('create').description('create a sandbox and print its id')
+  .option('-t, --template <name>', 'SandboxTemplate', 'python-runtime-template')
+  .option('--name <name>', 'sandbox name (default: generated)')
+  .action((flags) => exit(createCommand(ctx(), flags)));
+
+program.command('exec').description('run CMD in an existing sandbox')
+  .option('--timeout <seconds>', 'kill the command after this many seconds')
+  .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
+  .option('-w, --cwd <dir>', 'working directory inside the sandbox')
+  .argument('<id>').argument('<cmd...>')
+  .action((id: string, argv: string[], flags) => exit(execCommand(ctx(), id, argv, flags)));
+
+program.command('cp').description('copy a file: asb cp ./local ID:path, or asb cp ID:path ./local (- for stdin/stdout)')
+  .argument('<src>').argument('<dst>')
+  .action((src: string, dst: string) => exit(cpCommand(ctx(), src, dst)));
+
+program.command('ls').alias('list').description('list sandboxes').action(() => exit(lsCommand(ctx())));
+program.command('rm').alias('delete').description('delete sandboxes').argument('<ids...>').action((ids: string[]) => exit(rmCommand(ctx(), ids)));
+
+const engine = program.command('engine').description('the local engine (gVisor sandboxes on this machine)');
+engine.command('start').description('start the engine in the background').option('--port <port>').action((flags) => exit(engineStart(ctx(), flags)));
+engine.command('stop').description('stop the engine and delete its sandboxes').action(() => exit(engineStop(ctx())));
+engine.command('status').description('is the engine running, where, with which isolation').action(() => exit(engineStatus(ctx())));
+engine.command('run').description('run the engine in the foreground').option('--port <port>').option('--host <host>').action((flags) => exit(engineRun(flags)));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const msg = err instanceof SandboxError || err instanceof Error ? err.message : String(err);
+  process.stderr.write(`asb: ${msg}\n`);
+  process.exitCode = err instanceof SandboxError && err.status === 404 ? 4 : 1;
+});

@@ -1,0 +1,73 @@
+// The engine's side of the agent connection: an HTTP/2 session over the socketpair that is the
+// agent's fd 0. Requests to the sandbox's runtime API are multiplexed over it as streams.
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+
+export interface AgentResponse {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  body: http2.ClientHttp2Stream;
+}
+
+export class AgentUnavailableError extends Error {
+  constructor(message: string) { super(message); this.name = 'AgentUnavailableError'; }
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'http2-settings']);
+
+export class AgentClient {
+  private readonly session: http2.ClientHttp2Session;
+  private closedReason: string | undefined;
+
+  constructor(socket: Socket) {
+    this.session = http2.connect('http://sandbox-agent', { createConnection: () => socket, peerMaxConcurrentStreams: 1000 });
+    this.session.on('error', (err) => { this.closedReason = err.message; });
+    this.session.on('close', () => { this.closedReason ??= 'the connection to the sandbox agent closed'; });
+    // An idle session must not keep the engine's event loop alive on its own.
+    this.session.unref();
+  }
+
+  get closed(): boolean { return this.closedReason !== undefined || this.session.closed || this.session.destroyed; }
+
+  /** Sends one request; resolves when the response headers arrive (the body streams after). */
+  request(method: string, path: string, headers: Record<string, string | string[] | undefined>, body?: Readable | Buffer | string): Promise<AgentResponse> {
+    if (this.closed) return Promise.reject(new AgentUnavailableError(this.closedReason ?? 'agent connection closed'));
+    const h2headers: http2.OutgoingHttpHeaders = { ':method': method, ':path': path };
+    for (const [k, v] of Object.entries(headers)) {
+      const key = k.toLowerCase();
+      if (v === undefined || HOP_BY_HOP.has(key) || key.startsWith(':')) continue;
+      h2headers[key] = v;
+    }
+    const stream = this.session.request(h2headers, { endStream: body === undefined });
+    return new Promise((resolve, reject) => {
+      stream.once('response', (respHeaders) => resolve({ status: Number(respHeaders[':status']), headers: respHeaders, body: stream }));
+      stream.once('error', (err) => reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)));
+      if (body === undefined) return;
+      if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);
+      else {
+        body.on('error', (err) => stream.destroy(err));
+        body.pipe(stream);
+      }
+    });
+  }
+
+  /** Convenience for small JSON calls made by the engine itself. */
+  async json<T>(method: string, path: string, payload?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
+    const res = await this.request(method, path, payload === undefined ? {} : { 'content-type': 'application/json' }, payload === undefined ? undefined : JSON.stringify(payload));
+    const timer = setTimeout(() => res.body.destroy(new Error(`no answer from the agent within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.closedReason ??= 'closed by the engine';
+    this.session.destroy();
+  }
+}

@@ -1,0 +1,58 @@
+// One place that reads the engine's configuration: flags > environment > defaults.
+import { homedir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface EngineConfig {
+  /** State directory: token, sandboxes' workspaces and bundles, runsc state. */
+  home: string;
+  host: string;
+  port: number;
+  /** `gvisor` (default when runsc is present) or `bubblewrap` (weaker: shares the host kernel). */
+  driver: 'gvisor' | 'bubblewrap' | 'auto';
+  runscPath: string;
+  /** The bundled runtime agent, mounted read-only into every sandbox. */
+  agentPath: string;
+  /** Defaults for sandboxes whose template sets no limit. */
+  defaultMemoryBytes: number;
+  defaultCpuMillis: number;
+  defaultPidsLimit: number;
+  /** Sizes of the sandbox's tmpfs mounts (/tmp and HOME). */
+  tmpfsBytes: number;
+  readyTimeoutMs: number;
+  logLevel: string;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Finds dist/agent.mjs both from sources (packages/engine/src) and from the bundle (dist/). */
+function defaultAgentPath(): string {
+  const candidates = [join(here, 'agent.mjs'), resolve(here, '../../../dist/agent.mjs')];
+  return candidates.find((p) => existsSyncSafe(p)) ?? candidates[1]!;
+}
+
+import { existsSync } from 'node:fs';
+function existsSyncSafe(p: string): boolean { try { return existsSync(p); } catch { return false; } }
+
+export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.ASB_HOME ?? join(homedir(), '.asb');
+}
+
+export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.ProcessEnv = process.env): EngineConfig {
+  const num = (v: string | undefined, d: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d);
+  const base: EngineConfig = {
+    home: defaultHome(env),
+    host: env.ASB_ENGINE_HOST ?? '127.0.0.1',
+    port: num(env.ASB_ENGINE_PORT, 7480),
+    driver: (env.ASB_DRIVER as EngineConfig['driver']) ?? 'auto',
+    runscPath: env.ASB_RUNSC ?? 'runsc',
+    agentPath: env.ASB_AGENT_PATH ?? defaultAgentPath(),
+    defaultMemoryBytes: num(env.ASB_DEFAULT_MEMORY_BYTES, 1024 * 1024 * 1024),
+    defaultCpuMillis: num(env.ASB_DEFAULT_CPU_MILLIS, 1000),
+    defaultPidsLimit: num(env.ASB_DEFAULT_PIDS_LIMIT, 512),
+    tmpfsBytes: num(env.ASB_TMPFS_BYTES, 512 * 1024 * 1024),
+    readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
+    logLevel: env.ASB_LOG_LEVEL ?? 'info',
+  };
+  return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
+}

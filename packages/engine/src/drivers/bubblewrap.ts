@@ -1,0 +1,51 @@
+// bubblewrap driver: the fallback where gVisor is absent. Namespaces (user, pid, net, ipc, uts,
+// mount) and the same read-only view of the host, but the host kernel is shared and there are no
+// cgroup limits: weaker isolation, said so in `asb engine status` and the engine's log.
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { agentArgv, AGENT_MOUNT, type SandboxRuntimeSpec } from '../oci-spec.ts';
+import { HOST_READ_ONLY_PATHS } from '../rootfs.ts';
+import { socketPair } from './socketpair.ts';
+import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
+import type { EngineConfig } from '../config.ts';
+
+export class BubblewrapDriver implements SandboxDriver {
+  readonly name = 'bubblewrap' as const;
+  readonly isolation = 'bubblewrap: Linux namespaces on the shared host kernel (weaker than gVisor; no memory/cpu/pids limits)';
+  private readonly children = new Map<string, number>();
+
+  constructor(private readonly bwrap: string, private readonly config: Pick<EngineConfig, 'home'>) {}
+
+  args(spec: SandboxRuntimeSpec): string[] {
+    const env = { LANG: 'C.UTF-8', ...spec.image.env, ...spec.env, SANDBOX_BASE_DIR: spec.workingDir };
+    const a = ['--unshare-all', '--new-session', '--cap-drop', 'ALL', '--uid', String(spec.uid ?? 1000), '--gid', String(spec.gid ?? 1000),
+      '--hostname', spec.hostname, '--ro-bind', spec.rootfs.dir, '/', '--proc', '/proc', '--dev', '/dev',
+      '--tmpfs', '/tmp', '--tmpfs', '/home/sandbox'];
+    for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
+    a.push('--ro-bind', spec.agentDir, AGENT_MOUNT, '--bind', spec.workspaceDir, spec.workingDir, '--chdir', spec.workingDir, '--clearenv');
+    for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
+    return [...a, ...agentArgv(spec.mainArgv)];
+  }
+
+  async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
+    const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
+    const log = openSync(paths.logFile, 'a', 0o600);
+    const child = spawn(this.bwrap, this.args(spec), { stdio: [theirs, theirs, log], detached: true });
+    theirs.destroy();
+    closeSync(log);
+    child.unref();
+    if (child.pid) this.children.set(containerId, child.pid);
+    const exited = new Promise<SandboxExit>((resolve) => {
+      child.once('exit', (code, signal) => { this.children.delete(containerId); resolve({ code, signal, oomKilled: false }); });
+    });
+    return { socket: mine, exited, pid: child.pid };
+  }
+
+  async destroy(containerId: string): Promise<void> {
+    const pid = this.children.get(containerId);
+    if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ } }
+  }
+
+  async list(): Promise<string[]> { return [...this.children.keys()]; }
+}

@@ -1,0 +1,104 @@
+// The local engine: wires configuration, logging, the isolation driver, the root filesystem,
+// the sandbox manager and the HTTP server; owns the token and the state file clients read.
+import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { loadConfig, type EngineConfig } from './config.ts';
+import { prepareRootfs } from './rootfs.ts';
+import { SandboxManager } from './sandboxes.ts';
+import { GvisorDriver, runscVersion } from './drivers/gvisor.ts';
+import { BubblewrapDriver } from './drivers/bubblewrap.ts';
+import type { SandboxDriver } from './drivers/driver.ts';
+import { apiApp } from './http/api.ts';
+import { createEngineServer } from './http/server.ts';
+import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
+import { BUILTIN_TEMPLATES } from './builtin-templates.ts';
+
+export const ENGINE_VERSION = '0.1.0';
+
+export interface EngineState { url: string; pid: number; tokenFile: string; driver: string; startedAt: string }
+
+export function tokenFile(home: string): string { return join(home, 'token'); }
+export function stateFile(home: string): string { return join(home, 'engine.json'); }
+
+/** The bearer token, created on first start with mode 0600. */
+export function ensureToken(home: string): string {
+  const file = tokenFile(home);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const token = randomBytes(32).toString('base64url');
+  writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+  return token;
+}
+
+function which(cmd: string): string | undefined {
+  try { return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined; } catch { return undefined; }
+}
+
+async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver: SandboxDriver; runtime?: string }> {
+  const runsc = which(config.runscPath);
+  if (config.driver !== 'bubblewrap' && runsc) {
+    return { driver: new GvisorDriver(runsc, join(config.home, 'runsc')), runtime: await runscVersion(runsc) };
+  }
+  if (config.driver === 'gvisor') {
+    throw new Error(`gVisor's runsc was not found (ASB_RUNSC=${config.runscPath}). Install it with: sudo apt-get install -y runsc`);
+  }
+  const bwrap = which('bwrap');
+  if (!bwrap) throw new Error('neither gVisor (runsc) nor bubblewrap (bwrap) is installed. Install gVisor with: sudo apt-get install -y runsc');
+  log.warn('gVisor not found: using bubblewrap, which shares the host kernel (weaker isolation). Install runsc for gVisor.');
+  return { driver: new BubblewrapDriver(bwrap, config) };
+}
+
+export class Engine {
+  readonly config: EngineConfig;
+  readonly log: Logger;
+  sandboxes!: SandboxManager;
+  private server?: Server;
+  private token = '';
+  url = '';
+
+  constructor(overrides: Partial<EngineConfig> = {}, logger?: Logger) {
+    this.config = loadConfig(overrides);
+    this.log = logger ?? pino({ level: this.config.logLevel, base: { component: 'engine' } });
+  }
+
+  async start(): Promise<EngineState> {
+    const { home } = this.config;
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    chmodSync(home, 0o700);
+    if (!existsSync(this.config.agentPath)) throw new Error(`the runtime agent bundle is missing at ${this.config.agentPath}: run \`npm run build\``);
+    this.token = ensureToken(home);
+    const { driver, runtime } = await chooseDriver(this.config, this.log);
+    const rootfs = prepareRootfs(home);
+    this.sandboxes = new SandboxManager(this.config, driver, rootfs, this.log);
+    for (const t of BUILTIN_TEMPLATES) this.sandboxes.putTemplate(t);
+    const reaped = await this.sandboxes.reapOrphans();
+    if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');
+    const api = apiApp(this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
+    const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
+    this.server = createEngineServer(api, this.sandboxes, { token: this.token, maxUploadBytes });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.config.port, this.config.host, resolve);
+    });
+    const addr = this.server.address() as AddressInfo;
+    this.url = `http://${this.config.host}:${addr.port}`;
+    const state: EngineState = { url: this.url, pid: process.pid, tokenFile: tokenFile(home), driver: driver.name, startedAt: new Date().toISOString() };
+    writeFileSync(stateFile(home), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+    this.log.info({ url: this.url, driver: driver.name, runtime }, 'engine listening');
+    return state;
+  }
+
+  get bearerToken(): string { return this.token; }
+
+  /** Deletes every sandbox, then stops serving. */
+  async stop(): Promise<void> {
+    await this.sandboxes?.deleteAll();
+    await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
+    rmSync(stateFile(this.config.home), { force: true });
+    this.log.info('engine stopped');
+  }
+}

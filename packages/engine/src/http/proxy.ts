@@ -1,0 +1,50 @@
+// Requests that carry X-Sandbox-ID are the runtime API of one sandbox: they are streamed, both
+// ways and unbuffered, to that sandbox's agent. Same header protocol as upstream's router, so a
+// client speaks to the local engine and to a Kubernetes router alike.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SandboxManager } from '../sandboxes.ts';
+import { EngineError, statusBody, toEngineError } from '../errors.ts';
+
+export const MAX_UPLOAD_BYTES_DEFAULT = 256 * 1024 * 1024;
+const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function routerError(res: ServerResponse, err: EngineError): void {
+  if (res.headersSent) { res.destroy(err); return; }
+  res.writeHead(err.status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(statusBody(err.reason, err.message, err.causes)));
+}
+
+export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, sandboxes: SandboxManager, maxUploadBytes: number): Promise<void> {
+  try {
+    const id = String(req.headers['x-sandbox-id'] ?? '');
+    const namespace = String(req.headers['x-sandbox-namespace'] ?? 'default');
+    if (!id) throw new EngineError('BadRequest', 'X-Sandbox-ID header is required.');
+    if (!NAMESPACE_RE.test(namespace)) throw new EngineError('BadRequest', 'Invalid namespace format.');
+    const port = req.headers['x-sandbox-port'];
+    if (port !== undefined && !/^\d{1,5}$/.test(String(port))) throw new EngineError('BadRequest', 'Invalid port format.');
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxUploadBytes) {
+      // Refuse before reading a byte: the client learns the limit, the engine spends nothing.
+      req.resume();
+      throw new EngineError('PayloadTooLarge', `request body of ${declared} bytes exceeds the limit of ${maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
+    }
+    const agent = sandboxes.agentOf(namespace, id);
+    const headers: Record<string, string | string[] | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (k.startsWith('x-sandbox-') || k === 'authorization' || k === 'host') continue;
+      headers[k] = v;
+    }
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    const upstream = await agent.request(req.method ?? 'GET', req.url ?? '/', headers, hasBody ? req : undefined);
+    const out: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(upstream.headers)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[];
+    res.writeHead(upstream.status, out);
+    // NDJSON streams must reach the client event by event.
+    res.flushHeaders();
+    upstream.body.pipe(res);
+    upstream.body.on('error', (err) => res.destroy(err));
+    res.on('close', () => { if (!upstream.body.destroyed) upstream.body.destroy(); });
+  } catch (err) {
+    routerError(res, toEngineError(err));
+  }
+}

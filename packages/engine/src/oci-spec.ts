@@ -1,0 +1,92 @@
+// Pure: the OCI runtime spec (config.json) of one sandbox. Every isolation default lives here,
+// so a reader can audit the sandbox's whole view of the host in one function.
+import type { LocalImage } from './images.ts';
+import { HOST_READ_ONLY_PATHS, SANDBOX_GID, SANDBOX_UID, type Rootfs } from './rootfs.ts';
+
+export interface ResourceLimits {
+  memoryBytes: number;
+  cpuMillis: number;
+  pidsLimit: number;
+}
+
+export interface ExtraMount { source: string; destination: string; readOnly: boolean }
+
+export interface SandboxRuntimeSpec {
+  hostname: string;
+  rootfs: Rootfs;
+  /** Host directory mounted read-write at `workingDir`. */
+  workspaceDir: string;
+  /** Host directory holding agent.mjs, mounted read-only at /.asb. */
+  agentDir: string;
+  image: LocalImage;
+  /** Container env from the template (name → value); wins over the image's defaults. */
+  env: Record<string, string>;
+  /** The template container's command+args, run by the agent as the main process. */
+  mainArgv?: string[];
+  workingDir: string;
+  limits: ResourceLimits;
+  tmpfsBytes: number;
+  extraMounts?: ExtraMount[];
+  uid?: number;
+  gid?: number;
+}
+
+export const AGENT_MOUNT = '/.asb';
+const CPU_PERIOD_US = 100_000;
+
+/** The agent's own argv: node with a small heap footprint, the bundled agent on fd 0. */
+export function agentArgv(mainArgv?: string[]): string[] {
+  const argv = ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.mjs`, '--fd', '0'];
+  if (mainArgv && mainArgv.length > 0) argv.push('--main', JSON.stringify(mainArgv));
+  return argv;
+}
+
+export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
+  const env: Record<string, string> = {
+    LANG: 'C.UTF-8',
+    ...s.image.env,
+    ...s.env,
+    SANDBOX_BASE_DIR: s.workingDir,
+  };
+  const ro = (source: string, destination = source) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+  const tmpfs = (destination: string, mode: string) => ({
+    destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', `mode=${mode}`, `size=${s.tmpfsBytes}`],
+  });
+  const uid = s.uid ?? SANDBOX_UID;
+  const gid = s.gid ?? SANDBOX_GID;
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid, gid },
+      args: agentArgv(s.mainArgv),
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      cwd: s.workingDir,
+      // No capabilities at all: the agent and its commands are ordinary users even inside gVisor.
+      capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 65536, soft: 65536 }],
+      noNewPrivileges: true,
+    },
+    root: { path: s.rootfs.dir, readonly: true },
+    hostname: s.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      tmpfs('/tmp', '1777'),
+      tmpfs('/home/sandbox', '0777'),
+      ...HOST_READ_ONLY_PATHS.map((p) => ro(p)),
+      ...s.rootfs.extraBinds.map((p) => ro(p)),
+      ro(s.agentDir, AGENT_MOUNT),
+      { destination: s.workingDir, type: 'bind', source: s.workspaceDir, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
+      ...(s.extraMounts ?? []).map((m) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'] })),
+    ],
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      resources: {
+        memory: { limit: s.limits.memoryBytes },
+        cpu: { period: CPU_PERIOD_US, quota: Math.max(1000, Math.round((s.limits.cpuMillis / 1000) * CPU_PERIOD_US)) },
+        pids: { limit: s.limits.pidsLimit },
+      },
+    },
+  };
+}

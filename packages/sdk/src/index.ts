@@ -1,0 +1,5 @@
+export { Sandbox, type SandboxInfo, type SandboxCreateOpts } from './sandbox.ts';
+export { Commands, type RunOpts, type CommandResult, type ProcessInfo } from './commands.ts';
+export { Files, type FileEntry, type FileStat } from './files.ts';
+export { resolveConnection, type ConnectionOpts, type ResolvedConnection } from './connection.ts';
+export { SandboxError, NotFoundError, InvalidError, TimeoutError, UnavailableError, AuthError, PayloadTooLargeError, errorFromResponse } from './errors.ts';

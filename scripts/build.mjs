@@ -1,0 +1,14 @@
+// Bundles the programs that run outside a TypeScript loader:
+// - dist/agent.mjs: the runtime agent, mounted read-only into every sandbox (one file, no node_modules there);
+// - dist/asb.mjs:   the CLI and the engine it starts.
+import { build } from 'esbuild';
+import { existsSync } from 'node:fs';
+
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'esm', sourcemap: false, logLevel: 'warning',
+  // ESM bundles that pull CommonJS dependencies need a require() of their own.
+  banner: { js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);" } };
+
+await build({ ...common, entryPoints: ['packages/runtime/src/main.ts'], outfile: 'dist/agent.mjs', minify: true });
+if (existsSync('packages/cli/src/main.ts')) {
+  await build({ ...common, entryPoints: ['packages/cli/src/main.ts'], outfile: 'dist/asb.mjs', external: ['better-sqlite3'] });
+}

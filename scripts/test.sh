@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command of the README and of CI: set up, type-check, then every suite (unit tests of
+# each package, and end-to-end tests on real gVisor).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+npm run --silent typecheck
+exec node --import tsx --test --test-concurrency=1 --test-reporter=spec \
+  'packages/*/test/**/*.test.ts' 'test/e2e/**/*.test.ts'

@@ -1,0 +1,65 @@
+// Bad input gets a clear error and the engine keeps serving.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Sandbox, NotFoundError, InvalidError } from '@asb/sdk';
+import { startTestEngine, raw, type TestEngine } from './harness.ts';
+
+describe('bad input', () => {
+  let t: TestEngine;
+  let sb: Sandbox;
+  before(async () => {
+    process.env.ASB_MAX_UPLOAD_BYTES = String(1024 * 1024);
+    t = await startTestEngine();
+    sb = await Sandbox.create({ ...t.conn });
+  });
+  after(async () => { delete process.env.ASB_MAX_UPLOAD_BYTES; await t?.stop(); });
+
+  it('refuses path traversal in every file route with 400', async () => {
+    for (const path of ['/download/..%2F..%2Fetc%2Fpasswd', '/list/..%2F..', '/exists/%2Fetc%2Fshadow', '/v1/files/..%2Fx', '/v1/stat/..%2F..%2Froot']) {
+      const r = await raw(t, path, { sandbox: sb.id });
+      assert.equal(r.status, 400, `${path}: ${r.text}`);
+      assert.match(r.text, /outside/i);
+    }
+    await assert.rejects(sb.files.read('../../etc/passwd'), InvalidError);
+  });
+
+  it('answers 404 for an unknown sandbox, with the name in the message', async () => {
+    const r = await raw(t, '/execute', { method: 'POST', sandbox: 'no-such-sandbox', body: '{"command":"true"}', headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 404);
+    assert.match(r.text, /no-such-sandbox/);
+    await assert.rejects(Sandbox.connect('no-such-sandbox', t.conn), NotFoundError);
+  });
+
+  it('refuses an oversized upload with 413', async () => {
+    const r = await raw(t, '/v1/files/big.bin', { method: 'PUT', sandbox: sb.id, body: Buffer.alloc(2 * 1024 * 1024) });
+    assert.equal(r.status, 413);
+    assert.equal(await sb.files.exists('big.bin'), false);
+  });
+
+  it('refuses malformed JSON with 400, both at the engine and at the agent', async () => {
+    const a = await raw(t, '/v1/sandboxes', { method: 'POST', body: '{"template":', headers: { 'content-type': 'application/json' } });
+    assert.equal(a.status, 400);
+    const b = await raw(t, '/execute', { method: 'POST', sandbox: sb.id, body: '{"command":', headers: { 'content-type': 'application/json' } });
+    assert.equal(b.status, 400);
+  });
+
+  it('names the field of an invalid request', async () => {
+    const r = await raw(t, '/v1/sandboxes', { method: 'POST', body: JSON.stringify({ template: 'python-runtime-template', name: 'Bad_Name' }), headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 422);
+    assert.match(r.body.message, /metadata\.name/);
+    const unknown = await raw(t, '/v1/sandboxes', { method: 'POST', body: JSON.stringify({ template: 'nope' }), headers: { 'content-type': 'application/json' } });
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body.message, /template "nope" not found/);
+  });
+
+  it('requires the bearer token', async () => {
+    const res = await fetch(`${t.engine.url}/v1/sandboxes`);
+    assert.equal(res.status, 401);
+    const health = await fetch(`${t.engine.url}/healthz`);
+    assert.equal(health.status, 200);
+  });
+
+  it('still serves after all of that', async () => {
+    assert.equal((await sb.run('echo fine')).stdout, 'fine\n');
+  });
+});

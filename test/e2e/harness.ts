@@ -1,0 +1,39 @@
+// A real engine for end-to-end tests: in-process, on an ephemeral loopback port, with its own
+// ASB_HOME, the real gVisor driver, and SDK connection options pointing at it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Engine } from '@asb/engine';
+import type { ConnectionOpts } from '@asb/sdk';
+
+export interface TestEngine { engine: Engine; conn: ConnectionOpts; home: string; stop(): Promise<void> }
+
+export async function startTestEngine(opts: { driver?: 'gvisor' | 'bubblewrap' } = {}): Promise<TestEngine> {
+  const home = mkdtempSync(join(tmpdir(), 'asb-e2e-'));
+  const engine = new Engine({ home, port: 0, driver: opts.driver ?? 'gvisor' }, pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }));
+  await engine.start();
+  return {
+    engine, home, conn: { url: engine.url, token: engine.bearerToken },
+    async stop() { await engine.stop(); rmSync(home, { recursive: true, force: true }); },
+  };
+}
+
+/** Registers a template in the engine (the lifecycle issue adds `asb apply` for YAML). */
+export function putTemplate(t: TestEngine, name: string, container: { image: string; command?: string[]; limits?: Record<string, string> }): void {
+  t.engine.sandboxes.putTemplate({
+    name, namespace: 'default',
+    podTemplate: { spec: { containers: [{ name: 'main', image: container.image, command: container.command, resources: { limits: container.limits } }] } },
+  });
+}
+
+/** Raw HTTP to the engine with the router headers, for asserting status codes and bodies. */
+export async function raw(t: TestEngine, path: string, init: { method?: string; body?: RequestInit['body']; headers?: Record<string, string>; sandbox?: string } = {}): Promise<{ status: number; body: any; text: string }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${t.engine.bearerToken}`, ...init.headers };
+  if (init.sandbox) headers['x-sandbox-id'] = init.sandbox;
+  const res = await fetch(t.engine.url + path, { method: init.method ?? 'GET', body: init.body, headers, duplex: 'half' } as RequestInit);
+  const text = await res.text();
+  let body: unknown;
+  try { body = JSON.parse(text); } catch { body = undefined; }
+  return { status: res.status, body, text };
+}

@@ -1,0 +1,89 @@
+// Isolation under real gVisor: what a hostile command inside a sandbox can and cannot reach.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { release } from 'node:os';
+import { Sandbox } from '@asb/sdk';
+import { startTestEngine, putTemplate, type TestEngine } from './harness.ts';
+
+describe('a sandbox under gVisor', () => {
+  let t: TestEngine;
+  let sb: Sandbox;
+  const secretDir = '/root/.asb-test-secret';
+  before(async () => {
+    mkdirSync(secretDir, { recursive: true });
+    writeFileSync(`${secretDir}/token`, 'TOP-SECRET-VALUE');
+    t = await startTestEngine();
+    sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
+  });
+  after(async () => { await t?.stop(); rmSync(secretDir, { recursive: true, force: true }); });
+
+  it('sees gVisor\'s kernel, not the host\'s', async () => {
+    const uname = await sb.run('uname -r');
+    assert.equal(uname.exitCode, 0);
+    assert.notEqual(uname.stdout.trim(), release());
+    const dmesg = await sb.run('dmesg');
+    assert.match(dmesg.stdout, /gVisor/);
+  });
+
+  it('cannot read host secrets, home directories or the project checkout', async () => {
+    for (const path of [`${secretDir}/token`, '/etc/shadow', '/root', '/home', process.cwd(), '/etc/ssh']) {
+      const r = await sb.run(`cat ${path} 2>&1 || ls ${path} 2>&1`);
+      assert.doesNotMatch(r.stdout, /TOP-SECRET-VALUE/);
+      assert.match(r.stdout, /No such file or directory/, `${path} should not exist inside the sandbox, got: ${r.stdout}`);
+    }
+  });
+
+  it('has no network interface but loopback', async () => {
+    const r = await sb.run('ls /sys/class/net 2>/dev/null || cat /proc/net/dev');
+    const ifaces = r.stdout.split(/\s+/).filter((w) => /^[a-z][a-z0-9]*:?$/.test(w) && !/^(inter|face|bytes|packets|errs|drop|fifo|frame|compressed|multicast|colls|carrier|receive|transmit)/.test(w)).map((w) => w.replace(':', ''));
+    assert.deepEqual([...new Set(ifaces)], ['lo']);
+    const py = await sb.run(`python3 -c "import socket; s=socket.create_connection(('1.1.1.1', 53), timeout=2)"`);
+    assert.notEqual(py.exitCode, 0);
+  });
+
+  it('cannot write outside its workspace, and writes inside stay in the sandbox', async () => {
+    for (const path of ['/usr/evil', '/etc/evil', '/evil', '/.asb/evil']) {
+      const r = await sb.run(`echo x > ${path}`);
+      assert.notEqual(r.exitCode, 0, `writing ${path} should fail`);
+    }
+    const ok = await sb.run('echo inside > /app/inside.txt && echo tmp > /tmp/t && cat /app/inside.txt /tmp/t');
+    assert.equal(ok.stdout, 'inside\ntmp\n');
+  });
+
+  it('runs commands as an unprivileged user with a clean environment', async () => {
+    const r = await sb.run('id -u; env');
+    const [uid, ...env] = r.stdout.trim().split('\n');
+    assert.equal(uid, '1000');
+    const names = env.map((l) => l.split('=')[0]);
+    for (const leaked of ['ASB_HOME', 'npm_config_cache', 'NODE_OPTIONS', 'SSH_AUTH_SOCK', 'USER']) assert.ok(!names.includes(leaked), `${leaked} leaked into the sandbox`);
+  });
+
+  it('stops a fork bomb at the pids limit and keeps serving', async () => {
+    const r = await sb.run('bomb() { bomb | bomb & }; bomb; sleep 2; echo survived', { timeoutMs: 20_000 }).catch((e) => e.result ?? { exitCode: -1, stdout: '' });
+    assert.ok(r.exitCode !== undefined);
+    const after = await sb.run('echo still-here');
+    assert.equal(after.stdout, 'still-here\n');
+  });
+});
+
+describe('memory limits', () => {
+  let t: TestEngine;
+  before(async () => {
+    t = await startTestEngine();
+    putTemplate(t, 'small', { image: 'python:3.13-slim', limits: { memory: '256Mi' } });
+  });
+  after(async () => { await t?.stop(); });
+
+  it('kills a memory hog at the limit and the engine keeps serving', async () => {
+    const sb = await Sandbox.create({ ...t.conn, template: 'small' });
+    const hog = await sb.run(`python3 -c "x=[]\nwhile True: x.append(bytearray(16*1024*1024))"`, { timeoutMs: 60_000 }).then(
+      (r) => ({ ok: true, r }), (err) => ({ ok: false, err }));
+    // Either the hog alone dies (non-zero exit) or the whole sandbox is stopped at the limit.
+    if (hog.ok) assert.notEqual((hog as any).r.exitCode, 0);
+    const info = await sb.refresh().catch(() => undefined);
+    if (info && info.phase === 'Failed') assert.match(info.message, /memory limit/);
+    const other = await Sandbox.create({ ...t.conn, template: 'small' });
+    assert.equal((await other.run('echo alive')).stdout, 'alive\n');
+  });
+});

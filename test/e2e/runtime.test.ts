@@ -1,0 +1,75 @@
+// The runtime API through the engine: results, streaming, timeouts, files.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Sandbox, TimeoutError } from '@asb/sdk';
+import { startTestEngine, raw, type TestEngine } from './harness.ts';
+
+describe('commands and files in a sandbox', () => {
+  let t: TestEngine;
+  let sb: Sandbox;
+  before(async () => {
+    t = await startTestEngine();
+    sb = await Sandbox.create({ ...t.conn });
+  });
+  after(async () => { await t?.stop(); });
+
+  it('returns stdout, stderr and the exit code', async () => {
+    const r = await sb.run('echo out; echo err >&2; exit 3');
+    assert.deepEqual(r, { stdout: 'out\n', stderr: 'err\n', exitCode: 3 });
+  });
+
+  it('runs seed 004\'s python command', async () => {
+    const r = await sb.run(`python3 -c 'print("Hello from SDK!")'`);
+    assert.equal(r.stdout.trim(), 'Hello from SDK!');
+    assert.equal(r.exitCode, 0);
+  });
+
+  it('streams output in order as it is produced', async () => {
+    const events: string[] = [];
+    await sb.run('for i in 1 2 3; do echo o$i; echo e$i >&2; sleep 0.05; done', {
+      onStdout: (d) => events.push(...d.trim().split('\n')), onStderr: (d) => events.push(...d.trim().split('\n')),
+    });
+    assert.deepEqual(events, ['o1', 'e1', 'o2', 'e2', 'o3', 'e3']);
+  });
+
+  it('kills the whole process tree on timeout', async () => {
+    await assert.rejects(sb.run('sleep 100 & sleep 100; wait', { timeoutMs: 500 }), (err: unknown) => {
+      assert.ok(err instanceof TimeoutError);
+      assert.equal(err.result?.exitCode, 124);
+      return true;
+    });
+    const ps = await sb.run('ps -eo args 2>/dev/null | grep -c "^sleep 100" || true');
+    assert.equal(ps.stdout.trim(), '0');
+  });
+
+  it('passes env, cwd and stdin', async () => {
+    await sb.files.write('sub/dir/.keep', '');
+    const r = await sb.run('echo "$GREETING"; pwd; cat', { env: { GREETING: 'hi there' }, cwd: 'sub/dir', stdin: 'from stdin' });
+    assert.equal(r.stdout, 'hi there\n/app/sub/dir\nfrom stdin');
+  });
+
+  it('round-trips a binary file byte for byte', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    await sb.files.write('blob.bin', data);
+    const back = await sb.files.read('blob.bin', { format: 'bytes' });
+    assert.equal(Buffer.compare(Buffer.from(back), data), 0);
+    const sum = await sb.run('sha256sum blob.bin | cut -d" " -f1');
+    assert.equal(sum.stdout.trim(), (await import('node:crypto')).createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('writes, reads, lists and checks files as seed 004 does', async () => {
+    await sb.files.write('test.txt', 'SDK test content');
+    assert.equal(await sb.files.read('test.txt'), 'SDK test content');
+    assert.equal(await sb.files.exists('test.txt'), true);
+    assert.equal(await sb.files.exists('nope.txt'), false);
+    const names = (await sb.files.list('.')).map((e) => e.name);
+    assert.ok(names.includes('test.txt'));
+  });
+
+  it('serves upstream\'s /execute shape for existing clients', async () => {
+    const r = await raw(t, '/execute', { method: 'POST', sandbox: sb.id, body: JSON.stringify({ command: "echo 'Hello from the sandboxed environment!'" }), headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { stdout: 'Hello from the sandboxed environment!\n', stderr: '', exit_code: 0 });
+  });
+});
