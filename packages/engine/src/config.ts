@@ -25,9 +25,9 @@ export interface EngineConfig {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Finds dist/agent.mjs both from sources (packages/engine/src) and from the bundle (dist/). */
+/** Finds dist/agent.cjs both from sources (packages/engine/src) and from the bundle (dist/). */
 function defaultAgentPath(): string {
-  const candidates = [join(here, 'agent.mjs'), resolve(here, '../../../dist/agent.mjs')];
+  const candidates = [join(here, 'agent.cjs'), resolve(here, '../../../dist/agent.cjs')];
   return candidates.find((p) => existsSyncSafe(p)) ?? candidates[1]!;
 }
 

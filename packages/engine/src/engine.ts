@@ -1,6 +1,6 @@
 // The local engine: wires configuration, logging, the isolation driver, the root filesystem,
 // the sandbox manager and the HTTP server; owns the token and the state file clients read.
-import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -73,7 +73,11 @@ export class Engine {
     this.token = ensureToken(home);
     const { driver, runtime } = await chooseDriver(this.config, this.log);
     const rootfs = prepareRootfs(home);
-    this.sandboxes = new SandboxManager(this.config, driver, rootfs, this.log);
+    // Only the agent is mounted into sandboxes, not the rest of dist/: copy it to a directory of its own.
+    const agentDir = join(home, 'agent');
+    mkdirSync(agentDir, { recursive: true });
+    copyFileSync(this.config.agentPath, join(agentDir, 'agent.cjs'));
+    this.sandboxes = new SandboxManager(this.config, driver, rootfs, agentDir, this.log);
     for (const t of BUILTIN_TEMPLATES) this.sandboxes.putTemplate(t);
     const reaped = await this.sandboxes.reapOrphans();
     if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');

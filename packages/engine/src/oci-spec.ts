@@ -16,7 +16,7 @@ export interface SandboxRuntimeSpec {
   rootfs: Rootfs;
   /** Host directory mounted read-write at `workingDir`. */
   workspaceDir: string;
-  /** Host directory holding agent.mjs, mounted read-only at /.asb. */
+  /** Host directory holding agent.cjs, mounted read-only at /.asb. */
   agentDir: string;
   image: LocalImage;
   /** Container env from the template (name → value); wins over the image's defaults. */
@@ -36,7 +36,7 @@ const CPU_PERIOD_US = 100_000;
 
 /** The agent's own argv: node with a small heap footprint, the bundled agent on fd 0. */
 export function agentArgv(mainArgv?: string[]): string[] {
-  const argv = ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.mjs`, '--fd', '0'];
+  const argv = ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0'];
   if (mainArgv && mainArgv.length > 0) argv.push('--main', JSON.stringify(mainArgv));
   return argv;
 }

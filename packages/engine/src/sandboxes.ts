@@ -1,7 +1,7 @@
 // The local engine's sandboxes: one gVisor (or bubblewrap) sandbox per Sandbox, created from a
 // SandboxTemplate's pod template, reached through the agent connection, destroyed on delete.
 import { mkdirSync, rmSync, chownSync, readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AgentClient } from './agent-client.ts';
@@ -57,6 +57,7 @@ export class SandboxManager {
     private readonly config: EngineConfig,
     private readonly driver: SandboxDriver,
     private readonly rootfs: Rootfs,
+    private readonly agentDir: string,
     private readonly log: Logger,
   ) {}
 
@@ -130,7 +131,7 @@ export class SandboxManager {
       for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
       const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];
       const spec: SandboxRuntimeSpec = {
-        hostname: name, rootfs: this.rootfs, workspaceDir, agentDir: dirname(this.config.agentPath), image, env,
+        hostname: name, rootfs: this.rootfs, workspaceDir, agentDir: this.agentDir, image, env,
         mainArgv: main.length ? main : undefined, workingDir: container.workingDir ?? '/app', limits: rec.limits, tmpfsBytes: this.config.tmpfsBytes,
       };
       const logFile = join(dir, 'sandbox.log');

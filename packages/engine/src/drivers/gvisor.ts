@@ -13,6 +13,7 @@ const run = promisify(execFile);
 export class GvisorDriver implements SandboxDriver {
   readonly name = 'gvisor' as const;
   readonly isolation = 'gVisor (runsc): a user-space kernel between the sandbox and the host';
+  private readonly exits = new Map<string, Promise<SandboxExit>>();
 
   constructor(private readonly runsc: string, private readonly stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -39,16 +40,29 @@ export class GvisorDriver implements SandboxDriver {
       child.once('exit', (code, signal) => resolve({ code, signal, oomKilled: code === 137 || code === 128 + 9 }));
       child.once('error', () => resolve({ code: null, signal: null, oomKilled: false }));
     });
+    this.exits.set(containerId, exited);
+    void exited.then(() => this.exits.delete(containerId));
     return { socket: mine, exited, pid: child.pid };
   }
 
   async destroy(containerId: string): Promise<void> {
-    try {
-      await run(this.runsc, [...this.flags(), 'delete', '--force', containerId], { timeout: 30_000 });
-    } catch (err) {
-      const msg = String((err as { stderr?: string }).stderr ?? err);
-      if (!/does not exist|not found|no such/i.test(msg)) throw new Error(`runsc delete ${containerId}: ${msg.trim()}`);
+    // Kill first and give the sandbox a moment to stop: `delete --force` on a sandbox still
+    // tearing down can exceed runsc's internal deadline, so it is retried.
+    await run(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL'], { timeout: 10_000 }).catch(() => undefined);
+    const exited = this.exits.get(containerId);
+    if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    let last = '';
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await run(this.runsc, [...this.flags(), 'delete', '--force', containerId], { timeout: 30_000 });
+        return;
+      } catch (err) {
+        last = String((err as { stderr?: string }).stderr ?? err).trim();
+        if (/does not exist|not found|no such/i.test(last)) return;
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      }
     }
+    throw new Error(`runsc delete ${containerId}: ${last}`);
   }
 
   async list(): Promise<string[]> {

@@ -1,0 +1,33 @@
+// One registry of the agent's error reasons → HTTP status (a Record: a reason without a status
+// does not compile). Bodies are upstream's FastAPI shape (`detail`) plus a stable `reason`.
+
+export type Reason = 'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' | 'Internal';
+
+export const STATUS_OF: Record<Reason, number> = {
+  PathOutsideSandbox: 400,
+  MalformedJSON: 400,
+  Invalid: 422,
+  NotFound: 404,
+  PayloadTooLarge: 413,
+  Conflict: 409,
+  Internal: 500,
+};
+
+export class AgentError extends Error {
+  constructor(readonly reason: Reason, message: string) {
+    super(message);
+    this.name = 'AgentError';
+  }
+  get status(): number { return STATUS_OF[this.reason]; }
+  body(): { detail: string; reason: Reason; message: string } { return { detail: this.message, reason: this.reason, message: this.message }; }
+}
+
+export function toAgentError(err: unknown): AgentError {
+  if (err instanceof AgentError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ENOENT') return new AgentError('NotFound', 'File not found');
+  if (e?.code === 'ENOTDIR') return new AgentError('NotFound', 'Path is not a directory');
+  if (e?.code === 'EISDIR') return new AgentError('Conflict', 'Path is a directory');
+  if (e?.code === 'ENOTEMPTY') return new AgentError('Conflict', 'Directory is not empty (pass recursive=1)');
+  return new AgentError('Internal', e instanceof Error ? e.message : String(err));
+}

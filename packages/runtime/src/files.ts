@@ -1,0 +1,96 @@
+// Files in the sandbox, every path through the Confiner. Uploads stream to a temporary file and
+// are renamed into place, so a failed or oversized upload leaves nothing behind.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, rmdir, stat, lstat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { AgentError } from './errors.ts';
+import type { Confiner } from './confine.ts';
+import type { FileEntry, FileStat } from './schemas.ts';
+
+export class FileService {
+  constructor(readonly confiner: Confiner, readonly maxUploadBytes: number) {}
+
+  private tooLarge(): AgentError {
+    return new AgentError('PayloadTooLarge', `upload exceeds the limit of ${this.maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
+  }
+
+  /** Writes a whole buffer (multipart uploads). */
+  async writeBuffer(userPath: string, data: Uint8Array): Promise<{ path: string; size: number }> {
+    if (data.byteLength > this.maxUploadBytes) throw this.tooLarge();
+    const target = this.confiner.resolve(userPath);
+    await mkdir(dirname(target), { recursive: true });
+    const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
+    await writeFile(tmp, data);
+    await rename(tmp, target);
+    return { path: target, size: data.byteLength };
+  }
+
+  /** Streams a body to disk, refusing it as soon as it passes the limit. */
+  async writeStream(userPath: string, body: Readable): Promise<{ path: string; size: number }> {
+    const target = this.confiner.resolve(userPath);
+    await mkdir(dirname(target), { recursive: true });
+    if ((await stat(target).catch(() => undefined))?.isDirectory()) throw new AgentError('Conflict', `"${userPath}" is a directory`);
+    const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
+    const out = createWriteStream(tmp, { mode: 0o644 });
+    let size = 0;
+    try {
+      for await (const chunk of body) {
+        size += (chunk as Buffer).length;
+        if (size > this.maxUploadBytes) throw this.tooLarge();
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await rename(tmp, target);
+      return { path: target, size };
+    } catch (err) {
+      out.destroy();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async openRead(userPath: string): Promise<{ stream: Readable; size: number }> {
+    const p = this.confiner.resolve(userPath);
+    const st = await stat(p).catch(() => { throw new AgentError('NotFound', 'File not found'); });
+    if (!st.isFile()) throw new AgentError('NotFound', 'File not found');
+    return { stream: createReadStream(p), size: st.size };
+  }
+
+  async list(userPath: string): Promise<FileEntry[]> {
+    const p = this.confiner.resolve(userPath);
+    const st = await stat(p).catch(() => undefined);
+    if (!st?.isDirectory()) throw new AgentError('NotFound', 'Path is not a directory');
+    const names = await readdir(p);
+    const out: FileEntry[] = [];
+    for (const name of names.sort()) {
+      const s = await stat(join(p, name)).catch(() => undefined);
+      if (s) out.push({ name, size: s.size, type: s.isDirectory() ? 'directory' : 'file', mod_time: s.mtimeMs / 1000 });
+    }
+    return out;
+  }
+
+  async exists(userPath: string): Promise<boolean> {
+    const p = this.confiner.resolve(userPath);
+    return (await stat(p).catch(() => undefined)) !== undefined;
+  }
+
+  async stat(userPath: string): Promise<FileStat> {
+    const p = this.confiner.resolve(userPath);
+    const s = await lstat(p).catch(() => { throw new AgentError('NotFound', `"${userPath}" does not exist`); });
+    const type = s.isFile() ? 'file' : s.isDirectory() ? 'directory' : s.isSymbolicLink() ? 'symlink' : 'other';
+    return { name: basename(p), path: p, type, size: s.size, mode: s.mode & 0o7777, mtimeMs: s.mtimeMs };
+  }
+
+  async mkdir(userPath: string): Promise<void> {
+    await mkdir(this.confiner.resolve(userPath), { recursive: true });
+  }
+
+  async remove(userPath: string, recursive: boolean): Promise<void> {
+    const p = this.confiner.resolve(userPath);
+    if (p === this.confiner.base) throw new AgentError('Invalid', 'refusing to remove the workspace itself');
+    const s = await lstat(p).catch(() => { throw new AgentError('NotFound', `"${userPath}" does not exist`); });
+    if (s.isDirectory() && !recursive) await rmdir(p); else await rm(p, { recursive: true, force: false });
+  }
+}
