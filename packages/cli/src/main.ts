@@ -18,7 +18,6 @@ const program = new Command('asb')
   .option('-o, --output <format>', 'output format: table (default), json, yaml, name')
   .option('--url <url>', 'engine URL (default: the local engine, or $ASB_ENGINE_URL)')
   .option('--token <token>', 'bearer token (default: $ASB_TOKEN or $ASB_HOME/token)')
-  .enablePositionalOptions()
   .showHelpAfterError();
 
 const ctx = () => ctxOf(program.opts<GlobalFlags>());

@@ -1,7 +1,7 @@
 // The local engine: wires configuration, logging, the isolation driver, the root filesystem,
 // the sandbox manager and the HTTP server; owns the token and the state file clients read.
 import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync, copyFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { loadConfig, type EngineConfig } from './config.ts';
 import { prepareRootfs } from './rootfs.ts';
+import { AGENT_MOUNT } from './oci-spec.ts';
 import { SandboxManager } from './sandboxes.ts';
 import { GvisorDriver, runscVersion } from './drivers/gvisor.ts';
 import { BubblewrapDriver } from './drivers/bubblewrap.ts';
@@ -77,7 +78,11 @@ export class Engine {
     const agentDir = join(home, 'agent');
     mkdirSync(agentDir, { recursive: true });
     copyFileSync(this.config.agentPath, join(agentDir, 'agent.cjs'));
-    this.sandboxes = new SandboxManager(this.config, driver, rootfs, agentDir, this.log);
+    const shim = join(dirname(this.config.agentPath), 'statx-shim.so');
+    const hasShim = existsSync(shim);
+    if (hasShim) copyFileSync(shim, join(agentDir, 'statx-shim.so'));
+    else this.log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
+    this.sandboxes = new SandboxManager(this.config, driver, rootfs, { dir: agentDir, preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined }, this.log);
     for (const t of BUILTIN_TEMPLATES) this.sandboxes.putTemplate(t);
     const reaped = await this.sandboxes.reapOrphans();
     if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');

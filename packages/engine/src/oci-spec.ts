@@ -29,10 +29,18 @@ export interface SandboxRuntimeSpec {
   extraMounts?: ExtraMount[];
   uid?: number;
   gid?: number;
+  /** A compatibility library preloaded into every process (see native/statx-shim.c). */
+  preload?: string;
 }
 
 export const AGENT_MOUNT = '/.asb';
 const CPU_PERIOD_US = 100_000;
+
+/** Host-level pids cgroup limit: room for the sentry's and gofer's own threads above the
+ *  sandbox's process limit. */
+export function hostPidsBackstop(pidsLimit: number): number {
+  return pidsLimit + 256;
+}
 
 /** The agent's own argv: node with a small heap footprint, the bundled agent on fd 0. */
 export function agentArgv(mainArgv?: string[]): string[] {
@@ -47,6 +55,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     ...s.image.env,
     ...s.env,
     SANDBOX_BASE_DIR: s.workingDir,
+    ...(s.preload ? { LD_PRELOAD: s.preload } : {}),
   };
   const ro = (source: string, destination = source) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
   const tmpfs = (destination: string, mode: string) => ({
@@ -64,7 +73,10 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       cwd: s.workingDir,
       // No capabilities at all: the agent and its commands are ordinary users even inside gVisor.
       capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 65536, soft: 65536 }],
+      // The pids limit is enforced inside gVisor as RLIMIT_NPROC: the sentry refuses the fork and
+      // the sandbox lives on. The host cgroup's pids limit (below) is only a backstop, set higher,
+      // because at that level a fork bomb starves the sentry itself and the whole sandbox dies.
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 65536, soft: 65536 }, { type: 'RLIMIT_NPROC', hard: s.limits.pidsLimit, soft: s.limits.pidsLimit }],
       noNewPrivileges: true,
     },
     root: { path: s.rootfs.dir, readonly: true },
@@ -85,7 +97,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       resources: {
         memory: { limit: s.limits.memoryBytes },
         cpu: { period: CPU_PERIOD_US, quota: Math.max(1000, Math.round((s.limits.cpuMillis / 1000) * CPU_PERIOD_US)) },
-        pids: { limit: s.limits.pidsLimit },
+        pids: { limit: hostPidsBackstop(s.limits.pidsLimit) },
       },
     },
   };

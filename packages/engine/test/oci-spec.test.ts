@@ -28,7 +28,9 @@ describe('buildOciSpec', () => {
   it('enforces memory, cpu and pids limits', () => {
     assert.equal(oci.linux.resources.memory.limit, 256 * 1024 * 1024);
     assert.equal(oci.linux.resources.cpu.quota / oci.linux.resources.cpu.period, 0.5);
-    assert.equal(oci.linux.resources.pids.limit, 64);
+    const nproc = oci.process.rlimits.find((r: any) => r.type === 'RLIMIT_NPROC');
+    assert.deepEqual([nproc.soft, nproc.hard], [64, 64]);
+    assert.ok(oci.linux.resources.pids.limit > 64, 'the host cgroup is a backstop above the sandbox limit');
   });
 
   it('runs without capabilities as an unprivileged user, in new namespaces including the network', () => {

@@ -106,9 +106,12 @@ export class ProcessManager {
       proc.exitCode = proc.timedOut ? 124 : code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
       proc.emit({ type: 'exit', exitCode: proc.exitCode, signal, timedOut: proc.timedOut, durationMs: Date.now() - started });
     };
-    child.once('close', (code, signal) => { closed = true; report(code, signal); });
+    // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die with
+    // it: they would otherwise hold the sandbox's process budget. Background processes keep theirs.
+    const reapGroup = () => { if (!opts.keepBytes && child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* group gone */ } } };
+    child.once('close', (code, signal) => { closed = true; report(code, signal); reapGroup(); });
     child.once('exit', (code, signal) => {
-      setTimeout(() => { if (!closed) { child.stdout!.destroy(); child.stderr!.destroy(); report(code, signal); } }, DRAIN_GRACE_MS).unref();
+      setTimeout(() => { if (!closed) { child.stdout!.destroy(); child.stderr!.destroy(); report(code, signal); reapGroup(); } }, DRAIN_GRACE_MS).unref();
     });
     child.once('error', (err) => {
       clearTimeout(timer);

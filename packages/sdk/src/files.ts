@@ -5,7 +5,9 @@ import { call, callJson, type ResolvedConnection } from './connection.ts';
 export interface FileEntry { name: string; size: number; type: 'file' | 'directory'; mod_time: number }
 export interface FileStat { name: string; path: string; type: 'file' | 'directory' | 'symlink' | 'other'; size: number; mode: number; mtimeMs: number }
 
-const enc = (p: string) => p.split('/').map(encodeURIComponent).join('/').replace(/^\/+/, (m) => '%2F'.repeat(m.length));
+// The whole path is one URL segment (slashes too, as upstream's client quotes it), so `..` in a
+// path reaches the agent, which refuses it, instead of being resolved away by the URL parser.
+const enc = (p: string) => encodeURIComponent(p);
 
 export class Files {
   constructor(private readonly conn: ResolvedConnection, private readonly target: { id: string; namespace: string }) {}
