@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 npm run --silent typecheck
-exec node --import tsx --test --test-concurrency=1 --test-reporter=spec \
-  'packages/*/test/**/*.test.ts' 'test/e2e/**/*.test.ts'
+shopt -s globstar nullglob
+# Node 20's test runner takes no globs: the shell expands them.
+exec node --import tsx --test --test-concurrency=1 packages/*/test/**/*.test.ts test/e2e/**/*.test.ts
