@@ -1,6 +1,6 @@
 // The local engine: wires configuration, logging, the isolation driver, the root filesystem,
 // the sandbox manager and the HTTP server; owns the token and the state file clients read.
-import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync, copyFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync, copyFileSync, realpathSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -53,6 +53,28 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
   return { driver: new BubblewrapDriver(bwrap, config) };
 }
 
+/** Copies the agent (bundle, startup snapshot, statx shim) to a directory of its own: that
+ *  directory, not the rest of dist/, is what sandboxes see at /.asb. */
+function installAgent(agentPath: string, dir: string, log: Logger): { dir: string; preload?: string; snapshot: boolean } {
+  const dist = dirname(agentPath);
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(agentPath, join(dir, 'agent.cjs'));
+  let snapshot = false;
+  try {
+    // A snapshot loads only into the node that built it; sandboxes run /usr/bin/node.
+    const meta = JSON.parse(readFileSync(join(dist, 'agent.blob.json'), 'utf8')) as { execPath: string };
+    if (realpathSync(meta.execPath) === realpathSync('/usr/bin/node')) {
+      copyFileSync(join(dist, 'agent.blob'), join(dir, 'agent.blob'));
+      snapshot = true;
+    } else log.info({ builtBy: meta.execPath }, 'agent snapshot was built by another node than /usr/bin/node: not used');
+  } catch { /* no snapshot: the bundle is used */ }
+  const shim = join(dist, 'statx-shim.so');
+  const hasShim = existsSync(shim);
+  if (hasShim) copyFileSync(shim, join(dir, 'statx-shim.so'));
+  else log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
+  return { dir, preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined, snapshot };
+}
+
 export class Engine {
   readonly config: EngineConfig;
   readonly log: Logger;
@@ -74,15 +96,8 @@ export class Engine {
     this.token = ensureToken(home);
     const { driver, runtime } = await chooseDriver(this.config, this.log);
     const rootfs = prepareRootfs(home);
-    // Only the agent is mounted into sandboxes, not the rest of dist/: copy it to a directory of its own.
-    const agentDir = join(home, 'agent');
-    mkdirSync(agentDir, { recursive: true });
-    copyFileSync(this.config.agentPath, join(agentDir, 'agent.cjs'));
-    const shim = join(dirname(this.config.agentPath), 'statx-shim.so');
-    const hasShim = existsSync(shim);
-    if (hasShim) copyFileSync(shim, join(agentDir, 'statx-shim.so'));
-    else this.log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
-    this.sandboxes = new SandboxManager(this.config, driver, rootfs, { dir: agentDir, preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined }, this.log);
+    const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
+    this.sandboxes = new SandboxManager(this.config, driver, rootfs, agent, this.log);
     for (const t of BUILTIN_TEMPLATES) this.sandboxes.putTemplate(t);
     const reaped = await this.sandboxes.reapOrphans();
     if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');

@@ -31,6 +31,8 @@ export interface SandboxRuntimeSpec {
   gid?: number;
   /** A compatibility library preloaded into every process (see native/statx-shim.c). */
   preload?: string;
+  /** Start the agent from its V8 startup snapshot (agent.blob in agentDir). */
+  snapshot?: boolean;
 }
 
 export const AGENT_MOUNT = '/.asb';
@@ -42,11 +44,13 @@ export function hostPidsBackstop(pidsLimit: number): number {
   return pidsLimit + 256;
 }
 
-/** The agent's own argv: node with a small heap footprint, the bundled agent on fd 0. */
-export function agentArgv(mainArgv?: string[]): string[] {
-  const argv = ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0'];
-  if (mainArgv && mainArgv.length > 0) argv.push('--main', JSON.stringify(mainArgv));
-  return argv;
+/** The agent's own argv: node with a small young generation, on fd 0; from the startup snapshot
+ *  when there is one (positional words then, as node would take `--fd` for its own flag). */
+/** Keep in step with scripts/build.mjs, which builds the snapshot with the same V8 flags. */
+export function agentArgv(mainArgv?: string[], snapshot = false): string[] {
+  const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
+  if (snapshot) return ['/usr/bin/node', '--max-semi-space-size=2', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])];
+  return ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
 }
 
 export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
@@ -68,7 +72,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid, gid },
-      args: agentArgv(s.mainArgv),
+      args: agentArgv(s.mainArgv, s.snapshot),
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: s.workingDir,
       // No capabilities at all: the agent and its commands are ordinary users even inside gVisor.

@@ -8,7 +8,6 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import v8 from 'node:v8';
-import { getRequestListener } from '@hono/node-server';
 import { agentApp } from './app.ts';
 import { Confiner } from './confine.ts';
 import { FileService } from './files.ts';
@@ -24,7 +23,10 @@ const num = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v
 
 /** Everything that depends on the environment happens here, never at module load (a snapshot
  *  would freeze the build machine's environment into the heap). */
-function start(): void {
+async function start(): Promise<void> {
+  // Loaded here, not at module load: it replaces the global Request/Response, which a startup
+  // snapshot cannot hold (they pull in undici and node:http while the snapshot is built).
+  const { getRequestListener } = await import('@hono/node-server');
   const debug = process.env.ASB_DEBUG === '1';
   const log = (msg: string) => { if (debug) process.stderr.write(`[agent +${(process.uptime() * 1000).toFixed(0)}ms] ${msg}\n`); };
   const confiner = new Confiner(process.env.SANDBOX_BASE_DIR ?? '/app');
@@ -65,5 +67,5 @@ function start(): void {
 
 // Building the snapshot runs this module with every dependency loaded and initialised; a sandbox
 // then starts from that heap and only runs start(). Under gVisor that saves most of the startup.
-if (v8.startupSnapshot?.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(start);
-else start();
+if (v8.startupSnapshot?.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => void start());
+else void start();
