@@ -10,6 +10,8 @@ import { createCommand } from './commands/create.ts';
 import { lsCommand } from './commands/ls.ts';
 import { rmCommand } from './commands/rm.ts';
 import { cpCommand } from './commands/cp.ts';
+import { applyCommand } from './commands/apply.ts';
+import { templatesCommand } from './commands/templates.ts';
 import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
 
 const program = new Command('asb')
@@ -51,6 +53,11 @@ program.command('cp').description('copy a file: asb cp ./local ID:path, or asb c
 
 program.command('ls').alias('list').description('list sandboxes').action(() => exit(lsCommand(ctx())));
 program.command('rm').alias('delete').description('delete sandboxes').argument('<ids...>').action((ids: string[]) => exit(rmCommand(ctx(), ids)));
+
+program.command('apply').description('apply SandboxTemplate and Sandbox YAML (the upstream objects, unchanged)')
+  .option('-f, --filename <file>', 'manifest file, or - for standard input')
+  .action((flags) => exit(applyCommand(ctx(), flags.filename)));
+program.command('templates').description('list SandboxTemplates').action(() => exit(templatesCommand(ctx())));
 
 const engine = program.command('engine').description('the local engine (gVisor sandboxes on this machine)');
 engine.command('start').description('start the engine in the background').option('--port <port>').action((flags) => exit(engineStart(ctx(), flags)));

@@ -17,7 +17,8 @@ import type { SandboxDriver } from './drivers/driver.ts';
 import { apiApp } from './http/api.ts';
 import { createEngineServer } from './http/server.ts';
 import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
-import { BUILTIN_TEMPLATES } from './builtin-templates.ts';
+import { builtinTemplates } from './builtin-templates.ts';
+import { applyObjects } from './apply.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -98,7 +99,7 @@ export class Engine {
     const rootfs = prepareRootfs(home);
     const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
     this.sandboxes = new SandboxManager(this.config, driver, rootfs, agent, this.log);
-    for (const t of BUILTIN_TEMPLATES) this.sandboxes.putTemplate(t);
+    await applyObjects(this.sandboxes, builtinTemplates());
     const reaped = await this.sandboxes.reapOrphans();
     if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');
     const api = apiApp(this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });

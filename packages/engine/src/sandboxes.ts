@@ -43,7 +43,10 @@ export interface TemplateRecord {
 export interface CreateSandboxInput {
   namespace: string;
   name?: string;
-  template: string;
+  /** A SandboxTemplate's name, or… */
+  template?: string;
+  /** …a pod template given directly (a Sandbox object applied as YAML). */
+  podTemplate?: PodTemplateLike;
 }
 
 const key = (ns: string, name: string) => `${ns}/${name}`;
@@ -103,14 +106,15 @@ export class SandboxManager {
   }
 
   async create(input: CreateSandboxInput): Promise<SandboxRecord> {
-    const template = this.getTemplate(input.namespace, input.template);
+    if (!input.template && !input.podTemplate) throw new EngineError('Invalid', 'give a template name or a pod template', [{ field: 'template', message: 'required' }]);
+    const template = input.template ? this.getTemplate(input.namespace, input.template) : { name: undefined, podTemplate: input.podTemplate! };
     const name = input.name ?? `sandbox-${randomBytes(4).toString('hex')}`;
     if (!NAME_RE.test(name)) throw new EngineError('Invalid', `metadata.name: "${name}" must be a DNS label: lowercase letters, digits and "-", starting with a letter, at most 63 characters`, [{ field: 'metadata.name', message: 'invalid DNS label' }]);
     const k = key(input.namespace, name);
     if (this.sandboxes.has(k)) throw new EngineError('AlreadyExists', `sandbox "${name}" already exists in namespace "${input.namespace}"`);
 
     const container = template.podTemplate.spec.containers[0];
-    if (!container) throw new EngineError('Invalid', `template "${template.name}" has no container`);
+    if (!container) throw new EngineError('Invalid', `template "${template.name ?? name}" has no container`);
     let image;
     try { image = resolveImage(container.image); } catch (err) {
       if (err instanceof UnknownImageError) throw new EngineError('Invalid', err.message, [{ field: 'spec.podTemplate.spec.containers[0].image', message: err.message }]);

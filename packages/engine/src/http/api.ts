@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { SandboxManager, SandboxRecord, TemplateRecord } from '../sandboxes.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
+import { applyObjects, parseApplyBody } from '../apply.ts';
 
 const CreateSandboxBody = z.object({
   template: z.string().min(1).max(253),
@@ -55,7 +56,14 @@ export function apiApp(sandboxes: SandboxManager, info: EngineInfo): Hono {
     return c.body(null, 204);
   });
 
+  app.post('/v1/apply', async (c) => {
+    const text = await c.req.text();
+    if (text.length > 4 * 1024 * 1024) throw new EngineError('PayloadTooLarge', 'a manifest is at most 4 MiB');
+    const objects = parseApplyBody(text, c.req.header('content-type'));
+    return c.json({ items: await applyObjects(sandboxes, objects) });
+  });
   app.get('/v1/templates', (c) => c.json({ items: sandboxes.listTemplates(c.req.query('namespace')).map(templateView) }));
+  app.delete('/v1/templates/:ns/:name', (c) => { sandboxes.deleteTemplate(c.req.param('ns'), c.req.param('name')); return c.body(null, 204); });
   app.get('/v1/templates/:ns/:name', (c) => c.json(templateView(sandboxes.getTemplate(c.req.param('ns'), c.req.param('name')))));
   return app;
 }

@@ -1,0 +1,61 @@
+// The asb command, as a user runs it: a real engine daemon started by `asb engine start`.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
+
+describe('asb', () => {
+  const home = mkdtempSync(join(tmpdir(), 'asb-cli-'));
+  const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0' };
+  const asb = (...args: string[]) => spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+
+  before(() => { const r = asb('engine', 'start'); assert.equal(r.status, 0, r.stderr); });
+  after(() => { asb('engine', 'stop'); rmSync(home, { recursive: true, force: true }); });
+
+  it('keeps its token private', () => {
+    assert.equal(statSync(join(home, 'token')).mode & 0o777, 0o600);
+  });
+
+  it('runs a command and exits with its code', () => {
+    const ok = asb('run', '--', 'echo', 'hello from asb');
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, 'hello from asb\n');
+    const fail = asb('run', '--', 'sh -c "echo oops >&2; exit 7"');
+    assert.equal(fail.status, 7);
+    assert.equal(fail.stderr, 'oops\n');
+  });
+
+  it('creates, execs, copies, lists as json and removes', () => {
+    const id = asb('create', '-o', 'name').stdout.trim();
+    assert.match(id, /^sandbox-[0-9a-f]{8}$/);
+    const src = join(home, 'in.txt');
+    writeFileSync(src, 'round trip\n');
+    assert.equal(asb('cp', src, `${id}:in.txt`).status, 0);
+    assert.equal(asb('exec', id, '--', 'cat in.txt').stdout, 'round trip\n');
+    const out = join(home, 'out.txt');
+    assert.equal(asb('cp', `${id}:in.txt`, out).status, 0);
+    assert.equal(readFileSync(out, 'utf8'), 'round trip\n');
+    const list = JSON.parse(asb('ls', '-o', 'json').stdout);
+    assert.ok(list.items.some((s: { name: string; ready: boolean }) => s.name === id && s.ready));
+    assert.equal(asb('rm', id).status, 0);
+    const gone = asb('exec', id, '--', 'true');
+    assert.equal(gone.status, 4);
+    assert.match(gone.stderr, /not found/);
+  });
+
+  it('reports the engine\'s status', () => {
+    const st = JSON.parse(asb('engine', 'status', '-o', 'json').stdout);
+    assert.equal(st.running, true);
+    assert.equal(st.driver, 'gvisor');
+  });
+
+  it('refuses a bad output format before calling anything', () => {
+    const r = asb('ls', '-o', 'xml');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /unknown output format/);
+  });
+});
