@@ -59,6 +59,14 @@ describe('bad input', () => {
     assert.equal(health.status, 200);
   });
 
+  it('answers 403 when the sandbox user may not write a file, and the agent survives it', async () => {
+    await sb.run('mkdir -p locked && chmod 555 locked');
+    await assert.rejects(sb.files.write('locked/x.txt', 'nope'), (err: unknown) => err instanceof InvalidError && err.status === 403);
+    const r = await raw(t, '/v1/files/locked%2Fy.txt', { method: 'PUT', sandbox: sb.id, body: 'x' });
+    assert.equal(r.status, 403);
+    assert.equal(r.body.reason, 'PermissionDenied');
+  });
+
   it('still serves after all of that', async () => {
     assert.equal((await sb.run('echo fine')).stdout, 'fine\n');
   });

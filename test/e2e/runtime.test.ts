@@ -5,11 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { Sandbox, TimeoutError } from '@asb/sdk';
 import { startTestEngine, raw, type TestEngine } from './harness.ts';
 
-describe('commands and files in a sandbox', () => {
+// One behaviour suite, run on every driver.
+for (const driver of ['gvisor', 'bubblewrap'] as const) describe(`commands and files in a sandbox (${driver})`, () => {
   let t: TestEngine;
   let sb: Sandbox;
   before(async () => {
-    t = await startTestEngine();
+    t = await startTestEngine({ driver });
     sb = await Sandbox.create({ ...t.conn });
   });
   after(async () => { await t?.stop(); });
@@ -65,6 +66,22 @@ describe('commands and files in a sandbox', () => {
     assert.equal(await sb.files.exists('nope.txt'), false);
     const names = (await sb.files.list('.')).map((e) => e.name);
     assert.ok(names.includes('test.txt'));
+  });
+
+  it('runs background processes: output, stdin, signals', async () => {
+    const { id } = await sb.commands.start('echo ready; read line; echo "got $line"; trap "echo bye; exit 0" TERM; while true; do sleep 0.1; done');
+    await sb.commands.sendStdin(id, 'hello\n');
+    let out = '';
+    for (let i = 0; i < 50 && !out.includes('got hello'); i++) {
+      out = (await sb.commands.output(id)).stdout;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(out, 'ready\ngot hello\n');
+    assert.equal((await sb.commands.list()).find((p) => p.id === id)?.running, true);
+    await sb.commands.kill(id, 'SIGTERM');
+    const done = await sb.commands.output(id, { follow: true });
+    assert.equal(done.stdout, 'ready\ngot hello\nbye\n');
+    assert.equal(done.exitCode, 0);
   });
 
   it('serves upstream\'s /execute shape for existing clients', async () => {

@@ -50,7 +50,9 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
   }
   const bwrap = which('bwrap');
   if (!bwrap) throw new Error('neither gVisor (runsc) nor bubblewrap (bwrap) is installed. Install gVisor with: sudo apt-get install -y runsc');
-  log.warn('gVisor not found: using bubblewrap, which shares the host kernel (weaker isolation). Install runsc for gVisor.');
+  log.warn(config.driver === 'bubblewrap'
+    ? 'using bubblewrap as configured: it shares the host kernel (weaker isolation than gVisor)'
+    : 'gVisor not found: using bubblewrap, which shares the host kernel (weaker isolation). Install runsc for gVisor.');
   return { driver: new BubblewrapDriver(bwrap, config) };
 }
 

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { AgentClient } from './agent-client.ts';
 import { EngineError } from './errors.ts';
 import { resolveImage, UnknownImageError } from './images.ts';
-import { SANDBOX_GID, SANDBOX_UID, type Rootfs } from './rootfs.ts';
+import type { Rootfs } from './rootfs.ts';
 import type { ResourceLimits, SandboxRuntimeSpec } from './oci-spec.ts';
 import type { DriverHandle, SandboxDriver, SandboxExit } from './drivers/driver.ts';
 import { limitsOf, type PodTemplateLike } from './pod.ts';
@@ -130,7 +130,8 @@ export class SandboxManager {
     this.sandboxes.set(k, rec);
     try {
       mkdirSync(workspaceDir, { recursive: true, mode: 0o755 });
-      chownSync(workspaceDir, SANDBOX_UID, SANDBOX_GID);
+      const owner = this.driver.workspaceOwner();
+      chownSync(workspaceDir, owner.uid, owner.gid);
       const env: Record<string, string> = {};
       for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
       const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];

@@ -1,12 +1,13 @@
 // One registry of the agent's error reasons → HTTP status (a Record: a reason without a status
 // does not compile). Bodies are upstream's FastAPI shape (`detail`) plus a stable `reason`.
 
-export type Reason = 'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' | 'Internal';
+export type Reason = 'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' | 'Internal';
 
 export const STATUS_OF: Record<Reason, number> = {
   PathOutsideSandbox: 400,
   MalformedJSON: 400,
   Invalid: 422,
+  PermissionDenied: 403,
   NotFound: 404,
   PayloadTooLarge: 413,
   Conflict: 409,
@@ -25,6 +26,7 @@ export class AgentError extends Error {
 export function toAgentError(err: unknown): AgentError {
   if (err instanceof AgentError) return err;
   const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'EACCES' || e?.code === 'EPERM' || e?.code === 'EROFS') return new AgentError('PermissionDenied', `permission denied: ${e.path ?? ''} (the sandbox user cannot write there)`);
   if (e?.code === 'ENOENT') return new AgentError('NotFound', 'File not found');
   if (e?.code === 'ENOTDIR') return new AgentError('NotFound', 'Path is not a directory');
   if (e?.code === 'EISDIR') return new AgentError('Conflict', 'Path is a directory');

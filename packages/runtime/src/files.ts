@@ -1,7 +1,7 @@
 // Files in the sandbox, every path through the Confiner. Uploads stream to a temporary file and
 // are renamed into place, so a failed or oversized upload leaves nothing behind.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, rmdir, stat, lstat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, lstat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -33,19 +33,20 @@ export class FileService {
     await mkdir(dirname(target), { recursive: true });
     if ((await stat(target).catch(() => undefined))?.isDirectory()) throw new AgentError('Conflict', `"${userPath}" is a directory`);
     const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
-    const out = createWriteStream(tmp, { mode: 0o644 });
+    // open() first, so a permission error is a rejected promise here, not an 'error' event later.
+    const out = await open(tmp, 'w', 0o644);
     let size = 0;
     try {
       for await (const chunk of body) {
         size += (chunk as Buffer).length;
         if (size > this.maxUploadBytes) throw this.tooLarge();
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+        await out.write(chunk as Buffer);
       }
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await out.close();
       await rename(tmp, target);
       return { path: target, size };
     } catch (err) {
-      out.destroy();
+      await out.close().catch(() => undefined);
       await rm(tmp, { force: true });
       throw err;
     }

@@ -63,6 +63,10 @@ async function start(): Promise<void> {
     http.createServer(handler).listen(Number(port), host, () => log(`serving HTTP/1.1 on ${host}:${port}`));
   }
   process.on('SIGTERM', () => process.exit(0));
+  // The agent is the sandbox's first process: if it died, the sandbox would go with it. A bug in
+  // one request must not take the user's processes and files down; it is logged and survived.
+  process.on('uncaughtException', (err) => process.stderr.write(`[agent] uncaught: ${err.stack ?? err}\n`));
+  process.on('unhandledRejection', (err) => process.stderr.write(`[agent] unhandled rejection: ${(err as Error)?.stack ?? err}\n`));
 }
 
 // Building the snapshot runs this module with every dependency loaded and initialised; a sandbox

@@ -36,6 +36,7 @@ const BY_REASON: Record<string, Ctor> = {
   AlreadyExists: InvalidError,
   Conflict: InvalidError,
   PayloadTooLarge: PayloadTooLargeError,
+  PermissionDenied: InvalidError,
   Timeout: TimeoutError,
   Unavailable: UnavailableError,
   Unauthorized: AuthError,

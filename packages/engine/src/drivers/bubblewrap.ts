@@ -15,6 +15,9 @@ export class BubblewrapDriver implements SandboxDriver {
   readonly isolation = 'bubblewrap: Linux namespaces on the shared host kernel (weaker than gVisor; no memory/cpu/pids limits)';
   private readonly children = new Map<string, number>();
 
+  /** bwrap maps the sandbox's uid to the engine's own: the workspace stays the engine user's. */
+  workspaceOwner() { return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }; }
+
   constructor(private readonly bwrap: string, private readonly config: Pick<EngineConfig, 'home'>) {}
 
   args(spec: SandboxRuntimeSpec): string[] {

@@ -28,6 +28,8 @@ export interface SandboxDriver {
   readonly name: 'gvisor' | 'bubblewrap';
   /** A sentence for users: what isolates the sandbox. */
   readonly isolation: string;
+  /** Host owner of the workspace, so that the sandbox's user (uid 1000 inside) can write it. */
+  workspaceOwner(): { uid: number; gid: number };
   start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle>;
   /** Kills every process of the sandbox and frees its resources; idempotent. */
   destroy(containerId: string): Promise<void>;

@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildOciSpec, type SandboxRuntimeSpec } from '../oci-spec.ts';
+import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
 
@@ -18,6 +19,9 @@ export class GvisorDriver implements SandboxDriver {
   constructor(private readonly runsc: string, private readonly stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   }
+
+  /** gVisor's gofer maps uids one to one: uid 1000 inside owns files of uid 1000 outside. */
+  workspaceOwner() { return { uid: SANDBOX_UID, gid: SANDBOX_GID }; }
 
   private flags(): string[] {
     return ['--root', this.stateDir, '--network=none'];
