@@ -5,7 +5,7 @@
 // - dist/agent.blob: a V8 startup snapshot of the agent with its modules loaded, when the host's
 //                    node can build one (it saves ~200 ms of every sandbox's cold start).
 // - dist/asb.mjs:    the CLI and the engine it starts.
-// - dist/statx-shim.so: see packages/engine/native/statx-shim.c.
+// - dist/statx-shim.so, dist/asb-spawn: native helpers (packages/*/native/).
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -53,8 +53,16 @@ if (existsSync('packages/cli/src/main.ts')) {
     entryPoints: ['packages/cli/src/main.ts'], outfile: 'dist/asb.mjs', external: ['better-sqlite3'] });
 }
 
-try {
-  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', 'dist/statx-shim.so', 'packages/engine/native/statx-shim.c'], { stdio: 'inherit' });
-} catch {
-  console.warn('warning: no C compiler (cc): dist/statx-shim.so not built; `ls` in sandboxes may fail under old gVisor releases');
+// Native helpers, when a C compiler is present; the engine works without them, slower or with
+// `ls` failing under gVisor 20221219 (each file says why it exists).
+const native = [
+  ['dist/statx-shim.so', ['-shared', '-fPIC', '-O2', '-Wall', 'packages/engine/native/statx-shim.c']],
+  ['dist/asb-spawn', ['-O2', '-Wall', 'packages/runtime/native/asb-spawn.c']],
+];
+for (const [out, args] of native) {
+  try {
+    execFileSync('cc', [...args, '-o', out], { stdio: 'inherit' });
+  } catch {
+    console.warn(`warning: ${out} not built (no C compiler?)`);
+  }
 }

@@ -58,7 +58,7 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
 
 /** Copies the agent (bundle, startup snapshot, statx shim) to a directory of its own: that
  *  directory, not the rest of dist/, is what sandboxes see at /.asb. */
-function installAgent(agentPath: string, dir: string, log: Logger): { dir: string; preload?: string; snapshot: boolean } {
+function installAgent(agentPath: string, dir: string, log: Logger): { dir: string; preload?: string; snapshot: boolean; spawner?: string } {
   const dist = dirname(agentPath);
   mkdirSync(dir, { recursive: true });
   copyFileSync(agentPath, join(dir, 'agent.cjs'));
@@ -75,7 +75,10 @@ function installAgent(agentPath: string, dir: string, log: Logger): { dir: strin
   const hasShim = existsSync(shim);
   if (hasShim) copyFileSync(shim, join(dir, 'statx-shim.so'));
   else log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
-  return { dir, preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined, snapshot };
+  const spawner = join(dist, 'asb-spawn');
+  const hasSpawner = existsSync(spawner);
+  if (hasSpawner) copyFileSync(spawner, join(dir, 'asb-spawn'));
+  return { dir, preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined, snapshot, spawner: hasSpawner ? `${AGENT_MOUNT}/asb-spawn` : undefined };
 }
 
 export class Engine {

@@ -33,6 +33,8 @@ export interface SandboxRuntimeSpec {
   preload?: string;
   /** Start the agent from its V8 startup snapshot (agent.blob in agentDir). */
   snapshot?: boolean;
+  /** The agent's native process spawner (packages/runtime/native/asb-spawn.c), when built. */
+  spawner?: string;
 }
 
 export const AGENT_MOUNT = '/.asb';
@@ -60,6 +62,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     ...s.env,
     SANDBOX_BASE_DIR: s.workingDir,
     ...(s.preload ? { LD_PRELOAD: s.preload } : {}),
+    ...(s.spawner ? { ASB_SPAWNER: s.spawner } : {}),
   };
   const ro = (source: string, destination = source) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
   const tmpfs = (destination: string, mode: string) => ({

@@ -60,7 +60,7 @@ export class SandboxManager {
     private readonly config: EngineConfig,
     private readonly driver: SandboxDriver,
     private readonly rootfs: Rootfs,
-    private readonly agent: { dir: string; preload?: string; snapshot: boolean },
+    private readonly agent: { dir: string; preload?: string; snapshot: boolean; spawner?: string },
     private readonly log: Logger,
   ) {}
 
@@ -136,7 +136,7 @@ export class SandboxManager {
       for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
       const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];
       const spec: SandboxRuntimeSpec = {
-        hostname: name, rootfs: this.rootfs, workspaceDir, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot, image, env,
+        hostname: name, rootfs: this.rootfs, workspaceDir, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot, spawner: this.agent.spawner, image, env,
         mainArgv: main.length ? main : undefined, workingDir: container.workingDir ?? '/app', limits: rec.limits, tmpfsBytes: this.config.tmpfsBytes,
       };
       const logFile = join(dir, 'sandbox.log');

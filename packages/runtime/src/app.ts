@@ -104,8 +104,8 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
     const proc = procs.get(c.req.param('id'));
     if (!proc.running) throw new AgentError('Conflict', `process "${proc.id}" has exited`);
     const data = new Uint8Array(await c.req.arrayBuffer());
-    if (data.length) await new Promise<void>((resolve, reject) => proc.child.stdin!.write(data, (err) => (err ? reject(err) : resolve())));
-    if (c.req.query('eof') === '1') proc.child.stdin!.end();
+    if (data.length) proc.writeStdin(data);
+    if (c.req.query('eof') === '1') proc.endStdin();
     return c.body(null, 204);
   });
   app.post('/v1/processes/:id/signal', async (c) => {

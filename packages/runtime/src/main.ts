@@ -12,6 +12,8 @@ import { agentApp } from './app.ts';
 import { Confiner } from './confine.ts';
 import { FileService } from './files.ts';
 import { ProcessManager } from './processes.ts';
+import { NodeSpawner, ZygoteSpawner } from './spawner.ts';
+import { existsSync } from 'node:fs';
 
 function flag(name: string): string | undefined {
   const words = process.argv.slice(1).map((w) => w.replace(/^--/, ''));
@@ -20,6 +22,12 @@ function flag(name: string): string | undefined {
 }
 
 const num = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
+
+/** asb-spawn when the sandbox has it (the local engine mounts it next to the agent). */
+function spawner(): NodeSpawner | ZygoteSpawner {
+  const path = process.env.ASB_SPAWNER;
+  return path && existsSync(path) ? new ZygoteSpawner(path) : new NodeSpawner();
+}
 
 /** Everything that depends on the environment happens here, never at module load (a snapshot
  *  would freeze the build machine's environment into the heap). */
@@ -34,7 +42,7 @@ async function start(): Promise<void> {
     defaultTimeoutMs: num(process.env.SANDBOX_EXEC_TIMEOUT_SECONDS, 300) * 1000,
     maxOutputBytes: num(process.env.ASB_MAX_OUTPUT_BYTES, 16 * 1024 * 1024),
     replayBytes: 1024 * 1024,
-  });
+  }, spawner());
   const files = new FileService(confiner, num(process.env.ASB_MAX_UPLOAD_BYTES, 256 * 1024 * 1024));
   const listener = getRequestListener(agentApp(procs, files).fetch);
   // No Date header: formatting it loads ICU, which under gVisor costs ~800 ms on the first response.

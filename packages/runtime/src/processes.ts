@@ -1,20 +1,17 @@
 // Processes inside the sandbox: each command is `bash -c` in a process group of its own, so a
 // timeout or a kill ends the whole tree. Foreground commands stream events to one listener;
 // background processes keep a 1 MiB replay buffer and can be followed, signalled and fed stdin.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { constants } from 'node:os';
 import type { ExecEvent, ExecRequest, ExecuteResponse, ProcessInfo } from './schemas.ts';
 import { AgentError } from './errors.ts';
 import type { Confiner } from './confine.ts';
+import { NodeSpawner, type ChildHandle, type Spawner } from './spawner.ts';
 
 export interface ProcessOptions { defaultTimeoutMs: number; maxOutputBytes: number; replayBytes: number }
 
 const SHELL = existsSync('/bin/bash') ? '/bin/bash' : '/bin/sh';
-/** How long stdout/stderr may stay open after the process exited (a child left in the background
- *  can hold them) before the result is reported anyway. */
-const DRAIN_GRACE_MS = 100;
 
 /** The agent's own environment minus its internals: what every command starts from. */
 export function baseEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
@@ -35,10 +32,10 @@ export class Proc {
   readonly done: Promise<void>;
   private finish!: () => void;
 
-  constructor(readonly id: string, readonly command: string, readonly child: ChildProcess, private readonly keepBytes: number) {
+  constructor(readonly id: string, readonly command: string, readonly child: ChildHandle, private readonly keepBytes: number) {
     this.done = new Promise((r) => { this.finish = r; });
   }
-  get pid(): number { return this.child.pid ?? -1; }
+  get pid(): number { return this.child.pid; }
 
   emit(ev: ExecEvent): void {
     if (this.keepBytes > 0) {
@@ -67,59 +64,61 @@ export class Proc {
 
   /** Signals the whole process group. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (!this.running || !this.child.pid) return;
-    try { process.kill(-this.child.pid, signal); } catch { try { this.child.kill(signal); } catch { /* gone */ } }
+    if (this.running) this.child.signal(signal);
   }
+
+  writeStdin(data: Uint8Array): void { this.child.writeStdin(data); }
+  endStdin(): void { this.child.endStdin(); }
 }
 
 export class ProcessManager {
   private readonly procs = new Map<string, Proc>();
   private seq = 0;
 
-  constructor(private readonly confiner: Confiner, private readonly opts: ProcessOptions, private readonly env = baseEnv()) {}
+  constructor(
+    private readonly confiner: Confiner,
+    private readonly opts: ProcessOptions,
+    private readonly spawner: Spawner = new NodeSpawner(),
+    private readonly env = baseEnv(),
+  ) {}
 
   /** Starts a command; `argv` runs a program directly (the main process), else `bash -c command`. */
   spawn(req: ExecRequest & { argv?: string[] }, opts: { id?: string; keepBytes?: number; listener?: (ev: ExecEvent) => void } = {}): Proc {
     const cwd = req.cwd ? this.confiner.resolve(req.cwd) : this.confiner.base;
     if (req.cwd && !existsSync(cwd)) throw new AgentError('NotFound', `working directory "${req.cwd}" does not exist`);
-    const [file, args] = req.argv ? [req.argv[0]!, req.argv.slice(1)] : [SHELL, ['-c', req.command]];
-    const child = spawn(file, args, { cwd, env: { ...this.env, ...req.env }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    const background = !!opts.keepBytes;
+    const child = this.spawner.spawn(req.argv ?? [SHELL, '-c', req.command], {
+      cwd, env: { ...this.env, ...req.env },
+      keepStdin: background || req.stdin !== undefined,
+      // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die
+      // with it: they would otherwise hold the sandbox's process budget.
+      killGroupOnExit: !background,
+    });
     const id = opts.id ?? `p${++this.seq}`;
     const proc = new Proc(id, req.command, child, opts.keepBytes ?? 0);
     if (opts.listener) proc.subscribe(opts.listener, true);
     const started = Date.now();
-    child.once('spawn', () => proc.emit({ type: 'start', pid: child.pid! }));
+    child.once('start', (pid: number) => proc.emit({ type: 'start', pid }));
     for (const stream of ['stdout', 'stderr'] as const) {
       const dec = new StringDecoder('utf8');
-      child[stream]!.on('data', (b: Buffer) => { const data = dec.write(b); if (data) proc.emit({ type: stream, data }); });
+      child.on(stream, (b: Buffer) => { const data = dec.write(b); if (data) proc.emit({ type: stream, data }); });
     }
-    child.stdin!.on('error', () => undefined); // the command may exit without reading its stdin
-    if (req.stdin !== undefined) child.stdin!.end(req.stdin);
-    else if (!opts.keepBytes) child.stdin!.end();
+    if (req.stdin !== undefined) { child.writeStdin(Buffer.from(req.stdin)); child.endStdin(); }
     const timeoutMs = req.timeoutMs ?? this.opts.defaultTimeoutMs;
     const timer = setTimeout(() => { proc.timedOut = true; proc.kill('SIGKILL'); }, timeoutMs);
-    let closed = false;
-    const report = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (!proc.running) return;
+    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
       proc.signal = signal;
       proc.exitCode = proc.timedOut ? 124 : code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
       proc.emit({ type: 'exit', exitCode: proc.exitCode, signal, timedOut: proc.timedOut, durationMs: Date.now() - started });
-    };
-    // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die with
-    // it: they would otherwise hold the sandbox's process budget. Background processes keep theirs.
-    const reapGroup = () => { if (!opts.keepBytes && child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* group gone */ } } };
-    child.once('close', (code, signal) => { closed = true; report(code, signal); reapGroup(); });
-    child.once('exit', (code, signal) => {
-      setTimeout(() => { if (!closed) { child.stdout!.destroy(); child.stderr!.destroy(); report(code, signal); reapGroup(); } }, DRAIN_GRACE_MS).unref();
     });
-    child.once('error', (err) => {
+    child.once('error', (err: Error) => {
       clearTimeout(timer);
       proc.emit({ type: 'stderr', data: `Failed to execute command: ${err.message}\n` });
       proc.exitCode = 127;
       proc.emit({ type: 'exit', exitCode: 127, signal: null, timedOut: false, durationMs: Date.now() - started });
     });
-    if (opts.keepBytes) this.procs.set(id, proc);
+    if (background) this.procs.set(id, proc);
     return proc;
   }
 

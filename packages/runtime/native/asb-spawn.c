@@ -1,0 +1,224 @@
+/*
+ * asb-spawn: the agent's process spawner inside a local sandbox.
+ *
+ * Why: under gVisor (ptrace platform) fork() costs in proportion to the forking process's address
+ * space. Node's spawn forks the whole agent (~15 ms a command); this small process forks in ~1 ms.
+ * It also registers as a child subreaper, so orphans of commands are reaped here instead of
+ * piling up as zombies under the agent (node does not reap children it did not spawn).
+ *
+ * Protocol on stdin (requests) and stdout (events); every frame is
+ *   u32 length-of-rest (little endian) | u8 type | u32 id | payload
+ * Requests:  1 SPAWN  payload: u32 argc, u32 envc, u8 flags (1: keep stdin open, 2: kill the
+ *                     process group when the command exits), then cwd, argv..., env... as
+ *                     NUL-terminated strings (argv[0] is looked up in the env's PATH)
+ *            2 STDIN  payload: bytes; an empty payload closes the command's stdin
+ *            3 SIGNAL payload: u32 signal, sent to the command's process group
+ * Events:    1 STARTED payload: u32 pid      5 FAILED payload: message (exec failed; no EXIT follows)
+ *            2 STDOUT  payload: bytes        3 STDERR payload: bytes
+ *            4 EXIT    payload: i32 exit code (>= 0) or -signal; sent once the command exited and
+ *                      its stdout/stderr reached EOF, or 100 ms after it exited (a background child
+ *                      may hold them open; they are then closed)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 1024
+#define DRAIN_GRACE_MS 100
+
+struct child {
+  uint32_t id;
+  pid_t pid;
+  int in, out, err; /* our ends; -1 when closed */
+  int exited, code, kill_group;
+  long long exited_at;
+};
+
+static struct child kids[MAX_CHILDREN];
+static int nkids;
+static int sigpipe_fds[2];
+
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void write_all(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; exit(0); /* the agent is gone */ }
+    p += w; n -= (size_t)w;
+  }
+}
+
+static void emit(uint8_t type, uint32_t id, const void *data, uint32_t n) {
+  uint8_t head[9];
+  uint32_t len = 5 + n;
+  memcpy(head, &len, 4); head[4] = type; memcpy(head + 5, &id, 4);
+  write_all(1, head, 9);
+  if (n) write_all(1, data, n);
+}
+
+static void on_sigchld(int sig) { (void)sig; int e = errno; ssize_t r = write(sigpipe_fds[1], "x", 1); (void)r; errno = e; }
+
+static struct child *find(uint32_t id) {
+  for (int i = 0; i < nkids; i++) if (kids[i].id == id) return &kids[i];
+  return NULL;
+}
+
+static void close_fd(int *fd) { if (*fd >= 0) { close(*fd); *fd = -1; } }
+
+static void finish(int i) {
+  struct child *c = &kids[i];
+  /* A foreground command's leftovers (`cmd &`, a fork bomb) end with it. */
+  if (c->kill_group) kill(-c->pid, SIGKILL);
+  close_fd(&c->in); close_fd(&c->out); close_fd(&c->err);
+  int32_t code = c->code;
+  emit(4, c->id, &code, 4);
+  kids[i] = kids[--nkids];
+}
+
+static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
+  if (n < 9 || nkids >= MAX_CHILDREN) { const char *m = "bad spawn request"; emit(5, id, m, strlen(m)); return; }
+  uint32_t argc, envc; memcpy(&argc, p, 4); memcpy(&envc, p + 4, 4);
+  int keep_stdin = p[8] & 1, kill_group = (p[8] & 2) != 0;
+  const char *s = (const char *)p + 9, *end = (const char *)p + n;
+  if (argc == 0 || argc > 100000 || envc > 100000) { const char *m = "bad spawn request"; emit(5, id, m, strlen(m)); return; }
+  char **argv = calloc(argc + 1, sizeof(char *)), **envp = calloc(envc + 1, sizeof(char *));
+  const char *cwd = s; s += strnlen(s, end - s) + 1;
+  for (uint32_t i = 0; i < argc && s < end; i++) { argv[i] = (char *)s; s += strnlen(s, end - s) + 1; }
+  for (uint32_t i = 0; i < envc && s < end; i++) { envp[i] = (char *)s; s += strnlen(s, end - s) + 1; }
+  int in[2], out[2], err[2], errp[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+    char m[128]; snprintf(m, sizeof m, "pipe: %s", strerror(errno)); emit(5, id, m, strlen(m)); free(argv); free(envp); return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGCHLD, SIG_DFL); signal(SIGPIPE, SIG_DFL);
+    dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
+    if (chdir(cwd) != 0) { int e = errno; write_all(errp[1], &e, sizeof e); _exit(127); }
+    environ = envp;
+    execvp(argv[0], argv);
+    int e = errno; write_all(errp[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(in[0]); close(out[1]); close(err[1]); close(errp[1]);
+  int e = 0;
+  ssize_t r;
+  while ((r = read(errp[0], &e, sizeof e)) < 0 && errno == EINTR) {}
+  close(errp[0]);
+  if (pid < 0 || r > 0) {
+    char m[512]; snprintf(m, sizeof m, "%s: %s", pid < 0 ? "fork" : argv[0], strerror(pid < 0 ? errno : e));
+    emit(5, id, m, strlen(m));
+    close(in[1]); close(out[0]); close(err[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    free(argv); free(envp); return;
+  }
+  struct child *c = &kids[nkids++];
+  *c = (struct child){ .id = id, .pid = pid, .in = in[1], .out = out[0], .err = err[0], .exited = 0, .kill_group = kill_group };
+  if (!keep_stdin) close_fd(&c->in);
+  uint32_t upid = (uint32_t)pid;
+  emit(1, id, &upid, 4);
+  free(argv); free(envp);
+}
+
+static void reap(void) {
+  int status; pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    for (int i = 0; i < nkids; i++) if (kids[i].pid == pid && !kids[i].exited) {
+      kids[i].exited = 1; kids[i].exited_at = now_ms();
+      kids[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    /* pids that are not ours are orphans adopted as subreaper: reaped, nothing to report */
+  }
+}
+
+/* Reads one frame from stdin into a growing buffer; returns 0 at EOF. */
+static uint8_t *inbuf; static size_t inlen, incap;
+
+static void handle_frames(void) {
+  size_t off = 0;
+  while (inlen - off >= 9) {
+    uint32_t len; memcpy(&len, inbuf + off, 4);
+    if (len < 5 || len > (64u << 20)) exit(2);
+    if (inlen - off < 4 + (size_t)len) break;
+    uint8_t type = inbuf[off + 4]; uint32_t id; memcpy(&id, inbuf + off + 5, 4);
+    const uint8_t *p = inbuf + off + 9; uint32_t n = len - 5;
+    struct child *c;
+    if (type == 1) do_spawn(id, p, n);
+    else if (type == 2 && (c = find(id)) && c->in >= 0) {
+      if (n == 0) close_fd(&c->in);
+      else {
+        /* A command that stopped reading its stdin must not block the spawner. */
+        int fl = fcntl(c->in, F_GETFL); fcntl(c->in, F_SETFL, fl | O_NONBLOCK);
+        const uint8_t *q = p; uint32_t left = n;
+        while (left) { ssize_t w = write(c->in, q, left); if (w < 0) { if (errno == EINTR) continue; if (errno == EAGAIN) { struct pollfd pf = { c->in, POLLOUT, 0 }; if (poll(&pf, 1, 1000) <= 0) break; continue; } close_fd(&c->in); break; } q += w; left -= (uint32_t)w; }
+      }
+    } else if (type == 3 && (c = find(id)) && n >= 4) {
+      uint32_t sig; memcpy(&sig, p, 4);
+      if (kill(-c->pid, (int)sig) != 0) kill(c->pid, (int)sig);
+    }
+    off += 4 + len;
+  }
+  memmove(inbuf, inbuf + off, inlen - off); inlen -= off;
+}
+
+int main(void) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  signal(SIGPIPE, SIG_IGN);
+  if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK)) return 1;
+  struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
+  sigaction(SIGCHLD, &sa, NULL);
+  incap = 1 << 16; inbuf = malloc(incap);
+  static struct pollfd fds[2 + 2 * MAX_CHILDREN];
+  static char buf[65536];
+  for (;;) {
+    int nf = 0;
+    fds[nf++] = (struct pollfd){ 0, POLLIN, 0 };
+    fds[nf++] = (struct pollfd){ sigpipe_fds[0], POLLIN, 0 };
+    int timeout = -1;
+    for (int i = 0; i < nkids; i++) {
+      fds[nf++] = (struct pollfd){ kids[i].out, kids[i].out >= 0 ? POLLIN : 0, 0 };
+      fds[nf++] = (struct pollfd){ kids[i].err, kids[i].err >= 0 ? POLLIN : 0, 0 };
+      if (kids[i].exited) { long long left = kids[i].exited_at + DRAIN_GRACE_MS - now_ms(); if (left < 0) left = 0; if (timeout < 0 || left < timeout) timeout = (int)left; }
+    }
+    if (poll(fds, nf, timeout) < 0 && errno != EINTR) return 1;
+    if (fds[1].revents) { char d[64]; while (read(sigpipe_fds[0], d, sizeof d) > 0) {} reap(); }
+    for (int i = 0, f = 2; i < nkids; i++, f += 2) {
+      struct child *c = &kids[i];
+      for (int k = 0; k < 2; k++) {
+        int *fd = k == 0 ? &c->out : &c->err;
+        if (*fd < 0 || !(fds[f + k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t r = read(*fd, buf, sizeof buf);
+        if (r > 0) emit(k == 0 ? 2 : 3, c->id, buf, (uint32_t)r);
+        else if (r == 0 || (errno != EINTR && errno != EAGAIN)) close_fd(fd);
+      }
+    }
+    reap();
+    for (int i = 0; i < nkids;) {
+      struct child *c = &kids[i];
+      if (c->exited && ((c->out < 0 && c->err < 0) || now_ms() >= c->exited_at + DRAIN_GRACE_MS)) finish(i);
+      else i++;
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      if (incap - inlen < 65536) { incap *= 2; inbuf = realloc(inbuf, incap); }
+      ssize_t r = read(0, inbuf + inlen, incap - inlen);
+      if (r == 0) return 0; /* the agent is gone */
+      if (r > 0) { inlen += (size_t)r; handle_frames(); }
+    }
+  }
+}
