@@ -44,6 +44,12 @@ for (const driver of ['gvisor', 'bubblewrap'] as const) describe(`commands and f
     assert.equal(ps.stdout.trim(), '0');
   });
 
+  it('leaves no zombies behind when commands orphan their children', async () => {
+    for (let i = 0; i < 5; i++) await sb.run('(sleep 0.1 &); true');
+    const z = await sb.run('sleep 0.5; ps -eo stat= | grep -c "^Z" || true');
+    assert.equal(z.stdout.trim(), '0');
+  });
+
   it('passes env, cwd and stdin', async () => {
     await sb.files.write('sub/dir/.keep', '');
     const r = await sb.run('echo "$GREETING"; pwd; cat', { env: { GREETING: 'hi there' }, cwd: 'sub/dir', stdin: 'from stdin' });

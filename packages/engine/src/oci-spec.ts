@@ -49,10 +49,13 @@ export function hostPidsBackstop(pidsLimit: number): number {
 /** The agent's own argv: node with a small young generation, on fd 0; from the startup snapshot
  *  when there is one (positional words then, as node would take `--fd` for its own flag). */
 /** Keep in step with scripts/build.mjs, which builds the snapshot with the same V8 flags. */
-export function agentArgv(mainArgv?: string[], snapshot = false): string[] {
+export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string): string[] {
   const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
-  if (snapshot) return ['/usr/bin/node', '--max-semi-space-size=2', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])];
-  return ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
+  const node = snapshot
+    ? ['/usr/bin/node', '--max-semi-space-size=2', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])]
+    : ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
+  // asb-spawn as PID 1 reaps orphans and forks commands for the agent (native/asb-spawn.c).
+  return spawner ? [spawner, '--init', '--', ...node] : node;
 }
 
 export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
@@ -62,7 +65,6 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     ...s.env,
     SANDBOX_BASE_DIR: s.workingDir,
     ...(s.preload ? { LD_PRELOAD: s.preload } : {}),
-    ...(s.spawner ? { ASB_SPAWNER: s.spawner } : {}),
   };
   const ro = (source: string, destination = source) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
   const tmpfs = (destination: string, mode: string) => ({
@@ -75,7 +77,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid, gid },
-      args: agentArgv(s.mainArgv, s.snapshot),
+      args: agentArgv(s.mainArgv, s.snapshot, s.spawner),
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: s.workingDir,
       // No capabilities at all: the agent and its commands are ordinary users even inside gVisor.

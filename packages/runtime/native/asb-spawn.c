@@ -3,8 +3,10 @@
  *
  * Why: under gVisor (ptrace platform) fork() costs in proportion to the forking process's address
  * space. Node's spawn forks the whole agent (~15 ms a command); this small process forks in ~1 ms.
- * It also registers as a child subreaper, so orphans of commands are reaped here instead of
- * piling up as zombies under the agent (node does not reap children it did not spawn).
+ * It is also the sandbox's PID 1 (`asb-spawn --init -- node agent ...`): it starts the agent as its
+ * child and reaps every orphan, which node as PID 1 would leave as zombies (gVisor ignores
+ * PR_SET_CHILD_SUBREAPER, so only PID 1 can do it). Requests then come on fd IN_FD of the agent's
+ * side of two pipes, events go back on the other; the agent finds them in ASB_SPAWNER_FDS.
  *
  * Protocol on stdin (requests) and stdout (events); every frame is
  *   u32 length-of-rest (little endian) | u8 type | u32 id | payload
@@ -47,6 +49,9 @@ struct child {
 static struct child kids[MAX_CHILDREN];
 static int nkids;
 static int sigpipe_fds[2];
+static int req_fd = 0, ev_fd = 1; /* where requests come from and events go */
+static pid_t agent_pid = -1;      /* in --init mode: the agent; its exit ends the sandbox */
+static int agent_status;
 
 static long long now_ms(void) {
   struct timespec t;
@@ -67,8 +72,8 @@ static void emit(uint8_t type, uint32_t id, const void *data, uint32_t n) {
   uint8_t head[9];
   uint32_t len = 5 + n;
   memcpy(head, &len, 4); head[4] = type; memcpy(head + 5, &id, 4);
-  write_all(1, head, 9);
-  if (n) write_all(1, data, n);
+  write_all(ev_fd, head, 9);
+  if (n) write_all(ev_fd, data, n);
 }
 
 static void on_sigchld(int sig) { (void)sig; int e = errno; ssize_t r = write(sigpipe_fds[1], "x", 1); (void)r; errno = e; }
@@ -139,6 +144,7 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
 static void reap(void) {
   int status; pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    if (pid == agent_pid) { agent_status = status; agent_pid = 0; }
     for (int i = 0; i < nkids; i++) if (kids[i].pid == pid && !kids[i].exited) {
       kids[i].exited = 1; kids[i].exited_at = now_ms();
       kids[i].code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
@@ -177,9 +183,33 @@ static void handle_frames(void) {
   memmove(inbuf, inbuf + off, inlen - off); inlen -= off;
 }
 
-int main(void) {
+/* --init -- AGENT ARGV...: start the agent with two pipes to us as fds 3 (events in) and 4
+ * (requests out), and serve it from here. */
+static void start_agent(char **argv) {
+  int req[2], ev[2];
+  if (pipe(req) || pipe(ev)) exit(1);
+  agent_pid = fork();
+  if (agent_pid < 0) exit(1);
+  if (agent_pid == 0) {
+    dup2(ev[0], 3); dup2(req[1], 4);
+    for (int fd = 5; fd < 1024; fd++) close(fd);
+    setenv("ASB_SPAWNER_FDS", "3,4", 1);
+    execv(argv[0], argv);
+    perror("asb-spawn: exec agent");
+    _exit(127);
+  }
+  close(ev[0]); close(req[1]);
+  req_fd = req[0]; ev_fd = ev[1];
+  fcntl(req_fd, F_SETFD, FD_CLOEXEC); fcntl(ev_fd, F_SETFD, FD_CLOEXEC);
+  /* The socket on fd 0 (and the log on 1, 2) now belong to the agent alone. */
+  int devnull = open("/dev/null", O_RDWR);
+  if (devnull >= 0) { dup2(devnull, 0); close(devnull); }
+}
+
+int main(int argc, char **argv) {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
+  if (argc > 3 && strcmp(argv[1], "--init") == 0 && strcmp(argv[2], "--") == 0) start_agent(argv + 3);
   if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK)) return 1;
   struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
   sigaction(SIGCHLD, &sa, NULL);
@@ -188,7 +218,7 @@ int main(void) {
   static char buf[65536];
   for (;;) {
     int nf = 0;
-    fds[nf++] = (struct pollfd){ 0, POLLIN, 0 };
+    fds[nf++] = (struct pollfd){ req_fd, POLLIN, 0 };
     fds[nf++] = (struct pollfd){ sigpipe_fds[0], POLLIN, 0 };
     int timeout = -1;
     for (int i = 0; i < nkids; i++) {
@@ -209,6 +239,7 @@ int main(void) {
       }
     }
     reap();
+    if (agent_pid == 0) return WIFEXITED(agent_status) ? WEXITSTATUS(agent_status) : 128 + WTERMSIG(agent_status);
     for (int i = 0; i < nkids;) {
       struct child *c = &kids[i];
       if (c->exited && ((c->out < 0 && c->err < 0) || now_ms() >= c->exited_at + DRAIN_GRACE_MS)) finish(i);
@@ -216,8 +247,8 @@ int main(void) {
     }
     if (fds[0].revents & (POLLIN | POLLHUP)) {
       if (incap - inlen < 65536) { incap *= 2; inbuf = realloc(inbuf, incap); }
-      ssize_t r = read(0, inbuf + inlen, incap - inlen);
-      if (r == 0) return 0; /* the agent is gone */
+      ssize_t r = read(req_fd, inbuf + inlen, incap - inlen);
+      if (r == 0) { if (agent_pid > 0) { close(req_fd); req_fd = -1; continue; } return 0; } /* the agent is gone */
       if (r > 0) { inlen += (size_t)r; handle_frames(); }
     }
   }

@@ -13,7 +13,6 @@ import { Confiner } from './confine.ts';
 import { FileService } from './files.ts';
 import { ProcessManager } from './processes.ts';
 import { NodeSpawner, ZygoteSpawner } from './spawner.ts';
-import { existsSync } from 'node:fs';
 
 function flag(name: string): string | undefined {
   const words = process.argv.slice(1).map((w) => w.replace(/^--/, ''));
@@ -23,10 +22,9 @@ function flag(name: string): string | undefined {
 
 const num = (v: string | undefined, d: number) => (v && Number.isFinite(Number(v)) ? Number(v) : d);
 
-/** asb-spawn when the sandbox has it (the local engine mounts it next to the agent). */
+/** asb-spawn when it started the agent (the local engine's PID 1), else node's own spawn. */
 function spawner(): NodeSpawner | ZygoteSpawner {
-  const path = process.env.ASB_SPAWNER;
-  return path && existsSync(path) ? new ZygoteSpawner(path) : new NodeSpawner();
+  return ZygoteSpawner.fromEnv() ?? new NodeSpawner();
 }
 
 /** Everything that depends on the environment happens here, never at module load (a snapshot

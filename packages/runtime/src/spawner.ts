@@ -1,12 +1,13 @@
 // How the agent starts processes. Two implementations of one small interface:
-// - ZygoteSpawner: asks asb-spawn (native/asb-spawn.c), a tiny helper process, to fork. Under
-//   gVisor a fork costs in proportion to the forking process's memory, so this is ~15 ms cheaper
-//   per command than forking node, and the helper reaps orphaned grandchildren.
+// - ZygoteSpawner: asks asb-spawn (native/asb-spawn.c), the sandbox's PID 1 and a tiny process,
+//   to fork. Under gVisor a fork costs in proportion to the forking process's memory, and as PID 1
+//   it reaps the orphans that node would leave as zombies.
 // - NodeSpawner: node's child_process, where the helper is absent (Kubernetes images, tests).
 // Both put each command in a process group of its own and report exit only after its output is
 // drained (or 100 ms after exit when a background child holds the pipes).
 import { EventEmitter } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { constants } from 'node:os';
 
 export interface SpawnOptions { cwd: string; env: Record<string, string>; keepStdin: boolean; killGroupOnExit: boolean }
@@ -79,23 +80,31 @@ class ZygoteChild extends EventEmitter implements ChildHandle {
 }
 
 export class ZygoteSpawner implements Spawner {
-  private readonly proc: ChildProcess;
+  private readonly out: net.Socket;
   private readonly children = new Map<number, ZygoteChild>();
   private seq = 0;
   private buf: Buffer = Buffer.alloc(0);
   private dead: Error | undefined;
 
-  constructor(path: string) {
-    this.proc = spawn(path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.proc.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.proc.stdin!.on('error', () => undefined);
+  /** Talks to the asb-spawn that started this agent, over the pipes it left on these fds. */
+  constructor(eventsFd: number, requestsFd: number) {
+    const events = new net.Socket({ fd: eventsFd, readable: true, writable: false });
+    this.out = new net.Socket({ fd: requestsFd, readable: false, writable: true });
+    events.on('data', (chunk: Buffer) => this.onData(chunk));
     const fail = (why: string) => {
-      this.dead = new Error(why);
+      this.dead ??= new Error(why);
       for (const c of this.children.values()) c.emit('error', this.dead);
       this.children.clear();
     };
-    this.proc.once('error', (err) => fail(`spawner failed: ${err.message}`));
-    this.proc.once('exit', (code, signal) => fail(`spawner exited (${code ?? signal})`));
+    events.once('close', () => fail('the spawner (PID 1) closed its pipe'));
+    events.on('error', (err) => fail(`spawner pipe: ${err.message}`));
+    this.out.on('error', (err) => fail(`spawner pipe: ${err.message}`));
+  }
+
+  /** From ASB_SPAWNER_FDS="events,requests", set by asb-spawn --init. */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): ZygoteSpawner | undefined {
+    const m = /^(\d+),(\d+)$/.exec(env.ASB_SPAWNER_FDS ?? '');
+    return m ? new ZygoteSpawner(Number(m[1]), Number(m[2])) : undefined;
   }
 
   get alive(): boolean { return this.dead === undefined; }
@@ -105,7 +114,7 @@ export class ZygoteSpawner implements Spawner {
     head.writeUInt32LE(5 + payload.length, 0);
     head.writeUInt8(type, 4);
     head.writeUInt32LE(id, 5);
-    this.proc.stdin!.write(payload.length ? Buffer.concat([head, payload]) : head);
+    this.out.write(payload.length ? Buffer.concat([head, payload]) : head);
   }
 
   spawn(argv: string[], opts: SpawnOptions): ChildHandle {

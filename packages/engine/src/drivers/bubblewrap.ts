@@ -28,7 +28,7 @@ export class BubblewrapDriver implements SandboxDriver {
     for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
     a.push('--ro-bind', spec.agentDir, AGENT_MOUNT, '--bind', spec.workspaceDir, spec.workingDir, '--chdir', spec.workingDir, '--clearenv');
     for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
-    return [...a, ...agentArgv(spec.mainArgv, spec.snapshot)];
+    return [...a, ...agentArgv(spec.mainArgv, spec.snapshot, spec.spawner)];
   }
 
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
