@@ -1,5 +1,5 @@
 // asb run [--template T] -- CMD: create, run with output streamed, clean up, exit with the code.
-import { Sandbox, TimeoutError } from '@asb/sdk';
+import { Sandbox, TimeoutError, type CommandResult } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { withProgress } from '../progress.ts';
 
@@ -15,29 +15,36 @@ export function parseEnv(pairs: string[] = []): Record<string, string> {
   return env;
 }
 
-export async function runCommand(ctx: Ctx, argv: string[], flags: RunFlags): Promise<number> {
-  if (argv.length === 0) throw new Error('asb run: give the command after --, e.g. asb run -- python3 -c "print(1)"');
-  const env = parseEnv(flags.env);
-  const sandbox = await withProgress(`starting a sandbox from ${flags.template ?? 'python-runtime-template'}`, Sandbox.create({ ...ctx.conn, template: flags.template }), { quiet: ctx.quiet });
-  try {
-    const cmd = argv.length === 1 ? argv[0]! : argv.map(shellQuote).join(' ');
-    const result = await sandbox.run(cmd, {
-      timeoutMs: flags.timeout ? Number(flags.timeout) * 1000 : undefined, env, cwd: flags.cwd,
-      onStdout: ctx.format === 'table' ? (d) => process.stdout.write(d) : undefined,
-      onStderr: ctx.format === 'table' ? (d) => process.stderr.write(d) : undefined,
-    }).catch((err) => {
-      if (err instanceof TimeoutError && err.result) { process.stderr.write(`asb: ${err.message}\n`); return { ...err.result, exitCode: 124 }; }
-      throw err;
-    });
-    if (ctx.format === 'json') process.stdout.write(JSON.stringify({ sandbox: sandbox.id, ...result }, null, 2) + '\n');
-    if (flags.keep) process.stderr.write(`asb: kept sandbox ${sandbox.id}\n`);
-    return result.exitCode;
-  } finally {
-    if (!flags.keep) await sandbox.kill();
-  }
-}
-
 /** Quotes one argv word for bash -c, so `asb run -- echo "a b"` keeps its words. */
 export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_\-+=.,/:@%^]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Runs argv in a sandbox, streaming output in table mode; a timeout is reported as exit 124. */
+export async function runIn(ctx: Ctx, sandbox: Sandbox, argv: string[], flags: RunFlags): Promise<number> {
+  const cmd = argv.length === 1 ? argv[0]! : argv.map(shellQuote).join(' ');
+  const stream = ctx.format === 'table';
+  const result: CommandResult = await sandbox.run(cmd, {
+    timeoutMs: flags.timeout ? Number(flags.timeout) * 1000 : undefined, env: parseEnv(flags.env), cwd: flags.cwd,
+    onStdout: stream ? (d) => process.stdout.write(d) : undefined,
+    onStderr: stream ? (d) => process.stderr.write(d) : undefined,
+  }).catch((err) => {
+    if (err instanceof TimeoutError && err.result) { process.stderr.write(`asb: ${err.message}\n`); return { ...err.result, exitCode: 124 }; }
+    throw err;
+  });
+  if (ctx.format === 'json') process.stdout.write(JSON.stringify({ sandbox: sandbox.id, ...result }, null, 2) + '\n');
+  return result.exitCode;
+}
+
+export async function runCommand(ctx: Ctx, argv: string[], flags: RunFlags): Promise<number> {
+  if (argv.length === 0) throw new Error('asb run: give the command after --, e.g. asb run -- python3 -c "print(1)"');
+  parseEnv(flags.env); // refuse bad flags before starting anything
+  const sandbox = await withProgress(`starting a sandbox from ${flags.template ?? 'python-runtime-template'}`, Sandbox.create({ ...ctx.conn, template: flags.template }), { quiet: ctx.quiet });
+  try {
+    const code = await runIn(ctx, sandbox, argv, flags);
+    if (flags.keep) process.stderr.write(`asb: kept sandbox ${sandbox.id}\n`);
+    return code;
+  } finally {
+    if (!flags.keep) await sandbox.kill();
+  }
 }
