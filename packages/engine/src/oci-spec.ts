@@ -46,14 +46,15 @@ export function hostPidsBackstop(pidsLimit: number): number {
   return pidsLimit + 256;
 }
 
-/** The agent's own argv: node with a small young generation, on fd 0; from the startup snapshot
- *  when there is one (positional words then, as node would take `--fd` for its own flag). */
+/** The agent's own argv: node on fd 0; from the startup snapshot when there is one (positional
+ *  words then, as node would take `--fd` for its own flag). V8 flags here must match those the
+ *  snapshot was built with (scripts/build.mjs): they are part of its configuration tag. */
 /** Keep in step with scripts/build.mjs, which builds the snapshot with the same V8 flags. */
 export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string): string[] {
   const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
   const node = snapshot
-    ? ['/usr/bin/node', '--max-semi-space-size=2', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])]
-    : ['/usr/bin/node', '--max-semi-space-size=2', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
+    ? ['/usr/bin/node', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])]
+    : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
   // asb-spawn as PID 1 reaps orphans and forks commands for the agent (native/asb-spawn.c).
   return spawner ? [spawner, '--init', '--', ...node] : node;
 }
