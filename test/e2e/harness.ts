@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine } from '@asb/engine';
+import { Engine, unmountAll } from '@asb/engine';
 import type { ConnectionOpts } from '@asb/sdk';
 
 export interface TestEngine { engine: Engine; conn: ConnectionOpts; home: string; stop(): Promise<void> }
@@ -15,12 +15,13 @@ export async function startTestEngine(opts: { driver?: 'gvisor' | 'bubblewrap' }
   await engine.start();
   return {
     engine, home, conn: { url: engine.url, token: engine.bearerToken },
-    async stop() { await engine.stop(); rmSync(home, { recursive: true, force: true }); },
+    async stop() { await engine.stop(); await unmountAll(home); rmSync(home, { recursive: true, force: true }); },
   };
 }
 
 /** Registers a template in the engine (the lifecycle issue adds `asb apply` for YAML). */
 export function putTemplate(t: TestEngine, name: string, container: { image: string; command?: string[]; limits?: Record<string, string> }): void {
+  // (limits may include ephemeral-storage: the workspace's disk quota)
   t.engine.sandboxes.putTemplate({
     name, namespace: 'default',
     podTemplate: { spec: { containers: [{ name: 'main', image: container.image, command: container.command, resources: { limits: container.limits } }] } },

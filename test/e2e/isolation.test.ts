@@ -82,11 +82,20 @@ describe('a sandbox under gVisor', () => {
   });
 });
 
-describe('memory limits', () => {
+describe('memory and disk limits', () => {
   let t: TestEngine;
   before(async () => {
     t = await startTestEngine();
-    putTemplate(t, 'small', { image: 'python:3.13-slim', limits: { memory: '256Mi' } });
+    putTemplate(t, 'small', { image: 'python:3.13-slim', limits: { memory: '256Mi', 'ephemeral-storage': '64Mi' } });
+  });
+
+  it('gives the workspace a disk quota from ephemeral-storage: a full disk is ENOSPC, not the host\'s disk', async () => {
+    const sb = await Sandbox.create({ ...t.conn, template: 'small' });
+    const fill = await sb.run('dd if=/dev/zero of=big bs=1M count=100 2>&1; echo "dd=$?"');
+    assert.match(fill.stdout, /No space left on device/);
+    assert.match(fill.stdout, /dd=1/);
+    assert.equal((await sb.run('rm big && echo small > ok.txt && cat ok.txt')).stdout, 'small\n');
+    await sb.kill();
   });
   after(async () => { await t?.stop(); });
 

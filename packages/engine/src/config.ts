@@ -17,6 +17,8 @@ export interface EngineConfig {
   defaultMemoryBytes: number;
   defaultCpuMillis: number;
   defaultPidsLimit: number;
+  /** Workspace quota of templates without an ephemeral-storage limit. */
+  defaultDiskBytes: number;
   /** Sizes of the sandbox's tmpfs mounts (/tmp and HOME). */
   tmpfsBytes: number;
   readyTimeoutMs: number;
@@ -50,6 +52,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     defaultMemoryBytes: num(env.ASB_DEFAULT_MEMORY_BYTES, 1024 * 1024 * 1024),
     defaultCpuMillis: num(env.ASB_DEFAULT_CPU_MILLIS, 1000),
     defaultPidsLimit: num(env.ASB_DEFAULT_PIDS_LIMIT, 512),
+    defaultDiskBytes: num(env.ASB_DEFAULT_DISK_BYTES, 4 * 1024 * 1024 * 1024),
     tmpfsBytes: num(env.ASB_TMPFS_BYTES, 512 * 1024 * 1024),
     readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
     logLevel: env.ASB_LOG_LEVEL ?? 'info',

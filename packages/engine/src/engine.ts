@@ -19,6 +19,7 @@ import { createEngineServer } from './http/server.ts';
 import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
 import { builtinTemplates } from './builtin-templates.ts';
 import { applyObjects } from './apply.ts';
+import { unmountAll } from './workspace.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -106,6 +107,7 @@ export class Engine {
     this.sandboxes = new SandboxManager(this.config, driver, rootfs, agent, this.log);
     await applyObjects(this.sandboxes, builtinTemplates());
     const reaped = await this.sandboxes.reapOrphans();
+    await unmountAll(join(home, 'sandboxes'));
     if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');
     const api = apiApp(this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);

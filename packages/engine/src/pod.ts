@@ -29,3 +29,9 @@ export function limitsOf(c: ContainerLike, config: Pick<EngineConfig, 'defaultMe
   };
 }
 
+
+/** The workspace's size: limits["ephemeral-storage"], else the engine's default. */
+export function diskBytesOf(c: ContainerLike, config: Pick<EngineConfig, 'defaultDiskBytes'>): number {
+  const q = c.resources?.limits?.['ephemeral-storage'];
+  return q !== undefined ? bytes(String(q)) : config.defaultDiskBytes;
+}

@@ -1,6 +1,6 @@
 // The local engine's sandboxes: one gVisor (or bubblewrap) sandbox per Sandbox, created from a
 // SandboxTemplate's pod template, reached through the agent connection, destroyed on delete.
-import { mkdirSync, rmSync, chownSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -10,7 +10,8 @@ import { resolveImage, UnknownImageError } from './images.ts';
 import type { Rootfs } from './rootfs.ts';
 import type { ResourceLimits, SandboxRuntimeSpec } from './oci-spec.ts';
 import type { DriverHandle, SandboxDriver, SandboxExit } from './drivers/driver.ts';
-import { limitsOf, type PodTemplateLike } from './pod.ts';
+import { limitsOf, diskBytesOf, type PodTemplateLike } from './pod.ts';
+import { createWorkspace, destroyWorkspace } from './workspace.ts';
 import type { EngineConfig } from './config.ts';
 
 export type Phase = 'Pending' | 'Running' | 'Failed' | 'Terminating';
@@ -28,6 +29,8 @@ export interface SandboxRecord {
   limits: ResourceLimits;
   image: string;
   workspaceDir: string;
+  /** The workspace's disk quota, when the engine could give it one. */
+  diskQuotaBytes?: number;
   exit?: SandboxExit;
   handle?: DriverHandle;
   agent?: AgentClient;
@@ -129,9 +132,8 @@ export class SandboxManager {
     };
     this.sandboxes.set(k, rec);
     try {
-      mkdirSync(workspaceDir, { recursive: true, mode: 0o755 });
-      const owner = this.driver.workspaceOwner();
-      chownSync(workspaceDir, owner.uid, owner.gid);
+      const ws = await createWorkspace(dir, diskBytesOf(container, this.config), this.driver.workspaceOwner(), this.log);
+      rec.diskQuotaBytes = ws.quotaBytes;
       const env: Record<string, string> = {};
       for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
       const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];
@@ -189,7 +191,7 @@ export class SandboxManager {
     rec.phase = 'Terminating';
     rec.agent?.close();
     await this.driver.destroy(rec.containerId);
-    rmSync(join(this.config.home, 'sandboxes', namespace, name), { recursive: true, force: true });
+    await destroyWorkspace(join(this.config.home, 'sandboxes', namespace, name));
     this.sandboxes.delete(key(namespace, name));
     this.log.info({ sandbox: name, namespace }, 'sandbox deleted');
   }

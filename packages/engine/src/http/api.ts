@@ -18,7 +18,7 @@ export function sandboxView(s: SandboxRecord) {
     ready: s.phase === 'Running', message: s.message, image: s.image, containerId: s.containerId,
     createdAt: s.createdAt.toISOString(), readyAt: s.readyAt?.toISOString(),
     startupMs: s.readyAt ? s.readyAt.getTime() - s.createdAt.getTime() : undefined,
-    limits: s.limits,
+    limits: { ...s.limits, diskBytes: s.diskQuotaBytes },
   };
 }
 

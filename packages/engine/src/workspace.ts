@@ -1,0 +1,62 @@
+// A sandbox's workspace (/app inside): a host directory, and, where the engine may mount (root,
+// loop devices), an ext4 file system of its own in a sparse image file, so the template's
+// `ephemeral-storage` limit is a real quota: a sandbox that fills its disk gets ENOSPC, not the
+// host's disk. Without the journal (crash recovery is fsck's job) a 4 GiB image costs ~2 MB.
+import { execFile } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, ftruncateSync, rmSync, chownSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+
+const run = promisify(execFile);
+
+export interface Workspace { path: string; quotaBytes?: number }
+
+let quotaUnavailable: string | undefined;
+
+export async function createWorkspace(dir: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
+  const path = join(dir, 'workspace');
+  mkdirSync(path, { recursive: true, mode: 0o755 });
+  if (quotaUnavailable === undefined) {
+    try {
+      const image = join(dir, 'workspace.img');
+      const fd = openSync(image, 'w', 0o600);
+      ftruncateSync(fd, bytes);
+      closeSync(fd);
+      await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-E', `root_owner=${owner.uid}:${owner.gid},nodiscard`, image], { timeout: 30_000 });
+      await run('mount', ['-o', 'loop,nosuid,nodev,noatime', image, path], { timeout: 30_000 });
+      rmSync(join(path, 'lost+found'), { recursive: true, force: true });
+      return { path, quotaBytes: bytes };
+    } catch (err) {
+      quotaUnavailable = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+      log.warn({ reason: quotaUnavailable }, 'workspaces have no disk quota: cannot make and mount an ext4 image (needs root and loop devices)');
+    }
+  }
+  chownSync(path, owner.uid, owner.gid);
+  return { path };
+}
+
+/** Unmounts (if mounted) and removes the sandbox's directory. */
+export async function destroyWorkspace(dir: string): Promise<void> {
+  const path = join(dir, 'workspace');
+  if (isMountPoint(path)) {
+    await run('umount', [path], { timeout: 30_000 }).catch(() => run('umount', ['-l', path], { timeout: 30_000 }));
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Leftover workspace mounts under `root` (an engine that crashed): unmounted at start. */
+export async function unmountAll(root: string): Promise<number> {
+  const mounts = mountPoints().filter((m) => m.startsWith(root + '/'));
+  for (const m of mounts) await run('umount', ['-l', m], { timeout: 30_000 }).catch(() => undefined);
+  return mounts.length;
+}
+
+function mountPoints(): string[] {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter(Boolean)
+      .map((p) => p.replace(/\\040/g, ' '));
+  } catch { return []; }
+}
+
+function isMountPoint(path: string): boolean { return mountPoints().includes(path); }
