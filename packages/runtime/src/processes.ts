@@ -11,7 +11,9 @@ import { NodeSpawner, type ChildHandle, type Spawner } from './spawner.ts';
 
 export interface ProcessOptions { defaultTimeoutMs: number; maxOutputBytes: number; replayBytes: number }
 
-const SHELL = existsSync('/bin/bash') ? '/bin/bash' : '/bin/sh';
+// --norc: node's stdio pipes are socketpairs, and Debian's bash sources ~/.bashrc when its stdin
+// is a socket (it takes it for rshd): a command's output must not depend on that.
+const SHELL = existsSync('/bin/bash') ? ['/bin/bash', '--norc', '--noprofile'] : ['/bin/sh'];
 
 /** The agent's own environment minus its internals: what every command starts from. */
 export function baseEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
@@ -87,7 +89,7 @@ export class ProcessManager {
     const cwd = req.cwd ? this.confiner.resolve(req.cwd) : this.confiner.base;
     if (req.cwd && !existsSync(cwd)) throw new AgentError('NotFound', `working directory "${req.cwd}" does not exist`);
     const background = !!opts.keepBytes;
-    const child = this.spawner.spawn(req.argv ?? [SHELL, '-c', req.command], {
+    const child = this.spawner.spawn(req.argv ?? [...SHELL, '-c', req.command], {
       cwd, env: { ...this.env, ...req.env },
       keepStdin: background || req.stdin !== undefined,
       // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die
