@@ -10,7 +10,7 @@ export interface ContainerLike {
   command?: string[];
   args?: string[];
   workingDir?: string;
-  env?: Array<{ name: string; value?: string }>;
+  env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
   resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
 }
 

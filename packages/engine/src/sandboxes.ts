@@ -136,7 +136,13 @@ export class SandboxManager {
       const ws = await createWorkspace(dir, diskBytesOf(container, this.config), this.driver.workspaceOwner(), this.log);
       rec.diskQuotaBytes = ws.quotaBytes;
       const env: Record<string, string> = {};
-      for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+      for (const e of container.env ?? []) {
+        // Secrets and config maps do not exist on one machine: say so rather than start without them.
+        if (e.value === undefined && e.valueFrom !== undefined) {
+          throw new EngineError('Invalid', `env ${e.name} takes its value from a secret or config map (valueFrom), which the local engine cannot resolve; give it a value`, [{ field: 'spec.podTemplate.spec.containers[0].env', message: 'valueFrom is not supported locally' }]);
+        }
+        if (e.value !== undefined) env[e.name] = e.value;
+      }
       const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];
       const spec: SandboxRuntimeSpec = {
         hostname: name, rootfs: this.rootfs, workspaceDir, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot, spawner: this.agent.spawner, image, env,
