@@ -3,7 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { release } from 'node:os';
-import { Sandbox } from '@asb/sdk';
+import { Sandbox, UnavailableError } from '@asb/sdk';
 import { startTestEngine, putTemplate, type TestEngine } from './harness.ts';
 
 describe('a sandbox under gVisor', () => {
@@ -66,14 +66,15 @@ describe('a sandbox under gVisor', () => {
     const bystander = await Sandbox.create({ ...t.conn });
     const bomber = await Sandbox.create({ ...t.conn });
     const r = await bomber.run('bomb() { bomb | bomb & }; bomb; sleep 2; echo survived', { timeoutMs: 20_000 }).then((x) => x, (e) => e);
-    const info = await bomber.refresh();
-    if (info.phase === 'Running') {
-      // gVisor refused the forks (RLIMIT_NPROC) and the sandbox lives on.
-      assert.equal((await bomber.run('echo still-here')).stdout, 'still-here\n');
-    } else {
+    const after = await bomber.run('echo still-here').then((x) => x.stdout, (e) => e);
+    if (typeof after !== 'string') {
       // Under gVisor's ptrace platform the bomb can exhaust the sandbox's own host budget: the
-      // sandbox is then stopped, and says so.
-      assert.equal(info.phase, 'Failed', `unexpected phase ${info.phase}; result ${JSON.stringify(r)}`);
+      // sandbox is then stopped, refuses further calls as unavailable, and says why.
+      assert.ok(after instanceof UnavailableError, `unexpected ${after}; bomb result ${JSON.stringify(r)}`);
+      assert.equal((await bomber.refresh()).phase, 'Failed');
+    } else {
+      // gVisor refused the forks (RLIMIT_NPROC) and the sandbox lives on.
+      assert.equal(after, 'still-here\n');
     }
     assert.equal((await bystander.run('echo unharmed')).stdout, 'unharmed\n');
     const fresh = await Sandbox.create({ ...t.conn });

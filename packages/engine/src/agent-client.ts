@@ -20,10 +20,13 @@ export class AgentClient {
   private readonly session: http2.ClientHttp2Session;
   private closedReason: string | undefined;
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, onClose?: (reason: string) => void) {
     this.session = http2.connect('http://sandbox-agent', { createConnection: () => socket, peerMaxConcurrentStreams: 1000 });
     this.session.on('error', (err) => { this.closedReason = err.message; });
-    this.session.on('close', () => { this.closedReason ??= 'the connection to the sandbox agent closed'; });
+    this.session.on('close', () => {
+      this.closedReason ??= 'the connection to the sandbox agent closed';
+      onClose?.(this.closedReason);
+    });
     // An idle session must not keep the engine's event loop alive on its own.
     this.session.unref();
   }

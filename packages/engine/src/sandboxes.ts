@@ -102,6 +102,7 @@ export class SandboxManager {
   /** The agent connection of a running sandbox, or a typed error saying why there is none. */
   agentOf(namespace: string, name: string): AgentClient {
     const s = this.get(namespace, name);
+    if (s.phase === 'Running' && s.agent?.closed) { s.phase = 'Failed'; s.message = 'the connection to the sandbox agent closed'; }
     if (s.phase !== 'Running' || !s.agent || s.agent.closed) {
       throw new EngineError('Unavailable', `sandbox "${name}" is ${s.phase}${s.message ? `: ${s.message}` : ''}`);
     }
@@ -152,7 +153,10 @@ export class SandboxManager {
       const tWorkspace = Date.now();
       rec.handle = await this.driver.start(rec.containerId, spec, { dir, logFile });
       const tSpawned = Date.now();
-      rec.agent = new AgentClient(rec.handle.socket);
+      // A lost connection means the sandbox no longer serves, even before its exit is seen.
+      rec.agent = new AgentClient(rec.handle.socket, (reason) => {
+        if (rec.phase === 'Running') { rec.phase = 'Failed'; rec.message = reason; }
+      });
       rec.handle.exited.then((exit) => this.onExit(rec, exit, logFile));
       await this.waitReady(rec, logFile);
       rec.phase = 'Running';

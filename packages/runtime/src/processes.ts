@@ -8,6 +8,7 @@ import type { ExecEvent, ExecRequest, ExecuteResponse, ProcessInfo } from './sch
 import { AgentError } from './errors.ts';
 import type { Confiner } from './confine.ts';
 import { NodeSpawner, type ChildHandle, type Spawner } from './spawner.ts';
+import { directArgv } from './direct-exec.ts';
 
 export interface ProcessOptions { defaultTimeoutMs: number; maxOutputBytes: number; replayBytes: number }
 
@@ -89,7 +90,7 @@ export class ProcessManager {
     const cwd = req.cwd ? this.confiner.resolve(req.cwd) : this.confiner.base;
     if (req.cwd && !existsSync(cwd)) throw new AgentError('NotFound', `working directory "${req.cwd}" does not exist`);
     const background = !!opts.keepBytes;
-    const child = this.spawner.spawn(req.argv ?? [...SHELL, '-c', req.command], {
+    const child = this.spawner.spawn(req.argv ?? directArgv(req.command) ?? [...SHELL, '-c', req.command], {
       cwd, env: { ...this.env, ...req.env },
       keepStdin: background || req.stdin !== undefined,
       // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die
@@ -116,7 +117,9 @@ export class ProcessManager {
     });
     child.once('error', (err: Error) => {
       clearTimeout(timer);
-      proc.emit({ type: 'stderr', data: `Failed to execute command: ${err.message}\n` });
+      // Worded as bash words it, since a direct exec stands in for `bash -c`.
+      const notFound = /No such file or directory|ENOENT/.test(err.message);
+      proc.emit({ type: 'stderr', data: notFound ? `bash: line 1: ${req.command.trim().split(/\s+/)[0]}: command not found\n` : `Failed to execute command: ${err.message}\n` });
       proc.exitCode = 127;
       proc.emit({ type: 'exit', exitCode: 127, signal: null, timedOut: false, durationMs: Date.now() - started });
     });
