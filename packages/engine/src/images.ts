@@ -31,7 +31,6 @@ export const BUILTIN_IMAGE_MAP: ReadonlyArray<[string, LocalImage]> = [
   ['ghcr.io/gke-demos/go-runtime-sandbox:*', { ...go, isRuntimeServer: true }],
   ['*/go-runtime-sandbox:*', { ...go, isRuntimeServer: true }],
   ['go-runtime-sandbox:*', { ...go, isRuntimeServer: true }],
-  ['asb/runtime:*', { ...go, ...{ env: { ...go.env, ...python.env } }, isRuntimeServer: true }],
   ['python:*', python],
   ['golang:*', go],
   ['busybox:*', base],

@@ -18,12 +18,9 @@ export interface RunOpts {
 
 export interface CommandResult { stdout: string; stderr: string; exitCode: number }
 
-export interface ProcessInfo { id: string; pid: number; command: string; running: boolean; exitCode: number | null; signal: string | null; startedAt: string }
-
-type ExecEvent =
-  | { type: 'start'; pid: number }
-  | { type: 'stdout' | 'stderr'; data: string }
-  | { type: 'exit'; exitCode: number | null; signal: string | null; timedOut: boolean; durationMs: number };
+// The wire types are the agent's own (packages/runtime/src/schemas.ts): one definition for both sides.
+import type { ExecEvent, ProcessInfo } from '@asb/runtime';
+export type { ProcessInfo };
 
 async function* ndjson(res: Response): AsyncGenerator<ExecEvent> {
   const decoder = new TextDecoder();

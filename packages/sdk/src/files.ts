@@ -2,8 +2,8 @@
 // sandbox's workspace (or absolute inside it); the agent refuses anything outside.
 import { call, callJson, type ResolvedConnection } from './connection.ts';
 
-export interface FileEntry { name: string; size: number; type: 'file' | 'directory'; mod_time: number }
-export interface FileStat { name: string; path: string; type: 'file' | 'directory' | 'symlink' | 'other'; size: number; mode: number; mtimeMs: number }
+import type { FileEntry, FileStat } from '@asb/runtime';
+export type { FileEntry, FileStat };
 
 // The whole path is one URL segment (slashes too, as upstream's client quotes it), so `..` in a
 // path reaches the agent, which refuses it, instead of being resolved away by the URL parser.
