@@ -50,6 +50,21 @@ for (const driver of ['gvisor', 'bubblewrap'] as const) describe(`commands and f
     assert.equal(z.stdout.trim(), '0');
   });
 
+  it('kills a streamed command when its caller goes away', async () => {
+    const ac = new AbortController();
+    const running = sb.run('sleep 30; echo finished > finished.txt', { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 500));
+    ac.abort();
+    await assert.rejects(running);
+    let left = '';
+    for (let i = 0; i < 20; i++) {
+      left = (await sb.run('ps -eo args | grep -c "^sleep 30" || true')).stdout.trim();
+      if (left === '0') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(left, '0');
+  });
+
   it('passes env, cwd and stdin', async () => {
     await sb.files.write('sub/dir/.keep', '');
     const r = await sb.run('echo "$GREETING"; pwd; cat', { env: { GREETING: 'hi there' }, cwd: 'sub/dir', stdin: 'from stdin' });

@@ -31,7 +31,7 @@ function pathParam(c: Context, prefix: string): string {
   return p === '' ? '.' : p;
 }
 
-function ndjson(subscribe: (push: (ev: ExecEvent) => void, end: () => void) => () => void): Response {
+function ndjson(subscribe: (push: (ev: ExecEvent) => void, end: () => void) => () => void, onCancel?: () => void): Response {
   let unsubscribe = () => {};
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -40,7 +40,7 @@ function ndjson(subscribe: (push: (ev: ExecEvent) => void, end: () => void) => (
       const end = () => { if (!closed) { closed = true; controller.close(); } };
       unsubscribe = subscribe((ev) => { if (!closed) { controller.enqueue(enc.encode(JSON.stringify(ev) + '\n')); if (ev.type === 'exit') end(); } }, end);
     },
-    cancel() { unsubscribe(); },
+    cancel() { unsubscribe(); onCancel?.(); },
   });
   return new Response(stream, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
 }
@@ -83,7 +83,9 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
   app.post('/v1/exec', async (c) => {
     const req = await jsonBody(c, ExecRequest);
     const proc = procs.spawn(req);
-    return ndjson((push) => proc.subscribe(push, true));
+    // A foreground command whose caller went away (closed the stream) is killed, tree and all,
+    // rather than left running until its timeout.
+    return ndjson((push) => proc.subscribe(push, true), () => proc.kill('SIGKILL'));
   });
   app.post('/v1/processes', async (c) => {
     const proc = procs.start(await jsonBody(c, ExecRequest));
