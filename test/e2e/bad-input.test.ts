@@ -67,6 +67,15 @@ describe('bad input', () => {
     assert.equal(r.body.reason, 'PermissionDenied');
   });
 
+  it('refuses broken URL encoding and hostile sandbox ids without a crash', async () => {
+    const broken = await raw(t, '/download/%E0%A4%A', { sandbox: sb.id });
+    assert.equal(broken.status, 422);
+    for (const id of ['../etc', 'a'.repeat(300), '%00']) {
+      const r = await raw(t, '/execute', { method: 'POST', sandbox: id, body: '{"command":"true"}', headers: { 'content-type': 'application/json' } });
+      assert.equal(r.status, 404, `${id}: ${r.text}`);
+    }
+  });
+
   it('still serves after all of that', async () => {
     assert.equal((await sb.run('echo fine')).stdout, 'fine\n');
   });
