@@ -1,4 +1,5 @@
 // One place that reads the engine's configuration: flags > environment > defaults.
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,11 +31,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** Finds dist/agent.cjs both from sources (packages/engine/src) and from the bundle (dist/). */
 function defaultAgentPath(): string {
   const candidates = [join(here, 'agent.cjs'), resolve(here, '../../../dist/agent.cjs')];
-  return candidates.find((p) => existsSyncSafe(p)) ?? candidates[1]!;
+  return candidates.find((p) => existsSync(p)) ?? candidates[1]!;
 }
-
-import { existsSync } from 'node:fs';
-function existsSyncSafe(p: string): boolean { try { return existsSync(p); } catch { return false; } }
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.ASB_HOME ?? join(homedir(), '.asb');

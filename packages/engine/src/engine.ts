@@ -38,7 +38,8 @@ export function ensureToken(home: string): string {
 }
 
 function which(cmd: string): string | undefined {
-  try { return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined; } catch { return undefined; }
+  // The name is passed as an argument, never spliced into the shell's text.
+  try { return execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8' }).trim() || undefined; } catch { return undefined; }
 }
 
 async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver: SandboxDriver; runtime?: string }> {
