@@ -1,53 +1,146 @@
-// ObjectMeta as Kubernetes validates it: names, namespaces, label and annotation syntax.
+// Type and object metadata as Kubernetes validates it: API groups and versions, names, namespaces,
+// label and annotation syntax, and the resource envelope every kind shares. Every kind's schema is
+// built from these pieces, so a rule is written once and its message is the same everywhere.
 import { z } from 'zod';
+
+export const SANDBOX_GROUP = 'agents.x-k8s.io';
+export const EXTENSIONS_GROUP = 'extensions.agents.x-k8s.io';
+/** Served versions, oldest first. v1beta1 is upstream's storage version since v0.5 and our hub. */
+export const VERSIONS = ['v1alpha1', 'v1beta1'] as const;
+export type Version = (typeof VERSIONS)[number];
+export const HUB_VERSION = 'v1beta1' satisfies Version;
+
+// ---- names ----
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const QUALIFIED_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
-export const dnsLabel = z.string().max(63, 'must be at most 63 characters').regex(DNS1123_LABEL, 'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit');
-export const dnsSubdomain = z.string().max(253, 'must be at most 253 characters').regex(DNS1123_SUBDOMAIN, 'must be a DNS subdomain: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit');
+export const isDns1123Label = (s: string): boolean => s.length <= 63 && DNS1123_LABEL.test(s);
+export const isDns1123Subdomain = (s: string): boolean => s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
+export const isDns1035Label = (s: string): boolean => s.length <= 63 && DNS1035_LABEL.test(s);
 
-/** A qualified key: optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
-function validKey(k: string): boolean {
-  const slash = k.lastIndexOf('/');
-  const prefix = slash >= 0 ? k.slice(0, slash) : undefined;
-  const name = slash >= 0 ? k.slice(slash + 1) : k;
-  if (prefix !== undefined && (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) return false;
-  return name.length > 0 && name.length <= 63 && LABEL_NAME.test(name);
+export const dnsLabel = z.string().max(63, 'must be at most 63 characters')
+  .regex(DNS1123_LABEL, 'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit');
+export const dnsSubdomain = z.string().max(253, 'must be at most 253 characters')
+  .regex(DNS1123_SUBDOMAIN, 'must be a DNS subdomain: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit');
+/**
+ * Names of Sandboxes, and of the objects whose names become Sandbox names (a cold claim's Sandbox is
+ * named after the claim; a pool's are `<pool>-xxxxx`). Upstream's CRDs accept any DNS subdomain, but
+ * the Sandbox's name is also its pod's hostname, its headless Service's name (a Service name must be
+ * a DNS-1035 label) and the router's X-Sandbox-ID (checked as a DNS label since v0.5), so a dotted or
+ * digit-first name is accepted by upstream and then fails at Service creation or routing. We refuse
+ * it up front instead.
+ */
+export const dns1035Label = z.string().max(63, 'must be at most 63 characters, because it becomes a hostname and a Service name')
+  .regex(DNS1035_LABEL, 'must be a DNS-1035 label: lowercase letters, digits and "-", starting with a letter and ending with a letter or digit, because it becomes a hostname and a Service name');
+
+/** How a kind's metadata.name is checked (see dns1035Label for why some kinds are stricter). */
+export type NameRule = 'dns1035Label' | 'dnsSubdomain';
+const NAME_SCHEMA: Record<NameRule, z.ZodString> = { dns1035Label, dnsSubdomain };
+// generateName is a prefix: the server appends 5 random characters (truncating the prefix to 58).
+const GENERATE_NAME: Record<NameRule, RegExp> = { dns1035Label: /^[a-z][-a-z0-9]*$/, dnsSubdomain: /^[a-z0-9][-a-z0-9.]*$/ };
+
+// ---- labels and annotations ----
+
+/** A qualified key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
+export function isQualifiedName(key: string): boolean {
+  const slash = key.indexOf('/');
+  if (slash !== key.lastIndexOf('/')) return false;
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && !isDns1123Subdomain(prefix)) return false;
+  return name.length > 0 && name.length <= 63 && QUALIFIED_NAME.test(name);
 }
+export const isLabelValue = (v: string): boolean => v.length <= 63 && LABEL_VALUE.test(v);
 
-const keyed = z.string().refine(validKey, { message: 'must be a qualified name: [prefix/]name, name ≤ 63 of letters, digits, "-", "_" and "."' });
-export const labels = z.record(keyed, z.string().max(63, 'a label value is at most 63 characters').regex(LABEL_VALUE, 'a label value is letters, digits, "-", "_" and ".", starting and ending with a letter or digit'));
-export const annotations = z.record(keyed, z.string()).refine((a) => JSON.stringify(a).length <= 256 * 1024, 'annotations are at most 256 KiB in total');
+const qualifiedKey = z.string().refine(isQualifiedName, {
+  message: 'must be a qualified name: an optional DNS-subdomain prefix and "/", then at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
+});
+export const Labels = z.record(qualifiedKey, z.string().refine(isLabelValue, {
+  message: 'must be a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit (or empty)',
+}));
+/** Kubernetes caps the total size of an object's annotations (keys plus values) at 256 KiB. */
+export const ANNOTATIONS_MAX_BYTES = 256 * 1024;
+// TextEncoder rather than Buffer: this package is also bundled for non-Node clients.
+const utf8 = new TextEncoder();
+export const Annotations = z.record(qualifiedKey, z.string()).refine(
+  (a) => Object.entries(a).reduce((n, [k, v]) => n + utf8.encode(k).length + utf8.encode(v).length, 0) <= ANNOTATIONS_MAX_BYTES,
+  { message: 'annotations may hold at most 256 KiB in total' },
+);
+
+// ---- timestamps ----
+
+/** RFC 3339, as metav1.Time marshals (`2026-01-02T15:04:05Z`); an offset is accepted too. */
+export const DateTime = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z' });
+
+// ---- ObjectMeta ----
 
 export const OwnerReference = z.looseObject({
-  apiVersion: z.string(), kind: z.string(), name: z.string(), uid: z.string(),
-  controller: z.boolean().optional(), blockOwnerDeletion: z.boolean().optional(),
+  apiVersion: z.string().min(1),
+  kind: z.string().min(1),
+  name: z.string().min(1),
+  uid: z.string().min(1),
+  controller: z.boolean().optional(),
+  blockOwnerDeletion: z.boolean().optional(),
 });
+export type OwnerReference = z.infer<typeof OwnerReference>;
 
-export const ObjectMeta = z.object({
-  name: dnsSubdomain.optional(),
-  generateName: z.string().max(253).optional(),
+const metaFields = (rule: NameRule) => ({
+  name: NAME_SCHEMA[rule].optional(),
+  generateName: z.string().max(253).regex(GENERATE_NAME[rule], `must be a name prefix: ${rule === 'dns1035Label' ? 'a lowercase letter, then lowercase letters, digits and "-"' : 'lowercase letters, digits, "-" and "."'}`).optional(),
   namespace: dnsLabel.default('default'),
-  labels: labels.optional(),
-  annotations: annotations.optional(),
+  labels: Labels.optional(),
+  annotations: Annotations.optional(),
   uid: z.string().optional(),
   resourceVersion: z.string().optional(),
-  generation: z.number().int().optional(),
-  creationTimestamp: z.string().optional(),
-  deletionTimestamp: z.string().optional(),
+  generation: z.number().int().min(0).optional(),
+  // `kubectl create --dry-run -o yaml` writes `creationTimestamp: null`.
+  creationTimestamp: DateTime.nullable().optional(),
+  deletionTimestamp: DateTime.optional(),
+  deletionGracePeriodSeconds: z.number().int().min(0).optional(),
   ownerReferences: z.array(OwnerReference).optional(),
-  finalizers: z.array(z.string()).optional(),
+  finalizers: z.array(qualifiedKey).optional(),
+  // Output of `kubectl get -o yaml` carries these; accepting them lets such YAML be re-applied.
   managedFields: z.array(z.unknown()).optional(),
-}).strict().refine((m) => m.name !== undefined || m.generateName !== undefined, { message: 'metadata.name or metadata.generateName is required', path: ['name'] });
+  selfLink: z.string().optional(),
+});
+
+/** metadata of a top-level object; `rule` says how its name is checked. */
+export function objectMeta(rule: NameRule) {
+  return z.object(metaFields(rule)).strict().refine((m) => m.name !== undefined || m.generateName !== undefined, {
+    message: 'Required (or set metadata.generateName)', path: ['name'],
+    // Report a missing name alongside other metadata errors, not only once they are fixed.
+    when: (p) => typeof p.value === 'object' && p.value !== null,
+  });
+}
+export const ObjectMeta = objectMeta('dnsSubdomain');
 export type ObjectMeta = z.infer<typeof ObjectMeta>;
 
-/** Template metadata (podTemplate.metadata, VCT metadata): labels and annotations only matter. */
-export const TemplateMeta = z.looseObject({ name: z.string().optional(), labels: labels.optional(), annotations: annotations.optional() });
+/** podTemplate.metadata: upstream's PodMetadata keeps only labels and annotations. */
+export const PodMetadata = z.object({ labels: Labels.optional(), annotations: Annotations.optional() }).strict();
+export type PodMetadata = z.infer<typeof PodMetadata>;
 
-export const ConditionSchema = z.object({
-  type: z.string(), status: z.enum(['True', 'False', 'Unknown']), reason: z.string(), message: z.string(),
-  lastTransitionTime: z.string(), observedGeneration: z.number().int().optional(),
-});
+// ---- the resource envelope ----
+
+/** One served (or hub) version of a kind: apiVersion and kind literals, metadata, spec, status. */
+export function resource<K extends string, A extends string, S extends z.ZodType, T extends z.ZodType>(
+  kind: K, apiVersion: A, rule: NameRule, spec: S, status: T,
+) {
+  return z.object({
+    apiVersion: z.literal(apiVersion),
+    kind: z.literal(kind),
+    metadata: objectMeta(rule),
+    spec,
+    status: status.optional(),
+  }).strict();
+}
+
+/**
+ * "Did you mean" hints for unknown fields, keyed by the field's path without list indices
+ * (`spec.templateRef`). Each kind declares its own next to its schema; a closest-name guess covers
+ * plain typos.
+ */
+export type FieldHints = Readonly<Record<string, string>>;

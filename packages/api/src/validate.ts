@@ -1,82 +1,67 @@
-// Validation of objects and YAML manifests, with one line per field in kubectl's style:
-//   spec.podTemplate.spec.containers[0].image: image is required
-import { parseAllDocuments } from 'yaml';
-import type { z } from 'zod';
-import { KIND_GROUP, SCHEMAS, VERSIONS, type AnyObject } from './kinds.ts';
+// Validation of one object: dispatch on kind and apiVersion, apply defaults, and report every
+// problem with its field path. An object in the wrong API group (seed 003 writes SandboxClaim as
+// agents.x-k8s.io/v1alpha1) is still checked against its kind's schema, so one pass reports the
+// group and the field mistakes together.
+import { VERSIONS, type Version } from './meta.ts';
+import { KINDS, KIND_NAMES, describeServed, isKind, type AnyObject, type HubObject, type Kind } from './kinds.ts';
+import { closestField, errorMap, issuesToErrors, type FieldError } from './issues.ts';
 
-export interface FieldError { path: string; message: string }
 export type Validated<T = AnyObject> = { ok: true; object: T } | { ok: false; errors: FieldError[] };
 
-/** Fields users write by mistake (older docs, other projects) → what they meant. */
-const HINTS: Record<string, string> = {
-  templateRef: 'spec.sandboxTemplateRef (with a name)',
-  ttl: 'spec.lifecycle.shutdownTime or spec.lifecycle.ttlSecondsAfterFinished',
-  template: 'spec.podTemplate',
-  warmPool: 'spec.warmpool (v1alpha1) or spec.warmPoolRef (v1beta1)',
-  operatingMode: 'spec.replicas (0 or 1) in v1alpha1; operatingMode is v1beta1',
-  replicas: 'spec.operatingMode (Running or Suspended) in v1beta1',
-};
+const isMapping = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const fail = (path: string, message: string): { ok: false; errors: FieldError[] } => ({ ok: false, errors: [{ path, message }] });
 
-export function pathOf(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out || '(object)';
+function kindError(kind: unknown): FieldError {
+  const served = KIND_NAMES.map(describeServed).join('; ');
+  if (kind === undefined) return { path: 'kind', message: `Required: one of ${served}` };
+  const guess = typeof kind === 'string' ? closestField(kind, KIND_NAMES) : undefined;
+  return { path: 'kind', message: `unknown kind ${JSON.stringify(kind)}${guess ? `; did you mean ${guess}?` : ''} (this API serves ${served})` };
 }
 
-export function issuesToErrors(issues: ReadonlyArray<z.core.$ZodIssue>): FieldError[] {
-  const errors: FieldError[] = [];
-  for (const i of issues) {
-    if (i.code === 'unrecognized_keys') {
-      for (const key of i.keys) {
-        const hint = HINTS[key];
-        errors.push({ path: pathOf([...i.path, key]), message: `unknown field${hint ? `; did you mean ${hint}?` : ''}` });
-      }
-    } else if (i.code === 'invalid_key' && i.issues.length) {
-      errors.push({ path: pathOf(i.path), message: i.issues[0]!.message });
-    } else if (i.code === 'invalid_union' && 'errors' in i && i.errors.length) {
-      errors.push(...issuesToErrors(i.errors[0]!.map((e) => ({ ...e, path: [...i.path, ...e.path] }))));
-    } else {
-      errors.push({ path: pathOf(i.path), message: i.message });
-    }
+/** The served version named by apiVersion, with an error when the group or version is wrong. */
+function resolveVersion(kind: Kind, apiVersion: unknown): { version?: Version; error?: FieldError } {
+  const { group } = KINDS[kind];
+  const want = VERSIONS.map((v) => `${group}/${v}`).join(' or ');
+  if (typeof apiVersion !== 'string') {
+    return { error: { path: 'apiVersion', message: `Required: ${kind} is served as ${want}` } };
   }
-  return errors;
+  const slash = apiVersion.lastIndexOf('/');
+  const g = slash >= 0 ? apiVersion.slice(0, slash) : '';
+  const v = apiVersion.slice(slash + 1);
+  const version = (VERSIONS as readonly string[]).includes(v) ? (v as Version) : undefined;
+  if (g === group && version) return { version };
+  if (version) {
+    return { version, error: { path: 'apiVersion', message: `${kind} belongs to the API group ${group}: use apiVersion ${group}/${version} (got ${JSON.stringify(apiVersion)})` } };
+  }
+  return { error: { path: 'apiVersion', message: `${kind} is served as ${want} (got ${JSON.stringify(apiVersion)})` } };
 }
 
-export function formatIssues(errors: FieldError[]): string {
-  return errors.map((e) => `${e.path}: ${e.message}`).join('\n');
-}
-
-/** Validates one object against its apiVersion and kind, applying defaults. */
+/**
+ * Validates one served object (any kind, either version) and applies its defaults. Unknown kinds
+ * and versions are refused with the list of what is served.
+ */
 export function validateObject(raw: unknown): Validated {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, errors: [{ path: '(object)', message: 'expected a mapping with apiVersion, kind, metadata and spec' }] };
-  const { apiVersion, kind } = raw as { apiVersion?: unknown; kind?: unknown };
-  if (typeof kind !== 'string' || !(kind in KIND_GROUP)) {
-    return { ok: false, errors: [{ path: 'kind', message: `must be one of ${Object.keys(KIND_GROUP).join(', ')} (got ${JSON.stringify(kind)})` }] };
-  }
-  const schema = typeof apiVersion === 'string' ? SCHEMAS[apiVersion]?.[kind] : undefined;
-  if (!schema) {
-    const want = VERSIONS.map((v) => `${KIND_GROUP[kind]}/${v}`).join(' or ');
-    return { ok: false, errors: [{ path: 'apiVersion', message: `${kind} is served as ${want} (got ${JSON.stringify(apiVersion)})` }] };
-  }
-  const parsed = schema.safeParse(raw);
-  return parsed.success ? { ok: true, object: parsed.data as AnyObject } : { ok: false, errors: issuesToErrors(parsed.error.issues) };
+  if (!isMapping(raw)) return fail('', 'must be a mapping with apiVersion, kind, metadata and spec');
+  const { kind, apiVersion } = raw;
+  if (!isKind(kind)) return { ok: false, errors: [kindError(kind)] };
+  const { version, error } = resolveVersion(kind, apiVersion);
+  if (!version) return { ok: false, errors: [error!] };
+  const schema = KINDS[kind].served[version];
+  const input = error ? { ...raw, apiVersion: `${KINDS[kind].group}/${version}` } : raw;
+  const parsed = schema.safeParse(input, { error: errorMap, reportInput: true });
+  const errors = parsed.success ? [] : issuesToErrors(parsed.error.issues, { schema, hints: KINDS[kind].hints[version] });
+  if (error) errors.unshift(error);
+  return errors.length ? { ok: false, errors } : { ok: true, object: parsed.data as AnyObject };
 }
 
-export type ManifestResult = Validated & { doc: number; source?: string };
-
-/** Parses multi-document YAML; each document is validated on its own. Syntax errors carry line:column. */
-export function parseManifests(text: string, source?: string): ManifestResult[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(docs) ? docs : [docs];
-  const out: ManifestResult[] = [];
-  list.forEach((doc, i) => {
-    if (doc.errors.length) {
-      out.push({ ok: false, doc: i, source, errors: doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}:${e.linePos[0].col}` : '(yaml)', message: e.message.split('\n')[0]! })) });
-      return;
-    }
-    const value = doc.toJS() as unknown;
-    if (value === null || value === undefined) return; // empty document (e.g. a trailing ---)
-    out.push({ ...validateObject(value), doc: i, source });
-  });
-  return out;
+/** Validates a hub object (as stored), applying hub defaults. */
+export function validateHub(raw: unknown): Validated<HubObject> {
+  if (!isMapping(raw)) return fail('', 'must be a mapping with apiVersion, kind, metadata and spec');
+  const { kind } = raw;
+  if (!isKind(kind)) return { ok: false, errors: [kindError(kind)] };
+  const schema = KINDS[kind].hub;
+  const parsed = schema.safeParse(raw, { error: errorMap, reportInput: true });
+  return parsed.success
+    ? { ok: true, object: parsed.data as HubObject }
+    : { ok: false, errors: issuesToErrors(parsed.error.issues, { schema, hints: KINDS[kind].hints.v1beta1 }) };
 }

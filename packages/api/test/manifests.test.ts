@@ -1,89 +1,102 @@
-// The seeds' YAML applies unchanged; wrong YAML is refused with the field and what to write.
+// Multi-document YAML: each document validated alone, errors placed on their line.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseManifests, validateObject, formatIssues, type ManifestResult } from '../src/index.ts';
+import { parseManifests, parsePath, formatIssues, type ManifestResult } from '../src/index.ts';
 
-const fixture = (name: string) => readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', name), 'utf8');
-const okObjects = (results: ManifestResult[]) => results.map((r) => { assert.ok(r.ok, r.ok ? '' : formatIssues(r.errors)); return r.object as any; });
+const SANDBOX = `apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata:
+  name: sb
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: c
+        image: busybox
+`;
 
-describe('the seeds\' manifests', () => {
-  it('seed 001: SandboxTemplate and SandboxWarmPool validate, with defaults applied', () => {
-    const [tpl, pool] = okObjects(parseManifests(fixture('seed001-template-and-pool.yaml')));
-    assert.equal(tpl.kind, 'SandboxTemplate');
-    assert.equal(tpl.spec.networkPolicyManagement, 'Managed');
-    assert.equal(tpl.spec.envVarsInjectionPolicy, 'Disallowed');
-    assert.equal(tpl.spec.podTemplate.spec.containers[0].readinessProbe.httpGet.port, 8888, 'unknown PodSpec fields pass through');
-    assert.equal(pool.spec.replicas, 2);
-    assert.equal(pool.spec.sandboxTemplateRef.name, 'python-runtime-template');
+function refused(r: ManifestResult | undefined) {
+  assert.ok(r, 'expected a result');
+  assert.equal(r.ok, false, 'expected the document to be refused');
+  return r.ok ? [] : r.errors;
+}
+
+describe('parseManifests', () => {
+  it('reports a YAML syntax error with its line and column, and no field', () => {
+    const [error] = refused(parseManifests('apiVersion: agents.x-k8s.io/v1alpha1\nkind: Sandbox\nmetadata:\n  name: [unclosed\nspec: {}\n')[0]);
+    assert.equal(error?.path, '');
+    assert.match(error?.message ?? '', /^YAML syntax error: /);
+    assert.equal(typeof error?.line, 'number');
+    assert.ok(error!.line! >= 4, `line ${error?.line} should be at or after the unclosed [ on line 4`);
+    assert.match(formatIssues([error!]), /^line \d+:\d+: YAML syntax error: /);
+    assert.match(formatIssues([error!], { source: 'x.yaml' }), /^x\.yaml:\d+:\d+: YAML syntax error: /);
   });
 
-  it('seed 002: the counter template keeps its command, args and node selector', () => {
-    const [tpl] = okObjects(parseManifests(fixture('seed002-counter-template.yaml')));
-    assert.deepEqual(tpl.spec.podTemplate.spec.containers[0].command, ['python3', '-c']);
-    assert.match(tpl.spec.podTemplate.spec.containers[0].args[0], /Count: \{i\}/);
-    assert.equal(tpl.spec.podTemplate.spec.nodeSelector['topology.kubernetes.io/zone'], 'us-central1-a');
+  it('reports a duplicate key as a syntax error on the second key\'s line', () => {
+    const [error] = refused(parseManifests(SANDBOX.replace('  name: sb\n', '  name: sb\n  name: sb2\n'))[0]);
+    assert.match(error?.message ?? '', /Map keys must be unique/);
+    assert.equal(error?.line, 5);
   });
 
-  it('seed 004: template with limits and its warm pool', () => {
-    const [tpl, pool] = okObjects(parseManifests(fixture('seed004-template-and-pool.yaml')));
-    assert.equal(tpl.metadata.namespace, 'agent-sandbox-demo');
-    assert.equal(tpl.spec.podTemplate.spec.containers[0].resources.limits.memory, '1Gi');
-    assert.equal(pool.kind, 'SandboxWarmPool');
+  it('places field errors on the line of their key, and missing fields on their parent', () => {
+    const text = SANDBOX.replace('spec:\n', 'spec:\n  replicas: 3\n').replace('        image: busybox\n', '');
+    const errors = refused(parseManifests(text)[0]);
+    const at = Object.fromEntries(errors.map((e) => [e.path, [e.line, e.column]]));
+    assert.deepEqual(at, { 'spec.replicas': [6, 3], 'spec.podTemplate.spec.containers[0].image': [10, 9] });
   });
 
-  it('seed 003: Sandboxes, one with volumeClaimTemplates and shutdownPolicy', () => {
-    const [a, b] = okObjects(parseManifests(fixture('seed003-sandboxes.yaml')));
-    assert.equal(a.spec.replicas, 1);
-    assert.equal(a.spec.shutdownPolicy, 'Retain');
-    assert.equal(a.metadata.namespace, 'default');
-    assert.equal(b.spec.shutdownPolicy, 'Delete');
-    assert.equal(b.spec.volumeClaimTemplates[0].metadata.name, 'workspace');
+  it('counts documents from 0, skipping empty ones but keeping their index', () => {
+    const results = parseManifests(`---\n${SANDBOX}---\n---\n${SANDBOX.replace('name: sb', 'name: sb2')}---\n`);
+    assert.deepEqual(results.map((r) => [r.doc, r.ok]), [[0, true], [2, true]]);
   });
 
-  it('seed 003\'s non-upstream template and claim are refused with what to write instead', () => {
-    const [tpl, claim] = parseManifests(fixture('seed003-wrong.yaml'));
-    assert.equal(tpl!.ok, false);
-    assert.match(formatIssues((tpl as any).errors), /^apiVersion: SandboxTemplate is served as extensions\.agents\.x-k8s\.io\/v1alpha1/);
-    const fixed = parseManifests(fixture('seed003-wrong.yaml').replace('apiVersion: agents.x-k8s.io/v1alpha1\nkind: SandboxClaim', 'apiVersion: extensions.agents.x-k8s.io/v1alpha1\nkind: SandboxClaim'));
-    assert.equal(claim!.ok, false);
-    const msg = formatIssues((fixed[1] as any).errors);
-    assert.match(msg, /spec\.templateRef: unknown field; did you mean spec\.sandboxTemplateRef/);
-    assert.match(msg, /spec\.ttl: unknown field; did you mean spec\.lifecycle\.shutdownTime/);
-    assert.match(msg, /spec\.sandboxTemplateRef: /);
+  it('validates each document on its own and says which one failed', () => {
+    const results = parseManifests(`${SANDBOX}---\n${SANDBOX.replace('busybox', '""')}`, 'two.yaml');
+    assert.deepEqual(results.map((r) => [r.doc, r.ok, r.source]), [[0, true, 'two.yaml'], [1, false, 'two.yaml']]);
+    assert.equal(formatIssues(refused(results[1]), { positions: true, source: 'two.yaml' }), 'two.yaml:21:9: spec.podTemplate.spec.containers[0].image: image is required (got "")');
+  });
+
+  it('applies the items of a List, as kubectl does with `get -o yaml` output', () => {
+    const item = (name: string) => `- apiVersion: agents.x-k8s.io/v1beta1\n  kind: Sandbox\n  metadata: {name: ${name}}\n  spec:\n    operatingMode: Suspended\n    podTemplate: {spec: {containers: [{name: c, image: x}]}}\n`;
+    const results = parseManifests(`apiVersion: v1\nkind: List\nitems:\n${item('one')}${item('Two')}`);
+    assert.deepEqual(results.map((r) => [r.doc, r.item, r.ok]), [[0, 0, true], [0, 1, false]]);
+    const [error] = refused(results[1]);
+    assert.equal(error?.path, 'metadata.name');
+    assert.equal(error?.line, 12);
+  });
+
+  it('reads YAML as kubectl does: yes is true, unquoted times stay strings, merge keys work', () => {
+    const text = `${SANDBOX.replace('spec:\n', 'spec:\n  service: yes\n  shutdownTime: 2026-01-02T15:04:05Z\n')}`;
+    const [r] = parseManifests(text);
+    assert.ok(r?.ok && r.object.kind === 'Sandbox');
+    assert.equal(r.object.spec.service, true);
+    assert.equal(r.object.spec.shutdownTime, '2026-01-02T15:04:05Z');
+    const merged = parseManifests(`base: &b {name: c, image: busybox}\napiVersion: agents.x-k8s.io/v1alpha1\nkind: Sandbox\nmetadata: {name: m}\nspec: {podTemplate: {spec: {containers: [{<<: *b}]}}}\n`);
+    assert.equal(refused(merged[0]).map((e) => e.path).join(), 'base', 'only the extra top-level key is refused; the merged container is valid');
+  });
+
+  it('refuses alias bombs instead of expanding them', () => {
+    const bomb = 'a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n';
+    assert.match(formatIssues(refused(parseManifests(bomb)[0])), /^YAML: .*alias/i);
+  });
+
+  it('fills in the target namespace and refuses a conflicting one', () => {
+    const [ok] = parseManifests(SANDBOX, undefined, { namespace: 'team-a' });
+    assert.ok(ok?.ok);
+    assert.equal(ok.object.metadata.namespace, 'team-a');
+    const [conflict] = parseManifests(SANDBOX.replace('  name: sb\n', '  name: sb\n  namespace: team-b\n'), undefined, { namespace: 'team-a' });
+    assert.equal(formatIssues(refused(conflict)), 'metadata.namespace: the object\'s namespace "team-b" does not match the namespace "team-a" being applied to');
+  });
+
+  it('returns nothing for an empty stream', () => {
+    assert.deepEqual(parseManifests(''), []);
+    assert.deepEqual(parseManifests('# only a comment\n---\n'), []);
   });
 });
 
-describe('invalid objects', () => {
-  const sandbox = (spec: Record<string, unknown>, name = 'ok-name') => ({ apiVersion: 'agents.x-k8s.io/v1alpha1', kind: 'Sandbox', metadata: { name }, spec: { podTemplate: { spec: { containers: [{ name: 'c', image: 'busybox' }] } }, ...spec } });
-  const errorsOf = (raw: unknown) => { const r = validateObject(raw); assert.equal(r.ok, false); return formatIssues((r as any).errors); };
-
-  const cases: Array<[string, unknown, RegExp]> = [
-    ['replicas out of range', sandbox({ replicas: 3 }), /^spec\.replicas: must be 0 or 1/m],
-    ['a missing image', sandbox({ podTemplate: { spec: { containers: [{ name: 'c' }] } } }), /^spec\.podTemplate\.spec\.containers\[0\]\.image: image is required/m],
-    ['a bad name', sandbox({}, 'Bad_Name'), /^metadata\.name: must be a DNS subdomain/m],
-    ['a bad quantity', sandbox({ podTemplate: { spec: { containers: [{ name: 'c', image: 'x', resources: { limits: { memory: '12XB' } } }] } } }), /containers\[0\]\.resources\.limits\.memory: must be a Kubernetes quantity/],
-    ['an unknown field', sandbox({ colour: 'blue' }), /^spec\.colour: unknown field/m],
-    ['a bad shutdown time', sandbox({ shutdownTime: 'tomorrow' }), /^spec\.shutdownTime: must be an RFC 3339 date-time/m],
-    ['a bad shutdown policy', sandbox({ shutdownPolicy: 'Keep' }), /^spec\.shutdownPolicy: /m],
-    ['operatingMode in v1alpha1', sandbox({ operatingMode: 'Running' }), /spec\.operatingMode: unknown field; did you mean spec\.replicas/],
-    ['an unknown kind', { apiVersion: 'agents.x-k8s.io/v1alpha1', kind: 'Pod', metadata: { name: 'x' }, spec: {} }, /^kind: must be one of Sandbox, SandboxTemplate/],
-    ['a bad label key', sandbox({ podTemplate: { metadata: { labels: { 'bad key!': 'x' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } }), /podTemplate\.metadata\.labels\.bad key!: must be a qualified name/],
-  ];
-  for (const [what, raw, expected] of cases) it(`names the field of ${what}`, () => assert.match(errorsOf(raw), expected));
-
-  it('reports YAML syntax errors with line and column', () => {
-    const [r] = parseManifests('apiVersion: agents.x-k8s.io/v1alpha1\nkind: Sandbox\nmetadata:\n  name: [unclosed\n');
-    assert.equal(r!.ok, false);
-    assert.match(formatIssues((r as any).errors), /^line \d+:\d+: /);
-  });
-
-  it('accepts v1beta1 objects with their own fields', () => {
-    const r = validateObject({ apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', metadata: { name: 'b' }, spec: { operatingMode: 'Suspended', podTemplate: { spec: { containers: [{ name: 'c', image: 'x' }] } } } });
-    assert.ok(r.ok);
-    const claim = validateObject({ apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxClaim', metadata: { name: 'c' }, spec: { warmPoolRef: { name: 'p' } } });
-    assert.ok(claim.ok);
+describe('parsePath', () => {
+  it('splits fields, list indices and bracketed map keys', () => {
+    assert.deepEqual(parsePath('spec.podTemplate.spec.containers[0].resources.limits[memory]'), ['spec', 'podTemplate', 'spec', 'containers', 0, 'resources', 'limits', 'memory']);
+    assert.deepEqual(parsePath('metadata.labels[app.kubernetes.io/name]'), ['metadata', 'labels', 'app.kubernetes.io/name']);
   });
 });
