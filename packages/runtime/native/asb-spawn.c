@@ -15,11 +15,14 @@
  *                     NUL-terminated strings (argv[0] is looked up in the env's PATH)
  *            2 STDIN  payload: bytes; an empty payload closes the command's stdin
  *            3 SIGNAL payload: u32 signal, sent to the command's process group
+ *            4 PAUSE  stop reading the command's stdout/stderr (the agent's client reads slower
+ *                     than the command writes: the pipe fills and the command blocks, instead of
+ *                     the agent buffering without bound); 5 RESUME reads them again
  * Events:    1 STARTED payload: u32 pid      5 FAILED payload: message (exec failed; no EXIT follows)
  *            2 STDOUT  payload: bytes        3 STDERR payload: bytes
  *            4 EXIT    payload: i32 exit code (>= 0) or -signal; sent once the command exited and
  *                      its stdout/stderr reached EOF, or 100 ms after it exited (a background child
- *                      may hold them open; they are then closed)
+ *                      may hold them open; they are then closed; not while paused)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,7 +45,7 @@ struct child {
   uint32_t id;
   pid_t pid;
   int in, out, err; /* our ends; -1 when closed */
-  int exited, code, kill_group;
+  int exited, code, kill_group, paused;
   long long exited_at;
 };
 
@@ -177,6 +180,10 @@ static void handle_frames(void) {
     } else if (type == 3 && (c = find(id)) && n >= 4) {
       uint32_t sig; memcpy(&sig, p, 4);
       if (kill(-c->pid, (int)sig) != 0) kill(c->pid, (int)sig);
+    } else if ((type == 4 || type == 5) && (c = find(id))) {
+      c->paused = type == 4;
+      /* The drain grace starts again: output left in the pipes is read before the exit is sent. */
+      if (!c->paused && c->exited) c->exited_at = now_ms();
     }
     off += 4 + len;
   }
@@ -222,9 +229,11 @@ int main(int argc, char **argv) {
     fds[nf++] = (struct pollfd){ sigpipe_fds[0], POLLIN, 0 };
     int timeout = -1;
     for (int i = 0; i < nkids; i++) {
-      fds[nf++] = (struct pollfd){ kids[i].out, kids[i].out >= 0 ? POLLIN : 0, 0 };
-      fds[nf++] = (struct pollfd){ kids[i].err, kids[i].err >= 0 ? POLLIN : 0, 0 };
-      if (kids[i].exited) { long long left = kids[i].exited_at + DRAIN_GRACE_MS - now_ms(); if (left < 0) left = 0; if (timeout < 0 || left < timeout) timeout = (int)left; }
+      /* A negative fd is skipped by poll: a paused pipe's POLLHUP would otherwise spin the loop. */
+      int paused = kids[i].paused;
+      fds[nf++] = (struct pollfd){ paused ? -1 : kids[i].out, kids[i].out >= 0 ? POLLIN : 0, 0 };
+      fds[nf++] = (struct pollfd){ paused ? -1 : kids[i].err, kids[i].err >= 0 ? POLLIN : 0, 0 };
+      if (kids[i].exited && !kids[i].paused) { long long left = kids[i].exited_at + DRAIN_GRACE_MS - now_ms(); if (left < 0) left = 0; if (timeout < 0 || left < timeout) timeout = (int)left; }
     }
     if (poll(fds, nf, timeout) < 0 && errno != EINTR) return 1;
     if (fds[1].revents) { char d[64]; while (read(sigpipe_fds[0], d, sizeof d) > 0) {} reap(); }
@@ -232,7 +241,7 @@ int main(int argc, char **argv) {
       struct child *c = &kids[i];
       for (int k = 0; k < 2; k++) {
         int *fd = k == 0 ? &c->out : &c->err;
-        if (*fd < 0 || !(fds[f + k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (*fd < 0 || c->paused || !(fds[f + k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         ssize_t r = read(*fd, buf, sizeof buf);
         if (r > 0) emit(k == 0 ? 2 : 3, c->id, buf, (uint32_t)r);
         else if (r == 0 || (errno != EINTR && errno != EAGAIN)) close_fd(fd);
@@ -242,7 +251,7 @@ int main(int argc, char **argv) {
     if (agent_pid == 0) return WIFEXITED(agent_status) ? WEXITSTATUS(agent_status) : 128 + WTERMSIG(agent_status);
     for (int i = 0; i < nkids;) {
       struct child *c = &kids[i];
-      if (c->exited && ((c->out < 0 && c->err < 0) || now_ms() >= c->exited_at + DRAIN_GRACE_MS)) finish(i);
+      if (c->exited && ((c->out < 0 && c->err < 0) || (!c->paused && now_ms() >= c->exited_at + DRAIN_GRACE_MS))) finish(i);
       else i++;
     }
     if (fds[0].revents & (POLLIN | POLLHUP)) {

@@ -1,19 +1,51 @@
 // The agent's HTTP routes: upstream's runtime API and our /v1 extensions. Handlers only parse and
 // shape; ProcessManager and FileService do the work. The same app serves HTTP/2 over the engine's
-// socketpair and HTTP/1.1 on a TCP port.
+// socketpair and HTTP/1.1 on a TCP port (server.ts).
 import { Hono, type Context } from 'hono';
+import { getPath as honoGetPath } from 'hono/utils/url';
 import { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { AgentError, toAgentError } from './errors.ts';
-import { ExecRequest, ExecuteRequest, SignalRequest, type ExecEvent } from './schemas.ts';
+import { ExecRequest, ExecuteRequest, LIMITS, SignalRequest } from './schemas.ts';
+import type { ExistsResponse, HealthResponse, StartProcessResponse, UploadResponse } from './schemas.ts';
 import type { ProcessManager } from './processes.ts';
 import type { FileService } from './files.ts';
+import { ndjsonResponse } from './ndjson.ts';
 
-const MAX_JSON_BYTES = 20 * 1024 * 1024;
+/** Room for multipart boundaries and part headers around an upload's bytes. */
+const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
+
+/** What @hono/node-server passes as the env: the node request, whose url is the path as sent. */
+interface NodeEnv { incoming?: { url?: string } }
+
+/** The request path as the client sent it, before URL normalisation. The URL parser would turn
+ *  `/v1/files/%2e%2e/etc/passwd` into `/v1/etc/passwd` and route it elsewhere; routed as sent, a
+ *  path with `..` reaches its file route and is refused there by the Confiner, as upstream does. */
+function rawPath(req: Request, env: unknown): string {
+  const sent = (env as NodeEnv | undefined)?.incoming?.url;
+  if (typeof sent === 'string' && sent.startsWith('/')) return sent.split(/[?#]/, 1)[0]!;
+  return new URL(req.url).pathname;
+}
+
+/** The body, read up to `maxBytes`: over it is 413 at once, whatever content-length said (or did
+ *  not say: a chunked body has none), so a client cannot make the agent buffer without bound. */
+async function readBody(c: Context, maxBytes: number, what: string): Promise<Uint8Array> {
+  const tooLarge = () => new AgentError('PayloadTooLarge', `${what} exceeds the limit of ${maxBytes} bytes`);
+  if (Number(c.req.header('content-length') ?? 0) > maxBytes) throw tooLarge();
+  const body = c.req.raw.body;
+  if (!body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
 
 async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
-  const text = await c.req.text();
-  if (text.length > MAX_JSON_BYTES) throw new AgentError('PayloadTooLarge', `JSON body over ${MAX_JSON_BYTES} bytes`);
+  const text = Buffer.from(await readBody(c, LIMITS.jsonBodyBytes, 'JSON body')).toString('utf8');
   let raw: unknown;
   try { raw = JSON.parse(text); } catch (err) { throw new AgentError('MalformedJSON', `request body is not valid JSON: ${(err as Error).message}`); }
   const parsed = schema.safeParse(raw);
@@ -25,35 +57,27 @@ async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.i
 
 /** The path after a route prefix, URL-decoded once (clients send it quoted, slashes too). */
 function pathParam(c: Context, prefix: string): string {
-  const rawPath = new URL(c.req.url).pathname.slice(prefix.length);
+  const sent = rawPath(c.req.raw, c.env).slice(prefix.length);
   let p: string;
-  try { p = decodeURIComponent(rawPath); } catch { throw new AgentError('Invalid', `path "${rawPath}" is not valid URL encoding`); }
+  try { p = decodeURIComponent(sent); } catch { throw new AgentError('Invalid', `path "${sent}" is not valid URL encoding`); }
   return p === '' ? '.' : p;
 }
 
-function ndjson(subscribe: (push: (ev: ExecEvent) => void, end: () => void) => () => void, onCancel?: () => void): Response {
-  let unsubscribe = () => {};
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      const enc = new TextEncoder();
-      let closed = false;
-      const end = () => { if (!closed) { closed = true; controller.close(); } };
-      unsubscribe = subscribe((ev) => { if (!closed) { controller.enqueue(enc.encode(JSON.stringify(ev) + '\n')); if (ev.type === 'exit') end(); } }, end);
-    },
-    cancel() { unsubscribe(); onCancel?.(); },
-  });
-  return new Response(stream, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
+const flag = (c: Context, name: string) => ['1', 'true'].includes(c.req.query(name) ?? '');
+
+function fileResponse({ stream, size }: { stream: Readable; size: number }): Response {
+  return new Response(Readable.toWeb(stream) as ReadableStream, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
 }
 
 export function agentApp(procs: ProcessManager, files: FileService): Hono {
-  const app = new Hono();
+  const app = new Hono({ getPath: (req, opts) => honoGetPath({ url: `http://agent${rawPath(req, opts?.env)}` } as Request) });
   app.onError((err, c) => {
     const e = toAgentError(err);
     return c.json(e.body(), e.status as 400);
   });
-  app.notFound((c) => c.json({ detail: `no route ${c.req.method} ${new URL(c.req.url).pathname}`, reason: 'NotFound' }, 404));
+  app.notFound((c) => c.json(new AgentError('NotFound', `no route ${c.req.method} ${rawPath(c.req.raw, c.env)}`).body(), 404));
 
-  app.get('/', (c) => c.json({ status: 'ok', message: 'Sandbox Runtime is active.' }));
+  app.get('/', (c) => c.json({ status: 'ok', message: 'Sandbox Runtime is active.' } satisfies HealthResponse));
 
   // ---- upstream's runtime API ----
   app.post('/execute', async (c) => {
@@ -61,53 +85,57 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
     return c.json(await procs.runBuffered({ ...req, timeoutMs: req.timeout !== undefined ? Math.round(req.timeout * 1000) : undefined }));
   });
   app.post('/upload', async (c) => {
-    const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > files.maxUploadBytes + 64 * 1024) throw new AgentError('PayloadTooLarge', `upload exceeds the limit of ${files.maxUploadBytes} bytes`);
-    const form = await c.req.formData().catch(() => { throw new AgentError('Invalid', 'expected multipart/form-data with a "file" field'); });
+    const body = await readBody(c, files.maxUploadBytes + MULTIPART_OVERHEAD_BYTES, 'upload');
+    const form = await new Request('http://agent/upload', { method: 'POST', body, headers: { 'content-type': c.req.header('content-type') ?? '' } })
+      .formData().catch(() => { throw new AgentError('Invalid', 'expected multipart/form-data with a "file" field'); });
     const file = form.get('file');
-    if (!file || typeof file === 'string') throw new AgentError('Invalid', 'file: a multipart "file" field is required');
+    if (!file || typeof file === 'string') throw new AgentError('Invalid', 'file: a multipart "file" field with a filename is required');
     await files.writeBuffer(file.name, new Uint8Array(await file.arrayBuffer()));
-    return c.json({ message: `File '${file.name}' uploaded successfully.` });
+    return c.json({ message: `File '${file.name}' uploaded successfully.` } satisfies UploadResponse);
   });
-  app.get('/download/*', async (c) => {
-    const { stream, size } = await files.openRead(pathParam(c, '/download/'));
-    return new Response(Readable.toWeb(stream) as ReadableStream, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
-  });
+  app.get('/download/*', async (c) => fileResponse(await files.openRead(pathParam(c, '/download/'))));
   app.get('/list/*', async (c) => c.json(await files.list(pathParam(c, '/list/'))));
   app.get('/exists/*', async (c) => {
     const p = pathParam(c, '/exists/');
-    return c.json({ path: p, exists: await files.exists(p) });
+    return c.json({ path: p, exists: await files.exists(p) } satisfies ExistsResponse);
   });
 
-  // ---- extensions ----
+  // ---- extensions: processes ----
   app.post('/v1/exec', async (c) => {
-    const req = await jsonBody(c, ExecRequest);
-    const proc = procs.spawn(req);
-    // A foreground command whose caller went away (closed the stream) is killed, tree and all,
-    // rather than left running until its timeout.
-    return ndjson((push) => proc.subscribe(push, true), () => proc.kill('SIGKILL'));
+    const proc = procs.spawn(await jsonBody(c, ExecRequest));
+    return ndjsonResponse({
+      subscribe: (push) => proc.subscribe(push, true),
+      pause: () => proc.pause(),
+      resume: () => proc.resume(),
+      // A foreground command whose caller went away is killed, tree and all, rather than left
+      // running until its timeout; resumed, so that its pipes drain and its exit is seen.
+      onCancel: () => { proc.kill('SIGKILL'); proc.resume(); },
+    });
   });
   app.post('/v1/processes', async (c) => {
     const proc = procs.start(await jsonBody(c, ExecRequest));
-    return c.json({ id: proc.id, pid: proc.pid }, 201);
+    await proc.started; // the reply carries the pid
+    return c.json({ id: proc.id, pid: proc.pid } satisfies StartProcessResponse, 201);
   });
   app.get('/v1/processes', (c) => c.json(procs.list()));
   app.get('/v1/processes/:id', (c) => c.json(procs.get(c.req.param('id')).info()));
   app.get('/v1/processes/:id/output', (c) => {
     const proc = procs.get(c.req.param('id'));
-    const follow = c.req.query('follow') === '1' || c.req.query('follow') === 'true';
-    return ndjson((push, end) => {
-      const unsub = proc.subscribe(push, follow);
-      if (!follow || !proc.running) queueMicrotask(end);
-      return unsub;
+    const follow = flag(c, 'follow');
+    return ndjsonResponse({
+      subscribe: (push, end) => {
+        const unsub = proc.subscribe(push, follow);
+        if (!follow || !proc.running) queueMicrotask(end);
+        return unsub;
+      },
     });
   });
   app.post('/v1/processes/:id/stdin', async (c) => {
     const proc = procs.get(c.req.param('id'));
+    const data = await readBody(c, LIMITS.stdinChars, 'stdin');
     if (!proc.running) throw new AgentError('Conflict', `process "${proc.id}" has exited`);
-    const data = new Uint8Array(await c.req.arrayBuffer());
     if (data.length) proc.writeStdin(data);
-    if (c.req.query('eof') === '1') proc.endStdin();
+    if (flag(c, 'eof')) proc.endStdin();
     return c.body(null, 204);
   });
   app.post('/v1/processes/:id/signal', async (c) => {
@@ -117,19 +145,17 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
   });
   app.delete('/v1/processes/:id', (c) => { procs.remove(c.req.param('id')); return c.body(null, 204); });
 
-  app.get('/v1/files/*', async (c) => {
-    const { stream, size } = await files.openRead(pathParam(c, '/v1/files/'));
-    return new Response(Readable.toWeb(stream) as ReadableStream, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
-  });
+  // ---- extensions: files ----
+  app.get('/v1/files/*', async (c) => fileResponse(await files.openRead(pathParam(c, '/v1/files/'))));
   app.put('/v1/files/*', async (c) => {
     const p = pathParam(c, '/v1/files/');
     const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > files.maxUploadBytes) throw new AgentError('PayloadTooLarge', `upload of ${declared} bytes exceeds the limit of ${files.maxUploadBytes} bytes`);
+    if (declared > files.maxUploadBytes) throw new AgentError('PayloadTooLarge', `upload of ${declared} bytes exceeds the limit of ${files.maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
     const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
     return c.json(await files.writeStream(p, body), 201);
   });
   app.delete('/v1/files/*', async (c) => {
-    await files.remove(pathParam(c, '/v1/files/'), c.req.query('recursive') === '1');
+    await files.remove(pathParam(c, '/v1/files/'), flag(c, 'recursive'));
     return c.body(null, 204);
   });
   app.get('/v1/stat/*', async (c) => c.json(await files.stat(pathParam(c, '/v1/stat/'))));

@@ -14,13 +14,17 @@ export const STATUS_OF: Record<Reason, number> = {
   Internal: 500,
 };
 
+/** Every error response's body. `message` repeats `detail` for upstream clients, whose server
+ *  answered some errors as `{"message": ...}`. */
+export interface ErrorBody { detail: string; reason: Reason; message: string }
+
 export class AgentError extends Error {
   constructor(readonly reason: Reason, message: string) {
     super(message);
     this.name = 'AgentError';
   }
   get status(): number { return STATUS_OF[this.reason]; }
-  body(): { detail: string; reason: Reason; message: string } { return { detail: this.message, reason: this.reason, message: this.message }; }
+  body(): ErrorBody { return { detail: this.message, reason: this.reason, message: this.message }; }
 }
 
 export function toAgentError(err: unknown): AgentError {
@@ -30,6 +34,7 @@ export function toAgentError(err: unknown): AgentError {
   if (e?.code === 'ENOENT') return new AgentError('NotFound', 'File not found');
   if (e?.code === 'ENOTDIR') return new AgentError('NotFound', 'Path is not a directory');
   if (e?.code === 'EISDIR') return new AgentError('Conflict', 'Path is a directory');
+  if (e?.code === 'ELOOP' || e?.code === 'ENAMETOOLONG') return new AgentError('Invalid', `path cannot be resolved: ${e.code === 'ELOOP' ? 'too many symbolic links' : 'name too long'}`);
   if (e?.code === 'ENOTEMPTY') return new AgentError('Conflict', 'Directory is not empty (pass recursive=1)');
   return new AgentError('Internal', e instanceof Error ? e.message : String(err));
 }

@@ -1,7 +1,14 @@
-// What other packages import from the runtime: the wire contract, never a running server.
-export { ExecuteRequest, ExecRequest, SignalRequest, type ExecEvent, type ExecuteResponse, type ProcessInfo, type FileEntry, type FileStat } from './schemas.ts';
-export { STATUS_OF, type Reason as AgentReason } from './errors.ts';
+// What other packages import from the runtime: the wire contract (schemas, types, error reasons)
+// and the pieces to embed an agent in a test. Importing this never starts a server: only main.ts
+// does.
+export {
+  ExecuteRequest, ExecRequest, SignalRequest, MainArgv, LIMITS, SIGNALS,
+  type ExecEvent, type ExecuteResponse, type ProcessInfo, type StartProcessResponse, type HealthResponse,
+  type UploadResponse, type ExistsResponse, type WriteFileResponse, type FileEntry, type FileStat,
+} from './schemas.ts';
+export { STATUS_OF, type Reason as AgentReason, type ErrorBody as AgentErrorBody } from './errors.ts';
 export { agentApp } from './app.ts';
 export { Confiner } from './confine.ts';
 export { FileService } from './files.ts';
 export { ProcessManager, baseEnv } from './processes.ts';
+export { configFromEnv, createAgent, requestHandler, serveHttp1, type AgentConfig, type Agent } from './server.ts';

@@ -1,42 +1,73 @@
-// Every JSON body that crosses the sandbox boundary, with limits. The engine and the SDK import
-// these types, so both sides are written against one definition.
+// Every message that crosses the sandbox boundary, with its limits: the agent trusts no request,
+// and the engine and the SDK import these same types (`@asb/runtime`), so both sides are written
+// against one definition instead of two hand-kept copies.
 import { z } from 'zod';
 
 const MiB = 1024 * 1024;
-const env = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _').max(256), z.string().max(MiB))
-  .refine((e) => Object.keys(e).length <= 256, 'at most 256 environment variables');
 
-/** Upstream's POST /execute, plus our optional fields. */
+/** Limits of JSON bodies. A body is read with a cap (app.ts) before it is parsed, so a client
+ *  cannot make the agent buffer more than this whatever the fields say. */
+export const LIMITS = {
+  jsonBodyBytes: 20 * MiB,
+  commandChars: MiB,
+  envEntries: 256,
+  envValueChars: MiB,
+  stdinChars: 16 * MiB,
+  pathChars: 4096,
+} as const;
+
+const env = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _').max(256),
+  z.string().max(LIMITS.envValueChars),
+).refine((e) => Object.keys(e).length <= LIMITS.envEntries, `at most ${LIMITS.envEntries} environment variables`);
+
+const command = z.string().min(1, 'command must not be empty').max(LIMITS.commandChars);
+const cwd = z.string().max(LIMITS.pathChars);
+const stdin = z.string().max(LIMITS.stdinChars);
+
+/** Upstream's POST /execute (`{command}`), plus our optional fields. `timeout` is in seconds, as
+ *  SANDBOX_EXEC_TIMEOUT_SECONDS is. */
 export const ExecuteRequest = z.object({
-  command: z.string().min(1, 'command must not be empty').max(MiB),
+  command,
   timeout: z.number().positive().max(86_400).optional(),
   env: env.optional(),
-  cwd: z.string().max(4096).optional(),
-  stdin: z.string().max(16 * MiB).optional(),
+  cwd: cwd.optional(),
+  stdin: stdin.optional(),
 });
 export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
+/** `truncated` and `timed_out` are present only when true, so upstream's exact shape is kept. */
 export interface ExecuteResponse { stdout: string; stderr: string; exit_code: number; truncated?: boolean; timed_out?: boolean }
 
-/** POST /v1/exec and POST /v1/processes. */
+/** POST /v1/exec (streamed) and POST /v1/processes (background; no timeout unless given). */
 export const ExecRequest = z.object({
-  command: z.string().min(1, 'command must not be empty').max(MiB),
+  command,
   env: env.optional(),
-  cwd: z.string().max(4096).optional(),
+  cwd: cwd.optional(),
   timeoutMs: z.number().int().positive().max(86_400_000).optional(),
-  stdin: z.string().max(16 * MiB).optional(),
+  stdin: stdin.optional(),
 });
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
-export const SignalRequest = z.object({
-  signal: z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT']),
-});
+export const SIGNALS = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;
+export const SignalRequest = z.object({ signal: z.enum(SIGNALS) });
+export type SignalRequest = z.infer<typeof SignalRequest>;
 
+/** `--main '<json argv>'`: the sandbox's main process (a template container's command + args). */
+export const MainArgv = z.array(z.string().max(LIMITS.commandChars)).min(1, 'the main process needs a program').max(4096);
+
+/** One line of an NDJSON stream (/v1/exec, /v1/processes/{id}/output), in the order it happened. */
 export type ExecEvent =
   | { type: 'start'; pid: number }
   | { type: 'stdout' | 'stderr'; data: string }
   | { type: 'exit'; exitCode: number | null; signal: string | null; timedOut: boolean; durationMs: number };
 
+export interface StartProcessResponse { id: string; pid: number }
 export interface ProcessInfo { id: string; pid: number; command: string; running: boolean; exitCode: number | null; signal: string | null; startedAt: string }
+
+export interface HealthResponse { status: 'ok'; message: string }
+export interface UploadResponse { message: string }
+export interface ExistsResponse { path: string; exists: boolean }
+export interface WriteFileResponse { path: string; size: number }
 export interface FileEntry { name: string; size: number; type: 'file' | 'directory'; mod_time: number }
 export interface FileStat { name: string; path: string; type: 'file' | 'directory' | 'symlink' | 'other'; size: number; mode: number; mtimeMs: number }

@@ -4,7 +4,9 @@
 //   it reaps the orphans that node would leave as zombies.
 // - NodeSpawner: node's child_process, where the helper is absent (Kubernetes images, tests).
 // Both put each command in a process group of its own and report exit only after its output is
-// drained (or 100 ms after exit when a background child holds the pipes).
+// drained (or 100 ms after exit when a background child holds the pipes, counted while not
+// paused). pause() stops reading a command's output when its reader is slow: the pipe fills and
+// the command blocks, rather than the agent buffering output without bound.
 import { EventEmitter } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
@@ -19,6 +21,8 @@ export interface ChildHandle extends EventEmitter {
   endStdin(): void;
   /** Signals the whole process group. */
   signal(sig: NodeJS.Signals): void;
+  pause(): void;
+  resume(): void;
 }
 
 export interface Spawner { spawn(argv: string[], opts: SpawnOptions): ChildHandle }
@@ -27,6 +31,7 @@ const DRAIN_GRACE_MS = 100;
 
 class NodeChild extends EventEmitter implements ChildHandle {
   pid = -1;
+  private paused = false;
   constructor(private readonly child: ChildProcess, killGroupOnExit: boolean) {
     super();
     let done = false;
@@ -42,13 +47,24 @@ class NodeChild extends EventEmitter implements ChildHandle {
     child.stderr!.on('data', (b: Buffer) => this.emit('stderr', b));
     child.stdin!.on('error', () => undefined); // the command may exit without reading its stdin
     child.once('close', (code, signal) => { closed = true; report(code, signal); });
-    child.once('exit', (code, signal) => {
-      setTimeout(() => { if (!closed) { child.stdout!.destroy(); child.stderr!.destroy(); report(code, signal); } }, DRAIN_GRACE_MS).unref();
-    });
+    const afterGrace = (code: number | null, signal: NodeJS.Signals | null) => setTimeout(() => {
+      if (closed) return;
+      // Output still in the pipes waits for its reader: the grace starts again on resume.
+      if (this.paused) { this.once('resumed', () => afterGrace(code, signal)); return; }
+      child.stdout!.destroy(); child.stderr!.destroy(); report(code, signal);
+    }, DRAIN_GRACE_MS).unref();
+    child.once('exit', afterGrace);
     child.once('error', (err) => { if (!done) { done = true; this.emit('error', err); } });
   }
   writeStdin(data: Uint8Array): void { this.child.stdin!.write(data); }
   endStdin(): void { this.child.stdin!.end(); }
+  pause(): void { this.paused = true; this.child.stdout!.pause(); this.child.stderr!.pause(); }
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.child.stdout!.resume(); this.child.stderr!.resume();
+    this.emit('resumed');
+  }
   signal(sig: NodeJS.Signals): void {
     if (this.pid <= 0) return;
     try { process.kill(-this.pid, sig); } catch { try { this.child.kill(sig); } catch { /* gone */ } }
@@ -64,7 +80,7 @@ export class NodeSpawner implements Spawner {
   }
 }
 
-const enum Req { Spawn = 1, Stdin = 2, Signal = 3 }
+const enum Req { Spawn = 1, Stdin = 2, Signal = 3, Pause = 4, Resume = 5 }
 const enum Ev { Started = 1, Stdout = 2, Stderr = 3, Exit = 4, Failed = 5 }
 
 class ZygoteChild extends EventEmitter implements ChildHandle {
@@ -72,6 +88,8 @@ class ZygoteChild extends EventEmitter implements ChildHandle {
   constructor(private readonly zygote: ZygoteSpawner, readonly id: number) { super(); }
   writeStdin(data: Uint8Array): void { if (data.length) this.zygote.send(Req.Stdin, this.id, Buffer.from(data)); }
   endStdin(): void { this.zygote.send(Req.Stdin, this.id, Buffer.alloc(0)); }
+  pause(): void { this.zygote.send(Req.Pause, this.id, Buffer.alloc(0)); }
+  resume(): void { this.zygote.send(Req.Resume, this.id, Buffer.alloc(0)); }
   signal(sig: NodeJS.Signals): void {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(constants.signals[sig]);
