@@ -106,7 +106,12 @@ describe('memory and disk limits', () => {
       (r) => ({ ok: true, r }), (err) => ({ ok: false, err }));
     // Either the hog alone dies (non-zero exit) or the whole sandbox is stopped at the limit.
     if (hog.ok) assert.notEqual((hog as any).r.exitCode, 0);
-    const info = await sb.refresh().catch(() => undefined);
+    // A stopped sandbox says why once its exit is seen (the lost connection is noticed first).
+    let info = await sb.refresh().catch(() => undefined);
+    for (let i = 0; i < 50 && info?.phase === 'Failed' && !/memory limit/.test(info.message); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      info = await sb.refresh();
+    }
     if (info && info.phase === 'Failed') assert.match(info.message, /memory limit/);
     const other = await Sandbox.create({ ...t.conn, template: 'small' });
     assert.equal((await other.run('echo alive')).stdout, 'alive\n');
