@@ -55,7 +55,7 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
   log.warn(config.driver === 'bubblewrap'
     ? 'using bubblewrap as configured: it shares the host kernel (weaker isolation than gVisor)'
     : 'gVisor not found: using bubblewrap, which shares the host kernel (weaker isolation). Install runsc for gVisor.');
-  return { driver: new BubblewrapDriver(bwrap, config) };
+  return { driver: new BubblewrapDriver(bwrap) };
 }
 
 /** Copies the agent (bundle, startup snapshot, statx shim) to a directory of its own: that

@@ -8,7 +8,6 @@ import { agentArgv, AGENT_MOUNT, type SandboxRuntimeSpec } from '../oci-spec.ts'
 import { HOST_READ_ONLY_PATHS } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
-import type { EngineConfig } from '../config.ts';
 
 export class BubblewrapDriver implements SandboxDriver {
   readonly name = 'bubblewrap' as const;
@@ -18,7 +17,7 @@ export class BubblewrapDriver implements SandboxDriver {
   /** bwrap maps the sandbox's uid to the engine's own: the workspace stays the engine user's. */
   workspaceOwner() { return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }; }
 
-  constructor(private readonly bwrap: string, private readonly config: Pick<EngineConfig, 'home'>) {}
+  constructor(private readonly bwrap: string) {}
 
   args(spec: SandboxRuntimeSpec): string[] {
     const env = { LANG: 'C.UTF-8', ...spec.image.env, ...spec.env, SANDBOX_BASE_DIR: spec.workingDir };
