@@ -20,6 +20,19 @@ for (const driver of ['gvisor', 'bubblewrap'] as const) describe(`commands and f
     assert.deepEqual(r, { stdout: 'out\n', stderr: 'err\n', exitCode: 3 });
   });
 
+  it('finds programs on PATH as bash would: missing, scripts without #!, changes between calls', async () => {
+    const missing = await sb.run('no-such-program --flag');
+    assert.equal(missing.exitCode, 127);
+    assert.match(missing.stderr, /no-such-program: command not found/);
+    await sb.run('mkdir -p bin && printf "echo first\\n" > bin/tool && chmod +x bin/tool');
+    const env = { PATH: '/app/bin:/usr/bin:/bin' };
+    assert.equal((await sb.run('tool', { env })).stdout, 'first\n'); // no #!: run by the shell
+    await sb.run('printf "#!/bin/sh\\necho second\\n" > bin/tool2 && mv bin/tool2 bin/tool && chmod +x bin/tool');
+    assert.equal((await sb.run('tool', { env })).stdout, 'second\n');
+    await sb.run('rm bin/tool');
+    assert.equal((await sb.run('tool', { env })).exitCode, 127);
+  });
+
   it('runs seed 004\'s python command', async () => {
     const r = await sb.run(`python3 -c 'print("Hello from SDK!")'`);
     assert.equal(r.stdout.trim(), 'Hello from SDK!');

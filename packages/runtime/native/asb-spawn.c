@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,8 +76,14 @@ static void emit(uint8_t type, uint32_t id, const void *data, uint32_t n) {
   uint8_t head[9];
   uint32_t len = 5 + n;
   memcpy(head, &len, 4); head[4] = type; memcpy(head + 5, &id, 4);
-  write_all(ev_fd, head, 9);
-  if (n) write_all(ev_fd, data, n);
+  if (n == 0) { write_all(ev_fd, head, 9); return; }
+  /* One syscall per frame: each costs ~40 us under gVisor's ptrace platform. */
+  struct iovec iov[2] = { { head, 9 }, { (void *)data, n } };
+  ssize_t w;
+  while ((w = writev(ev_fd, iov, 2)) < 0 && errno == EINTR) {}
+  if (w < 0) exit(0); /* the agent is gone */
+  if ((size_t)w < 9) { write_all(ev_fd, head + w, 9 - (size_t)w); write_all(ev_fd, data, n); }
+  else if ((size_t)w < 9 + (size_t)n) write_all(ev_fd, (const char *)data + (w - 9), n - (size_t)(w - 9));
 }
 
 static void on_sigchld(int sig) { (void)sig; int e = errno; ssize_t r = write(sigpipe_fds[1], "x", 1); (void)r; errno = e; }
@@ -98,6 +105,44 @@ static void finish(int i) {
   kids[i] = kids[--nkids];
 }
 
+/* PATH lookup, done here and remembered: execvp tries each PATH entry with a failing execve,
+ * which costs ~1 ms apiece under gVisor (`true` was 4 ms slower than `/bin/true`); access()
+ * of a remembered hit costs ~0.07 ms. Returns argv0 itself when it holds a '/' or is not found
+ * (the exec then fails with the usual error). */
+#define PATH_CACHE 64
+static struct { char *path_env, *name, *resolved; } path_cache[PATH_CACHE];
+static int path_cache_next;
+
+static const char *resolve_cmd(const char *argv0, char **envp, char *out, size_t outsz) {
+  if (strchr(argv0, '/') || !*argv0) return argv0;
+  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  for (char **e = envp; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) { path = *e + 5; break; }
+  /* Relative entries depend on the command's cwd, set only in the child: leave those to execvp. */
+  if (*path != '/' || strstr(path, "::") || strstr(path, ":.") || path[strlen(path) - 1] == ':') return argv0;
+  for (int i = 0; i < PATH_CACHE; i++) {
+    if (path_cache[i].name && strcmp(path_cache[i].name, argv0) == 0 && strcmp(path_cache[i].path_env, path) == 0) {
+      if (access(path_cache[i].resolved, X_OK) == 0) return path_cache[i].resolved;
+      break; /* gone or changed: search again */
+    }
+  }
+  for (const char *d = path; ; ) {
+    const char *colon = strchr(d, ':');
+    size_t dl = colon ? (size_t)(colon - d) : strlen(d);
+    int w = snprintf(out, outsz, "%.*s/%s", (int)dl, d, argv0);
+    if (w > 0 && (size_t)w < outsz && access(out, X_OK) == 0) {
+      int slot = -1;
+      for (int i = 0; i < PATH_CACHE; i++) if (path_cache[i].name && strcmp(path_cache[i].name, argv0) == 0 && strcmp(path_cache[i].path_env, path) == 0) slot = i;
+      if (slot < 0) { slot = path_cache_next; path_cache_next = (path_cache_next + 1) % PATH_CACHE; }
+      free(path_cache[slot].path_env); free(path_cache[slot].name); free(path_cache[slot].resolved);
+      path_cache[slot].path_env = strdup(path); path_cache[slot].name = strdup(argv0); path_cache[slot].resolved = strdup(out);
+      return path_cache[slot].resolved;
+    }
+    if (!colon) break;
+    d = colon + 1;
+  }
+  return argv0;
+}
+
 static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
   if (n < 9 || nkids >= MAX_CHILDREN) { const char *m = "bad spawn request"; emit(5, id, m, strlen(m)); return; }
   uint32_t argc, envc; memcpy(&argc, p, 4); memcpy(&envc, p + 4, 4);
@@ -108,6 +153,8 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
   const char *cwd = s; s += strnlen(s, end - s) + 1;
   for (uint32_t i = 0; i < argc && s < end; i++) { argv[i] = (char *)s; s += strnlen(s, end - s) + 1; }
   for (uint32_t i = 0; i < envc && s < end; i++) { envp[i] = (char *)s; s += strnlen(s, end - s) + 1; }
+  char resolved_buf[4096];
+  const char *file = resolve_cmd(argv[0], envp, resolved_buf, sizeof resolved_buf);
   int in[2], out[2], err[2], errp[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
     char m[128]; snprintf(m, sizeof m, "pipe: %s", strerror(errno)); emit(5, id, m, strlen(m)); free(argv); free(envp); return;
@@ -120,6 +167,8 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
     dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
     if (chdir(cwd) != 0) { int e = errno; write_all(errp[1], &e, sizeof e); _exit(127); }
     environ = envp;
+    if (file != argv[0]) execve(file, argv, envp);
+    /* Not found on PATH, a path, or a script without #! (ENOEXEC): execvp's own rules. */
     execvp(argv[0], argv);
     int e = errno; write_all(errp[1], &e, sizeof e);
     _exit(127);
