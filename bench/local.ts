@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     const idle = await Promise.all(Array.from({ length: IDLE_N }, () => Sandbox.create(conn)));
     await new Promise((r) => setTimeout(r, 3000));
     const kids = childrenOf();
-    const perSandbox = engine.sandboxes.list().map((s) => treeOf(s.handle!.pid!, kids).reduce((a, p) => a + pssBytes(p), 0));
+    const perSandbox = engine.workloads.list().map((w) => treeOf(w.handle!.pid!, kids).reduce((a, p) => a + pssBytes(p), 0));
     const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
     rows.push([`memory (PSS) per idle sandbox, ${IDLE_N} idle`, String(perSandbox.length), mb(percentile(perSandbox, 50)), mb(percentile(perSandbox, 95)), '≤ 40 MB']);
     await Promise.all(idle.map((s) => s.kill()));

@@ -77,10 +77,13 @@ spec:
     const sb = await Sandbox.connect('gvisor-test', t.conn);
     assert.match((await sb.run('dmesg | head -1')).stdout, /Starting gVisor/);
     await sb.kill();
-    await assert.rejects(apply(`apiVersion: agents.x-k8s.io/v1alpha1
+    // An image the engine cannot provide is accepted, and reported on the object's status.
+    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
 kind: Sandbox
 metadata: { name: nginx }
 spec: { podTemplate: { spec: { containers: [ { name: web, image: "nginx:1.25" } ] } } }
-`, t.conn), /image "nginx:1\.25" is not available to the local engine/);
+`, t.conn);
+    await assert.rejects(Sandbox.connect('nginx', t.conn), /ReconcilerError: Error seen: image "nginx:1\.25" is not available to the local engine/);
+    assert.equal((await Sandbox.connect('gvisor-test', { ...t.conn, waitReadyMs: 0 }).catch((e: Error) => e)).constructor.name, 'NotFoundError');
   });
 });

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine, unmountAll } from '@asb/engine';
+import { Engine, unmountAll, applyObjects } from '@asb/engine';
+import type { AnyObject } from '@asb/api';
 import type { ConnectionOpts } from '@asb/sdk';
 
 export interface TestEngine { engine: Engine; conn: ConnectionOpts; home: string; stop(): Promise<void> }
@@ -15,17 +16,20 @@ export async function startTestEngine(opts: { driver?: 'gvisor' | 'bubblewrap' }
   await engine.start();
   return {
     engine, home, conn: { url: engine.url, token: engine.bearerToken },
-    async stop() { await engine.stop(); await unmountAll(home); rmSync(home, { recursive: true, force: true }); },
+    async stop() { await engine.stop({ deleteAll: true }); await unmountAll(home); rmSync(home, { recursive: true, force: true }); },
   };
 }
 
-/** Registers a template in the engine (the lifecycle issue adds `asb apply` for YAML). */
-export function putTemplate(t: TestEngine, name: string, container: { image: string; command?: string[]; limits?: Record<string, string> }): void {
+/** Registers a template in the engine's store, as `asb apply` of a SandboxTemplate would. */
+export async function putTemplate(t: TestEngine, name: string, container: { image: string; command?: string[]; limits?: Record<string, string> }): Promise<void> {
   // (limits may include ephemeral-storage: the workspace's disk quota)
-  t.engine.sandboxes.putTemplate({
-    name, namespace: 'default',
-    podTemplate: { spec: { containers: [{ name: 'main', image: container.image, command: container.command, resources: { limits: container.limits } }] } },
-  });
+  await applyObjects(t.engine.store, [{
+    apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxTemplate', metadata: { name, namespace: 'default' },
+    spec: {
+      podTemplate: { spec: { containers: [{ name: 'main', image: container.image, command: container.command, resources: { limits: container.limits } }] } },
+      networkPolicyManagement: 'Managed', envVarsInjectionPolicy: 'Disallowed', volumeClaimTemplatesPolicy: 'Disallowed',
+    },
+  } as AnyObject]);
 }
 
 /** Raw HTTP to the engine with the router headers, for asserting status codes and bodies. */

@@ -87,7 +87,7 @@ describe('memory and disk limits', () => {
   let t: TestEngine;
   before(async () => {
     t = await startTestEngine();
-    putTemplate(t, 'small', { image: 'python:3.13-slim', limits: { memory: '256Mi', 'ephemeral-storage': '64Mi' } });
+    await putTemplate(t, 'small', { image: 'python:3.13-slim', limits: { memory: '256Mi', 'ephemeral-storage': '64Mi' } });
   });
 
   it('gives the workspace a disk quota from ephemeral-storage: a full disk is ENOSPC, not the host\'s disk', async () => {

@@ -1,9 +1,8 @@
 // kubectl-style apply of the upstream objects to the local engine. Every document is validated
 // (field paths in the message) before anything changes; then each is applied in order.
-import { parseManifests, validateObject, formatIssues, type AnyObject, type ManifestResult } from '@asb/api';
-import { EngineError } from './errors.ts';
-import type { SandboxManager } from './sandboxes.ts';
-import type { PodTemplateLike } from './pod.ts';
+import { parseManifests, validateObject, formatIssues, toHub, type AnyObject, type ManifestResult } from '@asb/api';
+import type { AnyHub, KindName, ObjectStore } from '@asb/lifecycle';
+import { EngineError, toEngineError } from './errors.ts';
 
 export interface ApplyResult { kind: string; name: string; namespace: string; action: 'created' | 'configured' | 'unchanged' }
 
@@ -27,22 +26,26 @@ export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
   return results.map((r) => (r as { object: AnyObject }).object);
 }
 
-export async function applyObjects(sandboxes: SandboxManager, objects: AnyObject[]): Promise<ApplyResult[]> {
+/** kubectl apply, simplified: create, or replace labels, annotations and spec (status is the
+ *  controller's, and stays). Objects without a name but with generateName are always created. */
+export async function applyObjects(store: ObjectStore, objects: AnyObject[]): Promise<ApplyResult[]> {
   const out: ApplyResult[] = [];
   for (const obj of objects) {
-    const namespace = obj.metadata.namespace ?? 'default';
-    const name = obj.metadata.name ?? '';
-    if (obj.kind === 'SandboxTemplate') {
-      const existed = sandboxes.listTemplates(namespace).some((t) => t.name === name);
-      sandboxes.putTemplate({ name, namespace, podTemplate: obj.spec.podTemplate as PodTemplateLike });
-      out.push({ kind: obj.kind, name, namespace, action: existed ? 'configured' : 'created' });
-    } else if (obj.kind === 'Sandbox') {
-      if (sandboxes.list(namespace).some((s) => s.name === name)) { out.push({ kind: obj.kind, name, namespace, action: 'unchanged' }); continue; }
-      await sandboxes.create({ namespace, name, podTemplate: obj.spec.podTemplate as PodTemplateLike });
-      out.push({ kind: obj.kind, name, namespace, action: 'created' });
-    } else {
-      throw new EngineError('Invalid', `${obj.kind} "${name}" is valid, but this engine does not run ${obj.kind} objects yet (claims and warm pools come with the lifecycle engine); apply SandboxTemplate and Sandbox objects`);
+    const hub = toHub(obj) as AnyHub;
+    const namespace = hub.metadata.namespace;
+    const existing = hub.metadata.name ? await store.get(hub.kind as KindName, namespace, hub.metadata.name) : undefined;
+    if (!existing) {
+      const made = await store.create(hub).catch((err) => { throw toEngineError(err); });
+      out.push({ kind: hub.kind, name: made.metadata.name!, namespace, action: 'created' });
+      continue;
     }
+    const next = {
+      ...existing,
+      metadata: { ...existing.metadata, labels: hub.metadata.labels, annotations: hub.metadata.annotations },
+      spec: hub.spec,
+    } as AnyHub;
+    const saved = await store.update(next).catch((err) => { throw toEngineError(err); });
+    out.push({ kind: hub.kind, name: saved.metadata.name!, namespace, action: saved.metadata.resourceVersion === existing.metadata.resourceVersion ? 'unchanged' : 'configured' });
   }
   return out;
 }

@@ -10,7 +10,10 @@ import pino, { type Logger } from 'pino';
 import { loadConfig, type EngineConfig } from './config.ts';
 import { prepareRootfs } from './rootfs.ts';
 import { AGENT_MOUNT } from './oci-spec.ts';
-import { SandboxManager } from './sandboxes.ts';
+import { LocalWorkloads } from './workloads.ts';
+import { SandboxService } from './sandbox-service.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import { LifecycleController, systemClock } from '@asb/lifecycle';
 import { GvisorDriver, runscVersion } from './drivers/gvisor.ts';
 import { BubblewrapDriver } from './drivers/bubblewrap.ts';
 import type { SandboxDriver } from './drivers/driver.ts';
@@ -19,7 +22,6 @@ import { createEngineServer } from './http/server.ts';
 import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
 import { builtinTemplates } from './builtin-templates.ts';
 import { applyObjects } from './apply.ts';
-import { unmountAll } from './workspace.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -86,7 +88,10 @@ function installAgent(agentPath: string, dir: string, log: Logger): { dir: strin
 export class Engine {
   readonly config: EngineConfig;
   readonly log: Logger;
-  sandboxes!: SandboxManager;
+  store!: SqliteStore;
+  workloads!: LocalWorkloads;
+  sandboxes!: SandboxService;
+  controller!: LifecycleController;
   private server?: Server;
   private token = '';
   url = '';
@@ -105,14 +110,23 @@ export class Engine {
     const { driver, runtime } = await chooseDriver(this.config, this.log);
     const rootfs = prepareRootfs(home);
     const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
-    this.sandboxes = new SandboxManager(this.config, driver, rootfs, agent, this.log);
-    await applyObjects(this.sandboxes, builtinTemplates());
-    const reaped = await this.sandboxes.reapOrphans();
-    await unmountAll(join(home, 'sandboxes'));
-    if (reaped) this.log.info({ reaped }, 'reaped sandboxes left by a previous engine');
-    const api = apiApp(this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
+    this.store = new SqliteStore(join(home, 'state.db'));
+    this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log);
+    this.sandboxes = new SandboxService(this.store, this.workloads);
+    // Re-attach to what a previous engine left running, before anything reconciles.
+    const recovered = await this.workloads.recover();
+    if (recovered.reattached || recovered.reaped) this.log.info(recovered, 'recovered sandboxes left by a previous engine');
+    for (const t of builtinTemplates()) {
+      if (!this.store.getSync(t.kind, t.metadata.namespace ?? 'default', t.metadata.name!)) await applyObjects(this.store, [t]);
+    }
+    this.controller = new LifecycleController({
+      store: this.store, workloads: this.workloads, clock: systemClock,
+      recorder: { event: (obj, type, reason, message) => this.store.recordEvent(obj, type, reason, message) },
+    }, { log: this.log });
+    await this.controller.start();
+    const api = apiApp(this.store, this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
-    this.server = createEngineServer(api, this.sandboxes, { token: this.token, maxUploadBytes });
+    this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.config.port, this.config.host, resolve);
@@ -127,10 +141,26 @@ export class Engine {
 
   get bearerToken(): string { return this.token; }
 
-  /** Deletes every sandbox, then stops serving. */
-  async stop(): Promise<void> {
-    await this.sandboxes?.deleteAll();
+  /**
+   * Stops serving and ends every sandbox's processes. The objects and the workspaces stay in
+   * $ASB_HOME: the next start brings the Sandboxes back (with their files, processes anew).
+   * `deleteAll` removes every object first, as a clean slate (tests, `asb engine stop --purge`).
+   */
+  async stop(opts: { deleteAll?: boolean } = {}): Promise<void> {
+    this.controller?.stop();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
+    if (this.workloads) {
+      if (opts.deleteAll) {
+        for (const kind of ['SandboxClaim', 'SandboxWarmPool', 'Sandbox'] as const) {
+          for (const o of this.store.listSync(kind)) await this.store.delete(kind, o.metadata.namespace, o.metadata.name!).catch(() => undefined);
+        }
+        await Promise.all(this.workloads.list().map((w) => this.workloads.release(w.namespace, w.name).catch(() => undefined)));
+        await this.workloads.recover(); // removes workspaces no Sandbox names any more
+      } else {
+        await this.workloads.stopAll();
+      }
+    }
+    this.store?.close();
     rmSync(stateFile(this.config.home), { force: true });
     this.log.info('engine stopped');
   }

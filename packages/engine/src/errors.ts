@@ -36,5 +36,10 @@ export function statusBody(reason: Reason, message: string, causes: FieldCause[]
 
 export function toEngineError(err: unknown): EngineError {
   if (err instanceof EngineError) return err;
+  // The store's errors (packages/lifecycle/src/substrate.ts), by name.
+  const name = (err as Error)?.name;
+  if (name === 'ConflictError') return new EngineError('Conflict', (err as Error).message);
+  if (name === 'AlreadyExistsError') return new EngineError('AlreadyExists', (err as Error).message);
+  if (name === 'NotFoundError') return new EngineError('NotFound', (err as Error).message);
   return new EngineError('Internal', err instanceof Error ? err.message : String(err));
 }

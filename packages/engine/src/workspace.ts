@@ -3,7 +3,7 @@
 // `ephemeral-storage` limit is a real quota: a sandbox that fills its disk gets ENOSPC, not the
 // host's disk. Without the journal (crash recovery is fsck's job) a 4 GiB image costs ~2 MB.
 import { execFile } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, ftruncateSync, rmSync, chownSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, ftruncateSync, rmSync, chownSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -14,12 +14,19 @@ export interface Workspace { path: string; quotaBytes?: number }
 
 let quotaUnavailable: string | undefined;
 
+/** Makes the workspace, or mounts the one a stopped sandbox left. */
 export async function createWorkspace(dir: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
   const path = join(dir, 'workspace');
   mkdirSync(path, { recursive: true, mode: 0o755 });
+  const image = join(dir, 'workspace.img');
+  // A stopped sandbox started again (replicas 0 → 1, an engine restart) keeps its files.
+  if (isMountPoint(path)) return { path, quotaBytes: statSync(image, { throwIfNoEntry: false })?.size };
+  if (existsSync(image)) {
+    await run('mount', ['-o', 'loop,nosuid,nodev,noatime', image, path], { timeout: 30_000 });
+    return { path, quotaBytes: statSync(image).size };
+  }
   if (quotaUnavailable === undefined) {
     try {
-      const image = join(dir, 'workspace.img');
       const fd = openSync(image, 'w', 0o600);
       ftruncateSync(fd, bytes);
       closeSync(fd);

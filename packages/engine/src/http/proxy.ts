@@ -2,7 +2,7 @@
 // ways and unbuffered, to that sandbox's agent. Same header protocol as upstream's router, so a
 // client speaks to the local engine and to a Kubernetes router alike.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SandboxManager } from '../sandboxes.ts';
+import type { LocalWorkloads } from '../workloads.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 
 export const MAX_UPLOAD_BYTES_DEFAULT = 256 * 1024 * 1024;
@@ -14,7 +14,7 @@ export function routerError(res: ServerResponse, err: EngineError): void {
   res.end(JSON.stringify(statusBody(err.reason, err.message, err.causes)));
 }
 
-export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, sandboxes: SandboxManager, maxUploadBytes: number): Promise<void> {
+export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, sandboxes: LocalWorkloads, maxUploadBytes: number): Promise<void> {
   try {
     const id = String(req.headers['x-sandbox-id'] ?? '');
     const namespace = String(req.headers['x-sandbox-namespace'] ?? 'default');

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
-import type { SandboxManager } from '../sandboxes.ts';
+import type { LocalWorkloads } from '../workloads.ts';
 import { EngineError } from '../errors.ts';
 import { proxyToSandbox, routerError } from './proxy.ts';
 
@@ -20,7 +20,7 @@ function authorized(header: string | undefined, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
-export function createEngineServer(api: Hono, sandboxes: SandboxManager, opts: ServerOptions): http.Server {
+export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: ServerOptions): http.Server {
   const apiListener = getRequestListener(api.fetch);
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz' && req.method === 'GET') {

@@ -1,0 +1,240 @@
+// The local engine's object store: SQLite in WAL mode with synchronous=FULL, so a write has
+// reached the disk when its promise resolves and a kill -9 at any moment loses nothing that was
+// acknowledged. All objects are also held in memory (the store is the only writer), so reads
+// and label selection cost no I/O — the same shape as an informer's cache over the API server.
+// It behaves as the API server does where the reconcilers rely on it: uid, resourceVersion
+// (optimistic concurrency), generation (bumped when spec changes), generateName, and deletion
+// of the objects a deleted object controls (ownerReferences), in the same transaction.
+import { EventEmitter } from 'node:events';
+import { randomUUID, randomInt } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import Database from 'better-sqlite3';
+import { validateHub, formatIssues } from '@asb/api';
+import { EngineError } from '../errors.ts';
+import {
+  AlreadyExistsError, ConflictError, NotFoundError, rfc3339,
+  type AnyHub, type DeleteOptions, type HubKinds, type KindName, type ListOptions, type WatchableStore, type WatchEvent,
+} from '@asb/lifecycle';
+
+/** Every write is checked against the kind's hub schema (defaults applied), as the API server
+ *  validates against the CRD: nothing invalid reaches the store, whoever writes it. */
+function admit<T extends AnyHub>(input: T): T {
+  const candidate = structuredClone(input);
+  // generateName objects get their name at create; validate with a stand-in that satisfies the rule.
+  const stub = !candidate.metadata.name && candidate.metadata.generateName ? { ...candidate, metadata: { ...candidate.metadata, name: `${candidate.metadata.generateName}xxxxx` } } : candidate;
+  const v = validateHub(stub);
+  if (!v.ok) throw new EngineError('Invalid', `invalid ${input.kind}:\n${formatIssues(v.errors)}`, v.errors.map((e) => ({ field: e.path, message: e.message })));
+  const out = v.object as T;
+  if (stub !== candidate) delete out.metadata.name;
+  return out;
+}
+
+const key = (kind: string, ns: string, name: string) => `${kind}\u0000${ns}\u0000${name}`;
+/** Kubernetes' generateName alphabet: no vowels (no words), no look-alikes. */
+const SUFFIX = 'bcdfghjklmnpqrstvwxz2456789';
+
+export interface StoredEvent {
+  namespace: string; kind: string; name: string; uid: string;
+  type: 'Normal' | 'Warning'; reason: string; message: string; count: number; firstTimestamp: string; lastTimestamp: string;
+}
+
+export interface WorkloadRow { namespace: string; name: string; uid: string; containerId?: string }
+
+export class SqliteStore implements WatchableStore {
+  private readonly db: Database.Database;
+  private readonly objects = new Map<string, AnyHub>();
+  private readonly emitter = new EventEmitter();
+  private rv: number;
+  private readonly stmts;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS objects (
+        kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL,
+        resource_version INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (kind, namespace, name));
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, namespace TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL,
+        type TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, count INTEGER NOT NULL,
+        first_timestamp TEXT NOT NULL, last_timestamp TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS events_by_object ON events (uid);
+      CREATE TABLE IF NOT EXISTS workloads (
+        namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, container_id TEXT, PRIMARY KEY (namespace, name));
+    `);
+    this.stmts = {
+      upsert: this.db.prepare('INSERT INTO objects (kind, namespace, name, uid, resource_version, json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, namespace, name) DO UPDATE SET uid = excluded.uid, resource_version = excluded.resource_version, json = excluded.json'),
+      remove: this.db.prepare('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?'),
+      setRv: this.db.prepare("INSERT INTO meta (key, value) VALUES ('resourceVersion', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+      lastEvent: this.db.prepare('SELECT id, count FROM events WHERE uid = ? AND reason = ? AND message = ? ORDER BY id DESC LIMIT 1'),
+      bumpEvent: this.db.prepare('UPDATE events SET count = count + 1, last_timestamp = ? WHERE id = ?'),
+      addEvent: this.db.prepare('INSERT INTO events (namespace, kind, name, uid, type, reason, message, count, first_timestamp, last_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)'),
+      eventsOf: this.db.prepare('SELECT * FROM events WHERE uid = ? ORDER BY id'),
+      putWorkload: this.db.prepare('INSERT INTO workloads (namespace, name, uid, container_id) VALUES (?, ?, ?, ?) ON CONFLICT (namespace, name) DO UPDATE SET uid = excluded.uid, container_id = excluded.container_id'),
+      deleteWorkload: this.db.prepare('DELETE FROM workloads WHERE namespace = ? AND name = ?'),
+      workloads: this.db.prepare('SELECT namespace, name, uid, container_id AS containerId FROM workloads'),
+      trimEvents: this.db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
+    };
+    for (const row of this.db.prepare('SELECT json FROM objects').all() as Array<{ json: string }>) {
+      const obj = JSON.parse(row.json) as AnyHub;
+      this.objects.set(key(obj.kind, obj.metadata.namespace, obj.metadata.name!), obj);
+    }
+    const rv = this.db.prepare("SELECT value FROM meta WHERE key = 'resourceVersion'").get() as { value: string } | undefined;
+    this.rv = Number(rv?.value ?? 0);
+  }
+
+  close(): void { this.db.close(); }
+
+  watch(fn: (ev: WatchEvent) => void): () => void {
+    this.emitter.on('event', fn);
+    return () => this.emitter.off('event', fn);
+  }
+
+  async get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined> {
+    return this.getSync(kind, namespace, name);
+  }
+
+  getSync<K extends KindName>(kind: K, namespace: string, name: string): HubKinds[K] | undefined {
+    const obj = this.objects.get(key(kind, namespace, name));
+    return obj ? (structuredClone(obj) as HubKinds[K]) : undefined;
+  }
+
+  async list<K extends KindName>(kind: K, opts: ListOptions = {}): Promise<Array<HubKinds[K]>> {
+    return this.listSync(kind, opts);
+  }
+
+  listSync<K extends KindName>(kind: K, opts: ListOptions = {}): Array<HubKinds[K]> {
+    const out: Array<HubKinds[K]> = [];
+    for (const obj of this.objects.values()) {
+      if (obj.kind !== kind) continue;
+      if (opts.namespace !== undefined && obj.metadata.namespace !== opts.namespace) continue;
+      if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => obj.metadata.labels?.[k] === v)) continue;
+      out.push(structuredClone(obj) as HubKinds[K]);
+    }
+    return out.sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name!.localeCompare(b.metadata.name!));
+  }
+
+  async create<T extends AnyHub>(input: T): Promise<T> {
+    const obj = admit(input);
+    const md = obj.metadata;
+    if (!md.name) {
+      if (!md.generateName) throw new Error('metadata.name or metadata.generateName is required');
+      // Retry on the rare collision, as the API server's generator does.
+      for (let i = 0; i < 8 && (!md.name || this.objects.has(key(obj.kind, md.namespace, md.name))); i++) {
+        md.name = md.generateName + Array.from({ length: 5 }, () => SUFFIX[randomInt(SUFFIX.length)]).join('');
+      }
+    }
+    if (this.objects.has(key(obj.kind, md.namespace, md.name!))) throw new AlreadyExistsError(`${obj.kind} "${md.name}" already exists in namespace "${md.namespace}"`);
+    md.uid = randomUUID();
+    md.generation = 1;
+    md.creationTimestamp = rfc3339(new Date());
+    delete md.deletionTimestamp;
+    delete md.managedFields;
+    delete md.selfLink;
+    // The status subresource: status is not set by create (the controller writes it).
+    delete (obj as { status?: unknown }).status;
+    this.write(obj);
+    this.emit({ type: 'ADDED', object: obj });
+    return structuredClone(obj);
+  }
+
+  async update<T extends AnyHub>(input: T): Promise<T> {
+    const cur = this.current(input);
+    const obj = admit(input);
+    // Identity and server-set fields are the server's; status goes through updateStatus.
+    obj.metadata = { ...obj.metadata, uid: cur.metadata.uid, creationTimestamp: cur.metadata.creationTimestamp, generation: cur.metadata.generation };
+    (obj as { status?: unknown }).status = cur.status;
+    if (!isDeepStrictEqual(obj.spec, cur.spec)) obj.metadata.generation = (cur.metadata.generation ?? 1) + 1;
+    if (isDeepStrictEqual(obj, cur)) return structuredClone(cur) as T;
+    this.write(obj);
+    this.emit({ type: 'MODIFIED', object: obj, old: cur });
+    return structuredClone(obj);
+  }
+
+  async updateStatus<T extends AnyHub>(input: T): Promise<T> {
+    const cur = this.current(input);
+    const obj = { ...structuredClone(cur), status: structuredClone(input.status) } as T;
+    if (isDeepStrictEqual(obj, cur)) return structuredClone(cur) as T;
+    this.write(obj);
+    this.emit({ type: 'MODIFIED', object: obj, old: cur });
+    return structuredClone(obj);
+  }
+
+  async delete(kind: KindName, namespace: string, name: string, opts: DeleteOptions = {}): Promise<boolean> {
+    const obj = this.objects.get(key(kind, namespace, name));
+    if (!obj) return false;
+    if (opts.uid && obj.metadata.uid !== opts.uid) throw new ConflictError(`${kind} "${name}" was replaced (uid precondition failed)`);
+    // The object and everything it controls, transitively, go in one transaction.
+    const doomed: AnyHub[] = [];
+    const collect = (o: AnyHub) => {
+      doomed.push(o);
+      for (const dep of this.objects.values()) if (dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid) && !doomed.includes(dep)) collect(dep);
+    };
+    collect(obj);
+    // Dependents first (foreground order), so a watcher never sees an orphan.
+    doomed.reverse();
+    this.db.transaction(() => {
+      for (const o of doomed) this.stmts.remove.run(o.kind, o.metadata.namespace, o.metadata.name!);
+      this.stmts.setRv.run(String(++this.rv));
+    })();
+    for (const o of doomed) {
+      this.objects.delete(key(o.kind, o.metadata.namespace, o.metadata.name!));
+      this.emit({ type: 'DELETED', object: o });
+    }
+    return true;
+  }
+
+  /** Events (events.k8s.io style, deduplicated with a count), kept durably and bounded. */
+  recordEvent(obj: AnyHub, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const now = rfc3339(new Date());
+    const last = this.stmts.lastEvent.get(obj.metadata.uid, reason, message) as { id: number } | undefined;
+    if (last) this.stmts.bumpEvent.run(now, last.id);
+    else this.stmts.addEvent.run(obj.metadata.namespace, obj.kind, obj.metadata.name, obj.metadata.uid, type, reason, message, now, now);
+    if (Math.random() < 0.01) this.stmts.trimEvents.run(10_000);
+  }
+
+  eventsOf(uid: string): StoredEvent[] {
+    return (this.stmts.eventsOf.all(uid) as Array<Record<string, unknown>>).map((r) => ({
+      namespace: r.namespace as string, kind: r.kind as string, name: r.name as string, uid: r.uid as string, type: r.type as 'Normal',
+      reason: r.reason as string, message: r.message as string, count: r.count as number,
+      firstTimestamp: r.first_timestamp as string, lastTimestamp: r.last_timestamp as string,
+    }));
+  }
+
+  // ---- the local substrate's own records: which container runs which Sandbox ----
+
+  /** Written before a container starts, so a crash leaves no container the next engine cannot name. */
+  putWorkload(row: WorkloadRow): void { this.stmts.putWorkload.run(row.namespace, row.name, row.uid, row.containerId ?? null); }
+  deleteWorkload(namespace: string, name: string): void { this.stmts.deleteWorkload.run(namespace, name); }
+  workloads(): WorkloadRow[] {
+    return (this.stmts.workloads.all() as Array<WorkloadRow & { containerId: string | null }>).map((r) => ({ ...r, containerId: r.containerId ?? undefined }));
+  }
+
+  private current(input: AnyHub): AnyHub {
+    const cur = this.objects.get(key(input.kind, input.metadata.namespace, input.metadata.name ?? ''));
+    if (!cur) throw new NotFoundError(`${input.kind} "${input.metadata.name}" not found in namespace "${input.metadata.namespace}"`);
+    if (input.metadata.resourceVersion !== undefined && input.metadata.resourceVersion !== cur.metadata.resourceVersion) {
+      throw new ConflictError(`${input.kind} "${input.metadata.name}" was modified (resourceVersion ${input.metadata.resourceVersion} is not the latest, ${cur.metadata.resourceVersion}); read it again and retry`);
+    }
+    return cur;
+  }
+
+  /** Durable before it is visible: the row is committed (and fsynced) before the cache changes. */
+  private write(obj: AnyHub): void {
+    const md = obj.metadata;
+    const rv = this.rv + 1;
+    md.resourceVersion = String(rv);
+    this.db.transaction(() => {
+      this.stmts.upsert.run(obj.kind, md.namespace, md.name, md.uid, rv, JSON.stringify(obj));
+      this.stmts.setRv.run(String(rv));
+    })();
+    this.rv = rv;
+    this.objects.set(key(obj.kind, md.namespace, md.name!), obj);
+  }
+
+  private emit(ev: WatchEvent): void {
+    this.emitter.emit('event', { type: ev.type, object: structuredClone(ev.object), ...(ev.old ? { old: structuredClone(ev.old) } : {}) });
+  }
+}

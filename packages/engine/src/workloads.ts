@@ -1,0 +1,329 @@
+// The local substrate's workloads: one gVisor (or bubblewrap) sandbox per Sandbox object, the
+// Pod of the local engine. The lifecycle reconcilers ask for a workload to run (ensure), to stop
+// (suspend, expiry: processes end, the workspace and volumes stay) or to go (release: the Sandbox
+// object is gone). Which container runs which Sandbox is written to the store before the
+// container starts, so an engine that died can re-attach to its sandboxes or reap them.
+import { existsSync, mkdirSync, chownSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Sandbox } from '@asb/api';
+import type { WorkloadState, Workloads } from '@asb/lifecycle';
+import { AgentClient } from './agent-client.ts';
+import { EngineError } from './errors.ts';
+import { resolveImage, UnknownImageError, type LocalImage } from './images.ts';
+import type { Rootfs } from './rootfs.ts';
+import type { ExtraMount, ResourceLimits, SandboxRuntimeSpec } from './oci-spec.ts';
+import type { DriverHandle, SandboxDriver, SandboxExit } from './drivers/driver.ts';
+import { limitsOf, diskBytesOf, type ContainerLike } from './pod.ts';
+import { createWorkspace, destroyWorkspace } from './workspace.ts';
+import type { EngineConfig } from './config.ts';
+import type { SqliteStore } from './store/sqlite-store.ts';
+
+export type Phase = 'Pending' | 'Running' | 'Failed';
+
+/** One running (or starting, or failed) container. */
+export interface Workload {
+  namespace: string;
+  name: string;
+  uid: string;
+  containerId: string;
+  phase: Phase;
+  message: string;
+  startedAt: Date;
+  readyAt?: Date;
+  limits: ResourceLimits;
+  image: string;
+  diskQuotaBytes?: number;
+  exit?: SandboxExit;
+  handle?: DriverHandle;
+  agent?: AgentClient;
+  /** Set by stop/release: the exit that follows is expected. */
+  stopping?: boolean;
+}
+
+export interface AgentInstall { dir: string; preload?: string; snapshot: boolean; spawner?: string }
+
+const key = (ns: string, name: string) => `${ns}/${name}`;
+
+export class LocalWorkloads implements Workloads {
+  private readonly running = new Map<string, Workload>();
+  private listeners: Array<(ns: string, name: string) => void> = [];
+
+  constructor(
+    private readonly config: EngineConfig,
+    private readonly driver: SandboxDriver,
+    private readonly rootfs: Rootfs,
+    private readonly agent: AgentInstall,
+    private readonly store: SqliteStore,
+    private readonly log: Logger,
+  ) {}
+
+  onChange(fn: (ns: string, name: string) => void): void { this.listeners.push(fn); }
+  private changed(w: Workload): void { for (const fn of this.listeners) fn(w.namespace, w.name); }
+
+  get(namespace: string, name: string): Workload | undefined { return this.running.get(key(namespace, name)); }
+  list(): Workload[] { return [...this.running.values()]; }
+
+  /** The agent connection of a ready sandbox, or a typed error saying why there is none. */
+  agentOf(namespace: string, name: string): AgentClient {
+    const w = this.running.get(key(namespace, name));
+    if (!w) {
+      const sb = this.store.getSync('Sandbox', namespace, name);
+      if (!sb) throw new EngineError('NotFound', `sandbox "${name}" not found in namespace "${namespace}"; list sandboxes with \`asb ls\``);
+      throw new EngineError('Unavailable', `sandbox "${name}" is not running${sb.spec.operatingMode === 'Suspended' ? ' (it is suspended: resume it with `asb resume`, or set replicas: 1)' : ''}`);
+    }
+    if (w.phase === 'Running' && w.agent?.closed) this.fail(w, 'the connection to the sandbox agent closed');
+    if (w.phase !== 'Running' || !w.agent) throw new EngineError('Unavailable', `sandbox "${name}" is ${w.phase}${w.message ? `: ${w.message}` : ''}`);
+    return w.agent;
+  }
+
+  async ensure(sb: Sandbox): Promise<WorkloadState> {
+    const ns = sb.metadata.namespace;
+    const name = sb.metadata.name!;
+    let w = this.running.get(key(ns, name));
+    if (w && w.uid !== sb.metadata.uid) {
+      // Same name, new object: the old one's workload and files are not the new one's.
+      await this.release(ns, name);
+      w = undefined;
+    }
+    if (!w) w = this.start(sb);
+    return stateOf(w);
+  }
+
+  async stop(sb: Sandbox): Promise<boolean> {
+    const w = this.running.get(key(sb.metadata.namespace, sb.metadata.name!));
+    if (w) await this.teardown(w);
+    return true;
+  }
+
+  async release(namespace: string, name: string): Promise<void> {
+    const w = this.running.get(key(namespace, name));
+    if (w) await this.teardown(w);
+    await destroyWorkspace(this.dirOf(namespace, name));
+    this.store.deleteWorkload(namespace, name);
+  }
+
+  private dirOf(ns: string, name: string): string { return join(this.config.home, 'sandboxes', ns, name); }
+
+  /** Ends the container; the workspace stays (release removes it). */
+  private async teardown(w: Workload): Promise<void> {
+    w.stopping = true;
+    this.running.delete(key(w.namespace, w.name));
+    w.agent?.close();
+    await this.driver.destroy(w.containerId);
+    this.store.putWorkload({ namespace: w.namespace, name: w.name, uid: w.uid });
+    this.log.info({ sandbox: w.name, namespace: w.namespace, containerId: w.containerId }, 'sandbox stopped');
+  }
+
+  private fail(w: Workload, message: string): void {
+    if (w.phase === 'Failed' || w.stopping) return;
+    w.phase = 'Failed';
+    w.message = message;
+    this.changed(w);
+  }
+
+  /** Starts the container in the background; the Sandbox is reconciled again when it is ready. */
+  private start(sb: Sandbox): Workload {
+    const ns = sb.metadata.namespace;
+    const name = sb.metadata.name!;
+    const container = sb.spec.podTemplate.spec.containers[0] as ContainerLike | undefined;
+    if (!container) throw new EngineError('Invalid', 'the pod template has no container');
+    let image: LocalImage;
+    try { image = resolveImage(container.image); } catch (err) {
+      if (err instanceof UnknownImageError) throw new EngineError('Invalid', err.message);
+      throw err;
+    }
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? []) {
+      // Secrets and config maps do not exist on one machine: say so rather than start without them.
+      if (e.value === undefined && e.valueFrom !== undefined) {
+        throw new EngineError('Invalid', `env ${e.name} takes its value from a secret or config map (valueFrom), which the local engine cannot resolve; give it a value`);
+      }
+      if (e.value !== undefined) env[e.name] = e.value;
+    }
+    const w: Workload = {
+      namespace: ns, name, uid: sb.metadata.uid!, containerId: `asb-${randomUUID().slice(0, 13)}`, phase: 'Pending', message: 'Pod exists with phase: Pending',
+      startedAt: new Date(), limits: limitsOf(container, this.config), image: container.image,
+    };
+    this.running.set(key(ns, name), w);
+    this.store.putWorkload({ namespace: ns, name, uid: w.uid, containerId: w.containerId });
+    void this.boot(w, sb, container, image, env).catch((err: Error) => {
+      if (w.stopping) return;
+      this.log.warn({ sandbox: name, namespace: ns, err: err.message }, 'sandbox failed to start');
+      this.fail(w, err.message);
+      void this.driver.destroy(w.containerId).catch(() => undefined);
+    });
+    return w;
+  }
+
+  private async boot(w: Workload, sb: Sandbox, container: ContainerLike, image: LocalImage, env: Record<string, string>): Promise<void> {
+    const t0 = Date.now();
+    const dir = this.dirOf(w.namespace, w.name);
+    const owner = this.driver.workspaceOwner();
+    const ws = await createWorkspace(dir, diskBytesOf(container, this.config), owner, this.log);
+    w.diskQuotaBytes = ws.quotaBytes;
+    const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];
+    const workingDir = container.workingDir ?? '/app';
+    const spec: SandboxRuntimeSpec = {
+      hostname: w.name, rootfs: this.rootfs, workspaceDir: ws.path, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot,
+      spawner: this.agent.spawner, image, env, mainArgv: main.length ? main : undefined, workingDir, limits: w.limits, tmpfsBytes: this.config.tmpfsBytes,
+      extraMounts: volumeMounts(sb, container, dir, owner),
+    };
+    const logFile = join(dir, 'sandbox.log');
+    const tWorkspace = Date.now();
+    if (w.stopping) return;
+    w.handle = await this.driver.start(w.containerId, spec, { dir, logFile });
+    const tSpawned = Date.now();
+    this.connect(w, w.handle, logFile);
+    await this.waitReady(w, logFile);
+    if (w.stopping) return;
+    w.phase = 'Running';
+    w.message = 'Pod is Ready';
+    w.readyAt = new Date();
+    // Where a cold start's time goes, for whoever reads the log (and the benchmark's notes).
+    const phasesMs = { workspace: tWorkspace - t0, spawn: tSpawned - tWorkspace, agentReady: w.readyAt.getTime() - tSpawned };
+    this.log.info({ sandbox: w.name, namespace: w.namespace, containerId: w.containerId, ms: w.readyAt.getTime() - t0, phasesMs }, 'sandbox ready');
+    this.changed(w);
+  }
+
+  private connect(w: Workload, handle: DriverHandle, logFile: string): void {
+    // A lost connection means the sandbox no longer serves, even before its exit is seen.
+    w.agent = new AgentClient(handle.socket, (reason) => { if (w.phase === 'Running' && !w.exit) this.reattach(w, reason, logFile); });
+    void handle.exited.then((exit) => this.onExit(w, exit, logFile));
+  }
+
+  /** The agent connection dropped but the sandbox may live on (a relay died): connect again. */
+  private reattach(w: Workload, reason: string, logFile: string): void {
+    void (async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      if (w.exit || w.stopping) return;
+      const handle = await attachTo(this.driver, w.containerId, { dir: this.dirOf(w.namespace, w.name), logFile }).catch(() => undefined);
+      if (!handle) { this.fail(w, reason); return; }
+      w.handle = handle;
+      this.connect(w, handle, logFile);
+    })();
+  }
+
+  private async waitReady(w: Workload, logFile: string): Promise<void> {
+    const deadline = Date.now() + this.config.readyTimeoutMs;
+    let lastError = '';
+    while (Date.now() < deadline && !w.stopping) {
+      if (w.exit) break;
+      try {
+        const res = await w.agent!.json<{ status?: string }>('GET', '/', undefined, Math.max(100, deadline - Date.now()));
+        if (res.status === 200) return;
+        lastError = `agent answered ${res.status}`;
+      } catch (err) {
+        lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    if (w.stopping) return;
+    const tail = tailOf(logFile);
+    throw new EngineError(w.exit ? 'Internal' : 'Timeout', `the sandbox did not become ready${w.exit ? ` (its process exited with code ${w.exit.code})` : ` within ${this.config.readyTimeoutMs} ms`}: ${lastError}${tail ? `\n--- sandbox log ---\n${tail}` : ''}`);
+  }
+
+  private onExit(w: Workload, exit: SandboxExit, logFile: string): void {
+    w.exit = exit;
+    w.agent?.close();
+    if (w.stopping) return;
+    this.log.warn({ sandbox: w.name, namespace: w.namespace, exit, log: tailOf(logFile, 800) }, 'sandbox exited');
+    this.fail(w, exit.oomKilled
+      ? `the sandbox was killed at its memory limit (${w.limits.memoryBytes} bytes); raise resources.limits.memory in the template`
+      : `the sandbox's processes ended (exit code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''})`);
+  }
+
+  /**
+   * After a restart: re-attaches to containers whose Sandbox still exists, stops and removes the
+   * rest (containers, workspaces) that no Sandbox object names. Runs before the reconcilers start.
+   */
+  async recover(): Promise<{ reattached: number; reaped: number }> {
+    let reattached = 0;
+    let reaped = 0;
+    const rows = this.store.workloads();
+    const known = new Set<string>();
+    for (const row of rows) {
+      const sb = this.store.getSync('Sandbox', row.namespace, row.name);
+      if (!sb || sb.metadata.uid !== row.uid) {
+        if (row.containerId) await this.driver.destroy(row.containerId).catch(() => undefined);
+        await destroyWorkspace(this.dirOf(row.namespace, row.name));
+        this.store.deleteWorkload(row.namespace, row.name);
+        reaped++;
+        continue;
+      }
+      if (!row.containerId) continue;
+      known.add(row.containerId);
+      const dir = this.dirOf(row.namespace, row.name);
+      const logFile = join(dir, 'sandbox.log');
+      const handle = await attachTo(this.driver, row.containerId, { dir, logFile }).catch(() => undefined);
+      if (!handle) {
+        // Gone while the engine was down: the reconciler starts it again, with its workspace.
+        await this.driver.destroy(row.containerId).catch(() => undefined);
+        this.store.putWorkload({ namespace: row.namespace, name: row.name, uid: row.uid });
+        continue;
+      }
+      const container = sb.spec.podTemplate.spec.containers[0] as ContainerLike;
+      const w: Workload = {
+        namespace: row.namespace, name: row.name, uid: row.uid, containerId: row.containerId, phase: 'Pending', message: 'Pod exists with phase: Pending',
+        startedAt: new Date(), limits: limitsOf(container, this.config), image: container.image, handle,
+      };
+      this.running.set(key(row.namespace, row.name), w);
+      this.connect(w, handle, logFile);
+      try {
+        await this.waitReady(w, logFile);
+        w.phase = 'Running';
+        w.message = 'Pod is Ready';
+        w.readyAt = new Date();
+        reattached++;
+      } catch (err) {
+        this.fail(w, `could not re-attach after an engine restart: ${(err as Error).message}`);
+      }
+    }
+    // Containers no row names (started by an engine that died before writing one).
+    for (const id of await this.driver.list().catch(() => [] as string[])) {
+      if (id.startsWith('asb-') && !known.has(id)) { await this.driver.destroy(id).catch(() => undefined); reaped++; }
+    }
+    // Workspace directories of Sandboxes that no longer exist.
+    const root = join(this.config.home, 'sandboxes');
+    for (const ns of existsSync(root) ? readdirSync(root) : []) {
+      for (const name of readdirSync(join(root, ns))) {
+        if (!this.store.getSync('Sandbox', ns, name)) await destroyWorkspace(join(root, ns, name));
+      }
+    }
+    return { reattached, reaped };
+  }
+
+  /** Engine shutdown: every container ends (workspaces stay with their Sandbox objects). */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.list().map((w) => this.teardown(w).catch((err) => this.log.error({ err, sandbox: w.name }, 'stop failed'))));
+  }
+}
+
+function stateOf(w: Workload): WorkloadState {
+  return { phase: w.phase, ready: w.phase === 'Running', message: w.message, podIPs: [] };
+}
+
+/** volumeClaimTemplates → a directory per template under the sandbox's own directory, mounted
+ *  where the container mounts the volume of that name. They live as long as the Sandbox. */
+function volumeMounts(sb: Sandbox, container: ContainerLike, dir: string, owner: { uid: number; gid: number }): ExtraMount[] {
+  const out: ExtraMount[] = [];
+  const mounts = (container as { volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> }).volumeMounts ?? [];
+  for (const vct of sb.spec.volumeClaimTemplates ?? []) {
+    const name = vct.metadata.name!;
+    const host = join(dir, 'volumes', name);
+    if (!existsSync(host)) { mkdirSync(host, { recursive: true, mode: 0o755 }); chownSync(host, owner.uid, owner.gid); }
+    for (const m of mounts.filter((x) => x.name === name)) out.push({ source: host, destination: m.mountPath, readOnly: m.readOnly === true });
+  }
+  return out;
+}
+
+function tailOf(file: string, bytes = 2000): string {
+  try { const b = readFileSync(file); return b.subarray(Math.max(0, b.length - bytes)).toString('utf8').trim(); } catch { return ''; }
+}
+
+// TEMPORARY until the drivers grow attach(): no re-attach.
+async function attachTo(driver: SandboxDriver, id: string, paths: { dir: string; logFile: string }): Promise<DriverHandle | undefined> {
+  const d = driver as SandboxDriver & { attach?: (id: string, paths: { dir: string; logFile: string }) => Promise<DriverHandle | undefined> };
+  return d.attach ? d.attach(id, paths) : undefined;
+}

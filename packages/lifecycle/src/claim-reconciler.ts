@@ -1,0 +1,153 @@
+// SandboxClaim reconciler (upstream 2.4): gives a claim a Sandbox — a ready warm-pool member when
+// the claim allows one, else a new Sandbox named after the claim — mirrors the Sandbox's Ready
+// and Finished conditions, and ends the claim at its expiry (shutdownTime, or Finished +
+// ttlSecondsAfterFinished) by its shutdownPolicy: Delete removes the claim (and so its Sandbox),
+// Retain removes only the Sandbox.
+import {
+  LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
+  WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
+  type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
+} from '@asb/api';
+import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
+import { controllerOf, isControlledBy, isDeleting, writeStatus } from './objects.ts';
+import { isSandboxReady } from './sandbox-reconciler.ts';
+import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
+
+const MISSING_RETRY_MS = 60_000;
+/** Candidates tried before starting cold: each failure means another claim won that one. */
+const ADOPTION_TRIES = 12;
+
+type ReadyReason = keyof typeof SandboxClaimConditions.Ready.reasons;
+
+/** When the claim expires: the earlier of shutdownTime and Finished + ttlSecondsAfterFinished. */
+export function claimExpiry(claim: SandboxClaim): number | undefined {
+  const times: number[] = [];
+  const lc = claim.spec.lifecycle;
+  if (lc?.shutdownTime) times.push(Date.parse(lc.shutdownTime));
+  const finished = findCondition(claim.status?.conditions, 'Finished');
+  if (lc?.ttlSecondsAfterFinished !== undefined && finished?.status === 'True') {
+    times.push(Date.parse(finished.lastTransitionTime) + lc.ttlSecondsAfterFinished * 1000);
+  }
+  return times.length ? Math.min(...times) : undefined;
+}
+
+export async function reconcileClaim(d: Deps, namespace: string, name: string): Promise<Result> {
+  const claim = await d.store.get('SandboxClaim', namespace, name);
+  if (!claim || isDeleting(claim)) return {};
+  const now = d.clock.now();
+  const status: SandboxClaimStatus = structuredClone(claim.status ?? {});
+  const ready = (reason: ReadyReason, message: string): Condition =>
+    newCondition(SandboxClaimConditions.Ready, reason, message, { now, observedGeneration: claim.metadata.generation });
+  const fail = async (reason: ReadyReason, message: string, retryMs?: number): Promise<Result> => {
+    status.conditions = setCondition(status.conditions, ready(reason, message));
+    await writeStatus(d.store, claim, status);
+    return retryMs !== undefined ? { requeueAfterMs: retryMs } : {};
+  };
+
+  // ---- expiry ----
+  const expiry = claimExpiry(claim);
+  if (expiry !== undefined && expiry <= now.getTime()) {
+    if (findCondition(status.conditions, 'Ready')?.reason !== 'ClaimExpired') {
+      status.conditions = setCondition(status.conditions, ready('ClaimExpired', 'Claim expired. Sandbox cleanup initiated.'));
+      await writeStatus(d.store, claim, status);
+      d.recorder.event(claim, 'Normal', 'ClaimExpired', 'Claim expired. Sandbox cleanup initiated.');
+    }
+    const policy = claim.spec.lifecycle?.shutdownPolicy ?? 'Retain';
+    if (policy === 'Delete' || policy === 'DeleteForeground') {
+      await d.store.delete('SandboxClaim', namespace, name, { uid: claim.metadata.uid, propagation: policy === 'DeleteForeground' ? 'Foreground' : 'Background' });
+      return {};
+    }
+    const own = status.sandbox?.name ? await d.store.get('Sandbox', namespace, status.sandbox.name) : undefined;
+    if (own && isControlledBy(own, claim)) await d.store.delete('Sandbox', namespace, own.metadata.name!, { uid: own.metadata.uid });
+    return {};
+  }
+  const requeue: Result = expiry !== undefined ? { requeueAfterMs: expiry - now.getTime() } : {};
+
+  // ---- what to make the Sandbox from ----
+  const src = claimSource(claim);
+  let templateName: string;
+  let poolName: string | undefined; // undefined: any pool of the template; '' : none (cold)
+  if (src.by === 'warmPool') {
+    const pool = await d.store.get('SandboxWarmPool', namespace, src.warmPool);
+    if (!pool) return fail('WarmPoolNotFound', `SandboxWarmPool "${src.warmPool}" not found in namespace "${namespace}"`, MISSING_RETRY_MS);
+    templateName = pool.spec.sandboxTemplateRef.name;
+    poolName = pool.metadata.name;
+  } else {
+    templateName = src.template;
+    poolName = src.warmpool === WARM_POOL_NONE ? '' : src.warmpool === WARM_POOL_DEFAULT ? undefined : src.warmpool;
+  }
+  const template = await d.store.get('SandboxTemplate', namespace, templateName);
+  if (!template) return fail('TemplateNotFound', `SandboxTemplate "${templateName}" not found in namespace "${namespace}"`, MISSING_RETRY_MS);
+  const restricted = Object.keys({ ...claim.spec.additionalPodMetadata?.labels, ...claim.spec.additionalPodMetadata?.annotations }).filter(isRestrictedMetadataKey);
+  if (restricted.length) return fail('InvalidMetadata', `additionalPodMetadata uses restricted keys: ${restricted.join(', ')}`);
+  const pod = injectEnv(template.spec.podTemplate, claim, template);
+  if (!pod.ok) return fail('EnvVarsInjectionRejected', pod.message);
+  // Env makes the pod differ from the pool's: such a claim always starts cold.
+  if (claim.spec.env?.length) poolName = '';
+
+  // ---- find or make its Sandbox ----
+  let sandbox = await findOwn(d, claim);
+  if (!sandbox && poolName !== '') sandbox = await adoptWarm(d, claim, template, poolName);
+  if (!sandbox) {
+    try {
+      sandbox = await d.store.create(sandboxForClaim(claim, template, pod.podTemplate));
+      d.recorder.event(claim, 'Normal', 'SandboxProvisioned', `Created Sandbox "${sandbox.metadata.name}"`);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await d.store.get('Sandbox', namespace, name);
+      if (!existing || !isControlledBy(existing, claim)) return fail('ReconcilerError', `Error seen: a Sandbox named "${name}" exists and does not belong to this claim`);
+      sandbox = existing;
+    }
+  }
+
+  // ---- status: the Sandbox's own conditions, mirrored ----
+  status.sandbox = { name: sandbox.metadata.name, ...(sandbox.status?.podIPs?.length ? { podIPs: sandbox.status.podIPs } : {}) };
+  const sbReady = findCondition(sandbox.status?.conditions, 'Ready');
+  status.conditions = setCondition(status.conditions, sbReady ?? ready('SandboxNotReady', 'Sandbox is not ready yet'));
+  const finished = findCondition(sandbox.status?.conditions, 'Finished');
+  status.conditions = finished ? setCondition(status.conditions, finished) : removeCondition(status.conditions, 'Finished');
+  await writeStatus(d.store, claim, status);
+  // Finished may have just started a ttl: come back when it ends.
+  const newExpiry = claimExpiry({ ...claim, status });
+  if (newExpiry !== undefined && newExpiry !== expiry) return { requeueAfterMs: Math.max(0, newExpiry - now.getTime()) };
+  return requeue;
+}
+
+/** The claim's Sandbox if it has one already: by status, by its own name, or by the claim-uid
+ *  label an adoption sets (found even when the claim's status was not written afterwards). */
+async function findOwn(d: Deps, claim: SandboxClaim): Promise<Sandbox | undefined> {
+  const ns = claim.metadata.namespace;
+  for (const candidate of [claim.status?.sandbox?.name, claim.metadata.name]) {
+    if (!candidate) continue;
+    const sb = await d.store.get('Sandbox', ns, candidate);
+    if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return sb;
+  }
+  const labelled = await d.store.list('Sandbox', { namespace: ns, labels: { [LABEL_CLAIM_UID]: claim.metadata.uid! } });
+  return labelled.find((sb) => isControlledBy(sb, claim) && !isDeleting(sb));
+}
+
+/**
+ * Takes a warm Sandbox of the template (of the named pool, if one is named): ready ones first,
+ * oldest first. Two claims may race for one Sandbox: the store's resourceVersion lets only one
+ * update win, and the loser tries the next candidate.
+ */
+async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined): Promise<Sandbox | undefined> {
+  const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
+  if (poolName) labels[LABEL_WARM_POOL_SANDBOX] = nameHash(poolName);
+  const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels }))
+    .filter((sb) => !isDeleting(sb) && sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool');
+  members.sort((a, b) => Number(isSandboxReady(b)) - Number(isSandboxReady(a))
+    || Date.parse(a.metadata.creationTimestamp ?? '') - Date.parse(b.metadata.creationTimestamp ?? ''));
+  let tries = 0;
+  for (const candidate of members) {
+    if (tries++ >= ADOPTION_TRIES) break;
+    try {
+      const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
+      d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
+      return adopted;
+    } catch (err) {
+      if (!isConflict(err)) throw err; // another claim took it first
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,36 @@
+// Small helpers on hub objects shared by the reconcilers: keys, owner references, status writes.
+import { isDeepStrictEqual } from 'node:util';
+import type { OwnerReference } from '@asb/api';
+import type { AnyHub, KindName, ObjectStore } from './substrate.ts';
+
+export const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+export function controllerRef(owner: AnyHub): OwnerReference {
+  return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name!, uid: owner.metadata.uid!, controller: true, blockOwnerDeletion: true };
+}
+
+/** The owner reference marked controller, if any. */
+export function controllerOf(obj: AnyHub): OwnerReference | undefined {
+  return obj.metadata.ownerReferences?.find((r) => r.controller);
+}
+
+export function isControlledBy(obj: AnyHub, owner: AnyHub): boolean {
+  return controllerOf(obj)?.uid === owner.metadata.uid;
+}
+
+/** Writes status only when it changed (as upstream does): no write, no watch event, no loop. */
+export async function writeStatus<T extends AnyHub>(store: ObjectStore, obj: T, status: T['status']): Promise<T> {
+  if (isDeepStrictEqual(obj.status ?? {}, status ?? {})) return obj;
+  return store.updateStatus({ ...obj, status } as T);
+}
+
+export const isDeleting = (obj: AnyHub): boolean => obj.metadata.deletionTimestamp !== undefined;
+
+export const kindOf = (obj: AnyHub): KindName => obj.kind as KindName;
+
+/** RFC 3339 without milliseconds, as Kubernetes writes times. */
+export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');

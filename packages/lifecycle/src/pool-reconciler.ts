@@ -1,0 +1,69 @@
+// SandboxWarmPool reconciler (upstream 2.3): keeps `replicas` unclaimed Sandboxes of the
+// template. A claim's adoption takes a member out of the pool (its pool label and owner go), so
+// the next pass creates a replacement. Scale-down removes unready members first, then the newest.
+// Members made from an older pod template are stale: Recreate deletes them, OnReplenish keeps them
+// until claimed.
+import { LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash, type Sandbox } from '@asb/api';
+import { podTemplateHash, sandboxForPool } from './blueprint.ts';
+import { controllerOf, controllerRef, isDeleting, writeStatus } from './objects.ts';
+import { isSandboxReady } from './sandbox-reconciler.ts';
+import { isConflict, type Deps, type Result } from './substrate.ts';
+
+/** A member that never became ready in this long is replaced. */
+export const UNREADY_REPLACE_MS = 5 * 60_000;
+
+export async function reconcilePool(d: Deps, namespace: string, name: string): Promise<Result> {
+  const pool = await d.store.get('SandboxWarmPool', namespace, name);
+  if (!pool || isDeleting(pool)) return {}; // members are owned: the store collects them
+  const now = d.clock.now().getTime();
+  const template = await d.store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
+  const selector = { [LABEL_WARM_POOL_SANDBOX]: nameHash(name) };
+  let members: Sandbox[] = [];
+  for (const sb of await d.store.list('Sandbox', { namespace, labels: selector })) {
+    if (isDeleting(sb)) continue;
+    const owner = controllerOf(sb);
+    if (owner && owner.uid !== pool.metadata.uid) continue; // someone else's
+    if (!owner) {
+      // An orphan with our label (its pool was re-created): adopt it.
+      try { members.push(await d.store.update({ ...sb, metadata: { ...sb.metadata, ownerReferences: [controllerRef(pool)] } })); } catch (err) { if (!isConflict(err)) throw err; }
+      continue;
+    }
+    members.push(sb);
+  }
+
+  const remove = async (sb: Sandbox) => { await d.store.delete('Sandbox', namespace, sb.metadata.name!, { uid: sb.metadata.uid }); };
+  const currentHash = template ? podTemplateHash(template) : undefined;
+  const stale = (sb: Sandbox) => currentHash !== undefined && sb.metadata.labels?.[LABEL_SANDBOX_POD_TEMPLATE_HASH] !== currentHash;
+  const age = (sb: Sandbox) => now - Date.parse(sb.metadata.creationTimestamp ?? new Date(now).toISOString());
+  const keep: Sandbox[] = [];
+  for (const sb of members) {
+    if ((pool.spec.updateStrategy?.type === 'Recreate' && stale(sb)) || (!isSandboxReady(sb) && age(sb) > UNREADY_REPLACE_MS)) await remove(sb);
+    else keep.push(sb);
+  }
+  members = keep;
+
+  const desired = pool.spec.replicas;
+  if (members.length > desired) {
+    // Unready first, then the newest.
+    const order = [...members].sort((a, b) => Number(isSandboxReady(a)) - Number(isSandboxReady(b)) || age(a) - age(b));
+    const excess = order.slice(0, members.length - desired);
+    await Promise.all(excess.map(remove));
+    members = members.filter((m) => !excess.includes(m));
+  } else if (members.length < desired && template) {
+    const made = await Promise.all(Array.from({ length: desired - members.length }, () => d.store.create(sandboxForPool(pool, template))));
+    members.push(...made);
+  }
+
+  const readyReplicas = members.filter(isSandboxReady).length;
+  await writeStatus(d.store, pool, {
+    ...pool.status,
+    replicas: members.length,
+    readyReplicas,
+    selector: `${LABEL_WARM_POOL_SANDBOX}=${nameHash(name)}`,
+    observedGeneration: pool.metadata.generation,
+  });
+  // A member that is not ready yet is looked at again when it changes (watch); the 5-minute
+  // replacement needs a timer.
+  const waiting = members.filter((m) => !isSandboxReady(m));
+  return waiting.length ? { requeueAfterMs: Math.max(1000, UNREADY_REPLACE_MS - Math.max(...waiting.map(age))) } : {};
+}

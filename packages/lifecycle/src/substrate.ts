@@ -1,0 +1,105 @@
+// The seam between the lifecycle logic and a substrate. The reconcilers in this package see only
+// these interfaces: an object store with optimistic concurrency (the local engine's SQLite store,
+// or the kube-apiserver), the workloads that back Sandboxes (a gVisor sandbox, or a Pod), an event
+// recorder and a clock. Nothing here knows gVisor or Kubernetes.
+import type { Sandbox, SandboxClaim, SandboxTemplate, SandboxWarmPool } from '@asb/api';
+
+export interface HubKinds {
+  Sandbox: Sandbox;
+  SandboxTemplate: SandboxTemplate;
+  SandboxClaim: SandboxClaim;
+  SandboxWarmPool: SandboxWarmPool;
+}
+export type KindName = keyof HubKinds;
+export type AnyHub = HubKinds[KindName];
+
+export interface ListOptions {
+  namespace?: string;
+  /** Every label must match exactly. */
+  labels?: Record<string, string>;
+}
+
+export interface DeleteOptions {
+  /** Delete only if the object still has this uid (a precondition, as in Kubernetes). */
+  uid?: string;
+  /** Background (default): owned objects are collected afterwards; Foreground: before. */
+  propagation?: 'Background' | 'Foreground';
+}
+
+/**
+ * Objects as the API server keeps them: create assigns uid, resourceVersion, generation and
+ * creationTimestamp (and a name from generateName); update and updateStatus fail with
+ * ConflictError when the given resourceVersion is not the stored one; delete removes the
+ * objects the deleted one controls (ownerReferences), as the garbage collector does.
+ */
+export interface ObjectStore {
+  get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined>;
+  list<K extends KindName>(kind: K, opts?: ListOptions): Promise<Array<HubKinds[K]>>;
+  create<T extends AnyHub>(obj: T): Promise<T>;
+  /** metadata and spec; status is kept. generation goes up when spec changed. */
+  update<T extends AnyHub>(obj: T): Promise<T>;
+  /** status only. */
+  updateStatus<T extends AnyHub>(obj: T): Promise<T>;
+  /** false when there was nothing to delete. */
+  delete(kind: KindName, namespace: string, name: string, opts?: DeleteOptions): Promise<boolean>;
+}
+
+/** `old` (MODIFIED only): the object before the change, so a change of owner reaches both owners. */
+export type WatchEvent = { type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: AnyHub; old?: AnyHub };
+
+/** What a controller needs on top of the store: to hear about every change. */
+export interface WatchableStore extends ObjectStore {
+  /** Calls `fn` for each change from now on; returns the unsubscribe. */
+  watch(fn: (ev: WatchEvent) => void): () => void;
+}
+
+/** The observed state of the workload behind one Sandbox (a pod's phase and readiness). */
+export interface WorkloadState {
+  phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+  /** The runtime answers: commands can be sent. */
+  ready: boolean;
+  /** For conditions: why it is not ready, or how it ended. */
+  message: string;
+  podIPs: string[];
+}
+
+/**
+ * The workloads behind Sandboxes. Locally a gVisor sandbox per Sandbox; on Kubernetes a Pod.
+ * `ensure` must be idempotent and may start the workload asynchronously: the substrate calls the
+ * `onChange` listener when a workload's state changes, and the Sandbox is reconciled again.
+ */
+export interface Workloads {
+  /** Starts the workload if there is none (or it was stopped); reports what is there now. */
+  ensure(sandbox: Sandbox): Promise<WorkloadState>;
+  /** Ends the workload's processes; volumes and identity stay (suspend, expiry). True once gone. */
+  stop(sandbox: Sandbox): Promise<boolean>;
+  /** The Sandbox object is gone: free everything, volumes included. Idempotent. */
+  release(namespace: string, name: string): Promise<void>;
+  onChange(fn: (namespace: string, name: string) => void): void;
+}
+
+export interface Recorder {
+  event(obj: AnyHub, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+export interface Clock { now(): Date }
+export const systemClock: Clock = { now: () => new Date() };
+
+/** The store's errors, by name, so every substrate maps its own onto them. */
+export class ConflictError extends Error { override readonly name = 'ConflictError'; }
+export class AlreadyExistsError extends Error { override readonly name = 'AlreadyExistsError'; }
+export class NotFoundError extends Error { override readonly name = 'NotFoundError'; }
+
+export const isConflict = (err: unknown): boolean => (err as Error)?.name === 'ConflictError';
+export const isAlreadyExists = (err: unknown): boolean => (err as Error)?.name === 'AlreadyExistsError';
+export const isNotFound = (err: unknown): boolean => (err as Error)?.name === 'NotFoundError';
+
+/** What a reconcile asks of its queue: come back after this long (expiry, a retry). */
+export interface Result { requeueAfterMs?: number }
+
+export interface Deps {
+  store: ObjectStore;
+  workloads: Workloads;
+  recorder: Recorder;
+  clock: Clock;
+}

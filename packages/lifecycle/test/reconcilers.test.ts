@@ -1,0 +1,292 @@
+// The reconcilers' logic on fakes (pure logic; the real substrate is proven in test/e2e).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, findCondition, nameHash,
+  type Sandbox, type SandboxClaim, type SandboxWarmPool,
+} from '@asb/api';
+import { LifecycleController, reconcileClaim, reconcilePool, reconcileSandbox, claimExpiry } from '../src/index.ts';
+import { fakeDeps, template } from './support/fakes.ts';
+
+const claim = (name: string, spec: Partial<SandboxClaim['spec']> = {}): SandboxClaim => ({
+  apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxClaim', metadata: { name, namespace: 'default' },
+  spec: { sandboxTemplateRef: { name: 'tpl' }, warmpool: 'default', ...spec },
+});
+const pool = (name: string, replicas: number, strategy?: 'Recreate' | 'OnReplenish'): SandboxWarmPool => ({
+  apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxWarmPool', metadata: { name, namespace: 'default' },
+  spec: { replicas, sandboxTemplateRef: { name: 'tpl' }, ...(strategy ? { updateStrategy: { type: strategy } } : {}) },
+});
+const sandbox = (name: string, spec: Partial<Sandbox['spec']> = {}): Sandbox => ({
+  apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', metadata: { name, namespace: 'default' },
+  spec: { podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }] } }, operatingMode: 'Running', shutdownPolicy: 'Retain', ...spec } as Sandbox['spec'],
+});
+const ready = (o: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }> } } | undefined) => findCondition(o?.status?.conditions as never, 'Ready');
+
+/** Runs every reconciler over every object until nothing changes (a tiny controller). */
+async function settle(d: ReturnType<typeof fakeDeps>): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const before = d.store.writes;
+    for (const p of await d.store.list('SandboxWarmPool')) await reconcilePool(d, 'default', p.metadata.name!);
+    for (const c of await d.store.list('SandboxClaim')) await reconcileClaim(d, 'default', c.metadata.name!);
+    for (const s of await d.store.list('Sandbox')) await reconcileSandbox(d, 'default', s.metadata.name!);
+    if (d.store.writes === before) return;
+  }
+  throw new Error('did not settle');
+}
+
+describe('sandbox reconciler', () => {
+  it('starts the workload and reports Ready with upstream reasons', async () => {
+    const d = fakeDeps();
+    d.workloads.ready = false;
+    await d.store.create(sandbox('s1'));
+    await reconcileSandbox(d, 'default', 's1');
+    let sb = await d.store.get('Sandbox', 'default', 's1');
+    assert.equal(ready(sb)?.status, 'False');
+    assert.equal(ready(sb)?.reason, 'DependenciesNotReady');
+    assert.equal(sb?.status?.replicas, 1);
+    assert.equal(sb?.status?.selector, `agents.x-k8s.io/sandbox-name-hash=${nameHash('s1')}`);
+    d.workloads.set('default', 's1', { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: [] });
+    await reconcileSandbox(d, 'default', 's1');
+    sb = await d.store.get('Sandbox', 'default', 's1');
+    assert.deepEqual([ready(sb)?.status, ready(sb)?.reason], ['True', 'DependenciesReady']);
+  });
+
+  it('suspends (operatingMode Suspended) by stopping the workload and keeps the object', async () => {
+    const d = fakeDeps();
+    await d.store.create(sandbox('s1', { operatingMode: 'Suspended' }));
+    await reconcileSandbox(d, 'default', 's1');
+    const sb = await d.store.get('Sandbox', 'default', 's1');
+    assert.deepEqual(d.workloads.stopped, ['default/s1']);
+    assert.equal(sb?.status?.replicas, 0);
+    assert.equal(ready(sb)?.reason, 'SandboxSuspended');
+    assert.equal(findCondition(sb?.status?.conditions, 'Suspended')?.reason, 'PodTerminated');
+  });
+
+  it('reports a failed workload as PodFailed and Finished', async () => {
+    const d = fakeDeps();
+    await d.store.create(sandbox('s1'));
+    d.workloads.set('default', 's1', { phase: 'Failed', ready: false, message: 'killed at its memory limit', podIPs: [] });
+    await reconcileSandbox(d, 'default', 's1');
+    const sb = await d.store.get('Sandbox', 'default', 's1');
+    assert.equal(ready(sb)?.reason, 'PodFailed');
+    assert.equal(findCondition(sb?.status?.conditions, 'Finished')?.status, 'True');
+  });
+
+  it('expires in two passes: SandboxExpired first, then Delete removes it', async () => {
+    const d = fakeDeps();
+    const at = new Date(d.clock.t + 60_000).toISOString();
+    await d.store.create(sandbox('s1', { shutdownTime: at, shutdownPolicy: 'Delete' }));
+    const r = await reconcileSandbox(d, 'default', 's1');
+    assert.equal(r.requeueAfterMs, 60_000);
+    d.clock.advance(60_000);
+    assert.equal((await reconcileSandbox(d, 'default', 's1')).requeueAfterMs, 0);
+    assert.equal(ready(await d.store.get('Sandbox', 'default', 's1'))?.reason, 'SandboxExpired');
+    await reconcileSandbox(d, 'default', 's1');
+    assert.equal(await d.store.get('Sandbox', 'default', 's1'), undefined);
+    await reconcileSandbox(d, 'default', 's1');
+    assert.deepEqual(d.workloads.released, ['default/s1']);
+  });
+
+  it('expired with Retain: workload stopped, object kept with only its conditions', async () => {
+    const d = fakeDeps();
+    await d.store.create(sandbox('s1', { shutdownTime: new Date(d.clock.t - 1).toISOString(), shutdownPolicy: 'Retain' }));
+    await reconcileSandbox(d, 'default', 's1');
+    await reconcileSandbox(d, 'default', 's1');
+    const sb = await d.store.get('Sandbox', 'default', 's1');
+    assert.ok(sb);
+    assert.deepEqual(Object.keys(sb.status ?? {}), ['conditions']);
+    assert.deepEqual(d.workloads.stopped, ['default/s1']);
+  });
+});
+
+describe('claim reconciler', () => {
+  it('cold start: a Sandbox named after the claim, owned by it, with the claim-uid label', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    const c = await d.store.create(claim('c1'));
+    await settle(d);
+    const sb = await d.store.get('Sandbox', 'default', 'c1');
+    assert.ok(sb);
+    assert.equal(sb.metadata.ownerReferences?.[0]?.uid, c.metadata.uid);
+    assert.equal(sb.metadata.labels?.[LABEL_CLAIM_UID], c.metadata.uid);
+    assert.equal(sb.spec.podTemplate.metadata?.labels?.[LABEL_SANDBOX_TEMPLATE_REF_HASH], nameHash('tpl'));
+    const got = await d.store.get('SandboxClaim', 'default', 'c1');
+    assert.equal(got?.status?.sandbox?.name, 'c1');
+    assert.deepEqual([ready(got)?.status, ready(got)?.reason], ['True', 'DependenciesReady']);
+    assert.ok(d.events.includes('c1 SandboxProvisioned: Created Sandbox "c1"'));
+  });
+
+  it('TemplateNotFound and WarmPoolNotFound are reported and retried', async () => {
+    const d = fakeDeps();
+    await d.store.create(claim('c1'));
+    await d.store.create(claim('c2', { sandboxTemplateRef: undefined, warmpool: undefined, warmPoolRef: { name: 'nope' } }));
+    assert.equal((await reconcileClaim(d, 'default', 'c1')).requeueAfterMs, 60_000);
+    await reconcileClaim(d, 'default', 'c2');
+    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c1'))?.reason, 'TemplateNotFound');
+    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c2'))?.reason, 'WarmPoolNotFound');
+  });
+
+  it('adopts a ready warm-pool member as upstream does, and the pool replaces it', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(pool('p', 2));
+    await settle(d);
+    const members = await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } });
+    assert.equal(members.length, 2);
+    const c = await d.store.create(claim('c1'));
+    await settle(d);
+    const got = await d.store.get('SandboxClaim', 'default', 'c1');
+    const name = got?.status?.sandbox?.name;
+    assert.ok(name && name.startsWith('p-'), `adopted a pool member, got ${name}`);
+    const sb = (await d.store.get('Sandbox', 'default', name))!;
+    assert.equal(sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX], undefined);
+    assert.equal(sb.metadata.labels?.[LABEL_CLAIM_UID], c.metadata.uid);
+    assert.equal(sb.metadata.ownerReferences?.[0]?.kind, 'SandboxClaim');
+    assert.equal(sb.metadata.annotations?.['agents.x-k8s.io/pod-name'], name);
+    assert.equal(ready(got)?.status, 'True');
+    assert.equal((await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length, 2, 'pool refilled');
+    assert.equal((await d.store.get('SandboxWarmPool', 'default', 'p'))?.status?.readyReplicas, 2);
+    assert.ok(d.events.some((e) => e.startsWith('c1 SandboxAdopted')));
+  });
+
+  it('warmpool "none" and env force a cold start even with a pool', async () => {
+    const d = fakeDeps();
+    const t = template();
+    t.spec.envVarsInjectionPolicy = 'Allowed';
+    await d.store.create(t);
+    await d.store.create(pool('p', 1));
+    await settle(d);
+    await d.store.create(claim('cold', { warmpool: 'none' }));
+    await d.store.create(claim('env', { env: [{ name: 'X', value: '1' }] }));
+    await settle(d);
+    assert.equal((await d.store.get('SandboxClaim', 'default', 'cold'))?.status?.sandbox?.name, 'cold');
+    const envSb = await d.store.get('Sandbox', 'default', 'env');
+    assert.deepEqual(envSb?.spec.podTemplate.spec.containers[0]?.env, [{ name: 'X', value: '1' }]);
+  });
+
+  it('env is refused when the template disallows it', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(claim('c', { env: [{ name: 'X', value: '1' }] }));
+    await settle(d);
+    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'EnvVarsInjectionRejected');
+    assert.equal(await d.store.get('Sandbox', 'default', 'c'), undefined);
+  });
+
+  it('two claims racing for one warm sandbox: one adopts it, the other starts cold', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(pool('p', 1));
+    await settle(d);
+    await d.store.create(claim('a'));
+    await d.store.create(claim('b'));
+    await Promise.all([reconcileClaim(d, 'default', 'a'), reconcileClaim(d, 'default', 'b')]);
+    const names = [(await d.store.get('SandboxClaim', 'default', 'a'))?.status?.sandbox?.name, (await d.store.get('SandboxClaim', 'default', 'b'))?.status?.sandbox?.name];
+    assert.equal(names.filter((n) => n?.startsWith('p-')).length, 1, `exactly one adoption: ${names}`);
+    assert.ok(names.includes('a') || names.includes('b'));
+  });
+
+  it('expiry with Delete removes the claim and its sandbox; with Retain only the sandbox', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    const at = new Date(d.clock.t + 30_000).toISOString();
+    await d.store.create(claim('del', { lifecycle: { shutdownTime: at, shutdownPolicy: 'Delete' } }));
+    await d.store.create(claim('ret', { lifecycle: { shutdownTime: at, shutdownPolicy: 'Retain' } }));
+    await settle(d);
+    assert.equal((await reconcileClaim(d, 'default', 'del')).requeueAfterMs, 30_000);
+    d.clock.advance(30_000);
+    await settle(d);
+    assert.equal(await d.store.get('SandboxClaim', 'default', 'del'), undefined);
+    assert.equal(await d.store.get('Sandbox', 'default', 'del'), undefined);
+    const ret = await d.store.get('SandboxClaim', 'default', 'ret');
+    assert.equal(ready(ret)?.reason, 'ClaimExpired');
+    assert.equal(await d.store.get('Sandbox', 'default', 'ret'), undefined);
+    assert.ok(d.events.includes('ret ClaimExpired: Claim expired. Sandbox cleanup initiated.'));
+  });
+
+  it('ttlSecondsAfterFinished counts from the mirrored Finished condition', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(claim('c', { lifecycle: { ttlSecondsAfterFinished: 10, shutdownPolicy: 'Delete' } }));
+    await settle(d);
+    assert.equal(claimExpiry((await d.store.get('SandboxClaim', 'default', 'c'))!), undefined);
+    d.workloads.set('default', 'c', { phase: 'Succeeded', ready: false, message: 'exited 0', podIPs: [] });
+    await settle(d);
+    const c = (await d.store.get('SandboxClaim', 'default', 'c'))!;
+    assert.equal(claimExpiry(c), d.clock.t + 10_000);
+    d.clock.advance(10_000);
+    await settle(d);
+    assert.equal(await d.store.get('SandboxClaim', 'default', 'c'), undefined);
+  });
+});
+
+describe('warm pool reconciler', () => {
+  it('scales down unready members first, then the newest', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(pool('p', 3));
+    await settle(d);
+    const members = await d.store.list('Sandbox');
+    const unready = members[2]!;
+    d.workloads.set('default', unready.metadata.name!, { phase: 'Pending', ready: false, message: 'starting', podIPs: [] });
+    await settle(d);
+    const p = (await d.store.get('SandboxWarmPool', 'default', 'p'))!;
+    await d.store.update({ ...p, spec: { ...p.spec, replicas: 1 } });
+    await reconcilePool(d, 'default', 'p');
+    const left = (await d.store.list('Sandbox')).map((s) => s.metadata.name);
+    assert.deepEqual(left, [members[0]!.metadata.name], 'kept the oldest ready one');
+  });
+
+  it('Recreate replaces members made from an older template; OnReplenish keeps them', async () => {
+    for (const strategy of ['Recreate', 'OnReplenish'] as const) {
+      const d = fakeDeps();
+      await d.store.create(template());
+      await d.store.create(pool('p', 1, strategy));
+      await settle(d);
+      const before = (await d.store.list('Sandbox'))[0]!.metadata.name;
+      const t = (await d.store.get('SandboxTemplate', 'default', 'tpl'))!;
+      await d.store.update({ ...t, spec: { ...t.spec, podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.12' }] } } } });
+      await settle(d);
+      const after = (await d.store.list('Sandbox'))[0]!.metadata.name;
+      assert.equal(after !== before, strategy === 'Recreate', strategy);
+    }
+  });
+
+  it('deleting a pool removes its members but not the sandboxes claims took', async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(pool('p', 2));
+    await settle(d);
+    await d.store.create(claim('c'));
+    await settle(d);
+    await d.store.delete('SandboxWarmPool', 'default', 'p');
+    const left = await d.store.list('Sandbox');
+    assert.equal(left.length, 1);
+    assert.equal(left[0]!.metadata.ownerReferences?.[0]?.kind, 'SandboxClaim');
+  });
+});
+
+describe('controller', () => {
+  it('serves 30 claims against a pool of 5 with no sandbox leaked', async () => {
+    const d = fakeDeps();
+    const ctl = new LifecycleController(d);
+    await ctl.start();
+    await d.store.create(template());
+    await d.store.create(pool('p', 5));
+    await ctl.idle();
+    for (let i = 0; i < 30; i++) await d.store.create(claim(`c${i}`));
+    await ctl.idle();
+    const claims = await d.store.list('SandboxClaim');
+    assert.ok(claims.every((c) => ready(c)?.status === 'True'), 'every claim is Ready');
+    const owned = new Set(claims.map((c) => c.status?.sandbox?.name));
+    assert.equal(owned.size, 30, 'each claim has its own sandbox');
+    const sandboxes = await d.store.list('Sandbox');
+    assert.equal(sandboxes.length, 35, '30 claimed + 5 in the pool');
+    assert.equal(sandboxes.filter((s) => s.metadata.labels?.[LABEL_WARM_POOL_SANDBOX]).length, 5);
+    for (const c of claims) await d.store.delete('SandboxClaim', 'default', c.metadata.name!);
+    await ctl.idle();
+    assert.equal((await d.store.list('Sandbox')).length, 5, 'only the pool is left');
+    assert.equal(d.workloads.released.length, 30, 'every claimed workload released');
+    ctl.stop();
+  });
+});
