@@ -12,6 +12,10 @@ import { rmCommand } from './commands/rm.ts';
 import { cpCommand } from './commands/cp.ts';
 import { applyCommand } from './commands/apply.ts';
 import { templatesCommand } from './commands/templates.ts';
+import { getCommand } from './commands/get.ts';
+import { describeCommand } from './commands/describe.ts';
+import { deleteCommand } from './commands/delete.ts';
+import { scaleCommand } from './commands/scale.ts';
 import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
 
 const program = new Command('asb')
@@ -52,16 +56,36 @@ program.command('cp').description('copy a file: asb cp ./local ID:path, or asb c
   .action((src: string, dst: string) => exit(cpCommand(ctx(), src, dst)));
 
 program.command('ls').alias('list').description('list sandboxes').action(() => exit(lsCommand(ctx())));
-program.command('rm').alias('delete').description('delete sandboxes').argument('<ids...>').action((ids: string[]) => exit(rmCommand(ctx(), ids)));
+program.command('rm').description('delete sandboxes (the claim that owns one goes with it)').argument('<ids...>').action((ids: string[]) => exit(rmCommand(ctx(), ids)));
 
-program.command('apply').description('apply SandboxTemplate and Sandbox YAML (the upstream objects, unchanged)')
+program.command('get').description('list or show objects: sandboxes, sandboxtemplates, sandboxclaims, sandboxwarmpools (swp)')
+  .argument('<kind>').argument('[names...]')
+  .option('-l, --selector <labels>', 'label selector, key=value[,key=value]')
+  .option('-A, --all-namespaces', 'every namespace')
+  .option('-w, --watch', 'print changes as they happen')
+  .option('--api-version <v>', 'v1beta1 (default) or v1alpha1, for -o json|yaml')
+  .action((kind: string, names: string[], flags) => exit(getCommand(ctx(), kind, names, flags)));
+program.command('describe').description('an object with its conditions and events')
+  .argument('<kind>').argument('<name>')
+  .action((kind: string, name: string) => exit(describeCommand(ctx(), kind, name)));
+program.command('delete').description('delete objects: asb delete KIND NAME..., or -f FILE')
+  .argument('[args...]')
+  .option('-f, --filename <file>', 'delete the objects a manifest names')
+  .option('--ignore-not-found', 'an object that is already gone is not an error')
+  .action((args: string[], flags) => exit(deleteCommand(ctx(), args, flags)));
+program.command('scale').description('set a warm pool\'s size, or a sandbox\'s replicas (0 suspends, 1 resumes)')
+  .argument('<kind>').argument('<name>')
+  .requiredOption('--replicas <n>', 'desired replicas')
+  .action((kind: string, name: string, flags) => exit(scaleCommand(ctx(), kind, name, flags)));
+
+program.command('apply').description('apply the upstream objects as YAML, unchanged (SandboxTemplate, Sandbox, SandboxClaim, SandboxWarmPool)')
   .option('-f, --filename <file>', 'manifest file, or - for standard input')
   .action((flags) => exit(applyCommand(ctx(), flags.filename)));
 program.command('templates').description('list SandboxTemplates').action(() => exit(templatesCommand(ctx())));
 
 const engine = program.command('engine').description('the local engine (gVisor sandboxes on this machine)');
 engine.command('start').description('start the engine in the background').option('--port <port>').action((flags) => exit(engineStart(ctx(), flags)));
-engine.command('stop').description('stop the engine and delete its sandboxes').action(() => exit(engineStop(ctx())));
+engine.command('stop').description('stop the engine: sandboxes stop, objects and files stay for the next start').action(() => exit(engineStop(ctx())));
 engine.command('status').description('is the engine running, where, with which isolation').action(() => exit(engineStatus(ctx())));
 engine.command('run').description('run the engine in the foreground').option('--port <port>').option('--host <host>').action((flags) => exit(engineRun(flags)));
 

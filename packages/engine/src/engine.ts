@@ -22,6 +22,7 @@ import { createEngineServer } from './http/server.ts';
 import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
 import { builtinTemplates } from './builtin-templates.ts';
 import { applyObjects } from './apply.ts';
+import { unmountAll } from './workspace.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -158,6 +159,8 @@ export class Engine {
         await this.workloads.recover(); // removes workspaces no Sandbox names any more
       } else {
         await this.workloads.stopAll();
+        // No mount outlives the engine that made it; the next start mounts the workspaces again.
+        await unmountAll(join(this.config.home, 'sandboxes'));
       }
     }
     this.store?.close();

@@ -47,7 +47,10 @@ export async function createWorkspace(dir: string, bytes: number, owner: { uid: 
 export async function destroyWorkspace(dir: string): Promise<void> {
   const path = join(dir, 'workspace');
   if (isMountPoint(path)) {
-    await run('umount', [path], { timeout: 30_000 }).catch(() => run('umount', ['-l', path], { timeout: 30_000 }));
+    await run('umount', [path], { timeout: 30_000 })
+      .catch(() => run('umount', ['-l', path], { timeout: 30_000 }))
+      // Someone else (a concurrent release) may have unmounted it first: only a mount that stays is an error.
+      .catch((err) => { if (isMountPoint(path)) throw err; });
   }
   rmSync(dir, { recursive: true, force: true });
 }

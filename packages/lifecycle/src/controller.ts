@@ -7,7 +7,7 @@ import { reconcileClaim } from './claim-reconciler.ts';
 import { keyOf, splitKey, controllerOf } from './objects.ts';
 import { reconcilePool } from './pool-reconciler.ts';
 import { reconcileSandbox } from './sandbox-reconciler.ts';
-import type { Deps, WatchableStore, WatchEvent } from './substrate.ts';
+import { isNotFound, type Deps, type WatchableStore, type WatchEvent } from './substrate.ts';
 import { WorkQueue } from './queue.ts';
 
 export interface ControllerOptions {
@@ -31,7 +31,12 @@ export class LifecycleController {
       else opts.log?.warn({ kind, key, err: (err as Error)?.message ?? String(err) }, 'reconcile failed; retrying');
     };
     const q = (fn: (d: Deps, ns: string, name: string) => Promise<{ requeueAfterMs?: number }>, workers: number, kind: string) =>
-      new WorkQueue((key) => { const [ns, name] = splitKey(key); return fn(deps, ns, name); }, { concurrency: workers, baseBackoffMs: 5, maxBackoffMs: 30_000, onError: onError(kind) });
+      new WorkQueue(async (key) => {
+        const [ns, name] = splitKey(key);
+        // An object deleted while it was being reconciled: nothing left to do (its DELETED event
+        // queues whatever follows from that).
+        try { return await fn(deps, ns, name); } catch (err) { if (isNotFound(err)) return {}; throw err; }
+      }, { concurrency: workers, baseBackoffMs: 5, maxBackoffMs: 30_000, onError: onError(kind) });
     this.sandboxes = q(reconcileSandbox, opts.sandboxWorkers ?? 32, 'Sandbox');
     this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
     this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');

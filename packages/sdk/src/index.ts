@@ -4,3 +4,4 @@ export { Files, type FileEntry, type FileStat } from './files.ts';
 export { resolveConnection, type ConnectionOpts, type ResolvedConnection } from './connection.ts';
 export { SandboxError, NotFoundError, InvalidError, TimeoutError, UnavailableError, AuthError, PayloadTooLargeError, errorFromResponse } from './errors.ts';
 export { apply, listTemplates, type ApplyResult, type TemplateInfo } from './manifests.ts';
+export { Objects, resolveKind, type ApiObject, type ObjectEvent, type ObjectsOpts } from './objects.ts';

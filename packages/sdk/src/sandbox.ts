@@ -11,7 +11,11 @@ export interface SandboxInfo {
   namespace: string;
   uid: string;
   template?: string;
-  phase: 'Pending' | 'Running' | 'Failed' | 'Terminating';
+  phase: 'Pending' | 'Running' | 'Failed' | 'Suspended';
+  /** The SandboxClaim that owns it (Sandbox.create makes one), if any. */
+  claim?: string;
+  /** The Ready condition's reason (DependenciesReady, SandboxSuspended, ...). */
+  reason?: string;
   ready: boolean;
   message: string;
   image: string;
@@ -27,6 +31,10 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   name?: string;
   /** How long to wait for the sandbox to be ready. @default 120_000 */
   timeoutMs?: number;
+  /** Delete the sandbox (its claim) after this many seconds, even if nobody kills it. */
+  ttlSeconds?: number;
+  /** "default": any warm pool of the template; "none": always a fresh sandbox; or a pool's name. @default "default" */
+  warmpool?: string;
 }
 
 export class Sandbox {
@@ -42,20 +50,25 @@ export class Sandbox {
   get id(): string { return this.info.name; }
   get namespace(): string { return this.info.namespace; }
 
-  /** Creates a sandbox from a template and waits until it is ready. */
+  /** Creates a sandbox from a template (through a SandboxClaim: a warm pool of the template
+   *  serves it when one has a ready member) and waits until it is ready. */
   static async create(opts: SandboxCreateOpts = {}): Promise<Sandbox> {
     const conn = resolveConnection(opts);
     const template = opts.template ?? 'python-runtime-template';
     const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', `create a sandbox from template "${template}"`, {
-      json: { template, namespace: conn.namespace, name: opts.name }, timeoutMs: opts.timeoutMs ?? 120_000,
+      json: { template, namespace: conn.namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, warmpool: opts.warmpool, timeoutMs: opts.timeoutMs ?? 120_000 },
+      timeoutMs: (opts.timeoutMs ?? 120_000) + 10_000,
     });
     return new Sandbox(conn, info);
   }
 
   /** Attaches to an existing sandbox by id. */
-  static async connect(id: string, opts: ConnectionOpts = {}): Promise<Sandbox> {
+  /** Attaches to an existing sandbox by id, waiting up to `waitReadyMs` (default 60 s) for it
+   *  to be ready: one applied as YAML, or handed out by a pool, may still be starting. */
+  static async connect(id: string, opts: ConnectionOpts & { waitReadyMs?: number } = {}): Promise<Sandbox> {
     const conn = resolveConnection(opts);
-    const info = await callJson<SandboxInfo>(conn, `/v1/sandboxes/${encodeURIComponent(conn.namespace)}/${encodeURIComponent(id)}`, `connect to sandbox "${id}"`);
+    const wait = opts.waitReadyMs ?? 60_000;
+    const info = await callJson<SandboxInfo>(conn, `/v1/sandboxes/${encodeURIComponent(conn.namespace)}/${encodeURIComponent(id)}${wait > 0 ? `?waitReadyMs=${wait}` : ''}`, `connect to sandbox "${id}"`, { timeoutMs: wait + 30_000 });
     return new Sandbox(conn, info);
   }
 

@@ -126,6 +126,7 @@ export class SqliteStore implements WatchableStore {
         md.name = md.generateName + Array.from({ length: 5 }, () => SUFFIX[randomInt(SUFFIX.length)]).join('');
       }
     }
+    this.checkOwners(obj);
     if (this.objects.has(key(obj.kind, md.namespace, md.name!))) throw new AlreadyExistsError(`${obj.kind} "${md.name}" already exists in namespace "${md.namespace}"`);
     md.uid = randomUUID();
     md.generation = 1;
@@ -146,6 +147,7 @@ export class SqliteStore implements WatchableStore {
     // Identity and server-set fields are the server's; status goes through updateStatus.
     obj.metadata = { ...obj.metadata, uid: cur.metadata.uid, creationTimestamp: cur.metadata.creationTimestamp, generation: cur.metadata.generation };
     (obj as { status?: unknown }).status = cur.status;
+    this.checkOwners(obj);
     if (!isDeepStrictEqual(obj.spec, cur.spec)) obj.metadata.generation = (cur.metadata.generation ?? 1) + 1;
     if (isDeepStrictEqual(obj, cur)) return structuredClone(cur) as T;
     this.write(obj);
@@ -210,6 +212,18 @@ export class SqliteStore implements WatchableStore {
   deleteWorkload(namespace: string, name: string): void { this.stmts.deleteWorkload.run(namespace, name); }
   workloads(): WorkloadRow[] {
     return (this.stmts.workloads.all() as Array<WorkloadRow & { containerId: string | null }>).map((r) => ({ ...r, containerId: r.containerId ?? undefined }));
+  }
+
+  /**
+   * An owner that no longer exists: the garbage collector would delete such an object at once,
+   * so the write is refused instead. This closes the race of a reconcile that read its claim
+   * just before the claim was deleted and would otherwise adopt a sandbox for nobody.
+   */
+  private checkOwners(obj: AnyHub): void {
+    for (const ref of obj.metadata.ownerReferences ?? []) {
+      const owner = [...this.objects.values()].find((o) => o.metadata.uid === ref.uid);
+      if (!owner) throw new NotFoundError(`${obj.kind} "${obj.metadata.name ?? obj.metadata.generateName}": its owner ${ref.kind} "${ref.name}" no longer exists`);
+    }
   }
 
   private current(input: AnyHub): AnyHub {

@@ -61,6 +61,9 @@ export class MemoryStore implements WatchableStore {
     return cur;
   }
   private put<T extends AnyHub>(o: T, type: WatchEvent['type']): T {
+    for (const ref of o.metadata.ownerReferences ?? []) {
+      if (![...this.objects.values()].some((x) => x.metadata.uid === ref.uid)) throw new NotFoundError(`owner ${ref.name} gone`);
+    }
     const old = this.objects.get(k(o.kind, o.metadata.namespace, o.metadata.name!));
     o.metadata.resourceVersion = String(++this.rv);
     this.writes++;
