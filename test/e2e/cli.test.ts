@@ -47,6 +47,40 @@ describe('asb', () => {
     assert.match(gone.stderr, /not found/);
   });
 
+  it('applies seed 004\'s template and warm pool, and gets, describes, scales and deletes kubectl-style', async () => {
+    const fixtures = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../packages/api/test/fixtures');
+    const ns = ['-n', 'agent-sandbox-demo'];
+    for (const f of ['seed004-template.yaml', 'seed004-warmpool.yaml']) {
+      const r = asb('apply', '-f', join(fixtures, f));
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const readyPool = async (n: number) => {
+      for (let i = 0; i < 600; i++) {
+        const pool = JSON.parse(asb(...ns, 'get', 'swp', 'python-warmpool', '-o', 'json').stdout);
+        if (pool.status?.readyReplicas === n) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`the pool never had ${n} ready members`);
+    };
+    await readyPool(2);
+    assert.match(asb(...ns, 'get', 'sandboxwarmpools').stdout, /^NAME\s+READY\s+DESIRED\s+TEMPLATE\s+AGE\npython-warmpool\s+2\s+2\s+python-runtime-template\s/);
+    const info = JSON.parse(asb(...ns, 'create', '-t', 'python-runtime-template', '-o', 'json').stdout);
+    assert.match(info.name, /^python-warmpool-/, 'served from the pool');
+    assert.match(asb(...ns, 'get', 'sandboxclaims').stdout, new RegExp(`${info.claim}\\s+True\\s+${info.name}\\s+DependenciesReady`));
+    const described = asb(...ns, 'describe', 'sandboxclaim', info.claim);
+    assert.equal(described.status, 0, described.stderr);
+    assert.match(described.stdout, /Events:[\s\S]*SandboxAdopted[\s\S]*Adopted warm pool Sandbox/);
+    assert.equal(asb(...ns, 'scale', 'swp', 'python-warmpool', '--replicas', '0').status, 0);
+    await readyPool(0);
+    const names = asb(...ns, 'get', 'sandboxes', '-o', 'name').stdout.trim().split('\n');
+    assert.deepEqual(names, [`sandbox/${info.name}`], 'scaling the pool to 0 kept the claimed sandbox only');
+    assert.equal(asb(...ns, 'delete', 'sandboxclaim', info.claim).stdout, `sandboxclaim/${info.claim} deleted\n`);
+    const missing = asb(...ns, 'get', 'sandboxclaim', info.claim);
+    assert.equal(missing.status, 4);
+    assert.match(missing.stderr, /not found/);
+    assert.match(asb('get', 'gizmos').stderr, /unknown resource type "gizmos"/);
+  });
+
   it('reports the engine\'s status', () => {
     const st = JSON.parse(asb('engine', 'status', '-o', 'json').stdout);
     assert.equal(st.running, true);
