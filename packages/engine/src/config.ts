@@ -23,6 +23,8 @@ export interface EngineConfig {
   /** Sizes of the sandbox's tmpfs mounts (/tmp and HOME). */
   tmpfsBytes: number;
   readyTimeoutMs: number;
+  /** A warm pool replaces a claimed member after this long (its boot would slow the claimed one). */
+  poolRefillDelayMs: number;
   logLevel: string;
 }
 
@@ -53,6 +55,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     defaultDiskBytes: num(env.ASB_DEFAULT_DISK_BYTES, 4 * 1024 * 1024 * 1024),
     tmpfsBytes: num(env.ASB_TMPFS_BYTES, 512 * 1024 * 1024),
     readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
+    poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     logLevel: env.ASB_LOG_LEVEL ?? 'info',
   };
   return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

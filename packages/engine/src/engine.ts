@@ -123,7 +123,7 @@ export class Engine {
     this.controller = new LifecycleController({
       store: this.store, workloads: this.workloads, clock: systemClock,
       recorder: { event: (obj, type, reason, message) => this.store.recordEvent(obj, type, reason, message) },
-    }, { log: this.log });
+    }, { log: this.log, poolRefillDelayMs: this.config.poolRefillDelayMs });
     await this.controller.start();
     const api = apiApp(this.store, this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);

@@ -16,6 +16,12 @@ export interface ControllerOptions {
   claimWorkers?: number;
   poolWorkers?: number;
   log?: Pick<Logger, 'warn' | 'debug'>;
+  /**
+   * How long a pool waits to replace a member a claim took (upstream v0.5's refill shaping).
+   * Starting the replacement costs CPU the claimed sandbox's first commands want: on a small
+   * machine, replacing at once makes the warm claim's first command several times slower.
+   */
+  poolRefillDelayMs?: number;
 }
 
 export class LifecycleController {
@@ -23,6 +29,7 @@ export class LifecycleController {
   readonly claims: WorkQueue;
   readonly pools: WorkQueue;
   private unwatch?: () => void;
+  private readonly refillDelayMs: number;
 
   constructor(private readonly deps: Deps & { store: WatchableStore }, opts: ControllerOptions = {}) {
     const onError = (kind: string) => (key: string, err: unknown) => {
@@ -40,6 +47,7 @@ export class LifecycleController {
     this.sandboxes = q(reconcileSandbox, opts.sandboxWorkers ?? 32, 'Sandbox');
     this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
     this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');
+    this.refillDelayMs = opts.poolRefillDelayMs ?? 0;
   }
 
   async start(): Promise<void> {
@@ -70,11 +78,11 @@ export class LifecycleController {
         this.sandboxes.add(key);
         // Its controller (claim or pool) reads its state; on adoption the pool (the old owner)
         // loses a member and must hear of it.
-        for (const o of ev.old ? [obj, ev.old] : [obj]) {
-          const owner = controllerOf(o);
-          if (owner?.kind === 'SandboxClaim') this.claims.add(keyOf(ns, owner.name));
-          if (owner?.kind === 'SandboxWarmPool') this.pools.add(keyOf(ns, owner.name));
-        }
+        const owner = controllerOf(obj);
+        if (owner?.kind === 'SandboxClaim') this.claims.add(keyOf(ns, owner.name));
+        if (owner?.kind === 'SandboxWarmPool') this.pools.add(keyOf(ns, owner.name));
+        const oldOwner = ev.old && controllerOf(ev.old);
+        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.addAfter(keyOf(ns, oldOwner.name), this.refillDelayMs);
         const poolHash = obj.metadata.labels?.[LABEL_WARM_POOL_SANDBOX];
         if (poolHash && !controllerOf(obj)) void this.poolsByHash(ns, poolHash);
         break;

@@ -43,7 +43,7 @@ export interface WorkloadRow { namespace: string; name: string; uid: string; con
 export class SqliteStore implements WatchableStore {
   private readonly db: Database.Database;
   private readonly objects = new Map<string, AnyHub>();
-  private readonly emitter = new EventEmitter();
+  private readonly emitter = new EventEmitter().setMaxListeners(0); // one per watch request and waiter
   private rv: number;
   private readonly stmts;
 
