@@ -62,7 +62,7 @@ export async function engineStop(ctx: Ctx): Promise<number> {
   const st = readState();
   if (!st || !alive(st.pid)) { if (!ctx.quiet) process.stderr.write('engine is not running\n'); return 0; }
   process.kill(st.pid, 'SIGTERM');
-  await withProgress('stopping the engine (deleting its sandboxes)', (async () => { while (alive(st.pid)) await new Promise((r) => setTimeout(r, 50)); })(), { quiet: ctx.quiet });
+  await withProgress('stopping the engine (its sandboxes stop; objects and files stay)', (async () => { while (alive(st.pid)) await new Promise((r) => setTimeout(r, 50)); })(), { quiet: ctx.quiet });
   if (!ctx.quiet) process.stderr.write(`engine stopped (pid ${st.pid})\n`);
   return 0;
 }
