@@ -114,8 +114,10 @@ export class Engine {
     this.store = new SqliteStore(join(home, 'state.db'));
     this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log);
     this.sandboxes = new SandboxService(this.store, this.workloads);
-    // Re-attach to what a previous engine left running, before anything reconciles.
-    const recovered = await this.workloads.recover();
+    // Re-attach to what a previous engine left running, before anything reconciles. Recovery
+    // waits on child processes whose handles are unref'd: keep the event loop alive meanwhile.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const recovered = await this.workloads.recover().finally(() => clearInterval(keepAlive));
     if (recovered.reattached || recovered.reaped) this.log.info(recovered, 'recovered sandboxes left by a previous engine');
     for (const t of builtinTemplates()) {
       if (!this.store.getSync(t.kind, t.metadata.namespace ?? 'default', t.metadata.name!)) await applyObjects(this.store, [t]);

@@ -199,7 +199,7 @@ export class LocalWorkloads implements Workloads {
     void (async () => {
       await new Promise((r) => setTimeout(r, 50));
       if (w.exit || w.stopping) return;
-      const handle = await attachTo(this.driver, w.containerId, { dir: this.dirOf(w.namespace, w.name), logFile }).catch(() => undefined);
+      const handle = await this.driver.attach(w.containerId, { dir: this.dirOf(w.namespace, w.name), logFile }).catch(() => undefined);
       if (!handle) { this.fail(w, reason); return; }
       w.handle = handle;
       this.connect(w, handle, logFile);
@@ -270,7 +270,7 @@ export class LocalWorkloads implements Workloads {
       known.add(row.containerId);
       const dir = this.dirOf(row.namespace, row.name);
       const logFile = join(dir, 'sandbox.log');
-      const handle = await attachTo(this.driver, row.containerId, { dir, logFile }).catch(() => undefined);
+      const handle = await this.driver.attach(row.containerId, { dir, logFile }).catch(() => undefined);
       if (!handle) {
         // Gone while the engine was down: the reconciler starts it again, with its workspace.
         await this.driver.destroy(row.containerId).catch(() => undefined);
@@ -334,10 +334,4 @@ function volumeMounts(sb: Sandbox, container: ContainerLike, dir: string, owner:
 
 function tailOf(file: string, bytes = 2000): string {
   try { const b = readFileSync(file); return b.subarray(Math.max(0, b.length - bytes)).toString('utf8').trim(); } catch { return ''; }
-}
-
-// TEMPORARY until the drivers grow attach(): no re-attach.
-async function attachTo(driver: SandboxDriver, id: string, paths: { dir: string; logFile: string }): Promise<DriverHandle | undefined> {
-  const d = driver as SandboxDriver & { attach?: (id: string, paths: { dir: string; logFile: string }) => Promise<DriverHandle | undefined> };
-  return d.attach ? d.attach(id, paths) : undefined;
 }

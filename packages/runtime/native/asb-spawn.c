@@ -23,6 +23,14 @@
  *            4 EXIT    payload: i32 exit code (>= 0) or -signal; sent once the command exited and
  *                      its stdout/stderr reached EOF, or 100 ms after it exited (a background child
  *                      may hold them open; they are then closed; not while paused)
+ *
+ * `asb-spawn --relay NAME` is another program in the same binary: an engine that restarted has
+ * lost its socketpair to the agent, so it execs this into the running sandbox (`runsc exec`) with
+ * a fresh socketpair as stdin/stdout. It connects to the agent's Linux abstract Unix socket NAME
+ * (the agent listens on "asb-agent" besides fd 0) and copies bytes both ways, unchanged: stdin to
+ * the socket, the socket to stdout. An EOF is passed on as a half-close (shutdown(SHUT_WR) of the
+ * socket, of stdout when it is a socket, else close); it exits 0 once both ways are done, or 1
+ * with a message on stderr when it cannot connect.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,8 +41,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -262,7 +273,70 @@ static void start_agent(char **argv) {
   if (devnull >= 0) { dup2(devnull, 0); close(devnull); }
 }
 
+/* --relay NAME: see the header. Each way has a buffer: its source is polled for input only when
+ * the buffer is empty, its destination for room only when it is not, so neither way waits on the
+ * other (stdin, stdout and the socket are all non-blocking). */
+struct way { int from, to; char buf[65536]; size_t len, off; int done; };
+
+static void end_way(struct way *w) {
+  w->done = 1;
+  /* A socket takes a half-close and is still read by the other way; stdout that is a pipe can
+   * only be closed. */
+  if (shutdown(w->to, SHUT_WR) != 0 && w->to == 1) close(1);
+}
+
+static int relay(const char *name) {
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  size_t n = strlen(name);
+  /* Abstract: sun_path starts with a NUL and the name is not NUL-terminated, its length is. */
+  if (n == 0 || n + 1 > sizeof addr.sun_path) { fprintf(stderr, "asb-spawn: --relay: bad socket name\n"); return 1; }
+  memcpy(addr.sun_path + 1, name, n);
+  /* The address's length is part of an abstract name: node 20 (libuv 1.46) binds the whole
+   * sun_path, padded with NULs; other binders use just the name. Try both. */
+  socklen_t lens[2] = { sizeof addr, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n) };
+  int s = -1;
+  for (int i = 0; i < 2; i++) {
+    if (s >= 0) close(s);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s >= 0 && connect(s, (struct sockaddr *)&addr, lens[i]) == 0) break;
+    if (i == 1) { fprintf(stderr, "asb-spawn: --relay: connect to @%s: %s\n", name, strerror(errno)); return 1; }
+  }
+  signal(SIGPIPE, SIG_IGN); /* a write to a reader that is gone fails with EPIPE instead */
+  static struct way ways[2];
+  ways[0].from = 0; ways[0].to = s;
+  ways[1].from = s; ways[1].to = 1;
+  int fds[3] = { 0, 1, s };
+  for (int i = 0; i < 3; i++) fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+  while (!ways[0].done || !ways[1].done) {
+    struct pollfd pf[2];
+    for (int i = 0; i < 2; i++) {
+      struct way *w = &ways[i];
+      if (w->done) pf[i] = (struct pollfd){ -1, 0, 0 };
+      else if (w->len > w->off) pf[i] = (struct pollfd){ w->to, POLLOUT, 0 };
+      else pf[i] = (struct pollfd){ w->from, POLLIN, 0 };
+    }
+    if (poll(pf, 2, -1) < 0) { if (errno == EINTR) continue; return 1; }
+    for (int i = 0; i < 2; i++) {
+      struct way *w = &ways[i];
+      if (w->done || !pf[i].revents) continue;
+      if (w->len > w->off) {
+        ssize_t r = write(w->to, w->buf + w->off, w->len - w->off);
+        if (r > 0) w->off += (size_t)r;
+        /* The reader is gone: what is left of this way is dropped. */
+        else if (errno != EINTR && errno != EAGAIN) { end_way(w); continue; }
+        if (w->off == w->len) w->off = w->len = 0;
+      } else {
+        ssize_t r = read(w->from, w->buf, sizeof w->buf);
+        if (r > 0) w->len = (size_t)r;
+        else if (r == 0 || (errno != EINTR && errno != EAGAIN)) end_way(w); /* EOF (or reset): pass it on */
+      }
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--relay") == 0) return relay(argv[2]);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
   if (argc > 3 && strcmp(argv[1], "--init") == 0 && strcmp(argv[2], "--") == 0) start_agent(argv + 3);

@@ -3,7 +3,7 @@
 // a V8 startup snapshot (scripts/build.mjs) would freeze the build machine's environment.
 import v8 from 'node:v8';
 import { isArgName, parseArgs, UsageError, type AgentArgs } from './args.ts';
-import { configFromEnv, createAgent, requestHandler, serveFd, serveHttp1 } from './server.ts';
+import { AGENT_SOCKET_NAME, configFromEnv, createAgent, listenAbstract, requestHandler, serveFd, serveHttp1 } from './server.ts';
 import { NodeSpawner, ZygoteSpawner } from './spawner.ts';
 
 async function start(): Promise<void> {
@@ -24,17 +24,26 @@ async function start(): Promise<void> {
   const agent = createAgent(configFromEnv(process.env), ZygoteSpawner.fromEnv() ?? new NodeSpawner());
   const handler = await requestHandler(agent.app);
 
-  if (args.main) {
+  // Registered before any request is served (the same tick as serveFd, before serveHttp1's
+  // await), so that GET /v1/processes/main never misses it.
+  const startMain = () => {
+    if (!args.main) return;
     agent.procs.start({ command: args.main.join(' '), argv: args.main }, 'main');
     log(`main process: ${args.main.join(' ')}`);
-  }
+  };
   if (args.mode === 'fd') {
-    serveFd(handler, args.fd, (why) => log(why));
+    const server = serveFd(handler, args.fd, (why) => log(why));
+    log(`serving HTTP/2 on fd ${args.fd}`);
+    // For an engine that restarts (it re-attaches through `asb-spawn --relay`). After fd 0, so
+    // the first request does not wait for it; before the main process, so that nothing in the
+    // sandbox can take the name first.
+    listenAbstract(server, AGENT_SOCKET_NAME, log);
+    startMain();
     // The engine may go away (crash, restart): the sandbox's processes keep running regardless,
     // and with the connection gone nothing else would keep node's event loop alive.
     setInterval(() => undefined, 2 ** 31 - 1);
-    log(`serving HTTP/2 on fd ${args.fd}`);
   } else {
+    startMain();
     const { port } = await serveHttp1(handler, args.host, args.port);
     log(`serving HTTP/1.1 on ${args.host}:${port}`);
   }

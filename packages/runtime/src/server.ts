@@ -71,6 +71,19 @@ export function serveFd(handler: Handler, fd: number, onClose: (why: string) => 
   return server;
 }
 
+/** The Linux abstract Unix socket the agent also serves in fd mode: how an engine that lost its
+ *  socketpair (it restarted) reaches the agent again, through `asb-spawn --relay` exec'd into the
+ *  sandbox. Abstract: no file to create or clean up; it lives in the sandbox's network namespace. */
+export const AGENT_SOCKET_NAME = 'asb-agent';
+
+/** Serves `server` (serveFd's) on the abstract socket `name` as well, one HTTP/2 session per
+ *  connection. The name is bound before this returns (node binds synchronously); a failure to
+ *  listen, or later to accept, goes to `onError` and the agent keeps serving fd 0. */
+export function listenAbstract(server: http2.Http2Server, name: string, onError: (why: string) => void): void {
+  server.on('error', (err) => onError(`abstract socket @${name}: ${err.message}`));
+  server.listen(`\0${name}`);
+}
+
 /** HTTP/1.1 on host:port; resolves with the bound address (port 0 picks a free one). */
 export function serveHttp1(handler: Handler, host: string, port: number): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer(handler);

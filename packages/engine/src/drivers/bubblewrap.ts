@@ -44,6 +44,9 @@ export class BubblewrapDriver implements SandboxDriver {
     return { socket: mine, exited, pid: child.pid };
   }
 
+  /** bubblewrap sandboxes are not re-entered (there is no `runsc exec` to join their namespaces with): never attached. */
+  async attach(): Promise<DriverHandle | undefined> { return undefined; }
+
   async destroy(containerId: string): Promise<void> {
     const pid = this.children.get(containerId);
     if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ } }

@@ -1,5 +1,5 @@
-// The seam between the engine and an isolation technology. Two methods that matter (start,
-// destroy) plus a listing for reaping; each driver has its own file.
+// The seam between the engine and an isolation technology. Three methods that matter (start,
+// attach, destroy) plus a listing for reaping; each driver has its own file.
 import type { Socket } from 'node:net';
 import type { SandboxRuntimeSpec } from '../oci-spec.ts';
 
@@ -17,10 +17,14 @@ export interface SandboxExit {
 }
 
 export interface DriverHandle {
-  /** The engine's end of the socketpair whose other end is the agent's fd 0. */
+  /** The engine's end of a socketpair whose other end is the agent's fd 0 (start), or a relay to
+   *  the agent's abstract socket (attach). Either way: one HTTP/2 connection to the agent. Its
+   *  closing does not end the sandbox. */
   socket: Socket;
-  /** Settles when the sandbox's init process is gone. */
+  /** Settles when the sandbox's init process is gone (not when the connection closes). After an
+   *  attach the exit status is unknown: code and signal are null. */
   exited: Promise<SandboxExit>;
+  /** Host pid of the sandbox: the runtime's process after start, the sandbox's after attach. */
   pid: number | undefined;
 }
 
@@ -31,7 +35,14 @@ export interface SandboxDriver {
   /** Host owner of the workspace, so that the sandbox's user (uid 1000 inside) can write it. */
   workspaceOwner(): { uid: number; gid: number };
   start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle>;
-  /** Kills every process of the sandbox and frees its resources; idempotent. */
+  /**
+   * Reconnects to the agent of a sandbox this driver started earlier (perhaps by an engine that
+   * has since died); undefined when it is not running. Each call is a new connection; the old
+   * ones keep working until closed. `paths` are those the sandbox was started with.
+   */
+  attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined>;
+  /** Kills every process of the sandbox (relays of attach included) and frees its resources;
+   *  idempotent. */
   destroy(containerId: string): Promise<void>;
   /** Container ids this driver still holds (running or stopped), for reaping after a crash. */
   list(): Promise<string[]>;

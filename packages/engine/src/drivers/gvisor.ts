@@ -1,15 +1,22 @@
 // gVisor driver: one `runsc run` per sandbox, from an OCI bundle the engine writes, with its own
-// --root (state directory) and no network device but loopback.
+// --root (state directory) and no network device but loopback. A sandbox outlives the engine; a
+// new engine reaches its agent again with a relay exec'd into it (attach).
 import { spawn, execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { mkdirSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { buildOciSpec, type SandboxRuntimeSpec } from '../oci-spec.ts';
+import { AGENT_MOUNT, buildOciSpec, type SandboxRuntimeSpec } from '../oci-spec.ts';
 import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
 
 const run = promisify(execFile);
+
+/** Run in the sandbox by attach: connects to the agent's abstract socket (AGENT_SOCKET_NAME in
+ *  packages/runtime/src/server.ts) and relays it over its stdin/stdout (asb-spawn.c, --relay). */
+const RELAY_ARGV = [`${AGENT_MOUNT}/asb-spawn`, '--relay', 'asb-agent'];
+/** How often an attached sandbox's process is looked at, to notice its end. */
+const WATCH_INTERVAL_MS = 1000;
 
 export class GvisorDriver implements SandboxDriver {
   readonly name = 'gvisor' as const;
@@ -49,6 +56,61 @@ export class GvisorDriver implements SandboxDriver {
     return { socket: mine, exited, pid: child.pid };
   }
 
+  async attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined> {
+    const state = await this.state(containerId);
+    if (state?.status !== 'running' || !state.pid) return undefined;
+    const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
+    const log = openSync(paths.logFile, 'a', 0o600);
+    // Detached like `runsc run`: a signal to the engine's process group (Ctrl-C) is not the relay's.
+    // The relay ends when this connection closes (the EOF goes through to the agent, which closes
+    // its side), or with the sandbox: destroy's `kill --all` ends it with every other process in
+    // there, and `runsc exec` then returns.
+    const relay = spawn(this.runsc, [...this.flags(), 'exec', '--user', `${SANDBOX_UID}:${SANDBOX_GID}`, containerId, ...RELAY_ARGV], {
+      stdio: [theirs, theirs, log], detached: true,
+    });
+    theirs.destroy();
+    closeSync(log);
+    relay.unref();
+    relay.once('error', () => mine.destroy()); // runsc could not be run: the connection is over
+    return { socket: mine, exited: this.watch(containerId, state.pid), pid: state.pid };
+  }
+
+  /** runsc's view of a container, or undefined when it has none. */
+  private async state(containerId: string): Promise<{ status: string; pid?: number } | undefined> {
+    try {
+      const { stdout } = await run(this.runsc, [...this.flags(), 'state', containerId], { timeout: 30_000 });
+      return JSON.parse(stdout) as { status: string; pid?: number };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Settles when the sandbox process `pid` is gone, for a sandbox this engine did not start (one it
+   * did has its `runsc run` child to wait on). Looked at once a second in /proc, which costs
+   * nothing next to a `runsc state` (a process) per sandbox per second; its start time tells a
+   * reused pid apart. One watch per sandbox, however often it is attached.
+   */
+  private watch(containerId: string, pid: number): Promise<SandboxExit> {
+    const known = this.exits.get(containerId);
+    if (known) return known;
+    const startedAt = processStartTime(pid);
+    const exited = new Promise<SandboxExit>((resolve) => {
+      const timer = setInterval(() => {
+        const now = processStartTime(pid);
+        if (now !== undefined && now === startedAt) return;
+        clearInterval(timer);
+        // Its exit status went to its parent, a `runsc run` of an engine that is gone.
+        resolve({ code: null, signal: null, oomKilled: false });
+      }, WATCH_INTERVAL_MS);
+      // The watch alone must not keep the engine running.
+      timer.unref();
+    });
+    this.exits.set(containerId, exited);
+    void exited.then(() => this.exits.delete(containerId));
+    return exited;
+  }
+
   async destroy(containerId: string): Promise<void> {
     // Kill first and give the sandbox a moment to stop: `delete --force` on a sandbox still
     // tearing down can exceed runsc's internal deadline, so it is retried.
@@ -73,6 +135,15 @@ export class GvisorDriver implements SandboxDriver {
     const { stdout } = await run(this.runsc, [...this.flags(), 'list', '--quiet'], { timeout: 30_000 });
     return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
   }
+}
+
+/** A live process's start time (clock ticks after boot), or undefined when it is gone or a zombie. */
+function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  // pid (comm) state ppid ...: comm may hold spaces and parentheses; starttime is field 22.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
 }
 
 export async function runscVersion(runsc: string): Promise<string | undefined> {
