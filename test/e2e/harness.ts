@@ -10,14 +10,21 @@ import type { ConnectionOpts } from '@asb/sdk';
 
 export interface TestEngine { engine: Engine; conn: ConnectionOpts; home: string; stop(): Promise<void> }
 
-export async function startTestEngine(opts: { driver?: 'gvisor' | 'bubblewrap' } = {}): Promise<TestEngine> {
-  const home = mkdtempSync(join(tmpdir(), 'asb-e2e-'));
+export async function startTestEngine(opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string } = {}): Promise<TestEngine> {
+  const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-e2e-'));
   const engine = new Engine({ home, port: 0, driver: opts.driver ?? 'gvisor' }, pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }));
   await engine.start();
   return {
     engine, home, conn: { url: engine.url, token: engine.bearerToken },
     async stop() { await engine.stop({ deleteAll: true }); await unmountAll(home); rmSync(home, { recursive: true, force: true }); },
   };
+}
+
+/** Stops the engine as `asb engine stop` does (objects, files and snapshots stay) and starts a
+ *  new one on the same home: what a restart keeps, the new engine finds. */
+export async function restartTestEngine(t: TestEngine): Promise<TestEngine> {
+  await t.engine.stop();
+  return startTestEngine({ home: t.home });
 }
 
 /** Registers a template in the engine's store, as `asb apply` of a SandboxTemplate would. */

@@ -25,6 +25,8 @@ export interface EngineConfig {
   readyTimeoutMs: number;
   /** A warm pool replaces a claimed member after this long (its boot would slow the claimed one). */
   poolRefillDelayMs: number;
+  /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
+  snapshotDir?: string;
   logLevel: string;
 }
 
@@ -56,6 +58,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     tmpfsBytes: num(env.ASB_TMPFS_BYTES, 512 * 1024 * 1024),
     readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
+    snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',
   };
   return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

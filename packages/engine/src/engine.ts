@@ -12,6 +12,8 @@ import { prepareRootfs } from './rootfs.ts';
 import { AGENT_MOUNT } from './oci-spec.ts';
 import { LocalWorkloads } from './workloads.ts';
 import { SandboxService } from './sandbox-service.ts';
+import { SnapshotStore } from './snapshots.ts';
+import { ANNOTATION_RESTORE_SNAPSHOT } from './snapshot-annotations.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { LifecycleController, systemClock } from '@asb/lifecycle';
 import { GvisorDriver, runscVersion } from './drivers/gvisor.ts';
@@ -112,7 +114,8 @@ export class Engine {
     const rootfs = prepareRootfs(home);
     const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
     this.store = new SqliteStore(join(home, 'state.db'));
-    this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log);
+    const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
+    this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log, snapshots);
     this.sandboxes = new SandboxService(this.store, this.workloads);
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery
     // waits on child processes whose handles are unref'd: keep the event loop alive meanwhile.
@@ -127,6 +130,12 @@ export class Engine {
       recorder: { event: (obj, type, reason, message) => this.store.recordEvent(obj, type, reason, message) },
     }, { log: this.log, poolRefillDelayMs: this.config.poolRefillDelayMs });
     await this.controller.start();
+    // A restore finished by an engine that died before it could say so: the annotation is done.
+    for (const sb of this.store.listSync('Sandbox')) {
+      if (sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] && this.workloads.get(sb.metadata.namespace, sb.metadata.name!)?.phase === 'Running' && sb.spec.operatingMode !== 'Suspended') {
+        await this.sandboxes.consumeRestoreAnnotation(sb.metadata.namespace, sb.metadata.name!).catch(() => undefined);
+      }
+    }
     const api = apiApp(this.store, this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
     this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes });

@@ -9,6 +9,8 @@ import {
 } from '@asb/api';
 import { controllerOf } from '@asb/lifecycle';
 import { EngineError } from './errors.ts';
+import type { SnapshotMeta } from './snapshots.ts';
+import { ANNOTATION_MAX_SNAPSHOTS, ANNOTATION_RESTORE_SNAPSHOT, DEFAULT_MAX_SNAPSHOTS } from './snapshot-annotations.ts';
 import type { SqliteStore } from './store/sqlite-store.ts';
 import type { LocalWorkloads } from './workloads.ts';
 
@@ -126,6 +128,162 @@ export class SandboxService {
     });
   }
 
+  // ---- suspend, resume, snapshots, forks, reset ----
+
+  /**
+   * Suspends a sandbox. With `snapshot`, its processes and memory are checkpointed first, and the
+   * next resume restores them; without, suspend means what `replicas: 0` means (processes end,
+   * files stay). Either way the Sandbox's spec says Suspended.
+   */
+  async suspend(namespace: string, name: string, opts: { snapshot: boolean }): Promise<{ snapshot?: SnapshotMeta }> {
+    const sb = this.get(namespace, name);
+    if (sb.spec.operatingMode === 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is already suspended; resume it with \`asb resume ${name}\``);
+    let snapshot: SnapshotMeta | undefined;
+    if (opts.snapshot) snapshot = await this.workloads.snapshot(sb, { stop: true, reason: 'suspend', maxPerSandbox: this.maxSnapshots(sb) });
+    await this.mutate(namespace, name, (s) => {
+      s.spec.operatingMode = 'Suspended';
+      const ann = { ...s.metadata.annotations };
+      if (snapshot) ann[ANNOTATION_RESTORE_SNAPSHOT] = snapshot.id; else delete ann[ANNOTATION_RESTORE_SNAPSHOT];
+      s.metadata.annotations = ann;
+    });
+    await this.waitSuspended(namespace, name, 60_000);
+    return { snapshot };
+  }
+
+  /**
+   * Resumes a suspended sandbox: from the snapshot its suspend took, when there is one (checked
+   * before anything changes: a deleted or corrupt snapshot is an error and the sandbox stays
+   * suspended, unless `discardSnapshot` says to start from its files alone).
+   */
+  async resume(namespace: string, name: string, opts: { discardSnapshot?: boolean; timeoutMs: number }): Promise<{ restoredFromSnapshot: boolean; snapshotId?: string; sandbox: Sandbox }> {
+    const sb = this.get(namespace, name);
+    if (sb.spec.operatingMode !== 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is not suspended: there is nothing to resume (suspend it with \`asb suspend ${name} --snapshot\`)`);
+    const snapshotId = sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT];
+    if (snapshotId && !opts.discardSnapshot) {
+      try {
+        this.workloads.snapshots.get(snapshotId);
+      } catch (err) {
+        const e = err as EngineError;
+        throw new EngineError('Conflict', `cannot resume sandbox "${name}" from its snapshot: ${e.message}. It stays suspended; resume with discardSnapshot (\`asb resume ${name} --discard-snapshot\`) to start it from its files alone`);
+      }
+    }
+    await this.mutate(namespace, name, (s) => {
+      s.spec.operatingMode = 'Running';
+      if (opts.discardSnapshot && s.metadata.annotations) {
+        const ann = { ...s.metadata.annotations };
+        delete ann[ANNOTATION_RESTORE_SNAPSHOT];
+        s.metadata.annotations = ann;
+      }
+    });
+    const ready = await this.waitReady(namespace, name, opts.timeoutMs);
+    const restoredFrom = this.workloads.get(namespace, name)?.restoredFrom;
+    await this.consumeRestoreAnnotation(namespace, name);
+    return { restoredFromSnapshot: restoredFrom !== undefined, snapshotId: restoredFrom, sandbox: ready };
+  }
+
+  /** A snapshot of a running sandbox, which keeps running (it pauses for the checkpoint). */
+  async snapshot(namespace: string, name: string): Promise<SnapshotMeta> {
+    const sb = this.get(namespace, name);
+    if (sb.spec.operatingMode === 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is suspended: resume it before taking a snapshot`);
+    return this.workloads.snapshot(sb, { stop: false, reason: 'manual', maxPerSandbox: this.maxSnapshots(sb) });
+  }
+
+  listSnapshots(filter: { namespace?: string; sandbox?: string }): SnapshotMeta[] { return this.workloads.snapshots.list(filter); }
+  getSnapshot(id: string): SnapshotMeta { return this.workloads.snapshots.get(id); }
+
+  deleteSnapshot(id: string): void {
+    const users = this.store.listSync('Sandbox').filter((s) => s.spec.operatingMode === 'Suspended' && s.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] === id);
+    if (users.length) throw new EngineError('Conflict', `snapshot "${id}" holds the memory of suspended sandbox "${users[0]!.metadata.name}"; resume or delete that sandbox first`);
+    this.workloads.snapshots.delete(id);
+  }
+
+  /** A new sandbox from a snapshot: processes, memory and files as they were, beside the original. */
+  async fork(req: { snapshotId: string; namespace: string; name?: string; ttlSeconds?: number; timeoutMs: number }): Promise<Sandbox> {
+    const meta = this.workloads.snapshots.get(req.snapshotId);
+    if (meta.namespace !== req.namespace) throw new EngineError('Invalid', `snapshot "${meta.id}" is of namespace "${meta.namespace}": fork it there`);
+    const spec = meta.sandboxSpec as Pick<Sandbox['spec'], 'podTemplate' | 'volumeClaimTemplates'>;
+    const name = req.name ?? `${meta.sandbox.slice(0, 40)}-fork-${randomBytes(3).toString('hex')}`;
+    const sandbox: Sandbox = {
+      apiVersion: 'agents.x-k8s.io/v1beta1',
+      kind: 'Sandbox',
+      metadata: {
+        name, namespace: req.namespace,
+        labels: { [LABEL_CREATED_BY]: 'asb-engine-api' },
+        annotations: { [ANNOTATION_RESTORE_SNAPSHOT]: meta.id, ...(meta.template ? { [ANNOTATION_SANDBOX_TEMPLATE_REF]: meta.template } : {}) },
+      },
+      spec: {
+        podTemplate: spec.podTemplate,
+        ...(spec.volumeClaimTemplates ? { volumeClaimTemplates: spec.volumeClaimTemplates } : {}),
+        operatingMode: 'Running',
+        shutdownPolicy: req.ttlSeconds !== undefined ? 'Delete' : 'Retain',
+        ...(req.ttlSeconds !== undefined ? { shutdownTime: new Date(Date.now() + req.ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
+      },
+    };
+    try {
+      await this.store.create(sandbox);
+    } catch (err) {
+      if ((err as Error).name === 'AlreadyExistsError') throw new EngineError('AlreadyExists', `a sandbox named "${name}" already exists in namespace "${req.namespace}"`);
+      throw err;
+    }
+    try {
+      const ready = await this.waitReady(req.namespace, name, req.timeoutMs);
+      await this.consumeRestoreAnnotation(req.namespace, name);
+      return ready;
+    } catch (err) {
+      await this.store.delete('Sandbox', req.namespace, name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Back to the template's clean state, in place (same name, same identity). */
+  async reset(namespace: string, name: string): Promise<Sandbox> {
+    const sb = this.get(namespace, name);
+    if (sb.spec.operatingMode === 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is suspended: resume it before resetting it`);
+    await this.consumeRestoreAnnotation(namespace, name);
+    await this.workloads.reset(this.get(namespace, name));
+    return this.waitReady(namespace, name, 60_000);
+  }
+
+  /** After a restore the annotation has done its job: a later stop and start boots from files. */
+  async consumeRestoreAnnotation(namespace: string, name: string): Promise<void> {
+    await this.mutate(namespace, name, (s) => {
+      if (!s.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT]) return false;
+      const ann = { ...s.metadata.annotations };
+      delete ann[ANNOTATION_RESTORE_SNAPSHOT];
+      s.metadata.annotations = ann;
+    });
+  }
+
+  private maxSnapshots(sb: Sandbox): number {
+    const template = sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF];
+    const value = template ? this.store.getSync('SandboxTemplate', sb.metadata.namespace, template)?.metadata.annotations?.[ANNOTATION_MAX_SNAPSHOTS] : undefined;
+    const n = Number(value);
+    return value !== undefined && Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_SNAPSHOTS;
+  }
+
+  /** Read, change, write, retried on a conflict; `fn` returns false for "no change". */
+  private async mutate(namespace: string, name: string, fn: (sb: Sandbox) => boolean | void): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const sb = structuredClone(this.get(namespace, name));
+      if (fn(sb) === false) return;
+      try {
+        await this.store.update(sb);
+        return;
+      } catch (err) {
+        if ((err as Error).name !== 'ConflictError' || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  private async waitSuspended(namespace: string, name: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const sb = this.store.getSync('Sandbox', namespace, name);
+      if (!sb || findCondition(sb.status?.conditions, 'Suspended')?.status === 'True' || !this.workloads.get(namespace, name)) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   get(namespace: string, name: string): Sandbox {
     const sb = this.store.getSync('Sandbox', namespace, name);
     if (!sb) throw new EngineError('NotFound', `sandbox "${name}" not found in namespace "${namespace}"; list sandboxes with \`asb ls\``);
@@ -163,6 +321,8 @@ export class SandboxService {
       createdAt: sb.metadata.creationTimestamp ?? undefined,
       readyAt: w?.readyAt?.toISOString(),
       startupMs: w?.readyAt ? w.readyAt.getTime() - w.startedAt.getTime() : undefined,
+      restoredFrom: w?.restoredFrom,
+      resumeSnapshot: sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT],
       limits: w ? { ...w.limits, diskBytes: w.diskQuotaBytes } : undefined,
     };
   }

@@ -45,14 +45,31 @@ export async function createWorkspace(dir: string, bytes: number, owner: { uid: 
 
 /** Unmounts (if mounted) and removes the sandbox's directory. */
 export async function destroyWorkspace(dir: string): Promise<void> {
-  const path = join(dir, 'workspace');
-  if (isMountPoint(path)) {
-    await run('umount', [path], { timeout: 30_000 })
-      .catch(() => run('umount', ['-l', path], { timeout: 30_000 }))
-      // Someone else (a concurrent release) may have unmounted it first: only a mount that stays is an error.
-      .catch((err) => { if (isMountPoint(path)) throw err; });
-  }
+  await unmountWorkspace(dir);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Drops the workspace's files (image and mount point) and keeps the rest of the sandbox's
+ *  directory (its volumes): a reset. */
+export async function dropWorkspace(dir: string): Promise<void> {
+  await unmountWorkspace(dir);
+  rmSync(join(dir, 'workspace'), { recursive: true, force: true });
+  rmSync(join(dir, 'workspace.img'), { force: true });
+}
+
+async function unmountWorkspace(dir: string): Promise<void> {
+  const path = join(dir, 'workspace');
+  if (!isMountPoint(path)) return;
+  await run('umount', [path], { timeout: 30_000 })
+    .catch(() => run('umount', ['-l', path], { timeout: 30_000 }))
+    // Someone else (a concurrent release) may have unmounted it first: only a mount that stays is an error.
+    .catch((err) => { if (isMountPoint(path)) throw err; });
+}
+
+/** Flushes a mounted workspace's filesystem to its image, so that a copy of the image is whole. */
+export async function syncWorkspace(dir: string): Promise<void> {
+  const path = join(dir, 'workspace');
+  if (isMountPoint(path)) await run('sync', ['-f', path], { timeout: 120_000 });
 }
 
 /** Leftover workspace mounts under `root` (an engine that crashed): unmounted at start. */

@@ -22,6 +22,8 @@ export class TimeoutError extends SandboxError {
 export class UnavailableError extends SandboxError {}
 /** The bearer token was missing or wrong. */
 export class AuthError extends SandboxError {}
+/** The engine's disk has no room for it (a snapshot): nothing changed, the sandbox keeps running. */
+export class InsufficientStorageError extends SandboxError {}
 /** An upload exceeded the size limit. */
 export class PayloadTooLargeError extends InvalidError {}
 
@@ -40,11 +42,12 @@ const BY_REASON: Record<string, Ctor> = {
   Timeout: TimeoutError,
   Unavailable: UnavailableError,
   Unauthorized: AuthError,
+  InsufficientStorage: InsufficientStorageError,
 };
 
 const BY_STATUS: Record<number, Ctor> = {
   400: InvalidError, 401: AuthError, 403: InvalidError, 404: NotFoundError, 409: InvalidError, 413: PayloadTooLargeError,
-  422: InvalidError, 502: UnavailableError, 503: UnavailableError, 504: TimeoutError,
+  422: InvalidError, 502: UnavailableError, 507: InsufficientStorageError, 503: UnavailableError, 504: TimeoutError,
 };
 
 /** Builds the typed error for a non-2xx answer of the engine, the router or the agent. */

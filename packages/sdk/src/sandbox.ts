@@ -4,6 +4,7 @@ import { callJson, call, resolveConnection, type ConnectionOpts, type ResolvedCo
 import { Commands, type CommandResult, type RunOpts } from './commands.ts';
 import { Files } from './files.ts';
 import { NotFoundError } from './errors.ts';
+import { Snapshots, type ResumeResult, type SuspendResult } from './snapshots.ts';
 
 export interface SandboxInfo {
   id: string;
@@ -22,6 +23,10 @@ export interface SandboxInfo {
   createdAt: string;
   readyAt?: string;
   startupMs?: number;
+  /** The snapshot its running processes were restored from (resume, fork, golden start). */
+  restoredFrom?: string;
+  /** While suspended with a snapshot: the snapshot the next resume restores. */
+  resumeSnapshot?: string;
 }
 
 export interface SandboxCreateOpts extends ConnectionOpts {
@@ -35,16 +40,21 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   ttlSeconds?: number;
   /** "default": any warm pool of the template; "none": always a fresh sandbox; or a pool's name. @default "default" */
   warmpool?: string;
+  /** A fork: a new sandbox from this snapshot (processes, memory and files as they were),
+   *  instead of from a template. */
+  fromSnapshot?: string;
 }
 
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
+  readonly snapshots: Snapshots;
 
   private constructor(private readonly conn: ResolvedConnection, readonly info: SandboxInfo) {
     const target = { id: info.name, namespace: info.namespace };
     this.commands = new Commands(conn, target);
     this.files = new Files(conn, target);
+    this.snapshots = new Snapshots(conn, target);
   }
 
   get id(): string { return this.info.name; }
@@ -54,9 +64,10 @@ export class Sandbox {
    *  serves it when one has a ready member) and waits until it is ready. */
   static async create(opts: SandboxCreateOpts = {}): Promise<Sandbox> {
     const conn = resolveConnection(opts);
-    const template = opts.template ?? 'python-runtime-template';
-    const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', `create a sandbox from template "${template}"`, {
-      json: { template, namespace: conn.namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, warmpool: opts.warmpool, timeoutMs: opts.timeoutMs ?? 120_000 },
+    const template = opts.fromSnapshot ? undefined : opts.template ?? 'python-runtime-template';
+    const what = opts.fromSnapshot ? `create a sandbox from snapshot "${opts.fromSnapshot}"` : `create a sandbox from template "${template}"`;
+    const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', what, {
+      json: { template, fromSnapshot: opts.fromSnapshot, namespace: conn.namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, warmpool: opts.warmpool, timeoutMs: opts.timeoutMs ?? 120_000 },
       timeoutMs: (opts.timeoutMs ?? 120_000) + 10_000,
     });
     return new Sandbox(conn, info);
@@ -80,6 +91,27 @@ export class Sandbox {
 
   /** Shorthand for `commands.run`. */
   run(cmd: string, opts?: RunOpts): Promise<CommandResult> { return this.commands.run(cmd, opts); }
+
+  private get path(): string { return `/v1/sandboxes/${encodeURIComponent(this.namespace)}/${encodeURIComponent(this.id)}`; }
+
+  /**
+   * Suspends the sandbox. `snapshot: true` checkpoints its processes and memory first (gVisor),
+   * so that resume() continues them where they stopped; without, processes end and files stay.
+   */
+  async suspend(opts: { snapshot?: boolean } = {}): Promise<SuspendResult> {
+    return callJson<SuspendResult>(this.conn, `${this.path}/suspend`, `suspend sandbox "${this.id}"`, { json: { snapshot: opts.snapshot ?? false }, timeoutMs: 600_000 });
+  }
+
+  /** Resumes a suspended sandbox, from its snapshot when the suspend took one. */
+  async resume(opts: { discardSnapshot?: boolean; timeoutMs?: number } = {}): Promise<ResumeResult> {
+    const timeoutMs = opts.timeoutMs ?? 120_000;
+    return callJson<ResumeResult>(this.conn, `${this.path}/resume`, `resume sandbox "${this.id}"`, { json: { discardSnapshot: opts.discardSnapshot ?? false, timeoutMs }, timeoutMs: timeoutMs + 10_000 });
+  }
+
+  /** Back to its template's clean state in place: processes end, workspace and /tmp are emptied. */
+  async reset(): Promise<SandboxInfo> {
+    return callJson<SandboxInfo>(this.conn, `${this.path}/reset`, `reset sandbox "${this.id}"`, { json: {}, timeoutMs: 180_000 });
+  }
 
   /** Fresh state from the engine. */
   async refresh(): Promise<SandboxInfo> {

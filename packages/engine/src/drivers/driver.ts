@@ -41,6 +41,18 @@ export interface SandboxDriver {
    * ones keep working until closed. `paths` are those the sandbox was started with.
    */
   attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined>;
+  /**
+   * Memory snapshots (gVisor only; undefined elsewhere). checkpoint saves the sandbox's processes,
+   * memory and in-sandbox filesystems (tmpfs /tmp, $HOME) to `imageDir`; the sandbox is gone
+   * afterwards, on success and on failure alike (runsc 20221219 cannot leave it running).
+   * Host-backed mounts (the workspace, volumes) are not in the image: the caller copies them.
+   */
+  checkpoint?(containerId: string, imageDir: string): Promise<void>;
+  /** Starts a sandbox from a checkpoint; `spec` must mount the same destinations as the
+   *  checkpointed one (sources may differ: a fork has its own workspace). */
+  restore?(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths, imageDir: string): Promise<DriverHandle>;
+  /** Bytes of memory the sandbox uses now (what a checkpoint has to write, at most). */
+  memoryUsage?(containerId: string): Promise<number | undefined>;
   /** Kills every process of the sandbox (relays of attach included) and frees its resources;
    *  idempotent. */
   destroy(containerId: string): Promise<void>;

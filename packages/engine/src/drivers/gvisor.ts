@@ -2,6 +2,7 @@
 // --root (state directory) and no network device but loopback. A sandbox outlives the engine; a
 // new engine reaches its agent again with a relay exec'd into it (attach).
 import { spawn, execFile } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { mkdirSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -59,6 +60,11 @@ export class GvisorDriver implements SandboxDriver {
   async attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined> {
     const state = await this.state(containerId);
     if (state?.status !== 'running' || !state.pid) return undefined;
+    return { socket: await this.relay(containerId, paths), exited: this.watch(containerId, state.pid), pid: state.pid };
+  }
+
+  /** A new connection to the agent of a running sandbox, through a relay exec'd into it. */
+  private async relay(containerId: string, paths: DriverPaths): Promise<Socket> {
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
     // Detached like `runsc run`: a signal to the engine's process group (Ctrl-C) is not the relay's.
@@ -72,7 +78,66 @@ export class GvisorDriver implements SandboxDriver {
     closeSync(log);
     relay.unref();
     relay.once('error', () => mine.destroy()); // runsc could not be run: the connection is over
-    return { socket: mine, exited: this.watch(containerId, state.pid), pid: state.pid };
+    return mine;
+  }
+
+  async checkpoint(containerId: string, imageDir: string): Promise<void> {
+    mkdirSync(imageDir, { recursive: true, mode: 0o700 });
+    try {
+      await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], { timeout: 300_000 });
+    } catch (err) {
+      throw new Error(`runsc checkpoint ${containerId}: ${String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0]}`);
+    }
+    // The sandbox has stopped; its `runsc run` (or restore) returns, and its state is removed.
+    await run(this.runsc, [...this.flags(), 'delete', '--force', containerId], { timeout: 30_000 }).catch(() => undefined);
+  }
+
+  async restore(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths, imageDir: string): Promise<DriverHandle> {
+    const bundle = join(paths.dir, 'bundle');
+    mkdirSync(bundle, { recursive: true, mode: 0o700 });
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(buildOciSpec(spec)));
+    // The checkpointed agent's fd 0 was a socket: restore needs a socket there again (a file
+    // fails with ENOTSOCK). That old connection's HTTP/2 state is the old engine's, so it is
+    // closed at once and the engine talks to the agent through a relay, as after a crash.
+    const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
+    const log = openSync(paths.logFile, 'a', 0o600);
+    const child = spawn(this.runsc, [...this.flags(), 'restore', '--image-path', imageDir, '--bundle', bundle, containerId], {
+      stdio: [theirs, theirs, log], detached: true,
+    });
+    theirs.destroy();
+    closeSync(log);
+    child.unref();
+    mine.destroy();
+    let done = false;
+    const exited = new Promise<SandboxExit>((resolve) => {
+      child.once('exit', (code, signal) => { done = true; resolve({ code, signal, oomKilled: code === 137 || code === 128 + 9 }); });
+      child.once('error', () => { done = true; resolve({ code: null, signal: null, oomKilled: false }); });
+    });
+    this.exits.set(containerId, exited);
+    void exited.then(() => this.exits.delete(containerId));
+    // `runsc restore` stays in the foreground for the sandbox's life: it is running once its
+    // state says so.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (done) {
+        const tail = readFileSync(paths.logFile, 'utf8').trim().split('\n').slice(-3).join(' ').slice(-600);
+        throw new Error(`runsc restore from ${imageDir} failed: ${tail || 'no output'}`);
+      }
+      if ((await this.state(containerId))?.status === 'running') break;
+      if (Date.now() > deadline) throw new Error(`runsc restore from ${imageDir}: not running after 60 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return { socket: await this.relay(containerId, paths), exited, pid: child.pid };
+  }
+
+  async memoryUsage(containerId: string): Promise<number | undefined> {
+    try {
+      const { stdout } = await run(this.runsc, [...this.flags(), 'events', '--stats', containerId], { timeout: 10_000 });
+      const stats = JSON.parse(stdout) as { data?: { memory?: { usage?: { usage?: number } } } };
+      return stats.data?.memory?.usage?.usage;
+    } catch {
+      return undefined;
+    }
   }
 
   /** runsc's view of a container, or undefined when it has none. */

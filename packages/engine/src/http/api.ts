@@ -20,7 +20,9 @@ import type { SandboxService } from '../sandbox-service.ts';
 
 const NS = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63);
 const CreateSandboxBody = z.object({
-  template: z.string().min(1).max(253),
+  template: z.string().min(1).max(253).optional(),
+  /** A fork: a new sandbox from this snapshot instead of from a template. */
+  fromSnapshot: z.string().min(1).max(100).optional(),
   namespace: NS.default('default'),
   name: z.string().max(63).optional(),
   ttlSeconds: z.number().int().positive().optional(),
@@ -81,8 +83,46 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
       const causes = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
       throw new EngineError('Invalid', causes.map((x) => `${x.field}: ${x.message}`).join('; '), causes);
     }
-    return c.json(await sandboxes.create({ ...parsed.data, timeoutMs: parsed.data.timeoutMs ?? 120_000 }), 201);
+    const body = parsed.data;
+    const timeoutMs = body.timeoutMs ?? 120_000;
+    if (body.fromSnapshot) {
+      if (body.template || body.warmpool) throw new EngineError('Invalid', 'fromSnapshot: a fork starts from the snapshot, not from a template or a pool; give one or the other', [{ field: 'fromSnapshot', message: 'not with template or warmpool' }]);
+      const sb = await sandboxes.fork({ snapshotId: body.fromSnapshot, namespace: body.namespace, name: body.name, ttlSeconds: body.ttlSeconds, timeoutMs });
+      return c.json(sandboxes.view(sb), 201);
+    }
+    return c.json(await sandboxes.create({ ...body, template: body.template ?? 'python-runtime-template', timeoutMs }), 201);
   });
+  const SuspendBody = z.object({ snapshot: z.boolean().default(false) }).strict();
+  const ResumeBody = z.object({ discardSnapshot: z.boolean().default(false), timeoutMs: z.number().int().positive().max(600_000).default(120_000) }).strict();
+  const parseBody = async <T extends z.ZodTypeAny>(c: Context, schema: T): Promise<z.infer<T>> => {
+    const text = await c.req.text();
+    let raw: unknown = {};
+    if (text.trim()) {
+      try { raw = JSON.parse(text); } catch (err) { throw new EngineError('BadRequest', `the body is not valid JSON: ${(err as Error).message}`); }
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      const causes = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+      throw new EngineError('Invalid', causes.map((x) => `${x.field}: ${x.message}`).join('; '), causes);
+    }
+    return parsed.data;
+  };
+  app.post('/v1/sandboxes/:ns/:name/suspend', async (c) => {
+    const { snapshot } = await parseBody(c, SuspendBody);
+    const res = await sandboxes.suspend(c.req.param('ns'), c.req.param('name'), { snapshot });
+    return c.json({ suspended: true, snapshot: res.snapshot, snapshotId: res.snapshot?.id });
+  });
+  app.post('/v1/sandboxes/:ns/:name/resume', async (c) => {
+    const body = await parseBody(c, ResumeBody);
+    const res = await sandboxes.resume(c.req.param('ns'), c.req.param('name'), body);
+    return c.json({ resumed: true, restoredFromSnapshot: res.restoredFromSnapshot, snapshotId: res.snapshotId, sandbox: sandboxes.view(res.sandbox) });
+  });
+  app.post('/v1/sandboxes/:ns/:name/reset', async (c) => c.json(sandboxes.view(await sandboxes.reset(c.req.param('ns'), c.req.param('name')))));
+  app.post('/v1/sandboxes/:ns/:name/snapshots', async (c) => c.json(await sandboxes.snapshot(c.req.param('ns'), c.req.param('name')), 201));
+  app.get('/v1/sandboxes/:ns/:name/snapshots', (c) => c.json({ items: sandboxes.listSnapshots({ namespace: c.req.param('ns'), sandbox: c.req.param('name') }) }));
+  app.get('/v1/snapshots', (c) => c.json({ items: sandboxes.listSnapshots({ namespace: c.req.query('namespace'), sandbox: c.req.query('sandbox') }) }));
+  app.get('/v1/snapshots/:id', (c) => c.json(sandboxes.getSnapshot(c.req.param('id'))));
+  app.delete('/v1/snapshots/:id', (c) => { sandboxes.deleteSnapshot(c.req.param('id')); return c.body(null, 204); });
   app.get('/v1/sandboxes', (c) => c.json({ items: sandboxes.list(c.req.query('namespace')).map((s) => sandboxes.view(s)) }));
   app.get('/v1/sandboxes/:ns/:name', async (c) => {
     // ?waitReadyMs=N: answer once the sandbox is ready (a Sandbox applied as YAML starts in the background).
