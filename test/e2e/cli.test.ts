@@ -81,6 +81,33 @@ describe('asb', () => {
     assert.match(asb('get', 'gizmos').stderr, /unknown resource type "gizmos"/);
   });
 
+  it('suspends with a snapshot, resumes, forks, lists, resets and removes snapshots', () => {
+    const id = asb('create', '-o', 'name').stdout.trim();
+    assert.equal(asb('exec', id, '--', 'echo in-memory > /tmp/state').status, 0);
+    const suspended = asb('suspend', id, '--snapshot');
+    assert.equal(suspended.status, 0, suspended.stderr);
+    const snapId = suspended.stdout.match(/snapshot (snap-[a-z0-9-]+)/)?.[1];
+    assert.ok(snapId, suspended.stdout);
+    const again = asb('suspend', id);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already suspended/);
+    const resumed = asb('resume', id);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stdout, new RegExp(`resumed from snapshot ${snapId}`));
+    assert.equal(asb('exec', id, '--', 'cat /tmp/state').stdout, 'in-memory\n');
+    const ls = asb('snapshot', 'ls', id);
+    assert.match(ls.stdout, /^ID\s+SANDBOX\s+TEMPLATE\s+REASON\s+SIZE\s+AGE/);
+    assert.match(ls.stdout, new RegExp(`${snapId}\\s+${id}\\s+python-runtime-template\\s+suspend`));
+    const fork = asb('create', '--from-snapshot', snapId!, '-o', 'name');
+    assert.equal(fork.status, 0, fork.stderr);
+    assert.equal(asb('exec', fork.stdout.trim(), '--', 'cat /tmp/state').stdout, 'in-memory\n');
+    assert.equal(asb('reset', id).status, 0);
+    assert.equal(asb('exec', id, '--', 'test -e /tmp/state').status, 1);
+    assert.equal(asb('snapshot', 'rm', snapId!).status, 0);
+    assert.equal(asb('snapshot', 'ls', '-o', 'name').stdout.includes(snapId!), false);
+    assert.equal(asb('rm', id, fork.stdout.trim()).status, 0);
+  });
+
   it('reports the engine\'s status', () => {
     const st = JSON.parse(asb('engine', 'status', '-o', 'json').stdout);
     assert.equal(st.running, true);

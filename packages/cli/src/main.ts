@@ -16,6 +16,7 @@ import { getCommand } from './commands/get.ts';
 import { describeCommand } from './commands/describe.ts';
 import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
+import { resetCommand, resumeCommand, snapshotCreateCommand, snapshotLsCommand, snapshotRmCommand, suspendCommand } from './commands/snapshots.ts';
 import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
 
 const program = new Command('asb')
@@ -42,6 +43,7 @@ program.command('run').description('create a sandbox, run CMD in it with output 
 program.command('create').description('create a sandbox and print its id')
   .option('-t, --template <name>', 'SandboxTemplate', 'python-runtime-template')
   .option('--name <name>', 'sandbox name (default: generated)')
+  .option('--from-snapshot <id>', 'a fork: start from this snapshot (processes, memory, files) instead of a template')
   .action((flags) => exit(createCommand(ctx(), flags)));
 
 program.command('exec').description('run CMD in an existing sandbox')
@@ -77,6 +79,23 @@ program.command('scale').description('set a warm pool\'s size, or a sandbox\'s r
   .argument('<kind>').argument('<name>')
   .requiredOption('--replicas <n>', 'desired replicas')
   .action((kind: string, name: string, flags) => exit(scaleCommand(ctx(), kind, name, flags)));
+
+program.command('suspend').description('suspend a sandbox; --snapshot keeps its processes and memory for resume (gVisor checkpoint)')
+  .argument('<id>').option('--snapshot', 'checkpoint processes and memory first')
+  .action((id: string, flags) => exit(suspendCommand(ctx(), id, flags)));
+program.command('resume').description('resume a suspended sandbox, from its snapshot when it has one')
+  .argument('<id>').option('--discard-snapshot', 'start fresh processes (files kept) instead of restoring the snapshot')
+  .action((id: string, flags) => exit(resumeCommand(ctx(), id, flags)));
+program.command('reset').description('back to the template\'s clean state in place: processes end, workspace and /tmp emptied')
+  .argument('<id>').action((id: string) => exit(resetCommand(ctx(), id)));
+const snapshot = program.command('snapshot').description('memory snapshots of sandboxes (local engine, gVisor)');
+snapshot.command('ls').alias('list').description('list snapshots, of one sandbox or all').argument('[sandbox]')
+  .action((sb: string | undefined) => exit(snapshotLsCommand(ctx(), sb)));
+snapshot.command('create').description('snapshot a running sandbox (it keeps running)').argument('<sandbox>')
+  .option('--golden', 'make it its template\'s golden snapshot: new sandboxes of the template start from it')
+  .action((sb: string, flags) => exit(snapshotCreateCommand(ctx(), sb, flags)));
+snapshot.command('rm').alias('delete').description('delete snapshots').argument('<ids...>')
+  .action((ids: string[]) => exit(snapshotRmCommand(ctx(), ids)));
 
 program.command('apply').description('apply the upstream objects as YAML, unchanged (SandboxTemplate, Sandbox, SandboxClaim, SandboxWarmPool)')
   .option('-f, --filename <file>', 'manifest file, or - for standard input')

@@ -1,12 +1,13 @@
-// asb create [--template T] [--name N]: start a sandbox and print its id.
+// asb create [--template T | --from-snapshot ID] [--name N]: start a sandbox and print its id.
 import { Sandbox } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { print, formatTable } from '../output.ts';
 import { withProgress } from '../progress.ts';
 import { SANDBOX_HEADERS, sandboxRow } from './sandbox-rows.ts';
 
-export async function createCommand(ctx: Ctx, flags: { template?: string; name?: string }): Promise<number> {
-  const sb = await withProgress(`starting a sandbox from ${flags.template ?? 'python-runtime-template'}`, Sandbox.create({ ...ctx.conn, template: flags.template, name: flags.name }), { quiet: ctx.quiet });
+export async function createCommand(ctx: Ctx, flags: { template?: string; name?: string; fromSnapshot?: string }): Promise<number> {
+  const from = flags.fromSnapshot ? `snapshot ${flags.fromSnapshot}` : flags.template ?? 'python-runtime-template';
+  const sb = await withProgress(`starting a sandbox from ${from}`, Sandbox.create({ ...ctx.conn, template: flags.fromSnapshot ? undefined : flags.template, name: flags.name, fromSnapshot: flags.fromSnapshot }), { quiet: ctx.quiet });
   print(ctx.format === 'table' ? 'name' : ctx.format, sb.info, () => formatTable(SANDBOX_HEADERS, [sandboxRow(sb.info)]), () => sb.id);
   return 0;
 }
