@@ -20,7 +20,7 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'asb-bench-'));
-  const engine = new Engine({ home, port: 0 }, pino({ level: 'warn' }));
+  const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
   const state = await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };
   const rows: string[][] = [];

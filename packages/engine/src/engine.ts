@@ -159,7 +159,9 @@ export class Engine {
    * `deleteAll` removes every object first, as a clean slate (tests, `asb engine stop --purge`).
    */
   async stop(opts: { deleteAll?: boolean } = {}): Promise<void> {
-    this.controller?.stop();
+    // Reconciles under way finish before the store closes under them (bounded: one may be
+    // waiting on a sandbox that will not answer).
+    await Promise.race([this.controller?.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     if (this.workloads) {
       if (opts.deleteAll) {

@@ -59,9 +59,10 @@ export class LifecycleController {
     for (const p of await store.list('SandboxWarmPool')) this.pools.add(keyOf(p.metadata.namespace, p.metadata.name!));
   }
 
-  stop(): void {
+  /** Stops reconciling; resolves when the reconciles under way have ended. */
+  async stop(): Promise<void> {
     this.unwatch?.();
-    for (const q of [this.sandboxes, this.claims, this.pools]) q.stop();
+    await Promise.all([this.sandboxes, this.claims, this.pools].map((q) => q.stop()));
   }
 
   /** Resolves when no reconcile is queued or running (timers for later do not count). */

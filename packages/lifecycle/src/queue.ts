@@ -56,12 +56,14 @@ export class WorkQueue {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  stop(): void {
+  /** Takes nothing more; resolves when the runs in progress have ended. */
+  stop(): Promise<void> {
     this.stopped = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.ready.length = 0;
     this.queued.clear();
+    return this.idle();
   }
 
   private pump(): void {
@@ -81,6 +83,8 @@ export class WorkQueue {
       this.failures.delete(key);
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
+      // A run that was under way when the queue stopped failed because its world went away.
+      if (this.stopped) return;
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       this.opts.onError?.(key, err);

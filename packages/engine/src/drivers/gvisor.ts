@@ -3,7 +3,7 @@
 // new engine reaches its agent again with a relay exec'd into it (attach).
 import { spawn, execFile } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { mkdirSync, writeFileSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, openSync, closeSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AGENT_MOUNT, buildOciSpec, type SandboxRuntimeSpec } from '../oci-spec.ts';
@@ -88,8 +88,9 @@ export class GvisorDriver implements SandboxDriver {
     } catch (err) {
       throw new Error(`runsc checkpoint ${containerId}: ${String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0]}`);
     }
-    // The sandbox has stopped; its `runsc run` (or restore) returns, and its state is removed.
-    await run(this.runsc, [...this.flags(), 'delete', '--force', containerId], { timeout: 30_000 }).catch(() => undefined);
+    // The sandbox has stopped; its state goes in the background: `delete` waits for the sandbox
+    // process to be gone, which sometimes takes runsc 5 s, and nothing needs to wait for that.
+    void this.destroy(containerId).catch(() => undefined);
   }
 
   async restore(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths, imageDir: string): Promise<DriverHandle> {
@@ -101,7 +102,9 @@ export class GvisorDriver implements SandboxDriver {
     // closed at once and the engine talks to the agent through a relay, as after a crash.
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
-    const child = spawn(this.runsc, [...this.flags(), 'restore', '--image-path', imageDir, '--bundle', bundle, containerId], {
+    const pidFile = join(paths.dir, 'sandbox.pid');
+    rmSync(pidFile, { force: true });
+    const child = spawn(this.runsc, [...this.flags(), 'restore', '--pid-file', pidFile, '--image-path', imageDir, '--bundle', bundle, containerId], {
       stdio: [theirs, theirs, log], detached: true,
     });
     theirs.destroy();
@@ -115,17 +118,20 @@ export class GvisorDriver implements SandboxDriver {
     });
     this.exits.set(containerId, exited);
     void exited.then(() => this.exits.delete(containerId));
-    // `runsc restore` stays in the foreground for the sandbox's life: it is running once its
-    // state says so.
+    // `runsc restore` stays in the foreground for the sandbox's life (it reaps it at once when
+    // it ends, which a checkpoint waits for). Until the pid file exists, nothing runs yet, and
+    // looking for the file costs nothing, unlike a `runsc state` process.
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (done) {
         const tail = readFileSync(paths.logFile, 'utf8').trim().split('\n').slice(-3).join(' ').slice(-600);
         throw new Error(`runsc restore from ${imageDir} failed: ${tail || 'no output'}`);
       }
-      if ((await this.state(containerId))?.status === 'running') break;
+      // The pid file comes when the sandbox process starts, before its state is loaded: from
+      // then on, ask runsc whether it runs.
+      if (existsSync(pidFile) && (await this.state(containerId))?.status === 'running') break;
       if (Date.now() > deadline) throw new Error(`runsc restore from ${imageDir}: not running after 60 s`);
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 5));
     }
     return { socket: await this.relay(containerId, paths), exited, pid: child.pid };
   }

@@ -1,0 +1,112 @@
+// npm run bench:snapshots: suspend/resume with memory snapshots on the local engine (gVisor
+// checkpoint/restore), for a small process and for one holding 256 MB; snapshot size on disk;
+// a fork; and a cold start by boot against a start from a golden snapshot. One run, one machine.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Engine } from '@asb/engine';
+import { Sandbox, Objects, apply } from '@asb/sdk';
+import { percentile, table } from './stats.ts';
+
+const N = Number(process.env.BENCH_SNAPSHOT_N ?? 5);
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const v = await fn();
+  return [v, performance.now() - t0];
+}
+
+async function main(): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'asb-bench-snap-'));
+  const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  const state = await engine.start();
+  const conn = { url: engine.url, token: engine.bearerToken };
+  const rows: string[][] = [];
+  try {
+    await (await Sandbox.create(conn)).kill(); // page cache and code paths warm; not counted
+
+    // Suspend → resume cycles of one sandbox, each a checkpoint to disk and a restore.
+    const cycles = async (label: string, setup: (sb: Sandbox) => Promise<void>) => {
+      const sb = await Sandbox.create({ ...conn, warmpool: 'none' });
+      await setup(sb);
+      const suspend: number[] = [];
+      const resume: number[] = [];
+      const firstResult: number[] = [];
+      const sizes: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const [res, s] = await timed(() => sb.suspend({ snapshot: true }));
+        suspend.push(s);
+        sizes.push(res.snapshot!.sizeBytes);
+        const [, r] = await timed(() => sb.resume());
+        resume.push(r);
+        const [, f] = await timed(() => sb.run('true'));
+        firstResult.push(r + f);
+      }
+      rows.push([`suspend with snapshot, ${label}`, String(N), ms(percentile(suspend, 50)), ms(percentile(suspend, 95)), '≤ 150 ms (small)']);
+      rows.push([`resume from snapshot, ${label}`, String(N), ms(percentile(resume, 50)), ms(percentile(resume, 95)), '≤ 150 ms (small)']);
+      rows.push([`resume → first command result, ${label}`, String(N), ms(percentile(firstResult, 50)), ms(percentile(firstResult, 95)), '']);
+      rows.push([`snapshot size on disk, ${label}`, String(N), mb(percentile(sizes, 50)), mb(percentile(sizes, 95)), '']);
+      return sb;
+    };
+    const small = await cycles('idle runtime (small)', async () => undefined);
+    await cycles('process holding 256 MB', async (sb) => {
+      await sb.commands.start(`python3 -c '
+import time, os
+b = bytearray(os.urandom(1024 * 1024)) * 256
+print("held", len(b), flush=True)
+time.sleep(100000)
+'`);
+      for (let i = 0; i < 200 && !(await sb.commands.list()).some((p) => p.running && p.command.includes('bytearray')); i++) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 3000)); // the 256 MB are written
+    }).then((sb) => sb.kill());
+
+    // A fork: a new sandbox from a snapshot, to its first command.
+    const snap = await small.snapshots.create();
+    const forks: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const [fork, t] = await timed(async () => { const f = await Sandbox.create({ ...conn, fromSnapshot: snap.id }); await f.run('true'); return f; });
+      forks.push(t);
+      await fork.kill();
+    }
+    rows.push(['fork from snapshot → first command result', String(N), ms(percentile(forks, 50)), ms(percentile(forks, 95)), '']);
+    await small.kill();
+
+    // Cold start, booted vs restored from a golden snapshot of the same template.
+    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxTemplate
+metadata: { name: bench-golden }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: python:3.13-slim }]
+`, conn);
+    const coldStart = async () => {
+      const out: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const [sb, t] = await timed(async () => { const s = await Sandbox.create({ ...conn, template: 'bench-golden', warmpool: 'none' }); await s.run('true'); return s; });
+        out.push(t);
+        await sb.kill();
+      }
+      return out;
+    };
+    const booted = await coldStart();
+    const setup = await Sandbox.create({ ...conn, template: 'bench-golden', warmpool: 'none' });
+    const golden = await setup.snapshots.create();
+    await setup.kill();
+    await new Objects(conn).patch('SandboxTemplate', 'bench-golden', { metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } } });
+    const restored = await coldStart();
+    rows.push(['cold claim → first result, booted', String(N), ms(percentile(booted, 50)), ms(percentile(booted, 95)), '']);
+    rows.push(['cold claim → first result, from golden snapshot', String(N), ms(percentile(restored, 50)), ms(percentile(restored, 95)), '']);
+
+    console.log(`\nsnapshot benchmark — driver ${state.driver}, ${new Date().toISOString()}\n`);
+    console.log(table(['measure', 'n', 'p50', 'p95', 'goal'], rows));
+  } finally {
+    await engine.stop({ deleteAll: true });
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
