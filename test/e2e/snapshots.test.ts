@@ -203,6 +203,19 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     assert.equal((await raw(t, `/v1/sandboxes/default/${sb.id}/suspend`, { method: 'POST', body: '{"snapshot":"yes"}', headers: { 'content-type': 'application/json' } })).status, 422);
   });
 
+  it('leaks nothing: restored, forked and reset sandboxes that were deleted have no container left', async () => {
+    const objects = async () => (await new Objects(t.conn).list('Sandbox')).length;
+    const containers = () => execFileSync('runsc', ['--root', join(t.home, 'runsc'), 'list', '--quiet'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    let last = '';
+    for (let i = 0; i < 100; i++) {
+      const [o, c] = [await objects(), containers()];
+      if (o === c) return;
+      last = `${c} containers for ${o} Sandbox objects`;
+      await sleep(200);
+    }
+    assert.fail(last);
+  });
+
   it('refuses a snapshot the disk has no room for; the sandbox keeps running with its state', async () => {
     // A second engine whose snapshot directory is a 16 MB tmpfs.
     const dir = join(t.home, 'tiny');

@@ -16,6 +16,7 @@ import { getCommand } from './commands/get.ts';
 import { describeCommand } from './commands/describe.ts';
 import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
+import { mcpCommand } from './commands/mcp.ts';
 import { resetCommand, resumeCommand, snapshotCreateCommand, snapshotLsCommand, snapshotRmCommand, suspendCommand } from './commands/snapshots.ts';
 import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
 
@@ -101,6 +102,14 @@ program.command('apply').description('apply the upstream objects as YAML, unchan
   .option('-f, --filename <file>', 'manifest file, or - for standard input')
   .action((flags) => exit(applyCommand(ctx(), flags.filename)));
 program.command('templates').description('list SandboxTemplates').action(() => exit(templatesCommand(ctx())));
+
+program.command('mcp').description('MCP server: sandboxes as tools for agents, one sandbox per conversation (stdio, or --http PORT)')
+  .option('--http <port>', 'serve streamable HTTP on this port (0: any) instead of stdio; bearer token = the engine\'s')
+  .option('--host <host>', 'address to listen on with --http', '127.0.0.1')
+  .option('-t, --template <name>', 'SandboxTemplate of each conversation\'s sandbox', 'python-runtime-template')
+  .option('--idle-timeout <seconds>', 'delete a conversation\'s sandbox after this long without a tool call (0: never)', '900')
+  .option('--sandbox <name>', 'reattach every conversation to this named sandbox (created if missing, kept afterwards)')
+  .action((flags) => exit(mcpCommand(ctx(), flags)));
 
 const engine = program.command('engine').description('the local engine (gVisor sandboxes on this machine)');
 engine.command('start').description('start the engine in the background').option('--port <port>').action((flags) => exit(engineStart(ctx(), flags)));

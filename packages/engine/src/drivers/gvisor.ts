@@ -187,7 +187,16 @@ export class GvisorDriver implements SandboxDriver {
     // tearing down can exceed runsc's internal deadline, so it is retried.
     await run(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL'], { timeout: 10_000 }).catch(() => undefined);
     const exited = this.exits.get(containerId);
-    if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    const gone = exited ? await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1_000))]) : false;
+    if (!gone) {
+      // A sandbox restored under a new container id still files its processes under the id it
+      // was checkpointed with, so `kill --all` finds none of them: its sentry dies from here.
+      const state = await this.state(containerId);
+      if (state?.status === 'running' && state.pid) {
+        try { process.kill(state.pid, 'SIGKILL'); } catch { /* already gone */ }
+        if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+      }
+    }
     let last = '';
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
