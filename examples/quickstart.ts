@@ -2,14 +2,15 @@
 // produced (mirroring seed 000's "Expected tail of output"), and clean up.
 //   seed 001: a shell command in the python runtime;
 //   seed 004: tests 1, 2 and 4 (python, file write/read, runtime isolation);
-//   seed 000: the Go single-file smoke flow and the multi-file module flow.
+//   seed 000: the Go single-file smoke flow and the multi-file module flow;
+//   seed 002: a counter suspended with a memory snapshot and resumed where it stopped.
 import { readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir, release } from 'node:os';
 import pino from 'pino';
 import { Engine } from '@asb/engine';
-import { Sandbox, type CommandResult } from '@asb/sdk';
+import { Sandbox, apply, type CommandResult } from '@asb/sdk';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -76,6 +77,23 @@ async function main(): Promise<void> {
       await sb.run('go build -o app .', { cwd: 'multifile', timeoutMs: 600_000 }).then((r) => { if (r.exitCode !== 0) show('go build -o app .', r); });
       show('./app', await sb.run('./app', { cwd: 'multifile' }));
       show('go test ./...', await sb.run('go test ./... 2>&1 | grep -v "no test files"', { cwd: 'multifile', timeoutMs: 600_000 }));
+    }
+    console.log('=== seed 002: suspend and resume with a memory snapshot ===');
+    {
+      await apply(readFileSync(join(here, 'seed002/python-counter-template.yaml'), 'utf8'), conn);
+      await using sb = await Sandbox.create({ ...conn, template: 'python-counter-template' });
+      const count = async () => [...(await sb.commands.output('main')).stdout.matchAll(/Count: (\d+)/g)].map((m) => Number(m[1])).at(-1) ?? -1;
+      await new Promise((r) => setTimeout(r, 3000));
+      const before = await count();
+      const { snapshotId } = await sb.suspend({ snapshot: true });
+      console.log(`Count before suspend: ${before}; suspended with snapshot ${snapshotId}`);
+      await new Promise((r) => setTimeout(r, 3000));
+      const resumed = await sb.resume();
+      await new Promise((r) => setTimeout(r, 1500));
+      const after = await count();
+      console.log(`Resumed (restored from snapshot: ${resumed.restoredFromSnapshot}); count after resume: ${after}`);
+      if (!(after >= before)) throw new Error(`the counter went backwards: ${before} → ${after}`);
+      console.log('SUCCESS: Sandbox resumed from where it left off (or later).');
     }
     console.log('==> PoC complete');
   } finally {
