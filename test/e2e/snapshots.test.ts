@@ -197,6 +197,16 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     const fresh = await sb.resume({ discardSnapshot: true });
     assert.equal(fresh.restoredFromSnapshot, false);
     assert.equal((await sb.run('echo back')).stdout.trim(), 'back');
+    // A snapshot never crosses namespaces: not by fork, not by an applied annotation.
+    const mine = await sb.snapshots.create();
+    await assert.rejects(Sandbox.create({ ...t.conn, namespace: 'other', fromSnapshot: mine.id }), (err: Error) => err instanceof InvalidError && /namespace/.test(err.message));
+    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: thief, namespace: other, annotations: { sandbox.asb.dev/restore-snapshot: ${mine.id} } }
+spec: { podTemplate: { spec: { containers: [{ name: main, image: python:3.13-slim }] } } }
+`, t.conn);
+    await assert.rejects(Sandbox.connect('thief', { ...t.conn, namespace: 'other', waitReadyMs: 30_000 }), (err: Error) => /belongs to namespace "default"/.test(err.message));
+    await new Objects({ ...t.conn, namespace: 'other' }).delete('Sandbox', 'thief');
     // Unknown snapshot id, malformed body.
     assert.equal((await raw(t, '/v1/snapshots/snap-nope-000')).status, 404);
     assert.equal((await raw(t, `/v1/sandboxes/default/${sb.id}/suspend`, { method: 'POST', body: '{not json', headers: { 'content-type': 'application/json' } })).status, 400);

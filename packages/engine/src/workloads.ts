@@ -265,12 +265,18 @@ export class LocalWorkloads implements Workloads {
     const dir = this.dirOf(ns, sb.metadata.name!);
     const fresh = !existsSync(join(dir, 'workspace.img')) && !existsSync(join(dir, 'workspace'));
     const named = opts.explicit ? sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] : undefined;
-    if (named) return { snapshot: this.snapshots.get(named), copyFiles: fresh };
+    if (named) {
+      const snapshot = this.snapshots.get(named);
+      // A snapshot holds a sandbox's memory and files: it never crosses into another namespace.
+      if (snapshot.namespace !== ns) throw new EngineError('Invalid', `snapshot "${named}" belongs to namespace "${snapshot.namespace}"; a sandbox in "${ns}" cannot start from it`);
+      return { snapshot, copyFiles: fresh };
+    }
     const templateName = sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF];
     const golden = templateName ? this.store.getSync('SandboxTemplate', ns, templateName)?.metadata.annotations?.[ANNOTATION_GOLDEN_SNAPSHOT] : undefined;
     if (!golden || !fresh || !this.driver.restore) return undefined;
     try {
       const snapshot = this.snapshots.get(golden);
+      if (snapshot.namespace !== ns) throw new EngineError('Invalid', `it belongs to namespace "${snapshot.namespace}", not "${ns}"`);
       if (snapshot.specHash === runtimeSpecHash(sb)) return { snapshot, copyFiles: true };
       this.log.warn({ sandbox: sb.metadata.name, template: templateName, snapshot: golden }, 'golden snapshot ignored: the sandbox spec differs from the one it was taken with; booting');
     } catch (err) {
