@@ -121,9 +121,12 @@ spec:
         volumeMounts: [ { name: data, mountPath: /data } ]
   volumeClaimTemplates:
   - metadata: { name: data }
-    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 1Gi } } }
+    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 64Mi } } }
 `, t.conn);
     let sb = await Sandbox.connect('keeper', t.conn);
+    // The storage request is the volume's size: filling it fails inside, not on the host's disk.
+    const fill = await sb.run('head -c 100000000 /dev/zero > /data/fill; echo "exit=$?"; rm -f /data/fill');
+    assert.match(fill.stdout + fill.stderr, /No space left on device/);
     await sb.run('echo in-workspace > note.txt && echo in-volume > /data/v.txt && sleep 300 &');
     await new Objects({ ...t.conn, version: 'v1alpha1' }).patch('Sandbox', 'keeper', { spec: { replicas: 0 } });
     await waitFor('suspended', async () => readyOf(await api.get('Sandbox', 'keeper'))?.reason === 'SandboxSuspended');

@@ -98,6 +98,30 @@ for line in sys.stdin:
     assert.equal((await fork.run('cat /tmp/mem-state')).stdout.trim(), 'fork');
   });
 
+  it('carries volumes (volumeClaimTemplates) into snapshots and forks, each fork with its own copy', async () => {
+    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: with-volume }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: python:3.13-slim, volumeMounts: [{ name: data, mountPath: /data }] }]
+  volumeClaimTemplates:
+  - metadata: { name: data }
+    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 32Mi } } }
+`, t.conn);
+    const sb = await Sandbox.connect('with-volume', t.conn);
+    await sb.run('echo original > /data/v.txt');
+    const snap = await sb.snapshots.create();
+    await using fork = await Sandbox.create({ ...t.conn, fromSnapshot: snap.id });
+    assert.equal((await fork.run('cat /data/v.txt')).stdout, 'original\n');
+    await fork.run('echo forked > /data/v.txt');
+    assert.equal((await sb.run('cat /data/v.txt')).stdout, 'original\n');
+    const fill = await fork.run('head -c 50000000 /dev/zero > /data/fill; rm -f /data/fill');
+    assert.match(fill.stderr, /No space left on device/, 'the fork\'s volume keeps its size');
+    await sb.kill();
+  });
+
   it('keeps at most max-snapshots per sandbox, oldest removed first; snapshots survive an engine restart', async () => {
     await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate

@@ -3,13 +3,13 @@
 // (suspend, expiry: processes end, the workspace and volumes stay) or to go (release: the Sandbox
 // object is gone). Which container runs which Sandbox is written to the store before the
 // container starts, so an engine that died can re-attach to its sandboxes or reap them.
-import { existsSync, mkdirSync, chownSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_WARM_POOL_SANDBOX, type Sandbox } from '@asb/api';
+import { ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_WARM_POOL_SANDBOX, bytes, type Sandbox } from '@asb/api';
 import type { WorkloadState, Workloads } from '@asb/lifecycle';
 import { AgentClient } from './agent-client.ts';
 import { EngineError } from './errors.ts';
@@ -18,7 +18,7 @@ import type { Rootfs } from './rootfs.ts';
 import type { ExtraMount, ResourceLimits, SandboxRuntimeSpec } from './oci-spec.ts';
 import type { DriverHandle, SandboxDriver, SandboxExit } from './drivers/driver.ts';
 import { limitsOf, diskBytesOf, type ContainerLike } from './pod.ts';
-import { createWorkspace, destroyWorkspace, dropWorkspace, syncWorkspace } from './workspace.ts';
+import { createVolume, createWorkspace, destroyWorkspace, dropWorkspace, syncWorkspace } from './workspace.ts';
 import { diskUsage, type SnapshotMeta, type SnapshotReason, type SnapshotStore } from './snapshots.ts';
 import { ANNOTATION_GOLDEN_SNAPSHOT, ANNOTATION_RESTORE_SNAPSHOT, runtimeSpecHash } from './snapshot-annotations.ts';
 import type { EngineConfig } from './config.ts';
@@ -172,6 +172,7 @@ export class LocalWorkloads implements Workloads {
       // A checkpoint writes at most the sandbox's memory (compressed); the copy, the files' used
       // blocks. Its memory limit bounds the first; only when that does not fit is the actual
       // usage asked for (a runsc process: ~20 ms).
+      // (Mounted volumes count twice, image and contents: an overestimate, on the safe side.)
       const files = diskUsage(join(dir, 'workspace.img')) + diskUsage(join(dir, 'volumes'));
       const free = this.snapshots.freeBytes();
       const memory = free >= w.limits.memoryBytes + files + 64 * MiB ? w.limits.memoryBytes : (await this.driver.memoryUsage?.(w.containerId)) ?? w.limits.memoryBytes;
@@ -332,7 +333,7 @@ export class LocalWorkloads implements Workloads {
     const spec: SandboxRuntimeSpec = {
       hostname: w.name, rootfs: this.rootfs, workspaceDir: ws.path, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot,
       spawner: this.agent.spawner, image, env, mainArgv: main.length ? main : undefined, workingDir, limits: w.limits, tmpfsBytes: this.config.tmpfsBytes,
-      extraMounts: volumeMounts(sb, container, dir, owner),
+      extraMounts: await volumeMounts(sb, container, dir, owner, this.log),
     };
     const logFile = join(dir, 'sandbox.log');
     const tWorkspace = Date.now();
@@ -487,16 +488,16 @@ function stateOf(w: Workload): WorkloadState {
   return { phase: w.phase, ready: w.phase === 'Running', message: w.message, podIPs: [] };
 }
 
-/** volumeClaimTemplates → a directory per template under the sandbox's own directory, mounted
- *  where the container mounts the volume of that name. They live as long as the Sandbox. */
-function volumeMounts(sb: Sandbox, container: ContainerLike, dir: string, owner: { uid: number; gid: number }): ExtraMount[] {
+/** volumeClaimTemplates → a directory per template under the sandbox's own directory, of the
+ *  size its storage request says (createVolume), mounted where the container mounts the volume
+ *  of that name. They live as long as the Sandbox. */
+async function volumeMounts(sb: Sandbox, container: ContainerLike, dir: string, owner: { uid: number; gid: number }, log: Logger): Promise<ExtraMount[]> {
   const out: ExtraMount[] = [];
   const mounts = (container as { volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> }).volumeMounts ?? [];
   for (const vct of sb.spec.volumeClaimTemplates ?? []) {
-    const name = vct.metadata.name!;
-    const host = join(dir, 'volumes', name);
-    if (!existsSync(host)) { mkdirSync(host, { recursive: true, mode: 0o755 }); chownSync(host, owner.uid, owner.gid); }
-    for (const m of mounts.filter((x) => x.name === name)) out.push({ source: host, destination: m.mountPath, readOnly: m.readOnly === true });
+    const name = vct.metadata.name;
+    const volume = await createVolume(dir, name, bytes(String(vct.spec.resources.requests.storage)), owner, log);
+    for (const m of mounts.filter((x) => x.name === name)) out.push({ source: volume.path, destination: m.mountPath, readOnly: m.readOnly === true });
   }
   return out;
 }
@@ -518,5 +519,13 @@ async function copySandboxFiles(from: string, to: string): Promise<void> {
   } else if (existsSync(join(from, 'workspace'))) {
     await run('cp', ['-a', join(from, 'workspace'), join(to, 'workspace')], { timeout: 600_000 });
   }
-  if (existsSync(join(from, 'volumes'))) await run('cp', ['-a', '--sparse=always', join(from, 'volumes'), join(to, 'volumes')], { timeout: 600_000 });
+  const volumes = join(from, 'volumes');
+  if (!existsSync(volumes)) return;
+  const images = readdirSync(volumes).filter((f) => f.endsWith('.img'));
+  if (images.length === 0) { await run('cp', ['-a', volumes, join(to, 'volumes')], { timeout: 600_000 }); return; }
+  mkdirSync(join(to, 'volumes'), { recursive: true, mode: 0o755 });
+  for (const img of images) {
+    await syncWorkspace(volumes, img.slice(0, -'.img'.length));
+    await run('cp', ['--sparse=always', join(volumes, img), join(to, 'volumes', img)], { timeout: 600_000 });
+  }
 }

@@ -3,7 +3,7 @@
 // `ephemeral-storage` limit is a real quota: a sandbox that fills its disk gets ENOSPC, not the
 // host's disk. Without the journal (crash recovery is fsck's job) a 4 GiB image costs ~2 MB.
 import { execFile } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, ftruncateSync, rmSync, chownSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, ftruncateSync, rmSync, chownSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -16,15 +16,31 @@ let quotaUnavailable: string | undefined;
 
 /** Makes the workspace, or mounts the one a stopped sandbox left. */
 export async function createWorkspace(dir: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
-  const path = join(dir, 'workspace');
+  return createQuotaDir(join(dir, 'workspace'), join(dir, 'workspace.img'), bytes, owner, log);
+}
+
+/**
+ * A volumeClaimTemplate's persistent directory (`volumes/<name>`), with its storage request as
+ * its size: like the workspace, its own ext4 image where the engine can mount one, so a
+ * sandbox cannot fill the host's disk through a volume either.
+ */
+export async function createVolume(dir: string, name: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
+  mkdirSync(join(dir, 'volumes'), { recursive: true, mode: 0o755 });
+  return createQuotaDir(join(dir, 'volumes', name), join(dir, 'volumes', `${name}.img`), bytes, owner, log);
+}
+
+/** `path`, backed by a sparse ext4 image of `bytes` at `image` (made, or mounted again). */
+async function createQuotaDir(path: string, image: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
   mkdirSync(path, { recursive: true, mode: 0o755 });
-  const image = join(dir, 'workspace.img');
   // A stopped sandbox started again (replicas 0 → 1, an engine restart) keeps its files.
   if (isMountPoint(path)) return { path, quotaBytes: statSync(image, { throwIfNoEntry: false })?.size };
   if (existsSync(image)) {
     await run('mount', ['-o', 'loop,nosuid,nodev,noatime', image, path], { timeout: 30_000 });
     return { path, quotaBytes: statSync(image).size };
   }
+  // Files already there without an image (made where images were unavailable): kept as they are,
+  // never hidden under a new mount.
+  if (readdirSync(path).length > 0) return { path };
   if (quotaUnavailable === undefined) {
     try {
       const fd = openSync(image, 'w', 0o600);
@@ -35,17 +51,21 @@ export async function createWorkspace(dir: string, bytes: number, owner: { uid: 
       rmSync(join(path, 'lost+found'), { recursive: true, force: true });
       return { path, quotaBytes: bytes };
     } catch (err) {
+      rmSync(image, { force: true });
       quotaUnavailable = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
-      log.warn({ reason: quotaUnavailable }, 'workspaces have no disk quota: cannot make and mount an ext4 image (needs root and loop devices)');
+      log.warn({ reason: quotaUnavailable }, 'workspaces and volumes have no disk quota: cannot make and mount an ext4 image (needs root and loop devices)');
     }
   }
   chownSync(path, owner.uid, owner.gid);
   return { path };
 }
 
-/** Unmounts (if mounted) and removes the sandbox's directory. */
+/** Unmounts the workspace and the volumes, and removes the sandbox's directory. */
 export async function destroyWorkspace(dir: string): Promise<void> {
   await unmountWorkspace(dir);
+  for (const m of mountPoints().filter((p) => p.startsWith(join(dir, 'volumes') + '/'))) {
+    await run('umount', [m], { timeout: 30_000 }).catch(() => run('umount', ['-l', m], { timeout: 30_000 }));
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -66,9 +86,10 @@ async function unmountWorkspace(dir: string): Promise<void> {
     .catch((err) => { if (isMountPoint(path)) throw err; });
 }
 
-/** Flushes a mounted workspace's filesystem to its image, so that a copy of the image is whole. */
-export async function syncWorkspace(dir: string): Promise<void> {
-  const path = join(dir, 'workspace');
+/** Flushes a mounted workspace's (or volume's) filesystem to its image, so that a copy of the
+ *  image is whole. */
+export async function syncWorkspace(dir: string, name = 'workspace'): Promise<void> {
+  const path = join(dir, name);
   if (isMountPoint(path)) await run('sync', ['-f', path], { timeout: 120_000 });
 }
 
