@@ -108,6 +108,20 @@ describe('asb', () => {
     assert.equal(asb('rm', id, fork.stdout.trim()).status, 0);
   });
 
+  it('shows a main process\'s output with asb logs (seed 002\'s counter)', async () => {
+    const tpl = join(home, 'counter.yaml');
+    writeFileSync(tpl, readFileSync(new URL('../../examples/seed002/python-counter-template.yaml', import.meta.url)));
+    assert.equal(asb('apply', '-f', tpl).status, 0);
+    const id = asb('create', '-t', 'python-counter-template', '-o', 'name').stdout.trim();
+    await new Promise((r) => setTimeout(r, 2500));
+    const logs = asb('logs', id);
+    assert.equal(logs.status, 0, logs.stderr);
+    assert.match(logs.stdout, /^Count: 0\nCount: 1\n/);
+    const none = asb('logs', asb('create', '-o', 'name').stdout.trim());
+    assert.equal(none.status, 4);
+    assert.match(none.stderr, /no main process/);
+  });
+
   it('reports the engine\'s status', () => {
     const st = JSON.parse(asb('engine', 'status', '-o', 'json').stdout);
     assert.equal(st.running, true);

@@ -17,6 +17,7 @@ import { describeCommand } from './commands/describe.ts';
 import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { mcpCommand } from './commands/mcp.ts';
+import { logsCommand } from './commands/logs.ts';
 import { resetCommand, resumeCommand, snapshotCreateCommand, snapshotLsCommand, snapshotRmCommand, suspendCommand } from './commands/snapshots.ts';
 import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
 
@@ -81,6 +82,10 @@ program.command('scale').description('set a warm pool\'s size, or a sandbox\'s r
   .requiredOption('--replicas <n>', 'desired replicas')
   .action((kind: string, name: string, flags) => exit(scaleCommand(ctx(), kind, name, flags)));
 
+program.command('logs').description('output of the sandbox\'s main process (the template\'s command), like kubectl logs')
+  .argument('<id>').option('-f, --follow', 'keep printing until the process exits')
+  .option('-p, --process <id>', 'a background process instead of main')
+  .action((id: string, flags) => exit(logsCommand(ctx(), id, flags)));
 program.command('suspend').description('suspend a sandbox; --snapshot keeps its processes and memory for resume (gVisor checkpoint)')
   .argument('<id>').option('--snapshot', 'checkpoint processes and memory first')
   .action((id: string, flags) => exit(suspendCommand(ctx(), id, flags)));
