@@ -1,0 +1,118 @@
+// agent-sandbox-controller in TypeScript: the lifecycle reconcilers (packages/lifecycle, the same
+// code the local engine runs) on the Kubernetes substrate (../substrate), behind a Lease, with
+// /healthz, /readyz and Prometheus metrics. Flags follow upstream's where they mean something.
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Command } from 'commander';
+import pino from 'pino';
+import * as k8s from '@kubernetes/client-node';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { LifecycleController, systemClock } from '@asb/lifecycle';
+import { KubeStore } from '../substrate/kube-store.ts';
+import { KubeWorkloads } from '../substrate/kube-workloads.ts';
+import { KubeRecorder } from '../substrate/kube-recorder.ts';
+import { LeaderElector } from './leader.ts';
+
+export const LEASE_NAME = 'a3317529.agent-sandbox.x-k8s.io';
+
+export interface ControllerFlags {
+  kubeconfig?: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  extensions: boolean;
+  sandboxConcurrentWorkers: number;
+  sandboxClaimConcurrentWorkers: number;
+  sandboxWarmPoolConcurrentWorkers: number;
+}
+
+function listen(server: Server, address: string): Promise<void> {
+  if (address === '0') return Promise.resolve();
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i) || '0.0.0.0';
+  const port = Number(address.slice(i + 1));
+  return new Promise((resolve, reject) => { server.once('error', reject); server.listen(port, host, resolve); });
+}
+
+export async function runController(flags: ControllerFlags): Promise<{ stop(): Promise<void> }> {
+  const log = pino({ level: process.env.ASB_LOG_LEVEL ?? 'info' });
+  const kc = new k8s.KubeConfig();
+  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let ready = false;
+  const health = createServer((req, res) => {
+    if (req.url === '/healthz') { res.writeHead(200).end('ok'); return; }
+    if (req.url === '/readyz') { res.writeHead(ready ? 200 : 503).end(ready ? 'ok' : 'not ready'); return; }
+    res.writeHead(404).end();
+  });
+  const metrics = createServer((req, res) => {
+    if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
+    void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text));
+  });
+  await listen(health, flags.healthProbeBindAddress);
+  await listen(metrics, flags.metricsBindAddress);
+
+  const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
+  const elector = flags.leaderElect ? new LeaderElector(kc, { namespace: flags.leaderElectionNamespace, name: LEASE_NAME, identity, log: (m) => log.info(m) }) : undefined;
+  if (elector) {
+    log.info({ identity }, 'waiting for the leader lease');
+    // A leader that cannot renew must stop acting at once: exit, and let the Deployment restart it.
+    await elector.acquire(() => { log.error('leader lease lost; exiting'); process.exit(1); });
+  }
+
+  const store = new KubeStore(kc, { fieldManager: 'agent-sandbox-controller' });
+  const workloads = new KubeWorkloads(kc);
+  const recorder = new KubeRecorder(kc, identity, (err) => log.debug({ err: (err as Error).message }, 'event not recorded'));
+  await store.start();
+  await workloads.start();
+  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock }, {
+    log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
+  });
+  await controller.start();
+  ready = true;
+  log.info({ identity, leaderElect: flags.leaderElect }, 'controller running');
+  return {
+    async stop() {
+      ready = false;
+      await controller.stop();
+      await store.stop();
+      await workloads.stopInformers();
+      await elector?.release();
+      health.close();
+      metrics.close();
+    },
+  };
+}
+
+export function parseControllerFlags(argv: string[]): ControllerFlags {
+  const program = new Command('agent-sandbox-controller')
+    .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--leader-elect [bool]', 'hold a Lease so one replica acts at a time', (v) => v !== 'false', true)
+    .option('--leader-election-namespace <ns>', 'namespace of the Lease', 'agent-sandbox-system')
+    .option('--metrics-bind-address <addr>', 'Prometheus metrics (0 disables)', ':8080')
+    .option('--health-probe-bind-address <addr>', '/healthz and /readyz (0 disables)', ':8081')
+    .option('--extensions [bool]', 'claims, templates and warm pools (always on here; accepted for upstream compatibility)', true)
+    .option('--sandbox-concurrent-workers <n>', 'Sandbox reconciles at once', (v) => Number(v), 100)
+    .option('--sandbox-claim-concurrent-workers <n>', 'SandboxClaim reconciles at once', (v) => Number(v), 50)
+    .option('--sandbox-warm-pool-concurrent-workers <n>', 'SandboxWarmPool reconciles at once', (v) => Number(v), 4)
+    .allowUnknownOption(false);
+  program.parse(argv, { from: 'user' });
+  const o = program.opts();
+  return {
+    kubeconfig: o.kubeconfig, leaderElect: o.leaderElect !== false, leaderElectionNamespace: o.leaderElectionNamespace,
+    metricsBindAddress: o.metricsBindAddress, healthProbeBindAddress: o.healthProbeBindAddress, extensions: o.extensions !== false,
+    sandboxConcurrentWorkers: o.sandboxConcurrentWorkers, sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers, sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runController(parseControllerFlags(process.argv.slice(2))).then((c) => {
+    const stop = () => void c.stop().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  }, (err) => { console.error(err); process.exit(1); });
+}

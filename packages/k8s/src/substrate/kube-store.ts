@@ -1,0 +1,158 @@
+// The lifecycle's object store on a Kubernetes API server: the four kinds as custom objects,
+// read and written in v1beta1 (the storage version) and converted to and from the hub that the
+// reconcilers work on (packages/api/src/convert.ts), with the API server's own optimistic
+// concurrency, generateName, and garbage collection. Changes arrive through informers.
+import * as k8s from '@kubernetes/client-node';
+import { KINDS, fromHub, toHub, validateObject, type AnyObject } from '@asb/api';
+import {
+  AlreadyExistsError, ConflictError, NotFoundError,
+  type AnyHub, type DeleteOptions, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore,
+} from '@asb/lifecycle';
+
+const VERSION = 'v1beta1';
+const KIND_LIST: KindName[] = ['Sandbox', 'SandboxTemplate', 'SandboxClaim', 'SandboxWarmPool'];
+
+/** The API server's errors as the store's: Conflict, AlreadyExists, NotFound; others as they are. */
+export function mapApiError(err: unknown, what: string): Error {
+  const code = (err as { code?: number }).code;
+  const body = (err as { body?: unknown }).body;
+  const message = typeof body === 'string' ? safeMessage(body) : (body as { message?: string } | undefined)?.message ?? (err as Error).message;
+  if (code === 409) {
+    const reason = typeof body === 'string' ? safeReason(body) : (body as { reason?: string } | undefined)?.reason;
+    return reason === 'AlreadyExists' ? new AlreadyExistsError(`${what}: ${message}`) : new ConflictError(`${what}: ${message}`);
+  }
+  if (code === 404) return new NotFoundError(`${what}: ${message}`);
+  return new Error(`${what}: ${code ? `HTTP ${code}: ` : ''}${message}`);
+}
+
+function safeMessage(body: string): string { try { return (JSON.parse(body) as { message?: string }).message ?? body; } catch { return body; } }
+function safeReason(body: string): string | undefined { try { return (JSON.parse(body) as { reason?: string }).reason; } catch { return undefined; } }
+
+/** A served object from the API server → the hub (defaults applied, then converted). */
+export function hubFromServed(raw: unknown): AnyHub {
+  const v = validateObject(raw);
+  // The API server validated it against the CRD; our schema is the same contract. An object
+  // that fails ours anyway is reported, not silently dropped.
+  if (!v.ok) throw new Error(`object from the API server does not validate: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+  return toHub(v.object as AnyObject) as AnyHub;
+}
+
+export class KubeStore implements WatchableStore {
+  private readonly api: k8s.CustomObjectsApi;
+  private readonly listeners = new Set<(ev: WatchEvent) => void>();
+  /** The last version of each object seen by the informers: the `old` of a MODIFIED event. */
+  private readonly seen = new Map<string, AnyHub>();
+  private informers: Array<k8s.Informer<k8s.KubernetesObject>> = [];
+
+  constructor(private readonly kc: k8s.KubeConfig, private readonly opts: { fieldManager?: string } = {}) {
+    this.api = kc.makeApiClient(k8s.CustomObjectsApi);
+  }
+
+  private coords(kind: KindName) {
+    const info = KINDS[kind];
+    return { group: info.group, version: VERSION, plural: info.plural };
+  }
+
+  async get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined> {
+    try {
+      const obj = await this.api.getNamespacedCustomObject({ ...this.coords(kind), namespace, name });
+      return hubFromServed(obj) as HubKinds[K];
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw mapApiError(err, `get ${kind} ${namespace}/${name}`);
+    }
+  }
+
+  async list<K extends KindName>(kind: K, opts: ListOptions = {}): Promise<Array<HubKinds[K]>> {
+    const labelSelector = opts.labels ? Object.entries(opts.labels).map(([k, v]) => `${k}=${v}`).join(',') : undefined;
+    try {
+      const res = (opts.namespace
+        ? await this.api.listNamespacedCustomObject({ ...this.coords(kind), namespace: opts.namespace, labelSelector })
+        : await this.api.listClusterCustomObject({ ...this.coords(kind), labelSelector })) as { items: unknown[] };
+      return res.items.map((o) => hubFromServed({ apiVersion: `${KINDS[kind].group}/${VERSION}`, kind, ...(o as object) }) as HubKinds[K]);
+    } catch (err) {
+      throw mapApiError(err, `list ${kind}`);
+    }
+  }
+
+  async create<T extends AnyHub>(obj: T): Promise<T> {
+    const body = fromHub(obj as never, VERSION) as AnyObject;
+    try {
+      const created = await this.api.createNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, body, fieldManager: this.opts.fieldManager });
+      return hubFromServed(created) as T;
+    } catch (err) {
+      throw mapApiError(err, `create ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name ?? obj.metadata.generateName}`);
+    }
+  }
+
+  async update<T extends AnyHub>(obj: T): Promise<T> {
+    const body = fromHub(obj as never, VERSION) as AnyObject;
+    try {
+      const updated = await this.api.replaceNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
+      return hubFromServed(updated) as T;
+    } catch (err) {
+      throw mapApiError(err, `update ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
+    }
+  }
+
+  async updateStatus<T extends AnyHub>(obj: T): Promise<T> {
+    const body = fromHub(obj as never, VERSION) as AnyObject;
+    try {
+      const updated = await this.api.replaceNamespacedCustomObjectStatus({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
+      return hubFromServed(updated) as T;
+    } catch (err) {
+      throw mapApiError(err, `update status of ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
+    }
+  }
+
+  async delete(kind: KindName, namespace: string, name: string, opts: DeleteOptions = {}): Promise<boolean> {
+    try {
+      await this.api.deleteNamespacedCustomObject({
+        ...this.coords(kind), namespace, name,
+        body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: opts.propagation ?? 'Background', ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}) },
+      });
+      return true;
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === 404) return false;
+      // A uid precondition that no longer holds: the object of that name is another one.
+      if (code === 409 && opts.uid) return false;
+      throw mapApiError(err, `delete ${kind} ${namespace}/${name}`);
+    }
+  }
+
+  watch(fn: (ev: WatchEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Starts one informer per kind; resolves when each has listed once. */
+  async start(): Promise<void> {
+    for (const kind of KIND_LIST) {
+      const { group, plural } = KINDS[kind];
+      const informer = k8s.makeInformer(this.kc, `/apis/${group}/${VERSION}/${plural}`,
+        () => this.api.listClusterCustomObject({ group, version: VERSION, plural }) as never);
+      const emit = (type: WatchEvent['type']) => (raw: k8s.KubernetesObject) => {
+        let object: AnyHub;
+        try { object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw }); } catch { return; }
+        const key = `${kind}/${object.metadata.namespace}/${object.metadata.name}`;
+        const old = this.seen.get(key);
+        if (type === 'DELETED') this.seen.delete(key); else this.seen.set(key, object);
+        const ev: WatchEvent = type === 'MODIFIED' && old ? { type, object, old } : { type, object };
+        for (const l of this.listeners) l(ev);
+      };
+      informer.on('add', emit('ADDED'));
+      informer.on('update', emit('MODIFIED'));
+      informer.on('delete', emit('DELETED'));
+      // The informer stops on a watch error; it is restarted after a moment (a relist).
+      informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000));
+      await informer.start();
+      this.informers.push(informer as never);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop().catch(() => undefined)));
+    this.informers = [];
+  }
+}

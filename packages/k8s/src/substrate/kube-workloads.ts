@@ -1,0 +1,173 @@
+// The workloads behind Sandboxes on Kubernetes: a Pod per Sandbox, a PVC per volumeClaimTemplate
+// and, when asked for, a headless Service, made as upstream's Sandbox reconciler makes them (names,
+// labels, annotations, controller references: ../../../../shared/reference, section 2.1). The
+// garbage collector removes them with their Sandbox, so release has nothing to do.
+import * as k8s from '@kubernetes/client-node';
+import { ANNOTATION_PROPAGATED_ANNOTATIONS, ANNOTATION_PROPAGATED_LABELS, ANNOTATION_POD_NAME, LABEL_SANDBOX_NAME_HASH, nameHash, type Sandbox } from '@asb/api';
+import { controllerRef, type WorkloadState, type Workloads } from '@asb/lifecycle';
+import { mapApiError } from './kube-store.ts';
+
+const FIELD_MANAGER = 'sandbox-controller';
+
+/** The pod that backs a Sandbox: the `pod-name` annotation (a warm pool member keeps its pod's
+ *  name through adoption), else the Sandbox's name. */
+export function podNameOf(sb: Sandbox): string {
+  return sb.metadata.annotations?.[ANNOTATION_POD_NAME] ?? sb.metadata.name!;
+}
+
+/** The Pod upstream's controller creates for a Sandbox. Pure: tested without a cluster. */
+export function podFor(sb: Sandbox): k8s.V1Pod {
+  const tpl = sb.spec.podTemplate;
+  const labels = { ...tpl.metadata?.labels, [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!) };
+  const annotations: Record<string, string> = { ...tpl.metadata?.annotations };
+  const propagatedLabels = Object.keys(tpl.metadata?.labels ?? {}).sort();
+  const propagatedAnnotations = Object.keys(tpl.metadata?.annotations ?? {}).sort();
+  if (propagatedLabels.length) annotations[ANNOTATION_PROPAGATED_LABELS] = propagatedLabels.join(',');
+  if (propagatedAnnotations.length) annotations[ANNOTATION_PROPAGATED_ANNOTATIONS] = propagatedAnnotations.join(',');
+  const spec = structuredClone(tpl.spec) as unknown as k8s.V1PodSpec;
+  // One PVC volume per volumeClaimTemplate, replacing a volume of the same name.
+  for (const vct of sb.spec.volumeClaimTemplates ?? []) {
+    const volume: k8s.V1Volume = { name: vct.metadata.name, persistentVolumeClaim: { claimName: `${vct.metadata.name}-${sb.metadata.name}` } };
+    spec.volumes = [...(spec.volumes ?? []).filter((v) => v.name !== vct.metadata.name), volume];
+  }
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: podNameOf(sb), namespace: sb.metadata.namespace, labels, annotations, ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference] },
+    spec,
+  };
+}
+
+export function pvcsFor(sb: Sandbox): k8s.V1PersistentVolumeClaim[] {
+  return (sb.spec.volumeClaimTemplates ?? []).map((vct) => ({
+    apiVersion: 'v1', kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: `${vct.metadata.name}-${sb.metadata.name}`, namespace: sb.metadata.namespace,
+      labels: { ...vct.metadata.labels, [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!) },
+      ...(vct.metadata.annotations ? { annotations: vct.metadata.annotations } : {}),
+      ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference],
+    },
+    spec: vct.spec as unknown as k8s.V1PersistentVolumeClaimSpec,
+  }));
+}
+
+export function serviceFor(sb: Sandbox): k8s.V1Service {
+  const hash = nameHash(sb.metadata.name!);
+  return {
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: sb.metadata.name!, namespace: sb.metadata.namespace, labels: { [LABEL_SANDBOX_NAME_HASH]: hash }, ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference] },
+    spec: { clusterIP: 'None', selector: { [LABEL_SANDBOX_NAME_HASH]: hash } },
+  };
+}
+
+/** A pod's phase and readiness as the lifecycle reads them. */
+export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
+  const phase = (pod.status?.phase ?? 'Pending') as WorkloadState['phase'];
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  const podIPs = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
+  const message = ready ? 'Pod is Ready' : `Pod exists with phase: ${phase}${pod.status?.message ? ` (${pod.status.message})` : ''}`;
+  return { phase, ready, message, podIPs };
+}
+
+export class KubeWorkloads implements Workloads {
+  private readonly core: k8s.CoreV1Api;
+  private listeners: Array<(ns: string, name: string) => void> = [];
+  private informer?: k8s.Informer<k8s.V1Pod>;
+
+  constructor(private readonly kc: k8s.KubeConfig) {
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  onChange(fn: (ns: string, name: string) => void): void { this.listeners.push(fn); }
+
+  async ensure(sb: Sandbox): Promise<WorkloadState> {
+    const ns = sb.metadata.namespace;
+    for (const pvc of pvcsFor(sb)) await this.createIfMissing(() => this.core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: pvc, fieldManager: FIELD_MANAGER }), `PVC ${pvc.metadata!.name}`);
+    if (sb.spec.service === true) {
+      const svc = serviceFor(sb);
+      await this.createIfMissing(() => this.core.createNamespacedService({ namespace: ns, body: svc, fieldManager: FIELD_MANAGER }), `Service ${svc.metadata!.name}`);
+    } else if (sb.spec.service === false) {
+      await this.deleteIfOwned(sb, 'service');
+    }
+    let pod = await this.getPod(ns, podNameOf(sb));
+    if (!pod) {
+      try {
+        pod = await this.core.createNamespacedPod({ namespace: ns, body: podFor(sb), fieldManager: FIELD_MANAGER });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 409) throw mapApiError(err, `create Pod ${ns}/${podNameOf(sb)}`);
+        pod = await this.getPod(ns, podNameOf(sb));
+        if (!pod) return { phase: 'Pending', ready: false, message: 'Pod is being replaced', podIPs: [] };
+      }
+    }
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller);
+    if (owner && owner.uid !== sb.metadata.uid) {
+      throw new Error(`Pod ${ns}/${pod.metadata!.name} is controlled by ${owner.kind} ${owner.name}, not by this Sandbox`);
+    }
+    return stateOfPod(pod);
+  }
+
+  async stop(sb: Sandbox): Promise<boolean> {
+    const ns = sb.metadata.namespace;
+    const name = podNameOf(sb);
+    const pod = await this.getPod(ns, name);
+    if (!pod) return true;
+    if (!pod.metadata?.deletionTimestamp) {
+      try {
+        await this.core.deleteNamespacedPod({ namespace: ns, name, body: { preconditions: { uid: pod.metadata!.uid } } });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw mapApiError(err, `delete Pod ${ns}/${name}`);
+      }
+    }
+    return (await this.getPod(ns, name)) === undefined;
+  }
+
+  /** Owned Pods, PVCs and Services follow their Sandbox by garbage collection. */
+  async release(): Promise<void> {}
+
+  /** Pods labelled for a Sandbox: each change reconciles the Sandbox that controls the pod. */
+  async start(): Promise<void> {
+    const informer = k8s.makeInformer(this.kc, '/api/v1/pods',
+      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }) as never, LABEL_SANDBOX_NAME_HASH) as k8s.Informer<k8s.V1Pod>;
+    const changed = (pod: k8s.V1Pod) => {
+      const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Sandbox');
+      if (owner) for (const fn of this.listeners) fn(pod.metadata!.namespace!, owner.name);
+    };
+    informer.on('add', changed);
+    informer.on('update', changed);
+    informer.on('delete', changed);
+    informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000));
+    await informer.start();
+    this.informer = informer;
+  }
+
+  async stopInformers(): Promise<void> { await this.informer?.stop().catch(() => undefined); }
+
+  private async getPod(namespace: string, name: string): Promise<k8s.V1Pod | undefined> {
+    try {
+      return await this.core.readNamespacedPod({ namespace, name });
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw mapApiError(err, `get Pod ${namespace}/${name}`);
+    }
+  }
+
+  private async createIfMissing(create: () => Promise<unknown>, what: string): Promise<void> {
+    try {
+      await create();
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw mapApiError(err, `create ${what}`);
+    }
+  }
+
+  private async deleteIfOwned(sb: Sandbox, kind: 'service'): Promise<void> {
+    const ns = sb.metadata.namespace;
+    const name = sb.metadata.name!;
+    try {
+      const svc = await this.core.readNamespacedService({ namespace: ns, name });
+      if (kind === 'service' && svc.metadata?.ownerReferences?.some((r) => r.controller && r.uid === sb.metadata.uid)) {
+        await this.core.deleteNamespacedService({ namespace: ns, name });
+      }
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404) throw mapApiError(err, `delete Service ${ns}/${name}`);
+    }
+  }
+}

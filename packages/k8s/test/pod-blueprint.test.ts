@@ -1,0 +1,57 @@
+// What the Kubernetes substrate creates for a Sandbox, as upstream's Sandbox reconciler does
+// (reference section 2.1): pure functions, checked without a cluster.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { nameHash, type Sandbox } from '@asb/api';
+import { podFor, pvcsFor, serviceFor, stateOfPod, podNameOf } from '../src/substrate/kube-workloads.ts';
+
+const sandbox = (over: Partial<Sandbox['metadata']> = {}): Sandbox => ({
+  apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox',
+  metadata: { name: 'sb', namespace: 'team', uid: 'uid-1', ...over },
+  spec: {
+    operatingMode: 'Running', shutdownPolicy: 'Retain',
+    podTemplate: {
+      metadata: { labels: { b: '2', a: '1' }, annotations: { note: 'x' } },
+      spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }], volumes: [{ name: 'data', emptyDir: {} }] } as never,
+    },
+    volumeClaimTemplates: [{ metadata: { name: 'data', labels: { tier: 'fast' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
+  },
+} as Sandbox);
+
+describe('the Pod, PVCs and Service of a Sandbox', () => {
+  it('names the pod after the sandbox, or after its pod-name annotation (a warm pool member keeps its pod)', () => {
+    assert.equal(podNameOf(sandbox()), 'sb');
+    assert.equal(podNameOf(sandbox({ annotations: { 'agents.x-k8s.io/pod-name': 'pool-abcde' } })), 'pool-abcde');
+  });
+
+  it('labels, annotates and owns the pod as upstream does', () => {
+    const pod = podFor(sandbox());
+    assert.equal(pod.metadata!.labels!['agents.x-k8s.io/sandbox-name-hash'], nameHash('sb'));
+    assert.equal(pod.metadata!.labels!.a, '1');
+    assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-labels'], 'a,b');
+    assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-annotations'], 'note');
+    assert.deepEqual(pod.metadata!.ownerReferences, [{ apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', name: 'sb', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+  });
+
+  it('mounts one PVC per volumeClaimTemplate, replacing the volume of the same name', () => {
+    const pod = podFor(sandbox());
+    assert.deepEqual(pod.spec!.volumes, [{ name: 'data', persistentVolumeClaim: { claimName: 'data-sb' } }]);
+    const [pvc] = pvcsFor(sandbox());
+    assert.equal(pvc!.metadata!.name, 'data-sb');
+    assert.equal(pvc!.metadata!.labels!.tier, 'fast');
+    assert.equal(pvc!.metadata!.labels!['agents.x-k8s.io/sandbox-name-hash'], nameHash('sb'));
+    assert.equal(pvc!.spec!.resources!.requests!.storage, '1Gi');
+  });
+
+  it('makes a headless Service selecting the pod by its name hash', () => {
+    const svc = serviceFor(sandbox());
+    assert.equal(svc.spec!.clusterIP, 'None');
+    assert.deepEqual(svc.spec!.selector, { 'agents.x-k8s.io/sandbox-name-hash': nameHash('sb') });
+  });
+
+  it('reads a pod\'s phase, readiness and IPs', () => {
+    assert.deepEqual(stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], podIPs: [{ ip: '10.0.0.7' }] } }), { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.7'] });
+    assert.equal(stateOfPod({}).phase, 'Pending');
+    assert.equal(stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] } }).ready, false);
+  });
+});
