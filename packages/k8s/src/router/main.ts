@@ -1,0 +1,22 @@
+// sandbox-router: configured by the environment as upstream's (ROUTER_AUTH_TOKEN,
+// ALLOW_UNAUTHENTICATED_ROUTER, CLUSTER_DOMAIN, PROXY_TIMEOUT_SECONDS), on :8080.
+import { createRouter } from './router.ts';
+
+export function routerFromEnv(env: NodeJS.ProcessEnv = process.env) {
+  return createRouter({
+    token: env.ROUTER_AUTH_TOKEN || undefined,
+    allowUnauthenticated: env.ALLOW_UNAUTHENTICATED_ROUTER === 'true',
+    clusterDomain: env.CLUSTER_DOMAIN || undefined,
+    proxyTimeoutS: env.PROXY_TIMEOUT_SECONDS ? Number(env.PROXY_TIMEOUT_SECONDS) : undefined,
+    log: (msg, fields) => process.stderr.write(JSON.stringify({ msg, ...fields }) + '\n'),
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const server = routerFromEnv();
+  const port = Number(process.env.PORT ?? 8080);
+  server.listen(port, process.env.HOST ?? '0.0.0.0', () => process.stderr.write(`sandbox-router listening on :${port}\n`));
+  const stop = () => server.close(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
