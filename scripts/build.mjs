@@ -5,6 +5,7 @@
 // - dist/agent.blob: a V8 startup snapshot of the agent with its modules loaded, when the host's
 //                    node can build one (it saves ~200 ms of every sandbox's cold start).
 // - dist/asb.mjs:    the CLI and the engine it starts.
+// - dist/controller.mjs, dist/router.mjs: the Kubernetes controller and the sandbox router.
 // - dist/statx-shim.so, dist/asb-spawn: native helpers (packages/*/native/).
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,15 @@ if (existsSync('packages/cli/src/main.ts')) {
   await build({ bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning',
     banner: { js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);" },
     entryPoints: ['packages/cli/src/main.ts'], outfile: 'dist/asb.mjs', external: ['better-sqlite3'] });
+}
+
+// The Kubernetes controller and the sandbox router: one file each, for their container images
+// (images/controller, images/router), which hold node and the bundle and nothing else.
+for (const [entry, out] of [['packages/k8s/src/controller/main.ts', 'dist/controller.mjs'], ['packages/k8s/src/router/main.ts', 'dist/router.mjs']]) {
+  if (!existsSync(entry)) continue;
+  await build({ bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning',
+    banner: { js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);" },
+    entryPoints: [entry], outfile: out });
 }
 
 // Native helpers, when a C compiler is present; the engine works without them, slower or with
