@@ -13,6 +13,9 @@ import { KubeStore } from '../substrate/kube-store.ts';
 import { KubeWorkloads } from '../substrate/kube-workloads.ts';
 import { KubeRecorder } from '../substrate/kube-recorder.ts';
 import { LeaderElector } from './leader.ts';
+import { makeServingCerts, expiresSoon } from '../webhook/certs.ts';
+import { serveWebhook, type WebhookServer } from '../webhook/server.ts';
+import { patchCrdConversion, type WebhookTarget } from '../webhook/crd-ca.ts';
 
 export const LEASE_NAME = 'a3317529.agent-sandbox.x-k8s.io';
 
@@ -26,6 +29,12 @@ export interface ControllerFlags {
   sandboxConcurrentWorkers: number;
   sandboxClaimConcurrentWorkers: number;
   sandboxWarmPoolConcurrentWorkers: number;
+  /** Conversion webhook: listen address (0 disables), and how the API server reaches it. */
+  webhookBindAddress: string;
+  webhookServiceName: string;
+  webhookServiceNamespace: string;
+  /** A URL instead of the Service (a controller outside the cluster); its host goes in the certificate. */
+  webhookUrl?: string;
 }
 
 function listen(server: Server, address: string): Promise<void> {
@@ -56,6 +65,32 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   await listen(health, flags.healthProbeBindAddress);
   await listen(metrics, flags.metricsBindAddress);
 
+  // The conversion webhook serves on every replica (the API server may call any), and each
+  // replica keeps the CRDs' caBundle in step with its own CA: the last to start wins, and its
+  // certificate is the one every replica then serves, from the same names.
+  let webhook: WebhookServer | undefined;
+  let rotation: NodeJS.Timeout | undefined;
+  if (flags.webhookBindAddress !== '0') {
+    const svc = `${flags.webhookServiceName}.${flags.webhookServiceNamespace}.svc`;
+    const names = flags.webhookUrl ? [new URL(flags.webhookUrl).hostname, svc] : [svc, `${svc}.cluster.local`];
+    const target: WebhookTarget = flags.webhookUrl ? { url: flags.webhookUrl } : { service: { name: flags.webhookServiceName, namespace: flags.webhookServiceNamespace, port: 443 } };
+    let certs = await makeServingCerts(names);
+    const i = flags.webhookBindAddress.lastIndexOf(':');
+    webhook = await serveWebhook(certs, { host: flags.webhookBindAddress.slice(0, i) || '0.0.0.0', port: Number(flags.webhookBindAddress.slice(i + 1)) });
+    await patchCrdConversion(kc, certs.caPem, target);
+    log.info({ names, port: webhook.port }, 'conversion webhook serving; CRDs patched with its CA');
+    rotation = setInterval(() => {
+      if (!expiresSoon(certs.certPem, 30 * 86_400_000)) return;
+      void makeServingCerts(names).then(async (next) => {
+        await patchCrdConversion(kc, next.caPem, target);
+        webhook!.setCerts(next);
+        certs = next;
+        log.info('webhook certificate rotated');
+      }).catch((err) => log.error({ err: (err as Error).message }, 'webhook certificate rotation failed; retrying'));
+    }, 3_600_000);
+    rotation.unref();
+  }
+
   const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
   const elector = flags.leaderElect ? new LeaderElector(kc, { namespace: flags.leaderElectionNamespace, name: LEASE_NAME, identity, log: (m) => log.info(m) }) : undefined;
   if (elector) {
@@ -82,6 +117,8 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
       await store.stop();
       await workloads.stopInformers();
       await elector?.release();
+      if (rotation) clearInterval(rotation);
+      await webhook?.close();
       health.close();
       metrics.close();
     },
@@ -99,6 +136,10 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--sandbox-concurrent-workers <n>', 'Sandbox reconciles at once', (v) => Number(v), 100)
     .option('--sandbox-claim-concurrent-workers <n>', 'SandboxClaim reconciles at once', (v) => Number(v), 50)
     .option('--sandbox-warm-pool-concurrent-workers <n>', 'SandboxWarmPool reconciles at once', (v) => Number(v), 4)
+    .option('--webhook-bind-address <addr>', 'conversion webhook (HTTPS; 0 disables)', ':9443')
+    .option('--webhook-service-name <name>', 'the Service the CRDs call the webhook through', 'agent-sandbox-webhook')
+    .option('--webhook-service-namespace <ns>', 'its namespace', 'agent-sandbox-system')
+    .option('--webhook-url <url>', 'call the webhook at this URL instead (a controller outside the cluster)')
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();
@@ -106,6 +147,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     kubeconfig: o.kubeconfig, leaderElect: o.leaderElect !== false, leaderElectionNamespace: o.leaderElectionNamespace,
     metricsBindAddress: o.metricsBindAddress, healthProbeBindAddress: o.healthProbeBindAddress, extensions: o.extensions !== false,
     sandboxConcurrentWorkers: o.sandboxConcurrentWorkers, sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers, sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
+    webhookBindAddress: o.webhookBindAddress, webhookServiceName: o.webhookServiceName, webhookServiceNamespace: o.webhookServiceNamespace, webhookUrl: o.webhookUrl,
   };
 }
 
