@@ -1,0 +1,143 @@
+// A real Kubernetes control plane on this machine, for the Kubernetes substrate's tests and
+// benchmarks: etcd 3.6, kube-apiserver, kube-controller-manager (garbage collection, node
+// lifecycle) and kube-scheduler v1.37.2, and KWOK simulating nodes and pods (Running and Ready
+// without a kubelet). All built from the Go module proxy (tools/k8s/*: go.mod pins), cached in
+// ~/.cache/asb-k8s/bin; certificates made with openssl; everything on loopback.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+
+const repo = new URL('../../', import.meta.url).pathname;
+export const BIN = join(process.env.ASB_K8S_CACHE ?? join(homedir(), '.cache', 'asb-k8s'), 'bin');
+export const VERSION = 'v1.37.2';
+
+const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: string }> = [
+  { dir: 'tools/k8s/etcd', bins: ['etcd'], pkgs: ['.'] },
+  {
+    dir: 'tools/k8s/kube', bins: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'],
+    pkgs: ['k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-controller-manager', 'k8s.io/kubernetes/cmd/kube-scheduler'],
+    // Clients parse the server's version: without these it would be v0.0.0-master.
+    ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
+  },
+  { dir: 'tools/k8s/kwok', bins: ['kwok'], pkgs: ['sigs.k8s.io/kwok/cmd/kwok'], ldflags: '-s -w' },
+];
+
+/** Builds what is not cached yet (the API server takes ~3.5 min on 2 cores; the rest less). */
+export function ensureBinaries(log: (m: string) => void = () => {}): void {
+  mkdirSync(BIN, { recursive: true });
+  for (const b of BUILDS) {
+    if (b.bins.every((n) => existsSync(join(BIN, n)))) continue;
+    log(`building ${b.bins.join(', ')} from the Go module proxy (cached in ${BIN})`);
+    execFileSync('go', ['build', '-tags', 'tools', ...(b.ldflags ? ['-ldflags', b.ldflags] : []), '-o', BIN + '/', ...b.pkgs], {
+      cwd: join(repo, b.dir), stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GOFLAGS: '-mod=mod' },
+    });
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function openssl(args: string[], cwd: string): void { execFileSync('openssl', args, { cwd, stdio: 'ignore' }); }
+
+/** CA, API server serving certificate, service-account keys, and an admin client certificate. */
+function makeCerts(dir: string): void {
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=asb-test-ca'], dir);
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=kube-apiserver'], dir);
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '30', '-extfile', 'server.ext'], dir);
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'admin.key', '-out', 'admin.csr', '-subj', '/O=system:masters/CN=admin'], dir);
+  openssl(['x509', '-req', '-in', 'admin.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'admin.crt', '-days', '30', '-extfile', 'client.ext'], dir);
+  openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
+  openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+}
+
+function kubeconfig(dir: string, server: string): string {
+  const b64 = (f: string) => readFileSync(join(dir, f)).toString('base64');
+  return `apiVersion: v1
+kind: Config
+clusters: [{ name: asb, cluster: { server: "${server}", certificate-authority-data: ${b64('ca.crt')} } }]
+users: [{ name: admin, user: { client-certificate-data: ${b64('admin.crt')}, client-key-data: ${b64('admin.key')} } }]
+contexts: [{ name: asb, context: { cluster: asb, user: admin } }]
+current-context: asb
+`;
+}
+
+export interface Cluster {
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  kubectl(...args: string[]): string;
+  stop(): Promise<void>;
+}
+
+async function waitFor(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) { try { if (fn()) return; } catch { /* not yet */ } await new Promise((r) => setTimeout(r, 200)); }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Starts the control plane in a fresh directory; resolves when a KWOK node is Ready. */
+export async function startCluster(opts: { nodes?: number; log?: (m: string) => void } = {}): Promise<Cluster> {
+  ensureBinaries(opts.log);
+  const dir = mkdtempSync(join(tmpdir(), 'asb-k8s-'));
+  mkdirSync(join(dir, 'logs'));
+  makeCerts(dir);
+  const procs: ChildProcess[] = [];
+  const run = (name: string, args: string[]) => {
+    const out = openSync(join(dir, 'logs', `${name}.log`), 'a');
+    const p = spawn(join(BIN, name), args, { stdio: ['ignore', out, out] });
+    procs.push(p);
+    return p;
+  };
+  const [etcdClient, etcdPeer, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  run('etcd', ['--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
+    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
+    '--unsafe-no-fsync', '--log-level', 'warn']);
+  const server = `https://127.0.0.1:${apiPort}`;
+  run('kube-apiserver', ['--etcd-servers', `http://127.0.0.1:${etcdClient}`, '--bind-address', '127.0.0.1', '--secure-port', String(apiPort), '--advertise-address', '127.0.0.1',
+    '--tls-cert-file', join(dir, 'server.crt'), '--tls-private-key-file', join(dir, 'server.key'), '--client-ca-file', join(dir, 'ca.crt'),
+    '--service-account-issuer', 'https://kubernetes.default.svc', '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
+    '--authorization-mode', 'Node,RBAC', '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged', '--enable-priority-and-fairness=false']);
+  const kc = join(dir, 'kubeconfig');
+  writeFileSync(kc, kubeconfig(dir, server));
+  const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', kc, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const cluster: Cluster = {
+    dir, kubeconfig: kc, server, kubectl,
+    async stop() {
+      for (const p of procs.reverse()) p.kill('SIGTERM');
+      await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(null); }, 5000); p.once('exit', () => { clearTimeout(t); r(null); }); }))));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor('the API server', () => kubectl('get', '--raw', '/readyz') === 'ok', 60_000);
+    run('kube-controller-manager', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0',
+      '--service-account-private-key-file', join(dir, 'sa.key'), '--root-ca-file', join(dir, 'ca.crt'), '--use-service-account-credentials=false', '--controllers', '*']);
+    run('kube-scheduler', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
+    run('kwok', ['--kubeconfig', kc, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--node-ip', '10.0.0.1', '--server-address', '127.0.0.1:0', '--cidr', '10.244.0.0/16']);
+    for (let i = 0; i < (opts.nodes ?? 1); i++) {
+      const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: `kwok-node-${i}`, annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' }, labels: { type: 'kwok', 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'kubernetes.io/hostname': `kwok-node-${i}` } },
+        status: { allocatable: { cpu: '1000', memory: '4Ti', pods: '10000' }, capacity: { cpu: '1000', memory: '4Ti', pods: '10000' } } };
+      const f = join(dir, `node-${i}.json`);
+      writeFileSync(f, JSON.stringify(node));
+      kubectl('apply', '-f', f);
+    }
+    await waitFor('the KWOK nodes to be Ready', () => {
+      const nodes = JSON.parse(kubectl('get', 'nodes', '-o', 'json')) as { items: Array<{ status: { conditions?: Array<{ type: string; status: string }> }; spec: { taints?: unknown[] } }> };
+      return nodes.items.length === (opts.nodes ?? 1) && nodes.items.every((n) => n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !(n.spec.taints?.length));
+    }, 60_000);
+    return cluster;
+  } catch (err) {
+    const logs = ['kube-apiserver', 'kube-controller-manager', 'kwok'].map((n) => { try { return `--- ${n}\n${readFileSync(join(dir, 'logs', `${n}.log`), 'utf8').split('\n').slice(-8).join('\n')}`; } catch { return ''; } }).join('\n');
+    await cluster.stop();
+    throw new Error(`${(err as Error).message}\n${logs}`);
+  }
+}

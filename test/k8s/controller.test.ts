@@ -1,0 +1,112 @@
+// The lifecycle on real Kubernetes components (test/k8s/cluster.ts: etcd, kube-apiserver,
+// controller-manager, scheduler, KWOK): our controller, in this process, reconciles the seeds'
+// objects into Pods that KWOK runs; v1alpha1 and v1beta1 are converted by its webhook.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import net from 'node:net';
+import { startCluster, type Cluster } from './cluster.ts';
+import { runController, type ControllerFlags } from '../../packages/k8s/src/controller/main.ts';
+
+const repo = new URL('../../', import.meta.url).pathname;
+const WEBHOOK_HOST = 'asb-webhook.local';
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** The webhook's URL names a host that must resolve to loopback on this machine. */
+function ensureHostsLine(): void {
+  const hosts = readFileSync('/etc/hosts', 'utf8');
+  if (!new RegExp(`\\s${WEBHOOK_HOST.replace('.', '\\.')}(\\s|$)`, 'm').test(hosts)) writeFileSync('/etc/hosts', `${hosts.trimEnd()}\n127.0.0.1 ${WEBHOOK_HOST}\n`);
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try { const v = fn(); if (v) return v; } catch (err) { last = err; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+describe('the controller on a real API server', { timeout: 900_000 }, () => {
+  let cluster: Cluster;
+  let controller: { stop(): Promise<void> };
+  const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
+  const apply = (yaml: string) => { const f = join(cluster.dir, `apply-${Date.now()}.yaml`); writeFileSync(f, yaml); return cluster.kubectl('apply', '-f', f); };
+
+  before(async () => {
+    cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`) });
+    const crdDir = join(repo, 'deploy/crds');
+    assert.ok(existsSync(crdDir), 'deploy/crds (npm run gen:crds)');
+    for (const f of readdirSync(crdDir).filter((x) => x.endsWith('.yaml') && x !== 'kustomization.yaml')) cluster.kubectl('apply', '--server-side', '-f', join(crdDir, f));
+    cluster.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all');
+    cluster.kubectl('create', 'namespace', 'agent-sandbox-system');
+    ensureHostsLine();
+    const port = await freePort();
+    const flags: ControllerFlags = {
+      kubeconfig: cluster.kubeconfig, leaderElect: true, leaderElectionNamespace: 'agent-sandbox-system', metricsBindAddress: '0', healthProbeBindAddress: '0', extensions: true,
+      sandboxConcurrentWorkers: 16, sandboxClaimConcurrentWorkers: 16, sandboxWarmPoolConcurrentWorkers: 4,
+      webhookBindAddress: `127.0.0.1:${port}`, webhookServiceName: 'agent-sandbox-webhook', webhookServiceNamespace: 'agent-sandbox-system', webhookUrl: `https://${WEBHOOK_HOST}:${port}/convert`,
+    };
+    controller = await runController(flags);
+  });
+  after(async () => { await controller?.stop(); await cluster?.stop(); });
+
+  it('serves seed 001\'s template and pool: members become Ready through KWOK pods; a claim adopts one and the pool refills', async () => {
+    apply(readFileSync(join(repo, 'packages/api/test/fixtures/seed001-template-and-pool.yaml'), 'utf8'));
+    await waitFor('2 ready pool members', () => get('sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 120_000);
+    const members = get('sandboxes.agents.x-k8s.io').items.map((s: any) => s.metadata.name);
+    assert.equal(members.length, 2);
+    apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxClaim
+metadata: { name: my-claim }
+spec: { sandboxTemplateRef: { name: python-runtime-template } }
+`);
+    const claim = await waitFor('the claim to be Ready', () => { const c = get('sandboxclaims.extensions.agents.x-k8s.io', 'my-claim'); return c.status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True') && c; }, 60_000);
+    const adopted = claim.status.sandbox.name;
+    assert.ok(members.includes(adopted), `adopted a warm member (${adopted})`);
+    const sb = get('sandboxes.agents.x-k8s.io', adopted);
+    assert.equal(sb.metadata.ownerReferences[0].kind, 'SandboxClaim');
+    assert.equal(sb.metadata.annotations['agents.x-k8s.io/pod-name'], adopted);
+    assert.equal(sb.metadata.labels['agents.x-k8s.io/warm-pool-sandbox'], undefined);
+    const pod = get('pod', adopted);
+    assert.equal(pod.metadata.ownerReferences[0].name, adopted);
+    assert.equal(pod.status.phase, 'Running');
+    await waitFor('the pool to refill', () => get('sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 60_000);
+  });
+
+  it('converts between v1alpha1 and v1beta1 through the webhook: replicas 0 suspends (the pod goes), 1 resumes', async () => {
+    apply(`apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: plain }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: python:3.13-slim }]
+`);
+    await waitFor('its pod', () => get('pod', 'plain').status?.phase === 'Running');
+    assert.equal(get('sandboxes.v1beta1.agents.x-k8s.io', 'plain').spec.operatingMode, 'Running');
+    cluster.kubectl('patch', 'sandboxes.v1alpha1.agents.x-k8s.io', 'plain', '--type', 'merge', '-p', '{"spec":{"replicas":0}}');
+    assert.equal(get('sandboxes.v1beta1.agents.x-k8s.io', 'plain').spec.operatingMode, 'Suspended');
+    await waitFor('the pod to go', () => { try { get('pod', 'plain'); return false; } catch { return true; } });
+    cluster.kubectl('patch', 'sandboxes.v1beta1.agents.x-k8s.io', 'plain', '--type', 'merge', '-p', '{"spec":{"operatingMode":"Running"}}');
+    assert.equal(get('sandboxes.v1alpha1.agents.x-k8s.io', 'plain').spec.replicas, 1);
+    await waitFor('a new pod', () => get('pod', 'plain').status?.phase === 'Running');
+  });
+
+  it('deletes what a claim owns with it (garbage collection)', async () => {
+    cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', 'my-claim', '--wait=false');
+    await waitFor('the claim\'s sandbox and pod to go', () => {
+      const names = get('sandboxes.agents.x-k8s.io').items.filter((s: any) => s.metadata.ownerReferences?.[0]?.kind === 'SandboxClaim');
+      return names.length === 0;
+    }, 60_000);
+  });
+});
