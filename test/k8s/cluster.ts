@@ -105,7 +105,9 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
   run('kube-apiserver', ['--etcd-servers', `http://127.0.0.1:${etcdClient}`, '--bind-address', '127.0.0.1', '--secure-port', String(apiPort), '--advertise-address', '127.0.0.1',
     '--tls-cert-file', join(dir, 'server.crt'), '--tls-private-key-file', join(dir, 'server.key'), '--client-ca-file', join(dir, 'ca.crt'),
     '--service-account-issuer', 'https://kubernetes.default.svc', '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
-    '--authorization-mode', 'Node,RBAC', '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged', '--enable-priority-and-fairness=false']);
+    '--authorization-mode', 'Node,RBAC', '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged', '--enable-priority-and-fairness=false',
+    // The kubernetes Service's endpoint would be the advertise address, which may not be loopback.
+    '--endpoint-reconciler-type', 'none']);
   const kc = join(dir, 'kubeconfig');
   writeFileSync(kc, kubeconfig(dir, server));
   const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', kc, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -114,7 +116,8 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
     async stop() {
       for (const p of procs.reverse()) p.kill('SIGTERM');
       await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(null); }, 5000); p.once('exit', () => { clearTimeout(t); r(null); }); }))));
-      rmSync(dir, { recursive: true, force: true });
+      // ASB_K8S_KEEP=1 keeps the directory (logs, kubeconfig) for a look after a failure.
+      if (process.env.ASB_K8S_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
@@ -123,9 +126,12 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
       '--service-account-private-key-file', join(dir, 'sa.key'), '--root-ca-file', join(dir, 'ca.crt'), '--use-service-account-credentials=false', '--controllers', '*']);
     run('kube-scheduler', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
     run('kwok', ['--kubeconfig', kc, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--node-ip', '10.0.0.1', '--server-address', '127.0.0.1:0', '--cidr', '10.244.0.0/16']);
+    // The seeds' templates ask for runtimeClassName: gvisor; KWOK runs any class.
+    writeFileSync(join(dir, 'runtimeclass.yaml'), 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: { name: gvisor }\nhandler: runsc\n');
+    kubectl('apply', '-f', join(dir, 'runtimeclass.yaml'));
     for (let i = 0; i < (opts.nodes ?? 1); i++) {
       const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: `kwok-node-${i}`, annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' }, labels: { type: 'kwok', 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'kubernetes.io/hostname': `kwok-node-${i}` } },
-        status: { allocatable: { cpu: '1000', memory: '4Ti', pods: '10000' }, capacity: { cpu: '1000', memory: '4Ti', pods: '10000' } } };
+        status: { allocatable: { cpu: '1000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' }, capacity: { cpu: '1000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' } } };
       const f = join(dir, `node-${i}.json`);
       writeFileSync(f, JSON.stringify(node));
       kubectl('apply', '-f', f);

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { startCluster, type Cluster } from './cluster.ts';
-import { runController, type ControllerFlags } from '../../packages/k8s/src/controller/main.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const WEBHOOK_HOST = 'asb-webhook.local';
@@ -38,7 +39,7 @@ async function waitFor<T>(what: string, fn: () => T | undefined | false, timeout
 
 describe('the controller on a real API server', { timeout: 900_000 }, () => {
   let cluster: Cluster;
-  let controller: { stop(): Promise<void> };
+  let controller: ChildProcess;
   const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
   const apply = (yaml: string) => { const f = join(cluster.dir, `apply-${Date.now()}.yaml`); writeFileSync(f, yaml); return cluster.kubectl('apply', '-f', f); };
 
@@ -51,14 +52,19 @@ describe('the controller on a real API server', { timeout: 900_000 }, () => {
     cluster.kubectl('create', 'namespace', 'agent-sandbox-system');
     ensureHostsLine();
     const port = await freePort();
-    const flags: ControllerFlags = {
-      kubeconfig: cluster.kubeconfig, leaderElect: true, leaderElectionNamespace: 'agent-sandbox-system', metricsBindAddress: '0', healthProbeBindAddress: '0', extensions: true,
-      sandboxConcurrentWorkers: 16, sandboxClaimConcurrentWorkers: 16, sandboxWarmPoolConcurrentWorkers: 4,
-      webhookBindAddress: `127.0.0.1:${port}`, webhookServiceName: 'agent-sandbox-webhook', webhookServiceNamespace: 'agent-sandbox-system', webhookUrl: `https://${WEBHOOK_HOST}:${port}/convert`,
-    };
-    controller = await runController(flags);
+    // The controller as its own process, as deployed (and so that this test's synchronous
+    // kubectl calls do not stall the webhook the API server is calling).
+    const out = openSync(join(cluster.dir, 'logs', 'controller.log'), 'a');
+    controller = spawn(process.execPath, ['--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
+      '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${await freePort()}`,
+      '--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`], { stdio: ['ignore', out, out], cwd: repo });
+    // Ready when the CRDs carry its CA (it patches them before it reconciles).
+    await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
   });
-  after(async () => { await controller?.stop(); await cluster?.stop(); });
+  after(async () => {
+    if (controller && controller.exitCode === null) { controller.kill('SIGTERM'); await new Promise((r) => controller.once('exit', r)); }
+    await cluster?.stop();
+  });
 
   it('serves seed 001\'s template and pool: members become Ready through KWOK pods; a claim adopts one and the pool refills', async () => {
     apply(readFileSync(join(repo, 'packages/api/test/fixtures/seed001-template-and-pool.yaml'), 'utf8'));
