@@ -51,18 +51,31 @@ describe('the controller on a real API server', { timeout: 900_000 }, () => {
     cluster.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all');
     cluster.kubectl('create', 'namespace', 'agent-sandbox-system');
     ensureHostsLine();
+    controller = await startController();
+  });
+
+  /** The controller as its own process, as deployed (and so that this test's synchronous
+   *  kubectl calls do not stall the webhook the API server is calling). Resolves once it has
+   *  patched the CRDs with its webhook (it does so before it reconciles). */
+  async function startController(): Promise<ChildProcess> {
     const port = await freePort();
-    // The controller as its own process, as deployed (and so that this test's synchronous
-    // kubectl calls do not stall the webhook the API server is calling).
     const out = openSync(join(cluster.dir, 'logs', 'controller.log'), 'a');
-    controller = spawn(process.execPath, ['--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
       '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${await freePort()}`,
       '--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`], { stdio: ['ignore', out, out], cwd: repo });
-    // Ready when the CRDs carry its CA (it patches them before it reconciles).
+    others.push(child);
     await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
-  });
+    return child;
+  }
+  const others: ChildProcess[] = [];
+  const claimReady = (name: string) => { const c = get('sandboxclaims.extensions.agents.x-k8s.io', name); return c.status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True') && c; };
+  const claim = (name: string) => apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxClaim
+metadata: { name: ${name} }
+spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none }
+`);
   after(async () => {
-    if (controller && controller.exitCode === null) { controller.kill('SIGTERM'); await new Promise((r) => controller.once('exit', r)); }
+    for (const c of others) if (c.exitCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
     await cluster?.stop();
   });
 
@@ -108,8 +121,33 @@ spec:
     await waitFor('a new pod', () => get('pod', 'plain').status?.phase === 'Running');
   });
 
+  it('picks up where it left off after a restart: a claim made while it was down is served', async () => {
+    controller.kill('SIGKILL');
+    await new Promise((r) => controller.once('exit', r));
+    // v1beta1, the storage version: writing it needs no webhook (v1alpha1 waits for one).
+    apply(`apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata: { name: while-down }
+spec: { warmPoolRef: { name: python-sandbox-warmpool } }
+`);
+    controller = await startController();
+    await waitFor('the claim made while the controller was down', () => claimReady('while-down'), 60_000);
+  });
+
+  it('hands over between two replicas: the standby takes the Lease when the leader dies, and serves', async () => {
+    const standby = await startController();
+    const lease = () => get('lease', '-n', 'agent-sandbox-system', 'a3317529.agent-sandbox.x-k8s.io').spec.holderIdentity as string;
+    const leader = lease();
+    assert.ok(leader, 'a leader holds the lease');
+    controller.kill('SIGKILL'); // no release: the standby must wait for the lease to expire
+    await waitFor('the standby to take the lease', () => lease() !== leader && lease(), 60_000);
+    claim('after-handover');
+    await waitFor('a claim served by the new leader', () => claimReady('after-handover'), 60_000);
+    controller = standby;
+  });
+
   it('deletes what a claim owns with it (garbage collection)', async () => {
-    cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', 'my-claim', '--wait=false');
+    cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', '--all', '--wait=false');
     await waitFor('the claim\'s sandbox and pod to go', () => {
       const names = get('sandboxes.agents.x-k8s.io').items.filter((s: any) => s.metadata.ownerReferences?.[0]?.kind === 'SandboxClaim');
       return names.length === 0;

@@ -3,6 +3,9 @@
 // exits) when renewing fails for longer than the renew deadline: two leaders must never act.
 import * as k8s from '@kubernetes/client-node';
 
+/** A MicroTime as the API server parses it: six fractional digits (a JS Date has three). */
+export const microTime = (d: Date): k8s.V1MicroTime => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as k8s.V1MicroTime;
+
 export interface LeaderOptions {
   namespace: string;
   name: string;
@@ -52,10 +55,10 @@ export class LeaderElector {
     } catch (err) {
       if ((err as { code?: number }).code !== 404) return false;
     }
-    const spec: k8s.V1LeaseSpec = { holderIdentity: identity, leaseDurationSeconds: this.duration, renewTime: now as unknown as k8s.V1MicroTime };
+    const spec: k8s.V1LeaseSpec = { holderIdentity: identity, leaseDurationSeconds: this.duration, renewTime: microTime(now) };
     if (!lease) {
       try {
-        await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now as unknown as k8s.V1MicroTime, leaseTransitions: 0 } } });
+        await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } } });
         return true;
       } catch { return false; }
     }
@@ -66,7 +69,7 @@ export class LeaderElector {
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (held === identity ? 0 : 1);
     try {
       // resourceVersion in the body: a concurrent taker makes this a 409, not a second leader.
-      await this.api.replaceNamespacedLease({ namespace, name, body: { ...lease, spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(held === identity ? {} : { acquireTime: now as unknown as k8s.V1MicroTime }) } } });
+      await this.api.replaceNamespacedLease({ namespace, name, body: { ...lease, spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(held === identity ? {} : { acquireTime: microTime(now) }) } } });
       return true;
     } catch { return false; }
   }

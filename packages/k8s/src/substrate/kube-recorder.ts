@@ -2,6 +2,7 @@
 // agent-sandbox-controller): `asb describe` locally, `kubectl describe` here.
 import * as k8s from '@kubernetes/client-node';
 import type { AnyHub, Recorder } from '@asb/lifecycle';
+import { microTime } from '../controller/leader.ts';
 
 const REPORTER = 'agent-sandbox-controller';
 
@@ -17,7 +18,7 @@ export class KubeRecorder implements Recorder {
     const body: k8s.EventsV1Event = {
       apiVersion: 'events.k8s.io/v1', kind: 'Event',
       metadata: { generateName: `${obj.metadata.name}.`, namespace: obj.metadata.namespace },
-      eventTime: now as unknown as k8s.V1MicroTime,
+      eventTime: microTime(now),
       type, reason, note: message.slice(0, 1024), action: reason,
       reportingController: REPORTER, reportingInstance: `${REPORTER}-${this.instance}`,
       regarding: { apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion },
