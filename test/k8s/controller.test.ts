@@ -75,7 +75,8 @@ metadata: { name: ${name} }
 spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none }
 `);
   after(async () => {
-    for (const c of others) if (c.exitCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
+    // (A process killed by a signal has exitCode null too: signalCode says it is gone.)
+    for (const c of others) if (c.exitCode === null && c.signalCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
     await cluster?.stop();
   });
 
