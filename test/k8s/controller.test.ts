@@ -5,21 +5,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { startCluster, type Cluster } from './cluster.ts';
+import { startCluster, freePort, type Cluster } from './cluster.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const WEBHOOK_HOST = 'asb-webhook.local';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** The webhook's URL names a host that must resolve to loopback on this machine. */
 function ensureHostsLine(): void {

@@ -10,7 +10,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { FileEntry } from '@asb/sdk';
 import { SandboxSession, type SessionOptions } from './session.ts';
-import { DEFAULT_LIMITS, fileUri, registerTools, type ToolLimits } from './tools.ts';
+import { DEFAULT_LIMITS, fileUri, isText, registerTools, type ToolLimits } from './tools.ts';
 
 export const SERVER_NAME = 'agent-sandbox';
 export const SERVER_VERSION = '0.1.0';
@@ -38,7 +38,7 @@ export function createMcpServer(session: SandboxSession, limits: ToolLimits): Mc
     const path = decodeURIComponent(String(vars.path ?? ''));
     const { sandbox } = await session.sandbox();
     const bytes = await sandbox.files.read(path, { format: 'bytes' }) as Uint8Array;
-    const text = isUtf8(bytes) ? new TextDecoder().decode(bytes) : undefined;
+    const text = isText(bytes) ? new TextDecoder().decode(bytes) : undefined;
     return { contents: [text !== undefined ? { uri: uri.href, mimeType: 'text/plain', text } : { uri: uri.href, mimeType: 'application/octet-stream', blob: Buffer.from(bytes).toString('base64') }] };
   });
   return server;
@@ -127,9 +127,4 @@ async function walk(list: (p: string) => Promise<FileEntry[]>, dir: string, max:
     }
   }
   return out;
-}
-
-function isUtf8(bytes: Uint8Array): boolean {
-  if (bytes.includes(0)) return false;
-  try { new TextDecoder('utf-8', { fatal: true }).decode(bytes); return true; } catch { return false; }
 }

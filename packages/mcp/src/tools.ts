@@ -211,7 +211,7 @@ function failure(message: string): CallToolResult {
 }
 
 /** UTF-8 without NUL bytes reads as text. */
-function isText(bytes: Uint8Array): boolean {
+export function isText(bytes: Uint8Array): boolean {
   if (bytes.includes(0)) return false;
   try { new TextDecoder('utf-8', { fatal: true }).decode(bytes); return true; } catch { return false; }
 }

@@ -36,9 +36,7 @@ export class GvisorDriver implements SandboxDriver {
   }
 
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
-    const bundle = join(paths.dir, 'bundle');
-    mkdirSync(bundle, { recursive: true, mode: 0o700 });
-    writeFileSync(join(bundle, 'config.json'), JSON.stringify(buildOciSpec(spec)));
+    const bundle = writeBundle(spec, paths);
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
     // Detached: a sandbox outlives an engine crash (the engine re-adopts or reaps it on restart).
@@ -94,9 +92,7 @@ export class GvisorDriver implements SandboxDriver {
   }
 
   async restore(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths, imageDir: string): Promise<DriverHandle> {
-    const bundle = join(paths.dir, 'bundle');
-    mkdirSync(bundle, { recursive: true, mode: 0o700 });
-    writeFileSync(join(bundle, 'config.json'), JSON.stringify(buildOciSpec(spec)));
+    const bundle = writeBundle(spec, paths);
     // The checkpointed agent's fd 0 was a socket: restore needs a socket there again (a file
     // fails with ENOTSOCK). That old connection's HTTP/2 state is the old engine's, so it is
     // closed at once and the engine talks to the agent through a relay, as after a crash.
@@ -215,6 +211,14 @@ export class GvisorDriver implements SandboxDriver {
     const { stdout } = await run(this.runsc, [...this.flags(), 'list', '--quiet'], { timeout: 30_000 });
     return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
   }
+}
+
+/** The OCI bundle of a sandbox (its config.json), for `runsc run` and `runsc restore` alike. */
+function writeBundle(spec: SandboxRuntimeSpec, paths: DriverPaths): string {
+  const bundle = join(paths.dir, 'bundle');
+  mkdirSync(bundle, { recursive: true, mode: 0o700 });
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(buildOciSpec(spec)));
+  return bundle;
 }
 
 /** A live process's start time (clock ticks after boot), or undefined when it is gone or a zombie. */
