@@ -5,8 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 npm run --silent typecheck
-# etcd, kube-apiserver, controller-manager, scheduler and KWOK for test/k8s, from the Go module
-# proxy (~9 min on 2 cores the first time; cached in ~/.cache/asb-k8s afterwards).
+# Upstream's Python client runs in virtualenvs (test/k8s/python.ts): venv needs ensurepip.
+if ! python3 -c 'import ensurepip' 2>/dev/null && [ "$(id -u)" -eq 0 ]; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+# etcd, kube-apiserver, controller-manager, scheduler, KWOK and upstream's controller for test/k8s,
+# from the Go module proxy (~12 min on 2 cores the first time; cached in ~/.cache/asb-k8s afterwards),
+# and upstream's Python client from PyPI.
 node --import tsx test/k8s/build.ts
 shopt -s globstar nullglob
 # Node 20's test runner takes no globs: the shell expands them.

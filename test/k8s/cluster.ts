@@ -22,7 +22,17 @@ const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: str
     ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
   },
   { dir: 'tools/k8s/kwok', bins: ['kwok'], pkgs: ['sigs.k8s.io/kwok/cmd/kwok'], ldflags: '-s -w' },
+  // Upstream's controller v0.5.6 (the side-by-side tests and bench:k8s).
+  { dir: 'tools/k8s/upstream', bins: ['agent-sandbox-controller'], pkgs: ['sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller'], ldflags: '-s -w' },
 ];
+
+export const UPSTREAM_VERSION = 'v0.5.6';
+
+/** Upstream's module source (its CRDs are under k8s/crds), downloaded through the Go module proxy. */
+export function upstreamModuleDir(): string {
+  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/agent-sandbox@${UPSTREAM_VERSION}`], { cwd: join(repo, 'tools/k8s/upstream'), encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  return (JSON.parse(out) as { Dir: string }).Dir;
+}
 
 /** Builds what is not cached yet (the API server takes ~3.5 min on 2 cores; the rest less). */
 export function ensureBinaries(log: (m: string) => void = () => {}): void {

@@ -1,75 +1,31 @@
 // The lifecycle on real Kubernetes components (test/k8s/cluster.ts: etcd, kube-apiserver,
-// controller-manager, scheduler, KWOK): our controller, in this process, reconciles the seeds'
-// objects into Pods that KWOK runs; v1alpha1 and v1beta1 are converted by its webhook.
+// controller-manager, scheduler, KWOK): our controller, as its own process, reconciles the
+// seeds' objects into Pods that KWOK runs; v1alpha1 and v1beta1 are converted by its webhook.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
-import { startCluster, freePort, type Cluster } from './cluster.ts';
-
-const repo = new URL('../../', import.meta.url).pathname;
-const WEBHOOK_HOST = 'asb-webhook.local';
-
-/** The webhook's URL names a host that must resolve to loopback on this machine. */
-function ensureHostsLine(): void {
-  const hosts = readFileSync('/etc/hosts', 'utf8');
-  if (!new RegExp(`\\s${WEBHOOK_HOST.replace('.', '\\.')}(\\s|$)`, 'm').test(hosts)) writeFileSync('/etc/hosts', `${hosts.trimEnd()}\n127.0.0.1 ${WEBHOOK_HOST}\n`);
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try { const v = fn(); if (v) return v; } catch (err) { last = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+import type { ChildProcess } from 'node:child_process';
+import { startHarness, waitFor, repo, type Harness } from './harness.ts';
 
 describe('the controller on a real API server', { timeout: 900_000 }, () => {
-  let cluster: Cluster;
+  let h: Harness;
   let controller: ChildProcess;
-  const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
-  const apply = (yaml: string) => { const f = join(cluster.dir, `apply-${Date.now()}.yaml`); writeFileSync(f, yaml); return cluster.kubectl('apply', '-f', f); };
-
-  before(async () => {
-    cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`) });
-    const crdDir = join(repo, 'deploy/crds');
-    assert.ok(existsSync(crdDir), 'deploy/crds (npm run gen:crds)');
-    for (const f of readdirSync(crdDir).filter((x) => x.endsWith('.yaml') && x !== 'kustomization.yaml')) cluster.kubectl('apply', '--server-side', '-f', join(crdDir, f));
-    cluster.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all');
-    cluster.kubectl('create', 'namespace', 'agent-sandbox-system');
-    ensureHostsLine();
-    controller = await startController();
-  });
-
-  /** The controller as its own process, as deployed (and so that this test's synchronous
-   *  kubectl calls do not stall the webhook the API server is calling). Resolves once it has
-   *  patched the CRDs with its webhook (it does so before it reconciles). */
-  async function startController(): Promise<ChildProcess> {
-    const port = await freePort();
-    const out = openSync(join(cluster.dir, 'logs', 'controller.log'), 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
-      '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${await freePort()}`,
-      '--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`], { stdio: ['ignore', out, out], cwd: repo });
-    others.push(child);
-    await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
-    return child;
-  }
-  const others: ChildProcess[] = [];
-  const claimReady = (name: string) => { const c = get('sandboxclaims.extensions.agents.x-k8s.io', name); return c.status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True') && c; };
+  const get = (...args: string[]) => h.get(...args);
+  const apply = (yaml: string) => h.apply(yaml);
+  const claimReady = (name: string) => h.claimReady(name);
+  const startController = () => h.startController();
   const claim = (name: string) => apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxClaim
 metadata: { name: ${name} }
 spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none }
 `);
-  after(async () => {
-    // (A process killed by a signal has exitCode null too: signalCode says it is gone.)
-    for (const c of others) if (c.exitCode === null && c.signalCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
-    await cluster?.stop();
+
+  before(async () => {
+    h = await startHarness({ controller: false });
+    controller = await startController();
   });
+  after(async () => { await h?.stop(); });
 
   it('serves seed 001\'s template and pool: members become Ready through KWOK pods; a claim adopts one and the pool refills', async () => {
     apply(readFileSync(join(repo, 'packages/api/test/fixtures/seed001-template-and-pool.yaml'), 'utf8'));
@@ -105,10 +61,10 @@ spec:
 `);
     await waitFor('its pod', () => get('pod', 'plain').status?.phase === 'Running');
     assert.equal(get('sandboxes.v1beta1.agents.x-k8s.io', 'plain').spec.operatingMode, 'Running');
-    cluster.kubectl('patch', 'sandboxes.v1alpha1.agents.x-k8s.io', 'plain', '--type', 'merge', '-p', '{"spec":{"replicas":0}}');
+    h.cluster.kubectl('patch', 'sandboxes.v1alpha1.agents.x-k8s.io', 'plain', '--type', 'merge', '-p', '{"spec":{"replicas":0}}');
     assert.equal(get('sandboxes.v1beta1.agents.x-k8s.io', 'plain').spec.operatingMode, 'Suspended');
     await waitFor('the pod to go', () => { try { get('pod', 'plain'); return false; } catch { return true; } });
-    cluster.kubectl('patch', 'sandboxes.v1beta1.agents.x-k8s.io', 'plain', '--type', 'merge', '-p', '{"spec":{"operatingMode":"Running"}}');
+    h.cluster.kubectl('patch', 'sandboxes.v1beta1.agents.x-k8s.io', 'plain', '--type', 'merge', '-p', '{"spec":{"operatingMode":"Running"}}');
     assert.equal(get('sandboxes.v1alpha1.agents.x-k8s.io', 'plain').spec.replicas, 1);
     await waitFor('a new pod', () => get('pod', 'plain').status?.phase === 'Running');
   });
@@ -139,7 +95,7 @@ spec: { warmPoolRef: { name: python-sandbox-warmpool } }
   });
 
   it('deletes what a claim owns with it (garbage collection)', async () => {
-    cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', '--all', '--wait=false');
+    h.cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', '--all', '--wait=false');
     await waitFor('the claim\'s sandbox and pod to go', () => {
       const names = get('sandboxes.agents.x-k8s.io').items.filter((s: any) => s.metadata.ownerReferences?.[0]?.kind === 'SandboxClaim');
       return names.length === 0;

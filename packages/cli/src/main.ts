@@ -114,6 +114,10 @@ program.command('mcp').description('MCP server: sandboxes as tools for agents, o
   .option('-t, --template <name>', 'SandboxTemplate of each conversation\'s sandbox', 'python-runtime-template')
   .option('--idle-timeout <seconds>', 'delete a conversation\'s sandbox after this long without a tool call (0: never)', '900')
   .option('--sandbox <name>', 'reattach every conversation to this named sandbox (created if missing, kept afterwards)')
+  .option('--kubernetes', 'sandboxes on a Kubernetes cluster (SandboxClaims) instead of the local engine')
+  .option('--kubeconfig <file>', 'the cluster\'s kubeconfig (implies --kubernetes) [default: $KUBECONFIG, ~/.kube/config]')
+  .option('--router-url <url>', 'Kubernetes: the sandbox router\'s address [default: kubectl port-forward to svc/sandbox-router-svc]')
+  .option('--warm-pool <name>', 'Kubernetes: claim from this SandboxWarmPool')
   .action((flags) => exit(mcpCommand(ctx(), flags)));
 
 const engine = program.command('engine').description('the local engine (gVisor sandboxes on this machine)');

@@ -70,6 +70,6 @@ describe('deploy/ manifests', { skip: hasKubectl ? undefined : 'kubectl is not i
     const dep = docs.find((d) => d.kind === 'Deployment')!;
     assert.equal(dep.spec.template.spec.securityContext.runAsNonRoot, true);
     assert.ok(dep.spec.template.spec.containers[0].args.includes('--leader-elect=true'));
-    assert.equal(docs.find((d) => d.kind === 'Service')!.metadata.name, 'agent-sandbox-webhook');
+    assert.equal(docs.find((d) => d.kind === 'Service')!.metadata.name, 'agent-sandbox-webhook-service');
   });
 });

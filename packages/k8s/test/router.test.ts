@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, WebSocket } from 'ws';
 import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
-import { createRouter, isPrivatePodIp } from '../src/router/router.ts';
+import { createRouter, isPrivatePodIp, parseBackend, targetOf } from '../src/router/router.ts';
 
 const TOKEN = 'router-test-token';
 const listen = (s: http.Server) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
@@ -75,6 +75,23 @@ describe('sandbox router', () => {
       assert.equal((await call('/', { headers: { ...auth, 'x-sandbox-id': 'a', 'x-sandbox-pod-ip': ip } })).status, 400, ip);
     }
     assert.ok(isPrivatePodIp('10.244.1.7') && isPrivatePodIp('fd00::1') && !isPrivatePodIp('::1'));
+  });
+
+  it('ROUTER_BACKEND sends every sandbox to one address, whatever DNS and the pod IP say', async () => {
+    assert.deepEqual(parseBackend('127.0.0.1:9000'), { host: '127.0.0.1', port: 9000 });
+    assert.deepEqual(parseBackend('[::1]:8888'), { host: '::1', port: 8888 });
+    assert.deepEqual(parseBackend('agent.local'), { host: 'agent.local', port: undefined });
+    assert.throws(() => parseBackend('host:99999'), /host\[:port\]/);
+    const o = { token: TOKEN, backend: { host: '127.0.0.1', port: agentPort } };
+    assert.deepEqual(targetOf({ 'x-sandbox-id': 'sb-1', 'x-sandbox-pod-ip': '10.0.0.9' }, o), { host: '127.0.0.1', port: agentPort, id: 'sb-1', timeoutMs: 180_000 });
+    // The headers are still checked as upstream checks them.
+    assert.equal((targetOf({ 'x-sandbox-id': 'sb-1', 'x-sandbox-pod-ip': '169.254.169.254' }, o) as { status: number }).status, 400);
+    const router = createRouter(o);
+    const port = await listen(router);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/execute`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'x-sandbox-id': 'any-sandbox', 'x-sandbox-pod-ip': '10.1.2.3', 'content-type': 'application/json' }, body: JSON.stringify({ command: 'echo via-backend' }) });
+      assert.deepEqual(await res.json(), { stdout: 'via-backend\n', stderr: '', exit_code: 0 });
+    } finally { router.closeAllConnections(); router.close(); }
   });
 
   it('routes upstream runtime calls to the agent: /execute, upload, download', async () => {

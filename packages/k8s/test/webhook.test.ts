@@ -30,7 +30,7 @@ describe('conversion webhook', () => {
   let certs: ServingCerts;
   let server: WebhookServer;
   before(async () => {
-    certs = await makeServingCerts([NAME, 'agent-sandbox-webhook.agent-sandbox-system.svc']);
+    certs = await makeServingCerts([NAME, 'agent-sandbox-webhook-service.agent-sandbox-system.svc']);
     server = await serveWebhook(certs, { host: '127.0.0.1', port: 0 });
   });
   after(() => server.close());

@@ -1,11 +1,16 @@
 // One sandbox per MCP session: created on the first tool call that needs it (from a template, so
 // a warm pool serves it when there is one), kept across calls, deleted when the session ends or
 // after it has been idle for a while. A named sandbox (`sandbox` option) is reattached instead,
-// survives the session, and is shared by every session that names it.
-import { Sandbox, NotFoundError, type ConnectionOpts } from '@asb/sdk';
+// survives the session, and is shared by every session that names it. On the local engine, or on
+// a Kubernetes cluster (`connection`): a sandbox is then a SandboxClaim, reached through the router.
+import { Sandbox, NotFoundError, type ConnectionOpts, type KubernetesConnection } from '@asb/sdk';
 
 export interface SessionOptions {
   conn: ConnectionOpts;
+  /** A cluster instead of the local engine. */
+  connection?: KubernetesConnection;
+  /** Kubernetes: claim from this SandboxWarmPool instead of the template. */
+  warmPool?: string;
   /** SandboxTemplate of new sandboxes. @default "python-runtime-template" */
   template?: string;
   /** Delete the session's sandbox after this long without a tool call. @default 15 min; 0: never */
@@ -51,17 +56,19 @@ export class SandboxSession {
   }
 
   private async open(): Promise<Sandbox> {
-    const { conn, template, sandbox: name } = this.opts;
+    const { conn, connection, template, warmPool, sandbox: name } = this.opts;
     if (name) {
       try {
-        return await Sandbox.connect(name, { ...conn, waitReadyMs: 120_000 });
+        return await Sandbox.connect(name, { ...conn, connection, waitReadyMs: 120_000 });
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err;
       }
-      // A claim named after the sandbox: a cold start names the sandbox after its claim.
+      // A claim named after the sandbox: a cold start names the sandbox after its claim (on
+      // Kubernetes the claim has the name, and connect finds its sandbox through it).
+      if (connection) return Sandbox.create({ ...conn, connection, template, warmPool, name });
       return Sandbox.create({ ...conn, template, name, warmpool: 'none' });
     }
-    return Sandbox.create({ ...conn, template });
+    return Sandbox.create({ ...conn, connection, template, warmPool });
   }
 
   private touch(): void {

@@ -1,4 +1,5 @@
-export { Sandbox, type SandboxInfo, type SandboxCreateOpts } from './sandbox.ts';
+export { Sandbox, type SandboxInfo, type SandboxCreateOpts, type SandboxControl } from './sandbox.ts';
+export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes.ts';
 export { Commands, type RunOpts, type CommandResult, type ProcessInfo } from './commands.ts';
 export { Files, type FileEntry, type FileStat } from './files.ts';
 export { resolveConnection, type ConnectionOpts, type ResolvedConnection } from './connection.ts';

@@ -137,7 +137,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--sandbox-claim-concurrent-workers <n>', 'SandboxClaim reconciles at once', (v) => Number(v), 50)
     .option('--sandbox-warm-pool-concurrent-workers <n>', 'SandboxWarmPool reconciles at once', (v) => Number(v), 4)
     .option('--webhook-bind-address <addr>', 'conversion webhook (HTTPS; 0 disables)', ':9443')
-    .option('--webhook-service-name <name>', 'the Service the CRDs call the webhook through', 'agent-sandbox-webhook')
+    .option('--webhook-service-name <name>', 'the Service the CRDs call the webhook through', 'agent-sandbox-webhook-service')
     .option('--webhook-service-namespace <ns>', 'its namespace', 'agent-sandbox-system')
     .option('--webhook-url <url>', 'call the webhook at this URL instead (a controller outside the cluster)')
     .allowUnknownOption(false);

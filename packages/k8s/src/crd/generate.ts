@@ -28,7 +28,10 @@ export function structural(node: Schema): Schema {
     return { 'x-kubernetes-preserve-unknown-fields': true };
   }
   if (node.allOf) return structural(Object.assign({}, ...node.allOf));
-  let type = Array.isArray(node.type) ? node.type.find((t: string) => t !== 'null') : node.type;
+  const types: string[] = Array.isArray(node.type) ? node.type.filter((t: string) => t !== 'null') : node.type ? [node.type] : [];
+  // A quantity (string | number): int-or-string, as Kubernetes' own resource.Quantity.
+  if (types.length > 1 && types.includes('string') && types.every((t) => t === 'string' || t === 'number' || t === 'integer')) return { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] };
+  let type = types[0];
   if (node.const !== undefined) { out.enum = [node.const]; type ??= typeof node.const; }
   if (!type) return { 'x-kubernetes-preserve-unknown-fields': true };
   out.type = type;
@@ -58,26 +61,21 @@ export function structural(node: Schema): Schema {
   return out;
 }
 
-const COLUMNS: Record<Kind, Array<{ name: string; type: string; jsonPath: string; description?: string }>> = {
-  Sandbox: [
-    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-    { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
-    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-  ],
-  SandboxTemplate: [{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
-  SandboxClaim: [
-    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-    { name: 'Sandbox', type: 'string', jsonPath: '.status.sandbox.name' },
-    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-  ],
-  SandboxWarmPool: [
-    { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
-    { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas' },
-    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-  ],
+// Printer columns as upstream's CRDs have them: v1beta1 everywhere; v1alpha1 only for pools.
+const READY = { name: 'Ready', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" };
+const REASON = { name: 'Reason', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].reason" };
+const AGE = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+const POOL_COLUMNS = [{ name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' }, { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas' }, AGE];
+const COLUMNS: Record<Kind, Partial<Record<Version, Schema[]>>> = {
+  Sandbox: { v1beta1: [READY, REASON, AGE] },
+  SandboxTemplate: {},
+  SandboxClaim: { v1beta1: [READY, { name: 'Sandbox', type: 'string', jsonPath: '.status.sandbox.name' }, REASON, AGE] },
+  SandboxWarmPool: { v1alpha1: POOL_COLUMNS, v1beta1: POOL_COLUMNS },
 };
 
-function subresources(kind: Kind, version: Version): Schema {
+/** Status everywhere but on templates (upstream's have none); scale where replicas mean pods. */
+function subresources(kind: Kind, version: Version): Schema | undefined {
+  if (kind === 'SandboxTemplate') return undefined;
   const scale = kind === 'SandboxWarmPool' || (kind === 'Sandbox' && version === 'v1alpha1')
     ? { scale: { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' } }
     : {};
@@ -103,7 +101,9 @@ export function generateCrds(opts: CrdOptions = {}): Schema[] {
       if (!schema.required.length) delete schema.required;
       return {
         name: version, served: true, storage: version === 'v1beta1',
-        schema: { openAPIV3Schema: schema }, subresources: subresources(kind, version), additionalPrinterColumns: COLUMNS[kind],
+        schema: { openAPIV3Schema: schema },
+        ...(subresources(kind, version) ? { subresources: subresources(kind, version) } : {}),
+        ...(COLUMNS[kind][version] ? { additionalPrinterColumns: COLUMNS[kind][version] } : {}),
       };
     });
     return {
@@ -115,7 +115,7 @@ export function generateCrds(opts: CrdOptions = {}): Schema[] {
         versions,
         conversion: {
           strategy: 'Webhook',
-          webhook: { conversionReviewVersions: ['v1'], clientConfig: opts.webhook ?? { service: { name: 'agent-sandbox-webhook', namespace: 'agent-sandbox-system', path: '/convert', port: 443 } } },
+          webhook: { conversionReviewVersions: ['v1', 'v1beta1'], clientConfig: opts.webhook ?? { service: { name: 'agent-sandbox-webhook-service', namespace: 'agent-sandbox-system', path: '/convert' } } },
         },
       },
     };

@@ -1,12 +1,14 @@
 // sandbox-router: configured by the environment as upstream's (ROUTER_AUTH_TOKEN,
-// ALLOW_UNAUTHENTICATED_ROUTER, CLUSTER_DOMAIN, PROXY_TIMEOUT_SECONDS), on :8080.
-import { createRouter } from './router.ts';
+// ALLOW_UNAUTHENTICATED_ROUTER, CLUSTER_DOMAIN, PROXY_TIMEOUT_SECONDS), on :8080; ROUTER_BACKEND
+// (ours) sends every sandbox's traffic to one address.
+import { createRouter, parseBackend } from './router.ts';
 
 export function routerFromEnv(env: NodeJS.ProcessEnv = process.env) {
   return createRouter({
     token: env.ROUTER_AUTH_TOKEN || undefined,
     allowUnauthenticated: env.ALLOW_UNAUTHENTICATED_ROUTER === 'true',
     clusterDomain: env.CLUSTER_DOMAIN || undefined,
+    backend: env.ROUTER_BACKEND ? parseBackend(env.ROUTER_BACKEND) : undefined,
     proxyTimeoutS: env.PROXY_TIMEOUT_SECONDS ? Number(env.PROXY_TIMEOUT_SECONDS) : undefined,
     log: (msg, fields) => process.stderr.write(JSON.stringify({ msg, ...fields }) + '\n'),
   });

@@ -20,6 +20,10 @@ export interface RouterOptions {
   podIpAllowed?: (ip: string) => boolean;
   /** Replaces DNS: `<id>.<ns>` → host (tests, or a router outside the cluster). */
   resolve?: (id: string, namespace: string) => string | undefined;
+  /** ROUTER_BACKEND=host[:port]: every sandbox is reached at this address, whatever DNS or
+   *  X-Sandbox-Pod-IP say: a router outside the cluster pointed at one runtime (development,
+   *  and the tests on a simulated cluster whose pods have no network). */
+  backend?: { host: string; port?: number };
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -67,7 +71,16 @@ export function targetOf(headers: http.IncomingHttpHeaders, o: RouterOptions): T
   } else {
     host = o.resolve?.(id, namespace) ?? `${id}.${namespace}.svc.${o.clusterDomain ?? 'cluster.local'}`;
   }
+  if (o.backend) return { host: o.backend.host, port: o.backend.port ?? port, id, timeoutMs: timeoutS * 1000 };
   return { host, port, id, timeoutMs: timeoutS * 1000 };
+}
+
+/** `host[:port]` (IPv6 in brackets) → the router's backend override. */
+export function parseBackend(text: string): { host: string; port?: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
+  const port = m?.[3] ? Number(m[3]) : undefined;
+  if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new Error(`ROUTER_BACKEND must be host[:port], not "${text}"`);
+  return { host: m[1] ?? m[2]!, port };
 }
 
 /** Headers for the sandbox: routing, auth and hop-by-hop headers dropped; Host is the target's. */

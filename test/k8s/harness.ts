@@ -1,0 +1,88 @@
+// What every test and benchmark on the real control plane needs: the cluster (cluster.ts) with
+// our CRDs installed, our controller as its own process (as deployed: its conversion webhook on a
+// host name that resolves to loopback), and small kubectl helpers.
+import { readFileSync, writeFileSync, existsSync, readdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { startCluster, freePort, type Cluster } from './cluster.ts';
+
+export const repo = new URL('../../', import.meta.url).pathname;
+export const WEBHOOK_HOST = 'asb-webhook.local';
+
+/** The webhook's URL names a host that must resolve to loopback on this machine. */
+function ensureHostsLine(): void {
+  const hosts = readFileSync('/etc/hosts', 'utf8');
+  if (!new RegExp(`\\s${WEBHOOK_HOST.replace('.', '\\.')}(\\s|$)`, 'm').test(hosts)) writeFileSync('/etc/hosts', `${hosts.trimEnd()}\n127.0.0.1 ${WEBHOOK_HOST}\n`);
+}
+
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export interface Harness {
+  cluster: Cluster;
+  get(...args: string[]): any;
+  /** `kubectl get` that answers undefined for NotFound. */
+  find(...args: string[]): any;
+  apply(yaml: string): string;
+  /** Starts one more controller replica; resolves once it has patched the CRDs with its webhook. */
+  startController(extraArgs?: string[]): Promise<ChildProcess>;
+  claimReady(name: string): any;
+  stop(): Promise<void>;
+}
+
+/**
+ * `controllerArgs` are added to the first controller's flags. Suites that do not test leader
+ * election pass `--leader-elect=false`: on a loaded 2-core machine a lease renewal can miss its
+ * deadline, and a controller that loses its lease exits (as upstream's), with no Deployment
+ * here to restart it.
+ */
+export async function startHarness(opts: { controller?: boolean; controllerArgs?: string[] } = {}): Promise<Harness> {
+  const cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`) });
+  const children: ChildProcess[] = [];
+  const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
+  const find = (...args: string[]) => { try { return get(...args); } catch (err) { if (/NotFound/.test(String((err as { stderr?: string }).stderr ?? err))) return undefined; throw err; } };
+  let n = 0;
+  const apply = (yaml: string) => { const f = join(cluster.dir, `apply-${Date.now()}-${n++}.yaml`); writeFileSync(f, yaml); return cluster.kubectl('apply', '-f', f); };
+  const h: Harness = {
+    cluster, get, find, apply,
+    async startController(extraArgs = []) {
+      const port = await freePort();
+      const out = openSync(join(cluster.dir, 'logs', 'controller.log'), 'a');
+      const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
+        '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${await freePort()}`,
+        '--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`, ...extraArgs], { stdio: ['ignore', out, out], cwd: repo });
+      children.push(child);
+      await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
+      return child;
+    },
+    claimReady(name: string) {
+      const c = find('sandboxclaims.extensions.agents.x-k8s.io', name);
+      return c?.status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True') && c;
+    },
+    async stop() {
+      // (A process killed by a signal has exitCode null too: signalCode says it is gone.)
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
+      await cluster.stop();
+    },
+  };
+  try {
+    const crdDir = join(repo, 'deploy/crds');
+    if (!existsSync(crdDir)) throw new Error('deploy/crds is missing (npm run gen:crds)');
+    for (const f of readdirSync(crdDir).filter((x) => x.endsWith('.yaml') && x !== 'kustomization.yaml')) cluster.kubectl('apply', '--server-side', '-f', join(crdDir, f));
+    cluster.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all');
+    cluster.kubectl('create', 'namespace', 'agent-sandbox-system');
+    ensureHostsLine();
+    if (opts.controller ?? true) await h.startController(opts.controllerArgs);
+    return h;
+  } catch (err) {
+    await h.stop();
+    throw err;
+  }
+}

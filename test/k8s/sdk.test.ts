@@ -1,0 +1,129 @@
+// The TypeScript SDK against a cluster: Sandbox.create with a Kubernetes connection makes a
+// SandboxClaim on the real API server, our controller (its own process) serves it, the SDK sees
+// Ready by a watch, and the runtime calls go through our router to our runtime agent. KWOK's pods
+// have no network, so the agent runs on loopback and the router is told so (ROUTER_BACKEND).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
+import { Sandbox, kubernetes, NotFoundError, AuthError, type KubernetesConnection } from '@asb/sdk';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { serveHttp } from '@asb/mcp';
+import { createRouter } from '../../packages/k8s/src/router/router.ts';
+import { startHarness, waitFor, repo, type Harness } from './harness.ts';
+
+const ROUTER_TOKEN = 'sdk-test-router-token';
+
+describe('the SDK on Kubernetes (claims on a real API server, runtime through our router)', { timeout: 600_000 }, () => {
+  let h: Harness;
+  let connection: KubernetesConnection;
+  let routerUrl: string;
+  const closers: Array<() => void> = [];
+  const baseDir = mkdtempSync(join(tmpdir(), 'asb-sdk-k8s-'));
+
+  before(async () => {
+    h = await startHarness({ controllerArgs: ['--leader-elect=false'] });
+    const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir };
+    const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
+    closers.push(() => { agent.server.closeAllConnections(); agent.server.close(); });
+    const router: http.Server = createRouter({ token: ROUTER_TOKEN, backend: { host: '127.0.0.1', port: agent.port } });
+    await new Promise<void>((r) => router.listen(0, '127.0.0.1', r));
+    closers.push(() => { router.closeAllConnections(); router.close(); });
+    routerUrl = `http://127.0.0.1:${(router.address() as AddressInfo).port}`;
+    connection = kubernetes({ kubeconfig: h.cluster.kubeconfig, router: { url: routerUrl }, routerToken: ROUTER_TOKEN });
+    h.apply(readFileSync(join(repo, 'packages/api/test/fixtures/seed001-template-and-pool.yaml'), 'utf8'));
+    await waitFor('2 ready pool members', () => h.get('sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 120_000);
+  });
+  after(async () => { for (const c of closers) c(); await h?.stop(); rmSync(baseDir, { recursive: true, force: true }); });
+
+  it('creates a sandbox from a template (a claim, Ready by watch), runs a command and files through the router, and kill deletes the claim and what it owns', async () => {
+    const sb = await Sandbox.create({ connection, template: 'python-runtime-template', labels: { test: 'sdk' }, timeoutMs: 60_000 });
+    assert.ok(sb.info.ready);
+    assert.equal(sb.info.phase, 'Running');
+    assert.match(sb.info.claim ?? '', /^sandbox-claim-[0-9a-f]{8}$/);
+    const claim = h.get('sandboxclaims.extensions.agents.x-k8s.io', sb.info.claim!);
+    assert.equal(claim.metadata.labels.test, 'sdk');
+    assert.equal(claim.metadata.labels['agents.x-k8s.io/created-by'], 'asb-sdk');
+    assert.equal(claim.status.sandbox.name, sb.id);
+    assert.equal(h.get('pod', sb.id).status.phase, 'Running');
+
+    const r = await sb.run('echo "$((6 * 7))" && echo err >&2; exit 3');
+    assert.deepEqual(r, { stdout: '42\n', stderr: 'err\n', exitCode: 3 });
+    let streamed = '';
+    await sb.run('for i in 1 2 3; do echo $i; done', { onStdout: (d) => { streamed += d; } });
+    assert.equal(streamed, '1\n2\n3\n');
+    await sb.files.write('dir/hello.txt', 'through the router');
+    assert.equal(await sb.files.read('dir/hello.txt'), 'through the router');
+    assert.deepEqual((await sb.files.list('dir')).map((e) => e.name), ['hello.txt']);
+    assert.equal((await sb.refresh()).ready, true);
+
+    await sb.kill();
+    assert.equal(h.find('sandboxclaims.extensions.agents.x-k8s.io', sb.info.claim!), undefined);
+    await waitFor('the sandbox and its pod to be collected', () => !h.find('sandboxes.agents.x-k8s.io', sb.id) && !h.find('pod', sb.id), 60_000);
+    await sb.kill(); // already gone: not an error
+  });
+
+  it('claims from a warm pool (v1beta1 warmPoolRef): a pre-started member is adopted', async () => {
+    const members = h.get('sandboxes.agents.x-k8s.io', '-l', 'agents.x-k8s.io/warm-pool-sandbox').items.map((s: any) => s.metadata.name);
+    await using sb = await Sandbox.create({ connection, warmPool: 'python-sandbox-warmpool' });
+    assert.ok(members.includes(sb.id), `${sb.id} is one of ${members.join(', ')}`);
+    assert.equal(h.get('sandboxes.agents.x-k8s.io', sb.id).metadata.ownerReferences[0].name, sb.info.claim);
+    assert.equal((await sb.run('echo warm')).stdout, 'warm\n');
+  });
+
+  it('connects again by claim name, and suspends and resumes through operatingMode (the pod goes and comes back)', async () => {
+    const sb = await Sandbox.create({ connection, template: 'python-runtime-template', name: 'sdk-suspend' });
+    try {
+      const again = await Sandbox.connect('sdk-suspend', { connection });
+      assert.equal(again.id, sb.id);
+      assert.equal(again.info.claim, 'sdk-suspend');
+      await again.suspend();
+      assert.equal(h.get('sandboxes.v1beta1.agents.x-k8s.io', sb.id).spec.operatingMode, 'Suspended');
+      assert.equal(h.get('sandboxes.v1alpha1.agents.x-k8s.io', sb.id).spec.replicas, 0);
+      await waitFor('the pod to go', () => !h.find('pod', sb.id));
+      assert.equal((await sb.refresh()).phase, 'Suspended');
+      await sb.resume();
+      assert.equal((await sb.refresh()).ready, true);
+      assert.equal(h.get('pod', sb.id).status.phase, 'Running');
+      await assert.rejects(sb.suspend({ snapshot: true }), /GKE Pod snapshots/);
+    } finally { await sb.kill(); }
+  });
+
+  it('fails fast and cleans up: an unknown template is NotFound and leaves no claim; a wrong router token is refused', async () => {
+    const before = h.get('sandboxclaims.extensions.agents.x-k8s.io').items.length;
+    await assert.rejects(Sandbox.create({ connection, template: 'no-such-template', timeoutMs: 30_000 }), (err: Error) => err instanceof NotFoundError && /TemplateNotFound/.test(err.message));
+    assert.equal(h.get('sandboxclaims.extensions.agents.x-k8s.io').items.length, before);
+    await assert.rejects(Sandbox.connect('no-such-claim', { connection, waitReadyMs: 2_000 }), NotFoundError);
+
+    const wrong = kubernetes({ kubeconfig: h.cluster.kubeconfig, router: { url: routerUrl }, routerToken: 'wrong' });
+    const sb = await Sandbox.create({ connection: wrong, warmPool: 'python-sandbox-warmpool' });
+    try { await assert.rejects(sb.run('true'), AuthError); } finally { await sb.kill(); }
+  });
+
+  it('serves MCP on the cluster: a conversation\'s sandbox is a claim, kept across tool calls and deleted when the session ends', async () => {
+    const server = await serveHttp({ conn: {}, connection, warmPool: 'python-sandbox-warmpool', host: '127.0.0.1', port: 0, token: 'mcp-token' });
+    try {
+      const client = new Client({ name: 'k8s-e2e', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { authorization: 'Bearer mcp-token' } } });
+      await client.connect(transport);
+      const call = async (name: string, args: Record<string, unknown>) => await client.callTool({ name, arguments: args }) as { structuredContent?: Record<string, unknown>; content: Array<{ text?: string }>; isError?: boolean };
+      const mine = () => h.get('sandboxclaims.extensions.agents.x-k8s.io', '-l', 'agents.x-k8s.io/created-by=asb-sdk').items;
+      const before = mine().length;
+      await call('write_file', { path: 'notes/plan.txt', content: 'step 1' });
+      assert.equal(mine().length, before + 1, 'the first tool call made one claim');
+      const r = await call('run_command', { command: 'cat notes/plan.txt; exit 4' });
+      assert.deepEqual([r.structuredContent?.stdout, r.structuredContent?.exit_code], ['step 1', 4]);
+      assert.equal(mine().length, before + 1, 'later calls use the same sandbox');
+      const reset = await call('reset_sandbox', {});
+      assert.ok(reset.isError && /local-engine operation/.test(reset.content[0]?.text ?? ''), JSON.stringify(reset));
+      await transport.terminateSession();
+      await client.close();
+      await waitFor('the session\'s claim to be deleted', () => mine().length === before, 30_000);
+    } finally { await server.close(); }
+  });
+});
