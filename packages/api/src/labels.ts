@@ -52,6 +52,12 @@ export const RESTRICTED_METADATA_DOMAINS = ['kubernetes.io', 'k8s.io', 'agents.x
 /** …except this one [v0.5], so a claim can keep its pod from being evicted. */
 export const ANNOTATION_SAFE_TO_EVICT = 'cluster-autoscaler.kubernetes.io/safe-to-evict';
 
+/** Keys only the controllers set: a user's pod template cannot put them on a Pod (else a tenant
+ *  could take another Sandbox's name-hash label, and with it its Service's traffic). */
+export function isSystemReservedKey(key: string): boolean {
+  return key.startsWith('agents.x-k8s.io/') || key.startsWith('extensions.agents.x-k8s.io/');
+}
+
 /** Whether a label/annotation key lies in a restricted domain (the reconciler reports InvalidMetadata). */
 export function isRestrictedMetadataKey(key: string): boolean {
   if (key === ANNOTATION_SAFE_TO_EVICT) return false;

@@ -49,9 +49,26 @@ describe('the Pod, PVCs and Service of a Sandbox', () => {
     assert.deepEqual(svc.spec!.selector, { 'agents.x-k8s.io/sandbox-name-hash': nameHash('sb') });
   });
 
-  it('reads a pod\'s phase, readiness and IPs', () => {
-    assert.deepEqual(stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }], podIPs: [{ ip: '10.0.0.7' }] } }), { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.7'] });
+  it('reads a pod\'s phase, readiness, IPs, node and scheduling in upstream\'s words', () => {
+    assert.deepEqual(stateOfPod({ spec: { nodeName: 'n1', containers: [] }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }, { type: 'PodScheduled', status: 'True' }], podIPs: [{ ip: '10.0.0.7' }] } }),
+      { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.7'], nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '' } });
     assert.equal(stateOfPod({}).phase, 'Pending');
-    assert.equal(stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] } }).ready, false);
+    assert.deepEqual(stateOfPod({}).scheduled, { status: 'Unknown', reason: 'PodSchedulingUnknown', message: 'Pod has not reported a PodScheduled condition yet' });
+    assert.equal(stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] } }).message, 'Pod is Running but not Ready');
+    // Ready without an IP is not ready: nothing could reach it.
+    const noIp = stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } });
+    assert.deepEqual([noIp.ready, noIp.message], [false, 'Pod is Ready but has no podIPs yet']);
+    const unschedulable = stateOfPod({ status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' }] } });
+    assert.deepEqual(unschedulable.scheduled, { status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' });
+  });
+
+  it('never copies system-reserved labels of the template onto the Pod (a tenant cannot take another Sandbox\'s name hash)', () => {
+    const sb = sandbox();
+    sb.spec.podTemplate.metadata = { labels: { app: 'x', 'agents.x-k8s.io/sandbox-name-hash': nameHash('victim'), 'agents.x-k8s.io/claim-uid': 'forged' }, annotations: { 'agents.x-k8s.io/pod-name': 'other', team: 't' } };
+    const pod = podFor(sb);
+    assert.deepEqual(pod.metadata!.labels, { app: 'x', 'agents.x-k8s.io/sandbox-name-hash': nameHash('sb') });
+    assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-labels'], 'app');
+    assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/pod-name'], undefined);
+    assert.equal(pod.metadata!.annotations!.team, 't');
   });
 });

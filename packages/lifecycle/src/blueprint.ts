@@ -1,8 +1,8 @@
 // How a Sandbox is made from a SandboxTemplate: for a warm pool (upstream's pool reconciler) and
 // for a cold claim (the claim reconciler), with the labels and annotations upstream puts on them.
 import {
-  ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CLAIM_UID, LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH,
-  LABEL_WARM_POOL_SANDBOX, nameHash,
+  ANNOTATION_SAFE_TO_EVICT, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CLAIM_UID, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, LABEL_SANDBOX_POD_TEMPLATE_HASH,
+  LABEL_SANDBOX_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, nameHash,
   type Sandbox, type SandboxClaim, type SandboxTemplate, type SandboxWarmPool,
 } from '@asb/api';
 import { controllerRef } from './objects.ts';
@@ -14,10 +14,19 @@ export function podTemplateHash(template: SandboxTemplate): string {
   return nameHash(JSON.stringify(template.spec.podTemplate));
 }
 
-/** Secure defaults upstream applies to every template-derived pod spec. */
-function secureDefaults(pod: PodTemplate): PodTemplate {
-  const spec = { ...pod.spec } as PodTemplate['spec'] & { automountServiceAccountToken?: boolean };
+/**
+ * Secure defaults upstream applies to every template-derived pod spec: no service account token;
+ * and under the default managed NetworkPolicy (no rules of the template's own), public DNS
+ * resolvers instead of the cluster's, so a sandbox cannot enumerate the cluster's Services.
+ */
+function secureDefaults(pod: PodTemplate, template: SandboxTemplate): PodTemplate {
+  const spec = { ...pod.spec } as PodTemplate['spec'] & { automountServiceAccountToken?: boolean; dnsPolicy?: string; dnsConfig?: unknown };
   if (spec.automountServiceAccountToken === undefined) spec.automountServiceAccountToken = false;
+  const managed = (template.spec.networkPolicyManagement ?? 'Managed') === 'Managed';
+  if (managed && !template.spec.networkPolicy && spec.dnsPolicy === undefined) {
+    spec.dnsPolicy = 'None';
+    spec.dnsConfig = { nameservers: ['8.8.8.8', '1.1.1.1'] };
+  }
   return { ...pod, spec };
 }
 
@@ -38,24 +47,30 @@ export function poolLabels(pool: SandboxWarmPool, template: SandboxTemplate): Re
     [LABEL_WARM_POOL_SANDBOX]: nameHash(pool.metadata.name!),
     [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
     [LABEL_SANDBOX_POD_TEMPLATE_HASH]: podTemplateHash(template),
+    [LABEL_SANDBOX_TEMPLATE_HASH]: nameHash(JSON.stringify(template.spec)),
   };
 }
 
-/** A warm pool member: `generateName: <pool>-`, owned by the pool, labelled for adoption. */
-export function sandboxForPool(pool: SandboxWarmPool, template: SandboxTemplate): Sandbox {
+/** A warm pool member: `generateName: <pool>-`, owned by the pool, labelled for adoption.
+ *  `eviction`: its pod may be evicted by the cluster autoscaler (upstream's default). */
+export function sandboxForPool(pool: SandboxWarmPool, template: SandboxTemplate, opts: { eviction?: boolean } = {}): Sandbox {
   const labels = poolLabels(pool, template);
+  const podTemplate = withPodLabels(structuredClone(template.spec.podTemplate), labels);
+  if (opts.eviction && podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) {
+    podTemplate.metadata = { ...podTemplate.metadata, annotations: { ...podTemplate.metadata?.annotations, [ANNOTATION_SAFE_TO_EVICT]: 'true' } };
+  }
   return {
     apiVersion: 'agents.x-k8s.io/v1beta1',
     kind: 'Sandbox',
     metadata: {
       generateName: `${pool.metadata.name!.slice(0, 58)}-`,
       namespace: pool.metadata.namespace,
-      labels,
+      labels: { ...labels, [LABEL_LAUNCH_TYPE]: 'warm', [LABEL_CREATED_BY]: 'controller' },
       annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name! },
       ownerReferences: [controllerRef(pool)],
     },
     spec: {
-      podTemplate: secureDefaults(withPodLabels(structuredClone(template.spec.podTemplate), labels)),
+      podTemplate: secureDefaults(podTemplate, template),
       ...(template.spec.volumeClaimTemplates ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) } : {}),
       ...(template.spec.service !== undefined ? { service: template.spec.service } : {}),
       operatingMode: 'Running',
@@ -107,7 +122,7 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
       ownerReferences: [controllerRef(claim)],
     },
     spec: {
-      podTemplate: secureDefaults(withPodLabels(structuredClone(podTemplate), md.labels, md.annotations)),
+      podTemplate: secureDefaults(withPodLabels(structuredClone(podTemplate), md.labels, md.annotations), template),
       ...(template.spec.volumeClaimTemplates ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) } : {}),
       ...(template.spec.service !== undefined ? { service: template.spec.service } : {}),
       operatingMode: 'Running',
@@ -116,18 +131,26 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
   };
 }
 
-/** Adoption by a claim: pool labels and owner dropped, the claim becomes the controller. */
+/** Adoption by a claim: pool labels and owner dropped (the template's ref hash and the launch
+ *  type stay), the claim becomes the controller; created-by becomes the claim's. */
 export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: SandboxTemplate): Sandbox {
   const labels = { ...sandbox.metadata.labels };
   delete labels[LABEL_WARM_POOL_SANDBOX];
-  delete labels[LABEL_SANDBOX_TEMPLATE_REF_HASH];
   delete labels[LABEL_SANDBOX_POD_TEMPLATE_HASH];
+  delete labels[LABEL_SANDBOX_TEMPLATE_HASH];
   labels[LABEL_CLAIM_UID] = claim.metadata.uid!;
+  labels[LABEL_LAUNCH_TYPE] = 'warm';
+  if (claim.metadata.labels?.[LABEL_CREATED_BY]) labels[LABEL_CREATED_BY] = claim.metadata.labels[LABEL_CREATED_BY];
+  else delete labels[LABEL_CREATED_BY];
   const md = claimPodMetadata(claim, template);
   const pod = sandbox.spec.podTemplate;
   const podLabels = { ...pod.metadata?.labels };
   delete podLabels[LABEL_WARM_POOL_SANDBOX];
   delete podLabels[LABEL_SANDBOX_POD_TEMPLATE_HASH];
+  delete podLabels[LABEL_SANDBOX_TEMPLATE_HASH];
+  // The pool's eviction mark goes (a claimed sandbox is someone's work), unless the template set it.
+  const podAnnotations = { ...pod.metadata?.annotations };
+  if (template.spec.podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) delete podAnnotations[ANNOTATION_SAFE_TO_EVICT];
   return {
     ...sandbox,
     metadata: {
@@ -136,6 +159,6 @@ export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: 
       annotations: { ...sandbox.metadata.annotations, 'agents.x-k8s.io/pod-name': sandbox.metadata.name! },
       ownerReferences: [controllerRef(claim)],
     },
-    spec: { ...sandbox.spec, podTemplate: { ...pod, metadata: { labels: { ...podLabels, ...md.labels }, annotations: { ...pod.metadata?.annotations, ...md.annotations } } } },
+    spec: { ...sandbox.spec, podTemplate: { ...pod, metadata: { labels: { ...podLabels, ...md.labels }, annotations: { ...podAnnotations, ...md.annotations } } } },
   };
 }

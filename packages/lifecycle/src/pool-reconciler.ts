@@ -50,7 +50,7 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
     await Promise.all(excess.map(remove));
     members = members.filter((m) => !excess.includes(m));
   } else if (members.length < desired && template) {
-    const made = await Promise.all(Array.from({ length: desired - members.length }, () => d.store.create(sandboxForPool(pool, template))));
+    const made = await Promise.all(Array.from({ length: desired - members.length }, () => d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction }))));
     members.push(...made);
   }
 

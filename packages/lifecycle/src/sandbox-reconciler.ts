@@ -3,19 +3,23 @@
 // the workload goes, then shutdownPolicy Delete removes the object, Retain keeps it) — and reports
 // what it sees in status.conditions.
 import {
-  LABEL_SANDBOX_NAME_HASH, SandboxConditions, findCondition, nameHash, newCondition, removeCondition, setCondition,
-  type Sandbox, type SandboxStatus,
+  ANNOTATION_POD_NAME, LABEL_SANDBOX_NAME_HASH, SandboxConditions, findCondition, nameHash, newCondition, removeCondition, setCondition,
+  type Condition, type Sandbox, type SandboxStatus,
 } from '@asb/api';
 import type { Deps, Result } from './substrate.ts';
 import { isDeleting, writeStatus } from './objects.ts';
 
+/** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
 export async function reconcileSandbox(d: Deps, namespace: string, name: string): Promise<Result> {
-  const sb = await d.store.get('Sandbox', namespace, name);
-  if (!sb) {
+  const found = await d.store.get('Sandbox', namespace, name);
+  if (!found) {
     // Deleted (by a user, its claim or its pool): the workload and its volumes go with it.
     await d.workloads.release(namespace, name);
     return {};
   }
+  let sb = found;
   if (isDeleting(sb)) return {};
   const now = d.clock.now();
   const cond = (reason: keyof typeof SandboxConditions.Ready.reasons, message: string) =>
@@ -40,22 +44,29 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
     return {};
   }
   const requeue: Result = shutdownAt !== undefined ? { requeueAfterMs: shutdownAt - now.getTime() } : {};
-  status.selector = `${LABEL_SANDBOX_NAME_HASH}=${nameHash(name)}`;
+  const suspended = (reason: keyof typeof SandboxConditions.Suspended.reasons, message: string) =>
+    newCondition(SandboxConditions.Suspended, reason, message, { now, observedGeneration: sb.metadata.generation });
 
   // ---- suspended ----
   if (sb.spec.operatingMode === 'Suspended') {
     const gone = await d.workloads.stop(sb);
     status.replicas = 0;
     delete status.podIPs;
-    status.conditions = setCondition(status.conditions, cond('SandboxSuspended', 'Sandbox is suspended'));
-    status.conditions = setCondition(status.conditions, newCondition(SandboxConditions.Suspended,
-      gone ? 'PodTerminated' : 'PodTerminating', gone ? 'Pod is terminated' : 'Pod is terminating', { now, observedGeneration: sb.metadata.generation }));
-    status.conditions = removeCondition(status.conditions, 'Finished');
+    delete status.nodeName;
+    // upstream's words: Ready says suspending/suspended, Suspended says what became of the pod.
+    status.conditions = setCondition(status.conditions, cond('SandboxSuspended', gone ? 'Sandbox is suspended' : 'Sandbox is suspending'));
+    status.conditions = setCondition(status.conditions, gone ? suspended('PodTerminated', 'Pod has been terminated. Sandbox is suspended') : suspended('PodTerminating', 'Pod is terminating. Sandbox is suspending'));
+    status.conditions = removeCondition(removeCondition(status.conditions, 'Finished'), 'PodScheduled');
     await writeStatus(d.store, sb, status);
     return requeue;
   }
 
   // ---- running ----
+  // Which pod backs it, written down as upstream does (a pool member keeps its pod's name
+  // through adoption; every other Sandbox's pod is named after it).
+  if (!sb.metadata.annotations?.[ANNOTATION_POD_NAME]) {
+    sb = await d.store.update({ ...sb, metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } } });
+  }
   let w;
   try {
     w = await d.workloads.ensure(sb);
@@ -65,17 +76,31 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
     throw err;
   }
   status.replicas = 1;
+  status.selector = `${LABEL_SANDBOX_NAME_HASH}=${nameHash(name)}`;
   if (w.podIPs.length) status.podIPs = w.podIPs; else delete status.podIPs;
+  if (w.nodeName) status.nodeName = w.nodeName; else delete status.nodeName;
+  if (w.service) {
+    status.service = w.service;
+    status.serviceFQDN = `${w.service}.${namespace}.svc.${d.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`;
+  }
+  status.conditions = setCondition(status.conditions, suspended('NotSuspended', 'Sandbox is not suspended'));
+  if (w.scheduled) {
+    // Copied verbatim (the scheduler's own reasons, e.g. Unschedulable), so not a declared reason.
+    const c: Condition = { type: 'PodScheduled', ...w.scheduled, lastTransitionTime: now.toISOString().replace(/\.\d+Z$/, 'Z'), observedGeneration: sb.metadata.generation };
+    status.conditions = setCondition(status.conditions, c);
+  }
   if (w.phase === 'Succeeded' || w.phase === 'Failed') {
     const reason = w.phase === 'Succeeded' ? 'PodSucceeded' : 'PodFailed';
-    status.conditions = setCondition(status.conditions, cond(reason, w.message));
+    const message = w.phase === 'Succeeded' ? 'Pod completed successfully' : 'Pod failed';
+    status.conditions = setCondition(status.conditions, cond(reason, message));
     status.conditions = setCondition(status.conditions, newCondition(SandboxConditions.Finished, reason, w.message, { now, observedGeneration: sb.metadata.generation }));
   } else {
-    status.conditions = setCondition(status.conditions, w.ready ? cond('DependenciesReady', 'Pod is Ready') : cond('DependenciesNotReady', w.message));
+    // A required Service is part of readiness: "Pod is Ready; Service Exists".
+    const serviceRequired = sb.spec.service === true;
+    const message = w.message + (serviceRequired ? (w.service ? '; Service Exists' : '; Service does not exist') : '');
+    const ready = w.ready && (!serviceRequired || !!w.service);
+    status.conditions = setCondition(status.conditions, ready ? cond('DependenciesReady', message) : cond('DependenciesNotReady', message));
     status.conditions = removeCondition(status.conditions, 'Finished');
-  }
-  if (findCondition(status.conditions, 'Suspended')) {
-    status.conditions = setCondition(status.conditions, newCondition(SandboxConditions.Suspended, 'NotSuspended', 'Sandbox is running', { now, observedGeneration: sb.metadata.generation }));
   }
   await writeStatus(d.store, sb, status);
   return requeue;

@@ -61,6 +61,12 @@ export interface WorkloadState {
   /** For conditions: why it is not ready, or how it ended. */
   message: string;
   podIPs: string[];
+  /** Where it runs (a Kubernetes node), when the substrate has nodes. */
+  nodeName?: string;
+  /** The pod's PodScheduled condition, when the substrate schedules (mirrored on the Sandbox). */
+  scheduled?: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string };
+  /** The Service in front of it (spec.service true), once it exists. */
+  service?: string;
 }
 
 /**
@@ -102,4 +108,9 @@ export interface Deps {
   workloads: Workloads;
   recorder: Recorder;
   clock: Clock;
+  /** For status.serviceFQDN. @default "cluster.local" */
+  clusterDomain?: string;
+  /** Pool members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
+   *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
+  warmPoolEviction?: boolean;
 }

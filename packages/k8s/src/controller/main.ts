@@ -35,6 +35,10 @@ export interface ControllerFlags {
   webhookServiceNamespace: string;
   /** A URL instead of the Service (a controller outside the cluster); its host goes in the certificate. */
   webhookUrl?: string;
+  /** status.serviceFQDN's domain. */
+  clusterDomain: string;
+  /** Pool members' pods carry cluster-autoscaler's safe-to-evict "true". */
+  enableWarmPoolEviction: boolean;
 }
 
 function listen(server: Server, address: string): Promise<void> {
@@ -101,10 +105,10 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
 
   const store = new KubeStore(kc, { fieldManager: 'agent-sandbox-controller' });
   const workloads = new KubeWorkloads(kc);
-  const recorder = new KubeRecorder(kc, identity, (err) => log.debug({ err: (err as Error).message }, 'event not recorded'));
+  const recorder = new KubeRecorder(kc, identity, (err) => log.warn({ err: (err as Error).message, body: (err as { body?: unknown }).body }, 'event not recorded'));
   await store.start();
   await workloads.start();
-  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock }, {
+  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock, clusterDomain: flags.clusterDomain, warmPoolEviction: flags.enableWarmPoolEviction }, {
     log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
   });
   await controller.start();
@@ -140,6 +144,8 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--webhook-service-name <name>', 'the Service the CRDs call the webhook through', 'agent-sandbox-webhook-service')
     .option('--webhook-service-namespace <ns>', 'its namespace', 'agent-sandbox-system')
     .option('--webhook-url <url>', 'call the webhook at this URL instead (a controller outside the cluster)')
+    .option('--cluster-domain <domain>', 'Kubernetes cluster domain for status.serviceFQDN', 'cluster.local')
+    .option('--enable-warm-pool-eviction [bool]', 'mark warm pool pods safe to evict (cluster-autoscaler)', (v) => v !== 'false', true)
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();
@@ -148,6 +154,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     metricsBindAddress: o.metricsBindAddress, healthProbeBindAddress: o.healthProbeBindAddress, extensions: o.extensions !== false,
     sandboxConcurrentWorkers: o.sandboxConcurrentWorkers, sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers, sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
     webhookBindAddress: o.webhookBindAddress, webhookServiceName: o.webhookServiceName, webhookServiceNamespace: o.webhookServiceNamespace, webhookUrl: o.webhookUrl,
+    clusterDomain: o.clusterDomain, enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
   };
 }
 

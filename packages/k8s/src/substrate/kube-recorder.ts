@@ -1,5 +1,6 @@
 // Events on Kubernetes, as upstream records them (events.k8s.io/v1, reportingController
 // agent-sandbox-controller): `asb describe` locally, `kubectl describe` here.
+import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { AnyHub, Recorder } from '@asb/lifecycle';
 import { microTime } from '../controller/leader.ts';
@@ -17,7 +18,8 @@ export class KubeRecorder implements Recorder {
     const now = new Date();
     const body: k8s.EventsV1Event = {
       apiVersion: 'events.k8s.io/v1', kind: 'Event',
-      metadata: { generateName: `${obj.metadata.name}.`, namespace: obj.metadata.namespace },
+      // client-go's naming, <object>.<unique hex>: a generateName ending in "." is refused.
+      metadata: { name: `${obj.metadata.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace: obj.metadata.namespace },
       eventTime: microTime(now),
       type, reason, note: message.slice(0, 1024), action: reason,
       reportingController: REPORTER, reportingInstance: `${REPORTER}-${this.instance}`,

@@ -3,7 +3,10 @@
 // labels, annotations, controller references: ../../../../shared/reference, section 2.1). The
 // garbage collector removes them with their Sandbox, so release has nothing to do.
 import * as k8s from '@kubernetes/client-node';
-import { ANNOTATION_PROPAGATED_ANNOTATIONS, ANNOTATION_PROPAGATED_LABELS, ANNOTATION_POD_NAME, LABEL_SANDBOX_NAME_HASH, nameHash, type Sandbox } from '@asb/api';
+import {
+  ANNOTATION_PROPAGATED_ANNOTATIONS, ANNOTATION_PROPAGATED_LABELS, ANNOTATION_POD_NAME, LABEL_CREATED_BY, LABEL_SANDBOX_NAME_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX,
+  isSystemReservedKey, nameHash, type Sandbox,
+} from '@asb/api';
 import { controllerRef, type WorkloadState, type Workloads } from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
 
@@ -15,13 +18,39 @@ export function podNameOf(sb: Sandbox): string {
   return sb.metadata.annotations?.[ANNOTATION_POD_NAME] ?? sb.metadata.name!;
 }
 
-/** The Pod upstream's controller creates for a Sandbox. Pure: tested without a cluster. */
+/** Labels the extensions put on a Sandbox that its Pod carries too (upstream's
+ *  computeExtensionPodLabels): the pool's while a pool owns it, the template's while a pool or
+ *  claim does. */
+function extensionPodLabels(sb: Sandbox): Record<string, string> {
+  const owner = sb.metadata.ownerReferences?.find((r) => r.controller);
+  if (!owner || !owner.apiVersion.startsWith('extensions.agents.x-k8s.io/')) return {};
+  const out: Record<string, string> = {};
+  const l = sb.metadata.labels ?? {};
+  if (owner.kind === 'SandboxWarmPool' && l[LABEL_WARM_POOL_SANDBOX]) out[LABEL_WARM_POOL_SANDBOX] = l[LABEL_WARM_POOL_SANDBOX];
+  if (l[LABEL_SANDBOX_TEMPLATE_REF_HASH]) out[LABEL_SANDBOX_TEMPLATE_REF_HASH] = l[LABEL_SANDBOX_TEMPLATE_REF_HASH];
+  return out;
+}
+
+/** created-by on the Pod, as upstream's metrics normalise it. */
+function createdByLabel(sb: Sandbox): Record<string, string> {
+  const v = sb.metadata.labels?.[LABEL_CREATED_BY];
+  if (!v) return {};
+  return { [LABEL_CREATED_BY]: ['go-client', 'python-client', 'controller'].includes(v) ? v : 'unknown' };
+}
+
+const userKeys = (m: Record<string, string> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !isSystemReservedKey(k)));
+
+/** The Pod upstream's controller creates for a Sandbox. Pure: tested without a cluster. The
+ *  template's labels and annotations are copied but for system-reserved keys, which only the
+ *  controllers set. */
 export function podFor(sb: Sandbox): k8s.V1Pod {
   const tpl = sb.spec.podTemplate;
-  const labels = { ...tpl.metadata?.labels, [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!) };
-  const annotations: Record<string, string> = { ...tpl.metadata?.annotations };
-  const propagatedLabels = Object.keys(tpl.metadata?.labels ?? {}).sort();
-  const propagatedAnnotations = Object.keys(tpl.metadata?.annotations ?? {}).sort();
+  const userLabels = userKeys(tpl.metadata?.labels);
+  const userAnnotations = userKeys(tpl.metadata?.annotations);
+  const labels = { ...userLabels, ...extensionPodLabels(sb), ...createdByLabel(sb), [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!) };
+  const annotations: Record<string, string> = { ...userAnnotations };
+  const propagatedLabels = Object.keys(userLabels).sort();
+  const propagatedAnnotations = Object.keys(userAnnotations).sort();
   if (propagatedLabels.length) annotations[ANNOTATION_PROPAGATED_LABELS] = propagatedLabels.join(',');
   if (propagatedAnnotations.length) annotations[ANNOTATION_PROPAGATED_ANNOTATIONS] = propagatedAnnotations.join(',');
   const spec = structuredClone(tpl.spec) as unknown as k8s.V1PodSpec;
@@ -35,6 +64,30 @@ export function podFor(sb: Sandbox): k8s.V1Pod {
     metadata: { name: podNameOf(sb), namespace: sb.metadata.namespace, labels, annotations, ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference] },
     spec,
   };
+}
+
+/** Label keys the controller may have put on a Pod and so may take off again. */
+const MANAGED_POD_LABELS = [LABEL_WARM_POOL_SANDBOX, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_CREATED_BY];
+
+/**
+ * The metadata patch that brings an existing Pod in line with its Sandbox (after an adoption, or
+ * a template's labels changed), as upstream's updatePodMetadata: the Sandbox's labels and
+ * annotations are set, and those the controller put there before (the propagated-keys
+ * annotations say which) but no longer wants are removed. Undefined when nothing changes.
+ */
+export function podMetadataPatch(pod: k8s.V1Pod, sb: Sandbox): { labels: Record<string, string | null>; annotations: Record<string, string | null> } | undefined {
+  const want = podFor(sb).metadata!;
+  const have = { labels: pod.metadata?.labels ?? {}, annotations: pod.metadata?.annotations ?? {} };
+  const listed = (key: string) => (have.annotations[key] ?? '').split(',').filter(Boolean);
+  const patch = { labels: {} as Record<string, string | null>, annotations: {} as Record<string, string | null> };
+  const sync = (kind: 'labels' | 'annotations', removable: string[]) => {
+    const w = want[kind] ?? {};
+    for (const [k, v] of Object.entries(w)) if (have[kind][k] !== v) patch[kind][k] = v;
+    for (const k of removable) if (have[kind][k] !== undefined && w[k] === undefined) patch[kind][k] = null;
+  };
+  sync('labels', [...listed(ANNOTATION_PROPAGATED_LABELS), ...MANAGED_POD_LABELS]);
+  sync('annotations', [...listed(ANNOTATION_PROPAGATED_ANNOTATIONS), ANNOTATION_PROPAGATED_LABELS, ANNOTATION_PROPAGATED_ANNOTATIONS]);
+  return Object.keys(patch.labels).length || Object.keys(patch.annotations).length ? patch : undefined;
 }
 
 export function pvcsFor(sb: Sandbox): k8s.V1PersistentVolumeClaim[] {
@@ -64,8 +117,14 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
   const phase = (pod.status?.phase ?? 'Pending') as WorkloadState['phase'];
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   const podIPs = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
-  const message = ready ? 'Pod is Ready' : `Pod exists with phase: ${phase}${pod.status?.message ? ` (${pod.status.message})` : ''}`;
-  return { phase, ready, message, podIPs };
+  // upstream's messages, word for word (computeReadyCondition).
+  const message = ready && podIPs.length ? 'Pod is Ready' : ready ? 'Pod is Ready but has no podIPs yet'
+    : phase === 'Running' ? 'Pod is Running but not Ready' : `Pod exists with phase: ${phase}`;
+  const sc = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  const scheduled: WorkloadState['scheduled'] = sc
+    ? { status: sc.status as 'True' | 'False' | 'Unknown', reason: sc.reason || (sc.status === 'True' ? 'PodScheduled' : 'PodSchedulingUnknown'), message: sc.message ?? '' }
+    : { status: 'Unknown', reason: 'PodSchedulingUnknown', message: 'Pod has not reported a PodScheduled condition yet' };
+  return { phase, ready: ready && podIPs.length > 0, message, podIPs, scheduled, ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) };
 }
 
 export class KubeWorkloads implements Workloads {
@@ -82,9 +141,11 @@ export class KubeWorkloads implements Workloads {
   async ensure(sb: Sandbox): Promise<WorkloadState> {
     const ns = sb.metadata.namespace;
     for (const pvc of pvcsFor(sb)) await this.createIfMissing(() => this.core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: pvc, fieldManager: FIELD_MANAGER }), `PVC ${pvc.metadata!.name}`);
+    let service: string | undefined;
     if (sb.spec.service === true) {
       const svc = serviceFor(sb);
       await this.createIfMissing(() => this.core.createNamespacedService({ namespace: ns, body: svc, fieldManager: FIELD_MANAGER }), `Service ${svc.metadata!.name}`);
+      service = svc.metadata!.name;
     } else if (sb.spec.service === false) {
       await this.deleteIfOwned(sb, 'service');
     }
@@ -102,7 +163,14 @@ export class KubeWorkloads implements Workloads {
     if (owner && owner.uid !== sb.metadata.uid) {
       throw new Error(`Pod ${ns}/${pod.metadata!.name} is controlled by ${owner.kind} ${owner.name}, not by this Sandbox`);
     }
-    return stateOfPod(pod);
+    const patch = podMetadataPatch(pod, sb);
+    if (patch) {
+      try {
+        pod = await this.core.patchNamespacedPod({ namespace: ns, name: pod.metadata!.name!, body: { metadata: patch }, fieldManager: FIELD_MANAGER },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+      } catch (err) { throw mapApiError(err, `update the labels of Pod ${ns}/${pod.metadata!.name}`); }
+    }
+    return { ...stateOfPod(pod), ...(service ? { service } : {}) };
   }
 
   async stop(sb: Sandbox): Promise<boolean> {

@@ -1,0 +1,104 @@
+// npm run bench:k8s: our controller and upstream's v0.5.6 on the real control plane of
+// test/k8s (etcd, kube-apiserver, scheduler, controller-manager and KWOK, built from the Go
+// module proxy), in one run: N claims (BENCH_K8S_N, default 1000) served from a warm pool of N,
+// and N claims served cold (a pool of 0), created 32 at a time. Each controller gets a fresh
+// cluster from the same binaries on the same machine, one after the other (two controllers on
+// one cluster would fight over the same objects). Claim → Ready is timed by the client: from
+// the start of its create call to the watch event that shows it Ready.
+import * as k8s from '@kubernetes/client-node';
+import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
+import { startHarness, waitFor } from '../test/k8s/harness.ts';
+import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';
+import { percentile, table } from './stats.ts';
+
+const N = Number(process.env.BENCH_K8S_N ?? 1000);
+const CONCURRENCY = Number(process.env.BENCH_K8S_CONCURRENCY ?? 32);
+const GROUP = 'extensions.agents.x-k8s.io';
+
+const TEMPLATE = {
+  apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxTemplate', metadata: { name: 'python-runtime-template', namespace: 'default' },
+  spec: { podTemplate: { metadata: { labels: { sandbox: 'bench' } }, spec: { runtimeClassName: 'gvisor', containers: [{ name: 'python-runtime', image: 'registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0', ports: [{ containerPort: 8888 }] }] } } },
+};
+const pool = (name: string, replicas: number) => ({ apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxWarmPool', metadata: { name, namespace: 'default' }, spec: { replicas, sandboxTemplateRef: { name: 'python-runtime-template' } } });
+
+interface Result { claimsPerS: number; p50: number; p95: number; p99: number; ready: number }
+
+/** Creates `n` claims on `poolName` and times each to Ready through one watch. */
+async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n: number): Promise<Result> {
+  const api = kc.makeApiClient(k8s.CustomObjectsApi);
+  const created = new Map<string, number>();
+  const ready = new Map<string, number>();
+  let finish!: () => void;
+  const allReady = new Promise<void>((r) => { finish = r; });
+  const path = `/apis/${GROUP}/v1beta1/namespaces/default/sandboxclaims`;
+  const ctl = await new k8s.Watch(kc).watch(path, { labelSelector: `bench=${label}` }, (_type: string, obj: any) => {
+    const name = obj.metadata.name as string;
+    if (ready.has(name)) return;
+    if (obj.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')) {
+      ready.set(name, performance.now());
+      if (ready.size === n) finish();
+    }
+  }, () => undefined);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < n) {
+      const name = `${label}-${next++}`;
+      created.set(name, performance.now());
+      await api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default',
+        body: { apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxClaim', metadata: { name, labels: { bench: label } }, spec: { warmPoolRef: { name: poolName } } } });
+    }
+  }));
+  await Promise.race([allReady, new Promise((r) => setTimeout(r, 600_000))]);
+  ctl.abort();
+  const latencies = [...ready].map(([name, t]) => t - created.get(name)!);
+  const last = Math.max(...ready.values());
+  return { claimsPerS: ready.size / ((last - t0) / 1000), p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ready: ready.size };
+}
+
+async function scenarios(cluster: Cluster): Promise<{ warm: Result; cold: Result }> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cluster.kubeconfig);
+  const api = kc.makeApiClient(k8s.CustomObjectsApi);
+  const create = (plural: string, body: object) => api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
+  await create('sandboxtemplates', TEMPLATE);
+  await create('sandboxwarmpools', pool('warm', N));
+  await create('sandboxwarmpools', pool('cold', 0));
+  const t0 = performance.now();
+  await waitFor(`a warm pool of ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
+  process.stderr.write(`  pool of ${N} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  const warm = await claimBurst(kc, 'warm', 'warm', N);
+  process.stderr.write(`  warm: ${warm.ready}/${N} ready\n`);
+  const cold = await claimBurst(kc, 'cold', 'cold', N);
+  process.stderr.write(`  cold: ${cold.ready}/${N} ready\n`);
+  return { warm, cold };
+}
+
+async function main(): Promise<void> {
+  const results: Array<[string, { warm: Result; cold: Result }]> = [];
+  process.stderr.write(`our controller (N=${N})\n`);
+  const ours = await startHarness({ controllerArgs: ['--leader-elect=false'] });
+  try { results.push(['ours', await scenarios(ours.cluster)]); } finally { await ours.stop(); }
+
+  process.stderr.write(`upstream's controller v0.5.6 (N=${N})\n`);
+  const cluster = await startCluster();
+  try {
+    installUpstreamCrds(cluster);
+    const up = await startUpstreamController(cluster);
+    try { results.push(['upstream v0.5.6', await scenarios(cluster)]); } finally { await up.stop(); }
+  } finally { await cluster.stop(); }
+
+  const ms = (v: number) => `${v.toFixed(0)} ms`;
+  const rows: string[][] = [];
+  for (const kind of ['warm', 'cold'] as const) {
+    for (const [who, r] of results) {
+      const x = r[kind];
+      rows.push([`${N} claims, ${kind === 'warm' ? `warm pool of ${N}` : 'cold (pool of 0)'}`, who, `${x.ready}/${N}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99)]);
+    }
+  }
+  console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99'], rows));
+  const ratio = (kind: 'warm' | 'cold') => (results[0]![1][kind].claimsPerS / results[1]![1][kind].claimsPerS).toFixed(2);
+  console.log(`\nthroughput, ours / upstream: warm ${ratio('warm')}×, cold ${ratio('cold')}×  (${CONCURRENCY} creates in flight; 2-core machine; KWOK pods)`);
+}
+
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
