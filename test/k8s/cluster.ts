@@ -133,7 +133,10 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
   try {
     await waitFor('the API server', () => kubectl('get', '--raw', '/readyz') === 'ok', 60_000);
     run('kube-controller-manager', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0',
-      '--service-account-private-key-file', join(dir, 'sa.key'), '--root-ca-file', join(dir, 'ca.crt'), '--use-service-account-credentials=false', '--controllers', '*']);
+      '--service-account-private-key-file', join(dir, 'sa.key'), '--root-ca-file', join(dir, 'ca.crt'), '--use-service-account-credentials=false', '--controllers', '*',
+      // KWOK renews its nodes' heartbeats late when the machine is busy (a 1,000-claim bench on 2
+      // cores): without slack the node lifecycle controller would mark every pod NotReady.
+      '--node-monitor-grace-period', '10m']);
     run('kube-scheduler', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
     run('kwok', ['--kubeconfig', kc, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--node-ip', '10.0.0.1', '--server-address', '127.0.0.1:0', '--cidr', '10.244.0.0/16']);
     // The seeds' templates ask for runtimeClassName: gvisor; KWOK runs any class.

@@ -16,6 +16,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { serveHttp } from '@asb/mcp';
 import { createRouter } from '../../packages/k8s/src/router/router.ts';
 import { startHarness, waitFor, repo, type Harness } from './harness.ts';
+import { freePort } from './cluster.ts';
 
 const ROUTER_TOKEN = 'sdk-test-router-token';
 
@@ -23,11 +24,14 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
   let h: Harness;
   let connection: KubernetesConnection;
   let routerUrl: string;
+  let metricsUrl: string;
   const closers: Array<() => void> = [];
   const baseDir = mkdtempSync(join(tmpdir(), 'asb-sdk-k8s-'));
 
   before(async () => {
-    h = await startHarness({ controllerArgs: ['--leader-elect=false'] });
+    const metricsPort = await freePort();
+    metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    h = await startHarness({ controllerArgs: ['--leader-elect=false', '--metrics-bind-address', `127.0.0.1:${metricsPort}`] });
     const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir };
     const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
     closers.push(() => { agent.server.closeAllConnections(); agent.server.close(); });
@@ -74,6 +78,15 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
     assert.ok(members.includes(sb.id), `${sb.id} is one of ${members.join(', ')}`);
     assert.equal(h.get('sandboxes.agents.x-k8s.io', sb.id).metadata.ownerReferences[0].name, sb.info.claim);
     assert.equal((await sb.run('echo warm')).stdout, 'warm\n');
+
+    // Upstream's metrics, by name and labels: this claim was served warm.
+    const text = await (await fetch(metricsUrl)).text();
+    const count = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+    assert.ok(count(/^agent_sandbox_claim_startup_latency_ms_count\{launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 1, text.slice(0, 2000));
+    assert.ok(count(/^agent_sandbox_claim_controller_startup_latency_ms_count\{launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 1);
+    assert.ok(count(/^agent_sandbox_claim_creation_total\{namespace="default",sandbox_template="python-runtime-template",launch_type="warm",warmpool_name="python-sandbox-warmpool",pod_condition="ready",created_by="unknown"\} (\d+)$/m) >= 1);
+    assert.ok(count(/^agent_sandboxes\{namespace="default",ready_condition="true",expired="false",launch_type="warm",sandbox_template="python-runtime-template",owned_by="SandboxClaim",created_by="unknown"\} (\d+)$/m) >= 1);
+    assert.ok(count(/^agent_sandbox_creation_latency_ms_count\{namespace="default",launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 2, 'the pool members were timed');
   });
 
   it('connects again by claim name, and suspends and resumes through operatingMode (the pod goes and comes back)', async () => {

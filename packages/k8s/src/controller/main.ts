@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import pino from 'pino';
 import * as k8s from '@kubernetes/client-node';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { ControllerMetrics } from './metrics.ts';
 import { LifecycleController, systemClock } from '@asb/lifecycle';
 import { KubeStore } from '../substrate/kube-store.ts';
 import { KubeWorkloads } from '../substrate/kube-workloads.ts';
@@ -106,6 +107,9 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   const store = new KubeStore(kc, { fieldManager: 'agent-sandbox-controller' });
   const workloads = new KubeWorkloads(kc);
   const recorder = new KubeRecorder(kc, identity, (err) => log.warn({ err: (err as Error).message, body: (err as { body?: unknown }).body }, 'event not recorded'));
+  // Subscribed before the informers start, so the first list is seen (and not timed).
+  const controllerMetrics = new ControllerMetrics(registry);
+  store.watch((ev) => controllerMetrics.observe(ev));
   await store.start();
   await workloads.start();
   const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock, clusterDomain: flags.clusterDomain, warmPoolEviction: flags.enableWarmPoolEviction }, {
