@@ -69,6 +69,46 @@ spec:
     await waitFor('a new pod', () => get('pod', 'plain').status?.phase === 'Running');
   });
 
+  it('expires claims at shutdownTime: Delete removes the claim and what it owns; Retain keeps the claim (ClaimExpired) and deletes its sandbox', async () => {
+    const at = new Date(Date.now() + 4000).toISOString().replace(/\.\d+Z$/, 'Z');
+    for (const [name, policy] of [['expire-delete', 'Delete'], ['expire-retain', 'Retain']]) {
+      apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxClaim
+metadata: { name: ${name} }
+spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none, lifecycle: { shutdownTime: "${at}", shutdownPolicy: ${policy} } }
+`);
+    }
+    await waitFor('both claims Ready before they expire', () => claimReady('expire-delete') && claimReady('expire-retain'), 30_000);
+    const retained = get('sandboxclaims.extensions.agents.x-k8s.io', 'expire-retain').status.sandbox.name;
+    await waitFor('the Delete claim and its sandbox to go', () => !h.find('sandboxclaims.extensions.agents.x-k8s.io', 'expire-delete') && !h.find('sandboxes.agents.x-k8s.io', 'expire-delete'), 60_000);
+    await waitFor('the Retain claim\'s sandbox to go', () => !h.find('sandboxes.agents.x-k8s.io', retained), 60_000);
+    const kept = get('sandboxclaims.extensions.agents.x-k8s.io', 'expire-retain');
+    const cond = kept.status.conditions.find((c: any) => c.type === 'Ready');
+    assert.deepEqual([cond.status, cond.reason, cond.message], ['False', 'ClaimExpired', 'Claim expired. Sandbox cleanup initiated.']);
+    const events = get('events').items.filter((e: any) => e.involvedObject.name === 'expire-retain').map((e: any) => e.reason);
+    assert.ok(events.includes('ClaimExpired'), events.join(','));
+    h.cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', 'expire-retain');
+  });
+
+  it('serves claims that race for a small pool: each ends with a sandbox of its own, none shared', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `race-${i}`);
+    apply(names.map((n) => `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata: { name: ${n} }
+spec: { warmPoolRef: { name: python-sandbox-warmpool } }
+`).join('---\n'));
+    await waitFor('every racing claim Ready', () => names.every((n) => claimReady(n)), 90_000);
+    const owners = new Map<string, string>();
+    for (const n of names) {
+      const sb = get('sandboxclaims.extensions.agents.x-k8s.io', n).status.sandbox.name;
+      assert.ok(!owners.has(sb), `${sb} is held by ${owners.get(sb)} and ${n}`);
+      owners.set(sb, n);
+      const refs = get('sandboxes.agents.x-k8s.io', sb).metadata.ownerReferences.filter((r: any) => r.controller);
+      assert.deepEqual(refs.map((r: any) => [r.kind, r.name]), [['SandboxClaim', n]]);
+    }
+    h.cluster.kubectl('delete', 'sandboxclaims.extensions.agents.x-k8s.io', ...names, '--wait=false');
+  });
+
   it('picks up where it left off after a restart: a claim made while it was down is served', async () => {
     controller.kill('SIGKILL');
     await new Promise((r) => controller.once('exit', r));

@@ -134,10 +134,19 @@ async function findOwn(d: Deps, claim: SandboxClaim): Promise<Sandbox | undefine
 async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined): Promise<Sandbox | undefined> {
   const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
   if (poolName) labels[LABEL_WARM_POOL_SANDBOX] = nameHash(poolName);
-  const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels }))
+  // A stale answer is harmless here: adopting a Sandbox that changed meanwhile is a conflict.
+  const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
     .filter((sb) => !isDeleting(sb) && sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool');
   members.sort((a, b) => Number(isSandboxReady(b)) - Number(isSandboxReady(a))
     || Date.parse(a.metadata.creationTimestamp ?? '') - Date.parse(b.metadata.creationTimestamp ?? ''));
+  // Claims reconciled at the same moment would all try the oldest ready member first and all but
+  // one lose: each starts at a random ready member instead (the rest keep their order).
+  const readyCount = members.findIndex((sb) => !isSandboxReady(sb));
+  const nReady = readyCount < 0 ? members.length : readyCount;
+  if (nReady > 1) {
+    const k = Math.floor(Math.random() * nReady);
+    members.splice(0, nReady, ...members.slice(k, nReady), ...members.slice(0, k));
+  }
   let tries = 0;
   for (const candidate of members) {
     if (tries++ >= ADOPTION_TRIES) break;

@@ -17,6 +17,9 @@ export interface ListOptions {
   namespace?: string;
   /** Every label must match exactly. */
   labels?: Record<string, string>;
+  /** May be answered from the store's watch cache, which can lag the last writes: only for
+   *  reads whose staleness a later write catches (a resourceVersion conflict). */
+  cached?: boolean;
 }
 
 export interface DeleteOptions {

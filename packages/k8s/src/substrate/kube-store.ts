@@ -53,7 +53,14 @@ export class KubeStore implements WatchableStore {
     return { group: info.group, version: VERSION, plural: info.plural };
   }
 
+  /**
+   * From the informers' cache when it holds the object (as controller-runtime's client reads):
+   * it may lag the last write, and a write based on it then fails with a conflict and is retried.
+   * A miss asks the API server, so that an object created a moment ago is not taken for absent.
+   */
   async get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined> {
+    const cached = this.informers.length ? this.seen.get(`${kind}/${namespace}/${name}`) : undefined;
+    if (cached) return structuredClone(cached) as HubKinds[K];
     try {
       const obj = await this.api.getNamespacedCustomObject({ ...this.coords(kind), namespace, name });
       return hubFromServed(obj) as HubKinds[K];
@@ -64,6 +71,17 @@ export class KubeStore implements WatchableStore {
   }
 
   async list<K extends KindName>(kind: K, opts: ListOptions = {}): Promise<Array<HubKinds[K]>> {
+    // From the informers' cache: no API call, and no JSON of every match to parse (a claim burst
+    // on a pool of 1,000 would otherwise list the pool once per claim).
+    if (opts.cached && this.informers.length) {
+      const out: Array<HubKinds[K]> = [];
+      for (const o of this.seen.values()) {
+        if (o.kind !== kind || (opts.namespace && o.metadata.namespace !== opts.namespace)) continue;
+        if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => o.metadata.labels?.[k] === v)) continue;
+        out.push(o as HubKinds[K]);
+      }
+      return out;
+    }
     const labelSelector = opts.labels ? Object.entries(opts.labels).map(([k, v]) => `${k}=${v}`).join(',') : undefined;
     try {
       const res = (opts.namespace
