@@ -12,6 +12,15 @@ import { isConflict, type Deps, type Result } from './substrate.ts';
 /** A member that never became ready in this long is replaced. */
 export const UNREADY_REPLACE_MS = 5 * 60_000;
 
+/**
+ * Members this process created that the (possibly lagging) watch cache may not show yet, by pool
+ * uid: counted as members until seen, so a pass right after a burst of creates does not create
+ * them again (controller-runtime's "expectations"). Forgotten after a minute, in case a create
+ * event was lost.
+ */
+const expected = new Map<string, Map<string, number>>();
+const EXPECTATION_TTL_MS = 60_000;
+
 export async function reconcilePool(d: Deps, namespace: string, name: string): Promise<Result> {
   const pool = await d.store.get('SandboxWarmPool', namespace, name);
   if (!pool || isDeleting(pool)) return {}; // members are owned: the store collects them
@@ -19,7 +28,15 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   const template = await d.store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
   const selector = { [LABEL_WARM_POOL_SANDBOX]: nameHash(name) };
   let members: Sandbox[] = [];
-  for (const sb of await d.store.list('Sandbox', { namespace, labels: selector })) {
+  // From the watch cache: a pool of 1,000 is not re-listed from the API server on every change.
+  // Every Sandbox of the namespace: a member this process created counts as seen once the cache
+  // shows it at all, in the pool or already adopted out of it.
+  const all = await d.store.list('Sandbox', { namespace, cached: true });
+  const pending = expected.get(pool.metadata.uid!) ?? new Map<string, number>();
+  for (const sb of all) pending.delete(sb.metadata.name!);
+  for (const [n, until] of pending) if (until < now) pending.delete(n);
+  const poolHash = selector[LABEL_WARM_POOL_SANDBOX];
+  for (const sb of all.filter((x) => x.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] === poolHash)) {
     if (isDeleting(sb)) continue;
     const owner = controllerOf(sb);
     if (owner && owner.uid !== pool.metadata.uid) continue; // someone else's
@@ -43,16 +60,20 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   members = keep;
 
   const desired = pool.spec.replicas;
-  if (members.length > desired) {
+  if (members.length + pending.size > desired && members.length <= desired) {
+    // Enough are on their way: wait for them to show.
+  } else if (members.length > desired) {
     // Unready first, then the newest.
     const order = [...members].sort((a, b) => Number(isSandboxReady(a)) - Number(isSandboxReady(b)) || age(a) - age(b));
     const excess = order.slice(0, members.length - desired);
     await Promise.all(excess.map(remove));
     members = members.filter((m) => !excess.includes(m));
-  } else if (members.length < desired && template) {
-    const made = await Promise.all(Array.from({ length: desired - members.length }, () => d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction }))));
+  } else if (members.length + pending.size < desired && template) {
+    const made = await Promise.all(Array.from({ length: desired - members.length - pending.size }, () => d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction }))));
+    for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
     members.push(...made);
   }
+  if (pending.size) expected.set(pool.metadata.uid!, pending); else expected.delete(pool.metadata.uid!);
 
   const readyReplicas = members.filter(isSandboxReady).length;
   await writeStatus(d.store, pool, {
