@@ -91,8 +91,9 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
   }
   if (w.phase === 'Succeeded' || w.phase === 'Failed') {
     const reason = w.phase === 'Succeeded' ? 'PodSucceeded' : 'PodFailed';
-    const message = w.phase === 'Succeeded' ? 'Pod completed successfully' : 'Pod failed';
-    status.conditions = setCondition(status.conditions, cond(reason, message));
+    // The substrate says how it ended: upstream's words on Kubernetes, the cause (out of
+    // memory, exit code) on the local engine.
+    status.conditions = setCondition(status.conditions, cond(reason, w.message));
     status.conditions = setCondition(status.conditions, newCondition(SandboxConditions.Finished, reason, w.message, { now, observedGeneration: sb.metadata.generation }));
   } else {
     // A required Service is part of readiness: "Pod is Ready; Service Exists".

@@ -118,7 +118,8 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   const podIPs = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
   // upstream's messages, word for word (computeReadyCondition).
-  const message = ready && podIPs.length ? 'Pod is Ready' : ready ? 'Pod is Ready but has no podIPs yet'
+  const message = phase === 'Succeeded' ? 'Pod completed successfully' : phase === 'Failed' ? 'Pod failed'
+    : ready && podIPs.length ? 'Pod is Ready' : ready ? 'Pod is Ready but has no podIPs yet'
     : phase === 'Running' ? 'Pod is Running but not Ready' : `Pod exists with phase: ${phase}`;
   const sc = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   const scheduled: WorkloadState['scheduled'] = sc
@@ -130,7 +131,7 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
 export class KubeWorkloads implements Workloads {
   private readonly core: k8s.CoreV1Api;
   private listeners: Array<(ns: string, name: string) => void> = [];
-  private informer?: k8s.Informer<k8s.V1Pod>;
+  private informer?: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
 
   constructor(private readonly kc: k8s.KubeConfig) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
@@ -194,7 +195,7 @@ export class KubeWorkloads implements Workloads {
   /** Pods labelled for a Sandbox: each change reconciles the Sandbox that controls the pod. */
   async start(): Promise<void> {
     const informer = k8s.makeInformer(this.kc, '/api/v1/pods',
-      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }) as never, LABEL_SANDBOX_NAME_HASH) as k8s.Informer<k8s.V1Pod>;
+      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }) as never, LABEL_SANDBOX_NAME_HASH) as k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
     const changed = (pod: k8s.V1Pod) => {
       const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Sandbox');
       if (owner) for (const fn of this.listeners) fn(pod.metadata!.namespace!, owner.name);
@@ -209,7 +210,11 @@ export class KubeWorkloads implements Workloads {
 
   async stopInformers(): Promise<void> { await this.informer?.stop().catch(() => undefined); }
 
+  /** From the pod informer's cache when it holds the pod (it watches the pods we label); a miss
+   *  asks the API server, so a pod created a moment ago, or a foreign one, is not taken for absent. */
   private async getPod(namespace: string, name: string): Promise<k8s.V1Pod | undefined> {
+    const cached = this.informer?.get(name, namespace);
+    if (cached) return cached;
     try {
       return await this.core.readNamespacedPod({ namespace, name });
     } catch (err) {
