@@ -88,10 +88,15 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-async function waitFor(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
+/** Polls `fn` every 200 ms until it returns something truthy (a throw counts as "not yet"). */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) { try { if (fn()) return; } catch { /* not yet */ } await new Promise((r) => setTimeout(r, 200)); }
-  throw new Error(`timed out waiting for ${what}`);
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 /** Starts the control plane in a fresh directory; resolves when a KWOK node is Ready. */

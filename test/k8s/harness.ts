@@ -4,7 +4,9 @@
 import { readFileSync, writeFileSync, existsSync, readdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { startCluster, freePort, type Cluster } from './cluster.ts';
+import { startCluster, freePort, waitFor, type Cluster } from './cluster.ts';
+
+export { waitFor };
 
 export const repo = new URL('../../', import.meta.url).pathname;
 export const WEBHOOK_HOST = 'asb-webhook.local';
@@ -13,16 +15,6 @@ export const WEBHOOK_HOST = 'asb-webhook.local';
 function ensureHostsLine(): void {
   const hosts = readFileSync('/etc/hosts', 'utf8');
   if (!new RegExp(`\\s${WEBHOOK_HOST.replace('.', '\\.')}(\\s|$)`, 'm').test(hosts)) writeFileSync('/etc/hosts', `${hosts.trimEnd()}\n127.0.0.1 ${WEBHOOK_HOST}\n`);
-}
-
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 export interface Harness {

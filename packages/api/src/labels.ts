@@ -52,6 +52,11 @@ export const RESTRICTED_METADATA_DOMAINS = ['kubernetes.io', 'k8s.io', 'agents.x
 /** …except this one [v0.5], so a claim can keep its pod from being evicted. */
 export const ANNOTATION_SAFE_TO_EVICT = 'cluster-autoscaler.kubernetes.io/safe-to-evict';
 
+/** created-by as upstream's metrics and Pods carry it: a known creator, else "unknown". */
+export function normalizeCreatedBy(value: string): string {
+  return value === 'go-client' || value === 'python-client' || value === 'controller' ? value : 'unknown';
+}
+
 /** Keys only the controllers set: a user's pod template cannot put them on a Pod (else a tenant
  *  could take another Sandbox's name-hash label, and with it its Service's traffic). */
 export function isSystemReservedKey(key: string): boolean {

@@ -1,7 +1,7 @@
 // How a Sandbox is made from a SandboxTemplate: for a warm pool (upstream's pool reconciler) and
 // for a cold claim (the claim reconciler), with the labels and annotations upstream puts on them.
 import {
-  ANNOTATION_SAFE_TO_EVICT, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CLAIM_UID, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, LABEL_SANDBOX_POD_TEMPLATE_HASH,
+  ANNOTATION_POD_NAME, ANNOTATION_SAFE_TO_EVICT, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CLAIM_UID, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, LABEL_SANDBOX_POD_TEMPLATE_HASH,
   LABEL_SANDBOX_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, nameHash,
   type Sandbox, type SandboxClaim, type SandboxTemplate, type SandboxWarmPool,
 } from '@asb/api';
@@ -156,7 +156,7 @@ export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: 
     metadata: {
       ...sandbox.metadata,
       labels,
-      annotations: { ...sandbox.metadata.annotations, 'agents.x-k8s.io/pod-name': sandbox.metadata.name! },
+      annotations: { ...sandbox.metadata.annotations, [ANNOTATION_POD_NAME]: sandbox.metadata.name! },
       ownerReferences: [controllerRef(claim)],
     },
     spec: { ...sandbox.spec, podTemplate: { ...pod, metadata: { labels: { ...podLabels, ...md.labels }, annotations: { ...podAnnotations, ...md.annotations } } } },

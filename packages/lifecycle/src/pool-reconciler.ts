@@ -26,7 +26,7 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   if (!pool || isDeleting(pool)) return {}; // members are owned: the store collects them
   const now = d.clock.now().getTime();
   const template = await d.store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
-  const selector = { [LABEL_WARM_POOL_SANDBOX]: nameHash(name) };
+  const poolHash = nameHash(name);
   let members: Sandbox[] = [];
   // From the watch cache: a pool of 1,000 is not re-listed from the API server on every change.
   // Every Sandbox of the namespace: a member this process created counts as seen once the cache
@@ -35,7 +35,6 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   const pending = expected.get(pool.metadata.uid!) ?? new Map<string, number>();
   for (const sb of all) pending.delete(sb.metadata.name!);
   for (const [n, until] of pending) if (until < now) pending.delete(n);
-  const poolHash = selector[LABEL_WARM_POOL_SANDBOX];
   for (const sb of all.filter((x) => x.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] === poolHash)) {
     if (isDeleting(sb)) continue;
     const owner = controllerOf(sb);
@@ -60,15 +59,14 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   members = keep;
 
   const desired = pool.spec.replicas;
-  if (members.length + pending.size > desired && members.length <= desired) {
-    // Enough are on their way: wait for them to show.
-  } else if (members.length > desired) {
+  if (members.length > desired) {
     // Unready first, then the newest.
     const order = [...members].sort((a, b) => Number(isSandboxReady(a)) - Number(isSandboxReady(b)) || age(a) - age(b));
     const excess = order.slice(0, members.length - desired);
     await Promise.all(excess.map(remove));
     members = members.filter((m) => !excess.includes(m));
   } else if (members.length + pending.size < desired && template) {
+    // (Members still on their way, not yet in the cache, count: they are not made twice.)
     const made = await Promise.all(Array.from({ length: desired - members.length - pending.size }, () => d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction }))));
     for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
     members.push(...made);
@@ -80,7 +78,7 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
     ...pool.status,
     replicas: members.length,
     readyReplicas,
-    selector: `${LABEL_WARM_POOL_SANDBOX}=${nameHash(name)}`,
+    selector: `${LABEL_WARM_POOL_SANDBOX}=${poolHash}`,
     observedGeneration: pool.metadata.generation,
   });
   // A member that is not ready yet is looked at again when it changes (watch); the 5-minute

@@ -7,7 +7,7 @@ import {
   type Condition, type Sandbox, type SandboxStatus,
 } from '@asb/api';
 import type { Deps, Result } from './substrate.ts';
-import { isDeleting, writeStatus } from './objects.ts';
+import { isDeleting, rfc3339, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
@@ -86,7 +86,7 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
   status.conditions = setCondition(status.conditions, suspended('NotSuspended', 'Sandbox is not suspended'));
   if (w.scheduled) {
     // Copied verbatim (the scheduler's own reasons, e.g. Unschedulable), so not a declared reason.
-    const c: Condition = { type: 'PodScheduled', ...w.scheduled, lastTransitionTime: now.toISOString().replace(/\.\d+Z$/, 'Z'), observedGeneration: sb.metadata.generation };
+    const c: Condition = { type: 'PodScheduled', ...w.scheduled, lastTransitionTime: rfc3339(now), observedGeneration: sb.metadata.generation };
     status.conditions = setCondition(status.conditions, c);
   }
   if (w.phase === 'Succeeded' || w.phase === 'Failed') {

@@ -2,14 +2,16 @@
 // v0.5.6), derived from the store's watch events rather than from inside the reconcilers: a
 // claim's or Sandbox's move to Ready is seen once, here, whichever code path caused it.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { LABEL_CREATED_BY, LABEL_LAUNCH_TYPE } from '@asb/api';
+import { ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, findCondition, normalizeCreatedBy, type Condition } from '@asb/api';
 import type { AnyHub, WatchEvent } from '@asb/lifecycle';
 
 const CLAIM_BUCKETS = [100, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 5000, 10000, 30000, 60000, 120000, 240000];
 const SANDBOX_BUCKETS = [50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 240000, 300000, 600000];
 
-const isReady = (o: AnyHub | undefined) => !!o && (o.status as { conditions?: Array<{ type: string; status: string }> } | undefined)?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-const createdBy = (v: string | undefined) => (v === 'go-client' || v === 'python-client' || v === 'controller' ? v : 'unknown');
+const conditionsOf = (o: AnyHub | undefined) => (o?.status as { conditions?: Condition[] } | undefined)?.conditions;
+const isReady = (o: AnyHub | undefined) => findCondition(conditionsOf(o), 'Ready')?.status === 'True';
+const createdBy = (v: string | undefined) => normalizeCreatedBy(v ?? '');
+const templateOf = (o: AnyHub | undefined) => o?.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF];
 const key = (o: AnyHub) => `${o.metadata.namespace}/${o.metadata.name}`;
 
 export class ControllerMetrics {
@@ -35,11 +37,10 @@ export class ControllerMetrics {
       collect() {
         this.reset();
         for (const sb of sandboxes.values()) {
-          const conds = (sb.status as { conditions?: Array<{ type: string; status: string; reason?: string }> } | undefined)?.conditions ?? [];
           const owner = sb.metadata.ownerReferences?.find((r) => r.controller)?.kind;
           this.inc({
-            namespace: sb.metadata.namespace, ready_condition: String(isReady(sb)), expired: String(conds.some((c) => c.reason === 'SandboxExpired')),
-            launch_type: sb.metadata.labels?.[LABEL_LAUNCH_TYPE] ?? 'cold', sandbox_template: sb.metadata.annotations?.['agents.x-k8s.io/sandbox-template-ref'] ?? '',
+            namespace: sb.metadata.namespace, ready_condition: String(isReady(sb)), expired: String((conditionsOf(sb) ?? []).some((c) => c.reason === 'SandboxExpired')),
+            launch_type: sb.metadata.labels?.[LABEL_LAUNCH_TYPE] ?? 'cold', sandbox_template: templateOf(sb) ?? '',
             owned_by: owner === 'SandboxClaim' || owner === 'SandboxWarmPool' ? owner : 'None', created_by: createdBy(sb.metadata.labels?.[LABEL_CREATED_BY]),
           });
         }
@@ -59,7 +60,7 @@ export class ControllerMetrics {
       this.readySeen.add(o.metadata.uid!);
       // Ready when this process first listed it: it became Ready before; nothing to time.
       if (ev.type !== 'MODIFIED') return;
-      this.sandboxCreation.observe({ namespace: o.metadata.namespace, launch_type: o.metadata.labels?.[LABEL_LAUNCH_TYPE] ?? 'unknown', sandbox_template: o.metadata.annotations?.['agents.x-k8s.io/sandbox-template-ref'] ?? '' }, this.since(o.metadata.creationTimestamp));
+      this.sandboxCreation.observe({ namespace: o.metadata.namespace, launch_type: o.metadata.labels?.[LABEL_LAUNCH_TYPE] ?? 'unknown', sandbox_template: templateOf(o) ?? '' }, this.since(o.metadata.creationTimestamp));
       return;
     }
     if (o.kind !== 'SandboxClaim') return;
@@ -70,7 +71,7 @@ export class ControllerMetrics {
     const sb = status?.sandbox?.name ? this.sandboxes.get(`${o.metadata.namespace}/${status.sandbox.name}`) : undefined;
     const launch = sb?.metadata.labels?.[LABEL_LAUNCH_TYPE] ?? 'unknown';
     const spec = o.spec as { sandboxTemplateRef?: { name: string }; warmPoolRef?: { name: string } };
-    const template = sb?.metadata.annotations?.['agents.x-k8s.io/sandbox-template-ref'] ?? spec.sandboxTemplateRef?.name ?? '';
+    const template = templateOf(sb) ?? spec.sandboxTemplateRef?.name ?? '';
     this.claimStartup.observe({ launch_type: launch, sandbox_template: template }, this.since(o.metadata.creationTimestamp));
     this.claimControllerStartup.observe({ launch_type: launch, sandbox_template: template }, this.now() - this.firstSeen.get(key(o))!);
     this.claimCreation.inc({ namespace: o.metadata.namespace, sandbox_template: template, launch_type: launch, warmpool_name: spec.warmPoolRef?.name ?? '', pod_condition: 'ready', created_by: createdBy(o.metadata.labels?.[LABEL_CREATED_BY]) });

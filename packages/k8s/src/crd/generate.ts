@@ -99,10 +99,11 @@ export function generateCrds(opts: CrdOptions = {}): Schema[] {
       delete schema.properties.kind.enum;
       schema.required = (schema.required ?? []).filter((r: string) => r !== 'apiVersion' && r !== 'kind' && r !== 'metadata');
       if (!schema.required.length) delete schema.required;
+      const sub = subresources(kind, version);
       return {
         name: version, served: true, storage: version === 'v1beta1',
         schema: { openAPIV3Schema: schema },
-        ...(subresources(kind, version) ? { subresources: subresources(kind, version) } : {}),
+        ...(sub ? { subresources: sub } : {}),
         ...(COLUMNS[kind][version] ? { additionalPrinterColumns: COLUMNS[kind][version] } : {}),
       };
     });

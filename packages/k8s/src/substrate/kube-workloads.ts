@@ -5,7 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import {
   ANNOTATION_PROPAGATED_ANNOTATIONS, ANNOTATION_PROPAGATED_LABELS, ANNOTATION_POD_NAME, LABEL_CREATED_BY, LABEL_SANDBOX_NAME_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX,
-  isSystemReservedKey, nameHash, type Sandbox,
+  isSystemReservedKey, nameHash, normalizeCreatedBy, type Sandbox,
 } from '@asb/api';
 import { controllerRef, type WorkloadState, type Workloads } from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
@@ -35,7 +35,7 @@ function extensionPodLabels(sb: Sandbox): Record<string, string> {
 function createdByLabel(sb: Sandbox): Record<string, string> {
   const v = sb.metadata.labels?.[LABEL_CREATED_BY];
   if (!v) return {};
-  return { [LABEL_CREATED_BY]: ['go-client', 'python-client', 'controller'].includes(v) ? v : 'unknown' };
+  return { [LABEL_CREATED_BY]: normalizeCreatedBy(v) };
 }
 
 const userKeys = (m: Record<string, string> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !isSystemReservedKey(k)));
