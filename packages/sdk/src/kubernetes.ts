@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import type { PooledKubeConfig } from '@asb/k8s/kube-config';
 import type * as K8s from '@kubernetes/client-node';
 import type { ResolvedConnection } from './connection.ts';
 import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
@@ -54,14 +55,12 @@ const TERMINAL: Record<string, (msg: string) => Error> = {
 /** One cluster: its API clients, and the router connection shared by its sandboxes. */
 export class KubernetesCluster {
   private routerConn?: Promise<{ url: string; stop?: () => void }>;
-  private constructor(readonly k8s: typeof K8s, readonly kc: K8s.KubeConfig, readonly api: K8s.CustomObjectsApi, private readonly opts: KubernetesConnection) {}
+  private constructor(readonly k8s: typeof K8s, readonly kc: PooledKubeConfig, readonly api: K8s.CustomObjectsApi, private readonly opts: KubernetesConnection) {}
 
   static async open(opts: KubernetesConnection): Promise<KubernetesCluster> {
     const k8s = await import('@kubernetes/client-node');
-    const kc = new k8s.KubeConfig();
-    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromDefault();
-    if (opts.context) kc.setCurrentContext(opts.context);
+    const { loadKubeConfig } = await import('@asb/k8s/kube-config');
+    const kc = loadKubeConfig(opts);
     if (!kc.getCurrentCluster()) throw new UnavailableError('no Kubernetes cluster configured: pass { kubeconfig } or set KUBECONFIG');
     return new KubernetesCluster(k8s, kc, kc.makeApiClient(k8s.CustomObjectsApi), opts);
   }
@@ -102,10 +101,11 @@ export class KubernetesCluster {
     return { url: `http://127.0.0.1:${local}`, stop: () => child.kill() };
   }
 
-  /** Stops a port-forward this cluster started. */
+  /** Stops a port-forward this cluster started; closes its API connections. */
   async close(): Promise<void> {
     const r = await this.routerConn?.catch(() => undefined);
     r?.stop?.();
+    this.kc.closeConnections();
   }
 
   async get(coords: typeof SANDBOX, namespace: string, name: string): Promise<Obj | undefined> {
@@ -270,6 +270,10 @@ export class KubernetesControl {
         if ((err as { code?: number }).code !== 404) throw apiError(err, `delete Sandbox ${this.namespace}/${this.name}`);
       }
     }
+    await this.close();
+  }
+
+  async close(): Promise<void> {
     if (this.ownsCluster) await this.cluster.close();
   }
 }

@@ -6,7 +6,6 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Command } from 'commander';
 import pino from 'pino';
-import * as k8s from '@kubernetes/client-node';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ControllerMetrics } from './metrics.ts';
 import { LifecycleController, systemClock } from '@asb/lifecycle';
@@ -14,6 +13,7 @@ import { KubeStore } from '../substrate/kube-store.ts';
 import { KubeWorkloads } from '../substrate/kube-workloads.ts';
 import { KubeRecorder } from '../substrate/kube-recorder.ts';
 import { LeaderElector } from './leader.ts';
+import { loadKubeConfig } from '../kube-config.ts';
 import { makeServingCerts, expiresSoon } from '../webhook/certs.ts';
 import { serveWebhook, type WebhookServer } from '../webhook/server.ts';
 import { patchCrdConversion, type WebhookTarget } from '../webhook/crd-ca.ts';
@@ -52,8 +52,7 @@ function listen(server: Server, address: string): Promise<void> {
 
 export async function runController(flags: ControllerFlags): Promise<{ stop(): Promise<void> }> {
   const log = pino({ level: process.env.ASB_LOG_LEVEL ?? 'info' });
-  const kc = new k8s.KubeConfig();
-  if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
+  const kc = loadKubeConfig({ kubeconfig: flags.kubeconfig });
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -129,6 +128,7 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
       await webhook?.close();
       health.close();
       metrics.close();
+      kc.closeConnections();
     },
   };
 }
