@@ -7,7 +7,7 @@ import { LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash, typ
 import { podTemplateHash, sandboxForPool } from './blueprint.ts';
 import { controllerOf, controllerRef, isDeleting, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
-import { isConflict, type Deps, type Result } from './substrate.ts';
+import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
 
 /** A member that never became ready in this long is replaced. */
 export const UNREADY_REPLACE_MS = 5 * 60_000;
@@ -67,8 +67,17 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
     members = members.filter((m) => !excess.includes(m));
   } else if (members.length + pending.size < desired && template) {
     // (Members still on their way, not yet in the cache, count: they are not made twice.)
-    const made = await Promise.all(Array.from({ length: desired - members.length - pending.size }, () => d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction }))));
+    // (A name already taken, one in 27^5, is drawn again.)
+    const make = async (): Promise<Sandbox> => {
+      try { return await d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction })); } catch (err) { if (isAlreadyExists(err)) return make(); throw err; }
+    };
+    // Every create that succeeded is remembered even if another failed: a failure must not make
+    // the next pass create the others again.
+    const results = await Promise.allSettled(Array.from({ length: desired - members.length - pending.size }, make));
+    const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) { expected.set(pool.metadata.uid!, pending); throw failed.reason; }
     members.push(...made);
   }
   if (pending.size) expected.set(pool.metadata.uid!, pending); else expected.delete(pool.metadata.uid!);

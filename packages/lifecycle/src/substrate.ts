@@ -22,6 +22,12 @@ export interface ListOptions {
   cached?: boolean;
 }
 
+export interface GetOptions {
+  /** Answer from the watch cache only, a miss included: for a lookup whose "absent" a later
+   *  create corrects (AlreadyExists), where asking the API server on every miss costs a call. */
+  cached?: boolean;
+}
+
 export interface DeleteOptions {
   /** Delete only if the object still has this uid (a precondition, as in Kubernetes). */
   uid?: string;
@@ -36,7 +42,7 @@ export interface DeleteOptions {
  * objects the deleted one controls (ownerReferences), as the garbage collector does.
  */
 export interface ObjectStore {
-  get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined>;
+  get<K extends KindName>(kind: K, namespace: string, name: string, opts?: GetOptions): Promise<HubKinds[K] | undefined>;
   list<K extends KindName>(kind: K, opts?: ListOptions): Promise<Array<HubKinds[K]>>;
   create<T extends AnyHub>(obj: T): Promise<T>;
   /** metadata and spec; status is kept. generation goes up when spec changed. */

@@ -2,11 +2,12 @@
 // read and written in v1beta1 (the storage version) and converted to and from the hub that the
 // reconcilers work on (packages/api/src/convert.ts), with the API server's own optimistic
 // concurrency, generateName, and garbage collection. Changes arrive through informers.
+import { isDeepStrictEqual } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { KINDS, fromHub, toHub, validateObject, type AnyObject } from '@asb/api';
 import {
   AlreadyExistsError, ConflictError, NotFoundError,
-  type AnyHub, type DeleteOptions, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore,
+  type AnyHub, type DeleteOptions, type GetOptions, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore,
 } from '@asb/lifecycle';
 
 const VERSION = 'v1beta1';
@@ -58,9 +59,10 @@ export class KubeStore implements WatchableStore {
    * it may lag the last write, and a write based on it then fails with a conflict and is retried.
    * A miss asks the API server, so that an object created a moment ago is not taken for absent.
    */
-  async get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined> {
+  async get<K extends KindName>(kind: K, namespace: string, name: string, opts: GetOptions = {}): Promise<HubKinds[K] | undefined> {
     const cached = this.informers.length ? this.seen.get(`${kind}/${namespace}/${name}`) : undefined;
     if (cached) return structuredClone(cached) as HubKinds[K];
+    if (opts.cached && this.informers.length) return undefined;
     try {
       const obj = await this.api.getNamespacedCustomObject({ ...this.coords(kind), namespace, name });
       return hubFromServed(obj) as HubKinds[K];
@@ -115,6 +117,12 @@ export class KubeStore implements WatchableStore {
 
   async updateStatus<T extends AnyHub>(obj: T): Promise<T> {
     const body = fromHub(obj as never, VERSION) as AnyObject;
+    // The hub's status has fields v1beta1 cannot store (Sandbox status.replicas): a status that
+    // differs from the cached one only there is the same stored object, and the API server would
+    // answer a no-op. Not sending it saves a request per reconcile (it was 11 per Sandbox).
+    const cached = this.seen.get(`${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`);
+    if (cached && cached.metadata.resourceVersion === obj.metadata.resourceVersion
+      && isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})) return structuredClone(cached) as T;
     try {
       const updated = await this.api.replaceNamespacedCustomObjectStatus({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
       return hubFromServed(updated) as T;

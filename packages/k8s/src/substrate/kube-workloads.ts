@@ -150,7 +150,9 @@ export class KubeWorkloads implements Workloads {
     } else if (sb.spec.service === false) {
       await this.deleteIfOwned(sb, 'service');
     }
-    let pod = await this.getPod(ns, podNameOf(sb));
+    // A pod the cache does not show is created at once (its informer has listed them all): when it
+    // exists after all, the create says so and the pod is read. This saves a GET per new Sandbox.
+    let pod = this.informer ? this.informer.get(podNameOf(sb), ns) : await this.getPod(ns, podNameOf(sb));
     if (!pod) {
       try {
         pod = await this.core.createNamespacedPod({ namespace: ns, body: podFor(sb), fieldManager: FIELD_MANAGER });
