@@ -5,6 +5,7 @@ import {
   LABEL_SANDBOX_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, nameHash,
   type Sandbox, type SandboxClaim, type SandboxTemplate, type SandboxWarmPool,
 } from '@asb/api';
+import { randomBytes } from 'node:crypto';
 import { controllerRef } from './objects.ts';
 
 type PodTemplate = Sandbox['spec']['podTemplate'];
@@ -51,9 +52,19 @@ export function poolLabels(pool: SandboxWarmPool, template: SandboxTemplate): Re
   };
 }
 
-/** A warm pool member: `generateName: <pool>-`, owned by the pool, labelled for adoption.
- *  `eviction`: its pod may be evicted by the cluster autoscaler (upstream's default). */
+/** What the API server's generateName makes: the base cut to 58 characters, 5 random ones after. */
+export function generatedName(base: string): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  const bytes = randomBytes(5);
+  return base.slice(0, 58) + Array.from(bytes, (b) => alphabet[b % alphabet.length]).join('');
+}
+
+/** A warm pool member: named `<pool>-xxxxx` (as generateName would, but here, so that its
+ *  pod-name annotation is written with it instead of by a second update), owned by the pool,
+ *  labelled for adoption. `eviction`: its pod may be evicted by the cluster autoscaler
+ *  (upstream's default). */
 export function sandboxForPool(pool: SandboxWarmPool, template: SandboxTemplate, opts: { eviction?: boolean } = {}): Sandbox {
+  const name = generatedName(`${pool.metadata.name!}-`);
   const labels = poolLabels(pool, template);
   const podTemplate = withPodLabels(structuredClone(template.spec.podTemplate), labels);
   if (opts.eviction && podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) {
@@ -63,10 +74,10 @@ export function sandboxForPool(pool: SandboxWarmPool, template: SandboxTemplate,
     apiVersion: 'agents.x-k8s.io/v1beta1',
     kind: 'Sandbox',
     metadata: {
-      generateName: `${pool.metadata.name!.slice(0, 58)}-`,
+      name,
       namespace: pool.metadata.namespace,
       labels: { ...labels, [LABEL_LAUNCH_TYPE]: 'warm', [LABEL_CREATED_BY]: 'controller' },
-      annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name! },
+      annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name!, [ANNOTATION_POD_NAME]: name },
       ownerReferences: [controllerRef(pool)],
     },
     spec: {
@@ -103,7 +114,11 @@ export function injectEnv(pod: PodTemplate, claim: SandboxClaim, template: Sandb
 /** Pod labels and annotations a claim adds: its uid, the template's hash, additionalPodMetadata. */
 export function claimPodMetadata(claim: SandboxClaim, template: SandboxTemplate): { labels: Record<string, string>; annotations: Record<string, string> } {
   return {
-    labels: { ...claim.spec.additionalPodMetadata?.labels, [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) },
+    labels: {
+      ...claim.spec.additionalPodMetadata?.labels, [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
+      // Who made the claim (an SDK, the CLI) marks its pod too, as upstream's claim identity labels do.
+      ...(claim.metadata.labels?.[LABEL_CREATED_BY] ? { [LABEL_CREATED_BY]: claim.metadata.labels[LABEL_CREATED_BY] } : {}),
+    },
     annotations: { ...claim.spec.additionalPodMetadata?.annotations },
   };
 }
@@ -117,8 +132,11 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
     metadata: {
       name: claim.metadata.name,
       namespace: claim.metadata.namespace,
-      labels: { [LABEL_CLAIM_UID]: claim.metadata.uid! },
-      annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name! },
+      labels: {
+        [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_LAUNCH_TYPE]: 'cold', [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
+        ...(claim.metadata.labels?.[LABEL_CREATED_BY] ? { [LABEL_CREATED_BY]: claim.metadata.labels[LABEL_CREATED_BY] } : {}),
+      },
+      annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name!, [ANNOTATION_POD_NAME]: claim.metadata.name! },
       ownerReferences: [controllerRef(claim)],
     },
     spec: {
@@ -148,6 +166,7 @@ export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: 
   delete podLabels[LABEL_WARM_POOL_SANDBOX];
   delete podLabels[LABEL_SANDBOX_POD_TEMPLATE_HASH];
   delete podLabels[LABEL_SANDBOX_TEMPLATE_HASH];
+  delete podLabels[LABEL_CREATED_BY];
   // The pool's eviction mark goes (a claimed sandbox is someone's work), unless the template set it.
   const podAnnotations = { ...pod.metadata?.annotations };
   if (template.spec.podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) delete podAnnotations[ANNOTATION_SAFE_TO_EVICT];

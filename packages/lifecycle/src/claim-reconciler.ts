@@ -4,14 +4,14 @@
 // ttlSecondsAfterFinished) by its shutdownPolicy: Delete removes the claim (and so its Sandbox),
 // Retain removes only the Sandbox.
 import {
-  LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
+  ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
   WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
   type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
 } from '@asb/api';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
 import { controllerOf, isControlledBy, isDeleting, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
-import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
+import { isAlreadyExists, isConflict, isNotFound, type Deps, type Result } from './substrate.ts';
 
 const MISSING_RETRY_MS = 60_000;
 /** Candidates tried before starting cold: each failure means another claim won that one. */
@@ -32,8 +32,10 @@ export function claimExpiry(claim: SandboxClaim): number | undefined {
 }
 
 export async function reconcileClaim(d: Deps, namespace: string, name: string): Promise<Result> {
-  const claim = await d.store.get('SandboxClaim', namespace, name);
-  if (!claim || isDeleting(claim)) return {};
+  const read = await d.store.get('SandboxClaim', namespace, name);
+  if (!read || isDeleting(read)) return {};
+  // (Replaced by each write of the claim's metadata: the status is written on the latest.)
+  let claim: SandboxClaim = read;
   const now = d.clock.now();
   const status: SandboxClaimStatus = structuredClone(claim.status ?? {});
   const ready = (reason: ReadyReason, message: string): Condition =>
@@ -86,8 +88,10 @@ export async function reconcileClaim(d: Deps, namespace: string, name: string): 
   if (claim.spec.env?.length) poolName = '';
 
   // ---- find or make its Sandbox ----
-  let sandbox = await findOwn(d, claim);
-  if (!sandbox && poolName !== '') sandbox = await adoptWarm(d, claim, template, poolName);
+  const found = await findOwn(d, claim);
+  claim = found.claim;
+  let sandbox = found.sandbox;
+  if (!sandbox && poolName !== '') ({ claim, sandbox } = await adoptWarm(d, claim, template, poolName));
   if (!sandbox) {
     try {
       sandbox = await d.store.create(sandboxForClaim(claim, template, pod.podTemplate));
@@ -113,30 +117,58 @@ export async function reconcileClaim(d: Deps, namespace: string, name: string): 
   return requeue;
 }
 
-/** The claim's Sandbox if it has one already: by status, by its own name, or by the claim-uid
- *  label an adoption sets (found even when the claim's status was not written afterwards). */
-async function findOwn(d: Deps, claim: SandboxClaim): Promise<Sandbox | undefined> {
+/**
+ * The claim's Sandbox if it has one already: by status, by the sandbox-name annotation an
+ * adoption writes first (finishing an adoption that was cut short), or by its own name (cold).
+ * Reads come from the watch cache; the annotation is the lock that makes that safe: a claim
+ * whose cached copy predates an adoption cannot adopt again, since writing the annotation
+ * needs the claim's current resourceVersion.
+ */
+async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
   const ns = claim.metadata.namespace;
-  for (const candidate of [claim.status?.sandbox?.name, claim.metadata.name]) {
-    if (!candidate) continue;
-    const sb = await d.store.get('Sandbox', ns, candidate);
-    if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return sb;
+  const statusName = claim.status?.sandbox?.name;
+  if (statusName) {
+    const sb = await d.store.get('Sandbox', ns, statusName);
+    if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return { claim, sandbox: sb };
   }
-  const labelled = await d.store.list('Sandbox', { namespace: ns, labels: { [LABEL_CLAIM_UID]: claim.metadata.uid! } });
-  return labelled.find((sb) => isControlledBy(sb, claim) && !isDeleting(sb));
+  const assigned = claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME];
+  if (assigned) {
+    const sb = await d.store.get('Sandbox', ns, assigned);
+    if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return { claim, sandbox: sb };
+    if (sb && !isDeleting(sb) && isAdoptable(sb)) {
+      // Still the pool's: the adoption stopped between its two writes. Finish it (a stale cached
+      // copy makes this a conflict, and the claim is reconciled again).
+      const template = await d.store.get('SandboxTemplate', ns, sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF] ?? '');
+      if (template) return { claim, sandbox: await d.store.update(adoptedByClaim(sb, claim, template)) };
+    }
+    // Gone, or another claim's: the reference is dropped, and the claim looks again.
+    claim = await d.store.update(withAssigned(claim, undefined));
+  }
+  const sb = await d.store.get('Sandbox', ns, claim.metadata.name!, { cached: true });
+  if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return { claim, sandbox: sb };
+  return { claim };
 }
+
+function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {
+  const annotations = { ...claim.metadata.annotations };
+  if (sandboxName) annotations[ANNOTATION_SANDBOX_NAME] = sandboxName; else delete annotations[ANNOTATION_SANDBOX_NAME];
+  return { ...claim, metadata: { ...claim.metadata, annotations } };
+}
+
+const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';
 
 /**
  * Takes a warm Sandbox of the template (of the named pool, if one is named): ready ones first,
- * oldest first. Two claims may race for one Sandbox: the store's resourceVersion lets only one
- * update win, and the loser tries the next candidate.
+ * oldest first, as upstream does: the claim first records the candidate in its sandbox-name
+ * annotation (the claim's lock: one adoption at a time per claim), then takes the Sandbox (the
+ * Sandbox's resourceVersion lets only one claim win it; the loser tries the next candidate).
  */
-async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined): Promise<Sandbox | undefined> {
+async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
   const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
   if (poolName) labels[LABEL_WARM_POOL_SANDBOX] = nameHash(poolName);
   // A stale answer is harmless here: adopting a Sandbox that changed meanwhile is a conflict.
   const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
-    .filter((sb) => !isDeleting(sb) && sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool');
+    .filter((sb) => !isDeleting(sb) && isAdoptable(sb));
   members.sort((a, b) => Number(isSandboxReady(b)) - Number(isSandboxReady(a))
     || Date.parse(a.metadata.creationTimestamp ?? '') - Date.parse(b.metadata.creationTimestamp ?? ''));
   // Claims reconciled at the same moment would all try the oldest ready member first and all but
@@ -150,13 +182,18 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
   let tries = 0;
   for (const candidate of members) {
     if (tries++ >= ADOPTION_TRIES) break;
+    // A conflict here means the claim changed (or our copy of it is stale): the whole reconcile
+    // is retried, from a fresh read.
+    claim = await d.store.update(withAssigned(claim, candidate.metadata.name));
     try {
       const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
       d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
-      return adopted;
+      return { claim, sandbox: adopted };
     } catch (err) {
-      if (!isConflict(err)) throw err; // another claim took it first
+      if (!isConflict(err) && !isNotFound(err)) throw err; // another claim took it first
     }
   }
-  return undefined;
+  // None could be taken: the claim starts cold, and names no warm Sandbox.
+  if (claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME]) claim = await d.store.update(withAssigned(claim, undefined));
+  return { claim };
 }
