@@ -4,33 +4,16 @@
 //   seed 004: tests 1, 2 and 4 (python, file write/read, runtime isolation);
 //   seed 000: the Go single-file smoke flow and the multi-file module flow;
 //   seed 002: a counter suspended with a memory snapshot and resumed where it stopped.
-import { readdirSync, readFileSync, statSync, mkdtempSync, rmSync } from 'node:fs';
-import { join, relative, dirname } from 'node:path';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir, release } from 'node:os';
 import pino from 'pino';
 import { Engine } from '@asb/engine';
-import { Sandbox, apply, type CommandResult } from '@asb/sdk';
+import { Sandbox, apply } from '@asb/sdk';
+import { multiFlow, show, smokeFlow } from './go/flows.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-
-function filesOf(dir: string): Array<[string, Buffer]> {
-  const out: Array<[string, Buffer]> = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p); else out.push([relative(dir, p), readFileSync(p)]);
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-function show(label: string, r: CommandResult): void {
-  const text = (r.stdout + (r.exitCode !== 0 ? r.stderr : '')).trimEnd();
-  console.log(`-- ${label} [exit=${r.exitCode}] -- ${text}`);
-  if (r.exitCode !== 0) throw new Error(`${label} failed with exit code ${r.exitCode}`);
-}
 
 async function main(): Promise<void> {
   const home = process.env.ASB_HOME ?? mkdtempSync(join(tmpdir(), 'asb-quickstart-'));
@@ -66,17 +49,8 @@ async function main(): Promise<void> {
 
     {
       await using sb = await Sandbox.create({ ...conn, template: 'go-runtime-template' });
-      console.log('=== single-file smoke flow ===');
-      for (const [path, data] of filesOf(join(here, 'go/smoke'))) await sb.files.write(`smoke/${path}`, data);
-      show('go run main.go', await sb.run('go run main.go', { cwd: 'smoke', timeoutMs: 600_000 }));
-      show('go build -o app .', await sb.run('go build -o app .', { cwd: 'smoke', timeoutMs: 600_000 }));
-      show('./app (re-runs the binary without recompiling)', await sb.run('./app', { cwd: 'smoke' }));
-
-      console.log('=== multi-file module flow ===');
-      for (const [path, data] of filesOf(join(here, 'go/multifile'))) await sb.files.write(`multifile/${path}`, data);
-      await sb.run('go build -o app .', { cwd: 'multifile', timeoutMs: 600_000 }).then((r) => { if (r.exitCode !== 0) show('go build -o app .', r); });
-      show('./app', await sb.run('./app', { cwd: 'multifile' }));
-      show('go test ./...', await sb.run('go test ./... 2>&1 | grep -v "no test files"', { cwd: 'multifile', timeoutMs: 600_000 }));
+      await smokeFlow(sb);
+      await multiFlow(sb);
     }
     console.log('=== seed 002: suspend and resume with a memory snapshot ===');
     {

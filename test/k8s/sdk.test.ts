@@ -4,6 +4,8 @@
 // have no network, so the agent runs on loopback and the router is told so (ROUTER_BACKEND).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import { startHarness, waitFor, repo, type Harness } from './harness.ts';
 import { freePort } from './cluster.ts';
 
 const ROUTER_TOKEN = 'sdk-test-router-token';
+const execFileAsync = promisify(execFile);
 
 describe('the SDK on Kubernetes (claims on a real API server, runtime through our router)', { timeout: 600_000 }, () => {
   let h: Harness;
@@ -32,7 +35,8 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
     const metricsPort = await freePort();
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     h = await startHarness({ controllerArgs: ['--leader-elect=false', '--metrics-bind-address', `127.0.0.1:${metricsPort}`] });
-    const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir };
+    // (HOME and GOCACHE for the Go toolchain that seed 000's flows run through the agent.)
+    const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, HOME: baseDir, GOCACHE: join(baseDir, '.cache/go-build'), GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' };
     const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
     closers.push(() => { agent.server.closeAllConnections(); agent.server.close(); });
     const router: http.Server = createRouter({ token: ROUTER_TOKEN, backend: { host: '127.0.0.1', port: agent.port } });
@@ -138,5 +142,40 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
       await client.close();
       await waitFor('the session\'s claim to be deleted', () => mine().length === before, 30_000);
     } finally { await server.close(); }
+  });
+
+  it('runs seed 000\'s demo on the cluster: --flow=all creates and deletes a claim; --keep, then --claim reattaches, and no --keep deletes it', async () => {
+    h.cluster.kubectl('apply', '-k', join(repo, 'deploy/sandbox/base'));
+    // (Not spawnSync: the router and the agent the demo talks to run in this process.)
+    const demo = async (...args: string[]) => {
+      try {
+        const r = await execFileAsync(process.execPath, ['--import', 'tsx', join(repo, 'examples/go/demo.ts'), '--kubeconfig', h.cluster.kubeconfig, '--router-url', routerUrl, ...args],
+          { cwd: repo, encoding: 'utf8', env: { ...process.env, ASB_ROUTER_TOKEN: ROUTER_TOKEN }, timeout: 300_000 });
+        return r.stdout;
+      } catch (err) {
+        const e = err as { stdout?: string; stderr?: string; message: string };
+        throw new Error(`demo ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`);
+      }
+    };
+    const claims = () => h.get('sandboxclaims.extensions.agents.x-k8s.io').items.map((c: any) => c.metadata.name as string);
+    const before = claims();
+
+    const all = await demo('--template=go-runtime-template', '--flow=all');
+    assert.match(all, /^-- go run main\.go \[exit=0\] -- hello from the sandbox! sum\(1\.\.100\)=5050, go=go1\.\d+/m);
+    assert.match(all, /^-- \.\/app \(re-runs the binary without recompiling\) \[exit=0\] -- hello from the sandbox!/m);
+    assert.match(all, /^-- \.\/app \[exit=0\] -- hello, Alice/m);
+    assert.match(all, /^-- go test \.\/\.\.\. \[exit=0\] -- ok\s+example\.com\/multifile\/greet/m);
+    assert.match(all, /^==> PoC complete$/m);
+    assert.deepEqual(claims(), before, 'the demo deleted its claim');
+
+    const kept = await demo('--flow=smoke', '--keep');
+    const claim = /^==> created claim (\S+) /m.exec(kept)?.[1];
+    assert.ok(claim && claims().includes(claim), kept);
+    const again = await demo('--flow=multi', `--claim=${claim}`, '--keep');
+    assert.match(again, new RegExp(`^==> reattached to claim ${claim} `, 'm'));
+    assert.match(again, /^-- \.\/app \[exit=0\] -- hello, Alice/m);
+    assert.ok(claims().includes(claim));
+    await demo('--flow=smoke', `--claim=${claim}`);
+    assert.ok(!claims().includes(claim), 'without --keep the claim is deleted');
   });
 });

@@ -61,6 +61,8 @@ export interface SandboxControl {
   resume(opts: { discardSnapshot?: boolean; timeoutMs?: number }): Promise<ResumeResult>;
   reset(): Promise<SandboxInfo>;
   kill(): Promise<void>;
+  /** Lets go of the sandbox without deleting it (a port-forward, kept-alive connections). */
+  close(): Promise<void>;
 }
 
 /** The local engine's HTTP API. */
@@ -82,6 +84,7 @@ class EngineControl implements SandboxControl {
       if (!(err instanceof NotFoundError)) throw err;
     }
   }
+  async close(): Promise<void> {} // plain HTTP requests: nothing held open
 }
 
 export class Sandbox {
@@ -155,6 +158,10 @@ export class Sandbox {
 
   /** Deletes the sandbox (on Kubernetes, its claim). Killing one that is already gone is not an error. */
   kill(): Promise<void> { return this.control.kill(); }
+
+  /** Lets go of the sandbox and leaves it running (it can be reattached with connect): closes
+   *  what this handle opened, such as a port-forward to a cluster's router. */
+  close(): Promise<void> { return this.control.close(); }
 
   async [Symbol.asyncDispose](): Promise<void> { await this.kill(); }
 }
