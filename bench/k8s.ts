@@ -5,7 +5,9 @@
 // cluster from the same binaries on the same machine, one after the other (two controllers on
 // one cluster would fight over the same objects). Claim → Ready is timed by the client: from
 // the start of its create call to the watch event that shows it Ready.
+import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
+import { loadKubeConfig } from '../packages/k8s/src/kube-config.ts';
 import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
 import { startHarness, waitFor } from '../test/k8s/harness.ts';
 import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';
@@ -14,6 +16,8 @@ import { percentile, table } from './stats.ts';
 const N = Number(process.env.BENCH_K8S_N ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_K8S_CONCURRENCY ?? 32);
 const GROUP = 'extensions.agents.x-k8s.io';
+/** BENCH_K8S_ONLY=ours|upstream runs one controller (for profiling); the default runs both. */
+const ONLY = process.env.BENCH_K8S_ONLY;
 
 const TEMPLATE = {
   apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxTemplate', metadata: { name: 'python-runtime-template', namespace: 'default' },
@@ -77,8 +81,7 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
 }
 
 async function scenarios(cluster: Cluster): Promise<{ warm: Result; cold: Result }> {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(cluster.kubeconfig);
+  const kc = loadKubeConfig({ kubeconfig: cluster.kubeconfig });
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const create = (plural: string, body: object) => api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
   await create('sandboxtemplates', TEMPLATE);
@@ -91,22 +94,40 @@ async function scenarios(cluster: Cluster): Promise<{ warm: Result; cold: Result
   process.stderr.write(`  warm: ${warm.ready}/${N} ready\n`);
   const cold = await claimBurst(kc, 'cold', 'cold', N);
   process.stderr.write(`  cold: ${cold.ready}/${N} ready\n`);
+  if (process.env.BENCH_K8S_API_STATS) apiStats(cluster);
   return { warm, cold };
+}
+
+/** BENCH_K8S_API_STATS=1: the API server's request counts by verb and resource (every client). */
+function apiStats(cluster: Cluster): void {
+  const counts = new Map<string, number>();
+  const text = execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'get', '--raw', '/metrics'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (!/sandbox|pods|events|services/.test(labels.resource ?? '')) continue;
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}${/^2/.test(labels.code ?? '') ? '' : ` (${labels.code})`}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  for (const [k, v] of [...counts].sort((a, b) => b[1] - a[1])) process.stderr.write(`  ${String(v).padStart(7)}  ${k}\n`);
 }
 
 async function main(): Promise<void> {
   const results: Array<[string, { warm: Result; cold: Result }]> = [];
-  process.stderr.write(`our controller (N=${N})\n`);
-  const ours = await startHarness({ controllerArgs: ['--leader-elect=false'] });
-  try { results.push(['ours', await scenarios(ours.cluster)]); } finally { await ours.stop(); }
-
-  process.stderr.write(`upstream's controller v0.5.6 (N=${N})\n`);
-  const cluster = await startCluster();
-  try {
-    installUpstreamCrds(cluster);
-    const up = await startUpstreamController(cluster);
-    try { results.push(['upstream v0.5.6', await scenarios(cluster)]); } finally { await up.stop(); }
-  } finally { await cluster.stop(); }
+  if (ONLY !== 'upstream') {
+    process.stderr.write(`our controller (N=${N})\n`);
+    const ours = await startHarness({ controllerArgs: ['--leader-elect=false'] });
+    try { results.push(['ours', await scenarios(ours.cluster)]); } finally { await ours.stop(); }
+  }
+  if (ONLY !== 'ours') {
+    process.stderr.write(`upstream's controller v0.5.6 (N=${N})\n`);
+    const cluster = await startCluster();
+    try {
+      installUpstreamCrds(cluster);
+      const up = await startUpstreamController(cluster);
+      try { results.push(['upstream v0.5.6', await scenarios(cluster)]); } finally { await up.stop(); }
+    } finally { await cluster.stop(); }
+  }
 
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const rows: string[][] = [];
@@ -118,6 +139,7 @@ async function main(): Promise<void> {
   }
   console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99'], rows));
   const ratio = (kind: 'warm' | 'cold') => (results[0]![1][kind].claimsPerS / results[1]![1][kind].claimsPerS).toFixed(2);
+  if (results.length < 2) return;
   console.log(`\nthroughput, ours / upstream: warm ${ratio('warm')}×, cold ${ratio('cold')}×  (${CONCURRENCY} creates in flight; 2-core machine; KWOK pods)`);
 }
 

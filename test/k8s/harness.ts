@@ -47,7 +47,9 @@ export async function startHarness(opts: { controller?: boolean; controllerArgs?
     async startController(extraArgs = []) {
       const port = await freePort();
       const out = openSync(join(cluster.dir, 'logs', 'controller.log'), 'a');
-      const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
+      // ASB_CONTROLLER_CPU_PROF=dir: each controller writes a V8 CPU profile there when it stops.
+      const prof = process.env.ASB_CONTROLLER_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.ASB_CONTROLLER_CPU_PROF] : [];
+      const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
         '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${await freePort()}`,
         '--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`, ...extraArgs], { stdio: ['ignore', out, out], cwd: repo });
       children.push(child);
@@ -60,7 +62,9 @@ export async function startHarness(opts: { controller?: boolean; controllerArgs?
     },
     async stop() {
       // (A process killed by a signal has exitCode null too: signalCode says it is gone.)
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) { c.kill('SIGKILL'); await new Promise((r) => c.once('exit', r)); }
+      // (A profiled controller is asked to stop, so that it writes its profile.)
+      const signal = process.env.ASB_CONTROLLER_CPU_PROF ? 'SIGTERM' : 'SIGKILL';
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) { c.kill(signal); await new Promise((r) => c.once('exit', r)); }
       await cluster.stop();
     },
   };
