@@ -39,7 +39,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < N; i++) {
         const [res, s] = await timed(() => sb.suspend({ snapshot: true }));
         suspend.push(s);
-        sizes.push(res.snapshot!.sizeBytes);
+        sizes.push(res.snapshot!.sizeBytes!);
         const [, r] = await timed(() => sb.resume());
         resume.push(r);
         const [, f] = await timed(() => sb.run('true'));

@@ -48,7 +48,7 @@ describe('suspend and resume with memory snapshots', () => {
     const list = await sb.snapshots.list();
     assert.deepEqual(list.map((s) => s.id), [suspended.snapshotId]);
     assert.equal(list[0]!.info.template, 'python-counter-template');
-    assert.ok(list[0]!.info.sizeBytes > 0);
+    assert.ok(list[0]!.info.sizeBytes! > 0);
   });
 
   it('restores a process holding a large in-memory dict and the workspace file, both intact', async () => {

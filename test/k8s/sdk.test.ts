@@ -12,12 +12,13 @@ import { join } from 'node:path';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
-import { Sandbox, kubernetes, NotFoundError, AuthError, type KubernetesConnection } from '@asb/sdk';
+import { Sandbox, kubernetes, NotFoundError, AuthError, InvalidError, type KubernetesConnection } from '@asb/sdk';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { serveHttp } from '@asb/mcp';
 import { createRouter } from '../../packages/k8s/src/router/router.ts';
 import { startHarness, waitFor, repo, type Harness } from './harness.ts';
+import { startGkeStandIn } from './gke-standin.ts';
 import { freePort } from './cluster.ts';
 
 const ROUTER_TOKEN = 'sdk-test-router-token';
@@ -177,5 +178,43 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
     assert.ok(claims().includes(claim));
     await demo('--flow=smoke', `--claim=${claim}`);
     assert.ok(!claims().includes(claim), 'without --keep the claim is deleted');
+  });
+
+  it('takes GKE Pod snapshots (podsnapshot.gke.io): a clear error without the API; with it, snapshots.create, suspend({ snapshot }) and a resume that GKE restores from the newest', async () => {
+    await using sb = await Sandbox.create({ connection, template: 'python-runtime-template' });
+    await assert.rejects(sb.snapshots.create(), (err: Error) => err instanceof InvalidError && /no Pod snapshot API \(podsnapshot\.gke\.io\/v1\)/.test(err.message));
+    await assert.rejects(sb.suspend({ snapshot: true }), InvalidError);
+    assert.equal(h.get('sandboxes.agents.x-k8s.io', sb.id).spec.operatingMode, 'Running', 'a refused snapshot does not suspend');
+
+    h.cluster.kubectl('apply', '-f', join(repo, 'test/k8s/fixtures/podsnapshot-crds.yaml'));
+    h.cluster.kubectl('wait', '--for=condition=Established', 'crd/podsnapshots.podsnapshot.gke.io', 'crd/podsnapshotmanualtriggers.podsnapshot.gke.io');
+    const gke = await startGkeStandIn(h.cluster.kubeconfig);
+    try {
+      const manual = await sb.snapshots.create();
+      assert.match(manual.id, /^[0-9a-f-]{36}$/);
+      const trigger = h.get('podsnapshotmanualtriggers.podsnapshot.gke.io').items.find((t: any) => t.status?.snapshotCreated?.name === manual.id);
+      assert.match(trigger.metadata.name, /^snap-\d{8}-\d{6}-[0-9a-f]{8}$/);
+      assert.equal(trigger.spec.targetPod, h.get('sandboxes.agents.x-k8s.io', sb.id).metadata.annotations['agents.x-k8s.io/pod-name']);
+
+      // (Snapshots are ordered by creationTimestamp, which counts whole seconds.)
+      await new Promise((r) => setTimeout(r, 1100));
+      const suspended = await sb.suspend({ snapshot: true });
+      assert.equal(suspended.snapshot?.reason, 'suspend');
+      assert.equal(h.find('pod', sb.id), undefined, 'the pod is gone');
+      assert.ok(h.get('podsnapshotmanualtriggers.podsnapshot.gke.io').items.some((t: any) => t.metadata.name.startsWith(`suspend-${sb.id}`.slice(0, 38))));
+      assert.deepEqual((await sb.snapshots.list()).map((x) => x.id), [suspended.snapshotId, manual.id], 'newest first');
+
+      const resumed = await sb.resume();
+      assert.deepEqual(resumed, { resumed: true, restoredFromSnapshot: true, snapshotId: suspended.snapshotId }, JSON.stringify(h.get('pod', sb.id).status.conditions));
+      assert.equal((await sb.run('echo back')).stdout, 'back\n');
+
+      await (await sb.snapshots.get(manual.id)).delete();
+      assert.deepEqual((await sb.snapshots.list()).map((x) => x.id), [suspended.snapshotId]);
+      await assert.rejects(sb.snapshots.get(manual.id), NotFoundError);
+    } finally {
+      gke.stop();
+    }
+    await sb.kill();
+    assert.deepEqual(h.get('podsnapshotmanualtriggers.podsnapshot.gke.io').items, [], 'kill deletes the triggers it made');
   });
 });

@@ -12,6 +12,8 @@ import type { ResolvedConnection } from './connection.ts';
 import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
 import { Sandbox, type SandboxCreateOpts, type SandboxInfo } from './sandbox.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
+import { GkePodSnapshots } from './gke-snapshots.ts';
+import { ANNOTATION_POD_NAME } from '@asb/api';
 
 export interface KubernetesConnection {
   kind: 'kubernetes';
@@ -55,6 +57,7 @@ const TERMINAL: Record<string, (msg: string) => Error> = {
 /** One cluster: its API clients, and the router connection shared by its sandboxes. */
 export class KubernetesCluster {
   private routerConn?: Promise<{ url: string; stop?: () => void }>;
+  private core?: K8s.CoreV1Api;
   private constructor(readonly k8s: typeof K8s, readonly kc: PooledKubeConfig, readonly api: K8s.CustomObjectsApi, private readonly opts: KubernetesConnection) {}
 
   static async open(opts: KubernetesConnection): Promise<KubernetesCluster> {
@@ -187,6 +190,15 @@ export class KubernetesCluster {
     }
   }
 
+  /** A Pod (for its conditions), or undefined when it is gone. */
+  async pod(namespace: string, name: string): Promise<K8s.V1Pod | undefined> {
+    this.core ??= this.kc.makeApiClient(this.k8s.CoreV1Api);
+    try { return await this.core.readNamespacedPod({ namespace, name }); } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw apiError(err, `get Pod ${namespace}/${name}`);
+    }
+  }
+
   async setOperatingMode(namespace: string, name: string, mode: 'Running' | 'Suspended'): Promise<void> {
     try {
       await this.api.patchNamespacedCustomObject({ ...SANDBOX, namespace, name, body: { spec: { operatingMode: mode } } },
@@ -233,9 +245,20 @@ export function infoOf(sandbox: Obj, claim?: Obj): SandboxInfo {
   };
 }
 
+const RESTORE_CHECKS = 10;
+const RESTORE_CHECK_MS = 300;
+
 /** Lifecycle calls of a sandbox on a cluster (the runtime calls go through the router). */
 export class KubernetesControl {
-  constructor(private readonly cluster: KubernetesCluster, private readonly namespace: string, private readonly name: string, private readonly claimName: string | undefined, private readonly ownsCluster: boolean) {}
+  /** Memory snapshots: GKE Pod snapshots (a clear error on a cluster without them). */
+  readonly snapshots: GkePodSnapshots;
+
+  constructor(private readonly cluster: KubernetesCluster, private readonly namespace: string, private readonly name: string, private readonly claimName: string | undefined, private readonly ownsCluster: boolean) {
+    this.snapshots = new GkePodSnapshots(cluster, namespace, name, async () => {
+      const sb = await cluster.get(KubernetesCluster.SANDBOX, namespace, name);
+      return sb?.metadata.annotations?.[ANNOTATION_POD_NAME] ?? name;
+    });
+  }
 
   async refresh(): Promise<SandboxInfo> {
     const sb = await this.cluster.get(KubernetesCluster.SANDBOX, this.namespace, this.name);
@@ -244,26 +267,44 @@ export class KubernetesControl {
     return infoOf(sb, claim);
   }
 
-  /** operatingMode Suspended (v1beta1): the Pod goes, volumes stay. Memory snapshots need GKE Pod snapshots. */
+  /**
+   * operatingMode Suspended (v1beta1): the Pod goes, volumes stay. `snapshot: true` first takes a
+   * GKE Pod snapshot (as upstream's client does, named suspend-<sandbox>), from which GKE starts
+   * the Pod again on resume.
+   */
   async suspend(opts: { snapshot?: boolean }): Promise<SuspendResult> {
-    if (opts.snapshot) throw new InvalidError('memory snapshots on Kubernetes need GKE Pod snapshots (podsnapshot.gke.io), which this cluster has no support for in the SDK yet; suspend without { snapshot: true }');
+    const snapshot = opts.snapshot ? await this.snapshots.take(`suspend-${this.name}`) : undefined;
     await this.cluster.setOperatingMode(this.namespace, this.name, 'Suspended');
-    await this.cluster.waitFor(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) => ready(o)?.reason === 'SandboxSuspended', 180_000, `Sandbox ${this.name} to be suspended`);
-    return { suspended: true };
+    await this.cluster.waitFor(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) => ready(o)?.reason === 'SandboxSuspended' && o?.status?.conditions?.some((c: Condition) => c.type === 'Suspended' && c.reason === 'PodTerminated'), 180_000, `Sandbox ${this.name} to be suspended`);
+    return snapshot ? { suspended: true, snapshotId: snapshot.id, snapshot } : { suspended: true };
   }
 
+  /** operatingMode Running, then Ready; restoredFromSnapshot when GKE says the new Pod came from the latest snapshot. */
   async resume(opts: { timeoutMs?: number }): Promise<ResumeResult> {
+    // (A cluster without Pod snapshots has none to restore: that is not an error here.)
+    const latest = (await this.snapshots.list().catch((err) => { if (err instanceof InvalidError) return []; throw err; }))[0];
     await this.cluster.setOperatingMode(this.namespace, this.name, 'Running');
-    await this.cluster.waitFor(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) => ready(o)?.status === 'True', opts.timeoutMs ?? 180_000, `Sandbox ${this.name} to be Ready again`);
-    return { resumed: true, restoredFromSnapshot: false };
+    const sb = await this.cluster.waitFor<Obj>(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) => ready(o)?.status === 'True', opts.timeoutMs ?? 180_000, `Sandbox ${this.name} to be Ready again`);
+    if (!latest) return { resumed: true, restoredFromSnapshot: false };
+    // GKE writes PodRestored apart from readiness: a Pod that is Ready without it yet is read
+    // again for a few seconds before it counts as started afresh.
+    const podName = sb.metadata.annotations?.[ANNOTATION_POD_NAME] ?? this.name;
+    let pod = await this.cluster.pod(this.namespace, podName);
+    for (let i = 0; i < RESTORE_CHECKS && !pod?.status?.conditions?.some((c) => c.type === 'PodRestored'); i++) {
+      await new Promise((r) => setTimeout(r, RESTORE_CHECK_MS));
+      pod = await this.cluster.pod(this.namespace, podName);
+    }
+    return { resumed: true, restoredFromSnapshot: GkePodSnapshots.restoredFrom(pod, latest.id), snapshotId: latest.id };
   }
 
   async reset(): Promise<SandboxInfo> {
     throw new InvalidError('reset is a local-engine operation; on Kubernetes, kill the sandbox and create another (a warm pool makes that fast)');
   }
 
-  /** Deletes the claim (the Sandbox, Pod and Service go with it by owner references). */
+  /** Deletes the claim (the Sandbox, Pod and Service go with it by owner references), and the
+   *  snapshot triggers this handle made. */
   async kill(): Promise<void> {
+    await this.snapshots.deleteTriggers();
     if (this.claimName) await this.cluster.deleteClaim(this.namespace, this.claimName);
     else {
       try { await this.cluster.api.deleteNamespacedCustomObject({ ...KubernetesCluster.SANDBOX, namespace: this.namespace, name: this.name }); } catch (err) {

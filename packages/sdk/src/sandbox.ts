@@ -6,7 +6,7 @@ import { callJson, call, resolveConnection, type ConnectionOpts, type ResolvedCo
 import { Commands, type CommandResult, type RunOpts } from './commands.ts';
 import { Files } from './files.ts';
 import { NotFoundError } from './errors.ts';
-import { Snapshots, type ResumeResult, type SuspendResult } from './snapshots.ts';
+import { Snapshots, type ResumeResult, type SuspendResult, type SnapshotStore } from './snapshots.ts';
 import type { KubernetesConnection } from './kubernetes.ts';
 
 export interface SandboxInfo {
@@ -63,6 +63,8 @@ export interface SandboxControl {
   kill(): Promise<void>;
   /** Lets go of the sandbox without deleting it (a port-forward, kept-alive connections). */
   close(): Promise<void>;
+  /** Where its snapshots are, when not the engine's. */
+  readonly snapshots?: SnapshotStore;
 }
 
 /** The local engine's HTTP API. */
@@ -101,7 +103,7 @@ export class Sandbox {
     const target = { id: info.name, namespace: info.namespace };
     this.commands = new Commands(conn, target);
     this.files = new Files(conn, target);
-    this.snapshots = new Snapshots(conn, target);
+    this.snapshots = new Snapshots(control?.snapshots ?? conn, target);
   }
 
   get id(): string { return this.info.name; }

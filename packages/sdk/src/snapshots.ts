@@ -11,8 +11,9 @@ export interface SnapshotInfo {
   template?: string;
   createdAt: string;
   reason: 'suspend' | 'manual';
-  /** Bytes on disk: the checkpoint image and the copy of the workspace and volumes. */
-  sizeBytes: number;
+  /** Bytes on disk: the checkpoint image and the copy of the workspace and volumes (unknown for
+   *  GKE Pod snapshots, which keep them in the cluster's storage). */
+  sizeBytes?: number;
 }
 
 export interface SuspendResult {
@@ -29,38 +30,56 @@ export interface ResumeResult {
   snapshotId?: string;
 }
 
-export class Snapshot {
-  constructor(private readonly conn: ResolvedConnection, readonly info: SnapshotInfo) {}
-  get id(): string { return this.info.id; }
-  async delete(): Promise<void> {
-    await call(this.conn, `/v1/snapshots/${encodeURIComponent(this.id)}`, `delete snapshot "${this.id}"`, { method: 'DELETE' });
-  }
+/** Where a sandbox's snapshots are kept: the local engine (gVisor checkpoints), or a cluster's
+ *  GKE Pod snapshots (gke-snapshots.ts). */
+export interface SnapshotStore {
+  list(): Promise<SnapshotInfo[]>;
+  get(id: string): Promise<SnapshotInfo>;
+  /** Snapshot of the running sandbox, which keeps running. */
+  create(): Promise<SnapshotInfo>;
+  delete(id: string): Promise<void>;
 }
 
-/** The snapshots of one sandbox (`sandbox.snapshots`), or of every sandbox (`new Snapshots(conn)`). */
-export class Snapshots {
-  private readonly conn: ResolvedConnection;
-  constructor(conn: ConnectionOpts | ResolvedConnection, private readonly target?: { id: string; namespace: string }) {
-    this.conn = 'url' in conn && 'token' in conn && typeof conn.token === 'string' && 'requestTimeoutMs' in conn ? conn as ResolvedConnection : resolveConnection(conn);
-  }
+/** The local engine's HTTP API, for one sandbox or for all. */
+class EngineSnapshots implements SnapshotStore {
+  constructor(private readonly conn: ResolvedConnection, private readonly target?: { id: string; namespace: string }) {}
 
   private get base(): string {
     return this.target ? `/v1/sandboxes/${encodeURIComponent(this.target.namespace)}/${encodeURIComponent(this.target.id)}/snapshots` : '/v1/snapshots';
   }
 
-  async list(): Promise<Snapshot[]> {
-    const { items } = await callJson<{ items: SnapshotInfo[] }>(this.conn, this.base, 'list snapshots');
-    return items.map((i) => new Snapshot(this.conn, i));
+  async list(): Promise<SnapshotInfo[]> { return (await callJson<{ items: SnapshotInfo[] }>(this.conn, this.base, 'list snapshots')).items; }
+  get(id: string): Promise<SnapshotInfo> { return callJson<SnapshotInfo>(this.conn, `/v1/snapshots/${encodeURIComponent(id)}`, `get snapshot "${id}"`); }
+  create(): Promise<SnapshotInfo> {
+    if (!this.target) throw new Error('snapshots.create() needs a sandbox: use sandbox.snapshots.create()');
+    return callJson<SnapshotInfo>(this.conn, this.base, `snapshot sandbox "${this.target.id}"`, { json: {}, timeoutMs: 600_000 });
+  }
+  async delete(id: string): Promise<void> {
+    await call(this.conn, `/v1/snapshots/${encodeURIComponent(id)}`, `delete snapshot "${id}"`, { method: 'DELETE' });
+  }
+}
+
+export class Snapshot {
+  constructor(private readonly store: SnapshotStore, readonly info: SnapshotInfo) {}
+  get id(): string { return this.info.id; }
+  delete(): Promise<void> { return this.store.delete(this.id); }
+}
+
+const isStore = (x: unknown): x is SnapshotStore => typeof (x as SnapshotStore).list === 'function';
+
+/** The snapshots of one sandbox (`sandbox.snapshots`), or of every sandbox (`new Snapshots(conn)`). */
+export class Snapshots {
+  private readonly store: SnapshotStore;
+  constructor(conn: ConnectionOpts | ResolvedConnection | SnapshotStore, target?: { id: string; namespace: string }) {
+    if (isStore(conn)) { this.store = conn; return; }
+    const resolved = 'url' in conn && 'token' in conn && typeof conn.token === 'string' && 'requestTimeoutMs' in conn ? conn as ResolvedConnection : resolveConnection(conn);
+    this.store = new EngineSnapshots(resolved, target);
   }
 
-  async get(id: string): Promise<Snapshot> {
-    return new Snapshot(this.conn, await callJson<SnapshotInfo>(this.conn, `/v1/snapshots/${encodeURIComponent(id)}`, `get snapshot "${id}"`));
-  }
+  async list(): Promise<Snapshot[]> { return (await this.store.list()).map((i) => new Snapshot(this.store, i)); }
+
+  async get(id: string): Promise<Snapshot> { return new Snapshot(this.store, await this.store.get(id)); }
 
   /** Snapshot of the running sandbox, which keeps running (paused for the checkpoint, ~0.5 s). */
-  async create(): Promise<Snapshot> {
-    if (!this.target) throw new Error('snapshots.create() needs a sandbox: use sandbox.snapshots.create()');
-    const info = await callJson<SnapshotInfo>(this.conn, this.base, `snapshot sandbox "${this.target.id}"`, { json: {}, timeoutMs: 600_000 });
-    return new Snapshot(this.conn, info);
-  }
+  async create(): Promise<Snapshot> { return new Snapshot(this.store, await this.store.create()); }
 }

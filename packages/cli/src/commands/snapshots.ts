@@ -6,7 +6,7 @@ import { withProgress } from '../progress.ts';
 
 const HEADERS = ['id', 'sandbox', 'template', 'reason', 'size', 'age'];
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)}M`;
-const row = (s: SnapshotInfo) => [s.id, s.sandbox, s.template ?? '<none>', s.reason, mb(s.sizeBytes), age(s.createdAt)];
+const row = (s: SnapshotInfo) => [s.id, s.sandbox, s.template ?? '<none>', s.reason, (s.sizeBytes === undefined ? '<unknown>' : mb(s.sizeBytes)), age(s.createdAt)];
 
 export async function suspendCommand(ctx: Ctx, id: string, flags: { snapshot?: boolean }): Promise<number> {
   const sb = await Sandbox.connect(id, { ...ctx.conn, waitReadyMs: 0 });
