@@ -110,6 +110,10 @@ function apiStats(cluster: Cluster): void {
     counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
   for (const [k, v] of [...counts].sort((a, b) => b[1] - a[1])) process.stderr.write(`  ${String(v).padStart(7)}  ${k}\n`);
+  // CPU time so far of each part of the cluster (and of the controllers), from ps.
+  const ps = execFileSync('ps', ['-eo', 'time=,args='], { encoding: 'utf8' }).split('\n')
+    .filter((l) => /kube-apiserver|bin\/etcd|bin\/kwok|kube-scheduler|kube-controller-manager|controller\/main\.ts|agent-sandbox-controller/.test(l) && l.includes(cluster.dir.split('/').pop()!) || /controller\/main\.ts/.test(l));
+  for (const l of ps) process.stderr.write(`  cpu ${l.trim().slice(0, 140)}\n`);
 }
 
 async function main(): Promise<void> {
