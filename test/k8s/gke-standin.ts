@@ -65,15 +65,17 @@ export async function startGkeStandIn(kubeconfig: string): Promise<{ stop(): voi
     }
   };
   const informers: Array<k8s.Informer<any>> = [];
+  let stopped = false;
   const inform = async (path: string, list: () => Promise<any>, fn: (o: any) => Promise<void>) => {
     const informer = k8s.makeInformer(kc, path, list);
     informer.on('add', (o) => void retried(() => fn(o)));
     informer.on('update', (o) => void retried(() => fn(o)));
-    informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 500));
+    // (Not after stop: a restart loop would keep the test process alive once the cluster is gone.)
+    informer.on('error', () => { if (!stopped) setTimeout(() => { if (!stopped) void informer.start().catch(() => undefined); }, 500).unref(); });
     await retried(() => informer.start());
     informers.push(informer);
   };
   await inform('/apis/podsnapshot.gke.io/v1/podsnapshotmanualtriggers', () => api.listClusterCustomObject({ ...G, plural: 'podsnapshotmanualtriggers' }), onTrigger);
   await inform('/api/v1/pods', () => core.listPodForAllNamespaces(), onPod);
-  return { stop: () => { for (const i of informers) void i.stop(); } };
+  return { stop: () => { stopped = true; for (const i of informers) void i.stop(); } };
 }
