@@ -111,13 +111,26 @@ export function injectEnv(pod: PodTemplate, claim: SandboxClaim, template: Sandb
   return { ok: true, podTemplate: out };
 }
 
+/** The claim's created-by label, to be carried by what is made for it (nothing when it has none). */
+function createdByOf(claim: SandboxClaim): Record<string, string> {
+  const v = claim.metadata.labels?.[LABEL_CREATED_BY];
+  return v ? { [LABEL_CREATED_BY]: v } : {};
+}
+
+/** Labels without those of a pool member (and without its creator, the controller). */
+function withoutPoolLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  const out = { ...labels };
+  for (const k of [LABEL_WARM_POOL_SANDBOX, LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_HASH, LABEL_CREATED_BY]) delete out[k];
+  return out;
+}
+
 /** Pod labels and annotations a claim adds: its uid, the template's hash, additionalPodMetadata. */
 export function claimPodMetadata(claim: SandboxClaim, template: SandboxTemplate): { labels: Record<string, string>; annotations: Record<string, string> } {
   return {
     labels: {
       ...claim.spec.additionalPodMetadata?.labels, [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
       // Who made the claim (an SDK, the CLI) marks its pod too, as upstream's claim identity labels do.
-      ...(claim.metadata.labels?.[LABEL_CREATED_BY] ? { [LABEL_CREATED_BY]: claim.metadata.labels[LABEL_CREATED_BY] } : {}),
+      ...createdByOf(claim),
     },
     annotations: { ...claim.spec.additionalPodMetadata?.annotations },
   };
@@ -134,7 +147,7 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
       namespace: claim.metadata.namespace,
       labels: {
         [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_LAUNCH_TYPE]: 'cold', [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
-        ...(claim.metadata.labels?.[LABEL_CREATED_BY] ? { [LABEL_CREATED_BY]: claim.metadata.labels[LABEL_CREATED_BY] } : {}),
+        ...createdByOf(claim),
       },
       annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name!, [ANNOTATION_POD_NAME]: claim.metadata.name! },
       ownerReferences: [controllerRef(claim)],
@@ -152,21 +165,10 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
 /** Adoption by a claim: pool labels and owner dropped (the template's ref hash and the launch
  *  type stay), the claim becomes the controller; created-by becomes the claim's. */
 export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: SandboxTemplate): Sandbox {
-  const labels = { ...sandbox.metadata.labels };
-  delete labels[LABEL_WARM_POOL_SANDBOX];
-  delete labels[LABEL_SANDBOX_POD_TEMPLATE_HASH];
-  delete labels[LABEL_SANDBOX_TEMPLATE_HASH];
-  labels[LABEL_CLAIM_UID] = claim.metadata.uid!;
-  labels[LABEL_LAUNCH_TYPE] = 'warm';
-  if (claim.metadata.labels?.[LABEL_CREATED_BY]) labels[LABEL_CREATED_BY] = claim.metadata.labels[LABEL_CREATED_BY];
-  else delete labels[LABEL_CREATED_BY];
+  const labels = { ...withoutPoolLabels(sandbox.metadata.labels), [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_LAUNCH_TYPE]: 'warm', ...createdByOf(claim) };
   const md = claimPodMetadata(claim, template);
   const pod = sandbox.spec.podTemplate;
-  const podLabels = { ...pod.metadata?.labels };
-  delete podLabels[LABEL_WARM_POOL_SANDBOX];
-  delete podLabels[LABEL_SANDBOX_POD_TEMPLATE_HASH];
-  delete podLabels[LABEL_SANDBOX_TEMPLATE_HASH];
-  delete podLabels[LABEL_CREATED_BY];
+  const podLabels = withoutPoolLabels(pod.metadata?.labels);
   // The pool's eviction mark goes (a claimed sandbox is someone's work), unless the template set it.
   const podAnnotations = { ...pod.metadata?.annotations };
   if (template.spec.podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) delete podAnnotations[ANNOTATION_SAFE_TO_EVICT];

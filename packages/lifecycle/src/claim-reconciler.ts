@@ -126,15 +126,16 @@ export async function reconcileClaim(d: Deps, namespace: string, name: string): 
  */
 async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
   const ns = claim.metadata.namespace;
+  const owned = (sb: Sandbox | undefined): boolean => !!sb && isControlledBy(sb, claim) && !isDeleting(sb);
   const statusName = claim.status?.sandbox?.name;
   if (statusName) {
     const sb = await d.store.get('Sandbox', ns, statusName);
-    if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return { claim, sandbox: sb };
+    if (owned(sb)) return { claim, sandbox: sb! };
   }
   const assigned = claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME];
   if (assigned) {
     const sb = await d.store.get('Sandbox', ns, assigned);
-    if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return { claim, sandbox: sb };
+    if (owned(sb)) return { claim, sandbox: sb! };
     if (sb && !isDeleting(sb) && isAdoptable(sb)) {
       // Still the pool's: the adoption stopped between its two writes. Finish it (a stale cached
       // copy makes this a conflict, and the claim is reconciled again).
@@ -145,8 +146,7 @@ async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxCl
     claim = await d.store.update(withAssigned(claim, undefined));
   }
   const sb = await d.store.get('Sandbox', ns, claim.metadata.name!, { cached: true });
-  if (sb && isControlledBy(sb, claim) && !isDeleting(sb)) return { claim, sandbox: sb };
-  return { claim };
+  return owned(sb) ? { claim, sandbox: sb! } : { claim };
 }
 
 function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {

@@ -76,8 +76,9 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
     const results = await Promise.allSettled(Array.from({ length: desired - members.length - pending.size }, make));
     const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
+    expected.set(pool.metadata.uid!, pending);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) { expected.set(pool.metadata.uid!, pending); throw failed.reason; }
+    if (failed) throw failed.reason;
     members.push(...made);
   }
   if (pending.size) expected.set(pool.metadata.uid!, pending); else expected.delete(pool.metadata.uid!);

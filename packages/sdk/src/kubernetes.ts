@@ -254,11 +254,11 @@ export class KubernetesControl {
   readonly snapshots: GkePodSnapshots;
 
   constructor(private readonly cluster: KubernetesCluster, private readonly namespace: string, private readonly name: string, private readonly claimName: string | undefined, private readonly ownsCluster: boolean) {
-    this.snapshots = new GkePodSnapshots(cluster, namespace, name, async () => {
-      const sb = await cluster.get(KubernetesCluster.SANDBOX, namespace, name);
-      return sb?.metadata.annotations?.[ANNOTATION_POD_NAME] ?? name;
-    });
+    this.snapshots = new GkePodSnapshots(cluster, namespace, name, async () => this.podNameOf(await cluster.get(KubernetesCluster.SANDBOX, namespace, name)));
   }
+
+  /** The Pod behind the Sandbox: its pod-name annotation (a pool member keeps its own name). */
+  private podNameOf(sb: Obj | undefined): string { return sb?.metadata.annotations?.[ANNOTATION_POD_NAME] ?? this.name; }
 
   async refresh(): Promise<SandboxInfo> {
     const sb = await this.cluster.get(KubernetesCluster.SANDBOX, this.namespace, this.name);
@@ -288,7 +288,7 @@ export class KubernetesControl {
     if (!latest) return { resumed: true, restoredFromSnapshot: false };
     // GKE writes PodRestored apart from readiness: a Pod that is Ready without it yet is read
     // again for a few seconds before it counts as started afresh.
-    const podName = sb.metadata.annotations?.[ANNOTATION_POD_NAME] ?? this.name;
+    const podName = this.podNameOf(sb);
     let pod = await this.cluster.pod(this.namespace, podName);
     for (let i = 0; i < RESTORE_CHECKS && !pod?.status?.conditions?.some((c) => c.type === 'PodRestored'); i++) {
       await new Promise((r) => setTimeout(r, RESTORE_CHECK_MS));
