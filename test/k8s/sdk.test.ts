@@ -89,6 +89,10 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
     const count = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
     assert.ok(count(/^agent_sandbox_claim_startup_latency_ms_count\{launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 1, text.slice(0, 2000));
     assert.ok(count(/^agent_sandbox_claim_controller_startup_latency_ms_count\{launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 1);
+    // The SDK stamps client-first-requested-at on its claim, as upstream's clients do, and the
+    // controller times the claim from that moment.
+    assert.ok(h.get('sandboxclaims.extensions.agents.x-k8s.io', sb.info.claim!).metadata.annotations['agents.x-k8s.io/client-first-requested-at']);
+    assert.ok(count(/^agent_sandbox_client_claim_startup_latency_ms_count\{launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 1);
     assert.ok(count(/^agent_sandbox_claim_creation_total\{namespace="default",sandbox_template="python-runtime-template",launch_type="warm",warmpool_name="python-sandbox-warmpool",pod_condition="ready",created_by="unknown"\} (\d+)$/m) >= 1);
     assert.ok(count(/^agent_sandboxes\{namespace="default",ready_condition="true",expired="false",launch_type="warm",sandbox_template="python-runtime-template",owned_by="SandboxClaim",created_by="unknown"\} (\d+)$/m) >= 1);
     assert.ok(count(/^agent_sandbox_creation_latency_ms_count\{namespace="default",launch_type="warm",sandbox_template="python-runtime-template"\} (\d+)$/m) >= 2, 'the pool members were timed');

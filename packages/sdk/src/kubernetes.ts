@@ -13,7 +13,7 @@ import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, Una
 import { Sandbox, type SandboxCreateOpts, type SandboxInfo } from './sandbox.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
 import { GkePodSnapshots } from './gke-snapshots.ts';
-import { ANNOTATION_POD_NAME } from '@asb/api';
+import { ANNOTATION_CLIENT_FIRST_REQUESTED_AT, ANNOTATION_POD_NAME } from '@asb/api';
 
 export interface KubernetesConnection {
   kind: 'kubernetes';
@@ -163,7 +163,7 @@ export class KubernetesCluster {
     else if (o.template) { spec.sandboxTemplateRef = { name: o.template }; if (o.warmpool) spec.warmpool = o.warmpool; }
     else throw new InvalidError('a Kubernetes sandbox needs { template } or { warmPool }');
     if (o.ttlSeconds) spec.lifecycle = { shutdownTime: new Date(Date.now() + o.ttlSeconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), shutdownPolicy: 'Delete' };
-    const body = { apiVersion: `${coords.group}/${coords.version}`, kind: 'SandboxClaim', metadata: { name, labels: { 'agents.x-k8s.io/created-by': 'asb-sdk', ...o.labels } }, spec };
+    const body = { apiVersion: `${coords.group}/${coords.version}`, kind: 'SandboxClaim', metadata: { name, labels: { 'agents.x-k8s.io/created-by': 'asb-sdk', ...o.labels }, annotations: { [ANNOTATION_CLIENT_FIRST_REQUESTED_AT]: new Date().toISOString() } }, spec };
     try { await this.api.createNamespacedCustomObject({ ...coords, namespace: o.namespace, body }); } catch (err) { throw apiError(err, `create SandboxClaim ${o.namespace}/${name}`); }
     try {
       const claim = await this.waitFor<Obj>(CLAIM, o.namespace, name, (c) => {

@@ -2,7 +2,7 @@
 // v0.5.6), derived from the store's watch events rather than from inside the reconcilers: a
 // claim's or Sandbox's move to Ready is seen once, here, whichever code path caused it.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, findCondition, normalizeCreatedBy, type Condition } from '@asb/api';
+import { ANNOTATION_CLIENT_FIRST_REQUESTED_AT, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, findCondition, normalizeCreatedBy, type Condition } from '@asb/api';
 import type { AnyHub, WatchEvent } from '@asb/lifecycle';
 
 const CLAIM_BUCKETS = [100, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 5000, 10000, 30000, 60000, 120000, 240000];
@@ -17,6 +17,7 @@ const key = (o: AnyHub) => `${o.metadata.namespace}/${o.metadata.name}`;
 export class ControllerMetrics {
   private readonly claimStartup: Histogram<string>;
   private readonly claimControllerStartup: Histogram<string>;
+  private readonly clientClaimStartup: Histogram<string>;
   private readonly sandboxCreation: Histogram<string>;
   private readonly claimCreation: Counter<string>;
   /** Claims' first sighting by this process (upstream's controller-first-observed-at, in memory). */
@@ -28,6 +29,7 @@ export class ControllerMetrics {
   constructor(registry: Registry, private readonly now: () => number = Date.now) {
     this.claimStartup = new Histogram({ name: 'agent_sandbox_claim_startup_latency_ms', help: 'End-to-end latency from SandboxClaim creation to Sandbox Ready state in milliseconds.', labelNames: ['launch_type', 'sandbox_template'], buckets: CLAIM_BUCKETS, registers: [registry] });
     this.claimControllerStartup = new Histogram({ name: 'agent_sandbox_claim_controller_startup_latency_ms', help: 'Latency from controller first observed SandboxClaim to Sandbox Ready state in milliseconds.', labelNames: ['launch_type', 'sandbox_template'], buckets: CLAIM_BUCKETS, registers: [registry] });
+    this.clientClaimStartup = new Histogram({ name: 'agent_sandbox_client_claim_startup_latency_ms', help: 'End-to-end latency from client request to SandboxClaim Ready state in milliseconds. Note: This metric may be affected by clock skew between the client and controller.', labelNames: ['launch_type', 'sandbox_template'], buckets: CLAIM_BUCKETS, registers: [registry] });
     this.sandboxCreation = new Histogram({ name: 'agent_sandbox_creation_latency_ms', help: 'Latency from Sandbox creation to Pod Ready state in milliseconds.', labelNames: ['namespace', 'launch_type', 'sandbox_template'], buckets: SANDBOX_BUCKETS, registers: [registry] });
     this.claimCreation = new Counter({ name: 'agent_sandbox_claim_creation_total', help: 'Total number of SandboxClaims created, labeled by namespace, sandbox template, launch type, warmpool name, pod condition, and created_by.', labelNames: ['namespace', 'sandbox_template', 'launch_type', 'warmpool_name', 'pod_condition', 'created_by'], registers: [registry] });
     const sandboxes = this.sandboxes;
@@ -74,6 +76,10 @@ export class ControllerMetrics {
     const template = templateOf(sb) ?? spec.sandboxTemplateRef?.name ?? '';
     this.claimStartup.observe({ launch_type: launch, sandbox_template: template }, this.since(o.metadata.creationTimestamp));
     this.claimControllerStartup.observe({ launch_type: launch, sandbox_template: template }, this.now() - this.firstSeen.get(key(o))!);
+    // The client's own clock, from the annotation upstream's clients write; skew can make it
+    // negative, which upstream drops rather than record.
+    const requested = Date.parse(o.metadata.annotations?.[ANNOTATION_CLIENT_FIRST_REQUESTED_AT] ?? '');
+    if (this.now() - requested >= 0) this.clientClaimStartup.observe({ launch_type: launch, sandbox_template: template }, this.now() - requested);
     this.claimCreation.inc({ namespace: o.metadata.namespace, sandbox_template: template, launch_type: launch, warmpool_name: spec.warmPoolRef?.name ?? '', pod_condition: 'ready', created_by: createdBy(o.metadata.labels?.[LABEL_CREATED_BY]) });
   }
 
