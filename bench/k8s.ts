@@ -18,6 +18,11 @@ const CONCURRENCY = Number(process.env.BENCH_K8S_CONCURRENCY ?? 32);
 const GROUP = 'extensions.agents.x-k8s.io';
 /** BENCH_K8S_ONLY=ours|upstream runs one controller (for profiling); the default runs both. */
 const ONLY = process.env.BENCH_K8S_ONLY;
+/**
+ * BENCH_K8S_CONTROLLER_ARGS="--flag=value …": given to both controllers alike, for the flags they
+ * share (e.g. upstream v0.5's refill shaping, --sandbox-warm-pool-replenish-delay=2s).
+ */
+const SHARED_ARGS = (process.env.BENCH_K8S_CONTROLLER_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 const TEMPLATE = {
   apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxTemplate', metadata: { name: 'python-runtime-template', namespace: 'default' },
@@ -71,6 +76,8 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
         body: { apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxClaim', metadata: { name, labels: { bench: label } }, spec: { warmPoolRef: { name: poolName } } } });
     }
   }));
+  // How fast claims arrived: a controller can only be as quick as that.
+  process.stderr.write(`  ${label}: ${n} claims created in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${ready.size} of them Ready by then\n`);
   await Promise.race([allReady, new Promise((r) => setTimeout(r, 600_000))]);
   stopped = true;
   ctl?.abort();
@@ -92,6 +99,11 @@ async function scenarios(cluster: Cluster): Promise<{ warm: Result; cold: Result
   process.stderr.write(`  pool of ${N} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const warm = await claimBurst(kc, 'warm', 'warm', N);
   process.stderr.write(`  warm: ${warm.ready}/${N} ready\n`);
+  // The pool's replacements are the warm burst's cost: let them finish before the cold burst,
+  // so that it measures cold claims alone (whenever a controller chooses to refill).
+  const t1 = performance.now();
+  await waitFor(`the warm pool refilled to ${N}`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
+  process.stderr.write(`  pool refilled to ${N} in ${((performance.now() - t1) / 1000).toFixed(1)} s after the last warm claim was Ready\n`);
   const cold = await claimBurst(kc, 'cold', 'cold', N);
   process.stderr.write(`  cold: ${cold.ready}/${N} ready\n`);
   if (process.env.BENCH_K8S_API_STATS) apiStats(cluster);
@@ -119,16 +131,16 @@ function apiStats(cluster: Cluster): void {
 async function main(): Promise<void> {
   const results: Array<[string, { warm: Result; cold: Result }]> = [];
   if (ONLY !== 'upstream') {
-    process.stderr.write(`our controller (N=${N})\n`);
-    const ours = await startHarness({ controllerArgs: ['--leader-elect=false'] });
+    process.stderr.write(`our controller (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''})\n`);
+    const ours = await startHarness({ controllerArgs: ['--leader-elect=false', ...SHARED_ARGS] });
     try { results.push(['ours', await scenarios(ours.cluster)]); } finally { await ours.stop(); }
   }
   if (ONLY !== 'ours') {
-    process.stderr.write(`upstream's controller v0.5.6 (N=${N})\n`);
+    process.stderr.write(`upstream's controller v0.5.6 (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''})\n`);
     const cluster = await startCluster();
     try {
       installUpstreamCrds(cluster);
-      const up = await startUpstreamController(cluster);
+      const up = await startUpstreamController(cluster, SHARED_ARGS);
       try { results.push(['upstream v0.5.6', await scenarios(cluster)]); } finally { await up.stop(); }
     } finally { await cluster.stop(); }
   }

@@ -7,7 +7,7 @@ export {
   SANDBOX_GROUP, EXTENSIONS_GROUP, VERSIONS, HUB_VERSION, type Version,
   ObjectMeta, PodMetadata, OwnerReference, Labels, Annotations, DateTime, ANNOTATIONS_MAX_BYTES,
   dnsLabel, dnsSubdomain, dns1035Label, isDns1123Label, isDns1123Subdomain, isDns1035Label, isQualifiedName, isLabelValue,
-  objectMeta, resource, type NameRule, type FieldHints,
+  objectMeta, resource, withoutManagedFields, type NameRule, type FieldHints,
 } from './meta.ts';
 
 // ---- embedded Kubernetes types ----

@@ -109,6 +109,19 @@ const metaFields = (rule: NameRule) => ({
 });
 
 /** metadata of a top-level object; `rule` says how its name is checked. */
+/**
+ * The object without metadata.managedFields, as controller-runtime's caches keep objects: the
+ * reconcilers never read them, yet they are often as large as the rest of the object, and every
+ * parse, clone and write would carry them. An update that leaves them out keeps the stored ones
+ * (the API server resets them only when told to with an explicit entry).
+ */
+export function withoutManagedFields(raw: unknown): unknown {
+  const md = (raw as { metadata?: { managedFields?: unknown } } | undefined)?.metadata;
+  if (!md || md.managedFields === undefined) return raw;
+  const { managedFields: _, ...metadata } = md;
+  return { ...(raw as object), metadata };
+}
+
 export function objectMeta(rule: NameRule) {
   return z.object(metaFields(rule)).strict().refine((m) => m.name !== undefined || m.generateName !== undefined, {
     message: 'Required (or set metadata.generateName)', path: ['name'],

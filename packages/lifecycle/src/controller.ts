@@ -16,12 +16,6 @@ export interface ControllerOptions {
   claimWorkers?: number;
   poolWorkers?: number;
   log?: Pick<Logger, 'warn' | 'debug'>;
-  /**
-   * How long a pool waits to replace a member a claim took (upstream v0.5's refill shaping).
-   * Starting the replacement costs CPU the claimed sandbox's first commands want: on a small
-   * machine, replacing at once makes the warm claim's first command several times slower.
-   */
-  poolRefillDelayMs?: number;
 }
 
 export class LifecycleController {
@@ -29,7 +23,6 @@ export class LifecycleController {
   readonly claims: WorkQueue;
   readonly pools: WorkQueue;
   private unwatch?: () => void;
-  private readonly refillDelayMs: number;
 
   constructor(private readonly deps: Deps & { store: WatchableStore }, opts: ControllerOptions = {}) {
     const onError = (kind: string) => (key: string, err: unknown) => {
@@ -47,7 +40,6 @@ export class LifecycleController {
     this.sandboxes = q(reconcileSandbox, opts.sandboxWorkers ?? 32, 'Sandbox');
     this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
     this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');
-    this.refillDelayMs = opts.poolRefillDelayMs ?? 0;
   }
 
   async start(): Promise<void> {
@@ -83,7 +75,7 @@ export class LifecycleController {
         if (owner?.kind === 'SandboxClaim') this.claims.add(keyOf(ns, owner.name));
         if (owner?.kind === 'SandboxWarmPool') this.pools.add(keyOf(ns, owner.name));
         const oldOwner = ev.old && controllerOf(ev.old);
-        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.addAfter(keyOf(ns, oldOwner.name), this.refillDelayMs);
+        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.add(keyOf(ns, oldOwner.name));
         const poolHash = obj.metadata.labels?.[LABEL_WARM_POOL_SANDBOX];
         if (poolHash && !controllerOf(obj)) void this.poolsByHash(ns, poolHash);
         break;

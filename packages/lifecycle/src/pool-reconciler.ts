@@ -7,22 +7,59 @@ import { LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash, typ
 import { podTemplateHash, sandboxForPool } from './blueprint.ts';
 import { controllerOf, controllerRef, isDeleting, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
-import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
+import { isAlreadyExists, isConflict, type Deps, type RefillShaping, type Result } from './substrate.ts';
 
 /** A member that never became ready in this long is replaced. */
 export const UNREADY_REPLACE_MS = 5 * 60_000;
 
 /**
- * Members this process created that the (possibly lagging) watch cache may not show yet, by pool
- * uid: counted as members until seen, so a pass right after a burst of creates does not create
- * them again (controller-runtime's "expectations"). Forgotten after a minute, in case a create
- * event was lost.
+ * What the pool reconciler remembers between passes, per controller (by its store: two in one
+ * process keep their own), by pool.
+ * - expected, by pool uid: members this process created that the (possibly lagging) watch cache
+ *   may not show yet, counted as members until seen, so that a pass right after a burst of creates
+ *   does not create them again (controller-runtime's "expectations"); forgotten after a minute, in
+ *   case a create event was lost.
+ * - refills, by "ns/name": refill shaping as upstream v0.5 keeps it: the member count last seen
+ *   (a drop means claims are taking members), the hold that drop arms, and a token bucket that
+ *   holds at most one second of creates.
  */
-const expected = new Map<string, Map<string, number>>();
+interface PoolMemory { expected: Map<string, Map<string, number>>; refills: Map<string, RefillState> }
+interface RefillState { lastMembers: number; holdUntil: number; tokens: number; tokensAt: number }
+const memories = new WeakMap<object, PoolMemory>();
+const memoryOf = (d: Deps): PoolMemory => {
+  let m = memories.get(d.store);
+  if (!m) memories.set(d.store, (m = { expected: new Map(), refills: new Map() }));
+  return m;
+};
 const EXPECTATION_TTL_MS = 60_000;
+
+/**
+ * How many replacements this pass may create (of `want`), and when to look again if fewer. The
+ * first sight of a pool (new, or after a restart) never holds: a fill or scale-up starts at once.
+ */
+function shapeRefill(refills: Map<string, RefillState>, key: string, shaping: RefillShaping | undefined, current: number, desired: number, want: number, now: number): { allow: number; retryMs?: number } {
+  const delay = shaping?.replenishDelayMs ?? 0, rate = shaping?.maxRefillRate ?? 0;
+  let st = refills.get(key);
+  if (!st) { st = { lastMembers: current, holdUntil: 0, tokens: Math.max(1, rate), tokensAt: now }; refills.set(key, st); } else {
+    const dropped = current < st.lastMembers;
+    st.lastMembers = current;
+    if (current >= desired) st.holdUntil = 0;
+    else if (dropped && delay > 0) st.holdUntil = now + delay; // re-armed while the burst lasts
+  }
+  if (want <= 0) return { allow: 0 };
+  if (st.holdUntil > now) return { allow: 0, retryMs: st.holdUntil - now };
+  if (rate <= 0) return { allow: want };
+  st.tokens = Math.min(Math.max(1, rate), st.tokens + ((now - st.tokensAt) / 1000) * rate);
+  st.tokensAt = now;
+  const allow = Math.min(want, Math.floor(st.tokens));
+  st.tokens -= allow;
+  return allow < want ? { allow, retryMs: Math.ceil(((1 - (st.tokens % 1)) / rate) * 1000) } : { allow };
+}
 
 export async function reconcilePool(d: Deps, namespace: string, name: string): Promise<Result> {
   const pool = await d.store.get('SandboxWarmPool', namespace, name);
+  const { expected, refills } = memoryOf(d);
+  if (!pool) refills.delete(`${namespace}/${name}`);
   if (!pool || isDeleting(pool)) return {}; // members are owned: the store collects them
   const now = d.clock.now().getTime();
   const template = await d.store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
@@ -59,13 +96,15 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   members = keep;
 
   const desired = pool.spec.replicas;
+  const shaped = shapeRefill(refills, `${namespace}/${name}`, d.warmPoolRefill, members.length + pending.size, desired,
+    template ? desired - members.length - pending.size : 0, now);
   if (members.length > desired) {
     // Unready first, then the newest.
     const order = [...members].sort((a, b) => Number(isSandboxReady(a)) - Number(isSandboxReady(b)) || age(a) - age(b));
     const excess = order.slice(0, members.length - desired);
     await Promise.all(excess.map(remove));
     members = members.filter((m) => !excess.includes(m));
-  } else if (members.length + pending.size < desired && template) {
+  } else if (shaped.allow > 0 && template) {
     // (Members still on their way, not yet in the cache, count: they are not made twice.)
     // (A name already taken, one in 27^5, is drawn again.)
     const make = async (): Promise<Sandbox> => {
@@ -73,9 +112,13 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
     };
     // Every create that succeeded is remembered even if another failed: a failure must not make
     // the next pass create the others again.
-    const results = await Promise.allSettled(Array.from({ length: desired - members.length - pending.size }, make));
+    const results = await Promise.allSettled(Array.from({ length: shaped.allow }, make));
     const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
+    // Our own creates raise the count a later pass compares with: a lagging cache then does not
+    // look like members being taken.
+    const st = refills.get(`${namespace}/${name}`);
+    if (st) st.lastMembers += made.length;
     expected.set(pool.metadata.uid!, pending);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -94,5 +137,6 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   // A member that is not ready yet is looked at again when it changes (watch); the 5-minute
   // replacement needs a timer.
   const waiting = members.filter((m) => !isSandboxReady(m));
-  return waiting.length ? { requeueAfterMs: Math.max(1000, UNREADY_REPLACE_MS - Math.max(...waiting.map(age))) } : {};
+  const later = [shaped.retryMs, waiting.length ? Math.max(1000, UNREADY_REPLACE_MS - Math.max(...waiting.map(age))) : undefined].filter((x) => x !== undefined);
+  return later.length ? { requeueAfterMs: Math.min(...later) } : {};
 }

@@ -122,4 +122,16 @@ export interface Deps {
   /** Pool members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
    *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
   warmPoolEviction?: boolean;
+  /** How pools replace members claims took (upstream v0.5's refill shaping). @default immediately, unpaced */
+  warmPoolRefill?: RefillShaping;
+}
+
+export interface RefillShaping {
+  /**
+   * Replacements wait until no member has left the pool for this long (upstream's
+   * --sandbox-warm-pool-replenish-delay): a burst of claims gets the API server, or the CPU, first.
+   */
+  replenishDelayMs?: number;
+  /** At most this many replacements per second per pool (--sandbox-warm-pool-max-refill-rate); 0: unpaced. */
+  maxRefillRate?: number;
 }

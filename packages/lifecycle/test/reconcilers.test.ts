@@ -252,6 +252,32 @@ describe('warm pool reconciler', () => {
     }
   });
 
+  it('refill shaping (upstream v0.5): a hold re-armed by each member a claim takes, then a paced stream', async () => {
+    const d = { ...fakeDeps(), warmPoolRefill: { replenishDelayMs: 2000, maxRefillRate: 2 } };
+    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    await d.store.create(template());
+    await d.store.create(pool('p', 3));
+    // The first fill is never held, but it is paced: a bucket of one second (2 creates).
+    assert.deepEqual(await reconcilePool(d, 'default', 'p'), { requeueAfterMs: 500 });
+    assert.equal(await members(), 2);
+    d.clock.advance(500);
+    await settle(d);
+    assert.equal(await members(), 3);
+
+    await d.store.create(claim('c1'));
+    await settle(d);
+    assert.equal(await members(), 2, 'the member c1 took is not replaced during the hold');
+    d.clock.advance(1500);
+    await d.store.create(claim('c2'));
+    await settle(d);
+    d.clock.advance(1500);
+    await settle(d);
+    assert.equal(await members(), 1, "c2's adoption re-armed the hold: 1.5 s after it, still nothing");
+    d.clock.advance(500);
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 3, 'the hold over, both replacements at once (the bucket refilled meanwhile)');
+  });
+
   it('deleting a pool removes its members but not the sandboxes claims took', async () => {
     const d = fakeDeps();
     await d.store.create(template());

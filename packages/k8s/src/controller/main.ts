@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import pino from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ControllerMetrics } from './metrics.ts';
-import { LifecycleController, systemClock } from '@asb/lifecycle';
+import { LifecycleController, systemClock, type Recorder } from '@asb/lifecycle';
 import { KubeStore } from '../substrate/kube-store.ts';
 import { KubeWorkloads } from '../substrate/kube-workloads.ts';
 import { KubeRecorder } from '../substrate/kube-recorder.ts';
@@ -40,6 +40,29 @@ export interface ControllerFlags {
   clusterDomain: string;
   /** Pool members' pods carry cluster-autoscaler's safe-to-evict "true". */
   enableWarmPoolEviction: boolean;
+  /** Upstream v0.5's refill shaping: hold replacements until members stop leaving for this long… */
+  sandboxWarmPoolReplenishDelayMs: number;
+  /** …and create at most this many per second per pool (0: unpaced). */
+  sandboxWarmPoolMaxRefillRate: number;
+  /** No Events from the claim reconciler: one API write less per claim in a burst. */
+  disableClaimEvents: boolean;
+}
+
+/** A Go duration ("300ms", "2s", "1m30s"), as upstream's duration flags take, in milliseconds. */
+export function parseGoDuration(text: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  if (text === '0') return 0;
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (!parts.length || parts.map((m) => m[0]).join('') !== text) throw new Error(`not a duration: "${text}" (e.g. 500ms, 2s, 1m30s)`);
+  return parts.reduce((ms, m) => ms + Number(m[1]) * units[m[2]!]!, 0);
+}
+
+function nonNegative(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a finite number >= 0, not "${v}"`);
+    return n;
+  };
 }
 
 function listen(server: Server, address: string): Promise<void> {
@@ -105,13 +128,17 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
 
   const store = new KubeStore(kc, { fieldManager: 'agent-sandbox-controller' });
   const workloads = new KubeWorkloads(kc);
-  const recorder = new KubeRecorder(kc, identity, (err) => log.warn({ err: (err as Error).message, body: (err as { body?: unknown }).body }, 'event not recorded'));
+  const kubeRecorder = new KubeRecorder(kc, identity, (err) => log.warn({ err: (err as Error).message, body: (err as { body?: unknown }).body }, 'event not recorded'));
+  const recorder: Recorder = flags.disableClaimEvents
+    ? { event: (obj, ...rest) => { if (obj.kind !== 'SandboxClaim') kubeRecorder.event(obj, ...rest); } }
+    : kubeRecorder;
   // Subscribed before the informers start, so the first list is seen (and not timed).
   const controllerMetrics = new ControllerMetrics(registry);
   store.watch((ev) => controllerMetrics.observe(ev));
   await store.start();
   await workloads.start();
-  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock, clusterDomain: flags.clusterDomain, warmPoolEviction: flags.enableWarmPoolEviction }, {
+  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock, clusterDomain: flags.clusterDomain, warmPoolEviction: flags.enableWarmPoolEviction,
+    warmPoolRefill: { replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs, maxRefillRate: flags.sandboxWarmPoolMaxRefillRate } }, {
     log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
   });
   await controller.start();
@@ -150,6 +177,9 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--webhook-url <url>', 'call the webhook at this URL instead (a controller outside the cluster)')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain for status.serviceFQDN', 'cluster.local')
     .option('--enable-warm-pool-eviction [bool]', 'mark warm pool pods safe to evict (cluster-autoscaler)', (v) => v !== 'false', true)
+    .option('--sandbox-warm-pool-replenish-delay <duration>', 'replace members a burst of claims took only once none has left for this long (0: at once)', parseGoDuration, 0)
+    .option('--sandbox-warm-pool-max-refill-rate <n>', 'replacements created per second per pool at most (0: unpaced)', nonNegative('--sandbox-warm-pool-max-refill-rate'), 0)
+    .option('--disable-claim-events [bool]', 'no Events from the SandboxClaim reconciler', (v) => v !== 'false', false)
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();
@@ -159,6 +189,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     sandboxConcurrentWorkers: o.sandboxConcurrentWorkers, sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers, sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
     webhookBindAddress: o.webhookBindAddress, webhookServiceName: o.webhookServiceName, webhookServiceNamespace: o.webhookServiceNamespace, webhookUrl: o.webhookUrl,
     clusterDomain: o.clusterDomain, enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
+    sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay, sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate, disableClaimEvents: o.disableClaimEvents === true,
   };
 }
 

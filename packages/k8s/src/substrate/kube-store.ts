@@ -4,7 +4,7 @@
 // concurrency, generateName, and garbage collection. Changes arrive through informers.
 import { isDeepStrictEqual } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { KINDS, fromHub, toHub, validateObject, type AnyObject } from '@asb/api';
+import { KINDS, fromHub, toHub, validateObject, withoutManagedFields, type AnyObject } from '@asb/api';
 import {
   AlreadyExistsError, ConflictError, NotFoundError,
   type AnyHub, type DeleteOptions, type GetOptions, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore,
@@ -31,7 +31,7 @@ function safeReason(body: string): string | undefined { try { return (JSON.parse
 
 /** A served object from the API server → the hub (defaults applied, then converted). */
 export function hubFromServed(raw: unknown): AnyHub {
-  const v = validateObject(raw);
+  const v = validateObject(withoutManagedFields(raw));
   // The API server validated it against the CRD; our schema is the same contract. An object
   // that fails ours anyway is reported, not silently dropped.
   if (!v.ok) throw new Error(`object from the API server does not validate: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
@@ -43,6 +43,13 @@ export class KubeStore implements WatchableStore {
   private readonly listeners = new Set<(ev: WatchEvent) => void>();
   /** The last version of each object seen by the informers: the `old` of a MODIFIED event. */
   private readonly seen = new Map<string, AnyHub>();
+  /**
+   * What reads are served from: the informers' objects, or this process's own writes when those
+   * are newer (write-through). The informer delivers a write a moment after it returns; a
+   * reconcile in that moment would otherwise start from the version before it and fail with a
+   * conflict (1.8 per Sandbox in a 300-claim burst, each one a wasted write and a retry).
+   */
+  private readonly latest = new Map<string, AnyHub>();
   private informers: Array<k8s.Informer<k8s.KubernetesObject>> = [];
 
   constructor(private readonly kc: k8s.KubeConfig, private readonly opts: { fieldManager?: string } = {}) {
@@ -60,7 +67,7 @@ export class KubeStore implements WatchableStore {
    * A miss asks the API server, so that an object created a moment ago is not taken for absent.
    */
   async get<K extends KindName>(kind: K, namespace: string, name: string, opts: GetOptions = {}): Promise<HubKinds[K] | undefined> {
-    const cached = this.informers.length ? this.seen.get(`${kind}/${namespace}/${name}`) : undefined;
+    const cached = this.informers.length ? this.latest.get(`${kind}/${namespace}/${name}`) : undefined;
     if (cached) return structuredClone(cached) as HubKinds[K];
     if (opts.cached && this.informers.length) return undefined;
     try {
@@ -77,7 +84,7 @@ export class KubeStore implements WatchableStore {
     // on a pool of 1,000 would otherwise list the pool once per claim).
     if (opts.cached && this.informers.length) {
       const out: Array<HubKinds[K]> = [];
-      for (const o of this.seen.values()) {
+      for (const o of this.latest.values()) {
         if (o.kind !== kind || (opts.namespace && o.metadata.namespace !== opts.namespace)) continue;
         if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => o.metadata.labels?.[k] === v)) continue;
         out.push(o as HubKinds[K]);
@@ -99,7 +106,7 @@ export class KubeStore implements WatchableStore {
     const body = fromHub(obj as never, VERSION) as AnyObject;
     try {
       const created = await this.api.createNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, body, fieldManager: this.opts.fieldManager });
-      return hubFromServed(created) as T;
+      return this.wrote(hubFromServed(created) as T);
     } catch (err) {
       throw mapApiError(err, `create ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name ?? obj.metadata.generateName}`);
     }
@@ -109,7 +116,7 @@ export class KubeStore implements WatchableStore {
     const body = fromHub(obj as never, VERSION) as AnyObject;
     try {
       const updated = await this.api.replaceNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
-      return hubFromServed(updated) as T;
+      return this.wrote(hubFromServed(updated) as T);
     } catch (err) {
       throw mapApiError(err, `update ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
     }
@@ -120,12 +127,12 @@ export class KubeStore implements WatchableStore {
     // The hub's status has fields v1beta1 cannot store (Sandbox status.replicas): a status that
     // differs from the cached one only there is the same stored object, and the API server would
     // answer a no-op. Not sending it saves a request per reconcile (it was 11 per Sandbox).
-    const cached = this.seen.get(`${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`);
+    const cached = this.latest.get(`${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`);
     if (cached && cached.metadata.resourceVersion === obj.metadata.resourceVersion
       && isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})) return structuredClone(cached) as T;
     try {
       const updated = await this.api.replaceNamespacedCustomObjectStatus({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
-      return hubFromServed(updated) as T;
+      return this.wrote(hubFromServed(updated) as T);
     } catch (err) {
       throw mapApiError(err, `update status of ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
     }
@@ -147,6 +154,18 @@ export class KubeStore implements WatchableStore {
     }
   }
 
+  /**
+   * Keeps a successful write for reads until the informer shows it (or something newer). Only
+   * for objects the informer already holds: a created one it has not seen could be deleted
+   * before it does, and would then linger here (reads of those ask the API server instead).
+   */
+  private wrote<T extends AnyHub>(obj: T): T {
+    const key = `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+    const current = this.latest.get(key);
+    if (current && isNewer(obj, current)) this.latest.set(key, structuredClone(obj));
+    return obj;
+  }
+
   watch(fn: (ev: WatchEvent) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -163,7 +182,12 @@ export class KubeStore implements WatchableStore {
         try { object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw }); } catch { return; }
         const key = `${kind}/${object.metadata.namespace}/${object.metadata.name}`;
         const old = this.seen.get(key);
-        if (type === 'DELETED') this.seen.delete(key); else this.seen.set(key, object);
+        if (type === 'DELETED') { this.seen.delete(key); this.latest.delete(key); } else {
+          this.seen.set(key, object);
+          const mine = this.latest.get(key);
+          // A write of ours the watch has not delivered yet stays the one reads see.
+          if (!mine || mine.metadata.uid !== object.metadata.uid || !isNewer(mine, object)) this.latest.set(key, object);
+        }
         const ev: WatchEvent = type === 'MODIFIED' && old ? { type, object, old } : { type, object };
         for (const l of this.listeners) l(ev);
       };
@@ -181,4 +205,15 @@ export class KubeStore implements WatchableStore {
     await Promise.all(this.informers.map((i) => i.stop().catch(() => undefined)));
     this.informers = [];
   }
+}
+
+/**
+ * Whether `a` is a later version of the same object than `b`. Resource versions are opaque to
+ * clients, but every API server on etcd hands out its revision, a number: only those are
+ * compared, and anything else counts as not newer (reads then wait for the informer, as before).
+ */
+function isNewer(a: AnyHub, b: AnyHub): boolean {
+  const ra = a.metadata.resourceVersion, rb = b.metadata.resourceVersion;
+  if (a.metadata.uid !== b.metadata.uid || !ra || !rb || !/^\d+$/.test(ra) || !/^\d+$/.test(rb)) return false;
+  return BigInt(ra) > BigInt(rb);
 }

@@ -2,7 +2,7 @@
 // converted through the hub (packages/api/src/convert.ts: the one conversion the local engine
 // uses too) to the desired version, a ConversionReview out. An object that cannot be converted
 // fails the whole review with a message naming it, as the API server expects.
-import { validateObject, toHub, fromHub, VERSIONS, type AnyObject, type Version } from '@asb/api';
+import { validateObject, withoutManagedFields, toHub, fromHub, VERSIONS, type AnyObject, type Version } from '@asb/api';
 
 export interface ConversionReview {
   apiVersion: 'apiextensions.k8s.io/v1';
@@ -20,7 +20,8 @@ export function convertReview(review: ConversionReview, templateOfPool?: (ns: st
   const converted: unknown[] = [];
   for (const raw of req.objects) {
     const o = raw as { kind?: string; metadata?: { namespace?: string; name?: string; creationTimestamp?: unknown } };
-    const v = validateObject(raw);
+    // (managedFields are not looked at: they are put back as they came, below.)
+    const v = validateObject(withoutManagedFields(raw));
     if (!v.ok) {
       return respond({ uid: req.uid, convertedObjects: [], result: { status: 'Failure', message: `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}` } });
     }
