@@ -155,6 +155,14 @@ function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): San
   return { ...claim, metadata: { ...claim.metadata, annotations } };
 }
 
+/** Pool members ("ns/name") a claim of this controller (by its store) is adopting at this moment. */
+const takingByStore = new WeakMap<object, Set<string>>();
+function takingOf(d: Deps): Set<string> {
+  let s = takingByStore.get(d.store);
+  if (!s) takingByStore.set(d.store, (s = new Set()));
+  return s;
+}
+
 const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';
 
 /**
@@ -167,8 +175,11 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
   const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
   if (poolName) labels[LABEL_WARM_POOL_SANDBOX] = nameHash(poolName);
   // A stale answer is harmless here: adopting a Sandbox that changed meanwhile is a conflict.
+  // Members another claim of this controller is taking right now are left to it: only claims of
+  // another process can still collide (and the Sandbox's resourceVersion settles those).
+  const taking = takingOf(d);
   const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
-    .filter((sb) => !isDeleting(sb) && isAdoptable(sb));
+    .filter((sb) => !isDeleting(sb) && isAdoptable(sb) && !taking.has(`${sb.metadata.namespace}/${sb.metadata.name}`));
   members.sort((a, b) => Number(isSandboxReady(b)) - Number(isSandboxReady(a))
     || Date.parse(a.metadata.creationTimestamp ?? '') - Date.parse(b.metadata.creationTimestamp ?? ''));
   // Claims reconciled at the same moment would all try the oldest ready member first and all but
@@ -180,17 +191,27 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
     members.splice(0, nReady, ...members.slice(k, nReady), ...members.slice(0, k));
   }
   let tries = 0;
-  for (const candidate of members) {
-    if (tries++ >= ADOPTION_TRIES) break;
-    // A conflict here means the claim changed (or our copy of it is stale): the whole reconcile
-    // is retried, from a fresh read.
-    claim = await d.store.update(withAssigned(claim, candidate.metadata.name));
+  for (const listed of members) {
+    if (tries >= ADOPTION_TRIES) break;
+    // The newest copy: another claim may have adopted it since the list, or be taking it now.
+    const candidate = await d.store.get('Sandbox', listed.metadata.namespace, listed.metadata.name!, { cached: true });
+    const key = `${listed.metadata.namespace}/${listed.metadata.name}`;
+    if (!candidate || isDeleting(candidate) || !isAdoptable(candidate) || taking.has(key)) continue;
+    tries++;
+    taking.add(key);
     try {
-      const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
-      d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
-      return { claim, sandbox: adopted };
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err; // another claim took it first
+      // A conflict here means the claim changed (or our copy of it is stale): the whole
+      // reconcile is retried, from a fresh read.
+      claim = await d.store.update(withAssigned(claim, candidate.metadata.name));
+      try {
+        const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
+        d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
+        return { claim, sandbox: adopted };
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err; // another claim took it first
+      }
+    } finally {
+      taking.delete(key);
     }
   }
   // None could be taken: the claim starts cold, and names no warm Sandbox.
