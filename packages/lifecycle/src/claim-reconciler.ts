@@ -166,8 +166,8 @@ function takingOf(d: Deps): Set<string> {
 const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';
 
 /**
- * Takes a warm Sandbox of the template (of the named pool, if one is named): ready ones first,
- * oldest first, as upstream does: the claim first records the candidate in its sandbox-name
+ * Takes a warm Sandbox of the template (of the named pool, if one is named), ready ones first as
+ * upstream does: the claim first records the candidate in its sandbox-name
  * annotation (the claim's lock: one adoption at a time per claim), then takes the Sandbox (the
  * Sandbox's resourceVersion lets only one claim win it; the loser tries the next candidate).
  */
@@ -180,18 +180,18 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
   const taking = takingOf(d);
   const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
     .filter((sb) => !isDeleting(sb) && isAdoptable(sb) && !taking.has(`${sb.metadata.namespace}/${sb.metadata.name}`));
-  members.sort((a, b) => Number(isSandboxReady(b)) - Number(isSandboxReady(a))
-    || Date.parse(a.metadata.creationTimestamp ?? '') - Date.parse(b.metadata.creationTimestamp ?? ''));
-  // Claims reconciled at the same moment would all try the oldest ready member first and all but
-  // one lose: each starts at a random ready member instead (the rest keep their order).
-  const readyCount = members.findIndex((sb) => !isSandboxReady(sb));
-  const nReady = readyCount < 0 ? members.length : readyCount;
-  if (nReady > 1) {
-    const k = Math.floor(Math.random() * nReady);
-    members.splice(0, nReady, ...members.slice(k, nReady), ...members.slice(0, k));
-  }
+  // Ready ones first, as upstream. Claims reconciled at the same moment would all try the same
+  // one first and all but one lose: each starts at a random ready member instead (the list
+  // wraps around), so their order among themselves does not matter, and is not sorted for (a
+  // claim burst on a pool of 1,000 sorted it once per claim). Unready ones follow, oldest first.
+  const ready: Sandbox[] = [];
+  const unready: Sandbox[] = [];
+  for (const m of members) (isSandboxReady(m) ? ready : unready).push(m);
+  const k = Math.floor(Math.random() * ready.length);
+  const age = (sb: Sandbox) => Date.parse(sb.metadata.creationTimestamp ?? '');
+  const candidates = [...ready.slice(k), ...ready.slice(0, k), ...unready.sort((a, b) => age(a) - age(b))];
   let tries = 0;
-  for (const listed of members) {
+  for (const listed of candidates) {
     if (tries >= ADOPTION_TRIES) break;
     // The newest copy: another claim may have adopted it since the list, or be taking it now.
     const candidate = await d.store.get('Sandbox', listed.metadata.namespace, listed.metadata.name!, { cached: true });

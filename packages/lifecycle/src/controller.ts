@@ -1,13 +1,14 @@
 // Runs the reconcilers: one work queue per kind, fed by the store's watch and the workloads'
 // change notices. At start every object is queued once, which is also how expiry timers come
 // back after a restart (each reconcile asks to be requeued at its object's expiry).
+import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { LABEL_WARM_POOL_SANDBOX, nameHash } from '@asb/api';
 import { reconcileClaim } from './claim-reconciler.ts';
 import { keyOf, splitKey, controllerOf } from './objects.ts';
 import { reconcilePool } from './pool-reconciler.ts';
 import { reconcileSandbox } from './sandbox-reconciler.ts';
-import { isNotFound, type Deps, type WatchableStore, type WatchEvent } from './substrate.ts';
+import { isNotFound, type AnyHub, type Deps, type WatchableStore, type WatchEvent } from './substrate.ts';
 import { WorkQueue } from './queue.ts';
 
 export interface ControllerOptions {
@@ -16,6 +17,19 @@ export interface ControllerOptions {
   claimWorkers?: number;
   poolWorkers?: number;
   log?: Pick<Logger, 'warn' | 'debug'>;
+  /**
+   * Reconcile a Sandbox this long after its workload changes, so that changes in quick
+   * succession (a Pod created, bound, started and ready) make one status write, not one each.
+   * @default 0 (at once)
+   */
+  workloadChangeDelayMs?: number;
+  /**
+   * Claims first: a Sandbox a claim has just adopted is Ready already, and the rest of its
+   * adoption (its Pod relabelled, its status brought to the new generation) can wait while
+   * claims are queued, up to this long, so that a burst of claims has the API server to itself.
+   * @default 0 (no waiting)
+   */
+  adoptionFollowUpMaxDeferMs?: number;
 }
 
 export class LifecycleController {
@@ -23,6 +37,11 @@ export class LifecycleController {
   readonly claims: WorkQueue;
   readonly pools: WorkQueue;
   private unwatch?: () => void;
+  private readonly workloadChangeDelayMs: number;
+  private readonly followUpMaxDeferMs: number;
+  /** Adopted Sandboxes waiting for the claim queue to empty: key → when to go anyway. */
+  private readonly deferred = new Map<string, number>();
+  private deferTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: Deps & { store: WatchableStore }, opts: ControllerOptions = {}) {
     const onError = (kind: string) => (key: string, err: unknown) => {
@@ -40,12 +59,14 @@ export class LifecycleController {
     this.sandboxes = q(reconcileSandbox, opts.sandboxWorkers ?? 32, 'Sandbox');
     this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
     this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');
+    this.workloadChangeDelayMs = opts.workloadChangeDelayMs ?? 0;
+    this.followUpMaxDeferMs = opts.adoptionFollowUpMaxDeferMs ?? 0;
   }
 
   async start(): Promise<void> {
     const { store, workloads } = this.deps;
     this.unwatch = store.watch((ev) => this.route(ev));
-    workloads.onChange((ns, name) => this.sandboxes.add(keyOf(ns, name)));
+    workloads.onChange((ns, name) => this.sandboxes.addAfter(keyOf(ns, name), this.workloadChangeDelayMs));
     for (const sb of await store.list('Sandbox')) this.sandboxes.add(keyOf(sb.metadata.namespace, sb.metadata.name!));
     for (const c of await store.list('SandboxClaim')) this.claims.add(keyOf(c.metadata.namespace, c.metadata.name!));
     for (const p of await store.list('SandboxWarmPool')) this.pools.add(keyOf(p.metadata.namespace, p.metadata.name!));
@@ -54,12 +75,17 @@ export class LifecycleController {
   /** Stops reconciling; resolves when the reconciles under way have ended. */
   async stop(): Promise<void> {
     this.unwatch?.();
+    clearInterval(this.deferTimer);
+    this.deferred.clear();
     await Promise.all([this.sandboxes, this.claims, this.pools].map((q) => q.stop()));
   }
 
   /** Resolves when no reconcile is queued or running (timers for later do not count). */
   async idle(): Promise<void> {
-    for (let i = 0; i < 3; i++) await Promise.all([this.sandboxes.idle(), this.claims.idle(), this.pools.idle()]);
+    for (let i = 0; i < 3; i++) {
+      await Promise.all([this.sandboxes.idle(), this.claims.idle(), this.pools.idle()]);
+      while (this.deferred.size) await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   private route(ev: WatchEvent): void {
@@ -68,13 +94,15 @@ export class LifecycleController {
     const key = keyOf(ns, obj.metadata.name!);
     switch (obj.kind) {
       case 'Sandbox': {
-        this.sandboxes.add(key);
         // Its controller (claim or pool) reads its state; on adoption the pool (the old owner)
         // loses a member and must hear of it.
         const owner = controllerOf(obj);
+        const oldOwner = ev.old && controllerOf(ev.old);
+        if (oldOwner?.kind === 'SandboxWarmPool' && owner?.kind === 'SandboxClaim') this.followUp(key);
+        // A change of its status alone (its own reconcile's write, mostly) asks nothing of it.
+        else if (!(ev.type === 'MODIFIED' && ev.old && onlyStatusChanged(ev.old, obj))) this.sandboxes.add(key);
         if (owner?.kind === 'SandboxClaim') this.claims.add(keyOf(ns, owner.name));
         if (owner?.kind === 'SandboxWarmPool') this.pools.add(keyOf(ns, owner.name));
-        const oldOwner = ev.old && controllerOf(ev.old);
         if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.add(keyOf(ns, oldOwner.name));
         const poolHash = obj.metadata.labels?.[LABEL_WARM_POOL_SANDBOX];
         if (poolHash && !controllerOf(obj)) void this.poolsByHash(ns, poolHash);
@@ -84,6 +112,18 @@ export class LifecycleController {
       case 'SandboxWarmPool': this.pools.add(key); break;
       case 'SandboxTemplate': void this.onTemplate(ns, obj.metadata.name!); break;
     }
+  }
+
+  /** An adopted Sandbox's reconcile: now if no claim is queued, else when none is (or at the latest). */
+  private followUp(key: string): void {
+    if (this.followUpMaxDeferMs <= 0 || this.claims.length === 0) { this.sandboxes.add(key); return; }
+    if (!this.deferred.has(key)) this.deferred.set(key, Date.now() + this.followUpMaxDeferMs);
+    this.deferTimer ??= setInterval(() => {
+      const idle = this.claims.length === 0;
+      const now = Date.now();
+      for (const [k, until] of this.deferred) if (idle || until <= now) { this.deferred.delete(k); this.sandboxes.add(k); }
+      if (!this.deferred.size) { clearInterval(this.deferTimer); this.deferTimer = undefined; }
+    }, 50).unref();
   }
 
   /** A template changed: its pools may need members, claims waiting for it may proceed. */
@@ -102,4 +142,12 @@ export class LifecycleController {
       if (nameHash(p.metadata.name!) === hash) this.pools.add(keyOf(ns, p.metadata.name!));
     }
   }
+}
+
+/** Same spec (generation) and metadata: what changed, if anything, is the status. */
+function onlyStatusChanged(old: AnyHub, now: AnyHub): boolean {
+  const a = old.metadata, b = now.metadata;
+  return a.uid === b.uid && a.generation === b.generation && a.deletionTimestamp === b.deletionTimestamp
+    && isDeepStrictEqual(a.labels, b.labels) && isDeepStrictEqual(a.annotations, b.annotations)
+    && isDeepStrictEqual(a.ownerReferences, b.ownerReferences) && isDeepStrictEqual(a.finalizers, b.finalizers);
 }

@@ -178,13 +178,15 @@ export class KubeStore implements WatchableStore {
       const informer = k8s.makeInformer(this.kc, `/apis/${group}/${VERSION}/${plural}`,
         () => this.api.listClusterCustomObject({ group, version: VERSION, plural }) as never);
       const emit = (type: WatchEvent['type']) => (raw: k8s.KubernetesObject) => {
+        const key = `${kind}/${raw.metadata?.namespace}/${raw.metadata?.name}`;
+        const mine = this.latest.get(key);
         let object: AnyHub;
-        try { object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw }); } catch { return; }
-        const key = `${kind}/${object.metadata.namespace}/${object.metadata.name}`;
+        // Our own write coming back was parsed and checked when its response came.
+        if (mine && mine.metadata.uid === raw.metadata?.uid && mine.metadata.resourceVersion === raw.metadata?.resourceVersion) object = mine;
+        else try { object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw }); } catch { return; }
         const old = this.seen.get(key);
         if (type === 'DELETED') { this.seen.delete(key); this.latest.delete(key); } else {
           this.seen.set(key, object);
-          const mine = this.latest.get(key);
           // A write of ours the watch has not delivered yet stays the one reads see.
           if (!mine || mine.metadata.uid !== object.metadata.uid || !isNewer(mine, object)) this.latest.set(key, object);
         }
