@@ -1,7 +1,8 @@
 // npm run bench:k8s: our controller and upstream's v0.5.6 on the real control plane of
 // test/k8s (etcd, kube-apiserver, scheduler, controller-manager and KWOK, built from the Go
-// module proxy), in one run: N claims (BENCH_K8S_N, default 1000) served from a warm pool of N,
-// and N claims served cold (a pool of 0), created 32 at a time. Each controller gets a fresh
+// module proxy), in one run: 50 claims one at a time from a warm pool of N (a claim's own
+// latency, nothing queued before it), N claims (BENCH_K8S_N, default 1000) served from the warm
+// pool of N, and N claims served cold (a pool of 0), those two created 32 at a time. Each controller gets a fresh
 // cluster from the same binaries on the same machine, one after the other (two controllers on
 // one cluster would fight over the same objects). Claim → Ready is timed by the client: from
 // the start of its create call to the watch event that shows it Ready.
@@ -15,6 +16,8 @@ import { percentile, table } from './stats.ts';
 
 const N = Number(process.env.BENCH_K8S_N ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_K8S_CONCURRENCY ?? 32);
+/** Claims made one at a time (each once the one before is Ready) from the full warm pool. */
+const ONE_BY_ONE_N = Number(process.env.BENCH_K8S_ONE_BY_ONE_N ?? 50);
 const GROUP = 'extensions.agents.x-k8s.io';
 /** BENCH_K8S_ONLY=ours|upstream runs one controller (for profiling); the default runs both. */
 const ONLY = process.env.BENCH_K8S_ONLY;
@@ -32,11 +35,15 @@ const pool = (name: string, replicas: number) => ({ apiVersion: `${GROUP}/v1beta
 
 interface Result { claimsPerS: number; p50: number; p95: number; p99: number; ready: number }
 
-/** Creates `n` claims on `poolName` and times each to Ready through one watch. */
-async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n: number): Promise<Result> {
+/**
+ * Creates `n` claims on `poolName`, `concurrency` creates in flight, and times each to Ready
+ * through one watch. One by one (`oneByOne`): each claim is created once the one before is Ready.
+ */
+async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n: number, opts: { concurrency?: number; oneByOne?: boolean } = {}): Promise<Result> {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const created = new Map<string, number>();
   const ready = new Map<string, number>();
+  const waiting = new Map<string, () => void>();
   let finish!: () => void;
   const allReady = new Promise<void>((r) => { finish = r; });
   const path = `/apis/${GROUP}/v1beta1/namespaces/default/sandboxclaims`;
@@ -45,6 +52,7 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
     if (ready.has(name) || !created.has(name)) return;
     if (obj.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')) {
       ready.set(name, at);
+      waiting.get(name)?.();
       if (ready.size === n) finish();
     }
   };
@@ -68,12 +76,14 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
   await watch();
   const t0 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+  await Promise.all(Array.from({ length: opts.oneByOne ? 1 : opts.concurrency ?? CONCURRENCY }, async () => {
     while (next < n) {
       const name = `${label}-${next++}`;
+      const isReady = opts.oneByOne ? new Promise<void>((r) => waiting.set(name, r)) : undefined;
       created.set(name, performance.now());
       await api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default',
         body: { apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxClaim', metadata: { name, labels: { bench: label } }, spec: { warmPoolRef: { name: poolName } } } });
+      await isReady;
     }
   }));
   // How fast claims arrived: a controller can only be as quick as that.
@@ -87,7 +97,9 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
   return { claimsPerS: ready.size / ((last - t0) / 1000), p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ready: ready.size };
 }
 
-async function scenarios(cluster: Cluster): Promise<{ warm: Result; cold: Result }> {
+type Kind = 'single' | 'warm' | 'cold';
+
+async function scenarios(cluster: Cluster): Promise<Record<Kind, Result>> {
   const kc = loadKubeConfig({ kubeconfig: cluster.kubeconfig });
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const create = (plural: string, body: object) => api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
@@ -97,17 +109,25 @@ async function scenarios(cluster: Cluster): Promise<{ warm: Result; cold: Result
   const t0 = performance.now();
   await waitFor(`a warm pool of ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
   process.stderr.write(`  pool of ${N} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  // A claim's own latency, with nothing queued before it: one at a time from the full pool.
+  const single = await claimBurst(kc, 'single', 'warm', ONE_BY_ONE_N, { oneByOne: true });
+  process.stderr.write(`  one by one: ${single.ready}/${ONE_BY_ONE_N} ready\n`);
+  await refilled(api, 'after the claims one by one');
   const warm = await claimBurst(kc, 'warm', 'warm', N);
   process.stderr.write(`  warm: ${warm.ready}/${N} ready\n`);
   // The pool's replacements are the warm burst's cost: let them finish before the cold burst,
   // so that it measures cold claims alone (whenever a controller chooses to refill).
-  const t1 = performance.now();
-  await waitFor(`the warm pool refilled to ${N}`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
-  process.stderr.write(`  pool refilled to ${N} in ${((performance.now() - t1) / 1000).toFixed(1)} s after the last warm claim was Ready\n`);
+  await refilled(api, 'after the last warm claim was Ready');
   const cold = await claimBurst(kc, 'cold', 'cold', N);
   process.stderr.write(`  cold: ${cold.ready}/${N} ready\n`);
   if (process.env.BENCH_K8S_API_STATS) apiStats(cluster);
-  return { warm, cold };
+  return { single, warm, cold };
+}
+
+async function refilled(api: k8s.CustomObjectsApi, when: string): Promise<void> {
+  const t = performance.now();
+  await waitFor(`the warm pool refilled to ${N}`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
+  process.stderr.write(`  pool refilled to ${N} in ${((performance.now() - t) / 1000).toFixed(1)} s ${when}\n`);
 }
 
 /** BENCH_K8S_API_STATS=1: the API server's request counts by verb and resource (every client). */
@@ -129,7 +149,7 @@ function apiStats(cluster: Cluster): void {
 }
 
 async function main(): Promise<void> {
-  const results: Array<[string, { warm: Result; cold: Result }]> = [];
+  const results: Array<[string, Record<Kind, Result>]> = [];
   if (ONLY !== 'upstream') {
     process.stderr.write(`our controller (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''})\n`);
     const ours = await startHarness({ controllerArgs: ['--leader-elect=false', ...SHARED_ARGS] });
@@ -147,10 +167,12 @@ async function main(): Promise<void> {
 
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const rows: string[][] = [];
-  for (const kind of ['warm', 'cold'] as const) {
+  const scenario: Record<Kind, string> = { single: `${ONE_BY_ONE_N} claims one by one, warm pool of ${N}`, warm: `${N} claims, warm pool of ${N}`, cold: `${N} claims, cold (pool of 0)` };
+  for (const kind of ['single', 'warm', 'cold'] as const) {
     for (const [who, r] of results) {
       const x = r[kind];
-      rows.push([`${N} claims, ${kind === 'warm' ? `warm pool of ${N}` : 'cold (pool of 0)'}`, who, `${x.ready}/${N}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99)]);
+      const n = kind === 'single' ? ONE_BY_ONE_N : N;
+      rows.push([scenario[kind], who, `${x.ready}/${n}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99)]);
     }
   }
   console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99'], rows));

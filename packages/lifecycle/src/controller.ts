@@ -24,12 +24,13 @@ export interface ControllerOptions {
    */
   workloadChangeDelayMs?: number;
   /**
-   * Claims first: a Sandbox a claim has just adopted is Ready already, and the rest of its
-   * adoption (its Pod relabelled, its status brought to the new generation) can wait while
-   * claims are queued, up to this long, so that a burst of claims has the API server to itself.
-   * @default 0 (no waiting)
+   * Claims first: while claims are queued, work that can wait does, up to this long, so that a
+   * burst of claims has the API server (or the machine) to itself. That work is the rest of an
+   * adoption (the member is Ready already: its Pod's relabelling and its status at the new
+   * generation) and the pool's replacements for the members claims took.
+   * @default 0 (nothing waits)
    */
-  adoptionFollowUpMaxDeferMs?: number;
+  claimsFirstMaxDeferMs?: number;
 }
 
 export class LifecycleController {
@@ -38,7 +39,7 @@ export class LifecycleController {
   readonly pools: WorkQueue;
   private unwatch?: () => void;
   private readonly workloadChangeDelayMs: number;
-  private readonly followUpMaxDeferMs: number;
+  private readonly claimsFirstMaxDeferMs: number;
   /** Adopted Sandboxes waiting for the claim queue to empty: key → when to go anyway. */
   private readonly deferred = new Map<string, number>();
   private deferTimer?: NodeJS.Timeout;
@@ -49,18 +50,21 @@ export class LifecycleController {
       if ((err as Error)?.name === 'ConflictError') opts.log?.debug({ kind, key }, 'conflict; retrying');
       else opts.log?.warn({ kind, key, err: (err as Error)?.message ?? String(err) }, 'reconcile failed; retrying');
     };
+    this.claimsFirstMaxDeferMs = opts.claimsFirstMaxDeferMs ?? 0;
+    const reconcileDeps: Deps = this.claimsFirstMaxDeferMs > 0
+      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, claimsQueued: () => this.claims.length > 0 } }
+      : deps;
     const q = (fn: (d: Deps, ns: string, name: string) => Promise<{ requeueAfterMs?: number }>, workers: number, kind: string) =>
       new WorkQueue(async (key) => {
         const [ns, name] = splitKey(key);
         // An object deleted while it was being reconciled: nothing left to do (its DELETED event
         // queues whatever follows from that).
-        try { return await fn(deps, ns, name); } catch (err) { if (isNotFound(err)) return {}; throw err; }
+        try { return await fn(reconcileDeps, ns, name); } catch (err) { if (isNotFound(err)) return {}; throw err; }
       }, { concurrency: workers, baseBackoffMs: 5, maxBackoffMs: 30_000, onError: onError(kind) });
     this.sandboxes = q(reconcileSandbox, opts.sandboxWorkers ?? 32, 'Sandbox');
     this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
     this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');
     this.workloadChangeDelayMs = opts.workloadChangeDelayMs ?? 0;
-    this.followUpMaxDeferMs = opts.adoptionFollowUpMaxDeferMs ?? 0;
   }
 
   async start(): Promise<void> {
@@ -116,8 +120,8 @@ export class LifecycleController {
 
   /** An adopted Sandbox's reconcile: now if no claim is queued, else when none is (or at the latest). */
   private followUp(key: string): void {
-    if (this.followUpMaxDeferMs <= 0 || this.claims.length === 0) { this.sandboxes.add(key); return; }
-    if (!this.deferred.has(key)) this.deferred.set(key, Date.now() + this.followUpMaxDeferMs);
+    if (this.claimsFirstMaxDeferMs <= 0 || this.claims.length === 0) { this.sandboxes.add(key); return; }
+    if (!this.deferred.has(key)) this.deferred.set(key, Date.now() + this.claimsFirstMaxDeferMs);
     this.deferTimer ??= setInterval(() => {
       const idle = this.claims.length === 0;
       const now = Date.now();

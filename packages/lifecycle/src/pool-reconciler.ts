@@ -7,7 +7,7 @@ import { LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash, typ
 import { podTemplateHash, sandboxForPool } from './blueprint.ts';
 import { controllerOf, controllerRef, isDeleting, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
-import { isAlreadyExists, isConflict, type Deps, type RefillShaping, type Result } from './substrate.ts';
+import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
 
 /** A member that never became ready in this long is replaced. */
 export const UNREADY_REPLACE_MS = 5 * 60_000;
@@ -24,7 +24,11 @@ export const UNREADY_REPLACE_MS = 5 * 60_000;
  *   holds at most one second of creates.
  */
 interface PoolMemory { expected: Map<string, Map<string, number>>; refills: Map<string, RefillState> }
-interface RefillState { lastMembers: number; holdUntil: number; tokens: number; tokensAt: number }
+interface RefillState {
+  lastMembers: number; holdUntil: number; tokens: number; tokensAt: number;
+  /** Claims first: when this drain's wait for the claim queue began, and whether it is used up. */
+  claimsWaitFrom?: number; claimsWaitSpent?: boolean;
+}
 const memories = new WeakMap<object, PoolMemory>();
 const memoryOf = (d: Deps): PoolMemory => {
   let m = memories.get(d.store);
@@ -32,22 +36,36 @@ const memoryOf = (d: Deps): PoolMemory => {
   return m;
 };
 const EXPECTATION_TTL_MS = 60_000;
+/** How often a pool waiting for the claim queue looks again. */
+const CLAIMS_FIRST_POLL_MS = 100;
 
 /**
  * How many replacements this pass may create (of `want`), and when to look again if fewer. The
  * first sight of a pool (new, or after a restart) never holds: a fill or scale-up starts at once.
  */
-function shapeRefill(refills: Map<string, RefillState>, key: string, shaping: RefillShaping | undefined, current: number, desired: number, want: number, now: number): { allow: number; retryMs?: number } {
-  const delay = shaping?.replenishDelayMs ?? 0, rate = shaping?.maxRefillRate ?? 0;
+function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, current: number, desired: number, want: number, now: number): { allow: number; retryMs?: number } {
+  const delay = d.warmPoolRefill?.replenishDelayMs ?? 0, rate = d.warmPoolRefill?.maxRefillRate ?? 0;
   let st = refills.get(key);
+  let dropped = false;
   if (!st) { st = { lastMembers: current, holdUntil: 0, tokens: Math.max(1, rate), tokensAt: now }; refills.set(key, st); } else {
-    const dropped = current < st.lastMembers;
+    dropped = current < st.lastMembers;
     st.lastMembers = current;
-    if (current >= desired) st.holdUntil = 0;
+    if (current >= desired) { st.holdUntil = 0; st.claimsWaitFrom = undefined; st.claimsWaitSpent = false; }
     else if (dropped && delay > 0) st.holdUntil = now + delay; // re-armed while the burst lasts
   }
   if (want <= 0) return { allow: 0 };
   if (st.holdUntil > now) return { allow: 0, retryMs: st.holdUntil - now };
+  // Claims first: members being taken while claims are queued wait to be replaced until the
+  // queue is empty, once per drain and for a bounded time, so that a steady stream of claims
+  // cannot keep the pool from refilling (upstream's replenish delay can: its own caveat).
+  const cf = d.claimsFirst;
+  if (cf && !st.claimsWaitSpent && (dropped || st.claimsWaitFrom !== undefined)) {
+    if (cf.claimsQueued()) {
+      st.claimsWaitFrom ??= now;
+      if (now - st.claimsWaitFrom < cf.maxDeferMs) return { allow: 0, retryMs: CLAIMS_FIRST_POLL_MS };
+      st.claimsWaitSpent = true; // waited its time in this drain: refill now, however busy
+    } else st.claimsWaitFrom = undefined;
+  }
   if (rate <= 0) return { allow: want };
   st.tokens = Math.min(Math.max(1, rate), st.tokens + ((now - st.tokensAt) / 1000) * rate);
   st.tokensAt = now;
@@ -96,7 +114,7 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   members = keep;
 
   const desired = pool.spec.replicas;
-  const shaped = shapeRefill(refills, `${namespace}/${name}`, d.warmPoolRefill, members.length + pending.size, desired,
+  const shaped = shapeRefill(refills, `${namespace}/${name}`, d, members.length + pending.size, desired,
     template ? desired - members.length - pending.size : 0, now);
   if (members.length > desired) {
     // Unready first, then the newest.

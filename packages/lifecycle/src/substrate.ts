@@ -124,6 +124,8 @@ export interface Deps {
   warmPoolEviction?: boolean;
   /** How pools replace members claims took (upstream v0.5's refill shaping). @default immediately, unpaced */
   warmPoolRefill?: RefillShaping;
+  /** Set by the controller when work that can wait yields to queued claims (ControllerOptions.claimsFirstMaxDeferMs). */
+  claimsFirst?: { maxDeferMs: number; claimsQueued(): boolean };
 }
 
 export interface RefillShaping {

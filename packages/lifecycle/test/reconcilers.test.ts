@@ -278,6 +278,33 @@ describe('warm pool reconciler', () => {
     assert.equal(await members(), 3, 'the hold over, both replacements at once (the bucket refilled meanwhile)');
   });
 
+  it('claims first: members taken while claims are queued are replaced once the queue is empty, or after the longest wait', async () => {
+    let queued = false;
+    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => queued } };
+    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    await d.store.create(template());
+    await d.store.create(pool('p', 2));
+    await settle(d);
+    assert.equal(await members(), 2, 'a fill does not wait');
+    await d.store.create(claim('c1'));
+    queued = true;
+    await settle(d);
+    assert.equal(await members(), 1, 'not replaced while claims are queued');
+    queued = false;
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 2, 'replaced once the claim queue is empty');
+
+    await d.store.create(claim('c2'));
+    queued = true;
+    await settle(d);
+    d.clock.advance(9_000);
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 1);
+    d.clock.advance(1_000);
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 2, 'replaced after the longest wait, claims queued or not');
+  });
+
   it('deleting a pool removes its members but not the sandboxes claims took', async () => {
     const d = fakeDeps();
     await d.store.create(template());

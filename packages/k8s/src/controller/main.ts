@@ -46,8 +46,8 @@ export interface ControllerFlags {
   sandboxWarmPoolMaxRefillRate: number;
   /** No Events from the claim reconciler: one API write less per claim in a burst. */
   disableClaimEvents: boolean;
-  /** Ours: an adopted Sandbox's follow-up (Pod relabel, status) waits while claims are queued, up to this long. */
-  adoptionFollowUpMaxDeferMs: number;
+  /** Ours: while claims are queued, an adoption's follow-up and a pool's refill wait, up to this long. */
+  claimsFirstMaxDeferMs: number;
 }
 
 /** A Go duration ("300ms", "2s", "1m30s"), as upstream's duration flags take, in milliseconds. */
@@ -145,7 +145,7 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
     // KWOK, seconds apart on nodes); each would otherwise be a status write of the Sandbox, and
     // of its claim. 100 ms is nothing next to a Pod's start.
     workloadChangeDelayMs: 100,
-    adoptionFollowUpMaxDeferMs: flags.adoptionFollowUpMaxDeferMs,
+    claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
     log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
   });
   await controller.start();
@@ -187,7 +187,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--sandbox-warm-pool-replenish-delay <duration>', 'replace members a burst of claims took only once none has left for this long (0: at once)', parseGoDuration, 0)
     .option('--sandbox-warm-pool-max-refill-rate <n>', 'replacements created per second per pool at most (0: unpaced)', nonNegative('--sandbox-warm-pool-max-refill-rate'), 0)
     .option('--disable-claim-events [bool]', 'no Events from the SandboxClaim reconciler', (v) => v !== 'false', false)
-    .option('--adoption-follow-up-max-defer <duration>', 'claims first: an adopted Sandbox (Ready already) gets its Pod relabelled and its status updated once no claim is queued, or after this long (0: at once)', parseGoDuration, 10_000)
+    .option('--claims-first-max-defer <duration>', 'while claims are queued, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)', parseGoDuration, 10_000)
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();
@@ -198,7 +198,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     webhookBindAddress: o.webhookBindAddress, webhookServiceName: o.webhookServiceName, webhookServiceNamespace: o.webhookServiceNamespace, webhookUrl: o.webhookUrl,
     clusterDomain: o.clusterDomain, enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
     sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay, sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate, disableClaimEvents: o.disableClaimEvents === true,
-    adoptionFollowUpMaxDeferMs: o.adoptionFollowUpMaxDefer,
+    claimsFirstMaxDeferMs: o.claimsFirstMaxDefer,
   };
 }
 
