@@ -19,8 +19,8 @@ describe('controller flags', () => {
     const set = parseControllerFlags(['--sandbox-warm-pool-replenish-delay=2s', '--sandbox-warm-pool-max-refill-rate', '20', '--disable-claim-events']);
     assert.deepEqual([set.sandboxWarmPoolReplenishDelayMs, set.sandboxWarmPoolMaxRefillRate, set.disableClaimEvents], [2000, 20, true]);
     assert.throws(() => parseControllerFlags(['--sandbox-warm-pool-max-refill-rate=NaN']), /finite number/);
-    // Ours, not upstream's: claims first, 10 s at most; 0 turns it off.
-    assert.equal(defaults.claimsFirstMaxDeferMs, 10_000);
+    // Ours, not upstream's: claims first, 30 s at most; 0 turns it off.
+    assert.equal(defaults.claimsFirstMaxDeferMs, 30_000);
     assert.equal(parseControllerFlags(['--claims-first-max-defer=0']).claimsFirstMaxDeferMs, 0);
   });
 });
