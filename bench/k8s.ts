@@ -106,28 +106,27 @@ async function scenarios(cluster: Cluster): Promise<Record<Kind, Result>> {
   await create('sandboxtemplates', TEMPLATE);
   await create('sandboxwarmpools', pool('warm', N));
   await create('sandboxwarmpools', pool('cold', 0));
-  const t0 = performance.now();
-  await waitFor(`a warm pool of ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
-  process.stderr.write(`  pool of ${N} ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  await warmPoolFull(api, `pool of ${N} ready`, '');
   // A claim's own latency, with nothing queued before it: one at a time from the full pool.
   const single = await claimBurst(kc, 'single', 'warm', ONE_BY_ONE_N, { oneByOne: true });
   process.stderr.write(`  one by one: ${single.ready}/${ONE_BY_ONE_N} ready\n`);
-  await refilled(api, 'after the claims one by one');
+  await warmPoolFull(api, `pool refilled to ${N}`, ' after the claims one by one');
   const warm = await claimBurst(kc, 'warm', 'warm', N);
   process.stderr.write(`  warm: ${warm.ready}/${N} ready\n`);
   // The pool's replacements are the warm burst's cost: let them finish before the cold burst,
   // so that it measures cold claims alone (whenever a controller chooses to refill).
-  await refilled(api, 'after the last warm claim was Ready');
+  await warmPoolFull(api, `pool refilled to ${N}`, ' after the last warm claim was Ready');
   const cold = await claimBurst(kc, 'cold', 'cold', N);
   process.stderr.write(`  cold: ${cold.ready}/${N} ready\n`);
   if (process.env.BENCH_K8S_API_STATS) apiStats(cluster);
   return { single, warm, cold };
 }
 
-async function refilled(api: k8s.CustomObjectsApi, when: string): Promise<void> {
+/** Waits for the warm pool to have N ready members, and says how long that took. */
+async function warmPoolFull(api: k8s.CustomObjectsApi, what: string, when: string): Promise<void> {
   const t = performance.now();
-  await waitFor(`the warm pool refilled to ${N}`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
-  process.stderr.write(`  pool refilled to ${N} in ${((performance.now() - t) / 1000).toFixed(1)} s ${when}\n`);
+  await waitFor(`the warm pool to have ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
+  process.stderr.write(`  ${what} in ${((performance.now() - t) / 1000).toFixed(1)} s${when}\n`);
 }
 
 /** BENCH_K8S_API_STATS=1: the API server's request counts by verb and resource (every client). */

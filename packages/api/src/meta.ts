@@ -108,7 +108,6 @@ const metaFields = (rule: NameRule) => ({
   selfLink: z.string().optional(),
 });
 
-/** metadata of a top-level object; `rule` says how its name is checked. */
 /**
  * The object without metadata.managedFields, as controller-runtime's caches keep objects: the
  * reconcilers never read them, yet they are often as large as the rest of the object, and every
@@ -122,6 +121,7 @@ export function withoutManagedFields(raw: unknown): unknown {
   return { ...(raw as object), metadata };
 }
 
+/** metadata of a top-level object; `rule` says how its name is checked. */
 export function objectMeta(rule: NameRule) {
   return z.object(metaFields(rule)).strict().refine((m) => m.name !== undefined || m.generateName !== undefined, {
     message: 'Required (or set metadata.generateName)', path: ['name'],

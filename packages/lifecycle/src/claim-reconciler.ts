@@ -9,7 +9,7 @@ import {
   type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
 } from '@asb/api';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
-import { controllerOf, isControlledBy, isDeleting, writeStatus } from './objects.ts';
+import { controllerOf, isControlledBy, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, isNotFound, type Deps, type Result } from './substrate.ts';
 
@@ -155,13 +155,8 @@ function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): San
   return { ...claim, metadata: { ...claim.metadata, annotations } };
 }
 
-/** Pool members ("ns/name") a claim of this controller (by its store) is adopting at this moment. */
-const takingByStore = new WeakMap<object, Set<string>>();
-function takingOf(d: Deps): Set<string> {
-  let s = takingByStore.get(d.store);
-  if (!s) takingByStore.set(d.store, (s = new Set()));
-  return s;
-}
+/** Pool members ("ns/name") a claim of this controller is adopting at this moment. */
+const takingOf = perController(() => new Set<string>());
 
 const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';
 
@@ -179,7 +174,7 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
   // another process can still collide (and the Sandbox's resourceVersion settles those).
   const taking = takingOf(d);
   const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
-    .filter((sb) => !isDeleting(sb) && isAdoptable(sb) && !taking.has(`${sb.metadata.namespace}/${sb.metadata.name}`));
+    .filter((sb) => !isDeleting(sb) && isAdoptable(sb) && !taking.has(keyOf(sb.metadata.namespace, sb.metadata.name!)));
   // Ready ones first, as upstream. Claims reconciled at the same moment would all try the same
   // one first and all but one lose: each starts at a random ready member instead (the list
   // wraps around), so their order among themselves does not matter, and is not sorted for (a
@@ -195,7 +190,7 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
     if (tries >= ADOPTION_TRIES) break;
     // The newest copy: another claim may have adopted it since the list, or be taking it now.
     const candidate = await d.store.get('Sandbox', listed.metadata.namespace, listed.metadata.name!, { cached: true });
-    const key = `${listed.metadata.namespace}/${listed.metadata.name}`;
+    const key = keyOf(listed.metadata.namespace, listed.metadata.name!);
     if (!candidate || isDeleting(candidate) || !isAdoptable(candidate) || taking.has(key)) continue;
     tries++;
     taking.add(key);

@@ -5,7 +5,7 @@
 // until claimed.
 import { LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash, type Sandbox } from '@asb/api';
 import { podTemplateHash, sandboxForPool } from './blueprint.ts';
-import { controllerOf, controllerRef, isDeleting, writeStatus } from './objects.ts';
+import { controllerOf, controllerRef, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
 
@@ -13,8 +13,7 @@ import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate
 export const UNREADY_REPLACE_MS = 5 * 60_000;
 
 /**
- * What the pool reconciler remembers between passes, per controller (by its store: two in one
- * process keep their own), by pool.
+ * What the pool reconciler remembers between passes, per controller, by pool.
  * - expected, by pool uid: members this process created that the (possibly lagging) watch cache
  *   may not show yet, counted as members until seen, so that a pass right after a burst of creates
  *   does not create them again (controller-runtime's "expectations"); forgotten after a minute, in
@@ -29,12 +28,7 @@ interface RefillState {
   /** Claims first: when this drain's wait for the claim queue began, and whether it is used up. */
   claimsWaitFrom?: number; claimsWaitSpent?: boolean;
 }
-const memories = new WeakMap<object, PoolMemory>();
-const memoryOf = (d: Deps): PoolMemory => {
-  let m = memories.get(d.store);
-  if (!m) memories.set(d.store, (m = { expected: new Map(), refills: new Map() }));
-  return m;
-};
+const memoryOf = perController((): PoolMemory => ({ expected: new Map(), refills: new Map() }));
 const EXPECTATION_TTL_MS = 60_000;
 /** How often a pool waiting for the claim queue looks again. */
 const CLAIMS_FIRST_POLL_MS = 100;
@@ -77,7 +71,7 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
 export async function reconcilePool(d: Deps, namespace: string, name: string): Promise<Result> {
   const pool = await d.store.get('SandboxWarmPool', namespace, name);
   const { expected, refills } = memoryOf(d);
-  if (!pool) refills.delete(`${namespace}/${name}`);
+  if (!pool) refills.delete(keyOf(namespace, name));
   if (!pool || isDeleting(pool)) return {}; // members are owned: the store collects them
   const now = d.clock.now().getTime();
   const template = await d.store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
@@ -114,7 +108,7 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
   members = keep;
 
   const desired = pool.spec.replicas;
-  const shaped = shapeRefill(refills, `${namespace}/${name}`, d, members.length + pending.size, desired,
+  const shaped = shapeRefill(refills, keyOf(namespace, name), d, members.length + pending.size, desired,
     template ? desired - members.length - pending.size : 0, now);
   if (members.length > desired) {
     // Unready first, then the newest.
@@ -135,7 +129,7 @@ export async function reconcilePool(d: Deps, namespace: string, name: string): P
     for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
     // Our own creates raise the count a later pass compares with: a lagging cache then does not
     // look like members being taken.
-    const st = refills.get(`${namespace}/${name}`);
+    const st = refills.get(keyOf(namespace, name));
     if (st) st.lastMembers += made.length;
     expected.set(pool.metadata.uid!, pending);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -5,7 +5,7 @@
 // snapshot's id), or Triggered=False/Failed|Error. PodSnapshots carry the sandbox's name-hash
 // label. A Pod that GKE started from a snapshot has the condition PodRestored=True naming it.
 import { randomBytes } from 'node:crypto';
-import { nameHash } from '@asb/api';
+import { LABEL_SANDBOX_NAME_HASH, nameHash } from '@asb/api';
 import { InvalidError, NotFoundError, SandboxError } from './errors.ts';
 import type { KubernetesCluster } from './kubernetes.ts';
 import type { SnapshotInfo, SnapshotStore } from './snapshots.ts';
@@ -13,7 +13,6 @@ import type { SnapshotInfo, SnapshotStore } from './snapshots.ts';
 export const PODSNAPSHOT_GROUP = 'podsnapshot.gke.io';
 const TRIGGER = { group: PODSNAPSHOT_GROUP, version: 'v1', plural: 'podsnapshotmanualtriggers' };
 const SNAPSHOT = { group: PODSNAPSHOT_GROUP, version: 'v1', plural: 'podsnapshots' };
-const LABEL_SANDBOX_NAME_HASH = 'agents.x-k8s.io/sandbox-name-hash';
 const TIMEOUT_MS = 180_000;
 
 type Obj = { metadata: { name: string; creationTimestamp?: string; labels?: Record<string, string> }; spec?: any; status?: any };

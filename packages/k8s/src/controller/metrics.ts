@@ -78,8 +78,8 @@ export class ControllerMetrics {
     this.claimControllerStartup.observe({ launch_type: launch, sandbox_template: template }, this.now() - this.firstSeen.get(key(o))!);
     // The client's own clock, from the annotation upstream's clients write; skew can make it
     // negative, which upstream drops rather than record.
-    const requested = Date.parse(o.metadata.annotations?.[ANNOTATION_CLIENT_FIRST_REQUESTED_AT] ?? '');
-    if (this.now() - requested >= 0) this.clientClaimStartup.observe({ launch_type: launch, sandbox_template: template }, this.now() - requested);
+    const sinceRequest = this.now() - Date.parse(o.metadata.annotations?.[ANNOTATION_CLIENT_FIRST_REQUESTED_AT] ?? '');
+    if (sinceRequest >= 0) this.clientClaimStartup.observe({ launch_type: launch, sandbox_template: template }, sinceRequest);
     this.claimCreation.inc({ namespace: o.metadata.namespace, sandbox_template: template, launch_type: launch, warmpool_name: spec.warmPoolRef?.name ?? '', pod_condition: 'ready', created_by: createdBy(o.metadata.labels?.[LABEL_CREATED_BY]) });
   }
 

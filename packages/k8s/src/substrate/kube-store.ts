@@ -67,7 +67,7 @@ export class KubeStore implements WatchableStore {
    * A miss asks the API server, so that an object created a moment ago is not taken for absent.
    */
   async get<K extends KindName>(kind: K, namespace: string, name: string, opts: GetOptions = {}): Promise<HubKinds[K] | undefined> {
-    const cached = this.informers.length ? this.latest.get(`${kind}/${namespace}/${name}`) : undefined;
+    const cached = this.informers.length ? this.latest.get(cacheKey(kind, namespace, name)) : undefined;
     if (cached) return structuredClone(cached) as HubKinds[K];
     if (opts.cached && this.informers.length) return undefined;
     try {
@@ -127,7 +127,7 @@ export class KubeStore implements WatchableStore {
     // The hub's status has fields v1beta1 cannot store (Sandbox status.replicas): a status that
     // differs from the cached one only there is the same stored object, and the API server would
     // answer a no-op. Not sending it saves a request per reconcile (it was 11 per Sandbox).
-    const cached = this.latest.get(`${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`);
+    const cached = this.latest.get(cacheKey(obj.kind, obj.metadata.namespace, obj.metadata.name));
     if (cached && cached.metadata.resourceVersion === obj.metadata.resourceVersion
       && isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})) return structuredClone(cached) as T;
     try {
@@ -160,7 +160,7 @@ export class KubeStore implements WatchableStore {
    * before it does, and would then linger here (reads of those ask the API server instead).
    */
   private wrote<T extends AnyHub>(obj: T): T {
-    const key = `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+    const key = cacheKey(obj.kind, obj.metadata.namespace, obj.metadata.name);
     const current = this.latest.get(key);
     if (current && isNewer(obj, current)) this.latest.set(key, structuredClone(obj));
     return obj;
@@ -178,7 +178,7 @@ export class KubeStore implements WatchableStore {
       const informer = k8s.makeInformer(this.kc, `/apis/${group}/${VERSION}/${plural}`,
         () => this.api.listClusterCustomObject({ group, version: VERSION, plural }) as never);
       const emit = (type: WatchEvent['type']) => (raw: k8s.KubernetesObject) => {
-        const key = `${kind}/${raw.metadata?.namespace}/${raw.metadata?.name}`;
+        const key = cacheKey(kind, raw.metadata?.namespace, raw.metadata?.name);
         const mine = this.latest.get(key);
         let object: AnyHub;
         // Our own write coming back was parsed and checked when its response came.
@@ -188,7 +188,7 @@ export class KubeStore implements WatchableStore {
         if (type === 'DELETED') { this.seen.delete(key); this.latest.delete(key); } else {
           this.seen.set(key, object);
           // A write of ours the watch has not delivered yet stays the one reads see.
-          if (!mine || mine.metadata.uid !== object.metadata.uid || !isNewer(mine, object)) this.latest.set(key, object);
+          if (!mine || !isNewer(mine, object)) this.latest.set(key, object);
         }
         const ev: WatchEvent = type === 'MODIFIED' && old ? { type, object, old } : { type, object };
         for (const l of this.listeners) l(ev);
@@ -208,6 +208,8 @@ export class KubeStore implements WatchableStore {
     this.informers = [];
   }
 }
+
+const cacheKey = (kind: string, namespace: string | undefined, name: string | undefined) => `${kind}/${namespace}/${name}`;
 
 /**
  * Whether `a` is a later version of the same object than `b`. Resource versions are opaque to
