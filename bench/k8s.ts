@@ -26,6 +26,8 @@ const ONLY = process.env.BENCH_K8S_ONLY;
  * share (e.g. upstream v0.5's refill shaping, --sandbox-warm-pool-replenish-delay=2s).
  */
 const SHARED_ARGS = (process.env.BENCH_K8S_CONTROLLER_ARGS ?? '').split(/\s+/).filter(Boolean);
+/** BENCH_K8S_SCENARIOS=single,warm,cold (the default: all three) runs only those named. */
+const SCENARIOS = new Set((process.env.BENCH_K8S_SCENARIOS ?? 'single,warm,cold').split(',').map((s) => s.trim()));
 
 const TEMPLATE = {
   apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxTemplate', metadata: { name: 'python-runtime-template', namespace: 'default' },
@@ -99,7 +101,7 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
 
 type Kind = 'single' | 'warm' | 'cold';
 
-async function scenarios(cluster: Cluster): Promise<Record<Kind, Result>> {
+async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>>> {
   const kc = loadKubeConfig({ kubeconfig: cluster.kubeconfig });
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const create = (plural: string, body: object) => api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
@@ -107,19 +109,31 @@ async function scenarios(cluster: Cluster): Promise<Record<Kind, Result>> {
   await create('sandboxwarmpools', pool('warm', N));
   await create('sandboxwarmpools', pool('cold', 0));
   await warmPoolFull(api, `pool of ${N} ready`, '');
+  const r: Partial<Record<Kind, Result>> = {};
   // A claim's own latency, with nothing queued before it: one at a time from the full pool.
-  const single = await claimBurst(kc, 'single', 'warm', ONE_BY_ONE_N, { oneByOne: true });
-  process.stderr.write(`  one by one: ${single.ready}/${ONE_BY_ONE_N} ready\n`);
-  await warmPoolFull(api, `pool refilled to ${N}`, ' after the claims one by one');
-  const warm = await claimBurst(kc, 'warm', 'warm', N);
-  process.stderr.write(`  warm: ${warm.ready}/${N} ready\n`);
-  // The pool's replacements are the warm burst's cost: let them finish before the cold burst,
-  // so that it measures cold claims alone (whenever a controller chooses to refill).
-  await warmPoolFull(api, `pool refilled to ${N}`, ' after the last warm claim was Ready');
-  const cold = await claimBurst(kc, 'cold', 'cold', N);
-  process.stderr.write(`  cold: ${cold.ready}/${N} ready\n`);
-  if (process.env.BENCH_K8S_API_STATS) apiStats(cluster);
-  return { single, warm, cold };
+  if (SCENARIOS.has('single')) {
+    const before = apiStats(cluster);
+    r.single = await claimBurst(kc, 'single', 'warm', ONE_BY_ONE_N, { oneByOne: true });
+    process.stderr.write(`  one by one: ${r.single.ready}/${ONE_BY_ONE_N} ready\n`);
+    printStats('the claims one by one', apiStats(cluster), before);
+    await warmPoolFull(api, `pool refilled to ${N}`, ' after the claims one by one');
+  }
+  if (SCENARIOS.has('warm')) {
+    const before = apiStats(cluster);
+    r.warm = await claimBurst(kc, 'warm', 'warm', N);
+    process.stderr.write(`  warm: ${r.warm.ready}/${N} ready\n`);
+    printStats('the warm burst', apiStats(cluster), before);
+    // The pool's replacements are the warm burst's cost: let them finish before the cold burst,
+    // so that it measures cold claims alone (whenever a controller chooses to refill).
+    await warmPoolFull(api, `pool refilled to ${N}`, ' after the last warm claim was Ready');
+  }
+  if (SCENARIOS.has('cold')) {
+    const before = apiStats(cluster);
+    r.cold = await claimBurst(kc, 'cold', 'cold', N);
+    process.stderr.write(`  cold: ${r.cold.ready}/${N} ready\n`);
+    printStats('the cold burst', apiStats(cluster), before);
+  }
+  return r;
 }
 
 /** Waits for the warm pool to have N ready members, and says how long that took. */
@@ -129,26 +143,46 @@ async function warmPoolFull(api: k8s.CustomObjectsApi, what: string, when: strin
   process.stderr.write(`  ${what} in ${((performance.now() - t) / 1000).toFixed(1)} s${when}\n`);
 }
 
-/** BENCH_K8S_API_STATS=1: the API server's request counts by verb and resource (every client). */
-function apiStats(cluster: Cluster): void {
-  const counts = new Map<string, number>();
+interface Stats { requests: Map<string, number>; cpuS: Map<string, number> }
+
+/**
+ * BENCH_K8S_API_STATS=1: the API server's request counts by verb and resource (every client)
+ * and each process's CPU seconds, so that a scenario's share is the difference of two of these.
+ */
+function apiStats(cluster: Cluster): Stats | undefined {
+  if (!process.env.BENCH_K8S_API_STATS) return undefined;
+  const requests = new Map<string, number>();
   const text = execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'get', '--raw', '/metrics'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (!/sandbox|pods|events|services/.test(labels.resource ?? '')) continue;
+    if (!/sandbox|pods|events|services|bindings/.test(labels.resource ?? '')) continue;
     const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}${/^2/.test(labels.code ?? '') ? '' : ` (${labels.code})`}`;
-    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    requests.set(key, (requests.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
-  for (const [k, v] of [...counts].sort((a, b) => b[1] - a[1])) process.stderr.write(`  ${String(v).padStart(7)}  ${k}\n`);
-  // CPU time so far of each part of the cluster (and of the controllers), from ps.
-  const ps = execFileSync('ps', ['-eo', 'time=,args='], { encoding: 'utf8' }).split('\n')
-    .filter((l) => /kube-apiserver|bin\/etcd|bin\/kwok|kube-scheduler|kube-controller-manager|controller\/main\.ts|agent-sandbox-controller/.test(l) && l.includes(cluster.dir.split('/').pop()!) || /controller\/main\.ts/.test(l));
-  for (const l of ps) process.stderr.write(`  cpu ${l.trim().slice(0, 140)}\n`);
+  // CPU time of each part of the cluster and of the controllers (all on this machine), from ps.
+  const cpuS = new Map<string, number>();
+  for (const line of execFileSync('ps', ['-eo', 'cputimes=,args='], { encoding: 'utf8' }).split('\n')) {
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const args = m[2]!;
+    const who = /controller\/main\.ts|agent-sandbox-controller/.test(args) ? 'controller'
+      : args.includes(cluster.dir) || /kubeconfig/.test(args) ? /(kube-apiserver|etcd|kwok|kube-scheduler|kube-controller-manager)/.exec(args)?.[1] : undefined;
+    if (who) cpuS.set(who, (cpuS.get(who) ?? 0) + Number(m[1]));
+  }
+  return { requests, cpuS };
+}
+
+function printStats(what: string, after: Stats | undefined, before: Stats | undefined): void {
+  if (!after || !before) return;
+  process.stderr.write(`  API requests during ${what}:\n`);
+  const diff = [...after.requests].map(([k, v]) => [k, v - (before.requests.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
+  for (const [k, v] of diff.sort((a, b) => b[1] - a[1])) process.stderr.write(`  ${String(v).padStart(7)}  ${k}\n`);
+  process.stderr.write(`  CPU seconds during ${what}: ${[...after.cpuS].map(([k, v]) => `${k} ${v - (before.cpuS.get(k) ?? 0)}`).join(', ')}\n`);
 }
 
 async function main(): Promise<void> {
-  const results: Array<[string, Record<Kind, Result>]> = [];
+  const results: Array<[string, Partial<Record<Kind, Result>>]> = [];
   if (ONLY !== 'upstream') {
     process.stderr.write(`our controller (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''})\n`);
     const ours = await startHarness({ controllerArgs: ['--leader-elect=false', ...SHARED_ARGS] });
@@ -170,13 +204,14 @@ async function main(): Promise<void> {
   for (const kind of ['single', 'warm', 'cold'] as const) {
     for (const [who, r] of results) {
       const x = r[kind];
+      if (!x) continue;
       const n = kind === 'single' ? ONE_BY_ONE_N : N;
       rows.push([scenario[kind], who, `${x.ready}/${n}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99)]);
     }
   }
   console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99'], rows));
-  const ratio = (kind: 'warm' | 'cold') => (results[0]![1][kind].claimsPerS / results[1]![1][kind].claimsPerS).toFixed(2);
-  if (results.length < 2) return;
+  const ratio = (kind: 'warm' | 'cold') => (results[0]![1][kind]!.claimsPerS / results[1]![1][kind]!.claimsPerS).toFixed(2);
+  if (results.length < 2 || !SCENARIOS.has('warm') || !SCENARIOS.has('cold')) return;
   console.log(`\nthroughput, ours / upstream: warm ${ratio('warm')}×, cold ${ratio('cold')}×  (${CONCURRENCY} creates in flight; 2-core machine; KWOK pods)`);
 }
 
