@@ -4,7 +4,7 @@
 // ttlSecondsAfterFinished) by its shutdownPolicy: Delete removes the claim (and so its Sandbox),
 // Retain removes only the Sandbox.
 import {
-  ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
+  ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
   WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
   type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
 } from '@asb/api';
@@ -119,10 +119,9 @@ export async function reconcileClaim(d: Deps, namespace: string, name: string): 
 
 /**
  * The claim's Sandbox if it has one already: by status, by the sandbox-name annotation an
- * adoption writes (finishing an adoption that was cut short), by the claim-uid label every
- * Sandbox made or adopted for it carries, or by its own name (cold). Reads come from the watch
- * cache, which holds this controller's own writes as soon as they succeed (KubeStore's
- * write-through); the annotation is the lock against a stale copy of the claim, since writing it
+ * adoption writes first (finishing an adoption that was cut short), or by its own name (cold).
+ * Reads come from the watch cache; the annotation is the lock that makes that safe: a claim
+ * whose cached copy predates an adoption cannot adopt again, since writing the annotation
  * needs the claim's current resourceVersion.
  */
 async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
@@ -138,20 +137,16 @@ async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxCl
     const sb = await d.store.get('Sandbox', ns, assigned);
     if (owned(sb)) return { claim, sandbox: sb! };
     if (sb && !isDeleting(sb) && isAdoptable(sb)) {
-      // Still the pool's: the adoption stopped before the Sandbox was taken. Finish it (a stale
-      // cached copy makes this a conflict, and the claim is reconciled again).
+      // Still the pool's: the adoption stopped between its two writes. Finish it (a stale cached
+      // copy makes this a conflict, and the claim is reconciled again).
       const template = await d.store.get('SandboxTemplate', ns, sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF] ?? '');
       if (template) return { claim, sandbox: await d.store.update(adoptedByClaim(sb, claim, template)) };
     }
+    // Gone, or another claim's: the reference is dropped, and the claim looks again.
+    claim = await d.store.update(withAssigned(claim, undefined));
   }
-  // Gone, or another claim's: the reference is dropped, and the claim looks again.
-  if (assigned) claim = await d.store.update(withAssigned(claim, undefined));
-  const cold = await d.store.get('Sandbox', ns, claim.metadata.name!, { cached: true });
-  if (owned(cold)) return { claim, sandbox: cold! };
-  // Taken by an adoption whose lock (the annotation, written at the same time) failed: the
-  // Sandbox carries the claim's uid. It is recorded now, as the lock would have.
-  const taken = (await d.store.list('Sandbox', { namespace: ns, labels: { [LABEL_CLAIM_UID]: claim.metadata.uid! }, cached: true })).find(owned);
-  return taken ? { claim: await d.store.update(withAssigned(claim, taken.metadata.name)), sandbox: taken } : { claim };
+  const sb = await d.store.get('Sandbox', ns, claim.metadata.name!, { cached: true });
+  return owned(sb) ? { claim, sandbox: sb! } : { claim };
 }
 
 function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {
@@ -167,12 +162,9 @@ const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBO
 
 /**
  * Takes a warm Sandbox of the template (of the named pool, if one is named), ready ones first as
- * upstream does. Two writes, at once: the claim's sandbox-name annotation (upstream's lock: it
- * needs the claim's current resourceVersion, so a stale copy of the claim cannot adopt a second
- * Sandbox) and the Sandbox's adoption (its resourceVersion lets only one claim win it; the loser
- * tries the next candidate). Upstream makes them one after the other; at once, a claim is Ready
- * one API round trip sooner, and the rare adoption whose lock failed is checked afterwards
- * (settleUnlocked).
+ * upstream does: the claim first records the candidate in its sandbox-name
+ * annotation (the claim's lock: one adoption at a time per claim), then takes the Sandbox (the
+ * Sandbox's resourceVersion lets only one claim win it; the loser tries the next candidate).
  */
 async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
   const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
@@ -203,22 +195,16 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
     tries++;
     taking.add(key);
     try {
-      const [locked, taken] = await Promise.allSettled([
-        d.store.update(withAssigned(claim, candidate.metadata.name)),
-        d.store.update(adoptedByClaim(candidate, claim, template)),
-      ]);
-      if (locked.status === 'rejected') {
-        if (taken.status === 'fulfilled') await settleUnlocked(d, claim, taken.value);
-        // A conflict: the claim changed (or our copy of it is stale). The whole reconcile is
-        // retried, from a fresh read, and finds the Sandbox if it is still the claim's.
-        throw locked.reason;
+      // A conflict here means the claim changed (or our copy of it is stale): the whole
+      // reconcile is retried, from a fresh read.
+      claim = await d.store.update(withAssigned(claim, candidate.metadata.name));
+      try {
+        const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
+        d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
+        return { claim, sandbox: adopted };
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err; // another claim took it first
       }
-      claim = locked.value;
-      if (taken.status === 'fulfilled') {
-        d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${taken.value.metadata.name}"`);
-        return { claim, sandbox: taken.value };
-      }
-      if (!isConflict(taken.reason) && !isNotFound(taken.reason)) throw taken.reason; // else another claim took it first
     } finally {
       taking.delete(key);
     }
@@ -226,25 +212,4 @@ async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate
   // None could be taken: the claim starts cold, and names no warm Sandbox.
   if (claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME]) claim = await d.store.update(withAssigned(claim, undefined));
   return { claim };
-}
-
-/**
- * A Sandbox was taken but the claim's lock was not written: the claim changed since our copy.
- * If the claim (read from the API server, not the cache) has another Sandbox already, or is
- * gone, the one just taken is deleted (a warm member lost, never two Sandboxes for a claim).
- * Otherwise it stays the claim's: the retried reconcile finds it by its claim-uid label.
- */
-async function settleUnlocked(d: Deps, stale: SandboxClaim, taken: Sandbox): Promise<void> {
-  const ns = stale.metadata.namespace;
-  const claim = await d.store.get('SandboxClaim', ns, stale.metadata.name!, { fresh: true });
-  const live = !!claim && claim.metadata.uid === stale.metadata.uid && !isDeleting(claim);
-  const named = live ? [claim.status?.sandbox?.name, claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME]] : [];
-  let hasAnother = false;
-  for (const other of new Set(named)) {
-    if (!other || other === taken.metadata.name) continue;
-    const sb = await d.store.get('Sandbox', ns, other, { fresh: true });
-    if (sb && isControlledBy(sb, claim!) && !isDeleting(sb)) hasAnother = true;
-  }
-  if (live && !hasAnother) return;
-  try { await d.store.delete('Sandbox', ns, taken.metadata.name!, { uid: taken.metadata.uid }); } catch (err) { if (!isNotFound(err)) throw err; }
 }

@@ -26,8 +26,6 @@ export interface GetOptions {
   /** Answer from the watch cache only, a miss included: for a lookup whose "absent" a later
    *  create corrects (AlreadyExists), where asking the API server on every miss costs a call. */
   cached?: boolean;
-  /** Ask the store itself, not a cache of it: for a decision a stale copy would get wrong. */
-  fresh?: boolean;
 }
 
 export interface DeleteOptions {

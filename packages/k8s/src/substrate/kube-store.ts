@@ -67,7 +67,7 @@ export class KubeStore implements WatchableStore {
    * A miss asks the API server, so that an object created a moment ago is not taken for absent.
    */
   async get<K extends KindName>(kind: K, namespace: string, name: string, opts: GetOptions = {}): Promise<HubKinds[K] | undefined> {
-    const cached = this.informers.length && !opts.fresh ? this.latest.get(cacheKey(kind, namespace, name)) : undefined;
+    const cached = this.informers.length ? this.latest.get(cacheKey(kind, namespace, name)) : undefined;
     if (cached) return structuredClone(cached) as HubKinds[K];
     if (opts.cached && this.informers.length) return undefined;
     try {
