@@ -24,14 +24,24 @@ export interface ControllerOptions {
    */
   workloadChangeDelayMs?: number;
   /**
-   * Claims first: while claims are queued, work that can wait does, up to this long, so that a
-   * burst of claims has the API server (or the machine) to itself. That work is the rest of an
-   * adoption (the member is Ready already: its Pod's relabelling and its status at the new
-   * generation) and the pool's replacements for the members claims took.
+   * Claims first: while claims are busy (queued, or the last one arrived less than
+   * claimsQuietMs ago), work that can wait does, up to this long, so that claims have the API
+   * server (or the machine) to themselves. That work is the rest of an adoption (the member is
+   * Ready already: its Pod's relabelling and its status at the new generation) and the pool's
+   * replacements for the members claims took (unless the pool is down to a quarter).
    * @default 0 (nothing waits)
    */
   claimsFirstMaxDeferMs?: number;
+  /** Claims this close together are one stream, for claims first. @default CLAIMS_QUIET_MS */
+  claimsQuietMs?: number;
 }
+
+/**
+ * Claims that arrive less than this apart are one stream: the work claims first holds back waits
+ * for a gap this long. (Under load each claim keeps the API server busy for ~100 ms; work let in
+ * between two claims of a stream doubles the next one's latency.)
+ */
+export const CLAIMS_QUIET_MS = 500;
 
 export class LifecycleController {
   readonly sandboxes: WorkQueue;
@@ -43,6 +53,9 @@ export class LifecycleController {
   /** Adopted Sandboxes waiting for the claim queue to empty: key → when to go anyway. */
   private readonly deferred = new Map<string, number>();
   private deferTimer?: NodeJS.Timeout;
+  /** When the last new claim was seen (performance.now()). */
+  private lastClaimArrival = -Infinity;
+  private readonly claimsQuietMs: number;
 
   constructor(private readonly deps: Deps & { store: WatchableStore }, opts: ControllerOptions = {}) {
     const onError = (kind: string) => (key: string, err: unknown) => {
@@ -51,8 +64,9 @@ export class LifecycleController {
       else opts.log?.warn({ kind, key, err: (err as Error)?.message ?? String(err) }, 'reconcile failed; retrying');
     };
     this.claimsFirstMaxDeferMs = opts.claimsFirstMaxDeferMs ?? 0;
+    this.claimsQuietMs = opts.claimsQuietMs ?? CLAIMS_QUIET_MS;
     const reconcileDeps: Deps = this.claimsFirstMaxDeferMs > 0
-      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, claimsQueued: () => this.claims.length > 0 } }
+      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, claimsBusy: () => this.claimsBusy() } }
       : deps;
     const q = (fn: (d: Deps, ns: string, name: string) => Promise<{ requeueAfterMs?: number }>, workers: number, kind: string) =>
       new WorkQueue(async (key) => {
@@ -112,22 +126,29 @@ export class LifecycleController {
         if (poolHash && !controllerOf(obj)) void this.poolsByHash(ns, poolHash);
         break;
       }
-      case 'SandboxClaim': this.claims.add(key); break;
+      case 'SandboxClaim':
+        if (ev.type === 'ADDED') this.lastClaimArrival = performance.now();
+        this.claims.add(key);
+        break;
       case 'SandboxWarmPool': this.pools.add(key); break;
       case 'SandboxTemplate': void this.onTemplate(ns, obj.metadata.name!); break;
     }
   }
 
-  /** An adopted Sandbox's reconcile: now if no claim is queued, else when none is (or at the latest). */
+  /** An adopted Sandbox's reconcile: now if claims are quiet, else once they are (or at the latest). */
   private followUp(key: string): void {
-    if (this.claimsFirstMaxDeferMs <= 0 || this.claims.length === 0) { this.sandboxes.add(key); return; }
+    if (this.claimsFirstMaxDeferMs <= 0 || !this.claimsBusy()) { this.sandboxes.add(key); return; }
     if (!this.deferred.has(key)) this.deferred.set(key, Date.now() + this.claimsFirstMaxDeferMs);
     this.deferTimer ??= setInterval(() => {
-      const idle = this.claims.length === 0;
+      const idle = !this.claimsBusy();
       const now = Date.now();
       for (const [k, until] of this.deferred) if (idle || until <= now) { this.deferred.delete(k); this.sandboxes.add(k); }
       if (!this.deferred.size) { clearInterval(this.deferTimer); this.deferTimer = undefined; }
     }, 50).unref();
+  }
+
+  private claimsBusy(): boolean {
+    return this.claims.length > 0 || performance.now() - this.lastClaimArrival < this.claimsQuietMs;
   }
 
   /** A template changed: its pools may need members, claims waiting for it may proceed. */

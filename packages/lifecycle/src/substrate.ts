@@ -124,8 +124,11 @@ export interface Deps {
   warmPoolEviction?: boolean;
   /** How pools replace members claims took (upstream v0.5's refill shaping). @default immediately, unpaced */
   warmPoolRefill?: RefillShaping;
-  /** Set by the controller when work that can wait yields to queued claims (ControllerOptions.claimsFirstMaxDeferMs). */
-  claimsFirst?: { maxDeferMs: number; claimsQueued(): boolean };
+  /**
+   * Set by the controller when work that can wait yields to claims (ControllerOptions.claimsFirstMaxDeferMs).
+   * claimsBusy: claims are queued, or one arrived a moment ago (claims come one after another).
+   */
+  claimsFirst?: { maxDeferMs: number; claimsBusy(): boolean };
 }
 
 export interface RefillShaping {

@@ -280,7 +280,7 @@ describe('warm pool reconciler', () => {
 
   it('claims first: members taken while claims are queued are replaced once the queue is empty, or after the longest wait', async () => {
     let queued = false;
-    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => queued } };
+    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsBusy: () => queued } };
     const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
     await d.store.create(template());
     await d.store.create(pool('p', 2));
@@ -303,6 +303,21 @@ describe('warm pool reconciler', () => {
     d.clock.advance(1_000);
     await reconcilePool(d, 'default', 'p');
     assert.equal(await members(), 2, 'replaced after the longest wait, claims queued or not');
+  });
+
+  it('claims first: a pool down to a quarter of its size refills at once, claims busy or not', async () => {
+    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsBusy: () => true } };
+    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    await d.store.create(template());
+    await d.store.create(pool('p', 4));
+    await settle(d);
+    await d.store.create(claim('c1'));
+    await d.store.create(claim('c2'));
+    await settle(d);
+    assert.equal(await members(), 2, 'half the pool left: its replacements wait');
+    await d.store.create(claim('c3'));
+    await settle(d);
+    assert.equal(await members(), 4, 'a quarter left: refilled at once');
   });
 
   it('deleting a pool removes its members but not the sandboxes claims took', async () => {
@@ -341,5 +356,36 @@ describe('controller', () => {
     assert.equal((await d.store.list('Sandbox')).length, 5, 'only the pool is left');
     assert.equal(d.workloads.released.length, 30, 'every claimed workload released');
     ctl.stop();
+  });
+
+  it('claims first: work that can wait holds back while claims arrive one after another, and goes once they are quiet', async () => {
+    const d = fakeDeps();
+    const quietMs = 2_000;
+    const ctl = new LifecycleController(d, { claimsFirstMaxDeferMs: 30_000, claimsQuietMs: quietMs });
+    await ctl.start();
+    await d.store.create(template());
+    await d.store.create(pool('p', 4));
+    await ctl.idle();
+    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const served = async (name: string) => { for (;;) { if (ready(await d.store.get('SandboxClaim', 'default', name))?.status === 'True') return; await new Promise((r) => setTimeout(r, 5)); } };
+    // Two claims, each made a moment after the one before is served: no claim is ever queued
+    // behind another, yet they are one stream (less than quietMs apart).
+    const moment = () => new Promise((r) => setTimeout(r, 300));
+    await d.store.create(claim('c1'));
+    await served('c1');
+    await moment();
+    await d.store.create(claim('c2'));
+    await served('c2');
+    await moment();
+    assert.equal(await members(), 2, 'members taken by a stream of claims are not replaced during it');
+    const taken = (await d.store.get('SandboxClaim', 'default', 'c2'))!.status!.sandbox!.name!;
+    const before = (await d.store.get('Sandbox', 'default', taken))!;
+    assert.notEqual(findCondition(before.status?.conditions, 'Ready')?.observedGeneration, before.metadata.generation, "the adopted Sandbox's follow-up waits too");
+    await new Promise((r) => setTimeout(r, quietMs));
+    await ctl.idle();
+    assert.equal(await members(), 4, 'replaced once claims are quiet');
+    const after = (await d.store.get('Sandbox', 'default', taken))!;
+    assert.equal(findCondition(after.status?.conditions, 'Ready')?.observedGeneration, after.metadata.generation);
+    await ctl.stop();
   });
 });
