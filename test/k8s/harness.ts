@@ -23,8 +23,12 @@ export interface Harness {
   /** `kubectl get` that answers undefined for NotFound. */
   find(...args: string[]): any;
   apply(yaml: string): string;
-  /** Starts one more controller replica; resolves once it has patched the CRDs with its webhook. */
-  startController(extraArgs?: string[]): Promise<ChildProcess>;
+  /**
+   * Starts one more controller replica; resolves once it has patched the CRDs with its webhook
+   * (or, with `webhook: false`, once it is ready: then the CRDs keep their Service reference, which
+   * does not resolve here, as upstream's controller runs in the side-by-side benchmark).
+   */
+  startController(extraArgs?: string[], opts?: { webhook?: boolean }): Promise<ChildProcess>;
   claimReady(name: string): any;
   stop(): Promise<void>;
 }
@@ -35,7 +39,7 @@ export interface Harness {
  * deadline, and a controller that loses its lease exits (as upstream's), with no Deployment
  * here to restart it.
  */
-export async function startHarness(opts: { controller?: boolean; controllerArgs?: string[] } = {}): Promise<Harness> {
+export async function startHarness(opts: { controller?: boolean; controllerArgs?: string[]; webhook?: boolean } = {}): Promise<Harness> {
   const cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`) });
   const children: ChildProcess[] = [];
   const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
@@ -44,16 +48,18 @@ export async function startHarness(opts: { controller?: boolean; controllerArgs?
   const apply = (yaml: string) => { const f = join(cluster.dir, `apply-${Date.now()}-${n++}.yaml`); writeFileSync(f, yaml); return cluster.kubectl('apply', '-f', f); };
   const h: Harness = {
     cluster, get, find, apply,
-    async startController(extraArgs = []) {
+    async startController(extraArgs = [], { webhook = true } = {}) {
       const port = await freePort();
+      const health = await freePort();
       const out = openSync(join(cluster.dir, 'logs', 'controller.log'), 'a');
       // ASB_CONTROLLER_CPU_PROF=dir: each controller writes a V8 CPU profile there when it stops.
       const prof = process.env.ASB_CONTROLLER_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.ASB_CONTROLLER_CPU_PROF] : [];
       const child = spawn(process.execPath, [...prof, '--import', 'tsx', join(repo, 'packages/k8s/src/controller/main.ts'),
-        '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${await freePort()}`,
-        '--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`, ...extraArgs], { stdio: ['ignore', out, out], cwd: repo });
+        '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${health}`,
+        ...(webhook ? ['--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`] : ['--webhook-bind-address', '0']), ...extraArgs], { stdio: ['ignore', out, out], cwd: repo });
       children.push(child);
-      await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
+      if (webhook) await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
+      else await waitFor('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${health}/readyz`)).ok, 60_000);
       return child;
     },
     claimReady(name: string) {
@@ -75,7 +81,7 @@ export async function startHarness(opts: { controller?: boolean; controllerArgs?
     cluster.kubectl('wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all');
     cluster.kubectl('create', 'namespace', 'agent-sandbox-system');
     ensureHostsLine();
-    if (opts.controller ?? true) await h.startController(opts.controllerArgs);
+    if (opts.controller ?? true) await h.startController(opts.controllerArgs, { webhook: opts.webhook });
     return h;
   } catch (err) {
     await h.stop();

@@ -8,8 +8,9 @@ import {
   WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
   type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
 } from '@asb/api';
+import { isDeepStrictEqual } from 'node:util';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
-import { controllerOf, isControlledBy, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
+import { STATUS_SETTLE_MS, controllerOf, isControlledBy, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, isNotFound, type Deps, type Result } from './substrate.ts';
 
@@ -110,6 +111,15 @@ export async function reconcileClaim(d: Deps, namespace: string, name: string): 
   status.conditions = setCondition(status.conditions, sbReady ?? ready('SandboxNotReady', 'Sandbox is not ready yet'));
   const finished = findCondition(sandbox.status?.conditions, 'Finished');
   status.conditions = finished ? setCondition(status.conditions, finished) : removeCondition(status.conditions, 'Finished');
+  // Still not ready, only in the Sandbox's words now ("Pod exists with phase: Pending" after our
+  // "Sandbox is not ready yet"): routine progress, reported with the readiness that follows, at
+  // the latest STATUS_SETTLE_MS after the Sandbox said it. Any other reason is reported at once.
+  const was = findCondition(claim.status?.conditions, 'Ready')?.reason;
+  const routine = sbReady?.status === 'False' && sbReady.reason === 'DependenciesNotReady' && (was === 'SandboxNotReady' || was === 'DependenciesNotReady');
+  const holdMs = Date.parse(sbReady?.lastTransitionTime ?? '') + STATUS_SETTLE_MS - now.getTime();
+  if (routine && holdMs > 0 && isDeepStrictEqual(readyReasonless(claim.status), readyReasonless(status))) {
+    return { requeueAfterMs: Math.min(holdMs, requeue.requeueAfterMs ?? Infinity) };
+  }
   await writeStatus(d.store, claim, status);
   // Finished may have just started a ttl: come back when it ends.
   const newExpiry = claimExpiry({ ...claim, status });
@@ -147,6 +157,12 @@ async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxCl
   }
   const sb = await d.store.get('Sandbox', ns, claim.metadata.name!, { cached: true });
   return owned(sb) ? { claim, sandbox: sb! } : { claim };
+}
+
+/** A claim's status with its Ready condition's status alone (not why, nor since when). */
+function readyReasonless(status: SandboxClaimStatus | undefined): SandboxClaimStatus {
+  const conditions = (status?.conditions ?? []).map((c) => (c.type === 'Ready' ? { type: c.type, status: c.status } as Condition : c));
+  return { ...status, conditions };
 }
 
 function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {

@@ -6,5 +6,5 @@ export { reconcileSandbox, isSandboxReady } from './sandbox-reconciler.ts';
 export { reconcileClaim, claimExpiry } from './claim-reconciler.ts';
 export { reconcilePool, UNREADY_REPLACE_MS } from './pool-reconciler.ts';
 export { sandboxForPool, sandboxForClaim, adoptedByClaim, podTemplateHash, injectEnv } from './blueprint.ts';
-export { keyOf, splitKey, controllerRef, controllerOf, isControlledBy, rfc3339 } from './objects.ts';
+export { keyOf, splitKey, controllerRef, controllerOf, isControlledBy, rfc3339, STATUS_SETTLE_MS } from './objects.ts';
 export { LifecycleController, type ControllerOptions } from './controller.ts';

@@ -22,6 +22,15 @@ export function isControlledBy(obj: AnyHub, owner: AnyHub): boolean {
   return controllerOf(obj)?.uid === owner.metadata.uid;
 }
 
+/**
+ * How long routine progress on the way to Ready (a Pod bound; a claim's "not ready" becoming the
+ * Sandbox's "Pod exists with phase: Pending") may wait to be reported together with the
+ * readiness that follows: one status write instead of two, for the Sandbox and for its claim.
+ * What needs a user's attention (unschedulable, an error, a failure) is never held. Under a
+ * burst of cold claims a Pod can take 20 s from binding to Ready on this kind of machine.
+ */
+export const STATUS_SETTLE_MS = 30_000;
+
 /** Writes status only when it changed (as upstream does): no write, no watch event, no loop. */
 export async function writeStatus<T extends AnyHub>(store: ObjectStore, obj: T, status: T['status']): Promise<T> {
   if (isDeepStrictEqual(obj.status ?? {}, status ?? {})) return obj;

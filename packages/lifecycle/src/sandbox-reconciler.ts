@@ -6,8 +6,9 @@ import {
   ANNOTATION_POD_NAME, LABEL_SANDBOX_NAME_HASH, SandboxConditions, findCondition, nameHash, newCondition, removeCondition, setCondition,
   type Condition, type Sandbox, type SandboxStatus,
 } from '@asb/api';
+import { isDeepStrictEqual } from 'node:util';
 import type { Deps, Result } from './substrate.ts';
-import { isDeleting, rfc3339, writeStatus } from './objects.ts';
+import { STATUS_SETTLE_MS, isDeleting, rfc3339, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
@@ -86,7 +87,8 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
   status.conditions = setCondition(status.conditions, suspended('NotSuspended', 'Sandbox is not suspended'));
   if (w.scheduled) {
     // Copied verbatim (the scheduler's own reasons, e.g. Unschedulable), so not a declared reason.
-    const c: Condition = { type: 'PodScheduled', ...w.scheduled, lastTransitionTime: rfc3339(now), observedGeneration: sb.metadata.generation };
+    const { since: _since, ...scheduled } = w.scheduled;
+    const c: Condition = { type: 'PodScheduled', ...scheduled, lastTransitionTime: rfc3339(now), observedGeneration: sb.metadata.generation };
     status.conditions = setCondition(status.conditions, c);
   }
   if (w.phase === 'Succeeded' || w.phase === 'Failed') {
@@ -103,8 +105,22 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
     status.conditions = setCondition(status.conditions, ready ? cond('DependenciesReady', message) : cond('DependenciesNotReady', message));
     status.conditions = removeCondition(status.conditions, 'Finished');
   }
+  // A Pod bound but not Ready yet: its binding alone waits to be reported with its readiness, if
+  // that comes soon, so that the two make one status write. (An unschedulable Pod is reported at
+  // once; a bound one at the latest STATUS_SETTLE_MS after its binding.)
+  const boundAt = w.scheduled?.status === 'True' && !w.ready && w.phase !== 'Succeeded' && w.phase !== 'Failed' ? Date.parse(w.scheduled.since ?? '') : NaN;
+  const holdMs = boundAt + STATUS_SETTLE_MS - now.getTime();
+  if (holdMs > 0 && isDeepStrictEqual(withoutBinding(sb.status), withoutBinding(status))) {
+    return { requeueAfterMs: Math.min(holdMs, requeue.requeueAfterMs ?? Infinity) };
+  }
   await writeStatus(d.store, sb, status);
   return requeue;
+}
+
+/** A status without what a Pod's binding changes (and the stored-version artefact `replicas`). */
+function withoutBinding(status: SandboxStatus | undefined): SandboxStatus {
+  const { nodeName: _n, replicas: _r, ...rest } = status ?? {};
+  return { ...rest, conditions: removeCondition(rest.conditions, 'PodScheduled') };
 }
 
 /** True when the Sandbox reports Ready. */

@@ -73,7 +73,7 @@ export interface WorkloadState {
   /** Where it runs (a Kubernetes node), when the substrate has nodes. */
   nodeName?: string;
   /** The pod's PodScheduled condition, when the substrate schedules (mirrored on the Sandbox). */
-  scheduled?: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string };
+  scheduled?: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string; /** RFC 3339, when it became so. */ since?: string };
   /** The Service in front of it (spec.service true), once it exists. */
   service?: string;
 }

@@ -5,7 +5,7 @@ import {
   LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, findCondition, nameHash,
   type Sandbox, type SandboxClaim, type SandboxWarmPool,
 } from '@asb/api';
-import { LifecycleController, reconcileClaim, reconcilePool, reconcileSandbox, claimExpiry } from '../src/index.ts';
+import { LifecycleController, STATUS_SETTLE_MS, reconcileClaim, reconcilePool, reconcileSandbox, claimExpiry } from '../src/index.ts';
 import { fakeDeps, template } from './support/fakes.ts';
 
 const claim = (name: string, spec: Partial<SandboxClaim['spec']> = {}): SandboxClaim => ({
@@ -49,6 +49,44 @@ describe('sandbox reconciler', () => {
     await reconcileSandbox(d, 'default', 's1');
     sb = await d.store.get('Sandbox', 'default', 's1');
     assert.deepEqual([ready(sb)?.status, ready(sb)?.reason], ['True', 'DependenciesReady']);
+  });
+
+  it('a Pod bound but not Ready is reported with its readiness (one write), or at the latest after the settle time; unschedulable at once', async () => {
+    const d = fakeDeps();
+    d.workloads.ready = false;
+    await d.store.create(sandbox('s1'));
+    await reconcileSandbox(d, 'default', 's1');
+    const pending = { phase: 'Pending' as const, ready: false, message: 'Pod exists with phase: Pending', podIPs: [] };
+    const since = d.clock.now().toISOString();
+    d.workloads.set('default', 's1', { ...pending, nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '', since } });
+    const writes = d.store.writes;
+    const held = await reconcileSandbox(d, 'default', 's1');
+    assert.equal(d.store.writes, writes, 'the binding alone is not written');
+    assert.ok(held.requeueAfterMs! > 0 && held.requeueAfterMs! <= STATUS_SETTLE_MS, 'and is looked at again by the settle time');
+    d.workloads.set('default', 's1', { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.1'], nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '', since } });
+    await reconcileSandbox(d, 'default', 's1');
+    assert.equal(d.store.writes, writes + 1, 'binding and readiness: one write');
+    let sb = (await d.store.get('Sandbox', 'default', 's1'))!;
+    assert.deepEqual([ready(sb)?.status, findCondition(sb.status?.conditions, 'PodScheduled')?.status, sb.status?.nodeName], ['True', 'True', 'n1']);
+
+    // Bound and never Ready: reported once the settle time has passed.
+    await d.store.create(sandbox('s2'));
+    d.workloads.ready = false;
+    await reconcileSandbox(d, 'default', 's2');
+    d.workloads.set('default', 's2', { ...pending, nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '', since: d.clock.now().toISOString() } });
+    await reconcileSandbox(d, 'default', 's2');
+    assert.notEqual(findCondition((await d.store.get('Sandbox', 'default', 's2'))!.status?.conditions, 'PodScheduled')?.status, 'True', 'held');
+    d.clock.advance(STATUS_SETTLE_MS);
+    await reconcileSandbox(d, 'default', 's2');
+    sb = (await d.store.get('Sandbox', 'default', 's2'))!;
+    assert.deepEqual([findCondition(sb.status?.conditions, 'PodScheduled')?.status, sb.status?.nodeName], ['True', 'n1']);
+
+    // Unschedulable: at once.
+    await d.store.create(sandbox('s3'));
+    await reconcileSandbox(d, 'default', 's3');
+    d.workloads.set('default', 's3', { ...pending, scheduled: { status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available', since: d.clock.now().toISOString() } });
+    await reconcileSandbox(d, 'default', 's3');
+    assert.equal(findCondition((await d.store.get('Sandbox', 'default', 's3'))!.status?.conditions, 'PodScheduled')?.reason, 'Unschedulable');
   });
 
   it('suspends (operatingMode Suspended) by stopping the workload and keeps the object', async () => {
@@ -114,6 +152,31 @@ describe('claim reconciler', () => {
     assert.equal(got?.status?.sandbox?.name, 'c1');
     assert.deepEqual([ready(got)?.status, ready(got)?.reason], ['True', 'DependenciesReady']);
     assert.ok(d.events.includes('c1 SandboxProvisioned: Created Sandbox "c1"'));
+  });
+
+  it("a claim takes up its Sandbox's routine not-ready words with its readiness (one write), and anything else at once", async () => {
+    const d = fakeDeps();
+    d.workloads.ready = false;
+    await d.store.create(template());
+    await d.store.create(claim('c', { warmpool: 'none' }));
+    await reconcileClaim(d, 'default', 'c');
+    await reconcileSandbox(d, 'default', 'c');
+    assert.equal(ready(await d.store.get('Sandbox', 'default', 'c'))?.reason, 'DependenciesNotReady');
+    const held = await reconcileClaim(d, 'default', 'c');
+    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'SandboxNotReady', 'the routine words wait');
+    assert.ok(held.requeueAfterMs! > 0 && held.requeueAfterMs! <= STATUS_SETTLE_MS);
+    d.workloads.set('default', 'c', { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.1'] });
+    await reconcileSandbox(d, 'default', 'c');
+    await reconcileClaim(d, 'default', 'c');
+    const got = (await d.store.get('SandboxClaim', 'default', 'c'))!;
+    assert.deepEqual([ready(got)?.status, got.status?.sandbox?.podIPs], ['True', ['10.0.0.1']]);
+
+    // An error in the Sandbox's status: the claim says so at once.
+    const sb = (await d.store.get('Sandbox', 'default', 'c'))!;
+    const error = { type: 'Ready', status: 'False', reason: 'ReconcilerError', message: 'Error seen: boom', lastTransitionTime: d.clock.now().toISOString(), observedGeneration: 1 };
+    await d.store.updateStatus({ ...sb, status: { ...sb.status, conditions: [error] } } as typeof sb);
+    await reconcileClaim(d, 'default', 'c');
+    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'ReconcilerError');
   });
 
   it('TemplateNotFound and WarmPoolNotFound are reported and retried', async () => {

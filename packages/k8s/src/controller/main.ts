@@ -187,7 +187,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--sandbox-warm-pool-replenish-delay <duration>', 'replace members a burst of claims took only once none has left for this long (0: at once)', parseGoDuration, 0)
     .option('--sandbox-warm-pool-max-refill-rate <n>', 'replacements created per second per pool at most (0: unpaced)', nonNegative('--sandbox-warm-pool-max-refill-rate'), 0)
     .option('--disable-claim-events [bool]', 'no Events from the SandboxClaim reconciler', (v) => v !== 'false', false)
-    .option('--claims-first-max-defer <duration>', 'while claims are queued, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)', parseGoDuration, 30_000)
+    .option('--claims-first-max-defer <duration>', 'while claims are queued or arriving one after another, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)', parseGoDuration, 30_000)
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();

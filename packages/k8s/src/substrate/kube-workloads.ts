@@ -123,7 +123,8 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
     : phase === 'Running' ? 'Pod is Running but not Ready' : `Pod exists with phase: ${phase}`;
   const sc = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   const scheduled: WorkloadState['scheduled'] = sc
-    ? { status: sc.status as 'True' | 'False' | 'Unknown', reason: sc.reason || (sc.status === 'True' ? 'PodScheduled' : 'PodSchedulingUnknown'), message: sc.message ?? '' }
+    ? { status: sc.status as 'True' | 'False' | 'Unknown', reason: sc.reason || (sc.status === 'True' ? 'PodScheduled' : 'PodSchedulingUnknown'), message: sc.message ?? '',
+      ...(sc.lastTransitionTime ? { since: new Date(sc.lastTransitionTime as unknown as string).toISOString() } : {}) }
     : { status: 'Unknown', reason: 'PodSchedulingUnknown', message: 'Pod has not reported a PodScheduled condition yet' };
   return { phase, ready: ready && podIPs.length > 0, message, podIPs, scheduled, ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) };
 }
