@@ -99,8 +99,19 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
   throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-/** Starts the control plane in a fresh directory; resolves when a KWOK node is Ready. */
-export async function startCluster(opts: { nodes?: number; log?: (m: string) => void } = {}): Promise<Cluster> {
+/**
+ * A pod whose port-forwards (`kubectl port-forward`, through the API server to its node's
+ * kubelet) reach `target` on this machine: KWOK's kubelet server tunnels them (its PortForward
+ * rules), since KWOK's pods run nothing themselves.
+ */
+export interface PodPortForward { namespace: string; pod: string; target: { host: string; port: number } }
+
+/**
+ * Starts the control plane in a fresh directory; resolves when a KWOK node is Ready. With
+ * `portForwards`, KWOK serves its nodes' kubelet API on loopback (the nodes' address) so that the
+ * API server can reach it for port-forwards, and tunnels those of the listed pods.
+ */
+export async function startCluster(opts: { nodes?: number; log?: (m: string) => void; portForwards?: PodPortForward[] } = {}): Promise<Cluster> {
   ensureBinaries(opts.log);
   const dir = mkdtempSync(join(tmpdir(), 'asb-k8s-'));
   mkdirSync(join(dir, 'logs'));
@@ -112,7 +123,8 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
     procs.push(p);
     return p;
   };
-  const [etcdClient, etcdPeer, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [etcdClient, etcdPeer, apiPort, kubeletPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const kubelet = opts.portForwards !== undefined;
   run('etcd', ['--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
     '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
     '--unsafe-no-fsync', '--log-level', 'warn']);
@@ -122,7 +134,9 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
     '--service-account-issuer', 'https://kubernetes.default.svc', '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
     '--authorization-mode', 'Node,RBAC', '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged', '--enable-priority-and-fairness=false',
     // The kubernetes Service's endpoint would be the advertise address, which may not be loopback.
-    '--endpoint-reconciler-type', 'none']);
+    '--endpoint-reconciler-type', 'none',
+    // KWOK's nodes name themselves by a host name nothing resolves: reach kubelets by address.
+    ...(kubelet ? ['--kubelet-preferred-address-types', 'InternalIP'] : [])]);
   const kc = join(dir, 'kubeconfig');
   writeFileSync(kc, kubeconfig(dir, server));
   const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', kc, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -143,7 +157,16 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
       // cores): without slack the node lifecycle controller would mark every pod NotReady.
       '--node-monitor-grace-period', '10m']);
     run('kube-scheduler', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
-    run('kwok', ['--kubeconfig', kc, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--node-ip', '10.0.0.1', '--server-address', '127.0.0.1:0', '--cidr', '10.244.0.0/16']);
+    const kwokArgs = ['--kubeconfig', kc, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--cidr', '10.244.0.0/16'];
+    if (kubelet) {
+      // (A node's kubelet endpoint is its address and port: KWOK's server, here, for every node.)
+      const rules = opts.portForwards!.map((f) => ({ apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'PortForward', metadata: { name: f.pod, namespace: f.namespace },
+        spec: { forwards: [{ target: { address: f.target.host, port: f.target.port } }] } }));
+      writeFileSync(join(dir, 'kwok.yaml'), rules.map((r) => JSON.stringify(r)).join('\n---\n'));
+      kwokArgs.push('--config', join(dir, 'kwok.yaml'), '--node-ip', '127.0.0.1', '--node-port', String(kubeletPort), '--server-address', `127.0.0.1:${kubeletPort}`,
+        '--tls-cert-file', join(dir, 'server.crt'), '--tls-private-key-file', join(dir, 'server.key'));
+    } else kwokArgs.push('--node-ip', '10.0.0.1', '--server-address', '127.0.0.1:0');
+    run('kwok', kwokArgs);
     // The seeds' templates ask for runtimeClassName: gvisor; KWOK runs any class.
     writeFileSync(join(dir, 'runtimeclass.yaml'), 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: { name: gvisor }\nhandler: runsc\n');
     kubectl('apply', '-f', join(dir, 'runtimeclass.yaml'));

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync, existsSync, readdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { startCluster, freePort, waitFor, type Cluster } from './cluster.ts';
+import { startCluster, freePort, waitFor, type Cluster, type PodPortForward } from './cluster.ts';
 
 export { waitFor };
 
@@ -39,8 +39,8 @@ export interface Harness {
  * deadline, and a controller that loses its lease exits (as upstream's), with no Deployment
  * here to restart it.
  */
-export async function startHarness(opts: { controller?: boolean; controllerArgs?: string[]; webhook?: boolean } = {}): Promise<Harness> {
-  const cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`) });
+export async function startHarness(opts: { controller?: boolean; controllerArgs?: string[]; webhook?: boolean; portForwards?: PodPortForward[] } = {}): Promise<Harness> {
+  const cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`), portForwards: opts.portForwards });
   const children: ChildProcess[] = [];
   const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
   const find = (...args: string[]) => { try { return get(...args); } catch (err) { if (/NotFound/.test(String((err as { stderr?: string }).stderr ?? err))) return undefined; throw err; } };

@@ -66,7 +66,7 @@ export class LifecycleController {
     this.claimsFirstMaxDeferMs = opts.claimsFirstMaxDeferMs ?? 0;
     this.claimsQuietMs = opts.claimsQuietMs ?? CLAIMS_QUIET_MS;
     const reconcileDeps: Deps = this.claimsFirstMaxDeferMs > 0
-      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, claimsBusy: () => this.claimsBusy() } }
+      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, claimsQueued: () => this.claims.length > 0, claimsArriving: () => this.claimsArriving() } }
       : deps;
     const q = (fn: (d: Deps, ns: string, name: string) => Promise<{ requeueAfterMs?: number }>, workers: number, kind: string) =>
       new WorkQueue(async (key) => {
@@ -147,8 +147,12 @@ export class LifecycleController {
     }, 50).unref();
   }
 
+  private claimsArriving(): boolean {
+    return performance.now() - this.lastClaimArrival < this.claimsQuietMs;
+  }
+
   private claimsBusy(): boolean {
-    return this.claims.length > 0 || performance.now() - this.lastClaimArrival < this.claimsQuietMs;
+    return this.claims.length > 0 || this.claimsArriving();
   }
 
   /** A template changed: its pools may need members, claims waiting for it may proceed. */

@@ -49,14 +49,15 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
   }
   if (want <= 0) return { allow: 0 };
   if (st.holdUntil > now) return { allow: 0, retryMs: st.holdUntil - now };
-  // Claims first: members being taken while claims are busy (queued, or arriving one after
-  // another) wait to be replaced until claims are quiet, once per drain and for a bounded time,
-  // so that a steady stream of claims cannot keep the pool from refilling (upstream's replenish
-  // delay can: its own caveat). A pool down to a quarter of its size refills at once: claims
-  // still to come would otherwise find it empty.
+  // Claims first: members being taken while claims are queued, or arrive one after another,
+  // wait to be replaced until claims are quiet, once per drain and for a bounded time, so that a
+  // steady stream of claims cannot keep the pool from refilling (upstream's replenish delay can:
+  // its own caveat). Between claims one after another, a pool down to a quarter of its size
+  // refills at once, for the claims still to come. (Claims already queued gain nothing from a
+  // refill: one that finds no member starts cold at once, so a burst keeps the API server.)
   const cf = d.claimsFirst;
   if (cf && !st.claimsWaitSpent && (dropped || st.claimsWaitFrom !== undefined)) {
-    if (cf.claimsBusy() && current > desired / 4) {
+    if (cf.claimsQueued() || (cf.claimsArriving() && current > desired / 4)) {
       st.claimsWaitFrom ??= now;
       if (now - st.claimsWaitFrom < cf.maxDeferMs) return { allow: 0, retryMs: CLAIMS_FIRST_POLL_MS };
       st.claimsWaitSpent = true; // waited its time in this drain: refill now, however busy

@@ -126,9 +126,10 @@ export interface Deps {
   warmPoolRefill?: RefillShaping;
   /**
    * Set by the controller when work that can wait yields to claims (ControllerOptions.claimsFirstMaxDeferMs).
-   * claimsBusy: claims are queued, or one arrived a moment ago (claims come one after another).
+   * claimsQueued: claims wait to be reconciled (a burst); claimsArriving: none waits, but one
+   * came a moment ago (claims one after another).
    */
-  claimsFirst?: { maxDeferMs: number; claimsBusy(): boolean };
+  claimsFirst?: { maxDeferMs: number; claimsQueued(): boolean; claimsArriving(): boolean };
 }
 
 export interface RefillShaping {

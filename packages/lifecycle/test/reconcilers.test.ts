@@ -343,7 +343,7 @@ describe('warm pool reconciler', () => {
 
   it('claims first: members taken while claims are queued are replaced once the queue is empty, or after the longest wait', async () => {
     let queued = false;
-    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsBusy: () => queued } };
+    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => queued, claimsArriving: () => false } };
     const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
     await d.store.create(template());
     await d.store.create(pool('p', 2));
@@ -368,8 +368,8 @@ describe('warm pool reconciler', () => {
     assert.equal(await members(), 2, 'replaced after the longest wait, claims queued or not');
   });
 
-  it('claims first: a pool down to a quarter of its size refills at once, claims busy or not', async () => {
-    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsBusy: () => true } };
+  it('claims first: between claims one after another, a pool down to a quarter of its size refills at once', async () => {
+    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => false, claimsArriving: () => true } };
     const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
     await d.store.create(template());
     await d.store.create(pool('p', 4));
@@ -381,6 +381,17 @@ describe('warm pool reconciler', () => {
     await d.store.create(claim('c3'));
     await settle(d);
     assert.equal(await members(), 4, 'a quarter left: refilled at once');
+
+    // Claims queued (a burst): a refill would serve none of them (one that finds no member starts
+    // cold at once), so it waits, a quarter left or not.
+    const q = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => true, claimsArriving: () => true } };
+    const qMembers = async () => (await q.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    await q.store.create(template());
+    await q.store.create(pool('p', 4));
+    await settle(q);
+    for (const c of ['c1', 'c2', 'c3']) await q.store.create(claim(c));
+    await settle(q);
+    assert.equal(await qMembers(), 1, 'no refill during the burst');
   });
 
   it('deleting a pool removes its members but not the sandboxes claims took', async () => {

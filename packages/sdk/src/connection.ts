@@ -16,7 +16,11 @@ export interface ConnectionOpts {
   requestTimeoutMs?: number;
 }
 
-export interface ResolvedConnection { url: string; token: string; namespace: string; requestTimeoutMs: number }
+export interface ResolvedConnection {
+  url: string; token: string; namespace: string; requestTimeoutMs: number;
+  /** What is at `url`, for the error when it cannot be reached. @default the local engine */
+  unreachable?: string;
+}
 
 export function resolveConnection(opts: ConnectionOpts = {}, env: NodeJS.ProcessEnv = process.env): ResolvedConnection {
   const home = env.ASB_HOME ?? join(homedir(), '.asb');
@@ -61,7 +65,8 @@ export async function call(conn: ResolvedConnection, path: string, what: string,
   } catch (err) {
     const e = err as Error;
     if (e.name === 'TimeoutError') throw new TimeoutError(`${what}: no answer within ${timeoutMs} ms (raise timeoutMs)`);
-    throw new UnavailableError(`${what}: cannot reach the engine at ${conn.url} (${(e.cause as Error | undefined)?.message ?? e.message}); is it running? \`asb engine status\``);
+    const cause = (e.cause as Error | undefined)?.message ?? e.message;
+    throw new UnavailableError(`${what}: ${conn.unreachable ? `cannot reach ${conn.unreachable} (${cause})` : `cannot reach the engine at ${conn.url} (${cause}); is it running? \`asb engine status\``}`);
   }
   if (!res.ok) {
     const text = await res.text();

@@ -56,7 +56,7 @@ const TERMINAL: Record<string, (msg: string) => Error> = {
 
 /** One cluster: its API clients, and the router connection shared by its sandboxes. */
 export class KubernetesCluster {
-  private routerConn?: Promise<{ url: string; stop?: () => void }>;
+  private routerConn?: Promise<{ url: string; via?: string; stop?: () => void }>;
   private core?: K8s.CoreV1Api;
   private constructor(readonly k8s: typeof K8s, readonly kc: PooledKubeConfig, readonly api: K8s.CustomObjectsApi, private readonly opts: KubernetesConnection) {}
 
@@ -71,24 +71,24 @@ export class KubernetesCluster {
   /** The router as an SDK connection (the runtime calls go there with X-Sandbox-* headers). */
   async connection(namespace: string): Promise<ResolvedConnection> {
     this.routerConn ??= this.findRouter();
-    const { url } = await this.routerConn;
-    return { url, token: this.opts.routerToken ?? process.env.ASB_ROUTER_TOKEN ?? '', namespace, requestTimeoutMs: 60_000 };
+    const { url, via } = await this.routerConn;
+    return { url, token: this.opts.routerToken ?? process.env.ASB_ROUTER_TOKEN ?? '', namespace, requestTimeoutMs: 60_000, unreachable: `the sandbox router at ${url}${via ? ` (${via})` : ''}` };
   }
 
-  private async findRouter(): Promise<{ url: string; stop?: () => void }> {
+  private async findRouter(): Promise<{ url: string; via?: string; stop?: () => void }> {
     const r = this.opts.router ?? { portForward: {} };
     if ('url' in r) return { url: r.url.replace(/\/$/, '') };
     if ('gateway' in r) {
       const ns = r.gateway.namespace ?? 'default';
       const gw = await this.waitFor<Obj>({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' }, ns, r.gateway.name,
         (o) => !!o?.status?.addresses?.[0]?.value, 180_000, `the Gateway ${ns}/${r.gateway.name} to have an address`);
-      return { url: `http://${gw.status.addresses[0].value}` };
+      return { url: `http://${gw.status.addresses[0].value}`, via: `the address of Gateway ${ns}/${r.gateway.name}` };
     }
     return this.portForward(r.portForward.service ?? 'sandbox-router-svc', r.portForward.namespace ?? 'agent-sandbox-system', r.portForward.port ?? 8080);
   }
 
   /** `kubectl port-forward` to the router Service on a free local port; stopped by close(). */
-  private async portForward(service: string, namespace: string, port: number): Promise<{ url: string; stop: () => void }> {
+  private async portForward(service: string, namespace: string, port: number): Promise<{ url: string; via: string; stop: () => void }> {
     const local = await new Promise<number>((res, rej) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); s.on('error', rej); });
     const args = ['port-forward', `svc/${service}`, `${local}:${port}`, '-n', namespace, ...(this.opts.kubeconfig ? ['--kubeconfig', this.opts.kubeconfig] : []), ...(this.opts.context ? ['--context', this.opts.context] : [])];
     const child: ChildProcess = spawn('kubectl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,7 +101,7 @@ export class KubernetesCluster {
       child.once('exit', (code) => { clearTimeout(t); rej(new UnavailableError(`kubectl port-forward to svc/${service} in ${namespace} exited (${code}): ${stderr.trim()}`)); });
     });
     child.unref();
-    return { url: `http://127.0.0.1:${local}`, stop: () => child.kill() };
+    return { url: `http://127.0.0.1:${local}`, via: `kubectl port-forward to svc/${service}:${port} in ${namespace}: is a router pod behind it running?`, stop: () => child.kill() };
   }
 
   /** Stops a port-forward this cluster started; closes its API connections. */
