@@ -34,6 +34,15 @@ export function upstreamModuleDir(): string {
   return (JSON.parse(out) as { Dir: string }).Dir;
 }
 
+/** The Gateway API's release whose standard CRDs the Gateway tests install (from the Go module proxy). */
+export const GATEWAY_API_VERSION = 'v1.6.3';
+
+/** The Gateway API's standard CRDs (config/crd/standard), downloaded through the Go module proxy. */
+export function gatewayApiCrdDir(): string {
+  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}`], { cwd: tmpdir(), encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  return join((JSON.parse(out) as { Dir: string }).Dir, 'config/crd/standard');
+}
+
 /** Builds what is not cached yet (the API server takes ~3.5 min on 2 cores; the rest less). */
 export function ensureBinaries(log: (m: string) => void = () => {}): void {
   mkdirSync(BIN, { recursive: true });
