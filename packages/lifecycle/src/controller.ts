@@ -57,7 +57,11 @@ export class LifecycleController {
   private lastClaimArrival = -Infinity;
   private readonly claimsQuietMs: number;
 
+  private readonly log?: Pick<Logger, 'warn' | 'debug'>;
+  private stopped = false;
+
   constructor(private readonly deps: Deps & { store: WatchableStore }, opts: ControllerOptions = {}) {
+    this.log = opts.log;
     const onError = (kind: string) => (key: string, err: unknown) => {
       // Conflicts are routine (two writers); anything else is worth a line.
       if ((err as Error)?.name === 'ConflictError') opts.log?.debug({ kind, key }, 'conflict; retrying');
@@ -92,6 +96,7 @@ export class LifecycleController {
 
   /** Stops reconciling; resolves when the reconciles under way have ended. */
   async stop(): Promise<void> {
+    this.stopped = true;
     this.unwatch?.();
     clearInterval(this.deferTimer);
     this.deferred.clear();
@@ -123,7 +128,7 @@ export class LifecycleController {
         if (owner?.kind === 'SandboxWarmPool') this.pools.add(keyOf(ns, owner.name));
         if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.add(keyOf(ns, oldOwner.name));
         const poolHash = obj.metadata.labels?.[LABEL_WARM_POOL_SANDBOX];
-        if (poolHash && !controllerOf(obj)) void this.poolsByHash(ns, poolHash);
+        if (poolHash && !controllerOf(obj)) this.inBackground('find the pools of an orphaned member', () => this.poolsByHash(ns, poolHash));
         break;
       }
       case 'SandboxClaim':
@@ -131,7 +136,7 @@ export class LifecycleController {
         this.claims.add(key);
         break;
       case 'SandboxWarmPool': this.pools.add(key); break;
-      case 'SandboxTemplate': void this.onTemplate(ns, obj.metadata.name!); break;
+      case 'SandboxTemplate': this.inBackground(`follow template ${key}`, () => this.onTemplate(ns, obj.metadata.name!)); break;
     }
   }
 
@@ -155,19 +160,33 @@ export class LifecycleController {
     return this.claims.length > 0 || this.claimsArriving();
   }
 
+  /**
+   * Work an event starts outside the queues. A failure (the API server busy, or re-initializing
+   * its storage after a CRD change: 429) is logged and the work tried again a second later; it
+   * must never become an unhandled rejection, which ends the process.
+   */
+  private inBackground(what: string, fn: () => Promise<void>): void {
+    fn().catch((err: unknown) => {
+      if (this.stopped) return;
+      this.log?.warn({ err: (err as Error)?.message ?? String(err) }, `could not ${what}; trying again in 1 s`);
+      setTimeout(() => { if (!this.stopped) this.inBackground(what, fn); }, 1000).unref();
+    });
+  }
+
   /** A template changed: its pools may need members, claims waiting for it may proceed. */
   private async onTemplate(ns: string, name: string): Promise<void> {
-    for (const p of await this.deps.store.list('SandboxWarmPool', { namespace: ns })) {
+    // (From the watch cache: these only decide what to reconcile, and each reconcile reads afresh.)
+    for (const p of await this.deps.store.list('SandboxWarmPool', { namespace: ns, cached: true })) {
       if (p.spec.sandboxTemplateRef.name === name) this.pools.add(keyOf(ns, p.metadata.name!));
     }
-    for (const c of await this.deps.store.list('SandboxClaim', { namespace: ns })) {
+    for (const c of await this.deps.store.list('SandboxClaim', { namespace: ns, cached: true })) {
       const reason = c.status?.conditions?.find((x) => x.type === 'Ready')?.reason;
       if (reason === 'TemplateNotFound' || reason === 'WarmPoolNotFound') this.claims.add(keyOf(ns, c.metadata.name!));
     }
   }
 
   private async poolsByHash(ns: string, hash: string): Promise<void> {
-    for (const p of await this.deps.store.list('SandboxWarmPool', { namespace: ns })) {
+    for (const p of await this.deps.store.list('SandboxWarmPool', { namespace: ns, cached: true })) {
       if (nameHash(p.metadata.name!) === hash) this.pools.add(keyOf(ns, p.metadata.name!));
     }
   }

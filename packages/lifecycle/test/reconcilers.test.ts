@@ -22,6 +22,11 @@ const sandbox = (name: string, spec: Partial<Sandbox['spec']> = {}): Sandbox => 
 });
 const ready = (o: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }> } } | undefined) => findCondition(o?.status?.conditions as never, 'Ready');
 
+async function waitUntil(ok: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) { if (Date.now() > end) throw new Error('timed out'); await new Promise((r) => setTimeout(r, 20)); }
+}
+
 /** Runs every reconciler over every object until nothing changes (a tiny controller). */
 async function settle(d: ReturnType<typeof fakeDeps>): Promise<void> {
   for (let i = 0; i < 20; i++) {
@@ -409,6 +414,32 @@ describe('warm pool reconciler', () => {
 });
 
 describe('controller', () => {
+  it('an API error in work an event starts outside the queues is retried, not an unhandled rejection that ends the process', async () => {
+    const d = fakeDeps();
+    const ctl = new LifecycleController(d);
+    await ctl.start();
+    await d.store.create(pool('p', 1)); // its template does not exist yet
+    await ctl.idle();
+    assert.equal((await d.store.list('Sandbox')).length, 0);
+    // The API server re-initializing its storage (a CRD just changed) answers 429 once.
+    const list = d.store.list.bind(d.store);
+    let failed = 0;
+    d.store.list = (async (kind: any, opts: any) => {
+      if (kind === 'SandboxWarmPool' && failed === 0) { failed++; throw new Error('list SandboxWarmPool: HTTP 429: storage is (re)initializing'); }
+      return list(kind, opts);
+    }) as typeof d.store.list;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => { unhandled.push(err); };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await d.store.create(template());
+      await waitUntil(async () => (await d.store.list('Sandbox')).length === 1, 5_000);
+    } finally { process.off('unhandledRejection', onUnhandled); }
+    assert.equal(failed, 1);
+    assert.deepEqual(unhandled, []);
+    await ctl.stop();
+  });
+
   it('serves 30 claims against a pool of 5 with no sandbox leaked', async () => {
     const d = fakeDeps();
     const ctl = new LifecycleController(d);

@@ -89,7 +89,7 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   });
   const metrics = createServer((req, res) => {
     if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
-    void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text));
+    registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text), (err: Error) => res.writeHead(500).end(err.message));
   });
   await listen(health, flags.healthProbeBindAddress);
   await listen(metrics, flags.metricsBindAddress);
