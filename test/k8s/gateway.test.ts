@@ -7,13 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type http from 'node:http';
-import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
 import { Sandbox, kubernetes } from '@asb/sdk';
-import { createRouter } from '../../packages/k8s/src/router/router.ts';
+import { startRouterToAgent, type RouterToAgent } from './router-to-agent.ts';
 import { startHarness, waitFor, repo, type Harness } from './harness.ts';
 import { gatewayApiCrdDir } from './cluster.ts';
 
@@ -24,24 +21,13 @@ const GATEWAY_ADDRESS = '127.0.0.2';
 
 describe('the SDK through a Gateway (Gateway API CRDs, our manifests, the address by watch)', { timeout: 600_000 }, () => {
   let h: Harness;
-  const closers: Array<() => void> = [];
-  const baseDir = mkdtempSync(join(tmpdir(), 'asb-gateway-'));
-  let routed = 0;
-  let listening: string | undefined;
+  let router: RouterToAgent | undefined;
+  let cannotListen: string | undefined;
 
   before(async () => {
-    const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, HOME: baseDir };
-    const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
-    closers.push(() => { agent.server.closeAllConnections(); agent.server.close(); });
-    const router: http.Server = createRouter({ token: ROUTER_TOKEN, backend: { host: '127.0.0.1', port: agent.port } });
-    router.on('request', () => { routed++; });
     // Port 80, as the Gateway's listener: needs root (CI runs as root).
-    listening = await new Promise<string | undefined>((r) => {
-      router.once('error', (err) => r((err as Error).message));
-      router.listen(80, GATEWAY_ADDRESS, () => r(undefined));
-    });
-    closers.push(() => { router.closeAllConnections(); router.close(); });
-    if (listening) return;
+    try { router = await startRouterToAgent({ token: ROUTER_TOKEN, host: GATEWAY_ADDRESS, port: 80 }); } catch (err) { cannotListen = (err as Error).message; }
+    if (cannotListen) return;
     h = await startHarness({ controllerArgs: ['--leader-elect=false'] });
     const crds = gatewayApiCrdDir();
     for (const f of readdirSync(crds).filter((x) => /_(gatewayclasses|gateways|httproutes)\.yaml$/.test(x))) h.cluster.kubectl('apply', '--server-side', '-f', join(crds, f));
@@ -51,10 +37,10 @@ describe('the SDK through a Gateway (Gateway API CRDs, our manifests, the addres
     h.apply(readFileSync(join(repo, 'packages/api/test/fixtures/seed001-template-and-pool.yaml'), 'utf8'));
     await waitFor('2 ready pool members', () => h.get('sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 120_000);
   });
-  after(async () => { for (const c of closers) c(); await h?.stop(); rmSync(baseDir, { recursive: true, force: true }); });
+  after(async () => { router?.close(); await h?.stop(); });
 
   it('our Gateway and HTTPRoute are valid Gateway API objects, routing to the router Service', (t) => {
-    if (listening) { t.skip(`cannot listen on ${GATEWAY_ADDRESS}:80 (${listening})`); return; }
+    if (cannotListen) { t.skip(`cannot listen on ${GATEWAY_ADDRESS}:80 (${cannotListen})`); return; }
     const route = h.get('httproute', 'sandbox-router-route', '-n', NS);
     assert.deepEqual(route.spec.parentRefs.map((p: any) => p.name), ['sandbox-router-gateway']);
     assert.deepEqual(route.spec.rules[0].backendRefs.map((b: any) => [b.name, b.port]), [['sandbox-router-svc', 8080]]);
@@ -63,7 +49,7 @@ describe('the SDK through a Gateway (Gateway API CRDs, our manifests, the addres
   });
 
   it('waits for the Gateway to have an address, then runs commands and moves files through it', async (t) => {
-    if (listening) { t.skip(`cannot listen on ${GATEWAY_ADDRESS}:80 (${listening})`); return; }
+    if (cannotListen) { t.skip(`cannot listen on ${GATEWAY_ADDRESS}:80 (${cannotListen})`); return; }
     const connection = kubernetes({ kubeconfig: h.cluster.kubeconfig, routerToken: ROUTER_TOKEN, router: { gateway: { name: 'sandbox-router-gateway', namespace: NS } } });
     let addressed = false;
     const created = Sandbox.create({ connection, warmPool: 'python-sandbox-warmpool', timeoutMs: 60_000 }).then((sb) => { assert.ok(addressed, 'the SDK waited for the address'); return sb; });
@@ -78,7 +64,7 @@ describe('the SDK through a Gateway (Gateway API CRDs, our manifests, the addres
     assert.deepEqual(r, { stdout: '42\n', stderr: 'err\n', exitCode: 3 });
     await sb.files.write('via/gateway.txt', 'Gateway → router → agent');
     assert.equal(await sb.files.read('via/gateway.txt'), 'Gateway → router → agent');
-    assert.ok(routed >= 3, `the calls went through the router at the Gateway's address (${routed} requests)`);
+    assert.ok(router!.requests() >= 3, `the calls went through the router at the Gateway's address (${router!.requests()} requests)`);
     await sb.kill();
     assert.equal(h.find('sandboxclaims.extensions.agents.x-k8s.io', sb.info.claim!), undefined);
   });

@@ -7,13 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type http from 'node:http';
-import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
 import { Sandbox, kubernetes } from '@asb/sdk';
-import { createRouter } from '../../packages/k8s/src/router/router.ts';
+import { startRouterToAgent, type RouterToAgent } from './router-to-agent.ts';
 import { startHarness, waitFor, repo, type Harness } from './harness.ts';
 import { freePort } from './cluster.ts';
 
@@ -47,19 +44,11 @@ let portForwardsServed: () => number;
 
 describe('the SDK through kubectl port-forward to the router Service (its default on a cluster)', { timeout: 600_000 }, () => {
   let h: Harness;
-  const closers: Array<() => void> = [];
-  const baseDir = mkdtempSync(join(tmpdir(), 'asb-port-forward-'));
-  let routed = 0;
+  let router: RouterToAgent | undefined;
 
   before(async () => {
-    const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, HOME: baseDir };
-    const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
-    closers.push(() => { agent.server.closeAllConnections(); agent.server.close(); });
-    const router: http.Server = createRouter({ token: ROUTER_TOKEN, backend: { host: '127.0.0.1', port: agent.port } });
-    router.on('request', () => { routed++; });
     const routerPort = await freePort();
-    await new Promise<void>((r) => router.listen(routerPort, '127.0.0.1', r));
-    closers.push(() => { router.closeAllConnections(); router.close(); });
+    router = await startRouterToAgent({ token: ROUTER_TOKEN, port: routerPort });
     h = await startHarness({ controllerArgs: ['--leader-elect=false'], portForwards: [{ namespace: NS, pod: 'sandbox-router-0', target: { host: '127.0.0.1', port: routerPort } }] });
     portForwardsServed = () => execFileSync('kubectl', ['--kubeconfig', h.cluster.kubeconfig, 'get', '--raw', '/metrics'], { encoding: 'utf8', maxBuffer: 1 << 28 }).split('\n')
       .filter((l) => l.startsWith('apiserver_request_total{') && l.includes('verb="CONNECT"') && l.includes('resource="pods"') && l.includes('subresource="portforward"'))
@@ -69,7 +58,7 @@ describe('the SDK through kubectl port-forward to the router Service (its defaul
     h.apply(readFileSync(join(repo, 'packages/api/test/fixtures/seed001-template-and-pool.yaml'), 'utf8'));
     await waitFor('2 ready pool members', () => h.get('sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 120_000);
   });
-  after(async () => { for (const c of closers) c(); await h?.stop(); rmSync(baseDir, { recursive: true, force: true }); });
+  after(async () => { router?.close(); await h?.stop(); });
 
   it('claims a sandbox, runs commands and moves files through the forward, and stops the forward when done', async () => {
     // No router address given: the SDK forwards to svc/sandbox-router-svc:8080 in agent-sandbox-system.
@@ -81,7 +70,7 @@ describe('the SDK through kubectl port-forward to the router Service (its defaul
     assert.deepEqual(r, { stdout: '42\n', stderr: 'err\n', exitCode: 3 });
     await sb.files.write('through/forward.txt', 'API server → kubelet → router → agent');
     assert.equal(await sb.files.read('through/forward.txt'), 'API server → kubelet → router → agent');
-    assert.ok(routed >= 3, `the calls went through the router (${routed} requests)`);
+    assert.ok(router!.requests() >= 3, `the calls went through the router (${router!.requests()} requests)`);
     await sb.kill();
     assert.equal(h.find('sandboxclaims.extensions.agents.x-k8s.io', sb.info.claim!), undefined);
     await waitFor('the port-forward to stop', () => forwards() === before, 10_000);

@@ -3,12 +3,12 @@
 // and Finished conditions, and ends the claim at its expiry (shutdownTime, or Finished +
 // ttlSecondsAfterFinished) by its shutdownPolicy: Delete removes the claim (and so its Sandbox),
 // Retain removes only the Sandbox.
+import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
   WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
   type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
 } from '@asb/api';
-import { isDeepStrictEqual } from 'node:util';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
 import { STATUS_SETTLE_MS, controllerOf, isControlledBy, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';

@@ -28,7 +28,8 @@ export interface ControllerOptions {
    * claimsQuietMs ago), work that can wait does, up to this long, so that claims have the API
    * server (or the machine) to themselves. That work is the rest of an adoption (the member is
    * Ready already: its Pod's relabelling and its status at the new generation) and the pool's
-   * replacements for the members claims took (unless the pool is down to a quarter).
+   * replacements for the members claims took (between claims one after another, not once the
+   * pool is down to a quarter).
    * @default 0 (nothing waits)
    */
   claimsFirstMaxDeferMs?: number;
@@ -50,7 +51,7 @@ export class LifecycleController {
   private unwatch?: () => void;
   private readonly workloadChangeDelayMs: number;
   private readonly claimsFirstMaxDeferMs: number;
-  /** Adopted Sandboxes waiting for the claim queue to empty: key → when to go anyway. */
+  /** Adopted Sandboxes waiting for claims to be quiet: key → when to go anyway. */
   private readonly deferred = new Map<string, number>();
   private deferTimer?: NodeJS.Timeout;
   /** When the last new claim was seen (performance.now()). */

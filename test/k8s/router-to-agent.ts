@@ -1,0 +1,34 @@
+// Our router in front of our runtime agent, both on this machine: what the router-mode tests put
+// where a cluster's router Deployment (and the sandbox pods behind it) would be. KWOK's pods run
+// nothing, so the router is told where the agent is.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type http from 'node:http';
+import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
+import { createRouter } from '../../packages/k8s/src/router/router.ts';
+
+export interface RouterToAgent {
+  /** Requests the router has received. */
+  requests(): number;
+  close(): void;
+}
+
+/** Listens on host:port (port 0: any); rejects when it cannot (e.g. port 80 without root). */
+export async function startRouterToAgent(opts: { token: string; host?: string; port?: number }): Promise<RouterToAgent> {
+  const baseDir = mkdtempSync(join(tmpdir(), 'asb-router-agent-'));
+  const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, HOME: baseDir };
+  const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
+  const router: http.Server = createRouter({ token: opts.token, backend: { host: '127.0.0.1', port: agent.port } });
+  let requests = 0;
+  router.on('request', () => { requests++; });
+  const close = () => {
+    router.closeAllConnections(); router.close();
+    agent.server.closeAllConnections(); agent.server.close();
+    rmSync(baseDir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => { router.once('error', reject); router.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve); });
+  } catch (err) { close(); throw err; }
+  return { requests: () => requests, close };
+}
