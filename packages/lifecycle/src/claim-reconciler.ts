@@ -10,7 +10,7 @@ import {
   type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
 } from '@asb/api';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
-import { STATUS_SETTLE_MS, controllerOf, isControlledBy, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
+import { controllerOf, isControlledBy, isDeleting, keyOf, perController, settleHold, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, isNotFound, type Deps, type Result } from './substrate.ts';
 
@@ -116,10 +116,8 @@ export async function reconcileClaim(d: Deps, namespace: string, name: string): 
   // the latest STATUS_SETTLE_MS after the Sandbox said it. Any other reason is reported at once.
   const was = findCondition(claim.status?.conditions, 'Ready')?.reason;
   const routine = sbReady?.status === 'False' && sbReady.reason === 'DependenciesNotReady' && (was === 'SandboxNotReady' || was === 'DependenciesNotReady');
-  const holdMs = Date.parse(sbReady?.lastTransitionTime ?? '') + STATUS_SETTLE_MS - now.getTime();
-  if (routine && holdMs > 0 && isDeepStrictEqual(readyReasonless(claim.status), readyReasonless(status))) {
-    return { requeueAfterMs: Math.min(holdMs, requeue.requeueAfterMs ?? Infinity) };
-  }
+  const hold = routine ? settleHold(sbReady.lastTransitionTime, now, requeue) : undefined;
+  if (hold && isDeepStrictEqual(readyReasonless(claim.status), readyReasonless(status))) return hold;
   await writeStatus(d.store, claim, status);
   // Finished may have just started a ttl: come back when it ends.
   const newExpiry = claimExpiry({ ...claim, status });

@@ -1,7 +1,7 @@
 // Small helpers on hub objects shared by the reconcilers: keys, owner references, status writes.
 import { isDeepStrictEqual } from 'node:util';
 import type { OwnerReference } from '@asb/api';
-import type { AnyHub, KindName, ObjectStore } from './substrate.ts';
+import type { AnyHub, KindName, ObjectStore, Result } from './substrate.ts';
 
 export const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;
 export function splitKey(key: string): [string, string] {
@@ -30,6 +30,15 @@ export function isControlledBy(obj: AnyHub, owner: AnyHub): boolean {
  * burst of cold claims a Pod can take 20 s from binding to Ready on this kind of machine.
  */
 export const STATUS_SETTLE_MS = 30_000;
+
+/**
+ * While routine progress first seen at `since` may still wait to be reported: the pass's result,
+ * coming back when the wait ends (or earlier, if the pass asked to). Undefined once it may not.
+ */
+export function settleHold(since: string | undefined, now: Date, requeue: Result): Result | undefined {
+  const holdMs = Date.parse(since ?? '') + STATUS_SETTLE_MS - now.getTime();
+  return holdMs > 0 ? { requeueAfterMs: Math.min(holdMs, requeue.requeueAfterMs ?? Infinity) } : undefined;
+}
 
 /** Writes status only when it changed (as upstream does): no write, no watch event, no loop. */
 export async function writeStatus<T extends AnyHub>(store: ObjectStore, obj: T, status: T['status']): Promise<T> {

@@ -8,7 +8,7 @@ import {
 } from '@asb/api';
 import { isDeepStrictEqual } from 'node:util';
 import type { Deps, Result } from './substrate.ts';
-import { STATUS_SETTLE_MS, isDeleting, rfc3339, writeStatus } from './objects.ts';
+import { isDeleting, rfc3339, settleHold, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
@@ -108,11 +108,9 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
   // A Pod bound but not Ready yet: its binding alone waits to be reported with its readiness, if
   // that comes soon, so that the two make one status write. (An unschedulable Pod is reported at
   // once; a bound one at the latest STATUS_SETTLE_MS after its binding.)
-  const boundAt = w.scheduled?.status === 'True' && !w.ready && w.phase !== 'Succeeded' && w.phase !== 'Failed' ? Date.parse(w.scheduled.since ?? '') : NaN;
-  const holdMs = boundAt + STATUS_SETTLE_MS - now.getTime();
-  if (holdMs > 0 && isDeepStrictEqual(withoutBinding(sb.status), withoutBinding(status))) {
-    return { requeueAfterMs: Math.min(holdMs, requeue.requeueAfterMs ?? Infinity) };
-  }
+  const bound = w.scheduled?.status === 'True' && !w.ready && w.phase !== 'Succeeded' && w.phase !== 'Failed';
+  const hold = bound ? settleHold(w.scheduled!.since, now, requeue) : undefined;
+  if (hold && isDeepStrictEqual(withoutBinding(sb.status), withoutBinding(status))) return hold;
   await writeStatus(d.store, sb, status);
   return requeue;
 }
