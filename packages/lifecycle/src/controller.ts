@@ -33,8 +33,22 @@ export interface ControllerOptions {
    * @default 0 (nothing waits)
    */
   claimsFirstMaxDeferMs?: number;
+  /**
+   * Claims first: a pool that refills while claims are still busy (down to a quarter, or its
+   * wait spent) makes at most this many replacements a second.
+   * @default 0 (no limit)
+   */
+  claimsFirstRefillPerS?: number;
   /** Claims this close together are one stream, for claims first. @default CLAIMS_QUIET_MS */
   claimsQuietMs?: number;
+  /**
+   * Reconcile a pool at most this long after one of its members changes, so that the changes of
+   * many members make one pass (each pass reads every member: a pool of 1,000 filling, each
+   * member created, bound and made ready, would otherwise make thousands). A change of the pool
+   * itself is reconciled at once.
+   * @default 0 (at once)
+   */
+  poolMemberChangeDelayMs?: number;
 }
 
 /**
@@ -50,6 +64,7 @@ export class LifecycleController {
   readonly pools: WorkQueue;
   private unwatch?: () => void;
   private readonly workloadChangeDelayMs: number;
+  private readonly poolMemberChangeDelayMs: number;
   private readonly claimsFirstMaxDeferMs: number;
   /** Adopted Sandboxes waiting for claims to be quiet: key → when to go anyway. */
   private readonly deferred = new Map<string, number>();
@@ -71,7 +86,7 @@ export class LifecycleController {
     this.claimsFirstMaxDeferMs = opts.claimsFirstMaxDeferMs ?? 0;
     this.claimsQuietMs = opts.claimsQuietMs ?? CLAIMS_QUIET_MS;
     const reconcileDeps: Deps = this.claimsFirstMaxDeferMs > 0
-      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, claimsQueued: () => this.claims.length > 0, claimsArriving: () => this.claimsArriving() } }
+      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, refillPerS: opts.claimsFirstRefillPerS, claimsQueued: () => this.claims.length > 0, claimsArriving: () => this.claimsArriving() } }
       : deps;
     const q = (fn: (d: Deps, ns: string, name: string) => Promise<{ requeueAfterMs?: number }>, workers: number, kind: string) =>
       new WorkQueue(async (key) => {
@@ -84,6 +99,7 @@ export class LifecycleController {
     this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
     this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');
     this.workloadChangeDelayMs = opts.workloadChangeDelayMs ?? 0;
+    this.poolMemberChangeDelayMs = opts.poolMemberChangeDelayMs ?? 0;
   }
 
   async start(): Promise<void> {
@@ -126,8 +142,8 @@ export class LifecycleController {
         // A change of its status alone (its own reconcile's write, mostly) asks nothing of it.
         else if (!(ev.type === 'MODIFIED' && ev.old && onlyStatusChanged(ev.old, obj))) this.sandboxes.add(key);
         if (owner?.kind === 'SandboxClaim') this.claims.add(keyOf(ns, owner.name));
-        if (owner?.kind === 'SandboxWarmPool') this.pools.add(keyOf(ns, owner.name));
-        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.add(keyOf(ns, oldOwner.name));
+        if (owner?.kind === 'SandboxWarmPool') this.pools.addAfter(keyOf(ns, owner.name), this.poolMemberChangeDelayMs);
+        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.addAfter(keyOf(ns, oldOwner.name), this.poolMemberChangeDelayMs);
         const poolHash = obj.metadata.labels?.[LABEL_WARM_POOL_SANDBOX];
         if (poolHash && !controllerOf(obj)) this.inBackground('find the pools of an orphaned member', () => this.poolsByHash(ns, poolHash));
         break;

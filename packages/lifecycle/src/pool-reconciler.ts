@@ -27,6 +27,8 @@ interface RefillState {
   lastMembers: number; holdUntil: number; tokens: number; tokensAt: number;
   /** Claims first: when this drain's wait for the claim queue began, and whether it is used up. */
   claimsWaitFrom?: number; claimsWaitSpent?: boolean;
+  /** Claims took members since the pool was last full: what it makes now are replacements. */
+  drained?: boolean;
 }
 const memoryOf = perController((): PoolMemory => ({ expected: new Map(), refills: new Map() }));
 const EXPECTATION_TTL_MS = 60_000;
@@ -44,8 +46,11 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
   if (!st) { st = { lastMembers: current, holdUntil: 0, tokens: Math.max(1, rate), tokensAt: now }; refills.set(key, st); } else {
     dropped = current < st.lastMembers;
     st.lastMembers = current;
-    if (current >= desired) { st.holdUntil = 0; st.claimsWaitFrom = undefined; st.claimsWaitSpent = false; }
-    else if (dropped && delay > 0) st.holdUntil = now + delay; // re-armed while the burst lasts
+    if (current >= desired) { st.holdUntil = 0; st.claimsWaitFrom = undefined; st.claimsWaitSpent = false; st.drained = false; }
+    else if (dropped) {
+      st.drained = true;
+      if (delay > 0) st.holdUntil = now + delay; // re-armed while the burst lasts
+    }
   }
   if (want <= 0) return { allow: 0 };
   if (st.holdUntil > now) return { allow: 0, retryMs: st.holdUntil - now };
@@ -56,6 +61,7 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
   // refills at once, for the claims still to come. (Claims already queued gain nothing from a
   // refill: one that finds no member starts cold at once, so a burst keeps the API server.)
   const cf = d.claimsFirst;
+  const claimsBusy = !!cf && (cf.claimsQueued() || cf.claimsArriving());
   if (cf && !st.claimsWaitSpent && (dropped || st.claimsWaitFrom !== undefined)) {
     if (cf.claimsQueued() || (cf.claimsArriving() && current > desired / 4)) {
       st.claimsWaitFrom ??= now;
@@ -63,12 +69,18 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
       st.claimsWaitSpent = true; // waited its time in this drain: refill now, however busy
     } else st.claimsWaitFrom = undefined;
   }
-  if (rate <= 0) return { allow: want };
-  st.tokens = Math.min(Math.max(1, rate), st.tokens + ((now - st.tokensAt) / 1000) * rate);
+  // Replacements made while claims are still busy (a quarter left, or the wait spent) are paced,
+  // so that they do not take the API server from them: all at once, 750 replacements made every
+  // claim behind them wait seconds (p95 6 s for claims at a steady 40/s). Once claims are quiet,
+  // the full rate. (A fill or scale-up is not a refill: it goes at once.)
+  const pace = claimsBusy && st.drained ? cf!.refillPerS ?? 0 : 0;
+  const r = rate > 0 && pace > 0 ? Math.min(rate, pace) : rate || pace;
+  if (r <= 0) return { allow: want };
+  st.tokens = Math.min(Math.max(1, r), st.tokens + ((now - st.tokensAt) / 1000) * r);
   st.tokensAt = now;
   const allow = Math.min(want, Math.floor(st.tokens));
   st.tokens -= allow;
-  return allow < want ? { allow, retryMs: Math.ceil(((1 - (st.tokens % 1)) / rate) * 1000) } : { allow };
+  return allow < want ? { allow, retryMs: Math.ceil(((1 - (st.tokens % 1)) / r) * 1000) } : { allow };
 }
 
 export async function reconcilePool(d: Deps, namespace: string, name: string): Promise<Result> {

@@ -127,9 +127,10 @@ export interface Deps {
   /**
    * Set by the controller when work that can wait yields to claims (ControllerOptions.claimsFirstMaxDeferMs).
    * claimsQueued: claims wait to be reconciled (a burst); claimsArriving: none waits, but one
-   * came a moment ago (claims one after another).
+   * came a moment ago (claims one after another). refillPerS: replacements made while claims
+   * are still busy (the pool down to a quarter, or its wait spent) are paced to this many a second.
    */
-  claimsFirst?: { maxDeferMs: number; claimsQueued(): boolean; claimsArriving(): boolean };
+  claimsFirst?: { maxDeferMs: number; refillPerS?: number; claimsQueued(): boolean; claimsArriving(): boolean };
 }
 
 export interface RefillShaping {

@@ -399,6 +399,27 @@ describe('warm pool reconciler', () => {
     assert.equal(await qMembers(), 1, 'no refill during the burst');
   });
 
+  it('claims first: a refill while claims are still arriving is paced (refillPerS), and goes at full rate once they are quiet', async () => {
+    let arriving = true;
+    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, refillPerS: 2, claimsQueued: () => false, claimsArriving: () => arriving } };
+    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    await d.store.create(template());
+    await d.store.create(pool('p', 4));
+    await settle(d);
+    for (const c of ['c1', 'c2', 'c3']) await d.store.create(claim(c));
+    await settle(d);
+    assert.equal(await members(), 2, 'a quarter left, claims still arriving: one replacement (the bucket holds one)');
+    d.clock.advance(500);
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 3, 'half a second at 2/s: one more');
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 3, 'no time passed: none');
+    arriving = false;
+    await d.store.create(pool('q', 0)); // (any write: the pool is looked at with claims quiet)
+    await reconcilePool(d, 'default', 'p');
+    assert.equal(await members(), 4, 'claims quiet: the rest at once');
+  });
+
   it('deleting a pool removes its members but not the sandboxes claims took', async () => {
     const d = fakeDeps();
     await d.store.create(template());

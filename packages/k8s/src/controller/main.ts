@@ -48,6 +48,7 @@ export interface ControllerFlags {
   disableClaimEvents: boolean;
   /** Ours: while claims are queued, an adoption's follow-up and a pool's refill wait, up to this long. */
   claimsFirstMaxDeferMs: number;
+  claimsFirstRefillRate: number;
 }
 
 /** A Go duration ("300ms", "2s", "1m30s"), as upstream's duration flags take, in milliseconds. */
@@ -145,7 +146,9 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
     // KWOK, seconds apart on nodes); each would otherwise be a status write of the Sandbox, and
     // of its claim. 100 ms is nothing next to a Pod's start.
     workloadChangeDelayMs: 100,
+    poolMemberChangeDelayMs: 100,
     claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
+    claimsFirstRefillPerS: flags.claimsFirstRefillRate,
     log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
   });
   await controller.start();
@@ -188,6 +191,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--sandbox-warm-pool-max-refill-rate <n>', 'replacements created per second per pool at most (0: unpaced)', nonNegative('--sandbox-warm-pool-max-refill-rate'), 0)
     .option('--disable-claim-events [bool]', 'no Events from the SandboxClaim reconciler', (v) => v !== 'false', false)
     .option('--claims-first-max-defer <duration>', 'while claims are queued or arriving one after another, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)', parseGoDuration, 30_000)
+    .option('--claims-first-refill-rate <per second>', 'a warm pool refilling while claims are still queued or arriving makes at most this many replacements a second (0: no limit)', nonNegative('--claims-first-refill-rate'), 20)
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();
@@ -199,6 +203,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     clusterDomain: o.clusterDomain, enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
     sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay, sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate, disableClaimEvents: o.disableClaimEvents === true,
     claimsFirstMaxDeferMs: o.claimsFirstMaxDefer,
+    claimsFirstRefillRate: o.claimsFirstRefillRate,
   };
 }
 

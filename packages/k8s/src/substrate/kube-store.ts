@@ -49,7 +49,7 @@ export class KubeStore implements WatchableStore {
    * reconcile in that moment would otherwise start from the version before it and fail with a
    * conflict (1.8 per Sandbox in a 300-claim burst, each one a wasted write and a retry).
    */
-  private readonly latest = new Map<string, AnyHub>();
+  private readonly latest = new KindIndex();
   private informers: Array<k8s.Informer<k8s.KubernetesObject>> = [];
 
   constructor(private readonly kc: k8s.KubeConfig, private readonly opts: { fieldManager?: string } = {}) {
@@ -67,7 +67,7 @@ export class KubeStore implements WatchableStore {
    * A miss asks the API server, so that an object created a moment ago is not taken for absent.
    */
   async get<K extends KindName>(kind: K, namespace: string, name: string, opts: GetOptions = {}): Promise<HubKinds[K] | undefined> {
-    const cached = this.informers.length ? this.latest.get(cacheKey(kind, namespace, name)) : undefined;
+    const cached = this.informers.length ? this.latest.get(kind, namespace, name) : undefined;
     if (cached) return structuredClone(cached) as HubKinds[K];
     if (opts.cached && this.informers.length) return undefined;
     try {
@@ -84,8 +84,8 @@ export class KubeStore implements WatchableStore {
     // on a pool of 1,000 would otherwise list the pool once per claim).
     if (opts.cached && this.informers.length) {
       const out: Array<HubKinds[K]> = [];
-      for (const o of this.latest.values()) {
-        if (o.kind !== kind || (opts.namespace && o.metadata.namespace !== opts.namespace)) continue;
+      for (const o of this.latest.of(kind)) {
+        if (opts.namespace && o.metadata.namespace !== opts.namespace) continue;
         if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => o.metadata.labels?.[k] === v)) continue;
         out.push(o as HubKinds[K]);
       }
@@ -127,7 +127,7 @@ export class KubeStore implements WatchableStore {
     // The hub's status has fields v1beta1 cannot store (Sandbox status.replicas): a status that
     // differs from the cached one only there is the same stored object, and the API server would
     // answer a no-op. Not sending it saves a request per reconcile (it was 11 per Sandbox).
-    const cached = this.latest.get(cacheKey(obj.kind, obj.metadata.namespace, obj.metadata.name));
+    const cached = this.latest.get(obj.kind, obj.metadata.namespace, obj.metadata.name);
     if (cached && cached.metadata.resourceVersion === obj.metadata.resourceVersion
       && isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})) return structuredClone(cached) as T;
     try {
@@ -160,9 +160,8 @@ export class KubeStore implements WatchableStore {
    * before it does, and would then linger here (reads of those ask the API server instead).
    */
   private wrote<T extends AnyHub>(obj: T): T {
-    const key = cacheKey(obj.kind, obj.metadata.namespace, obj.metadata.name);
-    const current = this.latest.get(key);
-    if (current && isNewer(obj, current)) this.latest.set(key, structuredClone(obj));
+    const current = this.latest.get(obj.kind, obj.metadata.namespace, obj.metadata.name);
+    if (current && isNewer(obj, current)) this.latest.set(structuredClone(obj));
     return obj;
   }
 
@@ -179,16 +178,16 @@ export class KubeStore implements WatchableStore {
         () => this.api.listClusterCustomObject({ group, version: VERSION, plural }) as never);
       const emit = (type: WatchEvent['type']) => (raw: k8s.KubernetesObject) => {
         const key = cacheKey(kind, raw.metadata?.namespace, raw.metadata?.name);
-        const mine = this.latest.get(key);
+        const mine = this.latest.get(kind, raw.metadata?.namespace, raw.metadata?.name);
         let object: AnyHub;
         // Our own write coming back was parsed and checked when its response came.
         if (mine && mine.metadata.uid === raw.metadata?.uid && mine.metadata.resourceVersion === raw.metadata?.resourceVersion) object = mine;
         else try { object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw }); } catch { return; }
         const old = this.seen.get(key);
-        if (type === 'DELETED') { this.seen.delete(key); this.latest.delete(key); } else {
+        if (type === 'DELETED') { this.seen.delete(key); this.latest.delete(kind, raw.metadata?.namespace, raw.metadata?.name); } else {
           this.seen.set(key, object);
           // A write of ours the watch has not delivered yet stays the one reads see.
-          if (!mine || !isNewer(mine, object)) this.latest.set(key, object);
+          if (!mine || !isNewer(mine, object)) this.latest.set(object);
         }
         const ev: WatchEvent = type === 'MODIFIED' && old ? { type, object, old } : { type, object };
         for (const l of this.listeners) l(ev);
@@ -207,6 +206,19 @@ export class KubeStore implements WatchableStore {
     await Promise.all(this.informers.map((i) => i.stop().catch(() => undefined)));
     this.informers = [];
   }
+}
+
+/** Objects by kind, then "namespace/name": a list of one kind does not walk the others. */
+class KindIndex {
+  private readonly byKind = new Map<string, Map<string, AnyHub>>();
+  get(kind: string, namespace: string | undefined, name: string | undefined): AnyHub | undefined { return this.byKind.get(kind)?.get(`${namespace}/${name}`); }
+  set(obj: AnyHub): void {
+    let m = this.byKind.get(obj.kind);
+    if (!m) this.byKind.set(obj.kind, (m = new Map()));
+    m.set(`${obj.metadata.namespace}/${obj.metadata.name}`, obj);
+  }
+  delete(kind: string, namespace: string | undefined, name: string | undefined): void { this.byKind.get(kind)?.delete(`${namespace}/${name}`); }
+  of(kind: string): Iterable<AnyHub> { return this.byKind.get(kind)?.values() ?? []; }
 }
 
 const cacheKey = (kind: string, namespace: string | undefined, name: string | undefined) => `${kind}/${namespace}/${name}`;
