@@ -1,11 +1,14 @@
 // npm run bench:k8s: our controller and upstream's v0.5.6 on the real control plane of
 // test/k8s (etcd, kube-apiserver, scheduler, controller-manager and KWOK, built from the Go
-// module proxy), in one run: 50 claims one at a time from a warm pool of N (a claim's own
-// latency, nothing queued before it), N claims (BENCH_K8S_N, default 1000) served from the warm
-// pool of N, and N claims served cold (a pool of 0), those two created 32 at a time. Each controller gets a fresh
-// cluster from the same binaries on the same machine, one after the other (two controllers on
-// one cluster would fight over the same objects). Claim → Ready is timed by the client: from
-// the start of its create call to the watch event that shows it Ready.
+// module proxy), in one run:
+// - 50 claims one at a time from a warm pool of N (a claim's own latency, nothing queued before it);
+// - N claims (BENCH_K8S_N, default 1000) from the warm pool of N, created at a steady 40 per second
+//   (latency under a sustained load below capacity);
+// - N claims from the warm pool of N, and N claims served cold (a pool of 0), those two created 32
+//   at a time (throughput).
+// Each controller gets a fresh cluster from the same binaries on the same machine, one after the
+// other (two controllers on one cluster would fight over the same objects). Claim → Ready is timed
+// by the client: from the start of its create call to the watch event that shows it Ready.
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { loadKubeConfig } from '../packages/k8s/src/kube-config.ts';
@@ -36,8 +39,15 @@ const SHARED_ARGS = (process.env.BENCH_K8S_CONTROLLER_ARGS ?? '').split(/\s+/).f
  * with its webhook instead (~8 conversions per cold claim).
  */
 const OUR_WEBHOOK = process.env.BENCH_K8S_OUR_WEBHOOK === '1';
-/** BENCH_K8S_SCENARIOS=single,warm,cold (the default: all three) runs only those named. */
-const SCENARIOS = new Set((process.env.BENCH_K8S_SCENARIOS ?? 'single,warm,cold').split(',').map((s) => s.trim()));
+/** BENCH_K8S_SCENARIOS=single,paced,warm,cold (the default: all four) runs only those named. */
+const SCENARIOS = new Set((process.env.BENCH_K8S_SCENARIOS ?? 'single,paced,warm,cold').split(',').map((s) => s.trim()));
+/**
+ * The paced scenario: N claims on the warm pool, created at this steady rate (open loop), below
+ * what the burst shows this machine serves: a claim's latency under a sustained load that does
+ * not pile up. (A burst of creates as fast as they go measures throughput; its latency is mostly
+ * the queue: 32 creates in flight take 32 / throughput each, before any controller sees them.)
+ */
+const PACED_PER_S = Number(process.env.BENCH_K8S_PACED_PER_S ?? 40);
 
 const TEMPLATE = {
   apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxTemplate', metadata: { name: 'python-runtime-template', namespace: 'default' },
@@ -45,15 +55,23 @@ const TEMPLATE = {
 };
 const pool = (name: string, replicas: number) => ({ apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxWarmPool', metadata: { name, namespace: 'default' }, spec: { replicas, sandboxTemplateRef: { name: 'python-runtime-template' } } });
 
-interface Result { claimsPerS: number; p50: number; p95: number; p99: number; ready: number }
+/**
+ * p50/p95/p99: from the start of the claim's create call to the watch event that shows it Ready.
+ * createP50: the create call alone; existsToReadyP50: from its answer (the claim exists) to Ready.
+ * With C creates in flight, the create call alone takes C / throughput on average (Little's law):
+ * the share of the latency that the client's own load puts before any controller sees the claim.
+ */
+interface Result { claimsPerS: number; p50: number; p95: number; p99: number; ready: number; createP50: number; existsToReadyP50: number }
 
 /**
  * Creates `n` claims on `poolName`, `concurrency` creates in flight, and times each to Ready
  * through one watch. One by one (`oneByOne`): each claim is created once the one before is Ready.
+ * Paced (`perS`): claims are created at that steady rate, whatever the ones before are doing.
  */
-async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n: number, opts: { concurrency?: number; oneByOne?: boolean } = {}): Promise<Result> {
+async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n: number, opts: { concurrency?: number; oneByOne?: boolean; perS?: number } = {}): Promise<Result> {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const created = new Map<string, number>();
+  const exists = new Map<string, number>();
   const ready = new Map<string, number>();
   const waiting = new Map<string, () => void>();
   let finish!: () => void;
@@ -87,17 +105,32 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
   };
   await watch();
   const t0 = performance.now();
-  let next = 0;
-  await Promise.all(Array.from({ length: opts.oneByOne ? 1 : opts.concurrency ?? CONCURRENCY }, async () => {
-    while (next < n) {
-      const name = `${label}-${next++}`;
-      const isReady = opts.oneByOne ? new Promise<void>((r) => waiting.set(name, r)) : undefined;
-      created.set(name, performance.now());
-      await api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default',
-        body: { apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxClaim', metadata: { name, labels: { bench: label } }, spec: { warmPoolRef: { name: poolName } } } });
-      await isReady;
+  const create = async (name: string) => {
+    created.set(name, performance.now());
+    await api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default',
+      body: { apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxClaim', metadata: { name, labels: { bench: label } }, spec: { warmPoolRef: { name: poolName } } } });
+    exists.set(name, performance.now());
+  };
+  if (opts.perS) {
+    // Open loop: the i-th claim is created at t0 + i/rate, however long the ones before take.
+    const calls: Array<Promise<void>> = [];
+    for (let i = 0; i < n; i++) {
+      const wait = t0 + (i * 1000) / opts.perS - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      calls.push(create(`${label}-${i}`));
     }
-  }));
+    await Promise.all(calls);
+  } else {
+    let next = 0;
+    await Promise.all(Array.from({ length: opts.oneByOne ? 1 : opts.concurrency ?? CONCURRENCY }, async () => {
+      while (next < n) {
+        const name = `${label}-${next++}`;
+        const isReady = opts.oneByOne ? new Promise<void>((r) => waiting.set(name, r)) : undefined;
+        await create(name);
+        await isReady;
+      }
+    }));
+  }
   // How fast claims arrived: a controller can only be as quick as that.
   process.stderr.write(`  ${label}: ${n} claims created in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${ready.size} of them Ready by then\n`);
   await Promise.race([allReady, new Promise((r) => setTimeout(r, 600_000))]);
@@ -106,10 +139,14 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
   if (caughtUp) process.stderr.write(`  (${caughtUp} claims seen Ready by a re-list after the watch ended, timed at the list)\n`);
   const latencies = [...ready].map(([name, t]) => t - created.get(name)!);
   const last = Math.max(...ready.values());
-  return { claimsPerS: ready.size / ((last - t0) / 1000), p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ready: ready.size };
+  // (A claim can be seen Ready before its create call returns: then it waited 0 after it existed.)
+  const createCalls = [...exists].map(([name, t]) => t - created.get(name)!);
+  const afterExists = [...ready].map(([name, t]) => Math.max(0, t - (exists.get(name) ?? t)));
+  return { claimsPerS: ready.size / ((last - t0) / 1000), p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ready: ready.size,
+    createP50: percentile(createCalls, 50), existsToReadyP50: percentile(afterExists, 50) };
 }
 
-type Kind = 'single' | 'warm' | 'cold';
+type Kind = 'single' | 'paced' | 'warm' | 'cold';
 
 async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>>> {
   const kc = loadKubeConfig({ kubeconfig: cluster.kubeconfig });
@@ -117,7 +154,7 @@ async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>
   const create = (plural: string, body: object) => api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
   await create('sandboxtemplates', TEMPLATE);
   // (The cold burst alone needs no warm pool: none is made, for a profile of cold claims only.)
-  const warmPool = SCENARIOS.has('single') || SCENARIOS.has('warm');
+  const warmPool = SCENARIOS.has('single') || SCENARIOS.has('paced') || SCENARIOS.has('warm');
   await create('sandboxwarmpools', pool('warm', warmPool ? N : 0));
   await create('sandboxwarmpools', pool('cold', 0));
   if (warmPool) await warmPoolFull(api, `pool of ${N} ready`, '');
@@ -129,6 +166,13 @@ async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>
     process.stderr.write(`  one by one: ${r.single.ready}/${ONE_BY_ONE_N} ready\n`);
     printStats('the claims one by one', apiStats(cluster), before);
     await warmPoolFull(api, `pool refilled to ${N}`, ' after the claims one by one');
+  }
+  if (SCENARIOS.has('paced')) {
+    const before = apiStats(cluster);
+    r.paced = await claimBurst(kc, 'paced', 'warm', N, { perS: PACED_PER_S });
+    process.stderr.write(`  paced: ${r.paced.ready}/${N} ready\n`);
+    printStats('the paced claims', apiStats(cluster), before);
+    await warmPoolFull(api, `pool refilled to ${N}`, ' after the paced claims');
   }
   if (SCENARIOS.has('warm')) {
     const before = apiStats(cluster);
@@ -228,16 +272,16 @@ async function main(): Promise<void> {
 
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const rows: string[][] = [];
-  const scenario: Record<Kind, string> = { single: `${ONE_BY_ONE_N} claims one by one, warm pool of ${N}`, warm: `${N} claims, warm pool of ${N}`, cold: `${N} claims, cold (pool of 0)` };
-  for (const kind of ['single', 'warm', 'cold'] as const) {
+  const scenario: Record<Kind, string> = { single: `${ONE_BY_ONE_N} claims one by one, warm pool of ${N}`, paced: `${N} claims at ${PACED_PER_S}/s, warm pool of ${N}`, warm: `${N} claims, warm pool of ${N}`, cold: `${N} claims, cold (pool of 0)` };
+  for (const kind of ['single', 'paced', 'warm', 'cold'] as const) {
     for (const [who, r] of results) {
       const x = r[kind];
       if (!x) continue;
       const n = kind === 'single' ? ONE_BY_ONE_N : N;
-      rows.push([scenario[kind], who, `${x.ready}/${n}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99)]);
+      rows.push([scenario[kind], who, `${x.ready}/${n}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99), ms(x.createP50), ms(x.existsToReadyP50)]);
     }
   }
-  console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99'], rows));
+  console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99', 'create call p50', 'created→Ready p50'], rows));
   const ratio = (kind: 'warm' | 'cold') => (results[0]![1][kind]!.claimsPerS / results[1]![1][kind]!.claimsPerS).toFixed(2);
   if (results.length < 2 || !SCENARIOS.has('warm') || !SCENARIOS.has('cold')) return;
   console.log(`\nthroughput, ours / upstream: warm ${ratio('warm')}×, cold ${ratio('cold')}×  (${CONCURRENCY} creates in flight; 2-core machine; KWOK pods)`);
