@@ -58,7 +58,7 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
   // wait to be replaced until claims are quiet, once per drain and for a bounded time, so that a
   // steady stream of claims cannot keep the pool from refilling (upstream's replenish delay can:
   // its own caveat). Between claims one after another, a pool down to a quarter of its size
-  // refills at once, for the claims still to come. (Claims already queued gain nothing from a
+  // starts refilling, for the claims still to come. (Claims already queued gain nothing from a
   // refill: one that finds no member starts cold at once, so a burst keeps the API server.)
   const cf = d.claimsFirst;
   const claimsBusy = !!cf && (cf.claimsQueued() || cf.claimsArriving());
