@@ -122,9 +122,10 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
     assert.equal(h.get('sandboxclaims.extensions.agents.x-k8s.io').items.length, before);
     await assert.rejects(Sandbox.connect('no-such-claim', { connection, waitReadyMs: 2_000 }), NotFoundError);
 
+    // Refused when create reaches the sandbox through the router, and the claim is not left behind.
     const wrong = kubernetes({ kubeconfig: h.cluster.kubeconfig, router: { url: routerUrl }, routerToken: 'wrong' });
-    const sb = await Sandbox.create({ connection: wrong, warmPool: 'python-sandbox-warmpool' });
-    try { await assert.rejects(sb.run('true'), AuthError); } finally { await sb.kill(); }
+    await assert.rejects(Sandbox.create({ connection: wrong, warmPool: 'python-sandbox-warmpool', labels: { test: 'wrong-token' } }), AuthError);
+    assert.deepEqual(h.get('sandboxclaims.extensions.agents.x-k8s.io', '-l', 'test=wrong-token').items, []);
   });
 
   it('serves MCP on the cluster: a conversation\'s sandbox is a claim, kept across tool calls and deleted when the session ends', async () => {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { PooledKubeConfig } from '@asb/k8s/kube-config';
 import type * as K8s from '@kubernetes/client-node';
-import type { ResolvedConnection } from './connection.ts';
+import { call, type ResolvedConnection } from './connection.ts';
 import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
 import { Sandbox, type SandboxCreateOpts, type SandboxInfo } from './sandbox.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
@@ -320,15 +320,45 @@ export class KubernetesControl {
 }
 
 /** Sandbox.create on a cluster: a claim, watched until Ready; the runtime through the router. */
+/**
+ * Waits until the router routes to the sandbox's runtime (its `/` answers), as a Ready claim does
+ * not say so: a Gateway gets its address before its routes are live (Traefik answered
+ * "404 page not found" for a moment), a router pod or the runtime may still be starting. Refused
+ * (401/403) is final; not reachable, not routed (404), or not ready behind the router (5xx) is
+ * tried again until the deadline.
+ */
+async function untilRouted(conn: ResolvedConnection, sandbox: string, namespace: string, deadline: number): Promise<void> {
+  for (let wait = 50; ; wait = Math.min(1000, wait * 2)) {
+    let last: Error;
+    try {
+      await (await call(conn, '/', `reach sandbox ${sandbox} through ${conn.unreachable ?? conn.url}`, { sandbox: { id: sandbox, namespace }, timeoutMs: Math.max(1000, Math.min(10_000, deadline - Date.now())) })).body?.cancel();
+      return;
+    } catch (err) {
+      if (err instanceof AuthError) throw err;
+      if (!(err instanceof UnavailableError || err instanceof NotFoundError || err instanceof TimeoutError || (err instanceof SandboxError && (err.status ?? 0) >= 500))) throw err;
+      last = err;
+    }
+    if (Date.now() + wait > deadline) throw new TimeoutError(`sandbox ${sandbox} is Ready, but the router did not reach it in time: ${last.message}`);
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
 export async function createOnKubernetes(opts: SandboxCreateOpts, connection: KubernetesConnection): Promise<Sandbox> {
   const cluster = await KubernetesCluster.open(connection);
   const namespace = opts.namespace ?? 'default';
+  const timeoutMs = opts.timeoutMs ?? 180_000;
+  const deadline = Date.now() + timeoutMs;
   try {
     const conn = await cluster.connection(namespace);
     const { claim, sandbox } = await cluster.claim({
-      namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs: opts.timeoutMs ?? 180_000, warmpool: opts.warmpool,
+      namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs, warmpool: opts.warmpool,
       warmPool: opts.warmPool, template: opts.warmPool ? undefined : opts.template ?? 'python-runtime-template',
     });
+    try { await untilRouted(conn, sandbox.metadata.name, namespace, deadline); } catch (err) {
+      // As for a claim that never became Ready: not left behind.
+      await cluster.deleteClaim(namespace, claim.metadata.name).catch(() => undefined);
+      throw err;
+    }
     return Sandbox.of(conn, infoOf(sandbox, claim), new KubernetesControl(cluster, namespace, sandbox.metadata.name, claim.metadata.name, true));
   } catch (err) {
     await cluster.close();
