@@ -6,11 +6,16 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 npm run --silent typecheck
 # Upstream's Python client runs in virtualenvs (test/k8s/python.ts): venv needs ensurepip.
-if ! python3 -c 'import ensurepip' 2>/dev/null && [ "$(id -u)" -eq 0 ]; then
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+# The Gateway test puts the router pods' addresses on loopback with ip(8) (iproute2).
+test_pkgs=()
+python3 -c 'import ensurepip' 2>/dev/null || test_pkgs+=(python3-venv)
+command -v ip >/dev/null 2>&1 || test_pkgs+=(iproute2)
+if [ ${#test_pkgs[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${test_pkgs[@]}" >/dev/null
 fi
-# etcd, kube-apiserver, controller-manager, scheduler, KWOK and upstream's controller for test/k8s,
-# from the Go module proxy (~12 min on 2 cores the first time; cached in ~/.cache/asb-k8s afterwards),
+# etcd, kube-apiserver, controller-manager, scheduler, KWOK, upstream's controller and Traefik for
+# test/k8s, from the Go module proxy (~20 min on 2 cores the first time; cached in ~/.cache/asb-k8s
+# afterwards),
 # and upstream's Python client from PyPI.
 node --import tsx test/k8s/build.ts
 shopt -s globstar nullglob

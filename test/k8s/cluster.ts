@@ -24,6 +24,8 @@ const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: str
   { dir: 'tools/k8s/kwok', bins: ['kwok'], pkgs: ['sigs.k8s.io/kwok/cmd/kwok'], ldflags: '-s -w' },
   // Upstream's controller v0.5.6 (the side-by-side tests and bench:k8s).
   { dir: 'tools/k8s/upstream', bins: ['agent-sandbox-controller'], pkgs: ['sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller'], ldflags: '-s -w' },
+  // Traefik, a Gateway API implementation (gateway.test.ts: the router behind a real Gateway).
+  { dir: 'tools/k8s/traefik', bins: ['traefik'], pkgs: ['github.com/traefik/traefik/v3/cmd/traefik'], ldflags: `-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${'v3.6.12'}` },
 ];
 
 export const UPSTREAM_VERSION = 'v0.5.6';

@@ -14,21 +14,29 @@ export interface RouterToAgent {
   close(): void;
 }
 
-/** Listens on host:port (port 0: any); rejects when it cannot (e.g. port 80 without root). */
-export async function startRouterToAgent(opts: { token: string; host?: string; port?: number }): Promise<RouterToAgent> {
+/**
+ * Listens on host:port (port 0: any), and on each of `moreHosts` at the same port: as many router
+ * replicas, all in front of the one agent (the router holds no state of its own). Rejects when it
+ * cannot listen (e.g. port 80 without root).
+ */
+export async function startRouterToAgent(opts: { token: string; host?: string; port?: number; moreHosts?: string[] }): Promise<RouterToAgent> {
   const baseDir = mkdtempSync(join(tmpdir(), 'asb-router-agent-'));
   const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, HOME: baseDir };
   const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
-  const router: http.Server = createRouter({ token: opts.token, backend: { host: '127.0.0.1', port: agent.port } });
+  const routers: http.Server[] = [];
   let requests = 0;
-  router.on('request', () => { requests++; });
   const close = () => {
-    router.closeAllConnections(); router.close();
+    for (const router of routers) { router.closeAllConnections(); router.close(); }
     agent.server.closeAllConnections(); agent.server.close();
     rmSync(baseDir, { recursive: true, force: true });
   };
   try {
-    await new Promise<void>((resolve, reject) => { router.once('error', reject); router.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve); });
+    for (const host of [opts.host ?? '127.0.0.1', ...(opts.moreHosts ?? [])]) {
+      const router = createRouter({ token: opts.token, backend: { host: '127.0.0.1', port: agent.port } });
+      router.on('request', () => { requests++; });
+      routers.push(router);
+      await new Promise<void>((resolve, reject) => { router.once('error', reject); router.listen(opts.port ?? 0, host, resolve); });
+    }
   } catch (err) { close(); throw err; }
   return { requests: () => requests, close };
 }
