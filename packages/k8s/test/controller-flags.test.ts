@@ -22,5 +22,9 @@ describe('controller flags', () => {
     // Ours, not upstream's: claims first, 30 s at most; 0 turns it off.
     assert.equal(defaults.claimsFirstMaxDeferMs, 30_000);
     assert.equal(parseControllerFlags(['--claims-first-max-defer=0']).claimsFirstMaxDeferMs, 0);
+    // A refill while claims are still busy: 20 a second by default; 0 for no limit.
+    assert.equal(defaults.claimsFirstRefillRate, 20);
+    assert.equal(parseControllerFlags(['--claims-first-refill-rate', '0']).claimsFirstRefillRate, 0);
+    assert.throws(() => parseControllerFlags(['--claims-first-refill-rate=-1']), /claims-first-refill-rate/);
   });
 });
