@@ -122,6 +122,17 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
     assert.equal(h.get('sandboxclaims.extensions.agents.x-k8s.io').items.length, before);
     await assert.rejects(Sandbox.connect('no-such-claim', { connection, waitReadyMs: 2_000 }), NotFoundError);
 
+    // A router in front of no runtime (its backend port closed: an image without the runtime
+    // API): create says so after its bounded wait (15 s), and leaves no claim.
+    const deaf: http.Server = createRouter({ token: ROUTER_TOKEN, backend: { host: '127.0.0.1', port: await freePort() } });
+    await new Promise<void>((r) => deaf.listen(0, '127.0.0.1', r));
+    try {
+      const noRuntime = kubernetes({ kubeconfig: h.cluster.kubeconfig, router: { url: `http://127.0.0.1:${(deaf.address() as AddressInfo).port}` }, routerToken: ROUTER_TOKEN });
+      await assert.rejects(Sandbox.create({ connection: noRuntime, warmPool: 'python-sandbox-warmpool', labels: { test: 'no-runtime' } }),
+        (err: Error) => err.name === 'UnavailableError' && /runtime did not answer through the router for 15 s/.test(err.message));
+      assert.deepEqual(h.get('sandboxclaims.extensions.agents.x-k8s.io', '-l', 'test=no-runtime').items, []);
+    } finally { deaf.closeAllConnections(); deaf.close(); }
+
     // Refused when create reaches the sandbox through the router, and the claim is not left behind.
     const wrong = kubernetes({ kubeconfig: h.cluster.kubeconfig, router: { url: routerUrl }, routerToken: 'wrong' });
     await assert.rejects(Sandbox.create({ connection: wrong, warmPool: 'python-sandbox-warmpool', labels: { test: 'wrong-token' } }), AuthError);

@@ -320,14 +320,19 @@ export class KubernetesControl {
 }
 
 /** Sandbox.create on a cluster: a claim, watched until Ready; the runtime through the router. */
+/** How long the router may answer 5xx for a Ready sandbox (its runtime not answering) before create gives up. */
+const RUNTIME_ANSWER_MS = 15_000;
+
 /**
  * Waits until the router routes to the sandbox's runtime (its `/` answers), as a Ready claim does
  * not say so: a Gateway gets its address before its routes are live (Traefik answered
- * "404 page not found" for a moment), a router pod or the runtime may still be starting. Refused
- * (401/403) is final; not reachable, not routed (404), or not ready behind the router (5xx) is
- * tried again until the deadline.
+ * "404 page not found" for a moment), a router pod may still be starting. Refused (401/403) is
+ * final. Not reachable or not routed (404) is tried again until the deadline (a cloud Gateway
+ * takes minutes to program). The router answering 5xx (the sandbox's runtime does not answer:
+ * not started yet, or an image without it) is tried again for RUNTIME_ANSWER_MS at most.
  */
 async function untilRouted(conn: ResolvedConnection, sandbox: string, namespace: string, deadline: number): Promise<void> {
+  let runtimeDeadline: number | undefined;
   for (let wait = 50; ; wait = Math.min(1000, wait * 2)) {
     let last: Error;
     try {
@@ -335,8 +340,13 @@ async function untilRouted(conn: ResolvedConnection, sandbox: string, namespace:
       return;
     } catch (err) {
       if (err instanceof AuthError) throw err;
-      if (!(err instanceof UnavailableError || err instanceof NotFoundError || err instanceof TimeoutError || (err instanceof SandboxError && (err.status ?? 0) >= 500))) throw err;
+      const serverError = err instanceof SandboxError && (err.status ?? 0) >= 500;
+      if (!(err instanceof UnavailableError || err instanceof NotFoundError || err instanceof TimeoutError || serverError)) throw err;
       last = err;
+      if (serverError) {
+        runtimeDeadline ??= Date.now() + RUNTIME_ANSWER_MS;
+        if (Date.now() + wait > runtimeDeadline) throw new UnavailableError(`sandbox ${sandbox} is Ready, but its runtime did not answer through the router for ${RUNTIME_ANSWER_MS / 1000} s (does its image serve the runtime API on port 8888?): ${last.message}`, err.status);
+      }
     }
     if (Date.now() + wait > deadline) throw new TimeoutError(`sandbox ${sandbox} is Ready, but the router did not reach it in time: ${last.message}`);
     await new Promise((r) => setTimeout(r, wait));
