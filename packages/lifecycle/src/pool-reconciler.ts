@@ -61,9 +61,9 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
   // starts refilling, for the claims still to come. (Claims already queued gain nothing from a
   // refill: one that finds no member starts cold at once, so a burst keeps the API server.)
   const cf = d.claimsFirst;
-  const claimsBusy = !!cf && (cf.claimsQueued() || cf.claimsArriving());
+  const queued = !!cf?.claimsQueued(), arriving = !!cf?.claimsArriving();
   if (cf && !st.claimsWaitSpent && (dropped || st.claimsWaitFrom !== undefined)) {
-    if (cf.claimsQueued() || (cf.claimsArriving() && current > desired / 4)) {
+    if (queued || (arriving && current > desired / 4)) {
       st.claimsWaitFrom ??= now;
       if (now - st.claimsWaitFrom < cf.maxDeferMs) return { allow: 0, retryMs: CLAIMS_FIRST_POLL_MS };
       st.claimsWaitSpent = true; // waited its time in this drain: refill now, however busy
@@ -73,7 +73,7 @@ function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, cu
   // so that they do not take the API server from them: all at once, 750 replacements made every
   // claim behind them wait seconds (p95 6 s for claims at a steady 40/s). Once claims are quiet,
   // the full rate. (A fill or scale-up is not a refill: it goes at once.)
-  const pace = claimsBusy && st.drained ? cf!.refillPerS ?? 0 : 0;
+  const pace = (queued || arriving) && st.drained ? cf?.refillPerS ?? 0 : 0;
   const r = rate > 0 && pace > 0 ? Math.min(rate, pace) : rate || pace;
   if (r <= 0) return { allow: want };
   st.tokens = Math.min(Math.max(1, r), st.tokens + ((now - st.tokensAt) / 1000) * r);

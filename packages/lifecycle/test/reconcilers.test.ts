@@ -27,6 +27,11 @@ async function waitUntil(ok: () => Promise<boolean>, ms: number): Promise<void> 
   while (!(await ok())) { if (Date.now() > end) throw new Error('timed out'); await new Promise((r) => setTimeout(r, 20)); }
 }
 
+/** How many Sandboxes pool `name` has now (its members carry its hash label). */
+async function poolMembers(d: ReturnType<typeof fakeDeps>, name = 'p'): Promise<number> {
+  return (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash(name) } })).length;
+}
+
 /** Runs every reconciler over every object until nothing changes (a tiny controller). */
 async function settle(d: ReturnType<typeof fakeDeps>): Promise<void> {
   for (let i = 0; i < 20; i++) {
@@ -322,7 +327,7 @@ describe('warm pool reconciler', () => {
 
   it('refill shaping (upstream v0.5): a hold re-armed by each member a claim takes, then a paced stream', async () => {
     const d = { ...fakeDeps(), warmPoolRefill: { replenishDelayMs: 2000, maxRefillRate: 2 } };
-    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 3));
     // The first fill is never held, but it is paced: a bucket of one second (2 creates).
@@ -349,7 +354,7 @@ describe('warm pool reconciler', () => {
   it('claims first: members taken while claims are queued are replaced once the queue is empty, or after the longest wait', async () => {
     let queued = false;
     const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => queued, claimsArriving: () => false } };
-    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 2));
     await settle(d);
@@ -375,7 +380,7 @@ describe('warm pool reconciler', () => {
 
   it('claims first: between claims one after another, a pool down to a quarter of its size refills at once', async () => {
     const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => false, claimsArriving: () => true } };
-    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 4));
     await settle(d);
@@ -390,7 +395,7 @@ describe('warm pool reconciler', () => {
     // Claims queued (a burst): a refill would serve none of them (one that finds no member starts
     // cold at once), so it waits, a quarter left or not.
     const q = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => true, claimsArriving: () => true } };
-    const qMembers = async () => (await q.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const qMembers = () => poolMembers(q);
     await q.store.create(template());
     await q.store.create(pool('p', 4));
     await settle(q);
@@ -402,7 +407,7 @@ describe('warm pool reconciler', () => {
   it('claims first: a refill while claims are still arriving is paced (refillPerS), and goes at full rate once they are quiet', async () => {
     let arriving = true;
     const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, refillPerS: 2, claimsQueued: () => false, claimsArriving: () => arriving } };
-    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 4));
     await settle(d);
@@ -415,7 +420,6 @@ describe('warm pool reconciler', () => {
     await reconcilePool(d, 'default', 'p');
     assert.equal(await members(), 3, 'no time passed: none');
     arriving = false;
-    await d.store.create(pool('q', 0)); // (any write: the pool is looked at with claims quiet)
     await reconcilePool(d, 'default', 'p');
     assert.equal(await members(), 4, 'claims quiet: the rest at once');
   });
@@ -492,7 +496,7 @@ describe('controller', () => {
     await d.store.create(template());
     await d.store.create(pool('p', 4));
     await ctl.idle();
-    const members = async () => (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length;
+    const members = () => poolMembers(d);
     const served = async (name: string) => { for (;;) { if (ready(await d.store.get('SandboxClaim', 'default', name))?.status === 'True') return; await new Promise((r) => setTimeout(r, 5)); } };
     // Two claims, each made a moment after the one before is served: no claim is ever queued
     // behind another, yet they are one stream (less than quietMs apart).
