@@ -159,35 +159,22 @@ async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>
   await create('sandboxwarmpools', pool('cold', 0));
   if (warmPool) await warmPoolFull(api, `pool of ${N} ready`, '');
   const r: Partial<Record<Kind, Result>> = {};
-  // A claim's own latency, with nothing queued before it: one at a time from the full pool.
-  if (SCENARIOS.has('single')) {
+  // In this order; each warm scenario starts from a full pool. The pool's replacements are a
+  // scenario's cost: they finish before the next one starts, so that it measures its own claims
+  // alone (whenever a controller chooses to refill).
+  const runs: Array<{ kind: Kind; what: string; pool: string; n: number; opts: Parameters<typeof claimBurst>[4] }> = [
+    // A claim's own latency, with nothing queued before it: one at a time from the full pool.
+    { kind: 'single', what: 'the claims one by one', pool: 'warm', n: ONE_BY_ONE_N, opts: { oneByOne: true } },
+    { kind: 'paced', what: 'the paced claims', pool: 'warm', n: N, opts: { perS: PACED_PER_S } },
+    { kind: 'warm', what: 'the warm burst', pool: 'warm', n: N, opts: {} },
+    { kind: 'cold', what: 'the cold burst', pool: 'cold', n: N, opts: {} },
+  ];
+  for (const run of runs.filter((x) => SCENARIOS.has(x.kind))) {
     const before = apiStats(cluster);
-    r.single = await claimBurst(kc, 'single', 'warm', ONE_BY_ONE_N, { oneByOne: true });
-    process.stderr.write(`  one by one: ${r.single.ready}/${ONE_BY_ONE_N} ready\n`);
-    printStats('the claims one by one', apiStats(cluster), before);
-    await warmPoolFull(api, `pool refilled to ${N}`, ' after the claims one by one');
-  }
-  if (SCENARIOS.has('paced')) {
-    const before = apiStats(cluster);
-    r.paced = await claimBurst(kc, 'paced', 'warm', N, { perS: PACED_PER_S });
-    process.stderr.write(`  paced: ${r.paced.ready}/${N} ready\n`);
-    printStats('the paced claims', apiStats(cluster), before);
-    await warmPoolFull(api, `pool refilled to ${N}`, ' after the paced claims');
-  }
-  if (SCENARIOS.has('warm')) {
-    const before = apiStats(cluster);
-    r.warm = await claimBurst(kc, 'warm', 'warm', N);
-    process.stderr.write(`  warm: ${r.warm.ready}/${N} ready\n`);
-    printStats('the warm burst', apiStats(cluster), before);
-    // The pool's replacements are the warm burst's cost: let them finish before the cold burst,
-    // so that it measures cold claims alone (whenever a controller chooses to refill).
-    await warmPoolFull(api, `pool refilled to ${N}`, ' after the last warm claim was Ready');
-  }
-  if (SCENARIOS.has('cold')) {
-    const before = apiStats(cluster);
-    r.cold = await claimBurst(kc, 'cold', 'cold', N);
-    process.stderr.write(`  cold: ${r.cold.ready}/${N} ready\n`);
-    printStats('the cold burst', apiStats(cluster), before);
+    const result = r[run.kind] = await claimBurst(kc, run.kind, run.pool, run.n, run.opts);
+    process.stderr.write(`  ${run.kind}: ${result.ready}/${run.n} ready\n`);
+    printStats(run.what, apiStats(cluster), before);
+    if (run.pool === 'warm') await warmPoolFull(api, `pool refilled to ${N}`, ` after ${run.what}`);
   }
   return r;
 }
