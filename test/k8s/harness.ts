@@ -58,8 +58,21 @@ export async function startHarness(opts: { controller?: boolean; controllerArgs?
         '--kubeconfig', cluster.kubeconfig, '--leader-elect=true', '--leader-election-namespace', 'agent-sandbox-system', '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${health}`,
         ...(webhook ? ['--webhook-bind-address', `127.0.0.1:${port}`, '--webhook-url', `https://${WEBHOOK_HOST}:${port}/convert`] : ['--webhook-bind-address', '0']), ...extraArgs], { stdio: ['ignore', out, out], cwd: repo });
       children.push(child);
-      if (webhook) await waitFor('the controller to patch the CRDs', () => get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000);
-      else await waitFor('the controller to be ready', async () => (await fetch(`http://127.0.0.1:${health}/readyz`)).ok, 60_000);
+      // A controller that exits while starting fails the wait at once, with the end of its log.
+      // (The poll stops then too: its blocking kubectl would hold up the cluster's stop.)
+      let starting = true;
+      let exitedEarly = false;
+      const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => {
+        if (!starting) return;
+        exitedEarly = true;
+        const log = readFileSync(join(cluster.dir, 'logs', 'controller.log'), 'utf8').split('\n').slice(-15).join('\n');
+        reject(new Error(`the controller exited while starting (${code ?? signal}):\n${log}`));
+      }));
+      try {
+        await Promise.race([exited, webhook
+          ? waitFor('the controller to patch the CRDs', () => exitedEarly || get('crd', 'sandboxes.agents.x-k8s.io').spec.conversion.webhook?.clientConfig?.url?.includes(String(port)), 60_000)
+          : waitFor('the controller to be ready', async () => exitedEarly || (await fetch(`http://127.0.0.1:${health}/readyz`)).ok, 60_000)]);
+      } finally { starting = false; }
       return child;
     },
     claimReady(name: string) {

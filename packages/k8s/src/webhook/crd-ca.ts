@@ -19,16 +19,25 @@ export async function patchCrdConversion(kc: k8s.KubeConfig, caPem: string, targ
   };
   for (const name of crdNames()) {
     // Read-modify-replace: a merge patch cannot drop the `service` of a former configuration
-    // when switching to `url` (they are a union).
-    for (let attempt = 0; ; attempt++) {
-      const crd = await api.readCustomResourceDefinition({ name });
-      crd.spec.conversion = { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig } };
+    // when switching to `url` (they are a union). A conflict reads again; a busy or
+    // re-initializing API server (429, 5xx, no answer: as right after CRDs are applied) is tried
+    // again for a while, rather than ending the controller at its start.
+    const deadline = Date.now() + PATCH_RETRY_MS;
+    for (let wait = 100; ; wait = Math.min(2000, wait * 2)) {
       try {
+        const crd = await api.readCustomResourceDefinition({ name });
+        crd.spec.conversion = { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig } };
         await api.replaceCustomResourceDefinition({ name, body: crd });
         break;
       } catch (err) {
-        if ((err as { code?: number }).code !== 409 || attempt > 5) throw err;
+        const code = (err as { code?: number }).code;
+        const transient = code === undefined || code === 409 || code === 429 || code >= 500;
+        if (!transient || Date.now() + wait > deadline) throw err;
+        await new Promise((r) => setTimeout(r, wait));
       }
     }
   }
 }
+
+/** How long patching a CRD is tried again through conflicts and a busy API server. */
+const PATCH_RETRY_MS = 30_000;
