@@ -2,7 +2,7 @@
 // without a status fails to compile). Bodies mirror Kubernetes' Status and upstream's router
 // (`detail`), so Kubernetes-minded and upstream clients both find the message.
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Invalid' | 'BadRequest' | 'Unauthorized' | 'PayloadTooLarge' | 'Timeout' | 'Unavailable' | 'Conflict' | 'InsufficientStorage' | 'Internal';
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Invalid' | 'BadRequest' | 'Unauthorized' | 'PayloadTooLarge' | 'Timeout' | 'Unavailable' | 'BadGateway' | 'Conflict' | 'InsufficientStorage' | 'Internal';
 
 export const STATUS_OF: Record<Reason, number> = {
   BadRequest: 400,
@@ -14,6 +14,7 @@ export const STATUS_OF: Record<Reason, number> = {
   PayloadTooLarge: 413,
   Timeout: 504,
   Unavailable: 503,
+  BadGateway: 502,
   InsufficientStorage: 507,
   Internal: 500,
 };

@@ -9,7 +9,8 @@ export interface ResourceLimits {
   pidsLimit: number;
 }
 
-export interface ExtraMount { source: string; destination: string; readOnly: boolean }
+/** A volume's directory mounted into the sandbox (`name`: the volume's, for messages). */
+export interface ExtraMount { name?: string; source: string; destination: string; readOnly: boolean }
 
 export interface SandboxRuntimeSpec {
   hostname: string;

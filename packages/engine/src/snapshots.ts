@@ -6,6 +6,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { EngineError } from './errors.ts';
 
 export type SnapshotReason = 'suspend' | 'manual';
@@ -48,8 +50,8 @@ export class SnapshotStore {
     return dir;
   }
 
-  commit(tmp: string, meta: Omit<SnapshotMeta, 'sizeBytes'>): SnapshotMeta {
-    const full: SnapshotMeta = { ...meta, sizeBytes: diskUsage(tmp) };
+  async commit(tmp: string, meta: Omit<SnapshotMeta, 'sizeBytes'>): Promise<SnapshotMeta> {
+    const full: SnapshotMeta = { ...meta, sizeBytes: await diskUsage(tmp) };
     const file = join(tmp, 'meta.json');
     writeFileSync(file, JSON.stringify(full, null, 2) + '\n', { mode: 0o600 });
     const fd = openSync(file, 'r');
@@ -115,12 +117,27 @@ export class SnapshotStore {
   }
 }
 
-/** Bytes allocated on disk under `path` (sparse files count what they use). */
-export function diskUsage(path: string): number {
-  let st;
-  try { st = statSync(path); } catch { return 0; }
-  if (!st.isDirectory()) return st.blocks * 512;
-  let total = 0;
-  for (const name of readdirSync(path)) total += diskUsage(join(path, name));
-  return total;
+const run = promisify(execFile);
+
+/**
+ * Bytes allocated on disk under `path` (sparse files count what they use). `path` may hold what a
+ * sandbox made (a volume's files, a copy of them), so it is measured by `du` in a child process,
+ * never on the event loop (a million files would stall every request), never following a
+ * symbolic link (-P: `ln -s . loop` would be walked without end, and a link to a host path would
+ * make the engine look at host files), and never crossing into a mounted file system (-x: a
+ * mounted workspace or volume counts by its image file).
+ */
+export async function diskUsage(path: string, timeoutMs = 60_000): Promise<number> {
+  if (!existsSync(path)) return 0;
+  let out: string;
+  try {
+    out = (await run('du', ['-s', '-B1', '-P', '-x', path], { timeout: timeoutMs })).stdout;
+  } catch (err) {
+    // du says 1 when some entry was unreadable, and still prints the total of the rest.
+    out = String((err as { stdout?: string }).stdout ?? '');
+    if ((err as { killed?: boolean }).killed || !/^\d+\t/.test(out)) {
+      throw new EngineError('Internal', `could not measure the disk used under ${path}: ${(err as { killed?: boolean }).killed ? `du took over ${timeoutMs} ms` : String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0]}`);
+    }
+  }
+  return Number(out.split('\t')[0]);
 }

@@ -3,7 +3,7 @@
 // (suspend, expiry: processes end, the workspace and volumes stay) or to go (release: the Sandbox
 // object is gone). Which container runs which Sandbox is written to the store before the
 // container starts, so an engine that died can re-attach to its sandboxes or reap them.
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -16,9 +16,11 @@ import { EngineError } from './errors.ts';
 import { resolveImage, UnknownImageError, type LocalImage } from './images.ts';
 import type { Rootfs } from './rootfs.ts';
 import type { ExtraMount, ResourceLimits, SandboxRuntimeSpec } from './oci-spec.ts';
-import type { DriverHandle, SandboxDriver, SandboxExit } from './drivers/driver.ts';
+import { AGENT_KILLED_EXIT_CODE, type DriverHandle, type SandboxDriver, type SandboxExit } from './drivers/driver.ts';
 import { limitsOf, diskBytesOf, type ContainerLike } from './pod.ts';
 import { createVolume, createWorkspace, destroyWorkspace, dropWorkspace, syncWorkspace } from './workspace.ts';
+import { capLog, tailOf } from './sandbox-log.ts';
+import { rootfsFor } from './mount-points.ts';
 import { diskUsage, type SnapshotMeta, type SnapshotReason, type SnapshotStore } from './snapshots.ts';
 import { ANNOTATION_GOLDEN_SNAPSHOT, ANNOTATION_RESTORE_SNAPSHOT, runtimeSpecHash } from './snapshot-annotations.ts';
 import type { EngineConfig } from './config.ts';
@@ -48,6 +50,12 @@ export interface Workload {
   restoredFrom?: string;
   /** Settles when the start (boot or restore) has finished, ready or failed. */
   started?: Promise<void>;
+  /** Set while a lost agent connection is being replaced (through the relay). */
+  reconnecting?: Promise<AgentClient | undefined>;
+  /** The sandbox's log file (runsc's and the agent's stderr). */
+  logFile?: string;
+  /** When the agent connection was last replaced: a sandbox whose connection keeps dropping fails. */
+  reconnects?: number[];
 }
 
 /** Where a starting sandbox's processes come from: a boot, or a snapshot. */
@@ -60,6 +68,8 @@ interface StartSource {
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const mb = (n: number) => `${Math.ceil(n / MiB)} MB`;
+/** More lost agent connections than this within a minute mark a sandbox Failed. */
+const RECONNECTS_PER_MINUTE = 5;
 
 export interface AgentInstall { dir: string; preload?: string; snapshot: boolean; spawner?: string }
 
@@ -81,7 +91,20 @@ export class LocalWorkloads implements Workloads {
     private readonly store: SqliteStore,
     private readonly log: Logger,
     readonly snapshots: SnapshotStore,
-  ) {}
+  ) {
+    this.logTimer = setInterval(() => this.capLogs(), 1000);
+    this.logTimer.unref();
+  }
+
+  /** Sandboxes' logs are outside their disk quota, and their code can write to them: cut. */
+  private readonly logTimer: NodeJS.Timeout;
+  private capLogs(): void {
+    for (const w of this.running.values()) {
+      if (!w.logFile) continue;
+      const dropped = capLog(w.logFile);
+      if (dropped > 0) this.log.warn({ sandbox: w.name, namespace: w.namespace, dropped }, 'sandbox log cut to its end: it passed its size limit');
+    }
+  }
 
   onChange(fn: (ns: string, name: string) => void): void { this.listeners.push(fn); }
   private changed(w: Workload): void { for (const fn of this.listeners) fn(w.namespace, w.name); }
@@ -89,16 +112,17 @@ export class LocalWorkloads implements Workloads {
   get(namespace: string, name: string): Workload | undefined { return this.running.get(key(namespace, name)); }
   list(): Workload[] { return [...this.running.values()]; }
 
-  /** The agent connection of a ready sandbox, or a typed error saying why there is none. */
-  agentOf(namespace: string, name: string): AgentClient {
+  /** The agent connection of a ready sandbox (waiting for a lost one to be replaced), or a typed
+   *  error saying why there is none. */
+  async agentOf(namespace: string, name: string): Promise<AgentClient> {
     const w = this.running.get(key(namespace, name));
     if (!w) {
       const sb = this.store.getSync('Sandbox', namespace, name);
       if (!sb) throw new EngineError('NotFound', `sandbox "${name}" not found in namespace "${namespace}"; list sandboxes with \`asb ls\``);
       throw new EngineError('Unavailable', `sandbox "${name}" is not running${sb.spec.operatingMode === 'Suspended' ? ' (it is suspended: resume it with `asb resume`, or set replicas: 1)' : ''}`);
     }
-    if (w.phase === 'Running' && w.agent?.closed) this.fail(w, 'the connection to the sandbox agent closed');
-    if (w.phase !== 'Running' || !w.agent) throw new EngineError('Unavailable', `sandbox "${name}" is ${w.phase}${w.message ? `: ${w.message}` : ''}`);
+    if (w.phase === 'Running' && w.agent?.closed) await (w.reconnecting ?? this.reconnect(w, 'the connection to the sandbox agent closed'));
+    if (w.phase !== 'Running' || !w.agent || w.agent.closed) throw new EngineError('Unavailable', `sandbox "${name}" is ${w.phase}${w.message ? `: ${w.message}` : ''}`);
     return w.agent;
   }
 
@@ -173,7 +197,7 @@ export class LocalWorkloads implements Workloads {
       // blocks. Its memory limit bounds the first; only when that does not fit is the actual
       // usage asked for (a runsc process: ~20 ms).
       // (Mounted volumes count twice, image and contents: an overestimate, on the safe side.)
-      const files = diskUsage(join(dir, 'workspace.img')) + diskUsage(join(dir, 'volumes'));
+      const files = (await diskUsage(join(dir, 'workspace.img'))) + (await diskUsage(join(dir, 'volumes')));
       const free = this.snapshots.freeBytes();
       const memory = free >= w.limits.memoryBytes + files + 64 * MiB ? w.limits.memoryBytes : (await this.driver.memoryUsage?.(w.containerId)) ?? w.limits.memoryBytes;
       const need = memory + files + 64 * MiB;
@@ -203,7 +227,7 @@ export class LocalWorkloads implements Workloads {
       let meta: SnapshotMeta;
       try {
         await copySandboxFiles(dir, tmp);
-        meta = this.snapshots.commit(tmp, {
+        meta = await this.snapshots.commit(tmp, {
           id, namespace: ns, sandbox: name, sandboxUid: w.uid, template: sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF],
           createdAt: new Date().toISOString(), reason: opts.reason, specHash: runtimeSpecHash(sb),
           sandboxSpec: { podTemplate: sb.spec.podTemplate, volumeClaimTemplates: sb.spec.volumeClaimTemplates },
@@ -330,10 +354,16 @@ export class LocalWorkloads implements Workloads {
     w.diskQuotaBytes = ws.quotaBytes;
     const main = image.isRuntimeServer ? [] : [...(container.command ?? []), ...(container.args ?? [])];
     const workingDir = container.workingDir ?? '/app';
+    const extraMounts = await volumeMounts(sb, container, dir, owner, this.log);
+    // Mount points never made on the host: checked, or made in a private root (mount-points.ts).
+    const rootfs = rootfsFor(this.rootfs, dir, [
+      { field: 'workingDir', path: workingDir },
+      ...extraMounts.map((m) => ({ field: `volumeMounts[${m.name}].mountPath`, path: m.destination })),
+    ]);
     const spec: SandboxRuntimeSpec = {
-      hostname: w.name, rootfs: this.rootfs, workspaceDir: ws.path, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot,
+      hostname: w.name, rootfs, workspaceDir: ws.path, agentDir: this.agent.dir, preload: this.agent.preload, snapshot: this.agent.snapshot,
       spawner: this.agent.spawner, image, env, mainArgv: main.length ? main : undefined, workingDir, limits: w.limits, tmpfsBytes: this.config.tmpfsBytes,
-      extraMounts: await volumeMounts(sb, container, dir, owner, this.log),
+      extraMounts,
     };
     const logFile = join(dir, 'sandbox.log');
     const tWorkspace = Date.now();
@@ -359,21 +389,45 @@ export class LocalWorkloads implements Workloads {
   }
 
   private connect(w: Workload, handle: DriverHandle, logFile: string): void {
-    // A lost connection means the sandbox no longer serves, even before its exit is seen.
-    w.agent = new AgentClient(handle.socket, (reason) => { if (w.phase === 'Running' && !w.exit) this.reattach(w, reason, logFile); });
+    this.connectAgent(w, handle, logFile);
     void handle.exited.then((exit) => this.onExit(w, exit, logFile));
   }
 
-  /** The agent connection dropped but the sandbox may live on (a relay died): connect again. */
-  private reattach(w: Workload, reason: string, logFile: string): void {
-    void (async () => {
-      await new Promise((r) => setTimeout(r, 50));
-      if (w.exit || w.stopping) return;
-      const handle = await this.driver.attach(w.containerId, { dir: this.dirOf(w.namespace, w.name), logFile }).catch(() => undefined);
-      if (!handle) { this.fail(w, reason); return; }
-      w.handle = handle;
-      this.connect(w, handle, logFile);
-    })();
+  private connectAgent(w: Workload, handle: DriverHandle, logFile: string): void {
+    w.handle = handle;
+    w.logFile = logFile;
+    // A lost connection does not mean a lost sandbox: its agent may live on (the connection
+    // broke, a relay died). It is replaced at once, and requests meanwhile wait for it.
+    const client: AgentClient = new AgentClient(handle.socket, (reason) => {
+      if (w.agent === client && !w.exit && !w.stopping && w.phase !== 'Failed') void this.reconnect(w, reason);
+    });
+    w.agent = client;
+  }
+
+  /**
+   * A new connection to the agent of a sandbox that still runs, through the relay (the driver's
+   * attach). A sandbox whose connection drops more than RECONNECTS_PER_MINUTE times a minute is
+   * failing (or its agent is hostile): it is marked Failed rather than re-attached without end.
+   */
+  private reconnect(w: Workload, reason: string): Promise<AgentClient | undefined> {
+    if (w.reconnecting) return w.reconnecting;
+    const attempt = async (): Promise<AgentClient | undefined> => {
+      const now = Date.now();
+      w.reconnects = (w.reconnects ?? []).filter((t) => now - t < 60_000);
+      if (w.reconnects.length >= RECONNECTS_PER_MINUTE) {
+        this.fail(w, `${reason}, and it had been reconnected ${w.reconnects.length} times within a minute`);
+        return undefined;
+      }
+      w.reconnects.push(now);
+      const handle = await this.driver.attach(w.containerId, { dir: this.dirOf(w.namespace, w.name), logFile: w.logFile! }).catch(() => undefined);
+      if (w.exit || w.stopping) { handle?.socket.destroy(); return undefined; }
+      if (!handle) { this.fail(w, `${reason}; the sandbox cannot be reached again`); return undefined; }
+      this.connectAgent(w, handle, w.logFile!);
+      this.log.warn({ sandbox: w.name, namespace: w.namespace, reason }, 'agent connection lost; reconnected through the relay');
+      return w.agent;
+    };
+    w.reconnecting = attempt().finally(() => { w.reconnecting = undefined; });
+    return w.reconnecting;
   }
 
   /**
@@ -409,13 +463,18 @@ export class LocalWorkloads implements Workloads {
   }
 
   private onExit(w: Workload, exit: SandboxExit, logFile: string): void {
+    if (w.exit) return; // one exit, however many connections watched for it
     w.exit = exit;
     w.agent?.close();
     if (w.stopping) return;
     this.log.warn({ sandbox: w.name, namespace: w.namespace, exit, log: tailOf(logFile, 800) }, 'sandbox exited');
-    this.fail(w, exit.oomKilled
+    const why = exit.oomKilled
       ? `the sandbox was killed at its memory limit (${w.limits.memoryBytes} bytes); raise resources.limits.memory in the template`
-      : `the sandbox's processes ended (exit code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''})`);
+      : exit.code === AGENT_KILLED_EXIT_CODE
+        ? `the sandbox agent was killed (${/killed by signal (\d+)/.exec(tailOf(logFile, 400))?.[0] ?? 'by a signal'}), which ends the sandbox: a process in it may have killed it`
+        : `the sandbox's processes ended (exit code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''})`;
+    // The exit says why better than the lost connection that was noticed before it.
+    if (w.phase === 'Failed') { w.message = why; this.changed(w); } else this.fail(w, why);
   }
 
   /**
@@ -480,6 +539,7 @@ export class LocalWorkloads implements Workloads {
 
   /** Engine shutdown: every container ends (workspaces stay with their Sandbox objects). */
   async stopAll(): Promise<void> {
+    clearInterval(this.logTimer);
     await Promise.all(this.list().map((w) => this.teardown(w).catch((err) => this.log.error({ err, sandbox: w.name }, 'stop failed'))));
   }
 }
@@ -497,13 +557,9 @@ async function volumeMounts(sb: Sandbox, container: ContainerLike, dir: string, 
   for (const vct of sb.spec.volumeClaimTemplates ?? []) {
     const name = vct.metadata.name;
     const volume = await createVolume(dir, name, bytes(String(vct.spec.resources.requests.storage)), owner, log);
-    for (const m of mounts.filter((x) => x.name === name)) out.push({ source: volume.path, destination: m.mountPath, readOnly: m.readOnly === true });
+    for (const m of mounts.filter((x) => x.name === name)) out.push({ name, source: volume.path, destination: m.mountPath, readOnly: m.readOnly === true });
   }
   return out;
-}
-
-function tailOf(file: string, bytes = 2000): string {
-  try { const b = readFileSync(file); return b.subarray(Math.max(0, b.length - bytes)).toString('utf8').trim(); } catch { return ''; }
 }
 
 /**

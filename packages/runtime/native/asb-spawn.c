@@ -66,6 +66,8 @@ static int nkids;
 static int sigpipe_fds[2];
 static int req_fd = 0, ev_fd = 1; /* where requests come from and events go */
 static pid_t agent_pid = -1;      /* in --init mode: the agent; its exit ends the sandbox */
+/* The sandbox's exit code when the agent died by a signal (AGENT_KILLED_EXIT_CODE in the engine). */
+#define AGENT_KILLED_EXIT 97
 static int agent_status;
 
 static long long now_ms(void) {
@@ -371,7 +373,14 @@ int main(int argc, char **argv) {
       }
     }
     reap();
-    if (agent_pid == 0) return WIFEXITED(agent_status) ? WEXITSTATUS(agent_status) : 128 + WTERMSIG(agent_status);
+    if (agent_pid == 0) {
+      if (WIFEXITED(agent_status)) return WEXITSTATUS(agent_status);
+      /* Not 128 + signal: 137 is what the engine sees when the host kills the whole sandbox at
+       * its memory limit, and an agent killed from inside (its processes share its user) must
+       * not be reported as that. */
+      fprintf(stderr, "asb-spawn: the sandbox agent was killed by signal %d\n", WTERMSIG(agent_status));
+      return AGENT_KILLED_EXIT;
+    }
     for (int i = 0; i < nkids;) {
       struct child *c = &kids[i];
       if (c->exited && ((c->out < 0 && c->err < 0) || (!c->paused && now_ms() >= c->exited_at + DRAIN_GRACE_MS))) finish(i);

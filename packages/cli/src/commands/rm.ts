@@ -7,7 +7,8 @@ export async function rmCommand(ctx: Ctx, ids: string[]): Promise<number> {
   let code = 0;
   for (const id of ids) {
     try {
-      const sb = await Sandbox.connect(id, ctx.conn);
+      // No wait for readiness: a Failed or suspended sandbox is deleted as it is.
+      const sb = await Sandbox.connect(id, { ...ctx.conn, waitReadyMs: 0 });
       await sb.kill();
       process.stdout.write(`sandbox/${id} deleted\n`);
     } catch (err) {

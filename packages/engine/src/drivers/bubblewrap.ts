@@ -29,7 +29,9 @@ export class BubblewrapDriver implements SandboxDriver {
       '--hostname', spec.hostname, '--ro-bind', spec.rootfs.dir, '/', '--proc', '/proc', '--dev', '/dev',
       '--tmpfs', '/tmp', '--tmpfs', '/home/sandbox'];
     for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
-    a.push('--ro-bind', spec.agentDir, AGENT_MOUNT, '--bind', spec.workspaceDir, spec.workingDir, '--chdir', spec.workingDir, '--clearenv');
+    a.push('--ro-bind', spec.agentDir, AGENT_MOUNT, '--bind', spec.workspaceDir, spec.workingDir);
+    for (const m of spec.extraMounts ?? []) a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.destination);
+    a.push('--chdir', spec.workingDir, '--clearenv');
     for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
     return [...a, ...agentArgv(spec.mainArgv, spec.snapshot, spec.spawner)];
   }

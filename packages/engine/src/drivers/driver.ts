@@ -9,6 +9,10 @@ export interface DriverPaths {
   logFile: string;
 }
 
+/** The sandbox's exit code when its agent died by a signal (asb-spawn.c's AGENT_KILLED_EXIT), so
+ *  that it is not taken for 137, the whole sandbox killed at its memory limit. */
+export const AGENT_KILLED_EXIT_CODE = 97;
+
 export interface SandboxExit {
   code: number | null;
   signal: NodeJS.Signals | null;

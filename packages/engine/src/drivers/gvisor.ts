@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { AGENT_MOUNT, buildOciSpec, type SandboxRuntimeSpec } from '../oci-spec.ts';
 import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
+import { tailOf } from '../sandbox-log.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
 
 const run = promisify(execFile);
@@ -120,7 +121,7 @@ export class GvisorDriver implements SandboxDriver {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (done) {
-        const tail = readFileSync(paths.logFile, 'utf8').trim().split('\n').slice(-3).join(' ').slice(-600);
+        const tail = tailOf(paths.logFile, 4000).split('\n').slice(-3).join(' ').slice(-600);
         throw new Error(`runsc restore from ${imageDir} failed: ${tail || 'no output'}`);
       }
       // The pid file comes when the sandbox process starts, before its state is loaded: from

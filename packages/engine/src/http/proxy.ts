@@ -7,6 +7,8 @@ import { EngineError, statusBody, toEngineError } from '../errors.ts';
 
 export const MAX_UPLOAD_BYTES_DEFAULT = 256 * 1024 * 1024;
 const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** The runtime API's port in a sandbox (upstream's runtime images listen there). */
+export const RUNTIME_PORT = 8888;
 
 export function routerError(res: ServerResponse, err: EngineError): void {
   if (res.headersSent) { res.destroy(err); return; }
@@ -21,14 +23,20 @@ export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, 
     if (!id) throw new EngineError('BadRequest', 'X-Sandbox-ID header is required.');
     if (!NAMESPACE_RE.test(namespace)) throw new EngineError('BadRequest', 'Invalid namespace format.');
     const port = req.headers['x-sandbox-port'];
-    if (port !== undefined && !/^\d{1,5}$/.test(String(port))) throw new EngineError('BadRequest', 'Invalid port format.');
+    if (port !== undefined && (!/^\d{1,5}$/.test(String(port)) || Number(port) < 1 || Number(port) > 65535)) throw new EngineError('BadRequest', 'Invalid port format.');
+    // The runtime API is the sandbox's port 8888, as on Kubernetes; nothing else in a local
+    // sandbox is reachable (it has no network). Upstream's router answers a port nothing
+    // listens on with 502 and this sentence.
+    if (port !== undefined && Number(port) !== RUNTIME_PORT) {
+      throw new EngineError('BadGateway', `Could not connect to the backend sandbox: ${id} (port ${Number(port)}: a local sandbox is reachable only on its runtime API, port ${RUNTIME_PORT})`);
+    }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxUploadBytes) {
       // Refuse before reading a byte: the client learns the limit, the engine spends nothing.
       req.resume();
       throw new EngineError('PayloadTooLarge', `request body of ${declared} bytes exceeds the limit of ${maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
     }
-    const agent = sandboxes.agentOf(namespace, id);
+    const agent = await sandboxes.agentOf(namespace, id);
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) {
       if (k.startsWith('x-sandbox-') || k === 'authorization' || k === 'host') continue;
@@ -43,7 +51,11 @@ export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, 
     res.flushHeaders();
     upstream.body.pipe(res);
     upstream.body.on('error', (err) => res.destroy(err));
-    res.on('close', () => { if (!upstream.body.destroyed) upstream.body.destroy(); });
+    // A client that went away mid-response cancels the agent's stream. One that was answered in
+    // full must not: a reset of a finished stream is a frame the agent's nghttp2 counts against
+    // its flood limit (1,000, refilled at 33 a second), and past it the agent ends the whole
+    // connection with GOAWAY: every sandbox died after ~1,100 quick requests.
+    res.on('close', () => { if (!upstream.body.destroyed && !upstream.body.readableEnded) upstream.body.destroy(); });
   } catch (err) {
     routerError(res, toEngineError(err));
   }
