@@ -21,6 +21,7 @@ import { BubblewrapDriver } from './drivers/bubblewrap.ts';
 import type { SandboxDriver } from './drivers/driver.ts';
 import { apiApp } from './http/api.ts';
 import { createEngineServer } from './http/server.ts';
+import { EngineMetrics } from './metrics.ts';
 import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
 import { builtinTemplates } from './builtin-templates.ts';
 import { applyObjects } from './apply.ts';
@@ -95,6 +96,7 @@ export class Engine {
   workloads!: LocalWorkloads;
   sandboxes!: SandboxService;
   controller!: LifecycleController;
+  metrics!: EngineMetrics;
   private server?: Server;
   private token = '';
   url = '';
@@ -115,7 +117,8 @@ export class Engine {
     const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
     this.store = new SqliteStore(join(home, 'state.db'));
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
-    this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log, snapshots);
+    this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));
+    this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log, snapshots, this.metrics);
     this.sandboxes = new SandboxService(this.store, this.workloads);
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery
     // waits on child processes whose handles are unref'd: keep the event loop alive meanwhile.
@@ -141,7 +144,7 @@ export class Engine {
     }
     const api = apiApp(this.store, this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
-    this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes });
+    this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes, metrics: this.metrics.registry });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.config.port, this.config.host, resolve);

@@ -2,7 +2,8 @@
 // processes): read by the engine to say why a sandbox failed, and bounded, because code in the
 // sandbox can write to it too (its processes run as the agent's user, and `/proc/2/fd/2` is the
 // agent's stderr), and it lies outside the sandbox's disk quota.
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /** A sandbox log past this size is cut to its last LOG_KEEP_BYTES. */
 export const MAX_SANDBOX_LOG_BYTES = 8 * 1024 * 1024;
@@ -29,24 +30,25 @@ function readTail(fd: number, bytes: number): Buffer {
 }
 
 /**
- * Cuts `file` to its last 64 KiB when it has grown past `maxBytes`; returns the bytes dropped.
- * Writers hold it with O_APPEND (the driver opens it so), so they go on at the new end. Checked
- * once a second: a sandbox writing as fast as it can adds at most a second's worth past the cap.
+ * Cuts `file` to its last 64 KiB when it has grown past `maxBytes`; resolves to the bytes dropped.
+ * Writers hold it with O_APPEND (the driver opens it so), so they go on at the new end. All of it
+ * off the event loop: truncating a file that a sandbox is writing as fast as it can took seconds.
  */
-export function capLog(file: string, maxBytes = MAX_SANDBOX_LOG_BYTES): number {
-  let fd: number | undefined;
+export async function capLog(file: string, maxBytes = MAX_SANDBOX_LOG_BYTES): Promise<number> {
+  let fh: FileHandle | undefined;
   try {
-    fd = openSync(file, 'r+');
-    const size = fstatSync(fd).size;
+    fh = await open(file, 'r+');
+    const { size } = await fh.stat();
     if (size <= maxBytes) return 0;
-    const tail = readTail(fd, LOG_KEEP_BYTES);
-    ftruncateSync(fd, 0);
-    const dropped = size - tail.length;
-    writeSync(fd, Buffer.concat([Buffer.from(`[asb: the log reached ${size} bytes; ${dropped} bytes dropped, the last ${tail.length} kept]\n`), tail]), 0, undefined, 0);
+    const tail = Buffer.alloc(Math.min(LOG_KEEP_BYTES, size));
+    const { bytesRead } = await fh.read(tail, 0, tail.length, size - tail.length);
+    await fh.truncate(0);
+    const dropped = size - bytesRead;
+    await fh.write(Buffer.concat([Buffer.from(`[asb: the log reached ${size} bytes; ${dropped} bytes dropped, the last ${bytesRead} kept]\n`), tail.subarray(0, bytesRead)]), 0, undefined, 0);
     return dropped;
   } catch {
     return 0;
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    await fh?.close();
   }
 }

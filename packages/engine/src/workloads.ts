@@ -21,6 +21,7 @@ import { limitsOf, diskBytesOf, type ContainerLike } from './pod.ts';
 import { createVolume, createWorkspace, destroyWorkspace, dropWorkspace, syncWorkspace } from './workspace.ts';
 import { capLog, tailOf } from './sandbox-log.ts';
 import { rootfsFor } from './mount-points.ts';
+import type { EngineMetrics } from './metrics.ts';
 import { diskUsage, type SnapshotMeta, type SnapshotReason, type SnapshotStore } from './snapshots.ts';
 import { ANNOTATION_GOLDEN_SNAPSHOT, ANNOTATION_RESTORE_SNAPSHOT, runtimeSpecHash } from './snapshot-annotations.ts';
 import type { EngineConfig } from './config.ts';
@@ -70,6 +71,8 @@ const MiB = 1024 * 1024;
 const mb = (n: number) => `${Math.ceil(n / MiB)} MB`;
 /** More lost agent connections than this within a minute mark a sandbox Failed. */
 const RECONNECTS_PER_MINUTE = 5;
+/** How often sandbox logs are measured (and cut past MAX_SANDBOX_LOG_BYTES): an fstat each. */
+const LOG_CHECK_INTERVAL_MS = 250;
 
 export interface AgentInstall { dir: string; preload?: string; snapshot: boolean; spawner?: string }
 
@@ -91,18 +94,28 @@ export class LocalWorkloads implements Workloads {
     private readonly store: SqliteStore,
     private readonly log: Logger,
     readonly snapshots: SnapshotStore,
+    private readonly metrics?: EngineMetrics,
   ) {
-    this.logTimer = setInterval(() => this.capLogs(), 1000);
+    this.logTimer = setInterval(() => void this.capLogs(), LOG_CHECK_INTERVAL_MS);
     this.logTimer.unref();
   }
 
   /** Sandboxes' logs are outside their disk quota, and their code can write to them: cut. */
   private readonly logTimer: NodeJS.Timeout;
-  private capLogs(): void {
-    for (const w of this.running.values()) {
-      if (!w.logFile) continue;
-      const dropped = capLog(w.logFile);
-      if (dropped > 0) this.log.warn({ sandbox: w.name, namespace: w.namespace, dropped }, 'sandbox log cut to its end: it passed its size limit');
+  private cappingLogs = false;
+  private async capLogs(): Promise<void> {
+    if (this.cappingLogs) return;
+    this.cappingLogs = true;
+    try {
+      for (const w of [...this.running.values()]) {
+        if (!w.logFile) continue;
+        const dropped = await capLog(w.logFile);
+        if (dropped === 0) continue;
+        this.metrics?.sandboxLogBytesDropped.inc(dropped);
+        this.log.warn({ sandbox: w.name, namespace: w.namespace, dropped }, 'sandbox log cut to its end: it passed its size limit');
+      }
+    } finally {
+      this.cappingLogs = false;
     }
   }
 
@@ -416,13 +429,15 @@ export class LocalWorkloads implements Workloads {
       w.reconnects = (w.reconnects ?? []).filter((t) => now - t < 60_000);
       if (w.reconnects.length >= RECONNECTS_PER_MINUTE) {
         this.fail(w, `${reason}, and it had been reconnected ${w.reconnects.length} times within a minute`);
+        this.metrics?.agentReconnects.inc({ outcome: 'failed' });
         return undefined;
       }
       w.reconnects.push(now);
       const handle = await this.driver.attach(w.containerId, { dir: this.dirOf(w.namespace, w.name), logFile: w.logFile! }).catch(() => undefined);
       if (w.exit || w.stopping) { handle?.socket.destroy(); return undefined; }
-      if (!handle) { this.fail(w, `${reason}; the sandbox cannot be reached again`); return undefined; }
+      if (!handle) { this.fail(w, `${reason}; the sandbox cannot be reached again`); this.metrics?.agentReconnects.inc({ outcome: 'failed' }); return undefined; }
       this.connectAgent(w, handle, w.logFile!);
+      this.metrics?.agentReconnects.inc({ outcome: 'reconnected' });
       this.log.warn({ sandbox: w.name, namespace: w.namespace, reason }, 'agent connection lost; reconnected through the relay');
       return w.agent;
     };

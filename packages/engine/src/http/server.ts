@@ -4,6 +4,7 @@ import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
+import type { Registry } from 'prom-client';
 import type { LocalWorkloads } from '../workloads.ts';
 import { EngineError } from '../errors.ts';
 import { proxyToSandbox, routerError } from './proxy.ts';
@@ -11,6 +12,8 @@ import { proxyToSandbox, routerError } from './proxy.ts';
 export interface ServerOptions {
   token: string;
   maxUploadBytes: number;
+  /** Served at /metrics (Prometheus text). */
+  metrics?: Registry;
 }
 
 function authorized(header: string | undefined, token: string): boolean {
@@ -31,6 +34,11 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     if (!authorized(req.headers.authorization, opts.token)) {
       req.resume();
       routerError(res, new EngineError('Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from $ASB_HOME/token (asb engine status prints where it is)'));
+      return;
+    }
+    if (req.url === '/metrics' && req.method === 'GET' && opts.metrics) {
+      const registry = opts.metrics;
+      void registry.metrics().then((text) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(text); }, (err: Error) => routerError(res, new EngineError('Internal', `metrics: ${err.message}`)));
       return;
     }
     if (req.headers['x-sandbox-id'] !== undefined) {
