@@ -43,7 +43,7 @@ export function baseEnv(env: NodeJS.ProcessEnv = process.env, home = env.HOME ??
 }
 
 /** The bytes of output an event carries. */
-const bytesOf = (ev: ExecEvent & { data: string }) => Buffer.from(ev.data, ev.encoding === 'base64' ? 'base64' : 'utf8');
+const bytesOf = (ev: Extract<ExecEvent, { data: string }>) => Buffer.from(ev.data, ev.encoding === 'base64' ? 'base64' : 'utf8');
 const byteLength = (ev: ExecEvent) => (!('data' in ev) ? 0 : ev.encoding === 'base64' ? Math.floor(ev.data.length * 3 / 4) : Buffer.byteLength(ev.data));
 
 export class Proc {
