@@ -65,11 +65,12 @@ describe('large outputs and files', () => {
   });
   after(() => { asb('engine', 'stop'); rmSync(home, { recursive: true, force: true }); });
 
-  it('asb exec streams 600 MiB of output to a pipe, every byte, in bounded memory', () => {
+  it('asb exec streams 600 MiB of output to a pipe, every byte, in bounded memory', (t) => {
     // Past 512 MiB the old client died ("Invalid string length"), having held it all.
     const r = sh(`/usr/bin/time -f %M -o "$RSS" $ASB exec ${id} -- dd if=/dev/zero bs=1M count=600 status=none | wc -c`);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), String(600 * MiB));
+    t.diagnostic(`asb exec peak RSS ${r.rssKb} kB`);
     assert.ok(r.rssKb < MAX_CLIENT_RSS_KB, `asb exec peaked at ${r.rssKb} kB`);
   });
 
@@ -86,17 +87,19 @@ describe('large outputs and files', () => {
     assert.equal(head.stderr, '', 'a reader that goes away (head) is no error to report');
   });
 
-  it('asb cp copies a 250 MB file into the sandbox and back, byte for byte, in bounded memory', async () => {
+  it('asb cp copies a 250 MB file into the sandbox and back, byte for byte, in bounded memory', async (t) => {
     const src = join(home, 'big.bin');
     await randomFile(src, 250_000_000);
     const up = sh(`/usr/bin/time -f %M -o "$RSS" $ASB cp ${src} ${id}:big.bin`);
     assert.equal(up.status, 0, up.stderr);
+    t.diagnostic(`asb cp upload peak RSS ${up.rssKb} kB`);
     assert.ok(up.rssKb < MAX_CLIENT_RSS_KB, `asb cp (upload) peaked at ${up.rssKb} kB`);
     const digest = await sha256(src);
     assert.equal(asb('exec', id, '--', 'sha256sum big.bin').stdout.split(' ')[0], digest);
     const back = join(home, 'big.back');
     const down = sh(`/usr/bin/time -f %M -o "$RSS" $ASB cp ${id}:big.bin ${back}`);
     assert.equal(down.status, 0, down.stderr);
+    t.diagnostic(`asb cp download peak RSS ${down.rssKb} kB`);
     assert.ok(down.rssKb < MAX_CLIENT_RSS_KB, `asb cp (download) peaked at ${down.rssKb} kB`);
     assert.equal(statSync(back).size, 250_000_000);
     assert.equal(await sha256(back), digest);
@@ -129,7 +132,7 @@ describe('large outputs and files', () => {
     }
   });
 
-  it('asb mcp returns the documented head and tail of 600 MiB of output, and the head of a 300 MB file, in bounded memory', async () => {
+  it('asb mcp returns the documented head and tail of 600 MiB of output, and the head of a 300 MB file, in bounded memory', async (t) => {
     const transport = new StdioClientTransport({ command: process.execPath, args: [ASB, 'mcp'], env, stderr: 'ignore' });
     const client = new Client({ name: 'e2e-large', version: '1.0.0' });
     await client.connect(transport);
@@ -153,6 +156,7 @@ describe('large outputs and files', () => {
       assert.match(textOf(read), /^big\.bin: 300000000 bytes, binary, base64 below\n… \[truncated: showing 1048576 of 300000000 bytes\]$/);
 
       const peak = peakRssKb(transport.pid!);
+      t.diagnostic(`asb mcp peak RSS ${peak} kB`);
       assert.ok(peak < MAX_CLIENT_RSS_KB, `asb mcp peaked at ${peak} kB`);
     } finally {
       await client.close();
