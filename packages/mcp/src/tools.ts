@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { SandboxError, TimeoutError, NotFoundError, type Sandbox, type CommandResult } from '@asb/sdk';
+import { SandboxError, TimeoutError, NotFoundError, OutputKeeper, type Sandbox, type CommandResult } from '@asb/sdk';
 import type { SandboxSession } from './session.ts';
 
 export interface ToolLimits {
@@ -20,12 +20,13 @@ export interface ToolLimits {
 
 export const DEFAULT_LIMITS: ToolLimits = { maxOutputChars: 64_000, maxReadBytes: 1024 * 1024, defaultTimeoutS: 120, maxTimeoutS: 3600 };
 
-/** Keeps the head and the tail (where errors are) of long output, and says what was cut. */
+/** Keeps the head and the tail (where errors are) of long output, and says what was cut. For
+ *  text already in memory; a command's output is cut the same way while it streams (run()'s
+ *  maxOutputChars), so it is never held whole. */
 export function capOutput(text: string, max: number): { text: string; truncated: boolean } {
-  if (text.length <= max) return { text, truncated: false };
-  const half = Math.floor(max / 2);
-  const cut = text.length - 2 * half;
-  return { text: `${text.slice(0, half)}\n… [truncated: ${cut} characters omitted of ${text.length}] …\n${text.slice(text.length - half)}`, truncated: true };
+  const keeper = new OutputKeeper(max);
+  keeper.push(text);
+  return keeper.result();
 }
 
 const LANGUAGES = {
@@ -76,19 +77,18 @@ export function registerTools(server: McpServer, session: SandboxSession, limits
     let result: CommandResult;
     let timedOut = false;
     try {
-      result = await sb.run(command, { timeoutMs: Math.round(timeoutS * 1000), cwd: opts.cwd, env: opts.env, stdin: opts.stdin });
+      // Cut while it streams: the server holds ~2 × maxOutputChars per stream whatever the command prints.
+      result = await sb.run(command, { timeoutMs: Math.round(timeoutS * 1000), cwd: opts.cwd, env: opts.env, stdin: opts.stdin, maxOutputChars: limits.maxOutputChars });
     } catch (err) {
       if (!(err instanceof TimeoutError) || !err.result) throw err;
       result = { ...err.result, exitCode: 124 };
       timedOut = true;
     }
-    const out = capOutput(result.stdout, limits.maxOutputChars);
-    const errOut = capOutput(result.stderr, limits.maxOutputChars);
-    const structured = { exit_code: result.exitCode, stdout: out.text, stderr: errOut.text, timed_out: timedOut, truncated: out.truncated || errOut.truncated };
+    const structured = { exit_code: result.exitCode, stdout: result.stdout, stderr: result.stderr, timed_out: timedOut, truncated: result.truncated === true };
     const lines = [timedOut ? `killed after ${timeoutS} s (timeout); output until then:` : `exit code ${result.exitCode}`];
-    if (out.text) lines.push(`--- stdout ---\n${out.text}`);
-    if (errOut.text) lines.push(`--- stderr ---\n${errOut.text}`);
-    if (!out.text && !errOut.text) lines.push('(no output)');
+    if (result.stdout) lines.push(`--- stdout ---\n${result.stdout}`);
+    if (result.stderr) lines.push(`--- stderr ---\n${result.stderr}`);
+    if (!result.stdout && !result.stderr) lines.push('(no output)');
     return { content: [{ type: 'text', text: lines.join('\n') }], structuredContent: structured };
   };
 
@@ -149,13 +149,14 @@ export function registerTools(server: McpServer, session: SandboxSession, limits
   }, ({ path, encoding }) => withSandbox(async (sb) => {
     const stat = await sb.files.stat(path);
     if (stat.type === 'directory') return failure(`${path} is a directory: use list_directory`);
-    const bytes = await sb.files.read(path, { format: 'bytes' }) as Uint8Array;
-    const shown = bytes.subarray(0, limits.maxReadBytes);
-    const cut = bytes.length > shown.length ? `\n… [truncated: showing ${shown.length} of ${bytes.length} bytes]` : '';
+    // Only what is shown is read: a 2 GB file costs the server 1 MiB, not 2 GB.
+    const shown = await readHead(await sb.files.read(path, { format: 'stream' }), limits.maxReadBytes);
+    const size = Math.max(stat.size, shown.length);
+    const cut = size > shown.length ? `\n… [truncated: showing ${shown.length} of ${size} bytes]` : '';
     const binary = encoding === 'base64' || (encoding === 'auto' && !isText(shown));
     if (binary) {
       return { content: [
-        { type: 'text', text: `${path}: ${bytes.length} bytes, binary, base64 below${cut}` },
+        { type: 'text', text: `${path}: ${size} bytes, binary, base64 below${cut}` },
         { type: 'resource', resource: { uri: fileUri(path), mimeType: 'application/octet-stream', blob: Buffer.from(shown).toString('base64') } },
       ] };
     }
@@ -208,6 +209,24 @@ export const fileUri = (path: string) => `sandbox://files/${path.replace(/^\/+/,
 
 function failure(message: string): CallToolResult {
   return { isError: true, content: [{ type: 'text', text: message }] };
+}
+
+/** The first `max` bytes of a stream; the rest is not read (the transfer is cancelled). */
+async function readHead(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  try {
+    while (size < max) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.length;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, max);
 }
 
 /** UTF-8 without NUL bytes reads as text. */

@@ -1,13 +1,32 @@
 // Files in the sandbox, every path through the Confiner. Uploads stream to a temporary file and
 // are renamed into place, so a failed or oversized upload leaves nothing behind.
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, lstat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, lstat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { constants as fsConstants } from 'node:fs';
 import { AgentError } from './errors.ts';
 import type { Confiner } from './confine.ts';
 import type { FileEntry, FileStat } from './schemas.ts';
+
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/** `size` bytes of the file from its start, as a stream that closes the file however it ends
+ *  (a generator's own `finally` would not run if it were cancelled before its first read). */
+function readExactly(fh: FileHandle, size: number, userPath: string): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (let pos = 0; pos < size;) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, size - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) throw new Error(`"${userPath}" shrank from ${size} to ${pos} bytes while it was being read`);
+      pos += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  }
+  const stream = Readable.from(chunks(), { objectMode: false, highWaterMark: READ_CHUNK_BYTES });
+  stream.once('close', () => void fh.close().catch(() => undefined));
+  return stream;
+}
 
 export class FileService {
   constructor(readonly confiner: Confiner, readonly maxUploadBytes: number) {}
@@ -52,11 +71,19 @@ export class FileService {
     }
   }
 
+  /** The file's size and a stream of exactly that many bytes: the size goes out as the
+   *  content-length before the bytes do. Read to EOF instead, a file still being written sent
+   *  more than it announced, which HTTP/2 treats as a protocol error (the client got a cut
+   *  transfer); so what was appended after the stat is left out, and a file that shrinks under
+   *  the read ends the stream with an error rather than a short body that looks whole. */
   async openRead(userPath: string): Promise<{ stream: Readable; size: number }> {
     const p = this.confiner.resolve(userPath);
-    const st = await stat(p).catch(() => { throw new AgentError('NotFound', 'File not found'); });
-    if (!st.isFile()) throw new AgentError('NotFound', 'File not found');
-    return { stream: createReadStream(p), size: st.size };
+    // One descriptor for the size and the bytes: a file renamed over this path meanwhile does not
+    // mix in. O_NONBLOCK: opening a FIFO must not hold one of libuv's four threads forever.
+    const fh = await open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const st = await fh.stat().catch((err) => { void fh.close(); throw err; });
+    if (!st.isFile()) { await fh.close(); throw new AgentError('NotFound', 'File not found'); }
+    return { stream: readExactly(fh, st.size, userPath), size: st.size };
   }
 
   async list(userPath: string): Promise<FileEntry[]> {

@@ -42,7 +42,9 @@ export function baseEnv(env: NodeJS.ProcessEnv = process.env, home = env.HOME ??
   return out;
 }
 
-const byteLength = (ev: ExecEvent) => ('data' in ev ? Buffer.byteLength(ev.data) : 0);
+/** The bytes of output an event carries. */
+const bytesOf = (ev: Extract<ExecEvent, { data: string }>) => Buffer.from(ev.data, ev.encoding === 'base64' ? 'base64' : 'utf8');
+const byteLength = (ev: ExecEvent) => (!('data' in ev) ? 0 : ev.encoding === 'base64' ? Math.floor(ev.data.length * 3 / 4) : Buffer.byteLength(ev.data));
 
 export class Proc {
   readonly startedAt = new Date();
@@ -139,9 +141,16 @@ export class ProcessManager {
   private wire(proc: Proc, child: ChildHandle, req: ExecRequest, timeoutMs: number | undefined): void {
     const started = Date.now();
     child.once('start', (pid: number) => proc.emit({ type: 'start', pid }));
+    const flushes: Array<() => void> = [];
     for (const stream of ['stdout', 'stderr'] as const) {
+      if (req.encoding === 'base64') {
+        child.on(stream, (b: Buffer) => { if (b.length) proc.emit({ type: stream, data: b.toString('base64'), encoding: 'base64' }); });
+        continue;
+      }
       const dec = new StringDecoder('utf8'); // a UTF-8 character split across reads stays whole
       child.on(stream, (b: Buffer) => { const data = dec.write(b); if (data) proc.emit({ type: stream, data }); });
+      // An incomplete character at the very end is a U+FFFD, not nothing.
+      flushes.push(() => { const data = dec.end(); if (data) proc.emit({ type: stream, data }); });
     }
     if (req.stdin !== undefined) { child.writeStdin(Buffer.from(req.stdin)); child.endStdin(); }
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => { proc.timedOut = true; proc.kill('SIGKILL'); }, timeoutMs);
@@ -149,6 +158,7 @@ export class ProcessManager {
       clearTimeout(timer);
       proc.signal = signal;
       proc.exitCode = proc.timedOut ? 124 : code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
+      for (const flush of flushes) flush();
       proc.emit({ type: 'exit', exitCode: proc.exitCode, signal, timedOut: proc.timedOut, durationMs: Date.now() - started });
     });
     child.once('error', (err: Error) => {
@@ -174,7 +184,7 @@ export class ProcessManager {
         if (ev.type !== 'stdout' && ev.type !== 'stderr') return;
         const room = max - size[ev.type];
         if (room <= 0) { truncated = true; return; }
-        let b = Buffer.from(ev.data);
+        let b = bytesOf(ev);
         if (b.length > room) { truncated = true; b = b.subarray(0, room); }
         out[ev.type].push(b);
         size[ev.type] += b.length;

@@ -39,6 +39,12 @@ export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 /** `truncated` and `timed_out` are present only when true, so upstream's exact shape is kept. */
 export interface ExecuteResponse { stdout: string; stderr: string; exit_code: number; truncated?: boolean; timed_out?: boolean }
 
+/** How the output events of /v1/exec carry stdout and stderr: `utf8` text (invalid UTF-8 becomes
+ *  U+FFFD; the default, compact for text) or `base64` of the exact bytes (binary-safe: what
+ *  `asb exec ID -- cat image.png > image.png` needs). */
+export const OUTPUT_ENCODINGS = ['utf8', 'base64'] as const;
+export type OutputEncoding = (typeof OUTPUT_ENCODINGS)[number];
+
 /** POST /v1/exec (streamed) and POST /v1/processes (background; no timeout unless given). */
 export const ExecRequest = z.object({
   command,
@@ -46,6 +52,7 @@ export const ExecRequest = z.object({
   cwd: cwd.optional(),
   timeoutMs: z.number().int().positive().max(86_400_000).optional(),
   stdin: stdin.optional(),
+  encoding: z.enum(OUTPUT_ENCODINGS).optional(),
 });
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
@@ -56,10 +63,13 @@ export type SignalRequest = z.infer<typeof SignalRequest>;
 /** `--main '<json argv>'`: the sandbox's main process (a template container's command + args). */
 export const MainArgv = z.array(z.string().max(LIMITS.commandChars)).min(1, 'the main process needs a program').max(4096);
 
-/** One line of an NDJSON stream (/v1/exec, /v1/processes/{id}/output), in the order it happened. */
+/** One line of an NDJSON stream (/v1/exec, /v1/processes/{id}/output), in the order it happened.
+ *  Output events say `encoding: "base64"` when their data is base64 (asked for with the request's
+ *  `encoding`); without it, data is text. A client reads both, so an agent that predates the
+ *  field (and answers text) is still understood. */
 export type ExecEvent =
   | { type: 'start'; pid: number }
-  | { type: 'stdout' | 'stderr'; data: string }
+  | { type: 'stdout' | 'stderr'; data: string; encoding?: 'base64' }
   | { type: 'exit'; exitCode: number | null; signal: string | null; timedOut: boolean; durationMs: number };
 
 export interface StartProcessResponse { id: string; pid: number }

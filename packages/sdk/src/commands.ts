@@ -1,13 +1,14 @@
 // sandbox.commands: run a command and stream its output; start background processes.
 import { call, callJson, type ResolvedConnection } from './connection.ts';
 import { TimeoutError } from './errors.ts';
+import { DEFAULT_MAX_OUTPUT_CHARS, OutputChannel, ndjsonEvents, type OutputSink } from './output.ts';
+// The wire types are the agent's own (packages/runtime/src/schemas.ts): one definition for both sides.
+import type { ProcessInfo } from '@asb/runtime';
+export type { ProcessInfo };
 
-export interface RunOpts {
+export interface RunOpts extends OutputOpts {
   /** Kill the command (its whole process group) after this long. @default 300_000 (the agent's default) */
   timeoutMs?: number;
-  /** Called with each chunk of standard output as it arrives. */
-  onStdout?: (data: string) => void;
-  onStderr?: (data: string) => void;
   env?: Record<string, string>;
   /** Working directory, relative to the workspace or absolute inside it. */
   cwd?: string;
@@ -16,25 +17,49 @@ export interface RunOpts {
   signal?: AbortSignal;
 }
 
-export interface CommandResult { stdout: string; stderr: string; exitCode: number }
+/** Where a command's output goes. The result keeps at most `maxOutputChars` of each stream;
+ *  for all of it, whatever its size, stream it: `stdout`/`stderr` (bytes) or the callbacks (text). */
+export interface OutputOpts {
+  /** Called with each chunk of standard output, as text, as it arrives. */
+  onStdout?: (data: string) => void;
+  onStderr?: (data: string) => void;
+  /** Standard output is written here as the exact bytes the command wrote (binary-safe), and the
+   *  command is held back while this sink is full (process.stdout, a file stream). Not ended. */
+  stdout?: OutputSink;
+  stderr?: OutputSink;
+  /** Characters of stdout and of stderr the result keeps, each. Longer output keeps its head and
+   *  tail with the cut marked (`… [truncated: N characters omitted of M] …`) and sets `truncated`;
+   *  0 keeps nothing (stream it instead). @default 16_777_216 */
+  maxOutputChars?: number;
+}
 
-// The wire types are the agent's own (packages/runtime/src/schemas.ts): one definition for both sides.
-import type { ExecEvent, ProcessInfo } from '@asb/runtime';
-export type { ProcessInfo };
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  /** Present (true) when stdout or stderr was longer than `maxOutputChars` and was cut. */
+  truncated?: true;
+}
 
-async function* ndjson(res: Response): AsyncGenerator<ExecEvent> {
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.trim()) yield JSON.parse(line) as ExecEvent;
+/** Reads an exec stream to its end: output to where opts send it, then the exit event. */
+async function consume(res: Response, opts: OutputOpts, what: string): Promise<{ result: CommandResult; exit?: { timedOut: boolean } }> {
+  const max = opts.maxOutputChars ?? DEFAULT_MAX_OUTPUT_CHARS;
+  const out = new OutputChannel(max, opts.onStdout, opts.stdout);
+  const err = new OutputChannel(max, opts.onStderr, opts.stderr);
+  let exit: { exitCode: number | null; timedOut: boolean } | undefined;
+  try {
+    for await (const ev of ndjsonEvents(res.body as unknown as AsyncIterable<Uint8Array>, what)) {
+      if (ev.type === 'stdout') await out.take(ev);
+      else if (ev.type === 'stderr') await err.take(ev);
+      else if (ev.type === 'exit') { exit = { exitCode: ev.exitCode, timedOut: ev.timedOut }; break; }
     }
+  } finally {
+    out.detach();
+    err.detach();
   }
-  if (buf.trim()) yield JSON.parse(buf) as ExecEvent;
+  const [o, e] = [out.end(), err.end()];
+  const result: CommandResult = { stdout: o.text, stderr: e.text, exitCode: exit?.exitCode ?? 128, ...(o.truncated || e.truncated ? { truncated: true as const } : {}) };
+  return { result, exit };
 }
 
 export class Commands {
@@ -42,28 +67,23 @@ export class Commands {
 
   /** Runs `bash -c cmd` and resolves with its output and exit code (non-zero is a result, not an error). */
   async run(cmd: string, opts: RunOpts = {}): Promise<CommandResult> {
-    const body = { command: cmd, env: opts.env, cwd: opts.cwd, timeoutMs: opts.timeoutMs, stdin: opts.stdin };
+    // Bytes (base64 on the wire) when a sink takes them: text would turn non-UTF-8 into U+FFFD.
+    const encoding = opts.stdout || opts.stderr ? 'base64' : undefined;
+    const body = { command: cmd, env: opts.env, cwd: opts.cwd, timeoutMs: opts.timeoutMs, stdin: opts.stdin, encoding };
     // The HTTP call may outlive the command's own timeout by the time it takes to report it.
     const httpTimeout = (opts.timeoutMs ?? 300_000) + 30_000;
-    const res = await call(this.conn, '/v1/exec', `run "${cmd.slice(0, 80)}" in sandbox ${this.target.id}`, {
+    const what = `run "${cmd.slice(0, 80)}" in sandbox ${this.target.id}`;
+    const res = await call(this.conn, '/v1/exec', what, {
       method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, sandbox: this.target, timeoutMs: httpTimeout, signal: opts.signal,
     });
-    let stdout = '';
-    let stderr = '';
-    for await (const ev of ndjson(res)) {
-      if (ev.type === 'stdout') { stdout += ev.data; opts.onStdout?.(ev.data); }
-      else if (ev.type === 'stderr') { stderr += ev.data; opts.onStderr?.(ev.data); }
-      else if (ev.type === 'exit') {
-        const result = { stdout, stderr, exitCode: ev.exitCode ?? 128 };
-        if (ev.timedOut) {
-          const err = new TimeoutError(`command timed out after ${opts.timeoutMs ?? 300_000} ms and was killed: "${cmd.slice(0, 80)}" (raise timeoutMs, or start it in the background)`, 504, 'Timeout');
-          err.result = result;
-          throw err;
-        }
-        return result;
-      }
+    const { result, exit } = await consume(res, opts, what);
+    if (!exit) throw new TimeoutError(`the output stream of "${cmd.slice(0, 80)}" ended without an exit status (the sandbox may have stopped)`);
+    if (exit.timedOut) {
+      const err = new TimeoutError(`command timed out after ${opts.timeoutMs ?? 300_000} ms and was killed: "${cmd.slice(0, 80)}" (raise timeoutMs, or start it in the background)`, 504, 'Timeout');
+      err.result = result;
+      throw err;
     }
-    throw new TimeoutError(`the output stream of "${cmd.slice(0, 80)}" ended without an exit status (the sandbox may have stopped)`);
+    return result;
   }
 
   /** Starts a background process; its output is kept and can be followed. */
@@ -85,16 +105,10 @@ export class Commands {
   }
 
   /** The output a background process printed so far (and, with follow, until it exits). */
-  async output(id: string, opts: { follow?: boolean; onStdout?: (d: string) => void; onStderr?: (d: string) => void } = {}): Promise<{ stdout: string; stderr: string; exitCode: number | null }> {
-    const res = await call(this.conn, `/v1/processes/${encodeURIComponent(id)}/output${opts.follow ? '?follow=1' : ''}`, `output of ${id}`, { sandbox: this.target, timeoutMs: 24 * 3600_000 });
-    let stdout = '';
-    let stderr = '';
-    let exitCode: number | null = null;
-    for await (const ev of ndjson(res)) {
-      if (ev.type === 'stdout') { stdout += ev.data; opts.onStdout?.(ev.data); }
-      else if (ev.type === 'stderr') { stderr += ev.data; opts.onStderr?.(ev.data); }
-      else if (ev.type === 'exit') exitCode = ev.exitCode;
-    }
-    return { stdout, stderr, exitCode };
+  async output(id: string, opts: OutputOpts & { follow?: boolean } = {}): Promise<Omit<CommandResult, 'exitCode'> & { exitCode: number | null }> {
+    const what = `output of ${id}`;
+    const res = await call(this.conn, `/v1/processes/${encodeURIComponent(id)}/output${opts.follow ? '?follow=1' : ''}`, what, { sandbox: this.target, timeoutMs: 24 * 3600_000 });
+    const { result, exit } = await consume(res, opts, what);
+    return { ...result, exitCode: exit ? result.exitCode : null };
   }
 }

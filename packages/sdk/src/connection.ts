@@ -1,6 +1,9 @@
 // Where the SDK finds the engine: explicit options, then ASB_ENGINE_URL/ASB_TOKEN, then the
 // state file and token a local engine writes under $ASB_HOME (default ~/.asb).
 import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UnavailableError, TimeoutError, errorFromResponse, SandboxError } from './errors.ts';
@@ -49,32 +52,93 @@ export interface CallOpts {
   signal?: AbortSignal;
 }
 
-/** One HTTP call; non-2xx becomes a typed error. Returns the raw Response for streaming. */
-export async function call(conn: ResolvedConnection, path: string, what: string, opts: CallOpts = {}): Promise<Response> {
+function headersOf(conn: ResolvedConnection, opts: CallOpts): Record<string, string> {
   const headers: Record<string, string> = { authorization: `Bearer ${conn.token}`, ...opts.headers };
   if (opts.sandbox) {
     headers['x-sandbox-id'] = opts.sandbox.id;
     headers['x-sandbox-namespace'] = opts.sandbox.namespace;
     headers['x-sandbox-port'] = '8888';
   }
+  return headers;
+}
+
+/** The typed error for a call that got no answer. */
+function unanswered(conn: ResolvedConnection, what: string, err: unknown, timeoutMs: number): SandboxError {
+  const e = err as Error;
+  // fetch rejects with the signal's TimeoutError; node:http with an AbortError caused by it.
+  if (e.name === 'TimeoutError' || (e.cause as Error | undefined)?.name === 'TimeoutError') return new TimeoutError(`${what}: no answer within ${timeoutMs} ms (raise timeoutMs)`);
+  const cause = (e.cause as Error | undefined)?.message ?? e.message;
+  return new UnavailableError(`${what}: ${conn.unreachable ? `cannot reach ${conn.unreachable} (${cause})` : `cannot reach the engine at ${conn.url} (${cause}); is it running? \`asb engine status\``}`);
+}
+
+function errorOf(status: number, text: string, what: string): SandboxError {
+  let body: unknown;
+  try { body = JSON.parse(text); } catch { body = { message: text.slice(0, 500) }; }
+  return errorFromResponse(status, body, what);
+}
+
+/** One HTTP call; non-2xx becomes a typed error. Returns the raw Response for streaming. */
+export async function call(conn: ResolvedConnection, path: string, what: string, opts: CallOpts = {}): Promise<Response> {
   const timeoutMs = opts.timeoutMs ?? conn.requestTimeoutMs;
   const signals = [AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])];
   let res: Response;
   try {
-    res = await fetch(conn.url + path, { method: opts.method ?? 'GET', headers, body: opts.body, signal: AbortSignal.any(signals), duplex: 'half' } as RequestInit);
+    res = await fetch(conn.url + path, { method: opts.method ?? 'GET', headers: headersOf(conn, opts), body: opts.body, signal: AbortSignal.any(signals), duplex: 'half' } as RequestInit);
   } catch (err) {
-    const e = err as Error;
-    if (e.name === 'TimeoutError') throw new TimeoutError(`${what}: no answer within ${timeoutMs} ms (raise timeoutMs)`);
-    const cause = (e.cause as Error | undefined)?.message ?? e.message;
-    throw new UnavailableError(`${what}: ${conn.unreachable ? `cannot reach ${conn.unreachable} (${cause})` : `cannot reach the engine at ${conn.url} (${cause}); is it running? \`asb engine status\``}`);
+    throw unanswered(conn, what, err, timeoutMs);
   }
-  if (!res.ok) {
-    const text = await res.text();
-    let body: unknown;
-    try { body = JSON.parse(text); } catch { body = { message: text.slice(0, 500) }; }
-    throw errorFromResponse(res.status, body, what);
-  }
+  if (!res.ok) throw errorOf(res.status, await res.text(), what);
   return res;
+}
+
+/** The most of an answer to an upload that is read (its JSON is a line or two). */
+const MAX_UPLOAD_ANSWER_BYTES = 1024 * 1024;
+
+/** A call whose body is a stream, sent with node:http instead of fetch: fetch (undici) keeps
+ *  every chunk of a streamed request body in memory until the request ends (nodejs/undici#4058;
+ *  a 250 MB upload took 400 MB). The body is sent as it is read; when the server answers before
+ *  the end (413: over the limit), sending stops there and the answer is the result. */
+export async function callStreaming<T>(conn: ResolvedConnection, path: string, what: string, opts: CallOpts & { stream: AsyncIterable<Uint8Array> }): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? conn.requestTimeoutMs;
+  const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])]);
+  const url = new URL(conn.url + path);
+  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: opts.method ?? 'PUT', headers: headersOf(conn, opts), agent: false, signal });
+  const source = opts.stream instanceof Readable ? opts.stream : Readable.from(opts.stream, { objectMode: false });
+  let res: IncomingMessage;
+  try {
+    res = await new Promise<IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+      // A local read error (the file went away) is the caller's, as it is.
+      source.once('error', (err) => { reject(Object.assign(err, { local: true })); req.destroy(); });
+      source.pipe(req);
+    });
+  } catch (err) {
+    source.destroy();
+    if ((err as { local?: boolean }).local) throw err;
+    throw unanswered(conn, what, err, timeoutMs);
+  } finally {
+    source.unpipe(req);
+  }
+  // A write the server's close cuts after it answered changes nothing: the answer stands.
+  req.on('error', () => undefined);
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of res) {
+      size += (c as Buffer).length;
+      if (size <= MAX_UPLOAD_ANSWER_BYTES) chunks.push(c as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status > 299) throw errorOf(status, text, what);
+    if (status === 204) return undefined as T;
+    try { return JSON.parse(text) as T; } catch { throw new SandboxError(`${what}: the server answered something that is not JSON: ${text.slice(0, 200)}`); }
+  } finally {
+    // Unsent rest of an answered upload: the connection (ours alone, agent: false) goes with it.
+    source.destroy();
+    req.destroy();
+  }
 }
 
 export async function callJson<T>(conn: ResolvedConnection, path: string, what: string, opts: CallOpts & { json?: unknown } = {}): Promise<T> {

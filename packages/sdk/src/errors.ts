@@ -16,7 +16,7 @@ export class InvalidError extends SandboxError {
 }
 /** A command or an operation ran out of time. `result` holds what the command printed until then. */
 export class TimeoutError extends SandboxError {
-  result?: { stdout: string; stderr: string; exitCode: number };
+  result?: { stdout: string; stderr: string; exitCode: number; truncated?: true };
 }
 /** The engine or the sandbox cannot serve now (not running, stopped, engine down). */
 export class UnavailableError extends SandboxError {}

@@ -1,6 +1,9 @@
 // sandbox.files: read, write, list, exists, stat, mkdir, remove. Paths are relative to the
 // sandbox's workspace (or absolute inside it); the agent refuses anything outside.
-import { call, callJson, type ResolvedConnection } from './connection.ts';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { call, callJson, callStreaming, type ResolvedConnection } from './connection.ts';
+import { InvalidError } from './errors.ts';
 
 import type { FileEntry, FileStat } from '@asb/runtime';
 export type { FileEntry, FileStat };
@@ -12,18 +15,31 @@ const enc = (p: string) => encodeURIComponent(p);
 export class Files {
   constructor(private readonly conn: ResolvedConnection, private readonly target: { id: string; namespace: string }) {}
 
-  /** Writes a file (parents are made); the bytes arrive exactly as given. */
-  async write(path: string, data: string | Uint8Array): Promise<{ path: string; size: number }> {
-    return callJson(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, {
-      method: 'PUT', body: data as RequestInit['body'], headers: { 'content-type': 'application/octet-stream' }, sandbox: this.target, timeoutMs: 600_000,
-    });
+  /** Writes a file (parents are made); the bytes arrive exactly as given. A stream (a Node
+   *  Readable, a web ReadableStream, any async iterable of bytes) is sent as it is read, so a file
+   *  of any size costs no more memory than a few chunks; give its `size` when known, so that one
+   *  over the engine's limit (ASB_MAX_UPLOAD_BYTES) is refused before a byte is sent. */
+  async write(path: string, data: string | Uint8Array | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, opts: { size?: number } = {}): Promise<{ path: string; size: number }> {
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (opts.size !== undefined) {
+      if (!Number.isSafeInteger(opts.size) || opts.size < 0) throw new InvalidError(`write ${path}: size must be a whole number of bytes, not ${opts.size}`);
+      headers['content-length'] = String(opts.size);
+    }
+    const call = { method: 'PUT', headers, sandbox: this.target, timeoutMs: 600_000 };
+    if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) return callJson(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, { ...call, body: data });
+    const stream = data instanceof ReadableStream ? Readable.fromWeb(data as WebReadableStream<Uint8Array>) : data;
+    return callStreaming(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, { ...call, stream });
   }
 
   read(path: string): Promise<string>;
   read(path: string, opts: { format: 'bytes' }): Promise<Uint8Array>;
   read(path: string, opts: { format: 'text' }): Promise<string>;
-  async read(path: string, opts: { format?: 'text' | 'bytes' } = {}): Promise<string | Uint8Array> {
+  /** The file's bytes as they arrive (for files too large to hold in memory): it errors, rather
+   *  than ending early, if the transfer is cut. */
+  read(path: string, opts: { format: 'stream' }): Promise<ReadableStream<Uint8Array>>;
+  async read(path: string, opts: { format?: 'text' | 'bytes' | 'stream' } = {}): Promise<string | Uint8Array | ReadableStream<Uint8Array>> {
     const res = await call(this.conn, `/v1/files/${enc(path)}`, `read ${path}`, { sandbox: this.target, timeoutMs: 600_000 });
+    if (opts.format === 'stream') return res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
     const buf = new Uint8Array(await res.arrayBuffer());
     return opts.format === 'bytes' ? buf : new TextDecoder().decode(buf);
   }

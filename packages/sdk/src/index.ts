@@ -1,6 +1,7 @@
 export { Sandbox, type SandboxInfo, type SandboxCreateOpts, type SandboxControl } from './sandbox.ts';
 export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes.ts';
-export { Commands, type RunOpts, type CommandResult, type ProcessInfo } from './commands.ts';
+export { Commands, type RunOpts, type OutputOpts, type CommandResult, type ProcessInfo } from './commands.ts';
+export { OutputKeeper, DEFAULT_MAX_OUTPUT_CHARS, type OutputSink } from './output.ts';
 export { Files, type FileEntry, type FileStat } from './files.ts';
 export { resolveConnection, type ConnectionOpts, type ResolvedConnection } from './connection.ts';
 export { SandboxError, NotFoundError, InvalidError, TimeoutError, UnavailableError, AuthError, PayloadTooLargeError, InsufficientStorageError, errorFromResponse } from './errors.ts';

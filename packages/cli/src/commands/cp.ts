@@ -1,7 +1,13 @@
 // asb cp SRC DST: copy a file between the host and a sandbox; the sandbox side is ID:PATH.
-import { readFile, writeFile } from 'node:fs/promises';
+// Both ways stream: a file of any size passes through a few chunks of memory, never whole.
+import { createWriteStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { pipeline } from 'node:stream/promises';
 import { Sandbox } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
+import { BROKEN_PIPE_EXIT } from './run.ts';
 
 /** Pure: "sb-1:/app/x" → { id, path }; a plain path → { path }. */
 export function parseCpArg(arg: string): { id?: string; path: string } {
@@ -12,23 +18,42 @@ export function parseCpArg(arg: string): { id?: string; path: string } {
 export async function cpCommand(ctx: Ctx, src: string, dst: string): Promise<number> {
   const s = parseCpArg(src);
   const d = parseCpArg(dst);
-  if (s.id && !d.id) {
-    const sb = await Sandbox.connect(s.id, ctx.conn);
-    const data = await sb.files.read(s.path, { format: 'bytes' });
-    if (d.path === '-') process.stdout.write(data); else await writeFile(d.path, data);
-    return 0;
-  }
+  if (s.id && !d.id) return download(await Sandbox.connect(s.id, ctx.conn), s.path, d.path);
   if (!s.id && d.id) {
-    const sb = await Sandbox.connect(d.id, ctx.conn);
-    const data = s.path === '-' ? await readStdin() : await readFile(s.path);
-    await sb.files.write(d.path, data);
+    await upload(await Sandbox.connect(d.id, ctx.conn), s.path, d.path);
     return 0;
   }
   throw new Error('asb cp: exactly one side must be a sandbox path ID:PATH, e.g. asb cp main.go sb-1:main.go');
 }
 
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+async function download(sb: Sandbox, from: string, to: string): Promise<number> {
+  const body = Readable.fromWeb(await sb.files.read(from, { format: 'stream' }) as WebReadableStream<Uint8Array>);
+  if (to === '-') {
+    try { await pipeline(body, process.stdout, { end: false }); } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') return BROKEN_PIPE_EXIT;
+      throw err;
+    }
+    return 0;
+  }
+  try {
+    await pipeline(body, createWriteStream(to));
+  } catch (err) {
+    // A cut transfer leaves no partial file that could pass for the whole one.
+    await rm(to, { force: true }).catch(() => undefined);
+    throw new Error(`asb cp: copying ${from} to ${to} failed, nothing was kept: ${(err as Error).message}`);
+  }
+  return 0;
+}
+
+async function upload(sb: Sandbox, from: string, to: string): Promise<void> {
+  if (from === '-') { await sb.files.write(to, process.stdin); return; }
+  const file = await open(from);
+  try {
+    const st = await file.stat();
+    if (!st.isFile()) throw new Error(`asb cp: ${from} is not a file (directories are not copied)`);
+    // The size goes first (content-length): over the engine's limit, the copy is refused at once.
+    await sb.files.write(to, file.createReadStream({ autoClose: false }), { size: st.size });
+  } finally {
+    await file.close();
+  }
 }

@@ -20,18 +20,28 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_\-+=.,/:@%^]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Runs argv in a sandbox, streaming output in table mode; a timeout is reported as exit 124. */
+/** Exit status of a command whose output's reader went away (`asb exec … | head`), as a shell
+ *  reports one killed by SIGPIPE: quietly, since nobody is left to read a message about it. */
+export const BROKEN_PIPE_EXIT = 141;
+
+/** Runs argv in a sandbox; a timeout is reported as exit 124. In table mode the output streams
+ *  to our stdout and stderr as the command's exact bytes, and none of it is kept: memory stays
+ *  flat however much it prints. With -o json the result (capped, see the SDK) is printed. */
 export async function runIn(ctx: Ctx, sandbox: Sandbox, argv: string[], flags: RunFlags): Promise<number> {
   const cmd = argv.length === 1 ? argv[0]! : argv.map(shellQuote).join(' ');
   const stream = ctx.format === 'table';
-  const result: CommandResult = await sandbox.run(cmd, {
-    timeoutMs: flags.timeout ? Number(flags.timeout) * 1000 : undefined, env: parseEnv(flags.env), cwd: flags.cwd,
-    onStdout: stream ? (d) => process.stdout.write(d) : undefined,
-    onStderr: stream ? (d) => process.stderr.write(d) : undefined,
-  }).catch((err) => {
-    if (err instanceof TimeoutError && err.result) { process.stderr.write(`asb: ${err.message}\n`); return { ...err.result, exitCode: 124 }; }
-    throw err;
-  });
+  let result: CommandResult;
+  try {
+    result = await sandbox.run(cmd, {
+      timeoutMs: flags.timeout ? Number(flags.timeout) * 1000 : undefined, env: parseEnv(flags.env), cwd: flags.cwd,
+      ...(stream ? { stdout: process.stdout, stderr: process.stderr, maxOutputChars: 0 } : {}),
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return BROKEN_PIPE_EXIT;
+    if (!(err instanceof TimeoutError && err.result)) throw err;
+    process.stderr.write(`asb: ${err.message}\n`);
+    result = { ...err.result, exitCode: 124 };
+  }
   if (ctx.format === 'json') process.stdout.write(JSON.stringify({ sandbox: sandbox.id, ...result }, null, 2) + '\n');
   return result.exitCode;
 }

@@ -2,7 +2,8 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FileEntry, FileStat } from '../../src/schemas.ts';
 import { drain, json, readAll, TEST_LIMITS, type TestAgent } from './harness.ts';
@@ -34,6 +35,48 @@ export function fileCases(agent: () => TestAgent): void {
     assert.equal(got.headers['content-type'], 'application/octet-stream');
     assert.ok(data.equals(await readAll(got.body)));
     assert.deepEqual(readdirSync(join(a.baseDir, 'bin')), ['random.bin'], 'no temporary file is left behind');
+  });
+
+  it('sends exactly the bytes its content-length announced while the file keeps growing', async (t) => {
+    const a = agent();
+    const file = join(a.baseDir, 'growing.log');
+    writeFileSync(file, Buffer.alloc(4 * 1024 * 1024));
+    // A writer that appends all along, as a build log or a download in progress does.
+    const writer = spawn('sh', ['-c', 'while :; do head -c 65536 /dev/zero; done >> growing.log'], { cwd: a.baseDir, stdio: 'ignore' });
+    t.after(() => { writer.kill('SIGKILL'); });
+    for (const path of ['/v1/files/growing.log', '/download/growing.log', '/v1/files/growing.log']) {
+      const res = await a.send('GET', path);
+      assert.equal(res.status, 200);
+      const announced = Number(res.headers['content-length']);
+      assert.ok(announced >= 4 * 1024 * 1024, `content-length ${announced}`);
+      const body = await readAll(res.body); // rejects on a stream reset or a cut connection
+      assert.equal(body.length, announced, `${path}: the body has the length its header announced`);
+    }
+  });
+
+  it('fails a download whose file shrinks under it, instead of ending it short as if whole', async () => {
+    const a = agent();
+    const file = join(a.baseDir, 'shrinking.bin');
+    writeFileSync(file, Buffer.alloc(64 * 1024 * 1024));
+    const res = await a.send('GET', '/v1/files/shrinking.bin');
+    assert.equal(res.headers['content-length'], String(64 * 1024 * 1024));
+    let received = 0;
+    await assert.rejects((async () => {
+      for await (const chunk of res.body) {
+        if (received === 0) truncateSync(file, 0); // the agent has read ahead a few MiB at most
+        received += (chunk as Buffer).length;
+      }
+    })());
+    assert.ok(received < 64 * 1024 * 1024, `received ${received}`);
+    assert.equal(await drain(await a.send('GET', '/')), 200, 'the agent keeps serving');
+  });
+
+  it('answers 404 for a FIFO without blocking on it', async () => {
+    const a = agent();
+    execFileSync('mkfifo', [join(a.baseDir, 'pipe')]);
+    const res = await a.send('GET', '/v1/files/pipe');
+    assert.equal(res.status, 404);
+    assert.equal((await json(res)).reason, 'NotFound');
   });
 
   it('round-trips a random MiB through upstream\'s multipart upload and download', async () => {

@@ -88,6 +88,26 @@ export function processCases(agent: () => TestAgent): void {
     assert.equal(lines.at(-1), '400000');
   });
 
+  it('streams the exact bytes a command wrote as base64 when asked, invalid UTF-8 and NULs included', async () => {
+    // Every byte value, twice, on stdout; bytes that are not UTF-8 on stderr.
+    const command = 'python3 -c "import sys; sys.stdout.buffer.write(bytes(range(256)) * 2); sys.stderr.buffer.write(b\'\\xff\\xfe\\x00\\xc3\')"';
+    const events = await streamed(agent(), { command, encoding: 'base64' });
+    const bytes = (type: string) => Buffer.concat(events.filter((e) => e.type === type).map((e) => {
+      assert.ok('data' in e && e.encoding === 'base64', JSON.stringify(e));
+      return Buffer.from(e.data, 'base64');
+    }));
+    const all = Buffer.from([...Array(256).keys(), ...Array(256).keys()]);
+    assert.deepEqual(bytes('stdout'), all);
+    assert.deepEqual(bytes('stderr'), Buffer.from([0xff, 0xfe, 0x00, 0xc3]));
+    assert.equal(events.at(-1)!.type, 'exit');
+    // Text, the default, is what it was: invalid UTF-8 becomes U+FFFD.
+    const text = (await streamed(agent(), { command })).filter((e) => e.type === 'stderr').map((e) => ('data' in e ? e.data : '')).join('');
+    assert.equal(text, '\uFFFD\uFFFD\u0000\uFFFD');
+    const wrong = await post(agent(), '/v1/exec', { command: 'true', encoding: 'latin1' });
+    assert.equal(wrong.status, 422);
+    assert.match((await json(wrong)).detail, /encoding/);
+  });
+
   it('holds a command back while its client does not read, and loses nothing', async () => {
     const a = agent();
     const total = 32_000_000;
