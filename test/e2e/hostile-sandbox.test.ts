@@ -115,7 +115,7 @@ spec:
     const downloads: number[] = [];
     for (let i = 0; i < 10; i++) {
       await sleep(300);
-      downloads.push(await grower.files.read('grow', { format: 'bytes' }).then((b) => b.length, () => -1));
+      downloads.push((await grower.files.read('grow', { format: 'bytes' })).length);
     }
     const logFile = join(e.home, 'sandboxes', 'default', printer.id, 'sandbox.log');
     let logMax = 0;

@@ -41,6 +41,16 @@ export interface SandboxRuntimeSpec {
 export const AGENT_MOUNT = '/.asb';
 const CPU_PERIOD_US = 100_000;
 
+/**
+ * The sandbox's CPU weight against everything else on the host: a quarter of a process's (1024)
+ * per CPU of its limit. The engine's threads keep their full weight, so sandboxes busy at their
+ * limits cannot starve the engine that serves every other sandbox (its event loop was delayed
+ * by seconds with five sandboxes busy on two cores).
+ */
+export function cpuShares(cpuMillis: number): number {
+  return Math.max(2, Math.round((cpuMillis / 1000) * 256));
+}
+
 /** Host-level pids cgroup limit: room for the sentry's and gofer's own threads above the
  *  sandbox's process limit. */
 export function hostPidsBackstop(pidsLimit: number): number {
@@ -107,7 +117,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       resources: {
         memory: { limit: s.limits.memoryBytes },
-        cpu: { period: CPU_PERIOD_US, quota: Math.max(1000, Math.round((s.limits.cpuMillis / 1000) * CPU_PERIOD_US)) },
+        cpu: { shares: cpuShares(s.limits.cpuMillis), period: CPU_PERIOD_US, quota: Math.max(1000, Math.round((s.limits.cpuMillis / 1000) * CPU_PERIOD_US)) },
         pids: { limit: hostPidsBackstop(s.limits.pidsLimit) },
       },
     },

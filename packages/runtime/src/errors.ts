@@ -1,7 +1,7 @@
 // One registry of the agent's error reasons → HTTP status (a Record: a reason without a status
 // does not compile). Bodies are upstream's FastAPI shape (`detail`) plus a stable `reason`.
 
-export type Reason = 'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' | 'Internal';
+export type Reason = 'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' | 'InsufficientStorage' | 'Internal';
 
 export const STATUS_OF: Record<Reason, number> = {
   PathOutsideSandbox: 400,
@@ -11,6 +11,7 @@ export const STATUS_OF: Record<Reason, number> = {
   NotFound: 404,
   PayloadTooLarge: 413,
   Conflict: 409,
+  InsufficientStorage: 507,
   Internal: 500,
 };
 
@@ -36,5 +37,7 @@ export function toAgentError(err: unknown): AgentError {
   if (e?.code === 'EISDIR') return new AgentError('Conflict', 'Path is a directory');
   if (e?.code === 'ELOOP' || e?.code === 'ENAMETOOLONG') return new AgentError('Invalid', `path cannot be resolved: ${e.code === 'ELOOP' ? 'too many symbolic links' : 'name too long'}`);
   if (e?.code === 'ENOTEMPTY') return new AgentError('Conflict', 'Directory is not empty (pass recursive=1)');
+  if (e?.code === 'EEXIST') return new AgentError('Conflict', `${e.path ? `"${e.path}"` : 'the path'} exists already`);
+  if (e?.code === 'ENOSPC' || e?.code === 'EDQUOT') return new AgentError('InsufficientStorage', 'no space left on the sandbox\'s disk (its ephemeral-storage limit, or the volume\'s size)');
   return new AgentError('Internal', e instanceof Error ? e.message : String(err));
 }

@@ -112,7 +112,14 @@ export class FileService {
   }
 
   async mkdir(userPath: string): Promise<void> {
-    await mkdir(this.confiner.resolve(userPath), { recursive: true });
+    const p = this.confiner.resolve(userPath);
+    try {
+      await mkdir(p, { recursive: true });
+    } catch (err) {
+      // mkdir -p over a file (or through one) is a conflict with what is there, not a failure.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new AgentError('Conflict', `"${userPath}" (or a parent of it) exists and is not a directory`);
+      throw err;
+    }
   }
 
   async remove(userPath: string, recursive: boolean): Promise<void> {

@@ -94,6 +94,11 @@ export function fileCases(agent: () => TestAgent): void {
     const a = agent();
     assert.equal(await drain(await a.send('POST', '/v1/mkdir/tree%2Fa%2Fb')), 201);
     writeFileSync(join(a.baseDir, 'tree/f.txt'), 'four');
+    assert.equal(await drain(await a.send('POST', '/v1/mkdir/tree%2Fa')), 201, 'mkdir of a directory that exists is fine (-p)');
+    // Over a file: 409 naming the path, not a 500.
+    const overFile = await a.send('POST', '/v1/mkdir/tree%2Ff.txt');
+    assert.equal(overFile.status, 409);
+    assert.match((await json<{ detail: string }>(overFile)).detail, /"tree\/f.txt" \(or a parent of it\) exists and is not a directory/);
     const list = await json<FileEntry[]>(await a.send('GET', '/list/tree'));
     assert.deepEqual(list.map(({ name, size, type }) => ({ name, size: type === 'file' ? size : 0, type })), [
       { name: 'a', size: 0, type: 'directory' }, { name: 'f.txt', size: 4, type: 'file' },
