@@ -15,8 +15,10 @@ export interface SoakOptions {
   clients: number;
   /** Requests in all, spread over the clients. */
   requests: number;
+  /** The kinds each client cycles through (default: all, in KINDS order). */
+  kinds?: readonly Kind[];
   /** Called about once a second. */
-  onProgress?: (done: number) => void;
+  onProgress?: (done: number, errors: number) => void;
 }
 
 export interface SoakResult {
@@ -103,12 +105,13 @@ async function one(kind: Kind, client: number, seq: number, agent: http.Agent, b
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const base = new URL(opts.url);
   const headers = { authorization: `Bearer ${opts.token}`, 'x-sandbox-id': opts.sandbox };
+  const kinds = opts.kinds ?? KINDS;
   const latencies = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>;
   const errors: SoakResult['errors'] = [];
   let next = 0;
   let done = 0;
   const t0 = Date.now();
-  const progress = opts.onProgress ? setInterval(() => opts.onProgress!(done), 1000) : undefined;
+  const progress = opts.onProgress ? setInterval(() => opts.onProgress!(done, errors.length), 1000) : undefined;
   // Every client's files exist before the mix starts (a read needs a write before it).
   const setup = new http.Agent({ keepAlive: true, maxSockets: 1 });
   await send(setup, base, headers, 'POST', '/v1/mkdir/soak');
@@ -119,7 +122,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     try {
       for (let i = 0; next < opts.requests; i++) {
         const at = next++;
-        const kind = KINDS[i % KINDS.length]!;
+        const kind = kinds[i % kinds.length]!;
         const t = performance.now();
         try {
           await one(kind, id, i, agent, base, headers, state);
