@@ -34,6 +34,23 @@ export function closeStalled(req: http.IncomingMessage, res: http.ServerResponse
 }
 
 /**
+ * For a request that is passed on (a proxy): when its answer starts before the client's body has
+ * all arrived (the backend answered early: 413, 404), the answer says "Connection: close" and the
+ * connection closes once it is written. Otherwise node keeps it, paused mid-body, for as long as
+ * the client does; and closing it later, unannounced, would race a client reusing it.
+ */
+export function closeWhenAnsweredEarly(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const writeHead = res.writeHead;
+  res.writeHead = function writeHeadClosingEarly(this: http.ServerResponse, ...args: unknown[]) {
+    if (!this.headersSent && bodyPending(req)) {
+      this.setHeader('connection', 'close');
+      lingerThenClose(req.socket);
+    }
+    return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
+}
+
+/**
  * Node ends a "Connection: close" answer with socket.destroySoon(): closing a socket that still
  * has unread data sends a reset, which can reach a client still busy sending its body before it
  * has read the answer (it then sees EPIPE instead of the 401 or 413). As Go's net/http does, the

@@ -11,7 +11,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import {
-  answer, answerClientErrors, closeStalled, readCappedBody, serverOptions, watchBodyProgress, BodyTooLargeError,
+  answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, readCappedBody, serverOptions, watchBodyProgress, BodyTooLargeError,
 } from '@asb/http-guard';
 import type { LocalWorkloads } from '../workloads.ts';
 import type { EngineConfig } from '../config.ts';
@@ -77,6 +77,8 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     }
     watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, { status: stalled.status, contentType: 'application/json', text: JSON.stringify(statusBody(stalled.reason, stalled.message)) }));
     if (req.headers['x-sandbox-id'] !== undefined) {
+      // The sandbox may answer before it has read the whole body (413, 404): the rest is not read.
+      closeWhenAnsweredEarly(req, res);
       void proxyToSandbox(req, res, sandboxes, opts.maxUploadBytes);
       return;
     }
