@@ -93,13 +93,14 @@ function mutate(value: unknown, pick: number, op: 'replace' | 'drop' | 'add', ju
   return copy;
 }
 
+/** Values of `values`, each with one hostile change somewhere in it. */
+export function mutatedOnce(values: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
+  return fc.tuple(values, fc.nat(), fc.constantFrom('replace', 'drop', 'add') as fc.Arbitrary<'replace' | 'drop' | 'add'>, anyJson(), fc.string({ minLength: 1, maxLength: 10 }))
+    .map(([v, pick, op, junk, key]) => mutate(v, pick, op, junk, key));
+}
+
 /** Valid-ish values of `schema` (mostly), the same mutated once, and junk. */
 export function hostileValuesOf(schema: z.ZodType): fc.Arbitrary<unknown> {
   const valid = arbitraryOfJsonSchema(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Schema);
-  return fc.oneof(
-    { weight: 4, arbitrary: valid },
-    { weight: 3, arbitrary: fc.tuple(valid, fc.nat(), fc.constantFrom('replace', 'drop', 'add') as fc.Arbitrary<'replace' | 'drop' | 'add'>, anyJson(), fc.string({ minLength: 1, maxLength: 10 }))
-      .map(([v, pick, op, junk, key]) => mutate(v, pick, op, junk, key)) },
-    { weight: 1, arbitrary: anyJson() },
-  );
+  return fc.oneof({ weight: 4, arbitrary: valid }, { weight: 3, arbitrary: mutatedOnce(valid) }, { weight: 1, arbitrary: anyJson() });
 }
