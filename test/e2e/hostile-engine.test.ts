@@ -52,7 +52,7 @@ describe('hostile clients against the engine', () => {
   });
   after(async () => { await e?.stop(); });
 
-  it('refuses 400 MB bodies to /v1/sandboxes, the objects API and /v1/apply with 413 as they are read, and its memory does not grow', async () => {
+  it('refuses 400 MB bodies to /v1/sandboxes, the objects API and /v1/apply with 413 as they are read, and its memory does not grow', async (t) => {
     const before = rssBytes(e.pid);
     for (const [path, chunked] of [
       ['/v1/sandboxes', false], ['/v1/sandboxes', true],
@@ -69,6 +69,7 @@ describe('hostile clients against the engine', () => {
       assert.ok(r.bodyBytesSent < 64 * MiB, `the engine stopped reading: the client sent ${r.bodyBytesSent} bytes`);
     }
     const grown = rssBytes(e.pid) - before;
+    t.diagnostic(`six 400 MB bodies: engine RSS ${Math.round(before / MiB)} MiB before, ${Math.round((before + grown) / MiB)} MiB after`);
     assert.ok(grown < 64 * MiB, `RSS grew by ${Math.round(grown / MiB)} MiB`);
     assert.ok(await healthy());
   });

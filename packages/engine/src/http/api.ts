@@ -48,8 +48,8 @@ async function readJson(c: Context): Promise<unknown> {
   return text.trim() ? parseJsonBody(text) : undefined;
 }
 
-function invalid(issues: z.core.$ZodIssue[], where = ''): EngineError {
-  const causes = issues.map((i) => ({ field: where + (i.path.join('.') || (where ? '' : '(body)')), message: i.message }));
+function invalid(issues: z.core.$ZodIssue[]): EngineError {
+  const causes = issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
   return new EngineError('Invalid', causes.map((x) => `${x.field}: ${x.message}`).join('; '), causes);
 }
 
