@@ -137,6 +137,8 @@ describe('hostile clients against the engine', () => {
       ['POST', '/v1/sandboxes/default/fuzz-sb/suspend', '{"snapshot":"yes"}', 422, /snapshot/],
       ['POST', '/apis/agents.x-k8s.io/v1alpha1/namespaces/default/sandboxes', '{"kind":"Sandbox"}', 422, /apiVersion/],
       ['PATCH', '/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/default/sandboxtemplates/python-runtime-template', '"x"', 400, /merge patch is a JSON object/],
+      // Merge patch recursed into this until the stack ran out: a 500 before the depth bound.
+      ['PATCH', '/apis/extensions.agents.x-k8s.io/v1beta1/namespaces/default/sandboxtemplates/python-runtime-template', `${'{"spec":'.repeat(30_000)}{}${'}'.repeat(30_000)}`, 400, /deeper than 64/],
       ['POST', '/v1/apply', 'a: [', 422, /YAML/],
       ['POST', '/v1/apply', `{"managedFields":${'['.repeat(200)}${']'.repeat(200)}}`, 400, /deeper than 64/],
       ['GET', '/v1/sandboxes/default/fuzz-sb?waitReadyMs=soon', undefined, 400, /waitReadyMs/],
