@@ -1,6 +1,7 @@
 // A real engine for end-to-end tests: in-process, on an ephemeral loopback port, with its own
 // ASB_HOME, the real gVisor driver, and SDK connection options pointing at it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -48,4 +49,37 @@ export async function raw(t: TestEngine, path: string, init: { method?: string; 
   let body: unknown;
   try { body = JSON.parse(text); } catch { body = undefined; }
   return { status: res.status, body, text };
+}
+
+export interface EngineProcess { pid: number; conn: { url: string; token: string }; home: string; stop(): Promise<void> }
+
+/** `asb engine run` as its own process (the bundle in dist/), for what an in-process engine
+ *  cannot show: its own memory (RSS), and that it survives what it is sent. */
+export async function startEngineProcess(env: Record<string, string> = {}): Promise<EngineProcess> {
+  const home = mkdtempSync(join(tmpdir(), 'asb-e2e-proc-'));
+  const asb = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
+  const child = spawn(process.execPath, [asb, 'engine', 'run'], {
+    env: { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const stateFile = join(home, 'engine.json');
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`asb engine run exited with ${child.exitCode}`);
+    if (i > 600) { child.kill('SIGKILL'); throw new Error('asb engine run did not start within 60 s'); }
+    if (existsSync(stateFile)) {
+      const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { url: string; pid: number };
+      if (state.pid === child.pid) {
+        return {
+          pid: child.pid, home, conn: { url: state.url, token: readFileSync(join(home, 'token'), 'utf8').trim() },
+          async stop() {
+            if (child.exitCode === null) child.kill('SIGTERM');
+            await exited;
+            await unmountAll(home);
+            rmSync(home, { recursive: true, force: true });
+          },
+        };
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

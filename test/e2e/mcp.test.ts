@@ -175,9 +175,8 @@ describe('asb mcp', () => {
     await b.close();
   });
 
-  it('deletes an idle conversation\'s sandbox and makes a new one on the next call, saying so', async () => {
-    const url = await httpServer('--idle-timeout', '2');
-    const client = await httpClient(url);
+  it('deletes an idle conversation\'s sandbox and makes a new one on the next call, saying so (stdio; over HTTP an idle session ends whole: mcp-hostile.test.ts)', async () => {
+    const client = await stdioClient('--idle-timeout', '2');
     const first = await call(client, 'run_command', { command: 'hostname; echo kept > f.txt' });
     const name = (first.structuredContent?.stdout as string).trim().split('\n')[0]!;
     assert.ok((await Sandbox.list(conn())).some((s) => s.name === name));

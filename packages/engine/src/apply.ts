@@ -3,6 +3,7 @@
 import { parseManifests, validateObject, formatIssues, toHub, type AnyObject, type ManifestResult } from '@asb/api';
 import type { AnyHub, KindName, ObjectStore } from '@asb/lifecycle';
 import { EngineError, toEngineError } from './errors.ts';
+import { MAX_JSON_DEPTH, jsonDepthExceeds, parseJsonBody } from './http/json.ts';
 
 export interface ApplyResult { kind: string; name: string; namespace: string; action: 'created' | 'configured' | 'unchanged' }
 
@@ -10,8 +11,7 @@ export interface ApplyResult { kind: string; name: string; namespace: string; ac
 export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
   let results: ManifestResult[];
   if (contentType.includes('json')) {
-    let raw: unknown;
-    try { raw = JSON.parse(text); } catch (err) { throw new EngineError('BadRequest', `request body is not valid JSON: ${(err as Error).message}`); }
+    const raw = parseJsonBody(text);
     const items = Array.isArray(raw) ? raw : (raw as { kind?: string; items?: unknown[] })?.kind === 'List' ? (raw as { items: unknown[] }).items : [raw];
     results = items.map((o, doc) => ({ ...validateObject(o), doc }));
   } else {
@@ -23,7 +23,11 @@ export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
     throw new EngineError('Invalid', `invalid manifest:\n${bad.map((r) => (r.ok ? '' : (results.length > 1 ? `document ${r.doc}:\n` : '') + formatIssues(r.errors))).join('\n')}`, causes);
   }
   if (results.length === 0) throw new EngineError('Invalid', 'the manifest holds no object');
-  return results.map((r) => (r as { object: AnyObject }).object);
+  const objects = results.map((r) => (r as { object: AnyObject }).object);
+  // YAML's own parser refuses deeper nesting than its stack allows, but not all that the store's
+  // serialisation would choke on.
+  if (objects.some((o) => jsonDepthExceeds(o))) throw new EngineError('Invalid', `the manifest nests deeper than ${MAX_JSON_DEPTH} levels`);
+  return objects;
 }
 
 /** kubectl apply, simplified: create, or replace labels, annotations and spec (status is the

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { limitFromEnv } from '@asb/http-guard';
 
 export interface EngineConfig {
   /** State directory: token, sandboxes' workspaces and bundles, runsc state. */
@@ -28,6 +29,17 @@ export interface EngineConfig {
   /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
   snapshotDir?: string;
   logLevel: string;
+  /** The HTTP server's bounds on hostile clients (README's limits table). */
+  http: {
+    /** Bytes of one API request body (not the sandbox proxy's uploads: ASB_MAX_UPLOAD_BYTES). */
+    maxApiBodyBytes: number;
+    /** Bytes of the request line and headers. */
+    maxHeaderBytes: number;
+    /** The headers must all arrive within this long. */
+    headersTimeoutMs: number;
+    /** A request body (API or proxied) that makes no progress for this long is refused. */
+    bodyIdleTimeoutMs: number;
+  };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -60,6 +72,12 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',
+    http: {
+      maxApiBodyBytes: limitFromEnv(env, 'ASB_MAX_API_BODY_BYTES', 4 * 1024 * 1024),
+      maxHeaderBytes: limitFromEnv(env, 'ASB_MAX_HEADER_BYTES', 16 * 1024),
+      headersTimeoutMs: limitFromEnv(env, 'ASB_HEADERS_TIMEOUT_MS', 30_000),
+      bodyIdleTimeoutMs: limitFromEnv(env, 'ASB_BODY_IDLE_TIMEOUT_MS', 60_000),
+    },
   };
   return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
 }

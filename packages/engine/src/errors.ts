@@ -2,7 +2,7 @@
 // without a status fails to compile). Bodies mirror Kubernetes' Status and upstream's router
 // (`detail`), so Kubernetes-minded and upstream clients both find the message.
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Invalid' | 'BadRequest' | 'Unauthorized' | 'PayloadTooLarge' | 'Timeout' | 'Unavailable' | 'BadGateway' | 'Conflict' | 'InsufficientStorage' | 'Internal';
+export type Reason = 'NotFound' | 'AlreadyExists' | 'Invalid' | 'BadRequest' | 'Unauthorized' | 'PayloadTooLarge' | 'RequestTimeout' | 'RequestHeaderFieldsTooLarge' | 'Timeout' | 'Unavailable' | 'BadGateway' | 'Conflict' | 'InsufficientStorage' | 'Internal';
 
 export const STATUS_OF: Record<Reason, number> = {
   BadRequest: 400,
@@ -12,6 +12,9 @@ export const STATUS_OF: Record<Reason, number> = {
   Conflict: 409,
   AlreadyExists: 409,
   PayloadTooLarge: 413,
+  /** The client was too slow: its headers or its body stopped arriving. */
+  RequestTimeout: 408,
+  RequestHeaderFieldsTooLarge: 431,
   Timeout: 504,
   Unavailable: 503,
   BadGateway: 502,

@@ -4,31 +4,22 @@
 //   `asb get/describe/delete/scale` speak one dialect to both substrates.
 // - /v1/...: the SDK's conveniences (create a sandbox from a template and wait, list, kill),
 //   apply of YAML, templates, events and engine info.
-// Errors are Kubernetes-style Status bodies with a stable reason.
+// Errors are Kubernetes-style Status bodies with a stable reason. Which routes exist, and what their
+// bodies and query parameters may be, is routes.ts; bodies arrive read and capped (server.ts).
 import { Hono, type Context } from 'hono';
 import { stream } from 'hono/streaming';
 import { z } from 'zod';
 import {
-  KINDS, KIND_NAMES, VERSIONS, fromHub, toHub, validateObject, formatIssues, claimSource,
+  KINDS, KIND_NAMES, VERSIONS, fromHub, toHub, validateObject, formatIssues, claimSource, isKind,
   type Kind, type Version, type HubObject,
 } from '@asb/api';
-import type { AnyHub, KindName, WatchEvent } from '@asb/lifecycle';
+import type { AnyHub, WatchEvent } from '@asb/lifecycle';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 import { applyObjects, parseApplyBody } from '../apply.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
 import type { SandboxService } from '../sandbox-service.ts';
-
-const NS = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63);
-const CreateSandboxBody = z.object({
-  template: z.string().min(1).max(253).optional(),
-  /** A fork: a new sandbox from this snapshot instead of from a template. */
-  fromSnapshot: z.string().min(1).max(100).optional(),
-  namespace: NS.default('default'),
-  name: z.string().max(63).optional(),
-  ttlSeconds: z.number().int().positive().optional(),
-  warmpool: z.string().max(253).optional(),
-  timeoutMs: z.number().int().positive().max(600_000).optional(),
-}).strict();
+import { API_ROUTES, type CreateSandboxBody, type ResumeBody, type RouteName, type RouteSpec, type SuspendBody } from './routes.ts';
+import { parseJsonBody } from './json.ts';
 
 export interface EngineInfo { version: string; driver: string; isolation: string; runtime?: string }
 
@@ -51,8 +42,38 @@ function parseSelector(sel: string | undefined): Record<string, string> | undefi
   return out;
 }
 
-async function jsonBody(c: Context): Promise<unknown> {
-  try { return await c.req.json(); } catch { throw new EngineError('BadRequest', 'request body is not valid JSON'); }
+/** The body as JSON (it was read, capped, by the server: server.ts); undefined when empty. */
+async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  return text.trim() ? parseJsonBody(text) : undefined;
+}
+
+function invalid(issues: z.core.$ZodIssue[]): EngineError {
+  const causes = issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
+  return new EngineError('Invalid', causes.map((x) => `${x.field}: ${x.message}`).join('; '), causes);
+}
+
+/** A `json` body of its route, validated by the route's schema. */
+async function jsonBody<R extends RouteName>(c: Context, route: R): Promise<unknown> {
+  const spec = (API_ROUTES[route] as RouteSpec).body;
+  if (spec?.kind !== 'json') throw new Error(`${route} takes no JSON body`);
+  const raw = await readJson(c);
+  if (raw === undefined && !spec.optional) throw new EngineError('BadRequest', 'request body is empty: send a JSON object');
+  const parsed = spec.schema.safeParse(raw ?? {});
+  if (!parsed.success) throw invalid(parsed.error.issues);
+  return parsed.data;
+}
+
+/** The query parameters a route reads, validated (unknown ones are ignored). */
+function query<R extends RouteName>(c: Context, route: R): Record<string, unknown> {
+  const schema = (API_ROUTES[route] as RouteSpec).query;
+  if (!schema) return {};
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) {
+    const causes = parsed.error.issues.map((i) => ({ field: `query ${i.path.join('.')}`, message: i.message }));
+    throw new EngineError('BadRequest', `bad query parameter: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`, causes);
+  }
+  return parsed.data as Record<string, unknown>;
 }
 
 /** RFC 7386 JSON merge patch. */
@@ -66,6 +87,8 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
+type Handler = (c: Context) => Response | Promise<Response>;
+
 export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: EngineInfo): Hono {
   const app = new Hono();
   app.onError((err, c) => {
@@ -73,95 +96,101 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
     return c.json(statusBody(e.reason, e.message, e.causes), e.status as 400);
   });
   app.notFound((c) => c.json(statusBody('NotFound', `no route ${c.req.method} ${c.req.path}`), 404));
+  const conveniences = sdkHandlers(store, sandboxes, info);
+  const objects = objectHandlers(store);
+  const handlers: Record<RouteName, Handler> = { ...conveniences, ...objects };
+  for (const name of Object.keys(API_ROUTES) as RouteName[]) {
+    const route: RouteSpec = API_ROUTES[name];
+    app.on(route.method, route.path, handlers[name]);
+  }
+  return app;
+}
 
-  app.get('/v1/info', (c) => c.json(info));
+type SdkRoute = Exclude<RouteName, ObjectRoute>;
+type ObjectRoute = 'listObjects' | 'listNamespacedObjects' | 'getObject' | 'createObject' | 'replaceObject' | 'patchObject' | 'deleteObject';
 
-  // ---- the SDK's conveniences ----
-  app.post('/v1/sandboxes', async (c) => {
-    const parsed = CreateSandboxBody.safeParse(await jsonBody(c));
-    if (!parsed.success) {
-      const causes = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
-      throw new EngineError('Invalid', causes.map((x) => `${x.field}: ${x.message}`).join('; '), causes);
-    }
-    const body = parsed.data;
-    const timeoutMs = body.timeoutMs ?? 120_000;
-    if (body.fromSnapshot) {
-      if (body.template || body.warmpool) throw new EngineError('Invalid', 'fromSnapshot: a fork starts from the snapshot, not from a template or a pool; give one or the other', [{ field: 'fromSnapshot', message: 'not with template or warmpool' }]);
-      const sb = await sandboxes.fork({ snapshotId: body.fromSnapshot, namespace: body.namespace, name: body.name, ttlSeconds: body.ttlSeconds, timeoutMs });
-      return c.json(sandboxes.view(sb), 201);
-    }
-    return c.json(await sandboxes.create({ ...body, template: body.template ?? 'python-runtime-template', timeoutMs }), 201);
-  });
-  const SuspendBody = z.object({ snapshot: z.boolean().default(false) }).strict();
-  const ResumeBody = z.object({ discardSnapshot: z.boolean().default(false), timeoutMs: z.number().int().positive().max(600_000).default(120_000) }).strict();
-  const parseBody = async <T extends z.ZodTypeAny>(c: Context, schema: T): Promise<z.infer<T>> => {
-    const text = await c.req.text();
-    let raw: unknown = {};
-    if (text.trim()) {
-      try { raw = JSON.parse(text); } catch (err) { throw new EngineError('BadRequest', `the body is not valid JSON: ${(err as Error).message}`); }
-    }
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) {
-      const causes = parsed.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
-      throw new EngineError('Invalid', causes.map((x) => `${x.field}: ${x.message}`).join('; '), causes);
-    }
-    return parsed.data;
+/** /v1: the SDK's conveniences, apply, templates, events, info. */
+function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: EngineInfo): Record<SdkRoute, Handler> {
+  const ns = (c: Context) => c.req.param('ns')!;
+  const name = (c: Context) => c.req.param('name')!;
+  return {
+    info: (c) => c.json(info),
+    createSandbox: async (c) => {
+      const body = await jsonBody(c, 'createSandbox') as z.infer<typeof CreateSandboxBody>;
+      const timeoutMs = body.timeoutMs ?? 120_000;
+      if (body.fromSnapshot) {
+        if (body.template || body.warmpool) throw new EngineError('Invalid', 'fromSnapshot: a fork starts from the snapshot, not from a template or a pool; give one or the other', [{ field: 'fromSnapshot', message: 'not with template or warmpool' }]);
+        const sb = await sandboxes.fork({ snapshotId: body.fromSnapshot, namespace: body.namespace, name: body.name, ttlSeconds: body.ttlSeconds, timeoutMs });
+        return c.json(sandboxes.view(sb), 201);
+      }
+      return c.json(await sandboxes.create({ ...body, template: body.template ?? 'python-runtime-template', timeoutMs }), 201);
+    },
+    suspendSandbox: async (c) => {
+      const { snapshot } = await jsonBody(c, 'suspendSandbox') as z.infer<typeof SuspendBody>;
+      const res = await sandboxes.suspend(ns(c), name(c), { snapshot });
+      return c.json({ suspended: true, snapshot: res.snapshot, snapshotId: res.snapshot?.id });
+    },
+    resumeSandbox: async (c) => {
+      const body = await jsonBody(c, 'resumeSandbox') as z.infer<typeof ResumeBody>;
+      const res = await sandboxes.resume(ns(c), name(c), body);
+      return c.json({ resumed: true, restoredFromSnapshot: res.restoredFromSnapshot, snapshotId: res.snapshotId, sandbox: sandboxes.view(res.sandbox) });
+    },
+    resetSandbox: async (c) => c.json(sandboxes.view(await sandboxes.reset(ns(c), name(c)))),
+    snapshotSandbox: async (c) => c.json(await sandboxes.snapshot(ns(c), name(c)), 201),
+    listSandboxSnapshots: (c) => c.json({ items: sandboxes.listSnapshots({ namespace: ns(c), sandbox: name(c) }) }),
+    listSnapshots: (c) => {
+      const q = query(c, 'listSnapshots') as { namespace?: string; sandbox?: string };
+      return c.json({ items: sandboxes.listSnapshots(q) });
+    },
+    getSnapshot: (c) => c.json(sandboxes.getSnapshot(c.req.param('id')!)),
+    deleteSnapshot: (c) => { sandboxes.deleteSnapshot(c.req.param('id')!); return c.body(null, 204); },
+    listSandboxes: (c) => {
+      const { namespace } = query(c, 'listSandboxes') as { namespace?: string };
+      return c.json({ items: sandboxes.list(namespace).map((s) => sandboxes.view(s)) });
+    },
+    getSandbox: async (c) => {
+      const { waitReadyMs = 0 } = query(c, 'getSandbox') as { waitReadyMs?: number };
+      const sb = waitReadyMs > 0 ? await sandboxes.waitReady(ns(c), name(c), Math.min(waitReadyMs, 600_000)) : sandboxes.get(ns(c), name(c));
+      return c.json(sandboxes.view(sb));
+    },
+    deleteSandbox: async (c) => {
+      await sandboxes.delete(ns(c), name(c));
+      return c.body(null, 204);
+    },
+    apply: async (c) => {
+      const { namespace } = query(c, 'apply') as { namespace?: string };
+      const objects = parseApplyBody(await c.req.text(), c.req.header('content-type'));
+      if (namespace) for (const o of objects) if (!o.metadata.namespace || o.metadata.namespace === 'default') o.metadata.namespace = namespace;
+      return c.json({ items: await applyObjects(store, objects) });
+    },
+    listTemplates: (c) => {
+      const { namespace } = query(c, 'listTemplates') as { namespace?: string };
+      return c.json({
+        items: store.listSync('SandboxTemplate', { namespace }).map((t) => ({
+          name: t.metadata.name, namespace: t.metadata.namespace, image: t.spec.podTemplate.spec.containers[0]?.image, createdAt: t.metadata.creationTimestamp,
+        })),
+      });
+    },
+    listEvents: (c) => {
+      const kind = c.req.param('kind')!;
+      if (!isKind(kind)) throw new EngineError('BadRequest', `kind "${kind}": give one of ${KIND_NAMES.join(', ')}`);
+      const obj = store.getSync(kind, ns(c), name(c));
+      if (!obj) throw new EngineError('NotFound', `${kind} "${name(c)}" not found in namespace "${ns(c)}"`);
+      return c.json({ items: store.eventsOf(obj.metadata.uid!) });
+    },
   };
-  app.post('/v1/sandboxes/:ns/:name/suspend', async (c) => {
-    const { snapshot } = await parseBody(c, SuspendBody);
-    const res = await sandboxes.suspend(c.req.param('ns'), c.req.param('name'), { snapshot });
-    return c.json({ suspended: true, snapshot: res.snapshot, snapshotId: res.snapshot?.id });
-  });
-  app.post('/v1/sandboxes/:ns/:name/resume', async (c) => {
-    const body = await parseBody(c, ResumeBody);
-    const res = await sandboxes.resume(c.req.param('ns'), c.req.param('name'), body);
-    return c.json({ resumed: true, restoredFromSnapshot: res.restoredFromSnapshot, snapshotId: res.snapshotId, sandbox: sandboxes.view(res.sandbox) });
-  });
-  app.post('/v1/sandboxes/:ns/:name/reset', async (c) => c.json(sandboxes.view(await sandboxes.reset(c.req.param('ns'), c.req.param('name')))));
-  app.post('/v1/sandboxes/:ns/:name/snapshots', async (c) => c.json(await sandboxes.snapshot(c.req.param('ns'), c.req.param('name')), 201));
-  app.get('/v1/sandboxes/:ns/:name/snapshots', (c) => c.json({ items: sandboxes.listSnapshots({ namespace: c.req.param('ns'), sandbox: c.req.param('name') }) }));
-  app.get('/v1/snapshots', (c) => c.json({ items: sandboxes.listSnapshots({ namespace: c.req.query('namespace'), sandbox: c.req.query('sandbox') }) }));
-  app.get('/v1/snapshots/:id', (c) => c.json(sandboxes.getSnapshot(c.req.param('id'))));
-  app.delete('/v1/snapshots/:id', (c) => { sandboxes.deleteSnapshot(c.req.param('id')); return c.body(null, 204); });
-  app.get('/v1/sandboxes', (c) => c.json({ items: sandboxes.list(c.req.query('namespace')).map((s) => sandboxes.view(s)) }));
-  app.get('/v1/sandboxes/:ns/:name', async (c) => {
-    // ?waitReadyMs=N: answer once the sandbox is ready (a Sandbox applied as YAML starts in the background).
-    const wait = Number(c.req.query('waitReadyMs') ?? 0);
-    const sb = wait > 0 ? await sandboxes.waitReady(c.req.param('ns'), c.req.param('name'), Math.min(wait, 600_000)) : sandboxes.get(c.req.param('ns'), c.req.param('name'));
-    return c.json(sandboxes.view(sb));
-  });
-  app.delete('/v1/sandboxes/:ns/:name', async (c) => {
-    await sandboxes.delete(c.req.param('ns'), c.req.param('name'));
-    return c.body(null, 204);
-  });
-  app.post('/v1/apply', async (c) => {
-    const text = await c.req.text();
-    if (text.length > 4 * 1024 * 1024) throw new EngineError('PayloadTooLarge', 'a manifest is at most 4 MiB');
-    const objects = parseApplyBody(text, c.req.header('content-type'));
-    const ns = c.req.query('namespace');
-    if (ns) for (const o of objects) if (!o.metadata.namespace || o.metadata.namespace === 'default') o.metadata.namespace = ns;
-    return c.json({ items: await applyObjects(store, objects) });
-  });
-  app.get('/v1/templates', (c) => c.json({
-    items: store.listSync('SandboxTemplate', { namespace: c.req.query('namespace') }).map((t) => ({
-      name: t.metadata.name, namespace: t.metadata.namespace, image: t.spec.podTemplate.spec.containers[0]?.image, createdAt: t.metadata.creationTimestamp,
-    })),
-  }));
-  app.get('/v1/events/:ns/:kind/:name', (c) => {
-    const kind = c.req.param('kind') as KindName;
-    const obj = store.getSync(kind, c.req.param('ns'), c.req.param('name'));
-    if (!obj) throw new EngineError('NotFound', `${kind} "${c.req.param('name')}" not found in namespace "${c.req.param('ns')}"`);
-    return c.json({ items: store.eventsOf(obj.metadata.uid!) });
-  });
+}
 
-  // ---- the objects, Kubernetes-style ----
+/** /apis/{group}/{version}/...: the objects, Kubernetes-style. */
+function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
   const served = (obj: AnyHub, version: Version) => fromHub(obj as HubObject, version, {
     templateOfPool: (ns, pool) => store.getSync('SandboxWarmPool', ns, pool)?.spec.sandboxTemplateRef.name,
   });
-  const list = (c: Context, namespace?: string) => {
+  const list = (c: Context, route: 'listObjects' | 'listNamespacedObjects', namespace?: string) => {
     const { kind, version } = kindOfPath(c.req.param('group')!, c.req.param('version')!, c.req.param('plural')!);
-    const labels = parseSelector(c.req.query('labelSelector'));
-    if (c.req.query('watch') === 'true' || c.req.query('watch') === '1') return watch(c, kind, version, namespace, labels);
+    const q = query(c, route) as { labelSelector?: string; watch?: string };
+    const labels = parseSelector(q.labelSelector);
+    if (q.watch === 'true' || q.watch === '1') return watch(c, kind, version, namespace, labels);
     const items = store.listSync(kind, { namespace, labels }).map((o) => served(o, version));
     return c.json({ apiVersion: `${KINDS[kind].group}/${version}`, kind: `${kind}List`, items });
   };
@@ -195,6 +224,7 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
   };
   /** Validates a served object from a request against the path's kind, version and namespace. */
   const admit = (raw: unknown, kind: Kind, version: Version, namespace: string): AnyHub => {
+    if (raw === undefined) throw new EngineError('BadRequest', `request body is empty: send a ${kind} object`);
     const v = validateObject(raw);
     if (!v.ok) throw new EngineError('Invalid', `invalid ${kind}:\n${formatIssues(v.errors)}`, v.errors.map((e) => ({ field: e.path, message: e.message })));
     const obj = v.object;
@@ -210,35 +240,38 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
     return hub;
   };
 
-  const base = '/apis/:group/:version';
-  app.get(`${base}/:plural`, (c) => list(c));
-  app.get(`${base}/namespaces/:ns/:plural`, (c) => list(c, c.req.param('ns')));
-  app.get(`${base}/namespaces/:ns/:plural/:name`, (c) => { const { version, obj } = getOne(c); return c.json(served(obj, version)); });
-  app.post(`${base}/namespaces/:ns/:plural`, async (c) => {
-    const { kind, version } = kindOfPath(c.req.param('group'), c.req.param('version'), c.req.param('plural'));
-    const made = await store.create(admit(await jsonBody(c), kind, version, c.req.param('ns')));
-    return c.json(served(made, version), 201);
-  });
-  app.put(`${base}/namespaces/:ns/:plural/:name`, async (c) => {
-    const { kind, version, obj } = getOne(c);
-    const hub = admit(await jsonBody(c), kind, version, c.req.param('ns'));
-    if (hub.metadata.name !== obj.metadata.name) throw new EngineError('BadRequest', `metadata.name "${hub.metadata.name}" does not match the path ("${obj.metadata.name}")`);
-    return c.json(served(await store.update(hub), version));
-  });
-  app.patch(`${base}/namespaces/:ns/:plural/:name`, async (c) => {
-    const { kind, version, obj } = getOne(c);
-    const ct = c.req.header('content-type') ?? '';
-    if (!ct.includes('merge-patch') && !ct.includes('application/json')) throw new EngineError('BadRequest', `unsupported patch type ${ct}: send application/merge-patch+json`);
-    const patched = mergePatch(served(obj, version), await jsonBody(c)) as { status?: unknown; metadata: Record<string, unknown> };
-    delete patched.status;
-    const hub = admit(patched, kind, version, c.req.param('ns'));
-    return c.json(served(await store.update({ ...hub, metadata: { ...hub.metadata, resourceVersion: obj.metadata.resourceVersion } } as AnyHub), version));
-  });
-  app.delete(`${base}/namespaces/:ns/:plural/:name`, async (c) => {
-    const { kind } = getOne(c);
-    const propagation = c.req.query('propagationPolicy') === 'Foreground' ? 'Foreground' : 'Background';
-    await store.delete(kind, c.req.param('ns'), c.req.param('name'), { propagation });
-    return c.json({ kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: c.req.param('name'), kind: KINDS[kind].plural } });
-  });
-  return app;
+  return {
+    listObjects: (c) => list(c, 'listObjects'),
+    listNamespacedObjects: (c) => list(c, 'listNamespacedObjects', c.req.param('ns')),
+    getObject: (c) => { const { version, obj } = getOne(c); return c.json(served(obj, version)); },
+    createObject: async (c) => {
+      const { kind, version } = kindOfPath(c.req.param('group')!, c.req.param('version')!, c.req.param('plural')!);
+      const made = await store.create(admit(await readJson(c), kind, version, c.req.param('ns')!));
+      return c.json(served(made, version), 201);
+    },
+    replaceObject: async (c) => {
+      const { kind, version, obj } = getOne(c);
+      const hub = admit(await readJson(c), kind, version, c.req.param('ns')!);
+      if (hub.metadata.name !== obj.metadata.name) throw new EngineError('BadRequest', `metadata.name "${hub.metadata.name}" does not match the path ("${obj.metadata.name}")`);
+      return c.json(served(await store.update(hub), version));
+    },
+    patchObject: async (c) => {
+      const { kind, version, obj } = getOne(c);
+      const ct = c.req.header('content-type') ?? '';
+      if (!ct.includes('merge-patch') && !ct.includes('application/json')) throw new EngineError('BadRequest', `unsupported patch type ${ct}: send application/merge-patch+json`);
+      const patch = await readJson(c);
+      if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new EngineError('BadRequest', 'a merge patch is a JSON object');
+      const patched = mergePatch(served(obj, version), patch) as { status?: unknown; metadata: Record<string, unknown> };
+      delete patched.status;
+      const hub = admit(patched, kind, version, c.req.param('ns')!);
+      return c.json(served(await store.update({ ...hub, metadata: { ...hub.metadata, resourceVersion: obj.metadata.resourceVersion } } as AnyHub), version));
+    },
+    deleteObject: async (c) => {
+      const { propagationPolicy } = query(c, 'deleteObject') as { propagationPolicy?: string };
+      const { kind } = getOne(c);
+      const propagation = propagationPolicy === 'Foreground' ? 'Foreground' : 'Background';
+      await store.delete(kind, c.req.param('ns')!, c.req.param('name')!, { propagation });
+      return c.json({ kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: c.req.param('name'), kind: KINDS[kind].plural } });
+    },
+  };
 }

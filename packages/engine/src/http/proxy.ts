@@ -32,8 +32,8 @@ export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, 
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxUploadBytes) {
-      // Refuse before reading a byte: the client learns the limit, the engine spends nothing.
-      req.resume();
+      // Refuse before reading a byte: the client learns the limit, the engine spends nothing
+      // (the server closes the connection after an answer given before the body: http-guard).
       throw new EngineError('PayloadTooLarge', `request body of ${declared} bytes exceeds the limit of ${maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
     }
     const agent = await sandboxes.agentOf(namespace, id);

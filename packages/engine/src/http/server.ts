@@ -1,17 +1,28 @@
 // One HTTP server on loopback: bearer-token auth for everything but /healthz, then either the
 // sandbox proxy (X-Sandbox-ID present, as on upstream's router) or the engine's API.
+//
+// Bounded on every input (packages/http-guard): headers by size and by time (node's
+// maxHeaderSize and headersTimeout), every body by idleness (a body that stops arriving is
+// refused with 408), API bodies by size while they are read (413 past ASB_MAX_API_BODY_BYTES,
+// before a byte is read when Content-Length says so). A request refused before its body was
+// read (401, 413, 408) closes its connection, so the engine reads nothing more of it.
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Registry } from 'prom-client';
+import {
+  answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, readCappedBody, serverOptions, watchBodyProgress, BodyTooLargeError,
+} from '@asb/http-guard';
 import type { LocalWorkloads } from '../workloads.ts';
-import { EngineError } from '../errors.ts';
-import { proxyToSandbox, routerError } from './proxy.ts';
+import type { EngineConfig } from '../config.ts';
+import { EngineError, statusBody } from '../errors.ts';
+import { proxyToSandbox } from './proxy.ts';
 
 export interface ServerOptions {
   token: string;
   maxUploadBytes: number;
+  limits: EngineConfig['http'];
   /** Served at /metrics (Prometheus text). */
   metrics?: Registry;
 }
@@ -23,33 +34,66 @@ function authorized(header: string | undefined, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
+/** What node refused before a handler ran (header block too large or too slow, malformed HTTP). */
+const clientErrorBody = (status: number, message: string) => {
+  const reason = status === 431 ? 'RequestHeaderFieldsTooLarge' : status === 408 ? 'RequestTimeout' : 'BadRequest';
+  return { contentType: 'application/json', text: JSON.stringify(statusBody(reason, message)) };
+};
+
+function refuse(req: http.IncomingMessage, res: http.ServerResponse, err: EngineError): void {
+  answer(req, res, { status: err.status, contentType: 'application/json', text: JSON.stringify(statusBody(err.reason, err.message, err.causes)) });
+}
+
 export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: ServerOptions): http.Server {
-  const apiListener = getRequestListener(api.fetch);
-  const server = http.createServer((req, res) => {
+  const { limits } = opts;
+  // The body is read (capped) before Hono sees the request and handed over whole as rawBody:
+  // nothing is left for @hono/node-server to drain, so its clean-up is off.
+  const apiListener = getRequestListener(api.fetch, {
+    autoCleanupIncoming: false,
+    errorHandler: (err) => new Response(JSON.stringify(statusBody('BadRequest', `bad request: ${(err as Error).message}`)), { status: 400, headers: { 'content-type': 'application/json' } }),
+  });
+  const stalled = new EngineError('RequestTimeout', `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`);
+
+  const serveApi = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    let body: Buffer;
+    try {
+      body = await readCappedBody(req, limits.maxApiBodyBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        refuse(req, res, new EngineError('PayloadTooLarge', `${err.message} (ASB_MAX_API_BODY_BYTES); uploads of files go to the sandbox (X-Sandbox-ID), up to ASB_MAX_UPLOAD_BYTES`));
+      }
+      return; // aborted: the client is gone, or the watchdog answered already
+    }
+    (req as http.IncomingMessage & { rawBody?: Buffer }).rawBody = body;
+    await apiListener(req, res);
+  };
+
+  const server = http.createServer(serverOptions(limits), (req, res) => {
     if (req.url === '/healthz' && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"status":"ok"}');
       return;
     }
     if (!authorized(req.headers.authorization, opts.token)) {
-      req.resume();
-      routerError(res, new EngineError('Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from $ASB_HOME/token (asb engine status prints where it is)'));
+      refuse(req, res, new EngineError('Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from $ASB_HOME/token (asb engine status prints where it is)'));
       return;
     }
+    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, { status: stalled.status, contentType: 'application/json', text: JSON.stringify(statusBody(stalled.reason, stalled.message)) }));
     if (req.url === '/metrics' && req.method === 'GET' && opts.metrics) {
       const registry = opts.metrics;
-      void registry.metrics().then((text) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(text); }, (err: Error) => routerError(res, new EngineError('Internal', `metrics: ${err.message}`)));
+      void registry.metrics().then((text) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(text); }, (err: Error) => refuse(req, res, new EngineError('Internal', `metrics: ${err.message}`)));
       return;
     }
     if (req.headers['x-sandbox-id'] !== undefined) {
+      // The sandbox may answer before it has read the whole body (413, 404): the rest is not read.
+      closeWhenAnsweredEarly(req, res);
       void proxyToSandbox(req, res, sandboxes, opts.maxUploadBytes);
       return;
     }
-    void apiListener(req, res);
+    void serveApi(req, res);
   });
+  answerClientErrors(server, { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' }, clientErrorBody);
   // Many SDK calls reuse one connection; keep it open between calls.
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 0; // long-running commands stream for as long as they run
   return server;
 }

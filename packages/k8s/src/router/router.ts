@@ -2,10 +2,14 @@
 // upstream's headers (X-Sandbox-ID, -Namespace, -Port, -Pod-IP, -Timeout), with upstream's
 // status codes and messages (reference section 3). Bodies stream both ways without buffering;
 // WebSocket upgrades are spliced through. Bearer-token auth as in v0.5; the token is never
-// forwarded to the sandbox.
+// forwarded to the sandbox. Hostile clients are bounded as the engine bounds them
+// (packages/http-guard): header size and time, bodies that stop arriving, and refusals that
+// close the connection instead of reading the refused body to its end. Bodies are never held:
+// their size is the sandbox's business (the runtime agent caps what it reads).
 import http from 'node:http';
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
+import { answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, serverOptions, watchBodyProgress, type ServerLimits } from '@asb/http-guard';
 
 export interface RouterOptions {
   /** ROUTER_AUTH_TOKEN: required as `Authorization: Bearer …` unless allowUnauthenticated. */
@@ -25,7 +29,11 @@ export interface RouterOptions {
    *  and the tests on a simulated cluster whose pods have no network). */
   backend?: { host: string; port?: number };
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** ROUTER_MAX_HEADER_BYTES, ROUTER_HEADERS_TIMEOUT_SECONDS, ROUTER_BODY_IDLE_TIMEOUT_SECONDS. */
+  limits?: Partial<ServerLimits>;
 }
+
+export const ROUTER_LIMITS: ServerLimits = { maxHeaderBytes: 16 * 1024, headersTimeoutMs: 30_000, bodyIdleTimeoutMs: 60_000 };
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NAMESPACE = /^[a-zA-Z0-9-]+$/;
@@ -83,15 +91,25 @@ export function parseBackend(text: string): { host: string; port?: number } {
   return { host: m[1] ?? m[2]!, port };
 }
 
+const HOP_BY_HOP = new Set(['connection', 'upgrade', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'proxy-connection']);
+
 /** Headers for the sandbox: routing, auth and hop-by-hop headers dropped; Host is the target's. */
 function forwardHeaders(headers: http.IncomingHttpHeaders, keepUpgrade: boolean): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  const hop = new Set(['host', 'authorization', 'proxy-authorization', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'proxy-connection']);
-  if (!keepUpgrade) { hop.add('connection'); hop.add('upgrade'); }
+  const hop = new Set(['host', 'authorization', 'proxy-authorization', ...HOP_BY_HOP]);
+  if (keepUpgrade) { hop.delete('connection'); hop.delete('upgrade'); }
   for (const [k, v] of Object.entries(headers)) {
     if (hop.has(k) || k.startsWith('x-sandbox-')) continue;
     out[k] = v;
   }
+  return out;
+}
+
+/** The sandbox's answer for the client: hop-by-hop headers are the router's own, not the sandbox's
+ *  (its "Connection: keep-alive" would override the router's "close" for a refused body). */
+function responseHeaders(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.has(k)) out[k] = v;
   return out;
 }
 
@@ -103,23 +121,32 @@ function authorized(req: http.IncomingMessage, o: RouterOptions): boolean {
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+/** An answer in upstream's shape ({"detail": …}); a body still on its way is not read. */
+function sendJson(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown): void {
+  answer(req, res, { status, contentType: 'application/json', text: JSON.stringify(body) });
 }
+
+/** The sandbox could not be reached or went away: not the router's own failure. */
+const BACKEND_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
 
 export function createRouter(o: RouterOptions): http.Server {
   if (!o.token && !o.allowUnauthenticated) throw new Error('the router needs ROUTER_AUTH_TOKEN, or ALLOW_UNAUTHENTICATED_ROUTER=true');
-  const server = http.createServer((req, res) => {
-    if (req.url === '/healthz' && req.method === 'GET') { sendJson(res, 200, { status: 'ok' }); return; }
-    if (!authorized(req, o)) { sendJson(res, 401, { detail: 'Unauthorized: send Authorization: Bearer <router token>.' }); return; }
+  const limits = { ...ROUTER_LIMITS, ...o.limits };
+  const server = http.createServer(serverOptions(limits), (req, res) => {
+    if (req.url === '/healthz' && req.method === 'GET') { sendJson(req, res, 200, { status: 'ok' }); return; }
+    if (!authorized(req, o)) { sendJson(req, res, 401, { detail: 'Unauthorized: send Authorization: Bearer <router token>.' }); return; }
     const target = targetOf(req.headers, o);
-    if ('status' in target) { sendJson(res, target.status, target.body); return; }
+    if ('status' in target) { sendJson(req, res, target.status, target.body); return; }
+    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, {
+      status: 408, contentType: 'application/json',
+      text: JSON.stringify({ detail: `The request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs / 1000} s.` }),
+    }));
+    closeWhenAnsweredEarly(req, res);
     const upstream = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, false), timeout: target.timeoutMs });
     let answered = false;
     upstream.on('response', (up) => {
       answered = true;
-      res.writeHead(up.statusCode ?? 502, up.headers);
+      res.writeHead(up.statusCode ?? 502, responseHeaders(up.headers));
       up.pipe(res);
       up.on('error', () => res.destroy());
     });
@@ -127,14 +154,16 @@ export function createRouter(o: RouterOptions): http.Server {
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (answered) { res.destroy(); return; }
       o.log?.('proxy error', { id: target.id, code: err.code, message: err.message });
-      if (err.code === 'ETIMEDOUT') sendJson(res, 504, { detail: `The backend sandbox did not answer in time: ${target.id}` });
-      else if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET', 'ENETUNREACH'].includes(err.code ?? '')) sendJson(res, 502, { detail: `Could not connect to the backend sandbox: ${target.id}` });
-      else sendJson(res, 500, { detail: 'An internal error occurred in the proxy.' });
+      if (err.code === 'ETIMEDOUT') sendJson(req, res, 504, { detail: `The backend sandbox did not answer in time: ${target.id}` });
+      else if (BACKEND_ERRORS.has(err.code ?? '')) sendJson(req, res, 502, { detail: `Could not connect to the backend sandbox: ${target.id}` });
+      else sendJson(req, res, 500, { detail: 'An internal error occurred in the proxy.' });
     });
     // The client went away: so does the request to the sandbox.
     res.on('close', () => { if (!res.writableFinished) upstream.destroy(); });
     req.pipe(upstream);
   });
+
+  answerClientErrors(server, { ...limits, headerHint: 'ROUTER_MAX_HEADER_BYTES', timeoutHint: 'ROUTER_HEADERS_TIMEOUT_SECONDS' }, (_status, message) => ({ contentType: 'application/json', text: JSON.stringify({ detail: `${message[0]!.toUpperCase()}${message.slice(1)}.` }) }));
 
   // WebSockets (and any Upgrade): the handshake is forwarded, then the two sockets are spliced.
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
