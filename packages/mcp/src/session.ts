@@ -22,6 +22,8 @@ export interface SessionOptions {
 export class SandboxSession {
   private current?: Promise<Sandbox>;
   private idleTimer?: NodeJS.Timeout;
+  /** Tool calls in progress: the idle clock runs only when there are none. */
+  private inFlight = 0;
   private closed = false;
   /** Why the last sandbox went, told to the next call that makes a new one. */
   private lostReason?: string;
@@ -71,10 +73,22 @@ export class SandboxSession {
     return Sandbox.create({ ...conn, connection, template, warmPool });
   }
 
+  /** Runs one tool call: a cold start or a command longer than the idle timeout is not idleness
+   *  (the clock started with the call, and a slow create lost its sandbox to it). */
+  async during<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    try {
+      return await fn();
+    } finally {
+      if (--this.inFlight === 0) this.touch();
+    }
+  }
+
   private touch(): void {
     const ms = this.opts.idleTimeoutMs ?? 15 * 60_000;
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (ms <= 0) return;
+    if (ms <= 0 || this.inFlight > 0) return;
     this.idleTimer = setTimeout(() => void this.release(`the previous sandbox was deleted after ${Math.round(ms / 1000)} s without a tool call`), ms);
     this.idleTimer.unref();
   }

@@ -49,7 +49,7 @@ export function registerTools(server: McpServer, session: SandboxSession, limits
     .describe(`seconds before the command (its whole process tree) is killed; default ${limits.defaultTimeoutS}, at most ${limits.maxTimeoutS}`);
 
   /** Runs `fn` on the session's sandbox; a sandbox deleted from outside is made again once. */
-  const withSandbox = async (fn: (sb: Sandbox) => Promise<CallToolResult>): Promise<CallToolResult> => {
+  const withSandbox = (fn: (sb: Sandbox) => Promise<CallToolResult>): Promise<CallToolResult> => session.during(async () => {
     for (let attempt = 0; ; attempt++) {
       let sb: Sandbox;
       let note: string | undefined;
@@ -70,7 +70,7 @@ export function registerTools(server: McpServer, session: SandboxSession, limits
         return failure(err instanceof SandboxError ? err.message : `unexpected error: ${(err as Error).message}`);
       }
     }
-  };
+  });
 
   const runResult = async (sb: Sandbox, command: string, opts: { timeoutS?: number; cwd?: string; env?: Record<string, string>; stdin?: string }): Promise<CallToolResult> => {
     const timeoutS = opts.timeoutS ?? limits.defaultTimeoutS;
