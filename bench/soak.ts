@@ -1,7 +1,8 @@
 // npm run bench:soak: a million mixed requests through one sandbox (BENCH_SOAK_REQUESTS), from 20
-// clients at once (BENCH_SOAK_CLIENTS) and then from one, against the engine as its own process:
+// clients at once (BENCH_SOAK_CLIENTS) and then from one (BENCH_SOAK_SEQUENTIAL), to a sandbox of
+// BENCH_SOAK_CPU CPUs (1), cycling through every kind or BENCH_SOAK_KINDS, against the engine as its own process:
 // errors, throughput, p50/p99 by kind, the engine's memory and event-loop delay.
-import { Sandbox } from '@asb/sdk';
+import { Sandbox, apply } from '@asb/sdk';
 import { startEngineProcess } from '../test/e2e/engine-process.ts';
 import { KINDS, runSoak, type Kind } from '../test/e2e/soak-load.ts';
 import { percentile, table } from './stats.ts';
@@ -10,6 +11,8 @@ const REQUESTS = Number(process.env.BENCH_SOAK_REQUESTS ?? 1_000_000);
 const CLIENTS = Number(process.env.BENCH_SOAK_CLIENTS ?? 20);
 const SEQUENTIAL = Number(process.env.BENCH_SOAK_SEQUENTIAL ?? Math.min(REQUESTS, 100_000));
 /** A subset of the kinds, comma-separated (default: all of them, in turn). */
+/** The sandbox's CPU limit (its template's resources.limits.cpu). */
+const CPU = process.env.BENCH_SOAK_CPU ?? '1';
 const ONLY = process.env.BENCH_SOAK_KINDS?.split(',').filter((k): k is Kind => (KINDS as readonly string[]).includes(k));
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -22,7 +25,16 @@ async function eventLoopMaxMs(url: string, token: string): Promise<number> {
 async function main(): Promise<void> {
   const e = await startEngineProcess();
   try {
-    const sb = await Sandbox.create({ url: e.url, token: e.token, template: 'python-runtime-template' });
+    const conn = { url: e.url, token: e.token };
+    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxTemplate
+metadata: { name: soak }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: python:3.13-slim, resources: { limits: { cpu: "${CPU}" } } }]
+`, conn);
+    const sb = await Sandbox.create({ ...conn, template: 'soak' });
     const rows: string[][] = [];
     for (const [clients, requests] of [[CLIENTS, REQUESTS], [1, SEQUENTIAL]] as const) {
       if (requests <= 0) continue;
