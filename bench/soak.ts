@@ -17,11 +17,6 @@ const ONLY = process.env.BENCH_SOAK_KINDS?.split(',').filter((k): k is Kind => (
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
-async function eventLoopMaxMs(url: string, token: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
-  return Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1] ?? NaN) * 1000;
-}
-
 async function main(): Promise<void> {
   const e = await startEngineProcess();
   try {
@@ -38,7 +33,7 @@ spec:
     const rows: string[][] = [];
     for (const [clients, requests] of [[CLIENTS, REQUESTS], [1, SEQUENTIAL]] as const) {
       if (requests <= 0) continue;
-      await eventLoopMaxMs(e.url, e.token); // a new measurement window
+      await e.eventLoopMaxMs(); // a new measurement window
       const rssBefore = e.rssBytes();
       let rssMax = rssBefore;
       let loopMax = 0;
@@ -49,12 +44,12 @@ spec:
           rssMax = Math.max(rssMax, e.rssBytes());
           // Every 10 s: the loop's worst delay in that window, and where the run is.
           if ((Date.now() - t0) % 10_000 < 1000) {
-            void eventLoopMaxMs(e.url, e.token).then((v) => { loopMax = Math.max(loopMax, v); });
+            void e.eventLoopMaxMs().then((v) => { loopMax = Math.max(loopMax, v); });
             process.stderr.write(`  ${clients} client(s): ${done}/${requests}, ${(done / (Date.now() - t0) * 1000).toFixed(0)}/s, engine RSS ${e.rssBytes() >> 20} MB, errors ${errors}\n`);
           }
         },
       });
-      loopMax = Math.max(loopMax, await eventLoopMaxMs(e.url, e.token));
+      loopMax = Math.max(loopMax, await e.eventLoopMaxMs());
       const all = KINDS.flatMap((k) => r.latencies[k]);
       rows.push([`${clients}`, `${requests}`, `${r.errors.length}`, `${(requests / r.durationMs * 1000).toFixed(0)}/s`, ms(percentile(all, 50)), ms(percentile(all, 99)),
         `${rssBefore >> 20} → ${rssMax >> 20} MB`, ms(loopMax)]);

@@ -20,6 +20,10 @@ export interface EngineProcess {
   rssBytes(): number;
   /** Its peak resident memory so far (VmHWM). */
   peakRssBytes(): number;
+  /** Its /metrics, as Prometheus text. */
+  metrics(): Promise<string>;
+  /** Its worst event-loop delay since the last scrape (prom-client resets the histogram), in ms. */
+  eventLoopMaxMs(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -39,10 +43,17 @@ export async function startEngineProcess(env: Record<string, string> = {}): Prom
   if (started.status !== 0) throw new Error(`asb engine start failed: ${started.stderr}`);
   const state = JSON.parse(started.stdout) as { url: string; pid: number; tokenFile: string };
   const token = readFileSync(state.tokenFile, 'utf8').trim();
+  const metrics = async () => (await fetch(`${state.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
   return {
     url: state.url, token, pid: state.pid, home, asb,
     rssBytes: () => statusField(state.pid, 'VmRSS'),
     peakRssBytes: () => statusField(state.pid, 'VmHWM'),
+    metrics,
+    async eventLoopMaxMs() {
+      const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await metrics());
+      if (!m) throw new Error('the engine exports no nodejs_eventloop_lag_max_seconds');
+      return Number(m[1]) * 1000;
+    },
     async stop() {
       // Sandboxes first (as a user's `asb rm` would), then the daemon.
       const list = asb('ls', '-o', 'name');

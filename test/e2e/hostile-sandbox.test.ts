@@ -12,14 +12,6 @@ import { percentile } from '../../bench/stats.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The engine's own measure of its event-loop delay since the last scrape (prom-client resets it). */
-async function eventLoopMaxMs(e: EngineProcess): Promise<number> {
-  const text = await (await fetch(`${e.url}/metrics`, { headers: { authorization: `Bearer ${e.token}` } })).text();
-  const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
-  assert.ok(m, 'the engine exports nodejs_eventloop_lag_max_seconds');
-  return Number(m[1]) * 1000;
-}
-
 function metric(text: string, name: string): number {
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
 }
@@ -84,10 +76,10 @@ spec:
     const grower = await Sandbox.create({ ...conn, template: 'hostile' });
     // The engine's event-loop delay, its worst in each 250 ms window (prom-client resets the
     // histogram at each scrape), all through the attack.
-    await eventLoopMaxMs(e);
+    await e.eventLoopMaxMs();
     const loopWindows: number[] = [];
     let measuring = true;
-    const loopWatch = (async () => { while (measuring) { await sleep(250); loopWindows.push(await eventLoopMaxMs(e)); } })();
+    const loopWatch = (async () => { while (measuring) { await sleep(250); loopWindows.push(await e.eventLoopMaxMs()); } })();
     const probe = healthProbe(e);
     const rssBefore = e.rssBytes();
 
@@ -136,7 +128,7 @@ spec:
     const loopMaxMs = Math.max(...loopWindows);
     const loopP90 = percentile(loopWindows, 90);
     const rssAfter = e.rssBytes();
-    const metrics = await (await fetch(`${e.url}/metrics`, { headers: { authorization: `Bearer ${e.token}` } })).text();
+    const metrics = await e.metrics();
     process.stderr.write(`# engine event-loop delay: worst of each 250 ms window p50 ${percentile(loopWindows, 50).toFixed(1)} ms, p90 ${loopP90.toFixed(1)} ms, max ${loopMaxMs.toFixed(1)} ms (${loopWindows.length} windows); /healthz p50 ${percentile(health.times, 50).toFixed(1)} ms, max ${Math.max(...health.times).toFixed(1)} ms over ${health.times.length} probes; victim exec p50 ${percentile(victimTimes, 50).toFixed(1)} ms p99 ${percentile(victimTimes, 99).toFixed(1)} ms (${victimTimes.length}); engine RSS ${rssBefore >> 20} → ${rssAfter >> 20} MB; log max ${logMax >> 10} KiB; downloads ${downloads.map((d) => d >> 20).join(',')} MiB\n`);
 
     assert.equal(health.lost, 0, '/healthz answered every probe');
