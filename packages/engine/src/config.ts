@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { limitFromEnv } from '@asb/http-guard';
+import { ENGINE_CPU_SHARES_DEFAULT } from './engine-cgroup.ts';
 
 export interface EngineConfig {
   /** State directory: token, sandboxes' workspaces and bundles, runsc state. */
@@ -29,6 +30,8 @@ export interface EngineConfig {
   /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
   snapshotDir?: string;
   logLevel: string;
+  /** The engine's CPU weight (cgroup v1 shares; 0 leaves the engine in its cgroup): engine-cgroup.ts. */
+  engineCpuShares: number;
   /** The HTTP server's bounds on hostile clients (README's limits table). */
   http: {
     /** Bytes of one API request body (not the sandbox proxy's uploads: ASB_MAX_UPLOAD_BYTES). */
@@ -72,6 +75,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',
+    engineCpuShares: num(env.ASB_ENGINE_CPU_SHARES, ENGINE_CPU_SHARES_DEFAULT),
     http: {
       maxApiBodyBytes: limitFromEnv(env, 'ASB_MAX_API_BODY_BYTES', 4 * 1024 * 1024),
       maxHeaderBytes: limitFromEnv(env, 'ASB_MAX_HEADER_BYTES', 16 * 1024),

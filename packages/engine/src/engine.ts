@@ -26,6 +26,7 @@ import { MAX_UPLOAD_BYTES_DEFAULT } from './http/proxy.ts';
 import { builtinTemplates } from './builtin-templates.ts';
 import { applyObjects } from './apply.ts';
 import { unmountAll } from './workspace.ts';
+import { raiseEngineCpuWeight } from './engine-cgroup.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -113,6 +114,9 @@ export class Engine {
     if (!existsSync(this.config.agentPath)) throw new Error(`the runtime agent bundle is missing at ${this.config.agentPath}: run \`npm run build\``);
     this.token = ensureToken(home);
     const { driver, runtime } = await chooseDriver(this.config, this.log);
+    const cpu = raiseEngineCpuWeight(this.config.engineCpuShares);
+    if (cpu.moved) this.log.info({ cgroup: cpu.path, weight: cpu.weight }, 'engine runs in a cgroup of its own, weighted above its sandboxes');
+    else this.log.warn({ reason: cpu.reason }, 'engine CPU weight not raised: busy sandboxes may delay it');
     const rootfs = prepareRootfs(home);
     const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
     this.store = new SqliteStore(join(home, 'state.db'));

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { outsideEngineCgroup } from './engine-cgroup.ts';
 import { promisify } from 'node:util';
 import { EngineError } from './errors.ts';
 
@@ -131,7 +132,7 @@ export async function diskUsage(path: string, timeoutMs = 60_000): Promise<numbe
   if (!existsSync(path)) return 0;
   let out: string;
   try {
-    out = (await run('du', ['-s', '-B1', '-P', '-x', path], { timeout: timeoutMs })).stdout;
+    out = (await run(...outsideEngineCgroup('du', ['-s', '-B1', '-P', '-x', path]), { timeout: timeoutMs })).stdout;
   } catch (err) {
     // du says 1 when some entry was unreadable, and still prints the total of the rest.
     out = String((err as { stdout?: string }).stdout ?? '');

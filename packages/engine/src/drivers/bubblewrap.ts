@@ -2,6 +2,7 @@
 // mount) and the same read-only view of the host, but the host kernel is shared and there are no
 // cgroup limits: weaker isolation, said so in `asb engine status` and the engine's log.
 import { spawn } from 'node:child_process';
+import { outsideEngineCgroup } from '../engine-cgroup.ts';
 import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentArgv, AGENT_MOUNT, type SandboxRuntimeSpec } from '../oci-spec.ts';
@@ -39,7 +40,7 @@ export class BubblewrapDriver implements SandboxDriver {
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
-    const child = spawn(this.bwrap, this.args(spec), { stdio: [theirs, theirs, log], detached: true });
+    const child = spawn(...outsideEngineCgroup(this.bwrap, this.args(spec)), { stdio: [theirs, theirs, log], detached: true });
     theirs.destroy();
     closeSync(log);
     child.unref();

@@ -10,6 +10,7 @@ import { AGENT_MOUNT, buildOciSpec, type SandboxRuntimeSpec } from '../oci-spec.
 import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import { tailOf } from '../sandbox-log.ts';
+import { outsideEngineCgroup } from '../engine-cgroup.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
 
 const run = promisify(execFile);
@@ -216,13 +217,13 @@ export class GvisorDriver implements SandboxDriver {
 
 /**
  * A sandbox's processes (runsc's sandbox, gofer and, under ptrace, its stubs, all forked from the
- * command started here) run at a lower CPU priority than the engine: on a small machine, busy
- * sandboxes and the kernel threads writing their files otherwise left the engine, which serves
- * every other sandbox, unscheduled for hundreds of milliseconds at a time.
+ * command started here) start outside the engine's weighted cgroup (engine-cgroup.ts), at nice
+ * 10: runsc then moves the sandbox into a cgroup of its own, where its CPU weight decides; the
+ * nice value still ranks whatever runsc leaves behind in the helpers' cgroup.
  */
 export const SANDBOX_NICE = 10;
 function lowPriority(command: string, args: string[]): [string, string[]] {
-  return ['nice', ['-n', String(SANDBOX_NICE), command, ...args]];
+  return outsideEngineCgroup('nice', ['-n', String(SANDBOX_NICE), command, ...args]);
 }
 
 /** The OCI bundle of a sandbox (its config.json), for `runsc run` and `runsc restore` alike. */
