@@ -10,10 +10,19 @@ import { percentile, table } from './stats.ts';
 const REQUESTS = Number(process.env.BENCH_SOAK_REQUESTS ?? 1_000_000);
 const CLIENTS = Number(process.env.BENCH_SOAK_CLIENTS ?? 20);
 const SEQUENTIAL = Number(process.env.BENCH_SOAK_SEQUENTIAL ?? Math.min(REQUESTS, 100_000));
-/** A subset of the kinds, comma-separated (default: all of them, in turn). */
 /** The sandbox's CPU limit (its template's resources.limits.cpu). */
 const CPU = process.env.BENCH_SOAK_CPU ?? '1';
-const ONLY = process.env.BENCH_SOAK_KINDS?.split(',').filter((k): k is Kind => (KINDS as readonly string[]).includes(k));
+/** The kinds, comma-separated, each with an optional weight (`read:10,execute:1`: ten reads for
+ *  each command); default: all of them, in turn. */
+const ONLY = process.env.BENCH_SOAK_KINDS ? kindsOf(process.env.BENCH_SOAK_KINDS) : undefined;
+
+function kindsOf(spec: string): Kind[] {
+  return spec.split(',').flatMap((part) => {
+    const [kind, weight = '1'] = part.trim().split(':');
+    if (!(KINDS as readonly string[]).includes(kind!) || !(Number(weight) >= 1)) throw new Error(`BENCH_SOAK_KINDS: "${part}" is not kind[:weight] with a kind of ${KINDS.join(', ')}`);
+    return Array<Kind>(Math.floor(Number(weight))).fill(kind as Kind);
+  });
+}
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 
