@@ -12,7 +12,7 @@ import { Sandbox } from '@asb/sdk';
 import { startEngineProcess, type EngineProcess } from './harness.ts';
 import { requestArbitrary, type FuzzRequest } from './support/engine-requests.ts';
 import {
-  endlessHeaders, oversizedBody, oversizedHeader, rssBytes, stalledBody, tricklingBody, MiB,
+  connected, endlessHeaders, oversizedBody, oversizedHeader, partialBody, rssBytes, stalledBody, tricklingBody, MiB,
 } from '../../packages/http-guard/test/support/clients.ts';
 
 const BOUND_MS = 2_000;
@@ -186,5 +186,50 @@ describe('hostile clients against the engine', () => {
     const grown = rssBytes(e.pid) - before;
     assert.ok(grown < 128 * MiB, `RSS grew by ${Math.round(grown / MiB)} MiB over ${FUZZ_RUNS} requests`);
     assert.ok(seen.size >= Math.min(20, FUZZ_RUNS / 10), `routes reached: ${[...seen.keys()].join(', ')}`);
+  });
+});
+
+describe('many clients at once against the engine', () => {
+  let e: EngineProcess;
+  before(async () => {
+    e = await startEngineProcess({ ASB_MAX_CONNECTIONS: '20', ASB_MAX_API_BODIES_BYTES: String(6 * MiB), ASB_BODY_IDLE_TIMEOUT_MS: '10000' });
+  });
+  after(async () => { await e?.stop(); });
+  const auth = () => ({ authorization: `Bearer ${e.conn.token}` });
+
+  it('holds at most ASB_MAX_API_BODIES_BYTES of bodies being read: the request over it gets 503 with Retry-After, then the budget comes back', async () => {
+    const url = new URL('/v1/apply', e.conn.url).href;
+    const first = partialBody(url, 4 * MiB, 3 * MiB, { ...auth(), 'content-type': 'application/yaml' });
+    await first.sent;
+    const second = partialBody(url, 4 * MiB, 3.5 * MiB, { ...auth(), 'content-type': 'application/yaml' });
+    const refused = await second.answer;
+    assert.equal(refused.status, 503, refused.body);
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.equal(refused.headers.connection, 'close');
+    const status = JSON.parse(refused.body);
+    assert.equal(status.reason, 'Unavailable');
+    assert.match(status.message, /ASB_MAX_API_BODIES_BYTES/);
+    first.finish();
+    assert.equal((await first.answer).status, 422, 'the first body was read to its end and judged (zeros are no manifest)');
+    const later = await fetch(`${e.conn.url}/v1/sandboxes`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/json' }, body: JSON.stringify({ template: 'x', pad: 'a'.repeat(3 * MiB) }) });
+    assert.equal(later.status, 422, 'a body as large is read again once the others are done');
+  });
+
+  it('closes connections past ASB_MAX_CONNECTIONS as they come, counts them, and serves again once others close', async () => {
+    const port = Number(new URL(e.conn.url).port);
+    const held = await Promise.all(Array.from({ length: 20 }, () => connected(port)));
+    const over = await connected(port);
+    const unanswered = await new Promise<boolean>((resolve) => {
+      let got = 0;
+      over.on('data', (d: Buffer) => { got += d.length; });
+      over.on('close', () => resolve(got === 0));
+      over.write(`GET /v1/info HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${e.conn.token}\r\n\r\n`);
+    });
+    assert.ok(unanswered, 'the 21st connection was closed unanswered');
+    held.forEach((c) => c.destroy());
+    await new Promise((r) => setTimeout(r, 200));
+    const metrics = await (await fetch(`${e.conn.url}/metrics`, { headers: auth() })).text();
+    assert.match(metrics, /^asb_http_connections_dropped_total [1-9]/m);
+    assert.equal((await fetch(`${e.conn.url}/v1/info`, { headers: auth() })).status, 200);
   });
 });

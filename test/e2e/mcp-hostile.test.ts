@@ -15,7 +15,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Sandbox } from '@asb/sdk';
 import { startEngineProcess, type EngineProcess } from './harness.ts';
 import {
-  endlessHeaders, oversizedBody, oversizedHeader, rssBytes, stalledBody, MiB,
+  connected, endlessHeaders, oversizedBody, oversizedHeader, partialBody, rssBytes, stalledBody, MiB,
 } from '../../packages/http-guard/test/support/clients.ts';
 import { arbitraryOfJsonSchema } from '../../packages/http-guard/test/support/schema-arbitrary.ts';
 
@@ -36,11 +36,13 @@ describe('hostile clients against asb mcp --http', () => {
   const headers = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${e.conn.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra });
 
   /** `asb mcp --http 0 ARGS` as its own process, on the test's engine. */
-  async function mcpServer(...args: string[]): Promise<McpProcess> {
+  const mcpServer = (...args: string[]) => mcpServerWith({}, ...args);
+  async function mcpServerWith(env: Record<string, string>, ...args: string[]): Promise<McpProcess> {
     const child = spawn(process.execPath, [ASB, 'mcp', '--http', '0', ...args], {
       env: {
         ...process.env, ASB_HOME: e.home, ASB_LOG_LEVEL: 'warn', ASB_MCP_MAX_SESSIONS: String(MAX_SESSIONS),
         ASB_MCP_UNUSED_SESSION_TIMEOUT_MS: String(SESSION_S * 1000), ASB_HEADERS_TIMEOUT_MS: String(BOUND_MS), ASB_BODY_IDLE_TIMEOUT_MS: String(BOUND_MS),
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
@@ -124,6 +126,32 @@ describe('hostile clients against asb mcp --http', () => {
     }
     assert.ok(rssBytes(m.pid) - rssBefore < 64 * MiB, `RSS grew by ${Math.round((rssBytes(m.pid) - rssBefore) / MiB)} MiB`);
     assert.ok(await healthy(m.url));
+  });
+
+  it('holds at most ASB_MCP_MAX_BODIES_BYTES of bodies being read (503 past it) and closes connections past ASB_MCP_MAX_CONNECTIONS', async () => {
+    const m = await mcpServerWith({ ASB_MCP_MAX_BODIES_BYTES: String(6 * MiB), ASB_MCP_MAX_CONNECTIONS: '10' });
+    const first = partialBody(m.url, 4 * MiB, 3 * MiB, headers());
+    await first.sent;
+    const refused = await partialBody(m.url, 4 * MiB, 3.5 * MiB, headers()).answer;
+    assert.equal(refused.status, 503, refused.body);
+    assert.equal(refused.headers['retry-after'], '1');
+    assert.match(JSON.parse(refused.body).error.message, /ASB_MCP_MAX_BODIES_BYTES/);
+    first.finish();
+    assert.equal((await first.answer).status, 400, 'the first body was read whole (and is no JSON)');
+
+    const port = Number(new URL(m.url).port);
+    const held = await Promise.all(Array.from({ length: 10 }, () => connected(port)));
+    const over = await connected(port);
+    const unanswered = await new Promise<boolean>((resolve) => {
+      let got = 0;
+      over.on('data', (d: Buffer) => { got += d.length; });
+      over.on('close', () => resolve(got === 0));
+      over.write('GET /mcp HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+    assert.ok(unanswered, 'the 11th connection was closed unanswered');
+    held.forEach((c) => c.destroy());
+    await sleep(200);
+    assert.ok(await healthy(m.url), 'served again once the others closed');
   });
 
   it('answers an oversized header 431, and closes slowloris and stalled bodies within the bound', async () => {

@@ -42,6 +42,10 @@ export interface EngineConfig {
     headersTimeoutMs: number;
     /** A request body (API or proxied) that makes no progress for this long is refused. */
     bodyIdleTimeoutMs: number;
+    /** Bytes of API request bodies held while being read, all requests together. */
+    maxApiBodiesBytes: number;
+    /** Connections open at once (clients of the API and of the sandbox proxy together). */
+    maxConnections: number;
   };
 }
 
@@ -81,6 +85,8 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
       maxHeaderBytes: limitFromEnv(env, 'ASB_MAX_HEADER_BYTES', 16 * 1024),
       headersTimeoutMs: limitFromEnv(env, 'ASB_HEADERS_TIMEOUT_MS', 30_000),
       bodyIdleTimeoutMs: limitFromEnv(env, 'ASB_BODY_IDLE_TIMEOUT_MS', 60_000),
+      maxApiBodiesBytes: limitFromEnv(env, 'ASB_MAX_API_BODIES_BYTES', 64 * 1024 * 1024),
+      maxConnections: limitFromEnv(env, 'ASB_MAX_CONNECTIONS', 1024),
     },
   };
   return { ...base, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };

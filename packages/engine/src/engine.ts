@@ -148,7 +148,7 @@ export class Engine {
     }
     const api = apiApp(this.store, this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
-    this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes, limits: this.config.http, metrics: this.metrics.registry });
+    this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes, limits: this.config.http, metrics: this.metrics.registry, onConnectionDropped: () => this.metrics.connectionsDropped.inc() });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.config.port, this.config.host, resolve);

@@ -12,6 +12,8 @@ export interface ServerLimits {
   maxHeaderBytes: number;
   /** A request body that makes no progress for this long is answered 408 and its connection closed. */
   bodyIdleTimeoutMs: number;
+  /** Connections open at once; those over are closed as accepted (limitConnections). */
+  maxConnections: number;
 }
 
 export function serverOptions(limits: ServerLimits): http.ServerOptions {
@@ -22,6 +24,15 @@ export function serverOptions(limits: ServerLimits): http.ServerOptions {
     maxHeaderSize: limits.maxHeaderBytes,
     connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(shortest / 4))),
   };
+}
+
+/**
+ * At most `max` connections at once: node closes any beyond as soon as they are accepted (the
+ * client sees its connection reset, before any byte is read). `onDrop` counts them.
+ */
+export function limitConnections(server: http.Server, max: number, onDrop?: () => void): void {
+  server.maxConnections = max;
+  if (onDrop) server.on('drop', onDrop);
 }
 
 /** A positive number from the environment, or the default (a bad value is an error, not ignored). */

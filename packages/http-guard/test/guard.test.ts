@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  answer, answerClientErrors, closeStalled, readCappedBody, serverOptions, watchBodyProgress, BodyTooLargeError,
+  answer, answerClientErrors, closeStalled, limitConnections, readCappedBody, serverOptions, watchBodyProgress,
+  BodyBudget, BodyBudgetError, BodyTooLargeError,
 } from '../src/index.ts';
-import { endlessHeaders, oversizedBody, oversizedHeader, stalledBody, tricklingBody, MiB } from './support/clients.ts';
+import { connected, endlessHeaders, oversizedBody, oversizedHeader, partialBody, stalledBody, tricklingBody, MiB } from './support/clients.ts';
 
-const LIMITS = { headersTimeoutMs: 1_000, maxHeaderBytes: 8 * 1024, bodyIdleTimeoutMs: 1_000 };
+const LIMITS = { headersTimeoutMs: 1_000, maxHeaderBytes: 8 * 1024, bodyIdleTimeoutMs: 1_000, maxConnections: 1_000 };
 const json = (status: number, message: string) => ({ contentType: 'application/json', text: JSON.stringify({ status, message }) });
 
 /** A server with the guards, whose handler reads (capped), or holds the body a while first. */
@@ -106,4 +107,52 @@ describe('http guards', () => {
     assert.equal(JSON.parse(slow.body).message, 'request headers did not arrive within 1000 ms');
     assert.ok(slow.closedAfterMs < LIMITS.headersTimeoutMs + 5_000, `closed after ${slow.closedAfterMs} ms`);
   });
+
+  it('holds at most the budget of bodies being read across requests: the one over it gets 503, and the budget comes back', async () => {
+    const budget = new BodyBudget(6 * MiB);
+    const s = await guardedServer((req, res) => {
+      readCappedBody(req, 4 * MiB, budget).then(
+        (body) => answer(req, res, { status: 200, ...json(200, `read ${body.length}`) }),
+        (err) => { if (err instanceof BodyBudgetError) answer(req, res, { status: 503, ...json(503, err.message) }); },
+      );
+    });
+    closers.push(s.close);
+    // Two bodies of 4 MiB, 3 and 3.5 MiB of each sent and held: the second crosses 6 MiB.
+    const first = partialBody(s.url, 4 * MiB, 3 * MiB);
+    await first.sent;
+    const second = partialBody(s.url, 4 * MiB, 3.5 * MiB);
+    const refused = await second.answer;
+    assert.equal(refused.status, 503);
+    assert.match(refused.body, /reading 6291456 bytes of request bodies at once already/);
+    assert.ok(budget.usedBytes <= 6 * MiB && budget.usedBytes >= 3 * MiB, `${budget.usedBytes} bytes held`);
+    first.finish();
+    assert.equal((await first.answer).status, 200);
+    assert.equal(budget.usedBytes, 0, 'a body read whole gives its bytes back');
+    const later = await fetch(s.url, { method: 'POST', body: Buffer.alloc(4 * MiB) });
+    assert.equal(later.status, 200);
+  });
+
+  it('closes connections over the limit as they are accepted, and takes new ones once others close', async () => {
+    let dropped = 0;
+    const server = http.createServer((_req, res) => res.end('ok'));
+    limitConnections(server, 3, () => dropped++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => { server.closeAllConnections(); server.close(); });
+    const { port } = server.address() as AddressInfo;
+    const open = await Promise.all([1, 2, 3].map(() => connected(port)));
+    const over = await connected(port);
+    const closedWithNothing = await new Promise<boolean>((resolve) => {
+      let got = 0;
+      over.on('data', (d) => { got += d.length; });
+      over.on('close', () => resolve(got === 0));
+      over.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+    assert.ok(closedWithNothing, 'the fourth connection was closed unanswered');
+    assert.equal(dropped, 1);
+    open[0]!.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'ok');
+    open.forEach((c) => c.destroy());
+  });
 });
+

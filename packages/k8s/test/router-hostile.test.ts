@@ -17,8 +17,10 @@ import { createInterface } from 'node:readline';
 import fc from 'fast-check';
 import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
 import {
-  endlessHeaders, oversizedBody, oversizedHeader, rssBytes, stalledBody, tricklingBody, MiB,
+  connected, endlessHeaders, oversizedBody, oversizedHeader, rssBytes, stalledBody, tricklingBody, MiB,
 } from '../../http-guard/test/support/clients.ts';
+
+const MAX_CONNECTIONS = 40;
 
 const TOKEN = 'hostile-router-token';
 const BOUND_S = 2;
@@ -112,7 +114,7 @@ describe('hostile clients against the sandbox router', () => {
     router = spawn(process.execPath, ['--import', 'tsx', MAIN], {
       env: {
         ...process.env, PORT: '0', HOST: '127.0.0.1', ROUTER_AUTH_TOKEN: TOKEN, ROUTER_BACKEND: `127.0.0.1:${agent.port}`,
-        ROUTER_HEADERS_TIMEOUT_SECONDS: String(BOUND_S), ROUTER_BODY_IDLE_TIMEOUT_SECONDS: String(BOUND_S),
+        ROUTER_HEADERS_TIMEOUT_SECONDS: String(BOUND_S), ROUTER_BODY_IDLE_TIMEOUT_SECONDS: String(BOUND_S), ROUTER_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -173,6 +175,20 @@ describe('hostile clients against the sandbox router', () => {
       assert.deepEqual(JSON.parse(r.body), { detail: `The request body stopped arriving: nothing for ${BOUND_S} s.` });
     }
     for (const r of [headers!, body!, chunked!]) assert.ok(r.closedAfterMs < BOUND_S * 1000 + 10_000, `closed after ${r.closedAfterMs} ms`);
+  });
+
+  it(`closes connections past ROUTER_MAX_CONNECTIONS (${MAX_CONNECTIONS}) unanswered, and serves again once they close`, async () => {
+    const sockets = await Promise.all(Array.from({ length: MAX_CONNECTIONS + 10 }, () => connected(port)));
+    const answered = await Promise.all(sockets.map((socket) => new Promise<boolean>((resolve) => {
+      socket.once('data', () => resolve(true));
+      socket.once('close', () => resolve(false));
+      socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    })));
+    const served = answered.filter(Boolean).length;
+    assert.ok(served <= MAX_CONNECTIONS && served >= MAX_CONNECTIONS - 5, `${served} of ${sockets.length} connections answered`);
+    sockets.forEach((c) => c.destroy());
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await fetch(`${url}/`)).status, 401, 'a request is answered again (401: it has no token)');
   });
 
   it('lets a body that flows slowly but steadily through', async () => {

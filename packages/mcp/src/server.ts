@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import {
-  answer, answerClientErrors, closeStalled, limitFromEnv, readCappedBody, serverOptions, watchBodyProgress, BodyTooLargeError, type ServerLimits,
+  answer, answerClientErrors, closeStalled, limitConnections, limitFromEnv, readCappedBody, serverOptions, watchBodyProgress,
+  BodyBudget, BodyBudgetError, BodyTooLargeError, type ServerLimits,
 } from '@asb/http-guard';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
@@ -68,6 +69,8 @@ export interface HttpServerHandle { url: string; sessions(): number; close(): Pr
 export interface HttpLimits extends ServerLimits, Omit<SessionLimits, 'idleTimeoutMs'> {
   /** ASB_MCP_MAX_BODY_BYTES: one request's body (write_file takes up to 16 MiB of content). */
   maxBodyBytes: number;
+  /** ASB_MCP_MAX_BODIES_BYTES: bodies held while being read, all requests together. */
+  maxBodiesBytes: number;
 }
 
 export function httpLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): HttpLimits {
@@ -78,6 +81,8 @@ export function httpLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): HttpLim
     maxHeaderBytes: limitFromEnv(env, 'ASB_MAX_HEADER_BYTES', 16 * 1024),
     headersTimeoutMs: limitFromEnv(env, 'ASB_HEADERS_TIMEOUT_MS', 30_000),
     bodyIdleTimeoutMs: limitFromEnv(env, 'ASB_BODY_IDLE_TIMEOUT_MS', 60_000),
+    maxBodiesBytes: limitFromEnv(env, 'ASB_MCP_MAX_BODIES_BYTES', 128 * 1024 * 1024),
+    maxConnections: limitFromEnv(env, 'ASB_MCP_MAX_CONNECTIONS', 256),
   };
 }
 
@@ -135,6 +140,7 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}: the MCP endpoint is /mcp` }, 404));
   const listener = getRequestListener(app.fetch, { autoCleanupIncoming: false });
 
+  const bodyBudget = new BodyBudget(limits.maxBodiesBytes);
   const server = http.createServer(serverOptions(limits), async (req, res) => {
     const got = Buffer.from(req.headers.authorization ?? '');
     if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
@@ -144,9 +150,10 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
     watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, rpcError(408, -32000, `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`)));
     let body: Buffer;
     try {
-      body = await readCappedBody(req, limits.maxBodyBytes);
+      body = await readCappedBody(req, limits.maxBodyBytes, bodyBudget);
     } catch (err) {
       if (err instanceof BodyTooLargeError) answer(req, res, rpcError(413, -32000, `${err.message} (ASB_MCP_MAX_BODY_BYTES)`));
+      else if (err instanceof BodyBudgetError) answer(req, res, rpcError(503, -32000, `${err.message} (ASB_MCP_MAX_BODIES_BYTES)`, { 'retry-after': '1' }));
       return;
     }
     if (req.method === 'POST') {
@@ -160,6 +167,7 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
     (req as http.IncomingMessage & { rawBody?: Buffer }).rawBody = body;
     await listener(req, res);
   });
+  limitConnections(server, limits.maxConnections);
   answerClientErrors(server, { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' }, (status, message) => rpcError(status, -32000, message));
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port, host, resolve); });

@@ -4,15 +4,18 @@
 // Bounded on every input (packages/http-guard): headers by size and by time (node's
 // maxHeaderSize and headersTimeout), every body by idleness (a body that stops arriving is
 // refused with 408), API bodies by size while they are read (413 past ASB_MAX_API_BODY_BYTES,
-// before a byte is read when Content-Length says so). A request refused before its body was
-// read (401, 413, 408) closes its connection, so the engine reads nothing more of it.
+// before a byte is read when Content-Length says so) and all together (503 past
+// ASB_MAX_API_BODIES_BYTES held at once), connections by number (ASB_MAX_CONNECTIONS; those over
+// are closed as accepted). A request refused before its body was read (401, 413, 503, 408)
+// closes its connection, so the engine reads nothing more of it.
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Registry } from 'prom-client';
 import {
-  answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, readCappedBody, serverOptions, watchBodyProgress, BodyTooLargeError,
+  answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, limitConnections, readCappedBody, serverOptions, watchBodyProgress,
+  BodyBudget, BodyBudgetError, BodyTooLargeError,
 } from '@asb/http-guard';
 import type { LocalWorkloads } from '../workloads.ts';
 import type { EngineConfig } from '../config.ts';
@@ -25,6 +28,8 @@ export interface ServerOptions {
   limits: EngineConfig['http'];
   /** Served at /metrics (Prometheus text). */
   metrics?: Registry;
+  /** Called for each connection closed as accepted, past ASB_MAX_CONNECTIONS. */
+  onConnectionDropped?: () => void;
 }
 
 function authorized(header: string | undefined, token: string): boolean {
@@ -52,15 +57,19 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     autoCleanupIncoming: false,
     errorHandler: (err) => new Response(JSON.stringify(statusBody('BadRequest', `bad request: ${(err as Error).message}`)), { status: 400, headers: { 'content-type': 'application/json' } }),
   });
+  const bodies = new BodyBudget(limits.maxApiBodiesBytes);
   const stalled = new EngineError('RequestTimeout', `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`);
 
   const serveApi = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     let body: Buffer;
     try {
-      body = await readCappedBody(req, limits.maxApiBodyBytes);
+      body = await readCappedBody(req, limits.maxApiBodyBytes, bodies);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
         refuse(req, res, new EngineError('PayloadTooLarge', `${err.message} (ASB_MAX_API_BODY_BYTES); uploads of files go to the sandbox (X-Sandbox-ID), up to ASB_MAX_UPLOAD_BYTES`));
+      } else if (err instanceof BodyBudgetError) {
+        res.setHeader('retry-after', '1');
+        refuse(req, res, new EngineError('Unavailable', `${err.message} (ASB_MAX_API_BODIES_BYTES)`));
       }
       return; // aborted: the client is gone, or the watchdog answered already
     }
@@ -93,6 +102,7 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     void serveApi(req, res);
   });
   answerClientErrors(server, { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' }, clientErrorBody);
+  limitConnections(server, limits.maxConnections, opts.onConnectionDropped);
   // Many SDK calls reuse one connection; keep it open between calls.
   server.keepAliveTimeout = 65_000;
   return server;

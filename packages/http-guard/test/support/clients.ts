@@ -2,6 +2,7 @@
 // and the MCP server: a body far over any cap (with Content-Length, or chunked), a header block
 // over the size limit, headers that never end (slowloris), a body that stops arriving. Each
 // resolves with what the server answered and when it closed the connection.
+import http from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 
@@ -150,3 +151,24 @@ export function rssBytes(pid: number): number {
 }
 
 export const MiB = 1024 * 1024;
+
+/** A TCP connection to `port` on loopback, once connected. */
+export function connected(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', () => undefined); // a dropped connection may be reset
+    socket.once('error', reject);
+  });
+}
+
+/** A POST declaring `declared` bytes that sends `first` of them, then the rest on finish(). */
+export function partialBody(url: string, declared: number, first: number, headers: Record<string, string> = {}) {
+  const { hostname, port, pathname } = new URL(url);
+  const req = http.request({ host: hostname, port, method: 'POST', path: pathname, headers: { ...headers, 'content-length': String(declared) } });
+  const answer = new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+    req.on('response', (res) => { let body = ''; res.on('data', (d) => { body += d; }); res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers })); });
+    req.on('error', reject);
+  });
+  const sent = new Promise<void>((resolve) => req.write(Buffer.alloc(first), () => setTimeout(resolve, 200)));
+  return { sent, answer, finish: () => req.end(Buffer.alloc(declared - first)) };
+}

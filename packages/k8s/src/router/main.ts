@@ -1,8 +1,8 @@
 // sandbox-router: configured by the environment as upstream's (ROUTER_AUTH_TOKEN,
 // ALLOW_UNAUTHENTICATED_ROUTER, CLUSTER_DOMAIN, PROXY_TIMEOUT_SECONDS), on :8080; ROUTER_BACKEND
 // (ours) sends every sandbox's traffic to one address; ROUTER_MAX_HEADER_BYTES,
-// ROUTER_HEADERS_TIMEOUT_SECONDS and ROUTER_BODY_IDLE_TIMEOUT_SECONDS (ours) bound slow and
-// oversized clients.
+// ROUTER_HEADERS_TIMEOUT_SECONDS, ROUTER_BODY_IDLE_TIMEOUT_SECONDS and ROUTER_MAX_CONNECTIONS
+// (ours) bound slow, oversized and too many clients.
 import type { AddressInfo } from 'node:net';
 import { limitFromEnv } from '@asb/http-guard';
 import { createRouter, parseBackend, ROUTER_LIMITS } from './router.ts';
@@ -19,6 +19,7 @@ export function routerFromEnv(env: NodeJS.ProcessEnv = process.env) {
       maxHeaderBytes: limitFromEnv(env, 'ROUTER_MAX_HEADER_BYTES', ROUTER_LIMITS.maxHeaderBytes),
       headersTimeoutMs: limitFromEnv(env, 'ROUTER_HEADERS_TIMEOUT_SECONDS', ROUTER_LIMITS.headersTimeoutMs / 1000) * 1000,
       bodyIdleTimeoutMs: limitFromEnv(env, 'ROUTER_BODY_IDLE_TIMEOUT_SECONDS', ROUTER_LIMITS.bodyIdleTimeoutMs / 1000) * 1000,
+      maxConnections: limitFromEnv(env, 'ROUTER_MAX_CONNECTIONS', ROUTER_LIMITS.maxConnections),
     },
   });
 }

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, serverOptions, watchBodyProgress, type ServerLimits } from '@asb/http-guard';
+import { answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, limitConnections, serverOptions, watchBodyProgress, type ServerLimits } from '@asb/http-guard';
 
 export interface RouterOptions {
   /** ROUTER_AUTH_TOKEN: required as `Authorization: Bearer …` unless allowUnauthenticated. */
@@ -29,11 +29,11 @@ export interface RouterOptions {
    *  and the tests on a simulated cluster whose pods have no network). */
   backend?: { host: string; port?: number };
   log?: (msg: string, fields?: Record<string, unknown>) => void;
-  /** ROUTER_MAX_HEADER_BYTES, ROUTER_HEADERS_TIMEOUT_SECONDS, ROUTER_BODY_IDLE_TIMEOUT_SECONDS. */
+  /** ROUTER_MAX_HEADER_BYTES, ROUTER_HEADERS_TIMEOUT_SECONDS, ROUTER_BODY_IDLE_TIMEOUT_SECONDS, ROUTER_MAX_CONNECTIONS. */
   limits?: Partial<ServerLimits>;
 }
 
-export const ROUTER_LIMITS: ServerLimits = { maxHeaderBytes: 16 * 1024, headersTimeoutMs: 30_000, bodyIdleTimeoutMs: 60_000 };
+export const ROUTER_LIMITS: ServerLimits = { maxHeaderBytes: 16 * 1024, headersTimeoutMs: 30_000, bodyIdleTimeoutMs: 60_000, maxConnections: 10_000 };
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NAMESPACE = /^[a-zA-Z0-9-]+$/;
@@ -163,6 +163,7 @@ export function createRouter(o: RouterOptions): http.Server {
     req.pipe(upstream);
   });
 
+  limitConnections(server, limits.maxConnections);
   answerClientErrors(server, { ...limits, headerHint: 'ROUTER_MAX_HEADER_BYTES', timeoutHint: 'ROUTER_HEADERS_TIMEOUT_SECONDS' }, (_status, message) => ({ contentType: 'application/json', text: JSON.stringify({ detail: `${message[0]!.toUpperCase()}${message.slice(1)}.` }) }));
 
   // WebSockets (and any Upgrade): the handshake is forwarded, then the two sockets are spliced.
