@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import fc from 'fast-check';
 import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '@asb/runtime';
 import {
-  connected, endlessHeaders, oversizedBody, oversizedHeader, rssBytes, stalledBody, tricklingBody, MiB,
+  answers, connected, endlessHeaders, oversizedBody, oversizedHeader, rssBytes, stalledBody, tricklingBody, MiB,
 } from '../../http-guard/test/support/clients.ts';
 
 const MAX_CONNECTIONS = 40;
@@ -179,11 +179,7 @@ describe('hostile clients against the sandbox router', () => {
 
   it(`closes connections past ROUTER_MAX_CONNECTIONS (${MAX_CONNECTIONS}) unanswered, and serves again once they close`, async () => {
     const sockets = await Promise.all(Array.from({ length: MAX_CONNECTIONS + 10 }, () => connected(port)));
-    const answered = await Promise.all(sockets.map((socket) => new Promise<boolean>((resolve) => {
-      socket.once('data', () => resolve(true));
-      socket.once('close', () => resolve(false));
-      socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
-    })));
+    const answered = await Promise.all(sockets.map((socket) => answers(socket)));
     const served = answered.filter(Boolean).length;
     assert.ok(served <= MAX_CONNECTIONS && served >= MAX_CONNECTIONS - 5, `${served} of ${sockets.length} connections answered`);
     sockets.forEach((c) => c.destroy());

@@ -172,3 +172,13 @@ export function partialBody(url: string, declared: number, first: number, header
   const sent = new Promise<void>((resolve) => req.write(Buffer.alloc(first), () => setTimeout(resolve, 200)));
   return { sent, answer, finish: () => req.end(Buffer.alloc(declared - first)) };
 }
+
+/** Sends `request` on `socket`: true once any answer arrives, false when the server closes the
+ *  connection without one (as it does to connections past its limit). */
+export function answers(socket: net.Socket, request = 'GET / HTTP/1.1\r\nhost: x\r\n\r\n'): Promise<boolean> {
+  return new Promise((resolve) => {
+    socket.once('data', () => resolve(true));
+    socket.once('close', () => resolve(false));
+    socket.write(request);
+  });
+}
