@@ -5,7 +5,7 @@ export { resolveImage, UnknownImageError, BUILTIN_IMAGE_MAP, type LocalImage } f
 export { buildOciSpec, agentArgv, type SandboxRuntimeSpec, type ResourceLimits } from './oci-spec.ts';
 export { HOST_READ_ONLY_PATHS } from './rootfs.ts';
 export { unmountAll } from './workspace.ts';
-export { ENGINE_CGROUP, ENGINE_CPU_SHARES_DEFAULT, cpuCgroupOf } from './engine-cgroup.ts';
+export { ENGINE_CGROUP, ENGINE_CPU_SHARES_DEFAULT, cpuCgroupOf, sharesToWeight } from './engine-cgroup.ts';
 export { applyObjects, parseApplyBody } from './apply.ts';
 export { SqliteStore } from './store/sqlite-store.ts';
 export { LocalWorkloads } from './workloads.ts';
