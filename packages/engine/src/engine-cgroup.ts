@@ -60,21 +60,15 @@ export function raiseEngineCpuWeight(shares: number, root = CGROUP_ROOT, procCgr
   const dir = join(parent, ENGINE_CGROUP);
   try {
     mkdirSync(dir, { recursive: true });
-    let weight: string;
-    if (own.version === 1) {
-      weight = `cpu.shares=${shares}`;
-      writeFileSync(join(dir, 'cpu.shares'), String(shares));
-    } else {
-      // v2 weighs a child only when its parent hands the cpu controller down.
-      if (!safeRead(join(parent, 'cgroup.subtree_control')).split(/\s+/).includes('cpu')) appendFileSync(join(parent, 'cgroup.subtree_control'), '+cpu');
-      weight = `cpu.weight=${sharesToWeight(shares)}`;
-      writeFileSync(join(dir, 'cpu.weight'), String(sharesToWeight(shares)));
-    }
+    // v2 weighs a child only when its parent hands the cpu controller down.
+    if (own.version === 2 && !safeRead(join(parent, 'cgroup.subtree_control')).split(/\s+/).includes('cpu')) appendFileSync(join(parent, 'cgroup.subtree_control'), '+cpu');
+    const [file, value] = own.version === 1 ? ['cpu.shares', shares] : ['cpu.weight', sharesToWeight(shares)];
+    writeFileSync(join(dir, file), String(value));
     const helpers = join(parent, HELPER_CGROUP);
     mkdirSync(helpers, { recursive: true });
     writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
     helperProcs = join(helpers, 'cgroup.procs');
-    return { moved: true, path: dir, weight };
+    return { moved: true, path: dir, weight: `${file}=${value}` };
   } catch (err) {
     return { moved: false, reason: `${dir}: ${(err as Error).message}` };
   }
