@@ -39,8 +39,8 @@ await build({ bundle: true, platform: 'node', target: 'node20', format: 'cjs', m
 rmSync('dist/agent.blob', { force: true });
 rmSync('dist/agent.blob.json', { force: true });
 try {
-  // V8 flags must be those the sandbox starts node with (packages/engine/src/oci-spec.ts, none
-  // today): they are part of the snapshot's configuration tag.
+  // V8 flags must be those the sandbox starts node with (agentArgv in
+  // packages/engine/src/drivers/runtime-spec.ts, none today): they are part of the snapshot's configuration tag.
   execFileSync(process.execPath, ['--snapshot-blob', 'dist/agent.blob', '--build-snapshot', 'dist/agent.cjs'], { stdio: ['ignore', 'ignore', 'pipe'] });
   // A snapshot only loads into the very node that built it: record which one.
   writeFileSync('dist/agent.blob.json', JSON.stringify({ node: process.version, execPath: process.execPath }) + '\n');

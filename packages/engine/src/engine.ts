@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { loadConfig, type EngineConfig } from './config.ts';
 import { prepareRootfs } from './rootfs.ts';
-import { AGENT_MOUNT } from './oci-spec.ts';
+import { AGENT_MOUNT } from './drivers/runtime-spec.ts';
 import { LocalWorkloads } from './workloads.ts';
 import { SandboxService } from './sandbox-service.ts';
 import { SnapshotStore } from './snapshots.ts';

@@ -9,7 +9,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readlinkSync, rmSync } from '
 import { join, posix } from 'node:path';
 import { EngineError } from './errors.ts';
 import { HOST_READ_ONLY_PATHS, type Rootfs } from './rootfs.ts';
-import { AGENT_MOUNT } from './oci-spec.ts';
+import { AGENT_MOUNT } from './drivers/runtime-spec.ts';
 
 /** The sandbox's in-memory file systems (oci-spec.ts): a mount point under them is made in memory. */
 const IN_MEMORY = ['/tmp', '/home/sandbox', '/dev'];

@@ -1,44 +1,8 @@
 // Pure: the OCI runtime spec (config.json) of one sandbox. Every isolation default lives here,
 // so a reader can audit the sandbox's whole view of the host in one function.
-import type { LocalImage } from './images.ts';
-import { HOST_READ_ONLY_PATHS, SANDBOX_GID, SANDBOX_UID, type Rootfs } from './rootfs.ts';
+import { HOST_READ_ONLY_PATHS, SANDBOX_GID, SANDBOX_UID } from './rootfs.ts';
+import { AGENT_MOUNT, agentArgv, type SandboxRuntimeSpec } from './drivers/runtime-spec.ts';
 
-export interface ResourceLimits {
-  memoryBytes: number;
-  cpuMillis: number;
-  pidsLimit: number;
-}
-
-/** A volume's directory mounted into the sandbox (`name`: the volume's, for messages). */
-export interface ExtraMount { name?: string; source: string; destination: string; readOnly: boolean }
-
-export interface SandboxRuntimeSpec {
-  hostname: string;
-  rootfs: Rootfs;
-  /** Host directory mounted read-write at `workingDir`. */
-  workspaceDir: string;
-  /** Host directory holding agent.cjs, mounted read-only at /.asb. */
-  agentDir: string;
-  image: LocalImage;
-  /** Container env from the template (name → value); wins over the image's defaults. */
-  env: Record<string, string>;
-  /** The template container's command+args, run by the agent as the main process. */
-  mainArgv?: string[];
-  workingDir: string;
-  limits: ResourceLimits;
-  tmpfsBytes: number;
-  extraMounts?: ExtraMount[];
-  uid?: number;
-  gid?: number;
-  /** A compatibility library preloaded into every process (see native/statx-shim.c). */
-  preload?: string;
-  /** Start the agent from its V8 startup snapshot (agent.blob in agentDir). */
-  snapshot?: boolean;
-  /** The agent's native process spawner (packages/runtime/native/asb-spawn.c), when built. */
-  spawner?: string;
-}
-
-export const AGENT_MOUNT = '/.asb';
 const CPU_PERIOD_US = 100_000;
 
 /**
@@ -55,19 +19,6 @@ export function cpuShares(cpuMillis: number): number {
  *  sandbox's process limit. */
 export function hostPidsBackstop(pidsLimit: number): number {
   return pidsLimit + 256;
-}
-
-/** The agent's own argv: node on fd 0; from the startup snapshot when there is one (positional
- *  words then, as node would take `--fd` for its own flag). V8 flags here must match those the
- *  snapshot was built with (scripts/build.mjs): they are part of its configuration tag. */
-/** Keep in step with scripts/build.mjs, which builds the snapshot with the same V8 flags. */
-export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string): string[] {
-  const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
-  const node = snapshot
-    ? ['/usr/bin/node', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])]
-    : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
-  // asb-spawn as PID 1 reaps orphans and forks commands for the agent (native/asb-spawn.c).
-  return spawner ? [spawner, '--init', '--', ...node] : node;
 }
 
 export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {

@@ -1,7 +1,7 @@
 // What the local engine reads from a pod template: the first container's image, command, env,
 // working directory and resource limits. Everything else of the PodSpec is kept but unused here.
 import type { EngineConfig } from './config.ts';
-import type { ResourceLimits } from './oci-spec.ts';
+import type { ResourceLimits } from './drivers/runtime-spec.ts';
 import { bytes, cpuMillis } from '@asb/api';
 
 export interface ContainerLike {

@@ -15,7 +15,7 @@ import { AgentClient } from './agent-client.ts';
 import { EngineError } from './errors.ts';
 import { resolveImage, UnknownImageError, type LocalImage } from './images.ts';
 import type { Rootfs } from './rootfs.ts';
-import type { ExtraMount, ResourceLimits, SandboxRuntimeSpec } from './oci-spec.ts';
+import type { ExtraMount, ResourceLimits, SandboxRuntimeSpec } from './drivers/runtime-spec.ts';
 import { AGENT_KILLED_EXIT_CODE, type DriverHandle, type SandboxDriver, type SandboxExit } from './drivers/driver.ts';
 import { limitsOf, diskBytesOf, type ContainerLike } from './pod.ts';
 import { createVolume, createWorkspace, destroyWorkspace, dropWorkspace, syncWorkspace } from './workspace.ts';

@@ -1,7 +1,8 @@
 // The OCI spec is where isolation is decided: these tests pin its defaults.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildOciSpec, agentArgv, type SandboxRuntimeSpec } from '../src/oci-spec.ts';
+import { buildOciSpec } from '../src/oci-spec.ts';
+import { agentArgv, type SandboxRuntimeSpec } from '../src/drivers/runtime-spec.ts';
 import { resolveImage } from '../src/images.ts';
 
 const spec = (over: Partial<SandboxRuntimeSpec> = {}): SandboxRuntimeSpec => ({

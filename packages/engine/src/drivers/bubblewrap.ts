@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { outsideEngineCgroup } from '../engine-cgroup.ts';
 import { openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { agentArgv, AGENT_MOUNT, type SandboxRuntimeSpec } from '../oci-spec.ts';
+import { agentArgv, AGENT_MOUNT, type SandboxRuntimeSpec } from './runtime-spec.ts';
 import { HOST_READ_ONLY_PATHS } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';

@@ -1,7 +1,7 @@
 // The seam between the engine and an isolation technology. Three methods that matter (start,
 // attach, destroy) plus a listing for reaping; each driver has its own file.
 import type { Socket } from 'node:net';
-import type { SandboxRuntimeSpec } from '../oci-spec.ts';
+import type { SandboxRuntimeSpec } from './runtime-spec.ts';
 
 export interface DriverPaths {
   /** Per-sandbox directory the driver may write (bundle, logs). */

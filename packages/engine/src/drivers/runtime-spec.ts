@@ -1,0 +1,55 @@
+// What a driver is asked to run, whatever isolates it (gVisor's OCI bundle in oci-spec.ts,
+// bubblewrap's argv in bubblewrap.ts): the sandbox's spec, where the agent is mounted and the
+// agent's own argv. Neutral on purpose: a new driver imports this, not another driver's file.
+import type { LocalImage } from '../images.ts';
+import type { Rootfs } from '../rootfs.ts';
+
+export interface ResourceLimits {
+  memoryBytes: number;
+  cpuMillis: number;
+  pidsLimit: number;
+}
+
+/** A volume's directory mounted into the sandbox (`name`: the volume's, for messages). */
+export interface ExtraMount { name?: string; source: string; destination: string; readOnly: boolean }
+
+export interface SandboxRuntimeSpec {
+  hostname: string;
+  rootfs: Rootfs;
+  /** Host directory mounted read-write at `workingDir`. */
+  workspaceDir: string;
+  /** Host directory holding agent.cjs, mounted read-only at /.asb. */
+  agentDir: string;
+  image: LocalImage;
+  /** Container env from the template (name → value); wins over the image's defaults. */
+  env: Record<string, string>;
+  /** The template container's command+args, run by the agent as the main process. */
+  mainArgv?: string[];
+  workingDir: string;
+  limits: ResourceLimits;
+  tmpfsBytes: number;
+  extraMounts?: ExtraMount[];
+  uid?: number;
+  gid?: number;
+  /** A compatibility library preloaded into every process (see native/statx-shim.c). */
+  preload?: string;
+  /** Start the agent from its V8 startup snapshot (agent.blob in agentDir). */
+  snapshot?: boolean;
+  /** The agent's native process spawner (packages/runtime/native/asb-spawn.c), when built. */
+  spawner?: string;
+}
+
+/** Where the agent's directory (agent.cjs, its snapshot, asb-spawn) is mounted, read-only. */
+export const AGENT_MOUNT = '/.asb';
+
+/** The agent's own argv: node on fd 0; from the startup snapshot when there is one (positional
+ *  words then, as node would take `--fd` for its own flag). V8 flags here must match those the
+ *  snapshot was built with (scripts/build.mjs): they are part of its configuration tag. */
+export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string): string[] {
+  const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
+  const node = snapshot
+    ? ['/usr/bin/node', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])]
+    : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
+  // asb-spawn as PID 1 reaps orphans and forks commands for the agent (native/asb-spawn.c).
+  return spawner ? [spawner, '--init', '--', ...node] : node;
+}
