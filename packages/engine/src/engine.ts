@@ -122,7 +122,9 @@ export class Engine {
     this.store = new SqliteStore(join(home, 'state.db'));
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
     this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));
-    this.workloads = new LocalWorkloads(this.config, driver, rootfs, agent, this.store, this.log, snapshots, this.metrics);
+    this.workloads = new LocalWorkloads({
+      config: this.config, driver, rootfs, agent, store: this.store, log: this.log, snapshots, metrics: this.metrics,
+    });
     this.sandboxes = new SandboxService(this.store, this.workloads);
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery
     // waits on child processes whose handles are unref'd: keep the event loop alive meanwhile.

@@ -1,0 +1,126 @@
+// The engine's connection to a sandbox's agent: made when the sandbox starts (or is re-attached),
+// waited on until the agent answers, replaced when it drops while the sandbox lives on, and told
+// apart from the sandbox's own exit, which says why it failed.
+import { AgentClient } from '../agent-client.ts';
+import { EngineError } from '../errors.ts';
+import { AGENT_KILLED_EXIT_CODE, type DriverHandle, type SandboxExit } from '../drivers/driver.ts';
+import { tailOf } from '../sandbox-log.ts';
+import { sandboxDir, type Workload, type WorkloadTable, type WorkloadsDeps } from './workload.ts';
+
+/** More lost agent connections than this within a minute mark a sandbox Failed. */
+const RECONNECTS_PER_MINUTE = 5;
+
+export type ConnectionDeps = Pick<WorkloadsDeps, 'config' | 'driver' | 'log' | 'metrics'> & { table: WorkloadTable };
+
+export class AgentConnections {
+  constructor(private readonly deps: ConnectionDeps) {}
+
+  /** Connects to the agent, and watches the sandbox's exit. */
+  connect(w: Workload, handle: DriverHandle, logFile: string): void {
+    this.connectAgent(w, handle, logFile);
+    void handle.exited.then((exit) => this.onExit(w, exit, logFile));
+  }
+
+  private connectAgent(w: Workload, handle: DriverHandle, logFile: string): void {
+    w.handle = handle;
+    w.logFile = logFile;
+    // A lost connection does not mean a lost sandbox: its agent may live on (the connection
+    // broke, a relay died). It is replaced at once, and requests meanwhile wait for it.
+    const client: AgentClient = new AgentClient(handle.socket, (reason) => {
+      if (w.agent === client && !w.exit && !w.stopping && w.phase !== 'Failed') void this.reconnect(w, reason);
+    });
+    w.agent = client;
+  }
+
+  /**
+   * A new connection to the agent of a sandbox that still runs, through the relay (the driver's
+   * attach). A sandbox whose connection drops more than RECONNECTS_PER_MINUTE times a minute is
+   * failing (or its agent is hostile): it is marked Failed rather than re-attached without end.
+   */
+  reconnect(w: Workload, reason: string): Promise<AgentClient | undefined> {
+    if (w.reconnecting) return w.reconnecting;
+    w.reconnecting = this.attemptReconnect(w, reason).finally(() => { w.reconnecting = undefined; });
+    return w.reconnecting;
+  }
+
+  private async attemptReconnect(w: Workload, reason: string): Promise<AgentClient | undefined> {
+    const { driver, config, metrics, log, table } = this.deps;
+    const now = Date.now();
+    w.reconnects = (w.reconnects ?? []).filter((t) => now - t < 60_000);
+    if (w.reconnects.length >= RECONNECTS_PER_MINUTE) {
+      table.fail(w, `${reason}, and it had been reconnected ${w.reconnects.length} times within a minute`);
+      metrics?.agentReconnects.inc({ outcome: 'failed' });
+      return undefined;
+    }
+    w.reconnects.push(now);
+    const paths = { dir: sandboxDir(config.home, w.namespace, w.name), logFile: w.logFile! };
+    const handle = await driver.attach(w.containerId, paths).catch(() => undefined);
+    if (w.exit || w.stopping) {
+      handle?.socket.destroy();
+      return undefined;
+    }
+    if (!handle) {
+      table.fail(w, `${reason}; the sandbox cannot be reached again`);
+      metrics?.agentReconnects.inc({ outcome: 'failed' });
+      return undefined;
+    }
+    this.connectAgent(w, handle, w.logFile!);
+    metrics?.agentReconnects.inc({ outcome: 'reconnected' });
+    const about = { sandbox: w.name, namespace: w.namespace, reason };
+    log.warn(about, 'agent connection lost; reconnected through the relay');
+    return w.agent;
+  }
+
+  /** Until the agent answers `GET /` with 200; throws, with the sandbox log's tail, when it does
+   *  not within readyTimeoutMs or the sandbox exits first. */
+  async waitReady(w: Workload, logFile: string): Promise<void> {
+    const { readyTimeoutMs } = this.deps.config;
+    const deadline = Date.now() + readyTimeoutMs;
+    let lastError = '';
+    while (Date.now() < deadline && !w.stopping) {
+      if (w.exit) break;
+      try {
+        const timeoutMs = Math.max(100, deadline - Date.now());
+        const res = await w.agent!.json<{ status?: string }>('GET', '/', undefined, timeoutMs);
+        if (res.status === 200) return;
+        lastError = `agent answered ${res.status}`;
+      } catch (err) {
+        lastError = (err as Error).message;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    if (w.stopping) return;
+    const tail = tailOf(logFile);
+    const why = w.exit ? ` (its process exited with code ${w.exit.code})` : ` within ${readyTimeoutMs} ms`;
+    const log = tail ? `\n--- sandbox log ---\n${tail}` : '';
+    const reason = w.exit ? 'Internal' : 'Timeout';
+    throw new EngineError(reason, `the sandbox did not become ready${why}: ${lastError}${log}`);
+  }
+
+  private onExit(w: Workload, exit: SandboxExit, logFile: string): void {
+    if (w.exit) return; // one exit, however many connections watched for it
+    w.exit = exit;
+    w.agent?.close();
+    if (w.stopping) return;
+    this.deps.log.warn({ sandbox: w.name, namespace: w.namespace, exit, log: tailOf(logFile, 800) }, 'sandbox exited');
+    const why = exitReason(w, exit, logFile);
+    // The exit says why better than the lost connection that was noticed before it.
+    if (w.phase === 'Failed') {
+      w.message = why;
+      this.deps.table.changed(w);
+    } else this.deps.table.fail(w, why);
+  }
+}
+
+/** A sentence for the Sandbox's status: why its processes ended. */
+function exitReason(w: Workload, exit: SandboxExit, logFile: string): string {
+  if (exit.oomKilled) {
+    return `the sandbox was killed at its memory limit (${w.limits.memoryBytes} bytes); `
+      + 'raise resources.limits.memory in the template';
+  }
+  if (exit.code === AGENT_KILLED_EXIT_CODE) {
+    const signal = /killed by signal (\d+)/.exec(tailOf(logFile, 400))?.[0] ?? 'by a signal';
+    return `the sandbox agent was killed (${signal}), which ends the sandbox: a process in it may have killed it`;
+  }
+  return `the sandbox's processes ended (exit code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''})`;
+}
