@@ -7,20 +7,31 @@ import { MAX_JSON_DEPTH, jsonDepthExceeds, parseJsonBody } from './http/json.ts'
 
 export interface ApplyResult { kind: string; name: string; namespace: string; action: 'created' | 'configured' | 'unchanged' }
 
+/** A JSON body's objects: an array, a `kind: List`'s items, or the one object. */
+function itemsOf(raw: unknown): unknown[] {
+  if (Array.isArray(raw)) return raw;
+  const list = raw as { kind?: string; items?: unknown[] } | undefined;
+  return list?.kind === 'List' ? (list as { items: unknown[] }).items : [raw];
+}
+
 /** Parses YAML (or a JSON object/list) and refuses the whole request if any document is invalid. */
 export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
   let results: ManifestResult[];
   if (contentType.includes('json')) {
     const raw = parseJsonBody(text);
-    const items = Array.isArray(raw) ? raw : (raw as { kind?: string; items?: unknown[] })?.kind === 'List' ? (raw as { items: unknown[] }).items : [raw];
-    results = items.map((o, doc) => ({ ...validateObject(o), doc }));
+    results = itemsOf(raw).map((o, doc) => ({ ...validateObject(o), doc }));
   } else {
     results = parseManifests(text);
   }
   const bad = results.filter((r) => !r.ok);
   if (bad.length) {
-    const causes = bad.flatMap((r) => (r.ok ? [] : r.errors.map((e) => ({ field: results.length > 1 ? `[${r.doc}].${e.path}` : e.path, message: e.message }))));
-    throw new EngineError('Invalid', `invalid manifest:\n${bad.map((r) => (r.ok ? '' : (results.length > 1 ? `document ${r.doc}:\n` : '') + formatIssues(r.errors))).join('\n')}`, causes);
+    // Fields and messages say which document, when there are several.
+    const several = results.length > 1;
+    const causes = bad.flatMap((r) => (r.ok ? [] : r.errors.map((e) => ({
+      field: several ? `[${r.doc}].${e.path}` : e.path, message: e.message,
+    }))));
+    const reports = bad.map((r) => (r.ok ? '' : (several ? `document ${r.doc}:\n` : '') + formatIssues(r.errors)));
+    throw new EngineError('Invalid', `invalid manifest:\n${reports.join('\n')}`, causes);
   }
   if (results.length === 0) throw new EngineError('Invalid', 'the manifest holds no object');
   const objects = results.map((r) => (r as { object: AnyObject }).object);
@@ -49,7 +60,8 @@ export async function applyObjects(store: ObjectStore, objects: AnyObject[]): Pr
       spec: hub.spec,
     } as AnyHub;
     const saved = await store.update(next).catch((err) => { throw toEngineError(err); });
-    out.push({ kind: hub.kind, name: saved.metadata.name!, namespace, action: saved.metadata.resourceVersion === existing.metadata.resourceVersion ? 'unchanged' : 'configured' });
+    const unchanged = saved.metadata.resourceVersion === existing.metadata.resourceVersion;
+    out.push({ kind: hub.kind, name: saved.metadata.name!, namespace, action: unchanged ? 'unchanged' : 'configured' });
   }
   return out;
 }

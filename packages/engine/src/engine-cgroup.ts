@@ -61,7 +61,9 @@ export function raiseEngineCpuWeight(shares: number, root = CGROUP_ROOT, procCgr
   try {
     mkdirSync(dir, { recursive: true });
     // v2 weighs a child only when its parent hands the cpu controller down.
-    if (own.version === 2 && !safeRead(join(parent, 'cgroup.subtree_control')).split(/\s+/).includes('cpu')) appendFileSync(join(parent, 'cgroup.subtree_control'), '+cpu');
+    const subtreeControl = join(parent, 'cgroup.subtree_control');
+    const handsDownCpu = safeRead(subtreeControl).split(/\s+/).includes('cpu');
+    if (own.version === 2 && !handsDownCpu) appendFileSync(subtreeControl, '+cpu');
     const [file, value] = own.version === 1 ? ['cpu.shares', shares] : ['cpu.weight', sharesToWeight(shares)];
     writeFileSync(join(dir, file), String(value));
     const helpers = join(parent, HELPER_CGROUP);

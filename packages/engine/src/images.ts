@@ -49,7 +49,9 @@ function matches(pattern: string, image: string): boolean {
 
 export class UnknownImageError extends Error {
   constructor(readonly image: string) {
-    super(`image "${image}" is not available to the local engine (it pulls no images). Known images: ${BUILTIN_IMAGE_MAP.map(([p]) => p).join(', ')}. Map it to host-python, host-go or host-base with ASB_IMAGE_MAP='{"${image}":"host-python"}'.`);
+    const known = BUILTIN_IMAGE_MAP.map(([p]) => p).join(', ');
+    super(`image "${image}" is not available to the local engine (it pulls no images). Known images: ${known}. `
+      + `Map it to host-python, host-go or host-base with ASB_IMAGE_MAP='{"${image}":"host-python"}'.`);
     this.name = 'UnknownImageError';
   }
 }

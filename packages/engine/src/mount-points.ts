@@ -24,10 +24,18 @@ export function checkDestination(field: string, path: string): void {
   if (!path.startsWith('/')) throw bad('must be an absolute path');
   if (path.includes('\0')) throw bad('must not contain a NUL byte');
   if (path.split('/').includes('..')) throw bad('must not contain ".."');
-  if (posix.normalize(path) !== path || (path.length > 1 && path.endsWith('/'))) throw bad(`must be written normalised (${posix.normalize(path).replace(/(.)\/$/, '$1')})`);
+  const normalised = posix.normalize(path);
+  if (normalised !== path || (path.length > 1 && path.endsWith('/'))) {
+    throw bad(`must be written normalised (${normalised.replace(/(.)\/$/, '$1')})`);
+  }
   if (path === '/') throw bad('cannot be the root directory');
   const reserved = RESERVED.find((r) => under(path, r));
-  if (reserved) throw bad(`${reserved} is reserved (${reserved === AGENT_MOUNT ? 'the sandbox agent is mounted there' : 'the sandbox kernel\'s own file system'})`);
+  if (reserved) {
+    const why = reserved === AGENT_MOUNT
+      ? 'the sandbox agent is mounted there'
+      : 'the sandbox kernel\'s own file system';
+    throw bad(`${reserved} is reserved (${why})`);
+  }
 }
 
 /** What a mount point needs made: nothing, or this path (resolved) in the skeleton. */
@@ -58,7 +66,11 @@ function landing(field: string, path: string, rootfs: Rootfs, earlier: string[])
         p = posix.join(p, name);
         const st = lstatSync(p, { throwIfNoEntry: false });
         if (!st?.isDirectory()) {
-          throw new EngineError('Invalid', `${field} "${path}": ${bind} is the host's, mounted read-only, and ${p} ${st ? 'is not a directory there' : 'does not exist there'}, so it cannot be a mount point; use a path outside ${hostBinds.join(', ')} (for example under /app, /data or /home/sandbox)`, [{ field, message: `cannot be made under ${bind}` }]);
+          const what = st ? 'is not a directory there' : 'does not exist there';
+          const message = `${field} "${path}": ${bind} is the host's, mounted read-only, and ${p} ${what}, `
+            + `so it cannot be a mount point; use a path outside ${hostBinds.join(', ')} `
+            + '(for example under /app, /data or /home/sandbox)';
+          throw new EngineError('Invalid', message, [{ field, message: `cannot be made under ${bind}` }]);
         }
       }
       return {};
@@ -73,7 +85,10 @@ function landing(field: string, path: string, rootfs: Rootfs, earlier: string[])
       rest.splice(0, 1, ...target.split('/').filter(Boolean));
       continue;
     }
-    if (!st.isDirectory()) throw new EngineError('Invalid', `${field} "${path}": ${next} is a file in the sandbox's root, not a directory`, [{ field, message: 'not under a directory' }]);
+    if (!st.isDirectory()) {
+      const message = `${field} "${path}": ${next} is a file in the sandbox's root, not a directory`;
+      throw new EngineError('Invalid', message, [{ field, message: 'not under a directory' }]);
+    }
     resolved = next;
     rest.shift();
   }

@@ -15,6 +15,11 @@ export function cpuShares(cpuMillis: number): number {
   return Math.max(2, Math.round((cpuMillis / 1000) * 256));
 }
 
+/** CPU time the sandbox may use per CPU_PERIOD_US: its limit in CPUs, at least 1 ms. */
+function cpuQuotaUs(cpuMillis: number): number {
+  return Math.max(1000, Math.round((cpuMillis / 1000) * CPU_PERIOD_US));
+}
+
 /** Host-level pids cgroup limit: room for the sentry's and gofer's own threads above the
  *  sandbox's process limit. */
 export function hostPidsBackstop(pidsLimit: number): number {
@@ -48,7 +53,10 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       // The pids limit is enforced inside gVisor as RLIMIT_NPROC: the sentry refuses the fork and
       // the sandbox lives on. The host cgroup's pids limit (below) is only a backstop, set higher,
       // because at that level a fork bomb starves the sentry itself and the whole sandbox dies.
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 65536, soft: 65536 }, { type: 'RLIMIT_NPROC', hard: s.limits.pidsLimit, soft: s.limits.pidsLimit }],
+      rlimits: [
+        { type: 'RLIMIT_NOFILE', hard: 65536, soft: 65536 },
+        { type: 'RLIMIT_NPROC', hard: s.limits.pidsLimit, soft: s.limits.pidsLimit },
+      ],
       noNewPrivileges: true,
     },
     root: { path: s.rootfs.dir, readonly: true },
@@ -62,13 +70,16 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       ...s.rootfs.extraBinds.map((p) => ro(p)),
       ro(s.agentDir, AGENT_MOUNT),
       { destination: s.workingDir, type: 'bind', source: s.workspaceDir, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
-      ...(s.extraMounts ?? []).map((m) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', m.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'] })),
+      ...(s.extraMounts ?? []).map((m) => ({
+        destination: m.destination, type: 'bind', source: m.source,
+        options: ['rbind', m.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
+      })),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       resources: {
         memory: { limit: s.limits.memoryBytes },
-        cpu: { shares: cpuShares(s.limits.cpuMillis), period: CPU_PERIOD_US, quota: Math.max(1000, Math.round((s.limits.cpuMillis / 1000) * CPU_PERIOD_US)) },
+        cpu: { shares: cpuShares(s.limits.cpuMillis), period: CPU_PERIOD_US, quota: cpuQuotaUs(s.limits.cpuMillis) },
         pids: { limit: hostPidsBackstop(s.limits.pidsLimit) },
       },
     },

@@ -20,7 +20,9 @@ export interface PodTemplateLike {
 }
 
 /** limits win; absent limits fall back to the engine's defaults (requests are not limits). */
-export function limitsOf(c: ContainerLike, config: Pick<EngineConfig, 'defaultMemoryBytes' | 'defaultCpuMillis' | 'defaultPidsLimit'>): ResourceLimits {
+type LimitDefaults = Pick<EngineConfig, 'defaultMemoryBytes' | 'defaultCpuMillis' | 'defaultPidsLimit'>;
+
+export function limitsOf(c: ContainerLike, config: LimitDefaults): ResourceLimits {
   const lim = c.resources?.limits ?? {};
   return {
     memoryBytes: lim.memory !== undefined ? bytes(String(lim.memory)) : config.defaultMemoryBytes,

@@ -23,9 +23,11 @@ export interface Rootfs {
 export function prepareRootfs(home: string): Rootfs {
   const dir = join(home, 'rootfs');
   rmSync(dir, { recursive: true, force: true });
-  for (const d of ['usr', 'etc/alternatives', 'etc/ssl/certs', 'proc', 'dev', 'sys', 'tmp', 'app', 'home/sandbox', 'run', 'var/tmp', '.asb']) {
-    mkdirSync(join(dir, d), { recursive: true });
-  }
+  const skeleton = [
+    'usr', 'etc/alternatives', 'etc/ssl/certs', 'proc', 'dev', 'sys', 'tmp', 'app', 'home/sandbox', 'run', 'var/tmp',
+    '.asb',
+  ];
+  for (const d of skeleton) mkdirSync(join(dir, d), { recursive: true });
   const extraBinds: string[] = [];
   for (const name of MERGED_USR_LINKS) {
     const host = `/${name}`;
@@ -35,7 +37,12 @@ export function prepareRootfs(home: string): Rootfs {
     else { mkdirSync(join(dir, name)); extraBinds.push(host); }
   }
   const etc = join(dir, 'etc');
-  writeFileSync(join(etc, 'passwd'), `root:x:0:0:root:/root:/bin/bash\nsandbox:x:${SANDBOX_UID}:${SANDBOX_GID}:sandbox:/home/sandbox:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`);
+  const passwd = [
+    'root:x:0:0:root:/root:/bin/bash',
+    `sandbox:x:${SANDBOX_UID}:${SANDBOX_GID}:sandbox:/home/sandbox:/bin/bash`,
+    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+  ];
+  writeFileSync(join(etc, 'passwd'), passwd.map((line) => `${line}\n`).join(''));
   writeFileSync(join(etc, 'group'), `root:x:0:\nsandbox:x:${SANDBOX_GID}:\nnogroup:x:65534:\n`);
   writeFileSync(join(etc, 'hosts'), '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
   writeFileSync(join(etc, 'hostname'), 'sandbox\n');

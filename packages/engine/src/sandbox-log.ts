@@ -44,7 +44,10 @@ export async function capLog(file: string, maxBytes = MAX_SANDBOX_LOG_BYTES): Pr
     const { bytesRead } = await fh.read(tail, 0, tail.length, size - tail.length);
     await fh.truncate(0);
     const dropped = size - bytesRead;
-    await fh.write(Buffer.concat([Buffer.from(`[asb: the log reached ${size} bytes; ${dropped} bytes dropped, the last ${bytesRead} kept]\n`), tail.subarray(0, bytesRead)]), 0, undefined, 0);
+    const note = Buffer.from(
+      `[asb: the log reached ${size} bytes; ${dropped} bytes dropped, the last ${bytesRead} kept]\n`,
+    );
+    await fh.write(Buffer.concat([note, tail.subarray(0, bytesRead)]), 0, undefined, 0);
     return dropped;
   } catch {
     return 0;

@@ -3,7 +3,10 @@
 // and volumes, and meta.json. A snapshot is written under a temporary name and renamed into place
 // once complete, so a crash mid-way leaves no half snapshot in the listing, only a temp dir that
 // the next start removes.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import {
+  existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync,
+  openSync, fsyncSync, closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -83,11 +86,16 @@ export class SnapshotStore {
 
   /** The snapshot, checked whole enough to restore; NotFound or Conflict (corrupt) otherwise. */
   get(id: string): SnapshotMeta {
-    if (!ID.test(id) || !existsSync(this.dirOf(id))) throw new EngineError('NotFound', `snapshot "${id}" not found (deleted, or never taken); list snapshots with \`asb snapshot ls\``);
+    if (!ID.test(id) || !existsSync(this.dirOf(id))) {
+      const list = 'list snapshots with `asb snapshot ls`';
+      throw new EngineError('NotFound', `snapshot "${id}" not found (deleted, or never taken); ${list}`);
+    }
+    const corrupt = (what: string) =>
+      new EngineError('Conflict', `snapshot "${id}" is corrupt: ${what}; delete it with \`asb snapshot rm ${id}\``);
     const meta = this.read(id);
-    if (!meta) throw new EngineError('Conflict', `snapshot "${id}" is corrupt: its meta.json is missing or unreadable; delete it with \`asb snapshot rm ${id}\``);
+    if (!meta) throw corrupt('its meta.json is missing or unreadable');
     const image = join(this.imageDir(this.dirOf(id)), 'checkpoint.img');
-    if (!existsSync(image) || statSync(image).size === 0) throw new EngineError('Conflict', `snapshot "${id}" is corrupt: its checkpoint image is missing or empty; delete it with \`asb snapshot rm ${id}\``);
+    if (!existsSync(image) || statSync(image).size === 0) throw corrupt('its checkpoint image is missing or empty');
     return meta;
   }
 
@@ -137,7 +145,10 @@ export async function diskUsage(path: string, timeoutMs = 60_000): Promise<numbe
     // du says 1 when some entry was unreadable, and still prints the total of the rest.
     out = String((err as { stdout?: string }).stdout ?? '');
     if ((err as { killed?: boolean }).killed || !/^\d+\t/.test(out)) {
-      throw new EngineError('Internal', `could not measure the disk used under ${path}: ${(err as { killed?: boolean }).killed ? `du took over ${timeoutMs} ms` : String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0]}`);
+      const why = (err as { killed?: boolean }).killed
+        ? `du took over ${timeoutMs} ms`
+        : String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+      throw new EngineError('Internal', `could not measure the disk used under ${path}: ${why}`);
     }
   }
   return Number(out.split('\t')[0]);

@@ -11,11 +11,13 @@ import type { Logger } from 'pino';
 const run = promisify(execFile);
 
 export interface Workspace { path: string; quotaBytes?: number }
+/** Host owner of a workspace or volume: the sandbox's user (uid 1000 inside) writes it. */
+export interface Owner { uid: number; gid: number }
 
 let quotaUnavailable: string | undefined;
 
 /** Makes the workspace, or mounts the one a stopped sandbox left. */
-export async function createWorkspace(dir: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
+export async function createWorkspace(dir: string, bytes: number, owner: Owner, log: Logger): Promise<Workspace> {
   return createQuotaDir(join(dir, 'workspace'), join(dir, 'workspace.img'), bytes, owner, log);
 }
 
@@ -24,13 +26,17 @@ export async function createWorkspace(dir: string, bytes: number, owner: { uid: 
  * its size: like the workspace, its own ext4 image where the engine can mount one, so a
  * sandbox cannot fill the host's disk through a volume either.
  */
-export async function createVolume(dir: string, name: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
+export async function createVolume(
+  dir: string, name: string, bytes: number, owner: Owner, log: Logger,
+): Promise<Workspace> {
   mkdirSync(join(dir, 'volumes'), { recursive: true, mode: 0o755 });
   return createQuotaDir(join(dir, 'volumes', name), join(dir, 'volumes', `${name}.img`), bytes, owner, log);
 }
 
 /** `path`, backed by a sparse ext4 image of `bytes` at `image` (made, or mounted again). */
-async function createQuotaDir(path: string, image: string, bytes: number, owner: { uid: number; gid: number }, log: Logger): Promise<Workspace> {
+async function createQuotaDir(
+  path: string, image: string, bytes: number, owner: Owner, log: Logger,
+): Promise<Workspace> {
   mkdirSync(path, { recursive: true, mode: 0o755 });
   // A stopped sandbox started again (replicas 0 → 1, an engine restart) keeps its files.
   if (isMountPoint(path)) return { path, quotaBytes: statSync(image, { throwIfNoEntry: false })?.size };
@@ -46,14 +52,17 @@ async function createQuotaDir(path: string, image: string, bytes: number, owner:
       const fd = openSync(image, 'w', 0o600);
       ftruncateSync(fd, bytes);
       closeSync(fd);
-      await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-E', `root_owner=${owner.uid}:${owner.gid},nodiscard`, image], { timeout: 30_000 });
+      const options = `root_owner=${owner.uid}:${owner.gid},nodiscard`;
+      await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-E', options, image], { timeout: 30_000 });
       await run('mount', ['-o', 'loop,nosuid,nodev,noatime', image, path], { timeout: 30_000 });
       rmSync(join(path, 'lost+found'), { recursive: true, force: true });
       return { path, quotaBytes: bytes };
     } catch (err) {
       rmSync(image, { force: true });
       quotaUnavailable = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
-      log.warn({ reason: quotaUnavailable }, 'workspaces and volumes have no disk quota: cannot make and mount an ext4 image (needs root and loop devices)');
+      const why = 'workspaces and volumes have no disk quota: '
+        + 'cannot make and mount an ext4 image (needs root and loop devices)';
+      log.warn({ reason: quotaUnavailable }, why);
     }
   }
   chownSync(path, owner.uid, owner.gid);

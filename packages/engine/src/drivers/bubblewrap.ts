@@ -26,7 +26,8 @@ export class BubblewrapDriver implements SandboxDriver {
     // reach of the process-group kill in destroy(); without it, killing bwrap left the sandbox's
     // init and everything under it running, after delete and after the engine itself was gone
     // (bubblewrap sandboxes cannot be re-adopted by a restarted engine).
-    const a = ['--unshare-all', '--new-session', '--die-with-parent', '--cap-drop', 'ALL', '--uid', String(spec.uid ?? 1000), '--gid', String(spec.gid ?? 1000),
+    const a = ['--unshare-all', '--new-session', '--die-with-parent', '--cap-drop', 'ALL',
+      '--uid', String(spec.uid ?? 1000), '--gid', String(spec.gid ?? 1000),
       '--hostname', spec.hostname, '--ro-bind', spec.rootfs.dir, '/', '--proc', '/proc', '--dev', '/dev',
       '--tmpfs', '/tmp', '--tmpfs', '/home/sandbox'];
     for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);

@@ -72,7 +72,8 @@ export class GvisorDriver implements SandboxDriver {
     // The relay ends when this connection closes (the EOF goes through to the agent, which closes
     // its side), or with the sandbox: destroy's `kill --all` ends it with every other process in
     // there, and `runsc exec` then returns.
-    const relay = spawn(...lowPriority(this.runsc, [...this.flags(), 'exec', '--user', `${SANDBOX_UID}:${SANDBOX_GID}`, containerId, ...RELAY_ARGV]), {
+    const argv = [...this.flags(), 'exec', '--user', `${SANDBOX_UID}:${SANDBOX_GID}`, containerId, ...RELAY_ARGV];
+    const relay = spawn(...lowPriority(this.runsc, argv), {
       stdio: [theirs, theirs, log], detached: true,
     });
     theirs.destroy();
@@ -87,7 +88,8 @@ export class GvisorDriver implements SandboxDriver {
     try {
       await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], { timeout: 300_000 });
     } catch (err) {
-      throw new Error(`runsc checkpoint ${containerId}: ${String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0]}`);
+      const why = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+      throw new Error(`runsc checkpoint ${containerId}: ${why}`);
     }
     // The sandbox has stopped; its state goes in the background: `delete` waits for the sandbox
     // process to be gone, which sometimes takes runsc 5 s, and nothing needs to wait for that.
@@ -103,7 +105,10 @@ export class GvisorDriver implements SandboxDriver {
     const log = openSync(paths.logFile, 'a', 0o600);
     const pidFile = join(paths.dir, 'sandbox.pid');
     rmSync(pidFile, { force: true });
-    const child = spawn(...lowPriority(this.runsc, [...this.flags(), 'restore', '--pid-file', pidFile, '--image-path', imageDir, '--bundle', bundle, containerId]), {
+    const argv = [
+      ...this.flags(), 'restore', '--pid-file', pidFile, '--image-path', imageDir, '--bundle', bundle, containerId,
+    ];
+    const child = spawn(...lowPriority(this.runsc, argv), {
       stdio: [theirs, theirs, log], detached: true,
     });
     theirs.destroy();
@@ -186,7 +191,8 @@ export class GvisorDriver implements SandboxDriver {
     // tearing down can exceed runsc's internal deadline, so it is retried.
     await run(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL'], { timeout: 10_000 }).catch(() => undefined);
     const exited = this.exits.get(containerId);
-    const gone = exited ? await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 1_000))]) : false;
+    const oneSecond = () => new Promise<false>((r) => setTimeout(() => r(false), 1_000));
+    const gone = exited ? await Promise.race([exited.then(() => true), oneSecond()]) : false;
     if (!gone) {
       // A sandbox restored under a new container id still files its processes under the id it
       // was checkpointed with, so `kill --all` finds none of them: its sentry dies from here.
