@@ -21,9 +21,15 @@ import {
 function admit<T extends AnyHub>(input: T): T {
   const candidate = structuredClone(input);
   // generateName objects get their name at create; validate with a stand-in that satisfies the rule.
-  const stub = !candidate.metadata.name && candidate.metadata.generateName ? { ...candidate, metadata: { ...candidate.metadata, name: `${candidate.metadata.generateName}xxxxx` } } : candidate;
+  const { name, generateName } = candidate.metadata;
+  const stub = !name && generateName
+    ? { ...candidate, metadata: { ...candidate.metadata, name: `${generateName}xxxxx` } }
+    : candidate;
   const v = validateHub(stub);
-  if (!v.ok) throw new EngineError('Invalid', `invalid ${input.kind}:\n${formatIssues(v.errors)}`, v.errors.map((e) => ({ field: e.path, message: e.message })));
+  if (!v.ok) {
+    const causes = v.errors.map((e) => ({ field: e.path, message: e.message }));
+    throw new EngineError('Invalid', `invalid ${input.kind}:\n${formatIssues(v.errors)}`, causes);
+  }
   const out = v.object as T;
   if (stub !== candidate) delete out.metadata.name;
   return out;
@@ -65,14 +71,20 @@ export class SqliteStore implements WatchableStore {
         namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, container_id TEXT, PRIMARY KEY (namespace, name));
     `);
     this.stmts = {
-      upsert: this.db.prepare('INSERT INTO objects (kind, namespace, name, uid, resource_version, json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, namespace, name) DO UPDATE SET uid = excluded.uid, resource_version = excluded.resource_version, json = excluded.json'),
+      upsert: this.db.prepare('INSERT INTO objects (kind, namespace, name, uid, resource_version, json) '
+        + 'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, namespace, name) DO UPDATE SET '
+        + 'uid = excluded.uid, resource_version = excluded.resource_version, json = excluded.json'),
       remove: this.db.prepare('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?'),
-      setRv: this.db.prepare("INSERT INTO meta (key, value) VALUES ('resourceVersion', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+      setRv: this.db.prepare("INSERT INTO meta (key, value) VALUES ('resourceVersion', ?) "
+        + 'ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       lastEvent: this.db.prepare('SELECT id, count FROM events WHERE uid = ? AND reason = ? AND message = ? ORDER BY id DESC LIMIT 1'),
       bumpEvent: this.db.prepare('UPDATE events SET count = count + 1, last_timestamp = ? WHERE id = ?'),
-      addEvent: this.db.prepare('INSERT INTO events (namespace, kind, name, uid, type, reason, message, count, first_timestamp, last_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)'),
+      addEvent: this.db.prepare('INSERT INTO events '
+        + '(namespace, kind, name, uid, type, reason, message, count, first_timestamp, last_timestamp) '
+        + 'VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)'),
       eventsOf: this.db.prepare('SELECT * FROM events WHERE uid = ? ORDER BY id'),
-      putWorkload: this.db.prepare('INSERT INTO workloads (namespace, name, uid, container_id) VALUES (?, ?, ?, ?) ON CONFLICT (namespace, name) DO UPDATE SET uid = excluded.uid, container_id = excluded.container_id'),
+      putWorkload: this.db.prepare('INSERT INTO workloads (namespace, name, uid, container_id) VALUES (?, ?, ?, ?) '
+        + 'ON CONFLICT (namespace, name) DO UPDATE SET uid = excluded.uid, container_id = excluded.container_id'),
       deleteWorkload: this.db.prepare('DELETE FROM workloads WHERE namespace = ? AND name = ?'),
       workloads: this.db.prepare('SELECT namespace, name, uid, container_id AS containerId FROM workloads'),
       trimEvents: this.db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
@@ -113,7 +125,9 @@ export class SqliteStore implements WatchableStore {
       if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => obj.metadata.labels?.[k] === v)) continue;
       out.push(structuredClone(obj) as HubKinds[K]);
     }
-    return out.sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name!.localeCompare(b.metadata.name!));
+    // Oldest first, as the API server lists; the name breaks ties within a second.
+    const created = (o: AnyHub) => o.metadata.creationTimestamp ?? '';
+    return out.sort((a, b) => created(a).localeCompare(created(b)) || a.metadata.name!.localeCompare(b.metadata.name!));
   }
 
   async create<T extends AnyHub>(input: T): Promise<T> {
@@ -127,7 +141,9 @@ export class SqliteStore implements WatchableStore {
       }
     }
     this.checkOwners(obj);
-    if (this.objects.has(key(obj.kind, md.namespace, md.name!))) throw new AlreadyExistsError(`${obj.kind} "${md.name}" already exists in namespace "${md.namespace}"`);
+    if (this.objects.has(key(obj.kind, md.namespace, md.name!))) {
+      throw new AlreadyExistsError(`${obj.kind} "${md.name}" already exists in namespace "${md.namespace}"`);
+    }
     md.uid = randomUUID();
     md.generation = 1;
     md.creationTimestamp = rfc3339(new Date());
@@ -145,7 +161,8 @@ export class SqliteStore implements WatchableStore {
     const cur = this.current(input);
     const obj = admit(input);
     // Identity and server-set fields are the server's; status goes through updateStatus.
-    obj.metadata = { ...obj.metadata, uid: cur.metadata.uid, creationTimestamp: cur.metadata.creationTimestamp, generation: cur.metadata.generation };
+    const { uid, creationTimestamp, generation } = cur.metadata;
+    obj.metadata = { ...obj.metadata, uid, creationTimestamp, generation };
     (obj as { status?: unknown }).status = cur.status;
     this.checkOwners(obj);
     if (!isDeepStrictEqual(obj.spec, cur.spec)) obj.metadata.generation = (cur.metadata.generation ?? 1) + 1;
@@ -172,7 +189,10 @@ export class SqliteStore implements WatchableStore {
     const doomed: AnyHub[] = [];
     const collect = (o: AnyHub) => {
       doomed.push(o);
-      for (const dep of this.objects.values()) if (dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid) && !doomed.includes(dep)) collect(dep);
+      for (const dep of this.objects.values()) {
+        const owned = dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid);
+        if (owned && !doomed.includes(dep)) collect(dep);
+      }
     };
     collect(obj);
     // Dependents first (foreground order), so a watcher never sees an orphan.
@@ -211,7 +231,8 @@ export class SqliteStore implements WatchableStore {
   putWorkload(row: WorkloadRow): void { this.stmts.putWorkload.run(row.namespace, row.name, row.uid, row.containerId ?? null); }
   deleteWorkload(namespace: string, name: string): void { this.stmts.deleteWorkload.run(namespace, name); }
   workloads(): WorkloadRow[] {
-    return (this.stmts.workloads.all() as Array<WorkloadRow & { containerId: string | null }>).map((r) => ({ ...r, containerId: r.containerId ?? undefined }));
+    const rows = this.stmts.workloads.all() as Array<WorkloadRow & { containerId: string | null }>;
+    return rows.map((r) => ({ ...r, containerId: r.containerId ?? undefined }));
   }
 
   /**
@@ -222,7 +243,10 @@ export class SqliteStore implements WatchableStore {
   private checkOwners(obj: AnyHub): void {
     for (const ref of obj.metadata.ownerReferences ?? []) {
       const owner = [...this.objects.values()].find((o) => o.metadata.uid === ref.uid);
-      if (!owner) throw new NotFoundError(`${obj.kind} "${obj.metadata.name ?? obj.metadata.generateName}": its owner ${ref.kind} "${ref.name}" no longer exists`);
+      if (!owner) {
+        const name = obj.metadata.name ?? obj.metadata.generateName;
+        throw new NotFoundError(`${obj.kind} "${name}": its owner ${ref.kind} "${ref.name}" no longer exists`);
+      }
     }
   }
 
@@ -230,7 +254,9 @@ export class SqliteStore implements WatchableStore {
     const cur = this.objects.get(key(input.kind, input.metadata.namespace, input.metadata.name ?? ''));
     if (!cur) throw new NotFoundError(`${input.kind} "${input.metadata.name}" not found in namespace "${input.metadata.namespace}"`);
     if (input.metadata.resourceVersion !== undefined && input.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-      throw new ConflictError(`${input.kind} "${input.metadata.name}" was modified (resourceVersion ${input.metadata.resourceVersion} is not the latest, ${cur.metadata.resourceVersion}); read it again and retry`);
+      const { kind, metadata } = input;
+      const versions = `resourceVersion ${metadata.resourceVersion} is not the latest, ${cur.metadata.resourceVersion}`;
+      throw new ConflictError(`${kind} "${metadata.name}" was modified (${versions}); read it again and retry`);
     }
     return cur;
   }
