@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { parseManifests, type Sandbox } from '@asb/api';
+import { ANNOTATION_SANDBOX_TEMPLATE_REF, parseManifests, type Sandbox } from '@asb/api';
 import { loadConfig } from '../src/config.ts';
 import { EngineError } from '../src/errors.ts';
 import { SnapshotStore } from '../src/snapshots.ts';
@@ -15,7 +15,9 @@ import { SqliteStore } from '../src/store/sqlite-store.ts';
 import { builtinTemplates } from '../src/builtin-templates.ts';
 import { applyObjects } from '../src/apply.ts';
 import type { SandboxDriver } from '../src/drivers/driver.ts';
-import { ANNOTATION_GOLDEN_SNAPSHOT, ANNOTATION_RESTORE_SNAPSHOT, runtimeSpecHash } from '../src/snapshot-annotations.ts';
+import {
+  ANNOTATION_GOLDEN_SNAPSHOT, ANNOTATION_RESTORE_SNAPSHOT, runtimeSpecHash,
+} from '../src/snapshot-annotations.ts';
 import { startSource, type RestoreDeps } from '../src/workloads/restore.ts';
 
 const home = mkdtempSync(join(tmpdir(), 'asb-restore-source-'));
@@ -34,14 +36,18 @@ const deps = (canRestore = true): RestoreDeps => ({
   config: loadConfig({ home }), driver: driver(canRestore), store, snapshots, log: pino({ level: 'silent' }),
 });
 
-function sandbox(name: string, opts: { namespace?: string; annotations?: Record<string, string>; image?: string } = {}): Sandbox {
+interface SandboxOpts { namespace?: string; annotations?: Record<string, string>; image?: string }
+
+/** A Sandbox of the python template (whose golden snapshot the tests set). */
+function sandbox(name: string, opts: SandboxOpts = {}): Sandbox {
+  const annotations = { [ANNOTATION_SANDBOX_TEMPLATE_REF]: 'python-runtime-template', ...opts.annotations };
   const [parsed] = parseManifests(`apiVersion: agents.x-k8s.io/v1alpha1
 kind: Sandbox
 metadata:
   name: ${name}
   namespace: ${opts.namespace ?? 'default'}
   uid: uid-${name}
-  annotations: ${JSON.stringify({ 'agents.x-k8s.io/sandbox-template-ref': 'python-runtime-template', ...opts.annotations })}
+  annotations: ${JSON.stringify(annotations)}
 spec:
   podTemplate:
     spec:
@@ -112,7 +118,10 @@ describe('the snapshot a sandbox starts from', () => {
 
   const noGolden: Array<{ what: string; sb: () => Sandbox; canRestore?: boolean }> = [
     { what: 'a sandbox that has files already', sb: () => withFiles(sandbox('has-files')) },
-    { what: 'a sandbox whose spec differs from the snapshot\'s', sb: () => sandbox('other-image', { image: 'python:3.13-slim' }) },
+    {
+      what: 'a sandbox whose spec differs from the snapshot\'s',
+      sb: () => sandbox('other-image', { image: 'python:3.13-slim' }),
+    },
     { what: 'a driver that cannot restore (bubblewrap)', sb: () => sandbox('bwrap'), canRestore: false },
   ];
   for (const c of noGolden) {
