@@ -45,8 +45,17 @@ describe('a crashed engine', () => {
       engine.kill('SIGTERM');
       await new Promise((r) => engine!.once('exit', r));
     }
-    try { execFileSync('runsc', ['--root', join(home, 'runsc'), 'list', '--quiet'], { encoding: 'utf8' }).split('\n').filter(Boolean)
-      .forEach((id) => execFileSync('runsc', ['--root', join(home, 'runsc'), 'delete', '--force', id])); } catch { /* none */ }
+    // Each container on its own: one `delete` that fails (runsc's deadline, under load) must not
+    // leave the rest running after their home is gone (it did: three sandboxes, for 25 minutes).
+    const runsc = (...args: string[]) => execFileSync('runsc', ['--root', join(home, 'runsc'), ...args], { encoding: 'utf8' });
+    let ids: string[] = [];
+    try { ids = runsc('list', '--quiet').split('\n').filter(Boolean); } catch { /* none */ }
+    for (const id of ids) {
+      try { runsc('delete', '--force', id); } catch { /* retried below */ }
+    }
+    for (const id of ids) {
+      try { runsc('kill', '--all', id, 'KILL'); runsc('delete', '--force', id); } catch { /* gone */ }
+    }
     await unmountAll(home);
     rmSync(home, { recursive: true, force: true });
   });
