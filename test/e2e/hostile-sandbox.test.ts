@@ -7,7 +7,7 @@ import http from 'node:http';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Sandbox, apply, type ConnectionOpts } from '@asb/sdk';
-import { startEngineProcess, type EngineProcess } from './engine-process.ts';
+import { startEngineProcess, type EngineProcess } from './harness.ts';
 import { percentile } from '../../bench/stats.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
