@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Sandbox, apply, InvalidError, UnavailableError, type ApiObject, type ConnectionOpts } from '@asb/sdk';
 import type { Kind, Version } from '@asb/api';
 import { waitFor } from '../support/wait.ts';
+import { sandboxYaml } from '../support/manifests.ts';
 
 export interface Substrate {
   /** Applies a YAML manifest, as `asb apply` or `kubectl apply`; answers "Kind/name" for each object. */
@@ -213,14 +214,7 @@ spec:
 
   it('suspends a Sandbox with replicas 0 and resumes it with 1, converting between v1alpha1 and v1beta1 both ways: '
     + 'its workload goes and comes back', async () => {
-    await s().apply(`apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: plain }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim }]
-`);
+    await s().apply(sandboxYaml('plain'));
     await waitFor('it to run', async () => readyOf(await s().get('Sandbox', 'plain'))?.status === 'True', 60_000);
     await s().assertRunning('plain');
     const mode = async () => (await s().get('Sandbox', 'plain', 'v1beta1'))?.spec.operatingMode;
@@ -255,20 +249,7 @@ spec:
   it('replicas 0 stops a Sandbox and keeps its files and volumes; replicas 1 brings them back', async (t) => {
     const l = localOrSkip(t);
     if (!l) return;
-    await s().apply(`apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: keeper }
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: main
-        image: python:3.13-slim
-        volumeMounts: [ { name: data, mountPath: /data } ]
-  volumeClaimTemplates:
-  - metadata: { name: data }
-    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 64Mi } } }
-`);
+    await s().apply(sandboxYaml('keeper', { volumes: { data: { mountPath: '/data', storage: '64Mi' } } }));
     let sb = await Sandbox.connect('keeper', l.conn);
     // The storage request is the volume's size: filling it fails inside, not on the host's disk.
     const fill = await sb.run('head -c 100000000 /dev/zero > /data/fill; echo "exit=$?"; rm -f /data/fill');
