@@ -101,9 +101,14 @@ spec: { sandboxTemplateRef: { name: ${TEMPLATE} } }
     assert.equal(r.stdout, 'warm\n');
     assert.match(sb.id, /^python-sandbox-warmpool-[a-z0-9]{5}$/, 'served by the pool');
     assert.ok(warmMs < 5000, `a warm claim answers quickly (${warmMs.toFixed(0)} ms)`);
-    assert.equal((await s().get('Sandbox', sb.id))?.metadata.ownerReferences?.[0]?.kind, 'SandboxClaim');
+    const sbObj = (await s().get('Sandbox', sb.id))!;
+    assert.equal(sbObj.metadata.labels?.['agents.x-k8s.io/warm-pool-sandbox'], undefined, 'pool label removed');
+    assert.equal(sbObj.metadata.ownerReferences?.[0]?.kind, 'SandboxClaim');
+    assert.equal(sbObj.metadata.annotations?.['agents.x-k8s.io/pod-name'], sb.id);
     assert.equal(readyOf(await s().get('SandboxClaim', sb.info.claim!))?.status, 'True');
     assert.equal(await claimedBy(sb.info.claim!), sb.id);
+    const events = await s().events('SandboxClaim', sb.info.claim!);
+    assert.ok(events.some((e) => e.reason === 'SandboxAdopted' && e.message.includes(sb.id)));
     await waitFor('the pool to refill', async () => await readyReplicas(POOL) === 2, 60_000);
     await sb.kill();
     await waitFor('the claim and its sandbox to go', async () =>
@@ -173,7 +178,8 @@ spec: { warmPoolRef: { name: ${POOL} } }
 
   it('expires claims at shutdownTime: Delete removes the claim and what it owns; Retain keeps the claim '
     + '(ClaimExpired) and deletes its sandbox', async () => {
-    const at = inSeconds(4);
+    // Both must be Ready before then: 6 s leaves room for a cold start on a loaded machine.
+    const at = inSeconds(6);
     for (const [name, policy] of [['expire-delete', 'Delete'], ['expire-retain', 'Retain']]) {
       await s().apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxClaim
@@ -205,10 +211,12 @@ spec:
   it('expires a claim made through the SDK at its ttl: the claim and its sandbox are gone', async (t) => {
     const l = localOrSkip(t);
     if (!l) return;
-    const sb = await Sandbox.create({ ...l.conn, template: TEMPLATE, ttlSeconds: 2 });
+    // (5 s: a cold start on a loaded machine took over 2 s, and a claim that expires before it is
+    // Ready fails the create.)
+    const sb = await Sandbox.create({ ...l.conn, template: TEMPLATE, ttlSeconds: 5 });
     assert.equal((await sb.run('echo alive')).stdout, 'alive\n');
     await waitFor('the claim to expire', async () =>
-      (await s().list('SandboxClaim')).length === 0 && (await s().list('Sandbox')).length === 0, 15_000);
+      (await s().list('SandboxClaim')).length === 0 && (await s().list('Sandbox')).length === 0, 20_000);
     await assert.rejects(sb.run('true'));
   });
 
