@@ -40,7 +40,7 @@ function controlPlane(h: Harness): Substrate {
       assert.equal(p.status.phase, 'Running');
     },
     async workloadGone(name) { return !pod(name); },
-    local: { skip: 'the local engine only: KWOK\'s pods run no processes and have no files' },
+    local: { skip: 'this is a control plane, whose KWOK pods run nothing' },
   };
 }
 

@@ -48,15 +48,15 @@ const TEMPLATE = 'python-runtime-template';
 
 /** Declares the scenarios (node:test `it`s) against the substrate `get` answers once `before` ran. */
 export function lifecycleCases(get: () => Substrate): void {
-  const s = () => get();
+  const s = get;
   const claimReady = async (name: string) => readyOf(await s().get('SandboxClaim', name))?.status === 'True';
   const readyReplicas = async (pool: string) => (await s().get('SandboxWarmPool', pool))?.status?.readyReplicas;
   const claimedBy = async (claim: string) =>
     ((await s().get('SandboxClaim', claim))?.status?.sandbox as { name?: string } | undefined)?.name;
-  /** The local engine, or a skip of the running test with the reason the substrate gives. */
-  const localOrSkip = (t: { skip(reason: string): void }): LocalEngine | undefined => {
+  /** The local engine, or a skip of the running test: what it needs, and why the substrate has none. */
+  const localOrSkip = (t: { skip(reason: string): void }, needs: string): LocalEngine | undefined => {
     const l = s().local;
-    if ('skip' in l) { t.skip(l.skip); return undefined; }
+    if ('skip' in l) { t.skip(`the local engine only (${needs}): ${l.skip}`); return undefined; }
     return l;
   };
 
@@ -92,7 +92,7 @@ spec: { sandboxTemplateRef: { name: ${TEMPLATE} } }
     });
 
   it('serves a claim made through the SDK from the pool, warm: it answers within 5 s', async (t) => {
-    const l = localOrSkip(t);
+    const l = localOrSkip(t, 'a command in the sandbox, through the SDK');
     if (!l) return;
     const t0 = performance.now();
     const sb = await Sandbox.create({ ...l.conn, template: TEMPLATE });
@@ -146,7 +146,7 @@ spec: { warmPoolRef: { name: ${POOL} } }
 
   it('serves 50 claims through the SDK against a pool of 5: every one answered, the pool refilled, nothing leaked; '
     + 'deleting the pool removes its members and their containers', async (t) => {
-    const l = localOrSkip(t);
+    const l = localOrSkip(t, 'commands in 50 sandboxes through the SDK, and the gVisor containers behind them');
     if (!l) return;
     await s().patch('SandboxWarmPool', POOL, 'v1beta1', { spec: { replicas: 5 } });
     await waitFor('5 ready pool members', async () => await readyReplicas(POOL) === 5, 120_000);
@@ -209,7 +209,7 @@ spec:
   });
 
   it('expires a claim made through the SDK at its ttl: the claim and its sandbox are gone', async (t) => {
-    const l = localOrSkip(t);
+    const l = localOrSkip(t, 'a command in the sandbox, through the SDK');
     if (!l) return;
     // (5 s: a cold start on a loaded machine took over 2 s, and a claim that expires before it is
     // Ready fails the create.)
@@ -255,7 +255,7 @@ spec:
   });
 
   it('replicas 0 stops a Sandbox and keeps its files and volumes; replicas 1 brings them back', async (t) => {
-    const l = localOrSkip(t);
+    const l = localOrSkip(t, 'files and processes in the sandbox, and its directory on the host');
     if (!l) return;
     await s().apply(sandboxYaml('keeper', { volumes: { data: { mountPath: '/data', storage: '64Mi' } } }));
     let sb = await Sandbox.connect('keeper', l.conn);
@@ -281,7 +281,8 @@ spec:
   });
 
   it('refuses invalid claims whole, with field paths', async (t) => {
-    const l = localOrSkip(t);
+    const l = localOrSkip(t, 'the engine\'s own validation; an API server validates with the CRDs\' schema, '
+      + 'as test/k8s/crd-upstream.test.ts shows');
     if (!l) return;
     await assert.rejects(apply(fixture('seed003-claim-wrong.yaml'), l.conn), (err: unknown) => {
       assert.ok(err instanceof InvalidError);
