@@ -3,7 +3,7 @@
 // BENCH_SOAK_CPU CPUs (1), cycling through every kind or BENCH_SOAK_KINDS, against the engine as its own process:
 // errors, throughput, p50/p99 by kind, the engine's memory and event-loop delay.
 import { Sandbox, apply } from '@asb/sdk';
-import { startEngineProcess } from '../test/e2e/engine-process.ts';
+import { startEngineProcess } from '../test/e2e/harness.ts';
 import { KINDS, runSoak, type Kind } from '../test/e2e/soak-load.ts';
 import { percentile, table } from './stats.ts';
 

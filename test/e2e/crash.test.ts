@@ -2,66 +2,20 @@
 // sandboxes are re-adopted with their processes, orphans are reaped, the pool refills.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Sandbox, Objects, apply, type ConnectionOpts } from '@asb/sdk';
-import { unmountAll } from '@asb/engine';
-
-const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+import { Sandbox, Objects, apply } from '@asb/sdk';
+import { startEngineProcess, type EngineProcess } from './harness.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 describe('a crashed engine', () => {
-  const home = mkdtempSync(join(tmpdir(), 'asb-crash-'));
-  const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn' };
-  let engine: ChildProcess | undefined;
-
-  /** `asb engine run` in the foreground, as its own process, so that it can be killed for real. */
-  async function startEngine(): Promise<ConnectionOpts> {
-    const before = existsSync(join(home, 'engine.json')) ? readFileSync(join(home, 'engine.json'), 'utf8') : '';
-    engine = spawn(process.execPath, [ASB, 'engine', 'run'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-    const state = await waitFor('the engine to start', async () => {
-      const text = existsSync(join(home, 'engine.json')) ? readFileSync(join(home, 'engine.json'), 'utf8') : '';
-      if (!text || text === before) return false;
-      const st = JSON.parse(text) as { url: string; pid: number };
-      return st.pid === engine!.pid ? st : false;
-    });
-    return { url: state.url, token: readFileSync(join(home, 'token'), 'utf8').trim() };
-  }
-
-  after(async () => {
-    if (engine && engine.exitCode === null) {
-      engine.kill('SIGTERM');
-      await new Promise((r) => engine!.once('exit', r));
-    }
-    // Each container on its own: one `delete` that fails (runsc's deadline, under load) must not
-    // leave the rest running after their home is gone (it did: three sandboxes, for 25 minutes).
-    const runsc = (...args: string[]) => execFileSync('runsc', ['--root', join(home, 'runsc'), ...args], { encoding: 'utf8' });
-    let ids: string[] = [];
-    try { ids = runsc('list', '--quiet').split('\n').filter(Boolean); } catch { /* none */ }
-    for (const id of ids) {
-      try { runsc('delete', '--force', id); } catch { /* retried below */ }
-    }
-    for (const id of ids) {
-      try { runsc('kill', '--all', id, 'KILL'); runsc('delete', '--force', id); } catch { /* gone */ }
-    }
-    await unmountAll(home);
-    rmSync(home, { recursive: true, force: true });
-  });
+  let engine: EngineProcess | undefined;
+  after(async () => { await engine?.stop(); });
 
   it('loses nothing acknowledged, re-adopts running sandboxes and reaps the rest', async () => {
-    let conn = await startEngine();
+    engine = await startEngineProcess();
+    const home = engine.home;
+    let conn = engine.conn;
     await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxWarmPool
 metadata: { name: pool }
@@ -79,11 +33,11 @@ spec: { replicas: 3, sandboxTemplateRef: { name: python-runtime-template } }
     const acknowledged: string[] = [];
     const inflight = Array.from({ length: 8 }, (_, i) => Sandbox.create({ ...conn, name: `c${i}` }).then((sb) => { acknowledged.push(sb.info.claim!); }, () => undefined));
     await sleep(400);
-    engine!.kill('SIGKILL');
-    await new Promise((r) => engine!.once('exit', r));
+    await engine.kill('SIGKILL');
     await Promise.all(inflight);
 
-    conn = await startEngine();
+    engine = await startEngineProcess({}, { home });
+    conn = engine.conn;
     // Every acknowledged claim is still there and gets (or keeps) a ready sandbox.
     for (const name of acknowledged) assert.ok(await api().get('SandboxClaim', name), `claim ${name} survived`);
     await waitFor('every claim to be ready', async () => {

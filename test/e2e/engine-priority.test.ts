@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { Sandbox } from '@asb/sdk';
 import { ENGINE_CGROUP, ENGINE_CPU_SHARES_DEFAULT, cpuCgroupOf, sharesToWeight } from '@asb/engine';
-import { startEngineProcess } from './engine-process.ts';
+import { startEngineProcess } from './harness.ts';
 
 function cpuCgroup(pid: number): string | undefined {
   try { return cpuCgroupOf(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.path; } catch { return undefined; }

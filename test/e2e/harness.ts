@@ -1,6 +1,7 @@
-// A real engine for end-to-end tests: in-process, on an ephemeral loopback port, with its own
-// ASB_HOME, the real gVisor driver, and SDK connection options pointing at it.
-import { spawn } from 'node:child_process';
+// The real engines of end-to-end tests, each on an ephemeral loopback port with its own ASB_HOME
+// and the real gVisor driver (or bubblewrap): in-process (startTestEngine), or as its own OS
+// process (startEngineProcess), the daemon users run.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,35 +52,106 @@ export async function raw(t: TestEngine, path: string, init: { method?: string; 
   return { status: res.status, body, text };
 }
 
-export interface EngineProcess { pid: number; conn: { url: string; token: string }; home: string; stop(): Promise<void> }
+const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
 
-/** `asb engine run` as its own process (the bundle in dist/), for what an in-process engine
- *  cannot show: its own memory (RSS), and that it survives what it is sent. */
-export async function startEngineProcess(env: Record<string, string> = {}): Promise<EngineProcess> {
-  const home = mkdtempSync(join(tmpdir(), 'asb-e2e-proc-'));
-  const asb = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
-  const child = spawn(process.execPath, [asb, 'engine', 'run'], {
-    env: { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const stateFile = join(home, 'engine.json');
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`asb engine run exited with ${child.exitCode}`);
-    if (i > 600) { child.kill('SIGKILL'); throw new Error('asb engine run did not start within 60 s'); }
-    if (existsSync(stateFile)) {
-      const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { url: string; pid: number };
-      if (state.pid === child.pid) {
-        return {
-          pid: child.pid, home, conn: { url: state.url, token: readFileSync(join(home, 'token'), 'utf8').trim() },
-          async stop() {
-            if (child.exitCode === null) child.kill('SIGTERM');
-            await exited;
-            await unmountAll(home);
-            rmSync(home, { recursive: true, force: true });
-          },
-        };
+export interface EngineProcess {
+  url: string;
+  token: string;
+  /** SDK connection options for this engine. */
+  conn: ConnectionOpts & { url: string; token: string };
+  pid: number;
+  home: string;
+  /** Runs the CLI against this engine. */
+  asb(...args: string[]): { status: number | null; stdout: string; stderr: string };
+  /** Resident memory of the engine's process now, from /proc (bytes). */
+  rssBytes(): number;
+  /** Its peak resident memory so far (VmHWM). */
+  peakRssBytes(): number;
+  /** Its /metrics, as Prometheus text. */
+  metrics(): Promise<string>;
+  /** Its worst event-loop delay since the last scrape (prom-client resets the histogram), in ms. */
+  eventLoopMaxMs(): Promise<number>;
+  /** Sends the engine `signal` (SIGKILL: a crash, nothing released) and resolves once it is gone. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** Deletes its sandboxes (as `asb rm` would), stops it, reaps what is left and removes its home. */
+  stop(): Promise<void>;
+}
+
+function statusField(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Whether `pid` still runs (a zombie, killed but not yet reaped, does not). */
+function running(pid: number): boolean {
+  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+}
+
+/**
+ * `asb engine start` (the daemon users run, its log in $ASB_HOME/engine.log), for tests and
+ * benchmarks that measure the engine itself (its memory, its event loop, its survival; an
+ * in-process engine shares the test's heap and event loop, which would blur both) or kill it.
+ * With `home`, it starts on an existing one (as after a crash): what the last engine left, it finds.
+ */
+export async function startEngineProcess(
+  env: Record<string, string> = {},
+  opts: { home?: string } = {},
+): Promise<EngineProcess> {
+  const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-engine-'));
+  const fullEnv = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn', ...env };
+  const asb = (...args: string[]) =>
+    spawnSync(process.execPath, [ASB, ...args],
+      { env: fullEnv, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
+  // ASB_TEST_ENGINE_NODE_ARGS: node flags for the daemon only (it re-runs the CLI's own flags),
+  // such as `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
+  const nodeArgs = process.env.ASB_TEST_ENGINE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const started = spawnSync(process.execPath, [...nodeArgs, ASB, 'engine', 'start', '-o', 'json'],
+    { env: fullEnv, encoding: 'utf8', timeout: 300_000 });
+  if (started.status !== 0) throw new Error(`asb engine start failed: ${started.stderr}`);
+  const state = JSON.parse(started.stdout) as { url: string; pid: number; tokenFile: string };
+  const token = readFileSync(state.tokenFile, 'utf8').trim();
+  const metrics = async () =>
+    (await fetch(`${state.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+  const kill = async (signal: NodeJS.Signals) => {
+    try { process.kill(state.pid, signal); } catch { /* gone already */ }
+    while (running(state.pid)) await new Promise((r) => setTimeout(r, 50));
+  };
+  return {
+    url: state.url, token, conn: { url: state.url, token }, pid: state.pid, home, asb, kill,
+    rssBytes: () => statusField(state.pid, 'VmRSS'),
+    peakRssBytes: () => statusField(state.pid, 'VmHWM'),
+    metrics,
+    async eventLoopMaxMs() {
+      const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await metrics());
+      if (!m) throw new Error('the engine exports no nodejs_eventloop_lag_max_seconds');
+      return Number(m[1]) * 1000;
+    },
+    async stop() {
+      // Sandboxes first (as a user's `asb rm` would), then the daemon.
+      if (running(state.pid)) {
+        const list = asb('ls', '-o', 'name');
+        for (const name of list.status === 0 ? list.stdout.split('\n').filter(Boolean) : []) asb('rm', name);
+        asb('engine', 'stop');
+        await kill('SIGTERM');
       }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+      // What a killed engine left running (its gVisor sandboxes outlive it), so that nothing of
+      // this test outlives it.
+      // Each container on its own: one `delete` that fails (runsc's deadline, under load) must not
+      // leave the rest running after their home is gone (it did: three sandboxes, for 25 minutes).
+      const runsc = (...args: string[]) =>
+        execFileSync('runsc', ['--root', join(home, 'runsc'), ...args], { encoding: 'utf8' });
+      let left: string[] = [];
+      if (existsSync(join(home, 'runsc'))) {
+        try { left = runsc('list', '--quiet').split('\n').filter(Boolean); } catch { /* none */ }
+      }
+      for (const id of left) {
+        try { runsc('delete', '--force', id); } catch { /* retried below */ }
+      }
+      for (const id of left) {
+        try { runsc('kill', '--all', id, 'KILL'); runsc('delete', '--force', id); } catch { /* gone */ }
+      }
+      await unmountAll(home);
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
 }

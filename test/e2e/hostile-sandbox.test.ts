@@ -7,8 +7,9 @@ import http from 'node:http';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Sandbox, apply, type ConnectionOpts } from '@asb/sdk';
-import { startEngineProcess, type EngineProcess } from './engine-process.ts';
+import { startEngineProcess, type EngineProcess } from './harness.ts';
 import { percentile } from '../../bench/stats.ts';
+import { sandboxYaml, templateYaml } from '../support/manifests.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,32 +44,12 @@ describe('hostile sandboxes', () => {
   before(async () => {
     e = await startEngineProcess();
     conn = { url: e.url, token: e.token };
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
-kind: SandboxTemplate
-metadata: { name: hostile }
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: main
-        image: python:3.13-slim
-        resources: { limits: { memory: 512Mi, ephemeral-storage: 256Mi } }
-`, conn);
+    await apply(templateYaml('hostile', { limits: { memory: '512Mi', 'ephemeral-storage': '256Mi' } }), conn);
   });
   after(async () => { await e?.stop(); });
 
   it('cannot stall the engine: link loops in a snapshot, endless output, unread stdin, a growing download, a log flood', { timeout: 600_000 }, async () => {
-    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: linker }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim, volumeMounts: [{ name: data, mountPath: /data }] }]
-  volumeClaimTemplates:
-  - metadata: { name: data }
-    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 64Mi } } }
-`, conn);
+    await apply(sandboxYaml('linker', { volumes: { data: { mountPath: '/data', storage: '64Mi' } } }), conn);
     const linker = await Sandbox.connect('linker', conn);
     const victim = await Sandbox.create({ ...conn, template: 'hostile' });
     const printer = await Sandbox.create({ ...conn, template: 'hostile' });
@@ -155,28 +136,12 @@ spec:
   });
 
   it('never makes a directory on the host for a spec\'s mount points', async () => {
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
-kind: SandboxTemplate
-metadata: { name: probe-wd }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim, workingDir: /usr/rt-probe-wd }]
-`, conn);
+    await apply(templateYaml('probe-wd', { workingDir: '/usr/rt-probe-wd' }), conn);
     await assert.rejects(Sandbox.create({ ...conn, template: 'probe-wd' }), /\/usr is the host's, mounted read-only, and \/usr\/rt-probe-wd does not exist there/);
     assert.equal(existsSync('/usr/rt-probe-wd'), false);
 
-    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: etc-volume }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim, workingDir: /workspace, volumeMounts: [{ name: x, mountPath: /etc/x }] }]
-  volumeClaimTemplates:
-  - metadata: { name: x }
-    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 16Mi } } }
-`, conn);
+    const x = { mountPath: '/etc/x', storage: '16Mi' };
+    await apply(sandboxYaml('etc-volume', { workingDir: '/workspace', volumes: { x } }), conn);
     const sb = await Sandbox.connect('etc-volume', conn);
     assert.equal((await sb.run('pwd && echo hi > /etc/x/f && cat /etc/x/f')).stdout, '/workspace\nhi\n');
     assert.equal(existsSync(join(e.home, 'rootfs', 'etc', 'x')), false, 'not in the shared skeleton');

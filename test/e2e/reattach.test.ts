@@ -13,24 +13,14 @@ import { AgentClient } from '../../packages/engine/src/agent-client.ts';
 import { AGENT_MOUNT, type SandboxRuntimeSpec } from '../../packages/engine/src/drivers/runtime-spec.ts';
 import { prepareRootfs, SANDBOX_GID, SANDBOX_UID } from '../../packages/engine/src/rootfs.ts';
 import type { DriverHandle, DriverPaths } from '../../packages/engine/src/drivers/driver.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 const dist = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../dist');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 /** An agent client once the agent answers on it. */
 async function connect(handle: DriverHandle): Promise<AgentClient> {
   const agent = new AgentClient(handle.socket);
-  await waitFor('the agent to answer', async () => (await agent.json('GET', '/')).status === 200);
+  await waitFor('the agent to answer', async () => (await agent.json('GET', '/')).status === 200, 30_000, 50);
   return agent;
 }
 
@@ -114,7 +104,7 @@ describe('re-attaching to a running gVisor sandbox', { skip: existsSync(join(dis
     // A closed connection ends its relay (the EOF goes through to the agent and back).
     agent.close();
     handle.socket.destroy();
-    await waitFor('the relay to end', () => hostProcessesOf(id, ' exec ').length === 0, 10_000);
+    await waitFor('the relay to end', () => hostProcessesOf(id, ' exec ').length === 0, 10_000, 50);
   });
 
   it('attaches again after that, and again when the relay alone dies', async () => {
@@ -149,9 +139,9 @@ describe('re-attaching to a running gVisor sandbox', { skip: existsSync(join(dis
     const agent = await connect(handle);
     await driver.destroy(id);
     assert.equal(await driver.attach(id, paths), undefined);
-    await waitFor('the host processes of the sandbox to end', () => hostProcessesOf(id).length === 0, 10_000)
+    await waitFor('the host processes of the sandbox to end', () => hostProcessesOf(id).length === 0, 10_000, 50)
       .catch(() => assert.fail(`left: ${hostProcessesOf(id).join('\n')}`));
     await Promise.all([first.exited, handle.exited]);
-    await waitFor('the connection to close', () => agent.closed, 5_000);
+    await waitFor('the connection to close', () => agent.closed, 5_000, 50);
   });
 });

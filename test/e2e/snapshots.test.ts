@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Sandbox, Snapshots, apply, Objects, InvalidError, NotFoundError, InsufficientStorageError } from '@asb/sdk';
 import { startTestEngine, restartTestEngine, raw, type TestEngine } from './harness.ts';
+import { sandboxYaml, templateYaml } from '../support/manifests.ts';
 
 const fixture = (f: string) => readFileSync(new URL(`../../packages/api/test/fixtures/${f}`, import.meta.url), 'utf8');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -99,17 +100,7 @@ for line in sys.stdin:
   });
 
   it('carries volumes (volumeClaimTemplates) into snapshots and forks, each fork with its own copy', async () => {
-    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: with-volume }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim, volumeMounts: [{ name: data, mountPath: /data }] }]
-  volumeClaimTemplates:
-  - metadata: { name: data }
-    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 32Mi } } }
-`, t.conn);
+    await apply(sandboxYaml('with-volume', { volumes: { data: { mountPath: '/data', storage: '32Mi' } } }), t.conn);
     const sb = await Sandbox.connect('with-volume', t.conn);
     await sb.run('echo original > /data/v.txt');
     const snap = await sb.snapshots.create();
@@ -123,16 +114,7 @@ spec:
   });
 
   it('keeps at most max-snapshots per sandbox, oldest removed first; snapshots survive an engine restart', async () => {
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
-kind: SandboxTemplate
-metadata:
-  name: two-snapshots
-  annotations: { sandbox.asb.dev/max-snapshots: "2" }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim }]
-`, t.conn);
+    await apply(templateYaml('two-snapshots', { annotations: { 'sandbox.asb.dev/max-snapshots': '2' } }), t.conn);
     const sb = await Sandbox.create({ ...t.conn, template: 'two-snapshots' });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await sb.snapshots.create()).id);
@@ -165,14 +147,7 @@ spec:
   });
 
   it('starts new sandboxes of a template from its golden snapshot (after setup), pool members too', async () => {
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
-kind: SandboxTemplate
-metadata: { name: golden }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: python:3.13-slim }]
-`, t.conn);
+    await apply(templateYaml('golden'), t.conn);
     const setup = await Sandbox.create({ ...t.conn, template: 'golden' });
     await setup.files.write('deps/installed.txt', 'dependencies installed');
     await setup.run('echo warmed > /tmp/setup-state');
@@ -224,11 +199,8 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     // A snapshot never crosses namespaces: not by fork, not by an applied annotation.
     const mine = await sb.snapshots.create();
     await assert.rejects(Sandbox.create({ ...t.conn, namespace: 'other', fromSnapshot: mine.id }), (err: Error) => err instanceof InvalidError && /namespace/.test(err.message));
-    await apply(`apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: thief, namespace: other, annotations: { sandbox.asb.dev/restore-snapshot: ${mine.id} } }
-spec: { podTemplate: { spec: { containers: [{ name: main, image: python:3.13-slim }] } } }
-`, t.conn);
+    const restore = { 'sandbox.asb.dev/restore-snapshot': mine.id };
+    await apply(sandboxYaml('thief', { namespace: 'other', annotations: restore }), t.conn);
     await assert.rejects(Sandbox.connect('thief', { ...t.conn, namespace: 'other', waitReadyMs: 30_000 }), (err: Error) => /belongs to namespace "default"/.test(err.message));
     await new Objects({ ...t.conn, namespace: 'other' }).delete('Sandbox', 'thief');
     // Unknown snapshot id, malformed body.

@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sandbox } from '@asb/sdk';
-import { startEngineProcess, type EngineProcess } from './engine-process.ts';
+import { startEngineProcess, type EngineProcess } from './harness.ts';
 import { KINDS, runSoak } from './soak-load.ts';
 import { percentile } from '../../bench/stats.ts';
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, re
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
+import { waitFor as poll } from '../support/wait.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
 export const BIN = join(process.env.ASB_K8S_CACHE ?? join(homedir(), '.cache', 'asb-k8s'), 'bin');
@@ -99,16 +100,13 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** Polls `fn` every 200 ms until it returns something truthy (a throw counts as "not yet"). */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+/** Polls `fn` every 200 ms (most polls here run kubectl, a process each) until it returns something
+ *  truthy (a throw counts as "not yet"). */
+export const waitFor = <T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+) => poll(what, fn, timeoutMs, 200);
 
 /**
  * A pod whose port-forwards (`kubectl port-forward`, through the API server to its node's

@@ -1,0 +1,103 @@
+// The lifecycle suite (test/lifecycle/suite.ts) on real Kubernetes components (test/k8s/cluster.ts:
+// etcd, kube-apiserver, controller-manager, scheduler, KWOK): our controller, as its own process,
+// reconciles the seeds' objects into Pods that KWOK runs; v1alpha1 and v1beta1 are converted by its
+// webhook. Then what only a controller on a control plane does: restart, leader hand-over, and
+// the garbage collector deleting what a claim owns.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { KINDS, KIND_NAMES, type Kind, type Version } from '@asb/api';
+import { startHarness, waitFor, type Harness } from './harness.ts';
+import { lifecycleCases, type Substrate } from '../lifecycle/suite.ts';
+
+/** `sandboxclaims.extensions.agents.x-k8s.io`, or with a version `sandboxclaims.v1alpha1.extensions…`. */
+const resource = (kind: Kind, version?: Version) =>
+  [KINDS[kind].plural, version, KINDS[kind].group].filter(Boolean).join('.');
+
+function controlPlane(h: Harness): Substrate {
+  const pod = (name: string) => h.find('pod', name);
+  return {
+    async apply(yaml) {
+      // kubectl answers a line per object: "sandboxwarmpool.extensions.agents.x-k8s.io/name created".
+      return h.apply(yaml).split('\n').filter(Boolean).map((line) => {
+        const [, kind, name] = /^([a-z]+)\.[^/]+\/(\S+) /.exec(line) ?? [];
+        return `${KIND_NAMES.find((k) => k.toLowerCase() === kind) ?? line}/${name}`;
+      });
+    },
+    async get(kind, name, version) { return h.find(resource(kind, version), name); },
+    async list(kind) { return h.get(resource(kind)).items; },
+    async patch(kind, name, version, patch) {
+      h.cluster.kubectl('patch', resource(kind, version), name, '--type', 'merge', '-p', JSON.stringify(patch));
+    },
+    async delete(kind, ...names) { h.cluster.kubectl('delete', resource(kind), ...names, '--wait=false'); },
+    async events(kind, name) {
+      return h.get('events').items.filter((e: any) => e.involvedObject.kind === kind && e.involvedObject.name === name);
+    },
+    async assertRunning(name) {
+      const p = pod(name);
+      assert.ok(p, `${name} has its pod`);
+      assert.deepEqual(p.metadata.ownerReferences.map((r: any) => [r.kind, r.name]), [['Sandbox', name]]);
+      assert.equal(p.status.phase, 'Running');
+    },
+    async workloadGone(name) { return !pod(name); },
+    local: { skip: 'this is a control plane, whose KWOK pods run nothing' },
+  };
+}
+
+describe('the lifecycle on a real API server', { timeout: 900_000 }, () => {
+  let h: Harness;
+  let substrate: Substrate;
+  let controller: ChildProcess;
+  const claimReady = (name: string) => h.claimReady(name);
+
+  before(async () => {
+    h = await startHarness({ controller: false });
+    controller = await h.startController();
+    substrate = controlPlane(h);
+  });
+  after(async () => { await h?.stop(); });
+
+  lifecycleCases(() => substrate);
+
+  describe('what only a controller on a control plane does', () => {
+    it('picks up where it left off after a restart: a claim made while it was down is served', async () => {
+      controller.kill('SIGKILL');
+      await new Promise((r) => controller.once('exit', r));
+      // v1beta1, the storage version: writing it needs no webhook (v1alpha1 waits for one).
+      h.apply(`apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxClaim
+metadata: { name: while-down }
+spec: { warmPoolRef: { name: python-sandbox-warmpool } }
+`);
+      controller = await h.startController();
+      await waitFor('the claim made while the controller was down', () => claimReady('while-down'), 60_000);
+    });
+
+    it('hands over between two replicas: the standby takes the Lease when the leader dies, and serves', async () => {
+      const standby = await h.startController();
+      const lease = () =>
+        h.get('lease', '-n', 'agent-sandbox-system', 'a3317529.agent-sandbox.x-k8s.io').spec.holderIdentity as string;
+      const leader = lease();
+      assert.ok(leader, 'a leader holds the lease');
+      controller.kill('SIGKILL'); // no release: the standby must wait for the lease to expire
+      await waitFor('the standby to take the lease', () => lease() !== leader && lease(), 60_000);
+      h.apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxClaim
+metadata: { name: after-handover }
+spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none }
+`);
+      await waitFor('a claim served by the new leader', () => claimReady('after-handover'), 60_000);
+      controller = standby;
+    });
+
+    it('deletes what a claim owns with it (garbage collection)', async () => {
+      const owned = () =>
+        h.get(resource('Sandbox')).items.filter((s: any) => s.metadata.ownerReferences?.[0]?.kind === 'SandboxClaim');
+      const names: string[] = owned().map((s: any) => s.metadata.name);
+      assert.equal(names.length, 2, 'the claims of the two tests above hold a sandbox each');
+      h.cluster.kubectl('delete', resource('SandboxClaim'), '--all', '--wait=false');
+      await waitFor('the claims\' sandboxes and pods to go', () =>
+        owned().length === 0 && names.every((n) => !h.find('pod', n)), 60_000);
+    });
+  });
+});

@@ -1,0 +1,51 @@
+// The manifests end-to-end tests set up with (a template, a Sandbox with volumes), as YAML for
+// `apply` or `kubectl apply`: one container, python:3.13-slim, named main. A test of apply itself
+// writes its YAML out instead.
+import YAML from 'yaml';
+
+export const IMAGE = 'python:3.13-slim';
+
+interface ContainerOpts {
+  workingDir?: string;
+  limits?: Record<string, string>;
+  /** Volumes by name: where the container mounts each, and (on a Sandbox) its size. */
+  volumes?: Record<string, { mountPath: string; storage: string }>;
+  annotations?: Record<string, string>;
+}
+
+function metadata(name: string, opts: ContainerOpts & { namespace?: string }) {
+  return { name, ...(opts.namespace && { namespace: opts.namespace }), ...(opts.annotations && { annotations: opts.annotations }) };
+}
+
+function podTemplate(opts: ContainerOpts) {
+  const volumes = Object.entries(opts.volumes ?? {});
+  return {
+    spec: {
+      containers: [{
+        name: 'main', image: IMAGE,
+        ...(opts.workingDir && { workingDir: opts.workingDir }),
+        ...(opts.limits && { resources: { limits: opts.limits } }),
+        ...(volumes.length > 0 && { volumeMounts: volumes.map(([name, v]) => ({ name, mountPath: v.mountPath })) }),
+      }],
+    },
+  };
+}
+
+/** A v1alpha1 SandboxTemplate. */
+export function templateYaml(name: string, opts: Omit<ContainerOpts, 'volumes'> = {}): string {
+  return YAML.stringify({
+    apiVersion: 'extensions.agents.x-k8s.io/v1alpha1', kind: 'SandboxTemplate', metadata: metadata(name, opts),
+    spec: { podTemplate: podTemplate(opts) },
+  });
+}
+
+/** A v1alpha1 Sandbox; each of its volumes is a volumeClaimTemplate of that storage (ReadWriteOnce). */
+export function sandboxYaml(name: string, opts: ContainerOpts & { namespace?: string } = {}): string {
+  const claims = Object.entries(opts.volumes ?? {}).map(([n, v]) => ({
+    metadata: { name: n }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: v.storage } } },
+  }));
+  return YAML.stringify({
+    apiVersion: 'agents.x-k8s.io/v1alpha1', kind: 'Sandbox', metadata: metadata(name, opts),
+    spec: { podTemplate: podTemplate(opts), ...(claims.length > 0 && { volumeClaimTemplates: claims }) },
+  });
+}
