@@ -11,7 +11,7 @@ export interface SessionOptions {
   connection?: KubernetesConnection;
   /** Kubernetes: claim from this SandboxWarmPool instead of the template. */
   warmPool?: string;
-  /** SandboxTemplate of new sandboxes. @default "python-runtime-template" */
+  /** SandboxTemplate of new sandboxes. @default DEFAULT_TEMPLATE (the SDK's) */
   template?: string;
   /** Delete the session's sandbox after this long without a tool call. @default 15 min; 0: never */
   idleTimeoutMs?: number;

@@ -13,7 +13,10 @@ import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, Una
 import { Sandbox, type SandboxCreateOpts, type SandboxInfo } from './sandbox.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
 import { GkePodSnapshots } from './gke-snapshots.ts';
-import { ANNOTATION_CLIENT_FIRST_REQUESTED_AT, ANNOTATION_POD_NAME } from '@asb/api';
+import {
+  ANNOTATION_CLIENT_FIRST_REQUESTED_AT, ANNOTATION_POD_NAME, DEFAULT_TEMPLATE, buildClaim, isTerminalReason, rfc3339Millis, sandboxInfo,
+  type TerminalReason,
+} from '@asb/api';
 
 export interface KubernetesConnection {
   kind: 'kubernetes';
@@ -44,15 +47,18 @@ type Obj = { metadata: { name: string; namespace?: string; uid?: string; resourc
 type Condition = { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string };
 const ready = (o: Obj | undefined): Condition | undefined => (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
 
-/** The claim reasons that will not fix themselves while we wait. */
-const TERMINAL: Record<string, (msg: string) => Error> = {
+/** The error for a Ready reason that will not fix itself while we wait (@asb/api's set). */
+const TERMINAL = {
   TemplateNotFound: (m) => new NotFoundError(m, 404, 'TemplateNotFound'),
   WarmPoolNotFound: (m) => new NotFoundError(m, 404, 'WarmPoolNotFound'),
   InvalidMetadata: (m) => new InvalidError(m, 422, 'InvalidMetadata'),
   EnvVarsInjectionRejected: (m) => new InvalidError(m, 422, 'EnvVarsInjectionRejected'),
   VolumeClaimTemplatesError: (m) => new InvalidError(m, 422, 'VolumeClaimTemplatesError'),
   ClaimExpired: (m) => new SandboxError(m, 410, 'ClaimExpired'),
-};
+  ReconcilerError: (m) => new InvalidError(m, 422, 'ReconcilerError'),
+  PodFailed: (m) => new InvalidError(m, 422, 'PodFailed'),
+  PodSucceeded: (m) => new InvalidError(m, 422, 'PodSucceeded'),
+} satisfies Record<TerminalReason, (msg: string) => Error>;
 
 /** One cluster: its API clients, and the router connection shared by its sandboxes. */
 export class KubernetesCluster {
@@ -157,21 +163,21 @@ export class KubernetesCluster {
    */
   async claim(o: { namespace: string; template?: string; warmPool?: string; warmpool?: string; name?: string; ttlSeconds?: number; timeoutMs: number; labels?: Record<string, string> }): Promise<{ claim: Obj; sandbox: Obj }> {
     const name = o.name ?? `sandbox-claim-${randomBytes(4).toString('hex')}`;
-    const coords = o.warmPool ? CLAIM : CLAIM_V1ALPHA1;
-    const spec: Record<string, unknown> = {};
-    if (o.warmPool) spec.warmPoolRef = { name: o.warmPool };
-    else if (o.template) { spec.sandboxTemplateRef = { name: o.template }; if (o.warmpool) spec.warmpool = o.warmpool; }
-    else throw new InvalidError('a Kubernetes sandbox needs { template } or { warmPool }');
-    if (o.ttlSeconds) spec.lifecycle = { shutdownTime: new Date(Date.now() + o.ttlSeconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), shutdownPolicy: 'Delete' };
-    const body = { apiVersion: `${coords.group}/${coords.version}`, kind: 'SandboxClaim', metadata: { name, labels: { 'agents.x-k8s.io/created-by': 'asb-sdk', ...o.labels }, annotations: { [ANNOTATION_CLIENT_FIRST_REQUESTED_AT]: new Date().toISOString() } }, spec };
+    const from = o.warmPool ? { warmPool: o.warmPool } : o.template ? { template: o.template, warmpool: o.warmpool } : undefined;
+    if (!from) throw new InvalidError('a Kubernetes sandbox needs { template } or { warmPool }');
+    const coords = 'warmPool' in from ? CLAIM : CLAIM_V1ALPHA1;
+    const now = new Date();
+    const body = buildClaim({
+      name, from, ttlSeconds: o.ttlSeconds, now, createdBy: 'asb-sdk', labels: o.labels,
+      annotations: { [ANNOTATION_CLIENT_FIRST_REQUESTED_AT]: rfc3339Millis(now) }, version: 'v1alpha1',
+    });
     try { await this.api.createNamespacedCustomObject({ ...coords, namespace: o.namespace, body }); } catch (err) { throw apiError(err, `create SandboxClaim ${o.namespace}/${name}`); }
     try {
       const claim = await this.waitFor<Obj>(CLAIM, o.namespace, name, (c) => {
         if (!c) throw new NotFoundError(`SandboxClaim ${o.namespace}/${name} was deleted while waiting for it`);
         const r = ready(c);
         if (r?.status === 'True' && c.status?.sandbox?.name) return true;
-        const terminal = r?.reason ? TERMINAL[r.reason] : undefined;
-        if (terminal) throw terminal(`SandboxClaim ${o.namespace}/${name}: ${r!.reason}: ${r!.message}`);
+        if (isTerminalReason(r?.reason)) throw TERMINAL[r.reason](`SandboxClaim ${o.namespace}/${name}: ${r.reason}: ${r.message}`);
         return false;
       }, o.timeoutMs, `SandboxClaim ${o.namespace}/${name} to be Ready`);
       const sandbox = await this.get(SANDBOX, o.namespace, claim.status.sandbox.name);
@@ -225,24 +231,7 @@ function apiError(err: unknown, what: string): Error {
 
 /** A Sandbox object (and its claim) as the SDK's SandboxInfo. */
 export function infoOf(sandbox: Obj, claim?: Obj): SandboxInfo {
-  const r = ready(sandbox);
-  const suspended = sandbox.spec?.operatingMode === 'Suspended' || r?.reason === 'SandboxSuspended';
-  const owner = sandbox.metadata.ownerReferences?.find((x) => x.controller && x.kind === 'SandboxClaim');
-  return {
-    id: sandbox.metadata.name,
-    name: sandbox.metadata.name,
-    namespace: sandbox.metadata.namespace ?? 'default',
-    uid: sandbox.metadata.uid ?? '',
-    template: claim?.spec?.sandboxTemplateRef?.name ?? claim?.spec?.warmPoolRef?.name,
-    phase: suspended ? 'Suspended' : r?.status === 'True' ? 'Running' : r?.reason === 'ReconcilerError' ? 'Failed' : 'Pending',
-    claim: claim?.metadata.name ?? owner?.name,
-    reason: r?.reason,
-    ready: r?.status === 'True',
-    message: r?.message ?? '',
-    image: sandbox.spec?.podTemplate?.spec?.containers?.[0]?.image ?? '',
-    createdAt: sandbox.metadata.creationTimestamp ?? '',
-    readyAt: r?.status === 'True' ? r.lastTransitionTime : undefined,
-  };
+  return sandboxInfo(sandbox, { substrate: 'kubernetes', claim });
 }
 
 const RESTORE_CHECKS = 10;
@@ -362,7 +351,7 @@ export async function createOnKubernetes(opts: SandboxCreateOpts, connection: Ku
     const conn = await cluster.connection(namespace);
     const { claim, sandbox } = await cluster.claim({
       namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs, warmpool: opts.warmpool,
-      warmPool: opts.warmPool, template: opts.warmPool ? undefined : opts.template ?? 'python-runtime-template',
+      warmPool: opts.warmPool, template: opts.warmPool ? undefined : opts.template ?? DEFAULT_TEMPLATE,
     });
     try { await untilRouted(conn, sandbox.metadata.name, namespace, deadline); } catch (err) {
       // As for a claim that never became Ready: not left behind.

@@ -8,32 +8,12 @@ import { Files } from './files.ts';
 import { NotFoundError } from './errors.ts';
 import { Snapshots, type ResumeResult, type SuspendResult, type SnapshotStore } from './snapshots.ts';
 import type { KubernetesConnection } from './kubernetes.ts';
+import { DEFAULT_TEMPLATE, type SandboxInfo } from '@asb/api';
 
-export interface SandboxInfo {
-  id: string;
-  name: string;
-  namespace: string;
-  uid: string;
-  template?: string;
-  phase: 'Pending' | 'Running' | 'Failed' | 'Suspended';
-  /** The SandboxClaim that owns it (Sandbox.create makes one), if any. */
-  claim?: string;
-  /** The Ready condition's reason (DependenciesReady, SandboxSuspended, ...). */
-  reason?: string;
-  ready: boolean;
-  message: string;
-  image: string;
-  createdAt: string;
-  readyAt?: string;
-  startupMs?: number;
-  /** The snapshot its running processes were restored from (resume, fork, golden start). */
-  restoredFrom?: string;
-  /** While suspended with a snapshot: the snapshot the next resume restores. */
-  resumeSnapshot?: string;
-}
+export type { SandboxInfo };
 
 export interface SandboxCreateOpts extends ConnectionOpts {
-  /** Name of the SandboxTemplate. @default "python-runtime-template" (unless warmPool is given) */
+  /** Name of the SandboxTemplate. @default DEFAULT_TEMPLATE, "python-runtime-template" (unless warmPool is given) */
   template?: string;
   /** Kubernetes: claim from this SandboxWarmPool (v1beta1 warmPoolRef) instead of a template. */
   warmPool?: string;
@@ -114,7 +94,7 @@ export class Sandbox {
   static async create(opts: SandboxCreateOpts = {}): Promise<Sandbox> {
     if (opts.connection?.kind === 'kubernetes') return (await import('./kubernetes.ts')).createOnKubernetes(opts, opts.connection);
     const conn = resolveConnection(opts);
-    const template = opts.fromSnapshot ? undefined : opts.template ?? 'python-runtime-template';
+    const template = opts.fromSnapshot ? undefined : opts.template ?? DEFAULT_TEMPLATE;
     const what = opts.fromSnapshot ? `create a sandbox from snapshot "${opts.fromSnapshot}"` : `create a sandbox from template "${template}"`;
     const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', what, {
       json: { template, fromSnapshot: opts.fromSnapshot, namespace: conn.namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, warmpool: opts.warmpool, timeoutMs: opts.timeoutMs ?? 120_000 },
