@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_WARM_POOL_SANDBOX, bytes, type Sandbox } from '@asb/api';
 import type { WorkloadState, Workloads } from '@asb/lifecycle';
+import { HealthResponse } from '@asb/runtime/schemas';
 import { AgentClient } from './agent-client.ts';
 import { EngineError } from './errors.ts';
 import { resolveImage, UnknownImageError, type LocalImage } from './images.ts';
@@ -464,7 +465,7 @@ export class LocalWorkloads implements Workloads {
     while (Date.now() < deadline && !w.stopping) {
       if (w.exit) break;
       try {
-        const res = await w.agent!.json<{ status?: string }>('GET', '/', undefined, Math.max(100, deadline - Date.now()));
+        const res = await w.agent!.json('GET', '/', HealthResponse, undefined, Math.max(100, deadline - Date.now()));
         if (res.status === 200) return;
         lastError = `agent answered ${res.status}`;
       } catch (err) {
