@@ -6,10 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import type { PooledKubeConfig } from '@asb/k8s/kube-config';
+import { mapKubeApiError, type KubeErrorTable, type PooledKubeConfig } from '@asb/kube';
 import type * as K8s from '@kubernetes/client-node';
 import { call, type ResolvedConnection } from './connection.ts';
-import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
+import { AuthError, ConflictError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
 import { Sandbox, type SandboxCreateOpts, type SandboxInfo } from './sandbox.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
 import { GkePodSnapshots } from './gke-snapshots.ts';
@@ -68,7 +68,7 @@ export class KubernetesCluster {
 
   static async open(opts: KubernetesConnection): Promise<KubernetesCluster> {
     const k8s = await import('@kubernetes/client-node');
-    const { loadKubeConfig } = await import('@asb/k8s/kube-config');
+    const { loadKubeConfig } = await import('@asb/kube');
     const kc = loadKubeConfig(opts);
     if (!kc.getCurrentCluster()) throw new UnavailableError('no Kubernetes cluster configured: pass { kubeconfig } or set KUBECONFIG');
     return new KubernetesCluster(k8s, kc, kc.makeApiClient(k8s.CustomObjectsApi), opts);
@@ -216,18 +216,18 @@ export class KubernetesCluster {
   static readonly CLAIM = CLAIM;
 }
 
-function apiError(err: unknown, what: string): Error {
-  const code = (err as { code?: number }).code;
-  let body = (err as { body?: unknown }).body;
-  if (typeof body === 'string') { try { body = JSON.parse(body); } catch { /* text */ } }
-  const message = (body as { message?: string } | undefined)?.message ?? (err as Error).message;
-  if (code === 404) return new NotFoundError(`${what}: ${message}`);
-  if (code === 401 || code === 403) return new AuthError(`${what}: the cluster refused (${code}): ${message}`, code, 'Forbidden');
-  if (code === 409) return new SandboxError(`${what}: ${message}`, 409, 'Conflict');
-  if (code === 422) return new InvalidError(`${what}: ${message}`, 422, 'Invalid');
-  if (code === undefined) return new UnavailableError(`${what}: cannot reach the cluster: ${message}`);
-  return new SandboxError(`${what}: HTTP ${code}: ${message}`, code);
-}
+/** The API server's errors as the SDK's (read by @asb/kube, one table here). */
+const API_ERRORS = {
+  NotFound: (what, f) => new NotFoundError(`${what}: ${f.message}`),
+  Forbidden: (what, f) => new AuthError(`${what}: the cluster refused (${f.code}): ${f.message}`, f.code, 'Forbidden'),
+  AlreadyExists: (what, f) => new ConflictError(`${what}: ${f.message}`, 409, 'Conflict'),
+  Conflict: (what, f) => new ConflictError(`${what}: ${f.message}`, 409, 'Conflict'),
+  Invalid: (what, f) => new InvalidError(`${what}: ${f.message}`, 422, 'Invalid'),
+  Unreachable: (what, f) => new UnavailableError(`${what}: cannot reach the cluster: ${f.message}`),
+  Other: (what, f) => new SandboxError(`${what}: HTTP ${f.code}: ${f.message}`, f.code),
+} satisfies KubeErrorTable<SandboxError>;
+
+export function apiError(err: unknown, what: string): SandboxError { return mapKubeApiError(err, what, API_ERRORS); }
 
 /** A Sandbox object (and its claim) as the SDK's SandboxInfo. */
 export function infoOf(sandbox: Obj, claim?: Obj): SandboxInfo {
