@@ -180,7 +180,7 @@ spec:
     await setup.kill();
     const api = new Objects(t.conn);
     await api.patch('SandboxTemplate', 'golden', { metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } } });
-    await using a = await Sandbox.create({ ...t.conn, template: 'golden', warmpool: 'none' });
+    await using a = await Sandbox.create({ ...t.conn, template: 'golden', warmPool: 'none' });
     assert.equal(a.info.restoredFrom, golden.id);
     assert.equal(Buffer.from(await a.files.read('deps/installed.txt')).toString(), 'dependencies installed');
     assert.equal((await a.run('cat /tmp/setup-state')).stdout.trim(), 'warmed');

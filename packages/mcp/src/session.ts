@@ -68,7 +68,7 @@ export class SandboxSession {
       // A claim named after the sandbox: a cold start names the sandbox after its claim (on
       // Kubernetes the claim has the name, and connect finds its sandbox through it).
       if (connection) return Sandbox.create({ ...conn, connection, template, warmPool, name });
-      return Sandbox.create({ ...conn, template, name, warmpool: 'none' });
+      return Sandbox.create({ ...conn, template, name, warmPool: 'none' });
     }
     return Sandbox.create({ ...conn, connection, template, warmPool });
   }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { LABEL_SANDBOX_NAME_HASH, nameHash } from '@asb/api';
 import { readKubeApiError } from '@asb/kube';
 import { InvalidError, NotFoundError, SandboxError } from './errors.ts';
-import type { KubernetesCluster } from './kubernetes.ts';
+import type { KubernetesCluster } from './kube-cluster.ts';
 import type { SnapshotInfo, SnapshotStore } from './snapshots.ts';
 
 export const PODSNAPSHOT_GROUP = 'podsnapshot.gke.io';

@@ -1,5 +1,7 @@
-export { Sandbox, type SandboxInfo, type SandboxCreateOpts, type SandboxControl } from './sandbox.ts';
-export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes.ts';
+export { Sandbox, type SandboxInfo, type SandboxCreateOpts, type SandboxConnectOpts, type SandboxControl } from './sandbox.ts';
+export type { Connector, ConnectorConfig, SandboxHandle } from './connector.ts';
+export { registerConnector } from './connectors.ts';
+export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes-connection.ts';
 export { Commands, type RunOpts, type OutputOpts, type CommandResult, type ProcessInfo } from './commands.ts';
 export { OutputKeeper, DEFAULT_MAX_OUTPUT_CHARS, type OutputSink } from './output.ts';
 export { Files, type FileEntry, type FileStat } from './files.ts';
