@@ -64,6 +64,6 @@ export {
 export {
   STATUS_OF, REASONS, isReason, DEFAULT_TEMPLATE, rfc3339, rfc3339Millis, sandboxInfo, NamespaceName, CreateSandboxBody,
   TERMINAL_REASONS, isTerminalReason, buildClaim,
-  type Reason, type SandboxInfo, type SandboxPhase, type SandboxLike, type WorkloadView, type SandboxContext, type TerminalReason,
-  type ClaimRequest, type ClaimBody,
+  type Reason, type SandboxInfo, type SandboxPhase, type SandboxLike, type WorkloadView, type SandboxContext,
+  type TerminalReason, type ClaimRequest, type ClaimBody,
 } from './wire.ts';

@@ -64,7 +64,11 @@ export interface SandboxLike {
     ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>;
   };
   spec?: { operatingMode?: string; podTemplate?: { spec?: { containers?: Array<{ image?: string }> } } } | null;
-  status?: { conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }> } | null;
+  status?: { conditions?: Array<ConditionLike> } | null;
+}
+
+interface ConditionLike {
+  type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string;
 }
 
 /** The local engine's workload of a sandbox, as far as a client sees it. */
@@ -111,7 +115,8 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
     };
   } else {
     const suspended = suspendedSpec || ready?.reason === 'SandboxSuspended';
-    phase = suspended ? 'Suspended' : ready?.status === 'True' ? 'Running' : ready?.reason === 'ReconcilerError' ? 'Failed' : 'Pending';
+    phase = suspended ? 'Suspended'
+      : ready?.status === 'True' ? 'Running' : ready?.reason === 'ReconcilerError' ? 'Failed' : 'Pending';
     template = ctx.claim?.spec?.sandboxTemplateRef?.name ?? ctx.claim?.spec?.warmPoolRef?.name;
     claim = ctx.claim?.metadata.name ?? claim;
     local = { readyAt: ready?.status === 'True' ? ready.lastTransitionTime : undefined };
@@ -214,9 +219,13 @@ export function buildClaim(r: ClaimRequest): ClaimBody {
   const byPool = 'warmPool' in r.from;
   const spec: ClaimBody['spec'] = 'warmPool' in r.from
     ? { warmPoolRef: { name: r.from.warmPool } }
-    : { sandboxTemplateRef: { name: r.from.template }, ...(r.from.warmpool !== undefined ? { warmpool: r.from.warmpool } : {}) };
+    : {
+      sandboxTemplateRef: { name: r.from.template },
+      ...(r.from.warmpool !== undefined ? { warmpool: r.from.warmpool } : {}),
+    };
   if (r.ttlSeconds) {
-    spec.lifecycle = { shutdownTime: rfc3339(new Date(r.now.getTime() + r.ttlSeconds * 1000)), shutdownPolicy: 'Delete' };
+    const shutdownTime = rfc3339(new Date(r.now.getTime() + r.ttlSeconds * 1000));
+    spec.lifecycle = { shutdownTime, shutdownPolicy: 'Delete' };
   }
   return {
     apiVersion: `${EXTENSIONS_GROUP}/${byPool ? 'v1beta1' : r.version}`,

@@ -83,7 +83,8 @@ export class AgentClient {
     const what = `${method} ${path}`;
     let body: unknown;
     try { body = text ? JSON.parse(text) : undefined; } catch {
-      throw new AgentReplyError(`${what}: the sandbox agent answered something that is not JSON: ${text.slice(0, 200)}`);
+      const start = text.slice(0, 200);
+      throw new AgentReplyError(`${what}: the sandbox agent answered something that is not JSON: ${start}`);
     }
     if (res.status < 200 || res.status > 299) return { ok: false, status: res.status, body };
     try { return { ok: true, status: res.status, body: parseReply(schema, body, what) }; } catch (err) {

@@ -4,8 +4,8 @@
 // when no claim owns it.
 import { randomBytes } from 'node:crypto';
 import {
-  ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, WARM_POOL_DEFAULT, buildClaim, findCondition, isTerminalReason, rfc3339,
-  sandboxInfo, type Sandbox, type SandboxClaim, type SandboxInfo,
+  ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, WARM_POOL_DEFAULT, buildClaim, findCondition, isTerminalReason,
+  rfc3339, sandboxInfo, type Sandbox, type SandboxClaim, type SandboxInfo,
 } from '@asb/api';
 import { controllerOf } from '@asb/lifecycle';
 import { EngineError } from './errors.ts';
@@ -206,7 +206,8 @@ export class SandboxService {
         ...(spec.volumeClaimTemplates ? { volumeClaimTemplates: spec.volumeClaimTemplates } : {}),
         operatingMode: 'Running',
         shutdownPolicy: req.ttlSeconds !== undefined ? 'Delete' : 'Retain',
-        ...(req.ttlSeconds !== undefined ? { shutdownTime: rfc3339(new Date(Date.now() + req.ttlSeconds * 1000)) } : {}),
+        ...(req.ttlSeconds !== undefined
+          ? { shutdownTime: rfc3339(new Date(Date.now() + req.ttlSeconds * 1000)) } : {}),
       },
     };
     try {
@@ -293,6 +294,7 @@ export class SandboxService {
   view(sb: Sandbox): SandboxInfo {
     const w = this.workloads.get(sb.metadata.namespace, sb.metadata.name!);
     const workload = w && { ...w, limits: { ...w.limits, diskBytes: w.diskQuotaBytes } };
-    return sandboxInfo(sb, { substrate: 'engine', workload, resumeSnapshot: sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] });
+    const resumeSnapshot = sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT];
+    return sandboxInfo(sb, { substrate: 'engine', workload, resumeSnapshot });
   }
 }

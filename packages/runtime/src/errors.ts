@@ -3,8 +3,8 @@
 import { STATUS_OF, type Reason as WireReason } from '@asb/api/reasons';
 
 export type Reason = Extract<WireReason,
-  'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' |
-  'InsufficientStorage' | 'Internal'>;
+  'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' |
+  'Conflict' | 'InsufficientStorage' | 'Internal'>;
 
 export { STATUS_OF };
 

@@ -38,7 +38,8 @@ export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
 /** `truncated` and `timed_out` are present only when true, so upstream's exact shape is kept. */
 export const ExecuteResponse = z.looseObject({
-  stdout: z.string(), stderr: z.string(), exit_code: z.number(), truncated: z.boolean().optional(), timed_out: z.boolean().optional(),
+  stdout: z.string(), stderr: z.string(), exit_code: z.number(),
+  truncated: z.boolean().optional(), timed_out: z.boolean().optional(),
 });
 export type ExecuteResponse = z.infer<typeof ExecuteResponse>;
 
@@ -116,7 +117,8 @@ export function parseReply<S extends z.ZodType>(schema: S, value: unknown, what:
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issues = r.error.issues.slice(0, 3).map((i) => `${i.path.length ? i.path.join('.') : '(reply)'}: ${i.message}`);
-  throw new MalformedReplyError(`${what}: the sandbox sent a malformed reply (${issues.join('; ')}); it is not a runtime agent's`);
+  const said = issues.join('; ');
+  throw new MalformedReplyError(`${what}: the sandbox sent a malformed reply (${said}); it is not a runtime agent's`);
 }
 
 export class MalformedReplyError extends Error {

@@ -89,7 +89,8 @@ export class Commands {
   /** Starts a background process; its output is kept and can be followed. */
   async start(cmd: string, opts: Pick<RunOpts, 'env' | 'cwd' | 'timeoutMs'> = {}): Promise<{ id: string; pid: number }> {
     const what = `start "${cmd.slice(0, 80)}"`;
-    return callReply(this.conn, '/v1/processes', what, StartProcessResponse, { json: { command: cmd, ...opts }, sandbox: this.target });
+    const json = { command: cmd, ...opts };
+    return callReply(this.conn, '/v1/processes', what, StartProcessResponse, { json, sandbox: this.target });
   }
 
   async list(): Promise<ProcessInfo[]> {

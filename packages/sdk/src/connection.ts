@@ -159,5 +159,7 @@ export async function callReply<S extends z.ZodType>(conn: ResolvedConnection, p
 }
 
 export function parseSandboxReply<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
-  try { return parseReply(schema, body, what); } catch (err) { throw new SandboxError((err as Error).message, 502, 'BadGateway'); }
+  try { return parseReply(schema, body, what); } catch (err) {
+    throw new SandboxError((err as Error).message, 502, 'BadGateway');
+  }
 }

@@ -11,7 +11,8 @@ import type { ResumeResult, SnapshotStore, SuspendResult } from './snapshots.ts'
 export interface ConnectorConfig { readonly kind: string }
 
 export interface SandboxCreateOpts extends ConnectionOpts {
-  /** Name of the SandboxTemplate. @default DEFAULT_TEMPLATE, "python-runtime-template" (unless warmPool names a pool) */
+  /** Name of the SandboxTemplate.
+   *  @default DEFAULT_TEMPLATE, "python-runtime-template" (unless warmPool names a pool) */
   template?: string;
   /**
    * The warm pool that serves it: "default" (any pool of the template), "none" (always a fresh

@@ -21,6 +21,8 @@ export function registerConnector(kind: string, load: Load): void {
 export async function connectorFor(config: ConnectorConfig | undefined): Promise<Connector> {
   const kind = config?.kind ?? 'local';
   const load = registry.get(kind);
-  if (!load) throw new InvalidError(`no connector for connection kind "${kind}" (known: ${[...registry.keys()].join(', ')})`);
+  if (!load) {
+    throw new InvalidError(`no connector for connection kind "${kind}" (known: ${[...registry.keys()].join(', ')})`);
+  }
   return load(config ?? { kind });
 }

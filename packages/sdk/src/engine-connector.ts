@@ -8,8 +8,10 @@ import type { ResumeResult, SuspendResult } from './snapshots.ts';
 
 /** The local engine's HTTP API. */
 class EngineControl implements SandboxControl {
-  constructor(private readonly conn: ResolvedConnection, private readonly namespace: string, private readonly id: string) {}
-  private get path(): string { return `/v1/sandboxes/${encodeURIComponent(this.namespace)}/${encodeURIComponent(this.id)}`; }
+  private readonly path: string;
+  constructor(private readonly conn: ResolvedConnection, namespace: string, private readonly id: string) {
+    this.path = `/v1/sandboxes/${encodeURIComponent(namespace)}/${encodeURIComponent(id)}`;
+  }
 
   refresh(): Promise<SandboxInfo> { return callJson<SandboxInfo>(this.conn, this.path, `get sandbox "${this.id}"`); }
   suspend(opts: { snapshot?: boolean }): Promise<SuspendResult> {
@@ -24,7 +26,8 @@ class EngineControl implements SandboxControl {
     });
   }
   reset(): Promise<SandboxInfo> {
-    return callJson<SandboxInfo>(this.conn, `${this.path}/reset`, `reset sandbox "${this.id}"`, { json: {}, timeoutMs: 180_000 });
+    const what = `reset sandbox "${this.id}"`;
+    return callJson<SandboxInfo>(this.conn, `${this.path}/reset`, what, { json: {}, timeoutMs: 180_000 });
   }
   async kill(): Promise<void> {
     try { await call(this.conn, this.path, `delete sandbox "${this.id}"`, { method: 'DELETE' }); } catch (err) {
@@ -47,8 +50,8 @@ export const engineConnector: Connector = {
     const timeoutMs = opts.timeoutMs ?? 120_000;
     const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', what, {
       json: {
-        template, fromSnapshot: opts.fromSnapshot, namespace: conn.namespace, name: opts.name, ttlSeconds: opts.ttlSeconds,
-        warmpool: opts.warmPool, timeoutMs,
+        template, fromSnapshot: opts.fromSnapshot, namespace: conn.namespace, name: opts.name,
+        ttlSeconds: opts.ttlSeconds, warmpool: opts.warmPool, timeoutMs,
       },
       timeoutMs: timeoutMs + 10_000,
     });
@@ -58,7 +61,8 @@ export const engineConnector: Connector = {
   async connect(id: string, opts: SandboxConnectOpts): Promise<SandboxHandle> {
     const conn = resolveConnection(opts);
     const wait = opts.waitReadyMs ?? 60_000;
-    const path = `/v1/sandboxes/${encodeURIComponent(conn.namespace)}/${encodeURIComponent(id)}${wait > 0 ? `?waitReadyMs=${wait}` : ''}`;
+    const query = wait > 0 ? `?waitReadyMs=${wait}` : '';
+    const path = `/v1/sandboxes/${encodeURIComponent(conn.namespace)}/${encodeURIComponent(id)}${query}`;
     const info = await callJson<SandboxInfo>(conn, path, `connect to sandbox "${id}"`, { timeoutMs: wait + 30_000 });
     return handle(conn, info);
   },

@@ -58,7 +58,8 @@ const BY_REASON = {
 } satisfies Record<Reason, Ctor>;
 
 const BY_STATUS: Record<number, Ctor> = {
-  400: InvalidError, 401: AuthError, 403: InvalidError, 404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError,
+  400: InvalidError, 401: AuthError, 403: InvalidError, 404: NotFoundError, 409: ConflictError,
+  413: PayloadTooLargeError,
   422: InvalidError, 502: UnavailableError, 507: InsufficientStorageError, 503: UnavailableError, 504: TimeoutError,
 };
 
@@ -67,7 +68,8 @@ export function errorFromResponse(status: number, body: unknown, what: string): 
   const b = (body ?? {}) as { reason?: string; message?: string; detail?: unknown; details?: { causes?: Array<{ field: string; message: string }> } };
   const detail = typeof b.detail === 'string' ? b.detail : b.detail !== undefined ? JSON.stringify(b.detail) : undefined;
   const message = `${what}: ${b.message ?? detail ?? `HTTP ${status}`}`;
-  const Ctor = (b.reason && Object.hasOwn(BY_REASON, b.reason) ? BY_REASON[b.reason as Reason] : undefined) ?? BY_STATUS[status] ?? SandboxError;
+  const byReason = b.reason && Object.hasOwn(BY_REASON, b.reason) ? BY_REASON[b.reason as Reason] : undefined;
+  const Ctor = byReason ?? BY_STATUS[status] ?? SandboxError;
   if (Ctor === InvalidError || Ctor === PayloadTooLargeError) return new (Ctor as typeof InvalidError)(message, status, b.reason, b.details?.causes ?? []);
   return new Ctor(message, status, b.reason);
 }

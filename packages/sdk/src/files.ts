@@ -26,9 +26,12 @@ export class Files {
       headers['content-length'] = String(opts.size);
     }
     const call = { method: 'PUT', headers, sandbox: this.target, timeoutMs: 600_000 };
-    if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) return callReply(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, WriteFileResponse, { ...call, body: data });
+    if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) {
+      return callReply(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, WriteFileResponse, { ...call, body: data });
+    }
     const stream = data instanceof ReadableStream ? Readable.fromWeb(data as WebReadableStream<Uint8Array>) : data;
-    const written = await callStreaming<unknown>(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, { ...call, stream });
+    const written = await callStreaming<unknown>(this.conn, `/v1/files/${enc(path)}`, `write ${path}`,
+      { ...call, stream });
     return parseSandboxReply(WriteFileResponse, written, `write ${path}`);
   }
 
@@ -50,7 +53,8 @@ export class Files {
   }
 
   async exists(path: string): Promise<boolean> {
-    return (await callReply(this.conn, `/exists/${enc(path)}`, `check ${path}`, ExistsResponse, { sandbox: this.target })).exists;
+    const reply = await callReply(this.conn, `/exists/${enc(path)}`, `check ${path}`, ExistsResponse, { sandbox: this.target });
+    return reply.exists;
   }
 
   async stat(path: string): Promise<FileStat> {

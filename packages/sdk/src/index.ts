@@ -1,4 +1,6 @@
-export { Sandbox, type SandboxInfo, type SandboxCreateOpts, type SandboxConnectOpts, type SandboxControl } from './sandbox.ts';
+export {
+  Sandbox, type SandboxInfo, type SandboxCreateOpts, type SandboxConnectOpts, type SandboxControl,
+} from './sandbox.ts';
 export type { Connector, ConnectorConfig, SandboxHandle } from './connector.ts';
 export { registerConnector } from './connectors.ts';
 export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes-connection.ts';

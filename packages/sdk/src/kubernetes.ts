@@ -2,7 +2,9 @@
 // deleted by kill), its runtime is reached through the sandbox router with upstream's header
 // protocol. @kubernetes/client-node is loaded only here (and in kube-cluster.ts, which this
 // loads), so local-engine users never pay for it.
-import { ANNOTATION_POD_NAME, DEFAULT_TEMPLATE, WARM_POOL_DEFAULT, WARM_POOL_NONE, sandboxInfo, type SandboxInfo } from '@asb/api';
+import {
+  ANNOTATION_POD_NAME, DEFAULT_TEMPLATE, WARM_POOL_DEFAULT, WARM_POOL_NONE, sandboxInfo, type SandboxInfo,
+} from '@asb/api';
 import { call, type ResolvedConnection } from './connection.ts';
 import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
 import type { Connector, ConnectorConfig, SandboxConnectOpts, SandboxCreateOpts, SandboxHandle } from './connector.ts';
@@ -81,7 +83,8 @@ export class KubernetesControl {
     if (this.claimName) await this.cluster.deleteClaim(this.namespace, this.claimName);
     else {
       try { await this.cluster.api.deleteNamespacedCustomObject({ ...KubernetesCluster.SANDBOX, namespace: this.namespace, name: this.name }); } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw KubernetesCluster.apiError(err, `delete Sandbox ${this.namespace}/${this.name}`);
+        const what = `delete Sandbox ${this.namespace}/${this.name}`;
+        if ((err as { code?: number }).code !== 404) throw KubernetesCluster.apiError(err, what);
       }
     }
     await this.close();
@@ -133,7 +136,8 @@ function claimFrom(opts: SandboxCreateOpts): { template: string; warmpool?: stri
   return { template: opts.template ?? DEFAULT_TEMPLATE, warmpool: pool };
 }
 
-const handle = (cluster: KubernetesCluster, conn: ResolvedConnection, sandbox: Obj, claim: Obj | undefined): SandboxHandle => ({
+type Cluster = KubernetesCluster;
+const handle = (cluster: Cluster, conn: ResolvedConnection, sandbox: Obj, claim: Obj | undefined): SandboxHandle => ({
   info: infoOf(sandbox, claim), conn,
   control: new KubernetesControl(cluster, conn.namespace, sandbox.metadata.name, claim?.metadata.name, true),
 });
@@ -151,7 +155,8 @@ export function kubernetesConnector(config: ConnectorConfig): Connector {
       try {
         const conn = await cluster.connection(namespace);
         const { claim, sandbox } = await cluster.claim({
-          namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs, from: claimFrom(opts),
+          namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs,
+          from: claimFrom(opts),
         });
         try { await untilRouted(conn, sandbox.metadata.name, namespace, deadline); } catch (err) {
           // As for a claim that never became Ready: not left behind.
@@ -174,8 +179,8 @@ export function kubernetesConnector(config: ConnectorConfig): Connector {
       try {
         const claim = await cluster.get(CLAIM, namespace, id);
         const sandboxName: string = claim
-          ? (await cluster.waitFor<Obj>(CLAIM, namespace, id, (c) => !!c?.status?.sandbox?.name, wait, `SandboxClaim ${id} to have a sandbox`))
-            .status.sandbox.name
+          ? (await cluster.waitFor<Obj>(CLAIM, namespace, id, (c) => !!c?.status?.sandbox?.name, wait,
+            `SandboxClaim ${id} to have a sandbox`)).status.sandbox.name
           : id;
         const sandbox = await cluster.waitFor<Obj>(SANDBOX, namespace, sandboxName, (o) => {
           if (!o) throw new NotFoundError(`no SandboxClaim or Sandbox named "${id}" in namespace ${namespace}`);

@@ -153,7 +153,8 @@ function parseEvent(line: Uint8Array, what: string): ExecEvent | undefined {
   if (!ev.success) {
     const issue = ev.error.issues[0];
     const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new SandboxError(`${what}: the sandbox sent a malformed output event (${where}${issue?.message}): ${text.slice(0, 200)}`);
+    const said = `${where}${issue?.message}`;
+    throw new SandboxError(`${what}: the sandbox sent a malformed output event (${said}): ${text.slice(0, 200)}`);
   }
   return ev.data;
 }

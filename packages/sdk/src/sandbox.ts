@@ -49,7 +49,9 @@ export class Sandbox {
 
   static async list(opts: ConnectionOpts & { connection?: ConnectorConfig } = {}): Promise<SandboxInfo[]> {
     const connector = await connectorFor(opts.connection);
-    if (!connector.list) throw new InvalidError(`listing sandboxes is not supported on a "${opts.connection?.kind}" connection`);
+    if (!connector.list) {
+      throw new InvalidError(`listing sandboxes is not supported on a "${opts.connection?.kind}" connection`);
+    }
     return connector.list(opts);
   }
 

@@ -21,7 +21,9 @@ const STORE_ERRORS = {
   Conflict: (what, f) => new ConflictError(`${what}: ${f.message}`),
   Forbidden: other, Invalid: other, Unreachable: other, Other: other,
 } satisfies KubeErrorTable<Error>;
-function other(what: string, f: KubeApiFailure): Error { return new Error(`${what}: ${f.code ? `HTTP ${f.code}: ` : ''}${f.message}`); }
+function other(what: string, f: KubeApiFailure): Error {
+  return new Error(`${what}: ${f.code ? `HTTP ${f.code}: ` : ''}${f.message}`);
+}
 
 export function mapApiError(err: unknown, what: string): Error { return mapKubeApiError(err, what, STORE_ERRORS); }
 
