@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Sandbox, Snapshots, apply, Objects, InvalidError, NotFoundError, InsufficientStorageError } from '@asb/sdk';
+import {
+  Sandbox, Snapshots, apply, Objects, ConflictError, InvalidError, NotFoundError, InsufficientStorageError,
+} from '@asb/sdk';
 import { startTestEngine, restartTestEngine, raw, type TestEngine } from './harness.ts';
 
 const fixture = (f: string) => readFileSync(new URL(`../../packages/api/test/fixtures/${f}`, import.meta.url), 'utf8');
@@ -207,7 +209,8 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
   it('says clearly what cannot be done, and changes nothing', async () => {
     await using sb = await Sandbox.create({ ...t.conn });
     // Resume of a sandbox never suspended.
-    await assert.rejects(sb.resume(), (err: Error) => err instanceof InvalidError && /not suspended/.test(err.message));
+    // A conflict with the sandbox's state: its own class (it was an InvalidError).
+    await assert.rejects(sb.resume(), (err: Error) => err instanceof ConflictError && /not suspended/.test(err.message));
     // Restore of a deleted snapshot, by fork and by resume.
     const gone = await sb.snapshots.create();
     await gone.delete();
@@ -216,7 +219,8 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     await assert.rejects(new Snapshots(t.conn).get(kept.snapshotId!).then((s) => s.delete()), (err: Error) => /suspended sandbox/.test(err.message), 'the snapshot of a suspended sandbox is not deleted under it');
     // A corrupt snapshot: the resume is refused and the sandbox stays suspended.
     writeFileSync(join(t.home, 'snapshots', kept.snapshotId!, 'checkpoint', 'checkpoint.img'), '');
-    await assert.rejects(sb.resume(), (err: Error) => err instanceof InvalidError && /corrupt/.test(err.message) && /discard-snapshot/.test(err.message));
+    await assert.rejects(sb.resume(),
+      (err: Error) => err instanceof ConflictError && /corrupt/.test(err.message) && /discard-snapshot/.test(err.message));
     assert.equal((await sb.refresh()).phase, 'Suspended');
     const fresh = await sb.resume({ discardSnapshot: true });
     assert.equal(fresh.restoredFromSnapshot, false);
