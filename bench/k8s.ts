@@ -11,7 +11,7 @@
 // by the client: from the start of its create call to the watch event that shows it Ready.
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
-import { loadKubeConfig } from '../packages/k8s/src/kube-config.ts';
+import { loadKubeConfig } from '@asb/kube';
 import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
 import { startHarness, waitFor } from '../test/k8s/harness.ts';
 import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
 
     // Suspend → resume cycles of one sandbox, each a checkpoint to disk and a restore.
     const cycles = async (label: string, setup: (sb: Sandbox) => Promise<void>) => {
-      const sb = await Sandbox.create({ ...conn, warmpool: 'none' });
+      const sb = await Sandbox.create({ ...conn, warmPool: 'none' });
       await setup(sb);
       const suspend: number[] = [];
       const resume: number[] = [];
@@ -86,14 +86,14 @@ spec:
     const coldStart = async () => {
       const out: number[] = [];
       for (let i = 0; i < N; i++) {
-        const [sb, t] = await timed(async () => { const s = await Sandbox.create({ ...conn, template: 'bench-golden', warmpool: 'none' }); await s.run('true'); return s; });
+        const [sb, t] = await timed(async () => { const s = await Sandbox.create({ ...conn, template: 'bench-golden', warmPool: 'none' }); await s.run('true'); return s; });
         out.push(t);
         await sb.kill();
       }
       return out;
     };
     const booted = await coldStart();
-    const setup = await Sandbox.create({ ...conn, template: 'bench-golden', warmpool: 'none' });
+    const setup = await Sandbox.create({ ...conn, template: 'bench-golden', warmPool: 'none' });
     const golden = await setup.snapshots.create();
     await setup.kill();
     await new Objects(conn).patch('SandboxTemplate', 'bench-golden', { metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } } });

@@ -23,7 +23,7 @@ spec: { replicas: 3, sandboxTemplateRef: { name: python-runtime-template } }
 `, conn);
     const api = () => new Objects(conn);
     await waitFor('3 ready members', async () => (await api().get('SandboxWarmPool', 'pool')).status?.readyReplicas === 3);
-    const keeper = await Sandbox.create({ ...conn, name: 'keeper', warmpool: 'none' });
+    const keeper = await Sandbox.create({ ...conn, name: 'keeper', warmPool: 'none' });
     await keeper.files.write('state.txt', 'survives');
     const bg = await keeper.commands.start('sleep 1000');
     // An expiry timer that must fire after the restart, not be forgotten with the old process.

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { resolveImage } from '@asb/engine';
 import { GvisorDriver } from '../../packages/engine/src/drivers/gvisor.ts';
 import { AgentClient } from '../../packages/engine/src/agent-client.ts';
+import { ExecuteResponse, HealthResponse, ProcessList, StartProcessResponse } from '@asb/runtime/schemas';
 import { AGENT_MOUNT, type SandboxRuntimeSpec } from '../../packages/engine/src/drivers/runtime-spec.ts';
 import { prepareRootfs, SANDBOX_GID, SANDBOX_UID } from '../../packages/engine/src/rootfs.ts';
 import type { DriverHandle, DriverPaths } from '../../packages/engine/src/drivers/driver.ts';
@@ -20,13 +21,15 @@ const dist = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname,
 /** An agent client once the agent answers on it. */
 async function connect(handle: DriverHandle): Promise<AgentClient> {
   const agent = new AgentClient(handle.socket);
-  await waitFor('the agent to answer', async () => (await agent.json('GET', '/')).status === 200, 30_000, 50);
+  await waitFor('the agent to answer', async () => (await agent.json('GET', '/', HealthResponse)).status === 200, 30_000, 50);
   return agent;
 }
 
 async function sh(agent: AgentClient, command: string): Promise<string> {
-  const { status, body } = await agent.json<{ stdout: string; exit_code: number }>('POST', '/execute', { command });
-  assert.equal(status, 200);
+  const res = await agent.json('POST', '/execute', ExecuteResponse, { command });
+  assert.equal(res.status, 200);
+  assert.ok(res.ok);
+  const { body } = res;
   assert.equal(body.exit_code, 0, `${command}: exit code ${body.exit_code}`);
   return body.stdout;
 }
@@ -72,7 +75,9 @@ describe('re-attaching to a running gVisor sandbox', { skip: existsSync(join(dis
     };
     first = await dead.start(id, spec, paths);
     const agent = await connect(first);
-    ({ body: bg } = await agent.json<{ id: string; pid: number }>('POST', '/v1/processes', { command: 'sleep 300' }));
+    const started = await agent.json('POST', '/v1/processes', StartProcessResponse, { command: 'sleep 300' });
+    assert.ok(started.ok);
+    bg = started.body;
     await sh(agent, 'echo survives > state.txt');
     // The engine dies: its end of the socketpair goes, nothing else.
     agent.close();
@@ -97,7 +102,9 @@ describe('re-attaching to a running gVisor sandbox', { skip: existsSync(join(dis
     assert.ok(handle, 'attach found the sandbox');
     assert.equal(handle.pid, runscState().pid);
     const agent = await connect(handle);
-    const { body: procs } = await agent.json<Array<{ id: string; pid: number; running: boolean }>>('GET', '/v1/processes');
+    const listed = await agent.json('GET', '/v1/processes', ProcessList);
+    assert.ok(listed.ok);
+    const procs = listed.body;
     assert.ok(procs.some((p) => p.id === bg.id && p.pid === bg.pid && p.running), `background process still running: ${JSON.stringify(procs)}`);
     assert.equal(await sh(agent, 'cat state.txt'), 'survives\n');
     assert.equal(await sh(agent, 'echo again; ps -eo args | grep -c "^sleep 300"'), 'again\n1\n');
@@ -116,7 +123,7 @@ describe('re-attaching to a running gVisor sandbox', { skip: existsSync(join(dis
     assert.equal(await sh(agent, "pgrep -fc '[a]sb-spawn --relay'"), '1\n');
     // The relay is killed from inside ([a] so that the shell running pkill does not match itself).
     const closed = new Promise<void>((r) => handle.socket.once('close', () => r()));
-    await agent.json('POST', '/v1/processes', { command: "sleep 0.2; pkill -f '[a]sb-spawn --relay'" });
+    await agent.json('POST', '/v1/processes', StartProcessResponse, { command: "sleep 0.2; pkill -f '[a]sb-spawn --relay'" });
     await closed;
     // The sandbox lives on: its exit is not reported (the watch looks once a second).
     await sleep(1500);

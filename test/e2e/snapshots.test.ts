@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Sandbox, Snapshots, apply, Objects, InvalidError, NotFoundError, InsufficientStorageError } from '@asb/sdk';
+import {
+  Sandbox, Snapshots, apply, Objects, ConflictError, InvalidError, NotFoundError, InsufficientStorageError,
+} from '@asb/sdk';
 import { startTestEngine, restartTestEngine, raw, type TestEngine } from './harness.ts';
 import { sandboxYaml, templateYaml } from '../support/manifests.ts';
 
@@ -155,7 +157,7 @@ for line in sys.stdin:
     await setup.kill();
     const api = new Objects(t.conn);
     await api.patch('SandboxTemplate', 'golden', { metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } } });
-    await using a = await Sandbox.create({ ...t.conn, template: 'golden', warmpool: 'none' });
+    await using a = await Sandbox.create({ ...t.conn, template: 'golden', warmPool: 'none' });
     assert.equal(a.info.restoredFrom, golden.id);
     assert.equal(Buffer.from(await a.files.read('deps/installed.txt')).toString(), 'dependencies installed');
     assert.equal((await a.run('cat /tmp/setup-state')).stdout.trim(), 'warmed');
@@ -182,7 +184,8 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
   it('says clearly what cannot be done, and changes nothing', async () => {
     await using sb = await Sandbox.create({ ...t.conn });
     // Resume of a sandbox never suspended.
-    await assert.rejects(sb.resume(), (err: Error) => err instanceof InvalidError && /not suspended/.test(err.message));
+    // A conflict with the sandbox's state: its own class (it was an InvalidError).
+    await assert.rejects(sb.resume(), (err: Error) => err instanceof ConflictError && /not suspended/.test(err.message));
     // Restore of a deleted snapshot, by fork and by resume.
     const gone = await sb.snapshots.create();
     await gone.delete();
@@ -191,7 +194,8 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     await assert.rejects(new Snapshots(t.conn).get(kept.snapshotId!).then((s) => s.delete()), (err: Error) => /suspended sandbox/.test(err.message), 'the snapshot of a suspended sandbox is not deleted under it');
     // A corrupt snapshot: the resume is refused and the sandbox stays suspended.
     writeFileSync(join(t.home, 'snapshots', kept.snapshotId!, 'checkpoint', 'checkpoint.img'), '');
-    await assert.rejects(sb.resume(), (err: Error) => err instanceof InvalidError && /corrupt/.test(err.message) && /discard-snapshot/.test(err.message));
+    await assert.rejects(sb.resume(),
+      (err: Error) => err instanceof ConflictError && /corrupt/.test(err.message) && /discard-snapshot/.test(err.message));
     assert.equal((await sb.refresh()).phase, 'Suspended');
     const fresh = await sb.resume({ discardSnapshot: true });
     assert.equal(fresh.restoredFromSnapshot, false);

@@ -5,6 +5,7 @@
 // condition: a pod that is starting is Ready=False/DependenciesNotReady.
 import { z } from 'zod';
 import { DateTime, isQualifiedName } from './meta.ts';
+import { rfc3339 } from './wire.ts';
 
 export const ConditionStatus = z.enum(['True', 'False', 'Unknown']);
 export type ConditionStatus = z.infer<typeof ConditionStatus>;
@@ -124,7 +125,7 @@ export function newCondition<D extends ConditionDecl>(
     status: declared.status,
     reason,
     message,
-    lastTransitionTime: opts.now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    lastTransitionTime: rfc3339(opts.now),
     ...(opts.observedGeneration !== undefined ? { observedGeneration: opts.observedGeneration } : {}),
   };
 }

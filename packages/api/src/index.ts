@@ -59,3 +59,11 @@ export {
   SandboxReadyReason, SandboxSuspendedReason, SandboxFinishedReason, ClaimReadyReason,
   newCondition, setCondition, findCondition, isConditionTrue, removeCondition,
 } from './conditions.ts';
+
+// ---- the wire contract shared by engine, SDK, CLI and MCP ----
+export {
+  STATUS_OF, REASONS, isReason, DEFAULT_TEMPLATE, rfc3339, rfc3339Millis, sandboxInfo, NamespaceName, CreateSandboxBody,
+  TERMINAL_REASONS, isTerminalReason, buildClaim,
+  type Reason, type SandboxInfo, type SandboxPhase, type SandboxLike, type WorkloadView, type SandboxContext,
+  type TerminalReason, type ClaimRequest, type ClaimBody,
+} from './wire.ts';

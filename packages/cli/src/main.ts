@@ -2,7 +2,7 @@
 // asb: the command line of Agent Sandbox. One handler turns every error into one line on stderr
 // and an exit code; commands are one file each under commands/.
 import { Command } from 'commander';
-import { SandboxError } from '@asb/sdk';
+import { DEFAULT_TEMPLATE, SandboxError } from '@asb/sdk';
 import { ctxOf, type GlobalFlags } from './context.ts';
 import { runCommand } from './commands/run.ts';
 import { execCommand } from './commands/exec.ts';
@@ -34,7 +34,7 @@ const exit = (p: Promise<number>) => p.then((code) => { process.exitCode = code;
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 program.command('run').description('create a sandbox, run CMD in it with output streamed, delete it, exit with the command\'s code')
-  .option('-t, --template <name>', 'SandboxTemplate', 'python-runtime-template')
+  .option('-t, --template <name>', 'SandboxTemplate', DEFAULT_TEMPLATE)
   .option('--timeout <seconds>', 'kill the command after this many seconds')
   .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
   .option('-w, --cwd <dir>', 'working directory inside the sandbox')
@@ -43,7 +43,7 @@ program.command('run').description('create a sandbox, run CMD in it with output 
   .action((argv: string[], flags) => exit(runCommand(ctx(), argv, flags)));
 
 program.command('create').description('create a sandbox and print its id')
-  .option('-t, --template <name>', 'SandboxTemplate', 'python-runtime-template')
+  .option('-t, --template <name>', 'SandboxTemplate', DEFAULT_TEMPLATE)
   .option('--name <name>', 'sandbox name (default: generated)')
   .option('--from-snapshot <id>', 'a fork: start from this snapshot (processes, memory, files) instead of a template')
   .action((flags) => exit(createCommand(ctx(), flags)));
@@ -111,7 +111,7 @@ program.command('templates').description('list SandboxTemplates').action(() => e
 program.command('mcp').description('MCP server: sandboxes as tools for agents, one sandbox per conversation (stdio, or --http PORT)')
   .option('--http <port>', 'serve streamable HTTP on this port (0: any) instead of stdio; bearer token = the engine\'s')
   .option('--host <host>', 'address to listen on with --http', '127.0.0.1')
-  .option('-t, --template <name>', 'SandboxTemplate of each conversation\'s sandbox', 'python-runtime-template')
+  .option('-t, --template <name>', 'SandboxTemplate of each conversation\'s sandbox', DEFAULT_TEMPLATE)
   .option('--idle-timeout <seconds>', 'delete a conversation\'s sandbox after this long without a tool call (0: never)', '900')
   .option('--sandbox <name>', 'reattach every conversation to this named sandbox (created if missing, kept afterwards)')
   .option('--kubernetes', 'sandboxes on a Kubernetes cluster (SandboxClaims) instead of the local engine')

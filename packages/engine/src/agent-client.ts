@@ -3,6 +3,8 @@
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import { parseReply } from '@asb/runtime/schemas';
 
 export interface AgentResponse {
   status: number;
@@ -12,6 +14,11 @@ export interface AgentResponse {
 
 export class AgentUnavailableError extends Error {
   constructor(message: string) { super(message); this.name = 'AgentUnavailableError'; }
+}
+
+/** The agent answered, but not as the runtime API says it does (a malformed reply). */
+export class AgentReplyError extends Error {
+  constructor(message: string) { super(message); this.name = 'AgentReplyError'; }
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'http2-settings']);
@@ -55,17 +62,33 @@ export class AgentClient {
     });
   }
 
-  /** Convenience for small JSON calls made by the engine itself. */
-  async json<T>(method: string, path: string, payload?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
-    const res = await this.request(method, path, payload === undefined ? {} : { 'content-type': 'application/json' }, payload === undefined ? undefined : JSON.stringify(payload));
+  /**
+   * A small JSON call made by the engine itself. A 2xx reply is parsed with `schema` (the
+   * runtime's: the sandbox is the untrusted side), and one that does not match is an error that
+   * says so; other replies are returned as they came, for their status.
+   */
+  async json<S extends z.ZodType>(method: string, path: string, schema: S, payload?: unknown, timeoutMs = 10_000):
+    Promise<{ ok: true; status: number; body: z.infer<S> } | { ok: false; status: number; body: unknown }> {
+    const headers = payload === undefined ? {} : { 'content-type': 'application/json' };
+    const res = await this.request(method, path, headers, payload === undefined ? undefined : JSON.stringify(payload));
     const timer = setTimeout(() => res.body.destroy(new Error(`no answer from the agent within ${timeoutMs} ms`)), timeoutMs);
+    let text: string;
     try {
       const chunks: Buffer[] = [];
       for await (const c of res.body) chunks.push(c as Buffer);
-      const text = Buffer.concat(chunks).toString('utf8');
-      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+      text = Buffer.concat(chunks).toString('utf8');
     } finally {
       clearTimeout(timer);
+    }
+    const what = `${method} ${path}`;
+    let body: unknown;
+    try { body = text ? JSON.parse(text) : undefined; } catch {
+      const start = text.slice(0, 200);
+      throw new AgentReplyError(`${what}: the sandbox agent answered something that is not JSON: ${start}`);
+    }
+    if (res.status < 200 || res.status > 299) return { ok: false, status: res.status, body };
+    try { return { ok: true, status: res.status, body: parseReply(schema, body, what) }; } catch (err) {
+      throw new AgentReplyError((err as Error).message);
     }
   }
 

@@ -1,27 +1,9 @@
-// One registry of the engine's error reasons and their HTTP statuses (a Record, so a reason
-// without a status fails to compile). Bodies mirror Kubernetes' Status and upstream's router
-// (`detail`), so Kubernetes-minded and upstream clients both find the message.
+// The engine's errors carry a wire reason (@asb/api's one table of reasons and HTTP statuses).
+// Bodies mirror Kubernetes' Status and upstream's router (`detail`), so Kubernetes-minded and
+// upstream clients both find the message.
+import { STATUS_OF, type Reason } from '@asb/api';
 
-export type Reason = 'NotFound' | 'AlreadyExists' | 'Invalid' | 'BadRequest' | 'Unauthorized' | 'PayloadTooLarge' | 'RequestTimeout' | 'RequestHeaderFieldsTooLarge' | 'Timeout' | 'Unavailable' | 'BadGateway' | 'Conflict' | 'InsufficientStorage' | 'Internal';
-
-export const STATUS_OF: Record<Reason, number> = {
-  BadRequest: 400,
-  Invalid: 422,
-  Unauthorized: 401,
-  NotFound: 404,
-  Conflict: 409,
-  AlreadyExists: 409,
-  PayloadTooLarge: 413,
-  /** The client was too slow: its headers or its body stopped arriving. */
-  RequestTimeout: 408,
-  RequestHeaderFieldsTooLarge: 431,
-  Timeout: 504,
-  Unavailable: 503,
-  BadGateway: 502,
-  InsufficientStorage: 507,
-  Internal: 500,
-};
-
+export { STATUS_OF, type Reason };
 export interface FieldCause { field: string; message: string }
 
 export class EngineError extends Error {

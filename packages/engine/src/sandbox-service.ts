@@ -4,8 +4,8 @@
 // when no claim owns it.
 import { randomBytes } from 'node:crypto';
 import {
-  ANNOTATION_SANDBOX_TEMPLATE_REF, EXTENSIONS_GROUP, LABEL_CREATED_BY, findCondition,
-  type Sandbox, type SandboxClaim,
+  ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, WARM_POOL_DEFAULT, buildClaim, findCondition, isTerminalReason,
+  rfc3339, sandboxInfo, type Sandbox, type SandboxClaim, type SandboxInfo,
 } from '@asb/api';
 import { controllerOf } from '@asb/lifecycle';
 import { EngineError } from './errors.ts';
@@ -26,26 +26,16 @@ export interface CreateRequest {
   timeoutMs: number;
 }
 
-/** Claim Ready reasons that will not resolve by waiting. */
-const TERMINAL = new Set(['TemplateNotFound', 'WarmPoolNotFound', 'InvalidMetadata', 'EnvVarsInjectionRejected', 'ReconcilerError', 'PodFailed', 'PodSucceeded', 'ClaimExpired']);
-
 export class SandboxService {
   constructor(private readonly store: SqliteStore, private readonly workloads: LocalWorkloads) {}
 
-  async create(req: CreateRequest): Promise<ReturnType<SandboxService['view']>> {
+  async create(req: CreateRequest): Promise<SandboxInfo> {
     const name = req.name ?? `sandbox-${randomBytes(4).toString('hex')}`;
-    const claim: SandboxClaim = {
-      apiVersion: `${EXTENSIONS_GROUP}/v1beta1`,
-      kind: 'SandboxClaim',
-      metadata: { name, namespace: req.namespace, labels: { [LABEL_CREATED_BY]: 'asb-engine-api' } },
-      spec: {
-        sandboxTemplateRef: { name: req.template },
-        warmpool: req.warmpool ?? 'default',
-        ...(req.ttlSeconds !== undefined
-          ? { lifecycle: { shutdownTime: new Date(Date.now() + req.ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'), shutdownPolicy: 'Delete' as const } }
-          : {}),
-      },
-    };
+    // The hub version: the store keeps the template and the pool policy as they are.
+    const claim = buildClaim({
+      name, namespace: req.namespace, from: { template: req.template, warmpool: req.warmpool ?? WARM_POOL_DEFAULT },
+      ttlSeconds: req.ttlSeconds, now: new Date(), createdBy: 'asb-engine-api', version: 'v1beta1',
+    }) as SandboxClaim;
     // Subscribe before creating: the claim may be served (warm) before create() returns.
     const ready = this.waitForClaim(req.namespace, name, req.timeoutMs);
     try {
@@ -72,7 +62,7 @@ export class SandboxService {
         if (!claim) return false;
         const ready = findCondition(claim.status?.conditions, 'Ready');
         if (ready?.status === 'True' && claim.status?.sandbox?.name) { resolve(claim.status.sandbox.name); return true; }
-        if (ready && TERMINAL.has(ready.reason)) {
+        if (ready && isTerminalReason(ready.reason)) {
           if (ready.reason === 'TemplateNotFound') {
             const template = (claim.spec.sandboxTemplateRef?.name) ?? '';
             const known = this.store.listSync('SandboxTemplate', { namespace }).map((t) => t.metadata.name);
@@ -110,7 +100,7 @@ export class SandboxService {
     const settled = (sb: Sandbox): boolean | Error => {
       const ready = findCondition(sb.status?.conditions, 'Ready');
       if (ready?.status === 'True' || sb.spec.operatingMode === 'Suspended') return true;
-      if (ready && TERMINAL.has(ready.reason)) return new EngineError(ready.reason === 'ReconcilerError' ? 'Invalid' : 'Unavailable', `sandbox "${name}" cannot become ready: ${ready.reason}: ${ready.message}`);
+      if (ready && isTerminalReason(ready.reason)) return new EngineError(ready.reason === 'ReconcilerError' ? 'Invalid' : 'Unavailable', `sandbox "${name}" cannot become ready: ${ready.reason}: ${ready.message}`);
       return false;
     };
     const first = settled(this.get(namespace, name));
@@ -216,7 +206,8 @@ export class SandboxService {
         ...(spec.volumeClaimTemplates ? { volumeClaimTemplates: spec.volumeClaimTemplates } : {}),
         operatingMode: 'Running',
         shutdownPolicy: req.ttlSeconds !== undefined ? 'Delete' : 'Retain',
-        ...(req.ttlSeconds !== undefined ? { shutdownTime: new Date(Date.now() + req.ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
+        ...(req.ttlSeconds !== undefined
+          ? { shutdownTime: rfc3339(new Date(Date.now() + req.ttlSeconds * 1000)) } : {}),
       },
     };
     try {
@@ -300,30 +291,10 @@ export class SandboxService {
     await this.store.delete('Sandbox', namespace, name);
   }
 
-  view(sb: Sandbox) {
-    const ns = sb.metadata.namespace;
-    const name = sb.metadata.name!;
-    const w = this.workloads.get(ns, name);
-    const ready = findCondition(sb.status?.conditions, 'Ready');
-    const owner = controllerOf(sb);
-    const suspended = sb.spec.operatingMode === 'Suspended';
-    return {
-      id: name, name, namespace: ns, uid: sb.metadata.uid!,
-      claim: owner?.kind === 'SandboxClaim' ? owner.name : undefined,
-      pool: owner?.kind === 'SandboxWarmPool' ? owner.name : undefined,
-      template: sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF],
-      phase: suspended ? 'Suspended' : w?.phase ?? 'Pending',
-      ready: ready?.status === 'True',
-      message: ready?.message ?? '',
-      reason: ready?.reason,
-      image: sb.spec.podTemplate.spec.containers[0]?.image,
-      containerId: w?.containerId,
-      createdAt: sb.metadata.creationTimestamp ?? undefined,
-      readyAt: w?.readyAt?.toISOString(),
-      startupMs: w?.readyAt ? w.readyAt.getTime() - w.startedAt.getTime() : undefined,
-      restoredFrom: w?.restoredFrom,
-      resumeSnapshot: sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT],
-      limits: w ? { ...w.limits, diskBytes: w.diskQuotaBytes } : undefined,
-    };
+  view(sb: Sandbox): SandboxInfo {
+    const w = this.workloads.get(sb.metadata.namespace, sb.metadata.name!);
+    const workload = w && { ...w, limits: { ...w.limits, diskBytes: w.diskQuotaBytes } };
+    const resumeSnapshot = sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT];
+    return sandboxInfo(sb, { substrate: 'engine', workload, resumeSnapshot });
   }
 }

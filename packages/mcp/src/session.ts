@@ -11,7 +11,7 @@ export interface SessionOptions {
   connection?: KubernetesConnection;
   /** Kubernetes: claim from this SandboxWarmPool instead of the template. */
   warmPool?: string;
-  /** SandboxTemplate of new sandboxes. @default "python-runtime-template" */
+  /** SandboxTemplate of new sandboxes. @default DEFAULT_TEMPLATE (the SDK's) */
   template?: string;
   /** Delete the session's sandbox after this long without a tool call. @default 15 min; 0: never */
   idleTimeoutMs?: number;
@@ -68,7 +68,7 @@ export class SandboxSession {
       // A claim named after the sandbox: a cold start names the sandbox after its claim (on
       // Kubernetes the claim has the name, and connect finds its sandbox through it).
       if (connection) return Sandbox.create({ ...conn, connection, template, warmPool, name });
-      return Sandbox.create({ ...conn, template, name, warmpool: 'none' });
+      return Sandbox.create({ ...conn, template, name, warmPool: 'none' });
     }
     return Sandbox.create({ ...conn, connection, template, warmPool });
   }

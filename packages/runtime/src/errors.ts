@@ -1,19 +1,12 @@
-// One registry of the agent's error reasons → HTTP status (a Record: a reason without a status
-// does not compile). Bodies are upstream's FastAPI shape (`detail`) plus a stable `reason`.
+// The agent's error reasons: those of the one wire table (@asb/api/reasons, statuses with them)
+// that the agent answers. Bodies are upstream's FastAPI shape (`detail`) plus a stable `reason`.
+import { STATUS_OF, type Reason as WireReason } from '@asb/api/reasons';
 
-export type Reason = 'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' | 'Conflict' | 'InsufficientStorage' | 'Internal';
+export type Reason = Extract<WireReason,
+  'PathOutsideSandbox' | 'MalformedJSON' | 'Invalid' | 'PermissionDenied' | 'NotFound' | 'PayloadTooLarge' |
+  'Conflict' | 'InsufficientStorage' | 'Internal'>;
 
-export const STATUS_OF: Record<Reason, number> = {
-  PathOutsideSandbox: 400,
-  MalformedJSON: 400,
-  Invalid: 422,
-  PermissionDenied: 403,
-  NotFound: 404,
-  PayloadTooLarge: 413,
-  Conflict: 409,
-  InsufficientStorage: 507,
-  Internal: 500,
-};
+export { STATUS_OF };
 
 /** Every error response's body. `message` repeats `detail` for upstream clients, whose server
  *  answered some errors as `{"message": ...}`. */

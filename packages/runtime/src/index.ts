@@ -3,8 +3,9 @@
 // does.
 export {
   ExecuteRequest, ExecRequest, SignalRequest, MainArgv, LIMITS, SIGNALS,
-  type ExecEvent, type ExecuteResponse, type ProcessInfo, type StartProcessResponse, type HealthResponse,
-  type UploadResponse, type ExistsResponse, type WriteFileResponse, type FileEntry, type FileStat,
+  ExecEvent, ProcessInfo, ProcessList, StartProcessResponse, HealthResponse, ExistsResponse, WriteFileResponse,
+  FileEntry, FileList, FileStat, parseReply, MalformedReplyError,
+  ExecuteResponse, type UploadResponse,
 } from './schemas.ts';
 export { STATUS_OF, type Reason as AgentReason, type ErrorBody as AgentErrorBody } from './errors.ts';
 export { agentApp } from './app.ts';

@@ -1,9 +1,9 @@
 // sandbox.commands: run a command and stream its output; start background processes.
-import { call, callJson, type ResolvedConnection } from './connection.ts';
+import { call, callJson, callReply, type ResolvedConnection } from './connection.ts';
 import { TimeoutError } from './errors.ts';
 import { DEFAULT_MAX_OUTPUT_CHARS, OutputChannel, ndjsonEvents, type OutputSink } from './output.ts';
 // The wire types are the agent's own (packages/runtime/src/schemas.ts): one definition for both sides.
-import type { ProcessInfo } from '@asb/runtime';
+import { ProcessList, StartProcessResponse, type ProcessInfo } from '@asb/runtime/schemas';
 export type { ProcessInfo };
 
 export interface RunOpts extends OutputOpts {
@@ -88,11 +88,13 @@ export class Commands {
 
   /** Starts a background process; its output is kept and can be followed. */
   async start(cmd: string, opts: Pick<RunOpts, 'env' | 'cwd' | 'timeoutMs'> = {}): Promise<{ id: string; pid: number }> {
-    return callJson(this.conn, '/v1/processes', `start "${cmd.slice(0, 80)}"`, { json: { command: cmd, ...opts }, sandbox: this.target });
+    const what = `start "${cmd.slice(0, 80)}"`;
+    const json = { command: cmd, ...opts };
+    return callReply(this.conn, '/v1/processes', what, StartProcessResponse, { json, sandbox: this.target });
   }
 
   async list(): Promise<ProcessInfo[]> {
-    return callJson(this.conn, '/v1/processes', 'list processes', { sandbox: this.target });
+    return callReply(this.conn, '/v1/processes', 'list processes', ProcessList, { sandbox: this.target });
   }
 
   async kill(id: string, signal = 'SIGKILL'): Promise<void> {

@@ -6,6 +6,8 @@ import { request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { z } from 'zod';
+import { parseReply } from '@asb/runtime/schemas';
 import { UnavailableError, TimeoutError, errorFromResponse, SandboxError } from './errors.ts';
 
 export interface ConnectionOpts {
@@ -147,4 +149,17 @@ export async function callJson<T>(conn: ResolvedConnection, path: string, what: 
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   try { return JSON.parse(text) as T; } catch { throw new SandboxError(`${what}: the server answered something that is not JSON: ${text.slice(0, 200)}`); }
+}
+
+/** callJson for a reply of the sandbox (its agent's, through the engine or the router): parsed
+ *  with the runtime's schema, so a malformed reply is an error that says so, not a wrong value. */
+export async function callReply<S extends z.ZodType>(conn: ResolvedConnection, path: string, what: string, schema: S,
+  opts: CallOpts & { json?: unknown } = {}): Promise<z.infer<S>> {
+  return parseSandboxReply(schema, await callJson<unknown>(conn, path, what, opts), what);
+}
+
+export function parseSandboxReply<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
+  try { return parseReply(schema, body, what); } catch (err) {
+    throw new SandboxError((err as Error).message, 502, 'BadGateway');
+  }
 }

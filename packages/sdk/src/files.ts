@@ -2,10 +2,10 @@
 // sandbox's workspace (or absolute inside it); the agent refuses anything outside.
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { call, callJson, callStreaming, type ResolvedConnection } from './connection.ts';
+import { call, callReply, callStreaming, parseSandboxReply, type ResolvedConnection } from './connection.ts';
 import { InvalidError } from './errors.ts';
 
-import type { FileEntry, FileStat } from '@asb/runtime';
+import { ExistsResponse, FileList, FileStat, WriteFileResponse, type FileEntry } from '@asb/runtime/schemas';
 export type { FileEntry, FileStat };
 
 // The whole path is one URL segment (slashes too, as upstream's client quotes it), so `..` in a
@@ -26,9 +26,13 @@ export class Files {
       headers['content-length'] = String(opts.size);
     }
     const call = { method: 'PUT', headers, sandbox: this.target, timeoutMs: 600_000 };
-    if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) return callJson(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, { ...call, body: data });
+    if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) {
+      return callReply(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, WriteFileResponse, { ...call, body: data });
+    }
     const stream = data instanceof ReadableStream ? Readable.fromWeb(data as WebReadableStream<Uint8Array>) : data;
-    return callStreaming(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, { ...call, stream });
+    const written = await callStreaming<unknown>(this.conn, `/v1/files/${enc(path)}`, `write ${path}`,
+      { ...call, stream });
+    return parseSandboxReply(WriteFileResponse, written, `write ${path}`);
   }
 
   read(path: string): Promise<string>;
@@ -45,15 +49,16 @@ export class Files {
   }
 
   async list(path = '.'): Promise<FileEntry[]> {
-    return callJson(this.conn, `/list/${enc(path)}`, `list ${path}`, { sandbox: this.target });
+    return callReply(this.conn, `/list/${enc(path)}`, `list ${path}`, FileList, { sandbox: this.target });
   }
 
   async exists(path: string): Promise<boolean> {
-    return (await callJson<{ exists: boolean }>(this.conn, `/exists/${enc(path)}`, `check ${path}`, { sandbox: this.target })).exists;
+    const reply = await callReply(this.conn, `/exists/${enc(path)}`, `check ${path}`, ExistsResponse, { sandbox: this.target });
+    return reply.exists;
   }
 
   async stat(path: string): Promise<FileStat> {
-    return callJson(this.conn, `/v1/stat/${enc(path)}`, `stat ${path}`, { sandbox: this.target });
+    return callReply(this.conn, `/v1/stat/${enc(path)}`, `stat ${path}`, FileStat, { sandbox: this.target });
   }
 
   async mkdir(path: string): Promise<void> {

@@ -6,8 +6,9 @@
 // label. A Pod that GKE started from a snapshot has the condition PodRestored=True naming it.
 import { randomBytes } from 'node:crypto';
 import { LABEL_SANDBOX_NAME_HASH, nameHash } from '@asb/api';
+import { readKubeApiError } from '@asb/kube';
 import { InvalidError, NotFoundError, SandboxError } from './errors.ts';
-import type { KubernetesCluster } from './kubernetes.ts';
+import type { KubernetesCluster } from './kube-cluster.ts';
 import type { SnapshotInfo, SnapshotStore } from './snapshots.ts';
 
 export const PODSNAPSHOT_GROUP = 'podsnapshot.gke.io';
@@ -93,12 +94,12 @@ export class GkePodSnapshots implements SnapshotStore {
   }
 
   private apiError(err: unknown, what: string): Error {
-    const code = (err as { code?: number }).code;
+    if (err instanceof SandboxError) return err;
+    const f = readKubeApiError(err);
     // The API server has no such resource: not a GKE cluster with Pod snapshots enabled.
-    const body = (err as { body?: unknown }).body;
-    if (code === 404 && /404 page not found|could not find the requested resource/.test(typeof body === 'string' ? body : JSON.stringify(body ?? ''))) {
+    if (f.noSuchResource) {
       return new InvalidError(`${what}: this cluster has no Pod snapshot API (${PODSNAPSHOT_GROUP}/v1); memory snapshots on Kubernetes need GKE Pod snapshots`);
     }
-    return err instanceof SandboxError ? err : new SandboxError(`${what}: ${(err as Error).message}`, code ?? 500, 'SnapshotFailed');
+    return new SandboxError(`${what}: ${f.message}`, f.code ?? 500, 'SnapshotFailed');
   }
 }

@@ -1,248 +1,23 @@
-// The SDK on a Kubernetes cluster: a sandbox is a SandboxClaim (made, watched until Ready, and
+// The SDK's Kubernetes connector: a sandbox is a SandboxClaim (made, watched until Ready, and
 // deleted by kill), its runtime is reached through the sandbox router with upstream's header
-// protocol. The router is found by a direct URL, a Gateway's address, or a `kubectl
-// port-forward` to its Service (developer mode, as upstream's Python client does).
-// @kubernetes/client-node is loaded only here, so local-engine users never pay for it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import type { PooledKubeConfig } from '@asb/k8s/kube-config';
-import type * as K8s from '@kubernetes/client-node';
+// protocol. @kubernetes/client-node is loaded only here (and in kube-cluster.ts, which this
+// loads), so local-engine users never pay for it.
+import {
+  ANNOTATION_POD_NAME, DEFAULT_TEMPLATE, WARM_POOL_DEFAULT, WARM_POOL_NONE, sandboxInfo, type SandboxInfo,
+} from '@asb/api';
 import { call, type ResolvedConnection } from './connection.ts';
 import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
-import { Sandbox, type SandboxCreateOpts, type SandboxInfo } from './sandbox.ts';
+import type { Connector, ConnectorConfig, SandboxConnectOpts, SandboxCreateOpts, SandboxHandle } from './connector.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
 import { GkePodSnapshots } from './gke-snapshots.ts';
-import { ANNOTATION_CLIENT_FIRST_REQUESTED_AT, ANNOTATION_POD_NAME } from '@asb/api';
+import { KubernetesCluster, ready, type Condition, type Obj } from './kube-cluster.ts';
+import type { KubernetesConnection } from './kubernetes-connection.ts';
 
-export interface KubernetesConnection {
-  kind: 'kubernetes';
-  /** A kubeconfig file. @default $KUBECONFIG, ~/.kube/config, or the in-cluster service account */
-  kubeconfig?: string;
-  context?: string;
-  /** Where the sandbox router is. @default port-forward to svc/sandbox-router-svc:8080 in agent-sandbox-system */
-  router?: RouterAddress;
-  /** The router's bearer token (ROUTER_AUTH_TOKEN). @default env ASB_ROUTER_TOKEN */
-  routerToken?: string;
-}
-
-export type RouterAddress =
-  | { url: string }
-  | { gateway: { name: string; namespace?: string } }
-  | { portForward: { service?: string; namespace?: string; port?: number } };
-
-/** Connection options for a cluster: `Sandbox.create({ connection: kubernetes({ router: { url } }) })`. */
-export function kubernetes(opts: Omit<KubernetesConnection, 'kind'> = {}): KubernetesConnection {
-  return { kind: 'kubernetes', ...opts };
-}
-
-const SANDBOX = { group: 'agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxes' };
-const CLAIM = { group: 'extensions.agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxclaims' };
-const CLAIM_V1ALPHA1 = { ...CLAIM, version: 'v1alpha1' };
-
-type Obj = { metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; creationTimestamp?: string; annotations?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }> }; spec?: any; status?: any };
-type Condition = { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string };
-const ready = (o: Obj | undefined): Condition | undefined => (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
-
-/** The claim reasons that will not fix themselves while we wait. */
-const TERMINAL: Record<string, (msg: string) => Error> = {
-  TemplateNotFound: (m) => new NotFoundError(m, 404, 'TemplateNotFound'),
-  WarmPoolNotFound: (m) => new NotFoundError(m, 404, 'WarmPoolNotFound'),
-  InvalidMetadata: (m) => new InvalidError(m, 422, 'InvalidMetadata'),
-  EnvVarsInjectionRejected: (m) => new InvalidError(m, 422, 'EnvVarsInjectionRejected'),
-  VolumeClaimTemplatesError: (m) => new InvalidError(m, 422, 'VolumeClaimTemplatesError'),
-  ClaimExpired: (m) => new SandboxError(m, 410, 'ClaimExpired'),
-};
-
-/** One cluster: its API clients, and the router connection shared by its sandboxes. */
-export class KubernetesCluster {
-  private routerConn?: Promise<{ url: string; via?: string; stop?: () => void }>;
-  private core?: K8s.CoreV1Api;
-  private constructor(readonly k8s: typeof K8s, readonly kc: PooledKubeConfig, readonly api: K8s.CustomObjectsApi, private readonly opts: KubernetesConnection) {}
-
-  static async open(opts: KubernetesConnection): Promise<KubernetesCluster> {
-    const k8s = await import('@kubernetes/client-node');
-    const { loadKubeConfig } = await import('@asb/k8s/kube-config');
-    const kc = loadKubeConfig(opts);
-    if (!kc.getCurrentCluster()) throw new UnavailableError('no Kubernetes cluster configured: pass { kubeconfig } or set KUBECONFIG');
-    return new KubernetesCluster(k8s, kc, kc.makeApiClient(k8s.CustomObjectsApi), opts);
-  }
-
-  /** The router as an SDK connection (the runtime calls go there with X-Sandbox-* headers). */
-  async connection(namespace: string): Promise<ResolvedConnection> {
-    this.routerConn ??= this.findRouter();
-    const { url, via } = await this.routerConn;
-    return { url, token: this.opts.routerToken ?? process.env.ASB_ROUTER_TOKEN ?? '', namespace, requestTimeoutMs: 60_000, unreachable: `the sandbox router at ${url}${via ? ` (${via})` : ''}` };
-  }
-
-  private async findRouter(): Promise<{ url: string; via?: string; stop?: () => void }> {
-    const r = this.opts.router ?? { portForward: {} };
-    if ('url' in r) return { url: r.url.replace(/\/$/, '') };
-    if ('gateway' in r) {
-      const ns = r.gateway.namespace ?? 'default';
-      const gw = await this.waitFor<Obj>({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' }, ns, r.gateway.name,
-        (o) => !!o?.status?.addresses?.[0]?.value, 180_000, `the Gateway ${ns}/${r.gateway.name} to have an address`);
-      return { url: `http://${gw.status.addresses[0].value}`, via: `the address of Gateway ${ns}/${r.gateway.name}` };
-    }
-    return this.portForward(r.portForward.service ?? 'sandbox-router-svc', r.portForward.namespace ?? 'agent-sandbox-system', r.portForward.port ?? 8080);
-  }
-
-  /** `kubectl port-forward` to the router Service on a free local port; stopped by close(). */
-  private async portForward(service: string, namespace: string, port: number): Promise<{ url: string; via: string; stop: () => void }> {
-    const local = await new Promise<number>((res, rej) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); s.on('error', rej); });
-    const args = ['port-forward', `svc/${service}`, `${local}:${port}`, '-n', namespace, ...(this.opts.kubeconfig ? ['--kubeconfig', this.opts.kubeconfig] : []), ...(this.opts.context ? ['--context', this.opts.context] : [])];
-    const child: ChildProcess = spawn('kubectl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => { stderr += d; });
-    await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => { child.kill(); rej(new TimeoutError(`kubectl port-forward to svc/${service} in ${namespace} was not ready in 30 s: ${stderr.trim()}`)); }, 30_000);
-      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('Forwarding from')) { clearTimeout(t); res(); } });
-      child.once('error', (e) => { clearTimeout(t); rej(new UnavailableError(`cannot run kubectl port-forward: ${e.message}`)); });
-      child.once('exit', (code) => { clearTimeout(t); rej(new UnavailableError(`kubectl port-forward to svc/${service} in ${namespace} exited (${code}): ${stderr.trim()}`)); });
-    });
-    child.unref();
-    return { url: `http://127.0.0.1:${local}`, via: `kubectl port-forward to svc/${service}:${port} in ${namespace}: is a router pod behind it running?`, stop: () => child.kill() };
-  }
-
-  /** Stops a port-forward this cluster started; closes its API connections. */
-  async close(): Promise<void> {
-    const r = await this.routerConn?.catch(() => undefined);
-    r?.stop?.();
-    this.kc.closeConnections();
-  }
-
-  async get(coords: typeof SANDBOX, namespace: string, name: string): Promise<Obj | undefined> {
-    try { return await this.api.getNamespacedCustomObject({ ...coords, namespace, name }) as Obj; } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
-      throw apiError(err, `get ${coords.plural} ${namespace}/${name}`);
-    }
-  }
-
-  /**
-   * Watches one object (a field-selector watch from a list's resourceVersion, so no change is
-   * missed between the two) until `done` holds; `done` may throw to stop with an error.
-   */
-  async waitFor<T extends Obj>(coords: typeof SANDBOX, namespace: string, name: string, done: (o: T | undefined) => boolean, timeoutMs: number, what: string): Promise<T> {
-    const path = `/apis/${coords.group}/${coords.version}/namespaces/${namespace}/${coords.plural}`;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const list = await this.api.listNamespacedCustomObject({ ...coords, namespace, fieldSelector: `metadata.name=${name}` }).catch((err) => { throw apiError(err, `list ${coords.plural}`); }) as { items: T[]; metadata: { resourceVersion: string } };
-      const first = list.items[0];
-      if (done(first)) return first!;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      // Resolves with the object that satisfied `done`, or undefined when the watch ended early
-      // (the server closes watches from time to time): then list again and go on.
-      const found = await new Promise<T | undefined>((resolve, reject) => {
-        let ctl: AbortController | undefined;
-        let settled = false;
-        const finish = (fn: () => void) => { if (settled) return; settled = true; clearTimeout(timer); ctl?.abort(); fn(); };
-        const timer = setTimeout(() => finish(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`))), left);
-        new this.k8s.Watch(this.kc).watch(path, { fieldSelector: `metadata.name=${name}`, resourceVersion: list.metadata.resourceVersion, allowWatchBookmarks: true },
-          (type: string, obj: T) => {
-            if (type === 'BOOKMARK') return;
-            try { if (done(type === 'DELETED' ? undefined : obj)) finish(() => resolve(obj)); } catch (err) { finish(() => reject(err)); }
-          },
-          () => finish(() => resolve(undefined)),
-        ).then((c) => { ctl = c; if (settled) c.abort(); }, (err) => finish(() => reject(apiError(err, `watch ${coords.plural}`))));
-      });
-      if (found) return found;
-    }
-  }
-
-  /**
-   * Makes a claim and waits, by watching it, until its sandbox is Ready. On a warm pool: v1beta1
-   * `warmPoolRef` (as upstream's 0.5 client); on a template: v1alpha1 `sandboxTemplateRef` (v1beta1
-   * claims name a pool), with `warmpool` "default" (any pool of the template), "none" or a pool.
-   */
-  async claim(o: { namespace: string; template?: string; warmPool?: string; warmpool?: string; name?: string; ttlSeconds?: number; timeoutMs: number; labels?: Record<string, string> }): Promise<{ claim: Obj; sandbox: Obj }> {
-    const name = o.name ?? `sandbox-claim-${randomBytes(4).toString('hex')}`;
-    const coords = o.warmPool ? CLAIM : CLAIM_V1ALPHA1;
-    const spec: Record<string, unknown> = {};
-    if (o.warmPool) spec.warmPoolRef = { name: o.warmPool };
-    else if (o.template) { spec.sandboxTemplateRef = { name: o.template }; if (o.warmpool) spec.warmpool = o.warmpool; }
-    else throw new InvalidError('a Kubernetes sandbox needs { template } or { warmPool }');
-    if (o.ttlSeconds) spec.lifecycle = { shutdownTime: new Date(Date.now() + o.ttlSeconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z'), shutdownPolicy: 'Delete' };
-    const body = { apiVersion: `${coords.group}/${coords.version}`, kind: 'SandboxClaim', metadata: { name, labels: { 'agents.x-k8s.io/created-by': 'asb-sdk', ...o.labels }, annotations: { [ANNOTATION_CLIENT_FIRST_REQUESTED_AT]: new Date().toISOString() } }, spec };
-    try { await this.api.createNamespacedCustomObject({ ...coords, namespace: o.namespace, body }); } catch (err) { throw apiError(err, `create SandboxClaim ${o.namespace}/${name}`); }
-    try {
-      const claim = await this.waitFor<Obj>(CLAIM, o.namespace, name, (c) => {
-        if (!c) throw new NotFoundError(`SandboxClaim ${o.namespace}/${name} was deleted while waiting for it`);
-        const r = ready(c);
-        if (r?.status === 'True' && c.status?.sandbox?.name) return true;
-        const terminal = r?.reason ? TERMINAL[r.reason] : undefined;
-        if (terminal) throw terminal(`SandboxClaim ${o.namespace}/${name}: ${r!.reason}: ${r!.message}`);
-        return false;
-      }, o.timeoutMs, `SandboxClaim ${o.namespace}/${name} to be Ready`);
-      const sandbox = await this.get(SANDBOX, o.namespace, claim.status.sandbox.name);
-      if (!sandbox) throw new NotFoundError(`the Sandbox ${claim.status.sandbox.name} of claim ${name} is gone`);
-      return { claim, sandbox };
-    } catch (err) {
-      // As upstream's client: a claim that did not become ready is not left behind.
-      await this.deleteClaim(o.namespace, name).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  async deleteClaim(namespace: string, name: string): Promise<void> {
-    try { await this.api.deleteNamespacedCustomObject({ ...CLAIM, namespace, name }); } catch (err) {
-      if ((err as { code?: number }).code !== 404) throw apiError(err, `delete SandboxClaim ${namespace}/${name}`);
-    }
-  }
-
-  /** A Pod (for its conditions), or undefined when it is gone. */
-  async pod(namespace: string, name: string): Promise<K8s.V1Pod | undefined> {
-    this.core ??= this.kc.makeApiClient(this.k8s.CoreV1Api);
-    try { return await this.core.readNamespacedPod({ namespace, name }); } catch (err) {
-      if ((err as { code?: number }).code === 404) return undefined;
-      throw apiError(err, `get Pod ${namespace}/${name}`);
-    }
-  }
-
-  async setOperatingMode(namespace: string, name: string, mode: 'Running' | 'Suspended'): Promise<void> {
-    try {
-      await this.api.patchNamespacedCustomObject({ ...SANDBOX, namespace, name, body: { spec: { operatingMode: mode } } },
-        this.k8s.setHeaderOptions('Content-Type', this.k8s.PatchStrategy.MergePatch));
-    } catch (err) { throw apiError(err, `set operatingMode ${mode} on Sandbox ${namespace}/${name}`); }
-  }
-
-  static readonly SANDBOX = SANDBOX;
-  static readonly CLAIM = CLAIM;
-}
-
-function apiError(err: unknown, what: string): Error {
-  const code = (err as { code?: number }).code;
-  let body = (err as { body?: unknown }).body;
-  if (typeof body === 'string') { try { body = JSON.parse(body); } catch { /* text */ } }
-  const message = (body as { message?: string } | undefined)?.message ?? (err as Error).message;
-  if (code === 404) return new NotFoundError(`${what}: ${message}`);
-  if (code === 401 || code === 403) return new AuthError(`${what}: the cluster refused (${code}): ${message}`, code, 'Forbidden');
-  if (code === 409) return new SandboxError(`${what}: ${message}`, 409, 'Conflict');
-  if (code === 422) return new InvalidError(`${what}: ${message}`, 422, 'Invalid');
-  if (code === undefined) return new UnavailableError(`${what}: cannot reach the cluster: ${message}`);
-  return new SandboxError(`${what}: HTTP ${code}: ${message}`, code);
-}
+export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes-connection.ts';
 
 /** A Sandbox object (and its claim) as the SDK's SandboxInfo. */
 export function infoOf(sandbox: Obj, claim?: Obj): SandboxInfo {
-  const r = ready(sandbox);
-  const suspended = sandbox.spec?.operatingMode === 'Suspended' || r?.reason === 'SandboxSuspended';
-  const owner = sandbox.metadata.ownerReferences?.find((x) => x.controller && x.kind === 'SandboxClaim');
-  return {
-    id: sandbox.metadata.name,
-    name: sandbox.metadata.name,
-    namespace: sandbox.metadata.namespace ?? 'default',
-    uid: sandbox.metadata.uid ?? '',
-    template: claim?.spec?.sandboxTemplateRef?.name ?? claim?.spec?.warmPoolRef?.name,
-    phase: suspended ? 'Suspended' : r?.status === 'True' ? 'Running' : r?.reason === 'ReconcilerError' ? 'Failed' : 'Pending',
-    claim: claim?.metadata.name ?? owner?.name,
-    reason: r?.reason,
-    ready: r?.status === 'True',
-    message: r?.message ?? '',
-    image: sandbox.spec?.podTemplate?.spec?.containers?.[0]?.image ?? '',
-    createdAt: sandbox.metadata.creationTimestamp ?? '',
-    readyAt: r?.status === 'True' ? r.lastTransitionTime : undefined,
-  };
+  return sandboxInfo(sandbox, { substrate: 'kubernetes', claim });
 }
 
 const RESTORE_CHECKS = 10;
@@ -308,7 +83,8 @@ export class KubernetesControl {
     if (this.claimName) await this.cluster.deleteClaim(this.namespace, this.claimName);
     else {
       try { await this.cluster.api.deleteNamespacedCustomObject({ ...KubernetesCluster.SANDBOX, namespace: this.namespace, name: this.name }); } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw apiError(err, `delete Sandbox ${this.namespace}/${this.name}`);
+        const what = `delete Sandbox ${this.namespace}/${this.name}`;
+        if ((err as { code?: number }).code !== 404) throw KubernetesCluster.apiError(err, what);
       }
     }
     await this.close();
@@ -353,44 +129,68 @@ async function untilRouted(conn: ResolvedConnection, sandbox: string, namespace:
   }
 }
 
-export async function createOnKubernetes(opts: SandboxCreateOpts, connection: KubernetesConnection): Promise<Sandbox> {
-  const cluster = await KubernetesCluster.open(connection);
-  const namespace = opts.namespace ?? 'default';
-  const timeoutMs = opts.timeoutMs ?? 180_000;
-  const deadline = Date.now() + timeoutMs;
-  try {
-    const conn = await cluster.connection(namespace);
-    const { claim, sandbox } = await cluster.claim({
-      namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs, warmpool: opts.warmpool,
-      warmPool: opts.warmPool, template: opts.warmPool ? undefined : opts.template ?? 'python-runtime-template',
-    });
-    try { await untilRouted(conn, sandbox.metadata.name, namespace, deadline); } catch (err) {
-      // As for a claim that never became Ready: not left behind.
-      await cluster.deleteClaim(namespace, claim.metadata.name).catch(() => undefined);
-      throw err;
-    }
-    return Sandbox.of(conn, infoOf(sandbox, claim), new KubernetesControl(cluster, namespace, sandbox.metadata.name, claim.metadata.name, true));
-  } catch (err) {
-    await cluster.close();
-    throw err;
-  }
+/** The claim's source: a pool by name (v1beta1 warmPoolRef), else the template with its policy. */
+function claimFrom(opts: SandboxCreateOpts): { template: string; warmpool?: string } | { warmPool: string } {
+  const pool = opts.warmPool;
+  if (pool !== undefined && pool !== WARM_POOL_DEFAULT && pool !== WARM_POOL_NONE) return { warmPool: pool };
+  return { template: opts.template ?? DEFAULT_TEMPLATE, warmpool: pool };
 }
 
-/** Sandbox.connect on a cluster: `id` names a SandboxClaim (as upstream's get_sandbox) or a Sandbox. */
-export async function connectOnKubernetes(id: string, opts: { namespace?: string; waitReadyMs?: number }, connection: KubernetesConnection): Promise<Sandbox> {
-  const cluster = await KubernetesCluster.open(connection);
-  const namespace = opts.namespace ?? 'default';
-  try {
-    const claim = await cluster.get(CLAIM, namespace, id);
-    const sandboxName: string = claim ? (await cluster.waitFor<Obj>(CLAIM, namespace, id, (c) => !!c?.status?.sandbox?.name, opts.waitReadyMs ?? 60_000, `SandboxClaim ${id} to have a sandbox`)).status.sandbox.name : id;
-    const sandbox = await cluster.waitFor<Obj>(SANDBOX, namespace, sandboxName, (o) => {
-      if (!o) throw new NotFoundError(`no SandboxClaim or Sandbox named "${id}" in namespace ${namespace}`);
-      return (opts.waitReadyMs ?? 60_000) <= 0 || ready(o)?.status === 'True';
-    }, Math.max(opts.waitReadyMs ?? 60_000, 1), `Sandbox ${sandboxName} to be Ready`);
-    const conn = await cluster.connection(namespace);
-    return Sandbox.of(conn, infoOf(sandbox, claim), new KubernetesControl(cluster, namespace, sandboxName, claim?.metadata.name, true));
-  } catch (err) {
-    await cluster.close();
-    throw err;
-  }
+type Cluster = KubernetesCluster;
+const handle = (cluster: Cluster, conn: ResolvedConnection, sandbox: Obj, claim: Obj | undefined): SandboxHandle => ({
+  info: infoOf(sandbox, claim), conn,
+  control: new KubernetesControl(cluster, conn.namespace, sandbox.metadata.name, claim?.metadata.name, true),
+});
+
+/** The connector of `connection: kubernetes({...})`. */
+export function kubernetesConnector(config: ConnectorConfig): Connector {
+  const connection = config as KubernetesConnection;
+  return {
+    /** A claim, watched until Ready; the runtime through the router. */
+    async create(opts: SandboxCreateOpts): Promise<SandboxHandle> {
+      const cluster = await KubernetesCluster.open(connection);
+      const namespace = opts.namespace ?? 'default';
+      const timeoutMs = opts.timeoutMs ?? 180_000;
+      const deadline = Date.now() + timeoutMs;
+      try {
+        const conn = await cluster.connection(namespace);
+        const { claim, sandbox } = await cluster.claim({
+          namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs,
+          from: claimFrom(opts),
+        });
+        try { await untilRouted(conn, sandbox.metadata.name, namespace, deadline); } catch (err) {
+          // As for a claim that never became Ready: not left behind.
+          await cluster.deleteClaim(namespace, claim.metadata.name).catch(() => undefined);
+          throw err;
+        }
+        return handle(cluster, conn, sandbox, claim);
+      } catch (err) {
+        await cluster.close();
+        throw err;
+      }
+    },
+
+    /** `id` names a SandboxClaim (as upstream's get_sandbox) or a Sandbox. */
+    async connect(id: string, opts: SandboxConnectOpts): Promise<SandboxHandle> {
+      const cluster = await KubernetesCluster.open(connection);
+      const namespace = opts.namespace ?? 'default';
+      const wait = opts.waitReadyMs ?? 60_000;
+      const { CLAIM, SANDBOX } = KubernetesCluster;
+      try {
+        const claim = await cluster.get(CLAIM, namespace, id);
+        const sandboxName: string = claim
+          ? (await cluster.waitFor<Obj>(CLAIM, namespace, id, (c) => !!c?.status?.sandbox?.name, wait,
+            `SandboxClaim ${id} to have a sandbox`)).status.sandbox.name
+          : id;
+        const sandbox = await cluster.waitFor<Obj>(SANDBOX, namespace, sandboxName, (o) => {
+          if (!o) throw new NotFoundError(`no SandboxClaim or Sandbox named "${id}" in namespace ${namespace}`);
+          return wait <= 0 || ready(o)?.status === 'True';
+        }, Math.max(wait, 1), `Sandbox ${sandboxName} to be Ready`);
+        return handle(cluster, await cluster.connection(namespace), sandbox, claim);
+      } catch (err) {
+        await cluster.close();
+        throw err;
+      }
+    },
+  };
 }

@@ -3,7 +3,7 @@
 // 2 GB file cat'ed), so nothing here grows with the output: the result keeps a head and a tail,
 // and what went to a sink or a callback is not kept at all.
 import { StringDecoder } from 'node:string_decoder';
-import type { ExecEvent } from '@asb/runtime';
+import { ExecEvent } from '@asb/runtime/schemas';
 import { SandboxError } from './errors.ts';
 
 /** The default of `maxOutputChars`: what a result keeps of stdout and of stderr, each. */
@@ -141,12 +141,20 @@ export async function* ndjsonEvents(body: AsyncIterable<Uint8Array>, what: strin
 function parseEvent(line: Uint8Array, what: string): ExecEvent | undefined {
   const text = Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString('utf8');
   if (!text.trim()) return undefined;
-  let ev: ExecEvent;
-  try { ev = JSON.parse(text) as ExecEvent; } catch {
+  let raw: { type?: unknown; data?: unknown };
+  try { raw = JSON.parse(text); } catch {
     throw new SandboxError(`${what}: the sandbox sent output that is not NDJSON: ${text.slice(0, 200)}`);
   }
-  if ((ev?.type === 'stdout' || ev?.type === 'stderr') && typeof ev.data !== 'string') {
+  if ((raw?.type === 'stdout' || raw?.type === 'stderr') && typeof raw.data !== 'string') {
     throw new SandboxError(`${what}: the sandbox sent an output event without data: ${text.slice(0, 200)}`);
   }
-  return ev;
+  // Parsed, not cast: the sandbox is the untrusted side.
+  const ev = ExecEvent.safeParse(raw);
+  if (!ev.success) {
+    const issue = ev.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    const said = `${where}${issue?.message}`;
+    throw new SandboxError(`${what}: the sandbox sent a malformed output event (${said}): ${text.slice(0, 200)}`);
+  }
+  return ev.data;
 }

@@ -1,109 +1,35 @@
 // A sandbox: created from a template (or found again by id), used through its capabilities
 // (`commands`, `files`), and killed explicitly or by `await using`. On the local engine by
-// default; on a Kubernetes cluster with `connection: kubernetes(...)` (kubernetes.ts): the same
-// object, whose lifecycle calls go to the cluster and whose runtime calls go to the router.
-import { callJson, call, resolveConnection, type ConnectionOpts, type ResolvedConnection } from './connection.ts';
+// default; elsewhere through a connector (connector.ts; `connection: kubernetes(...)` for a
+// cluster): the same object, whose lifecycle calls go to the substrate and whose runtime calls
+// go to the connection its connector hands over. Sandbox knows connectors by their interface only.
+import type { SandboxInfo } from '@asb/api';
+import type { ConnectionOpts } from './connection.ts';
 import { Commands, type CommandResult, type RunOpts } from './commands.ts';
 import { Files } from './files.ts';
-import { NotFoundError } from './errors.ts';
-import { Snapshots, type ResumeResult, type SuspendResult, type SnapshotStore } from './snapshots.ts';
-import type { KubernetesConnection } from './kubernetes.ts';
+import { InvalidError } from './errors.ts';
+import { Snapshots, type ResumeResult, type SuspendResult } from './snapshots.ts';
+import { connectorFor } from './connectors.ts';
+import type {
+  ConnectorConfig, SandboxConnectOpts, SandboxControl, SandboxCreateOpts, SandboxHandle,
+} from './connector.ts';
 
-export interface SandboxInfo {
-  id: string;
-  name: string;
-  namespace: string;
-  uid: string;
-  template?: string;
-  phase: 'Pending' | 'Running' | 'Failed' | 'Suspended';
-  /** The SandboxClaim that owns it (Sandbox.create makes one), if any. */
-  claim?: string;
-  /** The Ready condition's reason (DependenciesReady, SandboxSuspended, ...). */
-  reason?: string;
-  ready: boolean;
-  message: string;
-  image: string;
-  createdAt: string;
-  readyAt?: string;
-  startupMs?: number;
-  /** The snapshot its running processes were restored from (resume, fork, golden start). */
-  restoredFrom?: string;
-  /** While suspended with a snapshot: the snapshot the next resume restores. */
-  resumeSnapshot?: string;
-}
-
-export interface SandboxCreateOpts extends ConnectionOpts {
-  /** Name of the SandboxTemplate. @default "python-runtime-template" (unless warmPool is given) */
-  template?: string;
-  /** Kubernetes: claim from this SandboxWarmPool (v1beta1 warmPoolRef) instead of a template. */
-  warmPool?: string;
-  /** Where sandboxes live. @default the local engine */
-  connection?: KubernetesConnection;
-  /** Kubernetes: labels of the SandboxClaim. */
-  labels?: Record<string, string>;
-  /** Sandbox name (a DNS label). @default generated */
-  name?: string;
-  /** How long to wait for the sandbox to be ready. @default 120_000 */
-  timeoutMs?: number;
-  /** Delete the sandbox (its claim) after this many seconds, even if nobody kills it. */
-  ttlSeconds?: number;
-  /** "default": any warm pool of the template; "none": always a fresh sandbox; or a pool's name. @default "default" */
-  warmpool?: string;
-  /** A fork: a new sandbox from this snapshot (processes, memory and files as they were),
-   *  instead of from a template. */
-  fromSnapshot?: string;
-}
-
-/** The lifecycle calls of one sandbox, as its substrate carries them out. */
-export interface SandboxControl {
-  refresh(): Promise<SandboxInfo>;
-  suspend(opts: { snapshot?: boolean }): Promise<SuspendResult>;
-  resume(opts: { discardSnapshot?: boolean; timeoutMs?: number }): Promise<ResumeResult>;
-  reset(): Promise<SandboxInfo>;
-  kill(): Promise<void>;
-  /** Lets go of the sandbox without deleting it (a port-forward, kept-alive connections). */
-  close(): Promise<void>;
-  /** Where its snapshots are, when not the engine's. */
-  readonly snapshots?: SnapshotStore;
-}
-
-/** The local engine's HTTP API. */
-class EngineControl implements SandboxControl {
-  constructor(private readonly conn: ResolvedConnection, private readonly namespace: string, private readonly id: string) {}
-  private get path(): string { return `/v1/sandboxes/${encodeURIComponent(this.namespace)}/${encodeURIComponent(this.id)}`; }
-
-  refresh(): Promise<SandboxInfo> { return callJson<SandboxInfo>(this.conn, this.path, `get sandbox "${this.id}"`); }
-  suspend(opts: { snapshot?: boolean }): Promise<SuspendResult> {
-    return callJson<SuspendResult>(this.conn, `${this.path}/suspend`, `suspend sandbox "${this.id}"`, { json: { snapshot: opts.snapshot ?? false }, timeoutMs: 600_000 });
-  }
-  resume(opts: { discardSnapshot?: boolean; timeoutMs?: number }): Promise<ResumeResult> {
-    const timeoutMs = opts.timeoutMs ?? 120_000;
-    return callJson<ResumeResult>(this.conn, `${this.path}/resume`, `resume sandbox "${this.id}"`, { json: { discardSnapshot: opts.discardSnapshot ?? false, timeoutMs }, timeoutMs: timeoutMs + 10_000 });
-  }
-  reset(): Promise<SandboxInfo> { return callJson<SandboxInfo>(this.conn, `${this.path}/reset`, `reset sandbox "${this.id}"`, { json: {}, timeoutMs: 180_000 }); }
-  async kill(): Promise<void> {
-    try { await call(this.conn, this.path, `delete sandbox "${this.id}"`, { method: 'DELETE' }); } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-  }
-  async close(): Promise<void> {} // plain HTTP requests: nothing held open
-}
+export type { SandboxInfo, SandboxCreateOpts, SandboxConnectOpts, SandboxControl };
 
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
   readonly snapshots: Snapshots;
+  readonly info: SandboxInfo;
   private readonly control: SandboxControl;
 
-  /** @internal How a substrate (kubernetes.ts) builds one; users call create or connect. */
-  static of(conn: ResolvedConnection, info: SandboxInfo, control?: SandboxControl): Sandbox { return new Sandbox(conn, info, control); }
-
-  private constructor(conn: ResolvedConnection, readonly info: SandboxInfo, control?: SandboxControl) {
-    this.control = control ?? new EngineControl(conn, info.namespace, info.name);
-    const target = { id: info.name, namespace: info.namespace };
-    this.commands = new Commands(conn, target);
-    this.files = new Files(conn, target);
-    this.snapshots = new Snapshots(control?.snapshots ?? conn, target);
+  private constructor(handle: SandboxHandle) {
+    this.info = handle.info;
+    this.control = handle.control;
+    const target = { id: handle.info.name, namespace: handle.info.namespace };
+    this.commands = new Commands(handle.conn, target);
+    this.files = new Files(handle.conn, target);
+    this.snapshots = new Snapshots(handle.control.snapshots ?? handle.conn, target);
   }
 
   get id(): string { return this.info.name; }
@@ -112,31 +38,21 @@ export class Sandbox {
   /** Creates a sandbox from a template (through a SandboxClaim: a warm pool of the template
    *  serves it when one has a ready member) and waits until it is ready. */
   static async create(opts: SandboxCreateOpts = {}): Promise<Sandbox> {
-    if (opts.connection?.kind === 'kubernetes') return (await import('./kubernetes.ts')).createOnKubernetes(opts, opts.connection);
-    const conn = resolveConnection(opts);
-    const template = opts.fromSnapshot ? undefined : opts.template ?? 'python-runtime-template';
-    const what = opts.fromSnapshot ? `create a sandbox from snapshot "${opts.fromSnapshot}"` : `create a sandbox from template "${template}"`;
-    const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', what, {
-      json: { template, fromSnapshot: opts.fromSnapshot, namespace: conn.namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, warmpool: opts.warmpool, timeoutMs: opts.timeoutMs ?? 120_000 },
-      timeoutMs: (opts.timeoutMs ?? 120_000) + 10_000,
-    });
-    return new Sandbox(conn, info);
+    return new Sandbox(await (await connectorFor(opts.connection)).create(opts));
   }
 
   /** Attaches to an existing sandbox by id, waiting up to `waitReadyMs` (default 60 s) for it
    *  to be ready: one applied as YAML, or handed out by a pool, may still be starting. */
-  static async connect(id: string, opts: ConnectionOpts & { waitReadyMs?: number; connection?: KubernetesConnection } = {}): Promise<Sandbox> {
-    if (opts.connection?.kind === 'kubernetes') return (await import('./kubernetes.ts')).connectOnKubernetes(id, opts, opts.connection);
-    const conn = resolveConnection(opts);
-    const wait = opts.waitReadyMs ?? 60_000;
-    const info = await callJson<SandboxInfo>(conn, `/v1/sandboxes/${encodeURIComponent(conn.namespace)}/${encodeURIComponent(id)}${wait > 0 ? `?waitReadyMs=${wait}` : ''}`, `connect to sandbox "${id}"`, { timeoutMs: wait + 30_000 });
-    return new Sandbox(conn, info);
+  static async connect(id: string, opts: SandboxConnectOpts = {}): Promise<Sandbox> {
+    return new Sandbox(await (await connectorFor(opts.connection)).connect(id, opts));
   }
 
-  static async list(opts: ConnectionOpts = {}): Promise<SandboxInfo[]> {
-    const conn = resolveConnection(opts);
-    const q = opts.namespace ? `?namespace=${encodeURIComponent(opts.namespace)}` : '';
-    return (await callJson<{ items: SandboxInfo[] }>(conn, `/v1/sandboxes${q}`, 'list sandboxes')).items;
+  static async list(opts: ConnectionOpts & { connection?: ConnectorConfig } = {}): Promise<SandboxInfo[]> {
+    const connector = await connectorFor(opts.connection);
+    if (!connector.list) {
+      throw new InvalidError(`listing sandboxes is not supported on a "${opts.connection?.kind}" connection`);
+    }
+    return connector.list(opts);
   }
 
   /** Shorthand for `commands.run`. */

@@ -1,6 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { errorFromResponse, NotFoundError, InvalidError, TimeoutError, UnavailableError, AuthError, PayloadTooLargeError, SandboxError } from '../src/errors.ts';
+import {
+  errorFromResponse, NotFoundError, InvalidError, TimeoutError, UnavailableError, AuthError, PayloadTooLargeError, SandboxError,
+  ConflictError, InternalError,
+} from '../src/errors.ts';
 
 describe('errorFromResponse', () => {
   const cases: Array<[number, unknown, new (...a: any[]) => SandboxError]> = [
@@ -14,6 +17,12 @@ describe('errorFromResponse', () => {
     [502, { detail: 'Could not connect to the backend sandbox: x' }, UnavailableError],
     [401, { reason: 'Unauthorized', message: 'token' }, AuthError],
     [418, {}, SandboxError],
+    // A conflict (already suspended, snapshot in use) is not an invalid request: its own class.
+    [409, { reason: 'Conflict', message: 'sandbox "x" is already suspended' }, ConflictError],
+    [409, {}, ConflictError],
+    [409, { reason: 'AlreadyExists', message: 'a sandbox claim named "x" already exists' }, InvalidError],
+    [500, { reason: 'Internal', message: 'boom' }, InternalError],
+    [500, { reason: 'NoSuchReason', message: 'boom' }, SandboxError],
   ];
   for (const [status, body, Ctor] of cases) {
     it(`maps ${status} ${JSON.stringify(body).slice(0, 40)} to ${Ctor.name}`, () => {

@@ -49,7 +49,7 @@ export async function runIn(ctx: Ctx, sandbox: Sandbox, argv: string[], flags: R
 export async function runCommand(ctx: Ctx, argv: string[], flags: RunFlags): Promise<number> {
   if (argv.length === 0) throw new Error('asb run: give the command after --, e.g. asb run -- python3 -c "print(1)"');
   parseEnv(flags.env); // refuse bad flags before starting anything
-  const sandbox = await withProgress(`starting a sandbox from ${flags.template ?? 'python-runtime-template'}`, Sandbox.create({ ...ctx.conn, template: flags.template }), { quiet: ctx.quiet });
+  const sandbox = await withProgress(`starting a sandbox from ${flags.template}`, Sandbox.create({ ...ctx.conn, template: flags.template }), { quiet: ctx.quiet });
   try {
     const code = await runIn(ctx, sandbox, argv, flags);
     if (flags.keep) process.stderr.write(`asb: kept sandbox ${sandbox.id}\n`);

@@ -10,6 +10,7 @@ import { Hono, type Context } from 'hono';
 import { stream } from 'hono/streaming';
 import { z } from 'zod';
 import {
+  DEFAULT_TEMPLATE,
   KINDS, KIND_NAMES, VERSIONS, fromHub, toHub, validateObject, formatIssues, claimSource, isKind,
   type Kind, type Version, type HubObject,
 } from '@asb/api';
@@ -123,7 +124,7 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
         const sb = await sandboxes.fork({ snapshotId: body.fromSnapshot, namespace: body.namespace, name: body.name, ttlSeconds: body.ttlSeconds, timeoutMs });
         return c.json(sandboxes.view(sb), 201);
       }
-      return c.json(await sandboxes.create({ ...body, template: body.template ?? 'python-runtime-template', timeoutMs }), 201);
+      return c.json(await sandboxes.create({ ...body, template: body.template ?? DEFAULT_TEMPLATE, timeoutMs }), 201);
     },
     suspendSandbox: async (c) => {
       const { snapshot } = await jsonBody(c, 'suspendSandbox') as z.infer<typeof SuspendBody>;

@@ -4,20 +4,10 @@
 // to compile), validates bodies and queries with these schemas, and the hostile-client suite
 // (test/e2e/hostile-engine.test.ts) generates its requests from them.
 import { z } from 'zod';
+import { CreateSandboxBody, NamespaceName } from '@asb/api';
 
-/** A DNS-1123 label, as Kubernetes namespaces are. */
-export const NamespaceName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label: lowercase letters, digits and "-"').max(63);
-
-export const CreateSandboxBody = z.object({
-  template: z.string().min(1).max(253).optional(),
-  /** A fork: a new sandbox from this snapshot instead of from a template. */
-  fromSnapshot: z.string().min(1).max(100).optional(),
-  namespace: NamespaceName.default('default'),
-  name: z.string().max(63).optional(),
-  ttlSeconds: z.number().int().positive().optional(),
-  warmpool: z.string().max(253).optional(),
-  timeoutMs: z.number().int().positive().max(600_000).optional(),
-}).strict();
+// The namespace rule and the create body are the wire contract's (@asb/api wire.ts).
+export { NamespaceName, CreateSandboxBody };
 export const SuspendBody = z.object({ snapshot: z.boolean().default(false) }).strict();
 export const ResumeBody = z.object({
   discardSnapshot: z.boolean().default(false),

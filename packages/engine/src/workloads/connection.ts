@@ -1,6 +1,7 @@
 // The engine's connection to a sandbox's agent: made when the sandbox starts (or is re-attached),
 // waited on until the agent answers, replaced when it drops while the sandbox lives on, and told
 // apart from the sandbox's own exit, which says why it failed.
+import { HealthResponse } from '@asb/runtime/schemas';
 import { AgentClient } from '../agent-client.ts';
 import { EngineError } from '../errors.ts';
 import { AGENT_KILLED_EXIT_CODE, type DriverHandle, type SandboxExit } from '../drivers/driver.ts';
@@ -81,7 +82,7 @@ export class AgentConnections {
       if (w.exit) break;
       try {
         const timeoutMs = Math.max(100, deadline - Date.now());
-        const res = await w.agent!.json<{ status?: string }>('GET', '/', undefined, timeoutMs);
+        const res = await w.agent!.json('GET', '/', HealthResponse, undefined, timeoutMs);
         if (res.status === 200) return;
         lastError = `agent answered ${res.status}`;
       } catch (err) {

@@ -13,7 +13,7 @@ import { KubeStore } from '../substrate/kube-store.ts';
 import { KubeWorkloads } from '../substrate/kube-workloads.ts';
 import { KubeRecorder } from '../substrate/kube-recorder.ts';
 import { LeaderElector } from './leader.ts';
-import { loadKubeConfig } from '../kube-config.ts';
+import { loadKubeConfig } from '@asb/kube';
 import { makeServingCerts, expiresSoon } from '../webhook/certs.ts';
 import { serveWebhook, type WebhookServer } from '../webhook/server.ts';
 import { patchCrdConversion, type WebhookTarget } from '../webhook/crd-ca.ts';

@@ -4,6 +4,7 @@
 // concurrency, generateName, and garbage collection. Changes arrive through informers.
 import { isDeepStrictEqual } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import { mapKubeApiError, type KubeApiFailure, type KubeErrorTable } from '@asb/kube';
 import { KINDS, fromHub, toHub, validateObject, withoutManagedFields, type AnyObject } from '@asb/api';
 import {
   AlreadyExistsError, ConflictError, NotFoundError,
@@ -14,20 +15,17 @@ const VERSION = 'v1beta1';
 const KIND_LIST: KindName[] = ['Sandbox', 'SandboxTemplate', 'SandboxClaim', 'SandboxWarmPool'];
 
 /** The API server's errors as the store's: Conflict, AlreadyExists, NotFound; others as they are. */
-export function mapApiError(err: unknown, what: string): Error {
-  const code = (err as { code?: number }).code;
-  const body = (err as { body?: unknown }).body;
-  const message = typeof body === 'string' ? safeMessage(body) : (body as { message?: string } | undefined)?.message ?? (err as Error).message;
-  if (code === 409) {
-    const reason = typeof body === 'string' ? safeReason(body) : (body as { reason?: string } | undefined)?.reason;
-    return reason === 'AlreadyExists' ? new AlreadyExistsError(`${what}: ${message}`) : new ConflictError(`${what}: ${message}`);
-  }
-  if (code === 404) return new NotFoundError(`${what}: ${message}`);
-  return new Error(`${what}: ${code ? `HTTP ${code}: ` : ''}${message}`);
+const STORE_ERRORS = {
+  NotFound: (what, f) => new NotFoundError(`${what}: ${f.message}`),
+  AlreadyExists: (what, f) => new AlreadyExistsError(`${what}: ${f.message}`),
+  Conflict: (what, f) => new ConflictError(`${what}: ${f.message}`),
+  Forbidden: other, Invalid: other, Unreachable: other, Other: other,
+} satisfies KubeErrorTable<Error>;
+function other(what: string, f: KubeApiFailure): Error {
+  return new Error(`${what}: ${f.code ? `HTTP ${f.code}: ` : ''}${f.message}`);
 }
 
-function safeMessage(body: string): string { try { return (JSON.parse(body) as { message?: string }).message ?? body; } catch { return body; } }
-function safeReason(body: string): string | undefined { try { return (JSON.parse(body) as { reason?: string }).reason; } catch { return undefined; } }
+export function mapApiError(err: unknown, what: string): Error { return mapKubeApiError(err, what, STORE_ERRORS); }
 
 /** A served object from the API server → the hub (defaults applied, then converted). */
 export function hubFromServed(raw: unknown): AnyHub {
