@@ -97,7 +97,7 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
       () => { if (!stopped) void relist(); });
   };
   const relist = async (): Promise<void> => {
-    const list = await api.listNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default', labelSelector: `bench=${label}` }) as any;
+    const list = await api.listNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default', labelSelector: `bench=${label}` });
     const before = ready.size;
     for (const o of list.items) seen(o, performance.now());
     caughtUp += ready.size - before;
@@ -182,7 +182,7 @@ async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>
 /** Waits for the warm pool to have N ready members, and says how long that took. */
 async function warmPoolFull(api: k8s.CustomObjectsApi, what: string, when: string): Promise<void> {
   const t = performance.now();
-  await waitFor(`the warm pool to have ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' })) as any).status?.readyReplicas === N, 900_000);
+  await waitFor(`the warm pool to have ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' }))).status?.readyReplicas === N, 900_000);
   process.stderr.write(`  ${what} in ${((performance.now() - t) / 1000).toFixed(1)} s${when}\n`);
 }
 

@@ -98,13 +98,13 @@ describe('asb', () => {
     const ls = asb('snapshot', 'ls', id);
     assert.match(ls.stdout, /^ID\s+SANDBOX\s+TEMPLATE\s+REASON\s+SIZE\s+AGE/);
     assert.match(ls.stdout, new RegExp(`${snapId}\\s+${id}\\s+python-runtime-template\\s+suspend`));
-    const fork = asb('create', '--from-snapshot', snapId!, '-o', 'name');
+    const fork = asb('create', '--from-snapshot', snapId, '-o', 'name');
     assert.equal(fork.status, 0, fork.stderr);
     assert.equal(asb('exec', fork.stdout.trim(), '--', 'cat /tmp/state').stdout, 'in-memory\n');
     assert.equal(asb('reset', id).status, 0);
     assert.equal(asb('exec', id, '--', 'test -e /tmp/state').status, 1);
-    assert.equal(asb('snapshot', 'rm', snapId!).status, 0);
-    assert.equal(asb('snapshot', 'ls', '-o', 'name').stdout.includes(snapId!), false);
+    assert.equal(asb('snapshot', 'rm', snapId).status, 0);
+    assert.equal(asb('snapshot', 'ls', '-o', 'name').stdout.includes(snapId), false);
     assert.equal(asb('rm', id, fork.stdout.trim()).status, 0);
   });
 

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Engine, unmountAll, applyObjects } from '@asb/engine';
-import type { AnyObject } from '@asb/api';
 import type { ConnectionOpts } from '@asb/sdk';
 
 export interface TestEngine { engine: Engine; conn: ConnectionOpts; home: string; stop(): Promise<void> }
@@ -38,14 +37,14 @@ export async function putTemplate(t: TestEngine, name: string, container: { imag
       podTemplate: { spec: { containers: [{ name: 'main', image: container.image, command: container.command, resources: { limits: container.limits } }] } },
       networkPolicyManagement: 'Managed', envVarsInjectionPolicy: 'Disallowed', volumeClaimTemplatesPolicy: 'Disallowed',
     },
-  } as AnyObject]);
+  }]);
 }
 
 /** Raw HTTP to the engine with the router headers, for asserting status codes and bodies. */
 export async function raw(t: TestEngine, path: string, init: { method?: string; body?: RequestInit['body']; headers?: Record<string, string>; sandbox?: string } = {}): Promise<{ status: number; body: any; text: string }> {
   const headers: Record<string, string> = { authorization: `Bearer ${t.engine.bearerToken}`, ...init.headers };
   if (init.sandbox) headers['x-sandbox-id'] = init.sandbox;
-  const res = await fetch(t.engine.url + path, { method: init.method ?? 'GET', body: init.body, headers, duplex: 'half' } as RequestInit);
+  const res = await fetch(t.engine.url + path, { method: init.method ?? 'GET', body: init.body, headers, duplex: 'half' });
   const text = await res.text();
   let body: unknown;
   try { body = JSON.parse(text); } catch { body = undefined; }

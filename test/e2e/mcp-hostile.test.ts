@@ -48,7 +48,7 @@ describe('hostile clients against asb mcp --http', () => {
     });
     servers.push(child);
     const url = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', (l) => resolve(l.trim()));
+      createInterface({ input: child.stdout }).once('line', (l) => resolve(l.trim()));
       child.once('exit', (code) => reject(new Error(`asb mcp --http exited with ${code}`)));
     });
     return { url, pid: child.pid!, child };

@@ -37,7 +37,7 @@ describe('asb mcp', () => {
     const child = spawn(process.execPath, [ASB, 'mcp', '--http', '0', ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     servers.push(child);
     const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
+      createInterface({ input: child.stdout }).once('line', resolve);
       child.once('exit', (code) => reject(new Error(`asb mcp --http exited with ${code}`)));
     });
     return line.trim();

@@ -40,7 +40,7 @@ export async function startGkeStandIn(kubeconfig: string): Promise<{ stop(): voi
     const uid = p.metadata!.uid!;
     if (!seenPods.has(uid)) {
       seenPods.add(uid);
-      const snaps = ((await api.listNamespacedCustomObject({ ...G, plural: 'podsnapshots', namespace: p.metadata!.namespace!, labelSelector: `${HASH}=${hash}` })) as any).items as any[];
+      const snaps = ((await api.listNamespacedCustomObject({ ...G, plural: 'podsnapshots', namespace: p.metadata!.namespace!, labelSelector: `${HASH}=${hash}` }))).items as any[];
       // A snapshot taken of an earlier Pod of this sandbox: this one is its restore.
       const newest = snaps.filter((s) => s.spec.sourcePod === p.metadata!.name && Date.parse(s.metadata.creationTimestamp) <= new Date(p.metadata!.creationTimestamp!).getTime())
         .sort((a, b) => Date.parse(b.metadata.creationTimestamp) - Date.parse(a.metadata.creationTimestamp))[0];

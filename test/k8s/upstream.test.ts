@@ -168,7 +168,7 @@ function diff(up: unknown, ours: unknown, path: string, out: string[]): void {
     return;
   }
   if (isObj(up) && isObj(ours) && Array.isArray(up) === Array.isArray(ours)) {
-    const keys = new Set([...Object.keys(up as object), ...Object.keys(ours as object)]);
+    const keys = new Set([...Object.keys(up), ...Object.keys(ours)]);
     for (const k of [...keys].sort()) diff((up as any)[k], (ours as any)[k], path ? `${path}.${k}` : k, out);
     return;
   }

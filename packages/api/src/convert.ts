@@ -88,7 +88,7 @@ export function toHub(input: AnyObject): HubObject {
     case 'SandboxClaim':
       return version === HUB_VERSION ? claimV1beta1ToHub(obj as SandboxClaimV1beta1) : claimV1alpha1ToHub(obj as SandboxClaimV1alpha1);
     case 'SandboxWarmPool':
-      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/${HUB_VERSION}` } as SandboxWarmPool;
+      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/${HUB_VERSION}` };
   }
 }
 
@@ -120,25 +120,25 @@ export function fromHub(input: HubObject, version: Version, opts: FromHubOptions
   const obj = structuredClone(input);
   switch (obj.kind) {
     case 'Sandbox': {
-      if (version === 'v1beta1') return { ...obj, ...statusWithout(obj.status, 'replicas') } as SandboxV1beta1;
+      if (version === 'v1beta1') return { ...obj, ...statusWithout(obj.status, 'replicas') };
       const { spec, ...rest } = obj;
       return {
         ...rest, apiVersion: `${SANDBOX_GROUP}/v1alpha1`,
         spec: { ...omit(spec, 'operatingMode'), replicas: spec.operatingMode === 'Suspended' ? 0 : 1 },
         ...statusWithout(obj.status, 'nodeName'),
-      } as SandboxV1alpha1;
+      };
     }
     case 'SandboxTemplate': {
       if (version === 'v1beta1') return obj;
       const { volumeClaimTemplatesPolicy, ...spec } = obj.spec;
       if (volumeClaimTemplatesPolicy !== 'Disallowed') putAnnotation(obj.metadata, ANNOTATION_V1BETA1_VCT_POLICY, volumeClaimTemplatesPolicy);
-      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`, spec } as SandboxTemplateV1alpha1;
+      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`, spec };
     }
     case 'SandboxClaim':
       return version === 'v1beta1' ? claimToV1beta1(obj) : claimToV1alpha1(obj, opts);
     case 'SandboxWarmPool':
       if (version === 'v1beta1') return obj;
-      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`, ...statusWithout(obj.status, 'observedGeneration') } as SandboxWarmPoolV1alpha1;
+      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`, ...statusWithout(obj.status, 'observedGeneration') };
   }
 }
 

@@ -104,7 +104,7 @@ export function parsePath(path: string): Array<string | number> {
  */
 function locate(error: FieldError, doc: Document, lines: LineCounter, prefix: Array<string | number>): FieldError {
   let node: unknown = doc.contents;
-  let anchor: Node | Pair | undefined = isMap(node) || isSeq(node) ? (node as Node) : undefined;
+  let anchor: Node | Pair | undefined = isMap(node) || isSeq(node) ? (node) : undefined;
   for (const seg of [...prefix, ...parsePath(error.path)]) {
     if (isMap(node)) {
       const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));

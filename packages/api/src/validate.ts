@@ -62,6 +62,6 @@ export function validateHub(raw: unknown): Validated<HubObject> {
   const schema = KINDS[kind].hub;
   const parsed = schema.safeParse(raw, { error: errorMap, reportInput: true });
   return parsed.success
-    ? { ok: true, object: parsed.data as HubObject }
+    ? { ok: true, object: parsed.data }
     : { ok: false, errors: issuesToErrors(parsed.error.issues, { schema, hints: KINDS[kind].hints.v1beta1 }) };
 }

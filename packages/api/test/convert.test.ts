@@ -50,7 +50,7 @@ function withoutVersionOnlyStatus(obj: AnyObject): AnyObject {
   const v = versionOf(obj);
   if (obj.kind === 'Sandbox') delete status[v === 'v1alpha1' ? 'replicas' : 'nodeName'];
   if (obj.kind === 'SandboxWarmPool' && v === 'v1beta1') delete status.observedGeneration;
-  return { ...obj, status } as AnyObject;
+  return { ...obj, status };
 }
 
 describe('round trips', () => {

@@ -27,9 +27,9 @@ describe('parseManifests', () => {
     assert.equal(error?.path, '');
     assert.match(error?.message ?? '', /^YAML syntax error: /);
     assert.equal(typeof error?.line, 'number');
-    assert.ok(error!.line! >= 4, `line ${error?.line} should be at or after the unclosed [ on line 4`);
-    assert.match(formatIssues([error!]), /^line \d+:\d+: YAML syntax error: /);
-    assert.match(formatIssues([error!], { source: 'x.yaml' }), /^x\.yaml:\d+:\d+: YAML syntax error: /);
+    assert.ok(error.line! >= 4, `line ${error?.line} should be at or after the unclosed [ on line 4`);
+    assert.match(formatIssues([error]), /^line \d+:\d+: YAML syntax error: /);
+    assert.match(formatIssues([error], { source: 'x.yaml' }), /^x\.yaml:\d+:\d+: YAML syntax error: /);
   });
 
   it('reports a duplicate key as a syntax error on the second key\'s line', () => {

@@ -1,7 +1,7 @@
 // kubectl-style apply of the upstream objects to the local engine. Every document is validated
 // (field paths in the message) before anything changes; then each is applied in order.
 import { parseManifests, validateObject, formatIssues, toHub, type AnyObject, type ManifestResult } from '@asb/api';
-import type { AnyHub, KindName, ObjectStore } from '@asb/lifecycle';
+import type { AnyHub, ObjectStore } from '@asb/lifecycle';
 import { EngineError, toEngineError } from './errors.ts';
 import { MAX_JSON_DEPTH, jsonDepthExceeds, parseJsonBody } from './http/json.ts';
 
@@ -48,7 +48,7 @@ export async function applyObjects(store: ObjectStore, objects: AnyObject[]): Pr
   for (const obj of objects) {
     const hub = toHub(obj) as AnyHub;
     const namespace = hub.metadata.namespace;
-    const existing = hub.metadata.name ? await store.get(hub.kind as KindName, namespace, hub.metadata.name) : undefined;
+    const existing = hub.metadata.name ? await store.get(hub.kind, namespace, hub.metadata.name) : undefined;
     if (!existing) {
       const made = await store.create(hub).catch((err) => { throw toEngineError(err); });
       out.push({ kind: hub.kind, name: made.metadata.name!, namespace, action: 'created' });

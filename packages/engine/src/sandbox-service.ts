@@ -77,7 +77,7 @@ export class SandboxService {
       const unwatch = this.store.watch((ev) => {
         if (ev.object.kind !== 'SandboxClaim' || ev.object.metadata.namespace !== namespace || ev.object.metadata.name !== name) return;
         if (ev.type === 'DELETED') { done(); reject(new EngineError('NotFound', `sandbox claim "${name}" was deleted while it was starting`)); return; }
-        if (check(ev.object as SandboxClaim)) done();
+        if (check(ev.object)) done();
       });
       const timer = setTimeout(() => {
         done();
@@ -111,8 +111,8 @@ export class SandboxService {
       const unwatch = this.store.watch((ev) => {
         if (ev.object.kind !== 'Sandbox' || ev.object.metadata.namespace !== namespace || ev.object.metadata.name !== name) return;
         if (ev.type === 'DELETED') { done(); reject(new EngineError('NotFound', `sandbox "${name}" was deleted`)); return; }
-        const r = settled(ev.object as Sandbox);
-        if (r === true) { done(); resolve(ev.object as Sandbox); } else if (r instanceof Error) { done(); reject(r); }
+        const r = settled(ev.object);
+        if (r === true) { done(); resolve(ev.object); } else if (r instanceof Error) { done(); reject(r); }
       });
       const timer = setTimeout(() => { done(); reject(new EngineError('Timeout', `sandbox "${name}" was not ready within ${timeoutMs} ms`)); }, timeoutMs);
     });

@@ -47,7 +47,7 @@ export function closeWhenAnsweredEarly(req: http.IncomingMessage, res: http.Serv
       lingerThenClose(req.socket);
     }
     return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
-  } as typeof res.writeHead;
+  };
 }
 
 /**

@@ -12,11 +12,11 @@ const sandbox = (over: Partial<Sandbox['metadata']> = {}): Sandbox => ({
     operatingMode: 'Running', shutdownPolicy: 'Retain',
     podTemplate: {
       metadata: { labels: { b: '2', a: '1' }, annotations: { note: 'x' } },
-      spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }], volumes: [{ name: 'data', emptyDir: {} }] } as never,
+      spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }], volumes: [{ name: 'data', emptyDir: {} }] },
     },
     volumeClaimTemplates: [{ metadata: { name: 'data', labels: { tier: 'fast' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
   },
-} as Sandbox);
+});
 
 describe('the Pod, PVCs and Service of a Sandbox', () => {
   it('names the pod after the sandbox, or after its pod-name annotation (a warm pool member keeps its pod)', () => {

@@ -73,7 +73,7 @@ const requestArb = fc.record({
   // A command from junk is replaced by a harmless one.
   try {
     const parsed = JSON.parse(r.body) as unknown;
-    if (parsed && typeof parsed === 'object' && 'command' in parsed && !SAFE_COMMANDS.some((c) => JSON.stringify(c) === JSON.stringify((parsed as { command: unknown }).command))) {
+    if (parsed && typeof parsed === 'object' && 'command' in parsed && !SAFE_COMMANDS.some((c) => JSON.stringify(c) === JSON.stringify((parsed).command))) {
       r.body = JSON.stringify({ ...parsed, command: 'true' });
     }
   } catch { /* not JSON: the agent refuses it */ }
@@ -168,13 +168,13 @@ describe('hostile clients against the sandbox router', () => {
     ]);
     assert.ok(await healthy(), 'others are served meanwhile');
     const [headers, body, chunked] = await slow;
-    assert.equal(headers!.status, 408);
-    assert.match(JSON.parse(headers!.body).detail, /ROUTER_HEADERS_TIMEOUT_SECONDS/);
-    for (const r of [body!, chunked!]) {
+    assert.equal(headers.status, 408);
+    assert.match(JSON.parse(headers.body).detail, /ROUTER_HEADERS_TIMEOUT_SECONDS/);
+    for (const r of [body, chunked]) {
       assert.equal(r.status, 408, r.body);
       assert.deepEqual(JSON.parse(r.body), { detail: `The request body stopped arriving: nothing for ${BOUND_S} s.` });
     }
-    for (const r of [headers!, body!, chunked!]) assert.ok(r.closedAfterMs < BOUND_S * 1000 + 10_000, `closed after ${r.closedAfterMs} ms`);
+    for (const r of [headers, body, chunked]) assert.ok(r.closedAfterMs < BOUND_S * 1000 + 10_000, `closed after ${r.closedAfterMs} ms`);
   });
 
   it(`closes connections past ROUTER_MAX_CONNECTIONS (${MAX_CONNECTIONS}) unanswered, and serves again once they close`, async () => {

@@ -52,7 +52,7 @@ describe('sandbox router', () => {
   after(() => { for (const c of closers) c(); rmSync(baseDir, { recursive: true, force: true }); });
 
   const call = async (path: string, init: { method?: string; headers?: Record<string, string>; body?: RequestInit['body'] } = {}) => {
-    const res = await fetch(`http://127.0.0.1:${routerPort}${path}`, { method: init.method ?? 'GET', headers: init.headers, body: init.body, duplex: 'half' } as RequestInit);
+    const res = await fetch(`http://127.0.0.1:${routerPort}${path}`, { method: init.method ?? 'GET', headers: init.headers, body: init.body, duplex: 'half' });
     return { status: res.status, text: await res.text(), headers: res.headers };
   };
   const to = (port: number, extra: Record<string, string> = {}) => ({ authorization: `Bearer ${TOKEN}`, 'x-sandbox-id': 'my-sandbox', 'x-sandbox-port': String(port), ...extra });

@@ -43,7 +43,7 @@ export function createMcpServer(session: SandboxSession, limits: ToolLimits): Mc
   }), { title: 'Files in the sandbox', description: 'Files of this conversation\'s sandbox workspace' }, async (uri, vars) => {
     const path = decodeURIComponent(String(vars.path ?? ''));
     const { sandbox } = await session.sandbox();
-    const bytes = await sandbox.files.read(path, { format: 'bytes' }) as Uint8Array;
+    const bytes = await sandbox.files.read(path, { format: 'bytes' });
     const text = isText(bytes) ? new TextDecoder().decode(bytes) : undefined;
     return { contents: [text !== undefined ? { uri: uri.href, mimeType: 'text/plain', text } : { uri: uri.href, mimeType: 'application/octet-stream', blob: Buffer.from(bytes).toString('base64') }] };
   });

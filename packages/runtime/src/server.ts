@@ -55,7 +55,7 @@ export async function requestHandler(app: Hono): Promise<Handler> {
   return (req, res) => {
     // No Date header: formatting it loads ICU, which under gVisor costs ~800 ms on the first response.
     res.sendDate = false;
-    void listener(req as http.IncomingMessage, res as http.ServerResponse);
+    void listener(req, res);
   };
 }
 

@@ -75,7 +75,7 @@ export class NodeSpawner implements Spawner {
   spawn(argv: string[], opts: SpawnOptions): ChildHandle {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     const handle = new NodeChild(child, opts.killGroupOnExit);
-    if (!opts.keepStdin) child.stdin!.end();
+    if (!opts.keepStdin) child.stdin.end();
     return handle;
   }
 }

@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { buildAsbSpawn, readAll } from './support/harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'asb-relay-'));
@@ -53,8 +52,8 @@ describe('asb-spawn --relay', { skip: typeof asbSpawn === 'string' ? undefined :
       const child = spawn(asbSpawn as string, ['--relay', name], { stdio: ['pipe', 'pipe', 'pipe'] });
       const exit = exitOf(child);
       const data = randomBytes(1024 * 1024);
-      const echoed = readAll(child.stdout as Readable);
-      child.stdin!.end(data);
+      const echoed = readAll(child.stdout);
+      child.stdin.end(data);
       assert.ok((await echoed).equals(data));
       assert.equal(await exit, 0);
     } finally {
@@ -85,7 +84,7 @@ describe('asb-spawn --relay', { skip: typeof asbSpawn === 'string' ? undefined :
 
   it('exits 1 with a message when nothing listens on the name', async () => {
     const child = spawn(asbSpawn as string, ['--relay', `asb-test-none-${randomBytes(6).toString('hex')}`], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const stderr = readAll(child.stderr as Readable);
+    const stderr = readAll(child.stderr);
     assert.equal(await exitOf(child), 1);
     assert.match((await stderr).toString(), /connect to @asb-test-none-\w+: Connection refused/);
   });

@@ -85,7 +85,7 @@ export async function call(conn: ResolvedConnection, path: string, what: string,
   const signals = [AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])];
   let res: Response;
   try {
-    res = await fetch(conn.url + path, { method: opts.method ?? 'GET', headers: headersOf(conn, opts), body: opts.body, signal: AbortSignal.any(signals), duplex: 'half' } as RequestInit);
+    res = await fetch(conn.url + path, { method: opts.method ?? 'GET', headers: headersOf(conn, opts), body: opts.body, signal: AbortSignal.any(signals), duplex: 'half' });
   } catch (err) {
     throw unanswered(conn, what, err, timeoutMs);
   }

@@ -1,7 +1,6 @@
 // sandbox.files: read, write, list, exists, stat, mkdir, remove. Paths are relative to the
 // sandbox's workspace (or absolute inside it); the agent refuses anything outside.
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { call, callReply, callStreaming, parseSandboxReply, type ResolvedConnection } from './connection.ts';
 import { InvalidError } from './errors.ts';
 
@@ -29,7 +28,7 @@ export class Files {
     if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) {
       return callReply(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, WriteFileResponse, { ...call, body: data });
     }
-    const stream = data instanceof ReadableStream ? Readable.fromWeb(data as WebReadableStream<Uint8Array>) : data;
+    const stream = data instanceof ReadableStream ? Readable.fromWeb(data) : data;
     const written = await callStreaming<unknown>(this.conn, `/v1/files/${enc(path)}`, `write ${path}`,
       { ...call, stream });
     return parseSandboxReply(WriteFileResponse, written, `write ${path}`);

@@ -50,7 +50,7 @@ export class GkePodSnapshots implements SnapshotStore {
   async get(id: string): Promise<SnapshotInfo> {
     const o = await this.cluster.get(SNAPSHOT, this.namespace, id).catch((err) => { throw this.apiError(err, `get PodSnapshot ${id}`); });
     if (!o) throw new NotFoundError(`no PodSnapshot "${id}" in namespace ${this.namespace}`);
-    return this.info(o as Obj);
+    return this.info(o);
   }
 
   create(): Promise<SnapshotInfo> { return this.take('snap'); }

@@ -149,7 +149,7 @@ export function requestArbitrary(sandbox: string): fc.Arbitrary<FuzzRequest> {
     const method = fc.oneof({ weight: 8, arbitrary: fc.constant(spec.method) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS') });
     return pathOf(route, sandbox).chain((p) => fc.tuple(queryOf(route), bodyOf(route, p.target), method).map(([query, b, m]): FuzzRequest => ({
       route, method: m, path: p.path + query,
-      headers: b.contentType ? { 'content-type': b.contentType } : {} as Record<string, string>,
+      headers: b.contentType ? { 'content-type': b.contentType } : {},
       body: m === 'GET' || m === 'HEAD' ? undefined : b.body,
     })));
   });

@@ -3,7 +3,6 @@
 import { createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { Sandbox } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
@@ -27,7 +26,7 @@ export async function cpCommand(ctx: Ctx, src: string, dst: string): Promise<num
 }
 
 async function download(sb: Sandbox, from: string, to: string): Promise<number> {
-  const body = Readable.fromWeb(await sb.files.read(from, { format: 'stream' }) as WebReadableStream<Uint8Array>);
+  const body = Readable.fromWeb(await sb.files.read(from, { format: 'stream' }));
   if (to === '-') {
     try { await pipeline(body, process.stdout, { end: false }); } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EPIPE') return BROKEN_PIPE_EXIT;

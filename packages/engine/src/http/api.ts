@@ -12,7 +12,7 @@ import { z } from 'zod';
 import {
   DEFAULT_TEMPLATE,
   KINDS, KIND_NAMES, VERSIONS, fromHub, toHub, validateObject, formatIssues, claimSource, isKind,
-  type Kind, type Version, type HubObject,
+  type Kind, type Version,
 } from '@asb/api';
 import type { AnyHub, WatchEvent } from '@asb/lifecycle';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
@@ -74,7 +74,7 @@ function query<R extends RouteName>(c: Context, route: R): Record<string, unknow
     const causes = parsed.error.issues.map((i) => ({ field: `query ${i.path.join('.')}`, message: i.message }));
     throw new EngineError('BadRequest', `bad query parameter: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`, causes);
   }
-  return parsed.data as Record<string, unknown>;
+  return parsed.data;
 }
 
 /** RFC 7386 JSON merge patch. */
@@ -184,7 +184,7 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
 
 /** /apis/{group}/{version}/...: the objects, Kubernetes-style. */
 function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
-  const served = (obj: AnyHub, version: Version) => fromHub(obj as HubObject, version, {
+  const served = (obj: AnyHub, version: Version) => fromHub(obj, version, {
     templateOfPool: (ns, pool) => store.getSync('SandboxWarmPool', ns, pool)?.spec.sandboxTemplateRef.name,
   });
   const list = (c: Context, route: 'listObjects' | 'listNamespacedObjects', namespace?: string) => {
@@ -265,7 +265,7 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
       const patched = mergePatch(served(obj, version), patch) as { status?: unknown; metadata: Record<string, unknown> };
       delete patched.status;
       const hub = admit(patched, kind, version, c.req.param('ns')!);
-      return c.json(served(await store.update({ ...hub, metadata: { ...hub.metadata, resourceVersion: obj.metadata.resourceVersion } } as AnyHub), version));
+      return c.json(served(await store.update({ ...hub, metadata: { ...hub.metadata, resourceVersion: obj.metadata.resourceVersion } }), version));
     },
     deleteObject: async (c) => {
       const { propagationPolicy } = query(c, 'deleteObject') as { propagationPolicy?: string };

@@ -45,7 +45,7 @@ export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, 
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
     const upstream = await agent.request(req.method ?? 'GET', req.url ?? '/', headers, hasBody ? req : undefined);
     const out: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(upstream.headers)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[];
+    for (const [k, v] of Object.entries(upstream.headers)) if (!k.startsWith(':') && v !== undefined) out[k] = v;
     res.writeHead(upstream.status, out);
     // NDJSON streams must reach the client event by event.
     res.flushHeaders();

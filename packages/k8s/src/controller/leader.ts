@@ -63,7 +63,7 @@ export class LeaderElector {
       } catch { return false; }
     }
     const held = lease.spec?.holderIdentity;
-    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime as unknown as string).getTime() : 0;
+    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
     const expired = renewed + (lease.spec?.leaseDurationSeconds ?? this.duration) * 1000 < now.getTime();
     if (held && held !== identity && !expired) return false;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (held === identity ? 0 : 1);

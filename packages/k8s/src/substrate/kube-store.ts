@@ -33,7 +33,7 @@ export function hubFromServed(raw: unknown): AnyHub {
   // The API server validated it against the CRD; our schema is the same contract. An object
   // that fails ours anyway is reported, not silently dropped.
   if (!v.ok) throw new Error(`object from the API server does not validate: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
-  return toHub(v.object as AnyObject) as AnyHub;
+  return toHub(v.object) as AnyHub;
 }
 
 export class KubeStore implements WatchableStore {
@@ -196,7 +196,7 @@ export class KubeStore implements WatchableStore {
       // The informer stops on a watch error; it is restarted after a moment (a relist).
       informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000));
       await informer.start();
-      this.informers.push(informer as never);
+      this.informers.push(informer);
     }
   }
 

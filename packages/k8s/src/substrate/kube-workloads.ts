@@ -61,7 +61,7 @@ export function podFor(sb: Sandbox): k8s.V1Pod {
   }
   return {
     apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: podNameOf(sb), namespace: sb.metadata.namespace, labels, annotations, ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference] },
+    metadata: { name: podNameOf(sb), namespace: sb.metadata.namespace, labels, annotations, ownerReferences: [controllerRef(sb)] },
     spec,
   };
 }
@@ -107,7 +107,7 @@ export function serviceFor(sb: Sandbox): k8s.V1Service {
   const hash = nameHash(sb.metadata.name!);
   return {
     apiVersion: 'v1', kind: 'Service',
-    metadata: { name: sb.metadata.name!, namespace: sb.metadata.namespace, labels: { [LABEL_SANDBOX_NAME_HASH]: hash }, ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference] },
+    metadata: { name: sb.metadata.name!, namespace: sb.metadata.namespace, labels: { [LABEL_SANDBOX_NAME_HASH]: hash }, ownerReferences: [controllerRef(sb)] },
     spec: { clusterIP: 'None', selector: { [LABEL_SANDBOX_NAME_HASH]: hash } },
   };
 }
@@ -124,7 +124,7 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
   const sc = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   const scheduled: WorkloadState['scheduled'] = sc
     ? { status: sc.status as 'True' | 'False' | 'Unknown', reason: sc.reason || (sc.status === 'True' ? 'PodScheduled' : 'PodSchedulingUnknown'), message: sc.message ?? '',
-      ...(sc.lastTransitionTime ? { since: new Date(sc.lastTransitionTime as unknown as string).toISOString() } : {}) }
+      ...(sc.lastTransitionTime ? { since: new Date(sc.lastTransitionTime).toISOString() } : {}) }
     : { status: 'Unknown', reason: 'PodSchedulingUnknown', message: 'Pod has not reported a PodScheduled condition yet' };
   return { phase, ready: ready && podIPs.length > 0, message, podIPs, scheduled, ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) };
 }

@@ -8,7 +8,6 @@ import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-type KeyPair = webcrypto.CryptoKeyPair;
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
@@ -28,7 +27,7 @@ function pem(label: string, der: ArrayBuffer): string {
 export async function makeServingCerts(dnsNames: string[], days = 365): Promise<ServingCerts> {
   const now = new Date(Date.now() - 60_000); // a little clock skew between us and the API server
   const notAfter = new Date(now.getTime() + days * 86_400_000);
-  const caKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as KeyPair;
+  const caKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex'),
     name: 'CN=agent-sandbox-webhook-ca', notBefore: now, notAfter, keys: caKeys, signingAlgorithm: ALG,
@@ -38,7 +37,7 @@ export async function makeServingCerts(dnsNames: string[], days = 365): Promise<
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']) as KeyPair;
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex'),
     subject: `CN=${dnsNames[0]}`, issuer: ca.subject, notBefore: now, notAfter,

@@ -25,7 +25,7 @@ export function convertReview(review: ConversionReview, templateOfPool?: (ns: st
     if (!v.ok) {
       return respond({ uid: req.uid, convertedObjects: [], result: { status: 'Failure', message: `${o.kind} ${o.metadata?.namespace}/${o.metadata?.name}: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}` } });
     }
-    const out = fromHub(toHub(v.object as AnyObject) as never, version, { templateOfPool }) as AnyObject & { metadata: Record<string, unknown> };
+    const out = fromHub(toHub(v.object) as never, version, { templateOfPool }) as AnyObject & { metadata: Record<string, unknown> };
     // The API server refuses a conversion that changes metadata beyond labels and annotations:
     // everything else (managedFields, finalizers, timestamps) goes back exactly as it came.
     const meta = { ...(o.metadata as Record<string, unknown>) };

@@ -123,7 +123,7 @@ export async function startChildOverFd(opts: { asbSpawn?: string; env?: Record<s
   theirs.destroy(); // the child holds its own copy
   server.close();
   let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
   const session = http2.connect('http://agent', { createConnection: () => ours });
   session.on('error', () => undefined); // surfaced per request
   const send = (method: string, path: string, o: SendOpts = {}): Promise<Res> => new Promise((resolve, reject) => {
@@ -131,7 +131,7 @@ export async function startChildOverFd(opts: { asbSpawn?: string; env?: Record<s
     let answered = false;
     stream.on('response', (h) => {
       answered = true;
-      resolve({ status: Number(h[':status']), headers: h as Res['headers'], body: stream, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) });
+      resolve({ status: Number(h[':status']), headers: h, body: stream, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) });
     });
     stream.on('error', (err) => { if (!answered) reject(err); });
     void writeBody(stream, o.body);
