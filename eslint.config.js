@@ -15,7 +15,11 @@ export default tseslint.config(
     rules: {
       // An async method that happens not to await still honours its Promise-returning interface.
       '@typescript-eslint/require-await': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // `_`-named bindings are deliberate: a rest sibling that drops a field, an ignored argument.
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true, caughtErrors: 'none' },
+      ],
       '@typescript-eslint/no-floating-promises': [
         'error',
         // node:test awaits its own tests and suites.
@@ -33,6 +37,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/restrict-template-expressions': 'off',
+      '@typescript-eslint/unbound-method': 'off',
     },
   },
 );

@@ -153,7 +153,7 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
     dir, kubeconfig: kc, server, kubectl,
     async stop() {
       for (const p of procs.reverse()) p.kill('SIGTERM');
-      await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(null); }, 5000); p.once('exit', () => { clearTimeout(t); r(null); }); }))));
+      await Promise.all(procs.filter((p) => p.exitCode === null).map((p) => (new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(null); }, 5000); p.once('exit', () => { clearTimeout(t); r(null); }); }))));
       // ASB_K8S_KEEP=1 keeps the directory (logs, kubeconfig) for a look after a failure.
       if (process.env.ASB_K8S_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
     },
@@ -194,6 +194,6 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
   } catch (err) {
     const logs = ['kube-apiserver', 'kube-controller-manager', 'kwok'].map((n) => { try { return `--- ${n}\n${readFileSync(join(dir, 'logs', `${n}.log`), 'utf8').split('\n').slice(-8).join('\n')}`; } catch { return ''; } }).join('\n');
     await cluster.stop();
-    throw new Error(`${(err as Error).message}\n${logs}`);
+    throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
   }
 }

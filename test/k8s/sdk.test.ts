@@ -171,7 +171,7 @@ describe('the SDK on Kubernetes (claims on a real API server, runtime through ou
         return r.stdout;
       } catch (err) {
         const e = err as { stdout?: string; stderr?: string; message: string };
-        throw new Error(`demo ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`);
+        throw new Error(`demo ${args.join(' ')} failed: ${e.message}\n${e.stdout}\n${e.stderr}`, { cause: err });
       }
     };
     const claims = () => h.get('sandboxclaims.extensions.agents.x-k8s.io').items.map((c: any) => c.metadata.name as string);

@@ -100,7 +100,7 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
   let phase: SandboxPhase;
   let template: string | undefined;
   let claim = owner?.kind === 'SandboxClaim' ? owner.name : undefined;
-  let local: Partial<SandboxInfo> = {};
+  let local: Partial<SandboxInfo>;
   if (ctx.substrate === 'engine') {
     const w = ctx.workload;
     phase = suspendedSpec ? 'Suspended' : w?.phase ?? 'Pending';

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // asb: the command line of Agent Sandbox. One handler turns every error into one line on stderr
 // and an exit code; commands are one file each under commands/.
-import { Command } from 'commander';
+import { Command } from '@commander-js/extra-typings';
 import { DEFAULT_TEMPLATE, SandboxError } from '@asb/sdk';
-import { ctxOf, type GlobalFlags } from './context.ts';
+import { ctxOf } from './context.ts';
 import { runCommand } from './commands/run.ts';
 import { execCommand } from './commands/exec.ts';
 import { createCommand } from './commands/create.ts';
@@ -29,7 +29,7 @@ const program = new Command('asb')
   .option('--token <token>', 'bearer token (default: $ASB_TOKEN or $ASB_HOME/token)')
   .showHelpAfterError();
 
-const ctx = () => ctxOf(program.opts<GlobalFlags>());
+const ctx = () => ctxOf(program.opts());
 const exit = (p: Promise<number>) => p.then((code) => { process.exitCode = code; });
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 

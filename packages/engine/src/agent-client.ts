@@ -29,7 +29,7 @@ export class AgentClient {
 
   constructor(socket: Socket, onClose?: (reason: string) => void) {
     this.session = http2.connect('http://sandbox-agent', { createConnection: () => socket, peerMaxConcurrentStreams: 1000 });
-    this.session.on('error', (err) => { this.closedReason = err.message; });
+    this.session.on('error', (err: Error) => { this.closedReason = err.message; });
     this.session.on('close', () => {
       this.closedReason ??= 'the connection to the sandbox agent closed';
       onClose?.(this.closedReason);
@@ -52,7 +52,7 @@ export class AgentClient {
     const stream = this.session.request(h2headers, { endStream: body === undefined });
     return new Promise((resolve, reject) => {
       stream.once('response', (respHeaders) => resolve({ status: Number(respHeaders[':status']), headers: respHeaders, body: stream }));
-      stream.once('error', (err) => reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)));
+      stream.once('error', (err: Error) => reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)));
       if (body === undefined) return;
       if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);
       else {

@@ -46,7 +46,7 @@ export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
 export async function applyObjects(store: ObjectStore, objects: AnyObject[]): Promise<ApplyResult[]> {
   const out: ApplyResult[] = [];
   for (const obj of objects) {
-    const hub = toHub(obj) as AnyHub;
+    const hub: AnyHub = toHub(obj);
     const namespace = hub.metadata.namespace;
     const existing = hub.metadata.name ? await store.get(hub.kind, namespace, hub.metadata.name) : undefined;
     if (!existing) {

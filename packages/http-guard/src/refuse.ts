@@ -40,6 +40,7 @@ export function closeStalled(req: http.IncomingMessage, res: http.ServerResponse
  * the client does; and closing it later, unannounced, would race a client reusing it.
  */
 export function closeWhenAnsweredEarly(req: http.IncomingMessage, res: http.ServerResponse): void {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with its own `this`
   const writeHead = res.writeHead;
   res.writeHead = function writeHeadClosingEarly(this: http.ServerResponse, ...args: unknown[]) {
     if (!this.headersSent && bodyPending(req)) {

@@ -39,7 +39,7 @@ describe('sandbox router', () => {
     closers.push(() => { echo.closeAllConnections(); echo.close(); });
     const wsHttp = http.createServer();
     const wss = new WebSocketServer({ server: wsHttp });
-    wss.on('connection', (ws, req) => { ws.send(`hello ${req.url}`); ws.on('message', (m) => ws.send(`echo ${m}`)); });
+    wss.on('connection', (ws, req) => { ws.send(`hello ${req.url}`); ws.on('message', (m: Buffer) => ws.send(`echo ${m.toString()}`)); });
     wsPort = await listen(wsHttp);
     closers.push(() => { wss.close(); wsHttp.close(); });
     const dead = http.createServer();
@@ -137,7 +137,7 @@ describe('sandbox router', () => {
     const ws = new WebSocket(`ws://127.0.0.1:${routerPort}/stream?x=1`, { headers: to(wsPort) });
     const messages: string[] = [];
     await new Promise<void>((resolve, reject) => {
-      ws.on('message', (m) => { messages.push(String(m)); if (messages.length === 1) ws.send('ping'); if (messages.length === 2) resolve(); });
+      ws.on('message', (m) => { messages.push((m as Buffer).toString()); if (messages.length === 1) ws.send('ping'); if (messages.length === 2) resolve(); });
       ws.on('error', reject);
     });
     ws.close();

@@ -30,6 +30,6 @@ describe('work queue', () => {
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
     assert.ok(gaps[0]! >= 9 && gaps[1]! >= 19 && gaps[2]! >= 39, `backoff doubles: ${gaps}`);
     assert.ok(gaps[3]! >= 29, `requeueAfter: ${gaps}`);
-    q.stop();
+    await q.stop();
   });
 });

@@ -141,7 +141,7 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
   const listener = getRequestListener(app.fetch, { autoCleanupIncoming: false });
 
   const bodyBudget = new BodyBudget(limits.maxBodiesBytes);
-  const server = http.createServer(serverOptions(limits), async (req, res) => {
+  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const got = Buffer.from(req.headers.authorization ?? '');
     if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
       answer(req, res, rpcError(401, -32001, 'unauthorized: send Authorization: Bearer <token> (the engine\'s token, $ASB_HOME/token)'));
@@ -166,6 +166,13 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
     }
     (req as http.IncomingMessage & { rawBody?: Buffer }).rawBody = body;
     await listener(req, res);
+  };
+  const server = http.createServer(serverOptions(limits), (req, res) => {
+    // A request that fails past its answer's start can only be cut; before it, it gets an error.
+    serve(req, res).catch((err: Error) => {
+      if (res.headersSent) res.destroy(err);
+      else answer(req, res, rpcError(500, -32603, `Internal error: ${err.message}`));
+    });
   });
   limitConnections(server, limits.maxConnections);
   answerClientErrors(server, { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' }, (status, message) => rpcError(status, -32000, message));

@@ -51,7 +51,7 @@ async function start(): Promise<void> {
   // The agent is the sandbox's first process: if it died, the sandbox would go with it. A bug in
   // one request must not take the user's processes and files down; it is logged and survived.
   process.on('uncaughtException', (err) => process.stderr.write(`[agent] uncaught: ${err.stack ?? err}\n`));
-  process.on('unhandledRejection', (err) => process.stderr.write(`[agent] unhandled rejection: ${(err as Error)?.stack ?? err}\n`));
+  process.on('unhandledRejection', (err) => process.stderr.write(`[agent] unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`));
 }
 
 // Building the snapshot runs this module with every dependency loaded and initialised; a sandbox

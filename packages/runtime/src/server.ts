@@ -80,7 +80,7 @@ export const AGENT_SOCKET_NAME = 'asb-agent';
  *  connection. The name is bound before this returns (node binds synchronously); a failure to
  *  listen, or later to accept, goes to `onError` and the agent keeps serving fd 0. */
 export function listenAbstract(server: http2.Http2Server, name: string, onError: (why: string) => void): void {
-  server.on('error', (err) => onError(`abstract socket @${name}: ${err.message}`));
+  server.on('error', (err: Error) => onError(`abstract socket @${name}: ${err.message}`));
   server.listen(`\0${name}`);
 }
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { LABEL_SANDBOX_NAME_HASH, nameHash } from '@asb/api';
 import { readKubeApiError } from '@asb/kube';
 import { InvalidError, NotFoundError, SandboxError } from './errors.ts';
-import type { KubernetesCluster } from './kube-cluster.ts';
+import type { Condition, KubernetesCluster, Obj } from './kube-cluster.ts';
 import type { SnapshotInfo, SnapshotStore } from './snapshots.ts';
 
 export const PODSNAPSHOT_GROUP = 'podsnapshot.gke.io';
@@ -16,9 +16,8 @@ const TRIGGER = { group: PODSNAPSHOT_GROUP, version: 'v1', plural: 'podsnapshotm
 const SNAPSHOT = { group: PODSNAPSHOT_GROUP, version: 'v1', plural: 'podsnapshots' };
 const TIMEOUT_MS = 180_000;
 
-type Obj = { metadata: { name: string; creationTimestamp?: string; labels?: Record<string, string> }; spec?: any; status?: any };
-type Condition = { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string };
-const condition = (o: Obj | undefined, type: string): Condition | undefined => (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === type);
+const condition = (o: Obj | undefined, type: string): Condition | undefined =>
+  o?.status?.conditions?.find((c) => c.type === type);
 
 /** `<base, 38 chars at most>-<YYYYmmdd-HHMMSS>-<8 hex>`, as upstream's client names triggers. */
 export function triggerName(base: string, now = new Date()): string {
@@ -67,8 +66,8 @@ export class GkePodSnapshots implements SnapshotStore {
       if (c?.status === 'False' && (c.reason === 'Failed' || c.reason === 'Error')) throw new SandboxError(`snapshot failed: ${c.message ?? c.reason}`, 500, 'SnapshotFailed');
       return c?.status === 'True' && c.reason === 'Complete' && typeof t.status?.snapshotCreated?.name === 'string';
     }, TIMEOUT_MS, `PodSnapshotManualTrigger ${name} to complete`);
-    const id = done.status.snapshotCreated.name as string;
-    const snap = await this.cluster.get(SNAPSHOT, this.namespace, id).catch(() => undefined) as Obj | undefined;
+    const id = done.status?.snapshotCreated?.name ?? '';
+    const snap: Obj | undefined = await this.cluster.get(SNAPSHOT, this.namespace, id).catch(() => undefined);
     const info = snap ? this.info(snap) : { id, namespace: this.namespace, sandbox: this.sandbox, createdAt: condition(done, 'Triggered')?.lastTransitionTime ?? '', reason: 'manual' as const };
     return base.startsWith('suspend-') ? { ...info, reason: 'suspend' } : info;
   }

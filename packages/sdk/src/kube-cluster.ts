@@ -18,9 +18,31 @@ const SANDBOX = { group: 'agents.x-k8s.io', version: 'v1beta1', plural: 'sandbox
 const CLAIM = { group: 'extensions.agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxclaims' };
 const CLAIM_V1ALPHA1 = { ...CLAIM, version: 'v1alpha1' };
 
-export type Obj = { metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; creationTimestamp?: string; annotations?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }> }; spec?: any; status?: any };
 export type Condition = { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string };
-export const ready = (o: Obj | undefined): Condition | undefined => (o?.status?.conditions as Condition[] | undefined)?.find((c) => c.type === 'Ready');
+/** An object as the API server answers, typed only as far as this SDK reads it. */
+export type Obj = {
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>;
+  };
+  spec?: Record<string, unknown>;
+  status?: {
+    conditions?: Condition[];
+    /** A SandboxClaim's Sandbox. */
+    sandbox?: { name?: string };
+    /** A Gateway's addresses. */
+    addresses?: Array<{ value?: string }>;
+    /** A PodSnapshotManualTrigger's snapshot. */
+    snapshotCreated?: { name?: string };
+  };
+};
+export const ready = (o: Obj | undefined): Condition | undefined => o?.status?.conditions?.find((c) => c.type === 'Ready');
 
 /** The error for a Ready reason that will not fix itself while we wait (@asb/api's set). */
 const TERMINAL = {
@@ -63,7 +85,7 @@ export class KubernetesCluster {
       const ns = r.gateway.namespace ?? 'default';
       const gw = await this.waitFor<Obj>({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' }, ns, r.gateway.name,
         (o) => !!o?.status?.addresses?.[0]?.value, 180_000, `the Gateway ${ns}/${r.gateway.name} to have an address`);
-      return { url: `http://${gw.status.addresses[0].value}`, via: `the address of Gateway ${ns}/${r.gateway.name}` };
+      return { url: `http://${gw.status?.addresses?.[0]?.value ?? ''}`, via: `the address of Gateway ${ns}/${r.gateway.name}` };
     }
     return this.portForward(r.portForward.service ?? 'sandbox-router-svc', r.portForward.namespace ?? 'agent-sandbox-system', r.portForward.port ?? 8080);
   }
@@ -122,7 +144,11 @@ export class KubernetesCluster {
         new this.k8s.Watch(this.kc).watch(path, { fieldSelector: `metadata.name=${name}`, resourceVersion: list.metadata.resourceVersion, allowWatchBookmarks: true },
           (type: string, obj: T) => {
             if (type === 'BOOKMARK') return;
-            try { if (done(type === 'DELETED' ? undefined : obj)) finish(() => resolve(obj)); } catch (err) { finish(() => reject(err)); }
+            try {
+              if (done(type === 'DELETED' ? undefined : obj)) finish(() => resolve(obj));
+            } catch (err) {
+              finish(() => reject(err instanceof Error ? err : new Error(String(err))));
+            }
           },
           () => finish(() => resolve(undefined)),
         ).then((c) => { ctl = c; if (settled) c.abort(); }, (err) => finish(() => reject(apiError(err, `watch ${coords.plural}`))));
@@ -156,8 +182,9 @@ export class KubernetesCluster {
         if (isTerminalReason(r?.reason)) throw TERMINAL[r.reason](`SandboxClaim ${o.namespace}/${name}: ${r.reason}: ${r.message}`);
         return false;
       }, o.timeoutMs, `SandboxClaim ${o.namespace}/${name} to be Ready`);
-      const sandbox = await this.get(SANDBOX, o.namespace, claim.status.sandbox.name);
-      if (!sandbox) throw new NotFoundError(`the Sandbox ${claim.status.sandbox.name} of claim ${name} is gone`);
+      const sandboxName = claim.status?.sandbox?.name ?? '';
+      const sandbox = await this.get(SANDBOX, o.namespace, sandboxName);
+      if (!sandbox) throw new NotFoundError(`the Sandbox ${sandboxName} of claim ${name} is gone`);
       return { claim, sandbox };
     } catch (err) {
       // As upstream's client: a claim that did not become ready is not left behind.

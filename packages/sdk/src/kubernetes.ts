@@ -50,7 +50,9 @@ export class KubernetesControl {
   async suspend(opts: { snapshot?: boolean }): Promise<SuspendResult> {
     const snapshot = opts.snapshot ? await this.snapshots.take(`suspend-${this.name}`) : undefined;
     await this.cluster.setOperatingMode(this.namespace, this.name, 'Suspended');
-    await this.cluster.waitFor(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) => ready(o)?.reason === 'SandboxSuspended' && o?.status?.conditions?.some((c: Condition) => c.type === 'Suspended' && c.reason === 'PodTerminated'), 180_000, `Sandbox ${this.name} to be suspended`);
+    await this.cluster.waitFor(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) =>
+      ready(o)?.reason === 'SandboxSuspended' &&
+      !!o?.status?.conditions?.some((c: Condition) => c.type === 'Suspended' && c.reason === 'PodTerminated'), 180_000, `Sandbox ${this.name} to be suspended`);
     return snapshot ? { suspended: true, snapshotId: snapshot.id, snapshot } : { suspended: true };
   }
 
@@ -180,7 +182,7 @@ export function kubernetesConnector(config: ConnectorConfig): Connector {
         const claim = await cluster.get(CLAIM, namespace, id);
         const sandboxName: string = claim
           ? (await cluster.waitFor<Obj>(CLAIM, namespace, id, (c) => !!c?.status?.sandbox?.name, wait,
-            `SandboxClaim ${id} to have a sandbox`)).status.sandbox.name
+            `SandboxClaim ${id} to have a sandbox`)).status?.sandbox?.name ?? ''
           : id;
         const sandbox = await cluster.waitFor<Obj>(SANDBOX, namespace, sandboxName, (o) => {
           if (!o) throw new NotFoundError(`no SandboxClaim or Sandbox named "${id}" in namespace ${namespace}`);

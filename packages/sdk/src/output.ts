@@ -108,7 +108,9 @@ export class OutputChannel {
       const done = () => { sink.off('drain', done); sink.off('close', done); sink.off('error', done); resolve(); };
       sink.once('drain', done); sink.once('close', done); sink.once('error', done);
     });
-    if (this.sinkError) throw this.sinkError;
+    // Read again: the wait above may have set it (the narrowing before the wait does not hold).
+    const failed = this.sinkError as Error | undefined;
+    if (failed) throw failed;
   }
 }
 
@@ -142,7 +144,7 @@ function parseEvent(line: Uint8Array, what: string): ExecEvent | undefined {
   const text = Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString('utf8');
   if (!text.trim()) return undefined;
   let raw: { type?: unknown; data?: unknown };
-  try { raw = JSON.parse(text); } catch {
+  try { raw = JSON.parse(text) as typeof raw; } catch {
     throw new SandboxError(`${what}: the sandbox sent output that is not NDJSON: ${text.slice(0, 200)}`);
   }
   if ((raw?.type === 'stdout' || raw?.type === 'stderr') && typeof raw.data !== 'string') {

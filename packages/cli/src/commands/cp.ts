@@ -39,7 +39,7 @@ async function download(sb: Sandbox, from: string, to: string): Promise<number> 
   } catch (err) {
     // A cut transfer leaves no partial file that could pass for the whole one.
     await rm(to, { force: true }).catch(() => undefined);
-    throw new Error(`asb cp: copying ${from} to ${to} failed, nothing was kept: ${(err as Error).message}`);
+    throw new Error(`asb cp: copying ${from} to ${to} failed, nothing was kept: ${(err as Error).message}`, { cause: err });
   }
   return 0;
 }

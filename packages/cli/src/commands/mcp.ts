@@ -35,7 +35,9 @@ export async function mcpCommand(ctx: Ctx, flags: McpFlags): Promise<number> {
     // stdout is the MCP channel in stdio mode: the engine's start says what it does on stderr.
     log('no local engine is running: starting one');
     const r = spawnSync(process.execPath, [process.argv[1]!, 'engine', 'start'], { stdio: ['ignore', 2, 2], env: process.env });
-    if (r.status !== 0) throw new Error('could not start the local engine (see above); start it with `asb engine start`');
+    if (r.status !== 0) {
+      throw new Error('could not start the local engine (see above); start it with `asb engine start`', { cause: err });
+    }
     conn = resolveConnection(ctx.conn);
   }
   return serve({ ...common, conn }, flags, conn.token, log);

@@ -29,7 +29,7 @@ export function objectRow(kind: Kind, o: ApiObject, now = Date.now()): string[] 
       return [o.metadata.name, ready?.status ?? 'Unknown', sb, ready?.reason ?? '', expires, a];
     }
     case 'SandboxWarmPool':
-      return [o.metadata.name, String(o.status?.readyReplicas ?? 0), String(o.spec.replicas ?? ''), (o.spec.sandboxTemplateRef as { name?: string } | undefined)?.name ?? '', a];
+      return [o.metadata.name, String(o.status?.readyReplicas as number | undefined ?? 0), String(o.spec.replicas as number | undefined ?? ''), (o.spec.sandboxTemplateRef as { name?: string } | undefined)?.name ?? '', a];
     case 'SandboxTemplate': {
       const containers = ((o.spec.podTemplate as { spec?: { containers?: Array<{ image?: string }> } } | undefined)?.spec?.containers) ?? [];
       return [o.metadata.name, containers[0]?.image ?? '', a];

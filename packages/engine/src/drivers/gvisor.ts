@@ -89,7 +89,7 @@ export class GvisorDriver implements SandboxDriver {
       await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], { timeout: 300_000 });
     } catch (err) {
       const why = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
-      throw new Error(`runsc checkpoint ${containerId}: ${why}`);
+      throw new Error(`runsc checkpoint ${containerId}: ${why}`, { cause: err });
     }
     // The sandbox has stopped; its state goes in the background: `delete` waits for the sandbox
     // process to be gone, which sometimes takes runsc 5 s, and nothing needs to wait for that.

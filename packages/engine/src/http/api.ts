@@ -236,7 +236,7 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
       }
       obj.metadata.namespace = namespace;
     }
-    const hub = toHub(obj) as AnyHub;
+    const hub: AnyHub = toHub(obj);
     if (hub.kind === 'SandboxClaim') claimSource(hub); // exactly one source: checked by the schema
     return hub;
   };

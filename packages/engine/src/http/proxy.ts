@@ -50,7 +50,7 @@ export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, 
     // NDJSON streams must reach the client event by event.
     res.flushHeaders();
     upstream.body.pipe(res);
-    upstream.body.on('error', (err) => res.destroy(err));
+    upstream.body.on('error', (err: Error) => res.destroy(err));
     // A client that went away mid-response cancels the agent's stream. One that was answered in
     // full must not: a reset of a finished stream is a frame the agent's nghttp2 counts against
     // its flood limit (1,000, refilled at 33 a second), and past it the agent ends the whole

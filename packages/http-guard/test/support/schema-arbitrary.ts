@@ -79,7 +79,7 @@ function nodePaths(value: unknown, at: Array<string | number> = [], out: Array<A
 
 /** `value` with one hostile change at one of its nodes. */
 function mutate(value: unknown, pick: number, op: 'replace' | 'drop' | 'add', junk: unknown, key: string): unknown {
-  const copy = structuredClone(value) as unknown;
+  const copy = structuredClone<unknown>(value);
   const paths = nodePaths(copy);
   const path = paths[pick % paths.length]!;
   if (path.length === 0) return op === 'replace' ? junk : copy;
@@ -95,7 +95,7 @@ function mutate(value: unknown, pick: number, op: 'replace' | 'drop' | 'add', ju
 
 /** Values of `values`, each with one hostile change somewhere in it. */
 export function mutatedOnce(values: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
-  return fc.tuple(values, fc.nat(), fc.constantFrom('replace', 'drop', 'add') as fc.Arbitrary<'replace' | 'drop' | 'add'>, anyJson(), fc.string({ minLength: 1, maxLength: 10 }))
+  return fc.tuple(values, fc.nat(), fc.constantFrom<'replace' | 'drop' | 'add'>('replace', 'drop', 'add'), anyJson(), fc.string({ minLength: 1, maxLength: 10 }))
     .map(([v, pick, op, junk, key]) => mutate(v, pick, op, junk, key));
 }
 

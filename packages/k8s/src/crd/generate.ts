@@ -6,6 +6,9 @@
 import { z } from 'zod';
 import { KINDS, KIND_NAMES, VERSIONS, type Kind, type Version } from '@asb/api';
 
+// JSON Schema nodes are untyped data walked by key: `any` is what they are here. The output is checked
+// against a real kube-apiserver (packages/k8s/test, test/k8s), not by these types.
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return */
 type Schema = Record<string, any>;
 
 /** zod's JSON Schema (draft 2020-12) → an OpenAPI v3 structural schema node. */

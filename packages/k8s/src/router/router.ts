@@ -85,7 +85,7 @@ export function targetOf(headers: http.IncomingHttpHeaders, o: RouterOptions): T
 
 /** `host[:port]` (IPv6 in brackets) → the router's backend override. */
 export function parseBackend(text: string): { host: string; port?: number } {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
   const port = m?.[3] ? Number(m[3]) : undefined;
   if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new Error(`ROUTER_BACKEND must be host[:port], not "${text}"`);
   return { host: m[1] ?? m[2]!, port };

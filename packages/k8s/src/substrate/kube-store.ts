@@ -33,7 +33,7 @@ export function hubFromServed(raw: unknown): AnyHub {
   // The API server validated it against the CRD; our schema is the same contract. An object
   // that fails ours anyway is reported, not silently dropped.
   if (!v.ok) throw new Error(`object from the API server does not validate: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
-  return toHub(v.object) as AnyHub;
+  return toHub(v.object);
 }
 
 export class KubeStore implements WatchableStore {
@@ -69,7 +69,7 @@ export class KubeStore implements WatchableStore {
     if (cached) return structuredClone(cached) as HubKinds[K];
     if (opts.cached && this.informers.length) return undefined;
     try {
-      const obj = await this.api.getNamespacedCustomObject({ ...this.coords(kind), namespace, name });
+      const obj: unknown = await this.api.getNamespacedCustomObject({ ...this.coords(kind), namespace, name });
       return hubFromServed(obj) as HubKinds[K];
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
@@ -103,7 +103,7 @@ export class KubeStore implements WatchableStore {
   async create<T extends AnyHub>(obj: T): Promise<T> {
     const body = fromHub(obj as never, VERSION) as AnyObject;
     try {
-      const created = await this.api.createNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, body, fieldManager: this.opts.fieldManager });
+      const created: unknown = await this.api.createNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, body, fieldManager: this.opts.fieldManager });
       return this.wrote(hubFromServed(created) as T);
     } catch (err) {
       throw mapApiError(err, `create ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name ?? obj.metadata.generateName}`);
@@ -113,7 +113,7 @@ export class KubeStore implements WatchableStore {
   async update<T extends AnyHub>(obj: T): Promise<T> {
     const body = fromHub(obj as never, VERSION) as AnyObject;
     try {
-      const updated = await this.api.replaceNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
+      const updated: unknown = await this.api.replaceNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
       return this.wrote(hubFromServed(updated) as T);
     } catch (err) {
       throw mapApiError(err, `update ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -129,7 +129,7 @@ export class KubeStore implements WatchableStore {
     if (cached && cached.metadata.resourceVersion === obj.metadata.resourceVersion
       && isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})) return structuredClone(cached) as T;
     try {
-      const updated = await this.api.replaceNamespacedCustomObjectStatus({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
+      const updated: unknown = await this.api.replaceNamespacedCustomObjectStatus({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
       return this.wrote(hubFromServed(updated) as T);
     } catch (err) {
       throw mapApiError(err, `update status of ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -212,7 +212,7 @@ class KindIndex {
   get(kind: string, namespace: string | undefined, name: string | undefined): AnyHub | undefined { return this.byKind.get(kind)?.get(`${namespace}/${name}`); }
   set(obj: AnyHub): void {
     let m = this.byKind.get(obj.kind);
-    if (!m) this.byKind.set(obj.kind, (m = new Map()));
+    if (!m) this.byKind.set(obj.kind, (m = new Map<string, AnyHub>()));
     m.set(`${obj.metadata.namespace}/${obj.metadata.name}`, obj);
   }
   delete(kind: string, namespace: string | undefined, name: string | undefined): void { this.byKind.get(kind)?.delete(`${namespace}/${name}`); }

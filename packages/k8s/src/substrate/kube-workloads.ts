@@ -197,8 +197,8 @@ export class KubeWorkloads implements Workloads {
 
   /** Pods labelled for a Sandbox: each change reconciles the Sandbox that controls the pod. */
   async start(): Promise<void> {
-    const informer = k8s.makeInformer(this.kc, '/api/v1/pods',
-      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }) as never, LABEL_SANDBOX_NAME_HASH) as k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
+    const informer = k8s.makeInformer<k8s.V1Pod>(this.kc, '/api/v1/pods',
+      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }), LABEL_SANDBOX_NAME_HASH);
     const changed = (pod: k8s.V1Pod) => {
       const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Sandbox');
       if (owner) for (const fn of this.listeners) fn(pod.metadata!.namespace!, owner.name);

@@ -133,7 +133,7 @@ export async function startChildOverFd(opts: { asbSpawn?: string; env?: Record<s
       answered = true;
       resolve({ status: Number(h[':status']), headers: h, body: stream, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) });
     });
-    stream.on('error', (err) => { if (!answered) reject(err); });
+    stream.on('error', (err: Error) => { if (!answered) reject(err); });
     void writeBody(stream, o.body);
   });
   const agent = {

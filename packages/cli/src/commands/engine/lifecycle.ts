@@ -79,7 +79,7 @@ export async function engineStatus(ctx: Ctx): Promise<number> {
   }
   const data = { running, ...(st ?? {}), ...info };
   print(ctx.format, data, () => running
-    ? formatTable(['url', 'pid', 'driver', 'runtime', 'token file'], [[st.url, String(st.pid), String(info.driver ?? st.driver), String(info.runtime ?? ''), st.tokenFile]])
+    ? formatTable(['url', 'pid', 'driver', 'runtime', 'token file'], [[st.url, String(st.pid), `${info.driver as string | undefined ?? st.driver}`, `${info.runtime as string | undefined ?? ''}`, st.tokenFile]])
     : 'engine is not running (start it with `asb engine start`)');
   return running ? 0 : 3;
 }
