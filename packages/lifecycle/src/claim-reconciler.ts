@@ -3,7 +3,7 @@
 // and Finished conditions, and ends the claim at its expiry (shutdownTime, or Finished +
 // ttlSecondsAfterFinished) by its shutdownPolicy: Delete removes the claim (and so its Sandbox),
 // Retain removes only the Sandbox.
-// A pass reads, decides with pure functions (decideExpiry, decideSource, decideClaimStatus),
+// A pass reads, decides with pure functions (decideClaimExpiry, decideSource, decideClaimStatus),
 // ensures the claim's one child, its Sandbox, and writes the status once.
 import { isDeepStrictEqual } from 'node:util';
 import {
@@ -36,7 +36,7 @@ export function claimExpiry(claim: SandboxClaim): number | undefined {
 }
 
 /** What an expired claim's pass does. */
-export interface ExpiryPlan {
+export interface ClaimExpiryPlan {
   /** The status with Ready ClaimExpired, when it does not say so yet (and the event that goes with it). */
   status?: SandboxClaimStatus;
   event?: { reason: 'ClaimExpired'; message: string };
@@ -45,7 +45,7 @@ export interface ExpiryPlan {
 }
 
 /** Expired at `now`: what to do; undefined while it is not. (Pure.) */
-export function decideExpiry(claim: SandboxClaim, now: Date): ExpiryPlan | undefined {
+export function decideClaimExpiry(claim: SandboxClaim, now: Date): ClaimExpiryPlan | undefined {
   const expiry = claimExpiry(claim);
   if (expiry === undefined || expiry > now.getTime()) return undefined;
   const message = 'Claim expired. Sandbox cleanup initiated.';
@@ -54,7 +54,7 @@ export function decideExpiry(claim: SandboxClaim, now: Date): ExpiryPlan | undef
     ? undefined
     : setCondition(claim.status?.conditions, readyCondition(claim, 'ClaimExpired', message, now));
   const policy = claim.spec.lifecycle?.shutdownPolicy ?? 'Retain';
-  const remove: ExpiryPlan['remove'] = policy === 'Delete' || policy === 'DeleteForeground'
+  const remove: ClaimExpiryPlan['remove'] = policy === 'Delete' || policy === 'DeleteForeground'
     ? { claim: policy === 'DeleteForeground' ? 'Foreground' : 'Background' }
     : { sandbox: claim.status?.sandbox?.name };
   return {
@@ -180,7 +180,7 @@ export class ClaimReconciler {
     const now = this.d.clock.now();
     const base = read.status;
 
-    const expired = decideExpiry(read, now);
+    const expired = decideClaimExpiry(read, now);
     if (expired) {
       if (expired.status) {
         await writeStatus(store, read, expired.status);

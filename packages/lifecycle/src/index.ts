@@ -3,12 +3,12 @@
 export * from './substrate.ts';
 export { WorkQueue, type QueueOptions } from './queue.ts';
 export {
-  reconcileSandbox, isSandboxReady, decideExpiry as decideSandboxExpiry, suspendedStatus, errorStatus, runningStatus,
+  reconcileSandbox, isSandboxReady, decideSandboxExpiry, suspendedStatus, errorStatus, runningStatus,
   DEFAULT_CLUSTER_DOMAIN, type SandboxReconcileOptions,
 } from './sandbox-reconciler.ts';
 export {
-  ClaimReconciler, claimExpiry, decideExpiry as decideClaimExpiry, decideSource, decideClaimStatus, failedStatus,
-  type ExpiryPlan, type SourceObservation, type ClaimFailure,
+  ClaimReconciler, claimExpiry, decideClaimExpiry, decideSource, decideClaimStatus, failedStatus,
+  type ClaimExpiryPlan, type SourceObservation, type ClaimFailure,
 } from './claim-reconciler.ts';
 export {
   PoolReconciler, CreateExpectations, decidePool, UNREADY_REPLACE_MS,

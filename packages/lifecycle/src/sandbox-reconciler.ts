@@ -32,7 +32,7 @@ export async function reconcileSandbox(
   if (isDeleting(sb)) return {};
   const now = d.clock.now();
 
-  const expiry = decideExpiry(sb, now);
+  const expiry = decideSandboxExpiry(sb, now);
   if (expiry) {
     if (expiry.stage === 'mark') {
       // First pass: say so, then come back to tear down (upstream's two passes).
@@ -84,7 +84,7 @@ const suspended = (sb: Sandbox, reason: SuspendedReason, message: string, now: D
  * then the workload stops and the Sandbox is deleted (shutdownPolicy Delete) or `retain`ed with
  * its conditions alone. Undefined while it is not expired. (Pure.)
  */
-export function decideExpiry(sb: Sandbox, now: Date):
+export function decideSandboxExpiry(sb: Sandbox, now: Date):
   | { stage: 'mark' | 'retain'; status: SandboxStatus }
   | { stage: 'delete' }
   | undefined {
