@@ -137,10 +137,12 @@ export class Engine {
     this.controller = new LifecycleController({
       store: this.store, workloads: this.workloads, clock: systemClock,
       recorder: { event: (obj, type, reason, message) => this.store.recordEvent(obj, type, reason, message) },
+    }, {
+      log: this.log,
       // A replacement's boot costs CPU the claimed sandbox's first commands want: on a small
       // machine, replacing at once makes the warm claim's first command several times slower.
-      warmPoolRefill: { replenishDelayMs: this.config.poolRefillDelayMs },
-    }, { log: this.log });
+      refill: { replenishDelayMs: this.config.poolRefillDelayMs },
+    });
     await this.controller.start();
     // A restore finished by an engine that died before it could say so: the annotation is done.
     for (const sb of this.store.listSync('Sandbox')) {

@@ -3,14 +3,17 @@
 // and Finished conditions, and ends the claim at its expiry (shutdownTime, or Finished +
 // ttlSecondsAfterFinished) by its shutdownPolicy: Delete removes the claim (and so its Sandbox),
 // Retain removes only the Sandbox.
+// A pass reads, decides with pure functions (decideClaimExpiry, decideSource, decideClaimStatus),
+// ensures the claim's one child, its Sandbox, and writes the status once.
 import { isDeepStrictEqual } from 'node:util';
 import {
   ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
   WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
-  type Condition, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
+  type Condition, type PodTemplate, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
+  type SandboxWarmPool,
 } from '@asb/api';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
-import { controllerOf, isControlledBy, isDeleting, keyOf, perController, settleHold, writeStatus } from './objects.ts';
+import { controllerOf, isControlledBy, isDeleting, keyOf, settleHold, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, isNotFound, type Deps, type Result } from './substrate.ts';
 
@@ -32,97 +35,284 @@ export function claimExpiry(claim: SandboxClaim): number | undefined {
   return times.length ? Math.min(...times) : undefined;
 }
 
-export async function reconcileClaim(d: Deps, namespace: string, name: string): Promise<Result> {
-  const read = await d.store.get('SandboxClaim', namespace, name);
-  if (!read || isDeleting(read)) return {};
-  // (Replaced by each write of the claim's metadata: the status is written on the latest.)
-  let claim: SandboxClaim = read;
-  const now = d.clock.now();
-  const status: SandboxClaimStatus = structuredClone(claim.status ?? {});
-  const ready = (reason: ReadyReason, message: string): Condition =>
-    newCondition(SandboxClaimConditions.Ready, reason, message, { now, observedGeneration: claim.metadata.generation });
-  const fail = async (reason: ReadyReason, message: string, retryMs?: number): Promise<Result> => {
-    status.conditions = setCondition(status.conditions, ready(reason, message));
-    await writeStatus(d.store, claim, status);
-    return retryMs !== undefined ? { requeueAfterMs: retryMs } : {};
-  };
+/** What an expired claim's pass does. */
+export interface ClaimExpiryPlan {
+  /** The status with Ready ClaimExpired, when it does not say so yet (and the event that goes with it). */
+  status?: SandboxClaimStatus;
+  event?: { reason: 'ClaimExpired'; message: string };
+  /** Delete removes the claim (its Sandbox goes with it); Retain only the Sandbox, if it is the claim's. */
+  remove: { claim: 'Background' | 'Foreground' } | { sandbox: string | undefined };
+}
 
-  // ---- expiry ----
+/** Expired at `now`: what to do; undefined while it is not. (Pure.) */
+export function decideClaimExpiry(claim: SandboxClaim, now: Date): ClaimExpiryPlan | undefined {
   const expiry = claimExpiry(claim);
-  if (expiry !== undefined && expiry <= now.getTime()) {
-    if (findCondition(status.conditions, 'Ready')?.reason !== 'ClaimExpired') {
-      status.conditions = setCondition(status.conditions, ready('ClaimExpired', 'Claim expired. Sandbox cleanup initiated.'));
-      await writeStatus(d.store, claim, status);
-      d.recorder.event(claim, 'Normal', 'ClaimExpired', 'Claim expired. Sandbox cleanup initiated.');
-    }
-    const policy = claim.spec.lifecycle?.shutdownPolicy ?? 'Retain';
-    if (policy === 'Delete' || policy === 'DeleteForeground') {
-      await d.store.delete('SandboxClaim', namespace, name, { uid: claim.metadata.uid, propagation: policy === 'DeleteForeground' ? 'Foreground' : 'Background' });
-      return {};
-    }
-    const own = status.sandbox?.name ? await d.store.get('Sandbox', namespace, status.sandbox.name) : undefined;
-    if (own && isControlledBy(own, claim)) await d.store.delete('Sandbox', namespace, own.metadata.name!, { uid: own.metadata.uid });
-    return {};
-  }
-  const requeue: Result = expiry !== undefined ? { requeueAfterMs: expiry - now.getTime() } : {};
+  if (expiry === undefined || expiry > now.getTime()) return undefined;
+  const message = 'Claim expired. Sandbox cleanup initiated.';
+  const said = findCondition(claim.status?.conditions, 'Ready')?.reason === 'ClaimExpired';
+  const conditions = said
+    ? undefined
+    : setCondition(claim.status?.conditions, readyCondition(claim, 'ClaimExpired', message, now));
+  const policy = claim.spec.lifecycle?.shutdownPolicy ?? 'Retain';
+  const remove: ClaimExpiryPlan['remove'] = policy === 'Delete' || policy === 'DeleteForeground'
+    ? { claim: policy === 'DeleteForeground' ? 'Foreground' : 'Background' }
+    : { sandbox: claim.status?.sandbox?.name };
+  return {
+    ...(conditions
+      ? { status: { ...structuredClone(claim.status ?? {}), conditions }, event: { reason: 'ClaimExpired', message } }
+      : {}),
+    remove,
+  };
+}
 
-  // ---- what to make the Sandbox from ----
+/** What a claim's source (its pool, its template) resolved to when read. */
+export interface SourceObservation {
+  /** The named pool (spec.warmPoolRef), when the claim names one: undefined if not found. */
+  pool?: SandboxWarmPool;
+  /** Read only once the pool is known. */
+  template?: SandboxTemplate;
+}
+
+/** Why the claim cannot have a Sandbox now: its Ready condition, and when to look again. */
+export interface ClaimFailure { reason: ReadyReason; message: string; retryMs?: number }
+
+/** What the claim's Sandbox is made from; `poolName`: undefined: any pool of the template; '': none (cold). */
+export interface ClaimSourcePlan { ok: true; template: SandboxTemplate; pod: PodTemplate; poolName: string | undefined }
+
+/**
+ * What to make the claim's Sandbox from: the template, the pod (the claim's env injected), and
+ * the pool to adopt from (undefined: any pool of the template; '': none, start cold). (Pure.)
+ */
+export function decideSource(
+  claim: SandboxClaim, seen: SourceObservation,
+): ClaimSourcePlan | ({ ok: false } & ClaimFailure) {
+  const namespace = claim.metadata.namespace;
   const src = claimSource(claim);
   let templateName: string;
-  let poolName: string | undefined; // undefined: any pool of the template; '' : none (cold)
+  let poolName: string | undefined;
   if (src.by === 'warmPool') {
-    const pool = await d.store.get('SandboxWarmPool', namespace, src.warmPool);
-    if (!pool) return fail('WarmPoolNotFound', `SandboxWarmPool "${src.warmPool}" not found in namespace "${namespace}"`, MISSING_RETRY_MS);
-    templateName = pool.spec.sandboxTemplateRef.name;
-    poolName = pool.metadata.name;
+    if (!seen.pool) {
+      const message = `SandboxWarmPool "${src.warmPool}" not found in namespace "${namespace}"`;
+      return { ok: false, reason: 'WarmPoolNotFound', message, retryMs: MISSING_RETRY_MS };
+    }
+    templateName = seen.pool.spec.sandboxTemplateRef.name;
+    poolName = seen.pool.metadata.name;
   } else {
     templateName = src.template;
     poolName = src.warmpool === WARM_POOL_NONE ? '' : src.warmpool === WARM_POOL_DEFAULT ? undefined : src.warmpool;
   }
-  const template = await d.store.get('SandboxTemplate', namespace, templateName);
-  if (!template) return fail('TemplateNotFound', `SandboxTemplate "${templateName}" not found in namespace "${namespace}"`, MISSING_RETRY_MS);
-  const restricted = Object.keys({ ...claim.spec.additionalPodMetadata?.labels, ...claim.spec.additionalPodMetadata?.annotations }).filter(isRestrictedMetadataKey);
-  if (restricted.length) return fail('InvalidMetadata', `additionalPodMetadata uses restricted keys: ${restricted.join(', ')}`);
+  const template = seen.template;
+  if (!template) {
+    const message = `SandboxTemplate "${templateName}" not found in namespace "${namespace}"`;
+    return { ok: false, reason: 'TemplateNotFound', message, retryMs: MISSING_RETRY_MS };
+  }
+  const meta = claim.spec.additionalPodMetadata;
+  const restricted = Object.keys({ ...meta?.labels, ...meta?.annotations }).filter(isRestrictedMetadataKey);
+  if (restricted.length) {
+    const message = `additionalPodMetadata uses restricted keys: ${restricted.join(', ')}`;
+    return { ok: false, reason: 'InvalidMetadata', message };
+  }
   const pod = injectEnv(template.spec.podTemplate, claim, template);
-  if (!pod.ok) return fail('EnvVarsInjectionRejected', pod.message);
+  if (!pod.ok) return { ok: false, reason: 'EnvVarsInjectionRejected', message: pod.message };
   // Env makes the pod differ from the pool's: such a claim always starts cold.
   if (claim.spec.env?.length) poolName = '';
+  return { ok: true, template, pod: pod.podTemplate, poolName };
+}
 
-  // ---- find or make its Sandbox ----
-  const found = await findOwn(d, claim);
-  claim = found.claim;
-  let sandbox = found.sandbox;
-  if (!sandbox && poolName !== '') ({ claim, sandbox } = await adoptWarm(d, claim, template, poolName));
-  if (!sandbox) {
-    try {
-      sandbox = await d.store.create(sandboxForClaim(claim, template, pod.podTemplate));
-      d.recorder.event(claim, 'Normal', 'SandboxProvisioned', `Created Sandbox "${sandbox.metadata.name}"`);
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      const existing = await d.store.get('Sandbox', namespace, name);
-      if (!existing || !isControlledBy(existing, claim)) return fail('ReconcilerError', `Error seen: a Sandbox named "${name}" exists and does not belong to this claim`);
-      sandbox = existing;
-    }
-  }
+/** A claim's status with Ready saying why it has no Sandbox. (Pure.) */
+export function failedStatus(
+  claim: SandboxClaim, base: SandboxClaimStatus | undefined, f: ClaimFailure, now: Date,
+): SandboxClaimStatus {
+  const status = structuredClone(base ?? {});
+  status.conditions = setCondition(status.conditions, readyCondition(claim, f.reason, f.message, now));
+  return status;
+}
 
-  // ---- status: the Sandbox's own conditions, mirrored ----
+/**
+ * The claim's status from its Sandbox (its Ready and Finished conditions, mirrored), and the
+ * pass's result: `status` undefined when nothing is to be written now (routine progress held).
+ * `base`: the status the pass began from. (Pure.)
+ */
+export function decideClaimStatus(
+  claim: SandboxClaim, base: SandboxClaimStatus | undefined, sandbox: Sandbox, now: Date,
+): { status?: SandboxClaimStatus; result: Result } {
+  const expiry = claimExpiry(claim);
+  const requeue: Result = expiry !== undefined ? { requeueAfterMs: expiry - now.getTime() } : {};
+  const status = structuredClone(base ?? {});
   status.sandbox = { name: sandbox.metadata.name, ...(sandbox.status?.podIPs?.length ? { podIPs: sandbox.status.podIPs } : {}) };
   const sbReady = findCondition(sandbox.status?.conditions, 'Ready');
-  status.conditions = setCondition(status.conditions, sbReady ?? ready('SandboxNotReady', 'Sandbox is not ready yet'));
+  const notYet = readyCondition(claim, 'SandboxNotReady', 'Sandbox is not ready yet', now);
+  status.conditions = setCondition(status.conditions, sbReady ?? notYet);
   const finished = findCondition(sandbox.status?.conditions, 'Finished');
   status.conditions = finished ? setCondition(status.conditions, finished) : removeCondition(status.conditions, 'Finished');
   // Still not ready, only in the Sandbox's words now ("Pod exists with phase: Pending" after our
   // "Sandbox is not ready yet"): routine progress, reported with the readiness that follows, at
   // the latest STATUS_SETTLE_MS after the Sandbox said it. Any other reason is reported at once.
   const was = findCondition(claim.status?.conditions, 'Ready')?.reason;
-  const routine = sbReady?.status === 'False' && sbReady.reason === 'DependenciesNotReady' && (was === 'SandboxNotReady' || was === 'DependenciesNotReady');
+  const routine = sbReady?.status === 'False' && sbReady.reason === 'DependenciesNotReady'
+    && (was === 'SandboxNotReady' || was === 'DependenciesNotReady');
   const hold = routine ? settleHold(sbReady.lastTransitionTime, now, requeue) : undefined;
-  if (hold && isDeepStrictEqual(readyReasonless(claim.status), readyReasonless(status))) return hold;
-  await writeStatus(d.store, claim, status);
+  if (hold && isDeepStrictEqual(readyReasonless(claim.status), readyReasonless(status))) return { result: hold };
   // Finished may have just started a ttl: come back when it ends.
   const newExpiry = claimExpiry({ ...claim, status });
-  if (newExpiry !== undefined && newExpiry !== expiry) return { requeueAfterMs: Math.max(0, newExpiry - now.getTime()) };
-  return requeue;
+  if (newExpiry !== undefined && newExpiry !== expiry) {
+    return { status, result: { requeueAfterMs: Math.max(0, newExpiry - now.getTime()) } };
+  }
+  return { status, result: requeue };
+}
+
+function readyCondition(claim: SandboxClaim, reason: ReadyReason, message: string, now: Date): Condition {
+  const observedGeneration = claim.metadata.generation;
+  return newCondition(SandboxClaimConditions.Ready, reason, message, { now, observedGeneration });
+}
+
+/** One per controller: it owns the adoptions its claims have under way. */
+export class ClaimReconciler {
+  /** Pool members ("ns/name") a claim of this controller is adopting at this moment. */
+  private readonly taking = new Set<string>();
+
+  constructor(private readonly d: Deps) {}
+
+  async reconcile(namespace: string, name: string): Promise<Result> {
+    const { store, recorder } = this.d;
+    const read = await store.get('SandboxClaim', namespace, name);
+    if (!read || isDeleting(read)) return {};
+    const now = this.d.clock.now();
+    const base = read.status;
+
+    const expired = decideClaimExpiry(read, now);
+    if (expired) {
+      if (expired.status) {
+        await writeStatus(store, read, expired.status);
+        if (expired.event) recorder.event(read, 'Normal', expired.event.reason, expired.event.message);
+      }
+      if ('claim' in expired.remove) {
+        const propagation = expired.remove.claim;
+        await store.delete('SandboxClaim', namespace, name, { uid: read.metadata.uid, propagation });
+        return {};
+      }
+      const own = expired.remove.sandbox ? await store.get('Sandbox', namespace, expired.remove.sandbox) : undefined;
+      if (own && isControlledBy(own, read)) {
+        await store.delete('Sandbox', namespace, own.metadata.name!, { uid: own.metadata.uid });
+      }
+      return {};
+    }
+
+    const fail = async (claim: SandboxClaim, f: ClaimFailure): Promise<Result> => {
+      await writeStatus(store, claim, failedStatus(claim, base, f, now));
+      return f.retryMs !== undefined ? { requeueAfterMs: f.retryMs } : {};
+    };
+    const source = decideSource(read, await this.readSource(read));
+    if (!source.ok) return fail(read, source);
+
+    const got = await this.ensureSandbox(read, source.template, source.pod, source.poolName);
+    if ('failure' in got) return fail(got.claim, got.failure);
+    const out = decideClaimStatus(got.claim, base, got.sandbox, now);
+    if (out.status) await writeStatus(store, got.claim, out.status);
+    return out.result;
+  }
+
+  /** The claim's pool (when it names one) and template. */
+  private async readSource(claim: SandboxClaim): Promise<SourceObservation> {
+    const ns = claim.metadata.namespace;
+    const src = claimSource(claim);
+    if (src.by === 'warmPool') {
+      const pool = await this.d.store.get('SandboxWarmPool', ns, src.warmPool);
+      if (!pool) return {};
+      const template = await this.d.store.get('SandboxTemplate', ns, pool.spec.sandboxTemplateRef.name);
+      return { pool, ...(template ? { template } : {}) };
+    }
+    const template = await this.d.store.get('SandboxTemplate', ns, src.template);
+    return template ? { template } : {};
+  }
+
+  /**
+   * The claim's Sandbox: the one it has, else a warm one adopted, else a new one. `claim`: the
+   * claim as the adoption's writes of its metadata left it (the status is written on it).
+   */
+  private async ensureSandbox(
+    read: SandboxClaim, template: SandboxTemplate, pod: PodTemplate, poolName: string | undefined,
+  ): Promise<{ claim: SandboxClaim; sandbox: Sandbox } | { claim: SandboxClaim; failure: ClaimFailure }> {
+    const { store, recorder } = this.d;
+    const { namespace, name } = read.metadata as { namespace: string; name: string };
+    let { claim, sandbox } = await findOwn(this.d, read);
+    if (!sandbox && poolName !== '') ({ claim, sandbox } = await this.adoptWarm(claim, template, poolName));
+    if (sandbox) return { claim, sandbox };
+    try {
+      sandbox = await store.create(sandboxForClaim(claim, template, pod));
+      recorder.event(claim, 'Normal', 'SandboxProvisioned', `Created Sandbox "${sandbox.metadata.name}"`);
+      return { claim, sandbox };
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      const existing = await store.get('Sandbox', namespace, name);
+      if (!existing || !isControlledBy(existing, claim)) {
+        const message = `Error seen: a Sandbox named "${name}" exists and does not belong to this claim`;
+        return { claim, failure: { reason: 'ReconcilerError', message } };
+      }
+      return { claim, sandbox: existing };
+    }
+  }
+
+  /**
+   * Takes a warm Sandbox of the template (of the named pool, if one is named), ready ones first as
+   * upstream does: the claim first records the candidate in its sandbox-name
+   * annotation (the claim's lock: one adoption at a time per claim), then takes the Sandbox (the
+   * Sandbox's resourceVersion lets only one claim win it; the loser tries the next candidate).
+   */
+  private async adoptWarm(
+    claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined,
+  ): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
+    const d = this.d;
+    const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
+    if (poolName) labels[LABEL_WARM_POOL_SANDBOX] = nameHash(poolName);
+    // A stale answer is harmless here: adopting a Sandbox that changed meanwhile is a conflict.
+    // Members another claim of this controller is taking right now are left to it: only claims of
+    // another process can still collide (and the Sandbox's resourceVersion settles those).
+    const taking = this.taking;
+    const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
+      .filter((sb) => !isDeleting(sb) && isAdoptable(sb)
+        && !taking.has(keyOf(sb.metadata.namespace, sb.metadata.name!)));
+    // Ready ones first, as upstream. Claims reconciled at the same moment would all try the same
+    // one first and all but one lose: each starts at a random ready member instead (the list
+    // wraps around), so their order among themselves does not matter, and is not sorted for (a
+    // claim burst on a pool of 1,000 sorted it once per claim). Unready ones follow, oldest first.
+    const ready: Sandbox[] = [];
+    const unready: Sandbox[] = [];
+    for (const m of members) (isSandboxReady(m) ? ready : unready).push(m);
+    const k = Math.floor(Math.random() * ready.length);
+    const age = (sb: Sandbox) => Date.parse(sb.metadata.creationTimestamp ?? '');
+    const candidates = [...ready.slice(k), ...ready.slice(0, k), ...unready.sort((a, b) => age(a) - age(b))];
+    let tries = 0;
+    for (const listed of candidates) {
+      if (tries >= ADOPTION_TRIES) break;
+      // The newest copy: another claim may have adopted it since the list, or be taking it now.
+      const { namespace, name } = listed.metadata as { namespace: string; name: string };
+      const candidate = await d.store.get('Sandbox', namespace, name, { cached: true });
+      const key = keyOf(namespace, name);
+      if (!candidate || isDeleting(candidate) || !isAdoptable(candidate) || taking.has(key)) continue;
+      tries++;
+      taking.add(key);
+      try {
+        // A conflict here means the claim changed (or our copy of it is stale): the whole
+        // reconcile is retried, from a fresh read.
+        claim = await d.store.update(withAssigned(claim, candidate.metadata.name));
+        try {
+          const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
+          d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
+          return { claim, sandbox: adopted };
+        } catch (err) {
+          if (!isConflict(err) && !isNotFound(err)) throw err; // another claim took it first
+        }
+      } finally {
+        taking.delete(key);
+      }
+    }
+    // None could be taken: the claim starts cold, and names no warm Sandbox.
+    if (claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME]) {
+      claim = await d.store.update(withAssigned(claim, undefined));
+    }
+    return { claim };
+  }
 }
 
 /**
@@ -169,61 +359,5 @@ function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): San
   return { ...claim, metadata: { ...claim.metadata, annotations } };
 }
 
-/** Pool members ("ns/name") a claim of this controller is adopting at this moment. */
-const takingOf = perController(() => new Set<string>());
-
 const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';
 
-/**
- * Takes a warm Sandbox of the template (of the named pool, if one is named), ready ones first as
- * upstream does: the claim first records the candidate in its sandbox-name
- * annotation (the claim's lock: one adoption at a time per claim), then takes the Sandbox (the
- * Sandbox's resourceVersion lets only one claim win it; the loser tries the next candidate).
- */
-async function adoptWarm(d: Deps, claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
-  const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
-  if (poolName) labels[LABEL_WARM_POOL_SANDBOX] = nameHash(poolName);
-  // A stale answer is harmless here: adopting a Sandbox that changed meanwhile is a conflict.
-  // Members another claim of this controller is taking right now are left to it: only claims of
-  // another process can still collide (and the Sandbox's resourceVersion settles those).
-  const taking = takingOf(d);
-  const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
-    .filter((sb) => !isDeleting(sb) && isAdoptable(sb) && !taking.has(keyOf(sb.metadata.namespace, sb.metadata.name!)));
-  // Ready ones first, as upstream. Claims reconciled at the same moment would all try the same
-  // one first and all but one lose: each starts at a random ready member instead (the list
-  // wraps around), so their order among themselves does not matter, and is not sorted for (a
-  // claim burst on a pool of 1,000 sorted it once per claim). Unready ones follow, oldest first.
-  const ready: Sandbox[] = [];
-  const unready: Sandbox[] = [];
-  for (const m of members) (isSandboxReady(m) ? ready : unready).push(m);
-  const k = Math.floor(Math.random() * ready.length);
-  const age = (sb: Sandbox) => Date.parse(sb.metadata.creationTimestamp ?? '');
-  const candidates = [...ready.slice(k), ...ready.slice(0, k), ...unready.sort((a, b) => age(a) - age(b))];
-  let tries = 0;
-  for (const listed of candidates) {
-    if (tries >= ADOPTION_TRIES) break;
-    // The newest copy: another claim may have adopted it since the list, or be taking it now.
-    const candidate = await d.store.get('Sandbox', listed.metadata.namespace, listed.metadata.name!, { cached: true });
-    const key = keyOf(listed.metadata.namespace, listed.metadata.name!);
-    if (!candidate || isDeleting(candidate) || !isAdoptable(candidate) || taking.has(key)) continue;
-    tries++;
-    taking.add(key);
-    try {
-      // A conflict here means the claim changed (or our copy of it is stale): the whole
-      // reconcile is retried, from a fresh read.
-      claim = await d.store.update(withAssigned(claim, candidate.metadata.name));
-      try {
-        const adopted = await d.store.update(adoptedByClaim(candidate, claim, template));
-        d.recorder.event(claim, 'Normal', 'SandboxAdopted', `Adopted warm pool Sandbox "${adopted.metadata.name}"`);
-        return { claim, sandbox: adopted };
-      } catch (err) {
-        if (!isConflict(err) && !isNotFound(err)) throw err; // another claim took it first
-      }
-    } finally {
-      taking.delete(key);
-    }
-  }
-  // None could be taken: the claim starts cold, and names no warm Sandbox.
-  if (claim.metadata.annotations?.[ANNOTATION_SANDBOX_NAME]) claim = await d.store.update(withAssigned(claim, undefined));
-  return { claim };
-}

@@ -4,9 +4,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { LABEL_WARM_POOL_SANDBOX, nameHash } from '@asb/api';
-import { reconcileClaim } from './claim-reconciler.ts';
+import { ClaimReconciler } from './claim-reconciler.ts';
 import { keyOf, splitKey, controllerOf } from './objects.ts';
-import { reconcilePool } from './pool-reconciler.ts';
+import { PoolReconciler } from './pool-reconciler.ts';
+import { RefillPolicy, type RefillPolicyOptions } from './refill-policy.ts';
 import { reconcileSandbox } from './sandbox-reconciler.ts';
 import { isNotFound, type AnyHub, type Deps, type WatchableStore, type WatchEvent } from './substrate.ts';
 import { WorkQueue } from './queue.ts';
@@ -23,24 +24,13 @@ export interface ControllerOptions {
    * @default 0 (at once)
    */
   workloadChangeDelayMs?: number;
-  /**
-   * Claims first: while claims are busy (queued, or the last one arrived less than
-   * claimsQuietMs ago), work that can wait does, up to this long, so that claims have the API
-   * server (or the machine) to themselves. That work is the rest of an adoption (the member is
-   * Ready already: its Pod's relabelling and its status at the new generation) and the pool's
-   * replacements for the members claims took (between claims one after another, not once the
-   * pool is down to a quarter).
-   * @default 0 (nothing waits)
-   */
-  claimsFirstMaxDeferMs?: number;
-  /**
-   * Claims first: a pool that refills while claims are still busy (down to a quarter, or its
-   * wait spent) makes at most this many replacements a second.
-   * @default 0 (no limit)
-   */
-  claimsFirstRefillPerS?: number;
-  /** Claims this close together are one stream, for claims first. @default CLAIMS_QUIET_MS */
-  claimsQuietMs?: number;
+  /** Warm pools' refills: upstream v0.5's shaping, and claims first. @default none (immediately, unpaced) */
+  refill?: RefillPolicyOptions;
+  /** For status.serviceFQDN. @default "cluster.local" */
+  clusterDomain?: string;
+  /** Pool members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
+   *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
+  warmPoolEviction?: boolean;
   /**
    * Reconcile a pool at most this long after one of its members changes, so that the changes of
    * many members make one pass (each pass reads every member: a pool of 1,000 filling, each
@@ -51,13 +41,6 @@ export interface ControllerOptions {
   poolMemberChangeDelayMs?: number;
 }
 
-/**
- * Claims that arrive less than this apart are one stream: the work claims first holds back waits
- * for a gap this long. (Under load each claim keeps the API server busy for ~100 ms; work let in
- * between two claims of a stream doubles the next one's latency.)
- */
-export const CLAIMS_QUIET_MS = 500;
-
 export class LifecycleController {
   readonly sandboxes: WorkQueue;
   readonly claims: WorkQueue;
@@ -65,13 +48,10 @@ export class LifecycleController {
   private unwatch?: () => void;
   private readonly workloadChangeDelayMs: number;
   private readonly poolMemberChangeDelayMs: number;
-  private readonly claimsFirstMaxDeferMs: number;
-  /** Adopted Sandboxes waiting for claims to be quiet: key → when to go anyway. */
-  private readonly deferred = new Map<string, number>();
+  /** What waits for claims (refills, adopted Sandboxes' follow-ups), and what that remembers. */
+  readonly refill: RefillPolicy;
+  /** Looks again, while follow-ups wait for claims to be quiet. */
   private deferTimer?: NodeJS.Timeout;
-  /** When the last new claim was seen (performance.now()). */
-  private lastClaimArrival = -Infinity;
-  private readonly claimsQuietMs: number;
 
   private readonly log?: Pick<Logger, 'warn' | 'debug'>;
   private stopped = false;
@@ -83,21 +63,22 @@ export class LifecycleController {
       if ((err as Error)?.name === 'ConflictError') opts.log?.debug({ kind, key }, 'conflict; retrying');
       else opts.log?.warn({ kind, key, err: (err as Error)?.message ?? String(err) }, 'reconcile failed; retrying');
     };
-    this.claimsFirstMaxDeferMs = opts.claimsFirstMaxDeferMs ?? 0;
-    this.claimsQuietMs = opts.claimsQuietMs ?? CLAIMS_QUIET_MS;
-    const reconcileDeps: Deps = this.claimsFirstMaxDeferMs > 0
-      ? { ...deps, claimsFirst: { maxDeferMs: this.claimsFirstMaxDeferMs, refillPerS: opts.claimsFirstRefillPerS, claimsQueued: () => this.claims.length > 0, claimsArriving: () => this.claimsArriving() } }
-      : deps;
-    const q = (fn: (d: Deps, ns: string, name: string) => Promise<{ requeueAfterMs?: number }>, workers: number, kind: string) =>
+    type Reconcile = (ns: string, name: string) => Promise<{ requeueAfterMs?: number }>;
+    const q = (reconcile: Reconcile, workers: number, kind: string) =>
       new WorkQueue(async (key) => {
         const [ns, name] = splitKey(key);
         // An object deleted while it was being reconciled: nothing left to do (its DELETED event
         // queues whatever follows from that).
-        try { return await fn(reconcileDeps, ns, name); } catch (err) { if (isNotFound(err)) return {}; throw err; }
+        try { return await reconcile(ns, name); } catch (err) { if (isNotFound(err)) return {}; throw err; }
       }, { concurrency: workers, baseBackoffMs: 5, maxBackoffMs: 30_000, onError: onError(kind) });
-    this.sandboxes = q(reconcileSandbox, opts.sandboxWorkers ?? 32, 'Sandbox');
-    this.claims = q(reconcileClaim, opts.claimWorkers ?? 16, 'SandboxClaim');
-    this.pools = q(reconcilePool, opts.poolWorkers ?? 4, 'SandboxWarmPool');
+    const d: Deps = { store: deps.store, workloads: deps.workloads, recorder: deps.recorder, clock: deps.clock };
+    const sandboxOpts = { clusterDomain: opts.clusterDomain };
+    this.sandboxes = q((ns, name) => reconcileSandbox(d, ns, name, sandboxOpts), opts.sandboxWorkers ?? 32, 'Sandbox');
+    const claims = new ClaimReconciler(d);
+    this.claims = q((ns, name) => claims.reconcile(ns, name), opts.claimWorkers ?? 16, 'SandboxClaim');
+    this.refill = new RefillPolicy(opts.refill, this.claims);
+    const pools = new PoolReconciler(d, this.refill, { warmPoolEviction: opts.warmPoolEviction });
+    this.pools = q((ns, name) => pools.reconcile(ns, name), opts.poolWorkers ?? 4, 'SandboxWarmPool');
     this.workloadChangeDelayMs = opts.workloadChangeDelayMs ?? 0;
     this.poolMemberChangeDelayMs = opts.poolMemberChangeDelayMs ?? 0;
   }
@@ -116,7 +97,7 @@ export class LifecycleController {
     this.stopped = true;
     this.unwatch?.();
     clearInterval(this.deferTimer);
-    this.deferred.clear();
+    this.refill.clearFollowUps();
     await Promise.all([this.sandboxes, this.claims, this.pools].map((q) => q.stop()));
   }
 
@@ -124,7 +105,7 @@ export class LifecycleController {
   async idle(): Promise<void> {
     for (let i = 0; i < 3; i++) {
       await Promise.all([this.sandboxes.idle(), this.claims.idle(), this.pools.idle()]);
-      while (this.deferred.size) await new Promise((r) => setTimeout(r, 20));
+      while (this.refill.heldFollowUps) await new Promise((r) => setTimeout(r, 20));
     }
   }
 
@@ -149,7 +130,7 @@ export class LifecycleController {
         break;
       }
       case 'SandboxClaim':
-        if (ev.type === 'ADDED') this.lastClaimArrival = performance.now();
+        if (ev.type === 'ADDED') this.refill.claimArrived();
         this.claims.add(key);
         break;
       case 'SandboxWarmPool': this.pools.add(key); break;
@@ -159,22 +140,11 @@ export class LifecycleController {
 
   /** An adopted Sandbox's reconcile: now if claims are quiet, else once they are (or at the latest). */
   private followUp(key: string): void {
-    if (this.claimsFirstMaxDeferMs <= 0 || !this.claimsBusy()) { this.sandboxes.add(key); return; }
-    if (!this.deferred.has(key)) this.deferred.set(key, Date.now() + this.claimsFirstMaxDeferMs);
+    if (!this.refill.holdFollowUp(key)) { this.sandboxes.add(key); return; }
     this.deferTimer ??= setInterval(() => {
-      const idle = !this.claimsBusy();
-      const now = Date.now();
-      for (const [k, until] of this.deferred) if (idle || until <= now) { this.deferred.delete(k); this.sandboxes.add(k); }
-      if (!this.deferred.size) { clearInterval(this.deferTimer); this.deferTimer = undefined; }
+      for (const k of this.refill.dueFollowUps()) this.sandboxes.add(k);
+      if (!this.refill.heldFollowUps) { clearInterval(this.deferTimer); this.deferTimer = undefined; }
     }, 50).unref();
-  }
-
-  private claimsArriving(): boolean {
-    return performance.now() - this.lastClaimArrival < this.claimsQuietMs;
-  }
-
-  private claimsBusy(): boolean {
-    return this.claims.length > 0 || this.claimsArriving();
   }
 
   /**

@@ -46,19 +46,6 @@ export async function writeStatus<T extends AnyHub>(store: ObjectStore, obj: T, 
   return store.updateStatus({ ...obj, status } as T);
 }
 
-/**
- * State a reconciler keeps between passes, one per controller: keyed by the controller's store,
- * so that two controllers in one process (tests, a leader change) keep their own.
- */
-export function perController<T>(make: () => T): (d: { store: object }) => T {
-  const byStore = new WeakMap<object, T>();
-  return (d) => {
-    let v = byStore.get(d.store);
-    if (v === undefined) byStore.set(d.store, (v = make()));
-    return v;
-  };
-}
-
 export const isDeleting = (obj: AnyHub): boolean => obj.metadata.deletionTimestamp !== undefined;
 
 export const kindOf = (obj: AnyHub): KindName => obj.kind as KindName;

@@ -3,167 +3,193 @@
 // the next pass creates a replacement. Scale-down removes unready members first, then the newest.
 // Members made from an older pod template are stale: Recreate deletes them, OnReplenish keeps them
 // until claimed.
-import { LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash, type Sandbox } from '@asb/api';
+// A pass reads (observePool), decides (decidePool, pure) and writes (applyPool).
+import {
+  LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash,
+  type Sandbox, type SandboxTemplate, type SandboxWarmPool,
+} from '@asb/api';
 import { podTemplateHash, sandboxForPool } from './blueprint.ts';
-import { controllerOf, controllerRef, isDeleting, keyOf, perController, writeStatus } from './objects.ts';
+import { controllerOf, controllerRef, isDeleting, keyOf, writeStatus } from './objects.ts';
+import type { RefillGrant, RefillPolicy } from './refill-policy.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
 
 /** A member that never became ready in this long is replaced. */
 export const UNREADY_REPLACE_MS = 5 * 60_000;
-
-/**
- * What the pool reconciler remembers between passes, per controller, by pool.
- * - expected, by pool uid: members this process created that the (possibly lagging) watch cache
- *   may not show yet, counted as members until seen, so that a pass right after a burst of creates
- *   does not create them again (controller-runtime's "expectations"); forgotten after a minute, in
- *   case a create event was lost.
- * - refills, by "ns/name": refill shaping as upstream v0.5 keeps it: the member count last seen
- *   (a drop means claims are taking members), the hold that drop arms, and a token bucket that
- *   holds at most one second of creates.
- */
-interface PoolMemory { expected: Map<string, Map<string, number>>; refills: Map<string, RefillState> }
-interface RefillState {
-  lastMembers: number; holdUntil: number; tokens: number; tokensAt: number;
-  /** Claims first: when this drain's wait for the claim queue began, and whether it is used up. */
-  claimsWaitFrom?: number; claimsWaitSpent?: boolean;
-  /** Claims took members since the pool was last full: what it makes now are replacements. */
-  drained?: boolean;
-}
-const memoryOf = perController((): PoolMemory => ({ expected: new Map(), refills: new Map() }));
 const EXPECTATION_TTL_MS = 60_000;
-/** How often a pool waiting for the claim queue looks again. */
-const CLAIMS_FIRST_POLL_MS = 100;
 
-/**
- * How many replacements this pass may create (of `want`), and when to look again if fewer. The
- * first sight of a pool (new, or after a restart) never holds: a fill or scale-up starts at once.
- */
-function shapeRefill(refills: Map<string, RefillState>, key: string, d: Deps, current: number, desired: number, want: number, now: number): { allow: number; retryMs?: number } {
-  const delay = d.warmPoolRefill?.replenishDelayMs ?? 0, rate = d.warmPoolRefill?.maxRefillRate ?? 0;
-  let st = refills.get(key);
-  let dropped = false;
-  if (!st) { st = { lastMembers: current, holdUntil: 0, tokens: Math.max(1, rate), tokensAt: now }; refills.set(key, st); } else {
-    dropped = current < st.lastMembers;
-    st.lastMembers = current;
-    if (current >= desired) { st.holdUntil = 0; st.claimsWaitFrom = undefined; st.claimsWaitSpent = false; st.drained = false; }
-    else if (dropped) {
-      st.drained = true;
-      if (delay > 0) st.holdUntil = now + delay; // re-armed while the burst lasts
-    }
-  }
-  if (want <= 0) return { allow: 0 };
-  if (st.holdUntil > now) return { allow: 0, retryMs: st.holdUntil - now };
-  // Claims first: members being taken while claims are queued, or arrive one after another,
-  // wait to be replaced until claims are quiet, once per drain and for a bounded time, so that a
-  // steady stream of claims cannot keep the pool from refilling (upstream's replenish delay can:
-  // its own caveat). Between claims one after another, a pool down to a quarter of its size
-  // starts refilling, for the claims still to come. (Claims already queued gain nothing from a
-  // refill: one that finds no member starts cold at once, so a burst keeps the API server.)
-  const cf = d.claimsFirst;
-  const queued = !!cf?.claimsQueued(), arriving = !!cf?.claimsArriving();
-  if (cf && !st.claimsWaitSpent && (dropped || st.claimsWaitFrom !== undefined)) {
-    if (queued || (arriving && current > desired / 4)) {
-      st.claimsWaitFrom ??= now;
-      if (now - st.claimsWaitFrom < cf.maxDeferMs) return { allow: 0, retryMs: CLAIMS_FIRST_POLL_MS };
-      st.claimsWaitSpent = true; // waited its time in this drain: refill now, however busy
-    } else st.claimsWaitFrom = undefined;
-  }
-  // Replacements made while claims are still busy (a quarter left, or the wait spent) are paced,
-  // so that they do not take the API server from them: all at once, 750 replacements made every
-  // claim behind them wait seconds (p95 6 s for claims at a steady 40/s). Once claims are quiet,
-  // the full rate. (A fill or scale-up is not a refill: it goes at once.)
-  const pace = (queued || arriving) && st.drained ? cf?.refillPerS ?? 0 : 0;
-  const r = rate > 0 && pace > 0 ? Math.min(rate, pace) : rate || pace;
-  if (r <= 0) return { allow: want };
-  st.tokens = Math.min(Math.max(1, r), st.tokens + ((now - st.tokensAt) / 1000) * r);
-  st.tokensAt = now;
-  const allow = Math.min(want, Math.floor(st.tokens));
-  st.tokens -= allow;
-  return allow < want ? { allow, retryMs: Math.ceil(((1 - (st.tokens % 1)) / r) * 1000) } : { allow };
+/** What a pass sees of a pool. */
+export interface PoolObservation {
+  pool: SandboxWarmPool;
+  template?: SandboxTemplate;
+  /** Its members: its label, controlled by it, not being deleted (orphans adopted already). */
+  members: Sandbox[];
+  /** Members this controller created that the watch cache does not show yet. */
+  pendingCreates: number;
 }
 
-export async function reconcilePool(d: Deps, namespace: string, name: string): Promise<Result> {
-  const pool = await d.store.get('SandboxWarmPool', namespace, name);
-  const { expected, refills } = memoryOf(d);
-  if (!pool) refills.delete(keyOf(namespace, name));
-  if (!pool || isDeleting(pool)) return {}; // members are owned: the store collects them
-  const now = d.clock.now().getTime();
-  const template = await d.store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
-  const poolHash = nameHash(name);
-  let members: Sandbox[] = [];
-  // From the watch cache: a pool of 1,000 is not re-listed from the API server on every change.
-  // Every Sandbox of the namespace: a member this process created counts as seen once the cache
-  // shows it at all, in the pool or already adopted out of it.
-  const all = await d.store.list('Sandbox', { namespace, cached: true });
-  const pending = expected.get(pool.metadata.uid!) ?? new Map<string, number>();
-  for (const sb of all) pending.delete(sb.metadata.name!);
-  for (const [n, until] of pending) if (until < now) pending.delete(n);
-  for (const sb of all.filter((x) => x.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] === poolHash)) {
-    if (isDeleting(sb)) continue;
-    const owner = controllerOf(sb);
-    if (owner && owner.uid !== pool.metadata.uid) continue; // someone else's
-    if (!owner) {
-      // An orphan with our label (its pool was re-created): adopt it.
-      try { members.push(await d.store.update({ ...sb, metadata: { ...sb.metadata, ownerReferences: [controllerRef(pool)] } })); } catch (err) { if (!isConflict(err)) throw err; }
-      continue;
-    }
-    members.push(sb);
-  }
+/** What a pass does to a pool. */
+export interface PoolPlan {
+  /** Stale (Recreate) or never ready: deleted one after another. */
+  replace: Sandbox[];
+  /** Beyond `replicas`: deleted together. */
+  scaleDown: Sandbox[];
+  /** New members to create. */
+  create: number;
+  status: NonNullable<SandboxWarmPool['status']>;
+  requeueAfterMs?: number;
+}
 
-  const remove = async (sb: Sandbox) => { await d.store.delete('Sandbox', namespace, sb.metadata.name!, { uid: sb.metadata.uid }); };
+/**
+ * The pool's plan from what it has (pure). `grant` is the refill policy's answer for this pass,
+ * asked once, with the member count (those on their way included) after replacements.
+ */
+export function decidePool(
+  o: PoolObservation, nowMs: number, grant: (current: number, desired: number, want: number) => RefillGrant,
+): PoolPlan {
+  const { pool, template } = o;
   const currentHash = template ? podTemplateHash(template) : undefined;
-  const stale = (sb: Sandbox) => currentHash !== undefined && sb.metadata.labels?.[LABEL_SANDBOX_POD_TEMPLATE_HASH] !== currentHash;
-  const age = (sb: Sandbox) => now - Date.parse(sb.metadata.creationTimestamp ?? new Date(now).toISOString());
-  const keep: Sandbox[] = [];
-  for (const sb of members) {
-    if ((pool.spec.updateStrategy?.type === 'Recreate' && stale(sb)) || (!isSandboxReady(sb) && age(sb) > UNREADY_REPLACE_MS)) await remove(sb);
-    else keep.push(sb);
+  const stale = (sb: Sandbox) =>
+    currentHash !== undefined && sb.metadata.labels?.[LABEL_SANDBOX_POD_TEMPLATE_HASH] !== currentHash;
+  const age = (sb: Sandbox) => nowMs - Date.parse(sb.metadata.creationTimestamp ?? new Date(nowMs).toISOString());
+  const replace: Sandbox[] = [];
+  let members: Sandbox[] = [];
+  for (const sb of o.members) {
+    const recreate = pool.spec.updateStrategy?.type === 'Recreate' && stale(sb);
+    (recreate || (!isSandboxReady(sb) && age(sb) > UNREADY_REPLACE_MS) ? replace : members).push(sb);
   }
-  members = keep;
-
   const desired = pool.spec.replicas;
-  const shaped = shapeRefill(refills, keyOf(namespace, name), d, members.length + pending.size, desired,
-    template ? desired - members.length - pending.size : 0, now);
+  const current = members.length + o.pendingCreates;
+  const shaped = grant(current, desired, template ? desired - current : 0);
+  let scaleDown: Sandbox[] = [];
+  let create = 0;
   if (members.length > desired) {
     // Unready first, then the newest.
     const order = [...members].sort((a, b) => Number(isSandboxReady(a)) - Number(isSandboxReady(b)) || age(a) - age(b));
-    const excess = order.slice(0, members.length - desired);
-    await Promise.all(excess.map(remove));
-    members = members.filter((m) => !excess.includes(m));
-  } else if (shaped.allow > 0 && template) {
-    // (Members still on their way, not yet in the cache, count: they are not made twice.)
-    // (A name already taken, one in 27^5, is drawn again.)
-    const make = async (): Promise<Sandbox> => {
-      try { return await d.store.create(sandboxForPool(pool, template, { eviction: d.warmPoolEviction })); } catch (err) { if (isAlreadyExists(err)) return make(); throw err; }
-    };
-    // Every create that succeeded is remembered even if another failed: a failure must not make
-    // the next pass create the others again.
-    const results = await Promise.allSettled(Array.from({ length: shaped.allow }, make));
-    const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    for (const m of made) pending.set(m.metadata.name!, now + EXPECTATION_TTL_MS);
-    // Our own creates raise the count a later pass compares with: a lagging cache then does not
-    // look like members being taken.
-    const st = refills.get(keyOf(namespace, name));
-    if (st) st.lastMembers += made.length;
-    expected.set(pool.metadata.uid!, pending);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    members.push(...made);
-  }
-  if (pending.size) expected.set(pool.metadata.uid!, pending); else expected.delete(pool.metadata.uid!);
+    scaleDown = order.slice(0, members.length - desired);
+    members = members.filter((m) => !scaleDown.includes(m));
+  } else if (shaped.allow > 0 && template) create = shaped.allow;
 
-  const readyReplicas = members.filter(isSandboxReady).length;
-  await writeStatus(d.store, pool, {
+  const status = {
     ...pool.status,
-    replicas: members.length,
-    readyReplicas,
-    selector: `${LABEL_WARM_POOL_SANDBOX}=${poolHash}`,
+    replicas: members.length + create,
+    readyReplicas: members.filter(isSandboxReady).length,
+    selector: `${LABEL_WARM_POOL_SANDBOX}=${nameHash(pool.metadata.name!)}`,
     observedGeneration: pool.metadata.generation,
-  });
+  };
   // A member that is not ready yet is looked at again when it changes (watch); the 5-minute
-  // replacement needs a timer.
-  const waiting = members.filter((m) => !isSandboxReady(m));
-  const later = [shaped.retryMs, waiting.length ? Math.max(1000, UNREADY_REPLACE_MS - Math.max(...waiting.map(age))) : undefined].filter((x) => x !== undefined);
-  return later.length ? { requeueAfterMs: Math.min(...later) } : {};
+  // replacement needs a timer. (The members made now are not ready, and no age.)
+  const waitingAges = [...members.filter((m) => !isSandboxReady(m)).map(age), ...(create ? [0] : [])];
+  const replaceAt = waitingAges.length ? Math.max(1000, UNREADY_REPLACE_MS - Math.max(...waitingAges)) : undefined;
+  const later = [shaped.retryMs, replaceAt].filter((x) => x !== undefined);
+  return { replace, scaleDown, create, status, ...(later.length ? { requeueAfterMs: Math.min(...later) } : {}) };
+}
+
+/**
+ * Members created and not yet seen in the (possibly lagging) watch cache, by pool uid: counted as
+ * members until seen, so that a pass right after a burst of creates does not create them again
+ * (controller-runtime's "expectations"); forgotten after a minute, in case a create event was lost.
+ */
+export class CreateExpectations {
+  private readonly byOwner = new Map<string, Map<string, number>>();
+
+  /** How many of `owner`'s creates are still unseen, once those `seen` and those expired are dropped. */
+  outstanding(owner: string, seen: Iterable<string>, nowMs: number): number {
+    const pending = this.byOwner.get(owner);
+    if (!pending) return 0;
+    for (const name of seen) pending.delete(name);
+    for (const [n, until] of pending) if (until < nowMs) pending.delete(n);
+    if (!pending.size) this.byOwner.delete(owner);
+    return pending.size;
+  }
+
+  expect(owner: string, names: string[], untilMs: number): void {
+    if (!names.length) return;
+    const pending = this.byOwner.get(owner) ?? new Map<string, number>();
+    for (const n of names) pending.set(n, untilMs);
+    this.byOwner.set(owner, pending);
+  }
+}
+
+export interface PoolReconcilerOptions {
+  /** Members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
+   *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
+  warmPoolEviction?: boolean;
+}
+
+/** One per controller: it owns what the pools' passes remember (expectations; the refill policy's state). */
+export class PoolReconciler {
+  private readonly expected = new CreateExpectations();
+
+  constructor(
+    private readonly d: Deps,
+    private readonly refill: RefillPolicy,
+    private readonly opts: PoolReconcilerOptions = {},
+  ) {}
+
+  async reconcile(namespace: string, name: string): Promise<Result> {
+    const now = this.d.clock.now().getTime();
+    const seen = await this.observe(namespace, name, now);
+    if (!seen) return {};
+    const key = keyOf(namespace, name);
+    const plan = decidePool(seen, now, (current, desired, want) => this.refill.grant(key, current, desired, want, now));
+    await this.apply(seen, plan, now);
+    return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+  }
+
+  /** Undefined: no pool to keep (gone, or being deleted: its members are owned, the store collects them). */
+  private async observe(namespace: string, name: string, now: number): Promise<PoolObservation | undefined> {
+    const { store } = this.d;
+    const pool = await store.get('SandboxWarmPool', namespace, name);
+    if (!pool) this.refill.forget(keyOf(namespace, name));
+    if (!pool || isDeleting(pool)) return undefined;
+    const template = await store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
+    const poolHash = nameHash(name);
+    // From the watch cache: a pool of 1,000 is not re-listed from the API server on every change.
+    // Every Sandbox of the namespace: a member this process created counts as seen once the cache
+    // shows it at all, in the pool or already adopted out of it.
+    const all = await store.list('Sandbox', { namespace, cached: true });
+    const pendingCreates = this.expected.outstanding(pool.metadata.uid!, all.map((sb) => sb.metadata.name!), now);
+    const members: Sandbox[] = [];
+    for (const sb of all.filter((x) => x.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] === poolHash)) {
+      if (isDeleting(sb)) continue;
+      const owner = controllerOf(sb);
+      if (owner && owner.uid !== pool.metadata.uid) continue; // someone else's
+      if (!owner) {
+        // An orphan with our label (its pool was re-created): adopted before it is counted, so
+        // that the pass decides on the members it owns.
+        const adopted = { ...sb, metadata: { ...sb.metadata, ownerReferences: [controllerRef(pool)] } };
+        try { members.push(await store.update(adopted)); } catch (err) { if (!isConflict(err)) throw err; }
+        continue;
+      }
+      members.push(sb);
+    }
+    return { pool, ...(template ? { template } : {}), members, pendingCreates };
+  }
+
+  private async apply({ pool, template }: PoolObservation, plan: PoolPlan, now: number): Promise<void> {
+    const { store } = this.d;
+    const remove = async (sb: Sandbox) => {
+      await store.delete('Sandbox', pool.metadata.namespace, sb.metadata.name!, { uid: sb.metadata.uid });
+    };
+    for (const sb of plan.replace) await remove(sb);
+    await Promise.all(plan.scaleDown.map(remove));
+    if (plan.create > 0 && template) {
+      // (A name already taken, one in 27^5, is drawn again.)
+      const make = async (): Promise<Sandbox> => {
+        try {
+          return await store.create(sandboxForPool(pool, template, { eviction: this.opts.warmPoolEviction }));
+        } catch (err) { if (isAlreadyExists(err)) return make(); throw err; }
+      };
+      // Every create that succeeded is remembered even if another failed: a failure must not make
+      // the next pass create the others again.
+      const results = await Promise.allSettled(Array.from({ length: plan.create }, make));
+      const made = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.metadata.name!] : []));
+      this.expected.expect(pool.metadata.uid!, made, now + EXPECTATION_TTL_MS);
+      this.refill.created(keyOf(pool.metadata.namespace, pool.metadata.name!), made.length);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+    await writeStatus(store, pool, plan.status);
+  }
 }

@@ -2,18 +2,26 @@
 // (operatingMode Suspended / replicas 0: processes end, volumes stay) or expired (shutdownTime:
 // the workload goes, then shutdownPolicy Delete removes the object, Retain keeps it) — and reports
 // what it sees in status.conditions.
+// A pass reads, decides the status with pure functions, and writes it once.
 import {
   ANNOTATION_POD_NAME, LABEL_SANDBOX_NAME_HASH, SandboxConditions, findCondition, nameHash, newCondition, removeCondition, setCondition,
   type Condition, type Sandbox, type SandboxStatus,
 } from '@asb/api';
 import { isDeepStrictEqual } from 'node:util';
-import type { Deps, Result } from './substrate.ts';
+import type { Deps, Result, WorkloadState } from './substrate.ts';
 import { isDeleting, rfc3339, settleHold, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
-export async function reconcileSandbox(d: Deps, namespace: string, name: string): Promise<Result> {
+export interface SandboxReconcileOptions {
+  /** For status.serviceFQDN. @default DEFAULT_CLUSTER_DOMAIN */
+  clusterDomain?: string;
+}
+
+export async function reconcileSandbox(
+  d: Deps, namespace: string, name: string, opts: SandboxReconcileOptions = {},
+): Promise<Result> {
   const found = await d.store.get('Sandbox', namespace, name);
   if (!found) {
     // Deleted (by a user, its claim or its pool): the workload and its volumes go with it.
@@ -23,68 +31,122 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
   let sb = found;
   if (isDeleting(sb)) return {};
   const now = d.clock.now();
-  const cond = (reason: keyof typeof SandboxConditions.Ready.reasons, message: string) =>
-    newCondition(SandboxConditions.Ready, reason, message, { now, observedGeneration: sb.metadata.generation });
-  let status: SandboxStatus = structuredClone(sb.status ?? {});
 
-  // ---- expiry ----
-  const shutdownAt = sb.spec.shutdownTime ? Date.parse(sb.spec.shutdownTime) : undefined;
-  if (shutdownAt !== undefined && shutdownAt <= now.getTime()) {
-    if (findCondition(status.conditions, 'Ready')?.reason !== 'SandboxExpired') {
+  const expiry = decideSandboxExpiry(sb, now);
+  if (expiry) {
+    if (expiry.stage === 'mark') {
       // First pass: say so, then come back to tear down (upstream's two passes).
-      status.conditions = setCondition(status.conditions, cond('SandboxExpired', 'Sandbox has expired'));
-      await writeStatus(d.store, sb, status);
+      await writeStatus(d.store, sb, expiry.status);
       return { requeueAfterMs: 0 };
     }
     await d.workloads.stop(sb);
-    if (sb.spec.shutdownPolicy === 'Delete') {
+    if (expiry.stage === 'delete') {
       await d.store.delete('Sandbox', namespace, name, { uid: sb.metadata.uid });
       return {};
     }
-    await writeStatus(d.store, sb, { conditions: status.conditions });
+    await writeStatus(d.store, sb, expiry.status);
     return {};
   }
-  const requeue: Result = shutdownAt !== undefined ? { requeueAfterMs: shutdownAt - now.getTime() } : {};
-  const suspended = (reason: keyof typeof SandboxConditions.Suspended.reasons, message: string) =>
-    newCondition(SandboxConditions.Suspended, reason, message, { now, observedGeneration: sb.metadata.generation });
+  const requeue = untilExpiry(sb, now);
 
-  // ---- suspended ----
   if (sb.spec.operatingMode === 'Suspended') {
     const gone = await d.workloads.stop(sb);
-    status.replicas = 0;
-    delete status.podIPs;
-    delete status.nodeName;
-    // upstream's words: Ready says suspending/suspended, Suspended says what became of the pod.
-    status.conditions = setCondition(status.conditions, cond('SandboxSuspended', gone ? 'Sandbox is suspended' : 'Sandbox is suspending'));
-    status.conditions = setCondition(status.conditions, gone ? suspended('PodTerminated', 'Pod has been terminated. Sandbox is suspended') : suspended('PodTerminating', 'Pod is terminating. Sandbox is suspending'));
-    status.conditions = removeCondition(removeCondition(status.conditions, 'Finished'), 'PodScheduled');
-    await writeStatus(d.store, sb, status);
+    await writeStatus(d.store, sb, suspendedStatus(sb, gone, now));
     return requeue;
   }
 
-  // ---- running ----
   // Which pod backs it, written down as upstream does (a pool member keeps its pod's name
   // through adoption; every other Sandbox's pod is named after it).
   if (!sb.metadata.annotations?.[ANNOTATION_POD_NAME]) {
     sb = await d.store.update({ ...sb, metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } } });
   }
-  let w;
+  let w: WorkloadState;
   try {
     w = await d.workloads.ensure(sb);
   } catch (err) {
-    status.conditions = setCondition(status.conditions, cond('ReconcilerError', `Error seen: ${(err as Error).message}`));
-    await writeStatus(d.store, sb, status);
+    await writeStatus(d.store, sb, errorStatus(sb, err, now));
     throw err;
   }
+  const out = runningStatus(sb, w, now, opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
+  if (out.status) await writeStatus(d.store, sb, out.status);
+  return out.result;
+}
+
+type ReadyReason = keyof typeof SandboxConditions.Ready.reasons;
+type SuspendedReason = keyof typeof SandboxConditions.Suspended.reasons;
+const ready = (sb: Sandbox, reason: ReadyReason, message: string, now: Date): Condition =>
+  newCondition(SandboxConditions.Ready, reason, message, { now, observedGeneration: sb.metadata.generation });
+const suspended = (sb: Sandbox, reason: SuspendedReason, message: string, now: Date): Condition =>
+  newCondition(SandboxConditions.Suspended, reason, message, { now, observedGeneration: sb.metadata.generation });
+
+/**
+ * Past its shutdownTime: first `mark` (Ready says SandboxExpired; the pass comes back at once),
+ * then the workload stops and the Sandbox is deleted (shutdownPolicy Delete) or `retain`ed with
+ * its conditions alone. Undefined while it is not expired. (Pure.)
+ */
+export function decideSandboxExpiry(sb: Sandbox, now: Date):
+  | { stage: 'mark' | 'retain'; status: SandboxStatus }
+  | { stage: 'delete' }
+  | undefined {
+  const shutdownAt = sb.spec.shutdownTime ? Date.parse(sb.spec.shutdownTime) : undefined;
+  if (shutdownAt === undefined || shutdownAt > now.getTime()) return undefined;
+  const status = structuredClone(sb.status ?? {});
+  if (findCondition(status.conditions, 'Ready')?.reason !== 'SandboxExpired') {
+    status.conditions = setCondition(status.conditions, ready(sb, 'SandboxExpired', 'Sandbox has expired', now));
+    return { stage: 'mark', status };
+  }
+  if (sb.spec.shutdownPolicy === 'Delete') return { stage: 'delete' };
+  return { stage: 'retain', status: { conditions: status.conditions } };
+}
+
+/** Come back at the shutdownTime, if any. */
+function untilExpiry(sb: Sandbox, now: Date): Result {
+  const shutdownAt = sb.spec.shutdownTime ? Date.parse(sb.spec.shutdownTime) : undefined;
+  return shutdownAt !== undefined ? { requeueAfterMs: shutdownAt - now.getTime() } : {};
+}
+
+/** Suspended (operatingMode Suspended): `gone` once the workload's processes have ended. (Pure.) */
+export function suspendedStatus(sb: Sandbox, gone: boolean, now: Date): SandboxStatus {
+  const status = structuredClone(sb.status ?? {});
+  status.replicas = 0;
+  delete status.podIPs;
+  delete status.nodeName;
+  // upstream's words: Ready says suspending/suspended, Suspended says what became of the pod.
+  const message = gone ? 'Sandbox is suspended' : 'Sandbox is suspending';
+  status.conditions = setCondition(status.conditions, ready(sb, 'SandboxSuspended', message, now));
+  status.conditions = setCondition(status.conditions, gone
+    ? suspended(sb, 'PodTerminated', 'Pod has been terminated. Sandbox is suspended', now)
+    : suspended(sb, 'PodTerminating', 'Pod is terminating. Sandbox is suspending', now));
+  status.conditions = removeCondition(removeCondition(status.conditions, 'Finished'), 'PodScheduled');
+  return status;
+}
+
+/** The workload could not be ensured: Ready says the error. (Pure.) */
+export function errorStatus(sb: Sandbox, err: unknown, now: Date): SandboxStatus {
+  const status = structuredClone(sb.status ?? {});
+  const message = `Error seen: ${(err as Error).message}`;
+  status.conditions = setCondition(status.conditions, ready(sb, 'ReconcilerError', message, now));
+  return status;
+}
+
+/**
+ * A running Sandbox's status from its workload, and the pass's result: `status` undefined when
+ * nothing is to be written now (a binding held for the readiness that follows). (Pure.)
+ */
+export function runningStatus(
+  sb: Sandbox, w: WorkloadState, now: Date, clusterDomain: string,
+): { status?: SandboxStatus; result: Result } {
+  const requeue = untilExpiry(sb, now);
+  const status = structuredClone(sb.status ?? {});
   status.replicas = 1;
-  status.selector = `${LABEL_SANDBOX_NAME_HASH}=${nameHash(name)}`;
+  status.selector = `${LABEL_SANDBOX_NAME_HASH}=${nameHash(sb.metadata.name!)}`;
   if (w.podIPs.length) status.podIPs = w.podIPs; else delete status.podIPs;
   if (w.nodeName) status.nodeName = w.nodeName; else delete status.nodeName;
   if (w.service) {
     status.service = w.service;
-    status.serviceFQDN = `${w.service}.${namespace}.svc.${d.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`;
+    status.serviceFQDN = `${w.service}.${sb.metadata.namespace}.svc.${clusterDomain}`;
   }
-  status.conditions = setCondition(status.conditions, suspended('NotSuspended', 'Sandbox is not suspended'));
+  status.conditions = setCondition(status.conditions, suspended(sb, 'NotSuspended', 'Sandbox is not suspended', now));
   if (w.scheduled) {
     // Copied verbatim (the scheduler's own reasons, e.g. Unschedulable), so not a declared reason.
     const { since: _since, ...scheduled } = w.scheduled;
@@ -95,14 +157,17 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
     const reason = w.phase === 'Succeeded' ? 'PodSucceeded' : 'PodFailed';
     // The substrate says how it ended: upstream's words on Kubernetes, the cause (out of
     // memory, exit code) on the local engine.
-    status.conditions = setCondition(status.conditions, cond(reason, w.message));
-    status.conditions = setCondition(status.conditions, newCondition(SandboxConditions.Finished, reason, w.message, { now, observedGeneration: sb.metadata.generation }));
+    status.conditions = setCondition(status.conditions, ready(sb, reason, w.message, now));
+    const observedGeneration = sb.metadata.generation;
+    const finished = newCondition(SandboxConditions.Finished, reason, w.message, { now, observedGeneration });
+    status.conditions = setCondition(status.conditions, finished);
   } else {
     // A required Service is part of readiness: "Pod is Ready; Service Exists".
     const serviceRequired = sb.spec.service === true;
     const message = w.message + (serviceRequired ? (w.service ? '; Service Exists' : '; Service does not exist') : '');
-    const ready = w.ready && (!serviceRequired || !!w.service);
-    status.conditions = setCondition(status.conditions, ready ? cond('DependenciesReady', message) : cond('DependenciesNotReady', message));
+    const isReady = w.ready && (!serviceRequired || !!w.service);
+    const reason = isReady ? 'DependenciesReady' : 'DependenciesNotReady';
+    status.conditions = setCondition(status.conditions, ready(sb, reason, message, now));
     status.conditions = removeCondition(status.conditions, 'Finished');
   }
   // A Pod bound but not Ready yet: its binding alone waits to be reported with its readiness, if
@@ -110,9 +175,8 @@ export async function reconcileSandbox(d: Deps, namespace: string, name: string)
   // once; a bound one at the latest STATUS_SETTLE_MS after its binding.)
   const bound = w.scheduled?.status === 'True' && !w.ready && w.phase !== 'Succeeded' && w.phase !== 'Failed';
   const hold = bound ? settleHold(w.scheduled!.since, now, requeue) : undefined;
-  if (hold && isDeepStrictEqual(withoutBinding(sb.status), withoutBinding(status))) return hold;
-  await writeStatus(d.store, sb, status);
-  return requeue;
+  if (hold && isDeepStrictEqual(withoutBinding(sb.status), withoutBinding(status))) return { result: hold };
+  return { status, result: requeue };
 }
 
 /** A status without what a Pod's binding changes (and the stored-version artefact `replicas`). */

@@ -112,33 +112,15 @@ export const isNotFound = (err: unknown): boolean => (err as Error)?.name === 'N
 /** What a reconcile asks of its queue: come back after this long (expiry, a retry). */
 export interface Result { requeueAfterMs?: number }
 
+/**
+ * The seam: what the reconcilers need of a substrate. The controller's own settings (the cluster
+ * domain, warm-pool eviction, refill shaping, claims first) are not here: they are the
+ * controller's options, and what they remember lives on the objects that own it (RefillPolicy,
+ * PoolReconciler, ClaimReconciler).
+ */
 export interface Deps {
   store: ObjectStore;
   workloads: Workloads;
   recorder: Recorder;
   clock: Clock;
-  /** For status.serviceFQDN. @default "cluster.local" */
-  clusterDomain?: string;
-  /** Pool members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
-   *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
-  warmPoolEviction?: boolean;
-  /** How pools replace members claims took (upstream v0.5's refill shaping). @default immediately, unpaced */
-  warmPoolRefill?: RefillShaping;
-  /**
-   * Set by the controller when work that can wait yields to claims (ControllerOptions.claimsFirstMaxDeferMs).
-   * claimsQueued: claims wait to be reconciled (a burst); claimsArriving: none waits, but one
-   * came a moment ago (claims one after another). refillPerS: replacements made while claims
-   * are still busy (the pool down to a quarter, or its wait spent) are paced to this many a second.
-   */
-  claimsFirst?: { maxDeferMs: number; refillPerS?: number; claimsQueued(): boolean; claimsArriving(): boolean };
-}
-
-export interface RefillShaping {
-  /**
-   * Replacements wait until no member has left the pool for this long (upstream's
-   * --sandbox-warm-pool-replenish-delay): a burst of claims gets the API server, or the CPU, first.
-   */
-  replenishDelayMs?: number;
-  /** At most this many replacements per second per pool (--sandbox-warm-pool-max-refill-rate); 0: unpaced. */
-  maxRefillRate?: number;
 }

@@ -5,7 +5,7 @@ import {
   LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, findCondition, nameHash,
   type Sandbox, type SandboxClaim, type SandboxWarmPool,
 } from '@asb/api';
-import { LifecycleController, STATUS_SETTLE_MS, reconcileClaim, reconcilePool, reconcileSandbox, claimExpiry } from '../src/index.ts';
+import { CLAIMS_QUIET_MS, LifecycleController, STATUS_SETTLE_MS, reconcileSandbox, claimExpiry } from '../src/index.ts';
 import { fakeDeps, template } from './support/fakes.ts';
 
 const claim = (name: string, spec: Partial<SandboxClaim['spec']> = {}): SandboxClaim => ({
@@ -36,8 +36,8 @@ async function poolMembers(d: ReturnType<typeof fakeDeps>, name = 'p'): Promise<
 async function settle(d: ReturnType<typeof fakeDeps>): Promise<void> {
   for (let i = 0; i < 20; i++) {
     const before = d.store.writes;
-    for (const p of await d.store.list('SandboxWarmPool')) await reconcilePool(d, 'default', p.metadata.name!);
-    for (const c of await d.store.list('SandboxClaim')) await reconcileClaim(d, 'default', c.metadata.name!);
+    for (const p of await d.store.list('SandboxWarmPool')) await d.reconcilePool('default', p.metadata.name!);
+    for (const c of await d.store.list('SandboxClaim')) await d.reconcileClaim('default', c.metadata.name!);
     for (const s of await d.store.list('Sandbox')) await reconcileSandbox(d, 'default', s.metadata.name!);
     if (d.store.writes === before) return;
   }
@@ -169,15 +169,15 @@ describe('claim reconciler', () => {
     d.workloads.ready = false;
     await d.store.create(template());
     await d.store.create(claim('c', { warmpool: 'none' }));
-    await reconcileClaim(d, 'default', 'c');
+    await d.reconcileClaim('default', 'c');
     await reconcileSandbox(d, 'default', 'c');
     assert.equal(ready(await d.store.get('Sandbox', 'default', 'c'))?.reason, 'DependenciesNotReady');
-    const held = await reconcileClaim(d, 'default', 'c');
+    const held = await d.reconcileClaim('default', 'c');
     assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'SandboxNotReady', 'the routine words wait');
     assert.ok(held.requeueAfterMs! > 0 && held.requeueAfterMs! <= STATUS_SETTLE_MS);
     d.workloads.set('default', 'c', { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.1'] });
     await reconcileSandbox(d, 'default', 'c');
-    await reconcileClaim(d, 'default', 'c');
+    await d.reconcileClaim('default', 'c');
     const got = (await d.store.get('SandboxClaim', 'default', 'c'))!;
     assert.deepEqual([ready(got)?.status, got.status?.sandbox?.podIPs], ['True', ['10.0.0.1']]);
 
@@ -185,7 +185,7 @@ describe('claim reconciler', () => {
     const sb = (await d.store.get('Sandbox', 'default', 'c'))!;
     const error = { type: 'Ready', status: 'False', reason: 'ReconcilerError', message: 'Error seen: boom', lastTransitionTime: d.clock.now().toISOString(), observedGeneration: 1 };
     await d.store.updateStatus({ ...sb, status: { ...sb.status, conditions: [error] } } as typeof sb);
-    await reconcileClaim(d, 'default', 'c');
+    await d.reconcileClaim('default', 'c');
     assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'ReconcilerError');
   });
 
@@ -193,8 +193,8 @@ describe('claim reconciler', () => {
     const d = fakeDeps();
     await d.store.create(claim('c1'));
     await d.store.create(claim('c2', { sandboxTemplateRef: undefined, warmpool: undefined, warmPoolRef: { name: 'nope' } }));
-    assert.equal((await reconcileClaim(d, 'default', 'c1')).requeueAfterMs, 60_000);
-    await reconcileClaim(d, 'default', 'c2');
+    assert.equal((await d.reconcileClaim('default', 'c1')).requeueAfterMs, 60_000);
+    await d.reconcileClaim('default', 'c2');
     assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c1'))?.reason, 'TemplateNotFound');
     assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c2'))?.reason, 'WarmPoolNotFound');
   });
@@ -253,7 +253,7 @@ describe('claim reconciler', () => {
     await settle(d);
     await d.store.create(claim('a'));
     await d.store.create(claim('b'));
-    await Promise.all([reconcileClaim(d, 'default', 'a'), reconcileClaim(d, 'default', 'b')]);
+    await Promise.all([d.reconcileClaim('default', 'a'), d.reconcileClaim('default', 'b')]);
     const names = [(await d.store.get('SandboxClaim', 'default', 'a'))?.status?.sandbox?.name, (await d.store.get('SandboxClaim', 'default', 'b'))?.status?.sandbox?.name];
     assert.equal(names.filter((n) => n?.startsWith('p-')).length, 1, `exactly one adoption: ${names}`);
     assert.ok(names.includes('a') || names.includes('b'));
@@ -266,7 +266,7 @@ describe('claim reconciler', () => {
     await d.store.create(claim('del', { lifecycle: { shutdownTime: at, shutdownPolicy: 'Delete' } }));
     await d.store.create(claim('ret', { lifecycle: { shutdownTime: at, shutdownPolicy: 'Retain' } }));
     await settle(d);
-    assert.equal((await reconcileClaim(d, 'default', 'del')).requeueAfterMs, 30_000);
+    assert.equal((await d.reconcileClaim('default', 'del')).requeueAfterMs, 30_000);
     d.clock.advance(30_000);
     await settle(d);
     assert.equal(await d.store.get('SandboxClaim', 'default', 'del'), undefined);
@@ -305,7 +305,7 @@ describe('warm pool reconciler', () => {
     await settle(d);
     const p = (await d.store.get('SandboxWarmPool', 'default', 'p'))!;
     await d.store.update({ ...p, spec: { ...p.spec, replicas: 1 } });
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     const left = (await d.store.list('Sandbox')).map((s) => s.metadata.name);
     assert.deepEqual(left, [members[0]!.metadata.name], 'kept the oldest ready one');
   });
@@ -326,12 +326,12 @@ describe('warm pool reconciler', () => {
   });
 
   it('refill shaping (upstream v0.5): a hold re-armed by each member a claim takes, then a paced stream', async () => {
-    const d = { ...fakeDeps(), warmPoolRefill: { replenishDelayMs: 2000, maxRefillRate: 2 } };
+    const d = fakeDeps({ replenishDelayMs: 2000, maxRefillRate: 2 });
     const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 3));
     // The first fill is never held, but it is paced: a bucket of one second (2 creates).
-    assert.deepEqual(await reconcilePool(d, 'default', 'p'), { requeueAfterMs: 500 });
+    assert.deepEqual(await d.reconcilePool('default', 'p'), { requeueAfterMs: 500 });
     assert.equal(await members(), 2);
     d.clock.advance(500);
     await settle(d);
@@ -347,13 +347,13 @@ describe('warm pool reconciler', () => {
     await settle(d);
     assert.equal(await members(), 1, "c2's adoption re-armed the hold: 1.5 s after it, still nothing");
     d.clock.advance(500);
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 3, 'the hold over, both replacements at once (the bucket refilled meanwhile)');
   });
 
   it('claims first: members taken while claims are queued are replaced once the queue is empty, or after the longest wait', async () => {
     let queued = false;
-    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => queued, claimsArriving: () => false } };
+    const d = fakeDeps({ claimsFirstMaxDeferMs: 10_000 }, () => queued);
     const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 2));
@@ -364,22 +364,23 @@ describe('warm pool reconciler', () => {
     await settle(d);
     assert.equal(await members(), 1, 'not replaced while claims are queued');
     queued = false;
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 2, 'replaced once the claim queue is empty');
 
     await d.store.create(claim('c2'));
     queued = true;
     await settle(d);
     d.clock.advance(9_000);
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 1);
     d.clock.advance(1_000);
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 2, 'replaced after the longest wait, claims queued or not');
   });
 
   it('claims first: between claims one after another, a pool down to a quarter of its size refills at once', async () => {
-    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => false, claimsArriving: () => true } };
+    const d = fakeDeps({ claimsFirstMaxDeferMs: 10_000 });
+    d.refill.claimArrived(); // and the stream's clock stands still: claims keep arriving
     const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 4));
@@ -394,7 +395,8 @@ describe('warm pool reconciler', () => {
 
     // Claims queued (a burst): a refill would serve none of them (one that finds no member starts
     // cold at once), so it waits, a quarter left or not.
-    const q = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, claimsQueued: () => true, claimsArriving: () => true } };
+    const q = fakeDeps({ claimsFirstMaxDeferMs: 10_000 }, () => true);
+    q.refill.claimArrived();
     const qMembers = () => poolMembers(q);
     await q.store.create(template());
     await q.store.create(pool('p', 4));
@@ -405,8 +407,8 @@ describe('warm pool reconciler', () => {
   });
 
   it('claims first: a refill while claims are still arriving is paced (refillPerS), and goes at full rate once they are quiet', async () => {
-    let arriving = true;
-    const d = { ...fakeDeps(), claimsFirst: { maxDeferMs: 10_000, refillPerS: 2, claimsQueued: () => false, claimsArriving: () => arriving } };
+    const d = fakeDeps({ claimsFirstMaxDeferMs: 10_000, claimsFirstRefillPerS: 2 });
+    d.refill.claimArrived();
     const members = () => poolMembers(d);
     await d.store.create(template());
     await d.store.create(pool('p', 4));
@@ -415,12 +417,12 @@ describe('warm pool reconciler', () => {
     await settle(d);
     assert.equal(await members(), 2, 'a quarter left, claims still arriving: one replacement (the bucket holds one)');
     d.clock.advance(500);
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 3, 'half a second at 2/s: one more');
-    await reconcilePool(d, 'default', 'p');
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 3, 'no time passed: none');
-    arriving = false;
-    await reconcilePool(d, 'default', 'p');
+    d.stream.t += CLAIMS_QUIET_MS; // claims quiet
+    await d.reconcilePool('default', 'p');
     assert.equal(await members(), 4, 'claims quiet: the rest at once');
   });
 
@@ -491,7 +493,7 @@ describe('controller', () => {
   it('claims first: work that can wait holds back while claims arrive one after another, and goes once they are quiet', async () => {
     const d = fakeDeps();
     const quietMs = 2_000;
-    const ctl = new LifecycleController(d, { claimsFirstMaxDeferMs: 30_000, claimsQuietMs: quietMs });
+    const ctl = new LifecycleController(d, { refill: { claimsFirstMaxDeferMs: 30_000, claimsQuietMs: quietMs } });
     await ctl.start();
     await d.store.create(template());
     await d.store.create(pool('p', 4));

@@ -140,15 +140,20 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   store.watch((ev) => controllerMetrics.observe(ev));
   await store.start();
   await workloads.start();
-  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock, clusterDomain: flags.clusterDomain, warmPoolEviction: flags.enableWarmPoolEviction,
-    warmPoolRefill: { replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs, maxRefillRate: flags.sandboxWarmPoolMaxRefillRate } }, {
+  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock }, {
+    clusterDomain: flags.clusterDomain,
+    warmPoolEviction: flags.enableWarmPoolEviction,
+    refill: {
+      replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs,
+      maxRefillRate: flags.sandboxWarmPoolMaxRefillRate,
+      claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
+      claimsFirstRefillPerS: flags.claimsFirstRefillRate,
+    },
     // A Pod's changes come in bursts (created, bound, started, ready: within milliseconds under
     // KWOK, seconds apart on nodes); each would otherwise be a status write of the Sandbox, and
     // of its claim. 100 ms is nothing next to a Pod's start.
     workloadChangeDelayMs: 100,
     poolMemberChangeDelayMs: 100,
-    claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
-    claimsFirstRefillPerS: flags.claimsFirstRefillRate,
     log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
   });
   await controller.start();

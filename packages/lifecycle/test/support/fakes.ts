@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import type { Sandbox, SandboxTemplate } from '@asb/api';
 import {
-  AlreadyExistsError, ConflictError, NotFoundError,
+  AlreadyExistsError, ClaimReconciler, ConflictError, NotFoundError, PoolReconciler, RefillPolicy,
+  type RefillPolicyOptions,
   type AnyHub, type Deps, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore, type WorkloadState, type Workloads,
 } from '../../src/index.ts';
 
@@ -93,10 +94,27 @@ export class FakeWorkloads implements Workloads {
 
 export class FakeClock { t = Date.parse('2026-11-24T12:00:00Z'); now() { return new Date(this.t); } advance(ms: number) { this.t += ms; } }
 
-export function fakeDeps(): Deps & { store: MemoryStore; workloads: FakeWorkloads; clock: FakeClock; events: string[] } {
+/**
+ * The substrate fakes, and the pool and claim reconcilers of one controller over them.
+ * `refill`: the controller's refill policy; `claimsQueued`: whether its claim queue is non-empty.
+ * The claim stream's clock (`stream`, for claims first) is set by the test, apart from `clock`.
+ */
+export function fakeDeps(refill: RefillPolicyOptions = {}, claimsQueued: () => boolean = () => false) {
   const clock = new FakeClock();
   const events: string[] = [];
-  return { store: new MemoryStore(clock), workloads: new FakeWorkloads(), clock, events, recorder: { event: (o, _t, reason, msg) => { events.push(`${o.metadata.name} ${reason}: ${msg}`); } } };
+  const deps: Deps & { store: MemoryStore; workloads: FakeWorkloads; clock: FakeClock } = {
+    store: new MemoryStore(clock), workloads: new FakeWorkloads(), clock,
+    recorder: { event: (o, _t, reason, msg) => { events.push(`${o.metadata.name} ${reason}: ${msg}`); } },
+  };
+  const stream = { t: 0 };
+  const policy = new RefillPolicy(refill, { get length() { return claimsQueued() ? 1 : 0; } }, () => stream.t);
+  const pools = new PoolReconciler(deps, policy);
+  const claims = new ClaimReconciler(deps);
+  return {
+    ...deps, events, refill: policy, stream,
+    reconcilePool: (ns: string, name: string) => pools.reconcile(ns, name),
+    reconcileClaim: (ns: string, name: string) => claims.reconcile(ns, name),
+  };
 }
 
 export function template(name = 'tpl', image = 'python:3.13-slim'): SandboxTemplate {
