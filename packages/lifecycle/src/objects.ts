@@ -43,12 +43,12 @@ export function settleHold(since: string | undefined, now: Date, requeue: Result
 /** Writes status only when it changed (as upstream does): no write, no watch event, no loop. */
 export async function writeStatus<T extends AnyHub>(store: ObjectStore, obj: T, status: T['status']): Promise<T> {
   if (isDeepStrictEqual(obj.status ?? {}, status ?? {})) return obj;
-  return store.updateStatus({ ...obj, status } as T);
+  return store.updateStatus({ ...obj, status });
 }
 
 export const isDeleting = (obj: AnyHub): boolean => obj.metadata.deletionTimestamp !== undefined;
 
-export const kindOf = (obj: AnyHub): KindName => obj.kind as KindName;
+export const kindOf = (obj: AnyHub): KindName => obj.kind;
 
 /** RFC 3339 without milliseconds, as Kubernetes writes times. */
 export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -37,7 +37,7 @@ const member = (name: string, o: { ready?: boolean; ageMs?: number; stale?: bool
     name, namespace: 'default', creationTimestamp: at(-(o.ageMs ?? 60_000)),
     labels: { [LABEL_SANDBOX_POD_TEMPLATE_HASH]: o.stale ? 'old' : currentHash },
   },
-  spec: { podTemplate: tpl.spec.podTemplate, operatingMode: 'Running', shutdownPolicy: 'Retain' } as Sandbox['spec'],
+  spec: { podTemplate: tpl.spec.podTemplate, operatingMode: 'Running', shutdownPolicy: 'Retain' },
   status: {
     conditions: [
       o.ready === false ? cond('Ready', 'False', 'DependenciesNotReady') : cond('Ready', 'True', 'DependenciesReady'),
@@ -158,7 +158,7 @@ describe('decideSource', () => {
   const rows: Row[] = [
     {
       name: 'a named pool that does not exist: WarmPoolNotFound, looked at again in a minute',
-      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'gone' } } as never), seen: {},
+      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'gone' } }), seen: {},
       expect: {
         ok: false, reason: 'WarmPoolNotFound', retryMs: 60_000,
         message: 'SandboxWarmPool "gone" not found in namespace "default"',
@@ -174,7 +174,7 @@ describe('decideSource', () => {
     },
     {
       name: "a named pool's template that does not exist: TemplateNotFound, by the pool's template name",
-      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'p' } } as never),
+      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'p' } }),
       seen: { pool: { ...pool(1), spec: { ...pool(1).spec, sandboxTemplateRef: { name: 'other' } } } },
       expect: {
         ok: false, reason: 'TemplateNotFound', retryMs: 60_000,
@@ -210,7 +210,7 @@ describe('decideSource', () => {
     },
     {
       name: 'warmPoolRef: that pool, and its template',
-      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'p' } } as never),
+      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'p' } }),
       seen: { pool: pool(1), template: tpl },
       expect: { ok: true, poolName: 'p' },
     },

@@ -18,7 +18,7 @@ const pool = (name: string, replicas: number, strategy?: 'Recreate' | 'OnRepleni
 });
 const sandbox = (name: string, spec: Partial<Sandbox['spec']> = {}): Sandbox => ({
   apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', metadata: { name, namespace: 'default' },
-  spec: { podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }] } }, operatingMode: 'Running', shutdownPolicy: 'Retain', ...spec } as Sandbox['spec'],
+  spec: { podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }] } }, operatingMode: 'Running', shutdownPolicy: 'Retain', ...spec },
 });
 const ready = (o: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }> } } | undefined) => findCondition(o?.status?.conditions as never, 'Ready');
 
@@ -487,7 +487,7 @@ describe('controller', () => {
     await ctl.idle();
     assert.equal((await d.store.list('Sandbox')).length, 5, 'only the pool is left');
     assert.equal(d.workloads.released.length, 30, 'every claimed workload released');
-    ctl.stop();
+    await ctl.stop();
   });
 
   it('claims first: work that can wait holds back while claims arrive one after another, and goes once they are quiet', async () => {

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Command } from 'commander';
+import { Command } from '@commander-js/extra-typings';
 import pino from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ControllerMetrics } from './metrics.ts';
@@ -202,7 +202,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
   const o = program.opts();
   return {
     kubeconfig: o.kubeconfig, leaderElect: o.leaderElect !== false, leaderElectionNamespace: o.leaderElectionNamespace,
-    metricsBindAddress: o.metricsBindAddress, healthProbeBindAddress: o.healthProbeBindAddress, extensions: o.extensions !== false,
+    metricsBindAddress: o.metricsBindAddress, healthProbeBindAddress: o.healthProbeBindAddress, extensions: true /* always on here (the flag is accepted for upstream's command lines) */,
     sandboxConcurrentWorkers: o.sandboxConcurrentWorkers, sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers, sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
     webhookBindAddress: o.webhookBindAddress, webhookServiceName: o.webhookServiceName, webhookServiceNamespace: o.webhookServiceNamespace, webhookUrl: o.webhookUrl,
     clusterDomain: o.clusterDomain, enableWarmPoolEviction: o.enableWarmPoolEviction !== false,

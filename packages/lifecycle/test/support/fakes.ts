@@ -51,14 +51,14 @@ export class MemoryStore implements WatchableStore {
     this.objects.delete(k(kind, ns, name));
     this.ee.emit('e', { type: 'DELETED', object: o });
     for (const dep of [...this.objects.values()]) {
-      if (dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid)) await this.delete(dep.kind as KindName, dep.metadata.namespace, dep.metadata.name!);
+      if (dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid)) await this.delete(dep.kind, dep.metadata.namespace, dep.metadata.name!);
     }
     return true;
   }
   private check(input: AnyHub): AnyHub {
     const cur = this.objects.get(k(input.kind, input.metadata.namespace, input.metadata.name!));
-    if (!cur) throw new NotFoundError(input.metadata.name!);
-    if (input.metadata.resourceVersion !== cur.metadata.resourceVersion) throw new ConflictError(input.metadata.name!);
+    if (!cur) throw new NotFoundError(input.metadata.name);
+    if (input.metadata.resourceVersion !== cur.metadata.resourceVersion) throw new ConflictError(input.metadata.name);
     return cur;
   }
   private put<T extends AnyHub>(o: T, type: WatchEvent['type']): T {
@@ -121,5 +121,5 @@ export function template(name = 'tpl', image = 'python:3.13-slim'): SandboxTempl
   return {
     apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxTemplate', metadata: { name, namespace: 'default' },
     spec: { podTemplate: { spec: { containers: [{ name: 'main', image }] } }, networkPolicyManagement: 'Managed', envVarsInjectionPolicy: 'Disallowed', volumeClaimTemplatesPolicy: 'Disallowed' },
-  } as SandboxTemplate;
+  };
 }
