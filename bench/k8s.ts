@@ -40,7 +40,9 @@ const SHARED_ARGS = (process.env.BENCH_K8S_CONTROLLER_ARGS ?? '').split(/\s+/).f
  */
 const OUR_WEBHOOK = process.env.BENCH_K8S_OUR_WEBHOOK === '1';
 /** BENCH_K8S_SCENARIOS=single,paced,warm,cold (the default: all four) runs only those named. */
-const SCENARIOS = new Set((process.env.BENCH_K8S_SCENARIOS ?? 'single,paced,warm,cold').split(',').map((s) => s.trim()));
+const SCENARIOS = new Set(
+  (process.env.BENCH_K8S_SCENARIOS ?? 'single,paced,warm,cold').split(',').map((s) => s.trim()),
+);
 /**
  * The paced scenario: N claims on the warm pool, created at this steady rate (open loop), below
  * what the burst shows this machine serves: a claim's latency under a sustained load that does
@@ -50,10 +52,31 @@ const SCENARIOS = new Set((process.env.BENCH_K8S_SCENARIOS ?? 'single,paced,warm
 const PACED_PER_S = Number(process.env.BENCH_K8S_PACED_PER_S ?? 40);
 
 const TEMPLATE = {
-  apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxTemplate', metadata: { name: 'python-runtime-template', namespace: 'default' },
-  spec: { podTemplate: { metadata: { labels: { sandbox: 'bench' } }, spec: { runtimeClassName: 'gvisor', containers: [{ name: 'python-runtime', image: 'registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0', ports: [{ containerPort: 8888 }] }] } } },
+  apiVersion: `${GROUP}/v1beta1`,
+  kind: 'SandboxTemplate',
+  metadata: { name: 'python-runtime-template', namespace: 'default' },
+  spec: {
+    podTemplate: {
+      metadata: { labels: { sandbox: 'bench' } },
+      spec: {
+        runtimeClassName: 'gvisor',
+        containers: [
+          {
+            name: 'python-runtime',
+            image: 'registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0',
+            ports: [{ containerPort: 8888 }],
+          },
+        ],
+      },
+    },
+  },
 };
-const pool = (name: string, replicas: number) => ({ apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxWarmPool', metadata: { name, namespace: 'default' }, spec: { replicas, sandboxTemplateRef: { name: 'python-runtime-template' } } });
+const pool = (name: string, replicas: number) => ({
+  apiVersion: `${GROUP}/v1beta1`,
+  kind: 'SandboxWarmPool',
+  metadata: { name, namespace: 'default' },
+  spec: { replicas, sandboxTemplateRef: { name: 'python-runtime-template' } },
+});
 
 /**
  * p50/p95/p99: from the start of the claim's create call to the watch event that shows it Ready.
@@ -61,21 +84,37 @@ const pool = (name: string, replicas: number) => ({ apiVersion: `${GROUP}/v1beta
  * With C creates in flight, the create call alone takes C / throughput on average (Little's law):
  * the share of the latency that the client's own load puts before any controller sees the claim.
  */
-interface Result { claimsPerS: number; p50: number; p95: number; p99: number; ready: number; createP50: number; existsToReadyP50: number }
+interface Result {
+  claimsPerS: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  ready: number;
+  createP50: number;
+  existsToReadyP50: number;
+}
 
 /**
  * Creates `n` claims on `poolName`, `concurrency` creates in flight, and times each to Ready
  * through one watch. One by one (`oneByOne`): each claim is created once the one before is Ready.
  * Paced (`perS`): claims are created at that steady rate, whatever the ones before are doing.
  */
-async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n: number, opts: { concurrency?: number; oneByOne?: boolean; perS?: number } = {}): Promise<Result> {
+async function claimBurst(
+  kc: k8s.KubeConfig,
+  label: string,
+  poolName: string,
+  n: number,
+  opts: { concurrency?: number; oneByOne?: boolean; perS?: number } = {},
+): Promise<Result> {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const created = new Map<string, number>();
   const exists = new Map<string, number>();
   const ready = new Map<string, number>();
   const waiting = new Map<string, () => void>();
   let finish!: () => void;
-  const allReady = new Promise<void>((r) => { finish = r; });
+  const allReady = new Promise<void>((r) => {
+    finish = r;
+  });
   const path = `/apis/${GROUP}/v1beta1/namespaces/default/sandboxclaims`;
   const seen = (obj: any, at: number) => {
     const name = obj.metadata.name as string;
@@ -92,12 +131,23 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
   let stopped = false;
   let caughtUp = 0;
   const watch = async (resourceVersion?: string): Promise<void> => {
-    ctl = await new k8s.Watch(kc).watch(path, { labelSelector: `bench=${label}`, ...(resourceVersion ? { resourceVersion } : {}) },
+    ctl = await new k8s.Watch(kc).watch(
+      path,
+      { labelSelector: `bench=${label}`, ...(resourceVersion ? { resourceVersion } : {}) },
       (_type: string, obj: any) => seen(obj, performance.now()),
-      () => { if (!stopped) void relist(); });
+      () => {
+        if (!stopped) void relist();
+      },
+    );
   };
   const relist = async (): Promise<void> => {
-    const list = await api.listNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default', labelSelector: `bench=${label}` });
+    const list = await api.listNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1beta1',
+      plural: 'sandboxclaims',
+      namespace: 'default',
+      labelSelector: `bench=${label}`,
+    });
     const before = ready.size;
     for (const o of list.items) seen(o, performance.now());
     caughtUp += ready.size - before;
@@ -107,8 +157,18 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
   const t0 = performance.now();
   const create = async (name: string) => {
     created.set(name, performance.now());
-    await api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxclaims', namespace: 'default',
-      body: { apiVersion: `${GROUP}/v1beta1`, kind: 'SandboxClaim', metadata: { name, labels: { bench: label } }, spec: { warmPoolRef: { name: poolName } } } });
+    await api.createNamespacedCustomObject({
+      group: GROUP,
+      version: 'v1beta1',
+      plural: 'sandboxclaims',
+      namespace: 'default',
+      body: {
+        apiVersion: `${GROUP}/v1beta1`,
+        kind: 'SandboxClaim',
+        metadata: { name, labels: { bench: label } },
+        spec: { warmPoolRef: { name: poolName } },
+      },
+    });
     exists.set(name, performance.now());
   };
   if (opts.perS) {
@@ -122,28 +182,40 @@ async function claimBurst(kc: k8s.KubeConfig, label: string, poolName: string, n
     await Promise.all(calls);
   } else {
     let next = 0;
-    await Promise.all(Array.from({ length: opts.oneByOne ? 1 : opts.concurrency ?? CONCURRENCY }, async () => {
-      while (next < n) {
-        const name = `${label}-${next++}`;
-        const isReady = opts.oneByOne ? new Promise<void>((r) => waiting.set(name, r)) : undefined;
-        await create(name);
-        await isReady;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: opts.oneByOne ? 1 : (opts.concurrency ?? CONCURRENCY) }, async () => {
+        while (next < n) {
+          const name = `${label}-${next++}`;
+          const isReady = opts.oneByOne ? new Promise<void>((r) => waiting.set(name, r)) : undefined;
+          await create(name);
+          await isReady;
+        }
+      }),
+    );
   }
   // How fast claims arrived: a controller can only be as quick as that.
-  process.stderr.write(`  ${label}: ${n} claims created in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${ready.size} of them Ready by then\n`);
+  process.stderr.write(
+    `  ${label}: ${n} claims created in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${ready.size} of them Ready by then\n`,
+  );
   await Promise.race([allReady, new Promise((r) => setTimeout(r, 600_000))]);
   stopped = true;
   ctl?.abort();
-  if (caughtUp) process.stderr.write(`  (${caughtUp} claims seen Ready by a re-list after the watch ended, timed at the list)\n`);
+  if (caughtUp)
+    process.stderr.write(`  (${caughtUp} claims seen Ready by a re-list after the watch ended, timed at the list)\n`);
   const latencies = [...ready].map(([name, t]) => t - created.get(name)!);
   const last = Math.max(...ready.values());
   // (A claim can be seen Ready before its create call returns: then it waited 0 after it existed.)
   const createCalls = [...exists].map(([name, t]) => t - created.get(name)!);
   const afterExists = [...ready].map(([name, t]) => Math.max(0, t - (exists.get(name) ?? t)));
-  return { claimsPerS: ready.size / ((last - t0) / 1000), p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), ready: ready.size,
-    createP50: percentile(createCalls, 50), existsToReadyP50: percentile(afterExists, 50) };
+  return {
+    claimsPerS: ready.size / ((last - t0) / 1000),
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    ready: ready.size,
+    createP50: percentile(createCalls, 50),
+    existsToReadyP50: percentile(afterExists, 50),
+  };
 }
 
 type Kind = 'single' | 'paced' | 'warm' | 'cold';
@@ -151,7 +223,8 @@ type Kind = 'single' | 'paced' | 'warm' | 'cold';
 async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>>> {
   const kc = loadKubeConfig({ kubeconfig: cluster.kubeconfig });
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
-  const create = (plural: string, body: object) => api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
+  const create = (plural: string, body: object) =>
+    api.createNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural, namespace: 'default', body });
   await create('sandboxtemplates', TEMPLATE);
   // (The cold burst alone needs no warm pool: none is made, for a profile of cold claims only.)
   const warmPool = SCENARIOS.has('single') || SCENARIOS.has('paced') || SCENARIOS.has('warm');
@@ -171,7 +244,7 @@ async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>
   ];
   for (const run of runs.filter((x) => SCENARIOS.has(x.kind))) {
     const before = apiStats(cluster);
-    const result = r[run.kind] = await claimBurst(kc, run.kind, run.pool, run.n, run.opts);
+    const result = (r[run.kind] = await claimBurst(kc, run.kind, run.pool, run.n, run.opts));
     process.stderr.write(`  ${run.kind}: ${result.ready}/${run.n} ready\n`);
     printStats(run.what, apiStats(cluster), before);
     if (run.pool === 'warm') await warmPoolFull(api, `pool refilled to ${N}`, ` after ${run.what}`);
@@ -182,18 +255,46 @@ async function scenarios(cluster: Cluster): Promise<Partial<Record<Kind, Result>
 /** Waits for the warm pool to have N ready members, and says how long that took. */
 async function warmPoolFull(api: k8s.CustomObjectsApi, what: string, when: string): Promise<void> {
   const t = performance.now();
-  await waitFor(`the warm pool to have ${N} ready`, async () => ((await api.getNamespacedCustomObject({ group: GROUP, version: 'v1beta1', plural: 'sandboxwarmpools', namespace: 'default', name: 'warm' }))).status?.readyReplicas === N, 900_000);
+  await waitFor(
+    `the warm pool to have ${N} ready`,
+    async () =>
+      (
+        await api.getNamespacedCustomObject({
+          group: GROUP,
+          version: 'v1beta1',
+          plural: 'sandboxwarmpools',
+          namespace: 'default',
+          name: 'warm',
+        })
+      ).status?.readyReplicas === N,
+    900_000,
+  );
   process.stderr.write(`  ${what} in ${((performance.now() - t) / 1000).toFixed(1)} s${when}\n`);
 }
 
 /** The four CRDs with conversion strategy None (see OUR_WEBHOOK). */
 function conversionOff(cluster: Cluster): void {
-  for (const crd of ['sandboxes.agents.x-k8s.io', 'sandboxclaims.extensions.agents.x-k8s.io', 'sandboxtemplates.extensions.agents.x-k8s.io', 'sandboxwarmpools.extensions.agents.x-k8s.io']) {
-    cluster.kubectl('patch', 'crd', crd, '--type=merge', '-p', JSON.stringify({ spec: { conversion: { strategy: 'None', webhook: null } } }));
+  for (const crd of [
+    'sandboxes.agents.x-k8s.io',
+    'sandboxclaims.extensions.agents.x-k8s.io',
+    'sandboxtemplates.extensions.agents.x-k8s.io',
+    'sandboxwarmpools.extensions.agents.x-k8s.io',
+  ]) {
+    cluster.kubectl(
+      'patch',
+      'crd',
+      crd,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { conversion: { strategy: 'None', webhook: null } } }),
+    );
   }
 }
 
-interface Stats { requests: Map<string, number>; cpuS: Map<string, number> }
+interface Stats {
+  requests: Map<string, number>;
+  cpuS: Map<string, number>;
+}
 
 /**
  * BENCH_K8S_API_STATS=1: the API server's request counts by verb and resource (every client)
@@ -202,7 +303,10 @@ interface Stats { requests: Map<string, number>; cpuS: Map<string, number> }
 function apiStats(cluster: Cluster): Stats | undefined {
   if (!process.env.BENCH_K8S_API_STATS) return undefined;
   const requests = new Map<string, number>();
-  const text = execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'get', '--raw', '/metrics'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const text = execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'get', '--raw', '/metrics'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   for (const line of text.split('\n')) {
     // Calls to a conversion webhook (ours: the API server converting objects between versions).
     if (line.startsWith('apiserver_crd_conversion_webhook_duration_seconds_count{')) {
@@ -223,8 +327,11 @@ function apiStats(cluster: Cluster): Stats | undefined {
     const m = /^\s*(\d+)\s+(.*)$/.exec(line);
     if (!m) continue;
     const args = m[2]!;
-    const who = /controller\/main\.ts|agent-sandbox-controller/.test(args) ? 'controller'
-      : args.includes(cluster.dir) || /kubeconfig/.test(args) ? /(kube-apiserver|etcd|kwok|kube-scheduler|kube-controller-manager)/.exec(args)?.[1] : undefined;
+    const who = /controller\/main\.ts|agent-sandbox-controller/.test(args)
+      ? 'controller'
+      : args.includes(cluster.dir) || /kubeconfig/.test(args)
+        ? /(kube-apiserver|etcd|kwok|kube-scheduler|kube-controller-manager)/.exec(args)?.[1]
+        : undefined;
     if (who) cpuS.set(who, (cpuS.get(who) ?? 0) + Number(m[1]));
   }
   return { requests, cpuS };
@@ -233,45 +340,102 @@ function apiStats(cluster: Cluster): Stats | undefined {
 function printStats(what: string, after: Stats | undefined, before: Stats | undefined): void {
   if (!after || !before) return;
   process.stderr.write(`  API requests during ${what}:\n`);
-  const diff = [...after.requests].map(([k, v]) => [k, v - (before.requests.get(k) ?? 0)] as const).filter(([, v]) => v > 0);
+  const diff = [...after.requests]
+    .map(([k, v]) => [k, v - (before.requests.get(k) ?? 0)] as const)
+    .filter(([, v]) => v > 0);
   for (const [k, v] of diff.sort((a, b) => b[1] - a[1])) process.stderr.write(`  ${String(v).padStart(7)}  ${k}\n`);
-  process.stderr.write(`  CPU seconds during ${what}: ${[...after.cpuS].map(([k, v]) => `${k} ${v - (before.cpuS.get(k) ?? 0)}`).join(', ')}\n`);
+  process.stderr.write(
+    `  CPU seconds during ${what}: ${[...after.cpuS].map(([k, v]) => `${k} ${v - (before.cpuS.get(k) ?? 0)}`).join(', ')}\n`,
+  );
 }
 
 async function main(): Promise<void> {
   const results: Array<[string, Partial<Record<Kind, Result>>]> = [];
   if (ONLY !== 'upstream') {
-    process.stderr.write(`our controller (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''}, conversion ${OUR_WEBHOOK ? 'by our webhook' : 'off, as for upstream\'s'})\n`);
+    process.stderr.write(
+      `our controller (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''}, conversion ${OUR_WEBHOOK ? 'by our webhook' : "off, as for upstream's"})\n`,
+    );
     const ours = await startHarness({ controllerArgs: ['--leader-elect=false', ...SHARED_ARGS], webhook: OUR_WEBHOOK });
     if (!OUR_WEBHOOK) conversionOff(ours.cluster);
-    try { results.push(['ours', await scenarios(ours.cluster)]); } finally { await ours.stop(); }
+    try {
+      results.push(['ours', await scenarios(ours.cluster)]);
+    } finally {
+      await ours.stop();
+    }
   }
   if (ONLY !== 'ours') {
-    process.stderr.write(`upstream's controller v0.5.6 (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''}, conversion off)\n`);
+    process.stderr.write(
+      `upstream's controller v0.5.6 (N=${N}${SHARED_ARGS.length ? `, ${SHARED_ARGS.join(' ')}` : ''}, conversion off)\n`,
+    );
     const cluster = await startCluster();
     try {
       installUpstreamCrds(cluster);
       conversionOff(cluster);
       const up = await startUpstreamController(cluster, SHARED_ARGS);
-      try { results.push(['upstream v0.5.6', await scenarios(cluster)]); } finally { await up.stop(); }
-    } finally { await cluster.stop(); }
+      try {
+        results.push(['upstream v0.5.6', await scenarios(cluster)]);
+      } finally {
+        await up.stop();
+      }
+    } finally {
+      await cluster.stop();
+    }
   }
 
   const ms = (v: number) => `${v.toFixed(0)} ms`;
   const rows: string[][] = [];
-  const scenario: Record<Kind, string> = { single: `${ONE_BY_ONE_N} claims one by one, warm pool of ${N}`, paced: `${N} claims at ${PACED_PER_S}/s, warm pool of ${N}`, warm: `${N} claims, warm pool of ${N}`, cold: `${N} claims, cold (pool of 0)` };
+  const scenario: Record<Kind, string> = {
+    single: `${ONE_BY_ONE_N} claims one by one, warm pool of ${N}`,
+    paced: `${N} claims at ${PACED_PER_S}/s, warm pool of ${N}`,
+    warm: `${N} claims, warm pool of ${N}`,
+    cold: `${N} claims, cold (pool of 0)`,
+  };
   for (const kind of ['single', 'paced', 'warm', 'cold'] as const) {
     for (const [who, r] of results) {
       const x = r[kind];
       if (!x) continue;
       const n = kind === 'single' ? ONE_BY_ONE_N : N;
-      rows.push([scenario[kind], who, `${x.ready}/${n}`, x.claimsPerS.toFixed(1), ms(x.p50), ms(x.p95), ms(x.p99), ms(x.createP50), ms(x.existsToReadyP50)]);
+      rows.push([
+        scenario[kind],
+        who,
+        `${x.ready}/${n}`,
+        x.claimsPerS.toFixed(1),
+        ms(x.p50),
+        ms(x.p95),
+        ms(x.p99),
+        ms(x.createP50),
+        ms(x.existsToReadyP50),
+      ]);
     }
   }
-  console.log(table(['scenario', 'controller', 'Ready', 'claims/s', 'claim→Ready p50', 'p95', 'p99', 'create call p50', 'created→Ready p50'], rows));
-  const ratio = (kind: 'warm' | 'cold') => (results[0]![1][kind]!.claimsPerS / results[1]![1][kind]!.claimsPerS).toFixed(2);
+  console.log(
+    table(
+      [
+        'scenario',
+        'controller',
+        'Ready',
+        'claims/s',
+        'claim→Ready p50',
+        'p95',
+        'p99',
+        'create call p50',
+        'created→Ready p50',
+      ],
+      rows,
+    ),
+  );
+  const ratio = (kind: 'warm' | 'cold') =>
+    (results[0]![1][kind]!.claimsPerS / results[1]![1][kind]!.claimsPerS).toFixed(2);
   if (results.length < 2 || !SCENARIOS.has('warm') || !SCENARIOS.has('cold')) return;
-  console.log(`\nthroughput, ours / upstream: warm ${ratio('warm')}×, cold ${ratio('cold')}×  (${CONCURRENCY} creates in flight; 2-core machine; KWOK pods)`);
+  console.log(
+    `\nthroughput, ours / upstream: warm ${ratio('warm')}×, cold ${ratio('cold')}×  (${CONCURRENCY} creates in flight; 2-core machine; KWOK pods)`,
+  );
 }
 
-main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -36,7 +36,13 @@ async function main(): Promise<void> {
       cold.push(performance.now() - t0);
       await sb.kill();
     }
-    rows.push(['cold claim → first command result (no pool)', String(COLD_N), ms(percentile(cold, 50)), ms(percentile(cold, 95)), '≤ 250 ms']);
+    rows.push([
+      'cold claim → first command result (no pool)',
+      String(COLD_N),
+      ms(percentile(cold, 50)),
+      ms(percentile(cold, 95)),
+      '≤ 250 ms',
+    ]);
 
     const sb = await Sandbox.create(conn);
     const exec: number[] = [];
@@ -46,23 +52,33 @@ async function main(): Promise<void> {
       await sb.run('true');
       exec.push(performance.now() - t0);
     }
-    rows.push(['exec round trip of `true` (SDK → engine → agent)', String(EXEC_N), ms(percentile(exec, 50)), ms(percentile(exec, 95)), '≤ 5 ms']);
+    rows.push([
+      'exec round trip of `true` (SDK → engine → agent)',
+      String(EXEC_N),
+      ms(percentile(exec, 50)),
+      ms(percentile(exec, 95)),
+      '≤ 5 ms',
+    ]);
     await sb.kill();
 
     // Warm pool: claims served from pre-started sandboxes, and how fast the pool refills.
     const objects = new Objects(conn);
     const POOL = 5;
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+    await apply(
+      `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxWarmPool
 metadata: { name: bench-pool }
 spec: { replicas: ${POOL}, sandboxTemplateRef: { name: python-runtime-template } }
-`, conn);
+`,
+      conn,
+    );
     // Counted from the members themselves (the pool's status catches up when it reconciles).
     const poolReady = async (n: number) => {
       const t0 = performance.now();
       const selector = `agents.x-k8s.io/warm-pool-sandbox=${nameHash('bench-pool')}`;
       const ready = (s: ApiObject) => s.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      while ((await objects.list('Sandbox', { labelSelector: selector })).filter(ready).length !== n) await new Promise((r) => setTimeout(r, 5));
+      while ((await objects.list('Sandbox', { labelSelector: selector })).filter(ready).length !== n)
+        await new Promise((r) => setTimeout(r, 5));
       return performance.now() - t0;
     };
     await poolReady(POOL);
@@ -75,21 +91,44 @@ spec: { replicas: ${POOL}, sandboxTemplateRef: { name: python-runtime-template }
       warm.push(performance.now() - t0);
       if (!sb.id.startsWith('bench-pool-')) throw new Error(`claim ${i} was not served by the pool (${sb.id})`);
       // From the adoption to the pool's replacement being ready (ASB_POOL_REFILL_DELAY_MS included).
-      refill.push(await poolReady(POOL) + warm[i]!);
+      refill.push((await poolReady(POOL)) + warm[i]!);
       await sb.kill();
     }
-    rows.push(['warm claim → first command result (pool of 5)', String(WARM_N), ms(percentile(warm, 50)), ms(percentile(warm, 95)), '≤ 20 ms']);
-    rows.push(['pool refill (claim → replacement ready)', String(WARM_N), ms(percentile(refill, 50)), ms(percentile(refill, 95)), '']);
+    rows.push([
+      'warm claim → first command result (pool of 5)',
+      String(WARM_N),
+      ms(percentile(warm, 50)),
+      ms(percentile(warm, 95)),
+      '≤ 20 ms',
+    ]);
+    rows.push([
+      'pool refill (claim → replacement ready)',
+      String(WARM_N),
+      ms(percentile(refill, 50)),
+      ms(percentile(refill, 95)),
+      '',
+    ]);
     await objects.delete('SandboxWarmPool', 'bench-pool');
 
     // Ten at a time: on two cores, hundreds of simultaneous boots would only queue for the CPU.
     const idle: Sandbox[] = [];
-    while (idle.length < IDLE_N) idle.push(...await Promise.all(Array.from({ length: Math.min(10, IDLE_N - idle.length) }, () => Sandbox.create(conn))));
+    while (idle.length < IDLE_N)
+      idle.push(
+        ...(await Promise.all(Array.from({ length: Math.min(10, IDLE_N - idle.length) }, () => Sandbox.create(conn)))),
+      );
     await new Promise((r) => setTimeout(r, 3000));
     const kids = childrenOf();
-    const perSandbox = engine.workloads.list().map((w) => treeOf(w.handle!.pid!, kids).reduce((a, p) => a + pssBytes(p), 0));
+    const perSandbox = engine.workloads
+      .list()
+      .map((w) => treeOf(w.handle!.pid!, kids).reduce((a, p) => a + pssBytes(p), 0));
     const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
-    rows.push([`memory (PSS) per idle sandbox, ${IDLE_N} idle`, String(perSandbox.length), mb(percentile(perSandbox, 50)), mb(percentile(perSandbox, 95)), '≤ 40 MB']);
+    rows.push([
+      `memory (PSS) per idle sandbox, ${IDLE_N} idle`,
+      String(perSandbox.length),
+      mb(percentile(perSandbox, 50)),
+      mb(percentile(perSandbox, 95)),
+      '≤ 40 MB',
+    ]);
     await Promise.all(idle.map((s) => s.kill()));
 
     console.log(`\nlocal engine benchmark — driver ${state.driver}, ${new Date().toISOString()}\n`);
@@ -100,4 +139,7 @@ spec: { replicas: ${POOL}, sandboxTemplateRef: { name: python-runtime-template }
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -20,10 +20,15 @@ async function main(): Promise<void> {
   const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn' } as Record<string, string>;
   const asb = (...args: string[]) => spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8' });
   if (asb('engine', 'start').status !== 0) throw new Error('engine did not start');
-  const conn = { url: JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')).url as string, token: readFileSync(join(home, 'token'), 'utf8').trim() };
+  const conn = {
+    url: JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')).url as string,
+    token: readFileSync(join(home, 'token'), 'utf8').trim(),
+  };
   const connect = async () => {
     const client = new Client({ name: 'bench', version: '1.0.0' });
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [ASB, 'mcp'], env, stderr: 'ignore' }));
+    await client.connect(
+      new StdioClientTransport({ command: process.execPath, args: [ASB, 'mcp'], env, stderr: 'ignore' }),
+    );
     return client;
   };
   const rows: string[][] = [];
@@ -42,16 +47,30 @@ async function main(): Promise<void> {
       return out;
     };
     const cold = await firstCalls();
-    rows.push(['first tool call of a conversation, no warm pool', String(FIRST_N), ms(percentile(cold, 50)), ms(percentile(cold, 95))]);
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+    rows.push([
+      'first tool call of a conversation, no warm pool',
+      String(FIRST_N),
+      ms(percentile(cold, 50)),
+      ms(percentile(cold, 95)),
+    ]);
+    await apply(
+      `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxWarmPool
 metadata: { name: mcp-pool }
 spec: { replicas: 2, sandboxTemplateRef: { name: python-runtime-template } }
-`, conn);
+`,
+      conn,
+    );
     const objects = new Objects(conn);
-    while ((await objects.get('SandboxWarmPool', 'mcp-pool')).status?.readyReplicas !== 2) await new Promise((r) => setTimeout(r, 100));
+    while ((await objects.get('SandboxWarmPool', 'mcp-pool')).status?.readyReplicas !== 2)
+      await new Promise((r) => setTimeout(r, 100));
     const warm = await firstCalls();
-    rows.push(['first tool call of a conversation, warm pool of 2', String(FIRST_N), ms(percentile(warm, 50)), ms(percentile(warm, 95))]);
+    rows.push([
+      'first tool call of a conversation, warm pool of 2',
+      String(FIRST_N),
+      ms(percentile(warm, 50)),
+      ms(percentile(warm, 95)),
+    ]);
     await objects.delete('SandboxWarmPool', 'mcp-pool');
 
     const client = await connect();
@@ -73,4 +92,7 @@ spec: { replicas: 2, sandboxTemplateRef: { name: python-runtime-template } }
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

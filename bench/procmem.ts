@@ -12,7 +12,9 @@ export function childrenOf(): Map<number, number[]> {
       const list = kids.get(ppid) ?? [];
       list.push(Number(d));
       kids.set(ppid, list);
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return kids;
 }
@@ -20,7 +22,11 @@ export function childrenOf(): Map<number, number[]> {
 export function treeOf(root: number, kids = childrenOf()): number[] {
   const out: number[] = [];
   const stack = [root];
-  while (stack.length) { const p = stack.pop()!; out.push(p); stack.push(...(kids.get(p) ?? [])); }
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(kids.get(p) ?? []));
+  }
   return out;
 }
 
@@ -28,5 +34,7 @@ export function pssBytes(pid: number): number {
   try {
     const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
-  } catch { return 0; }
+  } catch {
+    return 0;
+  }
 }

@@ -45,10 +45,34 @@ async function main(): Promise<void> {
         const [, f] = await timed(() => sb.run('true'));
         firstResult.push(r + f);
       }
-      rows.push([`suspend with snapshot, ${label}`, String(N), ms(percentile(suspend, 50)), ms(percentile(suspend, 95)), '≤ 150 ms (small)']);
-      rows.push([`resume from snapshot, ${label}`, String(N), ms(percentile(resume, 50)), ms(percentile(resume, 95)), '≤ 150 ms (small)']);
-      rows.push([`resume → first command result, ${label}`, String(N), ms(percentile(firstResult, 50)), ms(percentile(firstResult, 95)), '']);
-      rows.push([`snapshot size on disk, ${label}`, String(N), mb(percentile(sizes, 50)), mb(percentile(sizes, 95)), '']);
+      rows.push([
+        `suspend with snapshot, ${label}`,
+        String(N),
+        ms(percentile(suspend, 50)),
+        ms(percentile(suspend, 95)),
+        '≤ 150 ms (small)',
+      ]);
+      rows.push([
+        `resume from snapshot, ${label}`,
+        String(N),
+        ms(percentile(resume, 50)),
+        ms(percentile(resume, 95)),
+        '≤ 150 ms (small)',
+      ]);
+      rows.push([
+        `resume → first command result, ${label}`,
+        String(N),
+        ms(percentile(firstResult, 50)),
+        ms(percentile(firstResult, 95)),
+        '',
+      ]);
+      rows.push([
+        `snapshot size on disk, ${label}`,
+        String(N),
+        mb(percentile(sizes, 50)),
+        mb(percentile(sizes, 95)),
+        '',
+      ]);
       return sb;
     };
     const small = await cycles('idle runtime (small)', async () => undefined);
@@ -59,7 +83,12 @@ b = bytearray(os.urandom(1024 * 1024)) * 256
 print("held", len(b), flush=True)
 time.sleep(100000)
 '`);
-      for (let i = 0; i < 200 && !(await sb.commands.list()).some((p) => p.running && p.command.includes('bytearray')); i++) await new Promise((r) => setTimeout(r, 50));
+      for (
+        let i = 0;
+        i < 200 && !(await sb.commands.list()).some((p) => p.running && p.command.includes('bytearray'));
+        i++
+      )
+        await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 3000)); // the 256 MB are written
     }).then((sb) => sb.kill());
 
@@ -67,26 +96,43 @@ time.sleep(100000)
     const snap = await small.snapshots.create();
     const forks: number[] = [];
     for (let i = 0; i < N; i++) {
-      const [fork, t] = await timed(async () => { const f = await Sandbox.create({ ...conn, fromSnapshot: snap.id }); await f.run('true'); return f; });
+      const [fork, t] = await timed(async () => {
+        const f = await Sandbox.create({ ...conn, fromSnapshot: snap.id });
+        await f.run('true');
+        return f;
+      });
       forks.push(t);
       await fork.kill();
     }
-    rows.push(['fork from snapshot → first command result', String(N), ms(percentile(forks, 50)), ms(percentile(forks, 95)), '']);
+    rows.push([
+      'fork from snapshot → first command result',
+      String(N),
+      ms(percentile(forks, 50)),
+      ms(percentile(forks, 95)),
+      '',
+    ]);
     await small.kill();
 
     // Cold start, booted vs restored from a golden snapshot of the same template.
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+    await apply(
+      `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate
 metadata: { name: bench-golden }
 spec:
   podTemplate:
     spec:
       containers: [{ name: main, image: python:3.13-slim }]
-`, conn);
+`,
+      conn,
+    );
     const coldStart = async () => {
       const out: number[] = [];
       for (let i = 0; i < N; i++) {
-        const [sb, t] = await timed(async () => { const s = await Sandbox.create({ ...conn, template: 'bench-golden', warmPool: 'none' }); await s.run('true'); return s; });
+        const [sb, t] = await timed(async () => {
+          const s = await Sandbox.create({ ...conn, template: 'bench-golden', warmPool: 'none' });
+          await s.run('true');
+          return s;
+        });
         out.push(t);
         await sb.kill();
       }
@@ -96,10 +142,24 @@ spec:
     const setup = await Sandbox.create({ ...conn, template: 'bench-golden', warmPool: 'none' });
     const golden = await setup.snapshots.create();
     await setup.kill();
-    await new Objects(conn).patch('SandboxTemplate', 'bench-golden', { metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } } });
+    await new Objects(conn).patch('SandboxTemplate', 'bench-golden', {
+      metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } },
+    });
     const restored = await coldStart();
-    rows.push(['cold claim → first result, booted', String(N), ms(percentile(booted, 50)), ms(percentile(booted, 95)), '']);
-    rows.push(['cold claim → first result, from golden snapshot', String(N), ms(percentile(restored, 50)), ms(percentile(restored, 95)), '']);
+    rows.push([
+      'cold claim → first result, booted',
+      String(N),
+      ms(percentile(booted, 50)),
+      ms(percentile(booted, 95)),
+      '',
+    ]);
+    rows.push([
+      'cold claim → first result, from golden snapshot',
+      String(N),
+      ms(percentile(restored, 50)),
+      ms(percentile(restored, 95)),
+      '',
+    ]);
 
     console.log(`\nsnapshot benchmark — driver ${state.driver}, ${new Date().toISOString()}\n`);
     console.log(table(['measure', 'n', 'p50', 'p95', 'goal'], rows));
@@ -109,4 +169,7 @@ spec:
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -19,7 +19,8 @@ const ONLY = process.env.BENCH_SOAK_KINDS ? kindsOf(process.env.BENCH_SOAK_KINDS
 function kindsOf(spec: string): Kind[] {
   return spec.split(',').flatMap((part) => {
     const [kind, weight = '1'] = part.trim().split(':');
-    if (!(KINDS as readonly string[]).includes(kind!) || !(Number(weight) >= 1)) throw new Error(`BENCH_SOAK_KINDS: "${part}" is not kind[:weight] with a kind of ${KINDS.join(', ')}`);
+    if (!(KINDS as readonly string[]).includes(kind!) || !(Number(weight) >= 1))
+      throw new Error(`BENCH_SOAK_KINDS: "${part}" is not kind[:weight] with a kind of ${KINDS.join(', ')}`);
     return Array<Kind>(Math.floor(Number(weight))).fill(kind as Kind);
   });
 }
@@ -30,17 +31,23 @@ async function main(): Promise<void> {
   const e = await startEngineProcess();
   try {
     const conn = { url: e.url, token: e.token };
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+    await apply(
+      `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate
 metadata: { name: soak }
 spec:
   podTemplate:
     spec:
       containers: [{ name: main, image: python:3.13-slim, resources: { limits: { cpu: "${CPU}" } } }]
-`, conn);
+`,
+      conn,
+    );
     const sb = await Sandbox.create({ ...conn, template: 'soak' });
     const rows: string[][] = [];
-    for (const [clients, requests] of [[CLIENTS, REQUESTS], [1, SEQUENTIAL]] as const) {
+    for (const [clients, requests] of [
+      [CLIENTS, REQUESTS],
+      [1, SEQUENTIAL],
+    ] as const) {
       if (requests <= 0) continue;
       await e.eventLoopMaxMs(); // a new measurement window
       const rssBefore = e.rssBytes();
@@ -48,24 +55,53 @@ spec:
       let loopMax = 0;
       const t0 = Date.now();
       const r = await runSoak({
-        url: e.url, token: e.token, sandbox: sb.id, clients, requests, kinds: ONLY,
+        url: e.url,
+        token: e.token,
+        sandbox: sb.id,
+        clients,
+        requests,
+        kinds: ONLY,
         onProgress: (done, errors) => {
           rssMax = Math.max(rssMax, e.rssBytes());
           // Every 10 s: the loop's worst delay in that window, and where the run is.
           if ((Date.now() - t0) % 10_000 < 1000) {
-            void e.eventLoopMaxMs().then((v) => { loopMax = Math.max(loopMax, v); });
-            process.stderr.write(`  ${clients} client(s): ${done}/${requests}, ${(done / (Date.now() - t0) * 1000).toFixed(0)}/s, engine RSS ${e.rssBytes() >> 20} MB, errors ${errors}\n`);
+            void e.eventLoopMaxMs().then((v) => {
+              loopMax = Math.max(loopMax, v);
+            });
+            process.stderr.write(
+              `  ${clients} client(s): ${done}/${requests}, ${((done / (Date.now() - t0)) * 1000).toFixed(0)}/s, engine RSS ${e.rssBytes() >> 20} MB, errors ${errors}\n`,
+            );
           }
         },
       });
       loopMax = Math.max(loopMax, await e.eventLoopMaxMs());
       const all = KINDS.flatMap((k) => r.latencies[k]);
-      rows.push([`${clients}`, `${requests}`, `${r.errors.length}`, `${(requests / r.durationMs * 1000).toFixed(0)}/s`, ms(percentile(all, 50)), ms(percentile(all, 99)),
-        `${rssBefore >> 20} → ${rssMax >> 20} MB`, ms(loopMax)]);
-      for (const k of KINDS) rows.push([`  ${k}`, `${r.latencies[k].length}`, `${r.errors.filter((x) => x.kind === k).length}`, '', ms(percentile(r.latencies[k], 50)), ms(percentile(r.latencies[k], 99)), '', '']);
+      rows.push([
+        `${clients}`,
+        `${requests}`,
+        `${r.errors.length}`,
+        `${((requests / r.durationMs) * 1000).toFixed(0)}/s`,
+        ms(percentile(all, 50)),
+        ms(percentile(all, 99)),
+        `${rssBefore >> 20} → ${rssMax >> 20} MB`,
+        ms(loopMax),
+      ]);
+      for (const k of KINDS)
+        rows.push([
+          `  ${k}`,
+          `${r.latencies[k].length}`,
+          `${r.errors.filter((x) => x.kind === k).length}`,
+          '',
+          ms(percentile(r.latencies[k], 50)),
+          ms(percentile(r.latencies[k], 99)),
+          '',
+          '',
+        ]);
       if (r.errors.length) process.stderr.write(`first errors: ${JSON.stringify(r.errors.slice(0, 5))}\n`);
     }
-    console.log(table(['clients', 'requests', 'errors', 'throughput', 'p50', 'p99', 'engine RSS', 'event-loop max'], rows));
+    console.log(
+      table(['clients', 'requests', 'errors', 'throughput', 'p50', 'p99', 'engine RSS', 'event-loop max'], rows),
+    );
     console.log(`sandbox ${(await sb.refresh()).phase}`);
     await sb.kill();
   } finally {

@@ -27,7 +27,10 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       await using sb = await Sandbox.create({ ...conn, template: 'python-runtime-template' });
       console.log(`sandbox ${sb.id} ready in ${(performance.now() - t0).toFixed(0)} ms`);
-      show(`echo 'Hello from the sandboxed environment!'`, await sb.run(`echo 'Hello from the sandboxed environment!'`));
+      show(
+        `echo 'Hello from the sandboxed environment!'`,
+        await sb.run(`echo 'Hello from the sandboxed environment!'`),
+      );
     }
 
     console.log('=== seed 004: SDK test script ===');
@@ -42,9 +45,19 @@ async function main(): Promise<void> {
       const kernel = (await sb.run('uname -r')).stdout.trim();
       console.log(`  Sandbox kernel: ${kernel}`);
       console.log(`  Host kernel:    ${release()}`);
-      console.log(kernel !== release() ? '  Running with userspace isolation (gVisor)!' : '  WARNING: the sandbox reports the host kernel');
+      console.log(
+        kernel !== release()
+          ? '  Running with userspace isolation (gVisor)!'
+          : '  WARNING: the sandbox reports the host kernel',
+      );
       const dmesg = await sb.run('dmesg | head -3');
-      console.log(dmesg.stdout.trimEnd().split('\n').map((l) => `  dmesg: ${l}`).join('\n'));
+      console.log(
+        dmesg.stdout
+          .trimEnd()
+          .split('\n')
+          .map((l) => `  dmesg: ${l}`)
+          .join('\n'),
+      );
     }
 
     {
@@ -56,7 +69,8 @@ async function main(): Promise<void> {
     {
       await apply(readFileSync(join(here, 'seed002/python-counter-template.yaml'), 'utf8'), conn);
       await using sb = await Sandbox.create({ ...conn, template: 'python-counter-template' });
-      const count = async () => [...(await sb.commands.output('main')).stdout.matchAll(/Count: (\d+)/g)].map((m) => Number(m[1])).at(-1) ?? -1;
+      const count = async () =>
+        [...(await sb.commands.output('main')).stdout.matchAll(/Count: (\d+)/g)].map((m) => Number(m[1])).at(-1) ?? -1;
       await new Promise((r) => setTimeout(r, 3000));
       const before = await count();
       const { snapshotId } = await sb.suspend({ snapshot: true });
@@ -76,4 +90,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => { console.error(`quickstart failed: ${err instanceof Error ? err.message : err}`); process.exit(1); });
+main().catch((err) => {
+  console.error(`quickstart failed: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

@@ -28,39 +28,77 @@ const lazyBuiltins = {
       const keys = Object.keys(require(`node:${args.path}`)).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k));
       const getters = keys.map((k) => `  get ${k}() { return load().${k}; },`).join('\n');
       // `req` (not `require`) so esbuild leaves the call alone instead of resolving it back here.
-      return { contents: `let m; const req = require; const load = () => (m ??= req('node:' + ${JSON.stringify(args.path)}));\nmodule.exports = {\n${getters}\n};`, loader: 'js' };
+      return {
+        contents: `let m; const req = require; const load = () => (m ??= req('node:' + ${JSON.stringify(args.path)}));\nmodule.exports = {\n${getters}\n};`,
+        loader: 'js',
+      };
     });
   },
 };
 
-await build({ bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, logLevel: 'warning',
-  entryPoints: ['packages/runtime/src/main.ts'], outfile: 'dist/agent.cjs', plugins: [lazyBuiltins] });
+await build({
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  logLevel: 'warning',
+  entryPoints: ['packages/runtime/src/main.ts'],
+  outfile: 'dist/agent.cjs',
+  plugins: [lazyBuiltins],
+});
 
 rmSync('dist/agent.blob', { force: true });
 rmSync('dist/agent.blob.json', { force: true });
 try {
   // V8 flags must be those the sandbox starts node with (agentArgv in
   // packages/engine/src/drivers/runtime-spec.ts, none today): they are part of the snapshot's configuration tag.
-  execFileSync(process.execPath, ['--snapshot-blob', 'dist/agent.blob', '--build-snapshot', 'dist/agent.cjs'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(process.execPath, ['--snapshot-blob', 'dist/agent.blob', '--build-snapshot', 'dist/agent.cjs'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   // A snapshot only loads into the very node that built it: record which one.
   writeFileSync('dist/agent.blob.json', JSON.stringify({ node: process.version, execPath: process.execPath }) + '\n');
 } catch (err) {
-  console.warn(`warning: no startup snapshot of the agent (${String(err.stderr ?? err).split('\n')[0]}); sandboxes start from dist/agent.cjs`);
+  console.warn(
+    `warning: no startup snapshot of the agent (${String(err.stderr ?? err).split('\n')[0]}); sandboxes start from dist/agent.cjs`,
+  );
 }
 
 if (existsSync('packages/cli/src/main.ts')) {
-  await build({ bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning',
-    banner: { js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);" },
-    entryPoints: ['packages/cli/src/main.ts'], outfile: 'dist/asb.mjs', external: ['better-sqlite3'] });
+  await build({
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    logLevel: 'warning',
+    banner: {
+      js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);",
+    },
+    entryPoints: ['packages/cli/src/main.ts'],
+    outfile: 'dist/asb.mjs',
+    external: ['better-sqlite3'],
+  });
 }
 
 // The Kubernetes controller and the sandbox router: one file each, for their container images
 // (images/controller, images/router), which hold node and the bundle and nothing else.
-for (const [entry, out] of [['packages/k8s/src/controller/main.ts', 'dist/controller.mjs'], ['packages/k8s/src/router/main.ts', 'dist/router.mjs']]) {
+for (const [entry, out] of [
+  ['packages/k8s/src/controller/main.ts', 'dist/controller.mjs'],
+  ['packages/k8s/src/router/main.ts', 'dist/router.mjs'],
+]) {
   if (!existsSync(entry)) continue;
-  await build({ bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning',
-    banner: { js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);" },
-    entryPoints: [entry], outfile: out });
+  await build({
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    logLevel: 'warning',
+    banner: {
+      js: "import { createRequire as __asbCreateRequire } from 'node:module'; const require = __asbCreateRequire(import.meta.url);",
+    },
+    entryPoints: [entry],
+    outfile: out,
+  });
 }
 
 // Native helpers, when a C compiler is present; the engine works without them, slower or with

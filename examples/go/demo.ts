@@ -17,8 +17,15 @@ import { multiFlow, smokeFlow } from './flows.ts';
 const FLOWS = ['smoke', 'multi', 'all'] as const;
 
 export interface DemoFlags {
-  flow: string; keep?: boolean; claim?: string; namespace: string; template: string; warmPool?: string;
-  kubernetes?: boolean; kubeconfig?: string; routerUrl?: string;
+  flow: string;
+  keep?: boolean;
+  claim?: string;
+  namespace: string;
+  template: string;
+  warmPool?: string;
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  routerUrl?: string;
 }
 
 export async function demo(flags: DemoFlags): Promise<void> {
@@ -28,13 +35,21 @@ export async function demo(flags: DemoFlags): Promise<void> {
   const connection: KubernetesConnection | undefined = onCluster
     ? kubernetes({ kubeconfig: flags.kubeconfig, router: flags.routerUrl ? { url: flags.routerUrl } : undefined })
     : undefined;
-  const where = connection ? { connection, namespace: flags.namespace } : resolveConnection({ namespace: flags.namespace });
+  const where = connection
+    ? { connection, namespace: flags.namespace }
+    : resolveConnection({ namespace: flags.namespace });
 
   const sb = flags.claim
     ? await Sandbox.connect(flags.claim, { ...where, waitReadyMs: 180_000 })
-    : await Sandbox.create({ ...where, ...(flags.warmPool ? { warmPool: flags.warmPool } : { template: flags.template }), timeoutMs: 180_000 });
+    : await Sandbox.create({
+        ...where,
+        ...(flags.warmPool ? { warmPool: flags.warmPool } : { template: flags.template }),
+        timeoutMs: 180_000,
+      });
   const handle = sb.info.claim ?? sb.id;
-  console.log(`==> ${flags.claim ? 'reattached to' : 'created'} ${connection ? `claim ${handle} (sandbox ${sb.id})` : `sandbox ${sb.id}`} in namespace ${flags.namespace}`);
+  console.log(
+    `==> ${flags.claim ? 'reattached to' : 'created'} ${connection ? `claim ${handle} (sandbox ${sb.id})` : `sandbox ${sb.id}`} in namespace ${flags.namespace}`,
+  );
   try {
     if (flow === 'smoke' || flow === 'all') await smokeFlow(sb);
     if (flow === 'multi' || flow === 'all') await multiFlow(sb);
@@ -60,11 +75,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .option('--template <name>', 'SandboxTemplate to claim from', 'go-runtime-template')
     .option('--warm-pool <name>', 'claim from this SandboxWarmPool instead (v1beta1 warmPoolRef)')
     .option('--kubernetes', 'on a Kubernetes cluster (default kubeconfig) instead of the local engine')
-    .option('--kubeconfig <file>', 'the cluster\'s kubeconfig (implies --kubernetes)')
-    .option('--router-url <url>', 'the sandbox router\'s address (implies --kubernetes) [default: port-forward to svc/sandbox-router-svc]');
+    .option('--kubeconfig <file>', "the cluster's kubeconfig (implies --kubernetes)")
+    .option(
+      '--router-url <url>',
+      "the sandbox router's address (implies --kubernetes) [default: port-forward to svc/sandbox-router-svc]",
+    );
   program.parse();
-  demo(program.opts<DemoFlags>()).then(() => process.exit(0), (err) => {
-    console.error(`demo failed: ${err instanceof Error ? err.message : err}`);
-    process.exit(1);
-  });
+  demo(program.opts<DemoFlags>()).then(
+    () => process.exit(0),
+    (err) => {
+      console.error(`demo failed: ${err instanceof Error ? err.message : err}`);
+      process.exit(1);
+    },
+  );
 }

@@ -15,7 +15,8 @@ export function filesOf(dir: string): Array<[string, Buffer]> {
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p); else out.push([relative(dir, p), readFileSync(p)]);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push([relative(dir, p), readFileSync(p)]);
     }
   };
   walk(dir);
@@ -45,5 +46,8 @@ export async function multiFlow(sb: Sandbox): Promise<void> {
   const build = await sb.run('go build -o app .', { cwd: 'multifile', timeoutMs: BUILD_TIMEOUT_MS });
   if (build.exitCode !== 0) show('go build -o app .', build);
   show('./app', await sb.run('./app', { cwd: 'multifile' }));
-  show('go test ./...', await sb.run('go test ./... 2>&1 | grep -v "no test files"', { cwd: 'multifile', timeoutMs: BUILD_TIMEOUT_MS }));
+  show(
+    'go test ./...',
+    await sb.run('go test ./... 2>&1 | grep -v "no test files"', { cwd: 'multifile', timeoutMs: BUILD_TIMEOUT_MS }),
+  );
 }

@@ -13,7 +13,8 @@ import { Engine } from '@asb/engine';
 import { Sandbox, apply } from '@asb/sdk';
 
 const WAIT_MS = Number(process.env.WAIT_SECONDS ?? 5) * 1000;
-const log = (msg: string) => console.log(`${new Date().toISOString().replace('T', ' ').replace('Z', '')} - INFO - ${msg}`);
+const log = (msg: string) =>
+  console.log(`${new Date().toISOString().replace('T', ' ').replace('Z', '')} - INFO - ${msg}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The last "Count: N" of the sandbox's main process (seed 002 reads the pod's log). */
@@ -29,7 +30,10 @@ async function main(): Promise<void> {
   const conn = { url: engine.url, token: engine.bearerToken };
   let ok = false;
   try {
-    await apply(readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'python-counter-template.yaml'), 'utf8'), conn);
+    await apply(
+      readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'python-counter-template.yaml'), 'utf8'),
+      conn,
+    );
     log('Creating sandbox...');
     await using sandbox = await Sandbox.create({ ...conn, template: 'python-counter-template' });
     log(`Sandbox created with ID: ${sandbox.id}`);
@@ -41,7 +45,9 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const suspended = await sandbox.suspend({ snapshot: true });
     log(`Sandbox paused successfully in ${(performance.now() - t0).toFixed(0)} ms.`);
-    log(`Snapshot created: ${suspended.snapshotId} (${((suspended.snapshot?.sizeBytes ?? 0) / 1024 / 1024).toFixed(1)} MB)`);
+    log(
+      `Snapshot created: ${suspended.snapshotId} (${((suspended.snapshot?.sizeBytes ?? 0) / 1024 / 1024).toFixed(1)} MB)`,
+    );
     log(`Waiting ${WAIT_MS / 1000} seconds...`);
     await sleep(WAIT_MS);
     log('Resuming sandbox (using snapshots)...');
@@ -55,7 +61,10 @@ async function main(): Promise<void> {
     log(`Count after resume: ${after}`);
     if (before !== undefined && after !== undefined) {
       log(`Verification: Count before=${before}, Count after=${after}`);
-      if (after >= before) { log('SUCCESS: Sandbox resumed from where it left off (or later).'); ok = true; } else log('FAIL: Sandbox counter reset or went backwards!');
+      if (after >= before) {
+        log('SUCCESS: Sandbox resumed from where it left off (or later).');
+        ok = true;
+      } else log('FAIL: Sandbox counter reset or went backwards!');
       // Not in the seed, but what it means: the suspended interval is not in the count.
       log(`(counted ${after - before} in ${(2 * WAIT_MS) / 1000} s of which ${WAIT_MS / 1000} s suspended)`);
     } else {
@@ -69,4 +78,7 @@ async function main(): Promise<void> {
   if (!ok) process.exit(1);
 }
 
-main().catch((err) => { console.error(`seed 002 demo failed: ${err instanceof Error ? err.message : err}`); process.exit(1); });
+main().catch((err) => {
+  console.error(`seed 002 demo failed: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

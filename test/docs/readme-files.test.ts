@@ -68,8 +68,9 @@ describe('README file tables', () => {
     assert.deepEqual(missingPaths(named, tree), [], 'README.md names these, which the tree lacks');
   });
 
-  const packages = readdirSync(join(root, 'packages'))
-    .filter((p) => existsSync(join(root, 'packages', p, 'README.md')));
+  const packages = readdirSync(join(root, 'packages')).filter((p) =>
+    existsSync(join(root, 'packages', p, 'README.md')),
+  );
   for (const pkg of packages) {
     it(`packages/${pkg}/README.md names only files and folders that exist`, () => {
       const prefix = `packages/${pkg}/`;

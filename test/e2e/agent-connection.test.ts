@@ -13,22 +13,36 @@ function client(t: TestEngine, sandbox: string) {
   const url = new URL(t.engine.url);
   const headers = { authorization: `Bearer ${t.engine.bearerToken}`, 'x-sandbox-id': sandbox };
   return {
-    get: (path: string) => new Promise<number>((resolve, reject) => {
-      http.get({ host: url.hostname, port: url.port, path, agent, headers }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); }).on('error', reject);
-    }),
+    get: (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get({ host: url.hostname, port: url.port, path, agent, headers }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          })
+          .on('error', reject);
+      }),
     /** Opens a response that would stream for ever, and goes away once its headers are in. */
-    abandon: (path: string) => new Promise<number>((resolve, reject) => {
-      const req = http.get({ host: url.hostname, port: url.port, path, agent: false, headers }, (res) => { resolve(res.statusCode!); req.destroy(); });
-      req.on('error', reject);
-    }),
+    abandon: (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: url.hostname, port: url.port, path, agent: false, headers }, (res) => {
+          resolve(res.statusCode!);
+          req.destroy();
+        });
+        req.on('error', reject);
+      }),
     close: () => agent.destroy(),
   };
 }
 
 describe('the engine–agent connection', () => {
   let t: TestEngine;
-  before(async () => { t = await startTestEngine(); });
-  after(async () => { await t?.stop(); });
+  before(async () => {
+    t = await startTestEngine();
+  });
+  after(async () => {
+    await t?.stop();
+  });
 
   it('carries thousands of requests one after another (each sandbox died after ~1,100)', async () => {
     await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
@@ -59,11 +73,14 @@ describe('the engine–agent connection', () => {
     assert.ok(answered >= 1490, `${answered} of 1,500 follows answered`);
     assert.equal((await sb.run('echo still here')).stdout, 'still here\n');
     const procs = await sb.commands.list();
-    assert.ok(procs.some((p) => p.id === bg.id && p.running), 'the background process lived through it');
+    assert.ok(
+      procs.some((p) => p.id === bg.id && p.running),
+      'the background process lived through it',
+    );
     assert.equal((await sb.refresh()).phase, 'Running');
   });
 
-  it('answers a port other than the runtime API\'s as upstream\'s router does', async () => {
+  it("answers a port other than the runtime API's as upstream's router does", async () => {
     await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
     assert.equal((await raw(t, '/', { sandbox: sb.id, headers: { 'x-sandbox-port': '8888' } })).status, 200);
     const other = await raw(t, '/', { sandbox: sb.id, headers: { 'x-sandbox-port': '9000' } });

@@ -12,10 +12,19 @@ describe('bad input', () => {
     t = await startTestEngine();
     sb = await Sandbox.create({ ...t.conn });
   });
-  after(async () => { delete process.env.ASB_MAX_UPLOAD_BYTES; await t?.stop(); });
+  after(async () => {
+    delete process.env.ASB_MAX_UPLOAD_BYTES;
+    await t?.stop();
+  });
 
   it('refuses path traversal in every file route with 400', async () => {
-    for (const path of ['/download/..%2F..%2Fetc%2Fpasswd', '/list/..%2F..', '/exists/%2Fetc%2Fshadow', '/v1/files/..%2Fx', '/v1/stat/..%2F..%2Froot']) {
+    for (const path of [
+      '/download/..%2F..%2Fetc%2Fpasswd',
+      '/list/..%2F..',
+      '/exists/%2Fetc%2Fshadow',
+      '/v1/files/..%2Fx',
+      '/v1/stat/..%2F..%2Froot',
+    ]) {
       const r = await raw(t, path, { sandbox: sb.id });
       assert.equal(r.status, 400, `${path}: ${r.text}`);
       assert.match(r.text, /outside/i);
@@ -24,7 +33,12 @@ describe('bad input', () => {
   });
 
   it('answers 404 for an unknown sandbox, with the name in the message', async () => {
-    const r = await raw(t, '/execute', { method: 'POST', sandbox: 'no-such-sandbox', body: '{"command":"true"}', headers: { 'content-type': 'application/json' } });
+    const r = await raw(t, '/execute', {
+      method: 'POST',
+      sandbox: 'no-such-sandbox',
+      body: '{"command":"true"}',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(r.status, 404);
     assert.match(r.text, /no-such-sandbox/);
     await assert.rejects(Sandbox.connect('no-such-sandbox', t.conn), NotFoundError);
@@ -37,17 +51,34 @@ describe('bad input', () => {
   });
 
   it('refuses malformed JSON with 400, both at the engine and at the agent', async () => {
-    const a = await raw(t, '/v1/sandboxes', { method: 'POST', body: '{"template":', headers: { 'content-type': 'application/json' } });
+    const a = await raw(t, '/v1/sandboxes', {
+      method: 'POST',
+      body: '{"template":',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(a.status, 400);
-    const b = await raw(t, '/execute', { method: 'POST', sandbox: sb.id, body: '{"command":', headers: { 'content-type': 'application/json' } });
+    const b = await raw(t, '/execute', {
+      method: 'POST',
+      sandbox: sb.id,
+      body: '{"command":',
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(b.status, 400);
   });
 
   it('names the field of an invalid request', async () => {
-    const r = await raw(t, '/v1/sandboxes', { method: 'POST', body: JSON.stringify({ template: 'python-runtime-template', name: 'Bad_Name' }), headers: { 'content-type': 'application/json' } });
+    const r = await raw(t, '/v1/sandboxes', {
+      method: 'POST',
+      body: JSON.stringify({ template: 'python-runtime-template', name: 'Bad_Name' }),
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(r.status, 422);
     assert.match(r.body.message, /metadata\.name/);
-    const unknown = await raw(t, '/v1/sandboxes', { method: 'POST', body: JSON.stringify({ template: 'nope' }), headers: { 'content-type': 'application/json' } });
+    const unknown = await raw(t, '/v1/sandboxes', {
+      method: 'POST',
+      body: JSON.stringify({ template: 'nope' }),
+      headers: { 'content-type': 'application/json' },
+    });
     assert.equal(unknown.status, 404);
     assert.match(unknown.body.message, /template "nope" not found/);
   });
@@ -61,7 +92,10 @@ describe('bad input', () => {
 
   it('answers 403 when the sandbox user may not write a file, and the agent survives it', async () => {
     await sb.run('mkdir -p locked && chmod 555 locked');
-    await assert.rejects(sb.files.write('locked/x.txt', 'nope'), (err: unknown) => err instanceof InvalidError && err.status === 403);
+    await assert.rejects(
+      sb.files.write('locked/x.txt', 'nope'),
+      (err: unknown) => err instanceof InvalidError && err.status === 403,
+    );
     const r = await raw(t, '/v1/files/locked%2Fy.txt', { method: 'PUT', sandbox: sb.id, body: 'x' });
     assert.equal(r.status, 403);
     assert.equal(r.body.reason, 'PermissionDenied');
@@ -71,7 +105,12 @@ describe('bad input', () => {
     const broken = await raw(t, '/download/%E0%A4%A', { sandbox: sb.id });
     assert.equal(broken.status, 422);
     for (const id of ['../etc', 'a'.repeat(300), '%00']) {
-      const r = await raw(t, '/execute', { method: 'POST', sandbox: id, body: '{"command":"true"}', headers: { 'content-type': 'application/json' } });
+      const r = await raw(t, '/execute', {
+        method: 'POST',
+        sandbox: id,
+        body: '{"command":"true"}',
+        headers: { 'content-type': 'application/json' },
+      });
       assert.equal(r.status, 404, `${id}: ${r.text}`);
     }
   });

@@ -11,10 +11,17 @@ const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 
 describe('asb', () => {
   const home = mkdtempSync(join(tmpdir(), 'asb-cli-'));
   const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0' };
-  const asb = (...args: string[]) => spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+  const asb = (...args: string[]) =>
+    spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 120_000 });
 
-  before(() => { const r = asb('engine', 'start'); assert.equal(r.status, 0, r.stderr); });
-  after(() => { asb('engine', 'stop'); rmSync(home, { recursive: true, force: true }); });
+  before(() => {
+    const r = asb('engine', 'start');
+    assert.equal(r.status, 0, r.stderr);
+  });
+  after(() => {
+    asb('engine', 'stop');
+    rmSync(home, { recursive: true, force: true });
+  });
 
   it('keeps its token private', () => {
     assert.equal(statSync(join(home, 'token')).mode & 0o777, 0o600);
@@ -47,8 +54,11 @@ describe('asb', () => {
     assert.match(gone.stderr, /not found/);
   });
 
-  it('applies seed 004\'s template and warm pool, and gets, describes, scales and deletes kubectl-style', async () => {
-    const fixtures = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../packages/api/test/fixtures');
+  it("applies seed 004's template and warm pool, and gets, describes, scales and deletes kubectl-style", async () => {
+    const fixtures = join(
+      import.meta.dirname ?? new URL('.', import.meta.url).pathname,
+      '../../packages/api/test/fixtures',
+    );
     const ns = ['-n', 'agent-sandbox-demo'];
     for (const f of ['seed004-template.yaml', 'seed004-warmpool.yaml']) {
       const r = asb('apply', '-f', join(fixtures, f));
@@ -63,16 +73,24 @@ describe('asb', () => {
       assert.fail(`the pool never had ${n} ready members`);
     };
     await readyPool(2);
-    assert.match(asb(...ns, 'get', 'sandboxwarmpools').stdout, /^NAME\s+READY\s+DESIRED\s+TEMPLATE\s+AGE\npython-warmpool\s+2\s+2\s+python-runtime-template\s/);
+    assert.match(
+      asb(...ns, 'get', 'sandboxwarmpools').stdout,
+      /^NAME\s+READY\s+DESIRED\s+TEMPLATE\s+AGE\npython-warmpool\s+2\s+2\s+python-runtime-template\s/,
+    );
     const info = JSON.parse(asb(...ns, 'create', '-t', 'python-runtime-template', '-o', 'json').stdout);
     assert.match(info.name, /^python-warmpool-/, 'served from the pool');
-    assert.match(asb(...ns, 'get', 'sandboxclaims').stdout, new RegExp(`${info.claim}\\s+True\\s+${info.name}\\s+DependenciesReady`));
+    assert.match(
+      asb(...ns, 'get', 'sandboxclaims').stdout,
+      new RegExp(`${info.claim}\\s+True\\s+${info.name}\\s+DependenciesReady`),
+    );
     const described = asb(...ns, 'describe', 'sandboxclaim', info.claim);
     assert.equal(described.status, 0, described.stderr);
     assert.match(described.stdout, /Events:[\s\S]*SandboxAdopted[\s\S]*Adopted warm pool Sandbox/);
     assert.equal(asb(...ns, 'scale', 'swp', 'python-warmpool', '--replicas', '0').status, 0);
     await readyPool(0);
-    const names = asb(...ns, 'get', 'sandboxes', '-o', 'name').stdout.trim().split('\n');
+    const names = asb(...ns, 'get', 'sandboxes', '-o', 'name')
+      .stdout.trim()
+      .split('\n');
     assert.deepEqual(names, [`sandbox/${info.name}`], 'scaling the pool to 0 kept the claimed sandbox only');
     assert.equal(asb(...ns, 'delete', 'sandboxclaim', info.claim).stdout, `sandboxclaim/${info.claim} deleted\n`);
     const missing = asb(...ns, 'get', 'sandboxclaim', info.claim);
@@ -108,7 +126,7 @@ describe('asb', () => {
     assert.equal(asb('rm', id, fork.stdout.trim()).status, 0);
   });
 
-  it('shows a main process\'s output with asb logs (seed 002\'s counter)', async () => {
+  it("shows a main process's output with asb logs (seed 002's counter)", async () => {
     const tpl = join(home, 'counter.yaml');
     writeFileSync(tpl, readFileSync(new URL('../../examples/seed002/python-counter-template.yaml', import.meta.url)));
     assert.equal(asb('apply', '-f', tpl).status, 0);
@@ -122,7 +140,7 @@ describe('asb', () => {
     assert.match(none.stderr, /no main process/);
   });
 
-  it('reports the engine\'s status', () => {
+  it("reports the engine's status", () => {
     const st = JSON.parse(asb('engine', 'status', '-o', 'json').stdout);
     assert.equal(st.running, true);
     assert.equal(st.driver, 'gvisor');

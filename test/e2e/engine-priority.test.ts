@@ -10,7 +10,11 @@ import { ENGINE_CGROUP, ENGINE_CPU_SHARES_DEFAULT, cpuCgroupOf, sharesToWeight }
 import { startEngineProcess } from './harness.ts';
 
 function cpuCgroup(pid: number): string | undefined {
-  try { return cpuCgroupOf(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.path; } catch { return undefined; }
+  try {
+    return cpuCgroupOf(readFileSync(`/proc/${pid}/cgroup`, 'utf8'))?.path;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Every process whose command line names `needle` (the engine's home appears in runsc's and
@@ -22,7 +26,9 @@ function processesNaming(needle: string): { pid: number; cmd: string }[] {
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replaceAll('\0', ' ');
       if (cmd.includes(needle)) out.push({ pid: Number(d), cmd });
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
@@ -36,7 +42,11 @@ for (const driver of ['gvisor', 'bubblewrap'] as const) {
         assert.ok(own.endsWith(`/${ENGINE_CGROUP}`), `the engine's cpu cgroup is ${own}`);
         const v1 = `/sys/fs/cgroup/cpu${own}/cpu.shares`;
         if (existsSync(v1)) assert.equal(Number(readFileSync(v1, 'utf8')), ENGINE_CPU_SHARES_DEFAULT);
-        else assert.equal(Number(readFileSync(`/sys/fs/cgroup${own}/cpu.weight`, 'utf8')), sharesToWeight(ENGINE_CPU_SHARES_DEFAULT));
+        else
+          assert.equal(
+            Number(readFileSync(`/sys/fs/cgroup${own}/cpu.weight`, 'utf8')),
+            sharesToWeight(ENGINE_CPU_SHARES_DEFAULT),
+          );
 
         const sb = await Sandbox.create({ url: e.url, token: e.token });
         assert.equal((await sb.run('echo hi')).stdout, 'hi\n');

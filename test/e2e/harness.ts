@@ -9,15 +9,31 @@ import pino from 'pino';
 import { Engine, unmountAll, applyObjects } from '@asb/engine';
 import type { ConnectionOpts } from '@asb/sdk';
 
-export interface TestEngine { engine: Engine; conn: ConnectionOpts; home: string; stop(): Promise<void> }
+export interface TestEngine {
+  engine: Engine;
+  conn: ConnectionOpts;
+  home: string;
+  stop(): Promise<void>;
+}
 
-export async function startTestEngine(opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string } = {}): Promise<TestEngine> {
+export async function startTestEngine(
+  opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string } = {},
+): Promise<TestEngine> {
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-e2e-'));
-  const engine = new Engine({ home, port: 0, driver: opts.driver ?? 'gvisor' }, pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }));
+  const engine = new Engine(
+    { home, port: 0, driver: opts.driver ?? 'gvisor' },
+    pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }),
+  );
   await engine.start();
   return {
-    engine, home, conn: { url: engine.url, token: engine.bearerToken },
-    async stop() { await engine.stop({ deleteAll: true }); await unmountAll(home); rmSync(home, { recursive: true, force: true }); },
+    engine,
+    home,
+    conn: { url: engine.url, token: engine.bearerToken },
+    async stop() {
+      await engine.stop({ deleteAll: true });
+      await unmountAll(home);
+      rmSync(home, { recursive: true, force: true });
+    },
   };
 }
 
@@ -29,25 +45,59 @@ export async function restartTestEngine(t: TestEngine): Promise<TestEngine> {
 }
 
 /** Registers a template in the engine's store, as `asb apply` of a SandboxTemplate would. */
-export async function putTemplate(t: TestEngine, name: string, container: { image: string; command?: string[]; limits?: Record<string, string> }): Promise<void> {
+export async function putTemplate(
+  t: TestEngine,
+  name: string,
+  container: { image: string; command?: string[]; limits?: Record<string, string> },
+): Promise<void> {
   // (limits may include ephemeral-storage: the workspace's disk quota)
-  await applyObjects(t.engine.store, [{
-    apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxTemplate', metadata: { name, namespace: 'default' },
-    spec: {
-      podTemplate: { spec: { containers: [{ name: 'main', image: container.image, command: container.command, resources: { limits: container.limits } }] } },
-      networkPolicyManagement: 'Managed', envVarsInjectionPolicy: 'Disallowed', volumeClaimTemplatesPolicy: 'Disallowed',
+  await applyObjects(t.engine.store, [
+    {
+      apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+      kind: 'SandboxTemplate',
+      metadata: { name, namespace: 'default' },
+      spec: {
+        podTemplate: {
+          spec: {
+            containers: [
+              {
+                name: 'main',
+                image: container.image,
+                command: container.command,
+                resources: { limits: container.limits },
+              },
+            ],
+          },
+        },
+        networkPolicyManagement: 'Managed',
+        envVarsInjectionPolicy: 'Disallowed',
+        volumeClaimTemplatesPolicy: 'Disallowed',
+      },
     },
-  }]);
+  ]);
 }
 
 /** Raw HTTP to the engine with the router headers, for asserting status codes and bodies. */
-export async function raw(t: TestEngine, path: string, init: { method?: string; body?: RequestInit['body']; headers?: Record<string, string>; sandbox?: string } = {}): Promise<{ status: number; body: any; text: string }> {
+export async function raw(
+  t: TestEngine,
+  path: string,
+  init: { method?: string; body?: RequestInit['body']; headers?: Record<string, string>; sandbox?: string } = {},
+): Promise<{ status: number; body: any; text: string }> {
   const headers: Record<string, string> = { authorization: `Bearer ${t.engine.bearerToken}`, ...init.headers };
   if (init.sandbox) headers['x-sandbox-id'] = init.sandbox;
-  const res = await fetch(t.engine.url + path, { method: init.method ?? 'GET', body: init.body, headers, duplex: 'half' });
+  const res = await fetch(t.engine.url + path, {
+    method: init.method ?? 'GET',
+    body: init.body,
+    headers,
+    duplex: 'half',
+  });
   const text = await res.text();
   let body: unknown;
-  try { body = JSON.parse(text); } catch { body = undefined; }
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
   return { status: res.status, body, text };
 }
 
@@ -83,7 +133,11 @@ function statusField(pid: number, field: string): number {
 
 /** Whether `pid` still runs (a zombie, killed but not yet reaped, does not). */
 function running(pid: number): boolean {
-  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -99,24 +153,41 @@ export async function startEngineProcess(
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-engine-'));
   const fullEnv = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn', ...env };
   const asb = (...args: string[]) =>
-    spawnSync(process.execPath, [ASB, ...args],
-      { env: fullEnv, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
+    spawnSync(process.execPath, [ASB, ...args], {
+      env: fullEnv,
+      encoding: 'utf8',
+      timeout: 300_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
   // ASB_TEST_ENGINE_NODE_ARGS: node flags for the daemon only (it re-runs the CLI's own flags),
   // such as `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
   const nodeArgs = process.env.ASB_TEST_ENGINE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const started = spawnSync(process.execPath, [...nodeArgs, ASB, 'engine', 'start', '-o', 'json'],
-    { env: fullEnv, encoding: 'utf8', timeout: 300_000 });
+  const started = spawnSync(process.execPath, [...nodeArgs, ASB, 'engine', 'start', '-o', 'json'], {
+    env: fullEnv,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   if (started.status !== 0) throw new Error(`asb engine start failed: ${started.stderr}`);
   const state = JSON.parse(started.stdout) as { url: string; pid: number; tokenFile: string };
   const token = readFileSync(state.tokenFile, 'utf8').trim();
   const metrics = async () =>
     (await fetch(`${state.url}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
   const kill = async (signal: NodeJS.Signals) => {
-    try { process.kill(state.pid, signal); } catch { /* gone already */ }
+    try {
+      process.kill(state.pid, signal);
+    } catch {
+      /* gone already */
+    }
     while (running(state.pid)) await new Promise((r) => setTimeout(r, 50));
   };
   return {
-    url: state.url, token, conn: { url: state.url, token }, pid: state.pid, home, asb, kill,
+    url: state.url,
+    token,
+    conn: { url: state.url, token },
+    pid: state.pid,
+    home,
+    asb,
+    kill,
     rssBytes: () => statusField(state.pid, 'VmRSS'),
     peakRssBytes: () => statusField(state.pid, 'VmHWM'),
     metrics,
@@ -141,13 +212,26 @@ export async function startEngineProcess(
         execFileSync('runsc', ['--root', join(home, 'runsc'), ...args], { encoding: 'utf8' });
       let left: string[] = [];
       if (existsSync(join(home, 'runsc'))) {
-        try { left = runsc('list', '--quiet').split('\n').filter(Boolean); } catch { /* none */ }
+        try {
+          left = runsc('list', '--quiet').split('\n').filter(Boolean);
+        } catch {
+          /* none */
+        }
       }
       for (const id of left) {
-        try { runsc('delete', '--force', id); } catch { /* retried below */ }
+        try {
+          runsc('delete', '--force', id);
+        } catch {
+          /* retried below */
+        }
       }
       for (const id of left) {
-        try { runsc('kill', '--all', id, 'KILL'); runsc('delete', '--force', id); } catch { /* gone */ }
+        try {
+          runsc('kill', '--all', id, 'KILL');
+          runsc('delete', '--force', id);
+        } catch {
+          /* gone */
+        }
       }
       await unmountAll(home);
       rmSync(home, { recursive: true, force: true });

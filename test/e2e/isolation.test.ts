@@ -16,9 +16,12 @@ describe('a sandbox under gVisor', () => {
     t = await startTestEngine();
     sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
   });
-  after(async () => { await t?.stop(); rmSync(secretDir, { recursive: true, force: true }); });
+  after(async () => {
+    await t?.stop();
+    rmSync(secretDir, { recursive: true, force: true });
+  });
 
-  it('sees gVisor\'s kernel, not the host\'s', async () => {
+  it("sees gVisor's kernel, not the host's", async () => {
     const uname = await sb.run('uname -r');
     assert.equal(uname.exitCode, 0);
     assert.notEqual(uname.stdout.trim(), release());
@@ -30,7 +33,11 @@ describe('a sandbox under gVisor', () => {
     for (const path of [`${secretDir}/token`, '/etc/shadow', '/root', process.cwd(), '/etc/ssh', '/var/lib', '/work']) {
       const r = await sb.run(`cat ${path} 2>&1 || ls ${path} 2>&1`);
       assert.doesNotMatch(r.stdout, /TOP-SECRET-VALUE/);
-      assert.match(r.stdout, /No such file or directory/, `${path} should not exist inside the sandbox, got: ${r.stdout}`);
+      assert.match(
+        r.stdout,
+        /No such file or directory/,
+        `${path} should not exist inside the sandbox, got: ${r.stdout}`,
+      );
     }
     // /home holds only the sandbox user's own (tmpfs) home, none of the host's.
     assert.equal((await sb.run('ls -A /home')).stdout, 'sandbox\n');
@@ -39,7 +46,16 @@ describe('a sandbox under gVisor', () => {
 
   it('has no network interface but loopback', async () => {
     const r = await sb.run('ls /sys/class/net 2>/dev/null || cat /proc/net/dev');
-    const ifaces = r.stdout.split(/\s+/).filter((w) => /^[a-z][a-z0-9]*:?$/.test(w) && !/^(inter|face|bytes|packets|errs|drop|fifo|frame|compressed|multicast|colls|carrier|receive|transmit)/.test(w)).map((w) => w.replace(':', ''));
+    const ifaces = r.stdout
+      .split(/\s+/)
+      .filter(
+        (w) =>
+          /^[a-z][a-z0-9]*:?$/.test(w) &&
+          !/^(inter|face|bytes|packets|errs|drop|fifo|frame|compressed|multicast|colls|carrier|receive|transmit)/.test(
+            w,
+          ),
+      )
+      .map((w) => w.replace(':', ''));
     assert.deepEqual([...new Set(ifaces)], ['lo']);
     const py = await sb.run(`python3 -c "import socket; s=socket.create_connection(('1.1.1.1', 53), timeout=2)"`);
     assert.notEqual(py.exitCode, 0);
@@ -59,14 +75,21 @@ describe('a sandbox under gVisor', () => {
     const [uid, ...env] = r.stdout.trim().split('\n');
     assert.equal(uid, '1000');
     const names = env.map((l) => l.split('=')[0]);
-    for (const leaked of ['ASB_HOME', 'npm_config_cache', 'NODE_OPTIONS', 'SSH_AUTH_SOCK', 'USER']) assert.ok(!names.includes(leaked), `${leaked} leaked into the sandbox`);
+    for (const leaked of ['ASB_HOME', 'npm_config_cache', 'NODE_OPTIONS', 'SSH_AUTH_SOCK', 'USER'])
+      assert.ok(!names.includes(leaked), `${leaked} leaked into the sandbox`);
   });
 
   it('stops a fork bomb at the pids limit without harming other sandboxes or the engine', async () => {
     const bystander = await Sandbox.create({ ...t.conn });
     const bomber = await Sandbox.create({ ...t.conn });
-    const r = await bomber.run('bomb() { bomb | bomb & }; bomb; sleep 2; echo survived', { timeoutMs: 20_000 }).then((x) => x, (e) => e);
-    const after = await bomber.run('echo still-here').then((x) => x.stdout, (e) => e);
+    const r = await bomber.run('bomb() { bomb | bomb & }; bomb; sleep 2; echo survived', { timeoutMs: 20_000 }).then(
+      (x) => x,
+      (e) => e,
+    );
+    const after = await bomber.run('echo still-here').then(
+      (x) => x.stdout,
+      (e) => e,
+    );
     if (typeof after !== 'string') {
       // Under gVisor's ptrace platform the bomb can exhaust the sandbox's own host budget: the
       // sandbox is then stopped, refuses further calls as unavailable, and says why.
@@ -87,10 +110,13 @@ describe('memory and disk limits', () => {
   let t: TestEngine;
   before(async () => {
     t = await startTestEngine();
-    await putTemplate(t, 'small', { image: 'python:3.13-slim', limits: { memory: '256Mi', 'ephemeral-storage': '64Mi' } });
+    await putTemplate(t, 'small', {
+      image: 'python:3.13-slim',
+      limits: { memory: '256Mi', 'ephemeral-storage': '64Mi' },
+    });
   });
 
-  it('gives the workspace a disk quota from ephemeral-storage: a full disk is ENOSPC, not the host\'s disk', async () => {
+  it("gives the workspace a disk quota from ephemeral-storage: a full disk is ENOSPC, not the host's disk", async () => {
     const sb = await Sandbox.create({ ...t.conn, template: 'small' });
     const fill = await sb.run('dd if=/dev/zero of=big bs=1M count=100 2>&1; echo "dd=$?"');
     assert.match(fill.stdout, /No space left on device/);
@@ -98,12 +124,18 @@ describe('memory and disk limits', () => {
     assert.equal((await sb.run('rm big && echo small > ok.txt && cat ok.txt')).stdout, 'small\n');
     await sb.kill();
   });
-  after(async () => { await t?.stop(); });
+  after(async () => {
+    await t?.stop();
+  });
 
   it('kills a memory hog at the limit and the engine keeps serving', async () => {
     const sb = await Sandbox.create({ ...t.conn, template: 'small' });
-    const hog = await sb.run(`python3 -c "x=[]\nwhile True: x.append(bytearray(16*1024*1024))"`, { timeoutMs: 60_000 }).then(
-      (r) => ({ ok: true, r }), (err) => ({ ok: false, err }));
+    const hog = await sb
+      .run(`python3 -c "x=[]\nwhile True: x.append(bytearray(16*1024*1024))"`, { timeoutMs: 60_000 })
+      .then(
+        (r) => ({ ok: true, r }),
+        (err) => ({ ok: false, err }),
+      );
     // Either the hog alone dies (non-zero exit) or the whole sandbox is stopped at the limit.
     if (hog.ok) assert.notEqual((hog as any).r.exitCode, 0);
     // A stopped sandbox says why once its exit is seen (the lost connection is noticed first).

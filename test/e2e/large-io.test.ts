@@ -21,8 +21,16 @@ const MiB = 1024 * 1024;
  *  (its bundle), and ~170 MB moving 1 GiB; holding what it moves, it was 400 MB to 6.5 GB. */
 const MAX_CLIENT_RSS_KB = 300 * 1024;
 
-type ToolResult = { content: Array<{ type: string; text?: string }>; structuredContent?: Record<string, unknown>; isError?: boolean };
-const textOf = (r: ToolResult) => r.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+type ToolResult = {
+  content: Array<{ type: string; text?: string }>;
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+};
+const textOf = (r: ToolResult) =>
+  r.content
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text)
+    .join('\n');
 
 async function sha256(path: string): Promise<string> {
   const h = createHash('sha256');
@@ -45,16 +53,28 @@ function peakRssKb(pid: number): number {
 describe('large outputs and files', () => {
   const home = mkdtempSync(join(tmpdir(), 'asb-large-'));
   const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn' } as Record<string, string>;
-  const asb = (...args: string[]) => spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 600_000 });
+  const asb = (...args: string[]) =>
+    spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 600_000 });
   /** A shell line with `$ASB` as the CLI, `$RSS` a file that /usr/bin/time writes its peak RSS (kB) to. */
   const sh = (line: string) => {
     const rssFile = join(home, `rss-${randomBytes(4).toString('hex')}`);
-    const r = spawnSync('bash', ['-o', 'pipefail', '-c', line], { env: { ...env, ASB: `${process.execPath} ${ASB}`, RSS: rssFile }, encoding: 'utf8', timeout: 600_000 });
+    const r = spawnSync('bash', ['-o', 'pipefail', '-c', line], {
+      env: { ...env, ASB: `${process.execPath} ${ASB}`, RSS: rssFile },
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
     let rssKb = NaN;
-    try { rssKb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1)); } catch { /* not measured */ }
+    try {
+      rssKb = Number(readFileSync(rssFile, 'utf8').trim().split('\n').at(-1));
+    } catch {
+      /* not measured */
+    }
     return { ...r, rssKb };
   };
-  const conn = () => ({ url: JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')).url as string, token: readFileSync(join(home, 'token'), 'utf8').trim() });
+  const conn = () => ({
+    url: JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')).url as string,
+    token: readFileSync(join(home, 'token'), 'utf8').trim(),
+  });
   let id = '';
 
   before(() => {
@@ -63,11 +83,16 @@ describe('large outputs and files', () => {
     id = asb('create', '-o', 'name').stdout.trim();
     assert.match(id, /^sandbox-/);
   });
-  after(() => { asb('engine', 'stop'); rmSync(home, { recursive: true, force: true }); });
+  after(() => {
+    asb('engine', 'stop');
+    rmSync(home, { recursive: true, force: true });
+  });
 
   it('asb exec streams 600 MiB of output to a pipe, every byte, in bounded memory', (t) => {
     // Past 512 MiB the old client died ("Invalid string length"), having held it all.
-    const r = sh(`/usr/bin/time -f %M -o "$RSS" $ASB exec ${id} -- dd if=/dev/zero bs=1M count=600 status=none | wc -c`);
+    const r = sh(
+      `/usr/bin/time -f %M -o "$RSS" $ASB exec ${id} -- dd if=/dev/zero bs=1M count=600 status=none | wc -c`,
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), String(600 * MiB));
     t.diagnostic(`asb exec peak RSS ${r.rssKb} kB`);
@@ -78,7 +103,11 @@ describe('large outputs and files', () => {
     const src = join(home, 'random.bin');
     writeFileSync(src, randomBytes(MiB));
     assert.equal(asb('cp', src, `${id}:random.bin`).status, 0);
-    const out = spawnSync(process.execPath, [ASB, 'exec', id, '--', 'cat random.bin; cat random.bin >&2'], { env, timeout: 120_000, maxBuffer: 16 * MiB });
+    const out = spawnSync(process.execPath, [ASB, 'exec', id, '--', 'cat random.bin; cat random.bin >&2'], {
+      env,
+      timeout: 120_000,
+      maxBuffer: 16 * MiB,
+    });
     assert.equal(out.status, 0, `exit ${out.status}, ${out.error}`);
     assert.ok(readFileSync(src).equals(out.stdout), 'stdout is the file, byte for byte');
     assert.ok(readFileSync(src).equals(out.stderr), 'stderr too');
@@ -106,12 +135,15 @@ describe('large outputs and files', () => {
     rmSync(back);
   });
 
-  it('asb cp refuses a file over the engine\'s upload limit with its 413, before sending it', () => {
+  it("asb cp refuses a file over the engine's upload limit with its 413, before sending it", () => {
     const src = join(home, 'sparse-300M.bin');
     spawnSync('truncate', ['-s', String(300 * MiB), src]);
     const r = sh(`/usr/bin/time -f %M -o "$RSS" $ASB cp ${src} ${id}:too-big.bin`);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^asb: write too-big\.bin: request body of 314572800 bytes exceeds the limit of 268435456 bytes \(ASB_MAX_UPLOAD_BYTES\)\n/);
+    assert.match(
+      r.stderr,
+      /^asb: write too-big\.bin: request body of 314572800 bytes exceeds the limit of 268435456 bytes \(ASB_MAX_UPLOAD_BYTES\)\n/,
+    );
     assert.ok(r.rssKb < MAX_CLIENT_RSS_KB, `asb cp peaked at ${r.rssKb} kB`);
     assert.equal(asb('exec', id, '--', 'test -e too-big.bin').status, 1, 'nothing was written');
   });
@@ -133,27 +165,43 @@ describe('large outputs and files', () => {
   });
 
   it('asb mcp returns the documented head and tail of 600 MiB of output, and the head of a 300 MB file, in bounded memory', async (t) => {
-    const transport = new StdioClientTransport({ command: process.execPath, args: [ASB, 'mcp'], env, stderr: 'ignore' });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [ASB, 'mcp'],
+      env,
+      stderr: 'ignore',
+    });
     const client = new Client({ name: 'e2e-large', version: '1.0.0' });
     await client.connect(transport);
     try {
-      const call = async (name: string, args: Record<string, unknown>) => await client.callTool({ name, arguments: args }, undefined, { timeout: 600_000 }) as ToolResult;
+      const call = async (name: string, args: Record<string, unknown>) =>
+        (await client.callTool({ name, arguments: args }, undefined, { timeout: 600_000 })) as ToolResult;
       const total = 600 * MiB + 'THE-END\n'.length;
       const big = await call('run_command', {
-        command: 'python3 -c "import sys; b = b\'a\' * 1048576\nfor _ in range(600): sys.stdout.buffer.write(b)\nprint(\'THE-END\')"; echo done >&2',
+        command:
+          "python3 -c \"import sys; b = b'a' * 1048576\nfor _ in range(600): sys.stdout.buffer.write(b)\nprint('THE-END')\"; echo done >&2",
         timeout_seconds: 600,
       });
       assert.notEqual(big.isError, true, textOf(big));
       assert.equal(big.structuredContent?.exit_code, 0);
       assert.equal(big.structuredContent?.truncated, true);
       const stdout = big.structuredContent?.stdout as string;
-      assert.equal(stdout, `${'a'.repeat(32_000)}\n… [truncated: ${total - 64_000} characters omitted of ${total}] …\n${'a'.repeat(32_000 - 8)}THE-END\n`);
+      assert.equal(
+        stdout,
+        `${'a'.repeat(32_000)}\n… [truncated: ${total - 64_000} characters omitted of ${total}] …\n${'a'.repeat(32_000 - 8)}THE-END\n`,
+      );
       assert.equal(big.structuredContent?.stderr, 'done\n');
 
-      assert.equal((await call('run_command', { command: 'truncate -s 300000000 big.bin' })).structuredContent?.exit_code, 0);
+      assert.equal(
+        (await call('run_command', { command: 'truncate -s 300000000 big.bin' })).structuredContent?.exit_code,
+        0,
+      );
       const read = await call('read_file', { path: 'big.bin' });
       assert.notEqual(read.isError, true, textOf(read));
-      assert.match(textOf(read), /^big\.bin: 300000000 bytes, binary, base64 below\n… \[truncated: showing 1048576 of 300000000 bytes\]$/);
+      assert.match(
+        textOf(read),
+        /^big\.bin: 300000000 bytes, binary, base64 below\n… \[truncated: showing 1048576 of 300000000 bytes\]$/,
+      );
 
       const peak = peakRssKb(transport.pid!);
       t.diagnostic(`asb mcp peak RSS ${peak} kB`);

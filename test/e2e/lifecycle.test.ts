@@ -12,7 +12,9 @@ import { lifecycleCases, type Substrate } from '../lifecycle/suite.ts';
 function localSubstrate(t: TestEngine): Substrate {
   const api = (version: Version = 'v1beta1') => new Objects({ ...t.conn, version });
   return {
-    async apply(yaml) { return (await apply(yaml, t.conn)).map((a) => `${a.kind}/${a.name}`); },
+    async apply(yaml) {
+      return (await apply(yaml, t.conn)).map((a) => `${a.kind}/${a.name}`);
+    },
     async get(kind, name, version) {
       try {
         return await api(version).get(kind, name);
@@ -22,8 +24,12 @@ function localSubstrate(t: TestEngine): Substrate {
       }
     },
     list: (kind) => api().list(kind),
-    async patch(kind, name, version, patch) { await api(version).patch(kind, name, patch); },
-    async delete(kind, ...names) { for (const n of names) await api().delete(kind, n); },
+    async patch(kind, name, version, patch) {
+      await api(version).patch(kind, name, patch);
+    },
+    async delete(kind, ...names) {
+      for (const n of names) await api().delete(kind, n);
+    },
     events: (kind, name) => api().events(kind, name),
     async assertRunning(name) {
       const sb = await Sandbox.connect(name, t.conn);
@@ -39,9 +45,12 @@ function localSubstrate(t: TestEngine): Substrate {
       }
     },
     local: {
-      conn: t.conn, home: t.home,
-      containers: () => execFileSync('runsc', ['--root', join(t.home, 'runsc'), 'list', '--quiet'],
-        { encoding: 'utf8' }).split('\n').filter(Boolean),
+      conn: t.conn,
+      home: t.home,
+      containers: () =>
+        execFileSync('runsc', ['--root', join(t.home, 'runsc'), 'list', '--quiet'], { encoding: 'utf8' })
+          .split('\n')
+          .filter(Boolean),
     },
   };
 }
@@ -49,7 +58,12 @@ function localSubstrate(t: TestEngine): Substrate {
 describe('lifecycle on the local engine', () => {
   let t: TestEngine;
   let substrate: Substrate;
-  before(async () => { t = await startTestEngine(); substrate = localSubstrate(t); });
-  after(async () => { await t?.stop(); });
+  before(async () => {
+    t = await startTestEngine();
+    substrate = localSubstrate(t);
+  });
+  after(async () => {
+    await t?.stop();
+  });
   lifecycleCases(() => substrate);
 });

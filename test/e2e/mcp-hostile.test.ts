@@ -15,7 +15,15 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Sandbox } from '@asb/sdk';
 import { startEngineProcess, type EngineProcess } from './harness.ts';
 import {
-  answers, connected, endlessHeaders, oversizedBody, oversizedHeader, partialBody, rssBytes, stalledBody, MiB,
+  answers,
+  connected,
+  endlessHeaders,
+  oversizedBody,
+  oversizedHeader,
+  partialBody,
+  rssBytes,
+  stalledBody,
+  MiB,
 } from '../../packages/http-guard/test/support/clients.ts';
 import { arbitraryOfJsonSchema } from '../../packages/http-guard/test/support/schema-arbitrary.ts';
 
@@ -26,22 +34,41 @@ const MAX_SESSIONS = 100;
 const FUZZ_RUNS = Number(process.env.ASB_FUZZ_RUNS ?? 150) / 2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface McpProcess { url: string; pid: number; child: ChildProcess }
+interface McpProcess {
+  url: string;
+  pid: number;
+  child: ChildProcess;
+}
 
-const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'flood', version: '1' } } });
+const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'flood', version: '1' } },
+});
 
 describe('hostile clients against asb mcp --http', () => {
   let e: EngineProcess;
   const servers: ChildProcess[] = [];
-  const headers = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${e.conn.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...extra });
+  const headers = (extra: Record<string, string> = {}) => ({
+    authorization: `Bearer ${e.conn.token}`,
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    ...extra,
+  });
 
   /** `asb mcp --http 0 ARGS` as its own process, on the test's engine. */
   const mcpServer = (...args: string[]) => mcpServerWith({}, ...args);
   async function mcpServerWith(env: Record<string, string>, ...args: string[]): Promise<McpProcess> {
     const child = spawn(process.execPath, [ASB, 'mcp', '--http', '0', ...args], {
       env: {
-        ...process.env, ASB_HOME: e.home, ASB_LOG_LEVEL: 'warn', ASB_MCP_MAX_SESSIONS: String(MAX_SESSIONS),
-        ASB_MCP_UNUSED_SESSION_TIMEOUT_MS: String(SESSION_S * 1000), ASB_HEADERS_TIMEOUT_MS: String(BOUND_MS), ASB_BODY_IDLE_TIMEOUT_MS: String(BOUND_MS),
+        ...process.env,
+        ASB_HOME: e.home,
+        ASB_LOG_LEVEL: 'warn',
+        ASB_MCP_MAX_SESSIONS: String(MAX_SESSIONS),
+        ASB_MCP_UNUSED_SESSION_TIMEOUT_MS: String(SESSION_S * 1000),
+        ASB_HEADERS_TIMEOUT_MS: String(BOUND_MS),
+        ASB_BODY_IDLE_TIMEOUT_MS: String(BOUND_MS),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -60,9 +87,15 @@ describe('hostile clients against asb mcp --http', () => {
   };
   const healthy = async (url: string) => (await initialize(url)).status === 200;
 
-  before(async () => { e = await startEngineProcess(); });
+  before(async () => {
+    e = await startEngineProcess();
+  });
   after(async () => {
-    for (const s of servers) if (s.exitCode === null) { s.kill('SIGTERM'); await new Promise((r) => s.once('exit', r)); }
+    for (const s of servers)
+      if (s.exitCode === null) {
+        s.kill('SIGTERM');
+        await new Promise((r) => s.once('exit', r));
+      }
     await e?.stop();
   });
 
@@ -73,23 +106,31 @@ describe('hostile clients against asb mcp --http', () => {
     let refusal = '';
     let firstId: string | undefined;
     let next = 0;
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < 2000) {
-        next++;
-        const r = await initialize(m.url);
-        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-        if (r.status === 503) refusal = r.text;
-        firstId ??= r.id;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < 2000) {
+          next++;
+          const r = await initialize(m.url);
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          if (r.status === 503) refusal = r.text;
+          firstId ??= r.id;
+        }
+      }),
+    );
     const rssAfter = rssBytes(m.pid);
-    t.diagnostic(`2,000 initialize calls: ${JSON.stringify(Object.fromEntries(statuses))}; RSS ${Math.round(rssBefore / MiB)} MiB before, ${Math.round(rssAfter / MiB)} MiB after`);
+    t.diagnostic(
+      `2,000 initialize calls: ${JSON.stringify(Object.fromEntries(statuses))}; RSS ${Math.round(rssBefore / MiB)} MiB before, ${Math.round(rssAfter / MiB)} MiB after`,
+    );
     assert.ok((statuses.get(503) ?? 0) > 0, 'the cap was reached');
     assert.match(JSON.parse(refusal).error.message, /too many MCP sessions open \(100, ASB_MCP_MAX_SESSIONS\)/);
     assert.ok(rssAfter - rssBefore < 128 * MiB, `RSS grew by ${Math.round((rssAfter - rssBefore) / MiB)} MiB`);
     // The unused sessions end: the first one's id is forgotten, and there is room again.
     await sleep(SESSION_S * 1000 * 1.5);
-    const old = await fetch(m.url, { method: 'POST', headers: headers({ 'mcp-session-id': firstId!, 'mcp-protocol-version': '2025-06-18' }), body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' });
+    const old = await fetch(m.url, {
+      method: 'POST',
+      headers: headers({ 'mcp-session-id': firstId!, 'mcp-protocol-version': '2025-06-18' }),
+      body: '{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+    });
     assert.equal(old.status, 404);
     assert.match(((await old.json()) as { error: { message: string } }).error.message, /initialize a new one/);
     assert.ok(await healthy(m.url));
@@ -98,18 +139,39 @@ describe('hostile clients against asb mcp --http', () => {
   it('ends a session idle for --idle-timeout with its sandbox, and its id then gets 404; a long call is not idleness', async () => {
     const m = await mcpServer('--idle-timeout', String(SESSION_S));
     const client = new Client({ name: 'idle', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(m.url), { requestInit: { headers: { authorization: `Bearer ${e.conn.token}` } } });
+    const transport = new StreamableHTTPClientTransport(new URL(m.url), {
+      requestInit: { headers: { authorization: `Bearer ${e.conn.token}` } },
+    });
     await client.connect(transport);
-    const call = async (command: string) => ((await client.callTool({ name: 'run_command', arguments: { command } })) as { structuredContent?: { stdout?: string } }).structuredContent?.stdout ?? '';
+    const call = async (command: string) =>
+      (
+        (await client.callTool({ name: 'run_command', arguments: { command } })) as {
+          structuredContent?: { stdout?: string };
+        }
+      ).structuredContent?.stdout ?? '';
     const name = (await call('hostname')).trim();
-    assert.ok((await Sandbox.list(e.conn)).some((s) => s.name === name), 'the session has its sandbox');
-    assert.equal(await call(`sleep ${SESSION_S + 2}; echo done`), 'done\n', 'a call longer than the idle timeout completes');
+    assert.ok(
+      (await Sandbox.list(e.conn)).some((s) => s.name === name),
+      'the session has its sandbox',
+    );
+    assert.equal(
+      await call(`sleep ${SESSION_S + 2}; echo done`),
+      'done\n',
+      'a call longer than the idle timeout completes',
+    );
     const sessionId = transport.sessionId!;
     for (let i = 0; i < 150 && (await Sandbox.list(e.conn)).some((s) => s.name === name); i++) await sleep(100);
-    assert.ok(!(await Sandbox.list(e.conn)).some((s) => s.name === name), 'the idle session\'s sandbox was deleted');
-    const res = await fetch(m.url, { method: 'POST', headers: headers({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }), body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}' });
+    assert.ok(!(await Sandbox.list(e.conn)).some((s) => s.name === name), "the idle session's sandbox was deleted");
+    const res = await fetch(m.url, {
+      method: 'POST',
+      headers: headers({ 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }),
+      body: '{"jsonrpc":"2.0","id":9,"method":"tools/list"}',
+    });
     assert.equal(res.status, 404);
-    assert.match(((await res.json()) as { error: { message: string } }).error.message, /unknown or ended session .*: initialize a new one/);
+    assert.match(
+      ((await res.json()) as { error: { message: string } }).error.message,
+      /unknown or ended session .*: initialize a new one/,
+    );
     await client.close().catch(() => undefined);
   });
 
@@ -119,12 +181,18 @@ describe('hostile clients against asb mcp --http', () => {
     for (const chunked of [false, true]) {
       const big = await oversizedBody(m.url, { path: '/mcp', headers: headers(), totalBytes: 400 * MiB, chunked });
       assert.equal(big.status, 413, big.body);
-      assert.match(JSON.parse(big.body).error.message, /exceeds the limit of 20971520 bytes \(ASB_MCP_MAX_BODY_BYTES\)/);
+      assert.match(
+        JSON.parse(big.body).error.message,
+        /exceeds the limit of 20971520 bytes \(ASB_MCP_MAX_BODY_BYTES\)/,
+      );
       const anonymous = await oversizedBody(m.url, { path: '/mcp', totalBytes: 400 * MiB, chunked });
       assert.equal(anonymous.status, 401);
       assert.ok(anonymous.bodyBytesSent < 32 * MiB, `the client sent ${Math.round(anonymous.bodyBytesSent / MiB)} MiB`);
     }
-    assert.ok(rssBytes(m.pid) - rssBefore < 64 * MiB, `RSS grew by ${Math.round((rssBytes(m.pid) - rssBefore) / MiB)} MiB`);
+    assert.ok(
+      rssBytes(m.pid) - rssBefore < 64 * MiB,
+      `RSS grew by ${Math.round((rssBytes(m.pid) - rssBefore) / MiB)} MiB`,
+    );
     assert.ok(await healthy(m.url));
   });
 
@@ -149,7 +217,11 @@ describe('hostile clients against asb mcp --http', () => {
 
   it('answers an oversized header 431, and closes slowloris and stalled bodies within the bound', async () => {
     const m = await mcpServer();
-    const big = await oversizedHeader(m.url, { path: '/mcp', bytes: 64 * 1024, headers: { authorization: `Bearer ${e.conn.token}` } });
+    const big = await oversizedHeader(m.url, {
+      path: '/mcp',
+      bytes: 64 * 1024,
+      headers: { authorization: `Bearer ${e.conn.token}` },
+    });
     assert.equal(big.status, 431);
     assert.match(JSON.parse(big.body).error.message, /ASB_MAX_HEADER_BYTES/);
     const slow = Promise.all([
@@ -163,42 +235,98 @@ describe('hostile clients against asb mcp --http', () => {
     }
   });
 
-  it(`answers ${FUZZ_RUNS * 2} fuzzed JSON-RPC requests, in a session and out of one, with no 5xx`, { timeout: 10 * 60_000 }, async () => {
-    const m = await mcpServer();
-    const rssBefore = rssBytes(m.pid);
-    const client = new Client({ name: 'fuzz', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(m.url), { requestInit: { headers: { authorization: `Bearer ${e.conn.token}` } } });
-    await client.connect(transport);
-    const { tools } = await client.listTools();
-    // Tools that do not run code, with arguments from their own input schemas; code only as `true`.
-    const harmlessTools = tools.filter((tool) => ['read_file', 'list_directory', 'write_file'].includes(tool.name));
-    const toolCall = fc.oneof(
-      ...harmlessTools.map((tool) => arbitraryOfJsonSchema(tool.inputSchema as Record<string, unknown>).map((args) => ({ name: tool.name, arguments: args }))),
-      fc.constant({ name: 'run_command', arguments: { command: 'true', timeout_seconds: 1 } }),
-      fc.record({ name: fc.string({ maxLength: 12 }), arguments: fc.jsonValue({ maxDepth: 2 }) }),
-    );
-    const message = fc.oneof(
-      fc.record({ jsonrpc: fc.constant('2.0'), id: fc.oneof(fc.integer(), fc.string()), method: fc.constant('tools/call'), params: toolCall }),
-      fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0'), id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)), method: fc.constantFrom('ping', 'tools/list', 'resources/list', 'resources/read', 'prompts/list', 'initialize', 'notifications/initialized', 'nope'), params: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: ['jsonrpc', 'method'] }),
-      fc.jsonValue({ maxDepth: 3 }),
-    );
-    const body = fc.oneof({ weight: 4, arbitrary: message.map((x) => JSON.stringify(x)) }, { weight: 1, arbitrary: fc.array(message, { maxLength: 3 }).map((x) => JSON.stringify(x)) }, { weight: 1, arbitrary: fc.constantFrom('', '{', 'null', '[]', '['.repeat(10_000)) });
-    const sessionHeader = fc.constantFrom<Record<string, string>>({ 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-06-18' }, {}, { 'mcp-session-id': 'not-a-session' }, { 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '1999-01-01' });
-    const statuses = new Map<number, number>();
-    await fc.assert(fc.asyncProperty(body, sessionHeader, fc.constantFrom('POST', 'POST', 'POST', 'GET', 'DELETE'), async (b, sh, method) => {
-      // DELETE would end the fuzzer's own session: only for made-up ones.
-      if (method === 'DELETE' && sh['mcp-session-id'] === transport.sessionId) return;
-      const ac = new AbortController();
-      const res = await fetch(m.url, { method, headers: headers(sh), body: method === 'POST' ? b : undefined, signal: ac.signal });
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      // A GET in a session is the server's event stream: it stays open.
-      if (res.headers.get('content-type')?.includes('text/event-stream') && method === 'GET') ac.abort(); else await res.text();
-      assert.ok(res.status < 500, `${method} ${JSON.stringify(sh)} ${b.slice(0, 300)} → ${res.status}`);
-    }), { numRuns: FUZZ_RUNS, endOnFailure: true, includeErrorInReport: true });
-    assert.ok(await healthy(m.url));
-    assert.equal((await client.listTools()).tools.length, tools.length, 'the fuzzer\'s own session still works');
-    await client.close();
-    assert.ok(rssBytes(m.pid) - rssBefore < 128 * MiB);
-    assert.ok(statuses.size > 2, JSON.stringify(Object.fromEntries(statuses)));
-  });
+  it(
+    `answers ${FUZZ_RUNS * 2} fuzzed JSON-RPC requests, in a session and out of one, with no 5xx`,
+    { timeout: 10 * 60_000 },
+    async () => {
+      const m = await mcpServer();
+      const rssBefore = rssBytes(m.pid);
+      const client = new Client({ name: 'fuzz', version: '1' });
+      const transport = new StreamableHTTPClientTransport(new URL(m.url), {
+        requestInit: { headers: { authorization: `Bearer ${e.conn.token}` } },
+      });
+      await client.connect(transport);
+      const { tools } = await client.listTools();
+      // Tools that do not run code, with arguments from their own input schemas; code only as `true`.
+      const harmlessTools = tools.filter((tool) => ['read_file', 'list_directory', 'write_file'].includes(tool.name));
+      const toolCall = fc.oneof(
+        ...harmlessTools.map((tool) =>
+          arbitraryOfJsonSchema(tool.inputSchema as Record<string, unknown>).map((args) => ({
+            name: tool.name,
+            arguments: args,
+          })),
+        ),
+        fc.constant({ name: 'run_command', arguments: { command: 'true', timeout_seconds: 1 } }),
+        fc.record({ name: fc.string({ maxLength: 12 }), arguments: fc.jsonValue({ maxDepth: 2 }) }),
+      );
+      const message = fc.oneof(
+        fc.record({
+          jsonrpc: fc.constant('2.0'),
+          id: fc.oneof(fc.integer(), fc.string()),
+          method: fc.constant('tools/call'),
+          params: toolCall,
+        }),
+        fc.record(
+          {
+            jsonrpc: fc.constantFrom('2.0', '1.0'),
+            id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)),
+            method: fc.constantFrom(
+              'ping',
+              'tools/list',
+              'resources/list',
+              'resources/read',
+              'prompts/list',
+              'initialize',
+              'notifications/initialized',
+              'nope',
+            ),
+            params: fc.jsonValue({ maxDepth: 2 }),
+          },
+          { requiredKeys: ['jsonrpc', 'method'] },
+        ),
+        fc.jsonValue({ maxDepth: 3 }),
+      );
+      const body = fc.oneof(
+        { weight: 4, arbitrary: message.map((x) => JSON.stringify(x)) },
+        { weight: 1, arbitrary: fc.array(message, { maxLength: 3 }).map((x) => JSON.stringify(x)) },
+        { weight: 1, arbitrary: fc.constantFrom('', '{', 'null', '[]', '['.repeat(10_000)) },
+      );
+      const sessionHeader = fc.constantFrom<Record<string, string>>(
+        { 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '2025-06-18' },
+        {},
+        { 'mcp-session-id': 'not-a-session' },
+        { 'mcp-session-id': transport.sessionId!, 'mcp-protocol-version': '1999-01-01' },
+      );
+      const statuses = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(
+          body,
+          sessionHeader,
+          fc.constantFrom('POST', 'POST', 'POST', 'GET', 'DELETE'),
+          async (b, sh, method) => {
+            // DELETE would end the fuzzer's own session: only for made-up ones.
+            if (method === 'DELETE' && sh['mcp-session-id'] === transport.sessionId) return;
+            const ac = new AbortController();
+            const res = await fetch(m.url, {
+              method,
+              headers: headers(sh),
+              body: method === 'POST' ? b : undefined,
+              signal: ac.signal,
+            });
+            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+            // A GET in a session is the server's event stream: it stays open.
+            if (res.headers.get('content-type')?.includes('text/event-stream') && method === 'GET') ac.abort();
+            else await res.text();
+            assert.ok(res.status < 500, `${method} ${JSON.stringify(sh)} ${b.slice(0, 300)} → ${res.status}`);
+          },
+        ),
+        { numRuns: FUZZ_RUNS, endOnFailure: true, includeErrorInReport: true },
+      );
+      assert.ok(await healthy(m.url));
+      assert.equal((await client.listTools()).tools.length, tools.length, "the fuzzer's own session still works");
+      await client.close();
+      assert.ok(rssBytes(m.pid) - rssBefore < 128 * MiB);
+      assert.ok(statuses.size > 2, JSON.stringify(Object.fromEntries(statuses)));
+    },
+  );
 });

@@ -15,26 +15,43 @@ import { Sandbox } from '@asb/sdk';
 const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type ToolResult = { content: Array<{ type: string; text?: string; resource?: { blob?: string; text?: string } }>; structuredContent?: Record<string, unknown>; isError?: boolean };
-const textOf = (r: ToolResult) => r.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+type ToolResult = {
+  content: Array<{ type: string; text?: string; resource?: { blob?: string; text?: string } }>;
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+};
+const textOf = (r: ToolResult) =>
+  r.content
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text)
+    .join('\n');
 
 describe('asb mcp', () => {
   const home = mkdtempSync(join(tmpdir(), 'asb-mcp-'));
   const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn' } as Record<string, string>;
-  const asb = (...args: string[]) => spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 120_000 });
-  const conn = () => ({ url: JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')).url as string, token: readFileSync(join(home, 'token'), 'utf8').trim() });
+  const asb = (...args: string[]) =>
+    spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+  const conn = () => ({
+    url: JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')).url as string,
+    token: readFileSync(join(home, 'token'), 'utf8').trim(),
+  });
   const servers: ChildProcess[] = [];
 
   /** `asb mcp ARGS` over stdio, connected with the official client. */
   async function stdioClient(...args: string[]): Promise<Client> {
     const client = new Client({ name: 'e2e', version: '1.0.0' });
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [ASB, 'mcp', ...args], env, stderr: 'ignore' }));
+    await client.connect(
+      new StdioClientTransport({ command: process.execPath, args: [ASB, 'mcp', ...args], env, stderr: 'ignore' }),
+    );
     return client;
   }
 
   /** `asb mcp --http 0 ARGS` as its own process; resolves with its URL. */
   async function httpServer(...args: string[]): Promise<string> {
-    const child = spawn(process.execPath, [ASB, 'mcp', '--http', '0', ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [ASB, 'mcp', '--http', '0', ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     servers.push(child);
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', resolve);
@@ -45,15 +62,26 @@ describe('asb mcp', () => {
 
   async function httpClient(url: string, token = conn().token): Promise<Client> {
     const client = new Client({ name: 'e2e-http', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { authorization: `Bearer ${token}` } },
+      }),
+    );
     return client;
   }
 
-  const call = async (client: Client, name: string, args: Record<string, unknown> = {}) => await client.callTool({ name, arguments: args }) as ToolResult;
+  const call = async (client: Client, name: string, args: Record<string, unknown> = {}) =>
+    (await client.callTool({ name, arguments: args })) as ToolResult;
 
-  before(() => { const r = asb('engine', 'start'); assert.equal(r.status, 0, r.stderr); });
+  before(() => {
+    const r = asb('engine', 'start');
+    assert.equal(r.status, 0, r.stderr);
+  });
   after(async () => {
-    for (const s of servers) { s.kill('SIGTERM'); await new Promise((r) => (s.exitCode !== null ? r(null) : s.once('exit', r))); }
+    for (const s of servers) {
+      s.kill('SIGTERM');
+      await new Promise((r) => (s.exitCode !== null ? r(null) : s.once('exit', r)));
+    }
     asb('engine', 'stop');
     rmSync(home, { recursive: true, force: true });
   });
@@ -62,16 +90,40 @@ describe('asb mcp', () => {
     const before = (await Sandbox.list(conn())).length;
     const client = await stdioClient('--template', 'go-runtime-template');
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['list_directory', 'read_file', 'reset_sandbox', 'resume_sandbox', 'run_code', 'run_command', 'suspend_sandbox', 'write_file']);
+    assert.deepEqual(tools.map((t) => t.name).sort(), [
+      'list_directory',
+      'read_file',
+      'reset_sandbox',
+      'resume_sandbox',
+      'run_code',
+      'run_command',
+      'suspend_sandbox',
+      'write_file',
+    ]);
     const runCommand = tools.find((t) => t.name === 'run_command')!;
     assert.deepEqual(runCommand.inputSchema.required, ['command']);
     assert.ok(runCommand.description!.length > 80, 'tools explain themselves');
 
     await call(client, 'write_file', { path: 'hello/go.mod', content: 'module example.com/hello\n\ngo 1.21\n' });
-    await call(client, 'write_file', { path: 'hello/greet/greet.go', content: 'package greet\n\nfunc Hello(n string) string { return "Hello, " + n + "!" }\n' });
-    await call(client, 'write_file', { path: 'hello/greet/greet_test.go', content: 'package greet\n\nimport "testing"\n\nfunc TestHello(t *testing.T) { if Hello("Bob") != "Hello, Bob!" { t.Fatal(Hello("Bob")) } }\n' });
-    await call(client, 'write_file', { path: 'hello/main.go', content: 'package main\n\nimport (\n\t"fmt"\n\t"example.com/hello/greet"\n)\n\nfunc main() { for _, n := range []string{"Alice", "Bob", "Carol"} { fmt.Println(greet.Hello(n)) } }\n' });
-    const build = await call(client, 'run_command', { command: 'go build -o app . && ./app > out.txt', cwd: 'hello', timeout_seconds: 600 });
+    await call(client, 'write_file', {
+      path: 'hello/greet/greet.go',
+      content: 'package greet\n\nfunc Hello(n string) string { return "Hello, " + n + "!" }\n',
+    });
+    await call(client, 'write_file', {
+      path: 'hello/greet/greet_test.go',
+      content:
+        'package greet\n\nimport "testing"\n\nfunc TestHello(t *testing.T) { if Hello("Bob") != "Hello, Bob!" { t.Fatal(Hello("Bob")) } }\n',
+    });
+    await call(client, 'write_file', {
+      path: 'hello/main.go',
+      content:
+        'package main\n\nimport (\n\t"fmt"\n\t"example.com/hello/greet"\n)\n\nfunc main() { for _, n := range []string{"Alice", "Bob", "Carol"} { fmt.Println(greet.Hello(n)) } }\n',
+    });
+    const build = await call(client, 'run_command', {
+      command: 'go build -o app . && ./app > out.txt',
+      cwd: 'hello',
+      timeout_seconds: 600,
+    });
     assert.equal(build.structuredContent?.exit_code, 0, textOf(build));
     const test = await call(client, 'run_command', { command: 'go test ./...', cwd: 'hello', timeout_seconds: 600 });
     assert.match(textOf(test), /ok\s+example\.com\/hello\/greet/);
@@ -106,7 +158,9 @@ describe('asb mcp', () => {
     assert.equal(slow.structuredContent?.exit_code, 124);
     assert.match(textOf(slow), /killed after 1 s/);
     assert.match(textOf(slow), /started/);
-    const big = await call(client, 'run_command', { command: 'head -c 300000 /dev/zero | tr "\\0" a; echo; echo THE-END' });
+    const big = await call(client, 'run_command', {
+      command: 'head -c 300000 /dev/zero | tr "\\0" a; echo; echo THE-END',
+    });
     assert.equal(big.structuredContent?.truncated, true);
     assert.ok((big.structuredContent?.stdout as string).length < 70_000);
     assert.match(big.structuredContent?.stdout as string, /truncated: \d+ characters omitted/);
@@ -166,7 +220,10 @@ describe('asb mcp', () => {
       call(a, 'run_command', { command: 'echo session-a > mine.txt; echo a-mem > /tmp/mem' }),
       call(b, 'run_command', { command: 'echo session-b > mine.txt; echo b-mem > /tmp/mem' }),
     ]);
-    const [ra, rb] = await Promise.all([call(a, 'run_command', { command: 'cat mine.txt /tmp/mem; hostname' }), call(b, 'run_command', { command: 'cat mine.txt /tmp/mem; hostname' })]);
+    const [ra, rb] = await Promise.all([
+      call(a, 'run_command', { command: 'cat mine.txt /tmp/mem; hostname' }),
+      call(b, 'run_command', { command: 'cat mine.txt /tmp/mem; hostname' }),
+    ]);
     const [outA, outB] = [ra.structuredContent?.stdout as string, rb.structuredContent?.stdout as string];
     assert.match(outA, /^session-a\na-mem\n/);
     assert.match(outB, /^session-b\nb-mem\n/);
@@ -175,7 +232,7 @@ describe('asb mcp', () => {
     await b.close();
   });
 
-  it('deletes an idle conversation\'s sandbox and makes a new one on the next call, saying so (stdio; over HTTP an idle session ends whole: mcp-hostile.test.ts)', async () => {
+  it("deletes an idle conversation's sandbox and makes a new one on the next call, saying so (stdio; over HTTP an idle session ends whole: mcp-hostile.test.ts)", async () => {
     const client = await stdioClient('--idle-timeout', '2');
     const first = await call(client, 'run_command', { command: 'hostname; echo kept > f.txt' });
     const name = (first.structuredContent?.stdout as string).trim().split('\n')[0]!;
@@ -183,7 +240,10 @@ describe('asb mcp', () => {
     for (let i = 0; i < 100 && (await Sandbox.list(conn())).some((s) => s.name === name); i++) await sleep(100);
     assert.ok(!(await Sandbox.list(conn())).some((s) => s.name === name), 'the idle sandbox was deleted');
     const again = await call(client, 'run_command', { command: 'test -e f.txt; echo $?' });
-    assert.match(textOf(again), /a new sandbox was created \(the previous sandbox was deleted after 2 s without a tool call\)/);
+    assert.match(
+      textOf(again),
+      /a new sandbox was created \(the previous sandbox was deleted after 2 s without a tool call\)/,
+    );
     assert.equal((again.structuredContent?.stdout as string).trim(), '1');
     await client.close();
   });

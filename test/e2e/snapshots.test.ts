@@ -7,7 +7,14 @@ import { readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import {
-  Sandbox, Snapshots, apply, Objects, ConflictError, InvalidError, NotFoundError, InsufficientStorageError,
+  Sandbox,
+  Snapshots,
+  apply,
+  Objects,
+  ConflictError,
+  InvalidError,
+  NotFoundError,
+  InsufficientStorageError,
 } from '@asb/sdk';
 import { startTestEngine, restartTestEngine, raw, type TestEngine } from './harness.ts';
 import { sandboxYaml, templateYaml } from '../support/manifests.ts';
@@ -28,7 +35,9 @@ describe('suspend and resume with memory snapshots', () => {
     t = await startTestEngine();
     await apply(fixture('seed002-counter-template.yaml'), t.conn);
   });
-  after(async () => { await t?.stop(); });
+  after(async () => {
+    await t?.stop();
+  });
 
   it('seed 002: the counter continues from where it stopped, neither reset nor advanced while suspended', async () => {
     await using sb = await Sandbox.create({ ...t.conn, template: 'python-counter-template' });
@@ -45,11 +54,17 @@ describe('suspend and resume with memory snapshots', () => {
     const after = await lastCount(sb);
     assert.ok(after !== undefined && after >= before, `count after resume ${after} ≥ before ${before}`);
     // Suspended for 4 s: a counter that kept going (or restarted and caught up) would show it.
-    assert.ok(after <= before + 2, `count after resume ${after} did not advance by the suspended interval (before ${before})`);
+    assert.ok(
+      after <= before + 2,
+      `count after resume ${after} did not advance by the suspended interval (before ${before})`,
+    );
     await sleep(2000);
     assert.ok((await lastCount(sb))! > after, 'and it keeps counting');
     const list = await sb.snapshots.list();
-    assert.deepEqual(list.map((s) => s.id), [suspended.snapshotId]);
+    assert.deepEqual(
+      list.map((s) => s.id),
+      [suspended.snapshotId],
+    );
     assert.equal(list[0]!.info.template, 'python-counter-template');
     assert.ok(list[0]!.info.sizeBytes! > 0);
   });
@@ -66,7 +81,10 @@ for line in sys.stdin:
     print("again", hashlib.sha256(repr(sorted(d.items())).encode()).hexdigest(), len(d), flush=True)
 '`);
     let first = '';
-    for (let i = 0; i < 100 && !first.includes('ready'); i++) { await sleep(100); first = (await sb.commands.output(holder.id)).stdout; }
+    for (let i = 0; i < 100 && !first.includes('ready'); i++) {
+      await sleep(100);
+      first = (await sb.commands.output(holder.id)).stdout;
+    }
     const digest = first.match(/ready (\w+)/)?.[1];
     assert.ok(digest, `the holder started: ${first}`);
     const res = await sb.suspend({ snapshot: true });
@@ -75,7 +93,10 @@ for line in sys.stdin:
     assert.equal(Buffer.from(await sb.files.read('notes.txt')).toString(), 'written before the snapshot');
     await sb.commands.sendStdin(holder.id, 'check\n');
     let out = '';
-    for (let i = 0; i < 100 && !out.includes('again'); i++) { await sleep(100); out = (await sb.commands.output(holder.id)).stdout; }
+    for (let i = 0; i < 100 && !out.includes('again'); i++) {
+      await sleep(100);
+      out = (await sb.commands.output(holder.id)).stdout;
+    }
     assert.match(out, new RegExp(`again ${digest} 300000`), 'same process, same dict after restore');
     assert.ok((await sb.snapshots.list()).some((s) => s.id === res.snapshotId));
   });
@@ -111,7 +132,7 @@ for line in sys.stdin:
     await fork.run('echo forked > /data/v.txt');
     assert.equal((await sb.run('cat /data/v.txt')).stdout, 'original\n');
     const fill = await fork.run('head -c 50000000 /dev/zero > /data/fill; rm -f /data/fill');
-    assert.match(fill.stderr, /No space left on device/, 'the fork\'s volume keeps its size');
+    assert.match(fill.stderr, /No space left on device/, "the fork's volume keeps its size");
     await sb.kill();
   });
 
@@ -120,10 +141,13 @@ for line in sys.stdin:
     const sb = await Sandbox.create({ ...t.conn, template: 'two-snapshots' });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await sb.snapshots.create()).id);
-    assert.deepEqual((await sb.snapshots.list()).map((s) => s.id), ids.slice(1));
+    assert.deepEqual(
+      (await sb.snapshots.list()).map((s) => s.id),
+      ids.slice(1),
+    );
     assert.equal((await sb.run('echo alive')).stdout.trim(), 'alive');
     await sb.suspend({ snapshot: true });
-    assert.equal((await sb.snapshots.list()).length, 2, 'the suspend\'s snapshot counts too');
+    assert.equal((await sb.snapshots.list()).length, 2, "the suspend's snapshot counts too");
     // A new engine on the same home lists them and resumes from the suspend's snapshot.
     t = await restartTestEngine(t);
     const again = await Sandbox.connect(sb.id, t.conn);
@@ -135,7 +159,7 @@ for line in sys.stdin:
     await again.kill();
   });
 
-  it('resets a sandbox to its template\'s clean state in place', async () => {
+  it("resets a sandbox to its template's clean state in place", async () => {
     await using sb = await Sandbox.create({ ...t.conn });
     await sb.files.write('junk.txt', 'x');
     await sb.run('echo y > /tmp/junk');
@@ -156,7 +180,9 @@ for line in sys.stdin:
     const golden = await setup.snapshots.create();
     await setup.kill();
     const api = new Objects(t.conn);
-    await api.patch('SandboxTemplate', 'golden', { metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } } });
+    await api.patch('SandboxTemplate', 'golden', {
+      metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } },
+    });
     await using a = await Sandbox.create({ ...t.conn, template: 'golden', warmPool: 'none' });
     assert.equal(a.info.restoredFrom, golden.id);
     assert.equal(Buffer.from(await a.files.read('deps/installed.txt')).toString(), 'dependencies installed');
@@ -164,12 +190,16 @@ for line in sys.stdin:
     // Each start gets its own copy of the golden files.
     await a.files.write('deps/installed.txt', 'changed in a');
     // Warm pool members start from it too, and a claim gets one of them.
-    await apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+    await apply(
+      `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxWarmPool
 metadata: { name: golden-pool }
 spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
-`, t.conn);
-    for (let i = 0; i < 300 && (await api.get('SandboxWarmPool', 'golden-pool')).status?.readyReplicas !== 1; i++) await sleep(100);
+`,
+      t.conn,
+    );
+    for (let i = 0; i < 300 && (await api.get('SandboxWarmPool', 'golden-pool')).status?.readyReplicas !== 1; i++)
+      await sleep(100);
     await using b = await Sandbox.create({ ...t.conn, template: 'golden' });
     assert.ok(b.id.startsWith('golden-pool-'), `served by the pool (${b.id})`);
     assert.equal(b.info.restoredFrom, golden.id);
@@ -185,37 +215,77 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     await using sb = await Sandbox.create({ ...t.conn });
     // Resume of a sandbox never suspended.
     // A conflict with the sandbox's state: its own class (it was an InvalidError).
-    await assert.rejects(sb.resume(), (err: Error) => err instanceof ConflictError && /not suspended/.test(err.message));
+    await assert.rejects(
+      sb.resume(),
+      (err: Error) => err instanceof ConflictError && /not suspended/.test(err.message),
+    );
     // Restore of a deleted snapshot, by fork and by resume.
     const gone = await sb.snapshots.create();
     await gone.delete();
-    await assert.rejects(Sandbox.create({ ...t.conn, fromSnapshot: gone.id }), (err: Error) => err instanceof NotFoundError && /not found/.test(err.message));
+    await assert.rejects(
+      Sandbox.create({ ...t.conn, fromSnapshot: gone.id }),
+      (err: Error) => err instanceof NotFoundError && /not found/.test(err.message),
+    );
     const kept = await sb.suspend({ snapshot: true });
-    await assert.rejects(new Snapshots(t.conn).get(kept.snapshotId!).then((s) => s.delete()), (err: Error) => /suspended sandbox/.test(err.message), 'the snapshot of a suspended sandbox is not deleted under it');
+    await assert.rejects(
+      new Snapshots(t.conn).get(kept.snapshotId!).then((s) => s.delete()),
+      (err: Error) => /suspended sandbox/.test(err.message),
+      'the snapshot of a suspended sandbox is not deleted under it',
+    );
     // A corrupt snapshot: the resume is refused and the sandbox stays suspended.
     writeFileSync(join(t.home, 'snapshots', kept.snapshotId!, 'checkpoint', 'checkpoint.img'), '');
-    await assert.rejects(sb.resume(),
-      (err: Error) => err instanceof ConflictError && /corrupt/.test(err.message) && /discard-snapshot/.test(err.message));
+    await assert.rejects(
+      sb.resume(),
+      (err: Error) =>
+        err instanceof ConflictError && /corrupt/.test(err.message) && /discard-snapshot/.test(err.message),
+    );
     assert.equal((await sb.refresh()).phase, 'Suspended');
     const fresh = await sb.resume({ discardSnapshot: true });
     assert.equal(fresh.restoredFromSnapshot, false);
     assert.equal((await sb.run('echo back')).stdout.trim(), 'back');
     // A snapshot never crosses namespaces: not by fork, not by an applied annotation.
     const mine = await sb.snapshots.create();
-    await assert.rejects(Sandbox.create({ ...t.conn, namespace: 'other', fromSnapshot: mine.id }), (err: Error) => err instanceof InvalidError && /namespace/.test(err.message));
+    await assert.rejects(
+      Sandbox.create({ ...t.conn, namespace: 'other', fromSnapshot: mine.id }),
+      (err: Error) => err instanceof InvalidError && /namespace/.test(err.message),
+    );
     const restore = { 'sandbox.asb.dev/restore-snapshot': mine.id };
     await apply(sandboxYaml('thief', { namespace: 'other', annotations: restore }), t.conn);
-    await assert.rejects(Sandbox.connect('thief', { ...t.conn, namespace: 'other', waitReadyMs: 30_000 }), (err: Error) => /belongs to namespace "default"/.test(err.message));
+    await assert.rejects(
+      Sandbox.connect('thief', { ...t.conn, namespace: 'other', waitReadyMs: 30_000 }),
+      (err: Error) => /belongs to namespace "default"/.test(err.message),
+    );
     await new Objects({ ...t.conn, namespace: 'other' }).delete('Sandbox', 'thief');
     // Unknown snapshot id, malformed body.
     assert.equal((await raw(t, '/v1/snapshots/snap-nope-000')).status, 404);
-    assert.equal((await raw(t, `/v1/sandboxes/default/${sb.id}/suspend`, { method: 'POST', body: '{not json', headers: { 'content-type': 'application/json' } })).status, 400);
-    assert.equal((await raw(t, `/v1/sandboxes/default/${sb.id}/suspend`, { method: 'POST', body: '{"snapshot":"yes"}', headers: { 'content-type': 'application/json' } })).status, 422);
+    assert.equal(
+      (
+        await raw(t, `/v1/sandboxes/default/${sb.id}/suspend`, {
+          method: 'POST',
+          body: '{not json',
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (
+        await raw(t, `/v1/sandboxes/default/${sb.id}/suspend`, {
+          method: 'POST',
+          body: '{"snapshot":"yes"}',
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+      422,
+    );
   });
 
   it('leaks nothing: restored, forked and reset sandboxes that were deleted have no container left', async () => {
     const objects = async () => (await new Objects(t.conn).list('Sandbox')).length;
-    const containers = () => execFileSync('runsc', ['--root', join(t.home, 'runsc'), 'list', '--quiet'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    const containers = () =>
+      execFileSync('runsc', ['--root', join(t.home, 'runsc'), 'list', '--quiet'], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean).length;
     let last = '';
     for (let i = 0; i < 100; i++) {
       const [o, c] = [await objects(), containers()];
@@ -237,7 +307,10 @@ spec: { replicas: 1, sandboxTemplateRef: { name: golden } }
     try {
       await using sb = await Sandbox.create({ ...small.conn });
       await sb.run('echo kept > /tmp/state');
-      await assert.rejects(sb.suspend({ snapshot: true }), (err: Error) => err instanceof InsufficientStorageError && /keeps running/.test(err.message));
+      await assert.rejects(
+        sb.suspend({ snapshot: true }),
+        (err: Error) => err instanceof InsufficientStorageError && /keeps running/.test(err.message),
+      );
       assert.equal((await sb.refresh()).phase, 'Running');
       assert.equal((await sb.run('cat /tmp/state')).stdout.trim(), 'kept');
       assert.deepEqual(await sb.snapshots.list(), []);

@@ -6,7 +6,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 
 export const KINDS = ['write', 'read', 'exists', 'list', 'execute', 'upload', 'download', 'stream'] as const;
-export type Kind = typeof KINDS[number];
+export type Kind = (typeof KINDS)[number];
 
 export interface SoakOptions {
   url: string;
@@ -28,25 +28,49 @@ export interface SoakResult {
   durationMs: number;
 }
 
-interface Reply { status: number; body: Buffer }
+interface Reply {
+  status: number;
+  body: Buffer;
+}
 
-function send(agent: http.Agent, base: URL, headers: Record<string, string>, method: string, path: string, body?: Buffer | string, extra: Record<string, string> = {}): Promise<Reply> {
+function send(
+  agent: http.Agent,
+  base: URL,
+  headers: Record<string, string>,
+  method: string,
+  path: string,
+  body?: Buffer | string,
+  extra: Record<string, string> = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: base.hostname, port: base.port, method, path, agent, headers: { ...headers, ...extra } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: base.hostname, port: base.port, method, path, agent, headers: { ...headers, ...extra } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
-function expect(cond: boolean, message: string): void { if (!cond) throw new Error(message); }
+function expect(cond: boolean, message: string): void {
+  if (!cond) throw new Error(message);
+}
 
 /** One client's requests: `kind` with the client's own files, its answer checked. */
-async function one(kind: Kind, client: number, seq: number, agent: http.Agent, base: URL, headers: Record<string, string>, state: { content: Buffer }): Promise<void> {
+async function one(
+  kind: Kind,
+  client: number,
+  seq: number,
+  agent: http.Agent,
+  base: URL,
+  headers: Record<string, string>,
+  state: { content: Buffer },
+): Promise<void> {
   const file = `soak/c${client}.txt`;
   const shown = (r: Reply) => `${r.status} ${r.body.subarray(0, 200).toString()}`;
   switch (kind) {
@@ -58,7 +82,10 @@ async function one(kind: Kind, client: number, seq: number, agent: http.Agent, b
     }
     case 'read': {
       const r = await send(agent, base, headers, 'GET', `/v1/files/${file}`);
-      expect(r.status === 200 && r.body.equals(state.content), `read: ${r.status}, ${r.body.length} bytes where ${state.content.length} were written`);
+      expect(
+        r.status === 200 && r.body.equals(state.content),
+        `read: ${r.status}, ${r.body.length} bytes where ${state.content.length} were written`,
+      );
       return;
     }
     case 'exists': {
@@ -68,35 +95,77 @@ async function one(kind: Kind, client: number, seq: number, agent: http.Agent, b
     }
     case 'list': {
       const r = await send(agent, base, headers, 'GET', '/list/soak');
-      expect(r.status === 200 && (JSON.parse(r.body.toString()) as Array<{ name: string }>).some((e) => e.name === `c${client}.txt`), `list: ${shown(r)}`);
+      expect(
+        r.status === 200 &&
+          (JSON.parse(r.body.toString()) as Array<{ name: string }>).some((e) => e.name === `c${client}.txt`),
+        `list: ${shown(r)}`,
+      );
       return;
     }
     case 'execute': {
-      const r = await send(agent, base, headers, 'POST', '/execute', JSON.stringify({ command: `echo ${client}-${seq}` }), { 'content-type': 'application/json' });
-      const out = r.status === 200 ? JSON.parse(r.body.toString()) as { stdout: string; exit_code: number } : undefined;
+      const r = await send(
+        agent,
+        base,
+        headers,
+        'POST',
+        '/execute',
+        JSON.stringify({ command: `echo ${client}-${seq}` }),
+        { 'content-type': 'application/json' },
+      );
+      const out =
+        r.status === 200 ? (JSON.parse(r.body.toString()) as { stdout: string; exit_code: number }) : undefined;
       expect(out?.stdout === `${client}-${seq}\n` && out.exit_code === 0, `execute: ${shown(r)}`);
       return;
     }
     case 'upload': {
       const boundary = `soak${seq}`;
       const payload = Buffer.concat([
-        Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="soak/c${client}-up.txt"\r\ncontent-type: application/octet-stream\r\n\r\n`),
-        state.content, Buffer.from(`\r\n--${boundary}--\r\n`),
+        Buffer.from(
+          `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="soak/c${client}-up.txt"\r\ncontent-type: application/octet-stream\r\n\r\n`,
+        ),
+        state.content,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
       ]);
-      const r = await send(agent, base, headers, 'POST', '/upload', payload, { 'content-type': `multipart/form-data; boundary=${boundary}` });
+      const r = await send(agent, base, headers, 'POST', '/upload', payload, {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+      });
       expect(r.status === 200, `upload: ${shown(r)}`);
       return;
     }
     case 'download': {
       const r = await send(agent, base, headers, 'GET', `/download/soak/c${client}-up.txt`);
-      expect(r.status === 200 && r.body.equals(state.content), `download: ${r.status}, ${r.body.length} bytes where ${state.content.length} were uploaded`);
+      expect(
+        r.status === 200 && r.body.equals(state.content),
+        `download: ${r.status}, ${r.body.length} bytes where ${state.content.length} were uploaded`,
+      );
       return;
     }
     case 'stream': {
-      const r = await send(agent, base, headers, 'POST', '/v1/exec', JSON.stringify({ command: `echo s${client}-${seq}` }), { 'content-type': 'application/json' });
-      const events = r.status === 200 ? r.body.toString().trim().split('\n').map((l) => JSON.parse(l) as { type: string; data?: string; exitCode?: number }) : [];
-      const stdout = events.filter((e) => e.type === 'stdout').map((e) => e.data).join('');
-      expect(stdout === `s${client}-${seq}\n` && events.at(-1)?.type === 'exit' && events.at(-1)?.exitCode === 0, `stream: ${shown(r)}`);
+      const r = await send(
+        agent,
+        base,
+        headers,
+        'POST',
+        '/v1/exec',
+        JSON.stringify({ command: `echo s${client}-${seq}` }),
+        { 'content-type': 'application/json' },
+      );
+      const events =
+        r.status === 200
+          ? r.body
+              .toString()
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l) as { type: string; data?: string; exitCode?: number })
+          : [];
+      const stdout = events
+        .filter((e) => e.type === 'stdout')
+        .map((e) => e.data)
+        .join('');
+      expect(
+        stdout === `s${client}-${seq}\n` && events.at(-1)?.type === 'exit' && events.at(-1)?.exitCode === 0,
+        `stream: ${shown(r)}`,
+      );
       return;
     }
   }

@@ -14,18 +14,37 @@ const CLIENTS = Number(process.env.ASB_SOAK_CLIENTS ?? 20);
 
 describe('soak', () => {
   let e: EngineProcess;
-  before(async () => { e = await startEngineProcess(); });
-  after(async () => { await e?.stop(); });
+  before(async () => {
+    e = await startEngineProcess();
+  });
+  after(async () => {
+    await e?.stop();
+  });
 
   it(`serves ${REQUESTS} mixed requests from ${CLIENTS} clients through one sandbox without an error, its memory bounded`, async () => {
     const sb = await Sandbox.create({ url: e.url, token: e.token, template: 'python-runtime-template' });
     const rssBefore = e.rssBytes();
     let rssMax = rssBefore;
-    const r = await runSoak({ url: e.url, token: e.token, sandbox: sb.id, clients: CLIENTS, requests: REQUESTS, onProgress: () => { rssMax = Math.max(rssMax, e.rssBytes()); } });
+    const r = await runSoak({
+      url: e.url,
+      token: e.token,
+      sandbox: sb.id,
+      clients: CLIENTS,
+      requests: REQUESTS,
+      onProgress: () => {
+        rssMax = Math.max(rssMax, e.rssBytes());
+      },
+    });
     const all = KINDS.flatMap((k) => r.latencies[k]);
-    process.stderr.write(`# ${REQUESTS} requests in ${(r.durationMs / 1000).toFixed(1)} s (${(REQUESTS / r.durationMs * 1000).toFixed(0)}/s), p50 ${percentile(all, 50).toFixed(1)} ms, p99 ${percentile(all, 99).toFixed(1)} ms; engine RSS ${rssBefore >> 20} MB before, ${rssMax >> 20} MB at most\n`);
+    process.stderr.write(
+      `# ${REQUESTS} requests in ${(r.durationMs / 1000).toFixed(1)} s (${((REQUESTS / r.durationMs) * 1000).toFixed(0)}/s), p50 ${percentile(all, 50).toFixed(1)} ms, p99 ${percentile(all, 99).toFixed(1)} ms; engine RSS ${rssBefore >> 20} MB before, ${rssMax >> 20} MB at most\n`,
+    );
     assert.deepEqual(r.errors.slice(0, 5), [], `${r.errors.length} requests failed`);
-    for (const k of KINDS) assert.ok(r.latencies[k].length >= Math.floor(REQUESTS / KINDS.length) - CLIENTS, `${k}: ${r.latencies[k].length}`);
+    for (const k of KINDS)
+      assert.ok(
+        r.latencies[k].length >= Math.floor(REQUESTS / KINDS.length) - CLIENTS,
+        `${k}: ${r.latencies[k].length}`,
+      );
     // Bounded: not growing with the number of requests (a leak of 1 KiB a request would be 20 MB).
     assert.ok(rssMax < rssBefore + 100 * 1024 * 1024, `engine RSS ${rssBefore >> 20} → ${rssMax >> 20} MB`);
     assert.equal((await sb.refresh()).phase, 'Running');

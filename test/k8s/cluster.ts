@@ -17,23 +17,42 @@ export const VERSION = 'v1.37.2';
 const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: string }> = [
   { dir: 'tools/k8s/etcd', bins: ['etcd'], pkgs: ['.'] },
   {
-    dir: 'tools/k8s/kube', bins: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'],
-    pkgs: ['k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-controller-manager', 'k8s.io/kubernetes/cmd/kube-scheduler'],
+    dir: 'tools/k8s/kube',
+    bins: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'],
+    pkgs: [
+      'k8s.io/kubernetes/cmd/kube-apiserver',
+      'k8s.io/kubernetes/cmd/kube-controller-manager',
+      'k8s.io/kubernetes/cmd/kube-scheduler',
+    ],
     // Clients parse the server's version: without these it would be v0.0.0-master.
     ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
   },
   { dir: 'tools/k8s/kwok', bins: ['kwok'], pkgs: ['sigs.k8s.io/kwok/cmd/kwok'], ldflags: '-s -w' },
   // Upstream's controller v0.5.6 (the side-by-side tests and bench:k8s).
-  { dir: 'tools/k8s/upstream', bins: ['agent-sandbox-controller'], pkgs: ['sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller'], ldflags: '-s -w' },
+  {
+    dir: 'tools/k8s/upstream',
+    bins: ['agent-sandbox-controller'],
+    pkgs: ['sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller'],
+    ldflags: '-s -w',
+  },
   // Traefik, a Gateway API implementation (gateway.test.ts: the router behind a real Gateway).
-  { dir: 'tools/k8s/traefik', bins: ['traefik'], pkgs: ['github.com/traefik/traefik/v3/cmd/traefik'], ldflags: `-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${'v3.6.12'}` },
+  {
+    dir: 'tools/k8s/traefik',
+    bins: ['traefik'],
+    pkgs: ['github.com/traefik/traefik/v3/cmd/traefik'],
+    ldflags: `-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${'v3.6.12'}`,
+  },
 ];
 
 export const UPSTREAM_VERSION = 'v0.5.6';
 
 /** Upstream's module source (its CRDs are under k8s/crds), downloaded through the Go module proxy. */
 export function upstreamModuleDir(): string {
-  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/agent-sandbox@${UPSTREAM_VERSION}`], { cwd: join(repo, 'tools/k8s/upstream'), encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/agent-sandbox@${UPSTREAM_VERSION}`], {
+    cwd: join(repo, 'tools/k8s/upstream'),
+    encoding: 'utf8',
+    env: { ...process.env, GOFLAGS: '-mod=mod' },
+  });
   return (JSON.parse(out) as { Dir: string }).Dir;
 }
 
@@ -42,7 +61,11 @@ export const GATEWAY_API_VERSION = 'v1.6.3';
 
 /** The Gateway API's standard CRDs (config/crd/standard), downloaded through the Go module proxy. */
 export function gatewayApiCrdDir(): string {
-  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}`], { cwd: tmpdir(), encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}`], {
+    cwd: tmpdir(),
+    encoding: 'utf8',
+    env: { ...process.env, GOFLAGS: '-mod=mod' },
+  });
   return join((JSON.parse(out) as { Dir: string }).Dir, 'config/crd/standard');
 }
 
@@ -52,9 +75,15 @@ export function ensureBinaries(log: (m: string) => void = () => {}): void {
   for (const b of BUILDS) {
     if (b.bins.every((n) => existsSync(join(BIN, n)))) continue;
     log(`building ${b.bins.join(', ')} from the Go module proxy (cached in ${BIN})`);
-    execFileSync('go', ['build', '-tags', 'tools', ...(b.ldflags ? ['-ldflags', b.ldflags] : []), '-o', BIN + '/', ...b.pkgs], {
-      cwd: join(repo, b.dir), stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GOFLAGS: '-mod=mod' },
-    });
+    execFileSync(
+      'go',
+      ['build', '-tags', 'tools', ...(b.ldflags ? ['-ldflags', b.ldflags] : []), '-o', BIN + '/', ...b.pkgs],
+      {
+        cwd: join(repo, b.dir),
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, GOFLAGS: '-mod=mod' },
+      },
+    );
   }
 }
 
@@ -66,17 +95,111 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function openssl(args: string[], cwd: string): void { execFileSync('openssl', args, { cwd, stdio: 'ignore' }); }
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: 'ignore' });
+}
 
 /** CA, API server serving certificate, service-account keys, and an admin client certificate. */
 function makeCerts(dir: string): void {
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=asb-test-ca'], dir);
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=kube-apiserver'], dir);
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '30', '-extfile', 'server.ext'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=asb-test-ca',
+    ],
+    dir,
+  );
+  writeFileSync(
+    join(dir, 'server.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n',
+  );
+  openssl(
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+      '-subj',
+      '/CN=kube-apiserver',
+    ],
+    dir,
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '30',
+      '-extfile',
+      'server.ext',
+    ],
+    dir,
+  );
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'admin.key', '-out', 'admin.csr', '-subj', '/O=system:masters/CN=admin'], dir);
-  openssl(['x509', '-req', '-in', 'admin.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'admin.crt', '-days', '30', '-extfile', 'client.ext'], dir);
+  openssl(
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'admin.key',
+      '-out',
+      'admin.csr',
+      '-subj',
+      '/O=system:masters/CN=admin',
+    ],
+    dir,
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'admin.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'admin.crt',
+      '-days',
+      '30',
+      '-extfile',
+      'client.ext',
+    ],
+    dir,
+  );
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
@@ -113,14 +236,20 @@ export const waitFor = <T>(
  * kubelet) reach `target` on this machine: KWOK's kubelet server tunnels them (its PortForward
  * rules), since KWOK's pods run nothing themselves.
  */
-export interface PodPortForward { namespace: string; pod: string; target: { host: string; port: number } }
+export interface PodPortForward {
+  namespace: string;
+  pod: string;
+  target: { host: string; port: number };
+}
 
 /**
  * Starts the control plane in a fresh directory; resolves when a KWOK node is Ready. With
  * `portForwards`, KWOK serves its nodes' kubelet API on loopback (the nodes' address) so that the
  * API server can reach it for port-forwards, and tunnels those of the listed pods.
  */
-export async function startCluster(opts: { nodes?: number; log?: (m: string) => void; portForwards?: PodPortForward[] } = {}): Promise<Cluster> {
+export async function startCluster(
+  opts: { nodes?: number; log?: (m: string) => void; portForwards?: PodPortForward[] } = {},
+): Promise<Cluster> {
   ensureBinaries(opts.log);
   const dir = mkdtempSync(join(tmpdir(), 'asb-k8s-'));
   mkdirSync(join(dir, 'logs'));
@@ -132,67 +261,230 @@ export async function startCluster(opts: { nodes?: number; log?: (m: string) => 
     procs.push(p);
     return p;
   };
-  const [etcdClient, etcdPeer, apiPort, kubeletPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [etcdClient, etcdPeer, apiPort, kubeletPort] = await Promise.all([
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ]);
   const kubelet = opts.portForwards !== undefined;
-  run('etcd', ['--data-dir', join(dir, 'etcd'), '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
-    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`,
-    '--unsafe-no-fsync', '--log-level', 'warn']);
+  run('etcd', [
+    '--data-dir',
+    join(dir, 'etcd'),
+    '--listen-client-urls',
+    `http://127.0.0.1:${etcdClient}`,
+    '--advertise-client-urls',
+    `http://127.0.0.1:${etcdClient}`,
+    '--listen-peer-urls',
+    `http://127.0.0.1:${etcdPeer}`,
+    '--initial-advertise-peer-urls',
+    `http://127.0.0.1:${etcdPeer}`,
+    '--initial-cluster',
+    `default=http://127.0.0.1:${etcdPeer}`,
+    '--unsafe-no-fsync',
+    '--log-level',
+    'warn',
+  ]);
   const server = `https://127.0.0.1:${apiPort}`;
-  run('kube-apiserver', ['--etcd-servers', `http://127.0.0.1:${etcdClient}`, '--bind-address', '127.0.0.1', '--secure-port', String(apiPort), '--advertise-address', '127.0.0.1',
-    '--tls-cert-file', join(dir, 'server.crt'), '--tls-private-key-file', join(dir, 'server.key'), '--client-ca-file', join(dir, 'ca.crt'),
-    '--service-account-issuer', 'https://kubernetes.default.svc', '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
-    '--authorization-mode', 'Node,RBAC', '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged', '--enable-priority-and-fairness=false',
+  run('kube-apiserver', [
+    '--etcd-servers',
+    `http://127.0.0.1:${etcdClient}`,
+    '--bind-address',
+    '127.0.0.1',
+    '--secure-port',
+    String(apiPort),
+    '--advertise-address',
+    '127.0.0.1',
+    '--tls-cert-file',
+    join(dir, 'server.crt'),
+    '--tls-private-key-file',
+    join(dir, 'server.key'),
+    '--client-ca-file',
+    join(dir, 'ca.crt'),
+    '--service-account-issuer',
+    'https://kubernetes.default.svc',
+    '--service-account-key-file',
+    join(dir, 'sa.pub'),
+    '--service-account-signing-key-file',
+    join(dir, 'sa.key'),
+    '--authorization-mode',
+    'Node,RBAC',
+    '--service-cluster-ip-range',
+    '10.96.0.0/16',
+    '--allow-privileged',
+    '--enable-priority-and-fairness=false',
     // The kubernetes Service's endpoint would be the advertise address, which may not be loopback.
-    '--endpoint-reconciler-type', 'none',
+    '--endpoint-reconciler-type',
+    'none',
     // KWOK's nodes name themselves by a host name nothing resolves: reach kubelets by address.
-    ...(kubelet ? ['--kubelet-preferred-address-types', 'InternalIP'] : [])]);
+    ...(kubelet ? ['--kubelet-preferred-address-types', 'InternalIP'] : []),
+  ]);
   const kc = join(dir, 'kubeconfig');
   writeFileSync(kc, kubeconfig(dir, server));
-  const kubectl = (...args: string[]) => execFileSync('kubectl', ['--kubeconfig', kc, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const kubectl = (...args: string[]) =>
+    execFileSync('kubectl', ['--kubeconfig', kc, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const cluster: Cluster = {
-    dir, kubeconfig: kc, server, kubectl,
+    dir,
+    kubeconfig: kc,
+    server,
+    kubectl,
     async stop() {
       for (const p of procs.reverse()) p.kill('SIGTERM');
-      await Promise.all(procs.filter((p) => p.exitCode === null).map((p) => (new Promise((r) => { const t = setTimeout(() => { p.kill('SIGKILL'); r(null); }, 5000); p.once('exit', () => { clearTimeout(t); r(null); }); }))));
+      await Promise.all(
+        procs
+          .filter((p) => p.exitCode === null)
+          .map(
+            (p) =>
+              new Promise((r) => {
+                const t = setTimeout(() => {
+                  p.kill('SIGKILL');
+                  r(null);
+                }, 5000);
+                p.once('exit', () => {
+                  clearTimeout(t);
+                  r(null);
+                });
+              }),
+          ),
+      );
       // ASB_K8S_KEEP=1 keeps the directory (logs, kubeconfig) for a look after a failure.
       if (process.env.ASB_K8S_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
     await waitFor('the API server', () => kubectl('get', '--raw', '/readyz') === 'ok', 60_000);
-    run('kube-controller-manager', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0',
-      '--service-account-private-key-file', join(dir, 'sa.key'), '--root-ca-file', join(dir, 'ca.crt'), '--use-service-account-credentials=false', '--controllers', '*',
+    run('kube-controller-manager', [
+      '--kubeconfig',
+      kc,
+      '--authentication-kubeconfig',
+      kc,
+      '--authorization-kubeconfig',
+      kc,
+      '--leader-elect=false',
+      '--bind-address',
+      '127.0.0.1',
+      '--secure-port',
+      '0',
+      '--service-account-private-key-file',
+      join(dir, 'sa.key'),
+      '--root-ca-file',
+      join(dir, 'ca.crt'),
+      '--use-service-account-credentials=false',
+      '--controllers',
+      '*',
       // KWOK renews its nodes' heartbeats late when the machine is busy (a 1,000-claim bench on 2
       // cores): without slack the node lifecycle controller would mark every pod NotReady.
-      '--node-monitor-grace-period', '10m']);
-    run('kube-scheduler', ['--kubeconfig', kc, '--authentication-kubeconfig', kc, '--authorization-kubeconfig', kc, '--leader-elect=false', '--bind-address', '127.0.0.1', '--secure-port', '0']);
-    const kwokArgs = ['--kubeconfig', kc, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--cidr', '10.244.0.0/16'];
+      '--node-monitor-grace-period',
+      '10m',
+    ]);
+    run('kube-scheduler', [
+      '--kubeconfig',
+      kc,
+      '--authentication-kubeconfig',
+      kc,
+      '--authorization-kubeconfig',
+      kc,
+      '--leader-elect=false',
+      '--bind-address',
+      '127.0.0.1',
+      '--secure-port',
+      '0',
+    ]);
+    const kwokArgs = [
+      '--kubeconfig',
+      kc,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--cidr',
+      '10.244.0.0/16',
+    ];
     if (kubelet) {
       // (A node's kubelet endpoint is its address and port: KWOK's server, here, for every node.)
-      const rules = opts.portForwards!.map((f) => ({ apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'PortForward', metadata: { name: f.pod, namespace: f.namespace },
-        spec: { forwards: [{ target: { address: f.target.host, port: f.target.port } }] } }));
+      const rules = opts.portForwards!.map((f) => ({
+        apiVersion: 'kwok.x-k8s.io/v1alpha1',
+        kind: 'PortForward',
+        metadata: { name: f.pod, namespace: f.namespace },
+        spec: { forwards: [{ target: { address: f.target.host, port: f.target.port } }] },
+      }));
       writeFileSync(join(dir, 'kwok.yaml'), rules.map((r) => JSON.stringify(r)).join('\n---\n'));
-      kwokArgs.push('--config', join(dir, 'kwok.yaml'), '--node-ip', '127.0.0.1', '--node-port', String(kubeletPort), '--server-address', `127.0.0.1:${kubeletPort}`,
-        '--tls-cert-file', join(dir, 'server.crt'), '--tls-private-key-file', join(dir, 'server.key'));
+      kwokArgs.push(
+        '--config',
+        join(dir, 'kwok.yaml'),
+        '--node-ip',
+        '127.0.0.1',
+        '--node-port',
+        String(kubeletPort),
+        '--server-address',
+        `127.0.0.1:${kubeletPort}`,
+        '--tls-cert-file',
+        join(dir, 'server.crt'),
+        '--tls-private-key-file',
+        join(dir, 'server.key'),
+      );
     } else kwokArgs.push('--node-ip', '10.0.0.1', '--server-address', '127.0.0.1:0');
     run('kwok', kwokArgs);
     // The seeds' templates ask for runtimeClassName: gvisor; KWOK runs any class.
-    writeFileSync(join(dir, 'runtimeclass.yaml'), 'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: { name: gvisor }\nhandler: runsc\n');
+    writeFileSync(
+      join(dir, 'runtimeclass.yaml'),
+      'apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: { name: gvisor }\nhandler: runsc\n',
+    );
     kubectl('apply', '-f', join(dir, 'runtimeclass.yaml'));
     for (let i = 0; i < (opts.nodes ?? 1); i++) {
-      const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: `kwok-node-${i}`, annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' }, labels: { type: 'kwok', 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'kubernetes.io/hostname': `kwok-node-${i}` } },
-        status: { allocatable: { cpu: '1000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' }, capacity: { cpu: '1000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' } } };
+      const node = {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: {
+          name: `kwok-node-${i}`,
+          annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+          labels: {
+            type: 'kwok',
+            'kubernetes.io/os': 'linux',
+            'kubernetes.io/arch': 'amd64',
+            'kubernetes.io/hostname': `kwok-node-${i}`,
+          },
+        },
+        status: {
+          allocatable: { cpu: '1000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' },
+          capacity: { cpu: '1000', memory: '4Ti', pods: '10000', 'ephemeral-storage': '100Ti' },
+        },
+      };
       const f = join(dir, `node-${i}.json`);
       writeFileSync(f, JSON.stringify(node));
       kubectl('apply', '-f', f);
     }
-    await waitFor('the KWOK nodes to be Ready', () => {
-      const nodes = JSON.parse(kubectl('get', 'nodes', '-o', 'json')) as { items: Array<{ status: { conditions?: Array<{ type: string; status: string }> }; spec: { taints?: unknown[] } }> };
-      return nodes.items.length === (opts.nodes ?? 1) && nodes.items.every((n) => n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !(n.spec.taints?.length));
-    }, 60_000);
+    await waitFor(
+      'the KWOK nodes to be Ready',
+      () => {
+        const nodes = JSON.parse(kubectl('get', 'nodes', '-o', 'json')) as {
+          items: Array<{
+            status: { conditions?: Array<{ type: string; status: string }> };
+            spec: { taints?: unknown[] };
+          }>;
+        };
+        return (
+          nodes.items.length === (opts.nodes ?? 1) &&
+          nodes.items.every(
+            (n) =>
+              n.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && !n.spec.taints?.length,
+          )
+        );
+      },
+      60_000,
+    );
     return cluster;
   } catch (err) {
-    const logs = ['kube-apiserver', 'kube-controller-manager', 'kwok'].map((n) => { try { return `--- ${n}\n${readFileSync(join(dir, 'logs', `${n}.log`), 'utf8').split('\n').slice(-8).join('\n')}`; } catch { return ''; } }).join('\n');
+    const logs = ['kube-apiserver', 'kube-controller-manager', 'kwok']
+      .map((n) => {
+        try {
+          return `--- ${n}\n${readFileSync(join(dir, 'logs', `${n}.log`), 'utf8')
+            .split('\n')
+            .slice(-8)
+            .join('\n')}`;
+        } catch {
+          return '';
+        }
+      })
+      .join('\n');
     await cluster.stop();
     throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
   }

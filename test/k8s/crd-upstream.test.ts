@@ -17,22 +17,50 @@ import { parse } from 'yaml';
 import { upstreamModuleDir } from './cluster.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
-const FILES = ['agents.x-k8s.io_sandboxes.yaml', 'extensions.agents.x-k8s.io_sandboxclaims.yaml', 'extensions.agents.x-k8s.io_sandboxtemplates.yaml', 'extensions.agents.x-k8s.io_sandboxwarmpools.yaml'];
+const FILES = [
+  'agents.x-k8s.io_sandboxes.yaml',
+  'extensions.agents.x-k8s.io_sandboxclaims.yaml',
+  'extensions.agents.x-k8s.io_sandboxtemplates.yaml',
+  'extensions.agents.x-k8s.io_sandboxwarmpools.yaml',
+];
 
 /** Fields we have and upstream has not, and why. */
 const OUR_EXTRA_FIELDS: Record<string, string> = {
-  'sandboxtemplates .status': 'v0.4.x served an empty template status; old `kubectl get -o yaml` output that holds one still applies (upstream v0.5 would prune it)',
+  'sandboxtemplates .status':
+    'v0.4.x served an empty template status; old `kubectl get -o yaml` output that holds one still applies (upstream v0.5 would prune it)',
 };
 
-type Node = { type?: string; format?: string; 'x-kubernetes-int-or-string'?: boolean; 'x-kubernetes-preserve-unknown-fields'?: boolean; properties?: Record<string, Node>; items?: Node; additionalProperties?: Node | boolean; enum?: unknown[] };
-interface Flat { type: string; format?: string; intOrString: boolean; open: boolean; enum?: string }
+type Node = {
+  type?: string;
+  format?: string;
+  'x-kubernetes-int-or-string'?: boolean;
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+  properties?: Record<string, Node>;
+  items?: Node;
+  additionalProperties?: Node | boolean;
+  enum?: unknown[];
+};
+interface Flat {
+  type: string;
+  format?: string;
+  intOrString: boolean;
+  open: boolean;
+  enum?: string;
+}
 
 function flatten(s: Node | undefined, path: string, out: Map<string, Flat>): Map<string, Flat> {
   if (!s) return out;
-  out.set(path, { type: s.type ?? '', format: s.format, intOrString: !!s['x-kubernetes-int-or-string'], open: !!s['x-kubernetes-preserve-unknown-fields'], enum: s.enum ? JSON.stringify([...s.enum].sort()) : undefined });
+  out.set(path, {
+    type: s.type ?? '',
+    format: s.format,
+    intOrString: !!s['x-kubernetes-int-or-string'],
+    open: !!s['x-kubernetes-preserve-unknown-fields'],
+    enum: s.enum ? JSON.stringify([...s.enum].sort()) : undefined,
+  });
   for (const [k, v] of Object.entries(s.properties ?? {})) flatten(v, `${path}.${k}`, out);
   if (s.items) flatten(s.items, `${path}[]`, out);
-  if (s.additionalProperties && typeof s.additionalProperties === 'object') flatten(s.additionalProperties, `${path}{}`, out);
+  if (s.additionalProperties && typeof s.additionalProperties === 'object')
+    flatten(s.additionalProperties, `${path}{}`, out);
   return out;
 }
 
@@ -44,7 +72,9 @@ function openAncestor(path: string, ours: Map<string, Flat>): string | undefined
 
 describe('our CRDs against upstream v0.5.6', () => {
   let upDir: string;
-  before(() => { upDir = join(upstreamModuleDir(), 'k8s/crds'); });
+  before(() => {
+    upDir = join(upstreamModuleDir(), 'k8s/crds');
+  });
 
   for (const file of FILES) {
     it(`${file}: same names, versions, subresources, columns, conversion; schema differences only the justified ones`, (t) => {
@@ -55,9 +85,18 @@ describe('our CRDs against upstream v0.5.6', () => {
       assert.deepEqual([ours.spec.group, ours.spec.scope], [up.spec.group, up.spec.scope]);
       assert.deepEqual(ours.spec.names, up.spec.names);
       assert.equal(ours.spec.conversion.strategy, up.spec.conversion.strategy);
-      assert.deepEqual(ours.spec.conversion.webhook.conversionReviewVersions, up.spec.conversion.webhook.conversionReviewVersions);
-      assert.deepEqual(ours.spec.conversion.webhook.clientConfig.service, up.spec.conversion.webhook.clientConfig.service);
-      assert.deepEqual(ours.spec.versions.map((v: any) => v.name).sort(), up.spec.versions.map((v: any) => v.name).sort());
+      assert.deepEqual(
+        ours.spec.conversion.webhook.conversionReviewVersions,
+        up.spec.conversion.webhook.conversionReviewVersions,
+      );
+      assert.deepEqual(
+        ours.spec.conversion.webhook.clientConfig.service,
+        up.spec.conversion.webhook.clientConfig.service,
+      );
+      assert.deepEqual(
+        ours.spec.versions.map((v: any) => v.name).sort(),
+        up.spec.versions.map((v: any) => v.name).sort(),
+      );
 
       const unjustified: string[] = [];
       const summary: string[] = [];
@@ -79,23 +118,34 @@ describe('our CRDs against upstream v0.5.6', () => {
             else unjustified.push(`${uv.name} ${path}: upstream has it, we do not`);
             continue;
           }
-          if (of.type !== uf.type || of.intOrString !== uf.intOrString) unjustified.push(`${uv.name} ${path}: type ${uf.type}${uf.intOrString ? ' int-or-string' : ''} upstream, ${of.type}${of.intOrString ? ' int-or-string' : ''} ours`);
-          if (uf.enum && of.enum && uf.enum !== of.enum) unjustified.push(`${uv.name} ${path}: enum ${uf.enum} upstream, ${of.enum} ours`);
+          if (of.type !== uf.type || of.intOrString !== uf.intOrString)
+            unjustified.push(
+              `${uv.name} ${path}: type ${uf.type}${uf.intOrString ? ' int-or-string' : ''} upstream, ${of.type}${of.intOrString ? ' int-or-string' : ''} ours`,
+            );
+          if (uf.enum && of.enum && uf.enum !== of.enum)
+            unjustified.push(`${uv.name} ${path}: enum ${uf.enum} upstream, ${of.enum} ours`);
           if (uf.format !== of.format) {
             // int32/int64 are documentation for clients: the API server does not check them; our
             // own validation bounds every integer field.
             if (uf.type === 'integer' && /^int(32|64)$/.test(uf.format ?? '') && of.format === undefined) intFormats++;
             else unjustified.push(`${uv.name} ${path}: format ${uf.format} upstream, ${of.format} ours`);
           }
-          if (of.open && !uf.open && !(uf.type === 'object' || uf.type === 'array') ) unjustified.push(`${uv.name} ${path}: open in ours only`);
+          if (of.open && !uf.open && !(uf.type === 'object' || uf.type === 'array'))
+            unjustified.push(`${uv.name} ${path}: open in ours only`);
         }
         for (const path of o.keys()) {
           if (u.has(path) || openAncestor(path, u)) continue;
           const key = `${plural} ${path}`;
-          if (!OUR_EXTRA_FIELDS[Object.keys(OUR_EXTRA_FIELDS).find((k) => key === k || key.startsWith(`${k}.`)) ?? '']) unjustified.push(`${uv.name} ${path}: ours only`);
+          if (!OUR_EXTRA_FIELDS[Object.keys(OUR_EXTRA_FIELDS).find((k) => key === k || key.startsWith(`${k}.`)) ?? ''])
+            unjustified.push(`${uv.name} ${path}: ours only`);
         }
-        summary.push(`${uv.name}: ${u.size} upstream paths, ${o.size} ours; ${intFormats} integers without upstream's int32/int64 format`);
-        for (const [p, n] of [...underOpen].sort((a, b) => b[1] - a[1])) summary.push(`  ${n} upstream paths under ${p}, which ours keeps open (x-kubernetes-preserve-unknown-fields)`);
+        summary.push(
+          `${uv.name}: ${u.size} upstream paths, ${o.size} ours; ${intFormats} integers without upstream's int32/int64 format`,
+        );
+        for (const [p, n] of [...underOpen].sort((a, b) => b[1] - a[1]))
+          summary.push(
+            `  ${n} upstream paths under ${p}, which ours keeps open (x-kubernetes-preserve-unknown-fields)`,
+          );
       }
       for (const line of summary) t.diagnostic(line);
       assert.deepEqual(unjustified, [], `unjustified differences:\n${unjustified.join('\n')}`);

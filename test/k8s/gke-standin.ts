@@ -22,14 +22,51 @@ export async function startGkeStandIn(kubeconfig: string): Promise<{ stop(): voi
     const pod = await core.readNamespacedPod({ namespace: ns, name: t.spec.targetPod }).catch(() => undefined);
     let status: object;
     if (!pod) {
-      status = { conditions: [{ type: 'Triggered', status: 'False', reason: 'Failed', message: `pod ${t.spec.targetPod} not found`, lastTransitionTime: now() }] };
+      status = {
+        conditions: [
+          {
+            type: 'Triggered',
+            status: 'False',
+            reason: 'Failed',
+            message: `pod ${t.spec.targetPod} not found`,
+            lastTransitionTime: now(),
+          },
+        ],
+      };
     } else {
       const id = t.metadata.uid as string; // (one snapshot per trigger, however often this step is retried)
-      await api.createNamespacedCustomObject({ ...G, plural: 'podsnapshots', namespace: ns, body: { apiVersion: 'podsnapshot.gke.io/v1', kind: 'PodSnapshot', metadata: { name: id, labels: { [HASH]: pod.metadata!.labels![HASH]! } }, spec: { sourcePod: pod.metadata!.name } } })
-        .catch((err) => { if ((err as { code?: number }).code !== 409) throw err; });
-      status = { conditions: [{ type: 'Triggered', status: 'True', reason: 'Complete', message: 'snapshot taken', lastTransitionTime: now() }], snapshotCreated: { name: id } };
+      await api
+        .createNamespacedCustomObject({
+          ...G,
+          plural: 'podsnapshots',
+          namespace: ns,
+          body: {
+            apiVersion: 'podsnapshot.gke.io/v1',
+            kind: 'PodSnapshot',
+            metadata: { name: id, labels: { [HASH]: pod.metadata!.labels![HASH]! } },
+            spec: { sourcePod: pod.metadata!.name },
+          },
+        })
+        .catch((err) => {
+          if ((err as { code?: number }).code !== 409) throw err;
+        });
+      status = {
+        conditions: [
+          {
+            type: 'Triggered',
+            status: 'True',
+            reason: 'Complete',
+            message: 'snapshot taken',
+            lastTransitionTime: now(),
+          },
+        ],
+        snapshotCreated: { name: id },
+      };
     }
-    await api.patchNamespacedCustomObjectStatus({ ...G, plural: 'podsnapshotmanualtriggers', namespace: ns, name: t.metadata.name, body: { status } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await api.patchNamespacedCustomObjectStatus(
+      { ...G, plural: 'podsnapshotmanualtriggers', namespace: ns, name: t.metadata.name, body: { status } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
   };
 
   /** Pods restored from a snapshot, by uid: the snapshot's name. */
@@ -40,9 +77,21 @@ export async function startGkeStandIn(kubeconfig: string): Promise<{ stop(): voi
     const uid = p.metadata!.uid!;
     if (!seenPods.has(uid)) {
       seenPods.add(uid);
-      const snaps = ((await api.listNamespacedCustomObject({ ...G, plural: 'podsnapshots', namespace: p.metadata!.namespace!, labelSelector: `${HASH}=${hash}` }))).items as any[];
+      const snaps = (
+        await api.listNamespacedCustomObject({
+          ...G,
+          plural: 'podsnapshots',
+          namespace: p.metadata!.namespace!,
+          labelSelector: `${HASH}=${hash}`,
+        })
+      ).items as any[];
       // A snapshot taken of an earlier Pod of this sandbox: this one is its restore.
-      const newest = snaps.filter((s) => s.spec.sourcePod === p.metadata!.name && Date.parse(s.metadata.creationTimestamp) <= new Date(p.metadata!.creationTimestamp!).getTime())
+      const newest = snaps
+        .filter(
+          (s) =>
+            s.spec.sourcePod === p.metadata!.name &&
+            Date.parse(s.metadata.creationTimestamp) <= new Date(p.metadata!.creationTimestamp!).getTime(),
+        )
         .sort((a, b) => Date.parse(b.metadata.creationTimestamp) - Date.parse(a.metadata.creationTimestamp))[0];
       if (newest) restored.set(uid, newest.metadata.name);
     }
@@ -50,16 +99,39 @@ export async function startGkeStandIn(kubeconfig: string): Promise<{ stop(): voi
     // KWOK rewrites the conditions as it plays the Pod's start: the condition is put back until
     // it stays (GKE sets it before the containers start, so it is there once the Pod is Ready).
     if (!snapshot || p.status?.conditions?.some((c) => c.type === 'PodRestored')) return;
-    await core.patchNamespacedPodStatus({ namespace: p.metadata!.namespace!, name: p.metadata!.name!, body: { status: { conditions: [{ type: 'PodRestored', status: 'True', reason: 'Restored', message: `restored from PodSnapshot ${snapshot}`, lastTransitionTime: now() }] } } },
-      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch));
+    await core.patchNamespacedPodStatus(
+      {
+        namespace: p.metadata!.namespace!,
+        name: p.metadata!.name!,
+        body: {
+          status: {
+            conditions: [
+              {
+                type: 'PodRestored',
+                status: 'True',
+                reason: 'Restored',
+                message: `restored from PodSnapshot ${snapshot}`,
+                lastTransitionTime: now(),
+              },
+            ],
+          },
+        },
+      },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
+    );
   };
 
   // As a controller does: informers (list, then watch; started again when they fail, e.g. with
   // 429 while a new CRD's storage initialises), and a failed step retried.
   const retried = async (fn: () => Promise<void>) => {
     for (let i = 0; ; i++) {
-      try { return await fn(); } catch (err) {
-        if (i >= 40) { process.stderr.write(`gke stand-in: ${(err as Error).message}\n`); return; }
+      try {
+        return await fn();
+      } catch (err) {
+        if (i >= 40) {
+          process.stderr.write(`gke stand-in: ${(err as Error).message}\n`);
+          return;
+        }
         await new Promise((r) => setTimeout(r, 250));
       }
     }
@@ -71,11 +143,25 @@ export async function startGkeStandIn(kubeconfig: string): Promise<{ stop(): voi
     informer.on('add', (o) => void retried(() => fn(o)));
     informer.on('update', (o) => void retried(() => fn(o)));
     // (Not after stop: a restart loop would keep the test process alive once the cluster is gone.)
-    informer.on('error', () => { if (!stopped) setTimeout(() => { if (!stopped) void informer.start().catch(() => undefined); }, 500).unref(); });
+    informer.on('error', () => {
+      if (!stopped)
+        setTimeout(() => {
+          if (!stopped) void informer.start().catch(() => undefined);
+        }, 500).unref();
+    });
     await retried(() => informer.start());
     informers.push(informer);
   };
-  await inform('/apis/podsnapshot.gke.io/v1/podsnapshotmanualtriggers', () => api.listClusterCustomObject({ ...G, plural: 'podsnapshotmanualtriggers' }), onTrigger);
+  await inform(
+    '/apis/podsnapshot.gke.io/v1/podsnapshotmanualtriggers',
+    () => api.listClusterCustomObject({ ...G, plural: 'podsnapshotmanualtriggers' }),
+    onTrigger,
+  );
   await inform('/api/v1/pods', () => core.listPodForAllNamespaces(), onPod);
-  return { stop: () => { stopped = true; for (const i of informers) void i.stop(); } };
+  return {
+    stop: () => {
+      stopped = true;
+      for (const i of informers) void i.stop();
+    },
+  };
 }

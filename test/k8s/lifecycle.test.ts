@@ -19,27 +19,42 @@ function controlPlane(h: Harness): Substrate {
   return {
     async apply(yaml) {
       // kubectl answers a line per object: "sandboxwarmpool.extensions.agents.x-k8s.io/name created".
-      return h.apply(yaml).split('\n').filter(Boolean).map((line) => {
-        const [, kind, name] = /^([a-z]+)\.[^/]+\/(\S+) /.exec(line) ?? [];
-        return `${KIND_NAMES.find((k) => k.toLowerCase() === kind) ?? line}/${name}`;
-      });
+      return h
+        .apply(yaml)
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => {
+          const [, kind, name] = /^([a-z]+)\.[^/]+\/(\S+) /.exec(line) ?? [];
+          return `${KIND_NAMES.find((k) => k.toLowerCase() === kind) ?? line}/${name}`;
+        });
     },
-    async get(kind, name, version) { return h.find(resource(kind, version), name); },
-    async list(kind) { return h.get(resource(kind)).items; },
+    async get(kind, name, version) {
+      return h.find(resource(kind, version), name);
+    },
+    async list(kind) {
+      return h.get(resource(kind)).items;
+    },
     async patch(kind, name, version, patch) {
       h.cluster.kubectl('patch', resource(kind, version), name, '--type', 'merge', '-p', JSON.stringify(patch));
     },
-    async delete(kind, ...names) { h.cluster.kubectl('delete', resource(kind), ...names, '--wait=false'); },
+    async delete(kind, ...names) {
+      h.cluster.kubectl('delete', resource(kind), ...names, '--wait=false');
+    },
     async events(kind, name) {
       return h.get('events').items.filter((e: any) => e.involvedObject.kind === kind && e.involvedObject.name === name);
     },
     async assertRunning(name) {
       const p = pod(name);
       assert.ok(p, `${name} has its pod`);
-      assert.deepEqual(p.metadata.ownerReferences.map((r: any) => [r.kind, r.name]), [['Sandbox', name]]);
+      assert.deepEqual(
+        p.metadata.ownerReferences.map((r: any) => [r.kind, r.name]),
+        [['Sandbox', name]],
+      );
       assert.equal(p.status.phase, 'Running');
     },
-    async workloadGone(name) { return !pod(name); },
+    async workloadGone(name) {
+      return !pod(name);
+    },
     local: { skip: 'this is a control plane, whose KWOK pods run nothing' },
   };
 }
@@ -55,7 +70,9 @@ describe('the lifecycle on a real API server', { timeout: 900_000 }, () => {
     controller = await h.startController();
     substrate = controlPlane(h);
   });
-  after(async () => { await h?.stop(); });
+  after(async () => {
+    await h?.stop();
+  });
 
   lifecycleCases(() => substrate);
 
@@ -96,8 +113,11 @@ spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none }
       const names: string[] = owned().map((s: any) => s.metadata.name);
       assert.equal(names.length, 2, 'the claims of the two tests above hold a sandbox each');
       h.cluster.kubectl('delete', resource('SandboxClaim'), '--all', '--wait=false');
-      await waitFor('the claims\' sandboxes and pods to go', () =>
-        owned().length === 0 && names.every((n) => !h.find('pod', n)), 60_000);
+      await waitFor(
+        "the claims' sandboxes and pods to go",
+        () => owned().length === 0 && names.every((n) => !h.find('pod', n)),
+        60_000,
+      );
     });
   });
 });

@@ -14,7 +14,11 @@ export function pythonClient(version: string, log: (m: string) => void = () => {
   if (existsSync(join(venv, '.installed'))) return python;
   log(`installing k8s-agent-sandbox==${version} from PyPI into ${venv}`);
   execFileSync('python3', ['-m', 'venv', '--clear', venv], { stdio: 'inherit' });
-  execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `k8s-agent-sandbox==${version}`], { stdio: 'inherit' });
+  execFileSync(
+    python,
+    ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `k8s-agent-sandbox==${version}`],
+    { stdio: 'inherit' },
+  );
   execFileSync('touch', [join(venv, '.installed')]);
   return python;
 }

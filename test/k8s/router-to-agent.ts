@@ -19,24 +19,45 @@ export interface RouterToAgent {
  * replicas, all in front of the one agent (the router holds no state of its own). Rejects when it
  * cannot listen (e.g. port 80 without root).
  */
-export async function startRouterToAgent(opts: { token: string; host?: string; port?: number; moreHosts?: string[] }): Promise<RouterToAgent> {
+export async function startRouterToAgent(opts: {
+  token: string;
+  host?: string;
+  port?: number;
+  moreHosts?: string[];
+}): Promise<RouterToAgent> {
   const baseDir = mkdtempSync(join(tmpdir(), 'asb-router-agent-'));
   const env = { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, HOME: baseDir };
-  const agent = await serveHttp1(await requestHandler(createAgent(configFromEnv(env), undefined, env).app), '127.0.0.1', 0);
+  const agent = await serveHttp1(
+    await requestHandler(createAgent(configFromEnv(env), undefined, env).app),
+    '127.0.0.1',
+    0,
+  );
   const routers: http.Server[] = [];
   let requests = 0;
   const close = () => {
-    for (const router of routers) { router.closeAllConnections(); router.close(); }
-    agent.server.closeAllConnections(); agent.server.close();
+    for (const router of routers) {
+      router.closeAllConnections();
+      router.close();
+    }
+    agent.server.closeAllConnections();
+    agent.server.close();
     rmSync(baseDir, { recursive: true, force: true });
   };
   try {
     for (const host of [opts.host ?? '127.0.0.1', ...(opts.moreHosts ?? [])]) {
       const router = createRouter({ token: opts.token, backend: { host: '127.0.0.1', port: agent.port } });
-      router.on('request', () => { requests++; });
+      router.on('request', () => {
+        requests++;
+      });
       routers.push(router);
-      await new Promise<void>((resolve, reject) => { router.once('error', reject); router.listen(opts.port ?? 0, host, resolve); });
+      await new Promise<void>((resolve, reject) => {
+        router.once('error', reject);
+        router.listen(opts.port ?? 0, host, resolve);
+      });
     }
-  } catch (err) { close(); throw err; }
+  } catch (err) {
+    close();
+    throw err;
+  }
   return { requests: () => requests, close };
 }

@@ -78,35 +78,68 @@ metadata: { name: cold-claim, namespace: default, labels: { agents.x-k8s.io/crea
 spec: { warmPoolRef: { name: empty-pool } }
 `;
 
-const OPEN_PODSPEC = 'upstream\'s CRD embeds the whole PodSpec schema, and the API server applies its defaults to the Sandbox; ours keeps the PodSpec open (crd-upstream.test.ts), so the default is applied one step later, to the Pod (which has protocol TCP either way)';
-const GO_OMITEMPTY = 'upstream copies the template through Go structs, whose omitempty drops a 0; we copy what the user wrote (0 is the default: same meaning)';
+const OPEN_PODSPEC =
+  "upstream's CRD embeds the whole PodSpec schema, and the API server applies its defaults to the Sandbox; ours keeps the PodSpec open (crd-upstream.test.ts), so the default is applied one step later, to the Pod (which has protocol TCP either way)";
+const GO_OMITEMPTY =
+  'upstream copies the template through Go structs, whose omitempty drops a 0; we copy what the user wrote (0 is the default: same meaning)';
 
 /** Differences we mean, each with its reason. Keys are the diff lines below. */
 const DELIBERATE: Record<string, string> = {
-  ...Object.fromEntries(['python-sandbox-warmpool-ADOPTED', 'python-sandbox-warmpool-MEMBER', 'cold-claim'].flatMap((sb) => [
-    [`Sandbox/${sb}.spec.podTemplate.spec.containers.0.ports.0.protocol: upstream "TCP" ours undefined`, OPEN_PODSPEC],
-    [`Sandbox/${sb}.spec.podTemplate.spec.containers.0.readinessProbe.initialDelaySeconds: upstream undefined ours 0`, GO_OMITEMPTY],
-  ])),
-  'SandboxClaim/warm-claim.spec.additionalPodMetadata: upstream {} ours undefined': 'a default in upstream\'s CRD schema; absent and empty mean the same to both controllers',
-  ...Object.fromEntries(['warm-claim', 'cold-claim'].flatMap((claim) => [
-    [`SandboxClaim/${claim}.annotations.agents.x-k8s.io/controller-first-observed-at: upstream "TIME" ours undefined`,
-      'upstream persists it for its startup-latency metric (one more write per claim; its --disable-claim-observability-annotations skips it); ours keeps first-observed times in memory'],
-    [`SandboxClaim/${claim}.annotations.agents.x-k8s.io/claim-first-ready-at: upstream "TIME" ours undefined`, 'the same observability annotation, the same reason'],
-  ])),
-  'SandboxWarmPool/empty-pool.status.replicas: upstream undefined ours 0': 'Go\'s omitempty drops a 0 from upstream\'s status; ours says 0 (kubectl\'s columns then show 0, not a blank)',
+  ...Object.fromEntries(
+    ['python-sandbox-warmpool-ADOPTED', 'python-sandbox-warmpool-MEMBER', 'cold-claim'].flatMap((sb) => [
+      [
+        `Sandbox/${sb}.spec.podTemplate.spec.containers.0.ports.0.protocol: upstream "TCP" ours undefined`,
+        OPEN_PODSPEC,
+      ],
+      [
+        `Sandbox/${sb}.spec.podTemplate.spec.containers.0.readinessProbe.initialDelaySeconds: upstream undefined ours 0`,
+        GO_OMITEMPTY,
+      ],
+    ]),
+  ),
+  'SandboxClaim/warm-claim.spec.additionalPodMetadata: upstream {} ours undefined':
+    "a default in upstream's CRD schema; absent and empty mean the same to both controllers",
+  ...Object.fromEntries(
+    ['warm-claim', 'cold-claim'].flatMap((claim) => [
+      [
+        `SandboxClaim/${claim}.annotations.agents.x-k8s.io/controller-first-observed-at: upstream "TIME" ours undefined`,
+        'upstream persists it for its startup-latency metric (one more write per claim; its --disable-claim-observability-annotations skips it); ours keeps first-observed times in memory',
+      ],
+      [
+        `SandboxClaim/${claim}.annotations.agents.x-k8s.io/claim-first-ready-at: upstream "TIME" ours undefined`,
+        'the same observability annotation, the same reason',
+      ],
+    ]),
+  ),
+  'SandboxWarmPool/empty-pool.status.replicas: upstream undefined ours 0':
+    "Go's omitempty drops a 0 from upstream's status; ours says 0 (kubectl's columns then show 0, not a blank)",
   'SandboxWarmPool/empty-pool.status.readyReplicas: upstream undefined ours 0': 'the same: omitempty',
 };
 
 /** Differences not yet closed (each with what is missing): none at the moment. */
 const NOT_YET: Record<string, string> = {};
 
-type Obj = { kind: string; metadata: any; spec?: any; status?: any; reason?: string; involvedObject?: any; type?: string };
+type Obj = {
+  kind: string;
+  metadata: any;
+  spec?: any;
+  status?: any;
+  reason?: string;
+  involvedObject?: any;
+  type?: string;
+};
 
 /** What of a cluster's objects is compared: no uids, times, versions, IPs or random suffixes. */
 function snapshot(kubectl: (...a: string[]) => string): Record<string, unknown> {
   const list = (kind: string): Obj[] => JSON.parse(kubectl('get', kind, '-n', 'default', '-o', 'json')).items;
-  const raw = [...list('sandboxes.agents.x-k8s.io'), ...list('sandboxclaims.extensions.agents.x-k8s.io'), ...list('sandboxwarmpools.extensions.agents.x-k8s.io'),
-    ...list('pods'), ...list('services'), ...list('persistentvolumeclaims')];
+  const raw = [
+    ...list('sandboxes.agents.x-k8s.io'),
+    ...list('sandboxclaims.extensions.agents.x-k8s.io'),
+    ...list('sandboxwarmpools.extensions.agents.x-k8s.io'),
+    ...list('pods'),
+    ...list('services'),
+    ...list('persistentvolumeclaims'),
+  ];
   // Pool members are named <pool>-<random>: each becomes <pool>-MEMBER (or -ADOPTED once a
   // claim owns it), and so do its name hash (read from its status.selector) and every mention
   // of either; the claim's uid becomes CLAIM-UID.
@@ -122,7 +155,8 @@ function snapshot(kubectl: (...a: string[]) => string): Record<string, unknown> 
   const rename = (text: string) => {
     for (const [from, to] of renames) text = text.split(from).join(to);
     // Template hashes are opaque: each controller compares only values it wrote itself.
-    return text.replace(/("agents\.x-k8s\.io\/sandbox-(?:pod-)?template-hash":)"[0-9a-f]{8}"/g, '$1"HASH"')
+    return text
+      .replace(/("agents\.x-k8s\.io\/sandbox-(?:pod-)?template-hash":)"[0-9a-f]{8}"/g, '$1"HASH"')
       .replace(/("agents\.x-k8s\.io\/(?:controller-first-observed-at|claim-first-ready-at)":)"[^"]+"/g, '$1"TIME"');
   };
   const out: Record<string, unknown> = {};
@@ -130,13 +164,34 @@ function snapshot(kubectl: (...a: string[]) => string): Record<string, unknown> 
     if (o.kind === 'Service' && o.metadata.name === 'kubernetes') continue;
     const m = o.metadata;
     const norm: Record<string, unknown> = {
-      labels: m.labels, annotations: m.annotations, finalizers: m.finalizers,
-      ownerReferences: m.ownerReferences?.map((r: any) => ({ apiVersion: r.apiVersion, kind: r.kind, name: r.name, controller: r.controller, blockOwnerDeletion: r.blockOwnerDeletion })),
+      labels: m.labels,
+      annotations: m.annotations,
+      finalizers: m.finalizers,
+      ownerReferences: m.ownerReferences?.map((r: any) => ({
+        apiVersion: r.apiVersion,
+        kind: r.kind,
+        name: r.name,
+        controller: r.controller,
+        blockOwnerDeletion: r.blockOwnerDeletion,
+      })),
     };
     if (o.kind === 'Pod') {
       const s = o.spec;
-      norm.spec = { containers: s.containers.map((c: any) => ({ name: c.name, image: c.image, ports: c.ports, env: c.env, volumeMounts: c.volumeMounts?.filter((v: any) => !v.name.startsWith('kube-api-access')), resources: c.resources })),
-        volumes: s.volumes?.filter((v: any) => !v.name.startsWith('kube-api-access')), hostname: s.hostname, subdomain: s.subdomain, restartPolicy: s.restartPolicy, runtimeClassName: s.runtimeClassName };
+      norm.spec = {
+        containers: s.containers.map((c: any) => ({
+          name: c.name,
+          image: c.image,
+          ports: c.ports,
+          env: c.env,
+          volumeMounts: c.volumeMounts?.filter((v: any) => !v.name.startsWith('kube-api-access')),
+          resources: c.resources,
+        })),
+        volumes: s.volumes?.filter((v: any) => !v.name.startsWith('kube-api-access')),
+        hostname: s.hostname,
+        subdomain: s.subdomain,
+        restartPolicy: s.restartPolicy,
+        runtimeClassName: s.runtimeClassName,
+      };
     } else if (o.kind === 'Service') {
       norm.spec = { clusterIP: o.spec.clusterIP, selector: o.spec.selector, ports: o.spec.ports };
     } else if (o.kind === 'PersistentVolumeClaim') {
@@ -147,14 +202,21 @@ function snapshot(kubectl: (...a: string[]) => string): Record<string, unknown> 
       if (st.podIPs) st.podIPs = `${st.podIPs.length} IPs`;
       if (st.sandbox?.podIPs) st.sandbox = { ...st.sandbox, podIPs: `${st.sandbox.podIPs.length} IPs` };
       // By type: their order in the list means nothing.
-      if (st.conditions) st.conditions = Object.fromEntries(st.conditions.map((c: any) => [c.type, { status: c.status, reason: c.reason, message: c.message }]));
+      if (st.conditions)
+        st.conditions = Object.fromEntries(
+          st.conditions.map((c: any) => [c.type, { status: c.status, reason: c.reason, message: c.message }]),
+        );
       delete st.observedGeneration;
       norm.status = st;
     }
     out[rename(`${o.kind}/${m.name}`)] = JSON.parse(rename(JSON.stringify(norm)));
   }
   const events = JSON.parse(kubectl('get', 'events', '-n', 'default', '-o', 'json')).items as Obj[];
-  const reasons = new Set(events.filter((e) => ['Sandbox', 'SandboxClaim', 'SandboxWarmPool'].includes(e.involvedObject.kind)).map((e) => `${e.involvedObject.kind} ${e.type} ${e.reason}`));
+  const reasons = new Set(
+    events
+      .filter((e) => ['Sandbox', 'SandboxClaim', 'SandboxWarmPool'].includes(e.involvedObject.kind))
+      .map((e) => `${e.involvedObject.kind} ${e.type} ${e.reason}`),
+  );
   out.events = [...reasons].sort();
   return out;
 }
@@ -172,7 +234,8 @@ function diff(up: unknown, ours: unknown, path: string, out: string[]): void {
     for (const k of [...keys].sort()) diff((up as any)[k], (ours as any)[k], path ? `${path}.${k}` : k, out);
     return;
   }
-  if (JSON.stringify(up) !== JSON.stringify(ours)) out.push(`${path}: upstream ${JSON.stringify(up)} ours ${JSON.stringify(ours)}`);
+  if (JSON.stringify(up) !== JSON.stringify(ours))
+    out.push(`${path}: upstream ${JSON.stringify(up)} ours ${JSON.stringify(ours)}`);
 }
 
 describe('side by side with upstream v0.5.6: the same inputs make the same objects', { timeout: 600_000 }, () => {
@@ -186,26 +249,65 @@ describe('side by side with upstream v0.5.6: the same inputs make the same objec
     installUpstreamCrds(upstream);
     stopUpstream = (await startUpstreamController(upstream)).stop;
     let n = 0;
-    upApply = (yaml) => { const f = `${upstream.dir}/in-${n++}.yaml`; writeFileSync(f, yaml); upstream.kubectl('apply', '-f', f); };
+    upApply = (yaml) => {
+      const f = `${upstream.dir}/in-${n++}.yaml`;
+      writeFileSync(f, yaml);
+      upstream.kubectl('apply', '-f', f);
+    };
   });
-  after(async () => { await stopUpstream?.(); await Promise.all([ours?.stop(), upstream?.stop()]); });
+  after(async () => {
+    await stopUpstream?.();
+    await Promise.all([ours?.stop(), upstream?.stop()]);
+  });
 
   it('templates, a warm pool, a claim adopting from it, a cold claim, sandboxes with a Service, a VCT, and suspended', async (t) => {
-    const both = [{ kubectl: ours.cluster.kubectl, apply: (y: string) => { ours.apply(y); } }, { kubectl: upstream.kubectl, apply: upApply }];
+    const both = [
+      {
+        kubectl: ours.cluster.kubectl,
+        apply: (y: string) => {
+          ours.apply(y);
+        },
+      },
+      { kubectl: upstream.kubectl, apply: upApply },
+    ];
     const get = (k: (...a: string[]) => string, ...a: string[]) => JSON.parse(k('get', ...a, '-o', 'json'));
     for (const c of both) c.apply(INPUTS);
-    for (const c of both) await waitFor('the pool to be ready', () => get(c.kubectl, 'sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 120_000);
+    for (const c of both)
+      await waitFor(
+        'the pool to be ready',
+        () =>
+          get(c.kubectl, 'sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status
+            ?.readyReplicas === 2,
+        120_000,
+      );
     for (const c of both) c.apply(CLAIM);
-    const claimReady = (k: (...a: string[]) => string, name: string) => get(k, 'sandboxclaims.extensions.agents.x-k8s.io', name).status?.conditions?.some((x: any) => x.type === 'Ready' && x.status === 'True');
-    for (const c of both) for (const name of ['warm-claim', 'cold-claim']) await waitFor(`claim ${name} to be Ready`, () => claimReady(c.kubectl, name), 60_000);
-    for (const c of both) await waitFor('the pool to refill', () => get(c.kubectl, 'sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status?.readyReplicas === 2, 60_000);
+    const claimReady = (k: (...a: string[]) => string, name: string) =>
+      get(k, 'sandboxclaims.extensions.agents.x-k8s.io', name).status?.conditions?.some(
+        (x: any) => x.type === 'Ready' && x.status === 'True',
+      );
+    for (const c of both)
+      for (const name of ['warm-claim', 'cold-claim'])
+        await waitFor(`claim ${name} to be Ready`, () => claimReady(c.kubectl, name), 60_000);
+    for (const c of both)
+      await waitFor(
+        'the pool to refill',
+        () =>
+          get(c.kubectl, 'sandboxwarmpools.extensions.agents.x-k8s.io', 'python-sandbox-warmpool').status
+            ?.readyReplicas === 2,
+        60_000,
+      );
     await new Promise((r) => setTimeout(r, 3000)); // let status writes settle on both
     const found: string[] = [];
     diff(snapshot(upstream.kubectl), snapshot(ours.cluster.kubectl), '', found);
-    for (const d of found) t.diagnostic(`${d in DELIBERATE ? 'deliberate' : d in NOT_YET ? 'not yet' : 'UNEXPECTED'}: ${d}`);
+    for (const d of found)
+      t.diagnostic(`${d in DELIBERATE ? 'deliberate' : d in NOT_YET ? 'not yet' : 'UNEXPECTED'}: ${d}`);
     const unexpected = found.filter((d) => !(d in DELIBERATE) && !(d in NOT_YET));
     const gone = [...Object.keys(DELIBERATE), ...Object.keys(NOT_YET)].filter((d) => !found.includes(d));
     assert.deepEqual(unexpected, [], `differences from upstream not listed as deliberate:\n${unexpected.join('\n')}`);
-    assert.deepEqual(gone, [], `listed differences no longer seen (remove them from DELIBERATE or NOT_YET):\n${gone.join('\n')}`);
+    assert.deepEqual(
+      gone,
+      [],
+      `listed differences no longer seen (remove them from DELIBERATE or NOT_YET):\n${gone.join('\n')}`,
+    );
   });
 });

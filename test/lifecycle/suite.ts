@@ -56,40 +56,50 @@ export function lifecycleCases(get: () => Substrate): void {
   /** The local engine, or a skip of the running test: what it needs, and why the substrate has none. */
   const localOrSkip = (t: { skip(reason: string): void }, needs: string): LocalEngine | undefined => {
     const l = s().local;
-    if ('skip' in l) { t.skip(`the local engine only (${needs}): ${l.skip}`); return undefined; }
+    if ('skip' in l) {
+      t.skip(`the local engine only (${needs}): ${l.skip}`);
+      return undefined;
+    }
     return l;
   };
 
-  it('applies seed 001\'s template and warm pool unchanged; a claim adopts a warm member and the pool refills',
-    async () => {
-      const applied = await s().apply(fixture('seed001-template-and-pool.yaml'));
-      assert.deepEqual(applied, [`SandboxTemplate/${TEMPLATE}`, `SandboxWarmPool/${POOL}`]);
-      await waitFor('2 ready pool members', async () => await readyReplicas(POOL) === 2, 120_000);
-      const members = (await s().list('Sandbox')).map((sb) => sb.metadata.name);
-      assert.equal(members.length, 2);
-      for (const m of members) assert.match(m, /^python-sandbox-warmpool-[a-z0-9]{5}$/);
-      await s().apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+  it("applies seed 001's template and warm pool unchanged; a claim adopts a warm member and the pool refills", async () => {
+    const applied = await s().apply(fixture('seed001-template-and-pool.yaml'));
+    assert.deepEqual(applied, [`SandboxTemplate/${TEMPLATE}`, `SandboxWarmPool/${POOL}`]);
+    await waitFor('2 ready pool members', async () => (await readyReplicas(POOL)) === 2, 120_000);
+    const members = (await s().list('Sandbox')).map((sb) => sb.metadata.name);
+    assert.equal(members.length, 2);
+    for (const m of members) assert.match(m, /^python-sandbox-warmpool-[a-z0-9]{5}$/);
+    await s().apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxClaim
 metadata: { name: my-claim }
 spec: { sandboxTemplateRef: { name: ${TEMPLATE} } }
 `);
-      await waitFor('the claim to be Ready', () => claimReady('my-claim'), 60_000);
-      const adopted = (await claimedBy('my-claim'))!;
-      assert.ok(members.includes(adopted), `adopted a warm member (${adopted} of ${members.join(', ')})`);
-      const sb = (await s().get('Sandbox', adopted))!;
-      assert.equal(sb.metadata.labels?.['agents.x-k8s.io/warm-pool-sandbox'], undefined, 'pool label removed');
-      assert.deepEqual(sb.metadata.ownerReferences?.map((r) => [r.kind, r.name]), [['SandboxClaim', 'my-claim']]);
-      assert.equal(sb.metadata.annotations?.['agents.x-k8s.io/pod-name'], adopted);
-      const events = await s().events('SandboxClaim', 'my-claim');
-      assert.ok(events.some((e) => e.reason === 'SandboxAdopted' && e.message.includes(adopted)),
-        events.map((e) => e.reason).join(','));
-      await s().assertRunning(adopted);
-      await waitFor('the pool to refill', async () => await readyReplicas(POOL) === 2, 60_000);
-      await s().delete('SandboxClaim', 'my-claim');
-      await waitFor('the claim and its sandbox to go', async () =>
-        !(await s().get('SandboxClaim', 'my-claim')) && !(await s().get('Sandbox', adopted)), 60_000);
-      await waitFor('its workload to go', () => s().workloadGone(adopted), 60_000);
-    });
+    await waitFor('the claim to be Ready', () => claimReady('my-claim'), 60_000);
+    const adopted = (await claimedBy('my-claim'))!;
+    assert.ok(members.includes(adopted), `adopted a warm member (${adopted} of ${members.join(', ')})`);
+    const sb = (await s().get('Sandbox', adopted))!;
+    assert.equal(sb.metadata.labels?.['agents.x-k8s.io/warm-pool-sandbox'], undefined, 'pool label removed');
+    assert.deepEqual(
+      sb.metadata.ownerReferences?.map((r) => [r.kind, r.name]),
+      [['SandboxClaim', 'my-claim']],
+    );
+    assert.equal(sb.metadata.annotations?.['agents.x-k8s.io/pod-name'], adopted);
+    const events = await s().events('SandboxClaim', 'my-claim');
+    assert.ok(
+      events.some((e) => e.reason === 'SandboxAdopted' && e.message.includes(adopted)),
+      events.map((e) => e.reason).join(','),
+    );
+    await s().assertRunning(adopted);
+    await waitFor('the pool to refill', async () => (await readyReplicas(POOL)) === 2, 60_000);
+    await s().delete('SandboxClaim', 'my-claim');
+    await waitFor(
+      'the claim and its sandbox to go',
+      async () => !(await s().get('SandboxClaim', 'my-claim')) && !(await s().get('Sandbox', adopted)),
+      60_000,
+    );
+    await waitFor('its workload to go', () => s().workloadGone(adopted), 60_000);
+  });
 
   it('serves a claim made through the SDK from the pool, warm: it answers within 5 s', async (t) => {
     const l = localOrSkip(t, 'a command in the sandbox, through the SDK');
@@ -109,79 +119,124 @@ spec: { sandboxTemplateRef: { name: ${TEMPLATE} } }
     assert.equal(await claimedBy(sb.info.claim!), sb.id);
     const events = await s().events('SandboxClaim', sb.info.claim!);
     assert.ok(events.some((e) => e.reason === 'SandboxAdopted' && e.message.includes(sb.id)));
-    await waitFor('the pool to refill', async () => await readyReplicas(POOL) === 2, 60_000);
+    await waitFor('the pool to refill', async () => (await readyReplicas(POOL)) === 2, 60_000);
     await sb.kill();
-    await waitFor('the claim and its sandbox to go', async () =>
-      !(await s().list('Sandbox')).some((x) => x.metadata.name === sb.id)
-      && !(await s().get('SandboxClaim', sb.info.claim!)));
+    await waitFor(
+      'the claim and its sandbox to go',
+      async () =>
+        !(await s().list('Sandbox')).some((x) => x.metadata.name === sb.id) &&
+        !(await s().get('SandboxClaim', sb.info.claim!)),
+    );
   });
 
-  it('serves claims that race for a small pool: each ends with a sandbox of its own, none shared; deleted, '
-    + 'they take their sandboxes with them and the pool refills', async () => {
-    const names = Array.from({ length: 6 }, (_, i) => `race-${i}`);
-    await s().apply(names.map((n) => `apiVersion: extensions.agents.x-k8s.io/v1beta1
+  it(
+    'serves claims that race for a small pool: each ends with a sandbox of its own, none shared; deleted, ' +
+      'they take their sandboxes with them and the pool refills',
+    async () => {
+      const names = Array.from({ length: 6 }, (_, i) => `race-${i}`);
+      await s().apply(
+        names
+          .map(
+            (n) => `apiVersion: extensions.agents.x-k8s.io/v1beta1
 kind: SandboxClaim
 metadata: { name: ${n} }
 spec: { warmPoolRef: { name: ${POOL} } }
-`).join('---\n'));
-    await waitFor('every racing claim Ready', async () => (await Promise.all(names.map(claimReady))).every(Boolean),
-      90_000);
-    const owners = new Map<string, string>();
-    for (const n of names) {
-      const sb = (await claimedBy(n))!;
-      assert.ok(sb, `${n} names its sandbox`);
-      assert.ok(!owners.has(sb), `${sb} is held by ${owners.get(sb)} and ${n}`);
-      owners.set(sb, n);
-      const refs = (await s().get('Sandbox', sb))!.metadata.ownerReferences!.filter((r) => r.controller);
-      assert.deepEqual(refs.map((r) => [r.kind, r.name]), [['SandboxClaim', n]]);
-      await s().assertRunning(sb);
-    }
-    await s().delete('SandboxClaim', ...names);
-    await waitFor('the claims and their sandboxes to go', async () => {
-      const left = new Set((await s().list('Sandbox')).map((x) => x.metadata.name));
-      return (await s().list('SandboxClaim')).length === 0 && [...owners.keys()].every((sb) => !left.has(sb));
-    }, 90_000);
-    await waitFor('the pool to refill', async () => await readyReplicas(POOL) === 2, 90_000);
-  });
+`,
+          )
+          .join('---\n'),
+      );
+      await waitFor(
+        'every racing claim Ready',
+        async () => (await Promise.all(names.map(claimReady))).every(Boolean),
+        90_000,
+      );
+      const owners = new Map<string, string>();
+      for (const n of names) {
+        const sb = (await claimedBy(n))!;
+        assert.ok(sb, `${n} names its sandbox`);
+        assert.ok(!owners.has(sb), `${sb} is held by ${owners.get(sb)} and ${n}`);
+        owners.set(sb, n);
+        const refs = (await s().get('Sandbox', sb))!.metadata.ownerReferences!.filter((r) => r.controller);
+        assert.deepEqual(
+          refs.map((r) => [r.kind, r.name]),
+          [['SandboxClaim', n]],
+        );
+        await s().assertRunning(sb);
+      }
+      await s().delete('SandboxClaim', ...names);
+      await waitFor(
+        'the claims and their sandboxes to go',
+        async () => {
+          const left = new Set((await s().list('Sandbox')).map((x) => x.metadata.name));
+          return (await s().list('SandboxClaim')).length === 0 && [...owners.keys()].every((sb) => !left.has(sb));
+        },
+        90_000,
+      );
+      await waitFor('the pool to refill', async () => (await readyReplicas(POOL)) === 2, 90_000);
+    },
+  );
 
-  it('serves 50 claims through the SDK against a pool of 5: every one answered, the pool refilled, nothing leaked; '
-    + 'deleting the pool removes its members and their containers', async (t) => {
-    const l = localOrSkip(t, 'commands in 50 sandboxes through the SDK, and the gVisor containers behind them');
-    if (!l) return;
-    await s().patch('SandboxWarmPool', POOL, 'v1beta1', { spec: { replicas: 5 } });
-    await waitFor('5 ready pool members', async () => await readyReplicas(POOL) === 5, 120_000);
-    let warm = 0;
-    for (let wave = 0; wave < 5; wave++) {
-      const results = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
-        const sb = await Sandbox.create({ ...l.conn, template: TEMPLATE });
-        const out = await sb.run(`echo claim-${wave}-${i}`);
-        if (sb.id.startsWith(`${POOL}-`)) warm++;
-        await sb.kill();
-        return out.stdout;
-      }));
-      assert.deepEqual(results, Array.from({ length: 10 }, (_, i) => `claim-${wave}-${i}\n`));
-    }
-    assert.ok(warm >= 5, `at least the pool's 5 were served warm (${warm} of 50)`);
-    await waitFor('the pool to refill to 5', async () => await readyReplicas(POOL) === 5, 120_000);
-    await waitFor('only the pool\'s sandboxes to be left', async () => {
-      const sbs = await s().list('Sandbox');
-      return sbs.length === 5 && sbs.every((x) => x.metadata.name.startsWith(`${POOL}-`));
-    }, 60_000);
-    assert.equal((await s().list('SandboxClaim')).length, 0);
-    const workspaces = () => readdirSync(join(l.home, 'sandboxes', 'default'));
-    await waitFor('5 containers and 5 workspaces', () => l.containers().length === 5 && workspaces().length === 5,
-      30_000);
-    await s().delete('SandboxWarmPool', POOL);
-    await waitFor('no container left', async () =>
-      l.containers().length === 0 && (await s().list('Sandbox')).length === 0, 60_000);
-  });
+  it(
+    'serves 50 claims through the SDK against a pool of 5: every one answered, the pool refilled, nothing leaked; ' +
+      'deleting the pool removes its members and their containers',
+    async (t) => {
+      const l = localOrSkip(t, 'commands in 50 sandboxes through the SDK, and the gVisor containers behind them');
+      if (!l) return;
+      await s().patch('SandboxWarmPool', POOL, 'v1beta1', { spec: { replicas: 5 } });
+      await waitFor('5 ready pool members', async () => (await readyReplicas(POOL)) === 5, 120_000);
+      let warm = 0;
+      for (let wave = 0; wave < 5; wave++) {
+        const results = await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const sb = await Sandbox.create({ ...l.conn, template: TEMPLATE });
+            const out = await sb.run(`echo claim-${wave}-${i}`);
+            if (sb.id.startsWith(`${POOL}-`)) warm++;
+            await sb.kill();
+            return out.stdout;
+          }),
+        );
+        assert.deepEqual(
+          results,
+          Array.from({ length: 10 }, (_, i) => `claim-${wave}-${i}\n`),
+        );
+      }
+      assert.ok(warm >= 5, `at least the pool's 5 were served warm (${warm} of 50)`);
+      await waitFor('the pool to refill to 5', async () => (await readyReplicas(POOL)) === 5, 120_000);
+      await waitFor(
+        "only the pool's sandboxes to be left",
+        async () => {
+          const sbs = await s().list('Sandbox');
+          return sbs.length === 5 && sbs.every((x) => x.metadata.name.startsWith(`${POOL}-`));
+        },
+        60_000,
+      );
+      assert.equal((await s().list('SandboxClaim')).length, 0);
+      const workspaces = () => readdirSync(join(l.home, 'sandboxes', 'default'));
+      await waitFor(
+        '5 containers and 5 workspaces',
+        () => l.containers().length === 5 && workspaces().length === 5,
+        30_000,
+      );
+      await s().delete('SandboxWarmPool', POOL);
+      await waitFor(
+        'no container left',
+        async () => l.containers().length === 0 && (await s().list('Sandbox')).length === 0,
+        60_000,
+      );
+    },
+  );
 
-  it('expires claims at shutdownTime: Delete removes the claim and what it owns; Retain keeps the claim '
-    + '(ClaimExpired) and deletes its sandbox', async () => {
-    // Both must be Ready before then: 6 s leaves room for a cold start on a loaded machine.
-    const at = inSeconds(6);
-    for (const [name, policy] of [['expire-delete', 'Delete'], ['expire-retain', 'Retain']]) {
-      await s().apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
+  it(
+    'expires claims at shutdownTime: Delete removes the claim and what it owns; Retain keeps the claim ' +
+      '(ClaimExpired) and deletes its sandbox',
+    async () => {
+      // Both must be Ready before then: 6 s leaves room for a cold start on a loaded machine.
+      const at = inSeconds(6);
+      for (const [name, policy] of [
+        ['expire-delete', 'Delete'],
+        ['expire-retain', 'Retain'],
+      ]) {
+        await s().apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxClaim
 metadata: { name: ${name} }
 spec:
@@ -189,24 +244,36 @@ spec:
   warmpool: none
   lifecycle: { shutdownTime: "${at}", shutdownPolicy: ${policy} }
 `);
-    }
-    await waitFor('both claims Ready before they expire', async () =>
-      await claimReady('expire-delete') && await claimReady('expire-retain'), 30_000);
-    const deleted = (await claimedBy('expire-delete'))!;
-    const retained = (await claimedBy('expire-retain'))!;
-    await waitFor('the Delete claim and its sandbox to go', async () =>
-      !(await s().get('SandboxClaim', 'expire-delete')) && !(await s().get('Sandbox', deleted)), 60_000);
-    await waitFor('the Retain claim\'s sandbox to go', async () => !(await s().get('Sandbox', retained)), 60_000);
-    await waitFor('both workloads to go', async () => (await s().workloadGone(deleted)) && s().workloadGone(retained),
-      60_000);
-    const cond = readyOf(await s().get('SandboxClaim', 'expire-retain'));
-    assert.deepEqual([cond?.status, cond?.reason, cond?.message],
-      ['False', 'ClaimExpired', 'Claim expired. Sandbox cleanup initiated.']);
-    const events = (await s().events('SandboxClaim', 'expire-retain')).map((e) => e.reason);
-    assert.ok(events.includes('ClaimExpired'), events.join(','));
-    await s().delete('SandboxClaim', 'expire-retain');
-    await waitFor('the kept claim to go once deleted', async () => !(await s().get('SandboxClaim', 'expire-retain')));
-  });
+      }
+      await waitFor(
+        'both claims Ready before they expire',
+        async () => (await claimReady('expire-delete')) && (await claimReady('expire-retain')),
+        30_000,
+      );
+      const deleted = (await claimedBy('expire-delete'))!;
+      const retained = (await claimedBy('expire-retain'))!;
+      await waitFor(
+        'the Delete claim and its sandbox to go',
+        async () => !(await s().get('SandboxClaim', 'expire-delete')) && !(await s().get('Sandbox', deleted)),
+        60_000,
+      );
+      await waitFor("the Retain claim's sandbox to go", async () => !(await s().get('Sandbox', retained)), 60_000);
+      await waitFor(
+        'both workloads to go',
+        async () => (await s().workloadGone(deleted)) && s().workloadGone(retained),
+        60_000,
+      );
+      const cond = readyOf(await s().get('SandboxClaim', 'expire-retain'));
+      assert.deepEqual(
+        [cond?.status, cond?.reason, cond?.message],
+        ['False', 'ClaimExpired', 'Claim expired. Sandbox cleanup initiated.'],
+      );
+      const events = (await s().events('SandboxClaim', 'expire-retain')).map((e) => e.reason);
+      assert.ok(events.includes('ClaimExpired'), events.join(','));
+      await s().delete('SandboxClaim', 'expire-retain');
+      await waitFor('the kept claim to go once deleted', async () => !(await s().get('SandboxClaim', 'expire-retain')));
+    },
+  );
 
   it('expires a claim made through the SDK at its ttl: the claim and its sandbox are gone', async (t) => {
     const l = localOrSkip(t, 'a command in the sandbox, through the SDK');
@@ -215,44 +282,56 @@ spec:
     // Ready fails the create.)
     const sb = await Sandbox.create({ ...l.conn, template: TEMPLATE, ttlSeconds: 5 });
     assert.equal((await sb.run('echo alive')).stdout, 'alive\n');
-    await waitFor('the claim to expire', async () =>
-      (await s().list('SandboxClaim')).length === 0 && (await s().list('Sandbox')).length === 0, 20_000);
+    await waitFor(
+      'the claim to expire',
+      async () => (await s().list('SandboxClaim')).length === 0 && (await s().list('Sandbox')).length === 0,
+      20_000,
+    );
     await assert.rejects(sb.run('true'));
   });
 
-  it('suspends a Sandbox with replicas 0 and resumes it with 1, converting between v1alpha1 and v1beta1 both ways: '
-    + 'its workload goes and comes back', async () => {
-    await s().apply(sandboxYaml('plain'));
-    await waitFor('it to run', async () => readyOf(await s().get('Sandbox', 'plain'))?.status === 'True', 60_000);
-    await s().assertRunning('plain');
-    const mode = async () => (await s().get('Sandbox', 'plain', 'v1beta1'))?.spec.operatingMode;
-    const replicas = async () => (await s().get('Sandbox', 'plain', 'v1alpha1'))?.spec.replicas;
-    assert.equal(await mode(), 'Running');
-    const suspended = async () => {
-      await waitFor('suspended', async () => readyOf(await s().get('Sandbox', 'plain'))?.reason === 'SandboxSuspended',
-        60_000);
-      await waitFor('its workload to go', () => s().workloadGone('plain'), 60_000);
-    };
-    const resumed = async () => {
-      await waitFor('resumed', async () => readyOf(await s().get('Sandbox', 'plain'))?.status === 'True', 60_000);
+  it(
+    'suspends a Sandbox with replicas 0 and resumes it with 1, converting between v1alpha1 and v1beta1 both ways: ' +
+      'its workload goes and comes back',
+    async () => {
+      await s().apply(sandboxYaml('plain'));
+      await waitFor('it to run', async () => readyOf(await s().get('Sandbox', 'plain'))?.status === 'True', 60_000);
       await s().assertRunning('plain');
-    };
-    await s().patch('Sandbox', 'plain', 'v1alpha1', { spec: { replicas: 0 } });
-    assert.equal(await mode(), 'Suspended');
-    await suspended();
-    await s().patch('Sandbox', 'plain', 'v1beta1', { spec: { operatingMode: 'Running' } });
-    assert.equal(await replicas(), 1);
-    await resumed();
-    await s().patch('Sandbox', 'plain', 'v1beta1', { spec: { operatingMode: 'Suspended' } });
-    assert.equal(await replicas(), 0);
-    await suspended();
-    await s().patch('Sandbox', 'plain', 'v1alpha1', { spec: { replicas: 1 } });
-    assert.equal(await mode(), 'Running');
-    await resumed();
-    await s().delete('Sandbox', 'plain');
-    await waitFor('it and its workload to go', async () =>
-      !(await s().get('Sandbox', 'plain')) && (await s().workloadGone('plain')), 60_000);
-  });
+      const mode = async () => (await s().get('Sandbox', 'plain', 'v1beta1'))?.spec.operatingMode;
+      const replicas = async () => (await s().get('Sandbox', 'plain', 'v1alpha1'))?.spec.replicas;
+      assert.equal(await mode(), 'Running');
+      const suspended = async () => {
+        await waitFor(
+          'suspended',
+          async () => readyOf(await s().get('Sandbox', 'plain'))?.reason === 'SandboxSuspended',
+          60_000,
+        );
+        await waitFor('its workload to go', () => s().workloadGone('plain'), 60_000);
+      };
+      const resumed = async () => {
+        await waitFor('resumed', async () => readyOf(await s().get('Sandbox', 'plain'))?.status === 'True', 60_000);
+        await s().assertRunning('plain');
+      };
+      await s().patch('Sandbox', 'plain', 'v1alpha1', { spec: { replicas: 0 } });
+      assert.equal(await mode(), 'Suspended');
+      await suspended();
+      await s().patch('Sandbox', 'plain', 'v1beta1', { spec: { operatingMode: 'Running' } });
+      assert.equal(await replicas(), 1);
+      await resumed();
+      await s().patch('Sandbox', 'plain', 'v1beta1', { spec: { operatingMode: 'Suspended' } });
+      assert.equal(await replicas(), 0);
+      await suspended();
+      await s().patch('Sandbox', 'plain', 'v1alpha1', { spec: { replicas: 1 } });
+      assert.equal(await mode(), 'Running');
+      await resumed();
+      await s().delete('Sandbox', 'plain');
+      await waitFor(
+        'it and its workload to go',
+        async () => !(await s().get('Sandbox', 'plain')) && (await s().workloadGone('plain')),
+        60_000,
+      );
+    },
+  );
 
   it('replicas 0 stops a Sandbox and keeps its files and volumes; replicas 1 brings them back', async (t) => {
     const l = localOrSkip(t, 'files and processes in the sandbox, and its directory on the host');
@@ -265,8 +344,10 @@ spec:
     await sb.run('echo in-workspace > note.txt && echo in-volume > /data/v.txt && sleep 300 &');
     await s().patch('Sandbox', 'keeper', 'v1alpha1', { spec: { replicas: 0 } });
     await waitFor('suspended', async () => readyOf(await s().get('Sandbox', 'keeper'))?.reason === 'SandboxSuspended');
-    await assert.rejects(sb.run('true'),
-      (err: unknown) => err instanceof UnavailableError && /suspended/.test((err as Error).message));
+    await assert.rejects(
+      sb.run('true'),
+      (err: unknown) => err instanceof UnavailableError && /suspended/.test((err as Error).message),
+    );
     // (Only here: on a control plane the stored v1beta1 status has no replicas, and the webhook's
     // v1alpha1 view of it has none either.)
     assert.equal((await s().get('Sandbox', 'keeper', 'v1alpha1'))?.status?.replicas, 0);
@@ -281,8 +362,11 @@ spec:
   });
 
   it('refuses invalid claims whole, with field paths', async (t) => {
-    const l = localOrSkip(t, 'the engine\'s own validation; an API server validates with the CRDs\' schema, '
-      + 'as test/k8s/crd-upstream.test.ts shows');
+    const l = localOrSkip(
+      t,
+      "the engine's own validation; an API server validates with the CRDs' schema, " +
+        'as test/k8s/crd-upstream.test.ts shows',
+    );
     if (!l) return;
     await assert.rejects(apply(fixture('seed003-claim-wrong.yaml'), l.conn), (err: unknown) => {
       assert.ok(err instanceof InvalidError);
@@ -299,27 +383,34 @@ kind: SandboxClaim
 metadata: { name: orphan }
 spec: { sandboxTemplateRef: { name: no-such-template } }
 `);
-    await waitFor('TemplateNotFound', async () =>
-      readyOf(await s().get('SandboxClaim', 'orphan'))?.reason === 'TemplateNotFound', 60_000);
+    await waitFor(
+      'TemplateNotFound',
+      async () => readyOf(await s().get('SandboxClaim', 'orphan'))?.reason === 'TemplateNotFound',
+      60_000,
+    );
     assert.equal(readyOf(await s().get('SandboxClaim', 'orphan'))?.status, 'False');
     await s().delete('SandboxClaim', 'orphan');
     await waitFor('the claim to go', async () => !(await s().get('SandboxClaim', 'orphan')));
   });
 
-  it('deletes a warm pool\'s members with it', async () => {
+  it("deletes a warm pool's members with it", async () => {
     await s().apply(`apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxWarmPool
 metadata: { name: doomed }
 spec: { replicas: 2, sandboxTemplateRef: { name: ${TEMPLATE} } }
 `);
-    await waitFor('2 ready members', async () => await readyReplicas('doomed') === 2, 120_000);
+    await waitFor('2 ready members', async () => (await readyReplicas('doomed')) === 2, 120_000);
     const members = (await s().list('Sandbox')).map((x) => x.metadata.name).filter((n) => n.startsWith('doomed-'));
     assert.equal(members.length, 2);
     await s().delete('SandboxWarmPool', 'doomed');
-    await waitFor('its members and their workloads to go', async () => {
-      const left = new Set((await s().list('Sandbox')).map((x) => x.metadata.name));
-      for (const m of members) if (left.has(m) || !(await s().workloadGone(m))) return false;
-      return true;
-    }, 60_000);
+    await waitFor(
+      'its members and their workloads to go',
+      async () => {
+        const left = new Set((await s().list('Sandbox')).map((x) => x.metadata.name));
+        for (const m of members) if (left.has(m) || !(await s().workloadGone(m))) return false;
+        return true;
+      },
+      60_000,
+    );
   });
 }

@@ -14,19 +14,26 @@ interface ContainerOpts {
 }
 
 function metadata(name: string, opts: ContainerOpts & { namespace?: string }) {
-  return { name, ...(opts.namespace && { namespace: opts.namespace }), ...(opts.annotations && { annotations: opts.annotations }) };
+  return {
+    name,
+    ...(opts.namespace && { namespace: opts.namespace }),
+    ...(opts.annotations && { annotations: opts.annotations }),
+  };
 }
 
 function podTemplate(opts: ContainerOpts) {
   const volumes = Object.entries(opts.volumes ?? {});
   return {
     spec: {
-      containers: [{
-        name: 'main', image: IMAGE,
-        ...(opts.workingDir && { workingDir: opts.workingDir }),
-        ...(opts.limits && { resources: { limits: opts.limits } }),
-        ...(volumes.length > 0 && { volumeMounts: volumes.map(([name, v]) => ({ name, mountPath: v.mountPath })) }),
-      }],
+      containers: [
+        {
+          name: 'main',
+          image: IMAGE,
+          ...(opts.workingDir && { workingDir: opts.workingDir }),
+          ...(opts.limits && { resources: { limits: opts.limits } }),
+          ...(volumes.length > 0 && { volumeMounts: volumes.map(([name, v]) => ({ name, mountPath: v.mountPath })) }),
+        },
+      ],
     },
   };
 }
@@ -34,7 +41,9 @@ function podTemplate(opts: ContainerOpts) {
 /** A v1alpha1 SandboxTemplate. */
 export function templateYaml(name: string, opts: Omit<ContainerOpts, 'volumes'> = {}): string {
   return YAML.stringify({
-    apiVersion: 'extensions.agents.x-k8s.io/v1alpha1', kind: 'SandboxTemplate', metadata: metadata(name, opts),
+    apiVersion: 'extensions.agents.x-k8s.io/v1alpha1',
+    kind: 'SandboxTemplate',
+    metadata: metadata(name, opts),
     spec: { podTemplate: podTemplate(opts) },
   });
 }
@@ -42,10 +51,13 @@ export function templateYaml(name: string, opts: Omit<ContainerOpts, 'volumes'> 
 /** A v1alpha1 Sandbox; each of its volumes is a volumeClaimTemplate of that storage (ReadWriteOnce). */
 export function sandboxYaml(name: string, opts: ContainerOpts & { namespace?: string } = {}): string {
   const claims = Object.entries(opts.volumes ?? {}).map(([n, v]) => ({
-    metadata: { name: n }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: v.storage } } },
+    metadata: { name: n },
+    spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: v.storage } } },
   }));
   return YAML.stringify({
-    apiVersion: 'agents.x-k8s.io/v1alpha1', kind: 'Sandbox', metadata: metadata(name, opts),
+    apiVersion: 'agents.x-k8s.io/v1alpha1',
+    kind: 'Sandbox',
+    metadata: metadata(name, opts),
     spec: { podTemplate: podTemplate(opts), ...(claims.length > 0 && { volumeClaimTemplates: claims }) },
   });
 }

@@ -11,29 +11,53 @@ export const ConditionStatus = z.enum(['True', 'False', 'Unknown']);
 export type ConditionStatus = z.infer<typeof ConditionStatus>;
 
 /** metav1.Condition, with the API server's limits. */
-export const Condition = z.object({
-  type: z.string().max(316).refine(isQualifiedName, { message: 'must be a qualified name such as Ready' }),
-  status: ConditionStatus,
-  observedGeneration: z.number().int().min(0).optional(),
-  lastTransitionTime: DateTime,
-  reason: z.string().max(1024).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, 'must be a CamelCase word such as DependenciesReady'),
-  message: z.string().max(32768),
-}).strict();
+export const Condition = z
+  .object({
+    type: z.string().max(316).refine(isQualifiedName, { message: 'must be a qualified name such as Ready' }),
+    status: ConditionStatus,
+    observedGeneration: z.number().int().min(0).optional(),
+    lastTransitionTime: DateTime,
+    reason: z
+      .string()
+      .max(1024)
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, 'must be a CamelCase word such as DependenciesReady'),
+    message: z.string().max(32768),
+  })
+  .strict();
 export type Condition = z.infer<typeof Condition>;
 
-interface ReasonDecl { readonly status: ConditionStatus; readonly doc: string }
-interface ConditionDecl { readonly type: string; readonly doc: string; readonly reasons: Readonly<Record<string, ReasonDecl>> }
+interface ReasonDecl {
+  readonly status: ConditionStatus;
+  readonly doc: string;
+}
+interface ConditionDecl {
+  readonly type: string;
+  readonly doc: string;
+  readonly reasons: Readonly<Record<string, ReasonDecl>>;
+}
 
 export const SandboxConditions = {
   Ready: {
     type: 'Ready',
     doc: 'Observed readiness. True only when the pod is Running and Ready with at least one IP, and its Service exists when one is required (requested, or already present). Set on every reconcile with observedGeneration.',
     reasons: {
-      DependenciesReady: { status: 'True', doc: 'Pod (and Service, if required) exist; the pod is Ready with an IP. Message: "Pod is Ready; Service Exists".' },
-      DependenciesNotReady: { status: 'False', doc: 'Running was asked for but the pod or Service is not there or not Ready yet, e.g. "Pod exists with phase: Pending".' },
+      DependenciesReady: {
+        status: 'True',
+        doc: 'Pod (and Service, if required) exist; the pod is Ready with an IP. Message: "Pod is Ready; Service Exists".',
+      },
+      DependenciesNotReady: {
+        status: 'False',
+        doc: 'Running was asked for but the pod or Service is not there or not Ready yet, e.g. "Pod exists with phase: Pending".',
+      },
       ReconcilerError: { status: 'False', doc: 'The controller failed; message "Error seen: <error>".' },
-      SandboxExpired: { status: 'False', doc: 'shutdownTime passed; pod and Service were deleted. Message "Sandbox has expired".' },
-      SandboxSuspended: { status: 'False', doc: 'operatingMode is Suspended (replicas 0); the pod is deleted on purpose.' },
+      SandboxExpired: {
+        status: 'False',
+        doc: 'shutdownTime passed; pod and Service were deleted. Message "Sandbox has expired".',
+      },
+      SandboxSuspended: {
+        status: 'False',
+        doc: 'operatingMode is Suspended (replicas 0); the pod is deleted on purpose.',
+      },
       PodSucceeded: { status: 'False', doc: 'The pod exited 0 and will not run again.' },
       PodFailed: { status: 'False', doc: 'The pod exited non-zero and will not run again.' },
       MultiplePods: { status: 'False', doc: 'More than one pod is controlled by this Sandbox; none is picked.' },
@@ -54,14 +78,14 @@ export const SandboxConditions = {
       PodTerminated: { status: 'True', doc: 'The pod is gone; the Sandbox and its volumes remain.' },
       PodTerminating: { status: 'False', doc: 'The pod is still shutting down.' },
       PodNotTerminated: { status: 'False', doc: 'v1alpha1 spelling of PodTerminating (deprecated upstream).' },
-      PodNotOwned: { status: 'False', doc: 'A pod with the Sandbox\'s name exists but belongs to someone else.' },
+      PodNotOwned: { status: 'False', doc: "A pod with the Sandbox's name exists but belongs to someone else." },
       NotSuspended: { status: 'False', doc: 'operatingMode is Running again.' },
       PodStateUnknown: { status: 'Unknown', doc: 'Reconciling the pod failed, so its state is not known.' },
     },
   },
   PodScheduled: {
     type: 'PodScheduled',
-    doc: 'Mirrors the pod\'s PodScheduled condition (its own reasons, e.g. Unschedulable, are copied verbatim); absent without a pod.',
+    doc: "Mirrors the pod's PodScheduled condition (its own reasons, e.g. Unschedulable, are copied verbatim); absent without a pod.",
     reasons: {
       PodScheduled: { status: 'True', doc: 'Scheduled, and the pod gave no reason of its own.' },
       PodSchedulingUnknown: { status: 'Unknown', doc: 'The pod has not reported PodScheduled yet.' },
@@ -72,18 +96,33 @@ export const SandboxConditions = {
 export const SandboxClaimConditions = {
   Ready: {
     type: 'Ready',
-    doc: 'The claim\'s readiness. One of the reasons below, or else the Sandbox\'s Ready condition copied verbatim (reason and all).',
+    doc: "The claim's readiness. One of the reasons below, or else the Sandbox's Ready condition copied verbatim (reason and all).",
     reasons: {
       TemplateNotFound: { status: 'False', doc: 'The SandboxTemplate does not exist; retried every minute.' },
       WarmPoolNotFound: { status: 'False', doc: 'warmPoolRef names a SandboxWarmPool that does not exist.' },
-      InvalidMetadata: { status: 'False', doc: 'additionalPodMetadata uses a restricted key or conflicts with the template.' },
-      EnvVarsInjectionRejected: { status: 'False', doc: 'spec.env is not allowed by the template\'s envVarsInjectionPolicy.' },
-      VolumeClaimTemplatesError: { status: 'False', doc: 'spec.volumeClaimTemplates is not allowed by the template\'s volumeClaimTemplatesPolicy, or is invalid.' },
-      AdoptionConflict: { status: 'False', doc: 'Another claim adopted the same warm Sandbox first; the next pass retries.' },
+      InvalidMetadata: {
+        status: 'False',
+        doc: 'additionalPodMetadata uses a restricted key or conflicts with the template.',
+      },
+      EnvVarsInjectionRejected: {
+        status: 'False',
+        doc: "spec.env is not allowed by the template's envVarsInjectionPolicy.",
+      },
+      VolumeClaimTemplatesError: {
+        status: 'False',
+        doc: "spec.volumeClaimTemplates is not allowed by the template's volumeClaimTemplatesPolicy, or is invalid.",
+      },
+      AdoptionConflict: {
+        status: 'False',
+        doc: 'Another claim adopted the same warm Sandbox first; the next pass retries.',
+      },
       SandboxCreatePending: { status: 'False', doc: 'The Sandbox was created and is not observed yet.' },
       ReconcilerError: { status: 'False', doc: 'The controller failed; message "Error seen: <error>".' },
-      ClaimExpired: { status: 'False', doc: 'The claim\'s lifecycle ended; message "Claim expired. Sandbox cleanup initiated."' },
-      SandboxMissing: { status: 'False', doc: 'The claim\'s Sandbox does not exist.' },
+      ClaimExpired: {
+        status: 'False',
+        doc: 'The claim\'s lifecycle ended; message "Claim expired. Sandbox cleanup initiated."',
+      },
+      SandboxMissing: { status: 'False', doc: "The claim's Sandbox does not exist." },
       SandboxExpired: { status: 'False', doc: 'The Sandbox expired on its own shutdownTime.' },
       SandboxNotReady: { status: 'False', doc: 'The Sandbox has no Ready condition yet.' },
     },
@@ -100,7 +139,12 @@ function reasonsOf<D extends ConditionDecl>(decl: D): ReasonsOf<D> {
   return Object.fromEntries(Object.keys(decl.reasons).map((r) => [r, r])) as ReasonsOf<D>;
 }
 
-export const ConditionType = { Ready: 'Ready', Finished: 'Finished', Suspended: 'Suspended', PodScheduled: 'PodScheduled' } as const;
+export const ConditionType = {
+  Ready: 'Ready',
+  Finished: 'Finished',
+  Suspended: 'Suspended',
+  PodScheduled: 'PodScheduled',
+} as const;
 export const SandboxReadyReason = reasonsOf(SandboxConditions.Ready);
 export type SandboxReadyReason = keyof typeof SandboxReadyReason;
 export const SandboxSuspendedReason = reasonsOf(SandboxConditions.Suspended);
@@ -115,7 +159,9 @@ export type ClaimReadyReason = keyof typeof ClaimReadyReason;
  * reason cannot be paired with the wrong status. Pass `now` in (no hidden clock).
  */
 export function newCondition<D extends ConditionDecl>(
-  decl: D, reason: keyof D['reasons'] & string, message: string,
+  decl: D,
+  reason: keyof D['reasons'] & string,
+  message: string,
   opts: { now: Date; observedGeneration?: number },
 ): Condition {
   const declared = decl.reasons[reason];

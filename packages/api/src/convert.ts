@@ -15,10 +15,23 @@
 // controller rewrites status, and it writes to the hub.
 import { EXTENSIONS_GROUP, HUB_VERSION, SANDBOX_GROUP, type Version } from './meta.ts';
 import type { Sandbox, SandboxV1alpha1, SandboxV1beta1 } from './sandbox.ts';
-import { ANNOTATION_V1BETA1_VCT_POLICY, type SandboxTemplate, type SandboxTemplateV1alpha1, type SandboxTemplateV1beta1 } from './template.ts';
 import {
-  ANNOTATION_CLAIM_V1ALPHA1_INTENT, ANNOTATION_CLAIM_V1BETA1_FIELDS, SHADOW_POOL_PREFIX, WARM_POOL_DEFAULT, WARM_POOL_NONE,
-  type ClaimV1alpha1Intent, type ClaimV1beta1Fields, type SandboxClaim, type SandboxClaimV1alpha1, type SandboxClaimV1beta1,
+  ANNOTATION_V1BETA1_VCT_POLICY,
+  type SandboxTemplate,
+  type SandboxTemplateV1alpha1,
+  type SandboxTemplateV1beta1,
+} from './template.ts';
+import {
+  ANNOTATION_CLAIM_V1ALPHA1_INTENT,
+  ANNOTATION_CLAIM_V1BETA1_FIELDS,
+  SHADOW_POOL_PREFIX,
+  WARM_POOL_DEFAULT,
+  WARM_POOL_NONE,
+  type ClaimV1alpha1Intent,
+  type ClaimV1beta1Fields,
+  type SandboxClaim,
+  type SandboxClaimV1alpha1,
+  type SandboxClaimV1beta1,
 } from './claim.ts';
 import type { SandboxWarmPool, SandboxWarmPoolV1alpha1, SandboxWarmPoolV1beta1 } from './warmpool.ts';
 import type { AnyObject, HubObject } from './kinds.ts';
@@ -51,7 +64,8 @@ function takeAnnotation(meta: Meta, key: string): string | undefined {
   const value = meta.annotations?.[key];
   if (value === undefined || !meta.annotations) return undefined;
   const { [key]: _removed, ...rest } = meta.annotations;
-  if (Object.keys(rest).length) meta.annotations = rest; else delete meta.annotations;
+  if (Object.keys(rest).length) meta.annotations = rest;
+  else delete meta.annotations;
   return value;
 }
 function putAnnotation(meta: Meta, key: string, value: string): void {
@@ -78,15 +92,26 @@ export function toHub(input: AnyObject): HubObject {
     case 'Sandbox': {
       if (version === HUB_VERSION) return obj as Sandbox;
       const { spec, ...rest } = obj as SandboxV1alpha1;
-      return { ...rest, apiVersion: `${SANDBOX_GROUP}/${HUB_VERSION}`, spec: { ...omit(spec, 'replicas'), operatingMode: spec.replicas === 0 ? 'Suspended' : 'Running' } };
+      return {
+        ...rest,
+        apiVersion: `${SANDBOX_GROUP}/${HUB_VERSION}`,
+        spec: { ...omit(spec, 'replicas'), operatingMode: spec.replicas === 0 ? 'Suspended' : 'Running' },
+      };
     }
     case 'SandboxTemplate': {
       if (version === HUB_VERSION) return obj as SandboxTemplate;
-      const policy = takeAnnotation(obj.metadata, ANNOTATION_V1BETA1_VCT_POLICY) as SandboxTemplate['spec']['volumeClaimTemplatesPolicy'] | undefined;
-      return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/${HUB_VERSION}`, spec: { ...obj.spec, volumeClaimTemplatesPolicy: policy ?? 'Disallowed' } };
+      const policy = takeAnnotation(obj.metadata, ANNOTATION_V1BETA1_VCT_POLICY) as
+        SandboxTemplate['spec']['volumeClaimTemplatesPolicy'] | undefined;
+      return {
+        ...obj,
+        apiVersion: `${EXTENSIONS_GROUP}/${HUB_VERSION}`,
+        spec: { ...obj.spec, volumeClaimTemplatesPolicy: policy ?? 'Disallowed' },
+      };
     }
     case 'SandboxClaim':
-      return version === HUB_VERSION ? claimV1beta1ToHub(obj as SandboxClaimV1beta1) : claimV1alpha1ToHub(obj as SandboxClaimV1alpha1);
+      return version === HUB_VERSION
+        ? claimV1beta1ToHub(obj as SandboxClaimV1beta1)
+        : claimV1alpha1ToHub(obj as SandboxClaimV1alpha1);
     case 'SandboxWarmPool':
       return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/${HUB_VERSION}` };
   }
@@ -99,8 +124,12 @@ function claimV1alpha1ToHub(obj: SandboxClaimV1alpha1): SandboxClaim {
   // The pool ref is restored only if the v1alpha1 fields still say what was shown for it;
   // otherwise the user re-pointed the claim in v1alpha1 terms, and that intent wins.
   const unchanged = carried && carried.sandboxTemplateRef === sandboxTemplateRef.name && carried.warmpool === warmpool;
-  const source = unchanged && carried.warmPoolRef !== undefined ? { warmPoolRef: { name: carried.warmPoolRef } } : { sandboxTemplateRef, warmpool };
-  const volumes = carried?.volumeClaimTemplates !== undefined ? { volumeClaimTemplates: carried.volumeClaimTemplates } : {};
+  const source =
+    unchanged && carried.warmPoolRef !== undefined
+      ? { warmPoolRef: { name: carried.warmPoolRef } }
+      : { sandboxTemplateRef, warmpool };
+  const volumes =
+    carried?.volumeClaimTemplates !== undefined ? { volumeClaimTemplates: carried.volumeClaimTemplates } : {};
   return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/${HUB_VERSION}`, spec: { ...common, ...source, ...volumes } };
 }
 
@@ -109,13 +138,20 @@ function claimV1beta1ToHub(obj: SandboxClaimV1beta1): SandboxClaim {
   const intent = text === undefined ? undefined : (JSON.parse(text) as ClaimV1alpha1Intent);
   if (!intent || intent.warmPoolRef !== obj.spec.warmPoolRef.name) return obj;
   const { warmPoolRef: _shown, ...common } = obj.spec;
-  return { ...obj, spec: { ...common, sandboxTemplateRef: { name: intent.sandboxTemplateRef }, warmpool: intent.warmpool } };
+  return {
+    ...obj,
+    spec: { ...common, sandboxTemplateRef: { name: intent.sandboxTemplateRef }, warmpool: intent.warmpool },
+  };
 }
 
 // ---- from the hub ----
 
 /** A hub object → the given served version of its kind. */
-export function fromHub<H extends HubObject, V extends Version>(hub: H, version: V, opts?: FromHubOptions): ServedOf<H, V>;
+export function fromHub<H extends HubObject, V extends Version>(
+  hub: H,
+  version: V,
+  opts?: FromHubOptions,
+): ServedOf<H, V>;
 export function fromHub(input: HubObject, version: Version, opts: FromHubOptions = {}): AnyObject {
   const obj = structuredClone(input);
   switch (obj.kind) {
@@ -123,7 +159,8 @@ export function fromHub(input: HubObject, version: Version, opts: FromHubOptions
       if (version === 'v1beta1') return { ...obj, ...statusWithout(obj.status, 'replicas') };
       const { spec, ...rest } = obj;
       return {
-        ...rest, apiVersion: `${SANDBOX_GROUP}/v1alpha1`,
+        ...rest,
+        apiVersion: `${SANDBOX_GROUP}/v1alpha1`,
         spec: { ...omit(spec, 'operatingMode'), replicas: spec.operatingMode === 'Suspended' ? 0 : 1 },
         ...statusWithout(obj.status, 'nodeName'),
       };
@@ -131,7 +168,8 @@ export function fromHub(input: HubObject, version: Version, opts: FromHubOptions
     case 'SandboxTemplate': {
       if (version === 'v1beta1') return obj;
       const { volumeClaimTemplatesPolicy, ...spec } = obj.spec;
-      if (volumeClaimTemplatesPolicy !== 'Disallowed') putAnnotation(obj.metadata, ANNOTATION_V1BETA1_VCT_POLICY, volumeClaimTemplatesPolicy);
+      if (volumeClaimTemplatesPolicy !== 'Disallowed')
+        putAnnotation(obj.metadata, ANNOTATION_V1BETA1_VCT_POLICY, volumeClaimTemplatesPolicy);
       return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`, spec };
     }
     case 'SandboxClaim':
@@ -162,7 +200,11 @@ function claimToV1beta1(obj: SandboxClaim): SandboxClaimV1beta1 {
   const { sandboxTemplateRef, warmpool, warmPoolRef, ...common } = obj.spec;
   if (warmPoolRef) return { ...obj, spec: { ...common, warmPoolRef } };
   const shown = v1beta1PoolFor(obj);
-  const intent: ClaimV1alpha1Intent = { sandboxTemplateRef: sandboxTemplateRef!.name, warmpool: warmpool ?? WARM_POOL_DEFAULT, warmPoolRef: shown };
+  const intent: ClaimV1alpha1Intent = {
+    sandboxTemplateRef: sandboxTemplateRef!.name,
+    warmpool: warmpool ?? WARM_POOL_DEFAULT,
+    warmPoolRef: shown,
+  };
   putAnnotation(obj.metadata, ANNOTATION_CLAIM_V1ALPHA1_INTENT, JSON.stringify(intent));
   return { ...obj, spec: { ...common, warmPoolRef: { name: shown } } };
 }
@@ -182,13 +224,18 @@ function claimToV1alpha1(obj: SandboxClaim, opts: FromHubOptions): SandboxClaimV
   }
   if (warmPoolRef || volumeClaimTemplates) {
     const fields: ClaimV1beta1Fields = {
-      sandboxTemplateRef: template, warmpool: policy,
+      sandboxTemplateRef: template,
+      warmpool: policy,
       ...(warmPoolRef ? { warmPoolRef: warmPoolRef.name } : {}),
       ...(volumeClaimTemplates ? { volumeClaimTemplates } : {}),
     };
     putAnnotation(obj.metadata, ANNOTATION_CLAIM_V1BETA1_FIELDS, JSON.stringify(fields));
   }
-  return { ...obj, apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`, spec: { ...common, sandboxTemplateRef: { name: template }, warmpool: policy } };
+  return {
+    ...obj,
+    apiVersion: `${EXTENSIONS_GROUP}/v1alpha1`,
+    spec: { ...common, sandboxTemplateRef: { name: template }, warmpool: policy },
+  };
 }
 
 /** Any served object → any served version, through the hub. */

@@ -18,8 +18,16 @@ type Issue = z.core.$ZodIssue;
 type RawIssue = z.core.$ZodRawIssue;
 
 const TYPE_NAMES: Record<string, string> = {
-  string: 'a string', number: 'a number', int: 'an integer', boolean: 'true or false', object: 'a mapping',
-  array: 'a list', record: 'a mapping', bigint: 'an integer', null: 'null', date: 'a date',
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a mapping',
+  array: 'a list',
+  record: 'a mapping',
+  bigint: 'an integer',
+  null: 'null',
+  date: 'a date',
 };
 
 function describeValue(v: unknown): string {
@@ -37,11 +45,14 @@ export const errorMap = (iss: RawIssue): string | undefined => {
     case 'invalid_type':
       return iss.input === undefined ? 'Required' : `must be ${TYPE_NAMES[iss.expected] ?? iss.expected}`;
     case 'invalid_value':
-      return iss.values.length === 1 ? `must be ${describeValue(iss.values[0])}` : `must be one of ${iss.values.map(String).join(', ')}`;
+      return iss.values.length === 1
+        ? `must be ${describeValue(iss.values[0])}`
+        : `must be one of ${iss.values.map(String).join(', ')}`;
     case 'too_small': {
       const min = Number(iss.minimum);
       if (iss.origin === 'string') return min <= 1 ? 'must not be empty' : `must be at least ${min} characters`;
-      if (iss.origin === 'array' || iss.origin === 'set') return `must have at least ${min} item${min === 1 ? '' : 's'}`;
+      if (iss.origin === 'array' || iss.origin === 'set')
+        return `must have at least ${min} item${min === 1 ? '' : 's'}`;
       return `must be ${iss.inclusive === false ? 'greater than' : 'at least'} ${min}`;
     }
     case 'too_big': {
@@ -69,7 +80,8 @@ function unwrap(schema: unknown): unknown {
   for (let s = schema, i = 0; i < 20; i++) {
     const def = defOf(s);
     if (!def) return s;
-    if (['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(def.type)) s = def.innerType;
+    if (['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(def.type))
+      s = def.innerType;
     else if (def.type === 'pipe') s = def.in;
     else if (def.type === 'lazy') s = (def.getter as () => unknown)();
     else return s;
@@ -83,10 +95,19 @@ function walk(schema: unknown, path: readonly PropertyKey[]): { at: unknown; map
   let s: unknown = schema;
   for (const seg of path) {
     const def = defOf(unwrap(s));
-    if (def?.type === 'object') { s = (def.shape as Record<string, unknown>)[String(seg)]; mapKeys.push(false); }
-    else if (def?.type === 'array') { s = def.element; mapKeys.push(false); }
-    else if (def?.type === 'record') { s = def.valueType; mapKeys.push(true); }
-    else { s = undefined; mapKeys.push(typeof seg !== 'number' && !/^[A-Za-z_][\w-]*$/.test(String(seg))); }
+    if (def?.type === 'object') {
+      s = (def.shape as Record<string, unknown>)[String(seg)];
+      mapKeys.push(false);
+    } else if (def?.type === 'array') {
+      s = def.element;
+      mapKeys.push(false);
+    } else if (def?.type === 'record') {
+      s = def.valueType;
+      mapKeys.push(true);
+    } else {
+      s = undefined;
+      mapKeys.push(typeof seg !== 'number' && !/^[A-Za-z_][\w-]*$/.test(String(seg)));
+    }
   }
   return { at: unwrap(s), mapKeys };
 }
@@ -104,7 +125,11 @@ export function renderPath(path: readonly PropertyKey[], schema?: unknown): stri
 }
 
 /** The same path without list indices, as FieldHints are keyed. */
-const hintKey = (path: readonly PropertyKey[]) => path.filter((p) => typeof p !== 'number').map(String).join('.');
+const hintKey = (path: readonly PropertyKey[]) =>
+  path
+    .filter((p) => typeof p !== 'number')
+    .map(String)
+    .join('.');
 
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -129,7 +154,10 @@ export function closestField(key: string, known: readonly string[]): string | un
   let bestDistance = Math.min(2, Math.floor(key.length / 3));
   for (const k of known) {
     const d = editDistance(lower, k.toLowerCase());
-    if (d <= bestDistance) { best = k; bestDistance = d - 1; }
+    if (d <= bestDistance) {
+      best = k;
+      bestDistance = d - 1;
+    }
   }
   return best;
 }
@@ -143,7 +171,14 @@ function unknownField(parent: readonly PropertyKey[], key: string, schema: unkno
   const known = def?.type === 'object' ? Object.keys(def.shape as object) : [];
   const guess = closestField(key, known);
   const parentPath = renderPath(parent, schema);
-  return { path, message: guess ? `unknown field; did you mean ${parentPath ? `${parentPath}.` : ''}${guess}?` : known.length ? `unknown field (known fields: ${known.join(', ')})` : 'unknown field' };
+  return {
+    path,
+    message: guess
+      ? `unknown field; did you mean ${parentPath ? `${parentPath}.` : ''}${guess}?`
+      : known.length
+        ? `unknown field (known fields: ${known.join(', ')})`
+        : 'unknown field',
+  };
 }
 
 function withGot(message: string, issue: Issue): string {
@@ -153,7 +188,10 @@ function withGot(message: string, issue: Issue): string {
 }
 
 /** One FieldError per field; `schema` renders map keys and finds close field names; `hints` per kind. */
-export function issuesToErrors(issues: readonly Issue[], opts: { schema?: unknown; hints?: FieldHints; prefix?: readonly PropertyKey[] } = {}): FieldError[] {
+export function issuesToErrors(
+  issues: readonly Issue[],
+  opts: { schema?: unknown; hints?: FieldHints; prefix?: readonly PropertyKey[] } = {},
+): FieldError[] {
   const { schema, hints = {}, prefix = [] } = opts;
   const out: FieldError[] = [];
   for (const issue of issues) {
@@ -163,7 +201,11 @@ export function issuesToErrors(issues: readonly Issue[], opts: { schema?: unknow
     } else if (issue.code === 'invalid_key') {
       const inner = issue.issues[0];
       out.push({ path: renderPath(path, schema), message: `invalid key: ${inner?.message ?? issue.message}` });
-    } else if (issue.code === 'invalid_union' && issue.errors.length > 0 && issue.message === 'does not match any allowed form') {
+    } else if (
+      issue.code === 'invalid_union' &&
+      issue.errors.length > 0 &&
+      issue.message === 'does not match any allowed form'
+    ) {
       // No message of its own: report the first alternative's complaint.
       out.push(...issuesToErrors(issue.errors[0]!, { schema, hints, prefix: path }));
     } else {
@@ -187,11 +229,19 @@ function dedupe(errors: FieldError[]): FieldError[] {
  * One line per error. Plain by default (`spec.replicas: must be 0 or 1 (got 3)`); with
  * `positions`, compiler style (`sandbox.yaml:7:13: spec.replicas: ...`) where the line is known.
  */
-export function formatIssues(errors: readonly FieldError[], opts: { positions?: boolean; source?: string } = {}): string {
-  return errors.map((e) => {
-    const where = e.line !== undefined ? `${opts.source ?? 'line'}${opts.source ? ':' : ' '}${e.line}:${e.column ?? 1}` : undefined;
-    const field = e.path ? `${e.path}: ` : '';
-    if (!e.path && where) return `${where}: ${e.message}`;
-    return opts.positions && where ? `${where}: ${field}${e.message}` : `${field}${e.message}`;
-  }).join('\n');
+export function formatIssues(
+  errors: readonly FieldError[],
+  opts: { positions?: boolean; source?: string } = {},
+): string {
+  return errors
+    .map((e) => {
+      const where =
+        e.line !== undefined
+          ? `${opts.source ?? 'line'}${opts.source ? ':' : ' '}${e.line}:${e.column ?? 1}`
+          : undefined;
+      const field = e.path ? `${e.path}: ` : '';
+      if (!e.path && where) return `${where}: ${e.message}`;
+      return opts.positions && where ? `${where}: ${field}${e.message}` : `${field}${e.message}`;
+    })
+    .join('\n');
 }

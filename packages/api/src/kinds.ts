@@ -22,20 +22,44 @@ export interface KindInfo {
 
 export const KINDS = {
   Sandbox: {
-    kind: 'Sandbox', group: SANDBOX_GROUP, plural: 'sandboxes', shortNames: ['sandbox'], scalable: true,
-    served: { v1alpha1: SandboxV1alpha1, v1beta1: SandboxV1beta1 }, hub: Sandbox, hints: SANDBOX_HINTS,
+    kind: 'Sandbox',
+    group: SANDBOX_GROUP,
+    plural: 'sandboxes',
+    shortNames: ['sandbox'],
+    scalable: true,
+    served: { v1alpha1: SandboxV1alpha1, v1beta1: SandboxV1beta1 },
+    hub: Sandbox,
+    hints: SANDBOX_HINTS,
   },
   SandboxTemplate: {
-    kind: 'SandboxTemplate', group: EXTENSIONS_GROUP, plural: 'sandboxtemplates', shortNames: ['sandboxtemplate'], scalable: false,
-    served: { v1alpha1: SandboxTemplateV1alpha1, v1beta1: SandboxTemplateV1beta1 }, hub: SandboxTemplate, hints: TEMPLATE_HINTS,
+    kind: 'SandboxTemplate',
+    group: EXTENSIONS_GROUP,
+    plural: 'sandboxtemplates',
+    shortNames: ['sandboxtemplate'],
+    scalable: false,
+    served: { v1alpha1: SandboxTemplateV1alpha1, v1beta1: SandboxTemplateV1beta1 },
+    hub: SandboxTemplate,
+    hints: TEMPLATE_HINTS,
   },
   SandboxClaim: {
-    kind: 'SandboxClaim', group: EXTENSIONS_GROUP, plural: 'sandboxclaims', shortNames: ['sandboxclaim'], scalable: false,
-    served: { v1alpha1: SandboxClaimV1alpha1, v1beta1: SandboxClaimV1beta1 }, hub: SandboxClaim, hints: CLAIM_HINTS,
+    kind: 'SandboxClaim',
+    group: EXTENSIONS_GROUP,
+    plural: 'sandboxclaims',
+    shortNames: ['sandboxclaim'],
+    scalable: false,
+    served: { v1alpha1: SandboxClaimV1alpha1, v1beta1: SandboxClaimV1beta1 },
+    hub: SandboxClaim,
+    hints: CLAIM_HINTS,
   },
   SandboxWarmPool: {
-    kind: 'SandboxWarmPool', group: EXTENSIONS_GROUP, plural: 'sandboxwarmpools', shortNames: ['swp'], scalable: true,
-    served: { v1alpha1: SandboxWarmPoolV1alpha1, v1beta1: SandboxWarmPoolV1beta1 }, hub: SandboxWarmPool, hints: WARMPOOL_HINTS,
+    kind: 'SandboxWarmPool',
+    group: EXTENSIONS_GROUP,
+    plural: 'sandboxwarmpools',
+    shortNames: ['swp'],
+    scalable: true,
+    served: { v1alpha1: SandboxWarmPoolV1alpha1, v1beta1: SandboxWarmPoolV1beta1 },
+    hub: SandboxWarmPool,
+    hints: WARMPOOL_HINTS,
   },
 } as const satisfies Record<string, KindInfo>;
 
@@ -44,7 +68,9 @@ export const KIND_NAMES = Object.keys(KINDS) as Kind[];
 export const isKind = (k: unknown): k is Kind => typeof k === 'string' && Object.hasOwn(KINDS, k);
 
 /** kind → API group (kept for callers of the first version of this package). */
-export const KIND_GROUP: Readonly<Record<Kind, string>> = Object.fromEntries(KIND_NAMES.map((k) => [k, KINDS[k].group])) as Record<Kind, string>;
+export const KIND_GROUP: Readonly<Record<Kind, string>> = Object.fromEntries(
+  KIND_NAMES.map((k) => [k, KINDS[k].group]),
+) as Record<Kind, string>;
 
 /** apiVersion → kind → served schema. */
 export const SCHEMAS: Readonly<Record<string, Readonly<Record<string, z.ZodType>>>> = (() => {
@@ -57,10 +83,14 @@ export const SCHEMAS: Readonly<Record<string, Readonly<Record<string, z.ZodType>
 
 /** Any served object, as validateObject returns it (defaults applied). */
 export type AnyObject =
-  | SandboxV1alpha1 | SandboxV1beta1
-  | SandboxTemplateV1alpha1 | SandboxTemplateV1beta1
-  | SandboxClaimV1alpha1 | SandboxClaimV1beta1
-  | SandboxWarmPoolV1alpha1 | SandboxWarmPoolV1beta1;
+  | SandboxV1alpha1
+  | SandboxV1beta1
+  | SandboxTemplateV1alpha1
+  | SandboxTemplateV1beta1
+  | SandboxClaimV1alpha1
+  | SandboxClaimV1beta1
+  | SandboxWarmPoolV1alpha1
+  | SandboxWarmPoolV1beta1;
 
 /** Any hub object: what the engines store and reconcile. */
 export type HubObject = Sandbox | SandboxTemplate | SandboxClaim | SandboxWarmPool;

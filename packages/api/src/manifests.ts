@@ -1,7 +1,19 @@
 // Multi-document YAML → validated objects, each error with its field path and its line in the
 // source. Parsed as kubectl parses (YAML 1.1: `yes`/`on` are booleans, merge keys work), except
 // that unquoted timestamps stay strings, as they do in Kubernetes' decoder.
-import { LineCounter, isMap, isPair, isScalar, isSeq, parseAllDocuments, type Document, type DocumentOptions, type Node, type Pair, type SchemaOptions } from 'yaml';
+import {
+  LineCounter,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  type Document,
+  type DocumentOptions,
+  type Node,
+  type Pair,
+  type SchemaOptions,
+} from 'yaml';
 import type { FieldError } from './issues.ts';
 import { validateObject, type Validated } from './validate.ts';
 
@@ -46,7 +58,9 @@ export function parseManifests(text: string, source?: string, opts: ParseManifes
     if (value === null || value === undefined) continue; // an empty document, e.g. after a trailing ---
     const list = listItems(value);
     if (list) {
-      list.forEach((item, i) => out.push(validateWithPositions(item, doc, lines, ['items', i], opts, { ...at, item: i })));
+      list.forEach((item, i) =>
+        out.push(validateWithPositions(item, doc, lines, ['items', i], opts, { ...at, item: i })),
+      );
     } else {
       out.push(validateWithPositions(value, doc, lines, [], opts, at));
     }
@@ -68,8 +82,12 @@ function listItems(value: unknown): unknown[] | undefined {
 }
 
 function validateWithPositions(
-  raw: unknown, doc: Document, lines: LineCounter, prefix: Array<string | number>,
-  opts: ParseManifestsOptions, at: Omit<ManifestResult, 'ok' | 'errors' | 'object'>,
+  raw: unknown,
+  doc: Document,
+  lines: LineCounter,
+  prefix: Array<string | number>,
+  opts: ParseManifestsOptions,
+  at: Omit<ManifestResult, 'ok' | 'errors' | 'object'>,
 ): ManifestResult {
   const ns = checkNamespace(raw, opts.namespace);
   if ('error' in ns) return { ok: false, ...at, errors: [locate(ns.error, doc, lines, prefix)] };
@@ -81,9 +99,17 @@ function validateWithPositions(
 function checkNamespace(raw: unknown, namespace: string | undefined): { value: unknown } | { error: FieldError } {
   if (namespace === undefined || raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { value: raw };
   const obj = raw as { metadata?: unknown };
-  const meta = obj.metadata !== null && typeof obj.metadata === 'object' && !Array.isArray(obj.metadata) ? obj.metadata as { namespace?: unknown } : undefined;
+  const meta =
+    obj.metadata !== null && typeof obj.metadata === 'object' && !Array.isArray(obj.metadata)
+      ? (obj.metadata as { namespace?: unknown })
+      : undefined;
   if (meta?.namespace !== undefined && meta.namespace !== namespace) {
-    return { error: { path: 'metadata.namespace', message: `the object's namespace ${JSON.stringify(meta.namespace)} does not match the namespace ${JSON.stringify(namespace)} being applied to` } };
+    return {
+      error: {
+        path: 'metadata.namespace',
+        message: `the object's namespace ${JSON.stringify(meta.namespace)} does not match the namespace ${JSON.stringify(namespace)} being applied to`,
+      },
+    };
   }
   return { value: { ...obj, metadata: { ...meta, namespace } } };
 }
@@ -104,7 +130,7 @@ export function parsePath(path: string): Array<string | number> {
  */
 function locate(error: FieldError, doc: Document, lines: LineCounter, prefix: Array<string | number>): FieldError {
   let node: unknown = doc.contents;
-  let anchor: Node | Pair | undefined = isMap(node) || isSeq(node) ? (node) : undefined;
+  let anchor: Node | Pair | undefined = isMap(node) || isSeq(node) ? node : undefined;
   for (const seg of [...prefix, ...parsePath(error.path)]) {
     if (isMap(node)) {
       const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));

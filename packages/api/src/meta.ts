@@ -22,10 +22,20 @@ export const isDns1123Label = (s: string): boolean => s.length <= 63 && DNS1123_
 export const isDns1123Subdomain = (s: string): boolean => s.length <= 253 && DNS1123_SUBDOMAIN.test(s);
 export const isDns1035Label = (s: string): boolean => s.length <= 63 && DNS1035_LABEL.test(s);
 
-export const dnsLabel = z.string().max(63, 'must be at most 63 characters')
-  .regex(DNS1123_LABEL, 'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit');
-export const dnsSubdomain = z.string().max(253, 'must be at most 253 characters')
-  .regex(DNS1123_SUBDOMAIN, 'must be a DNS subdomain: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit');
+export const dnsLabel = z
+  .string()
+  .max(63, 'must be at most 63 characters')
+  .regex(
+    DNS1123_LABEL,
+    'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit',
+  );
+export const dnsSubdomain = z
+  .string()
+  .max(253, 'must be at most 253 characters')
+  .regex(
+    DNS1123_SUBDOMAIN,
+    'must be a DNS subdomain: lowercase letters, digits, "-" and ".", starting and ending with a letter or digit',
+  );
 /**
  * Names of Sandboxes, and of the objects whose names become Sandbox names (a cold claim's Sandbox is
  * named after the claim; a pool's are `<pool>-xxxxx`). Upstream's CRDs accept any DNS subdomain, but
@@ -34,14 +44,22 @@ export const dnsSubdomain = z.string().max(253, 'must be at most 253 characters'
  * digit-first name is accepted by upstream and then fails at Service creation or routing. We refuse
  * it up front instead.
  */
-export const dns1035Label = z.string().max(63, 'must be at most 63 characters, because it becomes a hostname and a Service name')
-  .regex(DNS1035_LABEL, 'must be a DNS-1035 label: lowercase letters, digits and "-", starting with a letter and ending with a letter or digit, because it becomes a hostname and a Service name');
+export const dns1035Label = z
+  .string()
+  .max(63, 'must be at most 63 characters, because it becomes a hostname and a Service name')
+  .regex(
+    DNS1035_LABEL,
+    'must be a DNS-1035 label: lowercase letters, digits and "-", starting with a letter and ending with a letter or digit, because it becomes a hostname and a Service name',
+  );
 
 /** How a kind's metadata.name is checked (see dns1035Label for why some kinds are stricter). */
 export type NameRule = 'dns1035Label' | 'dnsSubdomain';
 const NAME_SCHEMA: Record<NameRule, z.ZodString> = { dns1035Label, dnsSubdomain };
 // generateName is a prefix: the server appends 5 random characters (truncating the prefix to 58).
-const GENERATE_NAME: Record<NameRule, RegExp> = { dns1035Label: /^[a-z][-a-z0-9]*$/, dnsSubdomain: /^[a-z0-9][-a-z0-9.]*$/ };
+const GENERATE_NAME: Record<NameRule, RegExp> = {
+  dns1035Label: /^[a-z][-a-z0-9]*$/,
+  dnsSubdomain: /^[a-z0-9][-a-z0-9.]*$/,
+};
 
 // ---- labels and annotations ----
 
@@ -57,24 +75,36 @@ export function isQualifiedName(key: string): boolean {
 export const isLabelValue = (v: string): boolean => v.length <= 63 && LABEL_VALUE.test(v);
 
 const qualifiedKey = z.string().refine(isQualifiedName, {
-  message: 'must be a qualified name: an optional DNS-subdomain prefix and "/", then at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
+  message:
+    'must be a qualified name: an optional DNS-subdomain prefix and "/", then at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit',
 });
-export const Labels = z.record(qualifiedKey, z.string().refine(isLabelValue, {
-  message: 'must be a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit (or empty)',
-}));
+export const Labels = z.record(
+  qualifiedKey,
+  z.string().refine(isLabelValue, {
+    message:
+      'must be a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit (or empty)',
+  }),
+);
 /** Kubernetes caps the total size of an object's annotations (keys plus values) at 256 KiB. */
 export const ANNOTATIONS_MAX_BYTES = 256 * 1024;
 // TextEncoder rather than Buffer: this package is also bundled for non-Node clients.
 const utf8 = new TextEncoder();
-export const Annotations = z.record(qualifiedKey, z.string()).refine(
-  (a) => Object.entries(a).reduce((n, [k, v]) => n + utf8.encode(k).length + utf8.encode(v).length, 0) <= ANNOTATIONS_MAX_BYTES,
-  { message: 'annotations may hold at most 256 KiB in total' },
-);
+export const Annotations = z
+  .record(qualifiedKey, z.string())
+  .refine(
+    (a) =>
+      Object.entries(a).reduce((n, [k, v]) => n + utf8.encode(k).length + utf8.encode(v).length, 0) <=
+      ANNOTATIONS_MAX_BYTES,
+    { message: 'annotations may hold at most 256 KiB in total' },
+  );
 
 // ---- timestamps ----
 
 /** RFC 3339, as metav1.Time marshals (`2026-01-02T15:04:05Z`); an offset is accepted too. */
-export const DateTime = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z' });
+export const DateTime = z.iso.datetime({
+  offset: true,
+  error: 'must be an RFC 3339 date-time such as 2026-01-02T15:04:05Z',
+});
 
 // ---- ObjectMeta ----
 
@@ -90,7 +120,14 @@ export type OwnerReference = z.infer<typeof OwnerReference>;
 
 const metaFields = (rule: NameRule) => ({
   name: NAME_SCHEMA[rule].optional(),
-  generateName: z.string().max(253).regex(GENERATE_NAME[rule], `must be a name prefix: ${rule === 'dns1035Label' ? 'a lowercase letter, then lowercase letters, digits and "-"' : 'lowercase letters, digits, "-" and "."'}`).optional(),
+  generateName: z
+    .string()
+    .max(253)
+    .regex(
+      GENERATE_NAME[rule],
+      `must be a name prefix: ${rule === 'dns1035Label' ? 'a lowercase letter, then lowercase letters, digits and "-"' : 'lowercase letters, digits, "-" and "."'}`,
+    )
+    .optional(),
   namespace: dnsLabel.default('default'),
   labels: Labels.optional(),
   annotations: Annotations.optional(),
@@ -123,11 +160,15 @@ export function withoutManagedFields(raw: unknown): unknown {
 
 /** metadata of a top-level object; `rule` says how its name is checked. */
 export function objectMeta(rule: NameRule) {
-  return z.object(metaFields(rule)).strict().refine((m) => m.name !== undefined || m.generateName !== undefined, {
-    message: 'Required (or set metadata.generateName)', path: ['name'],
-    // Report a missing name alongside other metadata errors, not only once they are fixed.
-    when: (p) => typeof p.value === 'object' && p.value !== null,
-  });
+  return z
+    .object(metaFields(rule))
+    .strict()
+    .refine((m) => m.name !== undefined || m.generateName !== undefined, {
+      message: 'Required (or set metadata.generateName)',
+      path: ['name'],
+      // Report a missing name alongside other metadata errors, not only once they are fixed.
+      when: (p) => typeof p.value === 'object' && p.value !== null,
+    });
 }
 export const ObjectMeta = objectMeta('dnsSubdomain');
 export type ObjectMeta = z.infer<typeof ObjectMeta>;
@@ -140,15 +181,21 @@ export type PodMetadata = z.infer<typeof PodMetadata>;
 
 /** One served (or hub) version of a kind: apiVersion and kind literals, metadata, spec, status. */
 export function resource<K extends string, A extends string, S extends z.ZodType, T extends z.ZodType>(
-  kind: K, apiVersion: A, rule: NameRule, spec: S, status: T,
+  kind: K,
+  apiVersion: A,
+  rule: NameRule,
+  spec: S,
+  status: T,
 ) {
-  return z.object({
-    apiVersion: z.literal(apiVersion),
-    kind: z.literal(kind),
-    metadata: objectMeta(rule),
-    spec,
-    status: status.optional(),
-  }).strict();
+  return z
+    .object({
+      apiVersion: z.literal(apiVersion),
+      kind: z.literal(kind),
+      metadata: objectMeta(rule),
+      spec,
+      status: status.optional(),
+    })
+    .strict();
 }
 
 /**

@@ -19,7 +19,12 @@ export class QuantityError extends Error {
 }
 
 /** value = sign × digits × 10^pow10 × 2^pow2, exactly. */
-interface Decimal { negative: boolean; digits: bigint; pow10: number; pow2: number }
+interface Decimal {
+  negative: boolean;
+  digits: bigint;
+  pow10: number;
+  pow2: number;
+}
 
 function decompose(q: string | number): Decimal | undefined {
   const text = typeof q === 'number' ? (Number.isFinite(q) ? String(q) : '') : q;
@@ -29,7 +34,12 @@ function decompose(q: string | number): Decimal | undefined {
   const [whole = '', fraction = ''] = number.split('.');
   const pow10 = -fraction.length + (exponent !== undefined ? Number(exponent) : decimal ? DECIMAL_POW10[decimal]! : 0);
   if (Math.abs(pow10) > MAX_EXPONENT) return undefined;
-  return { negative: sign === '-', digits: BigInt((whole + fraction) || '0'), pow10, pow2: binary ? BINARY_POW2[binary]! : 0 };
+  return {
+    negative: sign === '-',
+    digits: BigInt(whole + fraction || '0'),
+    pow10,
+    pow2: binary ? BINARY_POW2[binary]! : 0,
+  };
 }
 
 export function isQuantity(q: unknown): q is string | number {
@@ -38,7 +48,8 @@ export function isQuantity(q: unknown): q is string | number {
 
 function decomposeOrThrow(q: string | number): Decimal {
   const d = decompose(q);
-  if (!d) throw new QuantityError(`${JSON.stringify(q)} is not a Kubernetes quantity (examples: 512Mi, 1Gi, 250m, 2, 1e3)`);
+  if (!d)
+    throw new QuantityError(`${JSON.stringify(q)} is not a Kubernetes quantity (examples: 512Mi, 1Gi, 250m, 2, 1e3)`);
   return d;
 }
 
@@ -71,7 +82,11 @@ export const Quantity = z.union([z.string(), z.number()]).refine(isQuantity, {
 });
 /** requests/limits: resource name → non-negative quantity. */
 export const ResourceList = z.record(
-  z.string().refine(isQualifiedName, { message: 'must be a resource name such as cpu, memory, ephemeral-storage or nvidia.com/gpu' }),
+  z
+    .string()
+    .refine(isQualifiedName, {
+      message: 'must be a resource name such as cpu, memory, ephemeral-storage or nvidia.com/gpu',
+    }),
   Quantity.refine((q) => !isQuantity(q) || parseQuantity(q) >= 0, { message: 'must not be negative' }),
 );
 export type ResourceList = z.infer<typeof ResourceList>;

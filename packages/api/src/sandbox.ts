@@ -27,19 +27,23 @@ const lifecycleFields = {
   shutdownPolicy: SandboxShutdownPolicy.default('Retain'),
 };
 
-const specV1alpha1 = z.object({
-  ...blueprintFields,
-  ...lifecycleFields,
-  /** Desired state: 1 keeps a pod running, 0 suspends (pod deleted; object and PVCs kept). */
-  replicas: z.number().int().min(0, 'must be 0 or 1').max(1, 'must be 0 or 1').default(1),
-}).strict();
+const specV1alpha1 = z
+  .object({
+    ...blueprintFields,
+    ...lifecycleFields,
+    /** Desired state: 1 keeps a pod running, 0 suspends (pod deleted; object and PVCs kept). */
+    replicas: z.number().int().min(0, 'must be 0 or 1').max(1, 'must be 0 or 1').default(1),
+  })
+  .strict();
 
-const specV1beta1 = z.object({
-  ...blueprintFields,
-  ...lifecycleFields,
-  /** Desired state; observed state is the Ready condition. */
-  operatingMode: SandboxOperatingMode.default('Running'),
-}).strict();
+const specV1beta1 = z
+  .object({
+    ...blueprintFields,
+    ...lifecycleFields,
+    /** Desired state; observed state is the Ready condition. */
+    operatingMode: SandboxOperatingMode.default('Running'),
+  })
+  .strict();
 
 const statusFields = {
   /** `<service>.<namespace>.svc.<cluster domain>`. */
@@ -58,7 +62,11 @@ const statusReplicas = z.number().int().min(0).max(1);
 const statusV1alpha1 = z.looseObject({ ...statusFields, replicas: statusReplicas.optional() });
 const statusV1beta1 = z.looseObject({ ...statusFields, nodeName: z.string().optional() });
 /** The hub keeps both versions' status fields; the controller sets replicas so v1alpha1 readers see it. */
-const statusHub = z.looseObject({ ...statusFields, nodeName: z.string().optional(), replicas: statusReplicas.optional() });
+const statusHub = z.looseObject({
+  ...statusFields,
+  nodeName: z.string().optional(),
+  replicas: statusReplicas.optional(),
+});
 
 const API_V1ALPHA1 = `${SANDBOX_GROUP}/v1alpha1` as const;
 const API_V1BETA1 = `${SANDBOX_GROUP}/v1beta1` as const;
@@ -78,12 +86,22 @@ export type SandboxStatus = NonNullable<Sandbox['status']>;
 const shared: FieldHints = {
   'spec.template': 'did you mean spec.podTemplate?',
   'spec.containers': 'containers go under spec.podTemplate.spec.containers',
-  'spec.lifecycle': 'on a Sandbox, shutdownTime and shutdownPolicy sit directly under spec (spec.lifecycle is a SandboxClaim field)',
+  'spec.lifecycle':
+    'on a Sandbox, shutdownTime and shutdownPolicy sit directly under spec (spec.lifecycle is a SandboxClaim field)',
   'spec.ttl': 'did you mean spec.shutdownTime (an RFC 3339 time such as 2026-01-02T15:04:05Z)?',
-  'spec.podTemplate.metadata.name': 'a pod template takes only labels and annotations; the pod is named after the Sandbox',
-  'spec.podTemplate.metadata.namespace': 'a pod template takes only labels and annotations; the pod lives in the Sandbox\'s namespace',
+  'spec.podTemplate.metadata.name':
+    'a pod template takes only labels and annotations; the pod is named after the Sandbox',
+  'spec.podTemplate.metadata.namespace':
+    "a pod template takes only labels and annotations; the pod lives in the Sandbox's namespace",
 };
 export const SANDBOX_HINTS: Record<Version, FieldHints> = {
-  v1alpha1: { ...shared, 'spec.operatingMode': 'did you mean spec.replicas (1 = Running, 0 = Suspended)? operatingMode is the v1beta1 spelling' },
-  v1beta1: { ...shared, 'spec.replicas': 'did you mean spec.operatingMode (Running or Suspended)? replicas is the v1alpha1 spelling' },
+  v1alpha1: {
+    ...shared,
+    'spec.operatingMode':
+      'did you mean spec.replicas (1 = Running, 0 = Suspended)? operatingMode is the v1beta1 spelling',
+  },
+  v1beta1: {
+    ...shared,
+    'spec.replicas': 'did you mean spec.operatingMode (Running or Suspended)? replicas is the v1alpha1 spelling',
+  },
 };

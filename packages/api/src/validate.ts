@@ -8,14 +8,21 @@ import { closestField, errorMap, issuesToErrors, type FieldError } from './issue
 
 export type Validated<T = AnyObject> = { ok: true; object: T } | { ok: false; errors: FieldError[] };
 
-const isMapping = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const fail = (path: string, message: string): { ok: false; errors: FieldError[] } => ({ ok: false, errors: [{ path, message }] });
+const isMapping = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+const fail = (path: string, message: string): { ok: false; errors: FieldError[] } => ({
+  ok: false,
+  errors: [{ path, message }],
+});
 
 function kindError(kind: unknown): FieldError {
   const served = KIND_NAMES.map(describeServed).join('; ');
   if (kind === undefined) return { path: 'kind', message: `Required: one of ${served}` };
   const guess = typeof kind === 'string' ? closestField(kind, KIND_NAMES) : undefined;
-  return { path: 'kind', message: `unknown kind ${JSON.stringify(kind)}${guess ? `; did you mean ${guess}?` : ''} (this API serves ${served})` };
+  return {
+    path: 'kind',
+    message: `unknown kind ${JSON.stringify(kind)}${guess ? `; did you mean ${guess}?` : ''} (this API serves ${served})`,
+  };
 }
 
 /** The served version named by apiVersion, with an error when the group or version is wrong. */
@@ -31,7 +38,13 @@ function resolveVersion(kind: Kind, apiVersion: unknown): { version?: Version; e
   const version = (VERSIONS as readonly string[]).includes(v) ? (v as Version) : undefined;
   if (g === group && version) return { version };
   if (version) {
-    return { version, error: { path: 'apiVersion', message: `${kind} belongs to the API group ${group}: use apiVersion ${group}/${version} (got ${JSON.stringify(apiVersion)})` } };
+    return {
+      version,
+      error: {
+        path: 'apiVersion',
+        message: `${kind} belongs to the API group ${group}: use apiVersion ${group}/${version} (got ${JSON.stringify(apiVersion)})`,
+      },
+    };
   }
   return { error: { path: 'apiVersion', message: `${kind} is served as ${want} (got ${JSON.stringify(apiVersion)})` } };
 }
@@ -49,7 +62,9 @@ export function validateObject(raw: unknown): Validated {
   const schema = KINDS[kind].served[version];
   const input = error ? { ...raw, apiVersion: `${KINDS[kind].group}/${version}` } : raw;
   const parsed = schema.safeParse(input, { error: errorMap, reportInput: true });
-  const errors = parsed.success ? [] : issuesToErrors(parsed.error.issues, { schema, hints: KINDS[kind].hints[version] });
+  const errors = parsed.success
+    ? []
+    : issuesToErrors(parsed.error.issues, { schema, hints: KINDS[kind].hints[version] });
   if (error) errors.unshift(error);
   return errors.length ? { ok: false, errors } : { ok: true, object: parsed.data as AnyObject };
 }

@@ -12,18 +12,26 @@ export const WarmPoolUpdateStrategyType = z.enum(['OnReplenish', 'Recreate']);
 export type WarmPoolUpdateStrategyType = z.infer<typeof WarmPoolUpdateStrategyType>;
 export const WarmPoolUpdateStrategy = z.object({ type: WarmPoolUpdateStrategyType.default('OnReplenish') }).strict();
 
-const replicas = z.number({ error: (iss) => (iss.input === undefined ? 'Required: the number of ready sandboxes to keep (0 or more)' : undefined) })
-  .int().min(0, 'must be 0 or more').max(INT32_MAX);
+const replicas = z
+  .number({
+    error: (iss) =>
+      iss.input === undefined ? 'Required: the number of ready sandboxes to keep (0 or more)' : undefined,
+  })
+  .int()
+  .min(0, 'must be 0 or more')
+  .max(INT32_MAX);
 const commonFields = {
   sandboxTemplateRef: SandboxTemplateRef,
   /** Stale = the template's pod spec (v1beta1: blueprint) or templateRef changed; metadata edits never. */
   updateStrategy: WarmPoolUpdateStrategy.optional(),
 };
-const specV1alpha1 = z.object({
-  ...commonFields,
-  /** Required in v1alpha1; the scale subresource (and so an HPA) drives it. */
-  replicas,
-}).strict();
+const specV1alpha1 = z
+  .object({
+    ...commonFields,
+    /** Required in v1alpha1; the scale subresource (and so an HPA) drives it. */
+    replicas,
+  })
+  .strict();
 const specV1beta1 = z.object({ ...commonFields, replicas: replicas.default(1) }).strict();
 
 const statusFields = {
@@ -40,9 +48,21 @@ const API_V1BETA1 = `${EXTENSIONS_GROUP}/v1beta1` as const;
 
 // A pool's Sandboxes are named `<pool>-xxxxx`, so pool names follow the Sandbox name rule; the
 // prefix is cut to 58 characters as Kubernetes' generateName does.
-export const SandboxWarmPoolV1alpha1 = resource('SandboxWarmPool', API_V1ALPHA1, 'dns1035Label', specV1alpha1, statusV1alpha1);
+export const SandboxWarmPoolV1alpha1 = resource(
+  'SandboxWarmPool',
+  API_V1ALPHA1,
+  'dns1035Label',
+  specV1alpha1,
+  statusV1alpha1,
+);
 export type SandboxWarmPoolV1alpha1 = z.infer<typeof SandboxWarmPoolV1alpha1>;
-export const SandboxWarmPoolV1beta1 = resource('SandboxWarmPool', API_V1BETA1, 'dns1035Label', specV1beta1, statusV1beta1);
+export const SandboxWarmPoolV1beta1 = resource(
+  'SandboxWarmPool',
+  API_V1BETA1,
+  'dns1035Label',
+  specV1beta1,
+  statusV1beta1,
+);
 export type SandboxWarmPoolV1beta1 = z.infer<typeof SandboxWarmPoolV1beta1>;
 
 /** The hub SandboxWarmPool is v1beta1 exactly. */

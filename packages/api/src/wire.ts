@@ -59,7 +59,10 @@ export interface SandboxInfo {
 /** What sandboxInfo reads of a Sandbox (a hub object, or one served by an API server). */
 export interface SandboxLike {
   metadata: {
-    name?: string; namespace?: string; uid?: string; creationTimestamp?: string | null;
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    creationTimestamp?: string | null;
     annotations?: Record<string, string>;
     ownerReferences?: Array<{ kind: string; name: string; controller?: boolean }>;
   };
@@ -68,7 +71,11 @@ export interface SandboxLike {
 }
 
 interface ConditionLike {
-  type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string;
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
 }
 
 /** The local engine's workload of a sandbox, as far as a client sees it. */
@@ -103,7 +110,7 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
   let local: Partial<SandboxInfo>;
   if (ctx.substrate === 'engine') {
     const w = ctx.workload;
-    phase = suspendedSpec ? 'Suspended' : w?.phase ?? 'Pending';
+    phase = suspendedSpec ? 'Suspended' : (w?.phase ?? 'Pending');
     template = sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF];
     local = {
       pool: owner?.kind === 'SandboxWarmPool' ? owner.name : undefined,
@@ -115,14 +122,22 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
     };
   } else {
     const suspended = suspendedSpec || ready?.reason === 'SandboxSuspended';
-    phase = suspended ? 'Suspended'
-      : ready?.status === 'True' ? 'Running' : ready?.reason === 'ReconcilerError' ? 'Failed' : 'Pending';
+    phase = suspended
+      ? 'Suspended'
+      : ready?.status === 'True'
+        ? 'Running'
+        : ready?.reason === 'ReconcilerError'
+          ? 'Failed'
+          : 'Pending';
     template = ctx.claim?.spec?.sandboxTemplateRef?.name ?? ctx.claim?.spec?.warmPoolRef?.name;
     claim = ctx.claim?.metadata.name ?? claim;
     local = { readyAt: ready?.status === 'True' ? ready.lastTransitionTime : undefined };
   }
   return {
-    id: name, name, namespace: sb.metadata.namespace ?? 'default', uid: sb.metadata.uid ?? '',
+    id: name,
+    name,
+    namespace: sb.metadata.namespace ?? 'default',
+    uid: sb.metadata.uid ?? '',
     claim,
     pool: local.pool,
     template,
@@ -144,21 +159,25 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
 // ---- create ----
 
 /** A DNS-1123 label, as Kubernetes namespaces are. */
-export const NamespaceName = z.string()
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label: lowercase letters, digits and "-"').max(63);
+export const NamespaceName = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label: lowercase letters, digits and "-"')
+  .max(63);
 
 /** POST /v1/sandboxes: a sandbox from a template (through a claim), or a fork of a snapshot. */
-export const CreateSandboxBody = z.object({
-  template: z.string().min(1).max(253).optional(),
-  /** A fork: a new sandbox from this snapshot instead of from a template. */
-  fromSnapshot: z.string().min(1).max(100).optional(),
-  namespace: NamespaceName.default('default'),
-  name: z.string().max(63).optional(),
-  ttlSeconds: z.number().int().positive().optional(),
-  /** "default" (any pool of the template), "none" (always cold) or a pool name. */
-  warmpool: z.string().max(253).optional(),
-  timeoutMs: z.number().int().positive().max(600_000).optional(),
-}).strict();
+export const CreateSandboxBody = z
+  .object({
+    template: z.string().min(1).max(253).optional(),
+    /** A fork: a new sandbox from this snapshot instead of from a template. */
+    fromSnapshot: z.string().min(1).max(100).optional(),
+    namespace: NamespaceName.default('default'),
+    name: z.string().max(63).optional(),
+    ttlSeconds: z.number().int().positive().optional(),
+    /** "default" (any pool of the template), "none" (always cold) or a pool name. */
+    warmpool: z.string().max(253).optional(),
+    timeoutMs: z.number().int().positive().max(600_000).optional(),
+  })
+  .strict();
 export type CreateSandboxBody = z.infer<typeof CreateSandboxBody>;
 
 // ---- condition reasons that will not fix themselves ----
@@ -171,8 +190,15 @@ export type CreateSandboxBody = z.infer<typeof CreateSandboxBody>;
  * PodSucceeded: its pod has ended, and upstream does not restart it).
  */
 export const TERMINAL_REASONS = [
-  'TemplateNotFound', 'WarmPoolNotFound', 'InvalidMetadata', 'EnvVarsInjectionRejected', 'VolumeClaimTemplatesError',
-  'ClaimExpired', 'ReconcilerError', 'PodFailed', 'PodSucceeded',
+  'TemplateNotFound',
+  'WarmPoolNotFound',
+  'InvalidMetadata',
+  'EnvVarsInjectionRejected',
+  'VolumeClaimTemplatesError',
+  'ClaimExpired',
+  'ReconcilerError',
+  'PodFailed',
+  'PodSucceeded',
 ] as const;
 export type TerminalReason = (typeof TERMINAL_REASONS)[number];
 
@@ -217,12 +243,13 @@ export interface ClaimBody {
 /** The SandboxClaim that "create a sandbox" makes, on either substrate. */
 export function buildClaim(r: ClaimRequest): ClaimBody {
   const byPool = 'warmPool' in r.from;
-  const spec: ClaimBody['spec'] = 'warmPool' in r.from
-    ? { warmPoolRef: { name: r.from.warmPool } }
-    : {
-      sandboxTemplateRef: { name: r.from.template },
-      ...(r.from.warmpool !== undefined ? { warmpool: r.from.warmpool } : {}),
-    };
+  const spec: ClaimBody['spec'] =
+    'warmPool' in r.from
+      ? { warmPoolRef: { name: r.from.warmPool } }
+      : {
+          sandboxTemplateRef: { name: r.from.template },
+          ...(r.from.warmpool !== undefined ? { warmpool: r.from.warmpool } : {}),
+        };
   if (r.ttlSeconds) {
     const shutdownTime = rfc3339(new Date(r.now.getTime() + r.ttlSeconds * 1000));
     spec.lifecycle = { shutdownTime, shutdownPolicy: 'Delete' };

@@ -21,7 +21,7 @@ function errors(r: ManifestResult | undefined): string {
 describe('seed 001: python runtime template and warm pool', () => {
   const [template, pool] = objects('seed001-template-and-pool.yaml');
 
-  it('validates the SandboxTemplate and fills in upstream\'s defaults', () => {
+  it("validates the SandboxTemplate and fills in upstream's defaults", () => {
     assert.ok(template?.kind === 'SandboxTemplate' && template.apiVersion === 'extensions.agents.x-k8s.io/v1alpha1');
     assert.equal(template.spec.networkPolicyManagement, 'Managed');
     assert.equal(template.spec.envVarsInjectionPolicy, 'Disallowed');
@@ -29,10 +29,14 @@ describe('seed 001: python runtime template and warm pool', () => {
     assert.equal(template.spec.podTemplate.spec.restartPolicy, 'OnFailure');
   });
 
-  it('keeps the container\'s probe and resources as written', () => {
+  it("keeps the container's probe and resources as written", () => {
     assert.ok(template?.kind === 'SandboxTemplate');
     const [container] = template.spec.podTemplate.spec.containers;
-    assert.deepEqual(container?.readinessProbe, { httpGet: { path: '/', port: 8888 }, initialDelaySeconds: 0, periodSeconds: 1 });
+    assert.deepEqual(container?.readinessProbe, {
+      httpGet: { path: '/', port: 8888 },
+      initialDelaySeconds: 0,
+      periodSeconds: 1,
+    });
     assert.deepEqual(container?.resources?.requests, { cpu: '250m', memory: '512Mi', 'ephemeral-storage': '512Mi' });
   });
 
@@ -79,30 +83,44 @@ describe('seed 003: Sandboxes on gVisor and Kata', () => {
     assert.equal(sandbox.spec.shutdownPolicy, 'Delete');
     assert.equal(sandbox.spec.volumeClaimTemplates?.[0]?.metadata.name, 'workspace');
     assert.deepEqual(sandbox.spec.volumeClaimTemplates?.[0]?.spec.resources.requests, { storage: '10Gi' });
-    assert.deepEqual(sandbox.spec.podTemplate.spec.containers[0]?.env?.[0]?.valueFrom, { secretKeyRef: { name: 'agent-secrets', key: 'openai-key' } });
+    assert.deepEqual(sandbox.spec.podTemplate.spec.containers[0]?.env?.[0]?.valueFrom, {
+      secretKeyRef: { name: 'agent-secrets', key: 'openai-key' },
+    });
   });
 
   it('refuses the SandboxTemplate written in the agents.x-k8s.io group, naming the right apiVersion', () => {
     const results = parseManifests(fixture('seed003-template-wrong.yaml'));
     assert.equal(results.length, 1);
-    assert.equal(errors(results[0]), 'apiVersion: SandboxTemplate belongs to the API group extensions.agents.x-k8s.io: use apiVersion extensions.agents.x-k8s.io/v1alpha1 (got "agents.x-k8s.io/v1alpha1")');
+    assert.equal(
+      errors(results[0]),
+      'apiVersion: SandboxTemplate belongs to the API group extensions.agents.x-k8s.io: use apiVersion extensions.agents.x-k8s.io/v1alpha1 (got "agents.x-k8s.io/v1alpha1")',
+    );
   });
 
   it('refuses the SandboxClaim with templateRef and ttl, saying what each should be', () => {
     const message = errors(parseManifests(fixture('seed003-claim-wrong.yaml'))[0]);
-    assert.match(message, /^apiVersion: SandboxClaim belongs to the API group extensions\.agents\.x-k8s\.io: use apiVersion extensions\.agents\.x-k8s\.io\/v1alpha1/m);
+    assert.match(
+      message,
+      /^apiVersion: SandboxClaim belongs to the API group extensions\.agents\.x-k8s\.io: use apiVersion extensions\.agents\.x-k8s\.io\/v1alpha1/m,
+    );
     assert.match(message, /^spec\.templateRef: unknown field; did you mean spec\.sandboxTemplateRef\?$/m);
-    assert.match(message, /^spec\.ttl: unknown field; did you mean spec\.lifecycle\.shutdownTime .*ttlSecondsAfterFinished/m);
+    assert.match(
+      message,
+      /^spec\.ttl: unknown field; did you mean spec\.lifecycle\.shutdownTime .*ttlSecondsAfterFinished/m,
+    );
     assert.match(message, /^spec\.sandboxTemplateRef: Required$/m);
     assert.equal(message.split('\n').length, 4, message);
   });
 
-  it('points each of the claim\'s errors at its line', () => {
+  it("points each of the claim's errors at its line", () => {
     const r = parseManifests(fixture('seed003-claim-wrong.yaml'), 'claim.yaml')[0];
     assert.ok(r && !r.ok);
     const at = Object.fromEntries(r.errors.map((e) => [e.path, e.line]));
     assert.deepEqual(at, { apiVersion: 1, 'spec.templateRef': 6, 'spec.ttl': 8, 'spec.sandboxTemplateRef': 5 });
-    assert.match(formatIssues(r.errors, { positions: true, source: 'claim.yaml' }), /^claim\.yaml:6:3: spec\.templateRef: unknown field/m);
+    assert.match(
+      formatIssues(r.errors, { positions: true, source: 'claim.yaml' }),
+      /^claim\.yaml:6:3: spec\.templateRef: unknown field/m,
+    );
   });
 });
 
@@ -125,8 +143,17 @@ describe('seed 004: quickstart template and warm pool', () => {
   });
 
   it('validates all seed documents applied together as one stream', () => {
-    const text = ['seed004-template.yaml', 'seed004-warmpool.yaml', 'seed003-sandbox-vct.yaml'].map(fixture).join('\n---\n');
+    const text = ['seed004-template.yaml', 'seed004-warmpool.yaml', 'seed003-sandbox-vct.yaml']
+      .map(fixture)
+      .join('\n---\n');
     const results = parseManifests(text);
-    assert.deepEqual(results.map((r) => [r.doc, r.ok]), [[0, true], [1, true], [2, true]]);
+    assert.deepEqual(
+      results.map((r) => [r.doc, r.ok]),
+      [
+        [0, true],
+        [1, true],
+        [2, true],
+      ],
+    );
   });
 });

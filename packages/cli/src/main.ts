@@ -18,7 +18,14 @@ import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { logsCommand } from './commands/logs.ts';
-import { resetCommand, resumeCommand, snapshotCreateCommand, snapshotLsCommand, snapshotRmCommand, suspendCommand } from './commands/snapshots.ts';
+import {
+  resetCommand,
+  resumeCommand,
+  snapshotCreateCommand,
+  snapshotLsCommand,
+  snapshotRmCommand,
+  suspendCommand,
+} from './commands/snapshots.ts';
 import { engineRun, engineStart, engineStatus, engineStop } from './commands/engine/lifecycle.ts';
 
 const program = new Command('asb')
@@ -30,10 +37,15 @@ const program = new Command('asb')
   .showHelpAfterError();
 
 const ctx = () => ctxOf(program.opts());
-const exit = (p: Promise<number>) => p.then((code) => { process.exitCode = code; });
+const exit = (p: Promise<number>) =>
+  p.then((code) => {
+    process.exitCode = code;
+  });
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-program.command('run').description('create a sandbox, run CMD in it with output streamed, delete it, exit with the command\'s code')
+program
+  .command('run')
+  .description("create a sandbox, run CMD in it with output streamed, delete it, exit with the command's code")
   .option('-t, --template <name>', 'SandboxTemplate', DEFAULT_TEMPLATE)
   .option('--timeout <seconds>', 'kill the command after this many seconds')
   .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
@@ -42,89 +54,173 @@ program.command('run').description('create a sandbox, run CMD in it with output 
   .argument('<cmd...>', 'the command, after --')
   .action((argv: string[], flags) => exit(runCommand(ctx(), argv, flags)));
 
-program.command('create').description('create a sandbox and print its id')
+program
+  .command('create')
+  .description('create a sandbox and print its id')
   .option('-t, --template <name>', 'SandboxTemplate', DEFAULT_TEMPLATE)
   .option('--name <name>', 'sandbox name (default: generated)')
   .option('--from-snapshot <id>', 'a fork: start from this snapshot (processes, memory, files) instead of a template')
   .action((flags) => exit(createCommand(ctx(), flags)));
 
-program.command('exec').description('run CMD in an existing sandbox')
+program
+  .command('exec')
+  .description('run CMD in an existing sandbox')
   .option('--timeout <seconds>', 'kill the command after this many seconds')
   .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
   .option('-w, --cwd <dir>', 'working directory inside the sandbox')
-  .argument('<id>').argument('<cmd...>')
+  .argument('<id>')
+  .argument('<cmd...>')
   .action((id: string, argv: string[], flags) => exit(execCommand(ctx(), id, argv, flags)));
 
-program.command('cp').description('copy a file: asb cp ./local ID:path, or asb cp ID:path ./local (- for stdin/stdout)')
-  .argument('<src>').argument('<dst>')
+program
+  .command('cp')
+  .description('copy a file: asb cp ./local ID:path, or asb cp ID:path ./local (- for stdin/stdout)')
+  .argument('<src>')
+  .argument('<dst>')
   .action((src: string, dst: string) => exit(cpCommand(ctx(), src, dst)));
 
-program.command('ls').alias('list').description('list sandboxes').action(() => exit(lsCommand(ctx())));
-program.command('rm').description('delete sandboxes (the claim that owns one goes with it)').argument('<ids...>').action((ids: string[]) => exit(rmCommand(ctx(), ids)));
+program
+  .command('ls')
+  .alias('list')
+  .description('list sandboxes')
+  .action(() => exit(lsCommand(ctx())));
+program
+  .command('rm')
+  .description('delete sandboxes (the claim that owns one goes with it)')
+  .argument('<ids...>')
+  .action((ids: string[]) => exit(rmCommand(ctx(), ids)));
 
-program.command('get').description('list or show objects: sandboxes, sandboxtemplates, sandboxclaims, sandboxwarmpools (swp)')
-  .argument('<kind>').argument('[names...]')
+program
+  .command('get')
+  .description('list or show objects: sandboxes, sandboxtemplates, sandboxclaims, sandboxwarmpools (swp)')
+  .argument('<kind>')
+  .argument('[names...]')
   .option('-l, --selector <labels>', 'label selector, key=value[,key=value]')
   .option('-A, --all-namespaces', 'every namespace')
   .option('-w, --watch', 'print changes as they happen')
   .option('--api-version <v>', 'v1beta1 (default) or v1alpha1, for -o json|yaml')
   .action((kind: string, names: string[], flags) => exit(getCommand(ctx(), kind, names, flags)));
-program.command('describe').description('an object with its conditions and events')
-  .argument('<kind>').argument('<name>')
+program
+  .command('describe')
+  .description('an object with its conditions and events')
+  .argument('<kind>')
+  .argument('<name>')
   .action((kind: string, name: string) => exit(describeCommand(ctx(), kind, name)));
-program.command('delete').description('delete objects: asb delete KIND NAME..., or -f FILE')
+program
+  .command('delete')
+  .description('delete objects: asb delete KIND NAME..., or -f FILE')
   .argument('[args...]')
   .option('-f, --filename <file>', 'delete the objects a manifest names')
   .option('--ignore-not-found', 'an object that is already gone is not an error')
   .action((args: string[], flags) => exit(deleteCommand(ctx(), args, flags)));
-program.command('scale').description('set a warm pool\'s size, or a sandbox\'s replicas (0 suspends, 1 resumes)')
-  .argument('<kind>').argument('<name>')
+program
+  .command('scale')
+  .description("set a warm pool's size, or a sandbox's replicas (0 suspends, 1 resumes)")
+  .argument('<kind>')
+  .argument('<name>')
   .requiredOption('--replicas <n>', 'desired replicas')
   .action((kind: string, name: string, flags) => exit(scaleCommand(ctx(), kind, name, flags)));
 
-program.command('logs').description('output of the sandbox\'s main process (the template\'s command), like kubectl logs')
-  .argument('<id>').option('-f, --follow', 'keep printing until the process exits')
+program
+  .command('logs')
+  .description("output of the sandbox's main process (the template's command), like kubectl logs")
+  .argument('<id>')
+  .option('-f, --follow', 'keep printing until the process exits')
   .option('-p, --process <id>', 'a background process instead of main')
   .action((id: string, flags) => exit(logsCommand(ctx(), id, flags)));
-program.command('suspend').description('suspend a sandbox; --snapshot keeps its processes and memory for resume (gVisor checkpoint)')
-  .argument('<id>').option('--snapshot', 'checkpoint processes and memory first')
+program
+  .command('suspend')
+  .description('suspend a sandbox; --snapshot keeps its processes and memory for resume (gVisor checkpoint)')
+  .argument('<id>')
+  .option('--snapshot', 'checkpoint processes and memory first')
   .action((id: string, flags) => exit(suspendCommand(ctx(), id, flags)));
-program.command('resume').description('resume a suspended sandbox, from its snapshot when it has one')
-  .argument('<id>').option('--discard-snapshot', 'start fresh processes (files kept) instead of restoring the snapshot')
+program
+  .command('resume')
+  .description('resume a suspended sandbox, from its snapshot when it has one')
+  .argument('<id>')
+  .option('--discard-snapshot', 'start fresh processes (files kept) instead of restoring the snapshot')
   .action((id: string, flags) => exit(resumeCommand(ctx(), id, flags)));
-program.command('reset').description('back to the template\'s clean state in place: processes end, workspace and /tmp emptied')
-  .argument('<id>').action((id: string) => exit(resetCommand(ctx(), id)));
+program
+  .command('reset')
+  .description("back to the template's clean state in place: processes end, workspace and /tmp emptied")
+  .argument('<id>')
+  .action((id: string) => exit(resetCommand(ctx(), id)));
 const snapshot = program.command('snapshot').description('memory snapshots of sandboxes (local engine, gVisor)');
-snapshot.command('ls').alias('list').description('list snapshots, of one sandbox or all').argument('[sandbox]')
+snapshot
+  .command('ls')
+  .alias('list')
+  .description('list snapshots, of one sandbox or all')
+  .argument('[sandbox]')
   .action((sb: string | undefined) => exit(snapshotLsCommand(ctx(), sb)));
-snapshot.command('create').description('snapshot a running sandbox (it keeps running)').argument('<sandbox>')
-  .option('--golden', 'make it its template\'s golden snapshot: new sandboxes of the template start from it')
+snapshot
+  .command('create')
+  .description('snapshot a running sandbox (it keeps running)')
+  .argument('<sandbox>')
+  .option('--golden', "make it its template's golden snapshot: new sandboxes of the template start from it")
   .action((sb: string, flags) => exit(snapshotCreateCommand(ctx(), sb, flags)));
-snapshot.command('rm').alias('delete').description('delete snapshots').argument('<ids...>')
+snapshot
+  .command('rm')
+  .alias('delete')
+  .description('delete snapshots')
+  .argument('<ids...>')
   .action((ids: string[]) => exit(snapshotRmCommand(ctx(), ids)));
 
-program.command('apply').description('apply the upstream objects as YAML, unchanged (SandboxTemplate, Sandbox, SandboxClaim, SandboxWarmPool)')
+program
+  .command('apply')
+  .description(
+    'apply the upstream objects as YAML, unchanged (SandboxTemplate, Sandbox, SandboxClaim, SandboxWarmPool)',
+  )
   .option('-f, --filename <file>', 'manifest file, or - for standard input')
   .action((flags) => exit(applyCommand(ctx(), flags.filename)));
-program.command('templates').description('list SandboxTemplates').action(() => exit(templatesCommand(ctx())));
+program
+  .command('templates')
+  .description('list SandboxTemplates')
+  .action(() => exit(templatesCommand(ctx())));
 
-program.command('mcp').description('MCP server: sandboxes as tools for agents, one sandbox per conversation (stdio, or --http PORT)')
-  .option('--http <port>', 'serve streamable HTTP on this port (0: any) instead of stdio; bearer token = the engine\'s')
+program
+  .command('mcp')
+  .description('MCP server: sandboxes as tools for agents, one sandbox per conversation (stdio, or --http PORT)')
+  .option('--http <port>', "serve streamable HTTP on this port (0: any) instead of stdio; bearer token = the engine's")
   .option('--host <host>', 'address to listen on with --http', '127.0.0.1')
-  .option('-t, --template <name>', 'SandboxTemplate of each conversation\'s sandbox', DEFAULT_TEMPLATE)
-  .option('--idle-timeout <seconds>', 'delete a conversation\'s sandbox after this long without a tool call (0: never)', '900')
+  .option('-t, --template <name>', "SandboxTemplate of each conversation's sandbox", DEFAULT_TEMPLATE)
+  .option(
+    '--idle-timeout <seconds>',
+    "delete a conversation's sandbox after this long without a tool call (0: never)",
+    '900',
+  )
   .option('--sandbox <name>', 'reattach every conversation to this named sandbox (created if missing, kept afterwards)')
   .option('--kubernetes', 'sandboxes on a Kubernetes cluster (SandboxClaims) instead of the local engine')
-  .option('--kubeconfig <file>', 'the cluster\'s kubeconfig (implies --kubernetes) [default: $KUBECONFIG, ~/.kube/config]')
-  .option('--router-url <url>', 'Kubernetes: the sandbox router\'s address [default: kubectl port-forward to svc/sandbox-router-svc]')
+  .option(
+    '--kubeconfig <file>',
+    "the cluster's kubeconfig (implies --kubernetes) [default: $KUBECONFIG, ~/.kube/config]",
+  )
+  .option(
+    '--router-url <url>',
+    "Kubernetes: the sandbox router's address [default: kubectl port-forward to svc/sandbox-router-svc]",
+  )
   .option('--warm-pool <name>', 'Kubernetes: claim from this SandboxWarmPool')
   .action((flags) => exit(mcpCommand(ctx(), flags)));
 
 const engine = program.command('engine').description('the local engine (gVisor sandboxes on this machine)');
-engine.command('start').description('start the engine in the background').option('--port <port>').action((flags) => exit(engineStart(ctx(), flags)));
-engine.command('stop').description('stop the engine: sandboxes stop, objects and files stay for the next start').action(() => exit(engineStop(ctx())));
-engine.command('status').description('is the engine running, where, with which isolation').action(() => exit(engineStatus(ctx())));
-engine.command('run').description('run the engine in the foreground').option('--port <port>').option('--host <host>').action((flags) => exit(engineRun(flags)));
+engine
+  .command('start')
+  .description('start the engine in the background')
+  .option('--port <port>')
+  .action((flags) => exit(engineStart(ctx(), flags)));
+engine
+  .command('stop')
+  .description('stop the engine: sandboxes stop, objects and files stay for the next start')
+  .action(() => exit(engineStop(ctx())));
+engine
+  .command('status')
+  .description('is the engine running, where, with which isolation')
+  .action(() => exit(engineStatus(ctx())));
+engine
+  .command('run')
+  .description('run the engine in the foreground')
+  .option('--port <port>')
+  .option('--host <host>')
+  .action((flags) => exit(engineRun(flags)));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const msg = err instanceof SandboxError || err instanceof Error ? err.message : String(err);

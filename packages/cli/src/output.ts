@@ -9,13 +9,25 @@ export function parseFormat(v: string | undefined): OutputFormat {
   throw new UsageError(`-o ${v}: unknown output format; use json, yaml, name or table`);
 }
 
-export class UsageError extends Error { constructor(m: string) { super(m); this.name = 'UsageError'; } }
+export class UsageError extends Error {
+  constructor(m: string) {
+    super(m);
+    this.name = 'UsageError';
+  }
+}
 
 /** Pure: rows → aligned text, headers upper-cased as kubectl prints them. */
 export function formatTable(headers: string[], rows: string[][]): string {
   const all = [headers.map((h) => h.toUpperCase()), ...rows];
   const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n');
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]! + 3)))
+        .join('')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function age(fromIso: string | undefined, now = Date.now()): string {

@@ -2,7 +2,11 @@
 // terminal or the output is for machines, so pipes and -o json stay clean.
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-export async function withProgress<T>(label: string, work: Promise<T>, opts: { quiet?: boolean; delayMs?: number } = {}): Promise<T> {
+export async function withProgress<T>(
+  label: string,
+  work: Promise<T>,
+  opts: { quiet?: boolean; delayMs?: number } = {},
+): Promise<T> {
   if (opts.quiet || !process.stderr.isTTY) return work;
   const started = Date.now();
   let i = 0;
@@ -18,6 +22,9 @@ export async function withProgress<T>(label: string, work: Promise<T>, opts: { q
     return await work;
   } finally {
     clearTimeout(delay);
-    if (timer) { clearInterval(timer); process.stderr.write('\r\x1b[2K'); }
+    if (timer) {
+      clearInterval(timer);
+      process.stderr.write('\r\x1b[2K');
+    }
   }
 }

@@ -7,7 +7,16 @@ import { shellQuote, parseEnv } from '../src/commands/run.ts';
 
 describe('cli output', () => {
   it('aligns tables with upper-case headers', () => {
-    assert.equal(formatTable(['name', 'phase'], [['a', 'Running'], ['longer-name', 'Failed']]), 'NAME          PHASE\na             Running\nlonger-name   Failed');
+    assert.equal(
+      formatTable(
+        ['name', 'phase'],
+        [
+          ['a', 'Running'],
+          ['longer-name', 'Failed'],
+        ],
+      ),
+      'NAME          PHASE\na             Running\nlonger-name   Failed',
+    );
   });
   it('prints ages as kubectl does', () => {
     const now = Date.parse('2026-01-01T01:00:00Z');
@@ -16,7 +25,22 @@ describe('cli output', () => {
     assert.equal(age('2025-12-31T00:00:00Z', now), '25h');
   });
   it('builds a sandbox row', () => {
-    const row = sandboxRow({ id: 'sb', name: 'sb', namespace: 'default', uid: 'u', template: 't', phase: 'Running', ready: true, message: '', image: 'i', createdAt: '2026-01-01T00:00:00Z', startupMs: 210 }, Date.parse('2026-01-01T00:00:05Z'));
+    const row = sandboxRow(
+      {
+        id: 'sb',
+        name: 'sb',
+        namespace: 'default',
+        uid: 'u',
+        template: 't',
+        phase: 'Running',
+        ready: true,
+        message: '',
+        image: 'i',
+        createdAt: '2026-01-01T00:00:00Z',
+        startupMs: 210,
+      },
+      Date.parse('2026-01-01T00:00:05Z'),
+    );
     assert.deepEqual(row, ['sb', 'default', 't', 'Running', 'True', '210ms', '5s']);
   });
   it('rejects unknown output formats before calling anything', () => {

@@ -13,23 +13,43 @@ export interface AgentResponse {
 }
 
 export class AgentUnavailableError extends Error {
-  constructor(message: string) { super(message); this.name = 'AgentUnavailableError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentUnavailableError';
+  }
 }
 
 /** The agent answered, but not as the runtime API says it does (a malformed reply). */
 export class AgentReplyError extends Error {
-  constructor(message: string) { super(message); this.name = 'AgentReplyError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'AgentReplyError';
+  }
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'te', 'http2-settings']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'te',
+  'http2-settings',
+]);
 
 export class AgentClient {
   private readonly session: http2.ClientHttp2Session;
   private closedReason: string | undefined;
 
   constructor(socket: Socket, onClose?: (reason: string) => void) {
-    this.session = http2.connect('http://sandbox-agent', { createConnection: () => socket, peerMaxConcurrentStreams: 1000 });
-    this.session.on('error', (err: Error) => { this.closedReason = err.message; });
+    this.session = http2.connect('http://sandbox-agent', {
+      createConnection: () => socket,
+      peerMaxConcurrentStreams: 1000,
+    });
+    this.session.on('error', (err: Error) => {
+      this.closedReason = err.message;
+    });
     this.session.on('close', () => {
       this.closedReason ??= 'the connection to the sandbox agent closed';
       onClose?.(this.closedReason);
@@ -38,10 +58,17 @@ export class AgentClient {
     this.session.unref();
   }
 
-  get closed(): boolean { return this.closedReason !== undefined || this.session.closed || this.session.destroyed; }
+  get closed(): boolean {
+    return this.closedReason !== undefined || this.session.closed || this.session.destroyed;
+  }
 
   /** Sends one request; resolves when the response headers arrive (the body streams after). */
-  request(method: string, path: string, headers: Record<string, string | string[] | undefined>, body?: Readable | Buffer | string): Promise<AgentResponse> {
+  request(
+    method: string,
+    path: string,
+    headers: Record<string, string | string[] | undefined>,
+    body?: Readable | Buffer | string,
+  ): Promise<AgentResponse> {
     if (this.closed) return Promise.reject(new AgentUnavailableError(this.closedReason ?? 'agent connection closed'));
     const h2headers: http2.OutgoingHttpHeaders = { ':method': method, ':path': path };
     for (const [k, v] of Object.entries(headers)) {
@@ -51,8 +78,12 @@ export class AgentClient {
     }
     const stream = this.session.request(h2headers, { endStream: body === undefined });
     return new Promise((resolve, reject) => {
-      stream.once('response', (respHeaders) => resolve({ status: Number(respHeaders[':status']), headers: respHeaders, body: stream }));
-      stream.once('error', (err: Error) => reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)));
+      stream.once('response', (respHeaders) =>
+        resolve({ status: Number(respHeaders[':status']), headers: respHeaders, body: stream }),
+      );
+      stream.once('error', (err: Error) =>
+        reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)),
+      );
       if (body === undefined) return;
       if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);
       else {
@@ -67,11 +98,19 @@ export class AgentClient {
    * runtime's: the sandbox is the untrusted side), and one that does not match is an error that
    * says so; other replies are returned as they came, for their status.
    */
-  async json<S extends z.ZodType>(method: string, path: string, schema: S, payload?: unknown, timeoutMs = 10_000):
-    Promise<{ ok: true; status: number; body: z.infer<S> } | { ok: false; status: number; body: unknown }> {
+  async json<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    payload?: unknown,
+    timeoutMs = 10_000,
+  ): Promise<{ ok: true; status: number; body: z.infer<S> } | { ok: false; status: number; body: unknown }> {
     const headers = payload === undefined ? {} : { 'content-type': 'application/json' };
     const res = await this.request(method, path, headers, payload === undefined ? undefined : JSON.stringify(payload));
-    const timer = setTimeout(() => res.body.destroy(new Error(`no answer from the agent within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => res.body.destroy(new Error(`no answer from the agent within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     let text: string;
     try {
       const chunks: Buffer[] = [];
@@ -82,12 +121,16 @@ export class AgentClient {
     }
     const what = `${method} ${path}`;
     let body: unknown;
-    try { body = text ? JSON.parse(text) : undefined; } catch {
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
       const start = text.slice(0, 200);
       throw new AgentReplyError(`${what}: the sandbox agent answered something that is not JSON: ${start}`);
     }
     if (res.status < 200 || res.status > 299) return { ok: false, status: res.status, body };
-    try { return { ok: true, status: res.status, body: parseReply(schema, body, what) }; } catch (err) {
+    try {
+      return { ok: true, status: res.status, body: parseReply(schema, body, what) };
+    } catch (err) {
       throw new AgentReplyError((err as Error).message);
     }
   }

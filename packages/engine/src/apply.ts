@@ -5,7 +5,12 @@ import type { AnyHub, ObjectStore } from '@asb/lifecycle';
 import { EngineError, toEngineError } from './errors.ts';
 import { MAX_JSON_DEPTH, jsonDepthExceeds, parseJsonBody } from './http/json.ts';
 
-export interface ApplyResult { kind: string; name: string; namespace: string; action: 'created' | 'configured' | 'unchanged' }
+export interface ApplyResult {
+  kind: string;
+  name: string;
+  namespace: string;
+  action: 'created' | 'configured' | 'unchanged';
+}
 
 /** A JSON body's objects: an array, a `kind: List`'s items, or the one object. */
 function itemsOf(raw: unknown): unknown[] {
@@ -27,9 +32,14 @@ export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
   if (bad.length) {
     // Fields and messages say which document, when there are several.
     const several = results.length > 1;
-    const causes = bad.flatMap((r) => (r.ok ? [] : r.errors.map((e) => ({
-      field: several ? `[${r.doc}].${e.path}` : e.path, message: e.message,
-    }))));
+    const causes = bad.flatMap((r) =>
+      r.ok
+        ? []
+        : r.errors.map((e) => ({
+            field: several ? `[${r.doc}].${e.path}` : e.path,
+            message: e.message,
+          })),
+    );
     const reports = bad.map((r) => (r.ok ? '' : (several ? `document ${r.doc}:\n` : '') + formatIssues(r.errors)));
     throw new EngineError('Invalid', `invalid manifest:\n${reports.join('\n')}`, causes);
   }
@@ -37,7 +47,8 @@ export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
   const objects = results.map((r) => (r as { object: AnyObject }).object);
   // YAML's own parser refuses deeper nesting than its stack allows, but not all that the store's
   // serialisation would choke on.
-  if (objects.some((o) => jsonDepthExceeds(o))) throw new EngineError('Invalid', `the manifest nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (objects.some((o) => jsonDepthExceeds(o)))
+    throw new EngineError('Invalid', `the manifest nests deeper than ${MAX_JSON_DEPTH} levels`);
   return objects;
 }
 
@@ -50,7 +61,9 @@ export async function applyObjects(store: ObjectStore, objects: AnyObject[]): Pr
     const namespace = hub.metadata.namespace;
     const existing = hub.metadata.name ? await store.get(hub.kind, namespace, hub.metadata.name) : undefined;
     if (!existing) {
-      const made = await store.create(hub).catch((err) => { throw toEngineError(err); });
+      const made = await store.create(hub).catch((err) => {
+        throw toEngineError(err);
+      });
       out.push({ kind: hub.kind, name: made.metadata.name!, namespace, action: 'created' });
       continue;
     }
@@ -59,7 +72,9 @@ export async function applyObjects(store: ObjectStore, objects: AnyObject[]): Pr
       metadata: { ...existing.metadata, labels: hub.metadata.labels, annotations: hub.metadata.annotations },
       spec: hub.spec,
     } as AnyHub;
-    const saved = await store.update(next).catch((err) => { throw toEngineError(err); });
+    const saved = await store.update(next).catch((err) => {
+      throw toEngineError(err);
+    });
     const unchanged = saved.metadata.resourceVersion === existing.metadata.resourceVersion;
     out.push({ kind: hub.kind, name: saved.metadata.name!, namespace, action: unchanged ? 'unchanged' : 'configured' });
   }

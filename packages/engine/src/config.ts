@@ -62,7 +62,8 @@ export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.ProcessEnv = process.env): EngineConfig {
-  const num = (v: string | undefined, d: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d);
+  const num = (v: string | undefined, d: number) =>
+    v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d;
   const base: EngineConfig = {
     home: defaultHome(env),
     host: env.ASB_ENGINE_HOST ?? '127.0.0.1',

@@ -20,9 +20,7 @@ export const ENGINE_CGROUP = 'asb-engine';
 export const HELPER_CGROUP = 'asb-engine-children';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
-export type EngineCgroupResult =
-  | { moved: true; path: string; weight: string }
-  | { moved: false; reason: string };
+export type EngineCgroupResult = { moved: true; path: string; weight: string } | { moved: false; reason: string };
 
 /** Pure: the engine's cgroup path for the cpu controller, from the text of /proc/self/cgroup. */
 export function cpuCgroupOf(procCgroup: string): { version: 1 | 2; path: string } | undefined {
@@ -50,13 +48,20 @@ export function sharesToWeight(shares: number): number {
  * weight. Best effort: without root or a writable cgroup tree the engine runs on where it is,
  * and the result says why (the engine logs it).
  */
-export function raiseEngineCpuWeight(shares: number, root = CGROUP_ROOT, procCgroup = safeRead('/proc/self/cgroup')): EngineCgroupResult {
+export function raiseEngineCpuWeight(
+  shares: number,
+  root = CGROUP_ROOT,
+  procCgroup = safeRead('/proc/self/cgroup'),
+): EngineCgroupResult {
   if (shares <= 0) return { moved: false, reason: 'disabled (ASB_ENGINE_CPU_SHARES=0)' };
   const own = cpuCgroupOf(procCgroup);
   if (!own) return { moved: false, reason: 'no cpu cgroup in /proc/self/cgroup' };
   const base = own.version === 1 ? cpuControllerDir(root) : root;
   if (!base) return { moved: false, reason: `no cgroup v1 cpu controller under ${root}` };
-  const parent = join(base, own.path.endsWith(`/${ENGINE_CGROUP}`) ? own.path.slice(0, -ENGINE_CGROUP.length - 1) : own.path);
+  const parent = join(
+    base,
+    own.path.endsWith(`/${ENGINE_CGROUP}`) ? own.path.slice(0, -ENGINE_CGROUP.length - 1) : own.path,
+  );
   const dir = join(parent, ENGINE_CGROUP);
   try {
     mkdirSync(dir, { recursive: true });
@@ -93,5 +98,9 @@ function cpuControllerDir(root: string): string | undefined {
 }
 
 function safeRead(file: string): string {
-  try { return readFileSync(file, 'utf8'); } catch { return ''; }
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }

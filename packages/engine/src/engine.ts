@@ -1,6 +1,15 @@
 // The local engine: wires configuration, logging, the isolation driver, the root filesystem,
 // the sandbox manager and the HTTP server; owns the token and the state file clients read.
-import { mkdirSync, writeFileSync, readFileSync, existsSync, chmodSync, rmSync, copyFileSync, realpathSync } from 'node:fs';
+import {
+  mkdirSync,
+  writeFileSync,
+  readFileSync,
+  existsSync,
+  chmodSync,
+  rmSync,
+  copyFileSync,
+  realpathSync,
+} from 'node:fs';
 import { join, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -30,10 +39,20 @@ import { raiseEngineCpuWeight } from './engine-cgroup.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
-export interface EngineState { url: string; pid: number; tokenFile: string; driver: string; startedAt: string }
+export interface EngineState {
+  url: string;
+  pid: number;
+  tokenFile: string;
+  driver: string;
+  startedAt: string;
+}
 
-export function tokenFile(home: string): string { return join(home, 'token'); }
-export function stateFile(home: string): string { return join(home, 'engine.json'); }
+export function tokenFile(home: string): string {
+  return join(home, 'token');
+}
+export function stateFile(home: string): string {
+  return join(home, 'engine.json');
+}
 
 /** The bearer token, created on first start with mode 0600. */
 export function ensureToken(home: string): string {
@@ -46,7 +65,11 @@ export function ensureToken(home: string): string {
 
 function which(cmd: string): string | undefined {
   // The name is passed as an argument, never spliced into the shell's text.
-  try { return execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8' }).trim() || undefined; } catch { return undefined; }
+  try {
+    return execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver: SandboxDriver; runtime?: string }> {
@@ -55,19 +78,30 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
     return { driver: new GvisorDriver(runsc, join(config.home, 'runsc')), runtime: await runscVersion(runsc) };
   }
   if (config.driver === 'gvisor') {
-    throw new Error(`gVisor's runsc was not found (ASB_RUNSC=${config.runscPath}). Install it with: sudo apt-get install -y runsc`);
+    throw new Error(
+      `gVisor's runsc was not found (ASB_RUNSC=${config.runscPath}). Install it with: sudo apt-get install -y runsc`,
+    );
   }
   const bwrap = which('bwrap');
-  if (!bwrap) throw new Error('neither gVisor (runsc) nor bubblewrap (bwrap) is installed. Install gVisor with: sudo apt-get install -y runsc');
-  log.warn(config.driver === 'bubblewrap'
-    ? 'using bubblewrap as configured: it shares the host kernel (weaker isolation than gVisor)'
-    : 'gVisor not found: using bubblewrap, which shares the host kernel (weaker isolation). Install runsc for gVisor.');
+  if (!bwrap)
+    throw new Error(
+      'neither gVisor (runsc) nor bubblewrap (bwrap) is installed. Install gVisor with: sudo apt-get install -y runsc',
+    );
+  log.warn(
+    config.driver === 'bubblewrap'
+      ? 'using bubblewrap as configured: it shares the host kernel (weaker isolation than gVisor)'
+      : 'gVisor not found: using bubblewrap, which shares the host kernel (weaker isolation). Install runsc for gVisor.',
+  );
   return { driver: new BubblewrapDriver(bwrap) };
 }
 
 /** Copies the agent (bundle, startup snapshot, statx shim) to a directory of its own: that
  *  directory, not the rest of dist/, is what sandboxes see at /.asb. */
-function installAgent(agentPath: string, dir: string, log: Logger): { dir: string; preload?: string; snapshot: boolean; spawner?: string } {
+function installAgent(
+  agentPath: string,
+  dir: string,
+  log: Logger,
+): { dir: string; preload?: string; snapshot: boolean; spawner?: string } {
   const dist = dirname(agentPath);
   mkdirSync(dir, { recursive: true });
   copyFileSync(agentPath, join(dir, 'agent.cjs'));
@@ -78,16 +112,25 @@ function installAgent(agentPath: string, dir: string, log: Logger): { dir: strin
     if (realpathSync(meta.execPath) === realpathSync('/usr/bin/node')) {
       copyFileSync(join(dist, 'agent.blob'), join(dir, 'agent.blob'));
       snapshot = true;
-    } else log.info({ builtBy: meta.execPath }, 'agent snapshot was built by another node than /usr/bin/node: not used');
-  } catch { /* no snapshot: the bundle is used */ }
+    } else
+      log.info({ builtBy: meta.execPath }, 'agent snapshot was built by another node than /usr/bin/node: not used');
+  } catch {
+    /* no snapshot: the bundle is used */
+  }
   const shim = join(dist, 'statx-shim.so');
   const hasShim = existsSync(shim);
   if (hasShim) copyFileSync(shim, join(dir, 'statx-shim.so'));
-  else log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
+  else
+    log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
   const spawner = join(dist, 'asb-spawn');
   const hasSpawner = existsSync(spawner);
   if (hasSpawner) copyFileSync(spawner, join(dir, 'asb-spawn'));
-  return { dir, preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined, snapshot, spawner: hasSpawner ? `${AGENT_MOUNT}/asb-spawn` : undefined };
+  return {
+    dir,
+    preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined,
+    snapshot,
+    spawner: hasSpawner ? `${AGENT_MOUNT}/asb-spawn` : undefined,
+  };
 }
 
 export class Engine {
@@ -111,11 +154,16 @@ export class Engine {
     const { home } = this.config;
     mkdirSync(home, { recursive: true, mode: 0o700 });
     chmodSync(home, 0o700);
-    if (!existsSync(this.config.agentPath)) throw new Error(`the runtime agent bundle is missing at ${this.config.agentPath}: run \`npm run build\``);
+    if (!existsSync(this.config.agentPath))
+      throw new Error(`the runtime agent bundle is missing at ${this.config.agentPath}: run \`npm run build\``);
     this.token = ensureToken(home);
     const { driver, runtime } = await chooseDriver(this.config, this.log);
     const cpu = raiseEngineCpuWeight(this.config.engineCpuShares);
-    if (cpu.moved) this.log.info({ cgroup: cpu.path, weight: cpu.weight }, 'engine runs in a cgroup of its own, weighted above its sandboxes');
+    if (cpu.moved)
+      this.log.info(
+        { cgroup: cpu.path, weight: cpu.weight },
+        'engine runs in a cgroup of its own, weighted above its sandboxes',
+      );
     else this.log.warn({ reason: cpu.reason }, 'engine CPU weight not raised: busy sandboxes may delay it');
     const rootfs = prepareRootfs(home);
     const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
@@ -123,49 +171,86 @@ export class Engine {
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
     this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));
     this.workloads = new LocalWorkloads({
-      config: this.config, driver, rootfs, agent, store: this.store, log: this.log, snapshots, metrics: this.metrics,
+      config: this.config,
+      driver,
+      rootfs,
+      agent,
+      store: this.store,
+      log: this.log,
+      snapshots,
+      metrics: this.metrics,
     });
     this.sandboxes = new SandboxService(this.store, this.workloads);
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery
     // waits on child processes whose handles are unref'd: keep the event loop alive meanwhile.
     const keepAlive = setInterval(() => {}, 1 << 30);
     const recovered = await this.workloads.recover().finally(() => clearInterval(keepAlive));
-    if (recovered.reattached || recovered.reaped) this.log.info(recovered, 'recovered sandboxes left by a previous engine');
+    if (recovered.reattached || recovered.reaped)
+      this.log.info(recovered, 'recovered sandboxes left by a previous engine');
     for (const t of builtinTemplates()) {
-      if (!this.store.getSync(t.kind, t.metadata.namespace ?? 'default', t.metadata.name!)) await applyObjects(this.store, [t]);
+      if (!this.store.getSync(t.kind, t.metadata.namespace ?? 'default', t.metadata.name!))
+        await applyObjects(this.store, [t]);
     }
-    this.controller = new LifecycleController({
-      store: this.store, workloads: this.workloads, clock: systemClock,
-      recorder: { event: (obj, type, reason, message) => this.store.recordEvent(obj, type, reason, message) },
-    }, {
-      log: this.log,
-      // A replacement's boot costs CPU the claimed sandbox's first commands want: on a small
-      // machine, replacing at once makes the warm claim's first command several times slower.
-      refill: { replenishDelayMs: this.config.poolRefillDelayMs },
-    });
+    this.controller = new LifecycleController(
+      {
+        store: this.store,
+        workloads: this.workloads,
+        clock: systemClock,
+        recorder: { event: (obj, type, reason, message) => this.store.recordEvent(obj, type, reason, message) },
+      },
+      {
+        log: this.log,
+        // A replacement's boot costs CPU the claimed sandbox's first commands want: on a small
+        // machine, replacing at once makes the warm claim's first command several times slower.
+        refill: { replenishDelayMs: this.config.poolRefillDelayMs },
+      },
+    );
     await this.controller.start();
     // A restore finished by an engine that died before it could say so: the annotation is done.
     for (const sb of this.store.listSync('Sandbox')) {
-      if (sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] && this.workloads.get(sb.metadata.namespace, sb.metadata.name!)?.phase === 'Running' && sb.spec.operatingMode !== 'Suspended') {
+      if (
+        sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] &&
+        this.workloads.get(sb.metadata.namespace, sb.metadata.name!)?.phase === 'Running' &&
+        sb.spec.operatingMode !== 'Suspended'
+      ) {
         await this.sandboxes.consumeRestoreAnnotation(sb.metadata.namespace, sb.metadata.name!).catch(() => undefined);
       }
     }
-    const api = apiApp(this.store, this.sandboxes, { version: ENGINE_VERSION, driver: driver.name, isolation: driver.isolation, runtime });
+    const api = apiApp(this.store, this.sandboxes, {
+      version: ENGINE_VERSION,
+      driver: driver.name,
+      isolation: driver.isolation,
+      runtime,
+    });
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
-    this.server = createEngineServer(api, this.workloads, { token: this.token, maxUploadBytes, limits: this.config.http, metrics: this.metrics.registry, onConnectionDropped: () => this.metrics.connectionsDropped.inc() });
+    this.server = createEngineServer(api, this.workloads, {
+      token: this.token,
+      maxUploadBytes,
+      limits: this.config.http,
+      metrics: this.metrics.registry,
+      onConnectionDropped: () => this.metrics.connectionsDropped.inc(),
+    });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(this.config.port, this.config.host, resolve);
     });
     const addr = this.server.address() as AddressInfo;
     this.url = `http://${this.config.host}:${addr.port}`;
-    const state: EngineState = { url: this.url, pid: process.pid, tokenFile: tokenFile(home), driver: driver.name, startedAt: new Date().toISOString() };
+    const state: EngineState = {
+      url: this.url,
+      pid: process.pid,
+      tokenFile: tokenFile(home),
+      driver: driver.name,
+      startedAt: new Date().toISOString(),
+    };
     writeFileSync(stateFile(home), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
     this.log.info({ url: this.url, driver: driver.name, runtime }, 'engine listening');
     return state;
   }
 
-  get bearerToken(): string { return this.token; }
+  get bearerToken(): string {
+    return this.token;
+  }
 
   /**
    * Stops serving and ends every sandbox's processes. The objects and the workspaces stay in
@@ -176,13 +261,20 @@ export class Engine {
     // Reconciles under way finish before the store closes under them (bounded: one may be
     // waiting on a sandbox that will not answer).
     await Promise.race([this.controller?.stop(), new Promise((r) => setTimeout(r, 10_000).unref())]);
-    await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
     if (this.workloads) {
       if (opts.deleteAll) {
         for (const kind of ['SandboxClaim', 'SandboxWarmPool', 'Sandbox'] as const) {
-          for (const o of this.store.listSync(kind)) await this.store.delete(kind, o.metadata.namespace, o.metadata.name!).catch(() => undefined);
+          for (const o of this.store.listSync(kind))
+            await this.store.delete(kind, o.metadata.namespace, o.metadata.name!).catch(() => undefined);
         }
-        await Promise.all(this.workloads.list().map((w) => this.workloads.release(w.namespace, w.name).catch(() => undefined)));
+        await Promise.all(
+          this.workloads.list().map((w) => this.workloads.release(w.namespace, w.name).catch(() => undefined)),
+        );
         await this.workloads.recover(); // removes workspaces no Sandbox names any more
       } else {
         await this.workloads.stopAll();

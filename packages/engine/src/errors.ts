@@ -4,19 +4,34 @@
 import { STATUS_OF, type Reason } from '@asb/api';
 
 export { STATUS_OF, type Reason };
-export interface FieldCause { field: string; message: string }
+export interface FieldCause {
+  field: string;
+  message: string;
+}
 
 export class EngineError extends Error {
-  constructor(readonly reason: Reason, message: string, readonly causes: FieldCause[] = []) {
+  constructor(
+    readonly reason: Reason,
+    message: string,
+    readonly causes: FieldCause[] = [],
+  ) {
     super(message);
     this.name = 'EngineError';
   }
-  get status(): number { return STATUS_OF[this.reason]; }
+  get status(): number {
+    return STATUS_OF[this.reason];
+  }
 }
 
 export function statusBody(reason: Reason, message: string, causes: FieldCause[] = []) {
   return {
-    kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, code: STATUS_OF[reason], message, detail: message,
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    reason,
+    code: STATUS_OF[reason],
+    message,
+    detail: message,
     ...(causes.length ? { details: { causes } } : {}),
   };
 }

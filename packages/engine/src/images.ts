@@ -16,10 +16,23 @@ const PATH = '/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 const HOME = '/home/sandbox';
 
 const base: LocalImage = { name: 'host-base', env: { PATH, HOME }, isRuntimeServer: false };
-const python: LocalImage = { name: 'host-python', env: { PATH, HOME, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' }, isRuntimeServer: false };
+const python: LocalImage = {
+  name: 'host-python',
+  env: { PATH, HOME, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+  isRuntimeServer: false,
+};
 const go: LocalImage = {
   name: 'host-go',
-  env: { PATH, HOME, GOPATH: `${HOME}/go`, GOCACHE: `${HOME}/.cache/go-build`, GOTOOLCHAIN: 'local', GOPROXY: 'off', GOFLAGS: '-mod=mod', CGO_ENABLED: '0' },
+  env: {
+    PATH,
+    HOME,
+    GOPATH: `${HOME}/go`,
+    GOCACHE: `${HOME}/.cache/go-build`,
+    GOTOOLCHAIN: 'local',
+    GOPROXY: 'off',
+    GOFLAGS: '-mod=mod',
+    CGO_ENABLED: '0',
+  },
   isRuntimeServer: false,
 };
 
@@ -41,7 +54,14 @@ export const BUILTIN_IMAGE_MAP: ReadonlyArray<[string, LocalImage]> = [
 const byName: Record<LocalImage['name'], LocalImage> = { 'host-base': base, 'host-python': python, 'host-go': go };
 
 function matches(pattern: string, image: string): boolean {
-  const re = new RegExp('^' + pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('.*') + '$');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
   // An image without a tag means :latest.
   const withTag = /:[^/]+$/.test(image) || image.includes('@') ? image : `${image}:latest`;
   return re.test(withTag);
@@ -50,8 +70,10 @@ function matches(pattern: string, image: string): boolean {
 export class UnknownImageError extends Error {
   constructor(readonly image: string) {
     const known = BUILTIN_IMAGE_MAP.map(([p]) => p).join(', ');
-    super(`image "${image}" is not available to the local engine (it pulls no images). Known images: ${known}. `
-      + `Map it to host-python, host-go or host-base with ASB_IMAGE_MAP='{"${image}":"host-python"}'.`);
+    super(
+      `image "${image}" is not available to the local engine (it pulls no images). Known images: ${known}. ` +
+        `Map it to host-python, host-go or host-base with ASB_IMAGE_MAP='{"${image}":"host-python"}'.`,
+    );
     this.name = 'UnknownImageError';
   }
 }

@@ -14,9 +14,11 @@ export class EngineMetrics {
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
     this.agentReconnects = new Counter({
       name: 'asb_agent_reconnects_total',
-      help: 'Lost engine-agent connections, by what became of them: '
-        + 'reconnected through the relay, or the sandbox marked Failed.',
-      labelNames: ['outcome'], registers: [this.registry],
+      help:
+        'Lost engine-agent connections, by what became of them: ' +
+        'reconnected through the relay, or the sandbox marked Failed.',
+      labelNames: ['outcome'],
+      registers: [this.registry],
     });
     this.sandboxLogBytesDropped = new Counter({
       name: 'asb_sandbox_log_bytes_dropped_total',
@@ -29,7 +31,10 @@ export class EngineMetrics {
       registers: [this.registry],
     });
     new Gauge({
-      name: 'asb_sandboxes', help: 'Sandboxes with a workload on this engine, by phase.', labelNames: ['phase'], registers: [this.registry],
+      name: 'asb_sandboxes',
+      help: 'Sandboxes with a workload on this engine, by phase.',
+      labelNames: ['phase'],
+      registers: [this.registry],
       collect() {
         this.reset();
         for (const phase of phases()) this.inc({ phase });

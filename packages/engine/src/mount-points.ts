@@ -31,9 +31,8 @@ export function checkDestination(field: string, path: string): void {
   if (path === '/') throw bad('cannot be the root directory');
   const reserved = RESERVED.find((r) => under(path, r));
   if (reserved) {
-    const why = reserved === AGENT_MOUNT
-      ? 'the sandbox agent is mounted there'
-      : 'the sandbox kernel\'s own file system';
+    const why =
+      reserved === AGENT_MOUNT ? 'the sandbox agent is mounted there' : "the sandbox kernel's own file system";
     throw bad(`${reserved} is reserved (${why})`);
   }
 }
@@ -54,7 +53,7 @@ function landing(field: string, path: string, rootfs: Rootfs, earlier: string[])
   // systems) as the runtime would.
   let resolved = '/';
   const rest = path.split('/').filter(Boolean);
-  for (let hops = 0; rest.length > 0; ) {
+  for (let hops = 0; rest.length > 0;) {
     const next = posix.join(resolved, rest[0]!);
     const bind = hostBinds.find((b) => under(next, b));
     if (bind) {
@@ -67,9 +66,10 @@ function landing(field: string, path: string, rootfs: Rootfs, earlier: string[])
         const st = lstatSync(p, { throwIfNoEntry: false });
         if (!st?.isDirectory()) {
           const what = st ? 'is not a directory there' : 'does not exist there';
-          const message = `${field} "${path}": ${bind} is the host's, mounted read-only, and ${p} ${what}, `
-            + `so it cannot be a mount point; use a path outside ${hostBinds.join(', ')} `
-            + '(for example under /app, /data or /home/sandbox)';
+          const message =
+            `${field} "${path}": ${bind} is the host's, mounted read-only, and ${p} ${what}, ` +
+            `so it cannot be a mount point; use a path outside ${hostBinds.join(', ')} ` +
+            '(for example under /app, /data or /home/sandbox)';
           throw new EngineError('Invalid', message, [{ field, message: `cannot be made under ${bind}` }]);
         }
       }
@@ -100,7 +100,11 @@ function landing(field: string, path: string, rootfs: Rootfs, earlier: string[])
  * to run it with: the shared skeleton when nothing has to be made in it, else a private copy under
  * `sandboxDir` with the new mount points made.
  */
-export function rootfsFor(rootfs: Rootfs, sandboxDir: string, destinations: Array<{ field: string; path: string }>): Rootfs {
+export function rootfsFor(
+  rootfs: Rootfs,
+  sandboxDir: string,
+  destinations: Array<{ field: string; path: string }>,
+): Rootfs {
   const toMake: string[] = [];
   const earlier: string[] = [];
   for (const d of destinations) {

@@ -34,9 +34,17 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     SANDBOX_BASE_DIR: s.workingDir,
     ...(s.preload ? { LD_PRELOAD: s.preload } : {}),
   };
-  const ro = (source: string, destination = source) => ({ destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] });
+  const ro = (source: string, destination = source) => ({
+    destination,
+    type: 'bind',
+    source,
+    options: ['rbind', 'ro', 'nosuid', 'nodev'],
+  });
   const tmpfs = (destination: string, mode: string) => ({
-    destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', `mode=${mode}`, `size=${s.tmpfsBytes}`],
+    destination,
+    type: 'tmpfs',
+    source: 'tmpfs',
+    options: ['nosuid', 'nodev', `mode=${mode}`, `size=${s.tmpfsBytes}`],
   });
   const uid = s.uid ?? SANDBOX_UID;
   const gid = s.gid ?? SANDBOX_GID;
@@ -63,7 +71,12 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     hostname: s.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+      },
       tmpfs('/tmp', '1777'),
       tmpfs('/home/sandbox', '0777'),
       ...HOST_READ_ONLY_PATHS.map((p) => ro(p)),
@@ -71,7 +84,9 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       ro(s.agentDir, AGENT_MOUNT),
       { destination: s.workingDir, type: 'bind', source: s.workspaceDir, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
       ...(s.extraMounts ?? []).map((m) => ({
-        destination: m.destination, type: 'bind', source: m.source,
+        destination: m.destination,
+        type: 'bind',
+        source: m.source,
         options: ['rbind', m.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'],
       })),
     ],

@@ -31,7 +31,6 @@ export function limitsOf(c: ContainerLike, config: LimitDefaults): ResourceLimit
   };
 }
 
-
 /** The workspace's size: limits["ephemeral-storage"], else the engine's default. */
 export function diskBytesOf(c: ContainerLike, config: Pick<EngineConfig, 'defaultDiskBytes'>): number {
   const q = c.resources?.limits?.['ephemeral-storage'];

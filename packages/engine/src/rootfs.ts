@@ -1,7 +1,16 @@
 // The sandbox's root filesystem: a small read-only skeleton made by the engine, plus an explicit
 // allow-list of host paths bind-mounted read-only. Nothing else of the host is visible: not
 // /root, /home, /etc (only the generated files below), the project checkout or any secret.
-import { mkdirSync, writeFileSync, readFileSync, symlinkSync, lstatSync, readlinkSync, existsSync, rmSync } from 'node:fs';
+import {
+  mkdirSync,
+  writeFileSync,
+  readFileSync,
+  symlinkSync,
+  lstatSync,
+  readlinkSync,
+  existsSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 /** Host paths visible inside every sandbox, read-only. */
@@ -24,7 +33,17 @@ export function prepareRootfs(home: string): Rootfs {
   const dir = join(home, 'rootfs');
   rmSync(dir, { recursive: true, force: true });
   const skeleton = [
-    'usr', 'etc/alternatives', 'etc/ssl/certs', 'proc', 'dev', 'sys', 'tmp', 'app', 'home/sandbox', 'run', 'var/tmp',
+    'usr',
+    'etc/alternatives',
+    'etc/ssl/certs',
+    'proc',
+    'dev',
+    'sys',
+    'tmp',
+    'app',
+    'home/sandbox',
+    'run',
+    'var/tmp',
     '.asb',
   ];
   for (const d of skeleton) mkdirSync(join(dir, d), { recursive: true });
@@ -34,7 +53,10 @@ export function prepareRootfs(home: string): Rootfs {
     if (!existsSync(host)) continue;
     const st = lstatSync(host);
     if (st.isSymbolicLink()) symlinkSync(readlinkSync(host), join(dir, name));
-    else { mkdirSync(join(dir, name)); extraBinds.push(host); }
+    else {
+      mkdirSync(join(dir, name));
+      extraBinds.push(host);
+    }
   }
   const etc = join(dir, 'etc');
   const passwd = [
@@ -51,7 +73,11 @@ export function prepareRootfs(home: string): Rootfs {
   // Public, non-secret files programs expect; copied, so the host's /etc stays out of reach.
   for (const f of ['ld.so.cache', 'localtime', 'os-release', 'debian_version', 'mime.types', 'protocols', 'services']) {
     const src = join('/etc', f);
-    try { if (existsSync(src)) writeFileSync(join(etc, f), readFileSync(src)); } catch { /* unreadable: leave out */ }
+    try {
+      if (existsSync(src)) writeFileSync(join(etc, f), readFileSync(src));
+    } catch {
+      /* unreadable: leave out */
+    }
   }
   return { dir, extraBinds };
 }

@@ -4,13 +4,26 @@
 // when no claim owns it.
 import { randomBytes } from 'node:crypto';
 import {
-  ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CREATED_BY, WARM_POOL_DEFAULT, buildClaim, findCondition, isTerminalReason,
-  rfc3339, sandboxInfo, type Sandbox, type SandboxClaim, type SandboxInfo,
+  ANNOTATION_SANDBOX_TEMPLATE_REF,
+  LABEL_CREATED_BY,
+  WARM_POOL_DEFAULT,
+  buildClaim,
+  findCondition,
+  isTerminalReason,
+  rfc3339,
+  sandboxInfo,
+  type Sandbox,
+  type SandboxClaim,
+  type SandboxInfo,
 } from '@asb/api';
 import { controllerOf } from '@asb/lifecycle';
 import { EngineError } from './errors.ts';
 import type { SnapshotMeta } from './snapshots.ts';
-import { ANNOTATION_MAX_SNAPSHOTS, ANNOTATION_RESTORE_SNAPSHOT, DEFAULT_MAX_SNAPSHOTS } from './snapshot-annotations.ts';
+import {
+  ANNOTATION_MAX_SNAPSHOTS,
+  ANNOTATION_RESTORE_SNAPSHOT,
+  DEFAULT_MAX_SNAPSHOTS,
+} from './snapshot-annotations.ts';
 import type { SqliteStore } from './store/sqlite-store.ts';
 import type { LocalWorkloads } from './workloads.ts';
 
@@ -27,14 +40,22 @@ export interface CreateRequest {
 }
 
 export class SandboxService {
-  constructor(private readonly store: SqliteStore, private readonly workloads: LocalWorkloads) {}
+  constructor(
+    private readonly store: SqliteStore,
+    private readonly workloads: LocalWorkloads,
+  ) {}
 
   async create(req: CreateRequest): Promise<SandboxInfo> {
     const name = req.name ?? `sandbox-${randomBytes(4).toString('hex')}`;
     // The hub version: the store keeps the template and the pool policy as they are.
     const claim = buildClaim({
-      name, namespace: req.namespace, from: { template: req.template, warmpool: req.warmpool ?? WARM_POOL_DEFAULT },
-      ttlSeconds: req.ttlSeconds, now: new Date(), createdBy: 'asb-engine-api', version: 'v1beta1',
+      name,
+      namespace: req.namespace,
+      from: { template: req.template, warmpool: req.warmpool ?? WARM_POOL_DEFAULT },
+      ttlSeconds: req.ttlSeconds,
+      now: new Date(),
+      createdBy: 'asb-engine-api',
+      version: 'v1beta1',
     }) as SandboxClaim;
     // Subscribe before creating: the claim may be served (warm) before create() returns.
     const ready = this.waitForClaim(req.namespace, name, req.timeoutMs);
@@ -42,7 +63,11 @@ export class SandboxService {
       await this.store.create(claim);
     } catch (err) {
       ready.cancel();
-      if ((err as Error).name === 'AlreadyExistsError') throw new EngineError('AlreadyExists', `a sandbox claim named "${name}" already exists in namespace "${req.namespace}"`);
+      if ((err as Error).name === 'AlreadyExistsError')
+        throw new EngineError(
+          'AlreadyExists',
+          `a sandbox claim named "${name}" already exists in namespace "${req.namespace}"`,
+        );
       throw err;
     }
     let sandboxName: string;
@@ -55,38 +80,75 @@ export class SandboxService {
     return this.view(this.get(req.namespace, sandboxName));
   }
 
-  private waitForClaim(namespace: string, name: string, timeoutMs: number): { promise: Promise<string>; cancel(): void } {
+  private waitForClaim(
+    namespace: string,
+    name: string,
+    timeoutMs: number,
+  ): { promise: Promise<string>; cancel(): void } {
     let cancel = () => {};
     const promise = new Promise<string>((resolve, reject) => {
       const check = (claim: SandboxClaim | undefined): boolean => {
         if (!claim) return false;
         const ready = findCondition(claim.status?.conditions, 'Ready');
-        if (ready?.status === 'True' && claim.status?.sandbox?.name) { resolve(claim.status.sandbox.name); return true; }
+        if (ready?.status === 'True' && claim.status?.sandbox?.name) {
+          resolve(claim.status.sandbox.name);
+          return true;
+        }
         if (ready && isTerminalReason(ready.reason)) {
           if (ready.reason === 'TemplateNotFound') {
-            const template = (claim.spec.sandboxTemplateRef?.name) ?? '';
+            const template = claim.spec.sandboxTemplateRef?.name ?? '';
             const known = this.store.listSync('SandboxTemplate', { namespace }).map((t) => t.metadata.name);
-            reject(new EngineError('NotFound', `sandbox template "${template}" not found in namespace "${namespace}"${known.length ? `; known templates: ${known.join(', ')}` : ''}`));
+            reject(
+              new EngineError(
+                'NotFound',
+                `sandbox template "${template}" not found in namespace "${namespace}"${known.length ? `; known templates: ${known.join(', ')}` : ''}`,
+              ),
+            );
           } else {
-            reject(new EngineError(ready.reason === 'WarmPoolNotFound' ? 'NotFound' : 'Invalid', `sandbox "${name}" cannot start: ${ready.reason}: ${ready.message}`));
+            reject(
+              new EngineError(
+                ready.reason === 'WarmPoolNotFound' ? 'NotFound' : 'Invalid',
+                `sandbox "${name}" cannot start: ${ready.reason}: ${ready.message}`,
+              ),
+            );
           }
           return true;
         }
         return false;
       };
       const unwatch = this.store.watch((ev) => {
-        if (ev.object.kind !== 'SandboxClaim' || ev.object.metadata.namespace !== namespace || ev.object.metadata.name !== name) return;
-        if (ev.type === 'DELETED') { done(); reject(new EngineError('NotFound', `sandbox claim "${name}" was deleted while it was starting`)); return; }
+        if (
+          ev.object.kind !== 'SandboxClaim' ||
+          ev.object.metadata.namespace !== namespace ||
+          ev.object.metadata.name !== name
+        )
+          return;
+        if (ev.type === 'DELETED') {
+          done();
+          reject(new EngineError('NotFound', `sandbox claim "${name}" was deleted while it was starting`));
+          return;
+        }
         if (check(ev.object)) done();
       });
       const timer = setTimeout(() => {
         done();
         const claim = this.store.getSync('SandboxClaim', namespace, name);
         const ready = findCondition(claim?.status?.conditions, 'Ready');
-        reject(new EngineError('Timeout', `sandbox "${name}" was not ready within ${timeoutMs} ms${ready ? ` (${ready.reason}: ${ready.message})` : ''}`));
+        reject(
+          new EngineError(
+            'Timeout',
+            `sandbox "${name}" was not ready within ${timeoutMs} ms${ready ? ` (${ready.reason}: ${ready.message})` : ''}`,
+          ),
+        );
       }, timeoutMs);
-      const done = () => { unwatch(); clearTimeout(timer); };
-      cancel = () => { done(); resolve(''); };
+      const done = () => {
+        unwatch();
+        clearTimeout(timer);
+      };
+      cancel = () => {
+        done();
+        resolve('');
+      };
     });
     return { promise, cancel };
   }
@@ -100,21 +162,46 @@ export class SandboxService {
     const settled = (sb: Sandbox): boolean | Error => {
       const ready = findCondition(sb.status?.conditions, 'Ready');
       if (ready?.status === 'True' || sb.spec.operatingMode === 'Suspended') return true;
-      if (ready && isTerminalReason(ready.reason)) return new EngineError(ready.reason === 'ReconcilerError' ? 'Invalid' : 'Unavailable', `sandbox "${name}" cannot become ready: ${ready.reason}: ${ready.message}`);
+      if (ready && isTerminalReason(ready.reason))
+        return new EngineError(
+          ready.reason === 'ReconcilerError' ? 'Invalid' : 'Unavailable',
+          `sandbox "${name}" cannot become ready: ${ready.reason}: ${ready.message}`,
+        );
       return false;
     };
     const first = settled(this.get(namespace, name));
     if (first === true) return this.get(namespace, name);
     if (first instanceof Error) throw first;
     return new Promise<Sandbox>((resolve, reject) => {
-      const done = () => { unwatch(); clearTimeout(timer); };
+      const done = () => {
+        unwatch();
+        clearTimeout(timer);
+      };
       const unwatch = this.store.watch((ev) => {
-        if (ev.object.kind !== 'Sandbox' || ev.object.metadata.namespace !== namespace || ev.object.metadata.name !== name) return;
-        if (ev.type === 'DELETED') { done(); reject(new EngineError('NotFound', `sandbox "${name}" was deleted`)); return; }
+        if (
+          ev.object.kind !== 'Sandbox' ||
+          ev.object.metadata.namespace !== namespace ||
+          ev.object.metadata.name !== name
+        )
+          return;
+        if (ev.type === 'DELETED') {
+          done();
+          reject(new EngineError('NotFound', `sandbox "${name}" was deleted`));
+          return;
+        }
         const r = settled(ev.object);
-        if (r === true) { done(); resolve(ev.object); } else if (r instanceof Error) { done(); reject(r); }
+        if (r === true) {
+          done();
+          resolve(ev.object);
+        } else if (r instanceof Error) {
+          done();
+          reject(r);
+        }
       });
-      const timer = setTimeout(() => { done(); reject(new EngineError('Timeout', `sandbox "${name}" was not ready within ${timeoutMs} ms`)); }, timeoutMs);
+      const timer = setTimeout(() => {
+        done();
+        reject(new EngineError('Timeout', `sandbox "${name}" was not ready within ${timeoutMs} ms`));
+      }, timeoutMs);
     });
   }
 
@@ -127,13 +214,23 @@ export class SandboxService {
    */
   async suspend(namespace: string, name: string, opts: { snapshot: boolean }): Promise<{ snapshot?: SnapshotMeta }> {
     const sb = this.get(namespace, name);
-    if (sb.spec.operatingMode === 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is already suspended; resume it with \`asb resume ${name}\``);
+    if (sb.spec.operatingMode === 'Suspended')
+      throw new EngineError(
+        'Conflict',
+        `sandbox "${name}" is already suspended; resume it with \`asb resume ${name}\``,
+      );
     let snapshot: SnapshotMeta | undefined;
-    if (opts.snapshot) snapshot = await this.workloads.snapshot(sb, { stop: true, reason: 'suspend', maxPerSandbox: this.maxSnapshots(sb) });
+    if (opts.snapshot)
+      snapshot = await this.workloads.snapshot(sb, {
+        stop: true,
+        reason: 'suspend',
+        maxPerSandbox: this.maxSnapshots(sb),
+      });
     await this.mutate(namespace, name, (s) => {
       s.spec.operatingMode = 'Suspended';
       const ann = { ...s.metadata.annotations };
-      if (snapshot) ann[ANNOTATION_RESTORE_SNAPSHOT] = snapshot.id; else delete ann[ANNOTATION_RESTORE_SNAPSHOT];
+      if (snapshot) ann[ANNOTATION_RESTORE_SNAPSHOT] = snapshot.id;
+      else delete ann[ANNOTATION_RESTORE_SNAPSHOT];
       s.metadata.annotations = ann;
     });
     await this.waitSuspended(namespace, name, 60_000);
@@ -145,16 +242,27 @@ export class SandboxService {
    * before anything changes: a deleted or corrupt snapshot is an error and the sandbox stays
    * suspended, unless `discardSnapshot` says to start from its files alone).
    */
-  async resume(namespace: string, name: string, opts: { discardSnapshot?: boolean; timeoutMs: number }): Promise<{ restoredFromSnapshot: boolean; snapshotId?: string; sandbox: Sandbox }> {
+  async resume(
+    namespace: string,
+    name: string,
+    opts: { discardSnapshot?: boolean; timeoutMs: number },
+  ): Promise<{ restoredFromSnapshot: boolean; snapshotId?: string; sandbox: Sandbox }> {
     const sb = this.get(namespace, name);
-    if (sb.spec.operatingMode !== 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is not suspended: there is nothing to resume (suspend it with \`asb suspend ${name} --snapshot\`)`);
+    if (sb.spec.operatingMode !== 'Suspended')
+      throw new EngineError(
+        'Conflict',
+        `sandbox "${name}" is not suspended: there is nothing to resume (suspend it with \`asb suspend ${name} --snapshot\`)`,
+      );
     const snapshotId = sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT];
     if (snapshotId && !opts.discardSnapshot) {
       try {
         this.workloads.snapshots.get(snapshotId);
       } catch (err) {
         const e = err as EngineError;
-        throw new EngineError('Conflict', `cannot resume sandbox "${name}" from its snapshot: ${e.message}. It stays suspended; resume with discardSnapshot (\`asb resume ${name} --discard-snapshot\`) to start it from its files alone`);
+        throw new EngineError(
+          'Conflict',
+          `cannot resume sandbox "${name}" from its snapshot: ${e.message}. It stays suspended; resume with discardSnapshot (\`asb resume ${name} --discard-snapshot\`) to start it from its files alone`,
+        );
       }
     }
     await this.mutate(namespace, name, (s) => {
@@ -174,32 +282,56 @@ export class SandboxService {
   /** A snapshot of a running sandbox, which keeps running (it pauses for the checkpoint). */
   async snapshot(namespace: string, name: string): Promise<SnapshotMeta> {
     const sb = this.get(namespace, name);
-    if (sb.spec.operatingMode === 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is suspended: resume it before taking a snapshot`);
+    if (sb.spec.operatingMode === 'Suspended')
+      throw new EngineError('Conflict', `sandbox "${name}" is suspended: resume it before taking a snapshot`);
     return this.workloads.snapshot(sb, { stop: false, reason: 'manual', maxPerSandbox: this.maxSnapshots(sb) });
   }
 
-  listSnapshots(filter: { namespace?: string; sandbox?: string }): SnapshotMeta[] { return this.workloads.snapshots.list(filter); }
-  getSnapshot(id: string): SnapshotMeta { return this.workloads.snapshots.get(id); }
+  listSnapshots(filter: { namespace?: string; sandbox?: string }): SnapshotMeta[] {
+    return this.workloads.snapshots.list(filter);
+  }
+  getSnapshot(id: string): SnapshotMeta {
+    return this.workloads.snapshots.get(id);
+  }
 
   deleteSnapshot(id: string): void {
-    const users = this.store.listSync('Sandbox').filter((s) => s.spec.operatingMode === 'Suspended' && s.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] === id);
-    if (users.length) throw new EngineError('Conflict', `snapshot "${id}" holds the memory of suspended sandbox "${users[0]!.metadata.name}"; resume or delete that sandbox first`);
+    const users = this.store
+      .listSync('Sandbox')
+      .filter(
+        (s) => s.spec.operatingMode === 'Suspended' && s.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] === id,
+      );
+    if (users.length)
+      throw new EngineError(
+        'Conflict',
+        `snapshot "${id}" holds the memory of suspended sandbox "${users[0]!.metadata.name}"; resume or delete that sandbox first`,
+      );
     this.workloads.snapshots.delete(id);
   }
 
   /** A new sandbox from a snapshot: processes, memory and files as they were, beside the original. */
-  async fork(req: { snapshotId: string; namespace: string; name?: string; ttlSeconds?: number; timeoutMs: number }): Promise<Sandbox> {
+  async fork(req: {
+    snapshotId: string;
+    namespace: string;
+    name?: string;
+    ttlSeconds?: number;
+    timeoutMs: number;
+  }): Promise<Sandbox> {
     const meta = this.workloads.snapshots.get(req.snapshotId);
-    if (meta.namespace !== req.namespace) throw new EngineError('Invalid', `snapshot "${meta.id}" is of namespace "${meta.namespace}": fork it there`);
+    if (meta.namespace !== req.namespace)
+      throw new EngineError('Invalid', `snapshot "${meta.id}" is of namespace "${meta.namespace}": fork it there`);
     const spec = meta.sandboxSpec as Pick<Sandbox['spec'], 'podTemplate' | 'volumeClaimTemplates'>;
     const name = req.name ?? `${meta.sandbox.slice(0, 40)}-fork-${randomBytes(3).toString('hex')}`;
     const sandbox: Sandbox = {
       apiVersion: 'agents.x-k8s.io/v1beta1',
       kind: 'Sandbox',
       metadata: {
-        name, namespace: req.namespace,
+        name,
+        namespace: req.namespace,
         labels: { [LABEL_CREATED_BY]: 'asb-engine-api' },
-        annotations: { [ANNOTATION_RESTORE_SNAPSHOT]: meta.id, ...(meta.template ? { [ANNOTATION_SANDBOX_TEMPLATE_REF]: meta.template } : {}) },
+        annotations: {
+          [ANNOTATION_RESTORE_SNAPSHOT]: meta.id,
+          ...(meta.template ? { [ANNOTATION_SANDBOX_TEMPLATE_REF]: meta.template } : {}),
+        },
       },
       spec: {
         podTemplate: spec.podTemplate,
@@ -207,13 +339,18 @@ export class SandboxService {
         operatingMode: 'Running',
         shutdownPolicy: req.ttlSeconds !== undefined ? 'Delete' : 'Retain',
         ...(req.ttlSeconds !== undefined
-          ? { shutdownTime: rfc3339(new Date(Date.now() + req.ttlSeconds * 1000)) } : {}),
+          ? { shutdownTime: rfc3339(new Date(Date.now() + req.ttlSeconds * 1000)) }
+          : {}),
       },
     };
     try {
       await this.store.create(sandbox);
     } catch (err) {
-      if ((err as Error).name === 'AlreadyExistsError') throw new EngineError('AlreadyExists', `a sandbox named "${name}" already exists in namespace "${req.namespace}"`);
+      if ((err as Error).name === 'AlreadyExistsError')
+        throw new EngineError(
+          'AlreadyExists',
+          `a sandbox named "${name}" already exists in namespace "${req.namespace}"`,
+        );
       throw err;
     }
     try {
@@ -229,7 +366,8 @@ export class SandboxService {
   /** Back to the template's clean state, in place (same name, same identity). */
   async reset(namespace: string, name: string): Promise<Sandbox> {
     const sb = this.get(namespace, name);
-    if (sb.spec.operatingMode === 'Suspended') throw new EngineError('Conflict', `sandbox "${name}" is suspended: resume it before resetting it`);
+    if (sb.spec.operatingMode === 'Suspended')
+      throw new EngineError('Conflict', `sandbox "${name}" is suspended: resume it before resetting it`);
     await this.consumeRestoreAnnotation(namespace, name);
     await this.workloads.reset(this.get(namespace, name));
     return this.waitReady(namespace, name, 60_000);
@@ -247,7 +385,11 @@ export class SandboxService {
 
   private maxSnapshots(sb: Sandbox): number {
     const template = sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF];
-    const value = template ? this.store.getSync('SandboxTemplate', sb.metadata.namespace, template)?.metadata.annotations?.[ANNOTATION_MAX_SNAPSHOTS] : undefined;
+    const value = template
+      ? this.store.getSync('SandboxTemplate', sb.metadata.namespace, template)?.metadata.annotations?.[
+          ANNOTATION_MAX_SNAPSHOTS
+        ]
+      : undefined;
     const n = Number(value);
     return value !== undefined && Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_SNAPSHOTS;
   }
@@ -270,24 +412,39 @@ export class SandboxService {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const sb = this.store.getSync('Sandbox', namespace, name);
-      if (!sb || findCondition(sb.status?.conditions, 'Suspended')?.status === 'True' || !this.workloads.get(namespace, name)) return;
+      if (
+        !sb ||
+        findCondition(sb.status?.conditions, 'Suspended')?.status === 'True' ||
+        !this.workloads.get(namespace, name)
+      )
+        return;
       await new Promise((r) => setTimeout(r, 20));
     }
   }
 
   get(namespace: string, name: string): Sandbox {
     const sb = this.store.getSync('Sandbox', namespace, name);
-    if (!sb) throw new EngineError('NotFound', `sandbox "${name}" not found in namespace "${namespace}"; list sandboxes with \`asb ls\``);
+    if (!sb)
+      throw new EngineError(
+        'NotFound',
+        `sandbox "${name}" not found in namespace "${namespace}"; list sandboxes with \`asb ls\``,
+      );
     return sb;
   }
 
-  list(namespace?: string): Sandbox[] { return this.store.listSync('Sandbox', { namespace }); }
+  list(namespace?: string): Sandbox[] {
+    return this.store.listSync('Sandbox', { namespace });
+  }
 
   /** Deletes the claim that owns the sandbox (the sandbox goes with it), else the sandbox. */
   async delete(namespace: string, name: string): Promise<void> {
     const sb = this.get(namespace, name);
     const owner = controllerOf(sb);
-    if (owner?.kind === 'SandboxClaim' && await this.store.delete('SandboxClaim', namespace, owner.name, { uid: owner.uid }).catch(() => false)) return;
+    if (
+      owner?.kind === 'SandboxClaim' &&
+      (await this.store.delete('SandboxClaim', namespace, owner.name, { uid: owner.uid }).catch(() => false))
+    )
+      return;
     await this.store.delete('Sandbox', namespace, name);
   }
 

@@ -16,5 +16,8 @@ export const DEFAULT_MAX_SNAPSHOTS = 3;
  *  Labels and annotations are not in it: a claim's labels do not make a golden start unusable. */
 export function runtimeSpecHash(sb: Sandbox): string {
   const vcts = (sb.spec.volumeClaimTemplates ?? []).map((v) => v.metadata.name);
-  return createHash('sha256').update(JSON.stringify({ pod: sb.spec.podTemplate.spec, vcts })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ pod: sb.spec.podTemplate.spec, vcts }))
+    .digest('hex')
+    .slice(0, 16);
 }

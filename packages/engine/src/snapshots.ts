@@ -4,8 +4,18 @@
 // once complete, so a crash mid-way leaves no half snapshot in the listing, only a temp dir that
 // the next start removes.
 import {
-  existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync,
-  openSync, fsyncSync, closeSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+  openSync,
+  fsyncSync,
+  closeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -41,10 +51,13 @@ export class SnapshotStore {
   constructor(readonly root: string) {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     // Snapshots a crashed engine was writing: incomplete, never listed, removed.
-    for (const name of readdirSync(root)) if (name.startsWith(TMP_PREFIX)) rmSync(join(root, name), { recursive: true, force: true });
+    for (const name of readdirSync(root))
+      if (name.startsWith(TMP_PREFIX)) rmSync(join(root, name), { recursive: true, force: true });
   }
 
-  newId(): string { return `snap-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`; }
+  newId(): string {
+    return `snap-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  }
 
   /** A directory to write snapshot `id` into; `commit` makes it visible. */
   begin(id: string): string {
@@ -59,17 +72,31 @@ export class SnapshotStore {
     const file = join(tmp, 'meta.json');
     writeFileSync(file, JSON.stringify(full, null, 2) + '\n', { mode: 0o600 });
     const fd = openSync(file, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, this.dirOf(meta.id));
     return full;
   }
 
-  abort(tmp: string): void { rmSync(tmp, { recursive: true, force: true }); }
+  abort(tmp: string): void {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 
-  dirOf(id: string): string { return join(this.root, id); }
-  imageDir(dir: string): string { return join(dir, 'checkpoint'); }
-  workspaceImage(dir: string): string { return join(dir, 'workspace.img'); }
-  volumesDir(dir: string): string { return join(dir, 'volumes'); }
+  dirOf(id: string): string {
+    return join(this.root, id);
+  }
+  imageDir(dir: string): string {
+    return join(dir, 'checkpoint');
+  }
+  workspaceImage(dir: string): string {
+    return join(dir, 'workspace.img');
+  }
+  volumesDir(dir: string): string {
+    return join(dir, 'volumes');
+  }
 
   list(filter: { namespace?: string; sandbox?: string } = {}): SnapshotMeta[] {
     const out: SnapshotMeta[] = [];
@@ -122,7 +149,11 @@ export class SnapshotStore {
   }
 
   private read(id: string): SnapshotMeta | undefined {
-    try { return JSON.parse(readFileSync(join(this.dirOf(id), 'meta.json'), 'utf8')) as SnapshotMeta; } catch { return undefined; }
+    try {
+      return JSON.parse(readFileSync(join(this.dirOf(id), 'meta.json'), 'utf8')) as SnapshotMeta;
+    } catch {
+      return undefined;
+    }
   }
 }
 
@@ -147,7 +178,9 @@ export async function diskUsage(path: string, timeoutMs = 60_000): Promise<numbe
     if ((err as { killed?: boolean }).killed || !/^\d+\t/.test(out)) {
       const why = (err as { killed?: boolean }).killed
         ? `du took over ${timeoutMs} ms`
-        : String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+        : String((err as { stderr?: string }).stderr || (err as Error).message)
+            .trim()
+            .split('\n')[0];
       throw new EngineError('Internal', `could not measure the disk used under ${path}: ${why}`);
     }
   }

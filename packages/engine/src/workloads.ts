@@ -38,10 +38,16 @@ export class LocalWorkloads implements Workloads {
     this.logCapper = new LogCapper({ ...deps, table });
   }
 
-  onChange(fn: (ns: string, name: string) => void): void { this.table.onChange(fn); }
+  onChange(fn: (ns: string, name: string) => void): void {
+    this.table.onChange(fn);
+  }
 
-  get(namespace: string, name: string): Workload | undefined { return this.table.get(namespace, name); }
-  list(): Workload[] { return this.table.list(); }
+  get(namespace: string, name: string): Workload | undefined {
+    return this.table.get(namespace, name);
+  }
+  list(): Workload[] {
+    return this.table.list();
+  }
 
   /** The agent connection of a ready sandbox (waiting for a lost one to be replaced), or a typed
    *  error saying why there is none. */
@@ -53,9 +59,10 @@ export class LocalWorkloads implements Workloads {
         const hint = 'list sandboxes with `asb ls`';
         throw new EngineError('NotFound', `sandbox "${name}" not found in namespace "${namespace}"; ${hint}`);
       }
-      const suspended = sb.spec.operatingMode === 'Suspended'
-        ? ' (it is suspended: resume it with `asb resume`, or set replicas: 1)'
-        : '';
+      const suspended =
+        sb.spec.operatingMode === 'Suspended'
+          ? ' (it is suspended: resume it with `asb resume`, or set replicas: 1)'
+          : '';
       throw new EngineError('Unavailable', `sandbox "${name}" is not running${suspended}`);
     }
     if (w.phase === 'Running' && w.agent?.closed) {
@@ -98,7 +105,9 @@ export class LocalWorkloads implements Workloads {
   }
 
   /** A memory snapshot of a running sandbox (workloads/snapshot.ts). */
-  snapshot(sb: Sandbox, opts: SnapshotOpts): Promise<SnapshotMeta> { return this.snapshotter.take(sb, opts); }
+  snapshot(sb: Sandbox, opts: SnapshotOpts): Promise<SnapshotMeta> {
+    return this.snapshotter.take(sb, opts);
+  }
 
   /** Back to the template's clean state, in place (workloads/reset.ts). */
   reset(sb: Sandbox): Promise<Workload> {

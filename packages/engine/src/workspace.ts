@@ -3,16 +3,33 @@
 // `ephemeral-storage` limit is a real quota: a sandbox that fills its disk gets ENOSPC, not the
 // host's disk. Without the journal (crash recovery is fsck's job) a 4 GiB image costs ~2 MB.
 import { execFile } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, ftruncateSync, rmSync, chownSync, readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  ftruncateSync,
+  rmSync,
+  chownSync,
+  readFileSync,
+  readdirSync,
+  existsSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 
 const run = promisify(execFile);
 
-export interface Workspace { path: string; quotaBytes?: number }
+export interface Workspace {
+  path: string;
+  quotaBytes?: number;
+}
 /** Host owner of a workspace or volume: the sandbox's user (uid 1000 inside) writes it. */
-export interface Owner { uid: number; gid: number }
+export interface Owner {
+  uid: number;
+  gid: number;
+}
 
 let quotaUnavailable: string | undefined;
 
@@ -27,7 +44,11 @@ export async function createWorkspace(dir: string, bytes: number, owner: Owner, 
  * sandbox cannot fill the host's disk through a volume either.
  */
 export async function createVolume(
-  dir: string, name: string, bytes: number, owner: Owner, log: Logger,
+  dir: string,
+  name: string,
+  bytes: number,
+  owner: Owner,
+  log: Logger,
 ): Promise<Workspace> {
   mkdirSync(join(dir, 'volumes'), { recursive: true, mode: 0o755 });
   return createQuotaDir(join(dir, 'volumes', name), join(dir, 'volumes', `${name}.img`), bytes, owner, log);
@@ -35,7 +56,11 @@ export async function createVolume(
 
 /** `path`, backed by a sparse ext4 image of `bytes` at `image` (made, or mounted again). */
 async function createQuotaDir(
-  path: string, image: string, bytes: number, owner: Owner, log: Logger,
+  path: string,
+  image: string,
+  bytes: number,
+  owner: Owner,
+  log: Logger,
 ): Promise<Workspace> {
   mkdirSync(path, { recursive: true, mode: 0o755 });
   // A stopped sandbox started again (replicas 0 → 1, an engine restart) keeps its files.
@@ -59,9 +84,12 @@ async function createQuotaDir(
       return { path, quotaBytes: bytes };
     } catch (err) {
       rmSync(image, { force: true });
-      quotaUnavailable = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
-      const why = 'workspaces and volumes have no disk quota: '
-        + 'cannot make and mount an ext4 image (needs root and loop devices)';
+      quotaUnavailable = String((err as { stderr?: string }).stderr || (err as Error).message)
+        .trim()
+        .split('\n')[0];
+      const why =
+        'workspaces and volumes have no disk quota: ' +
+        'cannot make and mount an ext4 image (needs root and loop devices)';
       log.warn({ reason: quotaUnavailable }, why);
     }
   }
@@ -92,7 +120,9 @@ async function unmountWorkspace(dir: string): Promise<void> {
   await run('umount', [path], { timeout: 30_000 })
     .catch(() => run('umount', ['-l', path], { timeout: 30_000 }))
     // Someone else (a concurrent release) may have unmounted it first: only a mount that stays is an error.
-    .catch((err) => { if (isMountPoint(path)) throw err; });
+    .catch((err) => {
+      if (isMountPoint(path)) throw err;
+    });
 }
 
 /** Flushes a mounted workspace's (or volume's) filesystem to its image, so that a copy of the
@@ -111,9 +141,16 @@ export async function unmountAll(root: string): Promise<number> {
 
 function mountPoints(): string[] {
   try {
-    return readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter(Boolean)
+    return readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter(Boolean)
       .map((p) => p.replace(/\\040/g, ' '));
-  } catch { return []; }
+  } catch {
+    return [];
+  }
 }
 
-function isMountPoint(path: string): boolean { return mountPoints().includes(path); }
+function isMountPoint(path: string): boolean {
+  return mountPoints().includes(path);
+}

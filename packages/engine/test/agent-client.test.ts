@@ -18,7 +18,10 @@ describe('AgentClient.json', () => {
     '/': [200, '{"status":"ok","message":"Sandbox Runtime is active."}'],
     '/bad-health': [200, '{"status":"fine"}'],
     '/not-json': [200, 'hello from a shell'],
-    '/v1/processes': [200, '[{"id":"p1","pid":"one","command":"sleep 1","running":true,"exitCode":null,"signal":null,"startedAt":"x"}]'],
+    '/v1/processes': [
+      200,
+      '[{"id":"p1","pid":"one","command":"sleep 1","running":true,"exitCode":null,"signal":null,"startedAt":"x"}]',
+    ],
     '/missing': [404, '{"detail":"no route","reason":"NotFound","message":"no route"}'],
   };
   let server: Server;
@@ -30,7 +33,10 @@ describe('AgentClient.json', () => {
       const [status, body] = replies[req.url] ?? [500, ''];
       res.writeHead(status, { 'content-type': 'application/json' }).end(body);
     });
-    server = createServer((s) => { sockets.push(s); h2.emit('connection', s); });
+    server = createServer((s) => {
+      sockets.push(s);
+      h2.emit('connection', s);
+    });
     await new Promise<void>((r) => server.listen(path, r));
     const socket = connect(path);
     await new Promise<void>((r) => socket.once('connect', r));
@@ -60,7 +66,10 @@ describe('AgentClient.json', () => {
   });
 
   it('refuses a reply that is not JSON', async () => {
-    await assert.rejects(agent.json('GET', '/not-json', HealthResponse), /answered something that is not JSON: hello from a shell/);
+    await assert.rejects(
+      agent.json('GET', '/not-json', HealthResponse),
+      /answered something that is not JSON: hello from a shell/,
+    );
   });
 
   it('hands back an error reply for its status, unparsed', async () => {

@@ -5,7 +5,10 @@ import { cpuCgroupOf, sharesToWeight } from '../src/engine-cgroup.ts';
 describe('the engine cgroup (pure parts)', () => {
   it('finds the cpu controller of cgroup v1, even combined with cpuacct', () => {
     assert.deepEqual(cpuCgroupOf('4:memory:/x\n2:cpuacct:/\n1:cpu:/\n0::/\n'), { version: 1, path: '/' });
-    assert.deepEqual(cpuCgroupOf('3:cpu,cpuacct:/system.slice/asb.service\n0::/'), { version: 1, path: '/system.slice/asb.service' });
+    assert.deepEqual(cpuCgroupOf('3:cpu,cpuacct:/system.slice/asb.service\n0::/'), {
+      version: 1,
+      path: '/system.slice/asb.service',
+    });
   });
 
   it('falls back to the unified hierarchy of cgroup v2, whose path may hold colons', () => {

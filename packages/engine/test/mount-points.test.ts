@@ -18,7 +18,8 @@ describe('mount points', () => {
   });
   after(() => rmSync(home, { recursive: true, force: true }));
 
-  const at = (...paths: string[]) => paths.map((path, i) => ({ field: i === 0 ? 'workingDir' : `volumeMounts[v${i}].mountPath`, path }));
+  const at = (...paths: string[]) =>
+    paths.map((path, i) => ({ field: i === 0 ? 'workingDir' : `volumeMounts[v${i}].mountPath`, path }));
 
   it('keeps the shared skeleton when every mount point exists or is made in memory', () => {
     assert.equal(rootfsFor(rootfs, sandboxDir, at('/app', '/tmp/cache', '/home/sandbox/data', '/app/sub')), rootfs);
@@ -38,12 +39,18 @@ describe('mount points', () => {
     assert.equal(existsSync(join(sandboxDir, 'rootfs')), false);
   });
 
-  it('refuses a mount point that would be made in a host directory, through the skeleton\'s links too', () => {
-    assert.throws(() => rootfsFor(rootfs, sandboxDir, at('/usr/rt-probe-wd')), /workingDir "\/usr\/rt-probe-wd": \/usr is the host's, mounted read-only, and \/usr\/rt-probe-wd does not exist there/);
+  it("refuses a mount point that would be made in a host directory, through the skeleton's links too", () => {
+    assert.throws(
+      () => rootfsFor(rootfs, sandboxDir, at('/usr/rt-probe-wd')),
+      /workingDir "\/usr\/rt-probe-wd": \/usr is the host's, mounted read-only, and \/usr\/rt-probe-wd does not exist there/,
+    );
     assert.equal(existsSync('/usr/rt-probe-wd'), false);
     // /bin is a link to usr/bin on merged-/usr systems: /bin/x would be /usr/bin/x on the host.
     if (lstatSync(join(rootfs.dir, 'bin')).isSymbolicLink()) {
-      assert.throws(() => rootfsFor(rootfs, sandboxDir, at('/app', '/bin/rt-probe')), /\/usr\/bin\/rt-probe does not exist there/);
+      assert.throws(
+        () => rootfsFor(rootfs, sandboxDir, at('/app', '/bin/rt-probe')),
+        /\/usr\/bin\/rt-probe does not exist there/,
+      );
     }
     assert.throws(() => rootfsFor(rootfs, sandboxDir, at('/app', '/etc/ssl/certs/new')), /mounted read-only/);
     // An existing host directory is mounted over, nothing made.
@@ -51,8 +58,16 @@ describe('mount points', () => {
   });
 
   it('refuses destinations that are not plain absolute paths, or that are reserved', () => {
-    for (const [path, why] of [['app', /absolute/], ['/app/../usr/x', /"\.\."/], ['/app//x', /normalised/], ['/app/', /normalised/], ['/', /root directory/],
-      ['/proc/x', /reserved/], ['/sys', /reserved/], ['/.asb', /agent/]] as const) {
+    for (const [path, why] of [
+      ['app', /absolute/],
+      ['/app/../usr/x', /"\.\."/],
+      ['/app//x', /normalised/],
+      ['/app/', /normalised/],
+      ['/', /root directory/],
+      ['/proc/x', /reserved/],
+      ['/sys', /reserved/],
+      ['/.asb', /agent/],
+    ] as const) {
       assert.throws(() => checkDestination('workingDir', path), why, path);
     }
   });

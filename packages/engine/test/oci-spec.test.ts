@@ -6,8 +6,16 @@ import { agentArgv, type SandboxRuntimeSpec } from '../src/drivers/runtime-spec.
 import { resolveImage } from '../src/images.ts';
 
 const spec = (over: Partial<SandboxRuntimeSpec> = {}): SandboxRuntimeSpec => ({
-  hostname: 'sb', rootfs: { dir: '/r', extraBinds: [] }, workspaceDir: '/ws', agentDir: '/agent', image: resolveImage('python:3.13-slim'),
-  env: { FOO: 'bar' }, workingDir: '/app', limits: { memoryBytes: 256 * 1024 * 1024, cpuMillis: 500, pidsLimit: 64 }, tmpfsBytes: 1024, ...over,
+  hostname: 'sb',
+  rootfs: { dir: '/r', extraBinds: [] },
+  workspaceDir: '/ws',
+  agentDir: '/agent',
+  image: resolveImage('python:3.13-slim'),
+  env: { FOO: 'bar' },
+  workingDir: '/app',
+  limits: { memoryBytes: 256 * 1024 * 1024, cpuMillis: 500, pidsLimit: 64 },
+  tmpfsBytes: 1024,
+  ...over,
 });
 
 describe('buildOciSpec', () => {
@@ -18,11 +26,15 @@ describe('buildOciSpec', () => {
     const binds = oci.mounts.filter((m: any) => m.type === 'bind');
     const writable = binds.filter((m: any) => m.options.includes('rw')).map((m: any) => m.destination);
     assert.deepEqual(writable, ['/app']);
-    for (const m of binds) if (m.destination !== '/app') assert.ok(m.options.includes('ro'), `${m.destination} must be read-only`);
+    for (const m of binds)
+      if (m.destination !== '/app') assert.ok(m.options.includes('ro'), `${m.destination} must be read-only`);
   });
 
   it('exposes no host path outside the allow-list', () => {
-    const sources = oci.mounts.filter((m: any) => m.type === 'bind').map((m: any) => m.source).sort();
+    const sources = oci.mounts
+      .filter((m: any) => m.type === 'bind')
+      .map((m: any) => m.source)
+      .sort();
     assert.deepEqual(sources, ['/agent', '/etc/alternatives', '/etc/ssl/certs', '/usr', '/ws']);
   });
 
@@ -57,7 +69,7 @@ describe('buildOciSpec', () => {
 });
 
 describe('resolveImage', () => {
-  it('maps the seeds\' images to local images', () => {
+  it("maps the seeds' images to local images", () => {
     assert.equal(resolveImage('registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0').name, 'host-python');
     assert.equal(resolveImage('registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0').isRuntimeServer, true);
     assert.equal(resolveImage('python:3.13-slim').name, 'host-python');

@@ -16,7 +16,9 @@ import { builtinTemplates } from '../src/builtin-templates.ts';
 import { applyObjects } from '../src/apply.ts';
 import type { SandboxDriver } from '../src/drivers/driver.ts';
 import {
-  ANNOTATION_GOLDEN_SNAPSHOT, ANNOTATION_RESTORE_SNAPSHOT, runtimeSpecHash,
+  ANNOTATION_GOLDEN_SNAPSHOT,
+  ANNOTATION_RESTORE_SNAPSHOT,
+  runtimeSpecHash,
 } from '../src/snapshot-annotations.ts';
 import { startSource, type RestoreDeps } from '../src/workloads/restore.ts';
 
@@ -24,19 +26,32 @@ const home = mkdtempSync(join(tmpdir(), 'asb-restore-source-'));
 const store = new SqliteStore(join(home, 'state.db'));
 const snapshots = new SnapshotStore(join(home, 'snapshots'));
 
-const notCalled = () => { throw new Error('not called by startSource'); };
+const notCalled = () => {
+  throw new Error('not called by startSource');
+};
 const driver = (canRestore: boolean): SandboxDriver => ({
   name: canRestore ? 'gvisor' : 'bubblewrap',
   isolation: 'none (a test driver)',
   workspaceOwner: () => ({ uid: 0, gid: 0 }),
-  start: notCalled, attach: notCalled, destroy: notCalled, list: notCalled,
+  start: notCalled,
+  attach: notCalled,
+  destroy: notCalled,
+  list: notCalled,
   ...(canRestore ? { restore: notCalled } : {}),
 });
 const deps = (canRestore = true): RestoreDeps => ({
-  config: loadConfig({ home }), driver: driver(canRestore), store, snapshots, log: pino({ level: 'silent' }),
+  config: loadConfig({ home }),
+  driver: driver(canRestore),
+  store,
+  snapshots,
+  log: pino({ level: 'silent' }),
 });
 
-interface SandboxOpts { namespace?: string; annotations?: Record<string, string>; image?: string }
+interface SandboxOpts {
+  namespace?: string;
+  annotations?: Record<string, string>;
+  image?: string;
+}
 
 /** A Sandbox of the python template (whose golden snapshot the tests set). */
 function sandbox(name: string, opts: SandboxOpts = {}): Sandbox {
@@ -66,8 +81,14 @@ async function snapshotOf(of: Sandbox, namespace = 'default'): Promise<string> {
   mkdirSync(snapshots.imageDir(tmp));
   writeFileSync(join(snapshots.imageDir(tmp), 'checkpoint.img'), 'image');
   await snapshots.commit(tmp, {
-    id, namespace, sandbox: of.metadata.name!, sandboxUid: 'uid', createdAt: new Date().toISOString(), reason: 'manual',
-    specHash: runtimeSpecHash(of), sandboxSpec: {},
+    id,
+    namespace,
+    sandbox: of.metadata.name!,
+    sandboxUid: 'uid',
+    createdAt: new Date().toISOString(),
+    reason: 'manual',
+    specHash: runtimeSpecHash(of),
+    sandboxSpec: {},
   });
   return id;
 }
@@ -107,11 +128,14 @@ describe('the snapshot a sandbox starts from', () => {
 
   it('never crosses namespaces: a named snapshot of another namespace is refused as Invalid', () => {
     const sb = sandbox('thief', { annotations: { [ANNOTATION_RESTORE_SNAPSHOT]: otherNamespace } });
-    assert.throws(() => startSource(deps(), sb, { explicit: true }), (err: unknown) =>
-      err instanceof EngineError && err.reason === 'Invalid' && /belongs to namespace "team-b"/.test(err.message));
+    assert.throws(
+      () => startSource(deps(), sb, { explicit: true }),
+      (err: unknown) =>
+        err instanceof EngineError && err.reason === 'Invalid' && /belongs to namespace "team-b"/.test(err.message),
+    );
   });
 
-  it('is the template\'s golden snapshot for a reset, whatever the Sandbox names', () => {
+  it("is the template's golden snapshot for a reset, whatever the Sandbox names", () => {
     const sb = sandbox('reset', { annotations: { [ANNOTATION_RESTORE_SNAPSHOT]: named } });
     assert.deepEqual(pick(startSource(deps(), sb, { explicit: false })), { id: golden, copyFiles: true });
   });
@@ -119,7 +143,7 @@ describe('the snapshot a sandbox starts from', () => {
   const noGolden: Array<{ what: string; sb: () => Sandbox; canRestore?: boolean }> = [
     { what: 'a sandbox that has files already', sb: () => withFiles(sandbox('has-files')) },
     {
-      what: 'a sandbox whose spec differs from the snapshot\'s',
+      what: "a sandbox whose spec differs from the snapshot's",
       sb: () => sandbox('other-image', { image: 'python:3.13-slim' }),
     },
     { what: 'a driver that cannot restore (bubblewrap)', sb: () => sandbox('bwrap'), canRestore: false },

@@ -4,10 +4,15 @@
 import type http from 'node:http';
 
 export class BodyTooLargeError extends Error {
-  constructor(readonly limitBytes: number, readonly declaredBytes?: number) {
-    super(declaredBytes !== undefined
-      ? `request body of ${declaredBytes} bytes exceeds the limit of ${limitBytes} bytes`
-      : `request body exceeds the limit of ${limitBytes} bytes`);
+  constructor(
+    readonly limitBytes: number,
+    readonly declaredBytes?: number,
+  ) {
+    super(
+      declaredBytes !== undefined
+        ? `request body of ${declaredBytes} bytes exceeds the limit of ${limitBytes} bytes`
+        : `request body exceeds the limit of ${limitBytes} bytes`,
+    );
     this.name = 'BodyTooLargeError';
   }
 }
@@ -28,13 +33,17 @@ export class BodyBudgetError extends Error {
 export class BodyBudget {
   private used = 0;
   constructor(readonly limitBytes: number) {}
-  get usedBytes(): number { return this.used; }
+  get usedBytes(): number {
+    return this.used;
+  }
   take(bytes: number): boolean {
     if (this.used + bytes > this.limitBytes) return false;
     this.used += bytes;
     return true;
   }
-  give(bytes: number): void { this.used -= bytes; }
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
 }
 
 /** The client went away (or was sent away) before the body was whole. */
@@ -72,13 +81,22 @@ export function readCappedBody(req: http.IncomingMessage, maxBytes: number, budg
       req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
       budget?.give(held);
       held = 0;
-      if (err) reject(err); else resolve(Buffer.concat(chunks, size));
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks, size));
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > maxBytes) { req.pause(); finish(new BodyTooLargeError(maxBytes)); return; }
+      if (size > maxBytes) {
+        req.pause();
+        finish(new BodyTooLargeError(maxBytes));
+        return;
+      }
       if (budget) {
-        if (!budget.take(chunk.length)) { req.pause(); finish(new BodyBudgetError(budget.limitBytes)); return; }
+        if (!budget.take(chunk.length)) {
+          req.pause();
+          finish(new BodyBudgetError(budget.limitBytes));
+          return;
+        }
         held += chunk.length;
       }
       chunks.push(chunk);

@@ -7,19 +7,33 @@ import type http from 'node:http';
 import type net from 'node:net';
 import { bodyPending } from './body.ts';
 
-export interface Answer { status: number; contentType: string; text: string; headers?: Record<string, string> }
+export interface Answer {
+  status: number;
+  contentType: string;
+  text: string;
+  headers?: Record<string, string>;
+}
 
 /** How long a refused connection stays half-open after its answer (see lingerThenClose). */
 export const LINGER_MS = 500;
 
 export function answer(req: http.IncomingMessage, res: http.ServerResponse, a: Answer): void {
-  if (res.headersSent) { res.destroy(); return; }
-  const headers: Record<string, string | number> = { 'content-type': a.contentType, 'content-length': Buffer.byteLength(a.text), ...a.headers };
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string | number> = {
+    'content-type': a.contentType,
+    'content-length': Buffer.byteLength(a.text),
+    ...a.headers,
+  };
   if (bodyPending(req)) {
     headers.connection = 'close';
     // Takes what is buffered already: the body then counts as being consumed, and node does not
     // drain the rest once answered; with no reader, it stops reading after one buffer.
-    while (req.read() !== null) { /* discarded */ }
+    while (req.read() !== null) {
+      /* discarded */
+    }
     lingerThenClose(req.socket);
   }
   res.writeHead(a.status, headers).end(a.text);
@@ -27,7 +41,10 @@ export function answer(req: http.IncomingMessage, res: http.ServerResponse, a: A
 
 /** Ends a request whose body stalled: 408 when nothing was answered yet, and the connection closed. */
 export function closeStalled(req: http.IncomingMessage, res: http.ServerResponse, a: Answer): void {
-  if (res.headersSent || !bodyPending(req)) { req.socket.destroy(); return; }
+  if (res.headersSent || !bodyPending(req)) {
+    req.socket.destroy();
+    return;
+  }
   answer(req, res, a);
   // A client that stalls may not read the answer either: the socket goes in any case.
   setTimeout(() => req.socket.destroy(), 2 * LINGER_MS).unref();

@@ -17,7 +17,10 @@ export interface ServerLimits {
 }
 
 export function serverOptions(limits: ServerLimits): http.ServerOptions {
-  const shortest = Math.min(limits.headersTimeoutMs, limits.bodyIdleTimeoutMs > 0 ? limits.bodyIdleTimeoutMs : Infinity);
+  const shortest = Math.min(
+    limits.headersTimeoutMs,
+    limits.bodyIdleTimeoutMs > 0 ? limits.bodyIdleTimeoutMs : Infinity,
+  );
   return {
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: 0,

@@ -15,18 +15,27 @@ export function watchBodyProgress(req: http.IncomingMessage, idleMs: number, onS
   let seenBytes = socket.bytesRead;
   let progressAt = Date.now();
   const tick = () => {
-    if (req.complete || req.destroyed) { stop(); return; }
+    if (req.complete || req.destroyed) {
+      stop();
+      return;
+    }
     const bytes = socket.bytesRead;
     if (bytes !== seenBytes || req.readableLength > 0) {
       seenBytes = bytes;
       progressAt = Date.now();
       return;
     }
-    if (Date.now() - progressAt >= idleMs) { stop(); onStall(); }
+    if (Date.now() - progressAt >= idleMs) {
+      stop();
+      onStall();
+    }
   };
   const timer = setInterval(tick, Math.max(50, Math.min(5_000, Math.floor(idleMs / 4))));
   timer.unref();
-  const stop = () => { clearInterval(timer); req.off('end', stop).off('close', stop); };
+  const stop = () => {
+    clearInterval(timer);
+    req.off('end', stop).off('close', stop);
+  };
   req.on('end', stop).on('close', stop);
   return stop;
 }

@@ -6,31 +6,65 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  answer, answerClientErrors, closeStalled, limitConnections, readCappedBody, serverOptions, watchBodyProgress,
-  BodyBudget, BodyBudgetError, BodyTooLargeError,
+  answer,
+  answerClientErrors,
+  closeStalled,
+  limitConnections,
+  readCappedBody,
+  serverOptions,
+  watchBodyProgress,
+  BodyBudget,
+  BodyBudgetError,
+  BodyTooLargeError,
 } from '../src/index.ts';
-import { answers, connected, endlessHeaders, oversizedBody, oversizedHeader, partialBody, stalledBody, tricklingBody, MiB } from './support/clients.ts';
+import {
+  answers,
+  connected,
+  endlessHeaders,
+  oversizedBody,
+  oversizedHeader,
+  partialBody,
+  stalledBody,
+  tricklingBody,
+  MiB,
+} from './support/clients.ts';
 
 const LIMITS = { headersTimeoutMs: 1_000, maxHeaderBytes: 8 * 1024, bodyIdleTimeoutMs: 1_000, maxConnections: 1_000 };
-const json = (status: number, message: string) => ({ contentType: 'application/json', text: JSON.stringify({ status, message }) });
+const json = (status: number, message: string) => ({
+  contentType: 'application/json',
+  text: JSON.stringify({ status, message }),
+});
 
 /** A server with the guards, whose handler reads (capped), or holds the body a while first. */
-async function guardedServer(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ url: string; bytesRead: () => number[]; close: () => void }> {
+async function guardedServer(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<{ url: string; bytesRead: () => number[]; close: () => void }> {
   const reads: number[] = [];
   const server = http.createServer(serverOptions(LIMITS), (req, res) => {
     req.socket.once('close', () => reads.push(req.socket.bytesRead));
-    watchBodyProgress(req, LIMITS.bodyIdleTimeoutMs, () => closeStalled(req, res, { status: 408, ...json(408, 'stalled') }));
+    watchBodyProgress(req, LIMITS.bodyIdleTimeoutMs, () =>
+      closeStalled(req, res, { status: 408, ...json(408, 'stalled') }),
+    );
     handler(req, res);
   });
   answerClientErrors(server, LIMITS, json);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bytesRead: () => reads, close: () => { server.closeAllConnections(); server.close(); } };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bytesRead: () => reads,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }
 
 const capped = (max: number) => (req: http.IncomingMessage, res: http.ServerResponse) => {
   readCappedBody(req, max).then(
     (body) => answer(req, res, { status: 200, ...json(200, `read ${body.length}`) }),
-    (err) => { if (err instanceof BodyTooLargeError) answer(req, res, { status: 413, ...json(413, err.message) }); },
+    (err) => {
+      if (err instanceof BodyTooLargeError) answer(req, res, { status: 413, ...json(413, err.message) });
+    },
   );
 };
 
@@ -84,19 +118,26 @@ describe('http guards', () => {
   it('lets a body flow slowly for longer than the bound while each piece comes within it', async () => {
     const s = await guardedServer(capped(MiB));
     closers.push(s.close);
-    const r = await tricklingBody(s.url, { path: '/', chunkBytes: 10, everyMs: LIMITS.bodyIdleTimeoutMs / 3, chunks: 8 });
+    const r = await tricklingBody(s.url, {
+      path: '/',
+      chunkBytes: 10,
+      everyMs: LIMITS.bodyIdleTimeoutMs / 3,
+      chunks: 8,
+    });
     assert.equal(r.status, 200, r.body);
   });
 
   it('does not count as idle a body the server itself is not reading yet (backpressure)', async () => {
     // The handler holds the body for 3 bounds before it reads it: the client is not slow.
-    const s = await guardedServer((req, res) => { setTimeout(() => capped(64 * MiB)(req, res), 3 * LIMITS.bodyIdleTimeoutMs); });
+    const s = await guardedServer((req, res) => {
+      setTimeout(() => capped(64 * MiB)(req, res), 3 * LIMITS.bodyIdleTimeoutMs);
+    });
     closers.push(s.close);
     const r = await fetch(s.url, { method: 'POST', body: Buffer.alloc(8 * MiB) });
     assert.equal(r.status, 200);
   });
 
-  it('answers a header block over the limit with 431 and headers that never end with 408, in the server\'s format', async () => {
+  it("answers a header block over the limit with 431 and headers that never end with 408, in the server's format", async () => {
     const s = await guardedServer(capped(MiB));
     closers.push(s.close);
     const big = await oversizedHeader(s.url, { path: '/', bytes: 16 * 1024 });
@@ -113,7 +154,9 @@ describe('http guards', () => {
     const s = await guardedServer((req, res) => {
       readCappedBody(req, 4 * MiB, budget).then(
         (body) => answer(req, res, { status: 200, ...json(200, `read ${body.length}`) }),
-        (err) => { if (err instanceof BodyBudgetError) answer(req, res, { status: 503, ...json(503, err.message) }); },
+        (err) => {
+          if (err instanceof BodyBudgetError) answer(req, res, { status: 503, ...json(503, err.message) });
+        },
       );
     });
     closers.push(s.close);
@@ -137,7 +180,10 @@ describe('http guards', () => {
     const server = http.createServer((_req, res) => res.end('ok'));
     limitConnections(server, 3, () => dropped++);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => { server.closeAllConnections(); server.close(); });
+    closers.push(() => {
+      server.closeAllConnections();
+      server.close();
+    });
     const { port } = server.address() as AddressInfo;
     const open = await Promise.all([1, 2, 3].map(() => connected(port)));
     assert.equal(await answers(await connected(port)), false, 'the fourth connection was closed unanswered');
@@ -148,4 +194,3 @@ describe('http guards', () => {
     open.forEach((c) => c.destroy());
   });
 });
-

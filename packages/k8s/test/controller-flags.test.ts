@@ -4,20 +4,32 @@ import assert from 'node:assert/strict';
 import { parseControllerFlags, parseGoDuration } from '../src/controller/main.ts';
 
 describe('controller flags', () => {
-  it('reads Go durations as upstream\'s duration flags take them', () => {
+  it("reads Go durations as upstream's duration flags take them", () => {
     assert.equal(parseGoDuration('0'), 0);
     assert.equal(parseGoDuration('500ms'), 500);
     assert.equal(parseGoDuration('2s'), 2000);
     assert.equal(parseGoDuration('1m30s'), 90_000);
     assert.equal(parseGoDuration('1.5s'), 1500);
-    for (const bad of ['', '2', 'two seconds', '2s junk', '-1s']) assert.throws(() => parseGoDuration(bad), /not a duration/, bad);
+    for (const bad of ['', '2', 'two seconds', '2s junk', '-1s'])
+      assert.throws(() => parseGoDuration(bad), /not a duration/, bad);
   });
 
-  it('takes upstream v0.5\'s refill shaping and claim-event flags, with upstream\'s defaults', () => {
+  it("takes upstream v0.5's refill shaping and claim-event flags, with upstream's defaults", () => {
     const defaults = parseControllerFlags([]);
-    assert.deepEqual([defaults.sandboxWarmPoolReplenishDelayMs, defaults.sandboxWarmPoolMaxRefillRate, defaults.disableClaimEvents], [0, 0, false]);
-    const set = parseControllerFlags(['--sandbox-warm-pool-replenish-delay=2s', '--sandbox-warm-pool-max-refill-rate', '20', '--disable-claim-events']);
-    assert.deepEqual([set.sandboxWarmPoolReplenishDelayMs, set.sandboxWarmPoolMaxRefillRate, set.disableClaimEvents], [2000, 20, true]);
+    assert.deepEqual(
+      [defaults.sandboxWarmPoolReplenishDelayMs, defaults.sandboxWarmPoolMaxRefillRate, defaults.disableClaimEvents],
+      [0, 0, false],
+    );
+    const set = parseControllerFlags([
+      '--sandbox-warm-pool-replenish-delay=2s',
+      '--sandbox-warm-pool-max-refill-rate',
+      '20',
+      '--disable-claim-events',
+    ]);
+    assert.deepEqual(
+      [set.sandboxWarmPoolReplenishDelayMs, set.sandboxWarmPoolMaxRefillRate, set.disableClaimEvents],
+      [2000, 20, true],
+    );
     assert.throws(() => parseControllerFlags(['--sandbox-warm-pool-max-refill-rate=NaN']), /finite number/);
     // Ours, not upstream's: claims first, 30 s at most; 0 turns it off.
     assert.equal(defaults.claimsFirstMaxDeferMs, 30_000);

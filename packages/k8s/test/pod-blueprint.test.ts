@@ -6,15 +6,22 @@ import { nameHash, type Sandbox } from '@asb/api';
 import { podFor, pvcsFor, serviceFor, stateOfPod, podNameOf } from '../src/substrate/kube-workloads.ts';
 
 const sandbox = (over: Partial<Sandbox['metadata']> = {}): Sandbox => ({
-  apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox',
+  apiVersion: 'agents.x-k8s.io/v1beta1',
+  kind: 'Sandbox',
   metadata: { name: 'sb', namespace: 'team', uid: 'uid-1', ...over },
   spec: {
-    operatingMode: 'Running', shutdownPolicy: 'Retain',
+    operatingMode: 'Running',
+    shutdownPolicy: 'Retain',
     podTemplate: {
       metadata: { labels: { b: '2', a: '1' }, annotations: { note: 'x' } },
       spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }], volumes: [{ name: 'data', emptyDir: {} }] },
     },
-    volumeClaimTemplates: [{ metadata: { name: 'data', labels: { tier: 'fast' } }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
+    volumeClaimTemplates: [
+      {
+        metadata: { name: 'data', labels: { tier: 'fast' } },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      },
+    ],
   },
 });
 
@@ -30,7 +37,16 @@ describe('the Pod, PVCs and Service of a Sandbox', () => {
     assert.equal(pod.metadata!.labels!.a, '1');
     assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-labels'], 'a,b');
     assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-annotations'], 'note');
-    assert.deepEqual(pod.metadata!.ownerReferences, [{ apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', name: 'sb', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+    assert.deepEqual(pod.metadata!.ownerReferences, [
+      {
+        apiVersion: 'agents.x-k8s.io/v1beta1',
+        kind: 'Sandbox',
+        name: 'sb',
+        uid: 'uid-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
   });
 
   it('mounts one PVC per volumeClaimTemplate, replacing the volume of the same name', () => {
@@ -49,22 +65,66 @@ describe('the Pod, PVCs and Service of a Sandbox', () => {
     assert.deepEqual(svc.spec!.selector, { 'agents.x-k8s.io/sandbox-name-hash': nameHash('sb') });
   });
 
-  it('reads a pod\'s phase, readiness, IPs, node and scheduling in upstream\'s words', () => {
-    assert.deepEqual(stateOfPod({ spec: { nodeName: 'n1', containers: [] }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }, { type: 'PodScheduled', status: 'True' }], podIPs: [{ ip: '10.0.0.7' }] } }),
-      { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.7'], nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '' } });
+  it("reads a pod's phase, readiness, IPs, node and scheduling in upstream's words", () => {
+    assert.deepEqual(
+      stateOfPod({
+        spec: { nodeName: 'n1', containers: [] },
+        status: {
+          phase: 'Running',
+          conditions: [
+            { type: 'Ready', status: 'True' },
+            { type: 'PodScheduled', status: 'True' },
+          ],
+          podIPs: [{ ip: '10.0.0.7' }],
+        },
+      }),
+      {
+        phase: 'Running',
+        ready: true,
+        message: 'Pod is Ready',
+        podIPs: ['10.0.0.7'],
+        nodeName: 'n1',
+        scheduled: { status: 'True', reason: 'PodScheduled', message: '' },
+      },
+    );
     assert.equal(stateOfPod({}).phase, 'Pending');
-    assert.deepEqual(stateOfPod({}).scheduled, { status: 'Unknown', reason: 'PodSchedulingUnknown', message: 'Pod has not reported a PodScheduled condition yet' });
-    assert.equal(stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] } }).message, 'Pod is Running but not Ready');
+    assert.deepEqual(stateOfPod({}).scheduled, {
+      status: 'Unknown',
+      reason: 'PodSchedulingUnknown',
+      message: 'Pod has not reported a PodScheduled condition yet',
+    });
+    assert.equal(
+      stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False' }] } }).message,
+      'Pod is Running but not Ready',
+    );
     // Ready without an IP is not ready: nothing could reach it.
     const noIp = stateOfPod({ status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } });
     assert.deepEqual([noIp.ready, noIp.message], [false, 'Pod is Ready but has no podIPs yet']);
-    const unschedulable = stateOfPod({ status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' }] } });
-    assert.deepEqual(unschedulable.scheduled, { status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' });
+    const unschedulable = stateOfPod({
+      status: {
+        phase: 'Pending',
+        conditions: [
+          { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available' },
+        ],
+      },
+    });
+    assert.deepEqual(unschedulable.scheduled, {
+      status: 'False',
+      reason: 'Unschedulable',
+      message: '0/1 nodes are available',
+    });
   });
 
-  it('never copies system-reserved labels of the template onto the Pod (a tenant cannot take another Sandbox\'s name hash)', () => {
+  it("never copies system-reserved labels of the template onto the Pod (a tenant cannot take another Sandbox's name hash)", () => {
     const sb = sandbox();
-    sb.spec.podTemplate.metadata = { labels: { app: 'x', 'agents.x-k8s.io/sandbox-name-hash': nameHash('victim'), 'agents.x-k8s.io/claim-uid': 'forged' }, annotations: { 'agents.x-k8s.io/pod-name': 'other', team: 't' } };
+    sb.spec.podTemplate.metadata = {
+      labels: {
+        app: 'x',
+        'agents.x-k8s.io/sandbox-name-hash': nameHash('victim'),
+        'agents.x-k8s.io/claim-uid': 'forged',
+      },
+      annotations: { 'agents.x-k8s.io/pod-name': 'other', team: 't' },
+    };
     const pod = podFor(sb);
     assert.deepEqual(pod.metadata!.labels, { app: 'x', 'agents.x-k8s.io/sandbox-name-hash': nameHash('sb') });
     assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-labels'], 'app');

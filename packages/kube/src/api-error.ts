@@ -23,8 +23,14 @@ export function readKubeApiError(err: unknown): KubeApiFailure {
   const code = typeof e?.code === 'number' ? e.code : undefined;
   let body = e?.body;
   const text = typeof body === 'string' ? body : undefined;
-  if (text !== undefined) { try { body = JSON.parse(text); } catch { /* text */ } }
-  const status = body && typeof body === 'object' ? body as { message?: unknown; reason?: unknown } : undefined;
+  if (text !== undefined) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* text */
+    }
+  }
+  const status = body && typeof body === 'object' ? (body as { message?: unknown; reason?: unknown }) : undefined;
   const message = typeof status?.message === 'string' ? status.message : text || (e?.message ?? String(err));
   const reason = typeof status?.reason === 'string' ? status.reason : undefined;
   const raw = text ?? JSON.stringify(body ?? '');

@@ -4,5 +4,9 @@
 // the other.
 export { loadKubeConfig, PooledKubeConfig } from './kube-config.ts';
 export {
-  readKubeApiError, mapKubeApiError, type KubeFailure, type KubeApiFailure, type KubeErrorTable,
+  readKubeApiError,
+  mapKubeApiError,
+  type KubeFailure,
+  type KubeApiFailure,
+  type KubeErrorTable,
 } from './api-error.ts';

@@ -21,20 +21,36 @@ const MAX_SOCKETS = 64;
 function send(request: k8s.RequestContext): Promise<k8s.ResponseContext> {
   const url = new URL(request.getUrl());
   const body = request.getBody();
-  if (body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body)) return Promise.reject(new Error('kube-config: only string and Buffer request bodies are sent'));
+  if (body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body))
+    return Promise.reject(new Error('kube-config: only string and Buffer request bodies are sent'));
   const client = url.protocol === 'http:' ? http : https;
   return new Promise((resolve, reject) => {
-    const req = client.request(url, { method: request.getHttpMethod(), headers: request.getHeaders(), agent: request.getAgent(), signal: request.getSignal() }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const data = Buffer.concat(chunks);
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-        resolve(new k8s.ResponseContext(res.statusCode ?? 0, headers, { text: async () => data.toString('utf8'), binary: async () => data }));
-      });
-    });
+    const req = client.request(
+      url,
+      {
+        method: request.getHttpMethod(),
+        headers: request.getHeaders(),
+        agent: request.getAgent(),
+        signal: request.getSignal(),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const data = Buffer.concat(chunks);
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+          resolve(
+            new k8s.ResponseContext(res.statusCode ?? 0, headers, {
+              text: async () => data.toString('utf8'),
+              binary: async () => data,
+            }),
+          );
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -46,11 +62,13 @@ export class PooledKubeConfig extends k8s.KubeConfig {
   override makeApiClient<T extends k8s.ApiType>(apiClientType: k8s.ApiConstructor<T>): T {
     const cluster = this.getCurrentCluster();
     if (!cluster) throw new Error('No active cluster!');
-    return new apiClientType(k8s.createConfiguration({
-      baseServer: new k8s.ServerConfiguration(cluster.server, {}),
-      authMethods: { default: this },
-      httpApi: k8s.wrapHttpLibrary({ send }),
-    }));
+    return new apiClientType(
+      k8s.createConfiguration({
+        baseServer: new k8s.ServerConfiguration(cluster.server, {}),
+        authMethods: { default: this },
+        httpApi: k8s.wrapHttpLibrary({ send }),
+      }),
+    );
   }
 
   override async applySecurityAuthentication(context: k8s.RequestContext): Promise<void> {
@@ -59,10 +77,23 @@ export class PooledKubeConfig extends k8s.KubeConfig {
     // Only a plain https.Agent: a proxy's agent (a subclass) and plain http are left as made.
     if (!fresh || fresh.constructor !== https.Agent || this.getCurrentCluster()?.proxyUrl) return;
     const o = (fresh as https.Agent & { options: https.AgentOptions }).options;
-    const key = JSON.stringify([o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v)));
+    const key = JSON.stringify(
+      [o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername].map((v) =>
+        Buffer.isBuffer(v) ? v.toString('base64') : v,
+      ),
+    );
     if (this.pool?.key !== key) {
       this.pool?.agent.destroy();
-      this.pool = { key, agent: new https.Agent({ ...o, keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: MAX_SOCKETS, scheduling: 'lifo' }) };
+      this.pool = {
+        key,
+        agent: new https.Agent({
+          ...o,
+          keepAlive: true,
+          maxSockets: MAX_SOCKETS,
+          maxFreeSockets: MAX_SOCKETS,
+          scheduling: 'lifo',
+        }),
+      };
     }
     context.setAgent(this.pool.agent);
   }
@@ -77,7 +108,8 @@ export class PooledKubeConfig extends k8s.KubeConfig {
 /** A kubeconfig from a file, or the default chain ($KUBECONFIG, ~/.kube/config, in-cluster). */
 export function loadKubeConfig(opts: { kubeconfig?: string; context?: string } = {}): PooledKubeConfig {
   const kc = new PooledKubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig); else kc.loadFromDefault();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromDefault();
   if (opts.context) kc.setCurrentContext(opts.context);
   return kc;
 }

@@ -1,9 +1,21 @@
 // How a Sandbox is made from a SandboxTemplate: for a warm pool (upstream's pool reconciler) and
 // for a cold claim (the claim reconciler), with the labels and annotations upstream puts on them.
 import {
-  ANNOTATION_POD_NAME, ANNOTATION_SAFE_TO_EVICT, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_CLAIM_UID, LABEL_CREATED_BY, LABEL_LAUNCH_TYPE, LABEL_SANDBOX_POD_TEMPLATE_HASH,
-  LABEL_SANDBOX_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, nameHash,
-  type Sandbox, type SandboxClaim, type SandboxTemplate, type SandboxWarmPool,
+  ANNOTATION_POD_NAME,
+  ANNOTATION_SAFE_TO_EVICT,
+  ANNOTATION_SANDBOX_TEMPLATE_REF,
+  LABEL_CLAIM_UID,
+  LABEL_CREATED_BY,
+  LABEL_LAUNCH_TYPE,
+  LABEL_SANDBOX_POD_TEMPLATE_HASH,
+  LABEL_SANDBOX_TEMPLATE_HASH,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  LABEL_WARM_POOL_SANDBOX,
+  nameHash,
+  type Sandbox,
+  type SandboxClaim,
+  type SandboxTemplate,
+  type SandboxWarmPool,
 } from '@asb/api';
 import { randomBytes } from 'node:crypto';
 import { controllerRef } from './objects.ts';
@@ -21,7 +33,11 @@ export function podTemplateHash(template: SandboxTemplate): string {
  * resolvers instead of the cluster's, so a sandbox cannot enumerate the cluster's Services.
  */
 function secureDefaults(pod: PodTemplate, template: SandboxTemplate): PodTemplate {
-  const spec = { ...pod.spec } as PodTemplate['spec'] & { automountServiceAccountToken?: boolean; dnsPolicy?: string; dnsConfig?: unknown };
+  const spec = { ...pod.spec } as PodTemplate['spec'] & {
+    automountServiceAccountToken?: boolean;
+    dnsPolicy?: string;
+    dnsConfig?: unknown;
+  };
   if (spec.automountServiceAccountToken === undefined) spec.automountServiceAccountToken = false;
   const managed = (template.spec.networkPolicyManagement ?? 'Managed') === 'Managed';
   if (managed && !template.spec.networkPolicy && spec.dnsPolicy === undefined) {
@@ -31,7 +47,11 @@ function secureDefaults(pod: PodTemplate, template: SandboxTemplate): PodTemplat
   return { ...pod, spec };
 }
 
-function withPodLabels(pod: PodTemplate, labels: Record<string, string>, annotations: Record<string, string> = {}): PodTemplate {
+function withPodLabels(
+  pod: PodTemplate,
+  labels: Record<string, string>,
+  annotations: Record<string, string> = {},
+): PodTemplate {
   const md = pod.metadata ?? {};
   const mergedAnn = { ...md.annotations, ...annotations };
   return {
@@ -63,12 +83,19 @@ export function generatedName(base: string): string {
  *  pod-name annotation is written with it instead of by a second update), owned by the pool,
  *  labelled for adoption. `eviction`: its pod may be evicted by the cluster autoscaler
  *  (upstream's default). */
-export function sandboxForPool(pool: SandboxWarmPool, template: SandboxTemplate, opts: { eviction?: boolean } = {}): Sandbox {
+export function sandboxForPool(
+  pool: SandboxWarmPool,
+  template: SandboxTemplate,
+  opts: { eviction?: boolean } = {},
+): Sandbox {
   const name = generatedName(`${pool.metadata.name!}-`);
   const labels = poolLabels(pool, template);
   const podTemplate = withPodLabels(structuredClone(template.spec.podTemplate), labels);
   if (opts.eviction && podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) {
-    podTemplate.metadata = { ...podTemplate.metadata, annotations: { ...podTemplate.metadata?.annotations, [ANNOTATION_SAFE_TO_EVICT]: 'true' } };
+    podTemplate.metadata = {
+      ...podTemplate.metadata,
+      annotations: { ...podTemplate.metadata?.annotations, [ANNOTATION_SAFE_TO_EVICT]: 'true' },
+    };
   }
   return {
     apiVersion: 'agents.x-k8s.io/v1beta1',
@@ -82,7 +109,9 @@ export function sandboxForPool(pool: SandboxWarmPool, template: SandboxTemplate,
     },
     spec: {
       podTemplate: secureDefaults(podTemplate, template),
-      ...(template.spec.volumeClaimTemplates ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) } : {}),
+      ...(template.spec.volumeClaimTemplates
+        ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) }
+        : {}),
       ...(template.spec.service !== undefined ? { service: template.spec.service } : {}),
       operatingMode: 'Running',
       shutdownPolicy: 'Retain',
@@ -97,14 +126,24 @@ export function injectEnv(pod: PodTemplate, claim: SandboxClaim, template: Sandb
   const env = claim.spec.env;
   if (!env?.length) return { ok: true, podTemplate: pod };
   const policy = template.spec.envVarsInjectionPolicy ?? 'Disallowed';
-  if (policy === 'Disallowed') return { ok: false, message: `SandboxTemplate "${template.metadata.name}" does not allow env injection (envVarsInjectionPolicy: Disallowed)` };
+  if (policy === 'Disallowed')
+    return {
+      ok: false,
+      message: `SandboxTemplate "${template.metadata.name}" does not allow env injection (envVarsInjectionPolicy: Disallowed)`,
+    };
   const out = structuredClone(pod);
   for (const e of env) {
-    const container = e.containerName ? out.spec.containers.find((c) => c.name === e.containerName) : out.spec.containers[0];
+    const container = e.containerName
+      ? out.spec.containers.find((c) => c.name === e.containerName)
+      : out.spec.containers[0];
     if (!container) return { ok: false, message: `env ${e.name}: no container named "${e.containerName}"` };
     const list = (container.env ??= []);
     const i = list.findIndex((x) => x.name === e.name);
-    if (i >= 0 && policy === 'Allowed') return { ok: false, message: `env ${e.name} is set by the template; envVarsInjectionPolicy Allowed adds new names only (Overrides replaces)` };
+    if (i >= 0 && policy === 'Allowed')
+      return {
+        ok: false,
+        message: `env ${e.name} is set by the template; envVarsInjectionPolicy Allowed adds new names only (Overrides replaces)`,
+      };
     if (i >= 0) list[i] = { name: e.name, value: e.value };
     else list.push({ name: e.name, value: e.value });
   }
@@ -120,15 +159,26 @@ function createdByOf(claim: SandboxClaim): Record<string, string> {
 /** Labels without those of a pool member (and without its creator, the controller). */
 function withoutPoolLabels(labels: Record<string, string> | undefined): Record<string, string> {
   const out = { ...labels };
-  for (const k of [LABEL_WARM_POOL_SANDBOX, LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_SANDBOX_TEMPLATE_HASH, LABEL_CREATED_BY]) delete out[k];
+  for (const k of [
+    LABEL_WARM_POOL_SANDBOX,
+    LABEL_SANDBOX_POD_TEMPLATE_HASH,
+    LABEL_SANDBOX_TEMPLATE_HASH,
+    LABEL_CREATED_BY,
+  ])
+    delete out[k];
   return out;
 }
 
 /** Pod labels and annotations a claim adds: its uid, the template's hash, additionalPodMetadata. */
-export function claimPodMetadata(claim: SandboxClaim, template: SandboxTemplate): { labels: Record<string, string>; annotations: Record<string, string> } {
+export function claimPodMetadata(
+  claim: SandboxClaim,
+  template: SandboxTemplate,
+): { labels: Record<string, string>; annotations: Record<string, string> } {
   return {
     labels: {
-      ...claim.spec.additionalPodMetadata?.labels, [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
+      ...claim.spec.additionalPodMetadata?.labels,
+      [LABEL_CLAIM_UID]: claim.metadata.uid!,
+      [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
       // Who made the claim (an SDK, the CLI) marks its pod too, as upstream's claim identity labels do.
       ...createdByOf(claim),
     },
@@ -146,15 +196,22 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
       name: claim.metadata.name,
       namespace: claim.metadata.namespace,
       labels: {
-        [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_LAUNCH_TYPE]: 'cold', [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
+        [LABEL_CLAIM_UID]: claim.metadata.uid!,
+        [LABEL_LAUNCH_TYPE]: 'cold',
+        [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!),
         ...createdByOf(claim),
       },
-      annotations: { [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name!, [ANNOTATION_POD_NAME]: claim.metadata.name! },
+      annotations: {
+        [ANNOTATION_SANDBOX_TEMPLATE_REF]: template.metadata.name!,
+        [ANNOTATION_POD_NAME]: claim.metadata.name!,
+      },
       ownerReferences: [controllerRef(claim)],
     },
     spec: {
       podTemplate: secureDefaults(withPodLabels(structuredClone(podTemplate), md.labels, md.annotations), template),
-      ...(template.spec.volumeClaimTemplates ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) } : {}),
+      ...(template.spec.volumeClaimTemplates
+        ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) }
+        : {}),
       ...(template.spec.service !== undefined ? { service: template.spec.service } : {}),
       operatingMode: 'Running',
       shutdownPolicy: 'Retain',
@@ -165,13 +222,19 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
 /** Adoption by a claim: pool labels and owner dropped (the template's ref hash and the launch
  *  type stay), the claim becomes the controller; created-by becomes the claim's. */
 export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: SandboxTemplate): Sandbox {
-  const labels = { ...withoutPoolLabels(sandbox.metadata.labels), [LABEL_CLAIM_UID]: claim.metadata.uid!, [LABEL_LAUNCH_TYPE]: 'warm', ...createdByOf(claim) };
+  const labels = {
+    ...withoutPoolLabels(sandbox.metadata.labels),
+    [LABEL_CLAIM_UID]: claim.metadata.uid!,
+    [LABEL_LAUNCH_TYPE]: 'warm',
+    ...createdByOf(claim),
+  };
   const md = claimPodMetadata(claim, template);
   const pod = sandbox.spec.podTemplate;
   const podLabels = withoutPoolLabels(pod.metadata?.labels);
   // The pool's eviction mark goes (a claimed sandbox is someone's work), unless the template set it.
   const podAnnotations = { ...pod.metadata?.annotations };
-  if (template.spec.podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined) delete podAnnotations[ANNOTATION_SAFE_TO_EVICT];
+  if (template.spec.podTemplate.metadata?.annotations?.[ANNOTATION_SAFE_TO_EVICT] === undefined)
+    delete podAnnotations[ANNOTATION_SAFE_TO_EVICT];
   return {
     ...sandbox,
     metadata: {
@@ -180,6 +243,12 @@ export function adoptedByClaim(sandbox: Sandbox, claim: SandboxClaim, template: 
       annotations: { ...sandbox.metadata.annotations, [ANNOTATION_POD_NAME]: sandbox.metadata.name! },
       ownerReferences: [controllerRef(claim)],
     },
-    spec: { ...sandbox.spec, podTemplate: { ...pod, metadata: { labels: { ...podLabels, ...md.labels }, annotations: { ...podAnnotations, ...md.annotations } } } },
+    spec: {
+      ...sandbox.spec,
+      podTemplate: {
+        ...pod,
+        metadata: { labels: { ...podLabels, ...md.labels }, annotations: { ...podAnnotations, ...md.annotations } },
+      },
+    },
   };
 }

@@ -7,9 +7,26 @@
 // ensures the claim's one child, its Sandbox, and writes the status once.
 import { isDeepStrictEqual } from 'node:util';
 import {
-  ANNOTATION_SANDBOX_NAME, ANNOTATION_SANDBOX_TEMPLATE_REF, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, SandboxClaimConditions, WARM_POOL_DEFAULT,
-  WARM_POOL_NONE, claimSource, findCondition, isRestrictedMetadataKey, nameHash, newCondition, removeCondition, setCondition,
-  type Condition, type PodTemplate, type Sandbox, type SandboxClaim, type SandboxClaimStatus, type SandboxTemplate,
+  ANNOTATION_SANDBOX_NAME,
+  ANNOTATION_SANDBOX_TEMPLATE_REF,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  LABEL_WARM_POOL_SANDBOX,
+  SandboxClaimConditions,
+  WARM_POOL_DEFAULT,
+  WARM_POOL_NONE,
+  claimSource,
+  findCondition,
+  isRestrictedMetadataKey,
+  nameHash,
+  newCondition,
+  removeCondition,
+  setCondition,
+  type Condition,
+  type PodTemplate,
+  type Sandbox,
+  type SandboxClaim,
+  type SandboxClaimStatus,
+  type SandboxTemplate,
   type SandboxWarmPool,
 } from '@asb/api';
 import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
@@ -54,9 +71,10 @@ export function decideClaimExpiry(claim: SandboxClaim, now: Date): ClaimExpiryPl
     ? undefined
     : setCondition(claim.status?.conditions, readyCondition(claim, 'ClaimExpired', message, now));
   const policy = claim.spec.lifecycle?.shutdownPolicy ?? 'Retain';
-  const remove: ClaimExpiryPlan['remove'] = policy === 'Delete' || policy === 'DeleteForeground'
-    ? { claim: policy === 'DeleteForeground' ? 'Foreground' : 'Background' }
-    : { sandbox: claim.status?.sandbox?.name };
+  const remove: ClaimExpiryPlan['remove'] =
+    policy === 'Delete' || policy === 'DeleteForeground'
+      ? { claim: policy === 'DeleteForeground' ? 'Foreground' : 'Background' }
+      : { sandbox: claim.status?.sandbox?.name };
   return {
     ...(conditions
       ? { status: { ...structuredClone(claim.status ?? {}), conditions }, event: { reason: 'ClaimExpired', message } }
@@ -74,17 +92,27 @@ export interface SourceObservation {
 }
 
 /** Why the claim cannot have a Sandbox now: its Ready condition, and when to look again. */
-export interface ClaimFailure { reason: ReadyReason; message: string; retryMs?: number }
+export interface ClaimFailure {
+  reason: ReadyReason;
+  message: string;
+  retryMs?: number;
+}
 
 /** What the claim's Sandbox is made from; `poolName`: undefined: any pool of the template; '': none (cold). */
-export interface ClaimSourcePlan { ok: true; template: SandboxTemplate; pod: PodTemplate; poolName: string | undefined }
+export interface ClaimSourcePlan {
+  ok: true;
+  template: SandboxTemplate;
+  pod: PodTemplate;
+  poolName: string | undefined;
+}
 
 /**
  * What to make the claim's Sandbox from: the template, the pod (the claim's env injected), and
  * the pool to adopt from (undefined: any pool of the template; '': none, start cold). (Pure.)
  */
 export function decideSource(
-  claim: SandboxClaim, seen: SourceObservation,
+  claim: SandboxClaim,
+  seen: SourceObservation,
 ): ClaimSourcePlan | ({ ok: false } & ClaimFailure) {
   const namespace = claim.metadata.namespace;
   const src = claimSource(claim);
@@ -121,7 +149,10 @@ export function decideSource(
 
 /** A claim's status with Ready saying why it has no Sandbox. (Pure.) */
 export function failedStatus(
-  claim: SandboxClaim, base: SandboxClaimStatus | undefined, f: ClaimFailure, now: Date,
+  claim: SandboxClaim,
+  base: SandboxClaimStatus | undefined,
+  f: ClaimFailure,
+  now: Date,
 ): SandboxClaimStatus {
   const status = structuredClone(base ?? {});
   status.conditions = setCondition(status.conditions, readyCondition(claim, f.reason, f.message, now));
@@ -134,23 +165,33 @@ export function failedStatus(
  * `base`: the status the pass began from. (Pure.)
  */
 export function decideClaimStatus(
-  claim: SandboxClaim, base: SandboxClaimStatus | undefined, sandbox: Sandbox, now: Date,
+  claim: SandboxClaim,
+  base: SandboxClaimStatus | undefined,
+  sandbox: Sandbox,
+  now: Date,
 ): { status?: SandboxClaimStatus; result: Result } {
   const expiry = claimExpiry(claim);
   const requeue: Result = expiry !== undefined ? { requeueAfterMs: expiry - now.getTime() } : {};
   const status = structuredClone(base ?? {});
-  status.sandbox = { name: sandbox.metadata.name, ...(sandbox.status?.podIPs?.length ? { podIPs: sandbox.status.podIPs } : {}) };
+  status.sandbox = {
+    name: sandbox.metadata.name,
+    ...(sandbox.status?.podIPs?.length ? { podIPs: sandbox.status.podIPs } : {}),
+  };
   const sbReady = findCondition(sandbox.status?.conditions, 'Ready');
   const notYet = readyCondition(claim, 'SandboxNotReady', 'Sandbox is not ready yet', now);
   status.conditions = setCondition(status.conditions, sbReady ?? notYet);
   const finished = findCondition(sandbox.status?.conditions, 'Finished');
-  status.conditions = finished ? setCondition(status.conditions, finished) : removeCondition(status.conditions, 'Finished');
+  status.conditions = finished
+    ? setCondition(status.conditions, finished)
+    : removeCondition(status.conditions, 'Finished');
   // Still not ready, only in the Sandbox's words now ("Pod exists with phase: Pending" after our
   // "Sandbox is not ready yet"): routine progress, reported with the readiness that follows, at
   // the latest STATUS_SETTLE_MS after the Sandbox said it. Any other reason is reported at once.
   const was = findCondition(claim.status?.conditions, 'Ready')?.reason;
-  const routine = sbReady?.status === 'False' && sbReady.reason === 'DependenciesNotReady'
-    && (was === 'SandboxNotReady' || was === 'DependenciesNotReady');
+  const routine =
+    sbReady?.status === 'False' &&
+    sbReady.reason === 'DependenciesNotReady' &&
+    (was === 'SandboxNotReady' || was === 'DependenciesNotReady');
   const hold = routine ? settleHold(sbReady.lastTransitionTime, now, requeue) : undefined;
   if (hold && isDeepStrictEqual(readyReasonless(claim.status), readyReasonless(status))) return { result: hold };
   // Finished may have just started a ttl: come back when it ends.
@@ -231,7 +272,10 @@ export class ClaimReconciler {
    * claim as the adoption's writes of its metadata left it (the status is written on it).
    */
   private async ensureSandbox(
-    read: SandboxClaim, template: SandboxTemplate, pod: PodTemplate, poolName: string | undefined,
+    read: SandboxClaim,
+    template: SandboxTemplate,
+    pod: PodTemplate,
+    poolName: string | undefined,
   ): Promise<{ claim: SandboxClaim; sandbox: Sandbox } | { claim: SandboxClaim; failure: ClaimFailure }> {
     const { store, recorder } = this.d;
     const { namespace, name } = read.metadata as { namespace: string; name: string };
@@ -260,7 +304,9 @@ export class ClaimReconciler {
    * Sandbox's resourceVersion lets only one claim win it; the loser tries the next candidate).
    */
   private async adoptWarm(
-    claim: SandboxClaim, template: SandboxTemplate, poolName: string | undefined,
+    claim: SandboxClaim,
+    template: SandboxTemplate,
+    poolName: string | undefined,
   ): Promise<{ claim: SandboxClaim; sandbox?: Sandbox }> {
     const d = this.d;
     const labels: Record<string, string> = { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) };
@@ -269,9 +315,11 @@ export class ClaimReconciler {
     // Members another claim of this controller is taking right now are left to it: only claims of
     // another process can still collide (and the Sandbox's resourceVersion settles those).
     const taking = this.taking;
-    const members = (await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true }))
-      .filter((sb) => !isDeleting(sb) && isAdoptable(sb)
-        && !taking.has(keyOf(sb.metadata.namespace, sb.metadata.name!)));
+    const members = (
+      await d.store.list('Sandbox', { namespace: claim.metadata.namespace, labels, cached: true })
+    ).filter(
+      (sb) => !isDeleting(sb) && isAdoptable(sb) && !taking.has(keyOf(sb.metadata.namespace, sb.metadata.name!)),
+    );
     // Ready ones first, as upstream. Claims reconciled at the same moment would all try the same
     // one first and all but one lose: each starts at a random ready member instead (the list
     // wraps around), so their order among themselves does not matter, and is not sorted for (a
@@ -337,7 +385,11 @@ async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxCl
     if (sb && !isDeleting(sb) && isAdoptable(sb)) {
       // Still the pool's: the adoption stopped between its two writes. Finish it (a stale cached
       // copy makes this a conflict, and the claim is reconciled again).
-      const template = await d.store.get('SandboxTemplate', ns, sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF] ?? '');
+      const template = await d.store.get(
+        'SandboxTemplate',
+        ns,
+        sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF] ?? '',
+      );
       if (template) return { claim, sandbox: await d.store.update(adoptedByClaim(sb, claim, template)) };
     }
     // Gone, or another claim's: the reference is dropped, and the claim looks again.
@@ -349,15 +401,18 @@ async function findOwn(d: Deps, claim: SandboxClaim): Promise<{ claim: SandboxCl
 
 /** A claim's status with its Ready condition's status alone (not why, nor since when). */
 function readyReasonless(status: SandboxClaimStatus | undefined): SandboxClaimStatus {
-  const conditions = (status?.conditions ?? []).map((c) => (c.type === 'Ready' ? { type: c.type, status: c.status } as Condition : c));
+  const conditions = (status?.conditions ?? []).map((c) =>
+    c.type === 'Ready' ? ({ type: c.type, status: c.status } as Condition) : c,
+  );
   return { ...status, conditions };
 }
 
 function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {
   const annotations = { ...claim.metadata.annotations };
-  if (sandboxName) annotations[ANNOTATION_SANDBOX_NAME] = sandboxName; else delete annotations[ANNOTATION_SANDBOX_NAME];
+  if (sandboxName) annotations[ANNOTATION_SANDBOX_NAME] = sandboxName;
+  else delete annotations[ANNOTATION_SANDBOX_NAME];
   return { ...claim, metadata: { ...claim.metadata, annotations } };
 }
 
-const isAdoptable = (sb: Sandbox) => sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';
-
+const isAdoptable = (sb: Sandbox) =>
+  sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] !== undefined && controllerOf(sb)?.kind === 'SandboxWarmPool';

@@ -56,7 +56,10 @@ export class LifecycleController {
   private readonly log?: Pick<Logger, 'warn' | 'debug'>;
   private stopped = false;
 
-  constructor(private readonly deps: Deps & { store: WatchableStore }, opts: ControllerOptions = {}) {
+  constructor(
+    private readonly deps: Deps & { store: WatchableStore },
+    opts: ControllerOptions = {},
+  ) {
     this.log = opts.log;
     const onError = (kind: string) => (key: string, err: unknown) => {
       // Conflicts are routine (two writers); anything else is worth a line.
@@ -65,12 +68,20 @@ export class LifecycleController {
     };
     type Reconcile = (ns: string, name: string) => Promise<{ requeueAfterMs?: number }>;
     const q = (reconcile: Reconcile, workers: number, kind: string) =>
-      new WorkQueue(async (key) => {
-        const [ns, name] = splitKey(key);
-        // An object deleted while it was being reconciled: nothing left to do (its DELETED event
-        // queues whatever follows from that).
-        try { return await reconcile(ns, name); } catch (err) { if (isNotFound(err)) return {}; throw err; }
-      }, { concurrency: workers, baseBackoffMs: 5, maxBackoffMs: 30_000, onError: onError(kind) });
+      new WorkQueue(
+        async (key) => {
+          const [ns, name] = splitKey(key);
+          // An object deleted while it was being reconciled: nothing left to do (its DELETED event
+          // queues whatever follows from that).
+          try {
+            return await reconcile(ns, name);
+          } catch (err) {
+            if (isNotFound(err)) return {};
+            throw err;
+          }
+        },
+        { concurrency: workers, baseBackoffMs: 5, maxBackoffMs: 30_000, onError: onError(kind) },
+      );
     const d: Deps = { store: deps.store, workloads: deps.workloads, recorder: deps.recorder, clock: deps.clock };
     const sandboxOpts = { clusterDomain: opts.clusterDomain };
     this.sandboxes = q((ns, name) => reconcileSandbox(d, ns, name, sandboxOpts), opts.sandboxWorkers ?? 32, 'Sandbox');
@@ -124,26 +135,38 @@ export class LifecycleController {
         else if (!(ev.type === 'MODIFIED' && ev.old && onlyStatusChanged(ev.old, obj))) this.sandboxes.add(key);
         if (owner?.kind === 'SandboxClaim') this.claims.add(keyOf(ns, owner.name));
         if (owner?.kind === 'SandboxWarmPool') this.pools.addAfter(keyOf(ns, owner.name), this.poolMemberChangeDelayMs);
-        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid) this.pools.addAfter(keyOf(ns, oldOwner.name), this.poolMemberChangeDelayMs);
+        if (oldOwner?.kind === 'SandboxWarmPool' && oldOwner.uid !== owner?.uid)
+          this.pools.addAfter(keyOf(ns, oldOwner.name), this.poolMemberChangeDelayMs);
         const poolHash = obj.metadata.labels?.[LABEL_WARM_POOL_SANDBOX];
-        if (poolHash && !controllerOf(obj)) this.inBackground('find the pools of an orphaned member', () => this.poolsByHash(ns, poolHash));
+        if (poolHash && !controllerOf(obj))
+          this.inBackground('find the pools of an orphaned member', () => this.poolsByHash(ns, poolHash));
         break;
       }
       case 'SandboxClaim':
         if (ev.type === 'ADDED') this.refill.claimArrived();
         this.claims.add(key);
         break;
-      case 'SandboxWarmPool': this.pools.add(key); break;
-      case 'SandboxTemplate': this.inBackground(`follow template ${key}`, () => this.onTemplate(ns, obj.metadata.name!)); break;
+      case 'SandboxWarmPool':
+        this.pools.add(key);
+        break;
+      case 'SandboxTemplate':
+        this.inBackground(`follow template ${key}`, () => this.onTemplate(ns, obj.metadata.name!));
+        break;
     }
   }
 
   /** An adopted Sandbox's reconcile: now if claims are quiet, else once they are (or at the latest). */
   private followUp(key: string): void {
-    if (!this.refill.holdFollowUp(key)) { this.sandboxes.add(key); return; }
+    if (!this.refill.holdFollowUp(key)) {
+      this.sandboxes.add(key);
+      return;
+    }
     this.deferTimer ??= setInterval(() => {
       for (const k of this.refill.dueFollowUps()) this.sandboxes.add(k);
-      if (!this.refill.heldFollowUps) { clearInterval(this.deferTimer); this.deferTimer = undefined; }
+      if (!this.refill.heldFollowUps) {
+        clearInterval(this.deferTimer);
+        this.deferTimer = undefined;
+      }
     }, 50).unref();
   }
 
@@ -156,7 +179,9 @@ export class LifecycleController {
     fn().catch((err: unknown) => {
       if (this.stopped) return;
       this.log?.warn({ err: (err as Error)?.message ?? String(err) }, `could not ${what}; trying again in 1 s`);
-      setTimeout(() => { if (!this.stopped) this.inBackground(what, fn); }, 1000).unref();
+      setTimeout(() => {
+        if (!this.stopped) this.inBackground(what, fn);
+      }, 1000).unref();
     });
   }
 
@@ -181,8 +206,15 @@ export class LifecycleController {
 
 /** Same spec (generation) and metadata: what changed, if anything, is the status. */
 function onlyStatusChanged(old: AnyHub, now: AnyHub): boolean {
-  const a = old.metadata, b = now.metadata;
-  return a.uid === b.uid && a.generation === b.generation && a.deletionTimestamp === b.deletionTimestamp
-    && isDeepStrictEqual(a.labels, b.labels) && isDeepStrictEqual(a.annotations, b.annotations)
-    && isDeepStrictEqual(a.ownerReferences, b.ownerReferences) && isDeepStrictEqual(a.finalizers, b.finalizers);
+  const a = old.metadata,
+    b = now.metadata;
+  return (
+    a.uid === b.uid &&
+    a.generation === b.generation &&
+    a.deletionTimestamp === b.deletionTimestamp &&
+    isDeepStrictEqual(a.labels, b.labels) &&
+    isDeepStrictEqual(a.annotations, b.annotations) &&
+    isDeepStrictEqual(a.ownerReferences, b.ownerReferences) &&
+    isDeepStrictEqual(a.finalizers, b.finalizers)
+  );
 }

@@ -3,19 +3,42 @@
 export * from './substrate.ts';
 export { WorkQueue, type QueueOptions } from './queue.ts';
 export {
-  reconcileSandbox, isSandboxReady, decideSandboxExpiry, suspendedStatus, errorStatus, runningStatus,
-  DEFAULT_CLUSTER_DOMAIN, type SandboxReconcileOptions,
+  reconcileSandbox,
+  isSandboxReady,
+  decideSandboxExpiry,
+  suspendedStatus,
+  errorStatus,
+  runningStatus,
+  DEFAULT_CLUSTER_DOMAIN,
+  type SandboxReconcileOptions,
 } from './sandbox-reconciler.ts';
 export {
-  ClaimReconciler, claimExpiry, decideClaimExpiry, decideSource, decideClaimStatus, failedStatus,
-  type ClaimExpiryPlan, type SourceObservation, type ClaimFailure,
+  ClaimReconciler,
+  claimExpiry,
+  decideClaimExpiry,
+  decideSource,
+  decideClaimStatus,
+  failedStatus,
+  type ClaimExpiryPlan,
+  type SourceObservation,
+  type ClaimFailure,
 } from './claim-reconciler.ts';
 export {
-  PoolReconciler, CreateExpectations, decidePool, UNREADY_REPLACE_MS,
-  type PoolObservation, type PoolPlan, type PoolReconcilerOptions,
+  PoolReconciler,
+  CreateExpectations,
+  decidePool,
+  UNREADY_REPLACE_MS,
+  type PoolObservation,
+  type PoolPlan,
+  type PoolReconcilerOptions,
 } from './pool-reconciler.ts';
 export {
-  RefillPolicy, CLAIMS_QUIET_MS, CLAIMS_FIRST_POLL_MS, type RefillPolicyOptions, type RefillGrant, type ClaimQueue,
+  RefillPolicy,
+  CLAIMS_QUIET_MS,
+  CLAIMS_FIRST_POLL_MS,
+  type RefillPolicyOptions,
+  type RefillGrant,
+  type ClaimQueue,
 } from './refill-policy.ts';
 export { sandboxForPool, sandboxForClaim, adoptedByClaim, podTemplateHash, injectEnv } from './blueprint.ts';
 export { keyOf, splitKey, controllerRef, controllerOf, isControlledBy, rfc3339, STATUS_SETTLE_MS } from './objects.ts';

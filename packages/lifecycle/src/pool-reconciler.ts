@@ -5,8 +5,12 @@
 // until claimed.
 // A pass reads (observePool), decides (decidePool, pure) and writes (applyPool).
 import {
-  LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, nameHash,
-  type Sandbox, type SandboxTemplate, type SandboxWarmPool,
+  LABEL_SANDBOX_POD_TEMPLATE_HASH,
+  LABEL_WARM_POOL_SANDBOX,
+  nameHash,
+  type Sandbox,
+  type SandboxTemplate,
+  type SandboxWarmPool,
 } from '@asb/api';
 import { podTemplateHash, sandboxForPool } from './blueprint.ts';
 import { controllerOf, controllerRef, isDeleting, keyOf, writeStatus } from './objects.ts';
@@ -45,7 +49,9 @@ export interface PoolPlan {
  * asked once, with the member count (those on their way included) after replacements.
  */
 export function decidePool(
-  o: PoolObservation, nowMs: number, grant: (current: number, desired: number, want: number) => RefillGrant,
+  o: PoolObservation,
+  nowMs: number,
+  grant: (current: number, desired: number, want: number) => RefillGrant,
 ): PoolPlan {
   const { pool, template } = o;
   const currentHash = template ? podTemplateHash(template) : undefined;
@@ -149,7 +155,11 @@ export class PoolReconciler {
     // Every Sandbox of the namespace: a member this process created counts as seen once the cache
     // shows it at all, in the pool or already adopted out of it.
     const all = await store.list('Sandbox', { namespace, cached: true });
-    const pendingCreates = this.expected.outstanding(pool.metadata.uid!, all.map((sb) => sb.metadata.name!), now);
+    const pendingCreates = this.expected.outstanding(
+      pool.metadata.uid!,
+      all.map((sb) => sb.metadata.name!),
+      now,
+    );
     const members: Sandbox[] = [];
     for (const sb of all.filter((x) => x.metadata.labels?.[LABEL_WARM_POOL_SANDBOX] === poolHash)) {
       if (isDeleting(sb)) continue;
@@ -159,7 +169,11 @@ export class PoolReconciler {
         // An orphan with our label (its pool was re-created): adopted before it is counted, so
         // that the pass decides on the members it owns.
         const adopted = { ...sb, metadata: { ...sb.metadata, ownerReferences: [controllerRef(pool)] } };
-        try { members.push(await store.update(adopted)); } catch (err) { if (!isConflict(err)) throw err; }
+        try {
+          members.push(await store.update(adopted));
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+        }
         continue;
       }
       members.push(sb);
@@ -179,7 +193,10 @@ export class PoolReconciler {
       const make = async (): Promise<Sandbox> => {
         try {
           return await store.create(sandboxForPool(pool, template, { eviction: this.opts.warmPoolEviction }));
-        } catch (err) { if (isAlreadyExists(err)) return make(); throw err; }
+        } catch (err) {
+          if (isAlreadyExists(err)) return make();
+          throw err;
+        }
       };
       // Every create that succeeded is remembered even if another failed: a failure must not make
       // the next pass create the others again.

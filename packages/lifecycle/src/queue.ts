@@ -24,11 +24,17 @@ export class WorkQueue {
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly handler: (key: string) => Promise<{ requeueAfterMs?: number } | void>, private readonly opts: QueueOptions) {}
+  constructor(
+    private readonly handler: (key: string) => Promise<{ requeueAfterMs?: number } | void>,
+    private readonly opts: QueueOptions,
+  ) {}
 
   add(key: string): void {
     if (this.stopped) return;
-    if (this.running.has(key)) { this.dirty.add(key); return; }
+    if (this.running.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
     if (this.queued.has(key)) return;
     this.queued.add(key);
     this.ready.push(key);
@@ -38,17 +44,25 @@ export class WorkQueue {
   /** Adds the key after `ms`; an earlier pending delay for the key wins. */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
-    if (ms <= 0) { this.add(key); return; }
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
     const at = Date.now() + ms;
     const pending = this.timers.get(key);
     if (pending && pending.at <= at) return;
     if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => { this.timers.delete(key); this.add(key); }, ms);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
     timer.unref();
     this.timers.set(key, { at, timer });
   }
 
-  get length(): number { return this.ready.length + this.active; }
+  get length(): number {
+    return this.ready.length + this.active;
+  }
 
   /** Resolves when nothing is queued or running (delayed keys do not count). */
   idle(): Promise<void> {
@@ -74,7 +88,11 @@ export class WorkQueue {
       this.active++;
       void this.run(key);
     }
-    if (this.length === 0) { const w = this.idleWaiters; this.idleWaiters = []; for (const f of w) f(); }
+    if (this.length === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
   }
 
   private async run(key: string): Promise<void> {

@@ -6,7 +6,9 @@
 // their own, and the logic is tested here without a store or a queue.
 
 /** How many claims wait to be reconciled: the controller's claim queue. */
-export interface ClaimQueue { readonly length: number }
+export interface ClaimQueue {
+  readonly length: number;
+}
 
 export interface RefillPolicyOptions {
   /**
@@ -47,7 +49,10 @@ export const CLAIMS_QUIET_MS = 500;
 export const CLAIMS_FIRST_POLL_MS = 100;
 
 /** A pass's share of a pool's replacements: how many it may create, and when to look again if fewer. */
-export interface RefillGrant { allow: number; retryMs?: number }
+export interface RefillGrant {
+  allow: number;
+  retryMs?: number;
+}
 
 /**
  * What the policy remembers of one pool: the member count last seen (a drop means claims are
@@ -55,9 +60,13 @@ export interface RefillGrant { allow: number; retryMs?: number }
  * creates.
  */
 interface PoolRefill {
-  lastMembers: number; holdUntil: number; tokens: number; tokensAt: number;
+  lastMembers: number;
+  holdUntil: number;
+  tokens: number;
+  tokensAt: number;
   /** Claims first: when this drain's wait for the claim queue began, and whether it is used up. */
-  claimsWaitFrom?: number; claimsWaitSpent?: boolean;
+  claimsWaitFrom?: number;
+  claimsWaitSpent?: boolean;
   /** Claims took members since the pool was last full: what it makes now are replacements. */
   drained?: boolean;
 }
@@ -90,18 +99,28 @@ export class RefillPolicy {
     this.claimsQuietMs = opts.claimsQuietMs ?? CLAIMS_QUIET_MS;
   }
 
-  private get claimsFirst(): boolean { return this.claimsFirstMaxDeferMs > 0; }
+  private get claimsFirst(): boolean {
+    return this.claimsFirstMaxDeferMs > 0;
+  }
 
   /** A new claim was seen (its ADDED event). */
-  claimArrived(): void { this.lastClaimArrival = this.monotonicMs(); }
+  claimArrived(): void {
+    this.lastClaimArrival = this.monotonicMs();
+  }
 
   /** Claims wait to be reconciled (a burst). */
-  claimsQueued(): boolean { return this.claims.length > 0; }
+  claimsQueued(): boolean {
+    return this.claims.length > 0;
+  }
 
   /** None waits, but one came a moment ago (claims one after another). */
-  claimsArriving(): boolean { return this.monotonicMs() - this.lastClaimArrival < this.claimsQuietMs; }
+  claimsArriving(): boolean {
+    return this.monotonicMs() - this.lastClaimArrival < this.claimsQuietMs;
+  }
 
-  claimsBusy(): boolean { return this.claimsQueued() || this.claimsArriving(); }
+  claimsBusy(): boolean {
+    return this.claimsQueued() || this.claimsArriving();
+  }
 
   /**
    * How many replacements pool `key` may create this pass (of `want`), with `current` members
@@ -118,7 +137,10 @@ export class RefillPolicy {
       dropped = current < st.lastMembers;
       st.lastMembers = current;
       if (current >= desired) {
-        st.holdUntil = 0; st.claimsWaitFrom = undefined; st.claimsWaitSpent = false; st.drained = false;
+        st.holdUntil = 0;
+        st.claimsWaitFrom = undefined;
+        st.claimsWaitSpent = false;
+        st.drained = false;
       } else if (dropped) {
         st.drained = true;
         if (this.delayMs > 0) st.holdUntil = nowMs + this.delayMs; // re-armed while the burst lasts
@@ -165,7 +187,9 @@ export class RefillPolicy {
   }
 
   /** The pool is gone: a pool re-created under its name is a first sight again. */
-  forget(key: string): void { this.pools.delete(key); }
+  forget(key: string): void {
+    this.pools.delete(key);
+  }
 
   /**
    * An adopted Sandbox's follow-up (key): true when it must wait for claims to be quiet (or its
@@ -182,12 +206,20 @@ export class RefillPolicy {
     const idle = !this.claimsBusy();
     const now = this.monotonicMs();
     const due: string[] = [];
-    for (const [k, until] of this.followUps) if (idle || until <= now) { this.followUps.delete(k); due.push(k); }
+    for (const [k, until] of this.followUps)
+      if (idle || until <= now) {
+        this.followUps.delete(k);
+        due.push(k);
+      }
     return due;
   }
 
-  get heldFollowUps(): number { return this.followUps.size; }
+  get heldFollowUps(): number {
+    return this.followUps.size;
+  }
 
   /** Drops the held follow-ups (the controller stops). */
-  clearFollowUps(): void { this.followUps.clear(); }
+  clearFollowUps(): void {
+    this.followUps.clear();
+  }
 }

@@ -4,8 +4,17 @@
 // what it sees in status.conditions.
 // A pass reads, decides the status with pure functions, and writes it once.
 import {
-  ANNOTATION_POD_NAME, LABEL_SANDBOX_NAME_HASH, SandboxConditions, findCondition, nameHash, newCondition, removeCondition, setCondition,
-  type Condition, type Sandbox, type SandboxStatus,
+  ANNOTATION_POD_NAME,
+  LABEL_SANDBOX_NAME_HASH,
+  SandboxConditions,
+  findCondition,
+  nameHash,
+  newCondition,
+  removeCondition,
+  setCondition,
+  type Condition,
+  type Sandbox,
+  type SandboxStatus,
 } from '@asb/api';
 import { isDeepStrictEqual } from 'node:util';
 import type { Deps, Result, WorkloadState } from './substrate.ts';
@@ -20,7 +29,10 @@ export interface SandboxReconcileOptions {
 }
 
 export async function reconcileSandbox(
-  d: Deps, namespace: string, name: string, opts: SandboxReconcileOptions = {},
+  d: Deps,
+  namespace: string,
+  name: string,
+  opts: SandboxReconcileOptions = {},
 ): Promise<Result> {
   const found = await d.store.get('Sandbox', namespace, name);
   if (!found) {
@@ -58,7 +70,10 @@ export async function reconcileSandbox(
   // Which pod backs it, written down as upstream does (a pool member keeps its pod's name
   // through adoption; every other Sandbox's pod is named after it).
   if (!sb.metadata.annotations?.[ANNOTATION_POD_NAME]) {
-    sb = await d.store.update({ ...sb, metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } } });
+    sb = await d.store.update({
+      ...sb,
+      metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } },
+    });
   }
   let w: WorkloadState;
   try {
@@ -84,10 +99,10 @@ const suspended = (sb: Sandbox, reason: SuspendedReason, message: string, now: D
  * then the workload stops and the Sandbox is deleted (shutdownPolicy Delete) or `retain`ed with
  * its conditions alone. Undefined while it is not expired. (Pure.)
  */
-export function decideSandboxExpiry(sb: Sandbox, now: Date):
-  | { stage: 'mark' | 'retain'; status: SandboxStatus }
-  | { stage: 'delete' }
-  | undefined {
+export function decideSandboxExpiry(
+  sb: Sandbox,
+  now: Date,
+): { stage: 'mark' | 'retain'; status: SandboxStatus } | { stage: 'delete' } | undefined {
   const shutdownAt = sb.spec.shutdownTime ? Date.parse(sb.spec.shutdownTime) : undefined;
   if (shutdownAt === undefined || shutdownAt > now.getTime()) return undefined;
   const status = structuredClone(sb.status ?? {});
@@ -114,9 +129,12 @@ export function suspendedStatus(sb: Sandbox, gone: boolean, now: Date): SandboxS
   // upstream's words: Ready says suspending/suspended, Suspended says what became of the pod.
   const message = gone ? 'Sandbox is suspended' : 'Sandbox is suspending';
   status.conditions = setCondition(status.conditions, ready(sb, 'SandboxSuspended', message, now));
-  status.conditions = setCondition(status.conditions, gone
-    ? suspended(sb, 'PodTerminated', 'Pod has been terminated. Sandbox is suspended', now)
-    : suspended(sb, 'PodTerminating', 'Pod is terminating. Sandbox is suspending', now));
+  status.conditions = setCondition(
+    status.conditions,
+    gone
+      ? suspended(sb, 'PodTerminated', 'Pod has been terminated. Sandbox is suspended', now)
+      : suspended(sb, 'PodTerminating', 'Pod is terminating. Sandbox is suspending', now),
+  );
   status.conditions = removeCondition(removeCondition(status.conditions, 'Finished'), 'PodScheduled');
   return status;
 }
@@ -134,14 +152,19 @@ export function errorStatus(sb: Sandbox, err: unknown, now: Date): SandboxStatus
  * nothing is to be written now (a binding held for the readiness that follows). (Pure.)
  */
 export function runningStatus(
-  sb: Sandbox, w: WorkloadState, now: Date, clusterDomain: string,
+  sb: Sandbox,
+  w: WorkloadState,
+  now: Date,
+  clusterDomain: string,
 ): { status?: SandboxStatus; result: Result } {
   const requeue = untilExpiry(sb, now);
   const status = structuredClone(sb.status ?? {});
   status.replicas = 1;
   status.selector = `${LABEL_SANDBOX_NAME_HASH}=${nameHash(sb.metadata.name!)}`;
-  if (w.podIPs.length) status.podIPs = w.podIPs; else delete status.podIPs;
-  if (w.nodeName) status.nodeName = w.nodeName; else delete status.nodeName;
+  if (w.podIPs.length) status.podIPs = w.podIPs;
+  else delete status.podIPs;
+  if (w.nodeName) status.nodeName = w.nodeName;
+  else delete status.nodeName;
   if (w.service) {
     status.service = w.service;
     status.serviceFQDN = `${w.service}.${sb.metadata.namespace}.svc.${clusterDomain}`;
@@ -150,7 +173,12 @@ export function runningStatus(
   if (w.scheduled) {
     // Copied verbatim (the scheduler's own reasons, e.g. Unschedulable), so not a declared reason.
     const { since: _since, ...scheduled } = w.scheduled;
-    const c: Condition = { type: 'PodScheduled', ...scheduled, lastTransitionTime: rfc3339(now), observedGeneration: sb.metadata.generation };
+    const c: Condition = {
+      type: 'PodScheduled',
+      ...scheduled,
+      lastTransitionTime: rfc3339(now),
+      observedGeneration: sb.metadata.generation,
+    };
     status.conditions = setCondition(status.conditions, c);
   }
   if (w.phase === 'Succeeded' || w.phase === 'Failed') {

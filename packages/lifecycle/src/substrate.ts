@@ -42,7 +42,12 @@ export interface DeleteOptions {
  * objects the deleted one controls (ownerReferences), as the garbage collector does.
  */
 export interface ObjectStore {
-  get<K extends KindName>(kind: K, namespace: string, name: string, opts?: GetOptions): Promise<HubKinds[K] | undefined>;
+  get<K extends KindName>(
+    kind: K,
+    namespace: string,
+    name: string,
+    opts?: GetOptions,
+  ): Promise<HubKinds[K] | undefined>;
   list<K extends KindName>(kind: K, opts?: ListOptions): Promise<Array<HubKinds[K]>>;
   create<T extends AnyHub>(obj: T): Promise<T>;
   /** metadata and spec; status is kept. generation goes up when spec changed. */
@@ -73,7 +78,12 @@ export interface WorkloadState {
   /** Where it runs (a Kubernetes node), when the substrate has nodes. */
   nodeName?: string;
   /** The pod's PodScheduled condition, when the substrate schedules (mirrored on the Sandbox). */
-  scheduled?: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string; /** RFC 3339, when it became so. */ since?: string };
+  scheduled?: {
+    status: 'True' | 'False' | 'Unknown';
+    reason: string;
+    message: string;
+    /** RFC 3339, when it became so. */ since?: string;
+  };
   /** The Service in front of it (spec.service true), once it exists. */
   service?: string;
 }
@@ -97,20 +107,30 @@ export interface Recorder {
   event(obj: AnyHub, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
-export interface Clock { now(): Date }
+export interface Clock {
+  now(): Date;
+}
 export const systemClock: Clock = { now: () => new Date() };
 
 /** The store's errors, by name, so every substrate maps its own onto them. */
-export class ConflictError extends Error { override readonly name = 'ConflictError'; }
-export class AlreadyExistsError extends Error { override readonly name = 'AlreadyExistsError'; }
-export class NotFoundError extends Error { override readonly name = 'NotFoundError'; }
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+export class AlreadyExistsError extends Error {
+  override readonly name = 'AlreadyExistsError';
+}
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+}
 
 export const isConflict = (err: unknown): boolean => (err as Error)?.name === 'ConflictError';
 export const isAlreadyExists = (err: unknown): boolean => (err as Error)?.name === 'AlreadyExistsError';
 export const isNotFound = (err: unknown): boolean => (err as Error)?.name === 'NotFoundError';
 
 /** What a reconcile asks of its queue: come back after this long (expiry, a retry). */
-export interface Result { requeueAfterMs?: number }
+export interface Result {
+  requeueAfterMs?: number;
+}
 
 /**
  * The seam: what the reconcilers need of a substrate. The controller's own settings (the cluster

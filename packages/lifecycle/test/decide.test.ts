@@ -3,13 +3,29 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  LABEL_SANDBOX_POD_TEMPLATE_HASH, LABEL_WARM_POOL_SANDBOX, findCondition, nameHash, type Condition,
-  type Sandbox, type SandboxClaim, type SandboxWarmPool,
+  LABEL_SANDBOX_POD_TEMPLATE_HASH,
+  LABEL_WARM_POOL_SANDBOX,
+  findCondition,
+  nameHash,
+  type Condition,
+  type Sandbox,
+  type SandboxClaim,
+  type SandboxWarmPool,
 } from '@asb/api';
 import {
-  STATUS_SETTLE_MS, UNREADY_REPLACE_MS, decideClaimExpiry, decideClaimStatus, decidePool, decideSandboxExpiry,
+  STATUS_SETTLE_MS,
+  UNREADY_REPLACE_MS,
+  decideClaimExpiry,
+  decideClaimStatus,
+  decidePool,
+  decideSandboxExpiry,
   decideSource,
-  podTemplateHash, rfc3339, runningStatus, suspendedStatus, type RefillGrant, type WorkloadState,
+  podTemplateHash,
+  rfc3339,
+  runningStatus,
+  suspendedStatus,
+  type RefillGrant,
+  type WorkloadState,
 } from '../src/index.ts';
 import { template } from './support/fakes.ts';
 
@@ -18,23 +34,32 @@ const T = now.getTime();
 const at = (ms: number) => rfc3339(new Date(T + ms));
 type Lifecycle = NonNullable<SandboxClaim['spec']['lifecycle']>;
 const life = (o: Partial<Lifecycle>): Lifecycle => ({ shutdownPolicy: 'Retain', ...o });
-const cond = (type: string, status: 'True' | 'False', reason: string, sinceMs = -60_000, message = reason): Condition =>
-  ({ type, status, reason, message, lastTransitionTime: at(sinceMs) });
+const cond = (
+  type: string,
+  status: 'True' | 'False',
+  reason: string,
+  sinceMs = -60_000,
+  message = reason,
+): Condition => ({ type, status, reason, message, lastTransitionTime: at(sinceMs) });
 
 // ---- pool ----
 
 const tpl = template();
 const currentHash = podTemplateHash(tpl);
 const pool = (replicas: number, strategy?: 'Recreate' | 'OnReplenish'): SandboxWarmPool => ({
-  apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxWarmPool',
+  apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+  kind: 'SandboxWarmPool',
   metadata: { name: 'p', namespace: 'default', uid: 'pool-uid', generation: 2 },
   spec: { replicas, sandboxTemplateRef: { name: 'tpl' }, ...(strategy ? { updateStrategy: { type: strategy } } : {}) },
 });
 /** A member `ageMs` old, ready or not, made from the current template unless `stale`. */
 const member = (name: string, o: { ready?: boolean; ageMs?: number; stale?: boolean } = {}): Sandbox => ({
-  apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox',
+  apiVersion: 'agents.x-k8s.io/v1beta1',
+  kind: 'Sandbox',
   metadata: {
-    name, namespace: 'default', creationTimestamp: at(-(o.ageMs ?? 60_000)),
+    name,
+    namespace: 'default',
+    creationTimestamp: at(-(o.ageMs ?? 60_000)),
     labels: { [LABEL_SANDBOX_POD_TEMPLATE_HASH]: o.stale ? 'old' : currentHash },
   },
   spec: { podTemplate: tpl.spec.podTemplate, operatingMode: 'Running', shutdownPolicy: 'Retain' },
@@ -47,72 +72,128 @@ const member = (name: string, o: { ready?: boolean; ageMs?: number; stale?: bool
 
 describe('decidePool', () => {
   const rows: Array<{
-    name: string; pool: SandboxWarmPool; members: Sandbox[]; pending?: number; noTemplate?: boolean;
+    name: string;
+    pool: SandboxWarmPool;
+    members: Sandbox[];
+    pending?: number;
+    noTemplate?: boolean;
     grant?: RefillGrant;
     /** What the policy must be asked: current, desired, want. */
     asked: [number, number, number];
-    replace?: string[]; scaleDown?: string[]; create?: number;
-    replicas: number; readyReplicas: number; requeueAfterMs?: number;
+    replace?: string[];
+    scaleDown?: string[];
+    create?: number;
+    replicas: number;
+    readyReplicas: number;
+    requeueAfterMs?: number;
   }> = [
     {
       name: 'a full pool of ready members: nothing to do, no timer',
-      pool: pool(2), members: [member('a'), member('b')],
-      asked: [2, 2, 0], replicas: 2, readyReplicas: 2,
+      pool: pool(2),
+      members: [member('a'), member('b')],
+      asked: [2, 2, 0],
+      replicas: 2,
+      readyReplicas: 2,
     },
     {
       name: 'short of replicas: creates what the policy allows; the new members count, and are waited for',
-      pool: pool(3), members: [member('a')],
-      asked: [1, 3, 2], create: 2, replicas: 3, readyReplicas: 1, requeueAfterMs: UNREADY_REPLACE_MS,
+      pool: pool(3),
+      members: [member('a')],
+      asked: [1, 3, 2],
+      create: 2,
+      replicas: 3,
+      readyReplicas: 1,
+      requeueAfterMs: UNREADY_REPLACE_MS,
     },
     {
       name: 'the policy allows fewer: those, and back when it says',
-      pool: pool(3), members: [member('a')], grant: { allow: 1, retryMs: 500 },
-      asked: [1, 3, 2], create: 1, replicas: 2, readyReplicas: 1, requeueAfterMs: 500,
+      pool: pool(3),
+      members: [member('a')],
+      grant: { allow: 1, retryMs: 500 },
+      asked: [1, 3, 2],
+      create: 1,
+      replicas: 2,
+      readyReplicas: 1,
+      requeueAfterMs: 500,
     },
     {
       name: 'members on their way (not yet in the cache) count: not made twice',
-      pool: pool(3), members: [member('a')], pending: 2,
-      asked: [3, 3, 0], replicas: 1, readyReplicas: 1,
+      pool: pool(3),
+      members: [member('a')],
+      pending: 2,
+      asked: [3, 3, 0],
+      replicas: 1,
+      readyReplicas: 1,
     },
     {
       name: 'no template: nothing is wanted',
-      pool: pool(3), members: [member('a')], noTemplate: true,
-      asked: [1, 3, 0], replicas: 1, readyReplicas: 1,
+      pool: pool(3),
+      members: [member('a')],
+      noTemplate: true,
+      asked: [1, 3, 0],
+      replicas: 1,
+      readyReplicas: 1,
     },
     {
       name: 'scale-down: unready first, then the newest',
       pool: pool(2),
       members: [
-        member('old', { ageMs: 90_000 }), member('unready', { ready: false, ageMs: 80_000 }), member('mid'),
+        member('old', { ageMs: 90_000 }),
+        member('unready', { ready: false, ageMs: 80_000 }),
+        member('mid'),
         member('new', { ageMs: 1000 }),
       ],
-      asked: [4, 2, -2], scaleDown: ['unready', 'new'], replicas: 2, readyReplicas: 2,
+      asked: [4, 2, -2],
+      scaleDown: ['unready', 'new'],
+      replicas: 2,
+      readyReplicas: 2,
     },
     {
       name: 'Recreate: a member of an older template is replaced',
-      pool: pool(2, 'Recreate'), members: [member('a'), member('stale', { stale: true })],
-      asked: [1, 2, 1], replace: ['stale'], create: 1, replicas: 2, readyReplicas: 1,
+      pool: pool(2, 'Recreate'),
+      members: [member('a'), member('stale', { stale: true })],
+      asked: [1, 2, 1],
+      replace: ['stale'],
+      create: 1,
+      replicas: 2,
+      readyReplicas: 1,
       requeueAfterMs: UNREADY_REPLACE_MS,
     },
     {
       name: 'OnReplenish: a member of an older template stays until claimed',
-      pool: pool(2, 'OnReplenish'), members: [member('a'), member('stale', { stale: true })],
-      asked: [2, 2, 0], replicas: 2, readyReplicas: 2,
+      pool: pool(2, 'OnReplenish'),
+      members: [member('a'), member('stale', { stale: true })],
+      asked: [2, 2, 0],
+      replicas: 2,
+      readyReplicas: 2,
     },
     {
       name: 'a member unready for longer than UNREADY_REPLACE_MS is replaced',
-      pool: pool(1), members: [member('stuck', { ready: false, ageMs: UNREADY_REPLACE_MS + 1 })], grant: { allow: 0 },
-      asked: [0, 1, 1], replace: ['stuck'], replicas: 0, readyReplicas: 0,
+      pool: pool(1),
+      members: [member('stuck', { ready: false, ageMs: UNREADY_REPLACE_MS + 1 })],
+      grant: { allow: 0 },
+      asked: [0, 1, 1],
+      replace: ['stuck'],
+      replicas: 0,
+      readyReplicas: 0,
     },
     {
       name: 'an unready member is looked at again when it would be replaced',
-      pool: pool(1), members: [member('slow', { ready: false, ageMs: 60_000 })],
-      asked: [1, 1, 0], replicas: 1, readyReplicas: 0, requeueAfterMs: UNREADY_REPLACE_MS - 60_000,
+      pool: pool(1),
+      members: [member('slow', { ready: false, ageMs: 60_000 })],
+      asked: [1, 1, 0],
+      replicas: 1,
+      readyReplicas: 0,
+      requeueAfterMs: UNREADY_REPLACE_MS - 60_000,
     },
     {
       name: 'that look is never sooner than a second',
-      pool: pool(1), members: [member('slow', { ready: false, ageMs: UNREADY_REPLACE_MS - 10 })],
-      asked: [1, 1, 0], replicas: 1, readyReplicas: 0, requeueAfterMs: 1000,
+      pool: pool(1),
+      members: [member('slow', { ready: false, ageMs: UNREADY_REPLACE_MS - 10 })],
+      asked: [1, 1, 0],
+      replicas: 1,
+      readyReplicas: 0,
+      requeueAfterMs: 1000,
     },
   ];
   for (const r of rows) {
@@ -120,8 +201,10 @@ describe('decidePool', () => {
       const asked: number[][] = [];
       const plan = decidePool(
         {
-          pool: r.pool, ...(r.noTemplate ? {} : { template: tpl }),
-          members: r.members, pendingCreates: r.pending ?? 0,
+          pool: r.pool,
+          ...(r.noTemplate ? {} : { template: tpl }),
+          members: r.members,
+          pendingCreates: r.pending ?? 0,
         },
         T,
         (current, desired, want) => {
@@ -130,11 +213,16 @@ describe('decidePool', () => {
         },
       );
       assert.deepEqual(asked, [r.asked], 'the policy is asked once');
-      assert.deepEqual(plan.replace.map((m) => m.metadata.name), r.replace ?? []);
+      assert.deepEqual(
+        plan.replace.map((m) => m.metadata.name),
+        r.replace ?? [],
+      );
       assert.deepEqual(plan.scaleDown.map((m) => m.metadata.name).sort(), (r.scaleDown ?? []).sort());
       assert.equal(plan.create, r.create ?? 0);
       assert.deepEqual(plan.status, {
-        replicas: r.replicas, readyReplicas: r.readyReplicas, selector: `${LABEL_WARM_POOL_SANDBOX}=${nameHash('p')}`,
+        replicas: r.replicas,
+        readyReplicas: r.readyReplicas,
+        selector: `${LABEL_WARM_POOL_SANDBOX}=${nameHash('p')}`,
         observedGeneration: 2,
       });
       assert.equal(plan.requeueAfterMs, r.requeueAfterMs);
@@ -145,7 +233,8 @@ describe('decidePool', () => {
 // ---- claim ----
 
 const claim = (spec: Partial<SandboxClaim['spec']> = {}, status?: SandboxClaim['status']): SandboxClaim => ({
-  apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxClaim',
+  apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+  kind: 'SandboxClaim',
   metadata: { name: 'c', namespace: 'default', uid: 'claim-uid', generation: 3 },
   spec: { sandboxTemplateRef: { name: 'tpl' }, warmpool: 'default', ...spec },
   ...(status ? { status } : {}),
@@ -158,17 +247,23 @@ describe('decideSource', () => {
   const rows: Row[] = [
     {
       name: 'a named pool that does not exist: WarmPoolNotFound, looked at again in a minute',
-      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'gone' } }), seen: {},
+      claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'gone' } }),
+      seen: {},
       expect: {
-        ok: false, reason: 'WarmPoolNotFound', retryMs: 60_000,
+        ok: false,
+        reason: 'WarmPoolNotFound',
+        retryMs: 60_000,
         message: 'SandboxWarmPool "gone" not found in namespace "default"',
       },
     },
     {
       name: 'a template that does not exist: TemplateNotFound',
-      claim: claim(), seen: {},
+      claim: claim(),
+      seen: {},
       expect: {
-        ok: false, reason: 'TemplateNotFound', retryMs: 60_000,
+        ok: false,
+        reason: 'TemplateNotFound',
+        retryMs: 60_000,
         message: 'SandboxTemplate "tpl" not found in namespace "default"',
       },
     },
@@ -177,35 +272,48 @@ describe('decideSource', () => {
       claim: claim({ sandboxTemplateRef: undefined, warmPoolRef: { name: 'p' } }),
       seen: { pool: { ...pool(1), spec: { ...pool(1).spec, sandboxTemplateRef: { name: 'other' } } } },
       expect: {
-        ok: false, reason: 'TemplateNotFound', retryMs: 60_000,
+        ok: false,
+        reason: 'TemplateNotFound',
+        retryMs: 60_000,
         message: 'SandboxTemplate "other" not found in namespace "default"',
       },
     },
     {
       name: 'restricted pod metadata: InvalidMetadata, not retried by timer',
-      claim: claim({ additionalPodMetadata: { labels: { 'agents.x-k8s.io/x': '1' } } }), seen: { template: tpl },
+      claim: claim({ additionalPodMetadata: { labels: { 'agents.x-k8s.io/x': '1' } } }),
+      seen: { template: tpl },
       expect: {
-        ok: false, reason: 'InvalidMetadata', message: 'additionalPodMetadata uses restricted keys: agents.x-k8s.io/x',
+        ok: false,
+        reason: 'InvalidMetadata',
+        message: 'additionalPodMetadata uses restricted keys: agents.x-k8s.io/x',
       },
     },
     {
       name: 'env the template does not allow: EnvVarsInjectionRejected',
-      claim: claim({ env: [{ name: 'A', value: '1' }] }), seen: { template: tpl },
+      claim: claim({ env: [{ name: 'A', value: '1' }] }),
+      seen: { template: tpl },
       expect: {
-        ok: false, reason: 'EnvVarsInjectionRejected',
+        ok: false,
+        reason: 'EnvVarsInjectionRejected',
         message: 'SandboxTemplate "tpl" does not allow env injection (envVarsInjectionPolicy: Disallowed)',
       },
     },
     {
-      name: 'warmpool "default": any pool of the template', claim: claim(), seen: { template: tpl },
+      name: 'warmpool "default": any pool of the template',
+      claim: claim(),
+      seen: { template: tpl },
       expect: { ok: true, poolName: undefined },
     },
     {
-      name: 'warmpool "none": cold', claim: claim({ warmpool: 'none' }), seen: { template: tpl },
+      name: 'warmpool "none": cold',
+      claim: claim({ warmpool: 'none' }),
+      seen: { template: tpl },
       expect: { ok: true, poolName: '' },
     },
     {
-      name: 'warmpool named: that pool', claim: claim({ warmpool: 'p' }), seen: { template: tpl },
+      name: 'warmpool named: that pool',
+      claim: claim({ warmpool: 'p' }),
+      seen: { template: tpl },
       expect: { ok: true, poolName: 'p' },
     },
     {
@@ -215,8 +323,9 @@ describe('decideSource', () => {
       expect: { ok: true, poolName: 'p' },
     },
     {
-      name: 'env, allowed: always cold (its pod differs from the pool\'s)',
-      claim: claim({ env: [{ name: 'A', value: '1' }] }), seen: { template: allowing },
+      name: "env, allowed: always cold (its pod differs from the pool's)",
+      claim: claim({ env: [{ name: 'A', value: '1' }] }),
+      seen: { template: allowing },
       expect: { ok: true, poolName: '' },
     },
   ];
@@ -239,14 +348,19 @@ describe('decideClaimExpiry', () => {
   const expiredSaid = cond('Ready', 'False', 'ClaimExpired');
   const said = { conditions: [expiredSaid] };
   const finishedAgo = (ms: number) => cond('Finished', 'True', 'PodSucceeded', -ms);
-  const past = at(-1000), future = at(60_000);
+  const past = at(-1000),
+    future = at(60_000);
   const rows: Array<{ name: string; claim: SandboxClaim; expect: ReturnType<typeof decideClaimExpiry> | 'marked' }> = [
     { name: 'no lifecycle: never', claim: claim(), expect: undefined },
-    { name: 'shutdownTime ahead: not yet', claim: claim({ lifecycle: life({ shutdownTime: future }) }),
-      expect: undefined },
+    {
+      name: 'shutdownTime ahead: not yet',
+      claim: claim({ lifecycle: life({ shutdownTime: future }) }),
+      expect: undefined,
+    },
     {
       name: 'Retain, first pass: Ready says ClaimExpired, the event goes, the Sandbox (named in status) is removed',
-      claim: claim({ lifecycle: life({ shutdownTime: past }) }, { sandbox: { name: 's' } }), expect: 'marked',
+      claim: claim({ lifecycle: life({ shutdownTime: past }) }, { sandbox: { name: 's' } }),
+      expect: 'marked',
     },
     {
       name: 'Retain, said already: no write, no event',
@@ -265,9 +379,12 @@ describe('decideClaimExpiry', () => {
     },
     {
       name: 'ttlSecondsAfterFinished: Finished + ttl passed',
-      claim: claim({ lifecycle: life({ ttlSecondsAfterFinished: 30 }) }, {
-        conditions: [expiredSaid, finishedAgo(31_000)],
-      }),
+      claim: claim(
+        { lifecycle: life({ ttlSecondsAfterFinished: 30 }) },
+        {
+          conditions: [expiredSaid, finishedAgo(31_000)],
+        },
+      ),
       expect: { remove: { sandbox: undefined } },
     },
     {
@@ -279,12 +396,19 @@ describe('decideClaimExpiry', () => {
   for (const r of rows) {
     it(r.name, () => {
       const got = decideClaimExpiry(r.claim, now);
-      if (r.expect !== 'marked') { assert.deepEqual(got, r.expect); return; }
+      if (r.expect !== 'marked') {
+        assert.deepEqual(got, r.expect);
+        return;
+      }
       assert.deepEqual(got?.remove, { sandbox: 's' });
       assert.deepEqual(got?.event, { reason: 'ClaimExpired', message: 'Claim expired. Sandbox cleanup initiated.' });
       assert.deepEqual(findCondition(got?.status?.conditions, 'Ready'), {
-        type: 'Ready', status: 'False', reason: 'ClaimExpired', message: 'Claim expired. Sandbox cleanup initiated.',
-        lastTransitionTime: at(0), observedGeneration: 3,
+        type: 'Ready',
+        status: 'False',
+        reason: 'ClaimExpired',
+        message: 'Claim expired. Sandbox cleanup initiated.',
+        lastTransitionTime: at(0),
+        observedGeneration: 3,
       });
       assert.deepEqual(got?.status?.sandbox, { name: 's' }, 'the rest of the status is kept');
     });
@@ -292,22 +416,34 @@ describe('decideClaimExpiry', () => {
 });
 
 describe('decideClaimStatus', () => {
-  const sb = (conditions: Condition[], podIPs?: string[]): Sandbox =>
-    ({ ...member('s'), status: { conditions, ...(podIPs ? { podIPs } : {}) } });
+  const sb = (conditions: Condition[], podIPs?: string[]): Sandbox => ({
+    ...member('s'),
+    status: { conditions, ...(podIPs ? { podIPs } : {}) },
+  });
   const ready = cond('Ready', 'True', 'DependenciesReady', -1000, 'Pod is Ready');
   const pending = cond('Ready', 'False', 'DependenciesNotReady', -1000, 'Pod exists with phase: Pending');
   const rows: Array<{
-    name: string; claim: SandboxClaim; sandbox: Sandbox;
+    name: string;
+    claim: SandboxClaim;
+    sandbox: Sandbox;
     /** undefined: nothing written now. */
-    ready?: Partial<Condition>; finished?: boolean; podIPs?: string[]; result: { requeueAfterMs?: number };
+    ready?: Partial<Condition>;
+    finished?: boolean;
+    podIPs?: string[];
+    result: { requeueAfterMs?: number };
   }> = [
     {
-      name: "the Sandbox's Ready, mirrored, with its name and pod IPs", claim: claim(),
+      name: "the Sandbox's Ready, mirrored, with its name and pod IPs",
+      claim: claim(),
       sandbox: sb([ready], ['10.0.0.1']),
-      ready: ready, podIPs: ['10.0.0.1'], result: {},
+      ready: ready,
+      podIPs: ['10.0.0.1'],
+      result: {},
     },
     {
-      name: 'a Sandbox with no Ready yet: SandboxNotReady', claim: claim(), sandbox: sb([]),
+      name: 'a Sandbox with no Ready yet: SandboxNotReady',
+      claim: claim(),
+      sandbox: sb([]),
       ready: { status: 'False', reason: 'SandboxNotReady', message: 'Sandbox is not ready yet', observedGeneration: 3 },
       result: {},
     },
@@ -321,31 +457,40 @@ describe('decideClaimStatus', () => {
       name: 'held no longer than that',
       claim: claim({}, { sandbox: { name: 's' }, conditions: [cond('Ready', 'False', 'SandboxNotReady')] }),
       sandbox: sb([{ ...pending, lastTransitionTime: at(-STATUS_SETTLE_MS) }]),
-      ready: { reason: 'DependenciesNotReady' }, result: {},
+      ready: { reason: 'DependenciesNotReady' },
+      result: {},
     },
     {
       name: 'not routine after another reason (an error): reported at once',
       claim: claim({}, { sandbox: { name: 's' }, conditions: [cond('Ready', 'False', 'ReconcilerError')] }),
       sandbox: sb([pending]),
-      ready: { reason: 'DependenciesNotReady' }, result: {},
+      ready: { reason: 'DependenciesNotReady' },
+      result: {},
     },
     {
       name: 'the expiry ahead is the requeue',
-      claim: claim({ lifecycle: life({ shutdownTime: at(90_000) }) }), sandbox: sb([ready]), ready: ready,
+      claim: claim({ lifecycle: life({ shutdownTime: at(90_000) }) }),
+      sandbox: sb([ready]),
+      ready: ready,
       result: { requeueAfterMs: 90_000 },
     },
     {
       name: 'Finished mirrored starts the ttl: back when it ends',
       claim: claim({ lifecycle: life({ ttlSecondsAfterFinished: 30 }) }),
       sandbox: sb([cond('Ready', 'False', 'PodSucceeded', -5000), cond('Finished', 'True', 'PodSucceeded', -5000)]),
-      ready: { reason: 'PodSucceeded' }, finished: true, result: { requeueAfterMs: 25_000 },
+      ready: { reason: 'PodSucceeded' },
+      finished: true,
+      result: { requeueAfterMs: 25_000 },
     },
   ];
   for (const r of rows) {
     it(r.name, () => {
       const got = decideClaimStatus(r.claim, r.claim.status, r.sandbox, now);
       assert.deepEqual(got.result, r.result);
-      if (!r.ready) { assert.equal(got.status, undefined, 'nothing written'); return; }
+      if (!r.ready) {
+        assert.equal(got.status, undefined, 'nothing written');
+        return;
+      }
       assert.equal(got.status?.sandbox?.name, 's');
       assert.deepEqual(got.status?.sandbox?.podIPs, r.podIPs);
       const c = findCondition(got.status?.conditions, 'Ready');
@@ -358,8 +503,10 @@ describe('decideClaimStatus', () => {
 // ---- sandbox ----
 
 const sandbox = (spec: Partial<Sandbox['spec']> = {}, status?: Sandbox['status']): Sandbox => ({
-  ...member('s1'), metadata: { name: 's1', namespace: 'default', uid: 'sb-uid', generation: 4 },
-  spec: { ...member('s1').spec, ...spec }, ...(status ? { status } : { status: undefined }),
+  ...member('s1'),
+  metadata: { name: 's1', namespace: 'default', uid: 'sb-uid', generation: 4 },
+  spec: { ...member('s1').spec, ...spec },
+  ...(status ? { status } : { status: undefined }),
 });
 
 describe('decideSandboxExpiry', () => {
@@ -368,17 +515,21 @@ describe('decideSandboxExpiry', () => {
     { name: 'no shutdownTime: never', sb: sandbox() },
     { name: 'shutdownTime ahead: not yet', sb: sandbox({ shutdownTime: at(1000) }) },
     {
-      name: 'first pass: mark, Ready says SandboxExpired', sb: sandbox({ shutdownTime: at(0) }, { replicas: 1 }),
-      stage: 'mark', conditions: ['Ready:SandboxExpired'],
+      name: 'first pass: mark, Ready says SandboxExpired',
+      sb: sandbox({ shutdownTime: at(0) }, { replicas: 1 }),
+      stage: 'mark',
+      conditions: ['Ready:SandboxExpired'],
     },
     {
       name: 'marked, Delete: delete',
-      sb: sandbox({ shutdownTime: at(-1), shutdownPolicy: 'Delete' }, { conditions: [expired] }), stage: 'delete',
+      sb: sandbox({ shutdownTime: at(-1), shutdownPolicy: 'Delete' }, { conditions: [expired] }),
+      stage: 'delete',
     },
     {
       name: 'marked, Retain: its conditions alone stay',
       sb: sandbox({ shutdownTime: at(-1) }, { replicas: 1, podIPs: ['10.0.0.1'], conditions: [expired] }),
-      stage: 'retain', conditions: ['Ready:SandboxExpired'],
+      stage: 'retain',
+      conditions: ['Ready:SandboxExpired'],
     },
   ];
   for (const r of rows) {
@@ -386,7 +537,10 @@ describe('decideSandboxExpiry', () => {
       const got = decideSandboxExpiry(r.sb, now);
       assert.equal(got?.stage, r.stage);
       if (got && 'status' in got) {
-        assert.deepEqual(got.status.conditions?.map((c) => `${c.type}:${c.reason}`), r.conditions);
+        assert.deepEqual(
+          got.status.conditions?.map((c) => `${c.type}:${c.reason}`),
+          r.conditions,
+        );
         if (got.stage === 'retain') assert.deepEqual(Object.keys(got.status), ['conditions']);
         if (got.stage === 'mark') assert.equal(got.status.replicas, 1, 'the rest kept until teardown');
       }
@@ -397,67 +551,108 @@ describe('decideSandboxExpiry', () => {
 describe('suspendedStatus', () => {
   for (const gone of [true, false]) {
     it(gone ? 'pod gone: suspended' : 'pod still ending: suspending', () => {
-      const st = suspendedStatus(sandbox({}, {
-        replicas: 1, podIPs: ['10.0.0.1'], nodeName: 'n1',
-        conditions: [cond('Finished', 'True', 'PodSucceeded'), cond('PodScheduled', 'True', 'Scheduled')],
-      }), gone, now);
+      const st = suspendedStatus(
+        sandbox(
+          {},
+          {
+            replicas: 1,
+            podIPs: ['10.0.0.1'],
+            nodeName: 'n1',
+            conditions: [cond('Finished', 'True', 'PodSucceeded'), cond('PodScheduled', 'True', 'Scheduled')],
+          },
+        ),
+        gone,
+        now,
+      );
       assert.equal(st.replicas, 0);
       assert.equal(st.podIPs, undefined);
       assert.equal(st.nodeName, undefined);
-      assert.deepEqual(st.conditions?.map((c) => `${c.type}:${c.reason}:${c.message}`), [
-        `Ready:SandboxSuspended:${gone ? 'Sandbox is suspended' : 'Sandbox is suspending'}`,
-        gone
-          ? 'Suspended:PodTerminated:Pod has been terminated. Sandbox is suspended'
-          : 'Suspended:PodTerminating:Pod is terminating. Sandbox is suspending',
-      ], 'Finished and PodScheduled go');
+      assert.deepEqual(
+        st.conditions?.map((c) => `${c.type}:${c.reason}:${c.message}`),
+        [
+          `Ready:SandboxSuspended:${gone ? 'Sandbox is suspended' : 'Sandbox is suspending'}`,
+          gone
+            ? 'Suspended:PodTerminated:Pod has been terminated. Sandbox is suspended'
+            : 'Suspended:PodTerminating:Pod is terminating. Sandbox is suspending',
+        ],
+        'Finished and PodScheduled go',
+      );
     });
   }
 });
 
 describe('runningStatus', () => {
-  const w = (o: Partial<WorkloadState> = {}): WorkloadState =>
-    ({ phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.1'], ...o });
+  const w = (o: Partial<WorkloadState> = {}): WorkloadState => ({
+    phase: 'Running',
+    ready: true,
+    message: 'Pod is Ready',
+    podIPs: ['10.0.0.1'],
+    ...o,
+  });
   const readyOf = (st: Sandbox['status']) => findCondition(st?.conditions, 'Ready');
   const bound = (since: string) => ({ status: 'True' as const, reason: 'Scheduled', message: '', since });
   const pendingPod = w({ ready: false, phase: 'Pending', message: 'Pod exists with phase: Pending' });
   const rows: Array<{
-    name: string; sb?: Sandbox; w: WorkloadState; ready?: [string, string]; finished?: string; held?: number;
+    name: string;
+    sb?: Sandbox;
+    w: WorkloadState;
+    ready?: [string, string];
+    finished?: string;
+    held?: number;
     check?: (st: NonNullable<Sandbox['status']>) => void;
   }> = [
     { name: 'ready', w: w(), ready: ['DependenciesReady', 'Pod is Ready'] },
     {
-      name: 'not ready', w: w({ ready: false, phase: 'Pending', message: 'Pod exists with phase: Pending' }),
+      name: 'not ready',
+      w: w({ ready: false, phase: 'Pending', message: 'Pod exists with phase: Pending' }),
       ready: ['DependenciesNotReady', 'Pod exists with phase: Pending'],
     },
     {
-      name: 'a required Service missing: not ready', sb: sandbox({ service: true }), w: w(),
+      name: 'a required Service missing: not ready',
+      sb: sandbox({ service: true }),
+      w: w(),
       ready: ['DependenciesNotReady', 'Pod is Ready; Service does not exist'],
     },
     {
-      name: 'a required Service there: ready, its FQDN in the cluster domain', sb: sandbox({ service: true }),
+      name: 'a required Service there: ready, its FQDN in the cluster domain',
+      sb: sandbox({ service: true }),
       w: w({ service: 'svc' }),
       ready: ['DependenciesReady', 'Pod is Ready; Service Exists'],
-      check: (st) => { assert.equal(st.serviceFQDN, 'svc.default.svc.example.org'); assert.equal(st.service, 'svc'); },
+      check: (st) => {
+        assert.equal(st.serviceFQDN, 'svc.default.svc.example.org');
+        assert.equal(st.service, 'svc');
+      },
     },
     {
-      name: 'failed: PodFailed, and Finished', w: w({ phase: 'Failed', ready: false, message: 'OOMKilled' }),
-      ready: ['PodFailed', 'OOMKilled'], finished: 'PodFailed',
+      name: 'failed: PodFailed, and Finished',
+      w: w({ phase: 'Failed', ready: false, message: 'OOMKilled' }),
+      ready: ['PodFailed', 'OOMKilled'],
+      finished: 'PodFailed',
     },
     {
-      name: 'succeeded: PodSucceeded, and Finished', w: w({ phase: 'Succeeded', ready: false, message: 'exit 0' }),
-      ready: ['PodSucceeded', 'exit 0'], finished: 'PodSucceeded',
+      name: 'succeeded: PodSucceeded, and Finished',
+      w: w({ phase: 'Succeeded', ready: false, message: 'exit 0' }),
+      ready: ['PodSucceeded', 'exit 0'],
+      finished: 'PodSucceeded',
     },
     {
-      name: 'the scheduler\'s condition, copied verbatim',
+      name: "the scheduler's condition, copied verbatim",
       w: w({
-        ready: false, phase: 'Pending', message: 'm',
+        ready: false,
+        phase: 'Pending',
+        message: 'm',
         scheduled: { status: 'False', reason: 'Unschedulable', message: '0/3 nodes' },
       }),
       ready: ['DependenciesNotReady', 'm'],
-      check: (st) => assert.deepEqual(findCondition(st.conditions, 'PodScheduled'), {
-        type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes', lastTransitionTime: at(0),
-        observedGeneration: 4,
-      }),
+      check: (st) =>
+        assert.deepEqual(findCondition(st.conditions, 'PodScheduled'), {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: '0/3 nodes',
+          lastTransitionTime: at(0),
+          observedGeneration: 4,
+        }),
     },
     {
       name: 'bound, not ready, nothing else new: the binding waits for the readiness (held)',
@@ -476,7 +671,10 @@ describe('runningStatus', () => {
   for (const r of rows) {
     it(r.name, () => {
       const got = runningStatus(r.sb ?? sandbox(), r.w, now, 'example.org');
-      if (r.held !== undefined) { assert.deepEqual(got, { result: { requeueAfterMs: r.held } }); return; }
+      if (r.held !== undefined) {
+        assert.deepEqual(got, { result: { requeueAfterMs: r.held } });
+        return;
+      }
       const st = got.status!;
       assert.deepEqual(got.result, {});
       assert.equal(st.replicas, 1);

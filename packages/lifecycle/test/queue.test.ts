@@ -6,17 +6,40 @@ const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 
 describe('work queue', () => {
   it('never runs one key twice at once, and runs it again when added meanwhile', async () => {
-    let running = 0; let maxRunning = 0; let runs = 0;
-    const q = new WorkQueue(async () => { running++; maxRunning = Math.max(maxRunning, running); runs++; await tick(10); running--; }, { concurrency: 4, baseBackoffMs: 1, maxBackoffMs: 10 });
-    q.add('a'); await tick(1); q.add('a'); q.add('a');
+    let running = 0;
+    let maxRunning = 0;
+    let runs = 0;
+    const q = new WorkQueue(
+      async () => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        runs++;
+        await tick(10);
+        running--;
+      },
+      { concurrency: 4, baseBackoffMs: 1, maxBackoffMs: 10 },
+    );
+    q.add('a');
+    await tick(1);
+    q.add('a');
+    q.add('a');
     await q.idle();
     assert.equal(maxRunning, 1);
     assert.equal(runs, 2, 'the adds during the run collapse into one more run');
   });
 
   it('runs distinct keys in parallel up to its concurrency', async () => {
-    let running = 0; let maxRunning = 0;
-    const q = new WorkQueue(async () => { running++; maxRunning = Math.max(maxRunning, running); await tick(10); running--; }, { concurrency: 3, baseBackoffMs: 1, maxBackoffMs: 10 });
+    let running = 0;
+    let maxRunning = 0;
+    const q = new WorkQueue(
+      async () => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await tick(10);
+        running--;
+      },
+      { concurrency: 3, baseBackoffMs: 1, maxBackoffMs: 10 },
+    );
     for (const k of ['a', 'b', 'c', 'd', 'e']) q.add(k);
     await q.idle();
     assert.equal(maxRunning, 3);
@@ -24,7 +47,14 @@ describe('work queue', () => {
 
   it('retries a failing key with growing backoff, and honours requeueAfterMs', async () => {
     const times: number[] = [];
-    const q = new WorkQueue(async () => { times.push(Date.now()); if (times.length < 4) throw new Error('boom'); return times.length === 4 ? { requeueAfterMs: 30 } : {}; }, { concurrency: 1, baseBackoffMs: 10, maxBackoffMs: 1000 });
+    const q = new WorkQueue(
+      async () => {
+        times.push(Date.now());
+        if (times.length < 4) throw new Error('boom');
+        return times.length === 4 ? { requeueAfterMs: 30 } : {};
+      },
+      { concurrency: 1, baseBackoffMs: 10, maxBackoffMs: 1000 },
+    );
     q.add('k');
     while (times.length < 5) await tick(5);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);

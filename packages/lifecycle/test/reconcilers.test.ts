@@ -2,29 +2,63 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  LABEL_CLAIM_UID, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX, findCondition, nameHash,
-  type Sandbox, type SandboxClaim, type SandboxWarmPool,
+  LABEL_CLAIM_UID,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  LABEL_WARM_POOL_SANDBOX,
+  findCondition,
+  nameHash,
+  type Sandbox,
+  type SandboxClaim,
+  type SandboxWarmPool,
 } from '@asb/api';
 import { CLAIMS_QUIET_MS, LifecycleController, STATUS_SETTLE_MS, reconcileSandbox, claimExpiry } from '../src/index.ts';
 import { fakeDeps, template } from './support/fakes.ts';
 
 const claim = (name: string, spec: Partial<SandboxClaim['spec']> = {}): SandboxClaim => ({
-  apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxClaim', metadata: { name, namespace: 'default' },
+  apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+  kind: 'SandboxClaim',
+  metadata: { name, namespace: 'default' },
   spec: { sandboxTemplateRef: { name: 'tpl' }, warmpool: 'default', ...spec },
 });
 const pool = (name: string, replicas: number, strategy?: 'Recreate' | 'OnReplenish'): SandboxWarmPool => ({
-  apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxWarmPool', metadata: { name, namespace: 'default' },
+  apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+  kind: 'SandboxWarmPool',
+  metadata: { name, namespace: 'default' },
   spec: { replicas, sandboxTemplateRef: { name: 'tpl' }, ...(strategy ? { updateStrategy: { type: strategy } } : {}) },
 });
 const sandbox = (name: string, spec: Partial<Sandbox['spec']> = {}): Sandbox => ({
-  apiVersion: 'agents.x-k8s.io/v1beta1', kind: 'Sandbox', metadata: { name, namespace: 'default' },
-  spec: { podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }] } }, operatingMode: 'Running', shutdownPolicy: 'Retain', ...spec },
+  apiVersion: 'agents.x-k8s.io/v1beta1',
+  kind: 'Sandbox',
+  metadata: { name, namespace: 'default' },
+  spec: {
+    podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }] } },
+    operatingMode: 'Running',
+    shutdownPolicy: 'Retain',
+    ...spec,
+  },
 });
-const ready = (o: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }> } } | undefined) => findCondition(o?.status?.conditions as never, 'Ready');
+const ready = (
+  o:
+    | {
+        status?: {
+          conditions?: Array<{
+            type: string;
+            status: string;
+            reason: string;
+            message: string;
+            lastTransitionTime: string;
+          }>;
+        };
+      }
+    | undefined,
+) => findCondition(o?.status?.conditions as never, 'Ready');
 
 async function waitUntil(ok: () => Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
-  while (!(await ok())) { if (Date.now() > end) throw new Error('timed out'); await new Promise((r) => setTimeout(r, 20)); }
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** How many Sandboxes pool `name` has now (its members carry its hash label). */
@@ -68,35 +102,74 @@ describe('sandbox reconciler', () => {
     await reconcileSandbox(d, 'default', 's1');
     const pending = { phase: 'Pending' as const, ready: false, message: 'Pod exists with phase: Pending', podIPs: [] };
     const since = d.clock.now().toISOString();
-    d.workloads.set('default', 's1', { ...pending, nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '', since } });
+    d.workloads.set('default', 's1', {
+      ...pending,
+      nodeName: 'n1',
+      scheduled: { status: 'True', reason: 'PodScheduled', message: '', since },
+    });
     const writes = d.store.writes;
     const held = await reconcileSandbox(d, 'default', 's1');
     assert.equal(d.store.writes, writes, 'the binding alone is not written');
-    assert.ok(held.requeueAfterMs! > 0 && held.requeueAfterMs! <= STATUS_SETTLE_MS, 'and is looked at again by the settle time');
-    d.workloads.set('default', 's1', { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.1'], nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '', since } });
+    assert.ok(
+      held.requeueAfterMs! > 0 && held.requeueAfterMs! <= STATUS_SETTLE_MS,
+      'and is looked at again by the settle time',
+    );
+    d.workloads.set('default', 's1', {
+      phase: 'Running',
+      ready: true,
+      message: 'Pod is Ready',
+      podIPs: ['10.0.0.1'],
+      nodeName: 'n1',
+      scheduled: { status: 'True', reason: 'PodScheduled', message: '', since },
+    });
     await reconcileSandbox(d, 'default', 's1');
     assert.equal(d.store.writes, writes + 1, 'binding and readiness: one write');
     let sb = (await d.store.get('Sandbox', 'default', 's1'))!;
-    assert.deepEqual([ready(sb)?.status, findCondition(sb.status?.conditions, 'PodScheduled')?.status, sb.status?.nodeName], ['True', 'True', 'n1']);
+    assert.deepEqual(
+      [ready(sb)?.status, findCondition(sb.status?.conditions, 'PodScheduled')?.status, sb.status?.nodeName],
+      ['True', 'True', 'n1'],
+    );
 
     // Bound and never Ready: reported once the settle time has passed.
     await d.store.create(sandbox('s2'));
     d.workloads.ready = false;
     await reconcileSandbox(d, 'default', 's2');
-    d.workloads.set('default', 's2', { ...pending, nodeName: 'n1', scheduled: { status: 'True', reason: 'PodScheduled', message: '', since: d.clock.now().toISOString() } });
+    d.workloads.set('default', 's2', {
+      ...pending,
+      nodeName: 'n1',
+      scheduled: { status: 'True', reason: 'PodScheduled', message: '', since: d.clock.now().toISOString() },
+    });
     await reconcileSandbox(d, 'default', 's2');
-    assert.notEqual(findCondition((await d.store.get('Sandbox', 'default', 's2'))!.status?.conditions, 'PodScheduled')?.status, 'True', 'held');
+    assert.notEqual(
+      findCondition((await d.store.get('Sandbox', 'default', 's2'))!.status?.conditions, 'PodScheduled')?.status,
+      'True',
+      'held',
+    );
     d.clock.advance(STATUS_SETTLE_MS);
     await reconcileSandbox(d, 'default', 's2');
     sb = (await d.store.get('Sandbox', 'default', 's2'))!;
-    assert.deepEqual([findCondition(sb.status?.conditions, 'PodScheduled')?.status, sb.status?.nodeName], ['True', 'n1']);
+    assert.deepEqual(
+      [findCondition(sb.status?.conditions, 'PodScheduled')?.status, sb.status?.nodeName],
+      ['True', 'n1'],
+    );
 
     // Unschedulable: at once.
     await d.store.create(sandbox('s3'));
     await reconcileSandbox(d, 'default', 's3');
-    d.workloads.set('default', 's3', { ...pending, scheduled: { status: 'False', reason: 'Unschedulable', message: '0/1 nodes are available', since: d.clock.now().toISOString() } });
+    d.workloads.set('default', 's3', {
+      ...pending,
+      scheduled: {
+        status: 'False',
+        reason: 'Unschedulable',
+        message: '0/1 nodes are available',
+        since: d.clock.now().toISOString(),
+      },
+    });
     await reconcileSandbox(d, 'default', 's3');
-    assert.equal(findCondition((await d.store.get('Sandbox', 'default', 's3'))!.status?.conditions, 'PodScheduled')?.reason, 'Unschedulable');
+    assert.equal(
+      findCondition((await d.store.get('Sandbox', 'default', 's3'))!.status?.conditions, 'PodScheduled')?.reason,
+      'Unschedulable',
+    );
   });
 
   it('suspends (operatingMode Suspended) by stopping the workload and keeps the object', async () => {
@@ -113,7 +186,12 @@ describe('sandbox reconciler', () => {
   it('reports a failed workload as PodFailed and Finished', async () => {
     const d = fakeDeps();
     await d.store.create(sandbox('s1'));
-    d.workloads.set('default', 's1', { phase: 'Failed', ready: false, message: 'killed at its memory limit', podIPs: [] });
+    d.workloads.set('default', 's1', {
+      phase: 'Failed',
+      ready: false,
+      message: 'killed at its memory limit',
+      podIPs: [],
+    });
     await reconcileSandbox(d, 'default', 's1');
     const sb = await d.store.get('Sandbox', 'default', 's1');
     assert.equal(ready(sb)?.reason, 'PodFailed');
@@ -137,7 +215,9 @@ describe('sandbox reconciler', () => {
 
   it('expired with Retain: workload stopped, object kept with only its conditions', async () => {
     const d = fakeDeps();
-    await d.store.create(sandbox('s1', { shutdownTime: new Date(d.clock.t - 1).toISOString(), shutdownPolicy: 'Retain' }));
+    await d.store.create(
+      sandbox('s1', { shutdownTime: new Date(d.clock.t - 1).toISOString(), shutdownPolicy: 'Retain' }),
+    );
     await reconcileSandbox(d, 'default', 's1');
     await reconcileSandbox(d, 'default', 's1');
     const sb = await d.store.get('Sandbox', 'default', 's1');
@@ -173,7 +253,11 @@ describe('claim reconciler', () => {
     await reconcileSandbox(d, 'default', 'c');
     assert.equal(ready(await d.store.get('Sandbox', 'default', 'c'))?.reason, 'DependenciesNotReady');
     const held = await d.reconcileClaim('default', 'c');
-    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'SandboxNotReady', 'the routine words wait');
+    assert.equal(
+      ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason,
+      'SandboxNotReady',
+      'the routine words wait',
+    );
     assert.ok(held.requeueAfterMs! > 0 && held.requeueAfterMs! <= STATUS_SETTLE_MS);
     d.workloads.set('default', 'c', { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.1'] });
     await reconcileSandbox(d, 'default', 'c');
@@ -183,7 +267,14 @@ describe('claim reconciler', () => {
 
     // An error in the Sandbox's status: the claim says so at once.
     const sb = (await d.store.get('Sandbox', 'default', 'c'))!;
-    const error = { type: 'Ready', status: 'False', reason: 'ReconcilerError', message: 'Error seen: boom', lastTransitionTime: d.clock.now().toISOString(), observedGeneration: 1 };
+    const error = {
+      type: 'Ready',
+      status: 'False',
+      reason: 'ReconcilerError',
+      message: 'Error seen: boom',
+      lastTransitionTime: d.clock.now().toISOString(),
+      observedGeneration: 1,
+    };
     await d.store.updateStatus({ ...sb, status: { ...sb.status, conditions: [error] } } as typeof sb);
     await d.reconcileClaim('default', 'c');
     assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.reason, 'ReconcilerError');
@@ -192,7 +283,9 @@ describe('claim reconciler', () => {
   it('TemplateNotFound and WarmPoolNotFound are reported and retried', async () => {
     const d = fakeDeps();
     await d.store.create(claim('c1'));
-    await d.store.create(claim('c2', { sandboxTemplateRef: undefined, warmpool: undefined, warmPoolRef: { name: 'nope' } }));
+    await d.store.create(
+      claim('c2', { sandboxTemplateRef: undefined, warmpool: undefined, warmPoolRef: { name: 'nope' } }),
+    );
     assert.equal((await d.reconcileClaim('default', 'c1')).requeueAfterMs, 60_000);
     await d.reconcileClaim('default', 'c2');
     assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c1'))?.reason, 'TemplateNotFound');
@@ -217,7 +310,11 @@ describe('claim reconciler', () => {
     assert.equal(sb.metadata.ownerReferences?.[0]?.kind, 'SandboxClaim');
     assert.equal(sb.metadata.annotations?.['agents.x-k8s.io/pod-name'], name);
     assert.equal(ready(got)?.status, 'True');
-    assert.equal((await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length, 2, 'pool refilled');
+    assert.equal(
+      (await d.store.list('Sandbox', { labels: { [LABEL_WARM_POOL_SANDBOX]: nameHash('p') } })).length,
+      2,
+      'pool refilled',
+    );
     assert.equal((await d.store.get('SandboxWarmPool', 'default', 'p'))?.status?.readyReplicas, 2);
     assert.ok(d.events.some((e) => e.startsWith('c1 SandboxAdopted')));
   });
@@ -254,7 +351,10 @@ describe('claim reconciler', () => {
     await d.store.create(claim('a'));
     await d.store.create(claim('b'));
     await Promise.all([d.reconcileClaim('default', 'a'), d.reconcileClaim('default', 'b')]);
-    const names = [(await d.store.get('SandboxClaim', 'default', 'a'))?.status?.sandbox?.name, (await d.store.get('SandboxClaim', 'default', 'b'))?.status?.sandbox?.name];
+    const names = [
+      (await d.store.get('SandboxClaim', 'default', 'a'))?.status?.sandbox?.name,
+      (await d.store.get('SandboxClaim', 'default', 'b'))?.status?.sandbox?.name,
+    ];
     assert.equal(names.filter((n) => n?.startsWith('p-')).length, 1, `exactly one adoption: ${names}`);
     assert.ok(names.includes('a') || names.includes('b'));
   });
@@ -301,7 +401,12 @@ describe('warm pool reconciler', () => {
     await settle(d);
     const members = await d.store.list('Sandbox');
     const unready = members[2]!;
-    d.workloads.set('default', unready.metadata.name!, { phase: 'Pending', ready: false, message: 'starting', podIPs: [] });
+    d.workloads.set('default', unready.metadata.name!, {
+      phase: 'Pending',
+      ready: false,
+      message: 'starting',
+      podIPs: [],
+    });
     await settle(d);
     const p = (await d.store.get('SandboxWarmPool', 'default', 'p'))!;
     await d.store.update({ ...p, spec: { ...p.spec, replicas: 1 } });
@@ -318,7 +423,10 @@ describe('warm pool reconciler', () => {
       await settle(d);
       const before = (await d.store.list('Sandbox'))[0]!.metadata.name;
       const t = (await d.store.get('SandboxTemplate', 'default', 'tpl'))!;
-      await d.store.update({ ...t, spec: { ...t.spec, podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.12' }] } } } });
+      await d.store.update({
+        ...t,
+        spec: { ...t.spec, podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.12' }] } } },
+      });
       await settle(d);
       const after = (await d.store.list('Sandbox'))[0]!.metadata.name;
       assert.equal(after !== before, strategy === 'Recreate', strategy);
@@ -452,16 +560,23 @@ describe('controller', () => {
     const list = d.store.list.bind(d.store);
     let failed = 0;
     d.store.list = (async (kind: any, opts: any) => {
-      if (kind === 'SandboxWarmPool' && failed === 0) { failed++; throw new Error('list SandboxWarmPool: HTTP 429: storage is (re)initializing'); }
+      if (kind === 'SandboxWarmPool' && failed === 0) {
+        failed++;
+        throw new Error('list SandboxWarmPool: HTTP 429: storage is (re)initializing');
+      }
       return list(kind, opts);
     }) as typeof d.store.list;
     const unhandled: unknown[] = [];
-    const onUnhandled = (err: unknown) => { unhandled.push(err); };
+    const onUnhandled = (err: unknown) => {
+      unhandled.push(err);
+    };
     process.on('unhandledRejection', onUnhandled);
     try {
       await d.store.create(template());
       await waitUntil(async () => (await d.store.list('Sandbox')).length === 1, 5_000);
-    } finally { process.off('unhandledRejection', onUnhandled); }
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
     assert.equal(failed, 1);
     assert.deepEqual(unhandled, []);
     await ctl.stop();
@@ -477,7 +592,10 @@ describe('controller', () => {
     for (let i = 0; i < 30; i++) await d.store.create(claim(`c${i}`));
     await ctl.idle();
     const claims = await d.store.list('SandboxClaim');
-    assert.ok(claims.every((c) => ready(c)?.status === 'True'), 'every claim is Ready');
+    assert.ok(
+      claims.every((c) => ready(c)?.status === 'True'),
+      'every claim is Ready',
+    );
     const owned = new Set(claims.map((c) => c.status?.sandbox?.name));
     assert.equal(owned.size, 30, 'each claim has its own sandbox');
     const sandboxes = await d.store.list('Sandbox');
@@ -499,7 +617,12 @@ describe('controller', () => {
     await d.store.create(pool('p', 4));
     await ctl.idle();
     const members = () => poolMembers(d);
-    const served = async (name: string) => { for (;;) { if (ready(await d.store.get('SandboxClaim', 'default', name))?.status === 'True') return; await new Promise((r) => setTimeout(r, 5)); } };
+    const served = async (name: string) => {
+      for (;;) {
+        if (ready(await d.store.get('SandboxClaim', 'default', name))?.status === 'True') return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
     // Two claims, each made a moment after the one before is served: no claim is ever queued
     // behind another, yet they are one stream (less than quietMs apart).
     const moment = () => new Promise((r) => setTimeout(r, 300));
@@ -512,7 +635,11 @@ describe('controller', () => {
     assert.equal(await members(), 2, 'members taken by a stream of claims are not replaced during it');
     const taken = (await d.store.get('SandboxClaim', 'default', 'c2'))!.status!.sandbox!.name!;
     const before = (await d.store.get('Sandbox', 'default', taken))!;
-    assert.notEqual(findCondition(before.status?.conditions, 'Ready')?.observedGeneration, before.metadata.generation, "the adopted Sandbox's follow-up waits too");
+    assert.notEqual(
+      findCondition(before.status?.conditions, 'Ready')?.observedGeneration,
+      before.metadata.generation,
+      "the adopted Sandbox's follow-up waits too",
+    );
     await new Promise((r) => setTimeout(r, quietMs));
     await ctl.idle();
     assert.equal(await members(), 4, 'replaced once claims are quiet');

@@ -2,12 +2,20 @@
 // the claim queue and stream), and the grant each pass must get.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLAIMS_FIRST_POLL_MS, CLAIMS_QUIET_MS, RefillPolicy, type RefillGrant, type RefillPolicyOptions } from '../src/index.ts';
+import {
+  CLAIMS_FIRST_POLL_MS,
+  CLAIMS_QUIET_MS,
+  RefillPolicy,
+  type RefillGrant,
+  type RefillPolicyOptions,
+} from '../src/index.ts';
 
 interface Pass {
   /** ms since the case began (the reconcilers' clock, and the claim stream's). */
   at: number;
-  current: number; desired: number; want: number;
+  current: number;
+  desired: number;
+  want: number;
   /** Claims waiting in the queue during this pass. */
   queued?: boolean;
   /** A claim arrives just before this pass. */
@@ -20,7 +28,15 @@ interface Pass {
 function run(opts: RefillPolicyOptions, passes: Pass[]): RefillGrant[] {
   let t = 0;
   let queued = false;
-  const policy = new RefillPolicy(opts, { get length() { return queued ? 1 : 0; } }, () => t);
+  const policy = new RefillPolicy(
+    opts,
+    {
+      get length() {
+        return queued ? 1 : 0;
+      },
+    },
+    () => t,
+  );
   return passes.map((p) => {
     t = p.at;
     queued = !!p.queued;
@@ -72,7 +88,7 @@ const cases: Array<{ name: string; opts: RefillPolicyOptions; passes: Pass[] }> 
     ],
   },
   {
-    name: "our own creates are not a drop: a lagging count after them does not arm the hold",
+    name: 'our own creates are not a drop: a lagging count after them does not arm the hold',
     opts: { replenishDelayMs: 2000 },
     passes: [
       { at: 0, current: 1, desired: 3, want: 2, made: 2, expect: { allow: 2 } },
@@ -146,7 +162,10 @@ const cases: Array<{ name: string; opts: RefillPolicyOptions; passes: Pass[] }> 
 describe('refill policy', () => {
   for (const c of cases) {
     it(c.name, () => {
-      assert.deepEqual(run(c.opts, c.passes), c.passes.map((p) => p.expect));
+      assert.deepEqual(
+        run(c.opts, c.passes),
+        c.passes.map((p) => p.expect),
+      );
     });
   }
 
@@ -167,10 +186,18 @@ describe('refill policy', () => {
   });
 });
 
-describe('refill policy: adopted Sandboxes\' follow-ups', () => {
+describe("refill policy: adopted Sandboxes' follow-ups", () => {
   const setup = (opts: RefillPolicyOptions) => {
     const s = { t: 0, queued: false };
-    const policy = new RefillPolicy(opts, { get length() { return s.queued ? 1 : 0; } }, () => s.t);
+    const policy = new RefillPolicy(
+      opts,
+      {
+        get length() {
+          return s.queued ? 1 : 0;
+        },
+      },
+      () => s.t,
+    );
     return { s, policy };
   };
 

@@ -35,7 +35,9 @@ export function isUse(body: unknown): boolean {
   const messages = Array.isArray(body) ? body : [body];
   return messages.some((m) => {
     const method = (m as { method?: unknown } | null)?.method;
-    return typeof method === 'string' ? method !== 'initialize' && !method.startsWith('notifications/') : m !== null && typeof m === 'object';
+    return typeof method === 'string'
+      ? method !== 'initialize' && !method.startsWith('notifications/')
+      : m !== null && typeof m === 'object';
   });
 }
 
@@ -45,15 +47,26 @@ export class HttpSessions {
   private opening = 0;
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly limits: SessionLimits, private readonly log?: (msg: string) => void, private readonly now = () => Date.now()) {
-    const shortest = Math.min(limits.unusedSessionTimeoutMs, limits.idleTimeoutMs > 0 ? limits.idleTimeoutMs : Infinity);
+  constructor(
+    private readonly limits: SessionLimits,
+    private readonly log?: (msg: string) => void,
+    private readonly now = () => Date.now(),
+  ) {
+    const shortest = Math.min(
+      limits.unusedSessionTimeoutMs,
+      limits.idleTimeoutMs > 0 ? limits.idleTimeoutMs : Infinity,
+    );
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(30_000, Math.floor(shortest / 4))));
     this.sweeper.unref();
   }
 
-  get size(): number { return this.live.size; }
+  get size(): number {
+    return this.live.size;
+  }
 
-  get(id: string): Live | undefined { return this.live.get(id); }
+  get(id: string): Live | undefined {
+    return this.live.get(id);
+  }
 
   /** Room for one more session, or the reason there is none. */
   reserve(): string | undefined {
@@ -64,7 +77,9 @@ export class HttpSessions {
     return undefined;
   }
 
-  release(): void { this.opening--; }
+  release(): void {
+    this.opening--;
+  }
 
   add(id: string, transport: WebStandardStreamableHTTPServerTransport, session: SandboxSession): void {
     const t = this.now();
@@ -77,7 +92,10 @@ export class HttpSessions {
     if (!post) return () => {};
     if (isUse(body)) live.used = true;
     live.inFlight++;
-    return () => { live.inFlight--; live.lastSeenAtMs = this.now(); };
+    return () => {
+      live.inFlight--;
+      live.lastSeenAtMs = this.now();
+    };
   }
 
   /** Forgets a session and ends it: its transport (open streams close) and its sandbox. */

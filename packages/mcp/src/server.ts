@@ -7,8 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { Hono } from 'hono';
 import { getRequestListener, type HttpBindings } from '@hono/node-server';
 import {
-  answer, answerClientErrors, closeStalled, limitConnections, limitFromEnv, readCappedBody, serverOptions, watchBodyProgress,
-  BodyBudget, BodyBudgetError, BodyTooLargeError, type ServerLimits,
+  answer,
+  answerClientErrors,
+  closeStalled,
+  limitConnections,
+  limitFromEnv,
+  readCappedBody,
+  serverOptions,
+  watchBodyProgress,
+  BodyBudget,
+  BodyBudgetError,
+  BodyTooLargeError,
+  type ServerLimits,
 } from '@asb/http-guard';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
@@ -28,25 +38,47 @@ export interface McpOptions extends SessionOptions {
 
 /** One McpServer bound to one session's sandbox: tools, and the sandbox's files as resources. */
 export function createMcpServer(session: SandboxSession, limits: ToolLimits): McpServer {
-  const server = new McpServer({ name: SERVER_NAME, version: SERVER_VERSION }, {
-    instructions: 'Tools run in one isolated Linux sandbox (gVisor, no network) kept for this whole conversation: files and processes persist between calls. The workspace is /app.',
-  });
-  registerTools(server, session, limits);
-  server.registerResource('sandbox-files', new ResourceTemplate('sandbox://files/{+path}', {
-    // Listing shows what exists; it does not start a sandbox for a conversation that has none.
-    list: async () => {
-      const sb = await session.existing();
-      if (!sb) return { resources: [] };
-      const files = await walk((p) => sb.files.list(p), '.', 200).catch(() => []);
-      return { resources: files.map((f) => ({ uri: fileUri(f.path), name: f.path, mimeType: 'application/octet-stream', size: f.size })) };
+  const server = new McpServer(
+    { name: SERVER_NAME, version: SERVER_VERSION },
+    {
+      instructions:
+        'Tools run in one isolated Linux sandbox (gVisor, no network) kept for this whole conversation: files and processes persist between calls. The workspace is /app.',
     },
-  }), { title: 'Files in the sandbox', description: 'Files of this conversation\'s sandbox workspace' }, async (uri, vars) => {
-    const path = decodeURIComponent(String(vars.path ?? ''));
-    const { sandbox } = await session.sandbox();
-    const bytes = await sandbox.files.read(path, { format: 'bytes' });
-    const text = isText(bytes) ? new TextDecoder().decode(bytes) : undefined;
-    return { contents: [text !== undefined ? { uri: uri.href, mimeType: 'text/plain', text } : { uri: uri.href, mimeType: 'application/octet-stream', blob: Buffer.from(bytes).toString('base64') }] };
-  });
+  );
+  registerTools(server, session, limits);
+  server.registerResource(
+    'sandbox-files',
+    new ResourceTemplate('sandbox://files/{+path}', {
+      // Listing shows what exists; it does not start a sandbox for a conversation that has none.
+      list: async () => {
+        const sb = await session.existing();
+        if (!sb) return { resources: [] };
+        const files = await walk((p) => sb.files.list(p), '.', 200).catch(() => []);
+        return {
+          resources: files.map((f) => ({
+            uri: fileUri(f.path),
+            name: f.path,
+            mimeType: 'application/octet-stream',
+            size: f.size,
+          })),
+        };
+      },
+    }),
+    { title: 'Files in the sandbox', description: "Files of this conversation's sandbox workspace" },
+    async (uri, vars) => {
+      const path = decodeURIComponent(String(vars.path ?? ''));
+      const { sandbox } = await session.sandbox();
+      const bytes = await sandbox.files.read(path, { format: 'bytes' });
+      const text = isText(bytes) ? new TextDecoder().decode(bytes) : undefined;
+      return {
+        contents: [
+          text !== undefined
+            ? { uri: uri.href, mimeType: 'text/plain', text }
+            : { uri: uri.href, mimeType: 'application/octet-stream', blob: Buffer.from(bytes).toString('base64') },
+        ],
+      };
+    },
+  );
   return server;
 }
 
@@ -55,7 +87,9 @@ export async function serveStdio(opts: McpOptions): Promise<void> {
   const session = new SandboxSession(opts);
   const server = createMcpServer(session, { ...DEFAULT_LIMITS, ...opts.limits });
   const transport = new StdioServerTransport();
-  const closed = new Promise<void>((resolve) => { transport.onclose = () => resolve(); });
+  const closed = new Promise<void>((resolve) => {
+    transport.onclose = () => resolve();
+  });
   await server.connect(transport);
   // A client that simply exits closes our stdin.
   process.stdin.once('end', () => void server.close());
@@ -63,7 +97,11 @@ export async function serveStdio(opts: McpOptions): Promise<void> {
   await session.close();
 }
 
-export interface HttpServerHandle { url: string; sessions(): number; close(): Promise<void> }
+export interface HttpServerHandle {
+  url: string;
+  sessions(): number;
+  close(): Promise<void>;
+}
 
 /** Bounds of `asb mcp --http` on its clients (README's limits table); the environment sets them. */
 export interface HttpLimits extends ServerLimits, Omit<SessionLimits, 'idleTimeoutMs'> {
@@ -87,8 +125,12 @@ export function httpLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): HttpLim
 }
 
 /** A JSON-RPC error as the MCP transport answers its own (id null: it answers no one request). */
-const rpcError = (status: number, code: number, message: string, headers?: Record<string, string>) =>
-  ({ status, contentType: 'application/json', text: JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }), headers });
+const rpcError = (status: number, code: number, message: string, headers?: Record<string, string>) => ({
+  status,
+  contentType: 'application/json',
+  text: JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }),
+  headers,
+});
 
 /**
  * Streamable HTTP on `host:port` (port 0: any free one) at /mcp, bearer token required. Before
@@ -96,7 +138,9 @@ const rpcError = (status: number, code: number, message: string, headers?: Recor
  * body), bounded its headers, read its body with a cap (413) and parsed it (400): a refused
  * request costs nothing, and every session's lifetime is bounded (http-sessions.ts).
  */
-export async function serveHttp(opts: McpOptions & { host?: string; port: number; token: string; httpLimits?: HttpLimits }): Promise<HttpServerHandle> {
+export async function serveHttp(
+  opts: McpOptions & { host?: string; port: number; token: string; httpLimits?: HttpLimits },
+): Promise<HttpServerHandle> {
   const toolLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const limits = opts.httpLimits ?? httpLimitsFromEnv();
   const idleTimeoutMs = opts.idleTimeoutMs ?? 15 * 60_000;
@@ -110,13 +154,35 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
     const id = c.req.header('mcp-session-id');
     if (id) {
       const live = sessions.get(id);
-      if (!live) return c.json({ jsonrpc: '2.0', error: { code: -32001, message: `unknown or ended session ${id}: initialize a new one (a session ends after ${idleTimeoutMs / 1000} s without a request)` }, id: null }, 404);
+      if (!live)
+        return c.json(
+          {
+            jsonrpc: '2.0',
+            error: {
+              code: -32001,
+              message: `unknown or ended session ${id}: initialize a new one (a session ends after ${idleTimeoutMs / 1000} s without a request)`,
+            },
+            id: null,
+          },
+          404,
+        );
       c.env.outgoing.once('close', sessions.seen(live, parsedBody, c.req.method === 'POST'));
       return live.transport.handleRequest(c.req.raw, { parsedBody });
     }
-    if (c.req.method !== 'POST') return c.json({ jsonrpc: '2.0', error: { code: -32000, message: 'no mcp-session-id: start with an initialize request' }, id: null }, 400);
+    if (c.req.method !== 'POST')
+      return c.json(
+        {
+          jsonrpc: '2.0',
+          error: { code: -32000, message: 'no mcp-session-id: start with an initialize request' },
+          id: null,
+        },
+        400,
+      );
     const full = sessions.reserve();
-    if (full) return c.json({ jsonrpc: '2.0', error: { code: -32000, message: full }, id: null }, 503, { 'retry-after': String(Math.ceil(limits.unusedSessionTimeoutMs / 1000)) });
+    if (full)
+      return c.json({ jsonrpc: '2.0', error: { code: -32000, message: full }, id: null }, 503, {
+        'retry-after': String(Math.ceil(limits.unusedSessionTimeoutMs / 1000)),
+      });
     try {
       // A new session: its own server, transport and (lazily) sandbox. The sandbox lives as long
       // as the session: an idle session ends whole (above), it does not live on without it.
@@ -124,10 +190,15 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
       const server = createMcpServer(session, toolLimits);
       const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (sid) => { sessions.add(sid, transport, session); opts.log?.(`session ${sid} started`); },
+        onsessioninitialized: (sid) => {
+          sessions.add(sid, transport, session);
+          opts.log?.(`session ${sid} started`);
+        },
         onsessionclosed: (sid) => void sessions.end(sid, 'closed by the client'),
       });
-      transport.onclose = () => { if (transport.sessionId) void sessions.end(transport.sessionId, 'its transport closed'); };
+      transport.onclose = () => {
+        if (transport.sessionId) void sessions.end(transport.sessionId, 'its transport closed');
+      };
       await server.connect(transport);
       const res = await transport.handleRequest(c.req.raw, { parsedBody });
       // An initialize that failed leaves no session behind.
@@ -144,16 +215,32 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
   const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const got = Buffer.from(req.headers.authorization ?? '');
     if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
-      answer(req, res, rpcError(401, -32001, 'unauthorized: send Authorization: Bearer <token> (the engine\'s token, $ASB_HOME/token)'));
+      answer(
+        req,
+        res,
+        rpcError(401, -32001, "unauthorized: send Authorization: Bearer <token> (the engine's token, $ASB_HOME/token)"),
+      );
       return;
     }
-    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, rpcError(408, -32000, `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`)));
+    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () =>
+      closeStalled(
+        req,
+        res,
+        rpcError(
+          408,
+          -32000,
+          `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`,
+        ),
+      ),
+    );
     let body: Buffer;
     try {
       body = await readCappedBody(req, limits.maxBodyBytes, bodyBudget);
     } catch (err) {
-      if (err instanceof BodyTooLargeError) answer(req, res, rpcError(413, -32000, `${err.message} (ASB_MCP_MAX_BODY_BYTES)`));
-      else if (err instanceof BodyBudgetError) answer(req, res, rpcError(503, -32000, `${err.message} (ASB_MCP_MAX_BODIES_BYTES)`, { 'retry-after': '1' }));
+      if (err instanceof BodyTooLargeError)
+        answer(req, res, rpcError(413, -32000, `${err.message} (ASB_MCP_MAX_BODY_BYTES)`));
+      else if (err instanceof BodyBudgetError)
+        answer(req, res, rpcError(503, -32000, `${err.message} (ASB_MCP_MAX_BODIES_BYTES)`, { 'retry-after': '1' }));
       return;
     }
     if (req.method === 'POST') {
@@ -175,28 +262,43 @@ export async function serveHttp(opts: McpOptions & { host?: string; port: number
     });
   });
   limitConnections(server, limits.maxConnections);
-  answerClientErrors(server, { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' }, (status, message) => rpcError(status, -32000, message));
+  answerClientErrors(
+    server,
+    { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' },
+    (status, message) => rpcError(status, -32000, message),
+  );
   const host = opts.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port, host, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, resolve);
+  });
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/mcp`,
     sessions: () => sessions.size,
     async close() {
       await sessions.closeAll();
-      await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
     },
   };
 }
 
-async function walk(list: (p: string) => Promise<FileEntry[]>, dir: string, max: number): Promise<Array<{ path: string; size: number }>> {
+async function walk(
+  list: (p: string) => Promise<FileEntry[]>,
+  dir: string,
+  max: number,
+): Promise<Array<{ path: string; size: number }>> {
   const out: Array<{ path: string; size: number }> = [];
   const queue = [dir];
   while (queue.length && out.length < max) {
     const d = queue.shift()!;
     for (const e of await list(d)) {
       const p = d === '.' ? e.name : `${d}/${e.name}`;
-      if (e.type === 'directory') queue.push(p); else out.push({ path: p, size: e.size });
+      if (e.type === 'directory') queue.push(p);
+      else out.push({ path: p, size: e.size });
       if (out.length >= max) break;
     }
   }

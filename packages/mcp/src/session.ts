@@ -30,7 +30,9 @@ export class SandboxSession {
 
   constructor(private readonly opts: SessionOptions) {}
 
-  get persistent(): boolean { return this.opts.sandbox !== undefined; }
+  get persistent(): boolean {
+    return this.opts.sandbox !== undefined;
+  }
 
   /** The session's sandbox, made (or reattached) on first use. */
   async sandbox(): Promise<{ sandbox: Sandbox; note?: string }> {
@@ -41,7 +43,9 @@ export class SandboxSession {
       note = this.lostReason;
       this.lostReason = undefined;
       this.current = this.open();
-      this.current.catch(() => { this.current = undefined; });
+      this.current.catch(() => {
+        this.current = undefined;
+      });
     }
     return { sandbox: await this.current, note };
   }
@@ -89,7 +93,10 @@ export class SandboxSession {
     const ms = this.opts.idleTimeoutMs ?? 15 * 60_000;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (ms <= 0 || this.inFlight > 0) return;
-    this.idleTimer = setTimeout(() => void this.release(`the previous sandbox was deleted after ${Math.round(ms / 1000)} s without a tool call`), ms);
+    this.idleTimer = setTimeout(
+      () => void this.release(`the previous sandbox was deleted after ${Math.round(ms / 1000)} s without a tool call`),
+      ms,
+    );
     this.idleTimer.unref();
   }
 

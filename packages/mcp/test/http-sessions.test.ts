@@ -9,14 +9,30 @@ import { SandboxSession } from '../src/session.ts';
 function setup(limits = { maxSessions: 2, unusedSessionTimeoutMs: 1_000, idleTimeoutMs: 10_000 }) {
   let now = 0;
   const ended: string[] = [];
-  const sessions = new HttpSessions(limits, (msg) => ended.push(msg), () => now);
+  const sessions = new HttpSessions(
+    limits,
+    (msg) => ended.push(msg),
+    () => now,
+  );
   const open = (id: string) => {
     assert.equal(sessions.reserve(), undefined);
-    sessions.add(id, new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => id }), new SandboxSession({ conn: {} }));
+    sessions.add(
+      id,
+      new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: () => id }),
+      new SandboxSession({ conn: {} }),
+    );
     sessions.release();
     return sessions.get(id)!;
   };
-  return { sessions, open, ended, advance: (ms: number) => { now += ms; sessions.sweep(); } };
+  return {
+    sessions,
+    open,
+    ended,
+    advance: (ms: number) => {
+      now += ms;
+      sessions.sweep();
+    },
+  };
 }
 
 describe('MCP HTTP sessions', () => {
@@ -26,10 +42,17 @@ describe('MCP HTTP sessions', () => {
       [{ jsonrpc: '2.0', method: 'notifications/initialized' }, false],
       [{ jsonrpc: '2.0', id: 2, method: 'tools/call' }, true],
       [{ jsonrpc: '2.0', id: 3, method: 'ping' }, true],
-      [[{ jsonrpc: '2.0', method: 'notifications/initialized' }, { jsonrpc: '2.0', id: 4, method: 'tools/list' }], true],
+      [
+        [
+          { jsonrpc: '2.0', method: 'notifications/initialized' },
+          { jsonrpc: '2.0', id: 4, method: 'tools/list' },
+        ],
+        true,
+      ],
       [{ jsonrpc: '2.0', id: 5, result: {} }, true],
       [undefined, false],
-    ] as const) assert.equal(isUse(body), used, JSON.stringify(body));
+    ] as const)
+      assert.equal(isUse(body), used, JSON.stringify(body));
   });
 
   it('ends a session with no request after initialize, and keeps one that was used', async () => {
@@ -58,7 +81,7 @@ describe('MCP HTTP sessions', () => {
     await sessions.closeAll();
   });
 
-  it('refuses a session past the cap, counting those being opened, with the limit\'s name', async () => {
+  it("refuses a session past the cap, counting those being opened, with the limit's name", async () => {
     const { sessions, open } = setup();
     open('a');
     assert.equal(sessions.reserve(), undefined);

@@ -16,7 +16,9 @@ import { ndjsonResponse } from './ndjson.ts';
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 
 /** What @hono/node-server passes as the env: the node request, whose url is the path as sent. */
-interface NodeEnv { incoming?: { url?: string } }
+interface NodeEnv {
+  incoming?: { url?: string };
+}
 
 /** The request path as the client sent it, before URL normalisation. The URL parser would turn
  *  `/v1/files/%2e%2e/etc/passwd` into `/v1/etc/passwd` and route it elsewhere; routed as sent, a
@@ -47,10 +49,17 @@ async function readBody(c: Context, maxBytes: number, what: string): Promise<Uin
 async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
   const text = Buffer.from(await readBody(c, LIMITS.jsonBodyBytes, 'JSON body')).toString('utf8');
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch (err) { throw new AgentError('MalformedJSON', `request body is not valid JSON: ${(err as Error).message}`); }
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new AgentError('MalformedJSON', `request body is not valid JSON: ${(err as Error).message}`);
+  }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    throw new AgentError('Invalid', parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
+    throw new AgentError(
+      'Invalid',
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '),
+    );
   }
   return parsed.data;
 }
@@ -59,37 +68,60 @@ async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.i
 function pathParam(c: Context, prefix: string): string {
   const sent = rawPath(c.req.raw, c.env).slice(prefix.length);
   let p: string;
-  try { p = decodeURIComponent(sent); } catch { throw new AgentError('Invalid', `path "${sent}" is not valid URL encoding`); }
+  try {
+    p = decodeURIComponent(sent);
+  } catch {
+    throw new AgentError('Invalid', `path "${sent}" is not valid URL encoding`);
+  }
   return p === '' ? '.' : p;
 }
 
 const flag = (c: Context, name: string) => ['1', 'true'].includes(c.req.query(name) ?? '');
 
 function fileResponse({ stream, size }: { stream: Readable; size: number }): Response {
-  return new Response(Readable.toWeb(stream) as ReadableStream, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
+  return new Response(Readable.toWeb(stream) as ReadableStream, {
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+  });
 }
 
 export function agentApp(procs: ProcessManager, files: FileService): Hono {
-  const app = new Hono({ getPath: (req, opts) => honoGetPath({ url: `http://agent${rawPath(req, opts?.env)}` } as Request) });
+  const app = new Hono({
+    getPath: (req, opts) => honoGetPath({ url: `http://agent${rawPath(req, opts?.env)}` } as Request),
+  });
   app.onError((err, c) => {
     const e = toAgentError(err);
     return c.json(e.body(), e.status as 400);
   });
-  app.notFound((c) => c.json(new AgentError('NotFound', `no route ${c.req.method} ${rawPath(c.req.raw, c.env)}`).body(), 404));
+  app.notFound((c) =>
+    c.json(new AgentError('NotFound', `no route ${c.req.method} ${rawPath(c.req.raw, c.env)}`).body(), 404),
+  );
 
   app.get('/', (c) => c.json({ status: 'ok', message: 'Sandbox Runtime is active.' } satisfies HealthResponse));
 
   // ---- upstream's runtime API ----
   app.post('/execute', async (c) => {
     const req = await jsonBody(c, ExecuteRequest);
-    return c.json(await procs.runBuffered({ ...req, timeoutMs: req.timeout !== undefined ? Math.round(req.timeout * 1000) : undefined }));
+    return c.json(
+      await procs.runBuffered({
+        ...req,
+        timeoutMs: req.timeout !== undefined ? Math.round(req.timeout * 1000) : undefined,
+      }),
+    );
   });
   app.post('/upload', async (c) => {
     const body = await readBody(c, files.maxUploadBytes + MULTIPART_OVERHEAD_BYTES, 'upload');
-    const form = await new Request('http://agent/upload', { method: 'POST', body, headers: { 'content-type': c.req.header('content-type') ?? '' } })
-      .formData().catch(() => { throw new AgentError('Invalid', 'expected multipart/form-data with a "file" field'); });
+    const form = await new Request('http://agent/upload', {
+      method: 'POST',
+      body,
+      headers: { 'content-type': c.req.header('content-type') ?? '' },
+    })
+      .formData()
+      .catch(() => {
+        throw new AgentError('Invalid', 'expected multipart/form-data with a "file" field');
+      });
     const file = form.get('file');
-    if (!file || typeof file === 'string') throw new AgentError('Invalid', 'file: a multipart "file" field with a filename is required');
+    if (!file || typeof file === 'string')
+      throw new AgentError('Invalid', 'file: a multipart "file" field with a filename is required');
     await files.writeBuffer(file.name, new Uint8Array(await file.arrayBuffer()));
     return c.json({ message: `File '${file.name}' uploaded successfully.` } satisfies UploadResponse);
   });
@@ -109,7 +141,10 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
       resume: () => proc.resume(),
       // A foreground command whose caller went away is killed, tree and all, rather than left
       // running until its timeout; resumed, so that its pipes drain and its exit is seen.
-      onCancel: () => { proc.kill('SIGKILL'); proc.resume(); },
+      onCancel: () => {
+        proc.kill('SIGKILL');
+        proc.resume();
+      },
     });
   });
   app.post('/v1/processes', async (c) => {
@@ -143,14 +178,21 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
     procs.get(c.req.param('id')).kill(signal);
     return c.body(null, 204);
   });
-  app.delete('/v1/processes/:id', (c) => { procs.remove(c.req.param('id')); return c.body(null, 204); });
+  app.delete('/v1/processes/:id', (c) => {
+    procs.remove(c.req.param('id'));
+    return c.body(null, 204);
+  });
 
   // ---- extensions: files ----
   app.get('/v1/files/*', async (c) => fileResponse(await files.openRead(pathParam(c, '/v1/files/'))));
   app.put('/v1/files/*', async (c) => {
     const p = pathParam(c, '/v1/files/');
     const declared = Number(c.req.header('content-length') ?? 0);
-    if (declared > files.maxUploadBytes) throw new AgentError('PayloadTooLarge', `upload of ${declared} bytes exceeds the limit of ${files.maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
+    if (declared > files.maxUploadBytes)
+      throw new AgentError(
+        'PayloadTooLarge',
+        `upload of ${declared} bytes exceeds the limit of ${files.maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`,
+      );
     const body = c.req.raw.body ? Readable.fromWeb(c.req.raw.body as never) : Readable.from([]);
     return c.json(await files.writeStream(p, body), 201);
   });
@@ -159,6 +201,9 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
     return c.body(null, 204);
   });
   app.get('/v1/stat/*', async (c) => c.json(await files.stat(pathParam(c, '/v1/stat/'))));
-  app.post('/v1/mkdir/*', async (c) => { await files.mkdir(pathParam(c, '/v1/mkdir/')); return c.body(null, 201); });
+  app.post('/v1/mkdir/*', async (c) => {
+    await files.mkdir(pathParam(c, '/v1/mkdir/'));
+    return c.body(null, 201);
+  });
   return app;
 }

@@ -7,8 +7,7 @@
 import { MainArgv } from './schemas.ts';
 
 export type AgentArgs =
-  | { mode: 'fd'; fd: number; main?: string[] }
-  | { mode: 'listen'; host: string; port: number; main?: string[] };
+  { mode: 'fd'; fd: number; main?: string[] } | { mode: 'listen'; host: string; port: number; main?: string[] };
 
 export class UsageError extends Error {}
 
@@ -21,7 +20,8 @@ export function parseArgs(words: string[]): AgentArgs {
   for (let i = 0; i < words.length; i += 2) {
     const name = words[i]!.replace(/^--/, '');
     const value = words[i + 1];
-    if (!NAMES.includes(name)) throw new UsageError(`unknown argument "${words[i]}" (expected --fd N, --listen HOST:PORT, --main JSON)`);
+    if (!NAMES.includes(name))
+      throw new UsageError(`unknown argument "${words[i]}" (expected --fd N, --listen HOST:PORT, --main JSON)`);
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
     opts.set(name, value);
   }
@@ -29,7 +29,11 @@ export function parseArgs(words: string[]): AgentArgs {
   const mainJson = opts.get('main');
   if (mainJson !== undefined) {
     let parsed: unknown;
-    try { parsed = JSON.parse(mainJson); } catch { throw new UsageError(`--main must be a JSON array of strings, got ${mainJson.slice(0, 80)}`); }
+    try {
+      parsed = JSON.parse(mainJson);
+    } catch {
+      throw new UsageError(`--main must be a JSON array of strings, got ${mainJson.slice(0, 80)}`);
+    }
     const r = MainArgv.safeParse(parsed);
     if (!r.success) throw new UsageError(`--main must be a JSON array of strings: ${r.error.issues[0]?.message}`);
     main = r.data;

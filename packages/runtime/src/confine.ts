@@ -26,14 +26,17 @@ export class Confiner {
     this.base = realpathSync(base);
   }
 
-  private inside(p: string, root = this.base): boolean { return p === root || p.startsWith(root === sep ? root : root + sep); }
+  private inside(p: string, root = this.base): boolean {
+    return p === root || p.startsWith(root === sep ? root : root + sep);
+  }
 
   /** The absolute path for a client's path (relative to base, or absolute inside it), with every
    *  existing symlink resolved; throws AgentError('PathOutsideSandbox') when it leaves the base. */
   resolve(userPath: string): string {
     if (userPath.includes('\0')) throw this.outside(userPath);
     let path = isAbsolute(userPath) ? resolve(userPath) : resolve(this.base, userPath);
-    if (!this.inside(path) && this.inside(path, this.configured)) path = join(this.base, path.slice(this.configured.length));
+    if (!this.inside(path) && this.inside(path, this.configured))
+      path = join(this.base, path.slice(this.configured.length));
     if (!this.inside(path)) throw this.outside(userPath);
 
     for (let hops = 0; ; hops++) {
@@ -72,6 +75,9 @@ export class Confiner {
   }
 
   private outside(p: string): AgentError {
-    return new AgentError('PathOutsideSandbox', `path "${p.replace(/\0/g, '\\0')}" is outside the sandbox's workspace ${this.base}; use a path relative to it`);
+    return new AgentError(
+      'PathOutsideSandbox',
+      `path "${p.replace(/\0/g, '\\0')}" is outside the sandbox's workspace ${this.base}; use a path relative to it`,
+    );
   }
 }

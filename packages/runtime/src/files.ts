@@ -29,10 +29,16 @@ function readExactly(fh: FileHandle, size: number, userPath: string): Readable {
 }
 
 export class FileService {
-  constructor(readonly confiner: Confiner, readonly maxUploadBytes: number) {}
+  constructor(
+    readonly confiner: Confiner,
+    readonly maxUploadBytes: number,
+  ) {}
 
   private tooLarge(): AgentError {
-    return new AgentError('PayloadTooLarge', `upload exceeds the limit of ${this.maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
+    return new AgentError(
+      'PayloadTooLarge',
+      `upload exceeds the limit of ${this.maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`,
+    );
   }
 
   /** Writes a whole buffer (multipart uploads). */
@@ -50,7 +56,8 @@ export class FileService {
   async writeStream(userPath: string, body: Readable): Promise<{ path: string; size: number }> {
     const target = this.confiner.resolve(userPath);
     await mkdir(dirname(target), { recursive: true });
-    if ((await stat(target).catch(() => undefined))?.isDirectory()) throw new AgentError('Conflict', `"${userPath}" is a directory`);
+    if ((await stat(target).catch(() => undefined))?.isDirectory())
+      throw new AgentError('Conflict', `"${userPath}" is a directory`);
     const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.part`);
     // open() first, so a permission error is a rejected promise here, not an 'error' event later.
     const out = await open(tmp, 'w', 0o644);
@@ -81,8 +88,14 @@ export class FileService {
     // One descriptor for the size and the bytes: a file renamed over this path meanwhile does not
     // mix in. O_NONBLOCK: opening a FIFO must not hold one of libuv's four threads forever.
     const fh = await open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    const st = await fh.stat().catch((err) => { void fh.close(); throw err; });
-    if (!st.isFile()) { await fh.close(); throw new AgentError('NotFound', 'File not found'); }
+    const st = await fh.stat().catch((err) => {
+      void fh.close();
+      throw err;
+    });
+    if (!st.isFile()) {
+      await fh.close();
+      throw new AgentError('NotFound', 'File not found');
+    }
     return { stream: readExactly(fh, st.size, userPath), size: st.size };
   }
 
@@ -106,7 +119,9 @@ export class FileService {
 
   async stat(userPath: string): Promise<FileStat> {
     const p = this.confiner.resolve(userPath);
-    const s = await lstat(p).catch(() => { throw new AgentError('NotFound', `"${userPath}" does not exist`); });
+    const s = await lstat(p).catch(() => {
+      throw new AgentError('NotFound', `"${userPath}" does not exist`);
+    });
     const type = s.isFile() ? 'file' : s.isDirectory() ? 'directory' : s.isSymbolicLink() ? 'symlink' : 'other';
     return { name: basename(p), path: p, type, size: s.size, mode: s.mode & 0o7777, mtimeMs: s.mtimeMs };
   }
@@ -117,7 +132,8 @@ export class FileService {
       await mkdir(p, { recursive: true });
     } catch (err) {
       // mkdir -p over a file (or through one) is a conflict with what is there, not a failure.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new AgentError('Conflict', `"${userPath}" (or a parent of it) exists and is not a directory`);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+        throw new AgentError('Conflict', `"${userPath}" (or a parent of it) exists and is not a directory`);
       throw err;
     }
   }
@@ -125,7 +141,10 @@ export class FileService {
   async remove(userPath: string, recursive: boolean): Promise<void> {
     const p = this.confiner.resolve(userPath);
     if (p === this.confiner.base) throw new AgentError('Invalid', 'refusing to remove the workspace itself');
-    const s = await lstat(p).catch(() => { throw new AgentError('NotFound', `"${userPath}" does not exist`); });
-    if (s.isDirectory() && !recursive) await rmdir(p); else await rm(p, { recursive: true, force: false });
+    const s = await lstat(p).catch(() => {
+      throw new AgentError('NotFound', `"${userPath}" does not exist`);
+    });
+    if (s.isDirectory() && !recursive) await rmdir(p);
+    else await rm(p, { recursive: true, force: false });
   }
 }

@@ -2,10 +2,26 @@
 // and the pieces to embed an agent in a test. Importing this never starts a server: only main.ts
 // does.
 export {
-  ExecuteRequest, ExecRequest, SignalRequest, MainArgv, LIMITS, SIGNALS,
-  ExecEvent, ProcessInfo, ProcessList, StartProcessResponse, HealthResponse, ExistsResponse, WriteFileResponse,
-  FileEntry, FileList, FileStat, parseReply, MalformedReplyError,
-  ExecuteResponse, type UploadResponse,
+  ExecuteRequest,
+  ExecRequest,
+  SignalRequest,
+  MainArgv,
+  LIMITS,
+  SIGNALS,
+  ExecEvent,
+  ProcessInfo,
+  ProcessList,
+  StartProcessResponse,
+  HealthResponse,
+  ExistsResponse,
+  WriteFileResponse,
+  FileEntry,
+  FileList,
+  FileStat,
+  parseReply,
+  MalformedReplyError,
+  ExecuteResponse,
+  type UploadResponse,
 } from './schemas.ts';
 export { STATUS_OF, type Reason as AgentReason, type ErrorBody as AgentErrorBody } from './errors.ts';
 export { agentApp } from './app.ts';

@@ -3,13 +3,23 @@
 // a V8 startup snapshot (scripts/build.mjs) would freeze the build machine's environment.
 import v8 from 'node:v8';
 import { isArgName, parseArgs, UsageError, type AgentArgs } from './args.ts';
-import { AGENT_SOCKET_NAME, configFromEnv, createAgent, listenAbstract, requestHandler, serveFd, serveHttp1 } from './server.ts';
+import {
+  AGENT_SOCKET_NAME,
+  configFromEnv,
+  createAgent,
+  listenAbstract,
+  requestHandler,
+  serveFd,
+  serveHttp1,
+} from './server.ts';
 import { NodeSpawner, ZygoteSpawner } from './spawner.ts';
 
 async function start(): Promise<void> {
   const debug = process.env.ASB_DEBUG === '1';
   // process.uptime(): time since the process started, so the log says what startup cost.
-  const log = (msg: string) => { if (debug) process.stderr.write(`[agent +${(process.uptime() * 1000).toFixed(0)}ms] ${msg}\n`); };
+  const log = (msg: string) => {
+    if (debug) process.stderr.write(`[agent +${(process.uptime() * 1000).toFixed(0)}ms] ${msg}\n`);
+  };
   let args: AgentArgs;
   try {
     // argv[1] is the script, or under a snapshot already the first of our words.
@@ -51,7 +61,9 @@ async function start(): Promise<void> {
   // The agent is the sandbox's first process: if it died, the sandbox would go with it. A bug in
   // one request must not take the user's processes and files down; it is logged and survived.
   process.on('uncaughtException', (err) => process.stderr.write(`[agent] uncaught: ${err.stack ?? err}\n`));
-  process.on('unhandledRejection', (err) => process.stderr.write(`[agent] unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`));
+  process.on('unhandledRejection', (err) =>
+    process.stderr.write(`[agent] unhandled rejection: ${(err as Error)?.stack ?? String(err)}\n`),
+  );
 }
 
 // Building the snapshot runs this module with every dependency loaded and initialised; a sandbox

@@ -25,26 +25,43 @@ export function ndjsonResponse(source: EventSource): Response {
   let unsubscribe = () => {};
   let paused = false;
   const enc = new TextEncoder();
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      let closed = false;
-      const end = () => { if (!closed) { closed = true; unsubscribe(); controller.close(); } };
-      const push = (ev: ExecEvent) => {
-        if (closed) return;
-        controller.enqueue(enc.encode(JSON.stringify(ev) + '\n'));
-        if (ev.type === 'exit') return end();
-        const queued = HIGH_WATER_BYTES - (controller.desiredSize ?? 0);
-        if (source.pause && !paused && queued >= HIGH_WATER_BYTES) { paused = true; source.pause(); }
-        else if (!source.pause && queued >= FOLLOWER_MAX_BYTES) end();
-      };
-      unsubscribe = source.subscribe(push, end);
-      if (closed) unsubscribe();
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        let closed = false;
+        const end = () => {
+          if (!closed) {
+            closed = true;
+            unsubscribe();
+            controller.close();
+          }
+        };
+        const push = (ev: ExecEvent) => {
+          if (closed) return;
+          controller.enqueue(enc.encode(JSON.stringify(ev) + '\n'));
+          if (ev.type === 'exit') return end();
+          const queued = HIGH_WATER_BYTES - (controller.desiredSize ?? 0);
+          if (source.pause && !paused && queued >= HIGH_WATER_BYTES) {
+            paused = true;
+            source.pause();
+          } else if (!source.pause && queued >= FOLLOWER_MAX_BYTES) end();
+        };
+        unsubscribe = source.subscribe(push, end);
+        if (closed) unsubscribe();
+      },
+      pull() {
+        // Called once the queue is below the high-water mark again.
+        if (paused) {
+          paused = false;
+          source.resume?.();
+        }
+      },
+      cancel() {
+        unsubscribe();
+        source.onCancel?.();
+      },
     },
-    pull() {
-      // Called once the queue is below the high-water mark again.
-      if (paused) { paused = false; source.resume?.(); }
-    },
-    cancel() { unsubscribe(); source.onCancel?.(); },
-  }, { highWaterMark: HIGH_WATER_BYTES, size: (chunk) => chunk.byteLength });
+    { highWaterMark: HIGH_WATER_BYTES, size: (chunk) => chunk.byteLength },
+  );
   return new Response(stream, { headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' } });
 }

@@ -31,7 +31,11 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 const INTERNAL = /^(ASB_|SANDBOX_|NODE_CHANNEL_|NODE_UNIQUE_ID$|NODE_TEST_CONTEXT$)/;
 
 function homeDir(): string {
-  try { return homedir(); } catch { return '/'; } // no passwd entry for our uid
+  try {
+    return homedir();
+  } catch {
+    return '/';
+  } // no passwd entry for our uid
 }
 
 /** What every command's environment starts from: PATH, HOME and LANG (unless the agent has
@@ -43,8 +47,10 @@ export function baseEnv(env: NodeJS.ProcessEnv = process.env, home = env.HOME ??
 }
 
 /** The bytes of output an event carries. */
-const bytesOf = (ev: Extract<ExecEvent, { data: string }>) => Buffer.from(ev.data, ev.encoding === 'base64' ? 'base64' : 'utf8');
-const byteLength = (ev: ExecEvent) => (!('data' in ev) ? 0 : ev.encoding === 'base64' ? Math.floor(ev.data.length * 3 / 4) : Buffer.byteLength(ev.data));
+const bytesOf = (ev: Extract<ExecEvent, { data: string }>) =>
+  Buffer.from(ev.data, ev.encoding === 'base64' ? 'base64' : 'utf8');
+const byteLength = (ev: ExecEvent) =>
+  !('data' in ev) ? 0 : ev.encoding === 'base64' ? Math.floor((ev.data.length * 3) / 4) : Buffer.byteLength(ev.data);
 
 export class Proc {
   readonly startedAt = new Date();
@@ -61,21 +67,37 @@ export class Proc {
   private markStarted!: () => void;
   private finish!: () => void;
 
-  constructor(readonly id: string, readonly command: string, readonly child: ChildHandle, private readonly keepBytes: number) {
-    this.started = new Promise((r) => { this.markStarted = r; });
-    this.done = new Promise((r) => { this.finish = r; });
+  constructor(
+    readonly id: string,
+    readonly command: string,
+    readonly child: ChildHandle,
+    private readonly keepBytes: number,
+  ) {
+    this.started = new Promise((r) => {
+      this.markStarted = r;
+    });
+    this.done = new Promise((r) => {
+      this.finish = r;
+    });
   }
-  get pid(): number { return this.child.pid; }
+  get pid(): number {
+    return this.child.pid;
+  }
 
   emit(ev: ExecEvent): void {
     if (this.keepBytes > 0) {
       // Whole events are dropped from the front: a replay never starts in the middle of a chunk.
       this.replay.push(ev);
       this.replayBytes += byteLength(ev);
-      while (this.replayBytes > this.keepBytes && this.replay.length > 1) this.replayBytes -= byteLength(this.replay.shift()!);
+      while (this.replayBytes > this.keepBytes && this.replay.length > 1)
+        this.replayBytes -= byteLength(this.replay.shift()!);
     }
     if (ev.type === 'start') this.markStarted();
-    if (ev.type === 'exit') { this.running = false; this.markStarted(); this.finish(); }
+    if (ev.type === 'exit') {
+      this.running = false;
+      this.markStarted();
+      this.finish();
+    }
     for (const l of this.listeners) l(ev);
     if (ev.type === 'exit') this.listeners.clear();
   }
@@ -89,7 +111,15 @@ export class Proc {
   }
 
   info(): ProcessInfo {
-    return { id: this.id, pid: this.pid, command: this.command, running: this.running, exitCode: this.exitCode, signal: this.signal, startedAt: this.startedAt.toISOString() };
+    return {
+      id: this.id,
+      pid: this.pid,
+      command: this.command,
+      running: this.running,
+      exitCode: this.exitCode,
+      signal: this.signal,
+      startedAt: this.startedAt.toISOString(),
+    };
   }
 
   /** Signals the whole process group. */
@@ -97,14 +127,26 @@ export class Proc {
     if (this.running) this.child.signal(signal);
   }
 
-  writeStdin(data: Uint8Array): void { this.child.writeStdin(data); }
-  endStdin(): void { this.child.endStdin(); }
+  writeStdin(data: Uint8Array): void {
+    this.child.writeStdin(data);
+  }
+  endStdin(): void {
+    this.child.endStdin();
+  }
   /** Flow control for the one reader of a foreground command (see spawner.ts). */
-  pause(): void { if (this.running) this.child.pause(); }
-  resume(): void { if (this.running) this.child.resume(); }
+  pause(): void {
+    if (this.running) this.child.pause();
+  }
+  resume(): void {
+    if (this.running) this.child.resume();
+  }
 }
 
-interface SpawnOpts { id?: string; background?: boolean; listener?: (ev: ExecEvent) => void }
+interface SpawnOpts {
+  id?: string;
+  background?: boolean;
+  listener?: (ev: ExecEvent) => void;
+}
 
 export class ProcessManager {
   private readonly procs = new Map<string, Proc>();
@@ -124,7 +166,8 @@ export class ProcessManager {
     if (req.cwd && !existsSync(cwd)) throw new AgentError('NotFound', `working directory "${req.cwd}" does not exist`);
     const background = opts.background === true;
     const child = this.spawner.spawn(req.argv ?? directArgv(req.command) ?? [...SHELL, '-c', req.command], {
-      cwd, env: { ...this.env, ...req.env },
+      cwd,
+      env: { ...this.env, ...req.env },
       keepStdin: background || req.stdin !== undefined,
       // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die
       // with it: they would otherwise hold the sandbox's process budget.
@@ -133,7 +176,7 @@ export class ProcessManager {
     const id = opts.id ?? `p${++this.seq}`;
     const proc = new Proc(id, req.command, child, background ? this.opts.replayBytes : 0);
     if (opts.listener) proc.subscribe(opts.listener, true);
-    this.wire(proc, child, req, background ? req.timeoutMs : req.timeoutMs ?? this.opts.defaultTimeoutMs);
+    this.wire(proc, child, req, background ? req.timeoutMs : (req.timeoutMs ?? this.opts.defaultTimeoutMs));
     if (background) this.procs.set(id, proc);
     return proc;
   }
@@ -144,28 +187,56 @@ export class ProcessManager {
     const flushes: Array<() => void> = [];
     for (const stream of ['stdout', 'stderr'] as const) {
       if (req.encoding === 'base64') {
-        child.on(stream, (b: Buffer) => { if (b.length) proc.emit({ type: stream, data: b.toString('base64'), encoding: 'base64' }); });
+        child.on(stream, (b: Buffer) => {
+          if (b.length) proc.emit({ type: stream, data: b.toString('base64'), encoding: 'base64' });
+        });
         continue;
       }
       const dec = new StringDecoder('utf8'); // a UTF-8 character split across reads stays whole
-      child.on(stream, (b: Buffer) => { const data = dec.write(b); if (data) proc.emit({ type: stream, data }); });
+      child.on(stream, (b: Buffer) => {
+        const data = dec.write(b);
+        if (data) proc.emit({ type: stream, data });
+      });
       // An incomplete character at the very end is a U+FFFD, not nothing.
-      flushes.push(() => { const data = dec.end(); if (data) proc.emit({ type: stream, data }); });
+      flushes.push(() => {
+        const data = dec.end();
+        if (data) proc.emit({ type: stream, data });
+      });
     }
-    if (req.stdin !== undefined) { child.writeStdin(Buffer.from(req.stdin)); child.endStdin(); }
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => { proc.timedOut = true; proc.kill('SIGKILL'); }, timeoutMs);
+    if (req.stdin !== undefined) {
+      child.writeStdin(Buffer.from(req.stdin));
+      child.endStdin();
+    }
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            proc.timedOut = true;
+            proc.kill('SIGKILL');
+          }, timeoutMs);
     child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
       proc.signal = signal;
-      proc.exitCode = proc.timedOut ? 124 : code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
+      proc.exitCode = proc.timedOut ? 124 : (code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
       for (const flush of flushes) flush();
-      proc.emit({ type: 'exit', exitCode: proc.exitCode, signal, timedOut: proc.timedOut, durationMs: Date.now() - started });
+      proc.emit({
+        type: 'exit',
+        exitCode: proc.exitCode,
+        signal,
+        timedOut: proc.timedOut,
+        durationMs: Date.now() - started,
+      });
     });
     child.once('error', (err: Error) => {
       clearTimeout(timer);
       // Worded as bash words it, since a direct exec stands in for `bash -c`.
       const notFound = /No such file or directory|ENOENT/.test(err.message);
-      proc.emit({ type: 'stderr', data: notFound ? `bash: line 1: ${req.command.trim().split(/\s+/)[0]}: command not found\n` : `Failed to execute command: ${err.message}\n` });
+      proc.emit({
+        type: 'stderr',
+        data: notFound
+          ? `bash: line 1: ${req.command.trim().split(/\s+/)[0]}: command not found\n`
+          : `Failed to execute command: ${err.message}\n`,
+      });
       proc.exitCode = 127;
       proc.emit({ type: 'exit', exitCode: 127, signal: null, timedOut: false, durationMs: Date.now() - started });
     });
@@ -183,19 +254,29 @@ export class ProcessManager {
       listener: (ev) => {
         if (ev.type !== 'stdout' && ev.type !== 'stderr') return;
         const room = max - size[ev.type];
-        if (room <= 0) { truncated = true; return; }
+        if (room <= 0) {
+          truncated = true;
+          return;
+        }
         let b = bytesOf(ev);
-        if (b.length > room) { truncated = true; b = b.subarray(0, room); }
+        if (b.length > room) {
+          truncated = true;
+          b = b.subarray(0, room);
+        }
         out[ev.type].push(b);
         size[ev.type] += b.length;
       },
     });
     await proc.done;
     let stderr = Buffer.concat(out.stderr).toString();
-    if (proc.timedOut) stderr += `\nCommand timed out after ${req.timeoutMs ?? this.opts.defaultTimeoutMs} ms and was killed.\n`;
+    if (proc.timedOut)
+      stderr += `\nCommand timed out after ${req.timeoutMs ?? this.opts.defaultTimeoutMs} ms and was killed.\n`;
     return {
-      stdout: Buffer.concat(out.stdout).toString(), stderr, exit_code: proc.exitCode ?? 1,
-      ...(truncated ? { truncated } : {}), ...(proc.timedOut ? { timed_out: true } : {}),
+      stdout: Buffer.concat(out.stdout).toString(),
+      stderr,
+      exit_code: proc.exitCode ?? 1,
+      ...(truncated ? { truncated } : {}),
+      ...(proc.timedOut ? { timed_out: true } : {}),
     };
   }
 
@@ -211,7 +292,9 @@ export class ProcessManager {
     return p;
   }
 
-  list(): ProcessInfo[] { return [...this.procs.values()].map((p) => p.info()); }
+  list(): ProcessInfo[] {
+    return [...this.procs.values()].map((p) => p.info());
+  }
 
   /** Kills the process group and forgets the process. */
   remove(id: string): void {

@@ -16,10 +16,15 @@ export const LIMITS = {
   pathChars: 4096,
 } as const;
 
-const env = z.record(
-  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _').max(256),
-  z.string().max(LIMITS.envValueChars),
-).refine((e) => Object.keys(e).length <= LIMITS.envEntries, `at most ${LIMITS.envEntries} environment variables`);
+const env = z
+  .record(
+    z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are letters, digits and _')
+      .max(256),
+    z.string().max(LIMITS.envValueChars),
+  )
+  .refine((e) => Object.keys(e).length <= LIMITS.envEntries, `at most ${LIMITS.envEntries} environment variables`);
 
 const command = z.string().min(1, 'command must not be empty').max(LIMITS.commandChars);
 const cwd = z.string().max(LIMITS.pathChars);
@@ -38,8 +43,11 @@ export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
 /** `truncated` and `timed_out` are present only when true, so upstream's exact shape is kept. */
 export const ExecuteResponse = z.looseObject({
-  stdout: z.string(), stderr: z.string(), exit_code: z.number(),
-  truncated: z.boolean().optional(), timed_out: z.boolean().optional(),
+  stdout: z.string(),
+  stderr: z.string(),
+  exit_code: z.number(),
+  truncated: z.boolean().optional(),
+  timed_out: z.boolean().optional(),
 });
 export type ExecuteResponse = z.infer<typeof ExecuteResponse>;
 
@@ -60,12 +68,25 @@ export const ExecRequest = z.object({
 });
 export type ExecRequest = z.infer<typeof ExecRequest>;
 
-export const SIGNALS = ['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGSTOP', 'SIGCONT'] as const;
+export const SIGNALS = [
+  'SIGTERM',
+  'SIGKILL',
+  'SIGINT',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGSTOP',
+  'SIGCONT',
+] as const;
 export const SignalRequest = z.object({ signal: z.enum(SIGNALS) });
 export type SignalRequest = z.infer<typeof SignalRequest>;
 
 /** `--main '<json argv>'`: the sandbox's main process (a template container's command + args). */
-export const MainArgv = z.array(z.string().max(LIMITS.commandChars)).min(1, 'the main process needs a program').max(4096);
+export const MainArgv = z
+  .array(z.string().max(LIMITS.commandChars))
+  .min(1, 'the main process needs a program')
+  .max(4096);
 
 // ---- replies: what the agent answers, parsed by whoever reads them (the engine, the SDK), as the
 // sandbox is the untrusted side. Loose objects: a newer agent may add fields; what is read is checked.
@@ -78,7 +99,10 @@ export const ExecEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('start'), pid: z.number() }),
   z.object({ type: z.enum(['stdout', 'stderr']), data: z.string(), encoding: z.literal('base64').optional() }),
   z.object({
-    type: z.literal('exit'), exitCode: z.number().nullable(), signal: z.string().nullable(), timedOut: z.boolean(),
+    type: z.literal('exit'),
+    exitCode: z.number().nullable(),
+    signal: z.string().nullable(),
+    timedOut: z.boolean(),
     durationMs: z.number(),
   }),
 ]);
@@ -87,27 +111,41 @@ export type ExecEvent = z.infer<typeof ExecEvent>;
 export const StartProcessResponse = z.looseObject({ id: z.string(), pid: z.number() });
 export type StartProcessResponse = z.infer<typeof StartProcessResponse>;
 export const ProcessInfo = z.looseObject({
-  id: z.string(), pid: z.number(), command: z.string(), running: z.boolean(), exitCode: z.number().nullable(),
-  signal: z.string().nullable(), startedAt: z.string(),
+  id: z.string(),
+  pid: z.number(),
+  command: z.string(),
+  running: z.boolean(),
+  exitCode: z.number().nullable(),
+  signal: z.string().nullable(),
+  startedAt: z.string(),
 });
 export type ProcessInfo = z.infer<typeof ProcessInfo>;
 export const ProcessList = z.array(ProcessInfo);
 
 export const HealthResponse = z.looseObject({ status: z.literal('ok'), message: z.string() });
 export type HealthResponse = z.infer<typeof HealthResponse>;
-export interface UploadResponse { message: string }
+export interface UploadResponse {
+  message: string;
+}
 export const ExistsResponse = z.looseObject({ path: z.string(), exists: z.boolean() });
 export type ExistsResponse = z.infer<typeof ExistsResponse>;
 export const WriteFileResponse = z.looseObject({ path: z.string(), size: z.number() });
 export type WriteFileResponse = z.infer<typeof WriteFileResponse>;
 export const FileEntry = z.looseObject({
-  name: z.string(), size: z.number(), type: z.enum(['file', 'directory']), mod_time: z.number(),
+  name: z.string(),
+  size: z.number(),
+  type: z.enum(['file', 'directory']),
+  mod_time: z.number(),
 });
 export type FileEntry = z.infer<typeof FileEntry>;
 export const FileList = z.array(FileEntry);
 export const FileStat = z.looseObject({
-  name: z.string(), path: z.string(), type: z.enum(['file', 'directory', 'symlink', 'other']), size: z.number(),
-  mode: z.number(), mtimeMs: z.number(),
+  name: z.string(),
+  path: z.string(),
+  type: z.enum(['file', 'directory', 'symlink', 'other']),
+  size: z.number(),
+  mode: z.number(),
+  mtimeMs: z.number(),
 });
 export type FileStat = z.infer<typeof FileStat>;
 
@@ -122,5 +160,8 @@ export function parseReply<S extends z.ZodType>(schema: S, value: unknown, what:
 }
 
 export class MalformedReplyError extends Error {
-  constructor(message: string) { super(message); this.name = 'MalformedReplyError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedReplyError';
+  }
 }

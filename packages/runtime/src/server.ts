@@ -31,20 +31,36 @@ export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfig {
   };
 }
 
-export interface Agent { app: Hono; procs: ProcessManager; files: FileService }
+export interface Agent {
+  app: Hono;
+  procs: ProcessManager;
+  files: FileService;
+}
 
-export function createAgent(config: AgentConfig, spawner: Spawner = new NodeSpawner(), env: NodeJS.ProcessEnv = process.env): Agent {
+export function createAgent(
+  config: AgentConfig,
+  spawner: Spawner = new NodeSpawner(),
+  env: NodeJS.ProcessEnv = process.env,
+): Agent {
   const confiner = new Confiner(config.baseDir);
-  const procs = new ProcessManager(confiner, {
-    defaultTimeoutMs: config.defaultTimeoutMs,
-    maxOutputBytes: config.maxOutputBytes,
-    replayBytes: MiB,
-  }, spawner, baseEnv(env));
+  const procs = new ProcessManager(
+    confiner,
+    {
+      defaultTimeoutMs: config.defaultTimeoutMs,
+      maxOutputBytes: config.maxOutputBytes,
+      replayBytes: MiB,
+    },
+    spawner,
+    baseEnv(env),
+  );
   const files = new FileService(confiner, config.maxUploadBytes);
   return { app: agentApp(procs, files), procs, files };
 }
 
-export type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+export type Handler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
 
 /** One node request handler for both protocols. */
 export async function requestHandler(app: Hono): Promise<Handler> {
@@ -85,7 +101,11 @@ export function listenAbstract(server: http2.Http2Server, name: string, onError:
 }
 
 /** HTTP/1.1 on host:port; resolves with the bound address (port 0 picks a free one). */
-export function serveHttp1(handler: Handler, host: string, port: number): Promise<{ server: http.Server; port: number }> {
+export function serveHttp1(
+  handler: Handler,
+  host: string,
+  port: number,
+): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer(handler);
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -12,7 +12,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { constants } from 'node:os';
 
-export interface SpawnOptions { cwd: string; env: Record<string, string>; keepStdin: boolean; killGroupOnExit: boolean }
+export interface SpawnOptions {
+  cwd: string;
+  env: Record<string, string>;
+  keepStdin: boolean;
+  killGroupOnExit: boolean;
+}
 
 /** Events: 'start' (pid), 'stdout' (Buffer), 'stderr' (Buffer), 'exit' (code | null, signal | null), 'error' (Error). */
 export interface ChildHandle extends EventEmitter {
@@ -25,14 +30,19 @@ export interface ChildHandle extends EventEmitter {
   resume(): void;
 }
 
-export interface Spawner { spawn(argv: string[], opts: SpawnOptions): ChildHandle }
+export interface Spawner {
+  spawn(argv: string[], opts: SpawnOptions): ChildHandle;
+}
 
 const DRAIN_GRACE_MS = 100;
 
 class NodeChild extends EventEmitter implements ChildHandle {
   pid = -1;
   private paused = false;
-  constructor(private readonly child: ChildProcess, killGroupOnExit: boolean) {
+  constructor(
+    private readonly child: ChildProcess,
+    killGroupOnExit: boolean,
+  ) {
     super();
     let done = false;
     let closed = false;
@@ -42,54 +52,118 @@ class NodeChild extends EventEmitter implements ChildHandle {
       this.emit('exit', code, signal);
       if (killGroupOnExit) this.signal('SIGKILL');
     };
-    child.once('spawn', () => { this.pid = child.pid!; this.emit('start', this.pid); });
+    child.once('spawn', () => {
+      this.pid = child.pid!;
+      this.emit('start', this.pid);
+    });
     child.stdout!.on('data', (b: Buffer) => this.emit('stdout', b));
     child.stderr!.on('data', (b: Buffer) => this.emit('stderr', b));
     child.stdin!.on('error', () => undefined); // the command may exit without reading its stdin
-    child.once('close', (code, signal) => { closed = true; report(code, signal); });
-    const afterGrace = (code: number | null, signal: NodeJS.Signals | null) => setTimeout(() => {
-      if (closed) return;
-      // Output still in the pipes waits for its reader: the grace starts again on resume.
-      if (this.paused) { this.once('resumed', () => afterGrace(code, signal)); return; }
-      child.stdout!.destroy(); child.stderr!.destroy(); report(code, signal);
-    }, DRAIN_GRACE_MS).unref();
+    child.once('close', (code, signal) => {
+      closed = true;
+      report(code, signal);
+    });
+    const afterGrace = (code: number | null, signal: NodeJS.Signals | null) =>
+      setTimeout(() => {
+        if (closed) return;
+        // Output still in the pipes waits for its reader: the grace starts again on resume.
+        if (this.paused) {
+          this.once('resumed', () => afterGrace(code, signal));
+          return;
+        }
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        report(code, signal);
+      }, DRAIN_GRACE_MS).unref();
     child.once('exit', afterGrace);
-    child.once('error', (err) => { if (!done) { done = true; this.emit('error', err); } });
+    child.once('error', (err) => {
+      if (!done) {
+        done = true;
+        this.emit('error', err);
+      }
+    });
   }
-  writeStdin(data: Uint8Array): void { this.child.stdin!.write(data); }
-  endStdin(): void { this.child.stdin!.end(); }
-  pause(): void { this.paused = true; this.child.stdout!.pause(); this.child.stderr!.pause(); }
+  writeStdin(data: Uint8Array): void {
+    this.child.stdin!.write(data);
+  }
+  endStdin(): void {
+    this.child.stdin!.end();
+  }
+  pause(): void {
+    this.paused = true;
+    this.child.stdout!.pause();
+    this.child.stderr!.pause();
+  }
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.child.stdout!.resume(); this.child.stderr!.resume();
+    this.child.stdout!.resume();
+    this.child.stderr!.resume();
     this.emit('resumed');
   }
   signal(sig: NodeJS.Signals): void {
     if (this.pid <= 0) return;
-    try { process.kill(-this.pid, sig); } catch { try { this.child.kill(sig); } catch { /* gone */ } }
+    try {
+      process.kill(-this.pid, sig);
+    } catch {
+      try {
+        this.child.kill(sig);
+      } catch {
+        /* gone */
+      }
+    }
   }
 }
 
 export class NodeSpawner implements Spawner {
   spawn(argv: string[], opts: SpawnOptions): ChildHandle {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const handle = new NodeChild(child, opts.killGroupOnExit);
     if (!opts.keepStdin) child.stdin.end();
     return handle;
   }
 }
 
-const enum Req { Spawn = 1, Stdin = 2, Signal = 3, Pause = 4, Resume = 5 }
-const enum Ev { Started = 1, Stdout = 2, Stderr = 3, Exit = 4, Failed = 5 }
+const enum Req {
+  Spawn = 1,
+  Stdin = 2,
+  Signal = 3,
+  Pause = 4,
+  Resume = 5,
+}
+const enum Ev {
+  Started = 1,
+  Stdout = 2,
+  Stderr = 3,
+  Exit = 4,
+  Failed = 5,
+}
 
 class ZygoteChild extends EventEmitter implements ChildHandle {
   pid = -1;
-  constructor(private readonly zygote: ZygoteSpawner, readonly id: number) { super(); }
-  writeStdin(data: Uint8Array): void { if (data.length) this.zygote.send(Req.Stdin, this.id, Buffer.from(data)); }
-  endStdin(): void { this.zygote.send(Req.Stdin, this.id, Buffer.alloc(0)); }
-  pause(): void { this.zygote.send(Req.Pause, this.id, Buffer.alloc(0)); }
-  resume(): void { this.zygote.send(Req.Resume, this.id, Buffer.alloc(0)); }
+  constructor(
+    private readonly zygote: ZygoteSpawner,
+    readonly id: number,
+  ) {
+    super();
+  }
+  writeStdin(data: Uint8Array): void {
+    if (data.length) this.zygote.send(Req.Stdin, this.id, Buffer.from(data));
+  }
+  endStdin(): void {
+    this.zygote.send(Req.Stdin, this.id, Buffer.alloc(0));
+  }
+  pause(): void {
+    this.zygote.send(Req.Pause, this.id, Buffer.alloc(0));
+  }
+  resume(): void {
+    this.zygote.send(Req.Resume, this.id, Buffer.alloc(0));
+  }
   signal(sig: NodeJS.Signals): void {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(constants.signals[sig]);
@@ -125,7 +199,9 @@ export class ZygoteSpawner implements Spawner {
     return m ? new ZygoteSpawner(Number(m[1]), Number(m[2])) : undefined;
   }
 
-  get alive(): boolean { return this.dead === undefined; }
+  get alive(): boolean {
+    return this.dead === undefined;
+  }
 
   send(type: Req, id: number, payload: Buffer): void {
     const head = Buffer.alloc(9);
@@ -138,7 +214,10 @@ export class ZygoteSpawner implements Spawner {
   spawn(argv: string[], opts: SpawnOptions): ChildHandle {
     const id = (this.seq = (this.seq + 1) >>> 0);
     const child = new ZygoteChild(this, id);
-    if (this.dead) { queueMicrotask(() => child.emit('error', this.dead)); return child; }
+    if (this.dead) {
+      queueMicrotask(() => child.emit('error', this.dead));
+      return child;
+    }
     this.children.set(id, child);
     const env = Object.entries(opts.env).map(([k, v]) => `${k}=${v}`);
     const head = Buffer.alloc(9);
@@ -161,13 +240,19 @@ export class ZygoteSpawner implements Spawner {
       this.buf = this.buf.subarray(4 + len);
       const child = this.children.get(id);
       if (!child) continue;
-      if (type === Ev.Started) { child.pid = payload.readUInt32LE(0); child.emit('start', child.pid); }
-      else if (type === Ev.Stdout) child.emit('stdout', Buffer.from(payload));
+      if (type === Ev.Started) {
+        child.pid = payload.readUInt32LE(0);
+        child.emit('start', child.pid);
+      } else if (type === Ev.Stdout) child.emit('stdout', Buffer.from(payload));
       else if (type === Ev.Stderr) child.emit('stderr', Buffer.from(payload));
       else if (type === Ev.Exit) {
         this.children.delete(id);
         const code = payload.readInt32LE(0);
-        const signal = code < 0 ? (Object.entries(constants.signals).find(([, n]) => n === -code)?.[0] as NodeJS.Signals | undefined) ?? null : null;
+        const signal =
+          code < 0
+            ? ((Object.entries(constants.signals).find(([, n]) => n === -code)?.[0] as NodeJS.Signals | undefined) ??
+              null)
+            : null;
         child.emit('exit', code >= 0 ? code : null, signal);
       } else if (type === Ev.Failed) {
         this.children.delete(id);

@@ -35,15 +35,32 @@ describe('Confiner', () => {
     ['dangling-in/more', 'dir/new/more'],
   ];
   for (const [path, want] of inside) {
-    it(`resolves ${JSON.stringify(path)} inside the base`, () => assert.equal(c.resolve(path), want ? join(base, want) : base));
+    it(`resolves ${JSON.stringify(path)} inside the base`, () =>
+      assert.equal(c.resolve(path), want ? join(base, want) : base));
   }
   it('takes an absolute path inside the base', () => assert.equal(c.resolve(join(base, 'dir')), join(base, 'dir')));
 
-  const outside = ['..', '../app-sibling', '/etc/passwd', '/', 'dir/../../x', 'etc-link', 'etc-link/passwd', 'dangling-out', 'dangling-out/sub/file',
-    'chain', 'prefix-trick', 'a\0b', 'loop-a'];
+  const outside = [
+    '..',
+    '../app-sibling',
+    '/etc/passwd',
+    '/',
+    'dir/../../x',
+    'etc-link',
+    'etc-link/passwd',
+    'dangling-out',
+    'dangling-out/sub/file',
+    'chain',
+    'prefix-trick',
+    'a\0b',
+    'loop-a',
+  ];
   for (const path of outside) {
     it(`refuses ${JSON.stringify(path)} with PathOutsideSandbox`, () => {
-      assert.throws(() => c.resolve(path), (err: unknown) => err instanceof AgentError && err.reason === 'PathOutsideSandbox' && err.status === 400);
+      assert.throws(
+        () => c.resolve(path),
+        (err: unknown) => err instanceof AgentError && err.reason === 'PathOutsideSandbox' && err.status === 400,
+      );
     });
   }
 });

@@ -12,7 +12,27 @@ describe('directArgv', () => {
   ];
   for (const [cmd, argv] of direct) it(`runs "${cmd}" without a shell`, () => assert.deepEqual(directArgv(cmd), argv));
 
-  const shell = ['echo $HOME', 'ls *.go', 'cat a > b', 'a && b', 'a | b', 'cd sub', 'exit 3', 'X=1 env', "echo 'a b'", 'echo ~', 'pwd', 'kill 1', 'export A=1',
-    'read x', 'source env.sh', 'a; b', 'echo a\nb', 'echo `id`', 'ls [ab]', 'f() { x; }'];
+  const shell = [
+    'echo $HOME',
+    'ls *.go',
+    'cat a > b',
+    'a && b',
+    'a | b',
+    'cd sub',
+    'exit 3',
+    'X=1 env',
+    "echo 'a b'",
+    'echo ~',
+    'pwd',
+    'kill 1',
+    'export A=1',
+    'read x',
+    'source env.sh',
+    'a; b',
+    'echo a\nb',
+    'echo `id`',
+    'ls [ab]',
+    'f() { x; }',
+  ];
   for (const cmd of shell) it(`keeps bash for ${JSON.stringify(cmd)}`, () => assert.equal(directArgv(cmd), undefined));
 });

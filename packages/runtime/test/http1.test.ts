@@ -11,7 +11,12 @@ import { createServer } from 'node:net';
 const bundle = new URL('../../../dist/agent.cjs', import.meta.url).pathname;
 
 async function freePort(): Promise<number> {
-  return new Promise((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
 }
 
 describe('the agent over HTTP/1.1 (Kubernetes mode)', () => {
@@ -22,21 +27,31 @@ describe('the agent over HTTP/1.1 (Kubernetes mode)', () => {
   before(async () => {
     assert.ok(existsSync(bundle), 'run npm run build first');
     const port = await freePort();
-    agent = spawn(process.execPath, [bundle, '--listen', `127.0.0.1:${port}`], { env: { PATH: process.env.PATH, SANDBOX_BASE_DIR: dir, ASB_MAX_UPLOAD_BYTES: '1048576' }, stdio: 'ignore' });
+    agent = spawn(process.execPath, [bundle, '--listen', `127.0.0.1:${port}`], {
+      env: { PATH: process.env.PATH, SANDBOX_BASE_DIR: dir, ASB_MAX_UPLOAD_BYTES: '1048576' },
+      stdio: 'ignore',
+    });
     base = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 100; i++) {
-      try { if ((await fetch(`${base}/`)).ok) return; } catch { /* not yet */ }
+      try {
+        if ((await fetch(`${base}/`)).ok) return;
+      } catch {
+        /* not yet */
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error('agent did not start');
   });
-  after(() => { agent?.kill(); rmSync(dir, { recursive: true, force: true }); });
+  after(() => {
+    agent?.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('answers the readiness probe on /', async () => {
     assert.deepEqual(await (await fetch(`${base}/`)).json(), { status: 'ok', message: 'Sandbox Runtime is active.' });
   });
 
-  it('uploads multipart files as upstream\'s client does, and downloads them byte for byte', async () => {
+  it("uploads multipart files as upstream's client does, and downloads them byte for byte", async () => {
     const data = new Uint8Array(Array.from({ length: 70_000 }, (_, i) => (i * 31) % 256));
     const form = new FormData();
     form.append('file', new Blob([data]), 'sub/data.bin');
@@ -49,17 +64,24 @@ describe('the agent over HTTP/1.1 (Kubernetes mode)', () => {
     assert.deepEqual(new Uint8Array(await down.arrayBuffer()), data);
   });
 
-  it('lists and checks paths with upstream\'s shapes', async () => {
-    const list = await (await fetch(`${base}/list/sub`)).json() as Array<Record<string, unknown>>;
+  it("lists and checks paths with upstream's shapes", async () => {
+    const list = (await (await fetch(`${base}/list/sub`)).json()) as Array<Record<string, unknown>>;
     assert.equal(list.length, 1);
     assert.deepEqual(Object.keys(list[0]!).sort(), ['mod_time', 'name', 'size', 'type']);
     assert.equal(list[0]!.type, 'file');
-    assert.deepEqual(await (await fetch(`${base}/exists/sub%2Fdata.bin`)).json(), { path: 'sub/data.bin', exists: true });
+    assert.deepEqual(await (await fetch(`${base}/exists/sub%2Fdata.bin`)).json(), {
+      path: 'sub/data.bin',
+      exists: true,
+    });
     assert.equal((await fetch(`${base}/list/nope`)).status, 404);
   });
 
   it('executes commands and reports exit codes', async () => {
-    const r = await fetch(`${base}/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command: 'echo hi; echo err >&2; exit 5' }) });
+    const r = await fetch(`${base}/execute`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ command: 'echo hi; echo err >&2; exit 5' }),
+    });
     assert.deepEqual(await r.json(), { stdout: 'hi\n', stderr: 'err\n', exit_code: 5 });
   });
 
@@ -72,7 +94,16 @@ describe('the agent over HTTP/1.1 (Kubernetes mode)', () => {
     const r = await fetch(`${base}/upload`, { method: 'POST', body: escape });
     assert.equal(r.status, 400);
     assert.equal(existsSync(join(dir, '../escape.txt')), false);
-    assert.equal((await fetch(`${base}/execute`, { method: 'POST', body: '{"command": 5}', headers: { 'content-type': 'application/json' } })).status, 422);
+    assert.equal(
+      (
+        await fetch(`${base}/execute`, {
+          method: 'POST',
+          body: '{"command": 5}',
+          headers: { 'content-type': 'application/json' },
+        })
+      ).status,
+      422,
+    );
     assert.equal((await fetch(`${base}/v1/processes/nope`)).status, 404);
   });
 });

@@ -2,4 +2,6 @@
 import { runtimeSuite } from './support/suite.ts';
 import { hasProc, startInProcess } from './support/harness.ts';
 
-runtimeSuite('the agent in process over HTTP/1.1', startInProcess, { skip: hasProc ? undefined : 'needs /proc to check that process trees are gone' });
+runtimeSuite('the agent in process over HTTP/1.1', startInProcess, {
+  skip: hasProc ? undefined : 'needs /proc to check that process trees are gone',
+});

@@ -29,7 +29,10 @@ async function socketPair(): Promise<[mine: net.Socket, theirs: net.Socket]> {
   await new Promise<void>((r) => server.listen(path, r));
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const mine = net.connect({ path, allowHalfOpen: true });
-  await new Promise<void>((r, j) => { mine.once('connect', r); mine.once('error', j); });
+  await new Promise<void>((r, j) => {
+    mine.once('connect', r);
+    mine.once('error', j);
+  });
   const theirs = await accepted;
   server.close();
   return [mine, theirs];
@@ -42,7 +45,8 @@ function untilEnd(s: net.Socket): Promise<Buffer> {
   return new Promise((r) => s.once('end', () => r(Buffer.concat(chunks))));
 }
 
-const exitOf = (child: ReturnType<typeof spawn>) => new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+const exitOf = (child: ReturnType<typeof spawn>) =>
+  new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
 
 describe('asb-spawn --relay', { skip: typeof asbSpawn === 'string' ? undefined : asbSpawn.skip }, () => {
   it('copies a megabyte both ways over pipes and ends when both ways have ended', async () => {
@@ -83,7 +87,9 @@ describe('asb-spawn --relay', { skip: typeof asbSpawn === 'string' ? undefined :
   });
 
   it('exits 1 with a message when nothing listens on the name', async () => {
-    const child = spawn(asbSpawn as string, ['--relay', `asb-test-none-${randomBytes(6).toString('hex')}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(asbSpawn as string, ['--relay', `asb-test-none-${randomBytes(6).toString('hex')}`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const stderr = readAll(child.stderr);
     assert.equal(await exitOf(child), 1);
     assert.match((await stderr).toString(), /connect to @asb-test-none-\w+: Connection refused/);

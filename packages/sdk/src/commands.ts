@@ -42,7 +42,11 @@ export interface CommandResult {
 }
 
 /** Reads an exec stream to its end: output to where opts send it, then the exit event. */
-async function consume(res: Response, opts: OutputOpts, what: string): Promise<{ result: CommandResult; exit?: { timedOut: boolean } }> {
+async function consume(
+  res: Response,
+  opts: OutputOpts,
+  what: string,
+): Promise<{ result: CommandResult; exit?: { timedOut: boolean } }> {
   const max = opts.maxOutputChars ?? DEFAULT_MAX_OUTPUT_CHARS;
   const out = new OutputChannel(max, opts.onStdout, opts.stdout);
   const err = new OutputChannel(max, opts.onStderr, opts.stderr);
@@ -51,19 +55,30 @@ async function consume(res: Response, opts: OutputOpts, what: string): Promise<{
     for await (const ev of ndjsonEvents(res.body as unknown as AsyncIterable<Uint8Array>, what)) {
       if (ev.type === 'stdout') await out.take(ev);
       else if (ev.type === 'stderr') await err.take(ev);
-      else if (ev.type === 'exit') { exit = { exitCode: ev.exitCode, timedOut: ev.timedOut }; break; }
+      else if (ev.type === 'exit') {
+        exit = { exitCode: ev.exitCode, timedOut: ev.timedOut };
+        break;
+      }
     }
   } finally {
     out.detach();
     err.detach();
   }
   const [o, e] = [out.end(), err.end()];
-  const result: CommandResult = { stdout: o.text, stderr: e.text, exitCode: exit?.exitCode ?? 128, ...(o.truncated || e.truncated ? { truncated: true as const } : {}) };
+  const result: CommandResult = {
+    stdout: o.text,
+    stderr: e.text,
+    exitCode: exit?.exitCode ?? 128,
+    ...(o.truncated || e.truncated ? { truncated: true as const } : {}),
+  };
   return { result, exit };
 }
 
 export class Commands {
-  constructor(private readonly conn: ResolvedConnection, private readonly target: { id: string; namespace: string }) {}
+  constructor(
+    private readonly conn: ResolvedConnection,
+    private readonly target: { id: string; namespace: string },
+  ) {}
 
   /** Runs `bash -c cmd` and resolves with its output and exit code (non-zero is a result, not an error). */
   async run(cmd: string, opts: RunOpts = {}): Promise<CommandResult> {
@@ -74,12 +89,24 @@ export class Commands {
     const httpTimeout = (opts.timeoutMs ?? 300_000) + 30_000;
     const what = `run "${cmd.slice(0, 80)}" in sandbox ${this.target.id}`;
     const res = await call(this.conn, '/v1/exec', what, {
-      method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, sandbox: this.target, timeoutMs: httpTimeout, signal: opts.signal,
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+      sandbox: this.target,
+      timeoutMs: httpTimeout,
+      signal: opts.signal,
     });
     const { result, exit } = await consume(res, opts, what);
-    if (!exit) throw new TimeoutError(`the output stream of "${cmd.slice(0, 80)}" ended without an exit status (the sandbox may have stopped)`);
+    if (!exit)
+      throw new TimeoutError(
+        `the output stream of "${cmd.slice(0, 80)}" ended without an exit status (the sandbox may have stopped)`,
+      );
     if (exit.timedOut) {
-      const err = new TimeoutError(`command timed out after ${opts.timeoutMs ?? 300_000} ms and was killed: "${cmd.slice(0, 80)}" (raise timeoutMs, or start it in the background)`, 504, 'Timeout');
+      const err = new TimeoutError(
+        `command timed out after ${opts.timeoutMs ?? 300_000} ms and was killed: "${cmd.slice(0, 80)}" (raise timeoutMs, or start it in the background)`,
+        504,
+        'Timeout',
+      );
       err.result = result;
       throw err;
     }
@@ -87,7 +114,10 @@ export class Commands {
   }
 
   /** Starts a background process; its output is kept and can be followed. */
-  async start(cmd: string, opts: Pick<RunOpts, 'env' | 'cwd' | 'timeoutMs'> = {}): Promise<{ id: string; pid: number }> {
+  async start(
+    cmd: string,
+    opts: Pick<RunOpts, 'env' | 'cwd' | 'timeoutMs'> = {},
+  ): Promise<{ id: string; pid: number }> {
     const what = `start "${cmd.slice(0, 80)}"`;
     const json = { command: cmd, ...opts };
     return callReply(this.conn, '/v1/processes', what, StartProcessResponse, { json, sandbox: this.target });
@@ -98,18 +128,39 @@ export class Commands {
   }
 
   async kill(id: string, signal = 'SIGKILL'): Promise<void> {
-    if (signal === 'SIGKILL') await call(this.conn, `/v1/processes/${encodeURIComponent(id)}`, `kill process ${id}`, { method: 'DELETE', sandbox: this.target });
-    else await callJson(this.conn, `/v1/processes/${encodeURIComponent(id)}/signal`, `signal process ${id}`, { json: { signal }, sandbox: this.target });
+    if (signal === 'SIGKILL')
+      await call(this.conn, `/v1/processes/${encodeURIComponent(id)}`, `kill process ${id}`, {
+        method: 'DELETE',
+        sandbox: this.target,
+      });
+    else
+      await callJson(this.conn, `/v1/processes/${encodeURIComponent(id)}/signal`, `signal process ${id}`, {
+        json: { signal },
+        sandbox: this.target,
+      });
   }
 
   async sendStdin(id: string, data: string | Uint8Array, opts: { eof?: boolean } = {}): Promise<void> {
-    await call(this.conn, `/v1/processes/${encodeURIComponent(id)}/stdin${opts.eof ? '?eof=1' : ''}`, `write stdin of ${id}`, { method: 'POST', body: data as RequestInit['body'], sandbox: this.target });
+    await call(
+      this.conn,
+      `/v1/processes/${encodeURIComponent(id)}/stdin${opts.eof ? '?eof=1' : ''}`,
+      `write stdin of ${id}`,
+      { method: 'POST', body: data as RequestInit['body'], sandbox: this.target },
+    );
   }
 
   /** The output a background process printed so far (and, with follow, until it exits). */
-  async output(id: string, opts: OutputOpts & { follow?: boolean } = {}): Promise<Omit<CommandResult, 'exitCode'> & { exitCode: number | null }> {
+  async output(
+    id: string,
+    opts: OutputOpts & { follow?: boolean } = {},
+  ): Promise<Omit<CommandResult, 'exitCode'> & { exitCode: number | null }> {
     const what = `output of ${id}`;
-    const res = await call(this.conn, `/v1/processes/${encodeURIComponent(id)}/output${opts.follow ? '?follow=1' : ''}`, what, { sandbox: this.target, timeoutMs: 24 * 3600_000 });
+    const res = await call(
+      this.conn,
+      `/v1/processes/${encodeURIComponent(id)}/output${opts.follow ? '?follow=1' : ''}`,
+      what,
+      { sandbox: this.target, timeoutMs: 24 * 3600_000 },
+    );
     const { result, exit } = await consume(res, opts, what);
     return { ...result, exitCode: exit ? result.exitCode : null };
   }

@@ -22,7 +22,10 @@ export interface ConnectionOpts {
 }
 
 export interface ResolvedConnection {
-  url: string; token: string; namespace: string; requestTimeoutMs: number;
+  url: string;
+  token: string;
+  namespace: string;
+  requestTimeoutMs: number;
   /** What is at `url`, for the error when it cannot be reached. @default the local engine */
   unreachable?: string;
 }
@@ -31,17 +34,28 @@ export function resolveConnection(opts: ConnectionOpts = {}, env: NodeJS.Process
   const home = env.ASB_HOME ?? join(homedir(), '.asb');
   let url = opts.url ?? env.ASB_ENGINE_URL;
   if (!url) {
-    try { url = (JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')) as { url: string }).url; } catch {
-      throw new UnavailableError(`no local engine is running (no ${join(home, 'engine.json')}): start one with \`asb engine start\`, or set ASB_ENGINE_URL`);
+    try {
+      url = (JSON.parse(readFileSync(join(home, 'engine.json'), 'utf8')) as { url: string }).url;
+    } catch {
+      throw new UnavailableError(
+        `no local engine is running (no ${join(home, 'engine.json')}): start one with \`asb engine start\`, or set ASB_ENGINE_URL`,
+      );
     }
   }
   let token = opts.token ?? env.ASB_TOKEN;
   if (!token) {
-    try { token = readFileSync(join(home, 'token'), 'utf8').trim(); } catch {
+    try {
+      token = readFileSync(join(home, 'token'), 'utf8').trim();
+    } catch {
       throw new UnavailableError(`no token found at ${join(home, 'token')}: pass { token } or set ASB_TOKEN`);
     }
   }
-  return { url: url.replace(/\/$/, ''), token, namespace: opts.namespace ?? 'default', requestTimeoutMs: opts.requestTimeoutMs ?? 60_000 };
+  return {
+    url: url.replace(/\/$/, ''),
+    token,
+    namespace: opts.namespace ?? 'default',
+    requestTimeoutMs: opts.requestTimeoutMs ?? 60_000,
+  };
 }
 
 export interface CallOpts {
@@ -68,24 +82,42 @@ function headersOf(conn: ResolvedConnection, opts: CallOpts): Record<string, str
 function unanswered(conn: ResolvedConnection, what: string, err: unknown, timeoutMs: number): SandboxError {
   const e = err as Error;
   // fetch rejects with the signal's TimeoutError; node:http with an AbortError caused by it.
-  if (e.name === 'TimeoutError' || (e.cause as Error | undefined)?.name === 'TimeoutError') return new TimeoutError(`${what}: no answer within ${timeoutMs} ms (raise timeoutMs)`);
+  if (e.name === 'TimeoutError' || (e.cause as Error | undefined)?.name === 'TimeoutError')
+    return new TimeoutError(`${what}: no answer within ${timeoutMs} ms (raise timeoutMs)`);
   const cause = (e.cause as Error | undefined)?.message ?? e.message;
-  return new UnavailableError(`${what}: ${conn.unreachable ? `cannot reach ${conn.unreachable} (${cause})` : `cannot reach the engine at ${conn.url} (${cause}); is it running? \`asb engine status\``}`);
+  return new UnavailableError(
+    `${what}: ${conn.unreachable ? `cannot reach ${conn.unreachable} (${cause})` : `cannot reach the engine at ${conn.url} (${cause}); is it running? \`asb engine status\``}`,
+  );
 }
 
 function errorOf(status: number, text: string, what: string): SandboxError {
   let body: unknown;
-  try { body = JSON.parse(text); } catch { body = { message: text.slice(0, 500) }; }
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = { message: text.slice(0, 500) };
+  }
   return errorFromResponse(status, body, what);
 }
 
 /** One HTTP call; non-2xx becomes a typed error. Returns the raw Response for streaming. */
-export async function call(conn: ResolvedConnection, path: string, what: string, opts: CallOpts = {}): Promise<Response> {
+export async function call(
+  conn: ResolvedConnection,
+  path: string,
+  what: string,
+  opts: CallOpts = {},
+): Promise<Response> {
   const timeoutMs = opts.timeoutMs ?? conn.requestTimeoutMs;
   const signals = [AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])];
   let res: Response;
   try {
-    res = await fetch(conn.url + path, { method: opts.method ?? 'GET', headers: headersOf(conn, opts), body: opts.body, signal: AbortSignal.any(signals), duplex: 'half' });
+    res = await fetch(conn.url + path, {
+      method: opts.method ?? 'GET',
+      headers: headersOf(conn, opts),
+      body: opts.body,
+      signal: AbortSignal.any(signals),
+      duplex: 'half',
+    });
   } catch (err) {
     throw unanswered(conn, what, err, timeoutMs);
   }
@@ -100,11 +132,21 @@ const MAX_UPLOAD_ANSWER_BYTES = 1024 * 1024;
  *  every chunk of a streamed request body in memory until the request ends (nodejs/undici#4058;
  *  a 250 MB upload took 400 MB). The body is sent as it is read; when the server answers before
  *  the end (413: over the limit), sending stops there and the answer is the result. */
-export async function callStreaming<T>(conn: ResolvedConnection, path: string, what: string, opts: CallOpts & { stream: AsyncIterable<Uint8Array> }): Promise<T> {
+export async function callStreaming<T>(
+  conn: ResolvedConnection,
+  path: string,
+  what: string,
+  opts: CallOpts & { stream: AsyncIterable<Uint8Array> },
+): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? conn.requestTimeoutMs;
   const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(opts.signal ? [opts.signal] : [])]);
   const url = new URL(conn.url + path);
-  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method: opts.method ?? 'PUT', headers: headersOf(conn, opts), agent: false, signal });
+  const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+    method: opts.method ?? 'PUT',
+    headers: headersOf(conn, opts),
+    agent: false,
+    signal,
+  });
   const source = opts.stream instanceof Readable ? opts.stream : Readable.from(opts.stream, { objectMode: false });
   let res: IncomingMessage;
   try {
@@ -112,7 +154,10 @@ export async function callStreaming<T>(conn: ResolvedConnection, path: string, w
       req.once('response', resolve);
       req.once('error', reject);
       // A local read error (the file went away) is the caller's, as it is.
-      source.once('error', (err) => { reject(Object.assign(err, { local: true })); req.destroy(); });
+      source.once('error', (err) => {
+        reject(Object.assign(err, { local: true }));
+        req.destroy();
+      });
       source.pipe(req);
     });
   } catch (err) {
@@ -135,7 +180,11 @@ export async function callStreaming<T>(conn: ResolvedConnection, path: string, w
     const status = res.statusCode ?? 0;
     if (status < 200 || status > 299) throw errorOf(status, text, what);
     if (status === 204) return undefined as T;
-    try { return JSON.parse(text) as T; } catch { throw new SandboxError(`${what}: the server answered something that is not JSON: ${text.slice(0, 200)}`); }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new SandboxError(`${what}: the server answered something that is not JSON: ${text.slice(0, 200)}`);
+    }
   } finally {
     // Unsent rest of an answered upload: the connection (ours alone, agent: false) goes with it.
     source.destroy();
@@ -143,23 +192,51 @@ export async function callStreaming<T>(conn: ResolvedConnection, path: string, w
   }
 }
 
-export async function callJson<T>(conn: ResolvedConnection, path: string, what: string, opts: CallOpts & { json?: unknown } = {}): Promise<T> {
+export async function callJson<T>(
+  conn: ResolvedConnection,
+  path: string,
+  what: string,
+  opts: CallOpts & { json?: unknown } = {},
+): Promise<T> {
   const { json, ...rest } = opts;
-  const res = await call(conn, path, what, json === undefined ? rest : { ...rest, method: rest.method ?? 'POST', body: JSON.stringify(json), headers: { 'content-type': 'application/json', ...rest.headers } });
+  const res = await call(
+    conn,
+    path,
+    what,
+    json === undefined
+      ? rest
+      : {
+          ...rest,
+          method: rest.method ?? 'POST',
+          body: JSON.stringify(json),
+          headers: { 'content-type': 'application/json', ...rest.headers },
+        },
+  );
   if (res.status === 204) return undefined as T;
   const text = await res.text();
-  try { return JSON.parse(text) as T; } catch { throw new SandboxError(`${what}: the server answered something that is not JSON: ${text.slice(0, 200)}`); }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new SandboxError(`${what}: the server answered something that is not JSON: ${text.slice(0, 200)}`);
+  }
 }
 
 /** callJson for a reply of the sandbox (its agent's, through the engine or the router): parsed
  *  with the runtime's schema, so a malformed reply is an error that says so, not a wrong value. */
-export async function callReply<S extends z.ZodType>(conn: ResolvedConnection, path: string, what: string, schema: S,
-  opts: CallOpts & { json?: unknown } = {}): Promise<z.infer<S>> {
+export async function callReply<S extends z.ZodType>(
+  conn: ResolvedConnection,
+  path: string,
+  what: string,
+  schema: S,
+  opts: CallOpts & { json?: unknown } = {},
+): Promise<z.infer<S>> {
   return parseSandboxReply(schema, await callJson<unknown>(conn, path, what, opts), what);
 }
 
 export function parseSandboxReply<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
-  try { return parseReply(schema, body, what); } catch (err) {
+  try {
+    return parseReply(schema, body, what);
+  } catch (err) {
     throw new SandboxError((err as Error).message, 502, 'BadGateway');
   }
 }

@@ -8,7 +8,9 @@ import type { ConnectionOpts, ResolvedConnection } from './connection.ts';
 import type { ResumeResult, SnapshotStore, SuspendResult } from './snapshots.ts';
 
 /** Which connector, and its options: `kubernetes({...})` makes one ({ kind: 'kubernetes' }). */
-export interface ConnectorConfig { readonly kind: string }
+export interface ConnectorConfig {
+  readonly kind: string;
+}
 
 export interface SandboxCreateOpts extends ConnectionOpts {
   /** Name of the SandboxTemplate.

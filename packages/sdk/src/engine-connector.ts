@@ -9,20 +9,28 @@ import type { ResumeResult, SuspendResult } from './snapshots.ts';
 /** The local engine's HTTP API. */
 class EngineControl implements SandboxControl {
   private readonly path: string;
-  constructor(private readonly conn: ResolvedConnection, namespace: string, private readonly id: string) {
+  constructor(
+    private readonly conn: ResolvedConnection,
+    namespace: string,
+    private readonly id: string,
+  ) {
     this.path = `/v1/sandboxes/${encodeURIComponent(namespace)}/${encodeURIComponent(id)}`;
   }
 
-  refresh(): Promise<SandboxInfo> { return callJson<SandboxInfo>(this.conn, this.path, `get sandbox "${this.id}"`); }
+  refresh(): Promise<SandboxInfo> {
+    return callJson<SandboxInfo>(this.conn, this.path, `get sandbox "${this.id}"`);
+  }
   suspend(opts: { snapshot?: boolean }): Promise<SuspendResult> {
     return callJson<SuspendResult>(this.conn, `${this.path}/suspend`, `suspend sandbox "${this.id}"`, {
-      json: { snapshot: opts.snapshot ?? false }, timeoutMs: 600_000,
+      json: { snapshot: opts.snapshot ?? false },
+      timeoutMs: 600_000,
     });
   }
   resume(opts: { discardSnapshot?: boolean; timeoutMs?: number }): Promise<ResumeResult> {
     const timeoutMs = opts.timeoutMs ?? 120_000;
     return callJson<ResumeResult>(this.conn, `${this.path}/resume`, `resume sandbox "${this.id}"`, {
-      json: { discardSnapshot: opts.discardSnapshot ?? false, timeoutMs }, timeoutMs: timeoutMs + 10_000,
+      json: { discardSnapshot: opts.discardSnapshot ?? false, timeoutMs },
+      timeoutMs: timeoutMs + 10_000,
     });
   }
   reset(): Promise<SandboxInfo> {
@@ -30,28 +38,39 @@ class EngineControl implements SandboxControl {
     return callJson<SandboxInfo>(this.conn, `${this.path}/reset`, what, { json: {}, timeoutMs: 180_000 });
   }
   async kill(): Promise<void> {
-    try { await call(this.conn, this.path, `delete sandbox "${this.id}"`, { method: 'DELETE' }); } catch (err) {
+    try {
+      await call(this.conn, this.path, `delete sandbox "${this.id}"`, { method: 'DELETE' });
+    } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }
   }
   async close(): Promise<void> {} // plain HTTP requests: nothing held open
 }
 
-const handle = (conn: ResolvedConnection, info: SandboxInfo): SandboxHandle =>
-  ({ info, conn, control: new EngineControl(conn, info.namespace, info.name) });
+const handle = (conn: ResolvedConnection, info: SandboxInfo): SandboxHandle => ({
+  info,
+  conn,
+  control: new EngineControl(conn, info.namespace, info.name),
+});
 
 export const engineConnector: Connector = {
   /** A claim from a template (a warm pool of it serves it when one has a ready member), or a fork. */
   async create(opts: SandboxCreateOpts): Promise<SandboxHandle> {
     const conn = resolveConnection(opts);
-    const template = opts.fromSnapshot ? undefined : opts.template ?? DEFAULT_TEMPLATE;
+    const template = opts.fromSnapshot ? undefined : (opts.template ?? DEFAULT_TEMPLATE);
     const what = opts.fromSnapshot
-      ? `create a sandbox from snapshot "${opts.fromSnapshot}"` : `create a sandbox from template "${template}"`;
+      ? `create a sandbox from snapshot "${opts.fromSnapshot}"`
+      : `create a sandbox from template "${template}"`;
     const timeoutMs = opts.timeoutMs ?? 120_000;
     const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', what, {
       json: {
-        template, fromSnapshot: opts.fromSnapshot, namespace: conn.namespace, name: opts.name,
-        ttlSeconds: opts.ttlSeconds, warmpool: opts.warmPool, timeoutMs,
+        template,
+        fromSnapshot: opts.fromSnapshot,
+        namespace: conn.namespace,
+        name: opts.name,
+        ttlSeconds: opts.ttlSeconds,
+        warmpool: opts.warmPool,
+        timeoutMs,
       },
       timeoutMs: timeoutMs + 10_000,
     });

@@ -3,7 +3,11 @@
 import type { Reason } from '@asb/api/reasons';
 
 export class SandboxError extends Error {
-  constructor(message: string, readonly status?: number, readonly reason?: string) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly reason?: string,
+  ) {
     super(message);
     this.name = new.target.name;
   }
@@ -12,7 +16,12 @@ export class SandboxError extends Error {
 export class NotFoundError extends SandboxError {}
 /** The request was refused as invalid (bad spec, path outside the sandbox, malformed body). */
 export class InvalidError extends SandboxError {
-  constructor(message: string, status?: number, reason?: string, readonly causes: Array<{ field: string; message: string }> = []) {
+  constructor(
+    message: string,
+    status?: number,
+    reason?: string,
+    readonly causes: Array<{ field: string; message: string }> = [],
+  ) {
     super(message, status, reason);
   }
 }
@@ -58,18 +67,33 @@ const BY_REASON = {
 } satisfies Record<Reason, Ctor>;
 
 const BY_STATUS: Record<number, Ctor> = {
-  400: InvalidError, 401: AuthError, 403: InvalidError, 404: NotFoundError, 409: ConflictError,
+  400: InvalidError,
+  401: AuthError,
+  403: InvalidError,
+  404: NotFoundError,
+  409: ConflictError,
   413: PayloadTooLargeError,
-  422: InvalidError, 502: UnavailableError, 507: InsufficientStorageError, 503: UnavailableError, 504: TimeoutError,
+  422: InvalidError,
+  502: UnavailableError,
+  507: InsufficientStorageError,
+  503: UnavailableError,
+  504: TimeoutError,
 };
 
 /** Builds the typed error for a non-2xx answer of the engine, the router or the agent. */
 export function errorFromResponse(status: number, body: unknown, what: string): SandboxError {
-  const b = (body ?? {}) as { reason?: string; message?: string; detail?: unknown; details?: { causes?: Array<{ field: string; message: string }> } };
-  const detail = typeof b.detail === 'string' ? b.detail : b.detail !== undefined ? JSON.stringify(b.detail) : undefined;
+  const b = (body ?? {}) as {
+    reason?: string;
+    message?: string;
+    detail?: unknown;
+    details?: { causes?: Array<{ field: string; message: string }> };
+  };
+  const detail =
+    typeof b.detail === 'string' ? b.detail : b.detail !== undefined ? JSON.stringify(b.detail) : undefined;
   const message = `${what}: ${b.message ?? detail ?? `HTTP ${status}`}`;
   const byReason = b.reason && Object.hasOwn(BY_REASON, b.reason) ? BY_REASON[b.reason as Reason] : undefined;
   const Ctor = byReason ?? BY_STATUS[status] ?? SandboxError;
-  if (Ctor === InvalidError || Ctor === PayloadTooLargeError) return new (Ctor as typeof InvalidError)(message, status, b.reason, b.details?.causes ?? []);
+  if (Ctor === InvalidError || Ctor === PayloadTooLargeError)
+    return new (Ctor as typeof InvalidError)(message, status, b.reason, b.details?.causes ?? []);
   return new Ctor(message, status, b.reason);
 }

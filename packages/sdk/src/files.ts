@@ -12,25 +12,38 @@ export type { FileEntry, FileStat };
 const enc = (p: string) => encodeURIComponent(p);
 
 export class Files {
-  constructor(private readonly conn: ResolvedConnection, private readonly target: { id: string; namespace: string }) {}
+  constructor(
+    private readonly conn: ResolvedConnection,
+    private readonly target: { id: string; namespace: string },
+  ) {}
 
   /** Writes a file (parents are made); the bytes arrive exactly as given. A stream (a Node
    *  Readable, a web ReadableStream, any async iterable of bytes) is sent as it is read, so a file
    *  of any size costs no more memory than a few chunks; give its `size` when known, so that one
    *  over the engine's limit (ASB_MAX_UPLOAD_BYTES) is refused before a byte is sent. */
-  async write(path: string, data: string | Uint8Array | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>, opts: { size?: number } = {}): Promise<{ path: string; size: number }> {
+  async write(
+    path: string,
+    data: string | Uint8Array | Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+    opts: { size?: number } = {},
+  ): Promise<{ path: string; size: number }> {
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (opts.size !== undefined) {
-      if (!Number.isSafeInteger(opts.size) || opts.size < 0) throw new InvalidError(`write ${path}: size must be a whole number of bytes, not ${opts.size}`);
+      if (!Number.isSafeInteger(opts.size) || opts.size < 0)
+        throw new InvalidError(`write ${path}: size must be a whole number of bytes, not ${opts.size}`);
       headers['content-length'] = String(opts.size);
     }
     const call = { method: 'PUT', headers, sandbox: this.target, timeoutMs: 600_000 };
     if (typeof data === 'string' || data instanceof Uint8Array || data instanceof Blob) {
-      return callReply(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, WriteFileResponse, { ...call, body: data });
+      return callReply(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, WriteFileResponse, {
+        ...call,
+        body: data,
+      });
     }
     const stream = data instanceof ReadableStream ? Readable.fromWeb(data) : data;
-    const written = await callStreaming<unknown>(this.conn, `/v1/files/${enc(path)}`, `write ${path}`,
-      { ...call, stream });
+    const written = await callStreaming<unknown>(this.conn, `/v1/files/${enc(path)}`, `write ${path}`, {
+      ...call,
+      stream,
+    });
     return parseSandboxReply(WriteFileResponse, written, `write ${path}`);
   }
 
@@ -40,8 +53,14 @@ export class Files {
   /** The file's bytes as they arrive (for files too large to hold in memory): it errors, rather
    *  than ending early, if the transfer is cut. */
   read(path: string, opts: { format: 'stream' }): Promise<ReadableStream<Uint8Array>>;
-  async read(path: string, opts: { format?: 'text' | 'bytes' | 'stream' } = {}): Promise<string | Uint8Array | ReadableStream<Uint8Array>> {
-    const res = await call(this.conn, `/v1/files/${enc(path)}`, `read ${path}`, { sandbox: this.target, timeoutMs: 600_000 });
+  async read(
+    path: string,
+    opts: { format?: 'text' | 'bytes' | 'stream' } = {},
+  ): Promise<string | Uint8Array | ReadableStream<Uint8Array>> {
+    const res = await call(this.conn, `/v1/files/${enc(path)}`, `read ${path}`, {
+      sandbox: this.target,
+      timeoutMs: 600_000,
+    });
     if (opts.format === 'stream') return res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
     const buf = new Uint8Array(await res.arrayBuffer());
     return opts.format === 'bytes' ? buf : new TextDecoder().decode(buf);
@@ -52,7 +71,9 @@ export class Files {
   }
 
   async exists(path: string): Promise<boolean> {
-    const reply = await callReply(this.conn, `/exists/${enc(path)}`, `check ${path}`, ExistsResponse, { sandbox: this.target });
+    const reply = await callReply(this.conn, `/exists/${enc(path)}`, `check ${path}`, ExistsResponse, {
+      sandbox: this.target,
+    });
     return reply.exists;
   }
 
@@ -65,6 +86,9 @@ export class Files {
   }
 
   async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
-    await call(this.conn, `/v1/files/${enc(path)}${opts.recursive ? '?recursive=1' : ''}`, `remove ${path}`, { method: 'DELETE', sandbox: this.target });
+    await call(this.conn, `/v1/files/${enc(path)}${opts.recursive ? '?recursive=1' : ''}`, `remove ${path}`, {
+      method: 'DELETE',
+      sandbox: this.target,
+    });
   }
 }

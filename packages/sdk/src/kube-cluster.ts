@@ -8,17 +8,35 @@ import { createServer } from 'node:net';
 import { mapKubeApiError, type KubeErrorTable, type PooledKubeConfig } from '@asb/kube';
 import type * as K8s from '@kubernetes/client-node';
 import {
-  ANNOTATION_CLIENT_FIRST_REQUESTED_AT, buildClaim, isTerminalReason, rfc3339Millis, type TerminalReason,
+  ANNOTATION_CLIENT_FIRST_REQUESTED_AT,
+  buildClaim,
+  isTerminalReason,
+  rfc3339Millis,
+  type TerminalReason,
 } from '@asb/api';
 import type { ResolvedConnection } from './connection.ts';
-import { AuthError, ConflictError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
+import {
+  AuthError,
+  ConflictError,
+  InvalidError,
+  NotFoundError,
+  SandboxError,
+  TimeoutError,
+  UnavailableError,
+} from './errors.ts';
 import type { KubernetesConnection } from './kubernetes-connection.ts';
 
 const SANDBOX = { group: 'agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxes' };
 const CLAIM = { group: 'extensions.agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxclaims' };
 const CLAIM_V1ALPHA1 = { ...CLAIM, version: 'v1alpha1' };
 
-export type Condition = { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string };
+export type Condition = {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+};
 /** An object as the API server answers, typed only as far as this SDK reads it. */
 export type Obj = {
   metadata: {
@@ -42,7 +60,8 @@ export type Obj = {
     snapshotCreated?: { name?: string };
   };
 };
-export const ready = (o: Obj | undefined): Condition | undefined => o?.status?.conditions?.find((c) => c.type === 'Ready');
+export const ready = (o: Obj | undefined): Condition | undefined =>
+  o?.status?.conditions?.find((c) => c.type === 'Ready');
 
 /** The error for a Ready reason that will not fix itself while we wait (@asb/api's set). */
 const TERMINAL = {
@@ -61,13 +80,19 @@ const TERMINAL = {
 export class KubernetesCluster {
   private routerConn?: Promise<{ url: string; via?: string; stop?: () => void }>;
   private core?: K8s.CoreV1Api;
-  private constructor(readonly k8s: typeof K8s, readonly kc: PooledKubeConfig, readonly api: K8s.CustomObjectsApi, private readonly opts: KubernetesConnection) {}
+  private constructor(
+    readonly k8s: typeof K8s,
+    readonly kc: PooledKubeConfig,
+    readonly api: K8s.CustomObjectsApi,
+    private readonly opts: KubernetesConnection,
+  ) {}
 
   static async open(opts: KubernetesConnection): Promise<KubernetesCluster> {
     const k8s = await import('@kubernetes/client-node');
     const { loadKubeConfig } = await import('@asb/kube');
     const kc = loadKubeConfig(opts);
-    if (!kc.getCurrentCluster()) throw new UnavailableError('no Kubernetes cluster configured: pass { kubeconfig } or set KUBECONFIG');
+    if (!kc.getCurrentCluster())
+      throw new UnavailableError('no Kubernetes cluster configured: pass { kubeconfig } or set KUBECONFIG');
     return new KubernetesCluster(k8s, kc, kc.makeApiClient(k8s.CustomObjectsApi), opts);
   }
 
@@ -75,7 +100,13 @@ export class KubernetesCluster {
   async connection(namespace: string): Promise<ResolvedConnection> {
     this.routerConn ??= this.findRouter();
     const { url, via } = await this.routerConn;
-    return { url, token: this.opts.routerToken ?? process.env.ASB_ROUTER_TOKEN ?? '', namespace, requestTimeoutMs: 60_000, unreachable: `the sandbox router at ${url}${via ? ` (${via})` : ''}` };
+    return {
+      url,
+      token: this.opts.routerToken ?? process.env.ASB_ROUTER_TOKEN ?? '',
+      namespace,
+      requestTimeoutMs: 60_000,
+      unreachable: `the sandbox router at ${url}${via ? ` (${via})` : ''}`,
+    };
   }
 
   private async findRouter(): Promise<{ url: string; via?: string; stop?: () => void }> {
@@ -83,28 +114,88 @@ export class KubernetesCluster {
     if ('url' in r) return { url: r.url.replace(/\/$/, '') };
     if ('gateway' in r) {
       const ns = r.gateway.namespace ?? 'default';
-      const gw = await this.waitFor<Obj>({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' }, ns, r.gateway.name,
-        (o) => !!o?.status?.addresses?.[0]?.value, 180_000, `the Gateway ${ns}/${r.gateway.name} to have an address`);
-      return { url: `http://${gw.status?.addresses?.[0]?.value ?? ''}`, via: `the address of Gateway ${ns}/${r.gateway.name}` };
+      const gw = await this.waitFor<Obj>(
+        { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' },
+        ns,
+        r.gateway.name,
+        (o) => !!o?.status?.addresses?.[0]?.value,
+        180_000,
+        `the Gateway ${ns}/${r.gateway.name} to have an address`,
+      );
+      return {
+        url: `http://${gw.status?.addresses?.[0]?.value ?? ''}`,
+        via: `the address of Gateway ${ns}/${r.gateway.name}`,
+      };
     }
-    return this.portForward(r.portForward.service ?? 'sandbox-router-svc', r.portForward.namespace ?? 'agent-sandbox-system', r.portForward.port ?? 8080);
+    return this.portForward(
+      r.portForward.service ?? 'sandbox-router-svc',
+      r.portForward.namespace ?? 'agent-sandbox-system',
+      r.portForward.port ?? 8080,
+    );
   }
 
   /** `kubectl port-forward` to the router Service on a free local port; stopped by close(). */
-  private async portForward(service: string, namespace: string, port: number): Promise<{ url: string; via: string; stop: () => void }> {
-    const local = await new Promise<number>((res, rej) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); s.on('error', rej); });
-    const args = ['port-forward', `svc/${service}`, `${local}:${port}`, '-n', namespace, ...(this.opts.kubeconfig ? ['--kubeconfig', this.opts.kubeconfig] : []), ...(this.opts.context ? ['--context', this.opts.context] : [])];
+  private async portForward(
+    service: string,
+    namespace: string,
+    port: number,
+  ): Promise<{ url: string; via: string; stop: () => void }> {
+    const local = await new Promise<number>((res, rej) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => res(p));
+      });
+      s.on('error', rej);
+    });
+    const args = [
+      'port-forward',
+      `svc/${service}`,
+      `${local}:${port}`,
+      '-n',
+      namespace,
+      ...(this.opts.kubeconfig ? ['--kubeconfig', this.opts.kubeconfig] : []),
+      ...(this.opts.context ? ['--context', this.opts.context] : []),
+    ];
     const child: ChildProcess = spawn('kubectl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    child.stderr!.on('data', (d) => { stderr += d; });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => { child.kill(); rej(new TimeoutError(`kubectl port-forward to svc/${service} in ${namespace} was not ready in 30 s: ${stderr.trim()}`)); }, 30_000);
-      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('Forwarding from')) { clearTimeout(t); res(); } });
-      child.once('error', (e) => { clearTimeout(t); rej(new UnavailableError(`cannot run kubectl port-forward: ${e.message}`)); });
-      child.once('exit', (code) => { clearTimeout(t); rej(new UnavailableError(`kubectl port-forward to svc/${service} in ${namespace} exited (${code}): ${stderr.trim()}`)); });
+      const t = setTimeout(() => {
+        child.kill();
+        rej(
+          new TimeoutError(
+            `kubectl port-forward to svc/${service} in ${namespace} was not ready in 30 s: ${stderr.trim()}`,
+          ),
+        );
+      }, 30_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('Forwarding from')) {
+          clearTimeout(t);
+          res();
+        }
+      });
+      child.once('error', (e) => {
+        clearTimeout(t);
+        rej(new UnavailableError(`cannot run kubectl port-forward: ${e.message}`));
+      });
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        rej(
+          new UnavailableError(
+            `kubectl port-forward to svc/${service} in ${namespace} exited (${code}): ${stderr.trim()}`,
+          ),
+        );
+      });
     });
     child.unref();
-    return { url: `http://127.0.0.1:${local}`, via: `kubectl port-forward to svc/${service}:${port} in ${namespace}: is a router pod behind it running?`, stop: () => child.kill() };
+    return {
+      url: `http://127.0.0.1:${local}`,
+      via: `kubectl port-forward to svc/${service}:${port} in ${namespace}: is a router pod behind it running?`,
+      stop: () => child.kill(),
+    };
   }
 
   /** Stops a port-forward this cluster started; closes its API connections. */
@@ -115,7 +206,9 @@ export class KubernetesCluster {
   }
 
   async get(coords: typeof SANDBOX, namespace: string, name: string): Promise<Obj | undefined> {
-    try { return await this.api.getNamespacedCustomObject({ ...coords, namespace, name }) as Obj; } catch (err) {
+    try {
+      return (await this.api.getNamespacedCustomObject({ ...coords, namespace, name })) as Obj;
+    } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw apiError(err, `get ${coords.plural} ${namespace}/${name}`);
     }
@@ -125,11 +218,22 @@ export class KubernetesCluster {
    * Watches one object (a field-selector watch from a list's resourceVersion, so no change is
    * missed between the two) until `done` holds; `done` may throw to stop with an error.
    */
-  async waitFor<T extends Obj>(coords: typeof SANDBOX, namespace: string, name: string, done: (o: T | undefined) => boolean, timeoutMs: number, what: string): Promise<T> {
+  async waitFor<T extends Obj>(
+    coords: typeof SANDBOX,
+    namespace: string,
+    name: string,
+    done: (o: T | undefined) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<T> {
     const path = `/apis/${coords.group}/${coords.version}/namespaces/${namespace}/${coords.plural}`;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const list = await this.api.listNamespacedCustomObject({ ...coords, namespace, fieldSelector: `metadata.name=${name}` }).catch((err) => { throw apiError(err, `list ${coords.plural}`); }) as { items: T[]; metadata: { resourceVersion: string } };
+      const list = (await this.api
+        .listNamespacedCustomObject({ ...coords, namespace, fieldSelector: `metadata.name=${name}` })
+        .catch((err) => {
+          throw apiError(err, `list ${coords.plural}`);
+        })) as { items: T[]; metadata: { resourceVersion: string } };
       const first = list.items[0];
       if (done(first)) return first!;
       const left = deadline - Date.now();
@@ -139,19 +243,42 @@ export class KubernetesCluster {
       const found = await new Promise<T | undefined>((resolve, reject) => {
         let ctl: AbortController | undefined;
         let settled = false;
-        const finish = (fn: () => void) => { if (settled) return; settled = true; clearTimeout(timer); ctl?.abort(); fn(); };
-        const timer = setTimeout(() => finish(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`))), left);
-        new this.k8s.Watch(this.kc).watch(path, { fieldSelector: `metadata.name=${name}`, resourceVersion: list.metadata.resourceVersion, allowWatchBookmarks: true },
-          (type: string, obj: T) => {
-            if (type === 'BOOKMARK') return;
-            try {
-              if (done(type === 'DELETED' ? undefined : obj)) finish(() => resolve(obj));
-            } catch (err) {
-              finish(() => reject(err instanceof Error ? err : new Error(String(err))));
-            }
-          },
-          () => finish(() => resolve(undefined)),
-        ).then((c) => { ctl = c; if (settled) c.abort(); }, (err) => finish(() => reject(apiError(err, `watch ${coords.plural}`))));
+        const finish = (fn: () => void) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          ctl?.abort();
+          fn();
+        };
+        const timer = setTimeout(
+          () => finish(() => reject(new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}`))),
+          left,
+        );
+        new this.k8s.Watch(this.kc)
+          .watch(
+            path,
+            {
+              fieldSelector: `metadata.name=${name}`,
+              resourceVersion: list.metadata.resourceVersion,
+              allowWatchBookmarks: true,
+            },
+            (type: string, obj: T) => {
+              if (type === 'BOOKMARK') return;
+              try {
+                if (done(type === 'DELETED' ? undefined : obj)) finish(() => resolve(obj));
+              } catch (err) {
+                finish(() => reject(err instanceof Error ? err : new Error(String(err))));
+              }
+            },
+            () => finish(() => resolve(undefined)),
+          )
+          .then(
+            (c) => {
+              ctl = c;
+              if (settled) c.abort();
+            },
+            (err) => finish(() => reject(apiError(err, `watch ${coords.plural}`))),
+          );
       });
       if (found) return found;
     }
@@ -163,25 +290,47 @@ export class KubernetesCluster {
    * claims name a pool), with `warmpool` "default" (any pool of the template), "none" or a pool.
    */
   async claim(o: {
-    namespace: string; from: { template: string; warmpool?: string } | { warmPool: string }; name?: string; ttlSeconds?: number;
-    timeoutMs: number; labels?: Record<string, string>;
+    namespace: string;
+    from: { template: string; warmpool?: string } | { warmPool: string };
+    name?: string;
+    ttlSeconds?: number;
+    timeoutMs: number;
+    labels?: Record<string, string>;
   }): Promise<{ claim: Obj; sandbox: Obj }> {
     const name = o.name ?? `sandbox-claim-${randomBytes(4).toString('hex')}`;
     const coords = 'warmPool' in o.from ? CLAIM : CLAIM_V1ALPHA1;
     const now = new Date();
     const body = buildClaim({
-      name, from: o.from, ttlSeconds: o.ttlSeconds, now, createdBy: 'asb-sdk', labels: o.labels,
-      annotations: { [ANNOTATION_CLIENT_FIRST_REQUESTED_AT]: rfc3339Millis(now) }, version: 'v1alpha1',
+      name,
+      from: o.from,
+      ttlSeconds: o.ttlSeconds,
+      now,
+      createdBy: 'asb-sdk',
+      labels: o.labels,
+      annotations: { [ANNOTATION_CLIENT_FIRST_REQUESTED_AT]: rfc3339Millis(now) },
+      version: 'v1alpha1',
     });
-    try { await this.api.createNamespacedCustomObject({ ...coords, namespace: o.namespace, body }); } catch (err) { throw apiError(err, `create SandboxClaim ${o.namespace}/${name}`); }
     try {
-      const claim = await this.waitFor<Obj>(CLAIM, o.namespace, name, (c) => {
-        if (!c) throw new NotFoundError(`SandboxClaim ${o.namespace}/${name} was deleted while waiting for it`);
-        const r = ready(c);
-        if (r?.status === 'True' && c.status?.sandbox?.name) return true;
-        if (isTerminalReason(r?.reason)) throw TERMINAL[r.reason](`SandboxClaim ${o.namespace}/${name}: ${r.reason}: ${r.message}`);
-        return false;
-      }, o.timeoutMs, `SandboxClaim ${o.namespace}/${name} to be Ready`);
+      await this.api.createNamespacedCustomObject({ ...coords, namespace: o.namespace, body });
+    } catch (err) {
+      throw apiError(err, `create SandboxClaim ${o.namespace}/${name}`);
+    }
+    try {
+      const claim = await this.waitFor<Obj>(
+        CLAIM,
+        o.namespace,
+        name,
+        (c) => {
+          if (!c) throw new NotFoundError(`SandboxClaim ${o.namespace}/${name} was deleted while waiting for it`);
+          const r = ready(c);
+          if (r?.status === 'True' && c.status?.sandbox?.name) return true;
+          if (isTerminalReason(r?.reason))
+            throw TERMINAL[r.reason](`SandboxClaim ${o.namespace}/${name}: ${r.reason}: ${r.message}`);
+          return false;
+        },
+        o.timeoutMs,
+        `SandboxClaim ${o.namespace}/${name} to be Ready`,
+      );
       const sandboxName = claim.status?.sandbox?.name ?? '';
       const sandbox = await this.get(SANDBOX, o.namespace, sandboxName);
       if (!sandbox) throw new NotFoundError(`the Sandbox ${sandboxName} of claim ${name} is gone`);
@@ -194,7 +343,9 @@ export class KubernetesCluster {
   }
 
   async deleteClaim(namespace: string, name: string): Promise<void> {
-    try { await this.api.deleteNamespacedCustomObject({ ...CLAIM, namespace, name }); } catch (err) {
+    try {
+      await this.api.deleteNamespacedCustomObject({ ...CLAIM, namespace, name });
+    } catch (err) {
       if ((err as { code?: number }).code !== 404) throw apiError(err, `delete SandboxClaim ${namespace}/${name}`);
     }
   }
@@ -202,7 +353,9 @@ export class KubernetesCluster {
   /** A Pod (for its conditions), or undefined when it is gone. */
   async pod(namespace: string, name: string): Promise<K8s.V1Pod | undefined> {
     this.core ??= this.kc.makeApiClient(this.k8s.CoreV1Api);
-    try { return await this.core.readNamespacedPod({ namespace, name }); } catch (err) {
+    try {
+      return await this.core.readNamespacedPod({ namespace, name });
+    } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw apiError(err, `get Pod ${namespace}/${name}`);
     }
@@ -210,9 +363,13 @@ export class KubernetesCluster {
 
   async setOperatingMode(namespace: string, name: string, mode: 'Running' | 'Suspended'): Promise<void> {
     try {
-      await this.api.patchNamespacedCustomObject({ ...SANDBOX, namespace, name, body: { spec: { operatingMode: mode } } },
-        this.k8s.setHeaderOptions('Content-Type', this.k8s.PatchStrategy.MergePatch));
-    } catch (err) { throw apiError(err, `set operatingMode ${mode} on Sandbox ${namespace}/${name}`); }
+      await this.api.patchNamespacedCustomObject(
+        { ...SANDBOX, namespace, name, body: { spec: { operatingMode: mode } } },
+        this.k8s.setHeaderOptions('Content-Type', this.k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      throw apiError(err, `set operatingMode ${mode} on Sandbox ${namespace}/${name}`);
+    }
   }
 
   static readonly SANDBOX = SANDBOX;
@@ -231,4 +388,6 @@ const API_ERRORS = {
   Other: (what, f) => new SandboxError(`${what}: HTTP ${f.code}: ${f.message}`, f.code),
 } satisfies KubeErrorTable<SandboxError>;
 
-export function apiError(err: unknown, what: string): SandboxError { return mapKubeApiError(err, what, API_ERRORS); }
+export function apiError(err: unknown, what: string): SandboxError {
+  return mapKubeApiError(err, what, API_ERRORS);
+}

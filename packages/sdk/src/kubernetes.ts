@@ -3,7 +3,12 @@
 // protocol. @kubernetes/client-node is loaded only here (and in kube-cluster.ts, which this
 // loads), so local-engine users never pay for it.
 import {
-  ANNOTATION_POD_NAME, DEFAULT_TEMPLATE, WARM_POOL_DEFAULT, WARM_POOL_NONE, sandboxInfo, type SandboxInfo,
+  ANNOTATION_POD_NAME,
+  DEFAULT_TEMPLATE,
+  WARM_POOL_DEFAULT,
+  WARM_POOL_NONE,
+  sandboxInfo,
+  type SandboxInfo,
 } from '@asb/api';
 import { call, type ResolvedConnection } from './connection.ts';
 import { AuthError, InvalidError, NotFoundError, SandboxError, TimeoutError, UnavailableError } from './errors.ts';
@@ -28,17 +33,29 @@ export class KubernetesControl {
   /** Memory snapshots: GKE Pod snapshots (a clear error on a cluster without them). */
   readonly snapshots: GkePodSnapshots;
 
-  constructor(private readonly cluster: KubernetesCluster, private readonly namespace: string, private readonly name: string, private readonly claimName: string | undefined, private readonly ownsCluster: boolean) {
-    this.snapshots = new GkePodSnapshots(cluster, namespace, name, async () => this.podNameOf(await cluster.get(KubernetesCluster.SANDBOX, namespace, name)));
+  constructor(
+    private readonly cluster: KubernetesCluster,
+    private readonly namespace: string,
+    private readonly name: string,
+    private readonly claimName: string | undefined,
+    private readonly ownsCluster: boolean,
+  ) {
+    this.snapshots = new GkePodSnapshots(cluster, namespace, name, async () =>
+      this.podNameOf(await cluster.get(KubernetesCluster.SANDBOX, namespace, name)),
+    );
   }
 
   /** The Pod behind the Sandbox: its pod-name annotation (a pool member keeps its own name). */
-  private podNameOf(sb: Obj | undefined): string { return sb?.metadata.annotations?.[ANNOTATION_POD_NAME] ?? this.name; }
+  private podNameOf(sb: Obj | undefined): string {
+    return sb?.metadata.annotations?.[ANNOTATION_POD_NAME] ?? this.name;
+  }
 
   async refresh(): Promise<SandboxInfo> {
     const sb = await this.cluster.get(KubernetesCluster.SANDBOX, this.namespace, this.name);
     if (!sb) throw new NotFoundError(`Sandbox ${this.namespace}/${this.name} not found`);
-    const claim = this.claimName ? await this.cluster.get(KubernetesCluster.CLAIM, this.namespace, this.claimName) : undefined;
+    const claim = this.claimName
+      ? await this.cluster.get(KubernetesCluster.CLAIM, this.namespace, this.claimName)
+      : undefined;
     return infoOf(sb, claim);
   }
 
@@ -50,18 +67,37 @@ export class KubernetesControl {
   async suspend(opts: { snapshot?: boolean }): Promise<SuspendResult> {
     const snapshot = opts.snapshot ? await this.snapshots.take(`suspend-${this.name}`) : undefined;
     await this.cluster.setOperatingMode(this.namespace, this.name, 'Suspended');
-    await this.cluster.waitFor(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) =>
-      ready(o)?.reason === 'SandboxSuspended' &&
-      !!o?.status?.conditions?.some((c: Condition) => c.type === 'Suspended' && c.reason === 'PodTerminated'), 180_000, `Sandbox ${this.name} to be suspended`);
+    await this.cluster.waitFor(
+      KubernetesCluster.SANDBOX,
+      this.namespace,
+      this.name,
+      (o) =>
+        ready(o)?.reason === 'SandboxSuspended' &&
+        !!o?.status?.conditions?.some((c: Condition) => c.type === 'Suspended' && c.reason === 'PodTerminated'),
+      180_000,
+      `Sandbox ${this.name} to be suspended`,
+    );
     return snapshot ? { suspended: true, snapshotId: snapshot.id, snapshot } : { suspended: true };
   }
 
   /** operatingMode Running, then Ready; restoredFromSnapshot when GKE says the new Pod came from the latest snapshot. */
   async resume(opts: { timeoutMs?: number }): Promise<ResumeResult> {
     // (A cluster without Pod snapshots has none to restore: that is not an error here.)
-    const latest = (await this.snapshots.list().catch((err) => { if (err instanceof InvalidError) return []; throw err; }))[0];
+    const latest = (
+      await this.snapshots.list().catch((err) => {
+        if (err instanceof InvalidError) return [];
+        throw err;
+      })
+    )[0];
     await this.cluster.setOperatingMode(this.namespace, this.name, 'Running');
-    const sb = await this.cluster.waitFor<Obj>(KubernetesCluster.SANDBOX, this.namespace, this.name, (o) => ready(o)?.status === 'True', opts.timeoutMs ?? 180_000, `Sandbox ${this.name} to be Ready again`);
+    const sb = await this.cluster.waitFor<Obj>(
+      KubernetesCluster.SANDBOX,
+      this.namespace,
+      this.name,
+      (o) => ready(o)?.status === 'True',
+      opts.timeoutMs ?? 180_000,
+      `Sandbox ${this.name} to be Ready again`,
+    );
     if (!latest) return { resumed: true, restoredFromSnapshot: false };
     // GKE writes PodRestored apart from readiness: a Pod that is Ready without it yet is read
     // again for a few seconds before it counts as started afresh.
@@ -75,7 +111,9 @@ export class KubernetesControl {
   }
 
   async reset(): Promise<SandboxInfo> {
-    throw new InvalidError('reset is a local-engine operation; on Kubernetes, kill the sandbox and create another (a warm pool makes that fast)');
+    throw new InvalidError(
+      'reset is a local-engine operation; on Kubernetes, kill the sandbox and create another (a warm pool makes that fast)',
+    );
   }
 
   /** Deletes the claim (the Sandbox, Pod and Service go with it by owner references), and the
@@ -84,7 +122,13 @@ export class KubernetesControl {
     await this.snapshots.deleteTriggers();
     if (this.claimName) await this.cluster.deleteClaim(this.namespace, this.claimName);
     else {
-      try { await this.cluster.api.deleteNamespacedCustomObject({ ...KubernetesCluster.SANDBOX, namespace: this.namespace, name: this.name }); } catch (err) {
+      try {
+        await this.cluster.api.deleteNamespacedCustomObject({
+          ...KubernetesCluster.SANDBOX,
+          namespace: this.namespace,
+          name: this.name,
+        });
+      } catch (err) {
         const what = `delete Sandbox ${this.namespace}/${this.name}`;
         if ((err as { code?: number }).code !== 404) throw KubernetesCluster.apiError(err, what);
       }
@@ -109,24 +153,45 @@ const RUNTIME_ANSWER_MS = 15_000;
  * takes minutes to program). The router answering 5xx (the sandbox's runtime does not answer:
  * not started yet, or an image without it) is tried again for RUNTIME_ANSWER_MS at most.
  */
-async function untilRouted(conn: ResolvedConnection, sandbox: string, namespace: string, deadline: number): Promise<void> {
+async function untilRouted(
+  conn: ResolvedConnection,
+  sandbox: string,
+  namespace: string,
+  deadline: number,
+): Promise<void> {
   let runtimeDeadline: number | undefined;
   for (let wait = 50; ; wait = Math.min(1000, wait * 2)) {
     let last: Error;
     try {
-      await (await call(conn, '/', `reach sandbox ${sandbox} through ${conn.unreachable ?? conn.url}`, { sandbox: { id: sandbox, namespace }, timeoutMs: Math.max(1000, Math.min(10_000, deadline - Date.now())) })).body?.cancel();
+      await (
+        await call(conn, '/', `reach sandbox ${sandbox} through ${conn.unreachable ?? conn.url}`, {
+          sandbox: { id: sandbox, namespace },
+          timeoutMs: Math.max(1000, Math.min(10_000, deadline - Date.now())),
+        })
+      ).body?.cancel();
       return;
     } catch (err) {
       if (err instanceof AuthError) throw err;
       const serverError = err instanceof SandboxError && (err.status ?? 0) >= 500;
-      if (!(err instanceof UnavailableError || err instanceof NotFoundError || err instanceof TimeoutError || serverError)) throw err;
+      if (!(
+        err instanceof UnavailableError ||
+        err instanceof NotFoundError ||
+        err instanceof TimeoutError ||
+        serverError
+      ))
+        throw err;
       last = err;
       if (serverError) {
         runtimeDeadline ??= Date.now() + RUNTIME_ANSWER_MS;
-        if (Date.now() + wait > runtimeDeadline) throw new UnavailableError(`sandbox ${sandbox} is Ready, but its runtime did not answer through the router for ${RUNTIME_ANSWER_MS / 1000} s (does its image serve the runtime API on port 8888?): ${last.message}`, err.status);
+        if (Date.now() + wait > runtimeDeadline)
+          throw new UnavailableError(
+            `sandbox ${sandbox} is Ready, but its runtime did not answer through the router for ${RUNTIME_ANSWER_MS / 1000} s (does its image serve the runtime API on port 8888?): ${last.message}`,
+            err.status,
+          );
       }
     }
-    if (Date.now() + wait > deadline) throw new TimeoutError(`sandbox ${sandbox} is Ready, but the router did not reach it in time: ${last.message}`);
+    if (Date.now() + wait > deadline)
+      throw new TimeoutError(`sandbox ${sandbox} is Ready, but the router did not reach it in time: ${last.message}`);
     await new Promise((r) => setTimeout(r, wait));
   }
 }
@@ -140,7 +205,8 @@ function claimFrom(opts: SandboxCreateOpts): { template: string; warmpool?: stri
 
 type Cluster = KubernetesCluster;
 const handle = (cluster: Cluster, conn: ResolvedConnection, sandbox: Obj, claim: Obj | undefined): SandboxHandle => ({
-  info: infoOf(sandbox, claim), conn,
+  info: infoOf(sandbox, claim),
+  conn,
   control: new KubernetesControl(cluster, conn.namespace, sandbox.metadata.name, claim?.metadata.name, true),
 });
 
@@ -157,10 +223,16 @@ export function kubernetesConnector(config: ConnectorConfig): Connector {
       try {
         const conn = await cluster.connection(namespace);
         const { claim, sandbox } = await cluster.claim({
-          namespace, name: opts.name, ttlSeconds: opts.ttlSeconds, labels: opts.labels, timeoutMs,
+          namespace,
+          name: opts.name,
+          ttlSeconds: opts.ttlSeconds,
+          labels: opts.labels,
+          timeoutMs,
           from: claimFrom(opts),
         });
-        try { await untilRouted(conn, sandbox.metadata.name, namespace, deadline); } catch (err) {
+        try {
+          await untilRouted(conn, sandbox.metadata.name, namespace, deadline);
+        } catch (err) {
           // As for a claim that never became Ready: not left behind.
           await cluster.deleteClaim(namespace, claim.metadata.name).catch(() => undefined);
           throw err;
@@ -181,13 +253,28 @@ export function kubernetesConnector(config: ConnectorConfig): Connector {
       try {
         const claim = await cluster.get(CLAIM, namespace, id);
         const sandboxName: string = claim
-          ? (await cluster.waitFor<Obj>(CLAIM, namespace, id, (c) => !!c?.status?.sandbox?.name, wait,
-            `SandboxClaim ${id} to have a sandbox`)).status?.sandbox?.name ?? ''
+          ? ((
+              await cluster.waitFor<Obj>(
+                CLAIM,
+                namespace,
+                id,
+                (c) => !!c?.status?.sandbox?.name,
+                wait,
+                `SandboxClaim ${id} to have a sandbox`,
+              )
+            ).status?.sandbox?.name ?? '')
           : id;
-        const sandbox = await cluster.waitFor<Obj>(SANDBOX, namespace, sandboxName, (o) => {
-          if (!o) throw new NotFoundError(`no SandboxClaim or Sandbox named "${id}" in namespace ${namespace}`);
-          return wait <= 0 || ready(o)?.status === 'True';
-        }, Math.max(wait, 1), `Sandbox ${sandboxName} to be Ready`);
+        const sandbox = await cluster.waitFor<Obj>(
+          SANDBOX,
+          namespace,
+          sandboxName,
+          (o) => {
+            if (!o) throw new NotFoundError(`no SandboxClaim or Sandbox named "${id}" in namespace ${namespace}`);
+            return wait <= 0 || ready(o)?.status === 'True';
+          },
+          Math.max(wait, 1),
+          `Sandbox ${sandboxName} to be Ready`,
+        );
         return handle(cluster, await cluster.connection(namespace), sandbox, claim);
       } catch (err) {
         await cluster.close();

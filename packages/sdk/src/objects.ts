@@ -8,12 +8,31 @@ import { InvalidError } from './errors.ts';
 export interface ApiObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; creationTimestamp?: string; resourceVersion?: string; generation?: number; ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }> };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    creationTimestamp?: string;
+    resourceVersion?: string;
+    generation?: number;
+    ownerReferences?: Array<{ kind: string; name: string; uid: string; controller?: boolean }>;
+  };
   spec: Record<string, unknown>;
-  status?: Record<string, unknown> & { conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }> };
+  status?: Record<string, unknown> & {
+    conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
+  };
 }
 
-export interface ObjectEvent { type: string; reason: string; message: string; count: number; firstTimestamp: string; lastTimestamp: string }
+export interface ObjectEvent {
+  type: string;
+  reason: string;
+  message: string;
+  count: number;
+  firstTimestamp: string;
+  lastTimestamp: string;
+}
 
 export interface ObjectsOpts extends ConnectionOpts {
   /** Which served version to speak. @default "v1beta1" (upstream's storage version) */
@@ -23,8 +42,16 @@ export interface ObjectsOpts extends ConnectionOpts {
 /** `sandbox`, `sandboxes`, `Sandbox`, `swp`, `sandboxclaim`… → the kind. */
 export function resolveKind(word: string): Kind {
   const w = word.toLowerCase().split('.')[0]!;
-  const kind = KIND_NAMES.find((k) => KINDS[k].plural === w || KINDS[k].kind.toLowerCase() === w || (KINDS[k].shortNames as readonly string[]).includes(w));
-  if (!kind) throw new InvalidError(`unknown resource type "${word}": use one of ${KIND_NAMES.map((k) => KINDS[k].plural).join(', ')} (or swp)`);
+  const kind = KIND_NAMES.find(
+    (k) =>
+      KINDS[k].plural === w ||
+      KINDS[k].kind.toLowerCase() === w ||
+      (KINDS[k].shortNames as readonly string[]).includes(w),
+  );
+  if (!kind)
+    throw new InvalidError(
+      `unknown resource type "${word}": use one of ${KIND_NAMES.map((k) => KINDS[k].plural).join(', ')} (or swp)`,
+    );
   return kind;
 }
 
@@ -44,7 +71,13 @@ export class Objects {
 
   async list(kind: Kind, opts: { allNamespaces?: boolean; labelSelector?: string } = {}): Promise<ApiObject[]> {
     const q = opts.labelSelector ? `?labelSelector=${encodeURIComponent(opts.labelSelector)}` : '';
-    return (await callJson<{ items: ApiObject[] }>(this.conn, this.path(kind, opts.allNamespaces ? null : this.conn.namespace) + q, `list ${KINDS[kind].plural}`)).items;
+    return (
+      await callJson<{ items: ApiObject[] }>(
+        this.conn,
+        this.path(kind, opts.allNamespaces ? null : this.conn.namespace) + q,
+        `list ${KINDS[kind].plural}`,
+      )
+    ).items;
   }
 
   get(kind: Kind, name: string): Promise<ApiObject> {
@@ -58,7 +91,9 @@ export class Objects {
   /** JSON merge patch (RFC 7386): `{ spec: { replicas: 0 } }`. */
   patch(kind: Kind, name: string, patch: Record<string, unknown>): Promise<ApiObject> {
     return callJson<ApiObject>(this.conn, this.path(kind, this.conn.namespace, name), `patch ${kind} "${name}"`, {
-      method: 'PATCH', body: JSON.stringify(patch), headers: { 'content-type': 'application/merge-patch+json' },
+      method: 'PATCH',
+      body: JSON.stringify(patch),
+      headers: { 'content-type': 'application/merge-patch+json' },
     });
   }
 
@@ -67,13 +102,27 @@ export class Objects {
   }
 
   async events(kind: Kind, name: string): Promise<ObjectEvent[]> {
-    return (await callJson<{ items: ObjectEvent[] }>(this.conn, `/v1/events/${encodeURIComponent(this.conn.namespace)}/${kind}/${encodeURIComponent(name)}`, `events of ${kind} "${name}"`)).items;
+    return (
+      await callJson<{ items: ObjectEvent[] }>(
+        this.conn,
+        `/v1/events/${encodeURIComponent(this.conn.namespace)}/${kind}/${encodeURIComponent(name)}`,
+        `events of ${kind} "${name}"`,
+      )
+    ).items;
   }
 
   /** Streams the current objects (ADDED) and then every change until `signal` aborts. */
-  async *watch(kind: Kind, opts: { allNamespaces?: boolean; labelSelector?: string; signal?: AbortSignal } = {}): AsyncGenerator<{ type: string; object: ApiObject }> {
+  async *watch(
+    kind: Kind,
+    opts: { allNamespaces?: boolean; labelSelector?: string; signal?: AbortSignal } = {},
+  ): AsyncGenerator<{ type: string; object: ApiObject }> {
     const q = `?watch=true${opts.labelSelector ? `&labelSelector=${encodeURIComponent(opts.labelSelector)}` : ''}`;
-    const res = await call(this.conn, this.path(kind, opts.allNamespaces ? null : this.conn.namespace) + q, `watch ${KINDS[kind].plural}`, { timeoutMs: 2 ** 31 - 1, signal: opts.signal });
+    const res = await call(
+      this.conn,
+      this.path(kind, opts.allNamespaces ? null : this.conn.namespace) + q,
+      `watch ${KINDS[kind].plural}`,
+      { timeoutMs: 2 ** 31 - 1, signal: opts.signal },
+    );
     const decoder = new TextDecoder();
     let buf = '';
     try {

@@ -43,7 +43,8 @@ export class OutputKeeper {
     this.tail.push(text);
     this.tailChars += text.length;
     // Whole chunks go from the front while the rest still holds tailMax characters.
-    while (this.tail.length > 1 && this.tailChars - this.tail[0]!.length >= this.tailMax) this.tailChars -= this.tail.shift()!.length;
+    while (this.tail.length > 1 && this.tailChars - this.tail[0]!.length >= this.tailMax)
+      this.tailChars -= this.tail.shift()!.length;
   }
 
   result(): { text: string; truncated: boolean } {
@@ -51,7 +52,10 @@ export class OutputKeeper {
     if (this.maxChars <= 0) return { text: '', truncated: true };
     const tail = this.headMax > 0 ? this.tail.join('').slice(-this.headMax) : '';
     const cut = this.total - this.head.length - tail.length;
-    return { text: `${this.head}\n… [truncated: ${cut} characters omitted of ${this.total}] …\n${tail}`, truncated: true };
+    return {
+      text: `${this.head}\n… [truncated: ${cut} characters omitted of ${this.total}] …\n${tail}`,
+      truncated: true,
+    };
   }
 }
 
@@ -61,16 +65,24 @@ export class OutputChannel {
   private readonly keeper: OutputKeeper;
   private decoder: StringDecoder | undefined;
   private sinkError: Error | undefined;
-  private readonly onSinkError = (err: Error) => { this.sinkError ??= err; };
+  private readonly onSinkError = (err: Error) => {
+    this.sinkError ??= err;
+  };
 
-  constructor(maxChars: number, private readonly onText?: (text: string) => void, private readonly sink?: OutputSink) {
+  constructor(
+    maxChars: number,
+    private readonly onText?: (text: string) => void,
+    private readonly sink?: OutputSink,
+  ) {
     this.keeper = new OutputKeeper(maxChars);
     // A closed pipe (`asb exec … | head`) is an 'error' event on the sink: it ends the command
     // instead of crashing the process for want of a listener.
     sink?.on('error', this.onSinkError);
   }
 
-  private get wantsText(): boolean { return this.keeper.maxChars > 0 || this.onText !== undefined; }
+  private get wantsText(): boolean {
+    return this.keeper.maxChars > 0 || this.onText !== undefined;
+  }
 
   async take(ev: { data: string; encoding?: 'base64' }): Promise<void> {
     let text: string | undefined;
@@ -93,7 +105,9 @@ export class OutputChannel {
   }
 
   /** Stops listening to the sink (the run is over, or failed). */
-  detach(): void { this.sink?.off('error', this.onSinkError); }
+  detach(): void {
+    this.sink?.off('error', this.onSinkError);
+  }
 
   private text(text: string): void {
     this.keeper.push(text);
@@ -105,8 +119,15 @@ export class OutputChannel {
     if (this.sinkError) throw this.sinkError;
     if (sink.write(bytes)) return;
     await new Promise<void>((resolve) => {
-      const done = () => { sink.off('drain', done); sink.off('close', done); sink.off('error', done); resolve(); };
-      sink.once('drain', done); sink.once('close', done); sink.once('error', done);
+      const done = () => {
+        sink.off('drain', done);
+        sink.off('close', done);
+        sink.off('error', done);
+        resolve();
+      };
+      sink.once('drain', done);
+      sink.once('close', done);
+      sink.once('error', done);
     });
     // Read again: the wait above may have set it (the narrowing before the wait does not hold).
     const failed = this.sinkError as Error | undefined;
@@ -132,7 +153,10 @@ export async function* ndjsonEvents(body: AsyncIterable<Uint8Array>, what: strin
     }
     if (start < chunk.length) {
       partBytes += chunk.length - start;
-      if (partBytes > MAX_EVENT_LINE_BYTES) throw new SandboxError(`${what}: the sandbox sent an output event longer than ${MAX_EVENT_LINE_BYTES} bytes; it is not a runtime agent's`);
+      if (partBytes > MAX_EVENT_LINE_BYTES)
+        throw new SandboxError(
+          `${what}: the sandbox sent an output event longer than ${MAX_EVENT_LINE_BYTES} bytes; it is not a runtime agent's`,
+        );
       parts.push(chunk.subarray(start));
     }
   }
@@ -144,7 +168,9 @@ function parseEvent(line: Uint8Array, what: string): ExecEvent | undefined {
   const text = Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString('utf8');
   if (!text.trim()) return undefined;
   let raw: { type?: unknown; data?: unknown };
-  try { raw = JSON.parse(text) as typeof raw; } catch {
+  try {
+    raw = JSON.parse(text) as typeof raw;
+  } catch {
     throw new SandboxError(`${what}: the sandbox sent output that is not NDJSON: ${text.slice(0, 200)}`);
   }
   if ((raw?.type === 'stdout' || raw?.type === 'stderr') && typeof raw.data !== 'string') {

@@ -11,7 +11,11 @@ import { InvalidError } from './errors.ts';
 import { Snapshots, type ResumeResult, type SuspendResult } from './snapshots.ts';
 import { connectorFor } from './connectors.ts';
 import type {
-  ConnectorConfig, SandboxConnectOpts, SandboxControl, SandboxCreateOpts, SandboxHandle,
+  ConnectorConfig,
+  SandboxConnectOpts,
+  SandboxControl,
+  SandboxCreateOpts,
+  SandboxHandle,
 } from './connector.ts';
 
 export type { SandboxInfo, SandboxCreateOpts, SandboxConnectOpts, SandboxControl };
@@ -32,8 +36,12 @@ export class Sandbox {
     this.snapshots = new Snapshots(handle.control.snapshots ?? handle.conn, target);
   }
 
-  get id(): string { return this.info.name; }
-  get namespace(): string { return this.info.namespace; }
+  get id(): string {
+    return this.info.name;
+  }
+  get namespace(): string {
+    return this.info.namespace;
+  }
 
   /** Creates a sandbox from a template (through a SandboxClaim: a warm pool of the template
    *  serves it when one has a ready member) and waits until it is ready. */
@@ -56,30 +64,46 @@ export class Sandbox {
   }
 
   /** Shorthand for `commands.run`. */
-  run(cmd: string, opts?: RunOpts): Promise<CommandResult> { return this.commands.run(cmd, opts); }
+  run(cmd: string, opts?: RunOpts): Promise<CommandResult> {
+    return this.commands.run(cmd, opts);
+  }
 
   /**
    * Suspends the sandbox. `snapshot: true` checkpoints its processes and memory first (gVisor),
    * so that resume() continues them where they stopped; without, processes end and files stay.
    * On Kubernetes: operatingMode Suspended (the Pod goes, volumes stay).
    */
-  suspend(opts: { snapshot?: boolean } = {}): Promise<SuspendResult> { return this.control.suspend(opts); }
+  suspend(opts: { snapshot?: boolean } = {}): Promise<SuspendResult> {
+    return this.control.suspend(opts);
+  }
 
   /** Resumes a suspended sandbox, from its snapshot when the suspend took one. */
-  resume(opts: { discardSnapshot?: boolean; timeoutMs?: number } = {}): Promise<ResumeResult> { return this.control.resume(opts); }
+  resume(opts: { discardSnapshot?: boolean; timeoutMs?: number } = {}): Promise<ResumeResult> {
+    return this.control.resume(opts);
+  }
 
   /** Back to its template's clean state in place: processes end, workspace and /tmp are emptied. */
-  reset(): Promise<SandboxInfo> { return this.control.reset(); }
+  reset(): Promise<SandboxInfo> {
+    return this.control.reset();
+  }
 
   /** Fresh state from the engine (or the cluster). */
-  refresh(): Promise<SandboxInfo> { return this.control.refresh(); }
+  refresh(): Promise<SandboxInfo> {
+    return this.control.refresh();
+  }
 
   /** Deletes the sandbox (on Kubernetes, its claim). Killing one that is already gone is not an error. */
-  kill(): Promise<void> { return this.control.kill(); }
+  kill(): Promise<void> {
+    return this.control.kill();
+  }
 
   /** Lets go of the sandbox and leaves it running (it can be reattached with connect): closes
    *  what this handle opened, such as a port-forward to a cluster's router. */
-  close(): Promise<void> { return this.control.close(); }
+  close(): Promise<void> {
+    return this.control.close();
+  }
 
-  async [Symbol.asyncDispose](): Promise<void> { await this.kill(); }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill();
+  }
 }

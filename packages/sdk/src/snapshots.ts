@@ -42,17 +42,29 @@ export interface SnapshotStore {
 
 /** The local engine's HTTP API, for one sandbox or for all. */
 class EngineSnapshots implements SnapshotStore {
-  constructor(private readonly conn: ResolvedConnection, private readonly target?: { id: string; namespace: string }) {}
+  constructor(
+    private readonly conn: ResolvedConnection,
+    private readonly target?: { id: string; namespace: string },
+  ) {}
 
   private get base(): string {
-    return this.target ? `/v1/sandboxes/${encodeURIComponent(this.target.namespace)}/${encodeURIComponent(this.target.id)}/snapshots` : '/v1/snapshots';
+    return this.target
+      ? `/v1/sandboxes/${encodeURIComponent(this.target.namespace)}/${encodeURIComponent(this.target.id)}/snapshots`
+      : '/v1/snapshots';
   }
 
-  async list(): Promise<SnapshotInfo[]> { return (await callJson<{ items: SnapshotInfo[] }>(this.conn, this.base, 'list snapshots')).items; }
-  get(id: string): Promise<SnapshotInfo> { return callJson<SnapshotInfo>(this.conn, `/v1/snapshots/${encodeURIComponent(id)}`, `get snapshot "${id}"`); }
+  async list(): Promise<SnapshotInfo[]> {
+    return (await callJson<{ items: SnapshotInfo[] }>(this.conn, this.base, 'list snapshots')).items;
+  }
+  get(id: string): Promise<SnapshotInfo> {
+    return callJson<SnapshotInfo>(this.conn, `/v1/snapshots/${encodeURIComponent(id)}`, `get snapshot "${id}"`);
+  }
   create(): Promise<SnapshotInfo> {
     if (!this.target) throw new Error('snapshots.create() needs a sandbox: use sandbox.snapshots.create()');
-    return callJson<SnapshotInfo>(this.conn, this.base, `snapshot sandbox "${this.target.id}"`, { json: {}, timeoutMs: 600_000 });
+    return callJson<SnapshotInfo>(this.conn, this.base, `snapshot sandbox "${this.target.id}"`, {
+      json: {},
+      timeoutMs: 600_000,
+    });
   }
   async delete(id: string): Promise<void> {
     await call(this.conn, `/v1/snapshots/${encodeURIComponent(id)}`, `delete snapshot "${id}"`, { method: 'DELETE' });
@@ -60,9 +72,16 @@ class EngineSnapshots implements SnapshotStore {
 }
 
 export class Snapshot {
-  constructor(private readonly store: SnapshotStore, readonly info: SnapshotInfo) {}
-  get id(): string { return this.info.id; }
-  delete(): Promise<void> { return this.store.delete(this.id); }
+  constructor(
+    private readonly store: SnapshotStore,
+    readonly info: SnapshotInfo,
+  ) {}
+  get id(): string {
+    return this.info.id;
+  }
+  delete(): Promise<void> {
+    return this.store.delete(this.id);
+  }
 }
 
 const isStore = (x: unknown): x is SnapshotStore => typeof (x as SnapshotStore).list === 'function';
@@ -71,15 +90,27 @@ const isStore = (x: unknown): x is SnapshotStore => typeof (x as SnapshotStore).
 export class Snapshots {
   private readonly store: SnapshotStore;
   constructor(conn: ConnectionOpts | ResolvedConnection | SnapshotStore, target?: { id: string; namespace: string }) {
-    if (isStore(conn)) { this.store = conn; return; }
-    const resolved = 'url' in conn && 'token' in conn && typeof conn.token === 'string' && 'requestTimeoutMs' in conn ? conn as ResolvedConnection : resolveConnection(conn);
+    if (isStore(conn)) {
+      this.store = conn;
+      return;
+    }
+    const resolved =
+      'url' in conn && 'token' in conn && typeof conn.token === 'string' && 'requestTimeoutMs' in conn
+        ? (conn as ResolvedConnection)
+        : resolveConnection(conn);
     this.store = new EngineSnapshots(resolved, target);
   }
 
-  async list(): Promise<Snapshot[]> { return (await this.store.list()).map((i) => new Snapshot(this.store, i)); }
+  async list(): Promise<Snapshot[]> {
+    return (await this.store.list()).map((i) => new Snapshot(this.store, i));
+  }
 
-  async get(id: string): Promise<Snapshot> { return new Snapshot(this.store, await this.store.get(id)); }
+  async get(id: string): Promise<Snapshot> {
+    return new Snapshot(this.store, await this.store.get(id));
+  }
 
   /** Snapshot of the running sandbox, which keeps running (paused for the checkpoint, ~0.5 s). */
-  async create(): Promise<Snapshot> { return new Snapshot(this.store, await this.store.create()); }
+  async create(): Promise<Snapshot> {
+    return new Snapshot(this.store, await this.store.create());
+  }
 }

@@ -16,34 +16,56 @@ describe('connectors', () => {
     server = createServer((req, res) => {
       seen.push(`${req.method} ${req.url} ${req.headers['x-sandbox-id']}`);
       req.resume();
-      res.writeHead(200, { 'content-type': 'application/json' }).end('[{"name":"f","size":1,"type":"file","mod_time":0}]');
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end('[{"name":"f","size":1,"type":"file","mod_time":0}]');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 
-  it('routes create, connect and lifecycle calls to the connector of the connection\'s kind', async () => {
+  it("routes create, connect and lifecycle calls to the connector of the connection's kind", async () => {
     const calls: string[] = [];
     const info = (name: string): SandboxInfo => ({
-      id: name, name, namespace: 'ns', uid: 'u', phase: 'Running', ready: true, message: '', image: 'i', createdAt: '',
+      id: name,
+      name,
+      namespace: 'ns',
+      uid: 'u',
+      phase: 'Running',
+      ready: true,
+      message: '',
+      image: 'i',
+      createdAt: '',
     });
     const control = (name: string): SandboxControl => ({
       refresh: async () => info(name),
       suspend: async () => ({ suspended: true }),
       resume: async () => ({ resumed: true, restoredFromSnapshot: false }),
       reset: async () => info(name),
-      kill: async () => { calls.push(`kill ${name}`); },
-      close: async () => { calls.push(`close ${name}`); },
+      kill: async () => {
+        calls.push(`kill ${name}`);
+      },
+      close: async () => {
+        calls.push(`close ${name}`);
+      },
     });
     registerConnector('test', (config) => ({
       async create(opts) {
         calls.push(`create ${opts.template} ${(config as { kind: string; region?: string }).region}`);
-        return { info: info('made'), conn: { url, token: 't', namespace: 'ns', requestTimeoutMs: 5000 }, control: control('made') };
+        return {
+          info: info('made'),
+          conn: { url, token: 't', namespace: 'ns', requestTimeoutMs: 5000 },
+          control: control('made'),
+        };
       },
       async connect(id) {
         calls.push(`connect ${id}`);
-        return { info: info(id), conn: { url, token: 't', namespace: 'ns', requestTimeoutMs: 5000 }, control: control(id) };
+        return {
+          info: info(id),
+          conn: { url, token: 't', namespace: 'ns', requestTimeoutMs: 5000 },
+          control: control(id),
+        };
       },
     }));
     const connection = { kind: 'test', region: 'r1' };
@@ -59,7 +81,9 @@ describe('connectors', () => {
   });
 
   it('refuses a kind nobody registered, naming the known ones', async () => {
-    await assert.rejects(Sandbox.create({ connection: { kind: 'nowhere' } }),
-      /no connector for connection kind "nowhere" \(known: local, kubernetes/);
+    await assert.rejects(
+      Sandbox.create({ connection: { kind: 'nowhere' } }),
+      /no connector for connection kind "nowhere" \(known: local, kubernetes/,
+    );
   });
 });

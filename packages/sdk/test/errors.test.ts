@@ -1,14 +1,26 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  errorFromResponse, NotFoundError, InvalidError, TimeoutError, UnavailableError, AuthError, PayloadTooLargeError, SandboxError,
-  ConflictError, InternalError,
+  errorFromResponse,
+  NotFoundError,
+  InvalidError,
+  TimeoutError,
+  UnavailableError,
+  AuthError,
+  PayloadTooLargeError,
+  SandboxError,
+  ConflictError,
+  InternalError,
 } from '../src/errors.ts';
 
 describe('errorFromResponse', () => {
   const cases: Array<[number, unknown, new (...a: any[]) => SandboxError]> = [
     [404, { reason: 'NotFound', message: 'sandbox "x" not found' }, NotFoundError],
-    [422, { reason: 'Invalid', message: 'bad', details: { causes: [{ field: 'metadata.name', message: 'x' }] } }, InvalidError],
+    [
+      422,
+      { reason: 'Invalid', message: 'bad', details: { causes: [{ field: 'metadata.name', message: 'x' }] } },
+      InvalidError,
+    ],
     [400, { detail: 'X-Sandbox-ID header is required.' }, InvalidError],
     [400, { reason: 'PathOutsideSandbox', detail: 'outside' }, InvalidError],
     [413, { reason: 'PayloadTooLarge', message: 'too big' }, PayloadTooLargeError],
@@ -33,7 +45,11 @@ describe('errorFromResponse', () => {
     });
   }
   it('keeps field causes of invalid requests', () => {
-    const err = errorFromResponse(422, { reason: 'Invalid', message: 'm', details: { causes: [{ field: 'spec.replicas', message: 'must be 0 or 1' }] } }, 'apply') as InvalidError;
+    const err = errorFromResponse(
+      422,
+      { reason: 'Invalid', message: 'm', details: { causes: [{ field: 'spec.replicas', message: 'must be 0 or 1' }] } },
+      'apply',
+    ) as InvalidError;
     assert.deepEqual(err.causes, [{ field: 'spec.replicas', message: 'must be 0 or 1' }]);
   });
 });

@@ -6,8 +6,11 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 const src = join(import.meta.dirname, '../src');
-const files = readdirSync(src).filter((f) => f.endsWith('.ts')).map((f) => resolve(src, f));
-const importsOf = (f: string) => [...readFileSync(f, 'utf8').matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/gms)].map((m) => m[1]!);
+const files = readdirSync(src)
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => resolve(src, f));
+const importsOf = (f: string) =>
+  [...readFileSync(f, 'utf8').matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'([^']+)'/gms)].map((m) => m[1]!);
 
 describe('SDK imports', () => {
   it('have no circle (static imports, type imports too)', () => {
@@ -17,8 +20,17 @@ describe('SDK imports', () => {
     const visit = (f: string) => {
       state.set(f, 1);
       stack.push(f);
-      for (const d of importsOf(f).filter((p) => p.startsWith('.')).map((p) => resolve(dirname(f), p))) {
-        if (state.get(d) === 1) cycles.push(stack.slice(stack.indexOf(d)).concat(d).map((x) => x.split('/').pop()).join(' -> '));
+      for (const d of importsOf(f)
+        .filter((p) => p.startsWith('.'))
+        .map((p) => resolve(dirname(f), p))) {
+        if (state.get(d) === 1)
+          cycles.push(
+            stack
+              .slice(stack.indexOf(d))
+              .concat(d)
+              .map((x) => x.split('/').pop())
+              .join(' -> '),
+          );
         else if (!state.has(d)) visit(d);
       }
       stack.pop();

@@ -14,9 +14,24 @@ describe('OutputKeeper', () => {
   const cases: Array<[string, number, string[], { text: string; truncated: boolean }]> = [
     ['keeps output that fits whole', 10, ['abc', 'def'], { text: 'abcdef', truncated: false }],
     ['keeps output exactly at the cap whole', 6, ['abc', 'def'], { text: 'abcdef', truncated: false }],
-    ['keeps the head and the tail of longer output and marks the cut', 4, ['abc', 'def', 'ghij'], { text: 'ab\n… [truncated: 6 characters omitted of 10] …\nij', truncated: true }],
-    ['cuts inside one chunk as across chunks', 4, ['abcdefghij'], { text: 'ab\n… [truncated: 6 characters omitted of 10] …\nij', truncated: true }],
-    ['keeps an odd cap\'s extra character only while the output fits', 5, ['abcdefghij'], { text: 'ab\n… [truncated: 6 characters omitted of 10] …\nij', truncated: true }],
+    [
+      'keeps the head and the tail of longer output and marks the cut',
+      4,
+      ['abc', 'def', 'ghij'],
+      { text: 'ab\n… [truncated: 6 characters omitted of 10] …\nij', truncated: true },
+    ],
+    [
+      'cuts inside one chunk as across chunks',
+      4,
+      ['abcdefghij'],
+      { text: 'ab\n… [truncated: 6 characters omitted of 10] …\nij', truncated: true },
+    ],
+    [
+      "keeps an odd cap's extra character only while the output fits",
+      5,
+      ['abcdefghij'],
+      { text: 'ab\n… [truncated: 6 characters omitted of 10] …\nij', truncated: true },
+    ],
     ['keeps nothing with a cap of 0, and says output was dropped', 0, ['abc'], { text: '', truncated: true }],
     ['is empty and whole with no output', 0, [], { text: '', truncated: false }],
   ];
@@ -38,25 +53,53 @@ async function* chunksOf(...parts: string[]): AsyncGenerator<Uint8Array> {
 }
 
 describe('ndjsonEvents', () => {
-  it('yields one event per line, whatever the chunks\' boundaries', async () => {
+  it("yields one event per line, whatever the chunks' boundaries", async () => {
     const events = [];
-    for await (const ev of ndjsonEvents(chunksOf('{"type":"std', 'out","data":"a\\n"}\n{"type":"stderr","data":"é"}\n\n{"type":"exit","exitCode":0,', '"signal":null,"timedOut":false,"durationMs":1}'), 'test')) events.push(ev);
-    assert.deepEqual(events.map((e) => e.type), ['stdout', 'stderr', 'exit']);
+    for await (const ev of ndjsonEvents(
+      chunksOf(
+        '{"type":"std',
+        'out","data":"a\\n"}\n{"type":"stderr","data":"é"}\n\n{"type":"exit","exitCode":0,',
+        '"signal":null,"timedOut":false,"durationMs":1}',
+      ),
+      'test',
+    ))
+      events.push(ev);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['stdout', 'stderr', 'exit'],
+    );
     assert.deepEqual(events[1], { type: 'stderr', data: 'é' });
   });
 
   it('refuses a line longer than any agent sends, instead of buffering it', async () => {
-    async function* endless(): AsyncGenerator<Uint8Array> { for (;;) yield Buffer.alloc(1024 * 1024, 0x61); }
-    await assert.rejects(async () => { for await (const _ of ndjsonEvents(endless(), 'run x')) { /* none */ } }, (err: unknown) => {
-      assert.ok(err instanceof SandboxError);
-      assert.match(err.message, /^run x: the sandbox sent an output event longer than/);
-      return true;
-    });
+    async function* endless(): AsyncGenerator<Uint8Array> {
+      for (;;) yield Buffer.alloc(1024 * 1024, 0x61);
+    }
+    await assert.rejects(
+      async () => {
+        for await (const _ of ndjsonEvents(endless(), 'run x')) {
+          /* none */
+        }
+      },
+      (err: unknown) => {
+        assert.ok(err instanceof SandboxError);
+        assert.match(err.message, /^run x: the sandbox sent an output event longer than/);
+        return true;
+      },
+    );
   });
 
   it('refuses lines that are not JSON events', async () => {
-    await assert.rejects(async () => { for await (const _ of ndjsonEvents(chunksOf('not json\n'), 'run x')) { /* none */ } }, /not NDJSON/);
-    await assert.rejects(async () => { for await (const _ of ndjsonEvents(chunksOf('{"type":"stdout"}\n'), 'run x')) { /* none */ } }, /without data/);
+    await assert.rejects(async () => {
+      for await (const _ of ndjsonEvents(chunksOf('not json\n'), 'run x')) {
+        /* none */
+      }
+    }, /not NDJSON/);
+    await assert.rejects(async () => {
+      for await (const _ of ndjsonEvents(chunksOf('{"type":"stdout"}\n'), 'run x')) {
+        /* none */
+      }
+    }, /without data/);
   });
 });
 
@@ -78,10 +121,17 @@ describe('OutputChannel', () => {
 
   it('waits while its sink is full', async () => {
     let release!: () => void;
-    const sink = new Writable({ highWaterMark: 4, write(_c, _e, cb) { release = cb; } });
+    const sink = new Writable({
+      highWaterMark: 4,
+      write(_c, _e, cb) {
+        release = cb;
+      },
+    });
     const ch = new OutputChannel(0, undefined, sink);
     let done = false;
-    const p = ch.take({ data: Buffer.from('12345678').toString('base64'), encoding: 'base64' }).then(() => { done = true; });
+    const p = ch.take({ data: Buffer.from('12345678').toString('base64'), encoding: 'base64' }).then(() => {
+      done = true;
+    });
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(done, false, 'held back until the sink drains');
     release();
@@ -89,8 +139,12 @@ describe('OutputChannel', () => {
     assert.equal(done, true);
   });
 
-  it('fails with the sink\'s error (a closed pipe) instead of leaving it unhandled', async () => {
-    const sink = new Writable({ write(_c, _e, cb) { cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })); } });
+  it("fails with the sink's error (a closed pipe) instead of leaving it unhandled", async () => {
+    const sink = new Writable({
+      write(_c, _e, cb) {
+        cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      },
+    });
     const ch = new OutputChannel(0, undefined, sink);
     await ch.take({ data: 'first' }).catch(() => undefined);
     await new Promise((r) => setImmediate(r));

@@ -15,9 +15,15 @@ describe('replies of the sandbox', () => {
   let conn: ResolvedConnection;
   const target = { id: 'sb', namespace: 'default' };
   const routes: Record<string, { type: string; body: string }> = {
-    'POST /v1/exec': { type: 'application/x-ndjson', body: '{"type":"stdout","data":"hi\\n"}\n{"type":"exit","exitCode":"zero"}\n' },
+    'POST /v1/exec': {
+      type: 'application/x-ndjson',
+      body: '{"type":"stdout","data":"hi\\n"}\n{"type":"exit","exitCode":"zero"}\n',
+    },
     'GET /list/bad': { type: 'application/json', body: '[{"name":"a.txt","size":"big","type":"file","mod_time":1}]' },
-    'GET /list/ok': { type: 'application/json', body: '[{"name":"a.txt","size":3,"type":"file","mod_time":1,"extra":true}]' },
+    'GET /list/ok': {
+      type: 'application/json',
+      body: '[{"name":"a.txt","size":3,"type":"file","mod_time":1,"extra":true}]',
+    },
     'GET /v1/processes': { type: 'application/json', body: '{"items":[]}' },
     'GET /exists/x': { type: 'application/json', body: '{"path":"x","exists":"yes"}' },
   };
@@ -26,11 +32,19 @@ describe('replies of the sandbox', () => {
     server = createServer((req, res) => {
       req.resume();
       const r = routes[`${req.method} ${decodeURIComponent(req.url ?? '')}`];
-      if (!r) { res.writeHead(404, { 'content-type': 'application/json' }).end('{"reason":"NotFound","message":"no"}'); return; }
+      if (!r) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"reason":"NotFound","message":"no"}');
+        return;
+      }
       res.writeHead(200, { 'content-type': r.type }).end(r.body);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    conn = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', namespace: 'default', requestTimeoutMs: 5000 };
+    conn = {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      token: 't',
+      namespace: 'default',
+      requestTimeoutMs: 5000,
+    };
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
 
@@ -46,10 +60,15 @@ describe('replies of the sandbox', () => {
     const files = new Files(conn, target);
     await assert.rejects(files.list('bad'), /list bad: the sandbox sent a malformed reply \(0\.size: /);
     await assert.rejects(files.exists('x'), /check x: the sandbox sent a malformed reply \(exists: /);
-    await assert.rejects(new Commands(conn, target).list(), /list processes: the sandbox sent a malformed reply \(\(reply\): /);
+    await assert.rejects(
+      new Commands(conn, target).list(),
+      /list processes: the sandbox sent a malformed reply \(\(reply\): /,
+    );
   });
 
   it('a well-formed reply passes, extra fields and all', async () => {
-    assert.deepEqual(await new Files(conn, target).list('ok'), [{ name: 'a.txt', size: 3, type: 'file', mod_time: 1, extra: true }]);
+    assert.deepEqual(await new Files(conn, target).list('ok'), [
+      { name: 'a.txt', size: 3, type: 'file', mod_time: 1, extra: true },
+    ]);
   });
 });

@@ -9,7 +9,12 @@ export async function applyCommand(ctx: Ctx, file: string | undefined): Promise<
   if (!file) throw new Error('asb apply: give the manifest with -f FILE (or -f - for standard input)');
   const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
   const items = await withProgress(`applying ${file}`, apply(text, ctx.conn), { quiet: ctx.quiet });
-  print(ctx.format, { items }, () => items.map((i) => `${i.kind.toLowerCase()}/${i.name} ${i.action}`).join('\n'), () => items.map((i) => `${i.kind.toLowerCase()}/${i.name}`).join('\n'));
+  print(
+    ctx.format,
+    { items },
+    () => items.map((i) => `${i.kind.toLowerCase()}/${i.name} ${i.action}`).join('\n'),
+    () => items.map((i) => `${i.kind.toLowerCase()}/${i.name}`).join('\n'),
+  );
   return 0;
 }
 

@@ -28,7 +28,9 @@ export async function cpCommand(ctx: Ctx, src: string, dst: string): Promise<num
 async function download(sb: Sandbox, from: string, to: string): Promise<number> {
   const body = Readable.fromWeb(await sb.files.read(from, { format: 'stream' }));
   if (to === '-') {
-    try { await pipeline(body, process.stdout, { end: false }); } catch (err) {
+    try {
+      await pipeline(body, process.stdout, { end: false });
+    } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EPIPE') return BROKEN_PIPE_EXIT;
       throw err;
     }
@@ -39,13 +41,18 @@ async function download(sb: Sandbox, from: string, to: string): Promise<number> 
   } catch (err) {
     // A cut transfer leaves no partial file that could pass for the whole one.
     await rm(to, { force: true }).catch(() => undefined);
-    throw new Error(`asb cp: copying ${from} to ${to} failed, nothing was kept: ${(err as Error).message}`, { cause: err });
+    throw new Error(`asb cp: copying ${from} to ${to} failed, nothing was kept: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return 0;
 }
 
 async function upload(sb: Sandbox, from: string, to: string): Promise<void> {
-  if (from === '-') { await sb.files.write(to, process.stdin); return; }
+  if (from === '-') {
+    await sb.files.write(to, process.stdin);
+    return;
+  }
   const file = await open(from);
   try {
     const st = await file.stat();

@@ -5,9 +5,26 @@ import { print, formatTable } from '../output.ts';
 import { withProgress } from '../progress.ts';
 import { SANDBOX_HEADERS, sandboxRow } from './sandbox-rows.ts';
 
-export async function createCommand(ctx: Ctx, flags: { template: string; name?: string; fromSnapshot?: string }): Promise<number> {
+export async function createCommand(
+  ctx: Ctx,
+  flags: { template: string; name?: string; fromSnapshot?: string },
+): Promise<number> {
   const from = flags.fromSnapshot ? `snapshot ${flags.fromSnapshot}` : flags.template; // its flag's default: DEFAULT_TEMPLATE
-  const sb = await withProgress(`starting a sandbox from ${from}`, Sandbox.create({ ...ctx.conn, template: flags.fromSnapshot ? undefined : flags.template, name: flags.name, fromSnapshot: flags.fromSnapshot }), { quiet: ctx.quiet });
-  print(ctx.format === 'table' ? 'name' : ctx.format, sb.info, () => formatTable(SANDBOX_HEADERS, [sandboxRow(sb.info)]), () => sb.id);
+  const sb = await withProgress(
+    `starting a sandbox from ${from}`,
+    Sandbox.create({
+      ...ctx.conn,
+      template: flags.fromSnapshot ? undefined : flags.template,
+      name: flags.name,
+      fromSnapshot: flags.fromSnapshot,
+    }),
+    { quiet: ctx.quiet },
+  );
+  print(
+    ctx.format === 'table' ? 'name' : ctx.format,
+    sb.info,
+    () => formatTable(SANDBOX_HEADERS, [sandboxRow(sb.info)]),
+    () => sb.id,
+  );
   return 0;
 }

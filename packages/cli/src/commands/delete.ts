@@ -6,12 +6,20 @@ import { Objects, resolveKind, NotFoundError } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { UsageError } from '../output.ts';
 
-export async function deleteCommand(ctx: Ctx, args: string[], flags: { filename?: string; ignoreNotFound?: boolean }): Promise<number> {
+export async function deleteCommand(
+  ctx: Ctx,
+  args: string[],
+  flags: { filename?: string; ignoreNotFound?: boolean },
+): Promise<number> {
   const targets: Array<{ kind: string; name: string; namespace?: string }> = [];
   if (flags.filename) {
-    const text = flags.filename === '-' ? await new Response(process.stdin).text() : await readFile(flags.filename, 'utf8');
+    const text =
+      flags.filename === '-' ? await new Response(process.stdin).text() : await readFile(flags.filename, 'utf8');
     for (const r of parseManifests(text)) {
-      if (!r.ok) throw new UsageError(`${flags.filename}: document ${r.doc} is not a valid object: ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+      if (!r.ok)
+        throw new UsageError(
+          `${flags.filename}: document ${r.doc} is not a valid object: ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+        );
       targets.push({ kind: r.object.kind, name: r.object.metadata.name ?? '', namespace: r.object.metadata.namespace });
     }
   } else {

@@ -14,7 +14,12 @@ export async function describeCommand(ctx: Ctx, kindWord: string, name: string):
     return 0;
   }
   const md = obj.metadata;
-  const kv = (m?: Record<string, string>) => (m && Object.keys(m).length ? Object.entries(m).map(([k, v]) => `${k}=${v}`).join('\n' + ' '.repeat(14)) : '<none>');
+  const kv = (m?: Record<string, string>) =>
+    m && Object.keys(m).length
+      ? Object.entries(m)
+          .map(([k, v]) => `${k}=${v}`)
+          .join('\n' + ' '.repeat(14))
+      : '<none>';
   const owner = md.ownerReferences?.find((r) => r.controller);
   const out = [
     `Name:         ${md.name}`,
@@ -30,11 +35,33 @@ export async function describeCommand(ctx: Ctx, kindWord: string, name: string):
   const { conditions, ...restStatus } = obj.status ?? {};
   if (Object.keys(restStatus).length) out.push('Status:', indent(stringify(restStatus).trimEnd()));
   out.push('Conditions:');
-  out.push(conditions?.length ? indent(formatTable(['type', 'status', 'reason', 'message', 'since'], conditions.map((c) => [c.type, c.status, c.reason, c.message, age(c.lastTransitionTime)]))) : '  <none>');
+  out.push(
+    conditions?.length
+      ? indent(
+          formatTable(
+            ['type', 'status', 'reason', 'message', 'since'],
+            conditions.map((c) => [c.type, c.status, c.reason, c.message, age(c.lastTransitionTime)]),
+          ),
+        )
+      : '  <none>',
+  );
   out.push('Events:');
-  out.push(events.length ? indent(formatTable(['type', 'reason', 'age', 'count', 'message'], events.map((e) => [e.type, e.reason, age(e.lastTimestamp), String(e.count), e.message]))) : '  <none>');
+  out.push(
+    events.length
+      ? indent(
+          formatTable(
+            ['type', 'reason', 'age', 'count', 'message'],
+            events.map((e) => [e.type, e.reason, age(e.lastTimestamp), String(e.count), e.message]),
+          ),
+        )
+      : '  <none>',
+  );
   process.stdout.write(out.join('\n') + '\n');
   return 0;
 }
 
-const indent = (s: string) => s.split('\n').map((l) => `  ${l}`).join('\n');
+const indent = (s: string) =>
+  s
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');

@@ -6,6 +6,17 @@ import { SANDBOX_HEADERS, sandboxRow } from './sandbox-rows.ts';
 
 export async function lsCommand(ctx: Ctx): Promise<number> {
   const items = await Sandbox.list(ctx.conn);
-  print(ctx.format, { items }, () => (items.length ? formatTable(SANDBOX_HEADERS, items.map((s) => sandboxRow(s))) : 'No sandboxes.'), () => items.map((s) => s.name).join('\n'));
+  print(
+    ctx.format,
+    { items },
+    () =>
+      items.length
+        ? formatTable(
+            SANDBOX_HEADERS,
+            items.map((s) => sandboxRow(s)),
+          )
+        : 'No sandboxes.',
+    () => items.map((s) => s.name).join('\n'),
+  );
   return 0;
 }

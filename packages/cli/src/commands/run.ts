@@ -3,7 +3,13 @@ import { Sandbox, TimeoutError, type CommandResult } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { withProgress } from '../progress.ts';
 
-export interface RunFlags { template?: string; timeout?: string; keep?: boolean; env?: string[]; cwd?: string }
+export interface RunFlags {
+  template?: string;
+  timeout?: string;
+  keep?: boolean;
+  env?: string[];
+  cwd?: string;
+}
 
 export function parseEnv(pairs: string[] = []): Record<string, string> {
   const env: Record<string, string> = {};
@@ -33,7 +39,9 @@ export async function runIn(ctx: Ctx, sandbox: Sandbox, argv: string[], flags: R
   let result: CommandResult;
   try {
     result = await sandbox.run(cmd, {
-      timeoutMs: flags.timeout ? Number(flags.timeout) * 1000 : undefined, env: parseEnv(flags.env), cwd: flags.cwd,
+      timeoutMs: flags.timeout ? Number(flags.timeout) * 1000 : undefined,
+      env: parseEnv(flags.env),
+      cwd: flags.cwd,
       ...(stream ? { stdout: process.stdout, stderr: process.stderr, maxOutputChars: 0 } : {}),
     });
   } catch (err) {
@@ -49,7 +57,11 @@ export async function runIn(ctx: Ctx, sandbox: Sandbox, argv: string[], flags: R
 export async function runCommand(ctx: Ctx, argv: string[], flags: RunFlags): Promise<number> {
   if (argv.length === 0) throw new Error('asb run: give the command after --, e.g. asb run -- python3 -c "print(1)"');
   parseEnv(flags.env); // refuse bad flags before starting anything
-  const sandbox = await withProgress(`starting a sandbox from ${flags.template}`, Sandbox.create({ ...ctx.conn, template: flags.template }), { quiet: ctx.quiet });
+  const sandbox = await withProgress(
+    `starting a sandbox from ${flags.template}`,
+    Sandbox.create({ ...ctx.conn, template: flags.template }),
+    { quiet: ctx.quiet },
+  );
   try {
     const code = await runIn(ctx, sandbox, argv, flags);
     if (flags.keep) process.stderr.write(`asb: kept sandbox ${sandbox.id}\n`);

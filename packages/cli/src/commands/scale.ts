@@ -4,10 +4,16 @@ import { Objects, resolveKind } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { UsageError } from '../output.ts';
 
-export async function scaleCommand(ctx: Ctx, kindWord: string, name: string, flags: { replicas: string }): Promise<number> {
+export async function scaleCommand(
+  ctx: Ctx,
+  kindWord: string,
+  name: string,
+  flags: { replicas: string },
+): Promise<number> {
   const kind = resolveKind(kindWord);
   const replicas = Number(flags.replicas);
-  if (!Number.isInteger(replicas) || replicas < 0) throw new UsageError(`--replicas ${flags.replicas}: a whole number, 0 or more`);
+  if (!Number.isInteger(replicas) || replicas < 0)
+    throw new UsageError(`--replicas ${flags.replicas}: a whole number, 0 or more`);
   if (kind === 'Sandbox') {
     if (replicas > 1) throw new UsageError('a Sandbox has 0 (suspended) or 1 (running) replicas');
     // v1alpha1 speaks replicas, as the scale subresource does.

@@ -12,11 +12,14 @@ import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './dr
 
 export class BubblewrapDriver implements SandboxDriver {
   readonly name = 'bubblewrap' as const;
-  readonly isolation = 'bubblewrap: Linux namespaces on the shared host kernel (weaker than gVisor; no memory/cpu/pids limits)';
+  readonly isolation =
+    'bubblewrap: Linux namespaces on the shared host kernel (weaker than gVisor; no memory/cpu/pids limits)';
   private readonly children = new Map<string, number>();
 
   /** bwrap maps the sandbox's uid to the engine's own: the workspace stays the engine user's. */
-  workspaceOwner() { return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }; }
+  workspaceOwner() {
+    return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  }
 
   constructor(private readonly bwrap: string) {}
 
@@ -26,10 +29,30 @@ export class BubblewrapDriver implements SandboxDriver {
     // reach of the process-group kill in destroy(); without it, killing bwrap left the sandbox's
     // init and everything under it running, after delete and after the engine itself was gone
     // (bubblewrap sandboxes cannot be re-adopted by a restarted engine).
-    const a = ['--unshare-all', '--new-session', '--die-with-parent', '--cap-drop', 'ALL',
-      '--uid', String(spec.uid ?? 1000), '--gid', String(spec.gid ?? 1000),
-      '--hostname', spec.hostname, '--ro-bind', spec.rootfs.dir, '/', '--proc', '/proc', '--dev', '/dev',
-      '--tmpfs', '/tmp', '--tmpfs', '/home/sandbox'];
+    const a = [
+      '--unshare-all',
+      '--new-session',
+      '--die-with-parent',
+      '--cap-drop',
+      'ALL',
+      '--uid',
+      String(spec.uid ?? 1000),
+      '--gid',
+      String(spec.gid ?? 1000),
+      '--hostname',
+      spec.hostname,
+      '--ro-bind',
+      spec.rootfs.dir,
+      '/',
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+      '--tmpfs',
+      '/tmp',
+      '--tmpfs',
+      '/home/sandbox',
+    ];
     for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
     a.push('--ro-bind', spec.agentDir, AGENT_MOUNT, '--bind', spec.workspaceDir, spec.workingDir);
     for (const m of spec.extraMounts ?? []) a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.destination);
@@ -41,24 +64,40 @@ export class BubblewrapDriver implements SandboxDriver {
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
-    const child = spawn(...outsideEngineCgroup(this.bwrap, this.args(spec)), { stdio: [theirs, theirs, log], detached: true });
+    const child = spawn(...outsideEngineCgroup(this.bwrap, this.args(spec)), {
+      stdio: [theirs, theirs, log],
+      detached: true,
+    });
     theirs.destroy();
     closeSync(log);
     child.unref();
     if (child.pid) this.children.set(containerId, child.pid);
     const exited = new Promise<SandboxExit>((resolve) => {
-      child.once('exit', (code, signal) => { this.children.delete(containerId); resolve({ code, signal, oomKilled: false }); });
+      child.once('exit', (code, signal) => {
+        this.children.delete(containerId);
+        resolve({ code, signal, oomKilled: false });
+      });
     });
     return { socket: mine, exited, pid: child.pid };
   }
 
   /** bubblewrap sandboxes are not re-entered (there is no `runsc exec` to join their namespaces with): never attached. */
-  async attach(): Promise<DriverHandle | undefined> { return undefined; }
+  async attach(): Promise<DriverHandle | undefined> {
+    return undefined;
+  }
 
   async destroy(containerId: string): Promise<void> {
     const pid = this.children.get(containerId);
-    if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ } }
+    if (pid) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
-  async list(): Promise<string[]> { return [...this.children.keys()]; }
+  async list(): Promise<string[]> {
+    return [...this.children.keys()];
+  }
 }

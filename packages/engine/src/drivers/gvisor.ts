@@ -27,12 +27,17 @@ export class GvisorDriver implements SandboxDriver {
   readonly isolation = 'gVisor (runsc): a user-space kernel between the sandbox and the host';
   private readonly exits = new Map<string, Promise<SandboxExit>>();
 
-  constructor(private readonly runsc: string, private readonly stateDir: string) {
+  constructor(
+    private readonly runsc: string,
+    private readonly stateDir: string,
+  ) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   }
 
   /** gVisor's gofer maps uids one to one: uid 1000 inside owns files of uid 1000 outside. */
-  workspaceOwner() { return { uid: SANDBOX_UID, gid: SANDBOX_GID }; }
+  workspaceOwner() {
+    return { uid: SANDBOX_UID, gid: SANDBOX_GID };
+  }
 
   private flags(): string[] {
     return ['--root', this.stateDir, '--network=none'];
@@ -44,7 +49,8 @@ export class GvisorDriver implements SandboxDriver {
     const log = openSync(paths.logFile, 'a', 0o600);
     // Detached: a sandbox outlives an engine crash (the engine re-adopts or reaps it on restart).
     const child = spawn(...lowPriority(this.runsc, [...this.flags(), 'run', '--bundle', bundle, containerId]), {
-      stdio: [theirs, theirs, log], detached: true,
+      stdio: [theirs, theirs, log],
+      detached: true,
     });
     theirs.destroy();
     closeSync(log);
@@ -74,7 +80,8 @@ export class GvisorDriver implements SandboxDriver {
     // there, and `runsc exec` then returns.
     const argv = [...this.flags(), 'exec', '--user', `${SANDBOX_UID}:${SANDBOX_GID}`, containerId, ...RELAY_ARGV];
     const relay = spawn(...lowPriority(this.runsc, argv), {
-      stdio: [theirs, theirs, log], detached: true,
+      stdio: [theirs, theirs, log],
+      detached: true,
     });
     theirs.destroy();
     closeSync(log);
@@ -86,9 +93,13 @@ export class GvisorDriver implements SandboxDriver {
   async checkpoint(containerId: string, imageDir: string): Promise<void> {
     mkdirSync(imageDir, { recursive: true, mode: 0o700 });
     try {
-      await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], { timeout: 300_000 });
+      await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], {
+        timeout: 300_000,
+      });
     } catch (err) {
-      const why = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n')[0];
+      const why = String((err as { stderr?: string }).stderr || (err as Error).message)
+        .trim()
+        .split('\n')[0];
       throw new Error(`runsc checkpoint ${containerId}: ${why}`, { cause: err });
     }
     // The sandbox has stopped; its state goes in the background: `delete` waits for the sandbox
@@ -96,7 +107,12 @@ export class GvisorDriver implements SandboxDriver {
     void this.destroy(containerId).catch(() => undefined);
   }
 
-  async restore(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths, imageDir: string): Promise<DriverHandle> {
+  async restore(
+    containerId: string,
+    spec: SandboxRuntimeSpec,
+    paths: DriverPaths,
+    imageDir: string,
+  ): Promise<DriverHandle> {
     const bundle = writeBundle(spec, paths);
     // The checkpointed agent's fd 0 was a socket: restore needs a socket there again (a file
     // fails with ENOTSOCK). That old connection's HTTP/2 state is the old engine's, so it is
@@ -106,10 +122,19 @@ export class GvisorDriver implements SandboxDriver {
     const pidFile = join(paths.dir, 'sandbox.pid');
     rmSync(pidFile, { force: true });
     const argv = [
-      ...this.flags(), 'restore', '--pid-file', pidFile, '--image-path', imageDir, '--bundle', bundle, containerId,
+      ...this.flags(),
+      'restore',
+      '--pid-file',
+      pidFile,
+      '--image-path',
+      imageDir,
+      '--bundle',
+      bundle,
+      containerId,
     ];
     const child = spawn(...lowPriority(this.runsc, argv), {
-      stdio: [theirs, theirs, log], detached: true,
+      stdio: [theirs, theirs, log],
+      detached: true,
     });
     theirs.destroy();
     closeSync(log);
@@ -117,8 +142,14 @@ export class GvisorDriver implements SandboxDriver {
     mine.destroy();
     let done = false;
     const exited = new Promise<SandboxExit>((resolve) => {
-      child.once('exit', (code, signal) => { done = true; resolve({ code, signal, oomKilled: code === 137 || code === 128 + 9 }); });
-      child.once('error', () => { done = true; resolve({ code: null, signal: null, oomKilled: false }); });
+      child.once('exit', (code, signal) => {
+        done = true;
+        resolve({ code, signal, oomKilled: code === 137 || code === 128 + 9 });
+      });
+      child.once('error', () => {
+        done = true;
+        resolve({ code: null, signal: null, oomKilled: false });
+      });
     });
     this.exits.set(containerId, exited);
     void exited.then(() => this.exits.delete(containerId));
@@ -142,7 +173,9 @@ export class GvisorDriver implements SandboxDriver {
 
   async memoryUsage(containerId: string): Promise<number | undefined> {
     try {
-      const { stdout } = await run(this.runsc, [...this.flags(), 'events', '--stats', containerId], { timeout: 10_000 });
+      const { stdout } = await run(this.runsc, [...this.flags(), 'events', '--stats', containerId], {
+        timeout: 10_000,
+      });
       const stats = JSON.parse(stdout) as { data?: { memory?: { usage?: { usage?: number } } } };
       return stats.data?.memory?.usage?.usage;
     } catch {
@@ -189,7 +222,9 @@ export class GvisorDriver implements SandboxDriver {
   async destroy(containerId: string): Promise<void> {
     // Kill first and give the sandbox a moment to stop: `delete --force` on a sandbox still
     // tearing down can exceed runsc's internal deadline, so it is retried.
-    await run(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL'], { timeout: 10_000 }).catch(() => undefined);
+    await run(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL'], { timeout: 10_000 }).catch(
+      () => undefined,
+    );
     const exited = this.exits.get(containerId);
     const oneSecond = () => new Promise<false>((r) => setTimeout(() => r(false), 1_000));
     const gone = exited ? await Promise.race([exited.then(() => true), oneSecond()]) : false;
@@ -198,7 +233,11 @@ export class GvisorDriver implements SandboxDriver {
       // was checkpointed with, so `kill --all` finds none of them: its sentry dies from here.
       const state = await this.state(containerId);
       if (state?.status === 'running' && state.pid) {
-        try { process.kill(state.pid, 'SIGKILL'); } catch { /* already gone */ }
+        try {
+          process.kill(state.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
         if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
       }
     }
@@ -218,7 +257,10 @@ export class GvisorDriver implements SandboxDriver {
 
   async list(): Promise<string[]> {
     const { stdout } = await run(this.runsc, [...this.flags(), 'list', '--quiet'], { timeout: 30_000 });
-    return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+    return stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean);
   }
 }
 
@@ -244,7 +286,11 @@ function writeBundle(spec: SandboxRuntimeSpec, paths: DriverPaths): string {
 /** A live process's start time (clock ticks after boot), or undefined when it is gone or a zombie. */
 function processStartTime(pid: number): string | undefined {
   let stat: string;
-  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
   // pid (comm) state ppid ...: comm may hold spaces and parentheses; starttime is field 22.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];

@@ -11,7 +11,12 @@ export interface ResourceLimits {
 }
 
 /** A volume's directory mounted into the sandbox (`name`: the volume's, for messages). */
-export interface ExtraMount { name?: string; source: string; destination: string; readOnly: boolean }
+export interface ExtraMount {
+  name?: string;
+  source: string;
+  destination: string;
+  readOnly: boolean;
+}
 
 export interface SandboxRuntimeSpec {
   hostname: string;
@@ -48,7 +53,14 @@ export const AGENT_MOUNT = '/.asb';
 export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string): string[] {
   const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
   const node = snapshot
-    ? ['/usr/bin/node', '--snapshot-blob', `${AGENT_MOUNT}/agent.blob`, 'fd', '0', ...(main.length ? ['main', ...main] : [])]
+    ? [
+        '/usr/bin/node',
+        '--snapshot-blob',
+        `${AGENT_MOUNT}/agent.blob`,
+        'fd',
+        '0',
+        ...(main.length ? ['main', ...main] : []),
+      ]
     : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
   // asb-spawn as PID 1 reaps orphans and forks commands for the agent (native/asb-spawn.c).
   return spawner ? [spawner, '--init', '--', ...node] : node;

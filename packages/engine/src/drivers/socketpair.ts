@@ -7,11 +7,17 @@ import { rmSync } from 'node:fs';
 export async function socketPair(path: string): Promise<[mine: net.Socket, theirs: net.Socket]> {
   rmSync(path, { force: true });
   const server = net.createServer({ pauseOnConnect: true });
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, resolve);
+  });
   try {
     const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
     const mine = net.connect(path);
-    await new Promise<void>((resolve, reject) => { mine.once('connect', resolve); mine.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      mine.once('connect', resolve);
+      mine.once('error', reject);
+    });
     return [mine, await accepted];
   } finally {
     server.close();

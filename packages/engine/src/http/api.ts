@@ -11,23 +11,55 @@ import { stream } from 'hono/streaming';
 import { z } from 'zod';
 import {
   DEFAULT_TEMPLATE,
-  KINDS, KIND_NAMES, VERSIONS, fromHub, toHub, validateObject, formatIssues, claimSource, isKind,
-  type Kind, type Version,
+  KINDS,
+  KIND_NAMES,
+  VERSIONS,
+  fromHub,
+  toHub,
+  validateObject,
+  formatIssues,
+  claimSource,
+  isKind,
+  type Kind,
+  type Version,
 } from '@asb/api';
 import type { AnyHub, WatchEvent } from '@asb/lifecycle';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 import { applyObjects, parseApplyBody } from '../apply.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
 import type { SandboxService } from '../sandbox-service.ts';
-import { API_ROUTES, type CreateSandboxBody, type ResumeBody, type RouteName, type RouteSpec, type SuspendBody } from './routes.ts';
+import {
+  API_ROUTES,
+  type CreateSandboxBody,
+  type ResumeBody,
+  type RouteName,
+  type RouteSpec,
+  type SuspendBody,
+} from './routes.ts';
 import { parseJsonBody } from './json.ts';
 
-export interface EngineInfo { version: string; driver: string; isolation: string; runtime?: string }
+export interface EngineInfo {
+  version: string;
+  driver: string;
+  isolation: string;
+  runtime?: string;
+}
 
 function kindOfPath(group: string, version: string, plural: string): { kind: Kind; version: Version } {
-  const kind = KIND_NAMES.find((k) => KINDS[k].group === group && (KINDS[k].plural === plural || (KINDS[k].shortNames as readonly string[]).includes(plural) || KINDS[k].kind.toLowerCase() === plural));
-  if (!kind) throw new EngineError('NotFound', `the server could not find the requested resource: ${group}/${version} ${plural} (served: ${KIND_NAMES.map((k) => `${KINDS[k].group} ${KINDS[k].plural}`).join(', ')})`);
-  if (!(VERSIONS as readonly string[]).includes(version)) throw new EngineError('NotFound', `${group} serves ${VERSIONS.join(' and ')}, not ${version}`);
+  const kind = KIND_NAMES.find(
+    (k) =>
+      KINDS[k].group === group &&
+      (KINDS[k].plural === plural ||
+        (KINDS[k].shortNames as readonly string[]).includes(plural) ||
+        KINDS[k].kind.toLowerCase() === plural),
+  );
+  if (!kind)
+    throw new EngineError(
+      'NotFound',
+      `the server could not find the requested resource: ${group}/${version} ${plural} (served: ${KIND_NAMES.map((k) => `${KINDS[k].group} ${KINDS[k].plural}`).join(', ')})`,
+    );
+  if (!(VERSIONS as readonly string[]).includes(version))
+    throw new EngineError('NotFound', `${group} serves ${VERSIONS.join(' and ')}, not ${version}`);
   return { kind, version: version as Version };
 }
 
@@ -59,7 +91,8 @@ async function jsonBody<R extends RouteName>(c: Context, route: R): Promise<unkn
   const spec = (API_ROUTES[route] as RouteSpec).body;
   if (spec?.kind !== 'json') throw new Error(`${route} takes no JSON body`);
   const raw = await readJson(c);
-  if (raw === undefined && !spec.optional) throw new EngineError('BadRequest', 'request body is empty: send a JSON object');
+  if (raw === undefined && !spec.optional)
+    throw new EngineError('BadRequest', 'request body is empty: send a JSON object');
   const parsed = spec.schema.safeParse(raw ?? {});
   if (!parsed.success) throw invalid(parsed.error.issues);
   return parsed.data;
@@ -72,7 +105,11 @@ function query<R extends RouteName>(c: Context, route: R): Record<string, unknow
   const parsed = schema.safeParse(c.req.query());
   if (!parsed.success) {
     const causes = parsed.error.issues.map((i) => ({ field: `query ${i.path.join('.')}`, message: i.message }));
-    throw new EngineError('BadRequest', `bad query parameter: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`, causes);
+    throw new EngineError(
+      'BadRequest',
+      `bad query parameter: ${causes.map((x) => `${x.field}: ${x.message}`).join('; ')}`,
+      causes,
+    );
   }
   return parsed.data;
 }
@@ -80,7 +117,8 @@ function query<R extends RouteName>(c: Context, route: R): Record<string, unknow
 /** RFC 7386 JSON merge patch. */
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -108,7 +146,14 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
 }
 
 type SdkRoute = Exclude<RouteName, ObjectRoute>;
-type ObjectRoute = 'listObjects' | 'listNamespacedObjects' | 'getObject' | 'createObject' | 'replaceObject' | 'patchObject' | 'deleteObject';
+type ObjectRoute =
+  | 'listObjects'
+  | 'listNamespacedObjects'
+  | 'getObject'
+  | 'createObject'
+  | 'replaceObject'
+  | 'patchObject'
+  | 'deleteObject';
 
 /** /v1: the SDK's conveniences, apply, templates, events, info. */
 function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: EngineInfo): Record<SdkRoute, Handler> {
@@ -117,24 +162,40 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
   return {
     info: (c) => c.json(info),
     createSandbox: async (c) => {
-      const body = await jsonBody(c, 'createSandbox') as z.infer<typeof CreateSandboxBody>;
+      const body = (await jsonBody(c, 'createSandbox')) as z.infer<typeof CreateSandboxBody>;
       const timeoutMs = body.timeoutMs ?? 120_000;
       if (body.fromSnapshot) {
-        if (body.template || body.warmpool) throw new EngineError('Invalid', 'fromSnapshot: a fork starts from the snapshot, not from a template or a pool; give one or the other', [{ field: 'fromSnapshot', message: 'not with template or warmpool' }]);
-        const sb = await sandboxes.fork({ snapshotId: body.fromSnapshot, namespace: body.namespace, name: body.name, ttlSeconds: body.ttlSeconds, timeoutMs });
+        if (body.template || body.warmpool)
+          throw new EngineError(
+            'Invalid',
+            'fromSnapshot: a fork starts from the snapshot, not from a template or a pool; give one or the other',
+            [{ field: 'fromSnapshot', message: 'not with template or warmpool' }],
+          );
+        const sb = await sandboxes.fork({
+          snapshotId: body.fromSnapshot,
+          namespace: body.namespace,
+          name: body.name,
+          ttlSeconds: body.ttlSeconds,
+          timeoutMs,
+        });
         return c.json(sandboxes.view(sb), 201);
       }
       return c.json(await sandboxes.create({ ...body, template: body.template ?? DEFAULT_TEMPLATE, timeoutMs }), 201);
     },
     suspendSandbox: async (c) => {
-      const { snapshot } = await jsonBody(c, 'suspendSandbox') as z.infer<typeof SuspendBody>;
+      const { snapshot } = (await jsonBody(c, 'suspendSandbox')) as z.infer<typeof SuspendBody>;
       const res = await sandboxes.suspend(ns(c), name(c), { snapshot });
       return c.json({ suspended: true, snapshot: res.snapshot, snapshotId: res.snapshot?.id });
     },
     resumeSandbox: async (c) => {
-      const body = await jsonBody(c, 'resumeSandbox') as z.infer<typeof ResumeBody>;
+      const body = (await jsonBody(c, 'resumeSandbox')) as z.infer<typeof ResumeBody>;
       const res = await sandboxes.resume(ns(c), name(c), body);
-      return c.json({ resumed: true, restoredFromSnapshot: res.restoredFromSnapshot, snapshotId: res.snapshotId, sandbox: sandboxes.view(res.sandbox) });
+      return c.json({
+        resumed: true,
+        restoredFromSnapshot: res.restoredFromSnapshot,
+        snapshotId: res.snapshotId,
+        sandbox: sandboxes.view(res.sandbox),
+      });
     },
     resetSandbox: async (c) => c.json(sandboxes.view(await sandboxes.reset(ns(c), name(c)))),
     snapshotSandbox: async (c) => c.json(await sandboxes.snapshot(ns(c), name(c)), 201),
@@ -144,14 +205,20 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
       return c.json({ items: sandboxes.listSnapshots(q) });
     },
     getSnapshot: (c) => c.json(sandboxes.getSnapshot(c.req.param('id')!)),
-    deleteSnapshot: (c) => { sandboxes.deleteSnapshot(c.req.param('id')!); return c.body(null, 204); },
+    deleteSnapshot: (c) => {
+      sandboxes.deleteSnapshot(c.req.param('id')!);
+      return c.body(null, 204);
+    },
     listSandboxes: (c) => {
       const { namespace } = query(c, 'listSandboxes') as { namespace?: string };
       return c.json({ items: sandboxes.list(namespace).map((s) => sandboxes.view(s)) });
     },
     getSandbox: async (c) => {
       const { waitReadyMs = 0 } = query(c, 'getSandbox') as { waitReadyMs?: number };
-      const sb = waitReadyMs > 0 ? await sandboxes.waitReady(ns(c), name(c), Math.min(waitReadyMs, 600_000)) : sandboxes.get(ns(c), name(c));
+      const sb =
+        waitReadyMs > 0
+          ? await sandboxes.waitReady(ns(c), name(c), Math.min(waitReadyMs, 600_000))
+          : sandboxes.get(ns(c), name(c));
       return c.json(sandboxes.view(sb));
     },
     deleteSandbox: async (c) => {
@@ -161,14 +228,19 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
     apply: async (c) => {
       const { namespace } = query(c, 'apply') as { namespace?: string };
       const objects = parseApplyBody(await c.req.text(), c.req.header('content-type'));
-      if (namespace) for (const o of objects) if (!o.metadata.namespace || o.metadata.namespace === 'default') o.metadata.namespace = namespace;
+      if (namespace)
+        for (const o of objects)
+          if (!o.metadata.namespace || o.metadata.namespace === 'default') o.metadata.namespace = namespace;
       return c.json({ items: await applyObjects(store, objects) });
     },
     listTemplates: (c) => {
       const { namespace } = query(c, 'listTemplates') as { namespace?: string };
       return c.json({
         items: store.listSync('SandboxTemplate', { namespace }).map((t) => ({
-          name: t.metadata.name, namespace: t.metadata.namespace, image: t.spec.podTemplate.spec.containers[0]?.image, createdAt: t.metadata.creationTimestamp,
+          name: t.metadata.name,
+          namespace: t.metadata.namespace,
+          image: t.spec.podTemplate.spec.containers[0]?.image,
+          createdAt: t.metadata.creationTimestamp,
         })),
       });
     },
@@ -184,9 +256,10 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
 
 /** /apis/{group}/{version}/...: the objects, Kubernetes-style. */
 function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
-  const served = (obj: AnyHub, version: Version) => fromHub(obj, version, {
-    templateOfPool: (ns, pool) => store.getSync('SandboxWarmPool', ns, pool)?.spec.sandboxTemplateRef.name,
-  });
+  const served = (obj: AnyHub, version: Version) =>
+    fromHub(obj, version, {
+      templateOfPool: (ns, pool) => store.getSync('SandboxWarmPool', ns, pool)?.spec.sandboxTemplateRef.name,
+    });
   const list = (c: Context, route: 'listObjects' | 'listNamespacedObjects', namespace?: string) => {
     const { kind, version } = kindOfPath(c.req.param('group')!, c.req.param('version')!, c.req.param('plural')!);
     const q = query(c, route) as { labelSelector?: string; watch?: string };
@@ -196,22 +269,42 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
     return c.json({ apiVersion: `${KINDS[kind].group}/${version}`, kind: `${kind}List`, items });
   };
   // A watch: the current objects as ADDED, then every change, one JSON event per line.
-  const watch = (c: Context, kind: Kind, version: Version, namespace: string | undefined, labels: Record<string, string> | undefined) => {
+  const watch = (
+    c: Context,
+    kind: Kind,
+    version: Version,
+    namespace: string | undefined,
+    labels: Record<string, string> | undefined,
+  ) => {
     c.header('content-type', 'application/json; stream=watch');
     c.header('cache-control', 'no-store');
     return stream(c, async (s) => {
-      const matches = (o: AnyHub) => o.kind === kind && (namespace === undefined || o.metadata.namespace === namespace)
-        && (!labels || Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v));
-      const queue: WatchEvent[] = store.listSync(kind, { namespace, labels }).map((object) => ({ type: 'ADDED', object }));
+      const matches = (o: AnyHub) =>
+        o.kind === kind &&
+        (namespace === undefined || o.metadata.namespace === namespace) &&
+        (!labels || Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v));
+      const queue: WatchEvent[] = store
+        .listSync(kind, { namespace, labels })
+        .map((object) => ({ type: 'ADDED', object }));
       let wake: (() => void) | undefined;
-      const unwatch = store.watch((ev) => { if (matches(ev.object)) { queue.push(ev); wake?.(); } });
-      s.onAbort(() => { unwatch(); wake?.(); });
+      const unwatch = store.watch((ev) => {
+        if (matches(ev.object)) {
+          queue.push(ev);
+          wake?.();
+        }
+      });
+      s.onAbort(() => {
+        unwatch();
+        wake?.();
+      });
       while (!s.aborted) {
         while (queue.length) {
           const ev = queue.shift()!;
           await s.write(JSON.stringify({ type: ev.type, object: served(ev.object, version) }) + '\n');
         }
-        await new Promise<void>((r) => { wake = r; });
+        await new Promise<void>((r) => {
+          wake = r;
+        });
         wake = undefined;
       }
       unwatch();
@@ -220,19 +313,38 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
   const getOne = (c: Context) => {
     const { kind, version } = kindOfPath(c.req.param('group')!, c.req.param('version')!, c.req.param('plural')!);
     const obj = store.getSync(kind, c.req.param('ns')!, c.req.param('name')!);
-    if (!obj) throw new EngineError('NotFound', `${KINDS[kind].plural} "${c.req.param('name')}" not found in namespace "${c.req.param('ns')}"`);
+    if (!obj)
+      throw new EngineError(
+        'NotFound',
+        `${KINDS[kind].plural} "${c.req.param('name')}" not found in namespace "${c.req.param('ns')}"`,
+      );
     return { kind, version, obj };
   };
   /** Validates a served object from a request against the path's kind, version and namespace. */
   const admit = (raw: unknown, kind: Kind, version: Version, namespace: string): AnyHub => {
     if (raw === undefined) throw new EngineError('BadRequest', `request body is empty: send a ${kind} object`);
     const v = validateObject(raw);
-    if (!v.ok) throw new EngineError('Invalid', `invalid ${kind}:\n${formatIssues(v.errors)}`, v.errors.map((e) => ({ field: e.path, message: e.message })));
+    if (!v.ok)
+      throw new EngineError(
+        'Invalid',
+        `invalid ${kind}:\n${formatIssues(v.errors)}`,
+        v.errors.map((e) => ({ field: e.path, message: e.message })),
+      );
     const obj = v.object;
-    if (obj.kind !== kind || obj.apiVersion !== `${KINDS[kind].group}/${version}`) throw new EngineError('BadRequest', `the body is ${obj.apiVersion} ${obj.kind}, the path is ${KINDS[kind].group}/${version} ${KINDS[kind].plural}`);
+    if (obj.kind !== kind || obj.apiVersion !== `${KINDS[kind].group}/${version}`)
+      throw new EngineError(
+        'BadRequest',
+        `the body is ${obj.apiVersion} ${obj.kind}, the path is ${KINDS[kind].group}/${version} ${KINDS[kind].plural}`,
+      );
     if (obj.metadata.namespace !== namespace) {
-      if (obj.metadata.namespace !== 'default' || (raw as { metadata?: { namespace?: string } }).metadata?.namespace !== undefined) {
-        throw new EngineError('BadRequest', `the namespace of the body (${obj.metadata.namespace}) does not match the namespace of the path (${namespace})`);
+      if (
+        obj.metadata.namespace !== 'default' ||
+        (raw as { metadata?: { namespace?: string } }).metadata?.namespace !== undefined
+      ) {
+        throw new EngineError(
+          'BadRequest',
+          `the namespace of the body (${obj.metadata.namespace}) does not match the namespace of the path (${namespace})`,
+        );
       }
       obj.metadata.namespace = namespace;
     }
@@ -244,7 +356,10 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
   return {
     listObjects: (c) => list(c, 'listObjects'),
     listNamespacedObjects: (c) => list(c, 'listNamespacedObjects', c.req.param('ns')),
-    getObject: (c) => { const { version, obj } = getOne(c); return c.json(served(obj, version)); },
+    getObject: (c) => {
+      const { version, obj } = getOne(c);
+      return c.json(served(obj, version));
+    },
     createObject: async (c) => {
       const { kind, version } = kindOfPath(c.req.param('group')!, c.req.param('version')!, c.req.param('plural')!);
       const made = await store.create(admit(await readJson(c), kind, version, c.req.param('ns')!));
@@ -253,26 +368,45 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
     replaceObject: async (c) => {
       const { kind, version, obj } = getOne(c);
       const hub = admit(await readJson(c), kind, version, c.req.param('ns')!);
-      if (hub.metadata.name !== obj.metadata.name) throw new EngineError('BadRequest', `metadata.name "${hub.metadata.name}" does not match the path ("${obj.metadata.name}")`);
+      if (hub.metadata.name !== obj.metadata.name)
+        throw new EngineError(
+          'BadRequest',
+          `metadata.name "${hub.metadata.name}" does not match the path ("${obj.metadata.name}")`,
+        );
       return c.json(served(await store.update(hub), version));
     },
     patchObject: async (c) => {
       const { kind, version, obj } = getOne(c);
       const ct = c.req.header('content-type') ?? '';
-      if (!ct.includes('merge-patch') && !ct.includes('application/json')) throw new EngineError('BadRequest', `unsupported patch type ${ct}: send application/merge-patch+json`);
+      if (!ct.includes('merge-patch') && !ct.includes('application/json'))
+        throw new EngineError('BadRequest', `unsupported patch type ${ct}: send application/merge-patch+json`);
       const patch = await readJson(c);
-      if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new EngineError('BadRequest', 'a merge patch is a JSON object');
-      const patched = mergePatch(served(obj, version), patch) as { status?: unknown; metadata: Record<string, unknown> };
+      if (patch === null || typeof patch !== 'object' || Array.isArray(patch))
+        throw new EngineError('BadRequest', 'a merge patch is a JSON object');
+      const patched = mergePatch(served(obj, version), patch) as {
+        status?: unknown;
+        metadata: Record<string, unknown>;
+      };
       delete patched.status;
       const hub = admit(patched, kind, version, c.req.param('ns')!);
-      return c.json(served(await store.update({ ...hub, metadata: { ...hub.metadata, resourceVersion: obj.metadata.resourceVersion } }), version));
+      return c.json(
+        served(
+          await store.update({ ...hub, metadata: { ...hub.metadata, resourceVersion: obj.metadata.resourceVersion } }),
+          version,
+        ),
+      );
     },
     deleteObject: async (c) => {
       const { propagationPolicy } = query(c, 'deleteObject') as { propagationPolicy?: string };
       const { kind } = getOne(c);
       const propagation = propagationPolicy === 'Foreground' ? 'Foreground' : 'Background';
       await store.delete(kind, c.req.param('ns')!, c.req.param('name')!, { propagation });
-      return c.json({ kind: 'Status', apiVersion: 'v1', status: 'Success', details: { name: c.req.param('name'), kind: KINDS[kind].plural } });
+      return c.json({
+        kind: 'Status',
+        apiVersion: 'v1',
+        status: 'Success',
+        details: { name: c.req.param('name'), kind: KINDS[kind].plural },
+      });
     },
   };
 }

@@ -19,7 +19,12 @@ export function jsonDepthExceeds(value: unknown, max = MAX_JSON_DEPTH): boolean 
 
 export function parseJsonBody(text: string): unknown {
   let value: unknown;
-  try { value = JSON.parse(text); } catch (err) { throw new EngineError('BadRequest', `request body is not valid JSON: ${(err as Error).message}`); }
-  if (jsonDepthExceeds(value)) throw new EngineError('BadRequest', `request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new EngineError('BadRequest', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (jsonDepthExceeds(value))
+    throw new EngineError('BadRequest', `request body nests deeper than ${MAX_JSON_DEPTH} levels`);
   return value;
 }

@@ -11,30 +11,45 @@ const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const RUNTIME_PORT = 8888;
 
 export function routerError(res: ServerResponse, err: EngineError): void {
-  if (res.headersSent) { res.destroy(err); return; }
+  if (res.headersSent) {
+    res.destroy(err);
+    return;
+  }
   res.writeHead(err.status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(statusBody(err.reason, err.message, err.causes)));
 }
 
-export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, sandboxes: LocalWorkloads, maxUploadBytes: number): Promise<void> {
+export async function proxyToSandbox(
+  req: IncomingMessage,
+  res: ServerResponse,
+  sandboxes: LocalWorkloads,
+  maxUploadBytes: number,
+): Promise<void> {
   try {
     const id = String(req.headers['x-sandbox-id'] ?? '');
     const namespace = String(req.headers['x-sandbox-namespace'] ?? 'default');
     if (!id) throw new EngineError('BadRequest', 'X-Sandbox-ID header is required.');
     if (!NAMESPACE_RE.test(namespace)) throw new EngineError('BadRequest', 'Invalid namespace format.');
     const port = req.headers['x-sandbox-port'];
-    if (port !== undefined && (!/^\d{1,5}$/.test(String(port)) || Number(port) < 1 || Number(port) > 65535)) throw new EngineError('BadRequest', 'Invalid port format.');
+    if (port !== undefined && (!/^\d{1,5}$/.test(String(port)) || Number(port) < 1 || Number(port) > 65535))
+      throw new EngineError('BadRequest', 'Invalid port format.');
     // The runtime API is the sandbox's port 8888, as on Kubernetes; nothing else in a local
     // sandbox is reachable (it has no network). Upstream's router answers a port nothing
     // listens on with 502 and this sentence.
     if (port !== undefined && Number(port) !== RUNTIME_PORT) {
-      throw new EngineError('BadGateway', `Could not connect to the backend sandbox: ${id} (port ${Number(port)}: a local sandbox is reachable only on its runtime API, port ${RUNTIME_PORT})`);
+      throw new EngineError(
+        'BadGateway',
+        `Could not connect to the backend sandbox: ${id} (port ${Number(port)}: a local sandbox is reachable only on its runtime API, port ${RUNTIME_PORT})`,
+      );
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxUploadBytes) {
       // Refuse before reading a byte: the client learns the limit, the engine spends nothing
       // (the server closes the connection after an answer given before the body: http-guard).
-      throw new EngineError('PayloadTooLarge', `request body of ${declared} bytes exceeds the limit of ${maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`);
+      throw new EngineError(
+        'PayloadTooLarge',
+        `request body of ${declared} bytes exceeds the limit of ${maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`,
+      );
     }
     const agent = await sandboxes.agentOf(namespace, id);
     const headers: Record<string, string | string[] | undefined> = {};
@@ -55,7 +70,9 @@ export async function proxyToSandbox(req: IncomingMessage, res: ServerResponse, 
     // full must not: a reset of a finished stream is a frame the agent's nghttp2 counts against
     // its flood limit (1,000, refilled at 33 a second), and past it the agent ends the whole
     // connection with GOAWAY: every sandbox died after ~1,100 quick requests.
-    res.on('close', () => { if (!upstream.body.destroyed && !upstream.body.readableEnded) upstream.body.destroy(); });
+    res.on('close', () => {
+      if (!upstream.body.destroyed && !upstream.body.readableEnded) upstream.body.destroy();
+    });
   } catch (err) {
     routerError(res, toEngineError(err));
   }

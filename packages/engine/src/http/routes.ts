@@ -9,10 +9,12 @@ import { CreateSandboxBody, NamespaceName } from '@asb/api';
 // The namespace rule and the create body are the wire contract's (@asb/api wire.ts).
 export { NamespaceName, CreateSandboxBody };
 export const SuspendBody = z.object({ snapshot: z.boolean().default(false) }).strict();
-export const ResumeBody = z.object({
-  discardSnapshot: z.boolean().default(false),
-  timeoutMs: z.number().int().positive().max(600_000).default(120_000),
-}).strict();
+export const ResumeBody = z
+  .object({
+    discardSnapshot: z.boolean().default(false),
+    timeoutMs: z.number().int().positive().max(600_000).default(120_000),
+  })
+  .strict();
 
 const Flag = z.enum(['true', 'false', '1', '0']);
 const NamespaceQuery = z.object({ namespace: NamespaceName.optional() });
@@ -44,17 +46,30 @@ export const API_ROUTES = {
   info: { method: 'GET', path: '/v1/info' },
   // ---- the SDK's conveniences ----
   createSandbox: { method: 'POST', path: '/v1/sandboxes', body: { kind: 'json', schema: CreateSandboxBody } },
-  suspendSandbox: { method: 'POST', path: '/v1/sandboxes/:ns/:name/suspend', body: { kind: 'json', schema: SuspendBody, optional: true } },
-  resumeSandbox: { method: 'POST', path: '/v1/sandboxes/:ns/:name/resume', body: { kind: 'json', schema: ResumeBody, optional: true } },
+  suspendSandbox: {
+    method: 'POST',
+    path: '/v1/sandboxes/:ns/:name/suspend',
+    body: { kind: 'json', schema: SuspendBody, optional: true },
+  },
+  resumeSandbox: {
+    method: 'POST',
+    path: '/v1/sandboxes/:ns/:name/resume',
+    body: { kind: 'json', schema: ResumeBody, optional: true },
+  },
   resetSandbox: { method: 'POST', path: '/v1/sandboxes/:ns/:name/reset' },
   snapshotSandbox: { method: 'POST', path: '/v1/sandboxes/:ns/:name/snapshots' },
   listSandboxSnapshots: { method: 'GET', path: '/v1/sandboxes/:ns/:name/snapshots' },
-  listSnapshots: { method: 'GET', path: '/v1/snapshots', query: z.object({ namespace: NamespaceName.optional(), sandbox: z.string().max(253).optional() }) },
+  listSnapshots: {
+    method: 'GET',
+    path: '/v1/snapshots',
+    query: z.object({ namespace: NamespaceName.optional(), sandbox: z.string().max(253).optional() }),
+  },
   getSnapshot: { method: 'GET', path: '/v1/snapshots/:id' },
   deleteSnapshot: { method: 'DELETE', path: '/v1/snapshots/:id' },
   listSandboxes: { method: 'GET', path: '/v1/sandboxes', query: NamespaceQuery },
   getSandbox: {
-    method: 'GET', path: '/v1/sandboxes/:ns/:name',
+    method: 'GET',
+    path: '/v1/sandboxes/:ns/:name',
     // Answer once the sandbox is ready (a Sandbox applied as YAML starts in the background); at most 10 min.
     query: z.object({ waitReadyMs: z.coerce.number().int().min(0).optional() }),
   },
@@ -63,14 +78,23 @@ export const API_ROUTES = {
   listTemplates: { method: 'GET', path: '/v1/templates', query: NamespaceQuery },
   listEvents: { method: 'GET', path: '/v1/events/:ns/:kind/:name' },
   // ---- the objects, Kubernetes-style ----
-  listObjects: { method: 'GET', path: `${OBJECTS}/:plural`, query: z.object({ labelSelector: z.string().optional(), watch: Flag.optional() }) },
-  listNamespacedObjects: { method: 'GET', path: `${OBJECTS}/namespaces/:ns/:plural`, query: z.object({ labelSelector: z.string().optional(), watch: Flag.optional() }) },
+  listObjects: {
+    method: 'GET',
+    path: `${OBJECTS}/:plural`,
+    query: z.object({ labelSelector: z.string().optional(), watch: Flag.optional() }),
+  },
+  listNamespacedObjects: {
+    method: 'GET',
+    path: `${OBJECTS}/namespaces/:ns/:plural`,
+    query: z.object({ labelSelector: z.string().optional(), watch: Flag.optional() }),
+  },
   getObject: { method: 'GET', path: `${OBJECTS}/namespaces/:ns/:plural/:name` },
   createObject: { method: 'POST', path: `${OBJECTS}/namespaces/:ns/:plural`, body: { kind: 'object' } },
   replaceObject: { method: 'PUT', path: `${OBJECTS}/namespaces/:ns/:plural/:name`, body: { kind: 'object' } },
   patchObject: { method: 'PATCH', path: `${OBJECTS}/namespaces/:ns/:plural/:name`, body: { kind: 'merge-patch' } },
   deleteObject: {
-    method: 'DELETE', path: `${OBJECTS}/namespaces/:ns/:plural/:name`,
+    method: 'DELETE',
+    path: `${OBJECTS}/namespaces/:ns/:plural/:name`,
     // Orphan is accepted as kubectl may send it, and deletes the dependents as Background does.
     query: z.object({ propagationPolicy: z.enum(['Foreground', 'Background', 'Orphan']).optional() }),
   },

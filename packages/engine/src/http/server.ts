@@ -14,8 +14,17 @@ import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Registry } from 'prom-client';
 import {
-  answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, limitConnections, readCappedBody, serverOptions, watchBodyProgress,
-  BodyBudget, BodyBudgetError, BodyTooLargeError,
+  answer,
+  answerClientErrors,
+  closeStalled,
+  closeWhenAnsweredEarly,
+  limitConnections,
+  readCappedBody,
+  serverOptions,
+  watchBodyProgress,
+  BodyBudget,
+  BodyBudgetError,
+  BodyTooLargeError,
 } from '@asb/http-guard';
 import type { LocalWorkloads } from '../workloads.ts';
 import type { EngineConfig } from '../config.ts';
@@ -46,7 +55,11 @@ const clientErrorBody = (status: number, message: string) => {
 };
 
 function refuse(req: http.IncomingMessage, res: http.ServerResponse, err: EngineError): void {
-  answer(req, res, { status: err.status, contentType: 'application/json', text: JSON.stringify(statusBody(err.reason, err.message, err.causes)) });
+  answer(req, res, {
+    status: err.status,
+    contentType: 'application/json',
+    text: JSON.stringify(statusBody(err.reason, err.message, err.causes)),
+  });
 }
 
 export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: ServerOptions): http.Server {
@@ -55,10 +68,17 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
   // nothing is left for @hono/node-server to drain, so its clean-up is off.
   const apiListener = getRequestListener(api.fetch, {
     autoCleanupIncoming: false,
-    errorHandler: (err) => new Response(JSON.stringify(statusBody('BadRequest', `bad request: ${(err as Error).message}`)), { status: 400, headers: { 'content-type': 'application/json' } }),
+    errorHandler: (err) =>
+      new Response(JSON.stringify(statusBody('BadRequest', `bad request: ${(err as Error).message}`)), {
+        status: 400,
+        headers: { 'content-type': 'application/json' },
+      }),
   });
   const bodies = new BodyBudget(limits.maxApiBodiesBytes);
-  const stalled = new EngineError('RequestTimeout', `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`);
+  const stalled = new EngineError(
+    'RequestTimeout',
+    `the request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs} ms (ASB_BODY_IDLE_TIMEOUT_MS)`,
+  );
 
   const serveApi = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     let body: Buffer;
@@ -66,7 +86,14 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
       body = await readCappedBody(req, limits.maxApiBodyBytes, bodies);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
-        refuse(req, res, new EngineError('PayloadTooLarge', `${err.message} (ASB_MAX_API_BODY_BYTES); uploads of files go to the sandbox (X-Sandbox-ID), up to ASB_MAX_UPLOAD_BYTES`));
+        refuse(
+          req,
+          res,
+          new EngineError(
+            'PayloadTooLarge',
+            `${err.message} (ASB_MAX_API_BODY_BYTES); uploads of files go to the sandbox (X-Sandbox-ID), up to ASB_MAX_UPLOAD_BYTES`,
+          ),
+        );
       } else if (err instanceof BodyBudgetError) {
         res.setHeader('retry-after', '1');
         refuse(req, res, new EngineError('Unavailable', `${err.message} (ASB_MAX_API_BODIES_BYTES)`));
@@ -84,13 +111,32 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
       return;
     }
     if (!authorized(req.headers.authorization, opts.token)) {
-      refuse(req, res, new EngineError('Unauthorized', 'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from $ASB_HOME/token (asb engine status prints where it is)'));
+      refuse(
+        req,
+        res,
+        new EngineError(
+          'Unauthorized',
+          'missing or wrong bearer token: send "Authorization: Bearer <token>" with the token from $ASB_HOME/token (asb engine status prints where it is)',
+        ),
+      );
       return;
     }
-    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, { status: stalled.status, contentType: 'application/json', text: JSON.stringify(statusBody(stalled.reason, stalled.message)) }));
+    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () =>
+      closeStalled(req, res, {
+        status: stalled.status,
+        contentType: 'application/json',
+        text: JSON.stringify(statusBody(stalled.reason, stalled.message)),
+      }),
+    );
     if (req.url === '/metrics' && req.method === 'GET' && opts.metrics) {
       const registry = opts.metrics;
-      void registry.metrics().then((text) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(text); }, (err: Error) => refuse(req, res, new EngineError('Internal', `metrics: ${err.message}`)));
+      void registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        },
+        (err: Error) => refuse(req, res, new EngineError('Internal', `metrics: ${err.message}`)),
+      );
       return;
     }
     if (req.headers['x-sandbox-id'] !== undefined) {
@@ -101,7 +147,11 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     }
     void serveApi(req, res);
   });
-  answerClientErrors(server, { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' }, clientErrorBody);
+  answerClientErrors(
+    server,
+    { ...limits, headerHint: 'ASB_MAX_HEADER_BYTES', timeoutHint: 'ASB_HEADERS_TIMEOUT_MS' },
+    clientErrorBody,
+  );
   limitConnections(server, limits.maxConnections, opts.onConnectionDropped);
   // Many SDK calls reuse one connection; keep it open between calls.
   server.keepAliveTimeout = 65_000;

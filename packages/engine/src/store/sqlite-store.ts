@@ -12,8 +12,17 @@ import Database from 'better-sqlite3';
 import { validateHub, formatIssues } from '@asb/api';
 import { EngineError } from '../errors.ts';
 import {
-  AlreadyExistsError, ConflictError, NotFoundError, rfc3339,
-  type AnyHub, type DeleteOptions, type HubKinds, type KindName, type ListOptions, type WatchableStore, type WatchEvent,
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  rfc3339,
+  type AnyHub,
+  type DeleteOptions,
+  type HubKinds,
+  type KindName,
+  type ListOptions,
+  type WatchableStore,
+  type WatchEvent,
 } from '@asb/lifecycle';
 
 /** Every write is checked against the kind's hub schema (defaults applied), as the API server
@@ -22,9 +31,10 @@ function admit<T extends AnyHub>(input: T): T {
   const candidate = structuredClone(input);
   // generateName objects get their name at create; validate with a stand-in that satisfies the rule.
   const { name, generateName } = candidate.metadata;
-  const stub = !name && generateName
-    ? { ...candidate, metadata: { ...candidate.metadata, name: `${generateName}xxxxx` } }
-    : candidate;
+  const stub =
+    !name && generateName
+      ? { ...candidate, metadata: { ...candidate.metadata, name: `${generateName}xxxxx` } }
+      : candidate;
   const v = validateHub(stub);
   if (!v.ok) {
     const causes = v.errors.map((e) => ({ field: e.path, message: e.message }));
@@ -40,11 +50,24 @@ const key = (kind: string, ns: string, name: string) => `${kind}\u0000${ns}\u000
 const SUFFIX = 'bcdfghjklmnpqrstvwxz2456789';
 
 export interface StoredEvent {
-  namespace: string; kind: string; name: string; uid: string;
-  type: 'Normal' | 'Warning'; reason: string; message: string; count: number; firstTimestamp: string; lastTimestamp: string;
+  namespace: string;
+  kind: string;
+  name: string;
+  uid: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  count: number;
+  firstTimestamp: string;
+  lastTimestamp: string;
 }
 
-export interface WorkloadRow { namespace: string; name: string; uid: string; containerId?: string }
+export interface WorkloadRow {
+  namespace: string;
+  name: string;
+  uid: string;
+  containerId?: string;
+}
 
 export class SqliteStore implements WatchableStore {
   private readonly db: Database.Database;
@@ -71,20 +94,30 @@ export class SqliteStore implements WatchableStore {
         namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, container_id TEXT, PRIMARY KEY (namespace, name));
     `);
     this.stmts = {
-      upsert: this.db.prepare('INSERT INTO objects (kind, namespace, name, uid, resource_version, json) '
-        + 'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, namespace, name) DO UPDATE SET '
-        + 'uid = excluded.uid, resource_version = excluded.resource_version, json = excluded.json'),
+      upsert: this.db.prepare(
+        'INSERT INTO objects (kind, namespace, name, uid, resource_version, json) ' +
+          'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, namespace, name) DO UPDATE SET ' +
+          'uid = excluded.uid, resource_version = excluded.resource_version, json = excluded.json',
+      ),
       remove: this.db.prepare('DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?'),
-      setRv: this.db.prepare("INSERT INTO meta (key, value) VALUES ('resourceVersion', ?) "
-        + 'ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      lastEvent: this.db.prepare('SELECT id, count FROM events WHERE uid = ? AND reason = ? AND message = ? ORDER BY id DESC LIMIT 1'),
+      setRv: this.db.prepare(
+        "INSERT INTO meta (key, value) VALUES ('resourceVersion', ?) " +
+          'ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
+      lastEvent: this.db.prepare(
+        'SELECT id, count FROM events WHERE uid = ? AND reason = ? AND message = ? ORDER BY id DESC LIMIT 1',
+      ),
       bumpEvent: this.db.prepare('UPDATE events SET count = count + 1, last_timestamp = ? WHERE id = ?'),
-      addEvent: this.db.prepare('INSERT INTO events '
-        + '(namespace, kind, name, uid, type, reason, message, count, first_timestamp, last_timestamp) '
-        + 'VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)'),
+      addEvent: this.db.prepare(
+        'INSERT INTO events ' +
+          '(namespace, kind, name, uid, type, reason, message, count, first_timestamp, last_timestamp) ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)',
+      ),
       eventsOf: this.db.prepare('SELECT * FROM events WHERE uid = ? ORDER BY id'),
-      putWorkload: this.db.prepare('INSERT INTO workloads (namespace, name, uid, container_id) VALUES (?, ?, ?, ?) '
-        + 'ON CONFLICT (namespace, name) DO UPDATE SET uid = excluded.uid, container_id = excluded.container_id'),
+      putWorkload: this.db.prepare(
+        'INSERT INTO workloads (namespace, name, uid, container_id) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (namespace, name) DO UPDATE SET uid = excluded.uid, container_id = excluded.container_id',
+      ),
       deleteWorkload: this.db.prepare('DELETE FROM workloads WHERE namespace = ? AND name = ?'),
       workloads: this.db.prepare('SELECT namespace, name, uid, container_id AS containerId FROM workloads'),
       trimEvents: this.db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
@@ -93,11 +126,14 @@ export class SqliteStore implements WatchableStore {
       const obj = JSON.parse(row.json) as AnyHub;
       this.objects.set(key(obj.kind, obj.metadata.namespace, obj.metadata.name!), obj);
     }
-    const rv = this.db.prepare("SELECT value FROM meta WHERE key = 'resourceVersion'").get() as { value: string } | undefined;
+    const rv = this.db.prepare("SELECT value FROM meta WHERE key = 'resourceVersion'").get() as
+      { value: string } | undefined;
     this.rv = Number(rv?.value ?? 0);
   }
 
-  close(): void { this.db.close(); }
+  close(): void {
+    this.db.close();
+  }
 
   watch(fn: (ev: WatchEvent) => void): () => void {
     this.emitter.on('event', fn);
@@ -184,7 +220,8 @@ export class SqliteStore implements WatchableStore {
   async delete(kind: KindName, namespace: string, name: string, opts: DeleteOptions = {}): Promise<boolean> {
     const obj = this.objects.get(key(kind, namespace, name));
     if (!obj) return false;
-    if (opts.uid && obj.metadata.uid !== opts.uid) throw new ConflictError(`${kind} "${name}" was replaced (uid precondition failed)`);
+    if (opts.uid && obj.metadata.uid !== opts.uid)
+      throw new ConflictError(`${kind} "${name}" was replaced (uid precondition failed)`);
     // The object and everything it controls, transitively, go in one transaction.
     const doomed: AnyHub[] = [];
     const collect = (o: AnyHub) => {
@@ -213,23 +250,45 @@ export class SqliteStore implements WatchableStore {
     const now = rfc3339(new Date());
     const last = this.stmts.lastEvent.get(obj.metadata.uid, reason, message) as { id: number } | undefined;
     if (last) this.stmts.bumpEvent.run(now, last.id);
-    else this.stmts.addEvent.run(obj.metadata.namespace, obj.kind, obj.metadata.name, obj.metadata.uid, type, reason, message, now, now);
+    else
+      this.stmts.addEvent.run(
+        obj.metadata.namespace,
+        obj.kind,
+        obj.metadata.name,
+        obj.metadata.uid,
+        type,
+        reason,
+        message,
+        now,
+        now,
+      );
     if (Math.random() < 0.01) this.stmts.trimEvents.run(10_000);
   }
 
   eventsOf(uid: string): StoredEvent[] {
     return (this.stmts.eventsOf.all(uid) as Array<Record<string, unknown>>).map((r) => ({
-      namespace: r.namespace as string, kind: r.kind as string, name: r.name as string, uid: r.uid as string, type: r.type as 'Normal',
-      reason: r.reason as string, message: r.message as string, count: r.count as number,
-      firstTimestamp: r.first_timestamp as string, lastTimestamp: r.last_timestamp as string,
+      namespace: r.namespace as string,
+      kind: r.kind as string,
+      name: r.name as string,
+      uid: r.uid as string,
+      type: r.type as 'Normal',
+      reason: r.reason as string,
+      message: r.message as string,
+      count: r.count as number,
+      firstTimestamp: r.first_timestamp as string,
+      lastTimestamp: r.last_timestamp as string,
     }));
   }
 
   // ---- the local substrate's own records: which container runs which Sandbox ----
 
   /** Written before a container starts, so a crash leaves no container the next engine cannot name. */
-  putWorkload(row: WorkloadRow): void { this.stmts.putWorkload.run(row.namespace, row.name, row.uid, row.containerId ?? null); }
-  deleteWorkload(namespace: string, name: string): void { this.stmts.deleteWorkload.run(namespace, name); }
+  putWorkload(row: WorkloadRow): void {
+    this.stmts.putWorkload.run(row.namespace, row.name, row.uid, row.containerId ?? null);
+  }
+  deleteWorkload(namespace: string, name: string): void {
+    this.stmts.deleteWorkload.run(namespace, name);
+  }
   workloads(): WorkloadRow[] {
     const rows = this.stmts.workloads.all() as Array<WorkloadRow & { containerId: string | null }>;
     return rows.map((r) => ({ ...r, containerId: r.containerId ?? undefined }));
@@ -252,8 +311,14 @@ export class SqliteStore implements WatchableStore {
 
   private current(input: AnyHub): AnyHub {
     const cur = this.objects.get(key(input.kind, input.metadata.namespace, input.metadata.name ?? ''));
-    if (!cur) throw new NotFoundError(`${input.kind} "${input.metadata.name}" not found in namespace "${input.metadata.namespace}"`);
-    if (input.metadata.resourceVersion !== undefined && input.metadata.resourceVersion !== cur.metadata.resourceVersion) {
+    if (!cur)
+      throw new NotFoundError(
+        `${input.kind} "${input.metadata.name}" not found in namespace "${input.metadata.namespace}"`,
+      );
+    if (
+      input.metadata.resourceVersion !== undefined &&
+      input.metadata.resourceVersion !== cur.metadata.resourceVersion
+    ) {
       const { kind, metadata } = input;
       const versions = `resourceVersion ${metadata.resourceVersion} is not the latest, ${cur.metadata.resourceVersion}`;
       throw new ConflictError(`${kind} "${metadata.name}" was modified (${versions}); read it again and retry`);
@@ -275,6 +340,10 @@ export class SqliteStore implements WatchableStore {
   }
 
   private emit(ev: WatchEvent): void {
-    this.emitter.emit('event', { type: ev.type, object: structuredClone(ev.object), ...(ev.old ? { old: structuredClone(ev.old) } : {}) });
+    this.emitter.emit('event', {
+      type: ev.type,
+      object: structuredClone(ev.object),
+      ...(ev.old ? { old: structuredClone(ev.old) } : {}),
+    });
   }
 }

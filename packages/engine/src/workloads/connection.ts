@@ -40,7 +40,9 @@ export class AgentConnections {
    */
   reconnect(w: Workload, reason: string): Promise<AgentClient | undefined> {
     if (w.reconnecting) return w.reconnecting;
-    w.reconnecting = this.attemptReconnect(w, reason).finally(() => { w.reconnecting = undefined; });
+    w.reconnecting = this.attemptReconnect(w, reason).finally(() => {
+      w.reconnecting = undefined;
+    });
     return w.reconnecting;
   }
 
@@ -116,8 +118,10 @@ export class AgentConnections {
 /** A sentence for the Sandbox's status: why its processes ended. */
 function exitReason(w: Workload, exit: SandboxExit, logFile: string): string {
   if (exit.oomKilled) {
-    return `the sandbox was killed at its memory limit (${w.limits.memoryBytes} bytes); `
-      + 'raise resources.limits.memory in the template';
+    return (
+      `the sandbox was killed at its memory limit (${w.limits.memoryBytes} bytes); ` +
+      'raise resources.limits.memory in the template'
+    );
   }
   if (exit.code === AGENT_KILLED_EXIT_CODE) {
     const signal = /killed by signal (\d+)/.exec(tailOf(logFile, 400))?.[0] ?? 'by a signal';

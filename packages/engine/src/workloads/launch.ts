@@ -40,9 +40,15 @@ export class Launcher {
     const image = imageOf(container);
     const env = envOf(container);
     const w: Workload = {
-      namespace: ns, name, uid: sb.metadata.uid!, containerId: `asb-${randomUUID().slice(0, 13)}`,
-      phase: 'Pending', message: 'Pod exists with phase: Pending',
-      startedAt: new Date(), limits: limitsOf(container, config), image: container.image,
+      namespace: ns,
+      name,
+      uid: sb.metadata.uid!,
+      containerId: `asb-${randomUUID().slice(0, 13)}`,
+      phase: 'Pending',
+      message: 'Pod exists with phase: Pending',
+      startedAt: new Date(),
+      limits: limitsOf(container, config),
+      image: container.image,
     };
     table.running.set(keyOf(ns, name), w);
     store.putWorkload({ namespace: ns, name, uid: w.uid, containerId: w.containerId });
@@ -57,7 +63,12 @@ export class Launcher {
   }
 
   private async boot(
-    w: Workload, sb: Sandbox, container: ContainerLike, image: LocalImage, env: Record<string, string>, from?: Restore,
+    w: Workload,
+    sb: Sandbox,
+    container: ContainerLike,
+    image: LocalImage,
+    env: Record<string, string>,
+    from?: Restore,
   ): Promise<void> {
     const { driver, snapshots, log, table } = this.deps;
     const t0 = Date.now();
@@ -84,16 +95,28 @@ export class Launcher {
     // Where a cold start's time goes, for whoever reads the log (and the benchmark's notes).
     const readyAtMs = w.readyAt.getTime();
     const phasesMs = { workspace: tWorkspace - t0, spawn: tSpawned - tWorkspace, agentReady: readyAtMs - tSpawned };
-    log.info({
-      sandbox: w.name, namespace: w.namespace, containerId: w.containerId,
-      ms: readyAtMs - t0, phasesMs, restoredFrom: w.restoredFrom,
-    }, 'sandbox ready');
+    log.info(
+      {
+        sandbox: w.name,
+        namespace: w.namespace,
+        containerId: w.containerId,
+        ms: readyAtMs - t0,
+        phasesMs,
+        restoredFrom: w.restoredFrom,
+      },
+      'sandbox ready',
+    );
     table.changed(w);
   }
 
   /** The workspace and volumes made, and what the driver is to run. */
   private async runtimeSpec(
-    w: Workload, sb: Sandbox, container: ContainerLike, image: LocalImage, env: Record<string, string>, dir: string,
+    w: Workload,
+    sb: Sandbox,
+    container: ContainerLike,
+    image: LocalImage,
+    env: Record<string, string>,
+    dir: string,
   ): Promise<SandboxRuntimeSpec> {
     const { config, driver, agent, log } = this.deps;
     const owner = driver.workspaceOwner();
@@ -108,9 +131,19 @@ export class Launcher {
       ...extraMounts.map((m) => ({ field: `volumeMounts[${m.name}].mountPath`, path: m.destination })),
     ]);
     return {
-      hostname: w.name, rootfs, workspaceDir: ws.path,
-      agentDir: agent.dir, preload: agent.preload, snapshot: agent.snapshot, spawner: agent.spawner,
-      image, env, mainArgv: main.length ? main : undefined, workingDir, limits: w.limits, tmpfsBytes: config.tmpfsBytes,
+      hostname: w.name,
+      rootfs,
+      workspaceDir: ws.path,
+      agentDir: agent.dir,
+      preload: agent.preload,
+      snapshot: agent.snapshot,
+      spawner: agent.spawner,
+      image,
+      env,
+      mainArgv: main.length ? main : undefined,
+      workingDir,
+      limits: w.limits,
+      tmpfsBytes: config.tmpfsBytes,
       extraMounts,
     };
   }
@@ -140,21 +173,32 @@ function envOf(container: ContainerLike): Record<string, string> {
   for (const e of container.env ?? []) {
     // Secrets and config maps do not exist on one machine: say so rather than start without them.
     if (e.value === undefined && e.valueFrom !== undefined) {
-      throw new EngineError('Invalid', `env ${e.name} takes its value from a secret or config map (valueFrom), `
-        + 'which the local engine cannot resolve; give it a value');
+      throw new EngineError(
+        'Invalid',
+        `env ${e.name} takes its value from a secret or config map (valueFrom), ` +
+          'which the local engine cannot resolve; give it a value',
+      );
     }
     if (e.value !== undefined) env[e.name] = e.value;
   }
   return env;
 }
 
-interface VolumeMount { name: string; mountPath: string; readOnly?: boolean }
+interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+}
 
 /** volumeClaimTemplates → a directory per template under the sandbox's own directory, of the
  *  size its storage request says (createVolume), mounted where the container mounts the volume
  *  of that name. They live as long as the Sandbox. */
 async function volumeMounts(
-  sb: Sandbox, container: ContainerLike, dir: string, owner: { uid: number; gid: number }, log: Logger,
+  sb: Sandbox,
+  container: ContainerLike,
+  dir: string,
+  owner: { uid: number; gid: number },
+  log: Logger,
 ): Promise<ExtraMount[]> {
   const out: ExtraMount[] = [];
   const mounts = (container as { volumeMounts?: VolumeMount[] }).volumeMounts ?? [];

@@ -18,7 +18,9 @@ export class LogCapper {
     this.timer.unref();
   }
 
-  stop(): void { clearInterval(this.timer); }
+  stop(): void {
+    clearInterval(this.timer);
+  }
 
   private async capAll(): Promise<void> {
     if (this.capping) return;

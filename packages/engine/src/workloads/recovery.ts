@@ -71,9 +71,16 @@ async function recoverOne(deps: RecoveryDeps, row: WorkloadRow): Promise<Outcome
   }
   const container = sb.spec.podTemplate.spec.containers[0] as ContainerLike;
   const w: Workload = {
-    namespace: row.namespace, name: row.name, uid: row.uid, containerId: row.containerId,
-    phase: 'Pending', message: 'Pod exists with phase: Pending',
-    startedAt: new Date(), limits: limitsOf(container, config), image: container.image, handle,
+    namespace: row.namespace,
+    name: row.name,
+    uid: row.uid,
+    containerId: row.containerId,
+    phase: 'Pending',
+    message: 'Pod exists with phase: Pending',
+    startedAt: new Date(),
+    limits: limitsOf(container, config),
+    image: container.image,
+    handle,
   };
   table.running.set(keyOf(row.namespace, row.name), w);
   connections.connect(w, handle, logFile);

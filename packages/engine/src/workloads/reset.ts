@@ -19,8 +19,10 @@ export async function reset(deps: ResetDeps, sb: Sandbox): Promise<Workload> {
   const name = sb.metadata.name!;
   const k = keyOf(ns, name);
   if (table.busy.has(k)) {
-    throw new EngineError('Conflict', `sandbox "${name}" is already being snapshotted or reset; `
-      + 'try again when that has finished');
+    throw new EngineError(
+      'Conflict',
+      `sandbox "${name}" is already being snapshotted or reset; ` + 'try again when that has finished',
+    );
   }
   table.busy.add(k);
   try {

@@ -24,8 +24,11 @@ export function startSource(deps: RestoreDeps, sb: Sandbox, opts: { explicit: bo
     const snapshot = snapshots.get(named);
     // A snapshot holds a sandbox's memory and files: it never crosses into another namespace.
     if (snapshot.namespace !== ns) {
-      throw new EngineError('Invalid', `snapshot "${named}" belongs to namespace "${snapshot.namespace}"; `
-        + `a sandbox in "${ns}" cannot start from it`);
+      throw new EngineError(
+        'Invalid',
+        `snapshot "${named}" belongs to namespace "${snapshot.namespace}"; ` +
+          `a sandbox in "${ns}" cannot start from it`,
+      );
     }
     return { snapshot, copyFiles: fresh };
   }

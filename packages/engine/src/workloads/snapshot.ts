@@ -21,7 +21,11 @@ export type SnapshotDeps = Pick<WorkloadsDeps, 'config' | 'driver' | 'store' | '
   launcher: Launcher;
 };
 
-export interface SnapshotOpts { stop: boolean; reason: SnapshotReason; maxPerSandbox: number }
+export interface SnapshotOpts {
+  stop: boolean;
+  reason: SnapshotReason;
+  maxPerSandbox: number;
+}
 
 export class Snapshotter {
   constructor(private readonly deps: SnapshotDeps) {}
@@ -42,13 +46,18 @@ export class Snapshotter {
       throw new EngineError('Invalid', `memory snapshots need gVisor; this engine runs ${driver.name}`);
     }
     if (table.busy.has(k)) {
-      throw new EngineError('Conflict', `sandbox "${name}" is already being snapshotted or reset; `
-        + 'try again when that has finished');
+      throw new EngineError(
+        'Conflict',
+        `sandbox "${name}" is already being snapshotted or reset; ` + 'try again when that has finished',
+      );
     }
     const w = table.running.get(k);
     if (!w || w.phase !== 'Running') {
-      throw new EngineError('Conflict', `sandbox "${name}" is not running (${w?.phase ?? 'stopped'}): `
-        + 'only a running sandbox has memory to snapshot');
+      throw new EngineError(
+        'Conflict',
+        `sandbox "${name}" is not running (${w?.phase ?? 'stopped'}): ` +
+          'only a running sandbox has memory to snapshot',
+      );
     }
     table.busy.add(k);
     try {
@@ -62,17 +71,27 @@ export class Snapshotter {
       store.putWorkload({ namespace: ns, name, uid: w.uid });
       const meta = await this.commit(sb, w, k, id, tmp, dir, opts);
       const removed = snapshots.prune(ns, name, opts.maxPerSandbox, new Set([meta.id]));
-      log.info({
-        sandbox: name, namespace: ns, snapshot: meta.id, bytes: meta.sizeBytes,
-        checkpointMs: tCheckpoint - t0, filesMs: Date.now() - tCheckpoint, pruned: removed,
-      }, 'snapshot taken');
+      log.info(
+        {
+          sandbox: name,
+          namespace: ns,
+          snapshot: meta.id,
+          bytes: meta.sizeBytes,
+          checkpointMs: tCheckpoint - t0,
+          filesMs: Date.now() - tCheckpoint,
+          pruned: removed,
+        },
+        'snapshot taken',
+      );
       if (!opts.stop) {
         table.held.delete(k);
         const again = launcher.start(sb, { snapshot: meta, copyFiles: false });
         await again.started;
         if (again.phase !== 'Running') {
-          throw new EngineError('Internal', `snapshot ${meta.id} was taken, `
-            + `but sandbox "${name}" did not come back from it: ${again.message}`);
+          throw new EngineError(
+            'Internal',
+            `snapshot ${meta.id} was taken, ` + `but sandbox "${name}" did not come back from it: ${again.message}`,
+          );
         }
       }
       return meta;
@@ -94,13 +113,16 @@ export class Snapshotter {
     const limitFits = free >= w.limits.memoryBytes + files + HEADROOM_BYTES;
     const memory = limitFits
       ? w.limits.memoryBytes
-      : (await driver.memoryUsage?.(w.containerId)) ?? w.limits.memoryBytes;
+      : ((await driver.memoryUsage?.(w.containerId)) ?? w.limits.memoryBytes);
     const need = memory + files + HEADROOM_BYTES;
     if (free < need) {
-      throw new EngineError('InsufficientStorage', `not enough disk for a snapshot of "${w.name}": `
-        + `it needs about ${mb(need)} (memory ${mb(memory)}, files ${mb(files)}) `
-        + `and ${mb(free)} are free under ${snapshots.root}. `
-        + 'The sandbox keeps running; free space or delete snapshots (`asb snapshot rm`)');
+      throw new EngineError(
+        'InsufficientStorage',
+        `not enough disk for a snapshot of "${w.name}": ` +
+          `it needs about ${mb(need)} (memory ${mb(memory)}, files ${mb(files)}) ` +
+          `and ${mb(free)} are free under ${snapshots.root}. ` +
+          'The sandbox keeps running; free space or delete snapshots (`asb snapshot rm`)',
+      );
     }
   }
 
@@ -120,15 +142,24 @@ export class Snapshotter {
       table.held.delete(k);
       store.putWorkload({ namespace: w.namespace, name: w.name, uid: w.uid });
       table.changed(w); // the reconciler starts it again, from its files
-      throw new EngineError('Internal', `checkpoint of sandbox "${w.name}" failed: ${(err as Error).message}. `
-        + 'Its files are intact and it starts again from them; its processes and memory are lost');
+      throw new EngineError(
+        'Internal',
+        `checkpoint of sandbox "${w.name}" failed: ${(err as Error).message}. ` +
+          'Its files are intact and it starts again from them; its processes and memory are lost',
+      );
     }
   }
 
   /** The files copied beside the image and the snapshot committed. When the copy fails the image
    *  is still whole: the sandbox comes back from it, and then the image is dropped. */
   private async commit(
-    sb: Sandbox, w: Workload, k: string, id: string, tmp: string, dir: string, opts: SnapshotOpts,
+    sb: Sandbox,
+    w: Workload,
+    k: string,
+    id: string,
+    tmp: string,
+    dir: string,
+    opts: SnapshotOpts,
   ): Promise<SnapshotMeta> {
     const { table, snapshots, launcher } = this.deps;
     const ns = w.namespace;
@@ -136,22 +167,37 @@ export class Snapshotter {
     try {
       await copySandboxFiles(dir, tmp);
       return await snapshots.commit(tmp, {
-        id, namespace: ns, sandbox: name, sandboxUid: w.uid,
+        id,
+        namespace: ns,
+        sandbox: name,
+        sandboxUid: w.uid,
         template: sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF],
-        createdAt: new Date().toISOString(), reason: opts.reason, specHash: runtimeSpecHash(sb),
+        createdAt: new Date().toISOString(),
+        reason: opts.reason,
+        specHash: runtimeSpecHash(sb),
         sandboxSpec: { podTemplate: sb.spec.podTemplate, volumeClaimTemplates: sb.spec.volumeClaimTemplates },
       });
     } catch (err) {
       const tmpMeta: SnapshotMeta = {
-        id, namespace: ns, sandbox: name, sandboxUid: w.uid,
-        createdAt: '', reason: opts.reason, sizeBytes: 0, specHash: '', sandboxSpec: {},
+        id,
+        namespace: ns,
+        sandbox: name,
+        sandboxUid: w.uid,
+        createdAt: '',
+        reason: opts.reason,
+        sizeBytes: 0,
+        specHash: '',
+        sandboxSpec: {},
       };
       table.held.delete(k);
       const back = launcher.start(sb, { snapshot: tmpMeta, copyFiles: false }, tmp);
       await back.started;
       snapshots.abort(tmp);
-      throw new EngineError('InsufficientStorage', `snapshot of sandbox "${name}" failed while copying its files: `
-        + `${(err as Error).message}. The sandbox was restored and keeps running`);
+      throw new EngineError(
+        'InsufficientStorage',
+        `snapshot of sandbox "${name}" failed while copying its files: ` +
+          `${(err as Error).message}. The sandbox was restored and keeps running`,
+      );
     }
   }
 }

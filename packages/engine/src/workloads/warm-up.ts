@@ -17,6 +17,8 @@ export async function warmUp(w: Workload): Promise<void> {
     const headers = { 'content-type': 'application/json' };
     const res = await w.agent!.request('POST', '/v1/exec', headers, WARM_UP_BODY).catch(() => undefined);
     if (!res) return;
-    for await (const _ of res.body) { /* drain */ }
+    for await (const _ of res.body) {
+      /* drain */
+    }
   }
 }

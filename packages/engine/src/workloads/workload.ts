@@ -53,7 +53,12 @@ export interface StartSource {
 }
 
 /** The agent as installed for sandboxes to mount (engine.ts installAgent). */
-export interface AgentInstall { dir: string; preload?: string; snapshot: boolean; spawner?: string }
+export interface AgentInstall {
+  dir: string;
+  preload?: string;
+  snapshot: boolean;
+  spawner?: string;
+}
 
 /** Everything the workloads use from the rest of the engine, by name. */
 export interface WorkloadsDeps {
@@ -86,11 +91,19 @@ export class WorkloadTable {
   readonly busy = new Set<string>();
   private listeners: Array<(ns: string, name: string) => void> = [];
 
-  get(namespace: string, name: string): Workload | undefined { return this.running.get(keyOf(namespace, name)); }
-  list(): Workload[] { return [...this.running.values()]; }
+  get(namespace: string, name: string): Workload | undefined {
+    return this.running.get(keyOf(namespace, name));
+  }
+  list(): Workload[] {
+    return [...this.running.values()];
+  }
 
-  onChange(fn: (ns: string, name: string) => void): void { this.listeners.push(fn); }
-  changed(w: Workload): void { for (const fn of this.listeners) fn(w.namespace, w.name); }
+  onChange(fn: (ns: string, name: string) => void): void {
+    this.listeners.push(fn);
+  }
+  changed(w: Workload): void {
+    for (const fn of this.listeners) fn(w.namespace, w.name);
+  }
 
   fail(w: Workload, message: string): void {
     if (w.phase === 'Failed' || w.stopping) return;

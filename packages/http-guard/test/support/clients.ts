@@ -50,10 +50,14 @@ export function rawExchange(url: string, script: Script): Promise<RawAnswer> {
     const giveUp = setTimeout(() => socket.destroy(), script.giveUpMs ?? 120_000);
     socket.on('connect', () => {
       socket.write(script.head);
-      stop = script.then?.(socket, (n) => { bodyBytesSent += n; });
+      stop = script.then?.(socket, (n) => {
+        bodyBytesSent += n;
+      });
     });
     socket.on('data', (d) => chunks.push(d));
-    socket.on('error', () => { /* a reset ends it as a close does */ });
+    socket.on('error', () => {
+      /* a reset ends it as a close does */
+    });
     socket.on('close', () => {
       clearTimeout(giveUp);
       stop?.();
@@ -63,24 +67,40 @@ export function rawExchange(url: string, script: Script): Promise<RawAnswer> {
 }
 
 const head = (method: string, path: string, headers: Record<string, string>) =>
-  `${method} ${path} HTTP/1.1\r\nhost: localhost\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  `${method} ${path} HTTP/1.1\r\nhost: localhost\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 
 /** Streams zeros (as fast as the server takes them) until the server answers or closes. */
-export function oversizedBody(url: string, opts: { method?: string; path: string; headers?: Record<string, string>; totalBytes: number; chunked: boolean }): Promise<RawAnswer> {
-  const headers = { 'content-type': 'application/json', ...opts.headers, ...(opts.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(opts.totalBytes) }) };
+export function oversizedBody(
+  url: string,
+  opts: { method?: string; path: string; headers?: Record<string, string>; totalBytes: number; chunked: boolean },
+): Promise<RawAnswer> {
+  const headers = {
+    'content-type': 'application/json',
+    ...opts.headers,
+    ...(opts.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(opts.totalBytes) }),
+  };
   return rawExchange(url, {
     head: head(opts.method ?? 'POST', opts.path, headers),
     then: (socket, sent) => {
       const block = Buffer.alloc(256 * 1024, 0x61);
-      const frame = opts.chunked ? Buffer.concat([Buffer.from(`${block.length.toString(16)}\r\n`), block, Buffer.from('\r\n')]) : block;
+      const frame = opts.chunked
+        ? Buffer.concat([Buffer.from(`${block.length.toString(16)}\r\n`), block, Buffer.from('\r\n')])
+        : block;
       let total = 0;
       let answered = false;
-      socket.once('data', () => { answered = true; });
+      socket.once('data', () => {
+        answered = true;
+      });
       const pump = () => {
         while (!answered && total < opts.totalBytes && !socket.destroyed) {
           total += block.length;
           sent(block.length);
-          if (!socket.write(frame)) { socket.once('drain', pump); return; }
+          if (!socket.write(frame)) {
+            socket.once('drain', pump);
+            return;
+          }
         }
         if (!answered && total >= opts.totalBytes && opts.chunked && !socket.destroyed) socket.write('0\r\n\r\n');
       };
@@ -90,7 +110,10 @@ export function oversizedBody(url: string, opts: { method?: string; path: string
 }
 
 /** One header line of `bytes` bytes. */
-export function oversizedHeader(url: string, opts: { path: string; bytes: number; headers?: Record<string, string> }): Promise<RawAnswer> {
+export function oversizedHeader(
+  url: string,
+  opts: { path: string; bytes: number; headers?: Record<string, string> },
+): Promise<RawAnswer> {
   return rawExchange(url, { head: head('GET', opts.path, { ...opts.headers, 'x-padding': 'a'.repeat(opts.bytes) }) });
 }
 
@@ -101,35 +124,73 @@ export function endlessHeaders(url: string, opts: { everyMs: number; giveUpMs?: 
     giveUpMs: opts.giveUpMs,
     then: (socket) => {
       let i = 0;
-      const timer = setInterval(() => { if (!socket.destroyed) socket.write(`x-slow-${i++}: 1\r\n`); }, opts.everyMs);
+      const timer = setInterval(() => {
+        if (!socket.destroyed) socket.write(`x-slow-${i++}: 1\r\n`);
+      }, opts.everyMs);
       return () => clearInterval(timer);
     },
   });
 }
 
 /** Headers, then `sendBytes` of a body that declares more (or is chunked), then silence. */
-export function stalledBody(url: string, opts: { method?: string; path: string; headers?: Record<string, string>; sendBytes: number; chunked?: boolean; giveUpMs?: number }): Promise<RawAnswer> {
-  const headers = { 'content-type': 'application/json', ...opts.headers, ...(opts.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(opts.sendBytes + 1_000_000) }) };
+export function stalledBody(
+  url: string,
+  opts: {
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    sendBytes: number;
+    chunked?: boolean;
+    giveUpMs?: number;
+  },
+): Promise<RawAnswer> {
+  const headers = {
+    'content-type': 'application/json',
+    ...opts.headers,
+    ...(opts.chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(opts.sendBytes + 1_000_000) }),
+  };
   return rawExchange(url, {
     head: head(opts.method ?? 'POST', opts.path, headers),
     giveUpMs: opts.giveUpMs,
     then: (socket, sent) => {
       const body = Buffer.alloc(opts.sendBytes, 0x61);
-      socket.write(opts.chunked ? Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')]) : body);
+      socket.write(
+        opts.chunked
+          ? Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')])
+          : body,
+      );
       sent(body.length);
     },
   });
 }
 
 /** A body that keeps flowing slowly: `chunkBytes` every `everyMs`, `chunks` times, then its end. */
-export function tricklingBody(url: string, opts: { method?: string; path: string; headers?: Record<string, string>; chunkBytes: number; everyMs: number; chunks: number }): Promise<RawAnswer> {
+export function tricklingBody(
+  url: string,
+  opts: {
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    chunkBytes: number;
+    everyMs: number;
+    chunks: number;
+  },
+): Promise<RawAnswer> {
   const total = opts.chunkBytes * opts.chunks;
   return rawExchange(url, {
-    head: head(opts.method ?? 'POST', opts.path, { 'content-type': 'application/json', ...opts.headers, 'content-length': String(total), connection: 'close' }),
+    head: head(opts.method ?? 'POST', opts.path, {
+      'content-type': 'application/json',
+      ...opts.headers,
+      'content-length': String(total),
+      connection: 'close',
+    }),
     then: (socket, sent) => {
       let n = 0;
       const timer = setInterval(() => {
-        if (socket.destroyed || n >= opts.chunks) { clearInterval(timer); return; }
+        if (socket.destroyed || n >= opts.chunks) {
+          clearInterval(timer);
+          return;
+        }
         // A JSON string, so that a route that parses it can: '"aaaa…a"'.
         const chunk = Buffer.alloc(opts.chunkBytes, 0x61);
         if (n === 0) chunk[0] = 0x22;
@@ -164,9 +225,21 @@ export function connected(port: number): Promise<net.Socket> {
 /** A POST declaring `declared` bytes that sends `first` of them, then the rest on finish(). */
 export function partialBody(url: string, declared: number, first: number, headers: Record<string, string> = {}) {
   const { hostname, port, pathname } = new URL(url);
-  const req = http.request({ host: hostname, port, method: 'POST', path: pathname, headers: { ...headers, 'content-length': String(declared) } });
+  const req = http.request({
+    host: hostname,
+    port,
+    method: 'POST',
+    path: pathname,
+    headers: { ...headers, 'content-length': String(declared) },
+  });
   const answer = new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
-    req.on('response', (res) => { let body = ''; res.on('data', (d) => { body += d; }); res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers })); });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (d) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+    });
     req.on('error', reject);
   });
   const sent = new Promise<void>((resolve) => req.write(Buffer.alloc(first), () => setTimeout(resolve, 200)));

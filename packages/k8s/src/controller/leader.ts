@@ -4,7 +4,8 @@
 import * as k8s from '@kubernetes/client-node';
 
 /** A MicroTime as the API server parses it: six fractional digits (a JS Date has three). */
-export const microTime = (d: Date): k8s.V1MicroTime => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as k8s.V1MicroTime;
+export const microTime = (d: Date): k8s.V1MicroTime =>
+  d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as k8s.V1MicroTime;
 
 export interface LeaderOptions {
   namespace: string;
@@ -21,11 +22,16 @@ export class LeaderElector {
   private stopped = false;
   private renewTimer?: NodeJS.Timeout;
 
-  constructor(kc: k8s.KubeConfig, private readonly o: LeaderOptions) {
+  constructor(
+    kc: k8s.KubeConfig,
+    private readonly o: LeaderOptions,
+  ) {
     this.api = kc.makeApiClient(k8s.CoordinationV1Api);
   }
 
-  private get duration() { return this.o.leaseDurationS ?? 15; }
+  private get duration() {
+    return this.o.leaseDurationS ?? 15;
+  }
 
   /** Resolves once this process holds the lease; then keeps renewing it; calls `onLost` if not. */
   async acquire(onLost: () => void): Promise<void> {
@@ -40,7 +46,11 @@ export class LeaderElector {
     const tick = async () => {
       if (this.stopped) return;
       if (await this.tryAcquireOrRenew().catch(() => false)) lastRenew = Date.now();
-      else if (Date.now() - lastRenew > deadline) { this.o.log?.('lost the lease'); onLost(); return; }
+      else if (Date.now() - lastRenew > deadline) {
+        this.o.log?.('lost the lease');
+        onLost();
+        return;
+      }
       this.renewTimer = setTimeout(() => void tick(), retry);
     };
     this.renewTimer = setTimeout(() => void tick(), retry);
@@ -55,12 +65,21 @@ export class LeaderElector {
     } catch (err) {
       if ((err as { code?: number }).code !== 404) return false;
     }
-    const spec: k8s.V1LeaseSpec = { holderIdentity: identity, leaseDurationSeconds: this.duration, renewTime: microTime(now) };
+    const spec: k8s.V1LeaseSpec = {
+      holderIdentity: identity,
+      leaseDurationSeconds: this.duration,
+      renewTime: microTime(now),
+    };
     if (!lease) {
       try {
-        await this.api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } } });
+        await this.api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } },
+        });
         return true;
-      } catch { return false; }
+      } catch {
+        return false;
+      }
     }
     const held = lease.spec?.holderIdentity;
     const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
@@ -69,9 +88,23 @@ export class LeaderElector {
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (held === identity ? 0 : 1);
     try {
       // resourceVersion in the body: a concurrent taker makes this a 409, not a second leader.
-      await this.api.replaceNamespacedLease({ namespace, name, body: { ...lease, spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(held === identity ? {} : { acquireTime: microTime(now) }) } } });
+      await this.api.replaceNamespacedLease({
+        namespace,
+        name,
+        body: {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            ...spec,
+            leaseTransitions: transitions,
+            ...(held === identity ? {} : { acquireTime: microTime(now) }),
+          },
+        },
+      });
       return true;
-    } catch { return false; }
+    } catch {
+      return false;
+    }
   }
 
   /** Gives the lease up (a clean shutdown hands over at once instead of after it expires). */
@@ -81,7 +114,13 @@ export class LeaderElector {
     try {
       const lease = await this.api.readNamespacedLease({ namespace: this.o.namespace, name: this.o.name });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
-      await this.api.replaceNamespacedLease({ namespace: this.o.namespace, name: this.o.name, body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 } } });
-    } catch { /* best effort */ }
+      await this.api.replaceNamespacedLease({
+        namespace: this.o.namespace,
+        name: this.o.name,
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 } },
+      });
+    } catch {
+      /* best effort */
+    }
   }
 }

@@ -53,10 +53,11 @@ export interface ControllerFlags {
 
 /** A Go duration ("300ms", "2s", "1m30s"), as upstream's duration flags take, in milliseconds. */
 export function parseGoDuration(text: string): number {
-  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   if (text === '0') return 0;
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
-  if (!parts.length || parts.map((m) => m[0]).join('') !== text) throw new Error(`not a duration: "${text}" (e.g. 500ms, 2s, 1m30s)`);
+  if (!parts.length || parts.map((m) => m[0]).join('') !== text)
+    throw new Error(`not a duration: "${text}" (e.g. 500ms, 2s, 1m30s)`);
   return parts.reduce((ms, m) => ms + Number(m[1]) * units[m[2]!]!, 0);
 }
 
@@ -73,7 +74,10 @@ function listen(server: Server, address: string): Promise<void> {
   const i = address.lastIndexOf(':');
   const host = address.slice(0, i) || '0.0.0.0';
   const port = Number(address.slice(i + 1));
-  return new Promise((resolve, reject) => { server.once('error', reject); server.listen(port, host, resolve); });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
 }
 
 export async function runController(flags: ControllerFlags): Promise<{ stop(): Promise<void> }> {
@@ -84,13 +88,25 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   collectDefaultMetrics({ register: registry });
   let ready = false;
   const health = createServer((req, res) => {
-    if (req.url === '/healthz') { res.writeHead(200).end('ok'); return; }
-    if (req.url === '/readyz') { res.writeHead(ready ? 200 : 503).end(ready ? 'ok' : 'not ready'); return; }
+    if (req.url === '/healthz') {
+      res.writeHead(200).end('ok');
+      return;
+    }
+    if (req.url === '/readyz') {
+      res.writeHead(ready ? 200 : 503).end(ready ? 'ok' : 'not ready');
+      return;
+    }
     res.writeHead(404).end();
   });
   const metrics = createServer((req, res) => {
-    if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
-    registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text), (err: Error) => res.writeHead(500).end(err.message));
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
   });
   await listen(health, flags.healthProbeBindAddress);
   await listen(metrics, flags.metricsBindAddress);
@@ -103,59 +119,88 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   if (flags.webhookBindAddress !== '0') {
     const svc = `${flags.webhookServiceName}.${flags.webhookServiceNamespace}.svc`;
     const names = flags.webhookUrl ? [new URL(flags.webhookUrl).hostname, svc] : [svc, `${svc}.cluster.local`];
-    const target: WebhookTarget = flags.webhookUrl ? { url: flags.webhookUrl } : { service: { name: flags.webhookServiceName, namespace: flags.webhookServiceNamespace, port: 443 } };
+    const target: WebhookTarget = flags.webhookUrl
+      ? { url: flags.webhookUrl }
+      : { service: { name: flags.webhookServiceName, namespace: flags.webhookServiceNamespace, port: 443 } };
     let certs = await makeServingCerts(names);
     const i = flags.webhookBindAddress.lastIndexOf(':');
-    webhook = await serveWebhook(certs, { host: flags.webhookBindAddress.slice(0, i) || '0.0.0.0', port: Number(flags.webhookBindAddress.slice(i + 1)) });
+    webhook = await serveWebhook(certs, {
+      host: flags.webhookBindAddress.slice(0, i) || '0.0.0.0',
+      port: Number(flags.webhookBindAddress.slice(i + 1)),
+    });
     await patchCrdConversion(kc, certs.caPem, target);
     log.info({ names, port: webhook.port }, 'conversion webhook serving; CRDs patched with its CA');
     rotation = setInterval(() => {
       if (!expiresSoon(certs.certPem, 30 * 86_400_000)) return;
-      void makeServingCerts(names).then(async (next) => {
-        await patchCrdConversion(kc, next.caPem, target);
-        webhook!.setCerts(next);
-        certs = next;
-        log.info('webhook certificate rotated');
-      }).catch((err) => log.error({ err: (err as Error).message }, 'webhook certificate rotation failed; retrying'));
+      void makeServingCerts(names)
+        .then(async (next) => {
+          await patchCrdConversion(kc, next.caPem, target);
+          webhook!.setCerts(next);
+          certs = next;
+          log.info('webhook certificate rotated');
+        })
+        .catch((err) => log.error({ err: (err as Error).message }, 'webhook certificate rotation failed; retrying'));
     }, 3_600_000);
     rotation.unref();
   }
 
   const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
-  const elector = flags.leaderElect ? new LeaderElector(kc, { namespace: flags.leaderElectionNamespace, name: LEASE_NAME, identity, log: (m) => log.info(m) }) : undefined;
+  const elector = flags.leaderElect
+    ? new LeaderElector(kc, {
+        namespace: flags.leaderElectionNamespace,
+        name: LEASE_NAME,
+        identity,
+        log: (m) => log.info(m),
+      })
+    : undefined;
   if (elector) {
     log.info({ identity }, 'waiting for the leader lease');
     // A leader that cannot renew must stop acting at once: exit, and let the Deployment restart it.
-    await elector.acquire(() => { log.error('leader lease lost; exiting'); process.exit(1); });
+    await elector.acquire(() => {
+      log.error('leader lease lost; exiting');
+      process.exit(1);
+    });
   }
 
   const store = new KubeStore(kc, { fieldManager: 'agent-sandbox-controller' });
   const workloads = new KubeWorkloads(kc);
-  const kubeRecorder = new KubeRecorder(kc, identity, (err) => log.warn({ err: (err as Error).message, body: (err as { body?: unknown }).body }, 'event not recorded'));
+  const kubeRecorder = new KubeRecorder(kc, identity, (err) =>
+    log.warn({ err: (err as Error).message, body: (err as { body?: unknown }).body }, 'event not recorded'),
+  );
   const recorder: Recorder = flags.disableClaimEvents
-    ? { event: (obj, ...rest) => { if (obj.kind !== 'SandboxClaim') kubeRecorder.event(obj, ...rest); } }
+    ? {
+        event: (obj, ...rest) => {
+          if (obj.kind !== 'SandboxClaim') kubeRecorder.event(obj, ...rest);
+        },
+      }
     : kubeRecorder;
   // Subscribed before the informers start, so the first list is seen (and not timed).
   const controllerMetrics = new ControllerMetrics(registry);
   store.watch((ev) => controllerMetrics.observe(ev));
   await store.start();
   await workloads.start();
-  const controller = new LifecycleController({ store, workloads, recorder, clock: systemClock }, {
-    clusterDomain: flags.clusterDomain,
-    warmPoolEviction: flags.enableWarmPoolEviction,
-    refill: {
-      replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs,
-      maxRefillRate: flags.sandboxWarmPoolMaxRefillRate,
-      claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
-      claimsFirstRefillPerS: flags.claimsFirstRefillRate,
+  const controller = new LifecycleController(
+    { store, workloads, recorder, clock: systemClock },
+    {
+      clusterDomain: flags.clusterDomain,
+      warmPoolEviction: flags.enableWarmPoolEviction,
+      refill: {
+        replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs,
+        maxRefillRate: flags.sandboxWarmPoolMaxRefillRate,
+        claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
+        claimsFirstRefillPerS: flags.claimsFirstRefillRate,
+      },
+      // A Pod's changes come in bursts (created, bound, started, ready: within milliseconds under
+      // KWOK, seconds apart on nodes); each would otherwise be a status write of the Sandbox, and
+      // of its claim. 100 ms is nothing next to a Pod's start.
+      workloadChangeDelayMs: 100,
+      poolMemberChangeDelayMs: 100,
+      log,
+      sandboxWorkers: flags.sandboxConcurrentWorkers,
+      claimWorkers: flags.sandboxClaimConcurrentWorkers,
+      poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
     },
-    // A Pod's changes come in bursts (created, bound, started, ready: within milliseconds under
-    // KWOK, seconds apart on nodes); each would otherwise be a status write of the Sandbox, and
-    // of its claim. 100 ms is nothing next to a Pod's start.
-    workloadChangeDelayMs: 100,
-    poolMemberChangeDelayMs: 100,
-    log, sandboxWorkers: flags.sandboxConcurrentWorkers, claimWorkers: flags.sandboxClaimConcurrentWorkers, poolWorkers: flags.sandboxWarmPoolConcurrentWorkers,
-  });
+  );
   await controller.start();
   ready = true;
   log.info({ identity, leaderElect: flags.leaderElect }, 'controller running');
@@ -182,40 +227,91 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     .option('--leader-election-namespace <ns>', 'namespace of the Lease', 'agent-sandbox-system')
     .option('--metrics-bind-address <addr>', 'Prometheus metrics (0 disables)', ':8080')
     .option('--health-probe-bind-address <addr>', '/healthz and /readyz (0 disables)', ':8081')
-    .option('--extensions [bool]', 'claims, templates and warm pools (always on here; accepted for upstream compatibility)', true)
+    .option(
+      '--extensions [bool]',
+      'claims, templates and warm pools (always on here; accepted for upstream compatibility)',
+      true,
+    )
     .option('--sandbox-concurrent-workers <n>', 'Sandbox reconciles at once', (v) => Number(v), 100)
     .option('--sandbox-claim-concurrent-workers <n>', 'SandboxClaim reconciles at once', (v) => Number(v), 50)
     .option('--sandbox-warm-pool-concurrent-workers <n>', 'SandboxWarmPool reconciles at once', (v) => Number(v), 4)
     .option('--webhook-bind-address <addr>', 'conversion webhook (HTTPS; 0 disables)', ':9443')
-    .option('--webhook-service-name <name>', 'the Service the CRDs call the webhook through', 'agent-sandbox-webhook-service')
+    .option(
+      '--webhook-service-name <name>',
+      'the Service the CRDs call the webhook through',
+      'agent-sandbox-webhook-service',
+    )
     .option('--webhook-service-namespace <ns>', 'its namespace', 'agent-sandbox-system')
     .option('--webhook-url <url>', 'call the webhook at this URL instead (a controller outside the cluster)')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain for status.serviceFQDN', 'cluster.local')
-    .option('--enable-warm-pool-eviction [bool]', 'mark warm pool pods safe to evict (cluster-autoscaler)', (v) => v !== 'false', true)
-    .option('--sandbox-warm-pool-replenish-delay <duration>', 'replace members a burst of claims took only once none has left for this long (0: at once)', parseGoDuration, 0)
-    .option('--sandbox-warm-pool-max-refill-rate <n>', 'replacements created per second per pool at most (0: unpaced)', nonNegative('--sandbox-warm-pool-max-refill-rate'), 0)
+    .option(
+      '--enable-warm-pool-eviction [bool]',
+      'mark warm pool pods safe to evict (cluster-autoscaler)',
+      (v) => v !== 'false',
+      true,
+    )
+    .option(
+      '--sandbox-warm-pool-replenish-delay <duration>',
+      'replace members a burst of claims took only once none has left for this long (0: at once)',
+      parseGoDuration,
+      0,
+    )
+    .option(
+      '--sandbox-warm-pool-max-refill-rate <n>',
+      'replacements created per second per pool at most (0: unpaced)',
+      nonNegative('--sandbox-warm-pool-max-refill-rate'),
+      0,
+    )
     .option('--disable-claim-events [bool]', 'no Events from the SandboxClaim reconciler', (v) => v !== 'false', false)
-    .option('--claims-first-max-defer <duration>', 'while claims are queued or arriving one after another, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)', parseGoDuration, 30_000)
-    .option('--claims-first-refill-rate <per second>', 'a warm pool refilling while claims are still queued or arriving makes at most this many replacements a second (0: no limit)', nonNegative('--claims-first-refill-rate'), 20)
+    .option(
+      '--claims-first-max-defer <duration>',
+      'while claims are queued or arriving one after another, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)',
+      parseGoDuration,
+      30_000,
+    )
+    .option(
+      '--claims-first-refill-rate <per second>',
+      'a warm pool refilling while claims are still queued or arriving makes at most this many replacements a second (0: no limit)',
+      nonNegative('--claims-first-refill-rate'),
+      20,
+    )
     .allowUnknownOption(false);
   program.parse(argv, { from: 'user' });
   const o = program.opts();
   return {
-    kubeconfig: o.kubeconfig, leaderElect: o.leaderElect !== false, leaderElectionNamespace: o.leaderElectionNamespace,
-    metricsBindAddress: o.metricsBindAddress, healthProbeBindAddress: o.healthProbeBindAddress, extensions: true /* always on here (the flag is accepted for upstream's command lines) */,
-    sandboxConcurrentWorkers: o.sandboxConcurrentWorkers, sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers, sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
-    webhookBindAddress: o.webhookBindAddress, webhookServiceName: o.webhookServiceName, webhookServiceNamespace: o.webhookServiceNamespace, webhookUrl: o.webhookUrl,
-    clusterDomain: o.clusterDomain, enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
-    sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay, sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate, disableClaimEvents: o.disableClaimEvents === true,
+    kubeconfig: o.kubeconfig,
+    leaderElect: o.leaderElect !== false,
+    leaderElectionNamespace: o.leaderElectionNamespace,
+    metricsBindAddress: o.metricsBindAddress,
+    healthProbeBindAddress: o.healthProbeBindAddress,
+    extensions: true /* always on here (the flag is accepted for upstream's command lines) */,
+    sandboxConcurrentWorkers: o.sandboxConcurrentWorkers,
+    sandboxClaimConcurrentWorkers: o.sandboxClaimConcurrentWorkers,
+    sandboxWarmPoolConcurrentWorkers: o.sandboxWarmPoolConcurrentWorkers,
+    webhookBindAddress: o.webhookBindAddress,
+    webhookServiceName: o.webhookServiceName,
+    webhookServiceNamespace: o.webhookServiceNamespace,
+    webhookUrl: o.webhookUrl,
+    clusterDomain: o.clusterDomain,
+    enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
+    sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay,
+    sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate,
+    disableClaimEvents: o.disableClaimEvents === true,
     claimsFirstMaxDeferMs: o.claimsFirstMaxDefer,
     claimsFirstRefillRate: o.claimsFirstRefillRate,
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  runController(parseControllerFlags(process.argv.slice(2))).then((c) => {
-    const stop = () => void c.stop().then(() => process.exit(0));
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  }, (err) => { console.error(err); process.exit(1); });
+  runController(parseControllerFlags(process.argv.slice(2))).then(
+    (c) => {
+      const stop = () => void c.stop().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    },
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }

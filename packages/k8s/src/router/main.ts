@@ -17,8 +17,10 @@ export function routerFromEnv(env: NodeJS.ProcessEnv = process.env) {
     log: (msg, fields) => process.stderr.write(JSON.stringify({ msg, ...fields }) + '\n'),
     limits: {
       maxHeaderBytes: limitFromEnv(env, 'ROUTER_MAX_HEADER_BYTES', ROUTER_LIMITS.maxHeaderBytes),
-      headersTimeoutMs: limitFromEnv(env, 'ROUTER_HEADERS_TIMEOUT_SECONDS', ROUTER_LIMITS.headersTimeoutMs / 1000) * 1000,
-      bodyIdleTimeoutMs: limitFromEnv(env, 'ROUTER_BODY_IDLE_TIMEOUT_SECONDS', ROUTER_LIMITS.bodyIdleTimeoutMs / 1000) * 1000,
+      headersTimeoutMs:
+        limitFromEnv(env, 'ROUTER_HEADERS_TIMEOUT_SECONDS', ROUTER_LIMITS.headersTimeoutMs / 1000) * 1000,
+      bodyIdleTimeoutMs:
+        limitFromEnv(env, 'ROUTER_BODY_IDLE_TIMEOUT_SECONDS', ROUTER_LIMITS.bodyIdleTimeoutMs / 1000) * 1000,
       maxConnections: limitFromEnv(env, 'ROUTER_MAX_CONNECTIONS', ROUTER_LIMITS.maxConnections),
     },
   });
@@ -28,7 +30,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const server = routerFromEnv();
   const port = Number(process.env.PORT ?? 8080);
   // The port actually bound (PORT=0: any free one), for whoever started the router.
-  server.listen(port, process.env.HOST ?? '0.0.0.0', () => process.stderr.write(`sandbox-router listening on :${(server.address() as AddressInfo).port}\n`));
+  server.listen(port, process.env.HOST ?? '0.0.0.0', () =>
+    process.stderr.write(`sandbox-router listening on :${(server.address() as AddressInfo).port}\n`),
+  );
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

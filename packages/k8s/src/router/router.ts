@@ -9,7 +9,16 @@
 import http from 'node:http';
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { answer, answerClientErrors, closeStalled, closeWhenAnsweredEarly, limitConnections, serverOptions, watchBodyProgress, type ServerLimits } from '@asb/http-guard';
+import {
+  answer,
+  answerClientErrors,
+  closeStalled,
+  closeWhenAnsweredEarly,
+  limitConnections,
+  serverOptions,
+  watchBodyProgress,
+  type ServerLimits,
+} from '@asb/http-guard';
 
 export interface RouterOptions {
   /** ROUTER_AUTH_TOKEN: required as `Authorization: Bearer …` unless allowUnauthenticated. */
@@ -33,7 +42,12 @@ export interface RouterOptions {
   limits?: Partial<ServerLimits>;
 }
 
-export const ROUTER_LIMITS: ServerLimits = { maxHeaderBytes: 16 * 1024, headersTimeoutMs: 30_000, bodyIdleTimeoutMs: 60_000, maxConnections: 10_000 };
+export const ROUTER_LIMITS: ServerLimits = {
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 30_000,
+  bodyIdleTimeoutMs: 60_000,
+  maxConnections: 10_000,
+};
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const NAMESPACE = /^[a-zA-Z0-9-]+$/;
@@ -42,19 +56,29 @@ const NAMESPACE = /^[a-zA-Z0-9-]+$/;
 export function isPrivatePodIp(ip: string): boolean {
   if (net.isIPv4(ip)) {
     const [a, b] = ip.split('.').map(Number) as [number, number];
-    return a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+    return (
+      a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127)
+    );
   }
   if (net.isIPv6(ip)) return /^f[cd][0-9a-f]{2}:/i.test(ip);
   return false;
 }
 
-interface Target { host: string; port: number; id: string; timeoutMs: number }
+interface Target {
+  host: string;
+  port: number;
+  id: string;
+  timeoutMs: number;
+}
 
 type Refusal = { status: number; body: unknown };
 
 /** Validates the routing headers: a target, or upstream's refusal. */
 export function targetOf(headers: http.IncomingHttpHeaders, o: RouterOptions): Target | Refusal {
-  const h = (name: string) => { const v = headers[name]; return Array.isArray(v) ? v[0] : v; };
+  const h = (name: string) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
   const id = h('x-sandbox-id');
   if (!id) return { status: 400, body: { detail: 'X-Sandbox-ID header is required.' } };
   if (!DNS_LABEL.test(id)) return { status: 400, body: { detail: 'Invalid sandbox ID format.' } };
@@ -62,7 +86,8 @@ export function targetOf(headers: http.IncomingHttpHeaders, o: RouterOptions): T
   if (!NAMESPACE.test(namespace)) return { status: 400, body: { detail: 'Invalid namespace format.' } };
   const portText = h('x-sandbox-port') ?? '8888';
   const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) return { status: 400, body: { detail: 'Invalid port format.' } };
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535)
+    return { status: 400, body: { detail: 'Invalid port format.' } };
   const maxS = o.proxyTimeoutS ?? 180;
   let timeoutS = maxS;
   const t = h('x-sandbox-timeout');
@@ -74,7 +99,8 @@ export function targetOf(headers: http.IncomingHttpHeaders, o: RouterOptions): T
   const podIp = h('x-sandbox-pod-ip');
   let host: string;
   if (podIp) {
-    if (!net.isIP(podIp) || !(o.podIpAllowed ?? isPrivatePodIp)(podIp)) return { status: 400, body: { detail: 'Invalid pod IP.' } };
+    if (!net.isIP(podIp) || !(o.podIpAllowed ?? isPrivatePodIp)(podIp))
+      return { status: 400, body: { detail: 'Invalid pod IP.' } };
     host = podIp;
   } else {
     host = o.resolve?.(id, namespace) ?? `${id}.${namespace}.svc.${o.clusterDomain ?? 'cluster.local'}`;
@@ -87,17 +113,29 @@ export function targetOf(headers: http.IncomingHttpHeaders, o: RouterOptions): T
 export function parseBackend(text: string): { host: string; port?: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
   const port = m?.[3] ? Number(m[3]) : undefined;
-  if (!m || (port !== undefined && (port < 1 || port > 65535))) throw new Error(`ROUTER_BACKEND must be host[:port], not "${text}"`);
+  if (!m || (port !== undefined && (port < 1 || port > 65535)))
+    throw new Error(`ROUTER_BACKEND must be host[:port], not "${text}"`);
   return { host: m[1] ?? m[2]!, port };
 }
 
-const HOP_BY_HOP = new Set(['connection', 'upgrade', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'proxy-connection']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'upgrade',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'proxy-connection',
+]);
 
 /** Headers for the sandbox: routing, auth and hop-by-hop headers dropped; Host is the target's. */
 function forwardHeaders(headers: http.IncomingHttpHeaders, keepUpgrade: boolean): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
   const hop = new Set(['host', 'authorization', 'proxy-authorization', ...HOP_BY_HOP]);
-  if (keepUpgrade) { hop.delete('connection'); hop.delete('upgrade'); }
+  if (keepUpgrade) {
+    hop.delete('connection');
+    hop.delete('upgrade');
+  }
   for (const [k, v] of Object.entries(headers)) {
     if (hop.has(k) || k.startsWith('x-sandbox-')) continue;
     out[k] = v;
@@ -127,22 +165,53 @@ function sendJson(req: http.IncomingMessage, res: http.ServerResponse, status: n
 }
 
 /** The sandbox could not be reached or went away: not the router's own failure. */
-const BACKEND_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
+const BACKEND_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ECONNRESET',
+  'ENETUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+]);
 
 export function createRouter(o: RouterOptions): http.Server {
-  if (!o.token && !o.allowUnauthenticated) throw new Error('the router needs ROUTER_AUTH_TOKEN, or ALLOW_UNAUTHENTICATED_ROUTER=true');
+  if (!o.token && !o.allowUnauthenticated)
+    throw new Error('the router needs ROUTER_AUTH_TOKEN, or ALLOW_UNAUTHENTICATED_ROUTER=true');
   const limits = { ...ROUTER_LIMITS, ...o.limits };
   const server = http.createServer(serverOptions(limits), (req, res) => {
-    if (req.url === '/healthz' && req.method === 'GET') { sendJson(req, res, 200, { status: 'ok' }); return; }
-    if (!authorized(req, o)) { sendJson(req, res, 401, { detail: 'Unauthorized: send Authorization: Bearer <router token>.' }); return; }
+    if (req.url === '/healthz' && req.method === 'GET') {
+      sendJson(req, res, 200, { status: 'ok' });
+      return;
+    }
+    if (!authorized(req, o)) {
+      sendJson(req, res, 401, { detail: 'Unauthorized: send Authorization: Bearer <router token>.' });
+      return;
+    }
     const target = targetOf(req.headers, o);
-    if ('status' in target) { sendJson(req, res, target.status, target.body); return; }
-    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () => closeStalled(req, res, {
-      status: 408, contentType: 'application/json',
-      text: JSON.stringify({ detail: `The request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs / 1000} s.` }),
-    }));
+    if ('status' in target) {
+      sendJson(req, res, target.status, target.body);
+      return;
+    }
+    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () =>
+      closeStalled(req, res, {
+        status: 408,
+        contentType: 'application/json',
+        text: JSON.stringify({
+          detail: `The request body stopped arriving: nothing for ${limits.bodyIdleTimeoutMs / 1000} s.`,
+        }),
+      }),
+    );
     closeWhenAnsweredEarly(req, res);
-    const upstream = http.request({ host: target.host, port: target.port, method: req.method, path: req.url, headers: forwardHeaders(req.headers, false), timeout: target.timeoutMs });
+    const upstream = http.request({
+      host: target.host,
+      port: target.port,
+      method: req.method,
+      path: req.url,
+      headers: forwardHeaders(req.headers, false),
+      timeout: target.timeoutMs,
+    });
     let answered = false;
     upstream.on('response', (up) => {
       answered = true;
@@ -152,25 +221,41 @@ export function createRouter(o: RouterOptions): http.Server {
     });
     upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (answered) { res.destroy(); return; }
+      if (answered) {
+        res.destroy();
+        return;
+      }
       o.log?.('proxy error', { id: target.id, code: err.code, message: err.message });
-      if (err.code === 'ETIMEDOUT') sendJson(req, res, 504, { detail: `The backend sandbox did not answer in time: ${target.id}` });
-      else if (BACKEND_ERRORS.has(err.code ?? '')) sendJson(req, res, 502, { detail: `Could not connect to the backend sandbox: ${target.id}` });
+      if (err.code === 'ETIMEDOUT')
+        sendJson(req, res, 504, { detail: `The backend sandbox did not answer in time: ${target.id}` });
+      else if (BACKEND_ERRORS.has(err.code ?? ''))
+        sendJson(req, res, 502, { detail: `Could not connect to the backend sandbox: ${target.id}` });
       else sendJson(req, res, 500, { detail: 'An internal error occurred in the proxy.' });
     });
     // The client went away: so does the request to the sandbox.
-    res.on('close', () => { if (!res.writableFinished) upstream.destroy(); });
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
     req.pipe(upstream);
   });
 
   limitConnections(server, limits.maxConnections);
-  answerClientErrors(server, { ...limits, headerHint: 'ROUTER_MAX_HEADER_BYTES', timeoutHint: 'ROUTER_HEADERS_TIMEOUT_SECONDS' }, (_status, message) => ({ contentType: 'application/json', text: JSON.stringify({ detail: `${message[0]!.toUpperCase()}${message.slice(1)}.` }) }));
+  answerClientErrors(
+    server,
+    { ...limits, headerHint: 'ROUTER_MAX_HEADER_BYTES', timeoutHint: 'ROUTER_HEADERS_TIMEOUT_SECONDS' },
+    (_status, message) => ({
+      contentType: 'application/json',
+      text: JSON.stringify({ detail: `${message[0]!.toUpperCase()}${message.slice(1)}.` }),
+    }),
+  );
 
   // WebSockets (and any Upgrade): the handshake is forwarded, then the two sockets are spliced.
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     const refuse = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
     };
     if (!authorized(req, o)) return refuse(401, { detail: 'Unauthorized: send Authorization: Bearer <router token>.' });
     const target = targetOf(req.headers, o);
@@ -181,14 +266,16 @@ export function createRouter(o: RouterOptions): http.Server {
       connected = true;
       const headers = forwardHeaders(req.headers, true);
       const lines = [`${req.method} ${req.url} HTTP/1.1`, `host: ${target.host}:${target.port}`];
-      for (const [k, v] of Object.entries(headers)) for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
+      for (const [k, v] of Object.entries(headers))
+        for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
       up.write(lines.join('\r\n') + '\r\n\r\n');
       if (head.length) up.write(head);
       up.pipe(socket);
       socket.pipe(up);
     });
     up.once('error', () => {
-      if (!connected && !socket.destroyed) refuse(502, { detail: `Could not connect to the backend sandbox: ${target.id}` });
+      if (!connected && !socket.destroyed)
+        refuse(502, { detail: `Could not connect to the backend sandbox: ${target.id}` });
       else socket.destroy();
     });
     socket.once('error', () => up.destroy());

@@ -7,8 +7,17 @@ import * as k8s from '@kubernetes/client-node';
 import { mapKubeApiError, type KubeApiFailure, type KubeErrorTable } from '@asb/kube';
 import { KINDS, fromHub, toHub, validateObject, withoutManagedFields, type AnyObject } from '@asb/api';
 import {
-  AlreadyExistsError, ConflictError, NotFoundError,
-  type AnyHub, type DeleteOptions, type GetOptions, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore,
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  type AnyHub,
+  type DeleteOptions,
+  type GetOptions,
+  type HubKinds,
+  type KindName,
+  type ListOptions,
+  type WatchEvent,
+  type WatchableStore,
 } from '@asb/lifecycle';
 
 const VERSION = 'v1beta1';
@@ -19,20 +28,28 @@ const STORE_ERRORS = {
   NotFound: (what, f) => new NotFoundError(`${what}: ${f.message}`),
   AlreadyExists: (what, f) => new AlreadyExistsError(`${what}: ${f.message}`),
   Conflict: (what, f) => new ConflictError(`${what}: ${f.message}`),
-  Forbidden: other, Invalid: other, Unreachable: other, Other: other,
+  Forbidden: other,
+  Invalid: other,
+  Unreachable: other,
+  Other: other,
 } satisfies KubeErrorTable<Error>;
 function other(what: string, f: KubeApiFailure): Error {
   return new Error(`${what}: ${f.code ? `HTTP ${f.code}: ` : ''}${f.message}`);
 }
 
-export function mapApiError(err: unknown, what: string): Error { return mapKubeApiError(err, what, STORE_ERRORS); }
+export function mapApiError(err: unknown, what: string): Error {
+  return mapKubeApiError(err, what, STORE_ERRORS);
+}
 
 /** A served object from the API server → the hub (defaults applied, then converted). */
 export function hubFromServed(raw: unknown): AnyHub {
   const v = validateObject(withoutManagedFields(raw));
   // The API server validated it against the CRD; our schema is the same contract. An object
   // that fails ours anyway is reported, not silently dropped.
-  if (!v.ok) throw new Error(`object from the API server does not validate: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+  if (!v.ok)
+    throw new Error(
+      `object from the API server does not validate: ${v.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
+    );
   return toHub(v.object);
 }
 
@@ -50,7 +67,10 @@ export class KubeStore implements WatchableStore {
   private readonly latest = new KindIndex();
   private informers: Array<k8s.Informer<k8s.KubernetesObject>> = [];
 
-  constructor(private readonly kc: k8s.KubeConfig, private readonly opts: { fieldManager?: string } = {}) {
+  constructor(
+    private readonly kc: k8s.KubeConfig,
+    private readonly opts: { fieldManager?: string } = {},
+  ) {
     this.api = kc.makeApiClient(k8s.CustomObjectsApi);
   }
 
@@ -64,7 +84,12 @@ export class KubeStore implements WatchableStore {
    * it may lag the last write, and a write based on it then fails with a conflict and is retried.
    * A miss asks the API server, so that an object created a moment ago is not taken for absent.
    */
-  async get<K extends KindName>(kind: K, namespace: string, name: string, opts: GetOptions = {}): Promise<HubKinds[K] | undefined> {
+  async get<K extends KindName>(
+    kind: K,
+    namespace: string,
+    name: string,
+    opts: GetOptions = {},
+  ): Promise<HubKinds[K] | undefined> {
     const cached = this.informers.length ? this.latest.get(kind, namespace, name) : undefined;
     if (cached) return structuredClone(cached) as HubKinds[K];
     if (opts.cached && this.informers.length) return undefined;
@@ -89,12 +114,24 @@ export class KubeStore implements WatchableStore {
       }
       return out;
     }
-    const labelSelector = opts.labels ? Object.entries(opts.labels).map(([k, v]) => `${k}=${v}`).join(',') : undefined;
+    const labelSelector = opts.labels
+      ? Object.entries(opts.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',')
+      : undefined;
     try {
-      const res = (opts.namespace
-        ? await this.api.listNamespacedCustomObject({ ...this.coords(kind), namespace: opts.namespace, labelSelector })
-        : await this.api.listClusterCustomObject({ ...this.coords(kind), labelSelector })) as { items: unknown[] };
-      return res.items.map((o) => hubFromServed({ apiVersion: `${KINDS[kind].group}/${VERSION}`, kind, ...(o as object) }) as HubKinds[K]);
+      const res = (
+        opts.namespace
+          ? await this.api.listNamespacedCustomObject({
+              ...this.coords(kind),
+              namespace: opts.namespace,
+              labelSelector,
+            })
+          : await this.api.listClusterCustomObject({ ...this.coords(kind), labelSelector })
+      ) as { items: unknown[] };
+      return res.items.map(
+        (o) => hubFromServed({ apiVersion: `${KINDS[kind].group}/${VERSION}`, kind, ...(o as object) }) as HubKinds[K],
+      );
     } catch (err) {
       throw mapApiError(err, `list ${kind}`);
     }
@@ -103,17 +140,31 @@ export class KubeStore implements WatchableStore {
   async create<T extends AnyHub>(obj: T): Promise<T> {
     const body = fromHub(obj as never, VERSION) as AnyObject;
     try {
-      const created: unknown = await this.api.createNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, body, fieldManager: this.opts.fieldManager });
+      const created: unknown = await this.api.createNamespacedCustomObject({
+        ...this.coords(obj.kind),
+        namespace: obj.metadata.namespace,
+        body,
+        fieldManager: this.opts.fieldManager,
+      });
       return this.wrote(hubFromServed(created) as T);
     } catch (err) {
-      throw mapApiError(err, `create ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name ?? obj.metadata.generateName}`);
+      throw mapApiError(
+        err,
+        `create ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name ?? obj.metadata.generateName}`,
+      );
     }
   }
 
   async update<T extends AnyHub>(obj: T): Promise<T> {
     const body = fromHub(obj as never, VERSION) as AnyObject;
     try {
-      const updated: unknown = await this.api.replaceNamespacedCustomObject({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
+      const updated: unknown = await this.api.replaceNamespacedCustomObject({
+        ...this.coords(obj.kind),
+        namespace: obj.metadata.namespace,
+        name: obj.metadata.name!,
+        body,
+        fieldManager: this.opts.fieldManager,
+      });
       return this.wrote(hubFromServed(updated) as T);
     } catch (err) {
       throw mapApiError(err, `update ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -126,10 +177,20 @@ export class KubeStore implements WatchableStore {
     // differs from the cached one only there is the same stored object, and the API server would
     // answer a no-op. Not sending it saves a request per reconcile (it was 11 per Sandbox).
     const cached = this.latest.get(obj.kind, obj.metadata.namespace, obj.metadata.name);
-    if (cached && cached.metadata.resourceVersion === obj.metadata.resourceVersion
-      && isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})) return structuredClone(cached) as T;
+    if (
+      cached &&
+      cached.metadata.resourceVersion === obj.metadata.resourceVersion &&
+      isDeepStrictEqual((fromHub(cached as never, VERSION) as AnyObject).status ?? {}, body.status ?? {})
+    )
+      return structuredClone(cached) as T;
     try {
-      const updated: unknown = await this.api.replaceNamespacedCustomObjectStatus({ ...this.coords(obj.kind), namespace: obj.metadata.namespace, name: obj.metadata.name!, body, fieldManager: this.opts.fieldManager });
+      const updated: unknown = await this.api.replaceNamespacedCustomObjectStatus({
+        ...this.coords(obj.kind),
+        namespace: obj.metadata.namespace,
+        name: obj.metadata.name!,
+        body,
+        fieldManager: this.opts.fieldManager,
+      });
       return this.wrote(hubFromServed(updated) as T);
     } catch (err) {
       throw mapApiError(err, `update status of ${obj.kind} ${obj.metadata.namespace}/${obj.metadata.name}`);
@@ -139,8 +200,15 @@ export class KubeStore implements WatchableStore {
   async delete(kind: KindName, namespace: string, name: string, opts: DeleteOptions = {}): Promise<boolean> {
     try {
       await this.api.deleteNamespacedCustomObject({
-        ...this.coords(kind), namespace, name,
-        body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: opts.propagation ?? 'Background', ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}) },
+        ...this.coords(kind),
+        namespace,
+        name,
+        body: {
+          apiVersion: 'v1',
+          kind: 'DeleteOptions',
+          propagationPolicy: opts.propagation ?? 'Background',
+          ...(opts.uid ? { preconditions: { uid: opts.uid } } : {}),
+        },
       });
       return true;
     } catch (err) {
@@ -172,17 +240,33 @@ export class KubeStore implements WatchableStore {
   async start(): Promise<void> {
     for (const kind of KIND_LIST) {
       const { group, plural } = KINDS[kind];
-      const informer = k8s.makeInformer(this.kc, `/apis/${group}/${VERSION}/${plural}`,
-        () => this.api.listClusterCustomObject({ group, version: VERSION, plural }) as never);
+      const informer = k8s.makeInformer(
+        this.kc,
+        `/apis/${group}/${VERSION}/${plural}`,
+        () => this.api.listClusterCustomObject({ group, version: VERSION, plural }) as never,
+      );
       const emit = (type: WatchEvent['type']) => (raw: k8s.KubernetesObject) => {
         const key = cacheKey(kind, raw.metadata?.namespace, raw.metadata?.name);
         const mine = this.latest.get(kind, raw.metadata?.namespace, raw.metadata?.name);
         let object: AnyHub;
         // Our own write coming back was parsed and checked when its response came.
-        if (mine && mine.metadata.uid === raw.metadata?.uid && mine.metadata.resourceVersion === raw.metadata?.resourceVersion) object = mine;
-        else try { object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw }); } catch { return; }
+        if (
+          mine &&
+          mine.metadata.uid === raw.metadata?.uid &&
+          mine.metadata.resourceVersion === raw.metadata?.resourceVersion
+        )
+          object = mine;
+        else
+          try {
+            object = hubFromServed({ apiVersion: `${group}/${VERSION}`, kind, ...raw });
+          } catch {
+            return;
+          }
         const old = this.seen.get(key);
-        if (type === 'DELETED') { this.seen.delete(key); this.latest.delete(kind, raw.metadata?.namespace, raw.metadata?.name); } else {
+        if (type === 'DELETED') {
+          this.seen.delete(key);
+          this.latest.delete(kind, raw.metadata?.namespace, raw.metadata?.name);
+        } else {
           this.seen.set(key, object);
           // A write of ours the watch has not delivered yet stays the one reads see.
           if (!mine || !isNewer(mine, object)) this.latest.set(object);
@@ -209,17 +293,24 @@ export class KubeStore implements WatchableStore {
 /** Objects by kind, then "namespace/name": a list of one kind does not walk the others. */
 class KindIndex {
   private readonly byKind = new Map<string, Map<string, AnyHub>>();
-  get(kind: string, namespace: string | undefined, name: string | undefined): AnyHub | undefined { return this.byKind.get(kind)?.get(`${namespace}/${name}`); }
+  get(kind: string, namespace: string | undefined, name: string | undefined): AnyHub | undefined {
+    return this.byKind.get(kind)?.get(`${namespace}/${name}`);
+  }
   set(obj: AnyHub): void {
     let m = this.byKind.get(obj.kind);
     if (!m) this.byKind.set(obj.kind, (m = new Map<string, AnyHub>()));
     m.set(`${obj.metadata.namespace}/${obj.metadata.name}`, obj);
   }
-  delete(kind: string, namespace: string | undefined, name: string | undefined): void { this.byKind.get(kind)?.delete(`${namespace}/${name}`); }
-  of(kind: string): Iterable<AnyHub> { return this.byKind.get(kind)?.values() ?? []; }
+  delete(kind: string, namespace: string | undefined, name: string | undefined): void {
+    this.byKind.get(kind)?.delete(`${namespace}/${name}`);
+  }
+  of(kind: string): Iterable<AnyHub> {
+    return this.byKind.get(kind)?.values() ?? [];
+  }
 }
 
-const cacheKey = (kind: string, namespace: string | undefined, name: string | undefined) => `${kind}/${namespace}/${name}`;
+const cacheKey = (kind: string, namespace: string | undefined, name: string | undefined) =>
+  `${kind}/${namespace}/${name}`;
 
 /**
  * Whether `a` is a later version of the same object than `b`. Resource versions are opaque to
@@ -227,7 +318,8 @@ const cacheKey = (kind: string, namespace: string | undefined, name: string | un
  * compared, and anything else counts as not newer (reads then wait for the informer, as before).
  */
 function isNewer(a: AnyHub, b: AnyHub): boolean {
-  const ra = a.metadata.resourceVersion, rb = b.metadata.resourceVersion;
+  const ra = a.metadata.resourceVersion,
+    rb = b.metadata.resourceVersion;
   if (a.metadata.uid !== b.metadata.uid || !ra || !rb || !/^\d+$/.test(ra) || !/^\d+$/.test(rb)) return false;
   return BigInt(ra) > BigInt(rb);
 }

@@ -4,8 +4,17 @@
 // garbage collector removes them with their Sandbox, so release has nothing to do.
 import * as k8s from '@kubernetes/client-node';
 import {
-  ANNOTATION_PROPAGATED_ANNOTATIONS, ANNOTATION_PROPAGATED_LABELS, ANNOTATION_POD_NAME, LABEL_CREATED_BY, LABEL_SANDBOX_NAME_HASH, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_WARM_POOL_SANDBOX,
-  isSystemReservedKey, nameHash, normalizeCreatedBy, type Sandbox,
+  ANNOTATION_PROPAGATED_ANNOTATIONS,
+  ANNOTATION_PROPAGATED_LABELS,
+  ANNOTATION_POD_NAME,
+  LABEL_CREATED_BY,
+  LABEL_SANDBOX_NAME_HASH,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  LABEL_WARM_POOL_SANDBOX,
+  isSystemReservedKey,
+  nameHash,
+  normalizeCreatedBy,
+  type Sandbox,
 } from '@asb/api';
 import { controllerRef, type WorkloadState, type Workloads } from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
@@ -26,7 +35,8 @@ function extensionPodLabels(sb: Sandbox): Record<string, string> {
   if (!owner || !owner.apiVersion.startsWith('extensions.agents.x-k8s.io/')) return {};
   const out: Record<string, string> = {};
   const l = sb.metadata.labels ?? {};
-  if (owner.kind === 'SandboxWarmPool' && l[LABEL_WARM_POOL_SANDBOX]) out[LABEL_WARM_POOL_SANDBOX] = l[LABEL_WARM_POOL_SANDBOX];
+  if (owner.kind === 'SandboxWarmPool' && l[LABEL_WARM_POOL_SANDBOX])
+    out[LABEL_WARM_POOL_SANDBOX] = l[LABEL_WARM_POOL_SANDBOX];
   if (l[LABEL_SANDBOX_TEMPLATE_REF_HASH]) out[LABEL_SANDBOX_TEMPLATE_REF_HASH] = l[LABEL_SANDBOX_TEMPLATE_REF_HASH];
   return out;
 }
@@ -38,7 +48,8 @@ function createdByLabel(sb: Sandbox): Record<string, string> {
   return { [LABEL_CREATED_BY]: normalizeCreatedBy(v) };
 }
 
-const userKeys = (m: Record<string, string> | undefined) => Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !isSystemReservedKey(k)));
+const userKeys = (m: Record<string, string> | undefined) =>
+  Object.fromEntries(Object.entries(m ?? {}).filter(([k]) => !isSystemReservedKey(k)));
 
 /** The Pod upstream's controller creates for a Sandbox. Pure: tested without a cluster. The
  *  template's labels and annotations are copied but for system-reserved keys, which only the
@@ -47,7 +58,12 @@ export function podFor(sb: Sandbox): k8s.V1Pod {
   const tpl = sb.spec.podTemplate;
   const userLabels = userKeys(tpl.metadata?.labels);
   const userAnnotations = userKeys(tpl.metadata?.annotations);
-  const labels = { ...userLabels, ...extensionPodLabels(sb), ...createdByLabel(sb), [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!) };
+  const labels = {
+    ...userLabels,
+    ...extensionPodLabels(sb),
+    ...createdByLabel(sb),
+    [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!),
+  };
   const annotations: Record<string, string> = { ...userAnnotations };
   const propagatedLabels = Object.keys(userLabels).sort();
   const propagatedAnnotations = Object.keys(userAnnotations).sort();
@@ -56,12 +72,22 @@ export function podFor(sb: Sandbox): k8s.V1Pod {
   const spec = structuredClone(tpl.spec) as unknown as k8s.V1PodSpec;
   // One PVC volume per volumeClaimTemplate, replacing a volume of the same name.
   for (const vct of sb.spec.volumeClaimTemplates ?? []) {
-    const volume: k8s.V1Volume = { name: vct.metadata.name, persistentVolumeClaim: { claimName: `${vct.metadata.name}-${sb.metadata.name}` } };
+    const volume: k8s.V1Volume = {
+      name: vct.metadata.name,
+      persistentVolumeClaim: { claimName: `${vct.metadata.name}-${sb.metadata.name}` },
+    };
     spec.volumes = [...(spec.volumes ?? []).filter((v) => v.name !== vct.metadata.name), volume];
   }
   return {
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: podNameOf(sb), namespace: sb.metadata.namespace, labels, annotations, ownerReferences: [controllerRef(sb)] },
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podNameOf(sb),
+      namespace: sb.metadata.namespace,
+      labels,
+      annotations,
+      ownerReferences: [controllerRef(sb)],
+    },
     spec,
   };
 }
@@ -75,7 +101,10 @@ const MANAGED_POD_LABELS = [LABEL_WARM_POOL_SANDBOX, LABEL_SANDBOX_TEMPLATE_REF_
  * annotations are set, and those the controller put there before (the propagated-keys
  * annotations say which) but no longer wants are removed. Undefined when nothing changes.
  */
-export function podMetadataPatch(pod: k8s.V1Pod, sb: Sandbox): { labels: Record<string, string | null>; annotations: Record<string, string | null> } | undefined {
+export function podMetadataPatch(
+  pod: k8s.V1Pod,
+  sb: Sandbox,
+): { labels: Record<string, string | null>; annotations: Record<string, string | null> } | undefined {
   const want = podFor(sb).metadata!;
   const have = { labels: pod.metadata?.labels ?? {}, annotations: pod.metadata?.annotations ?? {} };
   const listed = (key: string) => (have.annotations[key] ?? '').split(',').filter(Boolean);
@@ -86,15 +115,21 @@ export function podMetadataPatch(pod: k8s.V1Pod, sb: Sandbox): { labels: Record<
     for (const k of removable) if (have[kind][k] !== undefined && w[k] === undefined) patch[kind][k] = null;
   };
   sync('labels', [...listed(ANNOTATION_PROPAGATED_LABELS), ...MANAGED_POD_LABELS]);
-  sync('annotations', [...listed(ANNOTATION_PROPAGATED_ANNOTATIONS), ANNOTATION_PROPAGATED_LABELS, ANNOTATION_PROPAGATED_ANNOTATIONS]);
+  sync('annotations', [
+    ...listed(ANNOTATION_PROPAGATED_ANNOTATIONS),
+    ANNOTATION_PROPAGATED_LABELS,
+    ANNOTATION_PROPAGATED_ANNOTATIONS,
+  ]);
   return Object.keys(patch.labels).length || Object.keys(patch.annotations).length ? patch : undefined;
 }
 
 export function pvcsFor(sb: Sandbox): k8s.V1PersistentVolumeClaim[] {
   return (sb.spec.volumeClaimTemplates ?? []).map((vct) => ({
-    apiVersion: 'v1', kind: 'PersistentVolumeClaim',
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
     metadata: {
-      name: `${vct.metadata.name}-${sb.metadata.name}`, namespace: sb.metadata.namespace,
+      name: `${vct.metadata.name}-${sb.metadata.name}`,
+      namespace: sb.metadata.namespace,
       labels: { ...vct.metadata.labels, [LABEL_SANDBOX_NAME_HASH]: nameHash(sb.metadata.name!) },
       ...(vct.metadata.annotations ? { annotations: vct.metadata.annotations } : {}),
       ownerReferences: [controllerRef(sb) as k8s.V1OwnerReference],
@@ -106,8 +141,14 @@ export function pvcsFor(sb: Sandbox): k8s.V1PersistentVolumeClaim[] {
 export function serviceFor(sb: Sandbox): k8s.V1Service {
   const hash = nameHash(sb.metadata.name!);
   return {
-    apiVersion: 'v1', kind: 'Service',
-    metadata: { name: sb.metadata.name!, namespace: sb.metadata.namespace, labels: { [LABEL_SANDBOX_NAME_HASH]: hash }, ownerReferences: [controllerRef(sb)] },
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: sb.metadata.name!,
+      namespace: sb.metadata.namespace,
+      labels: { [LABEL_SANDBOX_NAME_HASH]: hash },
+      ownerReferences: [controllerRef(sb)],
+    },
     spec: { clusterIP: 'None', selector: { [LABEL_SANDBOX_NAME_HASH]: hash } },
   };
 }
@@ -118,15 +159,39 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
   const podIPs = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
   // upstream's messages, word for word (computeReadyCondition).
-  const message = phase === 'Succeeded' ? 'Pod completed successfully' : phase === 'Failed' ? 'Pod failed'
-    : ready && podIPs.length ? 'Pod is Ready' : ready ? 'Pod is Ready but has no podIPs yet'
-    : phase === 'Running' ? 'Pod is Running but not Ready' : `Pod exists with phase: ${phase}`;
+  const message =
+    phase === 'Succeeded'
+      ? 'Pod completed successfully'
+      : phase === 'Failed'
+        ? 'Pod failed'
+        : ready && podIPs.length
+          ? 'Pod is Ready'
+          : ready
+            ? 'Pod is Ready but has no podIPs yet'
+            : phase === 'Running'
+              ? 'Pod is Running but not Ready'
+              : `Pod exists with phase: ${phase}`;
   const sc = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   const scheduled: WorkloadState['scheduled'] = sc
-    ? { status: sc.status as 'True' | 'False' | 'Unknown', reason: sc.reason || (sc.status === 'True' ? 'PodScheduled' : 'PodSchedulingUnknown'), message: sc.message ?? '',
-      ...(sc.lastTransitionTime ? { since: new Date(sc.lastTransitionTime).toISOString() } : {}) }
-    : { status: 'Unknown', reason: 'PodSchedulingUnknown', message: 'Pod has not reported a PodScheduled condition yet' };
-  return { phase, ready: ready && podIPs.length > 0, message, podIPs, scheduled, ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) };
+    ? {
+        status: sc.status as 'True' | 'False' | 'Unknown',
+        reason: sc.reason || (sc.status === 'True' ? 'PodScheduled' : 'PodSchedulingUnknown'),
+        message: sc.message ?? '',
+        ...(sc.lastTransitionTime ? { since: new Date(sc.lastTransitionTime).toISOString() } : {}),
+      }
+    : {
+        status: 'Unknown',
+        reason: 'PodSchedulingUnknown',
+        message: 'Pod has not reported a PodScheduled condition yet',
+      };
+  return {
+    phase,
+    ready: ready && podIPs.length > 0,
+    message,
+    podIPs,
+    scheduled,
+    ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+  };
 }
 
 export class KubeWorkloads implements Workloads {
@@ -138,15 +203,25 @@ export class KubeWorkloads implements Workloads {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
-  onChange(fn: (ns: string, name: string) => void): void { this.listeners.push(fn); }
+  onChange(fn: (ns: string, name: string) => void): void {
+    this.listeners.push(fn);
+  }
 
   async ensure(sb: Sandbox): Promise<WorkloadState> {
     const ns = sb.metadata.namespace;
-    for (const pvc of pvcsFor(sb)) await this.createIfMissing(() => this.core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: pvc, fieldManager: FIELD_MANAGER }), `PVC ${pvc.metadata!.name}`);
+    for (const pvc of pvcsFor(sb))
+      await this.createIfMissing(
+        () =>
+          this.core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: pvc, fieldManager: FIELD_MANAGER }),
+        `PVC ${pvc.metadata!.name}`,
+      );
     let service: string | undefined;
     if (sb.spec.service === true) {
       const svc = serviceFor(sb);
-      await this.createIfMissing(() => this.core.createNamespacedService({ namespace: ns, body: svc, fieldManager: FIELD_MANAGER }), `Service ${svc.metadata!.name}`);
+      await this.createIfMissing(
+        () => this.core.createNamespacedService({ namespace: ns, body: svc, fieldManager: FIELD_MANAGER }),
+        `Service ${svc.metadata!.name}`,
+      );
       service = svc.metadata!.name;
     } else if (sb.spec.service === false) {
       await this.deleteIfOwned(sb, 'service');
@@ -165,14 +240,20 @@ export class KubeWorkloads implements Workloads {
     }
     const owner = pod.metadata?.ownerReferences?.find((r) => r.controller);
     if (owner && owner.uid !== sb.metadata.uid) {
-      throw new Error(`Pod ${ns}/${pod.metadata!.name} is controlled by ${owner.kind} ${owner.name}, not by this Sandbox`);
+      throw new Error(
+        `Pod ${ns}/${pod.metadata!.name} is controlled by ${owner.kind} ${owner.name}, not by this Sandbox`,
+      );
     }
     const patch = podMetadataPatch(pod, sb);
     if (patch) {
       try {
-        pod = await this.core.patchNamespacedPod({ namespace: ns, name: pod.metadata!.name!, body: { metadata: patch }, fieldManager: FIELD_MANAGER },
-          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
-      } catch (err) { throw mapApiError(err, `update the labels of Pod ${ns}/${pod.metadata!.name}`); }
+        pod = await this.core.patchNamespacedPod(
+          { namespace: ns, name: pod.metadata!.name!, body: { metadata: patch }, fieldManager: FIELD_MANAGER },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        );
+      } catch (err) {
+        throw mapApiError(err, `update the labels of Pod ${ns}/${pod.metadata!.name}`);
+      }
     }
     return { ...stateOfPod(pod), ...(service ? { service } : {}) };
   }
@@ -184,7 +265,11 @@ export class KubeWorkloads implements Workloads {
     if (!pod) return true;
     if (!pod.metadata?.deletionTimestamp) {
       try {
-        await this.core.deleteNamespacedPod({ namespace: ns, name, body: { preconditions: { uid: pod.metadata!.uid } } });
+        await this.core.deleteNamespacedPod({
+          namespace: ns,
+          name,
+          body: { preconditions: { uid: pod.metadata!.uid } },
+        });
       } catch (err) {
         if ((err as { code?: number }).code !== 404) throw mapApiError(err, `delete Pod ${ns}/${name}`);
       }
@@ -197,8 +282,12 @@ export class KubeWorkloads implements Workloads {
 
   /** Pods labelled for a Sandbox: each change reconciles the Sandbox that controls the pod. */
   async start(): Promise<void> {
-    const informer = k8s.makeInformer<k8s.V1Pod>(this.kc, '/api/v1/pods',
-      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }), LABEL_SANDBOX_NAME_HASH);
+    const informer = k8s.makeInformer<k8s.V1Pod>(
+      this.kc,
+      '/api/v1/pods',
+      () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }),
+      LABEL_SANDBOX_NAME_HASH,
+    );
     const changed = (pod: k8s.V1Pod) => {
       const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Sandbox');
       if (owner) for (const fn of this.listeners) fn(pod.metadata!.namespace!, owner.name);
@@ -211,7 +300,9 @@ export class KubeWorkloads implements Workloads {
     this.informer = informer;
   }
 
-  async stopInformers(): Promise<void> { await this.informer?.stop().catch(() => undefined); }
+  async stopInformers(): Promise<void> {
+    await this.informer?.stop().catch(() => undefined);
+  }
 
   /** From the pod informer's cache when it holds the pod (it watches the pods we label); a miss
    *  asks the API server, so a pod created a moment ago, or a foreign one, is not taken for absent. */

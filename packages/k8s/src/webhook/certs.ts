@@ -8,7 +8,6 @@ import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 export interface ServingCerts {
@@ -30,7 +29,11 @@ export async function makeServingCerts(dnsNames: string[], days = 365): Promise<
   const caKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex'),
-    name: 'CN=agent-sandbox-webhook-ca', notBefore: now, notAfter, keys: caKeys, signingAlgorithm: ALG,
+    name: 'CN=agent-sandbox-webhook-ca',
+    notBefore: now,
+    notAfter,
+    keys: caKeys,
+    signingAlgorithm: ALG,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
@@ -40,8 +43,13 @@ export async function makeServingCerts(dnsNames: string[], days = 365): Promise<
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex'),
-    subject: `CN=${dnsNames[0]}`, issuer: ca.subject, notBefore: now, notAfter,
-    publicKey: keys.publicKey, signingKey: caKeys.privateKey, signingAlgorithm: ALG,
+    subject: `CN=${dnsNames[0]}`,
+    issuer: ca.subject,
+    notBefore: now,
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: caKeys.privateKey,
+    signingAlgorithm: ALG,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
@@ -51,7 +59,12 @@ export async function makeServingCerts(dnsNames: string[], days = 365): Promise<
     ],
   });
   const keyDer = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
-  return { caPem: ca.toString('pem') + '\n', certPem: cert.toString('pem') + '\n', keyPem: pem('PRIVATE KEY', keyDer), notAfter };
+  return {
+    caPem: ca.toString('pem') + '\n',
+    certPem: cert.toString('pem') + '\n',
+    keyPem: pem('PRIVATE KEY', keyDer),
+    notAfter,
+  };
 }
 
 /** True when `certPem` expires within `withinMs` (time to make new ones). */

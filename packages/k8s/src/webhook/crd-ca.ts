@@ -6,8 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { KINDS, KIND_NAMES } from '@asb/api';
 
 export type WebhookTarget =
-  | { service: { name: string; namespace: string; port: number; path?: string } }
-  | { url: string };
+  { service: { name: string; namespace: string; port: number; path?: string } } | { url: string };
 
 export const crdNames = (): string[] => KIND_NAMES.map((k) => `${KINDS[k].plural}.${KINDS[k].group}`);
 
@@ -15,7 +14,9 @@ export async function patchCrdConversion(kc: k8s.KubeConfig, caPem: string, targ
   const api = kc.makeApiClient(k8s.ApiextensionsV1Api);
   const clientConfig = {
     caBundle: Buffer.from(caPem).toString('base64'),
-    ...('url' in target ? { url: target.url } : { service: { ...target.service, path: target.service.path ?? '/convert' } }),
+    ...('url' in target
+      ? { url: target.url }
+      : { service: { ...target.service, path: target.service.path ?? '/convert' } }),
   };
   for (const name of crdNames()) {
     // Read-modify-replace: a merge patch cannot drop the `service` of a former configuration

@@ -5,9 +5,22 @@ import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import type { Sandbox, SandboxTemplate } from '@asb/api';
 import {
-  AlreadyExistsError, ClaimReconciler, ConflictError, NotFoundError, PoolReconciler, RefillPolicy,
+  AlreadyExistsError,
+  ClaimReconciler,
+  ConflictError,
+  NotFoundError,
+  PoolReconciler,
+  RefillPolicy,
   type RefillPolicyOptions,
-  type AnyHub, type Deps, type HubKinds, type KindName, type ListOptions, type WatchEvent, type WatchableStore, type WorkloadState, type Workloads,
+  type AnyHub,
+  type Deps,
+  type HubKinds,
+  type KindName,
+  type ListOptions,
+  type WatchEvent,
+  type WatchableStore,
+  type WorkloadState,
+  type Workloads,
 } from '../../src/index.ts';
 
 const k = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
@@ -20,24 +33,45 @@ export class MemoryStore implements WatchableStore {
   private seq = 0;
   writes = 0;
   constructor(private readonly clock: { now(): Date }) {}
-  watch(fn: (ev: WatchEvent) => void) { this.ee.on('e', fn); return () => { this.ee.off('e', fn); }; }
-  async get<K extends KindName>(kind: K, ns: string, name: string) { const o = this.objects.get(k(kind, ns, name)); return o ? structuredClone(o) as HubKinds[K] : undefined; }
+  watch(fn: (ev: WatchEvent) => void) {
+    this.ee.on('e', fn);
+    return () => {
+      this.ee.off('e', fn);
+    };
+  }
+  async get<K extends KindName>(kind: K, ns: string, name: string) {
+    const o = this.objects.get(k(kind, ns, name));
+    return o ? (structuredClone(o) as HubKinds[K]) : undefined;
+  }
   async list<K extends KindName>(kind: K, opts: ListOptions = {}) {
-    return [...this.objects.values()].filter((o) => o.kind === kind && (opts.namespace === undefined || o.metadata.namespace === opts.namespace)
-      && Object.entries(opts.labels ?? {}).every(([a, b]) => o.metadata.labels?.[a] === b)).map((o) => structuredClone(o) as HubKinds[K]);
+    return [...this.objects.values()]
+      .filter(
+        (o) =>
+          o.kind === kind &&
+          (opts.namespace === undefined || o.metadata.namespace === opts.namespace) &&
+          Object.entries(opts.labels ?? {}).every(([a, b]) => o.metadata.labels?.[a] === b),
+      )
+      .map((o) => structuredClone(o) as HubKinds[K]);
   }
   async create<T extends AnyHub>(input: T): Promise<T> {
     const o = structuredClone(input);
     if (!o.metadata.name) o.metadata.name = `${o.metadata.generateName}${String(++this.seq).padStart(5, '0')}`;
-    if (this.objects.has(k(o.kind, o.metadata.namespace, o.metadata.name))) throw new AlreadyExistsError(o.metadata.name);
-    Object.assign(o.metadata, { uid: `uid-${++this.uid}`, generation: 1, creationTimestamp: new Date(this.clock.now().getTime() + this.uid).toISOString() });
+    if (this.objects.has(k(o.kind, o.metadata.namespace, o.metadata.name)))
+      throw new AlreadyExistsError(o.metadata.name);
+    Object.assign(o.metadata, {
+      uid: `uid-${++this.uid}`,
+      generation: 1,
+      creationTimestamp: new Date(this.clock.now().getTime() + this.uid).toISOString(),
+    });
     delete (o as { status?: unknown }).status;
     return this.put(o, 'ADDED');
   }
   async update<T extends AnyHub>(input: T): Promise<T> {
     const cur = this.check(input);
     const o = { ...structuredClone(input), status: cur.status } as T;
-    o.metadata.generation = isDeepStrictEqual(o.spec, cur.spec) ? cur.metadata.generation : (cur.metadata.generation ?? 1) + 1;
+    o.metadata.generation = isDeepStrictEqual(o.spec, cur.spec)
+      ? cur.metadata.generation
+      : (cur.metadata.generation ?? 1) + 1;
     return this.put(o, 'MODIFIED');
   }
   async updateStatus<T extends AnyHub>(input: T): Promise<T> {
@@ -51,7 +85,8 @@ export class MemoryStore implements WatchableStore {
     this.objects.delete(k(kind, ns, name));
     this.ee.emit('e', { type: 'DELETED', object: o });
     for (const dep of [...this.objects.values()]) {
-      if (dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid)) await this.delete(dep.kind, dep.metadata.namespace, dep.metadata.name!);
+      if (dep.metadata.ownerReferences?.some((r) => r.uid === o.metadata.uid))
+        await this.delete(dep.kind, dep.metadata.namespace, dep.metadata.name!);
     }
     return true;
   }
@@ -63,7 +98,8 @@ export class MemoryStore implements WatchableStore {
   }
   private put<T extends AnyHub>(o: T, type: WatchEvent['type']): T {
     for (const ref of o.metadata.ownerReferences ?? []) {
-      if (![...this.objects.values()].some((x) => x.metadata.uid === ref.uid)) throw new NotFoundError(`owner ${ref.name} gone`);
+      if (![...this.objects.values()].some((x) => x.metadata.uid === ref.uid))
+        throw new NotFoundError(`owner ${ref.name} gone`);
     }
     const old = this.objects.get(k(o.kind, o.metadata.namespace, o.metadata.name!));
     o.metadata.resourceVersion = String(++this.rv);
@@ -83,16 +119,43 @@ export class FakeWorkloads implements Workloads {
   private fns: Array<(ns: string, name: string) => void> = [];
   async ensure(sb: Sandbox) {
     const key = `${sb.metadata.namespace}/${sb.metadata.name}`;
-    if (!this.running.has(key)) this.running.set(key, this.ready ? { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: [] } : { phase: 'Pending', ready: false, message: 'Pod exists with phase: Pending', podIPs: [] });
+    if (!this.running.has(key))
+      this.running.set(
+        key,
+        this.ready
+          ? { phase: 'Running', ready: true, message: 'Pod is Ready', podIPs: [] }
+          : { phase: 'Pending', ready: false, message: 'Pod exists with phase: Pending', podIPs: [] },
+      );
     return this.running.get(key)!;
   }
-  async stop(sb: Sandbox) { const key = `${sb.metadata.namespace}/${sb.metadata.name}`; this.running.delete(key); this.stopped.push(key); return true; }
-  async release(ns: string, name: string) { this.running.delete(`${ns}/${name}`); this.released.push(`${ns}/${name}`); }
-  onChange(fn: (ns: string, name: string) => void) { this.fns.push(fn); }
-  set(ns: string, name: string, state: WorkloadState) { this.running.set(`${ns}/${name}`, state); for (const f of this.fns) f(ns, name); }
+  async stop(sb: Sandbox) {
+    const key = `${sb.metadata.namespace}/${sb.metadata.name}`;
+    this.running.delete(key);
+    this.stopped.push(key);
+    return true;
+  }
+  async release(ns: string, name: string) {
+    this.running.delete(`${ns}/${name}`);
+    this.released.push(`${ns}/${name}`);
+  }
+  onChange(fn: (ns: string, name: string) => void) {
+    this.fns.push(fn);
+  }
+  set(ns: string, name: string, state: WorkloadState) {
+    this.running.set(`${ns}/${name}`, state);
+    for (const f of this.fns) f(ns, name);
+  }
 }
 
-export class FakeClock { t = Date.parse('2026-11-24T12:00:00Z'); now() { return new Date(this.t); } advance(ms: number) { this.t += ms; } }
+export class FakeClock {
+  t = Date.parse('2026-11-24T12:00:00Z');
+  now() {
+    return new Date(this.t);
+  }
+  advance(ms: number) {
+    this.t += ms;
+  }
+}
 
 /**
  * The substrate fakes, and the pool and claim reconcilers of one controller over them.
@@ -103,15 +166,32 @@ export function fakeDeps(refill: RefillPolicyOptions = {}, claimsQueued: () => b
   const clock = new FakeClock();
   const events: string[] = [];
   const deps: Deps & { store: MemoryStore; workloads: FakeWorkloads; clock: FakeClock } = {
-    store: new MemoryStore(clock), workloads: new FakeWorkloads(), clock,
-    recorder: { event: (o, _t, reason, msg) => { events.push(`${o.metadata.name} ${reason}: ${msg}`); } },
+    store: new MemoryStore(clock),
+    workloads: new FakeWorkloads(),
+    clock,
+    recorder: {
+      event: (o, _t, reason, msg) => {
+        events.push(`${o.metadata.name} ${reason}: ${msg}`);
+      },
+    },
   };
   const stream = { t: 0 };
-  const policy = new RefillPolicy(refill, { get length() { return claimsQueued() ? 1 : 0; } }, () => stream.t);
+  const policy = new RefillPolicy(
+    refill,
+    {
+      get length() {
+        return claimsQueued() ? 1 : 0;
+      },
+    },
+    () => stream.t,
+  );
   const pools = new PoolReconciler(deps, policy);
   const claims = new ClaimReconciler(deps);
   return {
-    ...deps, events, refill: policy, stream,
+    ...deps,
+    events,
+    refill: policy,
+    stream,
     reconcilePool: (ns: string, name: string) => pools.reconcile(ns, name),
     reconcileClaim: (ns: string, name: string) => claims.reconcile(ns, name),
   };
@@ -119,7 +199,14 @@ export function fakeDeps(refill: RefillPolicyOptions = {}, claimsQueued: () => b
 
 export function template(name = 'tpl', image = 'python:3.13-slim'): SandboxTemplate {
   return {
-    apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind: 'SandboxTemplate', metadata: { name, namespace: 'default' },
-    spec: { podTemplate: { spec: { containers: [{ name: 'main', image }] } }, networkPolicyManagement: 'Managed', envVarsInjectionPolicy: 'Disallowed', volumeClaimTemplatesPolicy: 'Disallowed' },
+    apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+    kind: 'SandboxTemplate',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      podTemplate: { spec: { containers: [{ name: 'main', image }] } },
+      networkPolicyManagement: 'Managed',
+      envVarsInjectionPolicy: 'Disallowed',
+      volumeClaimTemplatesPolicy: 'Disallowed',
+    },
   };
 }

@@ -3,7 +3,8 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { json, type TestAgent } from './harness.ts';
 
-const jsonPost = (a: TestAgent, path: string, body: string) => a.send('POST', path, { body, headers: { 'content-type': 'application/json' } });
+const jsonPost = (a: TestAgent, path: string, body: string) =>
+  a.send('POST', path, { body, headers: { 'content-type': 'application/json' } });
 
 async function refused(res: Awaited<ReturnType<TestAgent['send']>>, status: number, reason: string): Promise<string> {
   const body = await json(res);
@@ -14,7 +15,8 @@ async function refused(res: Awaited<ReturnType<TestAgent['send']>>, status: numb
 
 export function errorCases(agent: () => TestAgent): void {
   it('answers 400 MalformedJSON to a body that is not JSON', async () => {
-    for (const path of ['/execute', '/v1/exec', '/v1/processes']) await refused(await jsonPost(agent(), path, '{"command": "echo'), 400, 'MalformedJSON');
+    for (const path of ['/execute', '/v1/exec', '/v1/processes'])
+      await refused(await jsonPost(agent(), path, '{"command": "echo'), 400, 'MalformedJSON');
     await refused(await jsonPost(agent(), '/execute', ''), 400, 'MalformedJSON');
   });
 
@@ -22,18 +24,44 @@ export function errorCases(agent: () => TestAgent): void {
     assert.match(await refused(await jsonPost(agent(), '/execute', '{"command": 5}'), 422, 'Invalid'), /command/);
     assert.match(await refused(await jsonPost(agent(), '/execute', '{}'), 422, 'Invalid'), /command/);
     assert.match(await refused(await jsonPost(agent(), '/execute', '[]'), 422, 'Invalid'), /body/);
-    assert.match(await refused(await jsonPost(agent(), '/v1/exec', '{"command": "true", "timeoutMs": -1}'), 422, 'Invalid'), /timeoutMs/);
-    assert.match(await refused(await jsonPost(agent(), '/v1/exec', JSON.stringify({ command: 'x'.repeat(1024 * 1024 + 1) })), 422, 'Invalid'), /command/);
+    assert.match(
+      await refused(await jsonPost(agent(), '/v1/exec', '{"command": "true", "timeoutMs": -1}'), 422, 'Invalid'),
+      /timeoutMs/,
+    );
+    assert.match(
+      await refused(
+        await jsonPost(agent(), '/v1/exec', JSON.stringify({ command: 'x'.repeat(1024 * 1024 + 1) })),
+        422,
+        'Invalid',
+      ),
+      /command/,
+    );
     const env = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`V${i}`, '1']));
-    assert.match(await refused(await jsonPost(agent(), '/execute', JSON.stringify({ command: 'true', env })), 422, 'Invalid'), /256 environment/);
-    assert.match(await refused(await jsonPost(agent(), '/execute', JSON.stringify({ command: 'true', env: { 'A=B': '1' } })), 422, 'Invalid'), /env/);
+    assert.match(
+      await refused(await jsonPost(agent(), '/execute', JSON.stringify({ command: 'true', env })), 422, 'Invalid'),
+      /256 environment/,
+    );
+    assert.match(
+      await refused(
+        await jsonPost(agent(), '/execute', JSON.stringify({ command: 'true', env: { 'A=B': '1' } })),
+        422,
+        'Invalid',
+      ),
+      /env/,
+    );
   });
 
   it('answers 413 to a JSON body over its limit, announced or not', async () => {
     const big = JSON.stringify({ command: 'true', stdin: 'x'.repeat(21 * 1024 * 1024) });
     await refused(await jsonPost(agent(), '/execute', big), 413, 'PayloadTooLarge');
-    async function* unannounced() { for (let i = 0; i < big.length; i += 1 << 20) yield Buffer.from(big.slice(i, i + (1 << 20))); }
-    await refused(await agent().send('POST', '/execute', { body: unannounced(), headers: { 'content-type': 'application/json' } }), 413, 'PayloadTooLarge');
+    async function* unannounced() {
+      for (let i = 0; i < big.length; i += 1 << 20) yield Buffer.from(big.slice(i, i + (1 << 20)));
+    }
+    await refused(
+      await agent().send('POST', '/execute', { body: unannounced(), headers: { 'content-type': 'application/json' } }),
+      413,
+      'PayloadTooLarge',
+    );
   });
 
   it('answers 404 NotFound for an unknown process, on every process route', async () => {
@@ -55,7 +83,10 @@ export function errorCases(agent: () => TestAgent): void {
   });
 
   it('still serves after everything above', async () => {
-    assert.deepEqual(await json(await agent().send('GET', '/')), { status: 'ok', message: 'Sandbox Runtime is active.' });
+    assert.deepEqual(await json(await agent().send('GET', '/')), {
+      status: 'ok',
+      message: 'Sandbox Runtime is active.',
+    });
     const r = await json(await jsonPost(agent(), '/execute', '{"command":"echo still here"}'));
     assert.deepEqual(r, { stdout: 'still here\n', stderr: '', exit_code: 0 });
   });

@@ -3,7 +3,16 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { FileEntry, FileStat } from '../../src/schemas.ts';
 import { drain, json, readAll, TEST_LIMITS, type TestAgent } from './harness.ts';
@@ -42,8 +51,13 @@ export function fileCases(agent: () => TestAgent): void {
     const file = join(a.baseDir, 'growing.log');
     writeFileSync(file, Buffer.alloc(4 * 1024 * 1024));
     // A writer that appends all along, as a build log or a download in progress does.
-    const writer = spawn('sh', ['-c', 'while :; do head -c 65536 /dev/zero; done >> growing.log'], { cwd: a.baseDir, stdio: 'ignore' });
-    t.after(() => { writer.kill('SIGKILL'); });
+    const writer = spawn('sh', ['-c', 'while :; do head -c 65536 /dev/zero; done >> growing.log'], {
+      cwd: a.baseDir,
+      stdio: 'ignore',
+    });
+    t.after(() => {
+      writer.kill('SIGKILL');
+    });
     for (const path of ['/v1/files/growing.log', '/download/growing.log', '/v1/files/growing.log']) {
       const res = await a.send('GET', path);
       assert.equal(res.status, 200);
@@ -61,12 +75,14 @@ export function fileCases(agent: () => TestAgent): void {
     const res = await a.send('GET', '/v1/files/shrinking.bin');
     assert.equal(res.headers['content-length'], String(64 * 1024 * 1024));
     let received = 0;
-    await assert.rejects((async () => {
-      for await (const chunk of res.body) {
-        if (received === 0) truncateSync(file, 0); // the agent has read ahead a few MiB at most
-        received += (chunk as Buffer).length;
-      }
-    })());
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of res.body) {
+          if (received === 0) truncateSync(file, 0); // the agent has read ahead a few MiB at most
+          received += (chunk as Buffer).length;
+        }
+      })(),
+    );
     assert.ok(received < 64 * 1024 * 1024, `received ${received}`);
     assert.equal(await drain(await a.send('GET', '/')), 200, 'the agent keeps serving');
   });
@@ -79,7 +95,7 @@ export function fileCases(agent: () => TestAgent): void {
     assert.equal((await json(res)).reason, 'NotFound');
   });
 
-  it('round-trips a random MiB through upstream\'s multipart upload and download', async () => {
+  it("round-trips a random MiB through upstream's multipart upload and download", async () => {
     const a = agent();
     const data = randomBytes(1024 * 1024);
     const up = await a.send('POST', '/upload', await multipart('up/data.bin', data));
@@ -94,15 +110,26 @@ export function fileCases(agent: () => TestAgent): void {
     const a = agent();
     assert.equal(await drain(await a.send('POST', '/v1/mkdir/tree%2Fa%2Fb')), 201);
     writeFileSync(join(a.baseDir, 'tree/f.txt'), 'four');
-    assert.equal(await drain(await a.send('POST', '/v1/mkdir/tree%2Fa')), 201, 'mkdir of a directory that exists is fine (-p)');
+    assert.equal(
+      await drain(await a.send('POST', '/v1/mkdir/tree%2Fa')),
+      201,
+      'mkdir of a directory that exists is fine (-p)',
+    );
     // Over a file: 409 naming the path, not a 500.
     const overFile = await a.send('POST', '/v1/mkdir/tree%2Ff.txt');
     assert.equal(overFile.status, 409);
-    assert.match((await json<{ detail: string }>(overFile)).detail, /"tree\/f.txt" \(or a parent of it\) exists and is not a directory/);
+    assert.match(
+      (await json<{ detail: string }>(overFile)).detail,
+      /"tree\/f.txt" \(or a parent of it\) exists and is not a directory/,
+    );
     const list = await json<FileEntry[]>(await a.send('GET', '/list/tree'));
-    assert.deepEqual(list.map(({ name, size, type }) => ({ name, size: type === 'file' ? size : 0, type })), [
-      { name: 'a', size: 0, type: 'directory' }, { name: 'f.txt', size: 4, type: 'file' },
-    ]);
+    assert.deepEqual(
+      list.map(({ name, size, type }) => ({ name, size: type === 'file' ? size : 0, type })),
+      [
+        { name: 'a', size: 0, type: 'directory' },
+        { name: 'f.txt', size: 4, type: 'file' },
+      ],
+    );
     assert.equal(typeof list[1]!.mod_time, 'number');
     assert.deepEqual(await json(await a.send('GET', '/exists/tree%2Ff.txt')), { path: 'tree/f.txt', exists: true });
     assert.deepEqual(await json(await a.send('GET', '/exists/tree%2Fnope')), { path: 'tree/nope', exists: false });
@@ -121,7 +148,12 @@ export function fileCases(agent: () => TestAgent): void {
 
   it('answers 404 NotFound for missing files and directories', async () => {
     const a = agent();
-    for (const path of ['/v1/files/missing.txt', '/download/missing.txt', '/list/missing-dir', '/v1/stat/missing.txt']) {
+    for (const path of [
+      '/v1/files/missing.txt',
+      '/download/missing.txt',
+      '/list/missing-dir',
+      '/v1/stat/missing.txt',
+    ]) {
       const res = await a.send('GET', path);
       assert.equal(res.status, 404, path);
       assert.equal((await json(res)).reason, 'NotFound', path);
@@ -158,7 +190,11 @@ export function fileCases(agent: () => TestAgent): void {
     for (const [method, path] of attempts) {
       const res = await a.send(method, path, method === 'PUT' ? { body: 'x' } : {});
       const body = await json(res);
-      assert.deepEqual([res.status, body.reason], [400, 'PathOutsideSandbox'], `${method} ${path}: ${JSON.stringify(body)}`);
+      assert.deepEqual(
+        [res.status, body.reason],
+        [400, 'PathOutsideSandbox'],
+        `${method} ${path}: ${JSON.stringify(body)}`,
+      );
       assert.match(body.detail, /outside the sandbox/);
     }
     const escape = await a.send('POST', '/upload', await multipart('../escape.txt', Buffer.from('x')));
@@ -175,7 +211,14 @@ export function fileCases(agent: () => TestAgent): void {
     writeFileSync(join(a.baseDir, 'inside.txt'), 'in');
     mkdirSync(join(a.baseDir, 'd'), { recursive: true });
     assert.equal((await readAll((await a.send('GET', '/v1/files/d/../inside.txt')).body)).toString(), 'in');
-    assert.equal((await readAll((await a.send('GET', `/v1/files/${encodeURIComponent(join(realpathSync(a.baseDir), 'inside.txt'))}`)).body)).toString(), 'in');
+    assert.equal(
+      (
+        await readAll(
+          (await a.send('GET', `/v1/files/${encodeURIComponent(join(realpathSync(a.baseDir), 'inside.txt'))}`)).body,
+        )
+      ).toString(),
+      'in',
+    );
   });
 
   it('refuses uploads over the limit with 413 and leaves nothing behind', async () => {

@@ -21,7 +21,10 @@ export interface Res {
 }
 
 export type Body = Uint8Array | string | AsyncIterable<Uint8Array>;
-export interface SendOpts { body?: Body; headers?: Record<string, string> }
+export interface SendOpts {
+  body?: Body;
+  headers?: Record<string, string>;
+}
 
 export interface TestAgent {
   /** Sends `path` exactly as given: no URL normalisation, so `..` and `%2e%2e` reach the agent. */
@@ -47,24 +50,37 @@ async function writeBody(w: NodeJS.WritableStream & { destroyed?: boolean }, bod
       if (w.destroyed) return;
       if (!w.write(chunk)) {
         await new Promise<void>((r) => {
-          const done = () => { w.off('drain', done); w.off('close', done); r(); };
-          w.on('drain', done); w.on('close', done);
+          const done = () => {
+            w.off('drain', done);
+            w.off('close', done);
+            r();
+          };
+          w.on('drain', done);
+          w.on('close', done);
         });
       }
     }
     if (!w.destroyed) w.end();
-  } catch { /* the server stopped reading */ }
+  } catch {
+    /* the server stopped reading */
+  }
 }
 
 function http1Send(port: number) {
-  return (method: string, path: string, opts: SendOpts = {}): Promise<Res> => new Promise((resolve, reject) => {
-    const headers = { ...opts.headers };
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false });
-    let answered = false;
-    req.on('response', (res) => { answered = true; resolve({ status: res.statusCode!, headers: res.headers, body: res, abort: () => req.destroy() }); });
-    req.on('error', (err) => { if (!answered) reject(err); });
-    void writeBody(req, opts.body);
-  });
+  return (method: string, path: string, opts: SendOpts = {}): Promise<Res> =>
+    new Promise((resolve, reject) => {
+      const headers = { ...opts.headers };
+      const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false });
+      let answered = false;
+      req.on('response', (res) => {
+        answered = true;
+        resolve({ status: res.statusCode!, headers: res.headers, body: res, abort: () => req.destroy() });
+      });
+      req.on('error', (err) => {
+        if (!answered) reject(err);
+      });
+      void writeBody(req, opts.body);
+    });
 }
 
 export async function startInProcess(): Promise<TestAgent> {
@@ -74,7 +90,8 @@ export async function startInProcess(): Promise<TestAgent> {
   const agent = createAgent(configFromEnv(env), undefined, env);
   const { server, port } = await serveHttp1(await requestHandler(agent.app), '127.0.0.1', 0);
   return {
-    send: http1Send(port), baseDir,
+    send: http1Send(port),
+    baseDir,
     async stop() {
       for (const p of agent.procs.list()) agent.procs.remove(p.id);
       server.closeAllConnections();
@@ -91,7 +108,10 @@ async function socketPair(dir: string): Promise<{ ours: net.Socket; theirs: net.
   await new Promise<void>((r) => server.listen(path, r));
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const ours = net.connect(path);
-  await new Promise<void>((r, j) => { ours.once('connect', r); ours.once('error', j); });
+  await new Promise<void>((r, j) => {
+    ours.once('connect', r);
+    ours.once('error', j);
+  });
   return { ours, theirs: await accepted, server };
 }
 
@@ -99,7 +119,9 @@ async function socketPair(dir: string): Promise<{ ours: net.Socket; theirs: net.
 export function buildAsbSpawn(dir: string): string | { skip: string } {
   const out = join(dir, 'asb-spawn');
   try {
-    execFileSync('cc', ['-O2', '-Wall', join(repoRoot, 'packages/runtime/native/asb-spawn.c'), '-o', out], { stdio: 'pipe' });
+    execFileSync('cc', ['-O2', '-Wall', join(repoRoot, 'packages/runtime/native/asb-spawn.c'), '-o', out], {
+      stdio: 'pipe',
+    });
     return out;
   } catch (err) {
     return { skip: `asb-spawn could not be built (${String((err as Error).message).split('\n')[0]})` };
@@ -107,7 +129,9 @@ export function buildAsbSpawn(dir: string): string | { skip: string } {
 }
 
 /** The agent as the local engine starts it: `main.ts --fd 0` on one end of a socketpair. */
-export async function startChildOverFd(opts: { asbSpawn?: string; env?: Record<string, string> } = {}): Promise<TestAgent & { stderr: () => string; closeConnection: () => void }> {
+export async function startChildOverFd(
+  opts: { asbSpawn?: string; env?: Record<string, string> } = {},
+): Promise<TestAgent & { stderr: () => string; closeConnection: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'asb-runtime-fd-'));
   const baseDir = join(dir, 'app');
   execFileSync('mkdir', [baseDir]);
@@ -117,32 +141,53 @@ export async function startChildOverFd(opts: { asbSpawn?: string; env?: Record<s
   const child = spawn(argv[0]!, argv.slice(1), {
     // Its own process group, so that stop() also ends the agent asb-spawn started (in a sandbox
     // that happens when PID 1 dies; here the agent would be orphaned and hold our stderr pipe).
-    cwd: repoRoot, stdio: [theirs, 'ignore', 'pipe'], detached: true,
+    cwd: repoRoot,
+    stdio: [theirs, 'ignore', 'pipe'],
+    detached: true,
     env: { PATH: process.env.PATH, SANDBOX_BASE_DIR: baseDir, ...TEST_LIMITS, ...opts.env },
   });
   theirs.destroy(); // the child holds its own copy
   server.close();
   let stderr = '';
-  child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
   const session = http2.connect('http://agent', { createConnection: () => ours });
   session.on('error', () => undefined); // surfaced per request
-  const send = (method: string, path: string, o: SendOpts = {}): Promise<Res> => new Promise((resolve, reject) => {
-    const stream = session.request({ ':method': method, ':path': path, ...o.headers });
-    let answered = false;
-    stream.on('response', (h) => {
-      answered = true;
-      resolve({ status: Number(h[':status']), headers: h, body: stream, abort: () => stream.close(http2.constants.NGHTTP2_CANCEL) });
+  const send = (method: string, path: string, o: SendOpts = {}): Promise<Res> =>
+    new Promise((resolve, reject) => {
+      const stream = session.request({ ':method': method, ':path': path, ...o.headers });
+      let answered = false;
+      stream.on('response', (h) => {
+        answered = true;
+        resolve({
+          status: Number(h[':status']),
+          headers: h,
+          body: stream,
+          abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+        });
+      });
+      stream.on('error', (err: Error) => {
+        if (!answered) reject(err);
+      });
+      void writeBody(stream, o.body);
     });
-    stream.on('error', (err: Error) => { if (!answered) reject(err); });
-    void writeBody(stream, o.body);
-  });
   const agent = {
-    send, baseDir, child, stderr: () => stderr,
-    closeConnection() { session.destroy(); ours.destroy(); },
+    send,
+    baseDir,
+    child,
+    stderr: () => stderr,
+    closeConnection() {
+      session.destroy();
+      ours.destroy();
+    },
     async stop() {
       if (child.exitCode === null && !session.destroyed) {
         // Processes are detached from the agent: end them through the API, as a client would.
-        const list = await send('GET', '/v1/processes').then((r) => json<Array<{ id: string }>>(r), () => []);
+        const list = await send('GET', '/v1/processes').then(
+          (r) => json<Array<{ id: string }>>(r),
+          () => [],
+        );
         for (const p of list) await send('DELETE', `/v1/processes/${p.id}`).then(drain, () => undefined);
       }
       session.destroy();
@@ -155,7 +200,10 @@ export async function startChildOverFd(opts: { asbSpawn?: string; env?: Record<s
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await waitFor(async () => (await send('GET', '/').then(drain, () => 0)) === 200, () => `the agent did not start: ${stderr}`);
+  await waitFor(
+    async () => (await send('GET', '/').then(drain, () => 0)) === 200,
+    () => `the agent did not start: ${stderr}`,
+  );
   return agent;
 }
 
@@ -168,9 +216,14 @@ export async function readAll(r: Readable): Promise<Buffer> {
 }
 
 /** Reads and discards the body; returns the status. */
-export async function drain(res: Res): Promise<number> { await readAll(res.body); return res.status; }
+export async function drain(res: Res): Promise<number> {
+  await readAll(res.body);
+  return res.status;
+}
 
-export async function json<T = any>(res: Res): Promise<T> { return JSON.parse((await readAll(res.body)).toString()) as T; }
+export async function json<T = any>(res: Res): Promise<T> {
+  return JSON.parse((await readAll(res.body)).toString()) as T;
+}
 
 /** One parsed JSON value per line, as the lines arrive. */
 export async function* ndjson<T = any>(r: Readable): AsyncGenerator<T> {
@@ -189,7 +242,11 @@ export async function* ndjson<T = any>(r: Readable): AsyncGenerator<T> {
 // ---- waiting and processes ----
 
 /** Polls `pred` until it holds; the deadline is a hang guard, not an assertion about speed. */
-export async function waitFor(pred: () => boolean | Promise<boolean>, what: () => string, deadlineMs = 15_000): Promise<void> {
+export async function waitFor(
+  pred: () => boolean | Promise<boolean>,
+  what: () => string,
+  deadlineMs = 15_000,
+): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (!(await pred())) {
     if (Date.now() > end) throw new Error(`timed out waiting: ${what()}`);
@@ -203,11 +260,19 @@ export function liveProcesses(match: { pgid?: number; pid?: number }): number[] 
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     let stat: string;
-    try { stat = readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
     // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
     const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (state === 'Z' || state === 'X') continue;
-    if ((match.pgid !== undefined && Number(pgrp) === match.pgid) || (match.pid !== undefined && Number(name) === match.pid)) out.push(Number(name));
+    if (
+      (match.pgid !== undefined && Number(pgrp) === match.pgid) ||
+      (match.pid !== undefined && Number(name) === match.pid)
+    )
+      out.push(Number(name));
   }
   return out;
 }

@@ -35,11 +35,19 @@ export function processCases(agent: () => TestAgent): void {
   });
 
   it('returns stdout, stderr and the exit code of a shell command', async () => {
-    assert.deepEqual(await execute(agent(), { command: 'echo out; echo err >&2; exit 3' }), { stdout: 'out\n', stderr: 'err\n', exit_code: 3 });
+    assert.deepEqual(await execute(agent(), { command: 'echo out; echo err >&2; exit 3' }), {
+      stdout: 'out\n',
+      stderr: 'err\n',
+      exit_code: 3,
+    });
   });
 
   it('runs plain commands and reports a missing program as bash would', async () => {
-    assert.deepEqual(await execute(agent(), { command: 'echo plain words' }), { stdout: 'plain words\n', stderr: '', exit_code: 0 });
+    assert.deepEqual(await execute(agent(), { command: 'echo plain words' }), {
+      stdout: 'plain words\n',
+      stderr: '',
+      exit_code: 0,
+    });
     assert.equal((await execute(agent(), { command: 'false' })).exit_code, 1);
     const missing = await execute(agent(), { command: 'no-such-program-asb --flag' });
     assert.equal(missing.exit_code, 127);
@@ -48,14 +56,32 @@ export function processCases(agent: () => TestAgent): void {
 
   it('feeds stdin to a command', async () => {
     assert.equal((await execute(agent(), { command: 'tr a-z A-Z', stdin: 'hello\n' })).stdout, 'HELLO\n');
-    assert.equal((await execute(agent(), { command: 'cat' })).stdout, '', 'without stdin a command reads EOF, it does not hang');
+    assert.equal(
+      (await execute(agent(), { command: 'cat' })).stdout,
+      '',
+      'without stdin a command reads EOF, it does not hang',
+    );
   });
 
   it('runs in the base directory with a clean environment plus the request env', async () => {
-    const r = await execute(agent(), { command: 'pwd; echo "$GREETING"; echo "${SANDBOX_BASE_DIR-unset} ${ASB_MAX_UPLOAD_BYTES-unset}"; echo "$LANG"; test -n "$HOME" && test -n "$PATH" && echo has-home-and-path', env: { GREETING: 'hi there' } });
-    assert.deepEqual(r.stdout.split('\n'), [realpathSync(agent().baseDir), 'hi there', 'unset unset', 'C.UTF-8', 'has-home-and-path', '']);
+    const r = await execute(agent(), {
+      command:
+        'pwd; echo "$GREETING"; echo "${SANDBOX_BASE_DIR-unset} ${ASB_MAX_UPLOAD_BYTES-unset}"; echo "$LANG"; test -n "$HOME" && test -n "$PATH" && echo has-home-and-path',
+      env: { GREETING: 'hi there' },
+    });
+    assert.deepEqual(r.stdout.split('\n'), [
+      realpathSync(agent().baseDir),
+      'hi there',
+      'unset unset',
+      'C.UTF-8',
+      'has-home-and-path',
+      '',
+    ]);
     await drain(await agent().send('POST', '/v1/mkdir/sub%2Fdir'));
-    assert.equal((await execute(agent(), { command: 'pwd', cwd: 'sub/dir' })).stdout, `${realpathSync(agent().baseDir)}/sub/dir\n`);
+    assert.equal(
+      (await execute(agent(), { command: 'pwd', cwd: 'sub/dir' })).stdout,
+      `${realpathSync(agent().baseDir)}/sub/dir\n`,
+    );
   });
 
   it('caps buffered output per stream and says it did', async () => {
@@ -67,11 +93,16 @@ export function processCases(agent: () => TestAgent): void {
   });
 
   it('streams start, output in the order it was written, and exit', async () => {
-    const events = await streamed(agent(), { command: 'for i in 1 2 3; do echo o$i; sleep 0.05; echo e$i >&2; sleep 0.05; done; exit 4' });
+    const events = await streamed(agent(), {
+      command: 'for i in 1 2 3; do echo o$i; sleep 0.05; echo e$i >&2; sleep 0.05; done; exit 4',
+    });
     const first = events[0]!;
     assert.equal(first.type, 'start');
     assert.ok(first.type === 'start' && first.pid > 0);
-    const output = events.slice(1, -1).map((e) => ('data' in e ? `${e.type}:${e.data}` : e.type)).join('');
+    const output = events
+      .slice(1, -1)
+      .map((e) => ('data' in e ? `${e.type}:${e.data}` : e.type))
+      .join('');
     assert.equal(output, 'stdout:o1\nstderr:e1\nstdout:o2\nstderr:e2\nstdout:o3\nstderr:e3\n');
     const last = events.at(-1)!;
     assert.ok(last.type === 'exit');
@@ -90,18 +121,27 @@ export function processCases(agent: () => TestAgent): void {
 
   it('streams the exact bytes a command wrote as base64 when asked, invalid UTF-8 and NULs included', async () => {
     // Every byte value, twice, on stdout; bytes that are not UTF-8 on stderr.
-    const command = 'python3 -c "import sys; sys.stdout.buffer.write(bytes(range(256)) * 2); sys.stderr.buffer.write(b\'\\xff\\xfe\\x00\\xc3\')"';
+    const command =
+      'python3 -c "import sys; sys.stdout.buffer.write(bytes(range(256)) * 2); sys.stderr.buffer.write(b\'\\xff\\xfe\\x00\\xc3\')"';
     const events = await streamed(agent(), { command, encoding: 'base64' });
-    const bytes = (type: string) => Buffer.concat(events.filter((e) => e.type === type).map((e) => {
-      assert.ok('data' in e && e.encoding === 'base64', JSON.stringify(e));
-      return Buffer.from(e.data, 'base64');
-    }));
+    const bytes = (type: string) =>
+      Buffer.concat(
+        events
+          .filter((e) => e.type === type)
+          .map((e) => {
+            assert.ok('data' in e && e.encoding === 'base64', JSON.stringify(e));
+            return Buffer.from(e.data, 'base64');
+          }),
+      );
     const all = Buffer.from([...Array(256).keys(), ...Array(256).keys()]);
     assert.deepEqual(bytes('stdout'), all);
     assert.deepEqual(bytes('stderr'), Buffer.from([0xff, 0xfe, 0x00, 0xc3]));
     assert.equal(events.at(-1)!.type, 'exit');
     // Text, the default, is what it was: invalid UTF-8 becomes U+FFFD.
-    const text = (await streamed(agent(), { command })).filter((e) => e.type === 'stderr').map((e) => ('data' in e ? e.data : '')).join('');
+    const text = (await streamed(agent(), { command }))
+      .filter((e) => e.type === 'stderr')
+      .map((e) => ('data' in e ? e.data : ''))
+      .join('');
     assert.equal(text, '\uFFFD\uFFFD\u0000\uFFFD');
     const wrong = await post(agent(), '/v1/exec', { command: 'true', encoding: 'latin1' });
     assert.equal(wrong.status, 422);
@@ -125,17 +165,26 @@ export function processCases(agent: () => TestAgent): void {
   it('kills a command held back by its client when the client goes away, and closes its pipes', async () => {
     // Open file descriptors of whoever forks commands (the agent, or asb-spawn): a paused
     // command's pipes must still be drained and closed once it is killed.
-    const forkerFds = async () => Number((await execute(agent(), { command: 'ls /proc/$PPID/fd | wc -l' })).stdout.trim());
+    const forkerFds = async () =>
+      Number((await execute(agent(), { command: 'ls /proc/$PPID/fd | wc -l' })).stdout.trim());
     const before = await forkerFds();
     const res = await post(agent(), '/v1/exec', { command: 'echo $$; exec cat /dev/zero' });
-    const first = await new Promise<string>((resolve) => res.body.once('data', (b: Buffer) => { res.body.pause(); resolve(b.toString()); }));
+    const first = await new Promise<string>((resolve) =>
+      res.body.once('data', (b: Buffer) => {
+        res.body.pause();
+        resolve(b.toString());
+      }),
+    );
     const pgid = Number(/"pid":(\d+)/.exec(first)?.[1]);
     assert.ok(pgid > 0);
     await new Promise((r) => setTimeout(r, 300)); // long enough for the buffers to fill and the agent to pause it
     res.abort();
     await waitFor(gone({ pgid }), () => `command ${pgid} outlived its client`);
     let now = 0;
-    await waitFor(async () => (now = await forkerFds()) <= before, () => `${now - before} file descriptors more than before`);
+    await waitFor(
+      async () => (now = await forkerFds()) <= before,
+      () => `${now - before} file descriptors more than before`,
+    );
   });
 
   it('kills the whole process tree on timeout, with exit code 124', { timeout: 30_000 }, async () => {
@@ -164,7 +213,11 @@ export function processCases(agent: () => TestAgent): void {
   it('kills a streamed command when its client goes away', async () => {
     const res = await post(agent(), '/v1/exec', { command: 'echo $$; sleep 100' });
     let pgid = 0;
-    for await (const ev of ndjson<ExecEvent>(res.body)) if (ev.type === 'stdout') { pgid = Number(ev.data.trim()); break; }
+    for await (const ev of ndjson<ExecEvent>(res.body))
+      if (ev.type === 'stdout') {
+        pgid = Number(ev.data.trim());
+        break;
+      }
     assert.ok(pgid > 0);
     res.abort();
     await waitFor(gone({ pgid }), () => `command ${pgid} outlived its client`);
@@ -172,7 +225,9 @@ export function processCases(agent: () => TestAgent): void {
 
   it('runs a background process that can be followed, signalled, listed and deleted', async () => {
     const a = agent();
-    const started = await post(a, '/v1/processes', { command: 'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.05; done' });
+    const started = await post(a, '/v1/processes', {
+      command: 'trap "echo got-term; exit 7" TERM; echo ready; while true; do sleep 0.05; done',
+    });
     assert.equal(started.status, 201);
     const { id, pid } = await json<{ id: string; pid: number }>(started);
     assert.ok(pid > 0);
@@ -188,7 +243,10 @@ export function processCases(agent: () => TestAgent): void {
         assert.equal(await drain(await post(a, `/v1/processes/${id}/signal`, { signal: 'SIGTERM' })), 204);
       }
     }
-    const out = seen.filter((e) => e.type === 'stdout').map((e) => (e as { data: string }).data).join('');
+    const out = seen
+      .filter((e) => e.type === 'stdout')
+      .map((e) => (e as { data: string }).data)
+      .join('');
     assert.equal(out, 'ready\ngot-term\n');
     assert.deepEqual(pick(seen.at(-1)), { type: 'exit', exitCode: 7 });
 
@@ -197,7 +255,10 @@ export function processCases(agent: () => TestAgent): void {
     assert.ok((await json<ProcessInfo[]>(await a.send('GET', '/v1/processes'))).some((p) => p.id === id));
     const replay = await a.send('GET', `/v1/processes/${id}/output`);
     // (bash may also report on stderr that its sleep was terminated)
-    assert.deepEqual((await collect(replay.body)).map((e) => e.type).filter((t) => t !== 'stderr'), ['start', 'stdout', 'stdout', 'exit']);
+    assert.deepEqual(
+      (await collect(replay.body)).map((e) => e.type).filter((t) => t !== 'stderr'),
+      ['start', 'stdout', 'stdout', 'exit'],
+    );
     assert.equal(await drain(await a.send('DELETE', `/v1/processes/${id}`)), 204);
     assert.equal(await drain(await a.send('GET', `/v1/processes/${id}`)), 404);
   });
@@ -208,18 +269,29 @@ export function processCases(agent: () => TestAgent): void {
     assert.equal(await drain(await a.send('POST', `/v1/processes/${id}/stdin`, { body: 'hello ' })), 204);
     assert.equal(await drain(await a.send('POST', `/v1/processes/${id}/stdin?eof=1`, { body: 'world\n' })), 204);
     const events = await collect((await a.send('GET', `/v1/processes/${id}/output?follow=1`)).body);
-    assert.equal(events.filter((e) => e.type === 'stdout').map((e) => (e as { data: string }).data).join(''), 'hello world\n');
+    assert.equal(
+      events
+        .filter((e) => e.type === 'stdout')
+        .map((e) => (e as { data: string }).data)
+        .join(''),
+      'hello world\n',
+    );
     assert.deepEqual(pick(events.at(-1)), { type: 'exit', exitCode: 0 });
     assert.equal(await drain(await a.send('POST', `/v1/processes/${id}/stdin`, { body: 'late' })), 409);
   });
 
   it('keeps the last MiB of a background process for replay', async () => {
     const a = agent();
-    const { id } = await json<{ id: string }>(await post(a, '/v1/processes', { command: 'head -c 3000000 /dev/zero | tr "\\0" a; echo; echo done' }));
+    const { id } = await json<{ id: string }>(
+      await post(a, '/v1/processes', { command: 'head -c 3000000 /dev/zero | tr "\\0" a; echo; echo done' }),
+    );
     const events = await collect((await a.send('GET', `/v1/processes/${id}/output?follow=1`)).body);
     assert.equal(events.at(-1)!.type, 'exit');
     const replay = await collect((await a.send('GET', `/v1/processes/${id}/output`)).body);
-    const text = replay.filter((e) => e.type === 'stdout').map((e) => (e as { data: string }).data).join('');
+    const text = replay
+      .filter((e) => e.type === 'stdout')
+      .map((e) => (e as { data: string }).data)
+      .join('');
     assert.ok(text.length <= 1024 * 1024 + 65536 && text.length > 0, `replay holds ${text.length} bytes`);
     assert.ok(text.endsWith('\ndone\n'));
     assert.equal(replay.at(-1)!.type, 'exit');
@@ -227,8 +299,13 @@ export function processCases(agent: () => TestAgent): void {
 
   it('kills a background process group on delete', async () => {
     const a = agent();
-    const { id, pid } = await json<{ id: string; pid: number }>(await post(a, '/v1/processes', { command: 'sleep 100 & sleep 100; wait' }));
-    await waitFor(() => liveProcesses({ pgid: pid }).length >= 2, () => 'the background process did not start its children');
+    const { id, pid } = await json<{ id: string; pid: number }>(
+      await post(a, '/v1/processes', { command: 'sleep 100 & sleep 100; wait' }),
+    );
+    await waitFor(
+      () => liveProcesses({ pgid: pid }).length >= 2,
+      () => 'the background process did not start its children',
+    );
     assert.equal(await drain(await a.send('DELETE', `/v1/processes/${id}`)), 204);
     await waitFor(gone({ pgid: pid }), () => `process group ${pid} survived its deletion`);
   });

@@ -9,8 +9,12 @@ import { errorCases } from './errors.cases.ts';
 export function runtimeSuite(name: string, start: () => Promise<TestAgent>, opts: { skip?: string } = {}): void {
   describe(name, { skip: opts.skip }, () => {
     let agent: TestAgent | undefined;
-    before(async () => { agent = await start(); });
-    after(async () => { await agent?.stop(); });
+    before(async () => {
+      agent = await start();
+    });
+    after(async () => {
+      await agent?.stop();
+    });
     const get = () => agent!;
     describe('commands and processes', () => processCases(get));
     describe('files', () => fileCases(get));
