@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 npm run --silent typecheck
+npm run --silent lint
+npm run --silent format:check
 # Upstream's Python client runs in virtualenvs (test/k8s/python.ts): venv needs ensurepip.
 # The Gateway test puts the router pods' addresses on loopback with ip(8) (iproute2).
 test_pkgs=()
