@@ -82,11 +82,9 @@ export const Quantity = z.union([z.string(), z.number()]).refine(isQuantity, {
 });
 /** requests/limits: resource name → non-negative quantity. */
 export const ResourceList = z.record(
-  z
-    .string()
-    .refine(isQualifiedName, {
-      message: 'must be a resource name such as cpu, memory, ephemeral-storage or nvidia.com/gpu',
-    }),
+  z.string().refine(isQualifiedName, {
+    message: 'must be a resource name such as cpu, memory, ephemeral-storage or nvidia.com/gpu',
+  }),
   Quantity.refine((q) => !isQuantity(q) || parseQuantity(q) >= 0, { message: 'must not be negative' }),
 );
 export type ResourceList = z.infer<typeof ResourceList>;

@@ -216,12 +216,10 @@ function bodyOf(route: RouteName, target?: Target): fc.Arbitrary<{ body?: string
       return fc.oneof(
         {
           weight: 2,
-          arbitrary: fc
-            .array(objectValue, { minLength: 1, maxLength: 3 })
-            .map((docs) => ({
-              body: docs.map((d) => YAML.stringify(d)).join('---\n'),
-              contentType: 'application/yaml',
-            })),
+          arbitrary: fc.array(objectValue, { minLength: 1, maxLength: 3 }).map((docs) => ({
+            body: docs.map((d) => YAML.stringify(d)).join('---\n'),
+            contentType: 'application/yaml',
+          })),
         },
         { weight: 2, arbitrary: json(objectValue) },
         { weight: 1, arbitrary: junk },
