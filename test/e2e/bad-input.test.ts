@@ -115,6 +115,45 @@ describe('bad input', () => {
     }
   });
 
+  it('ends the commands in flight when their sandbox is deleted, instead of leaving them waiting', async () => {
+    // The command's own deadline is far: ending before it means the deletion ended the call.
+    const deadlineMs = 120_000;
+    const victim = await Sandbox.create({ ...t.conn });
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const t0 = Date.now();
+    // Streamed (the SDK's /v1/exec: its answer has begun) and buffered (upstream's /execute: no
+    // answer until the command ends).
+    const streamed = victim.run('echo started; sleep 600', {
+      timeoutMs: deadlineMs,
+      onStdout: (text) => text.includes('started') && started(),
+    });
+    const buffered = raw(t, '/execute', {
+      method: 'POST',
+      sandbox: victim.id,
+      body: JSON.stringify({ command: 'sleep 600', timeoutMs: deadlineMs }),
+      headers: { 'content-type': 'application/json' },
+    }).then(
+      (r) => r,
+      (err: Error) => err,
+    );
+    await running;
+    await victim.kill();
+    await assert.rejects(streamed, (err: Error) => {
+      assert.doesNotMatch(err.message, /timed out after/);
+      return true;
+    });
+    const answer = await Promise.race([
+      buffered,
+      new Promise<'still waiting'>((r) => setTimeout(() => r('still waiting'), deadlineMs).unref()),
+    ]);
+    assert.notEqual(answer, 'still waiting', 'the buffered call was left waiting after the deletion');
+    // Cut (a fetch error) or answered with an error status: either way, not left open.
+    if (typeof answer === 'object' && !(answer instanceof Error))
+      assert.ok(answer.status >= 500, `${answer.status} ${answer.text}`);
+    assert.ok(Date.now() - t0 < deadlineMs, 'ended by the deletion, not by the deadline');
+  });
+
   it('still serves after all of that', async () => {
     assert.equal((await sb.run('echo fine')).stdout, 'fine\n');
   });

@@ -84,6 +84,12 @@ export class AgentClient {
       stream.once('error', (err: Error) =>
         reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)),
       );
+      // A session destroyed without an error (the sandbox stopped, was deleted) closes its
+      // streams without an 'error' event: without this, a request still waiting for its answer
+      // (a command that was running) would wait for ever.
+      stream.once('close', () =>
+        reject(new AgentUnavailableError(this.closedReason ?? 'the sandbox agent closed the stream before answering')),
+      );
       if (body === undefined) return;
       if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);
       else {

@@ -66,6 +66,11 @@ export async function proxyToSandbox(
     res.flushHeaders();
     upstream.body.pipe(res);
     upstream.body.on('error', (err: Error) => res.destroy(err));
+    // Closed before its end without an error (the sandbox stopped mid-answer): the client's
+    // answer is cut, not left open, so it learns at once that it is incomplete.
+    upstream.body.on('close', () => {
+      if (!upstream.body.readableEnded) res.destroy();
+    });
     // A client that went away mid-response cancels the agent's stream. One that was answered in
     // full must not: a reset of a finished stream is a frame the agent's nghttp2 counts against
     // its flood limit (1,000, refilled at 33 a second), and past it the agent ends the whole
