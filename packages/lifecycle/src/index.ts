@@ -41,5 +41,5 @@ export {
   type ClaimQueue,
 } from './refill-policy.ts';
 export { sandboxForPool, sandboxForClaim, adoptedByClaim, podTemplateHash, injectEnv } from './blueprint.ts';
-export { keyOf, splitKey, controllerRef, controllerOf, isControlledBy, rfc3339, STATUS_SETTLE_MS } from './objects.ts';
+export { keyOf, splitKey, controllerRef, controllerOf, isControlledBy, STATUS_SETTLE_MS } from './objects.ts';
 export { LifecycleController, type ControllerOptions } from './controller.ts';

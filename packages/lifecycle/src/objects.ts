@@ -56,6 +56,3 @@ export async function writeStatus<T extends AnyHub>(store: ObjectStore, obj: T, 
 export const isDeleting = (obj: AnyHub): boolean => obj.metadata.deletionTimestamp !== undefined;
 
 export const kindOf = (obj: AnyHub): KindName => obj.kind;
-
-/** RFC 3339 without milliseconds, as Kubernetes writes times. */
-export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');

@@ -11,6 +11,7 @@ import {
   nameHash,
   newCondition,
   removeCondition,
+  rfc3339,
   setCondition,
   type Condition,
   type Sandbox,
@@ -18,7 +19,7 @@ import {
 } from '@asb/api';
 import { isDeepStrictEqual } from 'node:util';
 import type { Deps, Result, WorkloadState } from './substrate.ts';
-import { isDeleting, rfc3339, settleHold, writeStatus } from './objects.ts';
+import { isDeleting, settleHold, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';

@@ -9,13 +9,12 @@ import { EventEmitter } from 'node:events';
 import { randomUUID, randomInt } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
-import { validateHub, formatIssues } from '@asb/api';
+import { validateHub, formatIssues, rfc3339 } from '@asb/api';
 import { EngineError } from '../errors.ts';
 import {
   AlreadyExistsError,
   ConflictError,
   NotFoundError,
-  rfc3339,
   type AnyHub,
   type DeleteOptions,
   type HubKinds,
