@@ -10,6 +10,7 @@ import { Sandbox, apply, type ConnectionOpts } from '@asb/sdk';
 import { startEngineProcess, type EngineProcess } from './harness.ts';
 import { percentile } from '../../bench/stats.ts';
 import { sandboxYaml, templateYaml } from '../support/manifests.ts';
+import { waitFor } from '../support/wait.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,7 +68,7 @@ describe('hostile sandboxes', () => {
   it(
     'cannot stall the engine: link loops in a snapshot, endless output, unread stdin, a growing download, a log flood',
     { timeout: 600_000 },
-    async () => {
+    async (t) => {
       await apply(sandboxYaml('linker', { volumes: { data: { mountPath: '/data', storage: '64Mi' } } }), conn);
       const linker = await Sandbox.connect('linker', conn);
       const victim = await Sandbox.create({ ...conn, template: 'hostile' });
@@ -90,6 +91,13 @@ describe('hostile sandboxes', () => {
 
       // The victim is timed throughout: an exec round trip at a time.
       let attacking = true;
+      // A failed step must not leave these loops running: the test file's process would never
+      // exit, and the whole run would wait on it (it did, in a CI run).
+      t.after(async () => {
+        attacking = false;
+        measuring = false;
+        await probe.stop();
+      });
       const victimTimes: number[] = [];
       const victimLoop = (async () => {
         while (attacking) {
@@ -98,6 +106,7 @@ describe('hostile sandboxes', () => {
           victimTimes.push(performance.now() - t0);
         }
       })();
+      victimLoop.catch(() => undefined); // awaited below; a failure after a failed step is moot
 
       // 1. Link loops and links to host paths in a volume and the workspace, then a snapshot (its
       //    free-space check walked them on the event loop, following links, without end).
@@ -118,6 +127,9 @@ describe('hostile sandboxes', () => {
       );
       // 4. A file growing while it is downloaded, again and again (64 KiB at a time, without pause).
       await grower.commands.start('while head -c 65536 /dev/zero >> /app/grow; do :; done');
+      // Downloads from its first bytes on: a start alone does not say the loop has run yet (it had
+      // not, 300 ms later, in a CI run under this load).
+      await waitFor('the growing file to have bytes', async () => (await grower.files.stat('grow')).size > 0, 30_000);
       // 5. The agent's stderr (the sandbox's log, on the host, outside the quota) written without end.
       await printer.commands.start('yes log-flood-from-the-sandbox > /proc/2/fd/2');
 
