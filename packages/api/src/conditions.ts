@@ -176,7 +176,11 @@ export function newCondition<D extends ConditionDecl>(
   };
 }
 
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+/** Generic so that conditions of other kinds (a Gateway's, a PodSnapshot trigger's) are found alike. */
+export function findCondition<C extends { type: string } = Condition>(
+  conditions: readonly C[] | undefined,
+  type: string,
+): C | undefined {
   return conditions?.find((c) => c.type === type);
 }
 

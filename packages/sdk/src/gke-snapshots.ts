@@ -5,10 +5,10 @@
 // snapshot's id), or Triggered=False/Failed|Error. PodSnapshots carry the sandbox's name-hash
 // label. A Pod that GKE started from a snapshot has the condition PodRestored=True naming it.
 import { randomBytes } from 'node:crypto';
-import { LABEL_SANDBOX_NAME_HASH, nameHash } from '@asb/api';
+import { LABEL_SANDBOX_NAME_HASH, findCondition, nameHash } from '@asb/api';
 import { readKubeApiError } from '@asb/kube';
 import { InvalidError, NotFoundError, SandboxError } from './errors.ts';
-import type { Condition, KubernetesCluster, Obj } from './kube-cluster.ts';
+import type { KubernetesCluster, Obj } from './kube-cluster.ts';
 import type { SnapshotInfo, SnapshotStore } from './snapshots.ts';
 
 export const PODSNAPSHOT_GROUP = 'podsnapshot.gke.io';
@@ -16,8 +16,7 @@ const TRIGGER = { group: PODSNAPSHOT_GROUP, version: 'v1', plural: 'podsnapshotm
 const SNAPSHOT = { group: PODSNAPSHOT_GROUP, version: 'v1', plural: 'podsnapshots' };
 const TIMEOUT_MS = 180_000;
 
-const condition = (o: Obj | undefined, type: string): Condition | undefined =>
-  o?.status?.conditions?.find((c) => c.type === type);
+const condition = (o: Obj | undefined, type: string) => findCondition(o?.status?.conditions, type);
 
 /** `<base, 38 chars at most>-<YYYYmmdd-HHMMSS>-<8 hex>`, as upstream's client names triggers. */
 export function triggerName(base: string, now = new Date()): string {

@@ -10,6 +10,7 @@ import type * as K8s from '@kubernetes/client-node';
 import {
   ANNOTATION_CLIENT_FIRST_REQUESTED_AT,
   buildClaim,
+  findCondition,
   isTerminalReason,
   rfc3339Millis,
   type TerminalReason,
@@ -60,8 +61,7 @@ export type Obj = {
     snapshotCreated?: { name?: string };
   };
 };
-export const ready = (o: Obj | undefined): Condition | undefined =>
-  o?.status?.conditions?.find((c) => c.type === 'Ready');
+export const ready = (o: Obj | undefined): Condition | undefined => findCondition(o?.status?.conditions, 'Ready');
 
 /** The error for a Ready reason that will not fix itself while we wait (@asb/api's set). */
 const TERMINAL = {
