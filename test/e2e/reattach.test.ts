@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { resolveImage } from '@asb/engine';
 import { GvisorDriver } from '../../packages/engine/src/drivers/gvisor.ts';
 import { AgentClient } from '../../packages/engine/src/agent-client.ts';
-import { ExecuteResponse, HealthResponse, ProcessList, StartProcessResponse } from '@asb/runtime/schemas';
+import { ExecuteResponse, HealthResponse, ProcessList, StartProcessResponse } from '@asb/runtime/replies';
 import { AGENT_MOUNT, type SandboxRuntimeSpec } from '../../packages/engine/src/drivers/runtime-spec.ts';
 import { prepareRootfs, SANDBOX_GID, SANDBOX_UID } from '../../packages/engine/src/rootfs.ts';
 import type { DriverHandle, DriverPaths } from '../../packages/engine/src/drivers/driver.ts';

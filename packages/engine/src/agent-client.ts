@@ -4,7 +4,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { parseReply } from '@asb/runtime/schemas';
+import { parseReply } from '@asb/runtime/replies';
 
 export interface AgentResponse {
   status: number;

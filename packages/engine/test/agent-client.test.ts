@@ -8,7 +8,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HealthResponse, ProcessList } from '@asb/runtime/schemas';
+import { HealthResponse, ProcessList } from '@asb/runtime/replies';
 import { AgentClient, AgentReplyError } from '../src/agent-client.ts';
 
 describe('AgentClient.json', () => {

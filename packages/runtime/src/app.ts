@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { AgentError, toAgentError } from './errors.ts';
 import { ExecRequest, ExecuteRequest, LIMITS, SignalRequest } from './schemas.ts';
-import type { ExistsResponse, HealthResponse, StartProcessResponse, UploadResponse } from './schemas.ts';
+import type { ExistsResponse, HealthResponse, StartProcessResponse, UploadResponse } from './replies.ts';
 import type { ProcessManager } from './processes.ts';
 import type { FileService } from './files.ts';
 import { ndjsonResponse } from './ndjson.ts';

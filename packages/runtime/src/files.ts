@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { constants as fsConstants } from 'node:fs';
 import { AgentError } from './errors.ts';
 import type { Confiner } from './confine.ts';
-import type { FileEntry, FileStat } from './schemas.ts';
+import type { FileEntry, FileStat } from './replies.ts';
 
 const READ_CHUNK_BYTES = 64 * 1024;
 

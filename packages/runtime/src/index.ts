@@ -1,13 +1,8 @@
 // What other packages import from the runtime: the wire contract (schemas, types, error reasons)
 // and the pieces to embed an agent in a test. Importing this never starts a server: only main.ts
 // does.
+export { ExecuteRequest, ExecRequest, SignalRequest, MainArgv, LIMITS, SIGNALS } from './schemas.ts';
 export {
-  ExecuteRequest,
-  ExecRequest,
-  SignalRequest,
-  MainArgv,
-  LIMITS,
-  SIGNALS,
   ExecEvent,
   ProcessInfo,
   ProcessList,
@@ -22,7 +17,7 @@ export {
   MalformedReplyError,
   ExecuteResponse,
   type UploadResponse,
-} from './schemas.ts';
+} from './replies.ts';
 export { STATUS_OF, type Reason as AgentReason, type ErrorBody as AgentErrorBody } from './errors.ts';
 export { agentApp } from './app.ts';
 export { Confiner } from './confine.ts';

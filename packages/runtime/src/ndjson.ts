@@ -4,7 +4,7 @@
 // fill and it blocks in write) while the client is behind; a follower of a background process,
 // which cannot pause the process for others, is ended once it falls too far behind (it can
 // follow again and gets the replay).
-import type { ExecEvent } from './schemas.ts';
+import type { ExecEvent } from './replies.ts';
 
 /** Queued bytes above which a foreground command is paused. */
 const HIGH_WATER_BYTES = 256 * 1024;

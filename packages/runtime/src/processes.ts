@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { constants, homedir } from 'node:os';
-import type { ExecEvent, ExecRequest, ExecuteResponse, ProcessInfo } from './schemas.ts';
+import type { ExecRequest } from './schemas.ts';
+import type { ExecEvent, ExecuteResponse, ProcessInfo } from './replies.ts';
 import { AgentError } from './errors.ts';
 import type { Confiner } from './confine.ts';
 import { NodeSpawner, type ChildHandle, type Spawner } from './spawner.ts';

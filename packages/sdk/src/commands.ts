@@ -3,7 +3,7 @@ import { call, callJson, callReply, type ResolvedConnection } from './connection
 import { TimeoutError } from './errors.ts';
 import { DEFAULT_MAX_OUTPUT_CHARS, OutputChannel, ndjsonEvents, type OutputSink } from './output.ts';
 // The wire types are the agent's own (packages/runtime/src/schemas.ts): one definition for both sides.
-import { ProcessList, StartProcessResponse, type ProcessInfo } from '@asb/runtime/schemas';
+import { ProcessList, StartProcessResponse, type ProcessInfo } from '@asb/runtime/replies';
 export type { ProcessInfo };
 
 export interface RunOpts extends OutputOpts {

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { parseReply } from '@asb/runtime/schemas';
+import { parseReply } from '@asb/runtime/replies';
 import { UnavailableError, TimeoutError, errorFromResponse, SandboxError } from './errors.ts';
 
 export interface ConnectionOpts {

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { call, callReply, callStreaming, parseSandboxReply, type ResolvedConnection } from './connection.ts';
 import { InvalidError } from './errors.ts';
 
-import { ExistsResponse, FileList, FileStat, WriteFileResponse, type FileEntry } from '@asb/runtime/schemas';
+import { ExistsResponse, FileList, FileStat, WriteFileResponse, type FileEntry } from '@asb/runtime/replies';
 export type { FileEntry, FileStat };
 
 // The whole path is one URL segment (slashes too, as upstream's client quotes it), so `..` in a

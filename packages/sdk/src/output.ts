@@ -3,7 +3,7 @@
 // 2 GB file cat'ed), so nothing here grows with the output: the result keeps a head and a tail,
 // and what went to a sink or a callback is not kept at all.
 import { StringDecoder } from 'node:string_decoder';
-import { ExecEvent } from '@asb/runtime/schemas';
+import { ExecEvent } from '@asb/runtime/replies';
 import { SandboxError } from './errors.ts';
 
 /** The default of `maxOutputChars`: what a result keeps of stdout and of stderr, each. */

@@ -1,7 +1,7 @@
 // The engine's connection to a sandbox's agent: made when the sandbox starts (or is re-attached),
 // waited on until the agent answers, replaced when it drops while the sandbox lives on, and told
 // apart from the sandbox's own exit, which says why it failed.
-import { HealthResponse } from '@asb/runtime/schemas';
+import { HealthResponse } from '@asb/runtime/replies';
 import { AgentClient } from '../agent-client.ts';
 import { EngineError } from '../errors.ts';
 import { AGENT_KILLED_EXIT_CODE, type DriverHandle, type SandboxExit } from '../drivers/driver.ts';

@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { FileEntry, FileStat } from '../../src/schemas.ts';
+import type { FileEntry, FileStat } from '../../src/replies.ts';
 import { drain, json, readAll, TEST_LIMITS, type TestAgent } from './harness.ts';
 
 const MAX_UPLOAD = Number(TEST_LIMITS.ASB_MAX_UPLOAD_BYTES);

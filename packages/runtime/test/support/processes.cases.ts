@@ -3,7 +3,7 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ExecEvent, ExecuteResponse, ProcessInfo } from '../../src/schemas.ts';
+import type { ExecEvent, ExecuteResponse, ProcessInfo } from '../../src/replies.ts';
 import { drain, json, liveProcesses, ndjson, waitFor, type TestAgent } from './harness.ts';
 
 const post = (a: TestAgent, path: string, body: unknown) =>
