@@ -5,7 +5,7 @@
 // launch.ts (start, stop), connection.ts (the agent connection), warm-up.ts, restore.ts (which
 // snapshot a start comes from), snapshot.ts, reset.ts, recovery.ts (after a restart), log-cap.ts.
 import type { Sandbox } from '@asb/api';
-import type { WorkloadState, Workloads } from '@asb/lifecycle';
+import type { StopState, WorkloadState, Workloads } from '@asb/lifecycle';
 import type { AgentClient } from './agent-client.ts';
 import { EngineError } from './errors.ts';
 import { destroyWorkspace } from './workspace.ts';
@@ -89,12 +89,13 @@ export class LocalWorkloads implements Workloads {
     return stateOf(w);
   }
 
-  async stop(sb: Sandbox): Promise<boolean> {
+  /** (A gVisor sandbox ends with its teardown: gone when this resolves.) */
+  async stop(sb: Sandbox): Promise<StopState> {
     const k = keyOf(sb.metadata.namespace, sb.metadata.name!);
     this.table.held.delete(k);
     const w = this.table.running.get(k);
     if (w) await this.launcher.teardown(w);
-    return true;
+    return { stage: 'gone' };
   }
 
   async release(namespace: string, name: string): Promise<void> {

@@ -119,6 +119,55 @@ export function sandboxForPool(
   };
 }
 
+type VolumeClaimTemplates = NonNullable<Sandbox['spec']['volumeClaimTemplates']>;
+export type VolumeClaimTemplatesMerge = { ok: true; list?: VolumeClaimTemplates } | { ok: false; message: string };
+
+/**
+ * The Sandbox's volumeClaimTemplates: the template's, with the claim's per the template's
+ * volumeClaimTemplatesPolicy (Disallowed; Allowed: new names only; Overrides: by name), each list
+ * checked for empty and repeated names, as upstream's mergeVolumeClaimTemplates. (Pure.)
+ */
+export function mergeVolumeClaimTemplates(claim: SandboxClaim, template: SandboxTemplate): VolumeClaimTemplatesMerge {
+  const own = template.spec.volumeClaimTemplates;
+  const invalid = (list: VolumeClaimTemplates) => {
+    const seen = new Set<string>();
+    for (const [i, vct] of list.entries()) {
+      const name = vct.metadata?.name;
+      if (!name) return `invalid volume claim templates: name at index ${i} is empty`;
+      if (seen.has(name)) return `invalid volume claim templates: duplicate name "${name}"`;
+      seen.add(name);
+    }
+    return undefined;
+  };
+  const fail = (message: string): VolumeClaimTemplatesMerge => ({ ok: false, message });
+  const bad = own && invalid(own);
+  const extra = claim.spec.volumeClaimTemplates;
+  if (!extra?.length) return bad ? fail(`invalid volume claim templates in template: ${bad}`) : { ok: true, list: own };
+  const merging = 'failed to merge volume claim templates';
+  if (bad) return fail(`${merging}: template: ${bad}`);
+  const badClaim = invalid(extra);
+  if (badClaim) return fail(`${merging}: claim: ${badClaim}`);
+  const base = own ?? [];
+  const names = new Set(base.map((v) => v.metadata.name));
+  switch (template.spec.volumeClaimTemplatesPolicy ?? 'Disallowed') {
+    case 'Disallowed':
+      return fail(`${merging}: volume claim templates are disallowed by the template`);
+    case 'Allowed': {
+      const clash = extra.find((v) => names.has(v.metadata.name));
+      if (clash)
+        return fail(
+          `${merging}: overriding volume claim templates is forbidden by the template: cannot override template volume "${clash.metadata.name}"`,
+        );
+      return { ok: true, list: structuredClone([...base, ...extra]) };
+    }
+    case 'Overrides': {
+      const byName = new Map(extra.map((v) => [v.metadata.name, v]));
+      const kept = base.map((v) => byName.get(v.metadata.name) ?? v);
+      return { ok: true, list: structuredClone([...kept, ...extra.filter((v) => !names.has(v.metadata.name))]) };
+    }
+  }
+}
+
 export type EnvInjection = { ok: true; podTemplate: PodTemplate } | { ok: false; message: string };
 
 /** A claim's env per the template's envVarsInjectionPolicy (Disallowed, Allowed: new names only, Overrides). */
@@ -187,7 +236,12 @@ export function claimPodMetadata(
 }
 
 /** A cold claim's Sandbox: named after the claim and controlled by it. */
-export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, podTemplate: PodTemplate): Sandbox {
+export function sandboxForClaim(
+  claim: SandboxClaim,
+  template: SandboxTemplate,
+  podTemplate: PodTemplate,
+  volumeClaimTemplates = template.spec.volumeClaimTemplates,
+): Sandbox {
   const md = claimPodMetadata(claim, template);
   return {
     apiVersion: 'agents.x-k8s.io/v1beta1',
@@ -209,9 +263,7 @@ export function sandboxForClaim(claim: SandboxClaim, template: SandboxTemplate, 
     },
     spec: {
       podTemplate: secureDefaults(withPodLabels(structuredClone(podTemplate), md.labels, md.annotations), template),
-      ...(template.spec.volumeClaimTemplates
-        ? { volumeClaimTemplates: structuredClone(template.spec.volumeClaimTemplates) }
-        : {}),
+      ...(volumeClaimTemplates ? { volumeClaimTemplates: structuredClone(volumeClaimTemplates) } : {}),
       ...(template.spec.service !== undefined ? { service: template.spec.service } : {}),
       operatingMode: 'Running',
       shutdownPolicy: 'Retain',

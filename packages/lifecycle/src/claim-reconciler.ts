@@ -7,6 +7,7 @@
 // ensures the claim's one child, its Sandbox, and writes the status once.
 import { isDeepStrictEqual } from 'node:util';
 import {
+  ANNOTATION_CONTROLLER_FIRST_OBSERVED_AT,
   ANNOTATION_SANDBOX_NAME,
   ANNOTATION_SANDBOX_TEMPLATE_REF,
   LABEL_SANDBOX_TEMPLATE_REF_HASH,
@@ -28,8 +29,9 @@ import {
   type SandboxClaimStatus,
   type SandboxTemplate,
   type SandboxWarmPool,
+  rfc3339Micros,
 } from '@asb/api';
-import { adoptedByClaim, injectEnv, sandboxForClaim } from './blueprint.ts';
+import { adoptedByClaim, injectEnv, mergeVolumeClaimTemplates, sandboxForClaim } from './blueprint.ts';
 import { controllerOf, isControlledBy, isDeleting, keyOf, settleHold, writeStatus } from './objects.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, isNotFound, type Deps, type Result } from './substrate.ts';
@@ -103,6 +105,8 @@ export interface ClaimSourcePlan {
   ok: true;
   template: SandboxTemplate;
   pod: PodTemplate;
+  /** The template's, merged with the claim's own. */
+  volumeClaimTemplates?: Sandbox['spec']['volumeClaimTemplates'];
   poolName: string | undefined;
 }
 
@@ -142,9 +146,11 @@ export function decideSource(
   }
   const pod = injectEnv(template.spec.podTemplate, claim, template);
   if (!pod.ok) return { ok: false, reason: 'EnvVarsInjectionRejected', message: pod.message };
-  // Env makes the pod differ from the pool's: such a claim always starts cold.
-  if (claim.spec.env?.length) poolName = '';
-  return { ok: true, template, pod: pod.podTemplate, poolName };
+  const volumes = mergeVolumeClaimTemplates(claim, template);
+  if (!volumes.ok) return { ok: false, reason: 'VolumeClaimTemplatesError', message: volumes.message };
+  // Env or volumes of its own make the Sandbox differ from the pool's: such a claim starts cold.
+  if (claim.spec.env?.length || claim.spec.volumeClaimTemplates?.length) poolName = '';
+  return { ok: true, template, pod: pod.podTemplate, volumeClaimTemplates: volumes.list, poolName };
 }
 
 /** A claim's status with Ready saying why it has no Sandbox. (Pure.) */
@@ -207,17 +213,37 @@ function readyCondition(claim: SandboxClaim, reason: ReadyReason, message: strin
   return newCondition(SandboxClaimConditions.Ready, reason, message, { now, observedGeneration });
 }
 
+export interface ClaimReconcileOptions {
+  /**
+   * Stamp each claim, when first seen, with agents.x-k8s.io/controller-first-observed-at (RFC 3339,
+   * microseconds), as upstream does for its startup-latency metric: one more write per claim
+   * (upstream's --disable-claim-observability-annotations skips it). @default false
+   */
+  observedAtAnnotation?: boolean;
+}
+
 /** One per controller: it owns the adoptions its claims have under way. */
 export class ClaimReconciler {
   /** Pool members ("ns/name") a claim of this controller is adopting at this moment. */
   private readonly taking = new Set<string>();
 
-  constructor(private readonly d: Deps) {}
+  constructor(
+    private readonly d: Deps,
+    private readonly opts: ClaimReconcileOptions = {},
+  ) {}
 
   async reconcile(namespace: string, name: string): Promise<Result> {
     const { store, recorder } = this.d;
-    const read = await store.get('SandboxClaim', namespace, name);
+    let read = await store.get('SandboxClaim', namespace, name);
     if (!read || isDeleting(read)) return {};
+    if (this.opts.observedAtAnnotation && !read.metadata.annotations?.[ANNOTATION_CONTROLLER_FIRST_OBSERVED_AT])
+      read = await store.update({
+        ...read,
+        metadata: {
+          ...read.metadata,
+          annotations: { ...read.metadata.annotations, [ANNOTATION_CONTROLLER_FIRST_OBSERVED_AT]: rfc3339Micros() },
+        },
+      });
     const now = this.d.clock.now();
     const base = read.status;
 
@@ -246,7 +272,7 @@ export class ClaimReconciler {
     const source = decideSource(read, await this.readSource(read));
     if (!source.ok) return fail(read, source);
 
-    const got = await this.ensureSandbox(read, source.template, source.pod, source.poolName);
+    const got = await this.ensureSandbox(read, source);
     if ('failure' in got) return fail(got.claim, got.failure);
     const out = decideClaimStatus(got.claim, base, got.sandbox, now);
     if (out.status) await writeStatus(store, got.claim, out.status);
@@ -273,9 +299,7 @@ export class ClaimReconciler {
    */
   private async ensureSandbox(
     read: SandboxClaim,
-    template: SandboxTemplate,
-    pod: PodTemplate,
-    poolName: string | undefined,
+    { template, pod, volumeClaimTemplates, poolName }: ClaimSourcePlan,
   ): Promise<{ claim: SandboxClaim; sandbox: Sandbox } | { claim: SandboxClaim; failure: ClaimFailure }> {
     const { store, recorder } = this.d;
     const { namespace, name } = read.metadata as { namespace: string; name: string };
@@ -283,7 +307,7 @@ export class ClaimReconciler {
     if (!sandbox && poolName !== '') ({ claim, sandbox } = await this.adoptWarm(claim, template, poolName));
     if (sandbox) return { claim, sandbox };
     try {
-      sandbox = await store.create(sandboxForClaim(claim, template, pod));
+      sandbox = await store.create(sandboxForClaim(claim, template, pod, volumeClaimTemplates));
       recorder.event(claim, 'Normal', 'SandboxProvisioned', `Created Sandbox "${sandbox.metadata.name}"`);
       return { claim, sandbox };
     } catch (err) {

@@ -28,6 +28,9 @@ export interface ControllerOptions {
   refill?: RefillPolicyOptions;
   /** For status.serviceFQDN. @default "cluster.local" */
   clusterDomain?: string;
+  /** Claims get agents.x-k8s.io/controller-first-observed-at when first seen (upstream's; one more
+   *  write per claim). @default false here; the Kubernetes controller turns it on, as upstream */
+  claimObservedAtAnnotation?: boolean;
   /** Pool members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
    *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
   warmPoolEviction?: boolean;
@@ -85,7 +88,7 @@ export class LifecycleController {
     const d: Deps = { store: deps.store, workloads: deps.workloads, recorder: deps.recorder, clock: deps.clock };
     const sandboxOpts = { clusterDomain: opts.clusterDomain };
     this.sandboxes = q((ns, name) => reconcileSandbox(d, ns, name, sandboxOpts), opts.sandboxWorkers ?? 32, 'Sandbox');
-    const claims = new ClaimReconciler(d);
+    const claims = new ClaimReconciler(d, { observedAtAnnotation: opts.claimObservedAtAnnotation });
     this.claims = q((ns, name) => claims.reconcile(ns, name), opts.claimWorkers ?? 16, 'SandboxClaim');
     this.refill = new RefillPolicy(opts.refill, this.claims);
     const pools = new PoolReconciler(d, this.refill, { warmPoolEviction: opts.warmPoolEviction });

@@ -40,6 +40,13 @@ export {
   type RefillGrant,
   type ClaimQueue,
 } from './refill-policy.ts';
-export { sandboxForPool, sandboxForClaim, adoptedByClaim, podTemplateHash, injectEnv } from './blueprint.ts';
+export {
+  sandboxForPool,
+  sandboxForClaim,
+  adoptedByClaim,
+  podTemplateHash,
+  injectEnv,
+  mergeVolumeClaimTemplates,
+} from './blueprint.ts';
 export { keyOf, splitKey, controllerRef, controllerOf, isControlledBy, STATUS_SETTLE_MS } from './objects.ts';
 export { LifecycleController, type ControllerOptions } from './controller.ts';

@@ -18,7 +18,7 @@ import {
   type SandboxStatus,
 } from '@asb/api';
 import { isDeepStrictEqual } from 'node:util';
-import type { Deps, Result, WorkloadState } from './substrate.ts';
+import type { Deps, Result, StopState, WorkloadState } from './substrate.ts';
 import { isDeleting, settleHold, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
@@ -63,8 +63,8 @@ export async function reconcileSandbox(
   const requeue = untilExpiry(sb, now);
 
   if (sb.spec.operatingMode === 'Suspended') {
-    const gone = await d.workloads.stop(sb);
-    await writeStatus(d.store, sb, suspendedStatus(sb, gone, now));
+    const left = await d.workloads.stop(sb, { suspend: true });
+    await writeStatus(d.store, sb, suspendedStatus(sb, left, now, opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN));
     return requeue;
   }
 
@@ -109,6 +109,8 @@ export function decideSandboxExpiry(
   const status = structuredClone(sb.status ?? {});
   if (findCondition(status.conditions, 'Ready')?.reason !== 'SandboxExpired') {
     status.conditions = setCondition(status.conditions, ready(sb, 'SandboxExpired', 'Sandbox has expired', now));
+    // The pod goes now: its scheduling is no longer mirrored (Finished, a result, stays).
+    status.conditions = removeCondition(status.conditions, 'PodScheduled');
     return { stage: 'mark', status };
   }
   if (sb.spec.shutdownPolicy === 'Delete') return { stage: 'delete' };
@@ -121,23 +123,44 @@ function untilExpiry(sb: Sandbox, now: Date): Result {
   return shutdownAt !== undefined ? { requeueAfterMs: shutdownAt - now.getTime() } : {};
 }
 
-/** Suspended (operatingMode Suspended): `gone` once the workload's processes have ended. (Pure.) */
-export function suspendedStatus(sb: Sandbox, gone: boolean, now: Date): SandboxStatus {
+/**
+ * Suspended (operatingMode Suspended), from what stopping the workload left. upstream's words:
+ * Ready says suspending until the pod is gone; Suspended says what became of the pod, and a pod by
+ * the Sandbox's name that is someone else's is refused, not deleted. (Pure.)
+ */
+export function suspendedStatus(sb: Sandbox, left: StopState, now: Date, clusterDomain: string): SandboxStatus {
   const status = structuredClone(sb.status ?? {});
   status.replicas = 0;
   delete status.podIPs;
   delete status.nodeName;
-  // upstream's words: Ready says suspending/suspended, Suspended says what became of the pod.
-  const message = gone ? 'Sandbox is suspended' : 'Sandbox is suspending';
+  if (left.service) {
+    status.service = left.service;
+    status.serviceFQDN = `${left.service}.${sb.metadata.namespace}.svc.${clusterDomain}`;
+  }
+  // A pod by the name is there: the selector that finds it (upstream sets it whenever one is).
+  if (left.stage !== 'gone') status.selector = `${LABEL_SANDBOX_NAME_HASH}=${nameHash(sb.metadata.name!)}`;
+  const message = left.stage === 'gone' ? 'Sandbox is suspended' : 'Sandbox is suspending';
   status.conditions = setCondition(status.conditions, ready(sb, 'SandboxSuspended', message, now));
-  status.conditions = setCondition(
-    status.conditions,
-    gone
-      ? suspended(sb, 'PodTerminated', 'Pod has been terminated. Sandbox is suspended', now)
-      : suspended(sb, 'PodTerminating', 'Pod is terminating. Sandbox is suspending', now),
-  );
-  status.conditions = removeCondition(removeCondition(status.conditions, 'Finished'), 'PodScheduled');
+  const why = {
+    gone: () => suspended(sb, 'PodTerminated', 'Pod has been terminated. Sandbox is suspended', now),
+    ending: () => suspended(sb, 'PodTerminating', 'Pod is terminating. Sandbox is suspending', now),
+    notOwned: () => suspended(sb, 'PodNotOwned', 'Refused to delete pod because it is not owned by this sandbox', now),
+  }[left.stage]();
+  status.conditions = setCondition(status.conditions, why);
+  status.conditions = removeCondition(status.conditions, 'Finished');
+  // Its own pod, still ending, is still mirrored; no pod, or someone else's, is not.
+  status.conditions =
+    left.stage === 'ending' && left.scheduled
+      ? setCondition(status.conditions, podScheduled(sb, left.scheduled, now))
+      : removeCondition(status.conditions, 'PodScheduled');
   return status;
+}
+
+/** The pod's PodScheduled condition, copied verbatim (the scheduler's own reasons, e.g.
+ *  Unschedulable, so not a declared reason). */
+function podScheduled(sb: Sandbox, scheduled: NonNullable<WorkloadState['scheduled']>, now: Date): Condition {
+  const { since: _since, ...c } = scheduled;
+  return { type: 'PodScheduled', ...c, lastTransitionTime: rfc3339(now), observedGeneration: sb.metadata.generation };
 }
 
 /** The workload could not be ensured: Ready says the error. (Pure.) */
@@ -171,17 +194,7 @@ export function runningStatus(
     status.serviceFQDN = `${w.service}.${sb.metadata.namespace}.svc.${clusterDomain}`;
   }
   status.conditions = setCondition(status.conditions, suspended(sb, 'NotSuspended', 'Sandbox is not suspended', now));
-  if (w.scheduled) {
-    // Copied verbatim (the scheduler's own reasons, e.g. Unschedulable), so not a declared reason.
-    const { since: _since, ...scheduled } = w.scheduled;
-    const c: Condition = {
-      type: 'PodScheduled',
-      ...scheduled,
-      lastTransitionTime: rfc3339(now),
-      observedGeneration: sb.metadata.generation,
-    };
-    status.conditions = setCondition(status.conditions, c);
-  }
+  if (w.scheduled) status.conditions = setCondition(status.conditions, podScheduled(sb, w.scheduled, now));
   if (w.phase === 'Succeeded' || w.phase === 'Failed') {
     const reason = w.phase === 'Succeeded' ? 'PodSucceeded' : 'PodFailed';
     // The substrate says how it ended: upstream's words on Kubernetes, the cause (out of

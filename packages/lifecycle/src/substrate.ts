@@ -88,6 +88,17 @@ export interface WorkloadState {
   service?: string;
 }
 
+/** What `stop` left behind. */
+export interface StopState {
+  /** gone: no workload; ending: its processes are ending (a pod terminating); notOwned: a workload
+   *  by the Sandbox's name belongs to someone else, and was not touched. */
+  stage: 'gone' | 'ending' | 'notOwned';
+  /** While ending: the pod's PodScheduled, still mirrored on the Sandbox. */
+  scheduled?: WorkloadState['scheduled'];
+  /** The Service in front of the Sandbox, when it is kept (suspend, spec.service true). */
+  service?: string;
+}
+
 /**
  * The workloads behind Sandboxes. Locally a gVisor sandbox per Sandbox; on Kubernetes a Pod.
  * `ensure` must be idempotent and may start the workload asynchronously: the substrate calls the
@@ -96,8 +107,12 @@ export interface WorkloadState {
 export interface Workloads {
   /** Starts the workload if there is none (or it was stopped); reports what is there now. */
   ensure(sandbox: Sandbox): Promise<WorkloadState>;
-  /** Ends the workload's processes; volumes and identity stay (suspend, expiry). True once gone. */
-  stop(sandbox: Sandbox): Promise<boolean>;
+  /**
+   * Ends the workload's processes; volumes and identity stay (suspend, expiry). A workload by the
+   * Sandbox's name that is not its own is left alone. `suspend`: the Sandbox stays, and so does its
+   * Service (spec.service), as upstream keeps it while suspended.
+   */
+  stop(sandbox: Sandbox, opts?: { suspend?: boolean }): Promise<StopState>;
   /** The Sandbox object is gone: free everything, volumes included. Idempotent. */
   release(namespace: string, name: string): Promise<void>;
   onChange(fn: (namespace: string, name: string) => void): void;

@@ -11,6 +11,7 @@ import {
   type Condition,
   type Sandbox,
   type SandboxClaim,
+  type SandboxTemplate,
   type SandboxWarmPool,
 } from '@asb/api';
 import {
@@ -21,10 +22,12 @@ import {
   decidePool,
   decideSandboxExpiry,
   decideSource,
+  mergeVolumeClaimTemplates,
   podTemplateHash,
   runningStatus,
   suspendedStatus,
   type RefillGrant,
+  type StopState,
   type WorkloadState,
 } from '../src/index.ts';
 import { template } from './support/fakes.ts';
@@ -521,6 +524,21 @@ describe('decideSandboxExpiry', () => {
       conditions: ['Ready:SandboxExpired'],
     },
     {
+      name: 'first pass: the pod is no longer mirrored, a finished one stays Finished',
+      sb: sandbox(
+        { shutdownTime: at(0) },
+        {
+          conditions: [
+            cond('Suspended', 'False', 'NotSuspended'),
+            cond('PodScheduled', 'True', 'PodScheduled'),
+            cond('Finished', 'True', 'PodSucceeded'),
+          ],
+        },
+      ),
+      stage: 'mark',
+      conditions: ['Suspended:NotSuspended', 'Finished:PodSucceeded', 'Ready:SandboxExpired'],
+    },
+    {
       name: 'marked, Delete: delete',
       sb: sandbox({ shutdownTime: at(-1), shutdownPolicy: 'Delete' }, { conditions: [expired] }),
       stage: 'delete',
@@ -542,15 +560,40 @@ describe('decideSandboxExpiry', () => {
           r.conditions,
         );
         if (got.stage === 'retain') assert.deepEqual(Object.keys(got.status), ['conditions']);
-        if (got.stage === 'mark') assert.equal(got.status.replicas, 1, 'the rest kept until teardown');
+        if (got.stage === 'mark' && r.sb.status?.replicas)
+          assert.equal(got.status.replicas, 1, 'the rest kept until teardown');
       }
     });
   }
 });
 
 describe('suspendedStatus', () => {
-  for (const gone of [true, false]) {
-    it(gone ? 'pod gone: suspended' : 'pod still ending: suspending', () => {
+  const scheduled = { status: 'True' as const, reason: 'PodScheduled', message: '' };
+  const rows: Array<{ name: string; left: StopState; ready: string; suspended: string; podScheduled: boolean }> = [
+    {
+      name: 'pod gone: suspended',
+      left: { stage: 'gone' },
+      ready: 'Sandbox is suspended',
+      suspended: 'PodTerminated:Pod has been terminated. Sandbox is suspended',
+      podScheduled: false,
+    },
+    {
+      name: 'own pod still ending: suspending, its scheduling still mirrored',
+      left: { stage: 'ending', scheduled },
+      ready: 'Sandbox is suspending',
+      suspended: 'PodTerminating:Pod is terminating. Sandbox is suspending',
+      podScheduled: true,
+    },
+    {
+      name: "someone else's pod by the name: refused, not mirrored",
+      left: { stage: 'notOwned' },
+      ready: 'Sandbox is suspending',
+      suspended: 'PodNotOwned:Refused to delete pod because it is not owned by this sandbox',
+      podScheduled: false,
+    },
+  ];
+  for (const r of rows)
+    it(r.name, () => {
       const st = suspendedStatus(
         sandbox(
           {},
@@ -561,24 +604,32 @@ describe('suspendedStatus', () => {
             conditions: [cond('Finished', 'True', 'PodSucceeded'), cond('PodScheduled', 'True', 'Scheduled')],
           },
         ),
-        gone,
+        r.left,
         now,
+        'cluster.local',
       );
       assert.equal(st.replicas, 0);
       assert.equal(st.podIPs, undefined);
       assert.equal(st.nodeName, undefined);
+      assert.equal(st.selector === undefined, r.left.stage === 'gone', 'a selector while a pod by the name is there');
+      const seen = st.conditions?.map((c) => `${c.type}:${c.reason}:${c.message}`);
       assert.deepEqual(
-        st.conditions?.map((c) => `${c.type}:${c.reason}:${c.message}`),
-        [
-          `Ready:SandboxSuspended:${gone ? 'Sandbox is suspended' : 'Sandbox is suspending'}`,
-          gone
-            ? 'Suspended:PodTerminated:Pod has been terminated. Sandbox is suspended'
-            : 'Suspended:PodTerminating:Pod is terminating. Sandbox is suspending',
-        ],
-        'Finished and PodScheduled go',
+        seen?.filter((c) => !c.startsWith('PodScheduled')),
+        [`Ready:SandboxSuspended:${r.ready}`, `Suspended:${r.suspended}`],
+        'Finished goes',
+      );
+      assert.equal(
+        seen?.some((c) => c.startsWith('PodScheduled')),
+        r.podScheduled,
       );
     });
-  }
+
+  it('keeps the Service it is told of (spec.service), with its FQDN', () => {
+    const sb = sandbox({}, {});
+    const st = suspendedStatus(sb, { stage: 'gone', service: 'svc' }, now, 'example.org');
+    assert.equal(st.service, 'svc');
+    assert.equal(st.serviceFQDN, `svc.${sb.metadata.namespace}.svc.example.org`);
+  });
 });
 
 describe('runningStatus', () => {
@@ -685,4 +736,104 @@ describe('runningStatus', () => {
       r.check?.(st);
     });
   }
+});
+
+describe('mergeVolumeClaimTemplates (upstream e2e TestCreateSandboxClaimVolumeClaimTemplates, as a table)', () => {
+  const vct = (name: string, size: string) => ({
+    metadata: { name },
+    spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: size } } },
+  });
+  type Policy = 'Disallowed' | 'Allowed' | 'Overrides' | undefined;
+  const tplWith = (policy: Policy, vcts?: Array<ReturnType<typeof vct>>): SandboxTemplate => {
+    const t = template();
+    if (policy) t.spec.volumeClaimTemplatesPolicy = policy;
+    else (t.spec as { volumeClaimTemplatesPolicy?: string }).volumeClaimTemplatesPolicy = undefined;
+    if (vcts) t.spec.volumeClaimTemplates = vcts as SandboxTemplate['spec']['volumeClaimTemplates'];
+    return t;
+  };
+  const rows: Array<{
+    name: string;
+    policy: Policy;
+    own?: Array<ReturnType<typeof vct>>;
+    claims?: Array<ReturnType<typeof vct>>;
+    want: string[] | RegExp;
+  }> = [
+    { name: 'Disallowed: claim VCTs rejected', policy: 'Disallowed', claims: [vct('data', '2Gi')], want: /disallowed/ },
+    {
+      name: 'Disallowed, none on the claim: the template’s',
+      policy: 'Disallowed',
+      own: [vct('ws', '1Gi')],
+      want: ['ws=1Gi'],
+    },
+    {
+      name: 'Allowed: new ones appended',
+      policy: 'Allowed',
+      own: [vct('ws', '1Gi')],
+      claims: [vct('data', '2Gi')],
+      want: ['ws=1Gi', 'data=2Gi'],
+    },
+    {
+      name: "Allowed: overriding the template's is forbidden",
+      policy: 'Allowed',
+      own: [vct('ws', '1Gi')],
+      claims: [vct('ws', '2Gi')],
+      want: /cannot override template volume "ws"/,
+    },
+    {
+      name: 'Overrides: new ones appended',
+      policy: 'Overrides',
+      own: [vct('ws', '1Gi')],
+      claims: [vct('data', '2Gi')],
+      want: ['ws=1Gi', 'data=2Gi'],
+    },
+    {
+      name: 'Overrides: replaced by name, in place',
+      policy: 'Overrides',
+      own: [vct('ws', '1Gi'), vct('b', '1Gi')],
+      claims: [vct('ws', '3Gi')],
+      want: ['ws=3Gi', 'b=1Gi'],
+    },
+    { name: 'no policy: Disallowed', policy: undefined, claims: [vct('data', '2Gi')], want: /disallowed/ },
+    { name: 'an empty name', policy: 'Allowed', claims: [vct('', '2Gi')], want: /claim: .*name at index 0 is empty/ },
+    {
+      name: 'a repeated name',
+      policy: 'Allowed',
+      claims: [vct('d', '2Gi'), vct('d', '2Gi')],
+      want: /claim: .*duplicate name "d"/,
+    },
+    {
+      name: "the template's own, invalid, without claim VCTs",
+      policy: 'Disallowed',
+      own: [vct('x', '1Gi'), vct('x', '1Gi')],
+      want: /in template: .*duplicate name "x"/,
+    },
+  ];
+  for (const r of rows)
+    it(r.name, () => {
+      const c = claim(
+        r.claims ? { volumeClaimTemplates: r.claims as SandboxClaim['spec']['volumeClaimTemplates'] } : {},
+      );
+      const got = mergeVolumeClaimTemplates(c, tplWith(r.policy, r.own));
+      if (r.want instanceof RegExp) {
+        assert.equal(got.ok, false);
+        assert.match((got as { message: string }).message, r.want);
+      } else {
+        assert.ok(got.ok);
+        assert.deepEqual(
+          got.list?.map((v) => `${v.metadata.name}=${(v.spec as any).resources.requests.storage}`),
+          r.want,
+        );
+      }
+    });
+
+  it('a claim with VCTs of its own starts cold; a rejected one says VolumeClaimTemplatesError', () => {
+    const ok = decideSource(claim({ volumeClaimTemplates: [vct('d', '1Gi')] as any }), {
+      template: tplWith('Allowed'),
+    });
+    assert.ok(ok.ok && ok.poolName === '' && ok.volumeClaimTemplates?.length === 1);
+    const no = decideSource(claim({ volumeClaimTemplates: [vct('d', '1Gi')] as any }), {
+      template: tplWith('Disallowed'),
+    });
+    assert.equal(!no.ok && no.reason, 'VolumeClaimTemplatesError');
+  });
 });

@@ -16,7 +16,7 @@ import {
   normalizeCreatedBy,
   type Sandbox,
 } from '@asb/api';
-import { controllerRef, type WorkloadState, type Workloads } from '@asb/lifecycle';
+import { controllerRef, type StopState, type WorkloadState, type Workloads } from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
 
 const FIELD_MANAGER = 'sandbox-controller';
@@ -215,17 +215,7 @@ export class KubeWorkloads implements Workloads {
           this.core.createNamespacedPersistentVolumeClaim({ namespace: ns, body: pvc, fieldManager: FIELD_MANAGER }),
         `PVC ${pvc.metadata!.name}`,
       );
-    let service: string | undefined;
-    if (sb.spec.service === true) {
-      const svc = serviceFor(sb);
-      await this.createIfMissing(
-        () => this.core.createNamespacedService({ namespace: ns, body: svc, fieldManager: FIELD_MANAGER }),
-        `Service ${svc.metadata!.name}`,
-      );
-      service = svc.metadata!.name;
-    } else if (sb.spec.service === false) {
-      await this.deleteIfOwned(sb, 'service');
-    }
+    const service = await this.ensureService(sb);
     // A pod the cache does not show is created at once (its informer has listed them all): when it
     // exists after all, the create says so and the pod is read. This saves a GET per new Sandbox.
     let pod = this.informer ? this.informer.get(podNameOf(sb), ns) : await this.getPod(ns, podNameOf(sb));
@@ -258,11 +248,18 @@ export class KubeWorkloads implements Workloads {
     return { ...stateOfPod(pod), ...(service ? { service } : {}) };
   }
 
-  async stop(sb: Sandbox): Promise<boolean> {
+  async stop(sb: Sandbox, opts: { suspend?: boolean } = {}): Promise<StopState> {
     const ns = sb.metadata.namespace;
     const name = podNameOf(sb);
+    // Suspended, the Service stays (upstream's); expired, it goes with the pod.
+    const service = opts.suspend ? await this.ensureService(sb) : await this.deleteOwnService(sb);
+    const kept = service ? { service } : {};
     const pod = await this.getPod(ns, name);
-    if (!pod) return true;
+    if (!pod) return { stage: 'gone', ...kept };
+    // A pod by this name that is not this Sandbox's (a user's, another controller's) is refused,
+    // never deleted: a Sandbox must not be a way to delete pods its owner could not.
+    const owner = pod.metadata?.ownerReferences?.find((r) => r.controller);
+    if (owner?.uid !== sb.metadata.uid) return { stage: 'notOwned', ...kept };
     if (!pod.metadata?.deletionTimestamp) {
       try {
         await this.core.deleteNamespacedPod({
@@ -274,7 +271,28 @@ export class KubeWorkloads implements Workloads {
         if ((err as { code?: number }).code !== 404) throw mapApiError(err, `delete Pod ${ns}/${name}`);
       }
     }
-    return (await this.getPod(ns, name)) === undefined;
+    const still = await this.getPod(ns, name);
+    if (!still) return { stage: 'gone', ...kept };
+    return { stage: 'ending', scheduled: stateOfPod(still).scheduled, ...kept };
+  }
+
+  /** spec.service true: its headless Service exists (answers its name); false: ours is deleted. */
+  private async ensureService(sb: Sandbox): Promise<string | undefined> {
+    if (sb.spec.service === true) {
+      const svc = serviceFor(sb);
+      await this.createIfMissing(
+        () =>
+          this.core.createNamespacedService({
+            namespace: sb.metadata.namespace,
+            body: svc,
+            fieldManager: FIELD_MANAGER,
+          }),
+        `Service ${svc.metadata!.name}`,
+      );
+      return svc.metadata!.name;
+    }
+    if (sb.spec.service === false) await this.deleteOwnService(sb);
+    return undefined;
   }
 
   /** Owned Pods, PVCs and Services follow their Sandbox by garbage collection. */
@@ -325,16 +343,17 @@ export class KubeWorkloads implements Workloads {
     }
   }
 
-  private async deleteIfOwned(sb: Sandbox, kind: 'service'): Promise<void> {
+  /** Deletes the Sandbox's Service if it is its own (another's by the name is left alone). */
+  private async deleteOwnService(sb: Sandbox): Promise<undefined> {
     const ns = sb.metadata.namespace;
     const name = sb.metadata.name!;
     try {
       const svc = await this.core.readNamespacedService({ namespace: ns, name });
-      if (kind === 'service' && svc.metadata?.ownerReferences?.some((r) => r.controller && r.uid === sb.metadata.uid)) {
+      if (svc.metadata?.ownerReferences?.some((r) => r.controller && r.uid === sb.metadata.uid))
         await this.core.deleteNamespacedService({ namespace: ns, name });
-      }
     } catch (err) {
       if ((err as { code?: number }).code !== 404) throw mapApiError(err, `delete Service ${ns}/${name}`);
     }
+    return undefined;
   }
 }

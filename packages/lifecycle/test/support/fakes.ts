@@ -132,7 +132,7 @@ export class FakeWorkloads implements Workloads {
     const key = `${sb.metadata.namespace}/${sb.metadata.name}`;
     this.running.delete(key);
     this.stopped.push(key);
-    return true;
+    return { stage: 'gone' as const };
   }
   async release(ns: string, name: string) {
     this.running.delete(`${ns}/${name}`);
