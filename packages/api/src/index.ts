@@ -195,6 +195,7 @@ export {
   DEFAULT_TEMPLATE,
   rfc3339,
   rfc3339Millis,
+  rfc3339Micros,
   sandboxInfo,
   NamespaceName,
   CreateSandboxBody,

@@ -23,6 +23,14 @@ export function rfc3339Millis(d: Date): string {
   return d.toISOString();
 }
 
+/** RFC 3339 with microseconds, from the high-resolution clock (upstream stamps RFC3339Nano, and
+ *  readers expect a fraction finer than a millisecond): "2026-01-02T03:04:05.678901Z". */
+export function rfc3339Micros(epochMs = performance.timeOrigin + performance.now()): string {
+  const micros = Math.round(epochMs * 1000);
+  const ms = Math.floor(micros / 1000);
+  return new Date(ms).toISOString().replace(/Z$/, `${String(micros - ms * 1000).padStart(3, '0')}Z`);
+}
+
 // ---- a sandbox as a client sees it ----
 
 export type SandboxPhase = 'Pending' | 'Running' | 'Failed' | 'Suspended';

@@ -46,6 +46,8 @@ export interface ControllerFlags {
   sandboxWarmPoolMaxRefillRate: number;
   /** No Events from the claim reconciler: one API write less per claim in a burst. */
   disableClaimEvents: boolean;
+  /** No agents.x-k8s.io/controller-first-observed-at on claims (upstream's flag). */
+  disableClaimObservabilityAnnotations: boolean;
   /** Ours: while claims are queued, an adoption's follow-up and a pool's refill wait, up to this long. */
   claimsFirstMaxDeferMs: number;
   claimsFirstRefillRate: number;
@@ -184,6 +186,7 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
     {
       clusterDomain: flags.clusterDomain,
       warmPoolEviction: flags.enableWarmPoolEviction,
+      claimObservedAtAnnotation: !flags.disableClaimObservabilityAnnotations,
       refill: {
         replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs,
         maxRefillRate: flags.sandboxWarmPoolMaxRefillRate,
@@ -264,6 +267,12 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     )
     .option('--disable-claim-events [bool]', 'no Events from the SandboxClaim reconciler', (v) => v !== 'false', false)
     .option(
+      '--disable-claim-observability-annotations [bool]',
+      'do not stamp claims with agents.x-k8s.io/controller-first-observed-at (one write per claim less)',
+      (v) => v !== 'false',
+      false,
+    )
+    .option(
       '--claims-first-max-defer <duration>',
       'while claims are queued or arriving one after another, an adopted Sandbox (Ready already) waits for its Pod relabel and status update, and a pool for its replacements, up to this long (0: nothing waits)',
       parseGoDuration,
@@ -297,6 +306,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay,
     sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate,
     disableClaimEvents: o.disableClaimEvents === true,
+    disableClaimObservabilityAnnotations: o.disableClaimObservabilityAnnotations === true,
     claimsFirstMaxDeferMs: o.claimsFirstMaxDefer,
     claimsFirstRefillRate: o.claimsFirstRefillRate,
   };
