@@ -127,6 +127,7 @@ export {
 
 // ---- validation, YAML, conversion ----
 export { validateObject, validateHub, type Validated } from './validate.ts';
+export { UPDATE_RULES, updateViolations, type UpdateRule } from './update-rules.ts';
 export { parseManifests, parsePath, type ManifestResult, type ParseManifestsOptions } from './manifests.ts';
 export { formatIssues, issuesToErrors, renderPath, closestField, errorMap, type FieldError } from './issues.ts';
 export {

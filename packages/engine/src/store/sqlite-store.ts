@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID, randomInt } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
-import { validateHub, formatIssues, rfc3339 } from '@asb/api';
+import { validateHub, formatIssues, rfc3339, updateViolations } from '@asb/api';
 import { EngineError } from '../errors.ts';
 import {
   AlreadyExistsError,
@@ -195,6 +195,13 @@ export class SqliteStore implements WatchableStore {
   async update<T extends AnyHub>(input: T): Promise<T> {
     const cur = this.current(input);
     const obj = admit(input);
+    const broken = updateViolations(obj.kind, cur, obj);
+    if (broken.length)
+      throw new EngineError(
+        'Invalid',
+        `invalid ${obj.kind}: ${broken.map((b) => `${b.field}: ${b.message}`).join('; ')}`,
+        broken,
+      );
     // Identity and server-set fields are the server's; status goes through updateStatus.
     const { uid, creationTimestamp, generation } = cur.metadata;
     obj.metadata = { ...obj.metadata, uid, creationTimestamp, generation };

@@ -4,7 +4,7 @@
 // JSON Schema is turned into a Kubernetes *structural* schema: inlined, typed at every node,
 // quantities as int-or-string, open objects as preserve-unknown-fields, RE2-safe patterns only.
 import { z } from 'zod';
-import { KINDS, KIND_NAMES, VERSIONS, type Kind, type Version } from '@asb/api';
+import { KINDS, KIND_NAMES, UPDATE_RULES, VERSIONS, type Kind, type Version } from '@asb/api';
 
 // JSON Schema nodes are untyped data walked by key: `any` is what they are here. The output is checked
 // against a real kube-apiserver (packages/k8s/test, test/k8s), not by these types.
@@ -148,6 +148,9 @@ export function generateCrds(opts: CrdOptions = {}): Schema[] {
         (r: string) => r !== 'apiVersion' && r !== 'kind' && r !== 'metadata',
       );
       if (!schema.required.length) delete schema.required;
+      // What an update may not change (the engine's store checks the same table).
+      for (const r of UPDATE_RULES[kind] ?? [])
+        (schema.properties[r.on]['x-kubernetes-validations'] ??= []).push({ rule: r.rule, message: r.message });
       const sub = subresources(kind, version);
       return {
         name: version,
