@@ -18,6 +18,7 @@ import {
   type SandboxWarmPool,
 } from '@asb/api';
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { controllerRef } from './objects.ts';
 
 type PodTemplate = Sandbox['spec']['podTemplate'];
@@ -70,6 +71,27 @@ export function poolLabels(pool: SandboxWarmPool, template: SandboxTemplate): Re
     [LABEL_SANDBOX_POD_TEMPLATE_HASH]: podTemplateHash(template),
     [LABEL_SANDBOX_TEMPLATE_HASH]: nameHash(JSON.stringify(template.spec)),
   };
+}
+
+/**
+ * A pool member the template no longer makes (upstream's isSandboxStale): one of another template
+ * (the pool now names a different one); else, when its pod template hash differs, one whose pod
+ * spec (secure defaults applied), volumes (name and spec) or Service differ from the template's.
+ * The pod template's metadata is not compared: a label added to the template is not a rollout.
+ * (Pure.)
+ */
+export function isStaleMember(sb: Sandbox, template: SandboxTemplate): boolean {
+  const labels = sb.metadata.labels ?? {};
+  if (labels[LABEL_SANDBOX_TEMPLATE_REF_HASH] !== nameHash(template.metadata.name!)) return true;
+  if (labels[LABEL_SANDBOX_POD_TEMPLATE_HASH] === podTemplateHash(template)) return false;
+  const made = secureDefaults(structuredClone(template.spec.podTemplate), template).spec;
+  const volumes = (list: Sandbox['spec']['volumeClaimTemplates']) =>
+    (list ?? []).map((v) => ({ name: v.metadata.name, spec: v.spec }));
+  return !(
+    isDeepStrictEqual(made, sb.spec.podTemplate.spec) &&
+    isDeepStrictEqual(volumes(template.spec.volumeClaimTemplates), volumes(sb.spec.volumeClaimTemplates)) &&
+    template.spec.service === sb.spec.service
+  );
 }
 
 /** What the API server's generateName makes: the base cut to 58 characters, 5 random ones after. */

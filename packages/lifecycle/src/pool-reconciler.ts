@@ -4,15 +4,8 @@
 // Members made from an older pod template are stale: Recreate deletes them, OnReplenish keeps them
 // until claimed.
 // A pass reads (observePool), decides (decidePool, pure) and writes (applyPool).
-import {
-  LABEL_SANDBOX_POD_TEMPLATE_HASH,
-  LABEL_WARM_POOL_SANDBOX,
-  nameHash,
-  type Sandbox,
-  type SandboxTemplate,
-  type SandboxWarmPool,
-} from '@asb/api';
-import { podTemplateHash, sandboxForPool } from './blueprint.ts';
+import { LABEL_WARM_POOL_SANDBOX, nameHash, type Sandbox, type SandboxTemplate, type SandboxWarmPool } from '@asb/api';
+import { isStaleMember, sandboxForPool } from './blueprint.ts';
 import { controllerOf, controllerRef, isDeleting, keyOf, writeStatus } from './objects.ts';
 import type { RefillGrant, RefillPolicy } from './refill-policy.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
@@ -54,9 +47,7 @@ export function decidePool(
   grant: (current: number, desired: number, want: number) => RefillGrant,
 ): PoolPlan {
   const { pool, template } = o;
-  const currentHash = template ? podTemplateHash(template) : undefined;
-  const stale = (sb: Sandbox) =>
-    currentHash !== undefined && sb.metadata.labels?.[LABEL_SANDBOX_POD_TEMPLATE_HASH] !== currentHash;
+  const stale = (sb: Sandbox) => template !== undefined && isStaleMember(sb, template);
   const age = (sb: Sandbox) => nowMs - Date.parse(sb.metadata.creationTimestamp ?? new Date(nowMs).toISOString());
   const replace: Sandbox[] = [];
   let members: Sandbox[] = [];

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   LABEL_SANDBOX_POD_TEMPLATE_HASH,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
   LABEL_WARM_POOL_SANDBOX,
   findCondition,
   nameHash,
@@ -23,6 +24,7 @@ import {
   decideSandboxExpiry,
   decideSource,
   mergeVolumeClaimTemplates,
+  sandboxForPool,
   podTemplateHash,
   runningStatus,
   suspendedStatus,
@@ -55,17 +57,33 @@ const pool = (replicas: number, strategy?: 'Recreate' | 'OnReplenish'): SandboxW
   metadata: { name: 'p', namespace: 'default', uid: 'pool-uid', generation: 2 },
   spec: { replicas, sandboxTemplateRef: { name: 'tpl' }, ...(strategy ? { updateStrategy: { type: strategy } } : {}) },
 });
+/** What the pool makes of the template now. */
+const madeSpec = sandboxForPool(pool(1), tpl).spec.podTemplate;
 /** A member `ageMs` old, ready or not, made from the current template unless `stale`. */
-const member = (name: string, o: { ready?: boolean; ageMs?: number; stale?: boolean } = {}): Sandbox => ({
+/** A pool member; `stale`: made from an older pod spec of the template (`otherTemplate`: from
+ *  another template, same spec; `relabelled`: the template's pod labels changed since, only). */
+const member = (
+  name: string,
+  o: { ready?: boolean; ageMs?: number; stale?: boolean; otherTemplate?: boolean; relabelled?: boolean } = {},
+): Sandbox => ({
   apiVersion: 'agents.x-k8s.io/v1beta1',
   kind: 'Sandbox',
   metadata: {
     name,
     namespace: 'default',
     creationTimestamp: at(-(o.ageMs ?? 60_000)),
-    labels: { [LABEL_SANDBOX_POD_TEMPLATE_HASH]: o.stale ? 'old' : currentHash },
+    labels: {
+      [LABEL_SANDBOX_POD_TEMPLATE_HASH]: o.stale || o.relabelled ? 'old' : currentHash,
+      [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(o.otherTemplate ? 'other' : tpl.metadata.name!),
+    },
   },
-  spec: { podTemplate: tpl.spec.podTemplate, operatingMode: 'Running', shutdownPolicy: 'Retain' },
+  spec: {
+    podTemplate: o.stale
+      ? { spec: { containers: [{ name: 'main', image: 'python:3.12-slim' }] } }
+      : structuredClone(madeSpec),
+    operatingMode: 'Running',
+    shutdownPolicy: 'Retain',
+  },
   status: {
     conditions: [
       o.ready === false ? cond('Ready', 'False', 'DependenciesNotReady') : cond('Ready', 'True', 'DependenciesReady'),
@@ -161,6 +179,25 @@ describe('decidePool', () => {
       replicas: 2,
       readyReplicas: 1,
       requeueAfterMs: UNREADY_REPLACE_MS,
+    },
+    {
+      name: 'Recreate: the pool names another template now: replaced, though the spec is the same',
+      pool: pool(2, 'Recreate'),
+      members: [member('a'), member('old-template', { otherTemplate: true })],
+      asked: [1, 2, 1],
+      replace: ['old-template'],
+      create: 1,
+      replicas: 2,
+      readyReplicas: 1,
+      requeueAfterMs: UNREADY_REPLACE_MS,
+    },
+    {
+      name: "Recreate: only the template's pod labels changed: kept (not a rollout)",
+      pool: pool(2, 'Recreate'),
+      members: [member('a'), member('relabelled', { relabelled: true })],
+      asked: [2, 2, 0],
+      replicas: 2,
+      readyReplicas: 2,
     },
     {
       name: 'OnReplenish: a member of an older template stays until claimed',
