@@ -68,20 +68,20 @@ export async function reconcileSandbox(
     return requeue;
   }
 
-  // Which pod backs it, written down as upstream does (a pool member keeps its pod's name
-  // through adoption; every other Sandbox's pod is named after it).
-  if (!sb.metadata.annotations?.[ANNOTATION_POD_NAME]) {
-    sb = await d.store.update({
-      ...sb,
-      metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } },
-    });
-  }
   let w: WorkloadState;
   try {
     w = await d.workloads.ensure(sb);
   } catch (err) {
     await writeStatus(d.store, sb, errorStatus(sb, err, now));
     throw err;
+  }
+  // Which pod backs it, written down as upstream does, once its pod exists (a pool member keeps
+  // its pod's name through adoption; every other Sandbox's pod is named after it).
+  if (!sb.metadata.annotations?.[ANNOTATION_POD_NAME]) {
+    sb = await d.store.update({
+      ...sb,
+      metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } },
+    });
   }
   const out = runningStatus(sb, w, now, opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
   if (out.status) await writeStatus(d.store, sb, out.status);
