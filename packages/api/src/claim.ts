@@ -15,7 +15,7 @@ import {
   type FieldHints,
   type Version,
 } from './meta.ts';
-import { VolumeClaimTemplates } from './podspec.ts';
+import { ClaimVolumeClaimTemplates } from './podspec.ts';
 
 const INT32_MAX = 2147483647;
 
@@ -84,7 +84,7 @@ const specV1beta1 = z
     ...commonFields,
     warmPoolRef: SandboxWarmPoolRef,
     /** Forces a cold start; allowed by the template's volumeClaimTemplatesPolicy. */
-    volumeClaimTemplates: VolumeClaimTemplates.optional(),
+    volumeClaimTemplates: ClaimVolumeClaimTemplates.optional(),
   })
   .strict();
 
@@ -95,7 +95,7 @@ const specHub = z
     warmPoolRef: SandboxWarmPoolRef.optional(),
     sandboxTemplateRef: SandboxTemplateRef.optional(),
     warmpool: WarmPoolPolicy.optional(),
-    volumeClaimTemplates: VolumeClaimTemplates.optional(),
+    volumeClaimTemplates: ClaimVolumeClaimTemplates.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -130,7 +130,7 @@ export const ClaimV1beta1Fields = z
     sandboxTemplateRef: z.string(),
     warmpool: z.string(),
     warmPoolRef: z.string().optional(),
-    volumeClaimTemplates: VolumeClaimTemplates.optional(),
+    volumeClaimTemplates: ClaimVolumeClaimTemplates.optional(),
   })
   .strict();
 export type ClaimV1beta1Fields = z.infer<typeof ClaimV1beta1Fields>;

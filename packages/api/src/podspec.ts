@@ -304,6 +304,17 @@ export const VolumeClaimTemplate = z
   .strict();
 export type VolumeClaimTemplate = z.infer<typeof VolumeClaimTemplate>;
 
+/**
+ * A claim's own volumeClaimTemplates: names are not judged here but by the claim's controller,
+ * which reports an empty, repeated or invalid one as Ready=False/VolumeClaimTemplatesError, as
+ * upstream's does (its API server accepts such a claim).
+ */
+export const ClaimVolumeClaimTemplates = z.array(
+  VolumeClaimTemplate.extend({
+    metadata: z.object({ name: z.string(), labels: Labels.optional(), annotations: Annotations.optional() }).strict(),
+  }),
+);
+
 /** volumeClaimTemplates: an atomic list with unique names (each becomes a pod volume). */
 export const VolumeClaimTemplates = z.array(VolumeClaimTemplate).superRefine((list, ctx) => {
   uniqueNames(

@@ -1,6 +1,7 @@
 // How a Sandbox is made from a SandboxTemplate: for a warm pool (upstream's pool reconciler) and
 // for a cold claim (the claim reconciler), with the labels and annotations upstream puts on them.
 import {
+  isDns1123Label,
   ANNOTATION_POD_NAME,
   ANNOTATION_SAFE_TO_EVICT,
   ANNOTATION_SANDBOX_TEMPLATE_REF,
@@ -157,6 +158,8 @@ export function mergeVolumeClaimTemplates(claim: SandboxClaim, template: Sandbox
       const name = vct.metadata?.name;
       if (!name) return `invalid volume claim templates: name at index ${i} is empty`;
       if (seen.has(name)) return `invalid volume claim templates: duplicate name "${name}"`;
+      // (Ours: each becomes a PVC `<name>-<sandbox>` and a pod volume, so a DNS label.)
+      if (!isDns1123Label(name)) return `invalid volume claim templates: name "${name}" is not a DNS label`;
       seen.add(name);
     }
     return undefined;

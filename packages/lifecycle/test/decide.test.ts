@@ -839,6 +839,12 @@ describe('mergeVolumeClaimTemplates (upstream e2e TestCreateSandboxClaimVolumeCl
       want: /claim: .*duplicate name "d"/,
     },
     {
+      name: 'not a DNS label',
+      policy: 'Allowed',
+      claims: [vct('Bad_Name', '2Gi')],
+      want: /"Bad_Name" is not a DNS label/,
+    },
+    {
       name: "the template's own, invalid, without claim VCTs",
       policy: 'Disallowed',
       own: [vct('x', '1Gi'), vct('x', '1Gi')],
