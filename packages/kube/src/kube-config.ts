@@ -24,12 +24,17 @@ function send(request: k8s.RequestContext): Promise<k8s.ResponseContext> {
   if (body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body))
     return Promise.reject(new Error('kube-config: only string and Buffer request bodies are sent'));
   const client = url.protocol === 'http:' ? http : https;
+  // Said explicitly: for DELETE, node:http sends a body with neither Content-Length nor chunked
+  // encoding, so the server reads the DELETE as bodiless (its DeleteOptions lost: propagation,
+  // uid preconditions) and the body's bytes as the next request on the kept-alive connection.
+  const headers = { ...request.getHeaders() };
+  if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
   return new Promise((resolve, reject) => {
     const req = client.request(
       url,
       {
         method: request.getHttpMethod(),
-        headers: request.getHeaders(),
+        headers,
         agent: request.getAgent(),
         signal: request.getSignal(),
       },
