@@ -305,13 +305,15 @@ export const VolumeClaimTemplate = z
 export type VolumeClaimTemplate = z.infer<typeof VolumeClaimTemplate>;
 
 /**
- * A claim's own volumeClaimTemplates: names are not judged here but by the claim's controller,
+ * A claim's own volumeClaimTemplates: names (even a missing one) are not judged here but by the claim's controller,
  * which reports an empty, repeated or invalid one as Ready=False/VolumeClaimTemplatesError, as
  * upstream's does (its API server accepts such a claim).
  */
 export const ClaimVolumeClaimTemplates = z.array(
   VolumeClaimTemplate.extend({
-    metadata: z.object({ name: z.string(), labels: Labels.optional(), annotations: Annotations.optional() }).strict(),
+    metadata: z
+      .object({ name: z.string().optional(), labels: Labels.optional(), annotations: Annotations.optional() })
+      .strict(),
   }),
 );
 

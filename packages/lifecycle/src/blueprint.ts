@@ -152,7 +152,7 @@ export type VolumeClaimTemplatesMerge = { ok: true; list?: VolumeClaimTemplates 
  */
 export function mergeVolumeClaimTemplates(claim: SandboxClaim, template: SandboxTemplate): VolumeClaimTemplatesMerge {
   const own = template.spec.volumeClaimTemplates;
-  const invalid = (list: VolumeClaimTemplates) => {
+  const invalid = (list: ReadonlyArray<{ metadata?: { name?: string } }>) => {
     const seen = new Set<string>();
     for (const [i, vct] of list.entries()) {
       const name = vct.metadata?.name;
@@ -166,12 +166,13 @@ export function mergeVolumeClaimTemplates(claim: SandboxClaim, template: Sandbox
   };
   const fail = (message: string): VolumeClaimTemplatesMerge => ({ ok: false, message });
   const bad = own && invalid(own);
-  const extra = claim.spec.volumeClaimTemplates;
-  if (!extra?.length) return bad ? fail(`invalid volume claim templates in template: ${bad}`) : { ok: true, list: own };
+  const asked = claim.spec.volumeClaimTemplates;
+  if (!asked?.length) return bad ? fail(`invalid volume claim templates in template: ${bad}`) : { ok: true, list: own };
   const merging = 'failed to merge volume claim templates';
   if (bad) return fail(`${merging}: template: ${bad}`);
-  const badClaim = invalid(extra);
+  const badClaim = invalid(asked);
   if (badClaim) return fail(`${merging}: claim: ${badClaim}`);
+  const extra = asked as VolumeClaimTemplates; // (every name checked just above)
   const base = own ?? [];
   const names = new Set(base.map((v) => v.metadata.name));
   switch (template.spec.volumeClaimTemplatesPolicy ?? 'Disallowed') {

@@ -839,6 +839,12 @@ describe('mergeVolumeClaimTemplates (upstream e2e TestCreateSandboxClaimVolumeCl
       want: /claim: .*duplicate name "d"/,
     },
     {
+      name: 'no name at all (a Go client omits an empty one)',
+      policy: 'Allowed',
+      claims: [{ metadata: {}, spec: vct('x', '1Gi').spec } as unknown as ReturnType<typeof vct>],
+      want: /name at index 0 is empty/,
+    },
+    {
       name: 'not a DNS label',
       policy: 'Allowed',
       claims: [vct('Bad_Name', '2Gi')],
