@@ -11,7 +11,8 @@ import net from 'node:net';
 import { waitFor as poll } from '../support/wait.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
-export const BIN = join(process.env.ASB_K8S_CACHE ?? join(homedir(), '.cache', 'asb-k8s'), 'bin');
+export const CACHE = process.env.ASB_K8S_CACHE ?? join(homedir(), '.cache', 'asb-k8s');
+export const BIN = join(CACHE, 'bin');
 export const VERSION = 'v1.37.2';
 
 const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: string }> = [
@@ -46,28 +47,25 @@ const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: str
 
 export const UPSTREAM_VERSION = 'v0.5.6';
 
-/** Upstream's module source (its CRDs are under k8s/crds), downloaded through the Go module proxy. */
-export function upstreamModuleDir(): string {
-  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/agent-sandbox@${UPSTREAM_VERSION}`], {
-    cwd: join(repo, 'tools/k8s/upstream'),
+/** A Go module's source, downloaded through the Go module proxy (read-only, in the module cache). */
+export function goModuleDir(module: string, version: string): string {
+  const out = execFileSync('go', ['mod', 'download', '-json', `${module}@${version}`], {
+    cwd: tmpdir(),
     encoding: 'utf8',
     env: { ...process.env, GOFLAGS: '-mod=mod' },
   });
   return (JSON.parse(out) as { Dir: string }).Dir;
 }
 
+/** Upstream's module source (its CRDs are under k8s/crds, its e2e suite under test/e2e). */
+export const upstreamModuleDir = (version = UPSTREAM_VERSION) => goModuleDir('sigs.k8s.io/agent-sandbox', version);
+
 /** The Gateway API's release whose standard CRDs the Gateway tests install (from the Go module proxy). */
 export const GATEWAY_API_VERSION = 'v1.6.3';
 
 /** The Gateway API's standard CRDs (config/crd/standard), downloaded through the Go module proxy. */
-export function gatewayApiCrdDir(): string {
-  const out = execFileSync('go', ['mod', 'download', '-json', `sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}`], {
-    cwd: tmpdir(),
-    encoding: 'utf8',
-    env: { ...process.env, GOFLAGS: '-mod=mod' },
-  });
-  return join((JSON.parse(out) as { Dir: string }).Dir, 'config/crd/standard');
-}
+export const gatewayApiCrdDir = () =>
+  join(goModuleDir('sigs.k8s.io/gateway-api', GATEWAY_API_VERSION), 'config/crd/standard');
 
 /** Builds what is not cached yet (the API server takes ~3.5 min on 2 cores; the rest less). */
 export function ensureBinaries(log: (m: string) => void = () => {}): void {
@@ -248,7 +246,13 @@ export interface PodPortForward {
  * API server can reach it for port-forwards, and tunnels those of the listed pods.
  */
 export async function startCluster(
-  opts: { nodes?: number; log?: (m: string) => void; portForwards?: PodPortForward[] } = {},
+  opts: {
+    nodes?: number;
+    log?: (m: string) => void;
+    portForwards?: PodPortForward[];
+    /** KWOK Stage documents (YAML or JSON). Pod stages given here replace KWOK's default ones. */
+    kwokStages?: string[];
+  } = {},
 ): Promise<Cluster> {
   ensureBinaries(opts.log);
   const dir = mkdtempSync(join(tmpdir(), 'asb-k8s-'));
@@ -398,18 +402,22 @@ export async function startCluster(
       '--cidr',
       '10.244.0.0/16',
     ];
-    if (kubelet) {
-      // (A node's kubelet endpoint is its address and port: KWOK's server, here, for every node.)
-      const rules = opts.portForwards!.map((f) => ({
+    // (A node's kubelet endpoint is its address and port: KWOK's server, here, for every node.)
+    const rules = (opts.portForwards ?? []).map((f) =>
+      JSON.stringify({
         apiVersion: 'kwok.x-k8s.io/v1alpha1',
         kind: 'PortForward',
         metadata: { name: f.pod, namespace: f.namespace },
         spec: { forwards: [{ target: { address: f.target.host, port: f.target.port } }] },
-      }));
-      writeFileSync(join(dir, 'kwok.yaml'), rules.map((r) => JSON.stringify(r)).join('\n---\n'));
+      }),
+    );
+    const config = [...rules, ...(opts.kwokStages ?? [])];
+    if (config.length) {
+      writeFileSync(join(dir, 'kwok.yaml'), config.join('\n---\n'));
+      kwokArgs.push('--config', join(dir, 'kwok.yaml'));
+    }
+    if (kubelet) {
       kwokArgs.push(
-        '--config',
-        join(dir, 'kwok.yaml'),
         '--node-ip',
         '127.0.0.1',
         '--node-port',

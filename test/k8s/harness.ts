@@ -41,9 +41,19 @@ export interface Harness {
  * here to restart it.
  */
 export async function startHarness(
-  opts: { controller?: boolean; controllerArgs?: string[]; webhook?: boolean; portForwards?: PodPortForward[] } = {},
+  opts: {
+    controller?: boolean;
+    controllerArgs?: string[];
+    webhook?: boolean;
+    portForwards?: PodPortForward[];
+    kwokStages?: string[];
+  } = {},
 ): Promise<Harness> {
-  const cluster = await startCluster({ log: (m) => process.stderr.write(`${m}\n`), portForwards: opts.portForwards });
+  const cluster = await startCluster({
+    log: (m) => process.stderr.write(`${m}\n`),
+    portForwards: opts.portForwards,
+    kwokStages: opts.kwokStages,
+  });
   const children: ChildProcess[] = [];
   const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
   const find = (...args: string[]) => {
