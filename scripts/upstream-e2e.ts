@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
+import { UPSTREAM_VERSION, startCluster, type Cluster } from '../test/k8s/cluster.ts';
 import { startHarness } from '../test/k8s/harness.ts';
 import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';
 import {
@@ -56,8 +56,11 @@ async function ours(suite: Suite): Promise<TestResult[]> {
 }
 
 async function theirs(suite: Suite): Promise<TestResult[]> {
-  if (suite.version !== 'v0.5.6')
-    throw new Error(`upstream's controller is built at v0.5.6 only, not ${suite.version}`);
+  if (suite.version !== UPSTREAM_VERSION) {
+    // (Not built yet at this version: the table shows no result for it.)
+    log(`upstream's controller is built at ${UPSTREAM_VERSION} only: not run against ${suite.version}'s suite`);
+    return [];
+  }
   const cluster = await startCluster({ log, kwokStages: labKwokStages() });
   let controller: Awaited<ReturnType<typeof startUpstreamController>> | undefined;
   try {

@@ -25,16 +25,20 @@ export interface Suite {
   packages: string[];
 }
 
-export const SUITES: Suite[] = [{ version: 'v0.5.6', packages: ['./test/e2e', './test/e2e/extensions'] }];
+export const SUITES: Suite[] = [
+  { version: 'v0.5.6', packages: ['./test/e2e', './test/e2e/extensions'] },
+  { version: 'v1.0.1', packages: ['./test/e2e', './test/e2e/extensions'] },
+];
 
 /**
  * Tests that need what KWOK's pods cannot give, skipped with both controllers:
  * - Chrome, PythonRuntime: they port-forward into the pod and talk to the program inside it;
  * - Density: they measure real pods starting in bulk, minutes each;
- * - RuntimeClass: they compare real runtimes (runc and gVisor) starting pods.
+ * - RuntimeClass: they compare real runtimes (runc and gVisor) starting pods;
+ * - Sandboxd (v1.0): it talks to the sandboxd runtime API inside the pod.
  * The real-node issue (#23) runs pods for real.
  */
-export const SKIP = 'Chrome|PythonRuntime|Density|RuntimeClass';
+export const SKIP = 'Chrome|PythonRuntime|Density|RuntimeClass|Sandboxd';
 
 export type Result = 'pass' | 'fail' | 'skip';
 export interface TestResult {
