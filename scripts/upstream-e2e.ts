@@ -33,7 +33,7 @@ async function runAll(suite: Suite, cluster: Cluster, who: string): Promise<Test
   const results: TestResult[] = [];
   for (const pkg of ensureSuiteBinaries(suite, log))
     results.push(
-      ...(await runSuitePackage(cluster, suite, pkg, {
+      ...(await runSuitePackage(cluster, pkg, {
         run: values.run,
         artifacts: join(cluster.dir, 'artifacts'),
         onResult: (r) => {

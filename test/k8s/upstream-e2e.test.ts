@@ -33,7 +33,7 @@ for (const suite of SUITES)
 
     for (const pkg of ensureSuiteBinaries(suite))
       it(`${pkg.pkg}: every test upstream's controller passes here passes with ours`, async (t) => {
-        const results: TestResult[] = await runSuitePackage(h.cluster, suite, pkg, {
+        const results: TestResult[] = await runSuitePackage(h.cluster, pkg, {
           artifacts: join(h.cluster.dir, 'artifacts'),
           onResult: (r) => t.diagnostic(`${r.result} ${r.test} (${r.seconds} s)`),
         });

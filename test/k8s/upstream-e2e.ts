@@ -21,7 +21,7 @@ import { CACHE, goModuleDir, upstreamModuleDir, type Cluster } from './cluster.t
 
 export interface Suite {
   version: string;
-  /** Go packages of the module that hold the tests, with the go test timeout for each. */
+  /** Go packages of the module that hold the tests. */
   packages: string[];
 }
 
@@ -39,6 +39,13 @@ export const SUITES: Suite[] = [
  * The real-node issue (#23) runs pods for real.
  */
 export const SKIP = 'Chrome|PythonRuntime|Density|RuntimeClass|Sandboxd';
+
+/** A compiled package of a suite: its test binary, and its source directory (the tests' cwd). */
+export interface SuitePackage {
+  pkg: string;
+  bin: string;
+  dir: string;
+}
 
 export type Result = 'pass' | 'fail' | 'skip';
 export interface TestResult {
@@ -66,10 +73,12 @@ export function labKwokStages(): string[] {
         next,
       },
     });
-  const exitStatus = `{{ $now := Now }}
+  // Its containers terminated (exit 0), with the reason the kubelet gives Ready; `phase` when the
+  // pod itself ends (a deleted one keeps its phase until it goes).
+  const terminated = (reason: string, phase?: string) => `{{ $now := Now }}
 conditions:
-- { type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }} }
-- { type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }} }
+- { type: Ready, status: "False", reason: ${reason}, lastTransitionTime: {{ $now | Quote }} }
+- { type: ContainersReady, status: "False", reason: ${reason}, lastTransitionTime: {{ $now | Quote }} }
 containerStatuses:
 {{ range .spec.containers }}
 - image: {{ .image | Quote }}
@@ -79,22 +88,7 @@ containerStatuses:
   started: false
   state: { terminated: { exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }} } }
 {{ end }}
-phase: Succeeded
-`;
-  const stoppedStatus = `{{ $now := Now }}
-conditions:
-- { type: Ready, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }} }
-- { type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }} }
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: false
-  restartCount: 0
-  started: false
-  state: { terminated: { exitCode: 0, reason: Completed, startedAt: {{ $now | Quote }}, finishedAt: {{ $now | Quote }} } }
-{{ end }}
-`;
+${phase ? `phase: ${phase}\n` : ''}`;
   return [
     readFileSync(join(fast, 'pod-ready.yaml'), 'utf8'),
     readFileSync(join(fast, 'pod-complete.yaml'), 'utf8'),
@@ -108,7 +102,7 @@ containerStatuses:
         { key: '.spec.containers.[0].command.[2]', operator: 'NotIn', values: ['sleep infinity'] },
       ],
       { durationMilliseconds: 2000 },
-      { statusTemplate: exitStatus },
+      { statusTemplate: terminated('PodCompleted', 'Succeeded') },
     ),
     // Deleted, its containers stop first (Ready goes False), and the pod goes a second later,
     // as a kubelet does: a controller sees the pod stop being ready before it is gone.
@@ -120,7 +114,7 @@ containerStatuses:
         { key: '.status.conditions.[] | select( .type == "Ready" ) | .status', operator: 'In', values: ['True'] },
       ],
       undefined,
-      { statusTemplate: stoppedStatus },
+      { statusTemplate: terminated('ContainersNotReady') },
       1,
     ),
     stage(
@@ -185,10 +179,7 @@ export function prepareLab(cluster: Cluster, volumes = 60): void {
 }
 
 /** Compiles the suite's packages once (`go test -c`); answers each package's test binary. */
-export function ensureSuiteBinaries(
-  suite: Suite,
-  log: (m: string) => void = () => {},
-): Array<{ pkg: string; bin: string }> {
+export function ensureSuiteBinaries(suite: Suite, log: (m: string) => void = () => {}): SuitePackage[] {
   const dir = join(CACHE, 'upstream-e2e', suite.version);
   mkdirSync(dir, { recursive: true });
   const src = upstreamModuleDir(suite.version);
@@ -202,7 +193,7 @@ export function ensureSuiteBinaries(
         env: { ...process.env, GOFLAGS: '-mod=mod', GOWORK: 'off' },
       });
     }
-    return { pkg, bin };
+    return { pkg, bin, dir: join(src, pkg) };
   });
 }
 
@@ -213,17 +204,15 @@ export function ensureSuiteBinaries(
  */
 export async function runSuitePackage(
   cluster: Cluster,
-  suite: Suite,
-  pkg: { pkg: string; bin: string },
+  pkg: SuitePackage,
   opts: { run?: string; timeout?: string; artifacts: string; onResult?: (r: TestResult) => void },
 ): Promise<TestResult[]> {
-  const src = upstreamModuleDir(suite.version);
   const args = ['tool', 'test2json', '-t', '-p', pkg.pkg, pkg.bin, '-test.v=test2json', '-test.parallel=1'];
   args.push('-test.skip', SKIP, '-test.timeout', opts.timeout ?? '60m');
   if (opts.run) args.push('-test.run', opts.run);
   mkdirSync(opts.artifacts, { recursive: true });
   const child = spawn('go', args, {
-    cwd: join(src, pkg.pkg),
+    cwd: pkg.dir,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, KUBECONFIG: cluster.kubeconfig, ARTIFACTS: opts.artifacts },
   });

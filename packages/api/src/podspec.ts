@@ -305,16 +305,12 @@ export const VolumeClaimTemplate = z
 export type VolumeClaimTemplate = z.infer<typeof VolumeClaimTemplate>;
 
 /**
- * A claim's own volumeClaimTemplates: names (even a missing one) are not judged here but by the claim's controller,
- * which reports an empty, repeated or invalid one as Ready=False/VolumeClaimTemplatesError, as
- * upstream's does (its API server accepts such a claim).
+ * A claim's own volumeClaimTemplates: names (even a missing one) are not judged here but by the
+ * claim's controller, which reports an empty, repeated or invalid one as
+ * Ready=False/VolumeClaimTemplatesError, as upstream's does (its API server accepts such a claim).
  */
 export const ClaimVolumeClaimTemplates = z.array(
-  VolumeClaimTemplate.extend({
-    metadata: z
-      .object({ name: z.string().optional(), labels: Labels.optional(), annotations: Annotations.optional() })
-      .strict(),
-  }),
+  VolumeClaimTemplate.extend({ metadata: VolumeClaimTemplate.shape.metadata.extend({ name: z.string().optional() }) }),
 );
 
 /** volumeClaimTemplates: an atomic list with unique names (each becomes a pod volume). */

@@ -252,7 +252,8 @@ export class KubeWorkloads implements Workloads {
     const ns = sb.metadata.namespace;
     const name = podNameOf(sb);
     // Suspended, the Service stays (upstream's); expired, it goes with the pod.
-    const service = opts.suspend ? await this.ensureService(sb) : await this.deleteOwnService(sb);
+    const service = opts.suspend ? await this.ensureService(sb) : undefined;
+    if (!opts.suspend) await this.deleteOwnService(sb);
     const kept = service ? { service } : {};
     const pod = await this.getPod(ns, name);
     if (!pod) return { stage: 'gone', ...kept };
@@ -344,7 +345,7 @@ export class KubeWorkloads implements Workloads {
   }
 
   /** Deletes the Sandbox's Service if it is its own (another's by the name is left alone). */
-  private async deleteOwnService(sb: Sandbox): Promise<undefined> {
+  private async deleteOwnService(sb: Sandbox): Promise<void> {
     const ns = sb.metadata.namespace;
     const name = sb.metadata.name!;
     try {
@@ -354,6 +355,5 @@ export class KubeWorkloads implements Workloads {
     } catch (err) {
       if ((err as { code?: number }).code !== 404) throw mapApiError(err, `delete Service ${ns}/${name}`);
     }
-    return undefined;
   }
 }
