@@ -15,7 +15,8 @@ export const CACHE = process.env.ASB_K8S_CACHE ?? join(homedir(), '.cache', 'asb
 export const BIN = join(CACHE, 'bin');
 export const VERSION = 'v1.37.2';
 
-const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: string }> = [
+// `out` names a single package's binary when two pins build the same command.
+const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: string; out?: string }> = [
   { dir: 'tools/k8s/etcd', bins: ['etcd'], pkgs: ['.'] },
   {
     dir: 'tools/k8s/kube',
@@ -35,6 +36,14 @@ const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: str
     bins: ['agent-sandbox-controller'],
     pkgs: ['sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller'],
     ldflags: '-s -w',
+  },
+  // And v1.0.1 (the side-by-side run of upstream's v1.0.1 e2e suite).
+  {
+    dir: 'tools/k8s/upstream-v1',
+    bins: ['agent-sandbox-controller-v1.0.1'],
+    pkgs: ['sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller'],
+    ldflags: '-s -w',
+    out: 'agent-sandbox-controller-v1.0.1',
   },
   // Traefik, a Gateway API implementation (gateway.test.ts: the router behind a real Gateway).
   {
@@ -75,7 +84,15 @@ export function ensureBinaries(log: (m: string) => void = () => {}): void {
     log(`building ${b.bins.join(', ')} from the Go module proxy (cached in ${BIN})`);
     execFileSync(
       'go',
-      ['build', '-tags', 'tools', ...(b.ldflags ? ['-ldflags', b.ldflags] : []), '-o', BIN + '/', ...b.pkgs],
+      [
+        'build',
+        '-tags',
+        'tools',
+        ...(b.ldflags ? ['-ldflags', b.ldflags] : []),
+        '-o',
+        b.out ? join(BIN, b.out) : BIN + '/',
+        ...b.pkgs,
+      ],
       {
         cwd: join(repo, b.dir),
         stdio: ['ignore', 'inherit', 'inherit'],
