@@ -3,7 +3,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { nameHash, type Sandbox } from '@asb/api';
-import { podFor, pvcsFor, serviceFor, stateOfPod, podNameOf } from '../src/substrate/kube-workloads.ts';
+import {
+  podFor,
+  podMetadataPatch,
+  pvcsFor,
+  serviceFor,
+  stateOfPod,
+  podNameOf,
+} from '../src/substrate/kube-workloads.ts';
 
 const sandbox = (over: Partial<Sandbox['metadata']> = {}): Sandbox => ({
   apiVersion: 'agents.x-k8s.io/v1beta1',
@@ -130,5 +137,20 @@ describe('the Pod, PVCs and Service of a Sandbox', () => {
     assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/propagated-labels'], 'app');
     assert.equal(pod.metadata!.annotations!['agents.x-k8s.io/pod-name'], undefined);
     assert.equal(pod.metadata!.annotations!.team, 't');
+  });
+
+  it("carries the owning claim's uid from the Sandbox to its Pod while a claim owns it, as v1.0 does (and takes it off when none does)", () => {
+    const owned = (kind: string) =>
+      sandbox({
+        labels: { 'agents.x-k8s.io/claim-uid': 'claim-uid-1' },
+        ownerReferences: [
+          { apiVersion: 'extensions.agents.x-k8s.io/v1beta1', kind, name: 'c', uid: 'u', controller: true },
+        ],
+      });
+    assert.equal(podFor(owned('SandboxClaim')).metadata!.labels!['agents.x-k8s.io/claim-uid'], 'claim-uid-1');
+    assert.equal(podFor(owned('SandboxWarmPool')).metadata!.labels!['agents.x-k8s.io/claim-uid'], undefined);
+    assert.equal(podFor(sandbox()).metadata!.labels!['agents.x-k8s.io/claim-uid'], undefined);
+    const stale = podFor(owned('SandboxClaim'));
+    assert.deepEqual(podMetadataPatch(stale, owned('SandboxWarmPool'))?.labels, { 'agents.x-k8s.io/claim-uid': null });
   });
 });

@@ -9,6 +9,7 @@ import {
   ANNOTATION_POD_NAME,
   LABEL_CREATED_BY,
   LABEL_SANDBOX_NAME_HASH,
+  LABEL_CLAIM_UID,
   LABEL_SANDBOX_TEMPLATE_REF_HASH,
   LABEL_WARM_POOL_SANDBOX,
   isSystemReservedKey,
@@ -28,13 +29,14 @@ export function podNameOf(sb: Sandbox): string {
 }
 
 /** Labels the extensions put on a Sandbox that its Pod carries too (upstream's
- *  computeExtensionPodLabels): the pool's while a pool owns it, the template's while a pool or
- *  claim does. */
+ *  computeExtensionPodLabels): the claim's uid while a claim owns it (v1.0; v0.5 left it off the
+ *  Pod), the pool's while a pool owns it, the template's while a pool or claim does. */
 function extensionPodLabels(sb: Sandbox): Record<string, string> {
   const owner = sb.metadata.ownerReferences?.find((r) => r.controller);
   if (!owner || !owner.apiVersion.startsWith('extensions.agents.x-k8s.io/')) return {};
   const out: Record<string, string> = {};
   const l = sb.metadata.labels ?? {};
+  if (owner.kind === 'SandboxClaim' && l[LABEL_CLAIM_UID]) out[LABEL_CLAIM_UID] = l[LABEL_CLAIM_UID];
   if (owner.kind === 'SandboxWarmPool' && l[LABEL_WARM_POOL_SANDBOX])
     out[LABEL_WARM_POOL_SANDBOX] = l[LABEL_WARM_POOL_SANDBOX];
   if (l[LABEL_SANDBOX_TEMPLATE_REF_HASH]) out[LABEL_SANDBOX_TEMPLATE_REF_HASH] = l[LABEL_SANDBOX_TEMPLATE_REF_HASH];
@@ -93,7 +95,12 @@ export function podFor(sb: Sandbox): k8s.V1Pod {
 }
 
 /** Label keys the controller may have put on a Pod and so may take off again. */
-const MANAGED_POD_LABELS = [LABEL_WARM_POOL_SANDBOX, LABEL_SANDBOX_TEMPLATE_REF_HASH, LABEL_CREATED_BY];
+const MANAGED_POD_LABELS = [
+  LABEL_CLAIM_UID,
+  LABEL_WARM_POOL_SANDBOX,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  LABEL_CREATED_BY,
+];
 
 /**
  * The metadata patch that brings an existing Pod in line with its Sandbox (after an adoption, or
