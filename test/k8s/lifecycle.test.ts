@@ -1,8 +1,9 @@
 // The lifecycle suite (test/lifecycle/suite.ts) on real Kubernetes components (test/k8s/cluster.ts:
 // etcd, kube-apiserver, controller-manager, scheduler, KWOK): our controller, as its own process,
 // reconciles the seeds' objects into Pods that KWOK runs; v1alpha1 and v1beta1 are converted by its
-// webhook. Then what only a controller on a control plane does: restart, leader hand-over, and
-// the garbage collector deleting what a claim owns.
+// webhook. Then what only a controller on a control plane does: restart, leader hand-over, the
+// garbage collector deleting what a claim owns, and a warm pool whose pods the scheduler cannot
+// place.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -105,6 +106,76 @@ spec: { sandboxTemplateRef: { name: python-runtime-template }, warmpool: none }
 `);
       await waitFor('a claim served by the new leader', () => claimReady('after-handover'), 60_000);
       controller = standby;
+    });
+
+    it("holds a warm pool's members that the scheduler cannot place past the readiness grace period, says so, and says so again when they run", async () => {
+      // A short grace period (upstream's flag) so the test need not wait five minutes.
+      controller.kill('SIGTERM');
+      await new Promise((r) => controller.once('exit', r));
+      controller = await h.startController([
+        '--leader-elect=false',
+        '--sandbox-warm-pool-readiness-grace-period=3s',
+        '--sandbox-warm-pool-unschedulable-recheck-interval=2s',
+      ]);
+      h.apply(`apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata: { name: needs-gpu-node }
+spec:
+  podTemplate:
+    spec:
+      nodeSelector: { pool: gpu }
+      containers: [{ name: main, image: python:3.13-slim }]
+---
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxWarmPool
+metadata: { name: gpu-pool }
+spec: { replicas: 2, sandboxTemplateRef: { name: needs-gpu-node } }
+`);
+      const members = () =>
+        h
+          .get(resource('Sandbox'))
+          .items.filter((s: any) => s.metadata.ownerReferences?.[0]?.name === 'gpu-pool')
+          .map((s: any) => s.metadata.name as string)
+          .sort();
+      const poolEvents = (reason: string) =>
+        h.get('events').items.filter((e: any) => e.involvedObject.name === 'gpu-pool' && e.reason === reason);
+      await waitFor('two members', () => members().length === 2, 30_000);
+      const first = members();
+      await waitFor(
+        'the WarmPoolNotProgressing warning',
+        () => poolEvents('WarmPoolNotProgressing').length > 0,
+        30_000,
+      );
+      const [warning] = poolEvents('WarmPoolNotProgressing');
+      assert.equal(warning.type, 'Warning');
+      assert.match(
+        warning.message,
+        /^2\/2 sandboxes are unschedulable past the 3s readiness grace period; holding them/,
+      );
+      // Past the grace period several times over, the same two members: none was replaced.
+      await new Promise((r) => setTimeout(r, 8000));
+      assert.deepEqual(members(), first, 'unschedulable members are held, not replaced');
+      assert.equal(poolEvents('WarmPoolNotProgressing').length, 1, 'one event per transition, not one per pass');
+      // A node that fits: the scheduler places them, they become Ready, and the pool says it moves again.
+      h.apply(`apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-gpu-node
+  annotations: { kwok.x-k8s.io/node: fake }
+  labels: { type: kwok, pool: gpu, kubernetes.io/hostname: kwok-gpu-node }
+status:
+  allocatable: { cpu: "100", memory: 1Ti, pods: "100" }
+  capacity: { cpu: "100", memory: 1Ti, pods: "100" }
+`);
+      await waitFor(
+        'the pool to be ready',
+        () => h.get(resource('SandboxWarmPool'), 'gpu-pool').status?.readyReplicas === 2,
+        60_000,
+      );
+      await waitFor('the WarmPoolProgressing event', () => poolEvents('WarmPoolProgressing').length > 0, 30_000);
+      assert.deepEqual(members(), first, 'the held members are the ones that run');
+      h.cluster.kubectl('delete', resource('SandboxWarmPool'), 'gpu-pool', '--wait=false');
+      h.cluster.kubectl('delete', 'node', 'kwok-gpu-node', '--wait=false');
     });
 
     it('deletes what a claim owns with it (garbage collection)', async () => {

@@ -39,4 +39,25 @@ describe('controller flags', () => {
     assert.equal(parseControllerFlags(['--claims-first-refill-rate', '0']).claimsFirstRefillRate, 0);
     assert.throws(() => parseControllerFlags(['--claims-first-refill-rate=-1']), /claims-first-refill-rate/);
   });
+
+  it("takes upstream's warm-pool readiness grace period and unschedulable recheck interval, positive only", () => {
+    const defaults = parseControllerFlags([]);
+    assert.deepEqual(
+      [defaults.sandboxWarmPoolReadinessGracePeriodMs, defaults.sandboxWarmPoolUnschedulableRecheckIntervalMs],
+      [300_000, 60_000],
+    );
+    const set = parseControllerFlags([
+      '--sandbox-warm-pool-readiness-grace-period=10m',
+      '--sandbox-warm-pool-unschedulable-recheck-interval',
+      '15s',
+    ]);
+    assert.deepEqual(
+      [set.sandboxWarmPoolReadinessGracePeriodMs, set.sandboxWarmPoolUnschedulableRecheckIntervalMs],
+      [600_000, 15_000],
+    );
+    assert.throws(
+      () => parseControllerFlags(['--sandbox-warm-pool-readiness-grace-period=0']),
+      /must be a positive duration/,
+    );
+  });
 });

@@ -34,6 +34,11 @@ export interface ControllerOptions {
   /** Pool members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
    *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
   warmPoolEviction?: boolean;
+  /** A pool member not Ready in this long is replaced, or held if its pod is unschedulable
+   *  (upstream's --sandbox-warm-pool-readiness-grace-period). @default 5 minutes */
+  warmPoolReadinessGracePeriodMs?: number;
+  /** A pool holding unschedulable members looks again this often. @default 1 minute */
+  warmPoolUnschedulableRecheckMs?: number;
   /**
    * Reconcile a pool at most this long after one of its members changes, so that the changes of
    * many members make one pass (each pass reads every member: a pool of 1,000 filling, each
@@ -91,7 +96,11 @@ export class LifecycleController {
     const claims = new ClaimReconciler(d, { observedAtAnnotation: opts.claimObservedAtAnnotation });
     this.claims = q((ns, name) => claims.reconcile(ns, name), opts.claimWorkers ?? 16, 'SandboxClaim');
     this.refill = new RefillPolicy(opts.refill, this.claims);
-    const pools = new PoolReconciler(d, this.refill, { warmPoolEviction: opts.warmPoolEviction });
+    const pools = new PoolReconciler(d, this.refill, {
+      warmPoolEviction: opts.warmPoolEviction,
+      readinessGracePeriodMs: opts.warmPoolReadinessGracePeriodMs,
+      unschedulableRecheckMs: opts.warmPoolUnschedulableRecheckMs,
+    });
     this.pools = q((ns, name) => pools.reconcile(ns, name), opts.poolWorkers ?? 4, 'SandboxWarmPool');
     this.workloadChangeDelayMs = opts.workloadChangeDelayMs ?? 0;
     this.poolMemberChangeDelayMs = opts.poolMemberChangeDelayMs ?? 0;

@@ -2,17 +2,30 @@
 // template. A claim's adoption takes a member out of the pool (its pool label and owner go), so
 // the next pass creates a replacement. Scale-down removes unready members first, then the newest.
 // Members made from an older pod template are stale: Recreate deletes them, OnReplenish keeps them
-// until claimed.
+// until claimed. A member not Ready within the readiness grace period is replaced, unless its pod
+// cannot be scheduled: a replacement would be as unschedulable (upstream's #1215 delete/create
+// loop), so it is held, and the pool says so with a WarmPoolNotProgressing event.
 // A pass reads (observePool), decides (decidePool, pure) and writes (applyPool).
-import { LABEL_WARM_POOL_SANDBOX, nameHash, type Sandbox, type SandboxTemplate, type SandboxWarmPool } from '@asb/api';
+import {
+  LABEL_WARM_POOL_SANDBOX,
+  findCondition,
+  nameHash,
+  type Sandbox,
+  type SandboxTemplate,
+  type SandboxWarmPool,
+} from '@asb/api';
 import { isStaleMember, sandboxForPool } from './blueprint.ts';
 import { controllerOf, controllerRef, isDeleting, keyOf, writeStatus } from './objects.ts';
 import type { RefillGrant, RefillPolicy } from './refill-policy.ts';
 import { isSandboxReady } from './sandbox-reconciler.ts';
 import { isAlreadyExists, isConflict, type Deps, type Result } from './substrate.ts';
 
-/** A member that never became ready in this long is replaced. */
+/** A member that never became ready in this long is replaced (upstream's
+ *  --sandbox-warm-pool-readiness-grace-period, default 5m). */
 export const UNREADY_REPLACE_MS = 5 * 60_000;
+/** A pool holding unschedulable members looks again this often (upstream's
+ *  --sandbox-warm-pool-unschedulable-recheck-interval, default 1m). */
+export const UNSCHEDULABLE_RECHECK_MS = 60_000;
 const EXPECTATION_TTL_MS = 60_000;
 
 /** What a pass sees of a pool. */
@@ -35,6 +48,24 @@ export interface PoolPlan {
   create: number;
   status: NonNullable<SandboxWarmPool['status']>;
   requeueAfterMs?: number;
+  /** Members past the grace period whose pod cannot be scheduled: held, not replaced. */
+  unschedulable: number;
+}
+
+/** How long members may take to become ready, and how often a pool stuck on scheduling looks again. */
+export interface PoolTimings {
+  readinessGracePeriodMs: number;
+  unschedulableRecheckMs: number;
+}
+const DEFAULT_TIMINGS: PoolTimings = {
+  readinessGracePeriodMs: UNREADY_REPLACE_MS,
+  unschedulableRecheckMs: UNSCHEDULABLE_RECHECK_MS,
+};
+
+/** The scheduler said no (the Sandbox mirrors its pod's PodScheduled condition). */
+export function isUnschedulable(sb: Sandbox): boolean {
+  const c = findCondition(sb.status?.conditions, 'PodScheduled');
+  return c?.status === 'False' && c.reason === 'Unschedulable';
 }
 
 /**
@@ -45,15 +76,20 @@ export function decidePool(
   o: PoolObservation,
   nowMs: number,
   grant: (current: number, desired: number, want: number) => RefillGrant,
+  timings: PoolTimings = DEFAULT_TIMINGS,
 ): PoolPlan {
   const { pool, template } = o;
+  const grace = timings.readinessGracePeriodMs;
   const stale = (sb: Sandbox) => template !== undefined && isStaleMember(sb, template);
   const age = (sb: Sandbox) => nowMs - Date.parse(sb.metadata.creationTimestamp ?? new Date(nowMs).toISOString());
   const replace: Sandbox[] = [];
   let members: Sandbox[] = [];
+  let unschedulable = 0;
   for (const sb of o.members) {
     const recreate = pool.spec.updateStrategy?.type === 'Recreate' && stale(sb);
-    (recreate || (!isSandboxReady(sb) && age(sb) > UNREADY_REPLACE_MS) ? replace : members).push(sb);
+    const overdue = !isSandboxReady(sb) && age(sb) > grace;
+    if (overdue && !recreate && isUnschedulable(sb)) unschedulable++;
+    (recreate || (overdue && !isUnschedulable(sb)) ? replace : members).push(sb);
   }
   const desired = pool.spec.replicas;
   const current = members.length + o.pendingCreates;
@@ -74,12 +110,24 @@ export function decidePool(
     selector: `${LABEL_WARM_POOL_SANDBOX}=${nameHash(pool.metadata.name!)}`,
     observedGeneration: pool.metadata.generation,
   };
-  // A member that is not ready yet is looked at again when it changes (watch); the 5-minute
-  // replacement needs a timer. (The members made now are not ready, and no age.)
-  const waitingAges = [...members.filter((m) => !isSandboxReady(m)).map(age), ...(create ? [0] : [])];
-  const replaceAt = waitingAges.length ? Math.max(1000, UNREADY_REPLACE_MS - Math.max(...waitingAges)) : undefined;
-  const later = [shaped.retryMs, replaceAt].filter((x) => x !== undefined);
-  return { replace, scaleDown, create, status, ...(later.length ? { requeueAfterMs: Math.min(...later) } : {}) };
+  // A member that is not ready yet is looked at again when it changes (watch); the replacement
+  // after the grace period needs a timer (the members made now are not ready, and no age), and so
+  // does a member held for the scheduler.
+  const waitingAges = [
+    ...members.filter((m) => !isSandboxReady(m) && age(m) <= grace).map(age),
+    ...(create ? [0] : []),
+  ];
+  const replaceAt = waitingAges.length ? Math.max(1000, grace - Math.max(...waitingAges)) : undefined;
+  const recheck = unschedulable ? timings.unschedulableRecheckMs : undefined;
+  const later = [shaped.retryMs, replaceAt, recheck].filter((x) => x !== undefined);
+  return {
+    replace,
+    scaleDown,
+    create,
+    status,
+    unschedulable,
+    ...(later.length ? { requeueAfterMs: Math.min(...later) } : {}),
+  };
 }
 
 /**
@@ -112,25 +160,43 @@ export interface PoolReconcilerOptions {
   /** Members' pods get cluster-autoscaler.kubernetes.io/safe-to-evict "true" (upstream's
    *  --enable-warm-pool-eviction). @default false here; the Kubernetes controller turns it on */
   warmPoolEviction?: boolean;
+  /** @default UNREADY_REPLACE_MS */
+  readinessGracePeriodMs?: number;
+  /** @default UNSCHEDULABLE_RECHECK_MS */
+  unschedulableRecheckMs?: number;
 }
 
 /** One per controller: it owns what the pools' passes remember (expectations; the refill policy's state). */
 export class PoolReconciler {
   private readonly expected = new CreateExpectations();
+  /** Pools whose last pass held unschedulable members: an event is sent when this changes. */
+  private readonly notProgressing = new Set<string>();
+  private readonly timings: PoolTimings;
 
   constructor(
     private readonly d: Deps,
     private readonly refill: RefillPolicy,
     private readonly opts: PoolReconcilerOptions = {},
-  ) {}
+  ) {
+    this.timings = {
+      readinessGracePeriodMs: opts.readinessGracePeriodMs || UNREADY_REPLACE_MS,
+      unschedulableRecheckMs: opts.unschedulableRecheckMs || UNSCHEDULABLE_RECHECK_MS,
+    };
+  }
 
   async reconcile(namespace: string, name: string): Promise<Result> {
     const now = this.d.clock.now().getTime();
     const seen = await this.observe(namespace, name, now);
     if (!seen) return {};
     const key = keyOf(namespace, name);
-    const plan = decidePool(seen, now, (current, desired, want) => this.refill.grant(key, current, desired, want, now));
+    const plan = decidePool(
+      seen,
+      now,
+      (current, desired, want) => this.refill.grant(key, current, desired, want, now),
+      this.timings,
+    );
     await this.apply(seen, plan, now);
+    this.reportProgress(key, seen.pool, plan.unschedulable);
     return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
   }
 
@@ -138,8 +204,11 @@ export class PoolReconciler {
   private async observe(namespace: string, name: string, now: number): Promise<PoolObservation | undefined> {
     const { store } = this.d;
     const pool = await store.get('SandboxWarmPool', namespace, name);
-    if (!pool) this.refill.forget(keyOf(namespace, name));
-    if (!pool || isDeleting(pool)) return undefined;
+    if (!pool || isDeleting(pool)) {
+      this.refill.forget(keyOf(namespace, name));
+      this.notProgressing.delete(keyOf(namespace, name));
+      return undefined;
+    }
     const template = await store.get('SandboxTemplate', namespace, pool.spec.sandboxTemplateRef.name);
     const poolHash = nameHash(name);
     // From the watch cache: a pool of 1,000 is not re-listed from the API server on every change.
@@ -172,6 +241,26 @@ export class PoolReconciler {
     return { pool, ...(template ? { template } : {}), members, pendingCreates };
   }
 
+  /** Upstream's transition events: a Warning when the pool starts holding unschedulable members,
+   *  a Normal one when it no longer does; nothing while the state stays. */
+  private reportProgress(key: string, pool: SandboxWarmPool, unschedulable: number): void {
+    const was = this.notProgressing.has(key);
+    if (!!unschedulable === was) return;
+    if (unschedulable) {
+      this.notProgressing.add(key);
+      const grace = formatGoDuration(this.timings.readinessGracePeriodMs);
+      this.d.recorder.event(
+        pool,
+        'Warning',
+        'WarmPoolNotProgressing',
+        `${unschedulable}/${pool.spec.replicas} sandboxes are unschedulable past the ${grace} readiness grace period; holding them instead of replacing (replacements would be equally unschedulable)`,
+      );
+    } else {
+      this.notProgressing.delete(key);
+      this.d.recorder.event(pool, 'Normal', 'WarmPoolProgressing', 'Warm pool is progressing again');
+    }
+  }
+
   private async apply({ pool, template }: PoolObservation, plan: PoolPlan, now: number): Promise<void> {
     const { store } = this.d;
     const remove = async (sb: Sandbox) => {
@@ -200,4 +289,13 @@ export class PoolReconciler {
     }
     await writeStatus(store, pool, plan.status);
   }
+}
+
+/** A duration as Go prints it (5m0s, 1m30s, 45s, 1.5s): upstream's event text has it. */
+export function formatGoDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  return `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${s}s`;
 }

@@ -18,6 +18,7 @@ import {
 import {
   STATUS_SETTLE_MS,
   UNREADY_REPLACE_MS,
+  UNSCHEDULABLE_RECHECK_MS,
   decideClaimExpiry,
   decideClaimStatus,
   decidePool,
@@ -28,6 +29,7 @@ import {
   podTemplateHash,
   runningStatus,
   suspendedStatus,
+  type PoolTimings,
   type RefillGrant,
   type StopState,
   type WorkloadState,
@@ -64,7 +66,14 @@ const madeSpec = sandboxForPool(pool(1), tpl).spec.podTemplate;
  *  another template, same spec; `relabelled`: the template's pod labels changed since, only). */
 const member = (
   name: string,
-  o: { ready?: boolean; ageMs?: number; stale?: boolean; otherTemplate?: boolean; relabelled?: boolean } = {},
+  o: {
+    ready?: boolean;
+    ageMs?: number;
+    stale?: boolean;
+    otherTemplate?: boolean;
+    relabelled?: boolean;
+    unschedulable?: boolean;
+  } = {},
 ): Sandbox => ({
   apiVersion: 'agents.x-k8s.io/v1beta1',
   kind: 'Sandbox',
@@ -87,6 +96,7 @@ const member = (
   status: {
     conditions: [
       o.ready === false ? cond('Ready', 'False', 'DependenciesNotReady') : cond('Ready', 'True', 'DependenciesReady'),
+      ...(o.unschedulable ? [cond('PodScheduled', 'False', 'Unschedulable', -60_000, '0/3 nodes are available')] : []),
     ],
   },
 });
@@ -107,6 +117,8 @@ describe('decidePool', () => {
     replicas: number;
     readyReplicas: number;
     requeueAfterMs?: number;
+    timings?: PoolTimings;
+    unschedulable?: number;
   }> = [
     {
       name: 'a full pool of ready members: nothing to do, no timer',
@@ -218,6 +230,36 @@ describe('decidePool', () => {
       readyReplicas: 0,
     },
     {
+      name: 'a member past the grace period whose pod cannot be scheduled is held, not replaced, and looked at again in a minute',
+      pool: pool(2),
+      members: [member('ok'), member('waiting', { ready: false, ageMs: UNREADY_REPLACE_MS + 1, unschedulable: true })],
+      asked: [2, 2, 0],
+      replicas: 2,
+      readyReplicas: 1,
+      unschedulable: 1,
+      requeueAfterMs: UNSCHEDULABLE_RECHECK_MS,
+    },
+    {
+      name: 'unschedulable within the grace period: an ordinary waiting member',
+      pool: pool(1),
+      members: [member('young', { ready: false, ageMs: 60_000, unschedulable: true })],
+      asked: [1, 1, 0],
+      replicas: 1,
+      readyReplicas: 0,
+      requeueAfterMs: UNREADY_REPLACE_MS - 60_000,
+    },
+    {
+      name: 'a shorter grace period (the controller flag) replaces sooner',
+      pool: pool(1),
+      members: [member('stuck', { ready: false, ageMs: 20_000 })],
+      timings: { readinessGracePeriodMs: 10_000, unschedulableRecheckMs: 5_000 },
+      grant: { allow: 0 },
+      asked: [0, 1, 1],
+      replace: ['stuck'],
+      replicas: 0,
+      readyReplicas: 0,
+    },
+    {
       name: 'an unready member is looked at again when it would be replaced',
       pool: pool(1),
       members: [member('slow', { ready: false, ageMs: 60_000 })],
@@ -251,6 +293,7 @@ describe('decidePool', () => {
           asked.push([current, desired, want]);
           return r.grant ?? { allow: Math.max(0, want) };
         },
+        r.timings,
       );
       assert.deepEqual(asked, [r.asked], 'the policy is asked once');
       assert.deepEqual(
@@ -266,6 +309,7 @@ describe('decidePool', () => {
         observedGeneration: 2,
       });
       assert.equal(plan.requeueAfterMs, r.requeueAfterMs);
+      assert.equal(plan.unschedulable, r.unschedulable ?? 0);
     });
   }
 });

@@ -44,6 +44,10 @@ export interface ControllerFlags {
   sandboxWarmPoolReplenishDelayMs: number;
   /** …and create at most this many per second per pool (0: unpaced). */
   sandboxWarmPoolMaxRefillRate: number;
+  /** A pool member not Ready in this long is replaced, or held if unschedulable. */
+  sandboxWarmPoolReadinessGracePeriodMs: number;
+  /** How often a pool holding unschedulable members looks again. */
+  sandboxWarmPoolUnschedulableRecheckIntervalMs: number;
   /** No Events from the claim reconciler: one API write less per claim in a burst. */
   disableClaimEvents: boolean;
   /** No agents.x-k8s.io/controller-first-observed-at on claims (upstream's flag). */
@@ -61,6 +65,15 @@ export function parseGoDuration(text: string): number {
   if (!parts.length || parts.map((m) => m[0]).join('') !== text)
     throw new Error(`not a duration: "${text}" (e.g. 500ms, 2s, 1m30s)`);
   return parts.reduce((ms, m) => ms + Number(m[1]) * units[m[2]!]!, 0);
+}
+
+/** Upstream refuses a zero or negative grace period or recheck interval at start. */
+function positiveDuration(name: string) {
+  return (v: string): number => {
+    const ms = parseGoDuration(v);
+    if (!(ms > 0)) throw new Error(`${name} must be a positive duration, not "${v}"`);
+    return ms;
+  };
 }
 
 function nonNegative(name: string) {
@@ -186,6 +199,8 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
     {
       clusterDomain: flags.clusterDomain,
       warmPoolEviction: flags.enableWarmPoolEviction,
+      warmPoolReadinessGracePeriodMs: flags.sandboxWarmPoolReadinessGracePeriodMs,
+      warmPoolUnschedulableRecheckMs: flags.sandboxWarmPoolUnschedulableRecheckIntervalMs,
       claimObservedAtAnnotation: !flags.disableClaimObservabilityAnnotations,
       refill: {
         replenishDelayMs: flags.sandboxWarmPoolReplenishDelayMs,
@@ -260,6 +275,18 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
       0,
     )
     .option(
+      '--sandbox-warm-pool-readiness-grace-period <duration>',
+      'a pool member not Ready in this long is replaced, or held if its pod is unschedulable',
+      positiveDuration('--sandbox-warm-pool-readiness-grace-period'),
+      5 * 60_000,
+    )
+    .option(
+      '--sandbox-warm-pool-unschedulable-recheck-interval <duration>',
+      'how often a pool holding unschedulable members looks again',
+      positiveDuration('--sandbox-warm-pool-unschedulable-recheck-interval'),
+      60_000,
+    )
+    .option(
       '--sandbox-warm-pool-max-refill-rate <n>',
       'replacements created per second per pool at most (0: unpaced)',
       nonNegative('--sandbox-warm-pool-max-refill-rate'),
@@ -305,6 +332,8 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     enableWarmPoolEviction: o.enableWarmPoolEviction !== false,
     sandboxWarmPoolReplenishDelayMs: o.sandboxWarmPoolReplenishDelay,
     sandboxWarmPoolMaxRefillRate: o.sandboxWarmPoolMaxRefillRate,
+    sandboxWarmPoolReadinessGracePeriodMs: o.sandboxWarmPoolReadinessGracePeriod,
+    sandboxWarmPoolUnschedulableRecheckIntervalMs: o.sandboxWarmPoolUnschedulableRecheckInterval,
     disableClaimEvents: o.disableClaimEvents === true,
     disableClaimObservabilityAnnotations: o.disableClaimObservabilityAnnotations === true,
     claimsFirstMaxDeferMs: o.claimsFirstMaxDefer,
