@@ -45,6 +45,14 @@ const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: str
     ldflags: '-s -w',
     out: 'agent-sandbox-controller-v1.0.1',
   },
+  // And its Go router (packages/k8s/test/router-upstream.test.ts compares ours with it).
+  {
+    dir: 'tools/k8s/upstream-v1',
+    bins: ['sandbox-router-v1.0.1'],
+    pkgs: ['sigs.k8s.io/agent-sandbox/sandbox-router/cmd'],
+    ldflags: '-s -w',
+    out: 'sandbox-router-v1.0.1',
+  },
   // Traefik, a Gateway API implementation (gateway.test.ts: the router behind a real Gateway).
   {
     dir: 'tools/k8s/traefik',

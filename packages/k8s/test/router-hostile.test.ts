@@ -42,13 +42,15 @@ function upstreamRefusal(sent: Record<string, string>): string | undefined {
   const id = h['x-sandbox-id'];
   if (!id) return 'X-Sandbox-ID header is required.';
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(id)) return 'Invalid sandbox ID format.';
-  if (!/^[a-zA-Z0-9-]+$/.test(h['x-sandbox-namespace'] ?? 'default')) return 'Invalid namespace format.';
-  const port = h['x-sandbox-port'] ?? '8888';
+  // v1.0.1: the namespace is a DNS label too; an empty header is the default, as an absent one.
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(h['x-sandbox-namespace'] || 'default'))
+    return 'Invalid namespace format.';
+  const port = h['x-sandbox-port'] || '8888';
   if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) return 'Invalid port format.';
   const t = h['x-sandbox-timeout'];
   if (t !== undefined && !(Number(t) > 0 && Number.isFinite(Number(t)))) return 'Invalid timeout format.';
   const ip = h['x-sandbox-pod-ip'];
-  if (ip && !(net.isIPv4(ip) && /^(10|192\.168)\./.test(ip))) return 'Invalid pod IP.';
+  if (ip && !(net.isIPv4(ip) && /^(10|192\.168)\./.test(ip))) return 'Invalid target IP address.';
   return undefined;
 }
 
@@ -342,7 +344,11 @@ describe('hostile clients against the sandbox router', () => {
     );
     sockets.forEach((c) => c.destroy());
     await new Promise((r) => setTimeout(r, 200));
-    assert.equal((await fetch(`${url}/`)).status, 401, 'a request is answered again (401: it has no token)');
+    assert.equal(
+      (await fetch(`${url}/`, { headers: { 'x-sandbox-id': 'sb-1' } })).status,
+      401,
+      'a request is answered again (401: it has no token)',
+    );
   });
 
   it('lets a body that flows slowly but steadily through', async () => {
@@ -369,7 +375,7 @@ describe('hostile clients against the sandbox router', () => {
         'Invalid namespace format.',
         'Invalid port format.',
         'Invalid timeout format.',
-        'Invalid pod IP.',
+        'Invalid target IP address.',
       ]);
       await fc.assert(
         fc.asyncProperty(requestArb, async (r) => {

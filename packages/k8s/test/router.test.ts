@@ -141,6 +141,7 @@ describe('sandbox router', () => {
       host: '127.0.0.1',
       port: agentPort,
       id: 'sb-1',
+      namespace: 'default',
       timeoutMs: 180_000,
     });
     // The headers are still checked as upstream checks them.
