@@ -4,11 +4,14 @@
 //                    startup under gVisor.
 // - dist/agent.blob: a V8 startup snapshot of the agent with its modules loaded, when the host's
 //                    node can build one (it saves ~200 ms of every sandbox's cold start).
+// - dist/sandboxd.cjs: upstream's sandboxd API (gRPC ProcessService, REST /v1/files...), for the
+//                    Kubernetes runtime images; a bundle of its own, so that agent.cjs, which every
+//                    local sandbox loads, does not carry gRPC.
 // - dist/asb.mjs:    the CLI and the engine it starts.
 // - dist/controller.mjs, dist/router.mjs: the Kubernetes controller and the sandbox router.
 // - dist/statx-shim.so, dist/asb-spawn: native helpers (packages/*/native/).
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { builtinModules, createRequire } from 'node:module';
 
@@ -63,6 +66,28 @@ try {
     `warning: no startup snapshot of the agent (${String(err.stderr ?? err).split('\n')[0]}); sandboxes start from dist/agent.cjs`,
   );
 }
+
+// The .proto's text goes into the bundle (src/sandboxd/proto-text.ts reads it from the repository).
+const inlineProto = {
+  name: 'inline-proto',
+  setup(b) {
+    b.onLoad({ filter: /sandboxd[\\/]proto-text\.ts$/ }, () => ({
+      contents: `export const PROCESS_PROTO = ${JSON.stringify(readFileSync('packages/runtime/proto/process/v1/process.proto', 'utf8'))};`,
+      loader: 'ts',
+    }));
+  },
+};
+await build({
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  logLevel: 'warning',
+  entryPoints: ['packages/runtime/src/sandboxd/main.ts'],
+  outfile: 'dist/sandboxd.cjs',
+  plugins: [inlineProto],
+});
 
 if (existsSync('packages/cli/src/main.ts')) {
   await build({

@@ -3,7 +3,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { processServiceDefinition } from '../../runtime/src/sandboxd/proto.ts';
 import net from 'node:net';
 
 const root = new URL('../../../', import.meta.url).pathname;
@@ -86,7 +90,7 @@ describe('container images', () => {
     ]);
   });
 
-  it("the runtime images' command serves upstream's runtime API, ready on GET /", async () => {
+  it("the agent's bundle (the images' --legacy-listen) serves upstream's runtime API, ready on GET /", async () => {
     const port = await freePort();
     const agent = spawn(process.execPath, [`${root}dist/agent.cjs`, '--listen', `127.0.0.1:${port}`], {
       env: { PATH: process.env.PATH!, SANDBOX_BASE_DIR: '/tmp' },
@@ -103,6 +107,66 @@ describe('container images', () => {
       assert.equal(((await exec.json()) as { stdout: string }).stdout, 'from-the-image\n');
     } finally {
       agent.kill();
+    }
+  });
+
+  it("the runtime images' command also serves upstream's sandboxd: gRPC and REST over the same files", async () => {
+    // The images' CMD, with its ports and root moved where a test may listen and write.
+    const cmd = JSON.parse(
+      /^CMD\s+(\[.*\])$/m.exec(readFileSync(`${root}images/runtime-python/Dockerfile`, 'utf8'))![1]!,
+    );
+    assert.deepEqual(cmd, ['node', '/opt/asb/sandboxd.cjs', '--root-dir', '/app', '--legacy-listen', '0.0.0.0:8888']);
+    assert.equal(
+      readFileSync(`${root}images/runtime-go/Dockerfile`, 'utf8').match(/^CMD .*$/m)![0],
+      `CMD ${JSON.stringify(cmd).replace(/,/g, ', ')}`,
+    );
+    const [legacy, rest, grpcPort] = [await freePort(), await freePort(), await freePort()];
+    const dir = mkdtempSync(join(tmpdir(), 'asb-image-sandboxd-'));
+    const daemon = spawn(
+      process.execPath,
+      [
+        `${root}dist/sandboxd.cjs`,
+        '--root-dir',
+        dir,
+        '--legacy-listen',
+        `127.0.0.1:${legacy}`,
+        '--listen-host',
+        '127.0.0.1',
+        '--rest-port',
+        String(rest),
+        '--grpc-port',
+        String(grpcPort),
+      ],
+      { env: { PATH: process.env.PATH!, SANDBOX_BASE_DIR: dir }, stdio: 'ignore' },
+    );
+    const exited = new Promise((r) => daemon.once('exit', (code) => r(code)));
+    try {
+      assert.equal(((await (await waitHttp(`http://127.0.0.1:${rest}/v1/health`)).json()) as any).status, 'ok');
+      assert.equal((await waitHttp(`http://127.0.0.1:${legacy}/`)).status, 200);
+      const put = await fetch(`http://127.0.0.1:${rest}/v1/files/from-rest.txt`, {
+        method: 'PUT',
+        body: 'via sandboxd',
+      });
+      assert.equal(put.status, 204);
+      // The same file through the older API, and through the gRPC ProcessService.
+      assert.equal(await (await fetch(`http://127.0.0.1:${legacy}/download/from-rest.txt`)).text(), 'via sandboxd');
+      const Client = grpc.makeGenericClientConstructor(processServiceDefinition(), 'ProcessService');
+      const client = new Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as any;
+      try {
+        const res: any = await new Promise((resolve, reject) =>
+          client.Execute({ config: { command: ['cat', 'from-rest.txt'] } }, (err: Error | null, r: unknown) =>
+            err ? reject(err) : resolve(r),
+          ),
+        );
+        assert.equal(res.stdout.toString(), 'via sandboxd');
+      } finally {
+        client.close();
+      }
+      daemon.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      daemon.kill();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

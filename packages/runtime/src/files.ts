@@ -11,14 +11,14 @@ import type { FileEntry, FileStat } from './replies.ts';
 
 const READ_CHUNK_BYTES = 64 * 1024;
 
-/** `size` bytes of the file from its start, as a stream that closes the file however it ends
- *  (a generator's own `finally` would not run if it were cancelled before its first read). */
-function readExactly(fh: FileHandle, size: number, userPath: string): Readable {
+/** Bytes [start, end) of the file, as a stream that closes the file however it ends (a
+ *  generator's own `finally` would not run if it were cancelled before its first read). */
+export function readExactly(fh: FileHandle, start: number, end: number, userPath: string): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
-    for (let pos = 0; pos < size;) {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, size - pos));
+    for (let pos = start; pos < end;) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, end - pos));
       const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) throw new Error(`"${userPath}" shrank from ${size} to ${pos} bytes while it was being read`);
+      if (bytesRead === 0) throw new Error(`"${userPath}" shrank to ${pos} bytes while it was being read`);
       pos += bytesRead;
       yield buf.subarray(0, bytesRead);
     }
@@ -52,8 +52,14 @@ export class FileService {
     return { path: target, size: data.byteLength };
   }
 
-  /** Streams a body to disk, refusing it as soon as it passes the limit. */
-  async writeStream(userPath: string, body: Readable): Promise<{ path: string; size: number }> {
+  /** Streams a body to disk, refusing it as soon as it passes the limit. With `mode`, the file
+   *  gets exactly those permission bits (the umask aside); with `sync`, it is on disk before the
+   *  rename makes it visible (both as upstream's sandboxd writes). */
+  async writeStream(
+    userPath: string,
+    body: Readable,
+    opts: { mode?: number; sync?: boolean } = {},
+  ): Promise<{ path: string; size: number }> {
     const target = this.confiner.resolve(userPath);
     await mkdir(dirname(target), { recursive: true });
     if ((await stat(target).catch(() => undefined))?.isDirectory())
@@ -63,11 +69,13 @@ export class FileService {
     const out = await open(tmp, 'w', 0o644);
     let size = 0;
     try {
+      if (opts.mode !== undefined) await out.chmod(opts.mode);
       for await (const chunk of body) {
         size += (chunk as Buffer).length;
         if (size > this.maxUploadBytes) throw this.tooLarge();
         await out.write(chunk as Buffer);
       }
+      if (opts.sync) await out.sync();
       await out.close();
       await rename(tmp, target);
       return { path: target, size };
@@ -96,7 +104,7 @@ export class FileService {
       await fh.close();
       throw new AgentError('NotFound', 'File not found');
     }
-    return { stream: readExactly(fh, st.size, userPath), size: st.size };
+    return { stream: readExactly(fh, 0, st.size, userPath), size: st.size };
   }
 
   async list(userPath: string): Promise<FileEntry[]> {
