@@ -7,12 +7,16 @@
 # handler proxies to its REST port. Left out: the tests that reach into upstream's server object
 # (SetReady, a swapped environ, New()), which packages/runtime/test/sandboxd.test.ts covers, and
 # goleak's TestMain (the daemons are processes, not goroutines).
-# Expected: everything passes but TestStartWithPTY and TestResizeTTYWithPTY (no PTY here:
-# Start with a pty is UNIMPLEMENTED).
+# Expected: all 34 pass, TestStartWithPTY and TestResizeTTYWithPTY included (the ptys come from
+# dist/asb-spawn, next to dist/sandboxd.cjs).
+# Arguments go to `go test`: `-json` for test2json's events (test/e2e/sandboxd-upstream.test.ts
+# reads them), `-run TestStart` for some. UPSTREAM_MODULE: the module's directory, if not in the
+# module cache; GOPROXY: off unless set (the modules upstream's tests import must then be cached).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mod=${UPSTREAM_MODULE:-$(go env GOMODCACHE)/sigs.k8s.io/agent-sandbox@v1.0.1}
 [ -f "$repo/dist/sandboxd.cjs" ] || { echo "dist/sandboxd.cjs is missing: run npm run build" >&2; exit 1; }
+[ -d "$mod" ] || { echo "$mod is missing: go mod download sigs.k8s.io/agent-sandbox@v1.0.1 (outside a module)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -r "$mod/." "$work" && chmod -R u+w "$work"

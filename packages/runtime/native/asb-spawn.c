@@ -11,18 +11,29 @@
  * Protocol on stdin (requests) and stdout (events); every frame is
  *   u32 length-of-rest (little endian) | u8 type | u32 id | payload
  * Requests:  1 SPAWN  payload: u32 argc, u32 envc, u8 flags (1: keep stdin open, 2: kill the
- *                     process group when the command exits), then cwd, argv..., env... as
+ *                     process group when the command exits, 4: a pseudo-terminal, see below),
+ *                     [with flag 4: u16 cols, u16 rows,] then cwd, argv..., env... as
  *                     NUL-terminated strings (argv[0] is looked up in the env's PATH)
  *            2 STDIN  payload: bytes; an empty payload closes the command's stdin
  *            3 SIGNAL payload: u32 signal, sent to the command's process group
  *            4 PAUSE  stop reading the command's stdout/stderr (the agent's client reads slower
  *                     than the command writes: the pipe fills and the command blocks, instead of
  *                     the agent buffering without bound); 5 RESUME reads them again
+ *            6 RESIZE payload: u16 cols, u16 rows: the terminal's new size (TIOCSWINSZ on its
+ *                     master, which sends SIGWINCH to its foreground job); ignored without one
  * Events:    1 STARTED payload: u32 pid      5 FAILED payload: message (exec failed; no EXIT follows)
  *            2 STDOUT  payload: bytes        3 STDERR payload: bytes
  *            4 EXIT    payload: i32 exit code (>= 0) or -signal; sent once the command exited and
  *                      its stdout/stderr reached EOF, or 100 ms after it exited (a background child
  *                      may hold them open; they are then closed; not while paused)
+ *
+ * A pseudo-terminal (flag 4; sandboxd's Start with `pty`, which runs this program as a plain child
+ * of its own, as upstream's creack/pty would): the command is a session leader (setsid) whose
+ * controlling terminal is the slave of a new pty (posix_openpt, TIOCSCTTY), on its fds 0, 1 and 2;
+ * the size is set before the exec when cols and rows are both non-zero (upstream leaves 0x0
+ * otherwise). The master is read like a stdout pipe (all output comes as STDOUT; EIO once every
+ * slave fd is closed is its EOF); STDIN writes to it, and STDIN's EOF closes it as upstream does:
+ * the terminal hangs up (SIGHUP to the command).
  *
  * `asb-spawn --relay NAME` is another program in the same binary: an engine that restarted has
  * lost its socketpair to the agent, so it execs this into the running sandbox (`runsc exec`) with
@@ -42,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -57,7 +69,7 @@ struct child {
   uint32_t id;
   pid_t pid;
   int in, out, err; /* our ends; -1 when closed */
-  int exited, code, kill_group, paused;
+  int exited, code, kill_group, paused, pty; /* pty: out is its master, in a dup of it */
   long long exited_at;
 };
 
@@ -159,8 +171,14 @@ static const char *resolve_cmd(const char *argv0, char **envp, char *out, size_t
 static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
   if (n < 9 || nkids >= MAX_CHILDREN) { const char *m = "bad spawn request"; emit(5, id, m, strlen(m)); return; }
   uint32_t argc, envc; memcpy(&argc, p, 4); memcpy(&envc, p + 4, 4);
-  int keep_stdin = p[8] & 1, kill_group = (p[8] & 2) != 0;
+  int keep_stdin = p[8] & 1, kill_group = (p[8] & 2) != 0, use_pty = (p[8] & 4) != 0;
   const char *s = (const char *)p + 9, *end = (const char *)p + n;
+  struct winsize ws = { 0 };
+  if (use_pty) {
+    if (n < 13) { const char *m = "bad spawn request"; emit(5, id, m, strlen(m)); return; }
+    memcpy(&ws.ws_col, p + 9, 2); memcpy(&ws.ws_row, p + 11, 2);
+    s += 4;
+  }
   if (argc == 0 || argc > 100000 || envc > 100000) { const char *m = "bad spawn request"; emit(5, id, m, strlen(m)); return; }
   char **argv = calloc(argc + 1, sizeof(char *)), **envp = calloc(envc + 1, sizeof(char *));
   const char *cwd = s; s += strnlen(s, end - s) + 1;
@@ -168,8 +186,28 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
   for (uint32_t i = 0; i < envc && s < end; i++) { envp[i] = (char *)s; s += strnlen(s, end - s) + 1; }
   char resolved_buf[4096];
   const char *file = resolve_cmd(argv[0], envp, resolved_buf, sizeof resolved_buf);
-  int in[2], out[2], err[2], errp[2];
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+  int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, errp[2] = { -1, -1 };
+  if (use_pty) {
+    /* The master stands for both pipes' far ends: in[1] and out[0] (a dup, so each closes alone);
+     * the slave, opened here before the fork (as creack/pty does), is the child's 0, 1 and 2. */
+    int master = -1, slave = -1;
+    char name[128];
+    const char *what = "posix_openpt";
+    if ((master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 ||
+        (what = "grantpt", grantpt(master)) || (what = "unlockpt", unlockpt(master)) ||
+        (what = "ptsname", ptsname_r(master, name, sizeof name)) ||
+        (what = "TIOCSWINSZ", ws.ws_col && ws.ws_row && ioctl(master, TIOCSWINSZ, &ws)) ||
+        (what = "open pty", (slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) ||
+        (what = "dup", (out[0] = fcntl(master, F_DUPFD_CLOEXEC, 0)) < 0) ||
+        (what = "pipe", pipe2(errp, O_CLOEXEC))) {
+      char m[128]; snprintf(m, sizeof m, "%s: %s", what, strerror(errno)); emit(5, id, m, strlen(m));
+      if (master >= 0) close(master);
+      if (slave >= 0) close(slave);
+      if (out[0] >= 0) close(out[0]);
+      free(argv); free(envp); return;
+    }
+    in[1] = master; in[0] = out[1] = err[1] = slave; err[0] = -1;
+  } else if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
     char m[128]; snprintf(m, sizeof m, "pipe: %s", strerror(errno)); emit(5, id, m, strlen(m)); free(argv); free(envp); return;
   }
   pid_t pid = fork();
@@ -177,6 +215,8 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
     setsid();
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGCHLD, SIG_DFL); signal(SIGPIPE, SIG_DFL);
+    /* The new session's controlling terminal: ^C on it signals the foreground job. */
+    if (use_pty && ioctl(in[0], TIOCSCTTY, 0) != 0) { int e = errno; write_all(errp[1], &e, sizeof e); _exit(127); }
     dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
     if (chdir(cwd) != 0) { int e = errno; write_all(errp[1], &e, sizeof e); _exit(127); }
     environ = envp;
@@ -186,7 +226,9 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
     int e = errno; write_all(errp[1], &e, sizeof e);
     _exit(127);
   }
-  close(in[0]); close(out[1]); close(err[1]); close(errp[1]);
+  if (use_pty) close(in[0]); /* the slave: the child has its own copies */
+  else { close(in[0]); close(out[1]); close(err[1]); }
+  close(errp[1]);
   int e = 0;
   ssize_t r;
   while ((r = read(errp[0], &e, sizeof e)) < 0 && errno == EINTR) {}
@@ -194,13 +236,13 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
   if (pid < 0 || r > 0) {
     char m[512]; snprintf(m, sizeof m, "%s: %s", pid < 0 ? "fork" : argv[0], strerror(pid < 0 ? errno : e));
     emit(5, id, m, strlen(m));
-    close(in[1]); close(out[0]); close(err[0]);
+    close(in[1]); close(out[0]); if (err[0] >= 0) close(err[0]);
     if (pid > 0) waitpid(pid, NULL, 0);
     free(argv); free(envp); return;
   }
   struct child *c = &kids[nkids++];
-  *c = (struct child){ .id = id, .pid = pid, .in = in[1], .out = out[0], .err = err[0], .exited = 0, .kill_group = kill_group };
-  if (!keep_stdin) close_fd(&c->in);
+  *c = (struct child){ .id = id, .pid = pid, .in = in[1], .out = out[0], .err = err[0], .exited = 0, .kill_group = kill_group, .pty = use_pty };
+  if (!keep_stdin && !use_pty) close_fd(&c->in);
   uint32_t upid = (uint32_t)pid;
   emit(1, id, &upid, 4);
   free(argv); free(envp);
@@ -232,7 +274,8 @@ static void handle_frames(void) {
     struct child *c;
     if (type == 1) do_spawn(id, p, n);
     else if (type == 2 && (c = find(id)) && c->in >= 0) {
-      if (n == 0) close_fd(&c->in);
+      /* A pty's EOF closes its master, both fds: the terminal hangs up. */
+      if (n == 0) { close_fd(&c->in); if (c->pty) close_fd(&c->out); }
       else {
         /* A command that stopped reading its stdin must not block the spawner. */
         int fl = fcntl(c->in, F_GETFL); fcntl(c->in, F_SETFL, fl | O_NONBLOCK);
@@ -242,6 +285,10 @@ static void handle_frames(void) {
     } else if (type == 3 && (c = find(id)) && n >= 4) {
       uint32_t sig; memcpy(&sig, p, 4);
       if (kill(-c->pid, (int)sig) != 0) kill(c->pid, (int)sig);
+    } else if (type == 6 && (c = find(id)) && c->pty && c->in >= 0 && n >= 4) {
+      struct winsize ws = { 0 };
+      memcpy(&ws.ws_col, p, 2); memcpy(&ws.ws_row, p + 2, 2);
+      ioctl(c->in, TIOCSWINSZ, &ws);
     } else if ((type == 4 || type == 5) && (c = find(id))) {
       c->paused = type == 4;
       /* The drain grace starts again: output left in the pipes is read before the exit is sent. */

@@ -3,12 +3,15 @@
 //   to fork. Under gVisor a fork costs in proportion to the forking process's memory, and as PID 1
 //   it reaps the orphans that node would leave as zombies.
 // - NodeSpawner: node's child_process, where the helper is absent (Kubernetes images, tests).
+// A pseudo-terminal (SpawnOptions.pty) only comes from asb-spawn: node has none. sandboxd, which
+// uses NodeSpawner, runs asb-spawn as a plain child of its own for those (ZygoteSpawner.launch).
 // Both put each command in a process group of its own and report exit only after its output is
 // drained (or 100 ms after exit when a background child holds the pipes, counted while not
 // paused). pause() stops reading a command's output when its reader is slow: the pipe fills and
 // the command blocks, rather than the agent buffering output without bound.
 import { EventEmitter } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import net from 'node:net';
 import { constants } from 'node:os';
 
@@ -17,6 +20,9 @@ export interface SpawnOptions {
   env: Record<string, string>;
   keepStdin: boolean;
   killGroupOnExit: boolean;
+  /** Run on a new pseudo-terminal (ZygoteSpawner only): its size when cols and rows are both set;
+   *  stdout carries all output, endStdin() closes (hangs up) the terminal. */
+  pty?: { cols: number; rows: number };
 }
 
 /** Events: 'start' (pid), 'stdout' (Buffer), 'stderr' (Buffer), 'exit' (code | null, signal | null), 'error' (Error). */
@@ -28,6 +34,8 @@ export interface ChildHandle extends EventEmitter {
   signal(sig: NodeJS.Signals): void;
   pause(): void;
   resume(): void;
+  /** A pty's new window size (TIOCSWINSZ); nothing without one. */
+  resize?(cols: number, rows: number): void;
 }
 
 export interface Spawner {
@@ -117,6 +125,7 @@ class NodeChild extends EventEmitter implements ChildHandle {
 
 export class NodeSpawner implements Spawner {
   spawn(argv: string[], opts: SpawnOptions): ChildHandle {
+    if (opts.pty) throw new Error('no pseudo-terminal without the asb-spawn helper');
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: opts.cwd,
       env: opts.env,
@@ -135,6 +144,7 @@ const enum Req {
   Signal = 3,
   Pause = 4,
   Resume = 5,
+  Resize = 6,
 }
 const enum Ev {
   Started = 1,
@@ -164,6 +174,12 @@ class ZygoteChild extends EventEmitter implements ChildHandle {
   resume(): void {
     this.zygote.send(Req.Resume, this.id, Buffer.alloc(0));
   }
+  resize(cols: number, rows: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt16LE(cols & 0xffff, 0);
+    b.writeUInt16LE(rows & 0xffff, 2);
+    this.zygote.send(Req.Resize, this.id, b);
+  }
   signal(sig: NodeJS.Signals): void {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(constants.signals[sig]);
@@ -171,26 +187,63 @@ class ZygoteChild extends EventEmitter implements ChildHandle {
   }
 }
 
+/** strerror's text (the FAILED event's "argv0: message") as an errno code. */
+const ERRNO_TEXT: Record<string, string> = {
+  'No such file or directory': 'ENOENT',
+  'Not a directory': 'ENOTDIR',
+  'Permission denied': 'EACCES',
+  'Operation not permitted': 'EPERM',
+};
+
 export class ZygoteSpawner implements Spawner {
-  private readonly out: net.Socket;
+  private readonly out: Writable;
   private readonly children = new Map<number, ZygoteChild>();
   private seq = 0;
   private buf: Buffer = Buffer.alloc(0);
   private dead: Error | undefined;
+  private process: ChildProcess | undefined;
 
   /** Talks to the asb-spawn that started this agent, over the pipes it left on these fds. */
-  constructor(eventsFd: number, requestsFd: number) {
-    const events = new net.Socket({ fd: eventsFd, readable: true, writable: false });
-    this.out = new net.Socket({ fd: requestsFd, readable: false, writable: true });
+  constructor(eventsFd: number, requestsFd: number);
+  /** Talks to an asb-spawn over these streams (launch). */
+  constructor(events: Readable, requests: Writable);
+  constructor(eventsIn: number | Readable, requestsOut: number | Writable) {
+    const events =
+      typeof eventsIn === 'number' ? new net.Socket({ fd: eventsIn, readable: true, writable: false }) : eventsIn;
+    this.out =
+      typeof requestsOut === 'number'
+        ? new net.Socket({ fd: requestsOut, readable: false, writable: true })
+        : requestsOut;
     events.on('data', (chunk: Buffer) => this.onData(chunk));
     const fail = (why: string) => {
       this.dead ??= new Error(why);
       for (const c of this.children.values()) c.emit('error', this.dead);
       this.children.clear();
     };
-    events.once('close', () => fail('the spawner (PID 1) closed its pipe'));
+    events.once('close', () =>
+      fail(`the spawner (${typeof eventsIn === 'number' ? 'PID 1' : 'asb-spawn'}) closed its pipe`),
+    );
     events.on('error', (err) => fail(`spawner pipe: ${err.message}`));
     this.out.on('error', (err) => fail(`spawner pipe: ${err.message}`));
+  }
+
+  /** Runs the asb-spawn binary at `path` as a child of this process (not as PID 1: it serves
+   *  requests on its stdin, events on its stdout) and talks to it; it exits when close() ends its
+   *  stdin, or when this process is gone. */
+  static launch(path: string): ZygoteSpawner {
+    const child = spawn(path, [], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    const z = new ZygoteSpawner(child.stdout, child.stdin);
+    z.process = child;
+    child.once('error', (err) => child.stdout.destroy(err));
+    // Neither it nor its pipes keep this process alive: its commands' callers do.
+    child.unref();
+    for (const s of [child.stdin, child.stdout] as unknown as { unref?: () => void }[]) s.unref?.();
+    return z;
+  }
+
+  /** Ends a launched helper (its stdin's EOF): it exits, leaving its commands running. */
+  close(): void {
+    this.process?.stdin?.end();
   }
 
   /** From ASB_SPAWNER_FDS="events,requests", set by asb-spawn --init. */
@@ -220,10 +273,14 @@ export class ZygoteSpawner implements Spawner {
     }
     this.children.set(id, child);
     const env = Object.entries(opts.env).map(([k, v]) => `${k}=${v}`);
-    const head = Buffer.alloc(9);
+    const head = Buffer.alloc(opts.pty ? 13 : 9);
     head.writeUInt32LE(argv.length, 0);
     head.writeUInt32LE(env.length, 4);
-    head.writeUInt8((opts.keepStdin ? 1 : 0) | (opts.killGroupOnExit ? 2 : 0), 8);
+    head.writeUInt8((opts.keepStdin ? 1 : 0) | (opts.killGroupOnExit ? 2 : 0) | (opts.pty ? 4 : 0), 8);
+    if (opts.pty) {
+      head.writeUInt16LE(opts.pty.cols & 0xffff, 9);
+      head.writeUInt16LE(opts.pty.rows & 0xffff, 11);
+    }
     const strings = Buffer.from([opts.cwd, ...argv, ...env].map((s) => `${s}\0`).join(''), 'utf8');
     this.send(Req.Spawn, id, Buffer.concat([head, strings]));
     return child;
@@ -256,7 +313,10 @@ export class ZygoteSpawner implements Spawner {
         child.emit('exit', code >= 0 ? code : null, signal);
       } else if (type === Ev.Failed) {
         this.children.delete(id);
-        child.emit('error', new Error(payload.toString('utf8')));
+        const err: NodeJS.ErrnoException = new Error(payload.toString('utf8'));
+        const code = ERRNO_TEXT[err.message.slice(err.message.lastIndexOf(': ') + 2)];
+        if (code) err.code = code;
+        child.emit('error', err);
       }
     }
   }

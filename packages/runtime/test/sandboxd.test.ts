@@ -113,6 +113,11 @@ const alive = (pid: number) => {
   }
 };
 
+const repo = new URL('../../../', import.meta.url).pathname;
+/** The pty helper (native/asb-spawn.c), built by `npm run build`. */
+const ptyHelper = join(repo, 'dist/asb-spawn');
+const noPtyHelper = existsSync(ptyHelper) ? undefined : 'run npm run build (dist/asb-spawn makes the ptys)';
+
 describe('sandboxd', () => {
   const root = mkdtempSync(join(tmpdir(), 'asb-sandboxd-'));
   const outside = mkdtempSync(join(tmpdir(), 'asb-sandboxd-outside-'));
@@ -144,6 +149,7 @@ describe('sandboxd', () => {
       streamChunkSize: 0,
       httpIdleTimeoutMs: 60_000,
       env,
+      ptyHelper,
     });
     client = new ProcessServiceClient(
       `127.0.0.1:${d.grpcPort}`,
@@ -298,7 +304,7 @@ describe('sandboxd', () => {
       rmSync(pidFile);
     });
 
-    it('ResizeTTY without a PTY is FAILED_PRECONDITION; Start with a PTY is UNIMPLEMENTED', async () => {
+    it('ResizeTTY without a PTY is FAILED_PRECONDITION, of an unknown process NOT_FOUND', async () => {
       let resize = -1;
       await drain(client.Start({ config: { command: ['sleep', '30'] } }), (pid) => {
         void (async () => {
@@ -307,12 +313,112 @@ describe('sandboxd', () => {
         })();
       });
       assert.equal(resize, status.FAILED_PRECONDITION);
-      assert.equal(
-        await code(
-          drain(client.Start({ config: { command: ['sh', '-c', 'stty size'] }, pty: { cols: 80, rows: 24 } })),
-        ),
-        status.UNIMPLEMENTED,
-      );
+      assert.equal(await code(call(client, 'ResizeTTY', { process_id: 99999, cols: 80, rows: 24 })), status.NOT_FOUND);
+    });
+
+    describe('Start with a PTY', { skip: noPtyHelper }, () => {
+      /** Runs `script` under sh on a pty; `steps` gets the process id and the output so far. */
+      const onPty = (
+        script: string,
+        steps: (pid: number, out: () => string) => Promise<void>,
+        pty = { cols: 80, rows: 24 },
+      ) => {
+        let out = '';
+        let done: Promise<{ failed: Error } | void> = Promise.resolve();
+        const stream = client.Start({ config: { command: ['sh', '-c', script] }, pty });
+        stream.on('data', (ev: any) => {
+          if (ev.event === 'stdout') out += ev.stdout.toString();
+        });
+        const res = drain(stream, (pid) => {
+          // (Its failure, kept as a value until the end: a rejection nobody awaits yet would warn.)
+          done = steps(pid, () => out).catch((err: Error) => {
+            void call(client, 'SendSignal', { process_id: pid, signal: 'SIGNAL_SIGKILL' });
+            return { failed: err };
+          });
+        });
+        // The steps' failure first: it tells more than the output.
+        return res.then(async (r) => {
+          const d = await done;
+          if (d) throw d.failed;
+          return r;
+        });
+      };
+
+      it('runs the command on a terminal of the requested size: tty, stty size; all output is stdout', async () => {
+        const res = await drain(
+          client.Start({
+            config: { command: ['sh', '-c', 'tty; stty size; echo to-stderr >&2; exit 7'] },
+            pty: { cols: 80, rows: 24 },
+          }),
+        );
+        assert.match(res.stdout, /^\/dev\/pts\/\d+\r\n24 80\r\nto-stderr\r\n$/);
+        assert.equal(res.stderr, '');
+        assert.equal(res.exitCode, 7);
+      });
+
+      it('ResizeTTY sets the size (SIGWINCH); input is echoed; EOF hangs the terminal up', async () => {
+        const res = await onPty(
+          // (A trap interrupts `read`: the loop reads again.)
+          'trap "stty size" WINCH; echo ready; while :; do if read -r line; then echo "got:$line"; fi; done',
+          async (pid, out) => {
+            await until('ready', () => out().includes('ready'));
+            await call(client, 'ResizeTTY', { process_id: pid, cols: 120, rows: 40 });
+            await until('the new size', () => out().includes('40 120'));
+            await call(client, 'WriteStdin', { process_id: pid, input: Buffer.from('hello\n') });
+            await until('the answer', () => out().includes('got:hello'));
+            await call(client, 'WriteStdin', { process_id: pid, eof: {} });
+          },
+        );
+        // The terminal echoes the input (\n as \r\n), then comes the command's answer.
+        assert.match(res.stdout, /40 120\r\n[^]*hello\r\ngot:hello\r\n/);
+        assert.equal(res.exitCode, -1, 'the hang-up (SIGHUP) ends it, as upstream');
+      });
+
+      it('a pty closed by EOF cannot be resized: FAILED_PRECONDITION', async () => {
+        let resized = -1;
+        // The command ignores the hang-up, so it still runs when ResizeTTY comes.
+        await onPty('trap "" HUP; echo ready; sleep 30', async (pid, out) => {
+          await until('ready', () => out().includes('ready'));
+          await call(client, 'WriteStdin', { process_id: pid, eof: {} });
+          resized = await code(call(client, 'ResizeTTY', { process_id: pid, cols: 100, rows: 30 }));
+          await call(client, 'SendSignal', { process_id: pid, signal: 'SIGNAL_SIGKILL' });
+        });
+        assert.equal(resized, status.FAILED_PRECONDITION);
+      });
+
+      it('^C on stdin interrupts the foreground job, as a terminal does', async () => {
+        const res = await onPty(
+          'trap "echo interrupted; exit 3" INT; echo ready; sleep 30 & wait',
+          async (pid, out) => {
+            await until('ready', () => out().includes('ready'));
+            await call(client, 'WriteStdin', { process_id: pid, input: Buffer.from([3]) });
+          },
+        );
+        assert.match(res.stdout, /\^C[^]*interrupted/);
+        assert.equal(res.exitCode, 3);
+      });
+
+      it('without cols and rows the terminal has no size (0 0); SendSignal reaches the command', async () => {
+        const res = await onPty(
+          'stty size; echo ready; sleep 30',
+          async (pid, out) => {
+            await until('ready', () => out().includes('ready'));
+            await call(client, 'SendSignal', { process_id: pid, signal: 'SIGNAL_SIGTERM' });
+          },
+          { cols: 0, rows: 0 },
+        );
+        assert.match(res.stdout, /^0 0\r\n/);
+        assert.equal(res.exitCode, -1);
+      });
+
+      it('refuses what upstream refuses: missing binary or cwd NOT_FOUND, a cwd out of the root PERMISSION_DENIED', async () => {
+        const pty = { cols: 80, rows: 24 };
+        const start = (config: object) => code(drain(client.Start({ config, pty })));
+        assert.equal(await start({ command: ['no-such-binary-xyz'] }), status.NOT_FOUND);
+        assert.equal(await start({ command: ['true'], cwd: 'no/such/dir' }), status.NOT_FOUND);
+        assert.equal(await start({ command: ['true'], cwd: '../..' }), status.PERMISSION_DENIED);
+        assert.equal(await start({ command: [] }), status.INVALID_ARGUMENT);
+      });
     });
 
     it('a cancelled Start kills its command; the id is gone once it exited', async () => {
@@ -537,6 +643,7 @@ describe('sandboxd', () => {
       streamChunkSize: 0,
       httpIdleTimeoutMs: 60_000,
       env,
+      ptyHelper,
     });
     const c2 = new ProcessServiceClient(
       `127.0.0.1:${d2.grpcPort}`,

@@ -2,6 +2,7 @@
 // not carry it). Serves upstream's sandboxd API; with --legacy-listen, also the older runtime API
 // from the same process, which is how the runtime images serve both (images/runtime-*).
 import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { configFromEnv, createAgent, requestHandler, serveHttp1 } from '../server.ts';
 import { parseSandboxdArgs, UsageError, USAGE, type SandboxdArgs } from './args.ts';
 import { startSandboxd } from './server.ts';
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
     metadataEnvPrefix: args.metadataEnvPrefix,
     streamChunkSize: args.streamChunkSize,
     httpIdleTimeoutMs: args.httpIdleTimeoutMs,
+    // The pty helper sits next to this bundle: dist/asb-spawn, /opt/asb/asb-spawn in the images.
+    ptyHelper: join(dirname(process.argv[1] ?? '.'), 'asb-spawn'),
   });
   log('sandboxd listening', {
     grpc: `${args.listenHost}:${d.grpcPort}`,

@@ -6,10 +6,16 @@
 // As upstream: the command is exec'd as given (no shell), with the daemon's environment plus the
 // request's env_vars, in cwd confined to the root dir (PERMISSION_DENIED when it escapes); a
 // missing binary or directory is NOT_FOUND, a process ended by a signal reports exit code -1.
-// Not as upstream: no pseudo-terminal (node has none without a native module), so Start with a
-// `pty` is UNIMPLEMENTED; and a cancelled call SIGKILLs the command's whole group, not its leader.
+// Start with a `pty` runs the command on a pseudo-terminal, as upstream's creack/pty: a session
+// leader with the pty's slave as its controlling terminal and fds 0-2, the size set when cols and
+// rows are both non-zero; all output comes as stdout; WriteStdin writes to the master, its EOF
+// closes the master (the terminal hangs up); ResizeTTY sets the size (FAILED_PRECONDITION without
+// a pty or once it is closed). Node has no pty: the asb-spawn helper (native/asb-spawn.c) makes
+// them, one instance of it started on the first such Start. Not as upstream: a cancelled call
+// SIGKILLs the command's whole group, not its leader.
+import { existsSync } from 'node:fs';
 import { status as Code, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
-import type { ChildHandle, Spawner } from '../spawner.ts';
+import { ZygoteSpawner, type ChildHandle, type Spawner } from '../spawner.ts';
 import { PathEscapes, type SandboxdPaths } from './paths.ts';
 import type {
   ExecuteRequest,
@@ -41,6 +47,7 @@ class ManagedProcess {
   constructor(
     readonly id: number,
     readonly child: ChildHandle,
+    readonly pty: boolean,
   ) {}
   signal(sig: NodeJS.Signals): void {
     if (!this.completed) this.child.signal(sig);
@@ -53,6 +60,8 @@ export interface ProcessServiceOptions {
   /** The daemon environment commands inherit. */
   env: NodeJS.ProcessEnv;
   streamChunkSize?: number;
+  /** The asb-spawn binary that makes pseudo-terminals; without it Start with a pty is UNIMPLEMENTED. */
+  ptyHelper?: string;
 }
 
 const SIGNALS: Record<string, NodeJS.Signals> = {
@@ -79,6 +88,7 @@ export class ProcessService {
   private readonly unlisted = new Set<ChildHandle>();
   private lastId = 0;
   private readonly chunkSize: number;
+  private ptySpawner: ZygoteSpawner | undefined;
 
   constructor(private readonly o: ProcessServiceOptions) {
     this.chunkSize = o.streamChunkSize && o.streamChunkSize > 0 ? o.streamChunkSize : DEFAULT_STREAM_CHUNK_SIZE;
@@ -102,27 +112,66 @@ export class ProcessService {
     return { argv: config.command, env, cwd };
   }
 
-  /** Spawns and waits until the command runs (or failed to). */
-  private async spawn(config: ProcessConfig | null, keepStdin: boolean, what: string): Promise<ChildHandle> {
+  /** The helper that makes ptys, started once (again if it died). */
+  private ptyHelper(): ZygoteSpawner {
+    const helper = this.o.ptyHelper;
+    if (!helper || !existsSync(helper))
+      throw new RpcError(
+        Code.UNIMPLEMENTED,
+        `PTY is not available: its helper asb-spawn is missing${helper ? ` (${helper})` : ''}; start the command without pty`,
+      );
+    if (!this.ptySpawner?.alive) this.ptySpawner = ZygoteSpawner.launch(helper);
+    return this.ptySpawner;
+  }
+
+  /** Spawns and waits until the command runs (or failed to). `wire` attaches the caller's
+   *  listeners from within the 'start' event: a spawner may emit output (even the exit) in the same
+   *  tick (asb-spawn sends them in one read), before an awaiting caller would run. */
+  private async spawn(
+    config: ProcessConfig | null,
+    keepStdin: boolean,
+    what: string,
+    wire: (child: ChildHandle) => void,
+    pty?: { cols: number; rows: number },
+  ): Promise<void> {
     const { argv, env, cwd } = this.command(config);
-    const child = this.o.spawner.spawn(argv, { cwd, env, keepStdin, killGroupOnExit: false });
+    const spawner: Spawner = pty ? this.ptyHelper() : this.o.spawner;
+    const child = spawner.spawn(argv, { cwd, env, keepStdin, killGroupOnExit: false, pty });
     await new Promise<void>((resolve, reject) => {
-      child.once('start', () => resolve());
-      child.once('error', (err: Error) => reject(spawnError(err, what)));
+      const failed = (err: Error) => reject(spawnError(err, what));
+      child.once('error', failed);
+      child.once('start', () => {
+        child.off('error', failed);
+        wire(child);
+        resolve();
+      });
     });
-    return child;
   }
 
   async start(call: ServerWritableStream<StartRequest, StartResponse>): Promise<void> {
     const req = call.request;
-    if (req.pty)
-      throw new RpcError(
-        Code.UNIMPLEMENTED,
-        'PTY is not supported by this sandboxd (node has no pseudo-terminal without a native module); start the command without pty',
-      );
-    const child = await this.spawn(req.config, true, 'failed to start command');
+    const pty = req.pty ? { cols: req.pty.cols ?? 0, rows: req.pty.rows ?? 0 } : undefined;
+    let streamed: Promise<void> | undefined;
+    await this.spawn(
+      req.config,
+      true,
+      pty ? 'failed to start command with PTY' : 'failed to start command',
+      (child) => {
+        streamed = this.stream(call, child, pty !== undefined);
+      },
+      pty,
+    );
+    await streamed;
+  }
+
+  /** Streams a command that just started to its Start call, until its ExitEvent. */
+  private stream(
+    call: ServerWritableStream<StartRequest, StartResponse>,
+    child: ChildHandle,
+    pty: boolean,
+  ): Promise<void> {
     const id = ++this.lastId;
-    const proc = new ManagedProcess(id, child);
+    const proc = new ManagedProcess(id, child, pty);
     // Registered before the InitEvent goes out, so a WriteStdin right after it finds the process.
     this.processes.set(id, proc);
     const onCancel = () => proc.signal('SIGKILL');
@@ -146,7 +195,7 @@ export class ProcessService {
     send({ init: { process_id: id } });
     child.on('stdout', output('stdout'));
     child.on('stderr', output('stderr'));
-    await new Promise<void>((resolve) => {
+    return new Promise<void>((resolve) => {
       const finish = (exitCode: number, err?: Error) => {
         proc.completed = true;
         this.processes.delete(id);
@@ -164,22 +213,27 @@ export class ProcessService {
   }
 
   async execute(call: ServerUnaryCall<ExecuteRequest, ExecuteResponse>): Promise<ExecuteResponse> {
-    const child = await this.spawn(call.request.config, false, 'failed to execute command');
-    this.unlisted.add(child);
-    const onCancel = () => child.signal('SIGKILL');
-    call.once('cancelled', onCancel);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.on('stdout', (b: Buffer) => stdout.push(b));
-    child.on('stderr', (b: Buffer) => stderr.push(b));
-    try {
-      const code = await new Promise<number | null>((resolve, reject) => {
-        child.once('exit', resolve);
-        child.once('error', (err: Error) => reject(spawnError(err, 'failed to execute command')));
+    let child: ChildHandle | undefined;
+    let exited: Promise<number | null> | undefined;
+    await this.spawn(call.request.config, false, 'failed to execute command', (c) => {
+      child = c;
+      c.on('stdout', (b: Buffer) => stdout.push(b));
+      c.on('stderr', (b: Buffer) => stderr.push(b));
+      exited = new Promise<number | null>((resolve, reject) => {
+        c.once('exit', resolve);
+        c.once('error', (err: Error) => reject(spawnError(err, 'failed to execute command')));
       });
+    });
+    this.unlisted.add(child!);
+    const onCancel = () => child!.signal('SIGKILL');
+    call.once('cancelled', onCancel);
+    try {
+      const code = await exited!;
       return { exit_code: exitCodeOf(code), stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) };
     } finally {
-      this.unlisted.delete(child);
+      this.unlisted.delete(child!);
       call.off('cancelled', onCancel);
     }
   }
@@ -214,15 +268,24 @@ export class ProcessService {
   }
 
   resizeTTY(req: ResizeTTYRequest): object {
-    this.find(req.process_id);
-    // No process here has a PTY (see start).
-    throw new RpcError(Code.FAILED_PRECONDITION, 'failed to resize TTY: process is completed or has no active PTY');
+    const proc = this.find(req.process_id);
+    // stdinClosed: a pty's EOF closed its master (upstream's Setsize then fails the same way).
+    if (!proc.pty || proc.completed || proc.stdinClosed || !proc.child.resize)
+      throw new RpcError(Code.FAILED_PRECONDITION, 'failed to resize TTY: process is completed or has no active PTY');
+    proc.child.resize(req.cols ?? 0, req.rows ?? 0);
+    return {};
   }
 
   /** Signals every running command's group (daemon shutdown). */
   signalAll(sig: NodeJS.Signals): void {
     for (const p of this.processes.values()) p.signal(sig);
     for (const c of this.unlisted) c.signal(sig);
+  }
+
+  /** Ends the pty helper (daemon shutdown, once the commands ended). */
+  close(): void {
+    this.ptySpawner?.close();
+    this.ptySpawner = undefined;
   }
 
   get running(): number {

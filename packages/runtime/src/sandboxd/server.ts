@@ -24,6 +24,8 @@ export interface SandboxdOptions {
   /** The daemon environment: what commands inherit and /v1/metadata filters. */
   env?: NodeJS.ProcessEnv;
   spawner?: Spawner;
+  /** asb-spawn, which makes the pseudo-terminals of Start with a pty (main.ts: next to the bundle). */
+  ptyHelper?: string;
 }
 
 export interface Sandboxd {
@@ -52,6 +54,7 @@ export async function startSandboxd(o: SandboxdOptions): Promise<Sandboxd> {
     spawner: o.spawner ?? new NodeSpawner(),
     env,
     streamChunkSize: o.streamChunkSize,
+    ptyHelper: o.ptyHelper,
   });
   let ready = true;
 
@@ -106,6 +109,7 @@ export async function startSandboxd(o: SandboxdOptions): Promise<Sandboxd> {
       // (A moment for the last answers' trailers to leave.)
       await Promise.race([grpcClosed, new Promise((r) => setTimeout(r, Math.min(GRPC_FLUSH_MS, left())))]);
       grpc.forceShutdown();
+      processes.close();
       await restClosed;
       clearTimeout(restForced);
     },
