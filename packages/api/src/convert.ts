@@ -158,11 +158,16 @@ export function fromHub(input: HubObject, version: Version, opts: FromHubOptions
     case 'Sandbox': {
       if (version === 'v1beta1') return { ...obj, ...statusWithout(obj.status, 'replicas') };
       const { spec, ...rest } = obj;
+      const shown = statusWithout(obj.status, 'nodeName');
+      // On a cluster the stored v1beta1 status has no replicas (its schema prunes them): derived
+      // from the mode, as upstream's webhook does, so `kubectl scale` reads the same everywhere.
+      if (shown.status && shown.status.replicas === undefined)
+        shown.status.replicas = spec.operatingMode === 'Suspended' ? 0 : 1;
       return {
         ...rest,
         apiVersion: `${SANDBOX_GROUP}/v1alpha1`,
         spec: { ...omit(spec, 'operatingMode'), replicas: spec.operatingMode === 'Suspended' ? 0 : 1 },
-        ...statusWithout(obj.status, 'nodeName'),
+        ...shown,
       };
     }
     case 'SandboxTemplate': {

@@ -170,13 +170,17 @@ const served: Record<string, unknown> = {
 
 /**
  * Status fields only one version has are not shown in the other (the controller rewrites status,
- * in the hub): Sandbox v1alpha1 replicas, Sandbox v1beta1 nodeName, pool v1beta1 observedGeneration.
+ * in the hub): Sandbox v1beta1 nodeName, pool v1beta1 observedGeneration; Sandbox v1alpha1
+ * replicas are derived from the mode when the hub has none.
  */
 function withoutVersionOnlyStatus(obj: AnyObject): AnyObject {
   if (!obj.status) return obj;
   const status: Record<string, unknown> = { ...obj.status };
   const v = versionOf(obj);
-  if (obj.kind === 'Sandbox') delete status[v === 'v1alpha1' ? 'replicas' : 'nodeName'];
+  // (v1alpha1's status.replicas comes back derived from the mode.)
+  if (obj.kind === 'Sandbox' && v === 'v1alpha1')
+    status.replicas = (obj.spec as { replicas?: number }).replicas === 0 ? 0 : 1;
+  if (obj.kind === 'Sandbox' && v === 'v1beta1') delete status.nodeName;
   if (obj.kind === 'SandboxWarmPool' && v === 'v1beta1') delete status.observedGeneration;
   return { ...obj, status };
 }
@@ -236,6 +240,22 @@ describe('Sandbox: replicas ↔ operatingMode', () => {
     });
     assert.deepEqual(fromHub(h, 'v1alpha1').status, { replicas: 1 });
     assert.deepEqual(fromHub(h, 'v1beta1').status, { nodeName: 'n1' });
+  });
+
+  it("derives v1alpha1's status.replicas from the mode when the stored status has none (a cluster's v1beta1 storage prunes it)", () => {
+    for (const [operatingMode, replicas] of [
+      ['Running', 1],
+      ['Suspended', 0],
+    ] as const) {
+      const h = hub({
+        apiVersion: 'agents.x-k8s.io/v1beta1',
+        kind: 'Sandbox',
+        metadata: { name: 's' },
+        spec: { podTemplate, operatingMode },
+        status: { serviceFQDN: 's.default.svc.cluster.local' },
+      });
+      assert.deepEqual(fromHub(h, 'v1alpha1').status, { serviceFQDN: 's.default.svc.cluster.local', replicas });
+    }
   });
 });
 
