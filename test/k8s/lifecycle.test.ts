@@ -178,6 +178,50 @@ status:
       h.cluster.kubectl('delete', 'node', 'kwok-gpu-node', '--wait=false');
     });
 
+    it('refuses to choose between two pods a Sandbox controls: Ready=False/MultiplePods, one Warning, and ready again when one goes', async () => {
+      h.apply(`apiVersion: agents.x-k8s.io/v1beta1
+kind: Sandbox
+metadata: { name: twin }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: python:3.13-slim }]
+`);
+      const ready = () => h.find(resource('Sandbox'), 'twin')?.status?.conditions?.find((c: any) => c.type === 'Ready');
+      await waitFor('twin to be ready', () => ready()?.status === 'True', 60_000);
+      const sb = h.get(resource('Sandbox'), 'twin');
+      const pod = h.get('pod', 'twin');
+      // A second pod naming the Sandbox its controller, with its label: a copy, as a user could make.
+      h.apply(
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: 'twin-copy',
+            labels: pod.metadata.labels,
+            ownerReferences: [
+              { apiVersion: sb.apiVersion, kind: 'Sandbox', name: 'twin', uid: sb.metadata.uid, controller: true },
+            ],
+          },
+          spec: { containers: [{ name: 'main', image: 'python:3.13-slim' }] },
+        }),
+      );
+      await waitFor('MultiplePods', () => ready()?.reason === 'MultiplePods', 30_000);
+      assert.equal(ready().status, 'False');
+      assert.equal(
+        ready().message,
+        'multiple Pods (2) are controlled by this Sandbox; refusing to choose or create a Pod',
+      );
+      const warnings = () =>
+        h.get('events').items.filter((e: any) => e.involvedObject.name === 'twin' && e.reason === 'MultiplePods');
+      await waitFor('the Warning', () => warnings().length === 1, 30_000);
+      assert.equal(warnings()[0].type, 'Warning');
+      h.cluster.kubectl('delete', 'pod', 'twin-copy', '--wait=false');
+      await waitFor('twin ready again', () => ready()?.status === 'True', 60_000);
+      assert.equal(warnings()[0].count ?? 1, 1, 'said once');
+      h.cluster.kubectl('delete', resource('Sandbox'), 'twin', '--wait=false');
+    });
+
     it('deletes what a claim owns with it (garbage collection)', async () => {
       const owned = () =>
         h.get(resource('Sandbox')).items.filter((s: any) => s.metadata.ownerReferences?.[0]?.kind === 'SandboxClaim');

@@ -18,7 +18,7 @@ import {
   type SandboxStatus,
 } from '@asb/api';
 import { isDeepStrictEqual } from 'node:util';
-import type { Deps, Result, StopState, WorkloadState } from './substrate.ts';
+import { MultiplePodsError, type Deps, type Result, type StopState, type WorkloadState } from './substrate.ts';
 import { isDeleting, settleHold, writeStatus } from './objects.ts';
 
 /** Where a sandbox's Service is found: `<svc>.<ns>.svc.<cluster domain>` (upstream's --cluster-domain). */
@@ -72,6 +72,13 @@ export async function reconcileSandbox(
   try {
     w = await d.workloads.ensure(sb);
   } catch (err) {
+    if (err instanceof MultiplePodsError) {
+      // Said once, as upstream's Warning event; the pods' own changes bring the next pass.
+      if (findCondition(sb.status?.conditions, 'Ready')?.reason !== 'MultiplePods')
+        d.recorder.event(sb, 'Warning', 'MultiplePods', err.message);
+      await writeStatus(d.store, sb, errorStatus(sb, err, now));
+      return requeue;
+    }
     await writeStatus(d.store, sb, errorStatus(sb, err, now));
     throw err;
   }
@@ -166,8 +173,11 @@ function podScheduled(sb: Sandbox, scheduled: NonNullable<WorkloadState['schedul
 /** The workload could not be ensured: Ready says the error. (Pure.) */
 export function errorStatus(sb: Sandbox, err: unknown, now: Date): SandboxStatus {
   const status = structuredClone(sb.status ?? {});
-  const message = `Error seen: ${(err as Error).message}`;
-  status.conditions = setCondition(status.conditions, ready(sb, 'ReconcilerError', message, now));
+  const condition =
+    err instanceof MultiplePodsError
+      ? ready(sb, 'MultiplePods', err.message, now)
+      : ready(sb, 'ReconcilerError', `Error seen: ${(err as Error).message}`, now);
+  status.conditions = setCondition(status.conditions, condition);
   return status;
 }
 

@@ -138,6 +138,16 @@ export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
 }
 
+/** A workload's invariant broken: more than one pod is controlled by the Sandbox (upstream's
+ *  multipleSandboxPodsError). Reported as Ready=False/MultiplePods, not retried in a loop: a pod's
+ *  own change brings the next pass. */
+export class MultiplePodsError extends Error {
+  override readonly name = 'MultiplePodsError';
+  constructor(readonly count: number) {
+    super(`multiple Pods (${count}) are controlled by this Sandbox; refusing to choose or create a Pod`);
+  }
+}
+
 export const isConflict = (err: unknown): boolean => (err as Error)?.name === 'ConflictError';
 export const isAlreadyExists = (err: unknown): boolean => (err as Error)?.name === 'AlreadyExistsError';
 export const isNotFound = (err: unknown): boolean => (err as Error)?.name === 'NotFoundError';

@@ -17,7 +17,7 @@ import {
   normalizeCreatedBy,
   type Sandbox,
 } from '@asb/api';
-import { controllerRef, type StopState, type WorkloadState, type Workloads } from '@asb/lifecycle';
+import { MultiplePodsError, controllerRef, type StopState, type WorkloadState, type Workloads } from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
 
 const FIELD_MANAGER = 'sandbox-controller';
@@ -223,6 +223,10 @@ export class KubeWorkloads implements Workloads {
         `PVC ${pvc.metadata!.name}`,
       );
     const service = await this.ensureService(sb);
+    // More than one pod controlled by this Sandbox (a user's copy given its owner reference, a
+    // controller bug): none is picked, none is created, and the Sandbox says so (upstream's).
+    const owned = await this.controlledPods(sb);
+    if (owned > 1) throw new MultiplePodsError(owned);
     // A pod the cache does not show is created at once (its informer has listed them all): when it
     // exists after all, the create says so and the pod is read. This saves a GET per new Sandbox.
     let pod = this.informer ? this.informer.get(podNameOf(sb), ns) : await this.getPod(ns, podNameOf(sb));
@@ -332,6 +336,24 @@ export class KubeWorkloads implements Workloads {
 
   /** From the pod informer's cache when it holds the pod (it watches the pods we label); a miss
    *  asks the API server, so a pod created a moment ago, or a foreign one, is not taken for absent. */
+  /** How many pods carry this Sandbox's name-hash label and name it their controller. */
+  private async controlledPods(sb: Sandbox): Promise<number> {
+    const hash = nameHash(sb.metadata.name!);
+    const pods = this.informer
+      ? this.informer.list(sb.metadata.namespace)
+      : (
+          await this.core.listNamespacedPod({
+            namespace: sb.metadata.namespace,
+            labelSelector: `${LABEL_SANDBOX_NAME_HASH}=${hash}`,
+          })
+        ).items;
+    return pods.filter(
+      (p) =>
+        p.metadata?.labels?.[LABEL_SANDBOX_NAME_HASH] === hash &&
+        p.metadata.ownerReferences?.some((r) => r.controller && r.uid === sb.metadata.uid),
+    ).length;
+  }
+
   private async getPod(namespace: string, name: string): Promise<k8s.V1Pod | undefined> {
     const cached = this.informer?.get(name, namespace);
     if (cached) return cached;
