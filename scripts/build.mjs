@@ -39,13 +39,11 @@ const lazyBuiltins = {
   },
 };
 
+/** What the in-sandbox bundles share: one CommonJS file node 20 runs as it is. */
+const nodeCjs = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', minify: true, logLevel: 'warning' };
+
 await build({
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  logLevel: 'warning',
+  ...nodeCjs,
   entryPoints: ['packages/runtime/src/main.ts'],
   outfile: 'dist/agent.cjs',
   plugins: [lazyBuiltins],
@@ -78,12 +76,7 @@ const inlineProto = {
   },
 };
 await build({
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  minify: true,
-  logLevel: 'warning',
+  ...nodeCjs,
   entryPoints: ['packages/runtime/src/sandboxd/main.ts'],
   outfile: 'dist/sandboxd.cjs',
   plugins: [inlineProto],
