@@ -10,6 +10,7 @@
 // - dist/asb.mjs:    the CLI and the engine it starts.
 // - dist/controller.mjs, dist/router.mjs: the Kubernetes controller and the sandbox router.
 // - dist/statx-shim.so, dist/asb-spawn: native helpers (packages/*/native/).
+// - dist/asb-agent:  the Go agent (packages/runtime/agent-go), a static binary (ASB_AGENT=go).
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -131,4 +132,18 @@ for (const [out, args] of native) {
   } catch {
     console.warn(`warning: ${out} not built (no C compiler?)`);
   }
+}
+
+// dist/asb-agent: the in-sandbox agent as one static Go binary (packages/runtime/agent-go), when
+// Go is installed; the engine runs it instead of node with ASB_AGENT=go. CGO_ENABLED=0: no libc,
+// loader or interpreter from the sandbox's image. GOFLAGS=-mod=mod unless set: its one dependency
+// (golang.org/x/net) comes from the module proxy or the module cache.
+try {
+  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', '../../../dist/asb-agent', '.'], {
+    cwd: 'packages/runtime/agent-go',
+    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
+    stdio: 'inherit',
+  });
+} catch {
+  console.warn('warning: dist/asb-agent not built (no Go toolchain?): ASB_AGENT=go will not start');
 }

@@ -22,6 +22,7 @@ import { AgentClient } from '../../packages/engine/src/agent-client.ts';
 import { ExecuteResponse, HealthResponse, ProcessList, StartProcessResponse } from '@asb/runtime/replies';
 import { AGENT_MOUNT, type SandboxRuntimeSpec } from '../../packages/engine/src/drivers/runtime-spec.ts';
 import { prepareRootfs, SANDBOX_GID, SANDBOX_UID } from '../../packages/engine/src/rootfs.ts';
+import { agentKind } from '../../packages/engine/src/config.ts';
 import type { DriverHandle, DriverPaths } from '../../packages/engine/src/drivers/driver.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
@@ -89,7 +90,7 @@ describe(
       // What the engine's installAgent and workloads prepare, reduced to what this test needs.
       const agentDir = join(home, 'agent');
       mkdirSync(agentDir);
-      for (const f of ['agent.cjs', 'asb-spawn', 'statx-shim.so'])
+      for (const f of ['agent.cjs', 'asb-agent', 'asb-spawn', 'statx-shim.so'])
         if (existsSync(join(dist, f))) copyFileSync(join(dist, f), join(agentDir, f));
       const workspaceDir = join(paths.dir, 'workspace');
       mkdirSync(workspaceDir, { recursive: true });
@@ -106,6 +107,7 @@ describe(
         tmpfsBytes: 64 * 1024 * 1024,
         preload: existsSync(join(agentDir, 'statx-shim.so')) ? `${AGENT_MOUNT}/statx-shim.so` : undefined,
         spawner: `${AGENT_MOUNT}/asb-spawn`,
+        agent: agentKind(process.env.ASB_AGENT),
       };
       first = await dead.start(id, spec, paths);
       const agent = await connect(first);

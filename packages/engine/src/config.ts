@@ -5,6 +5,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { limitFromEnv } from '@asb/http-guard';
 import { ENGINE_CPU_SHARES_DEFAULT } from './engine-cgroup.ts';
+import type { AgentKind } from './drivers/runtime-spec.ts';
 
 export interface EngineConfig {
   /** State directory: token, sandboxes' workspaces and bundles, runsc state. */
@@ -16,6 +17,10 @@ export interface EngineConfig {
   runscPath: string;
   /** The bundled runtime agent, mounted read-only into every sandbox. */
   agentPath: string;
+  /** Which agent runs in sandboxes (ASB_AGENT): `node` (agentPath, on the host's /usr/bin/node;
+   *  the default) or `go` (asb-agent beside it: a static binary that needs nothing from the
+   *  sandbox, packages/runtime/agent-go). */
+  agent: AgentKind;
   /** Defaults for sandboxes whose template sets no limit. */
   defaultMemoryBytes: number;
   defaultCpuMillis: number;
@@ -57,6 +62,13 @@ function defaultAgentPath(): string {
   return candidates.find((p) => existsSync(p)) ?? candidates[1]!;
 }
 
+/** ASB_AGENT: unset or empty is node; anything but node and go is a mistake, said at once. */
+export function agentKind(value: string | undefined): AgentKind {
+  if (value === undefined || value === '' || value === 'node') return 'node';
+  if (value === 'go') return 'go';
+  throw new Error(`ASB_AGENT must be "node" or "go", got "${value}"`);
+}
+
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.ASB_HOME ?? join(homedir(), '.asb');
 }
@@ -71,6 +83,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     driver: (env.ASB_DRIVER as EngineConfig['driver']) ?? 'auto',
     runscPath: env.ASB_RUNSC ?? 'runsc',
     agentPath: env.ASB_AGENT_PATH ?? defaultAgentPath(),
+    agent: agentKind(env.ASB_AGENT),
     defaultMemoryBytes: num(env.ASB_DEFAULT_MEMORY_BYTES, 1024 * 1024 * 1024),
     defaultCpuMillis: num(env.ASB_DEFAULT_CPU_MILLIS, 1000),
     defaultPidsLimit: num(env.ASB_DEFAULT_PIDS_LIMIT, 512),

@@ -18,7 +18,8 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { loadConfig, type EngineConfig } from './config.ts';
 import { prepareRootfs } from './rootfs.ts';
-import { AGENT_MOUNT } from './drivers/runtime-spec.ts';
+import { AGENT_MOUNT, type AgentKind } from './drivers/runtime-spec.ts';
+import type { AgentInstall } from './workloads/workload.ts';
 import { LocalWorkloads } from './workloads.ts';
 import { SandboxService } from './sandbox-service.ts';
 import { SnapshotStore } from './snapshots.ts';
@@ -95,16 +96,22 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
   return { driver: new BubblewrapDriver(bwrap) };
 }
 
-/** Copies the agent (bundle, startup snapshot, statx shim) to a directory of its own: that
- *  directory, not the rest of dist/, is what sandboxes see at /.asb. */
-function installAgent(
-  agentPath: string,
-  dir: string,
-  log: Logger,
-): { dir: string; preload?: string; snapshot: boolean; spawner?: string } {
+/** Copies the agent (bundle, startup snapshot, statx shim; or the Go agent's binary) to a
+ *  directory of its own: that directory, not the rest of dist/, is what sandboxes see at /.asb. */
+function installAgent(agentPath: string, dir: string, log: Logger, kind: AgentKind): AgentInstall {
   const dist = dirname(agentPath);
   mkdirSync(dir, { recursive: true });
   copyFileSync(agentPath, join(dir, 'agent.cjs'));
+  if (kind === 'go') {
+    // ASB_AGENT=go: the static agent (packages/runtime/agent-go), built by scripts/build.mjs.
+    const goAgent = join(dist, 'asb-agent');
+    if (!existsSync(goAgent))
+      throw new Error(
+        `ASB_AGENT=go but the Go agent is missing at ${goAgent}: run \`npm run build\` with Go installed`,
+      );
+    copyFileSync(goAgent, join(dir, 'asb-agent'));
+    chmodSync(join(dir, 'asb-agent'), 0o755);
+  }
   let snapshot = false;
   try {
     // A snapshot loads only into the node that built it; sandboxes run /usr/bin/node.
@@ -128,8 +135,9 @@ function installAgent(
   return {
     dir,
     preload: hasShim ? `${AGENT_MOUNT}/statx-shim.so` : undefined,
-    snapshot,
+    snapshot: kind === 'node' && snapshot,
     spawner: hasSpawner ? `${AGENT_MOUNT}/asb-spawn` : undefined,
+    kind,
   };
 }
 
@@ -166,7 +174,7 @@ export class Engine {
       );
     else this.log.warn({ reason: cpu.reason }, 'engine CPU weight not raised: busy sandboxes may delay it');
     const rootfs = prepareRootfs(home);
-    const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log);
+    const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log, this.config.agent);
     this.store = new SqliteStore(join(home, 'state.db'));
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
     this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));

@@ -53,7 +53,7 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid, gid },
-      args: agentArgv(s.mainArgv, s.snapshot, s.spawner),
+      args: agentArgv(s.mainArgv, s.snapshot, s.spawner, s.agent),
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: s.workingDir,
       // No capabilities at all: the agent and its commands are ordinary users even inside gVisor.

@@ -66,6 +66,20 @@ describe('buildOciSpec', () => {
     assert.deepEqual(agentArgv(['python3', '-c', 'x']).slice(-2), ['--main', '["python3","-c","x"]']);
     assert.ok(!agentArgv().includes('--main'));
   });
+
+  it('starts the static Go agent under asb-spawn with ASB_AGENT=go, without node', () => {
+    assert.deepEqual(agentArgv(['python3', '-c', 'x'], true, '/.asb/asb-spawn', 'go'), [
+      '/.asb/asb-spawn',
+      '--init',
+      '--',
+      '/.asb/asb-agent',
+      '--fd',
+      '0',
+      '--main',
+      '["python3","-c","x"]',
+    ]);
+    assert.ok(!agentArgv(undefined, false, undefined, 'go').some((w) => w.includes('node')));
+  });
 });
 
 describe('resolveImage', () => {

@@ -58,7 +58,7 @@ export class BubblewrapDriver implements SandboxDriver {
     for (const m of spec.extraMounts ?? []) a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.destination);
     a.push('--chdir', spec.workingDir, '--clearenv');
     for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
-    return [...a, ...agentArgv(spec.mainArgv, spec.snapshot, spec.spawner)];
+    return [...a, ...agentArgv(spec.mainArgv, spec.snapshot, spec.spawner, spec.agent)];
   }
 
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {

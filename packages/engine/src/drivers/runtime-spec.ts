@@ -42,26 +42,36 @@ export interface SandboxRuntimeSpec {
   snapshot?: boolean;
   /** The agent's native process spawner (packages/runtime/native/asb-spawn.c), when built. */
   spawner?: string;
+  /** Which agent runs in the sandbox (ASB_AGENT): node (agent.cjs, default) or go (asb-agent). */
+  agent?: AgentKind;
 }
 
-/** Where the agent's directory (agent.cjs, its snapshot, asb-spawn) is mounted, read-only. */
+/** The in-sandbox agent: `node` runs dist/agent.cjs on the host's /usr/bin/node; `go` runs the
+ *  static dist/asb-agent (packages/runtime/agent-go), which needs nothing from the sandbox. */
+export type AgentKind = 'node' | 'go';
+
+/** Where the agent's directory (agent.cjs, its snapshot, asb-agent, asb-spawn) is mounted, read-only. */
 export const AGENT_MOUNT = '/.asb';
 
 /** The agent's own argv: node on fd 0; from the startup snapshot when there is one (positional
  *  words then, as node would take `--fd` for its own flag). V8 flags here must match those the
- *  snapshot was built with (scripts/build.mjs): they are part of its configuration tag. */
-export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string): string[] {
+ *  snapshot was built with (scripts/build.mjs): they are part of its configuration tag. With
+ *  `kind` go, the static Go agent instead (same arguments, same protocol). */
+export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: string, kind: AgentKind = 'node'): string[] {
   const main = mainArgv && mainArgv.length > 0 ? [JSON.stringify(mainArgv)] : [];
-  const node = snapshot
-    ? [
-        '/usr/bin/node',
-        '--snapshot-blob',
-        `${AGENT_MOUNT}/agent.blob`,
-        'fd',
-        '0',
-        ...(main.length ? ['main', ...main] : []),
-      ]
-    : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
-  // asb-spawn as PID 1 reaps orphans and forks commands for the agent (native/asb-spawn.c).
-  return spawner ? [spawner, '--init', '--', ...node] : node;
+  const agent =
+    kind === 'go'
+      ? [`${AGENT_MOUNT}/asb-agent`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])]
+      : snapshot
+        ? [
+            '/usr/bin/node',
+            '--snapshot-blob',
+            `${AGENT_MOUNT}/agent.blob`,
+            'fd',
+            '0',
+            ...(main.length ? ['main', ...main] : []),
+          ]
+        : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
+  // asb-spawn as PID 1 reaps orphans (and, for the node agent, forks its commands: native/asb-spawn.c).
+  return spawner ? [spawner, '--init', '--', ...agent] : agent;
 }

@@ -138,6 +138,7 @@ export class Launcher {
       preload: agent.preload,
       snapshot: agent.snapshot,
       spawner: agent.spawner,
+      agent: agent.kind,
       image,
       env,
       mainArgv: main.length ? main : undefined,

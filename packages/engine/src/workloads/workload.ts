@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { WorkloadState } from '@asb/lifecycle';
 import type { AgentClient } from '../agent-client.ts';
-import type { ResourceLimits } from '../drivers/runtime-spec.ts';
+import type { AgentKind, ResourceLimits } from '../drivers/runtime-spec.ts';
 import type { DriverHandle, SandboxDriver, SandboxExit } from '../drivers/driver.ts';
 import type { Rootfs } from '../rootfs.ts';
 import type { EngineMetrics } from '../metrics.ts';
@@ -58,6 +58,8 @@ export interface AgentInstall {
   preload?: string;
   snapshot: boolean;
   spawner?: string;
+  /** node (agent.cjs) or go (asb-agent): ASB_AGENT. */
+  kind: AgentKind;
 }
 
 /** Everything the workloads use from the rest of the engine, by name. */

@@ -128,16 +128,34 @@ export function buildAsbSpawn(dir: string): string | { skip: string } {
   }
 }
 
+/** The Go agent (packages/runtime/agent-go) built into `dir`, or why not (no Go toolchain). */
+export function buildGoAgent(dir: string): string | { skip: string } {
+  const out = join(dir, 'asb-agent');
+  try {
+    execFileSync('go', ['build', '-trimpath', '-o', out, '.'], {
+      cwd: join(repoRoot, 'packages/runtime/agent-go'),
+      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
+      stdio: 'pipe',
+    });
+    return out;
+  } catch (err) {
+    return { skip: `the Go agent could not be built (${String((err as Error).message).split('\n')[0]})` };
+  }
+}
+
 /** The agent as the local engine starts it: `main.ts --fd 0` on one end of a socketpair. */
 export async function startChildOverFd(
-  opts: { asbSpawn?: string; env?: Record<string, string> } = {},
+  opts: { asbSpawn?: string; env?: Record<string, string>; agent?: string } = {},
 ): Promise<TestAgent & { stderr: () => string; closeConnection: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'asb-runtime-fd-'));
   const baseDir = join(dir, 'app');
   execFileSync('mkdir', [baseDir]);
   const { ours, theirs, server } = await socketPair(dir);
-  const nodeArgv = [process.execPath, '--import', 'tsx', join(repoRoot, 'packages/runtime/src/main.ts'), '--fd', '0'];
-  const argv = opts.asbSpawn ? [opts.asbSpawn, '--init', '--', ...nodeArgv] : nodeArgv;
+  // `agent`: another agent binary serving the same protocol (the Go agent, agent-go/).
+  const agentArgv = opts.agent
+    ? [opts.agent, '--fd', '0']
+    : [process.execPath, '--import', 'tsx', join(repoRoot, 'packages/runtime/src/main.ts'), '--fd', '0'];
+  const argv = opts.asbSpawn ? [opts.asbSpawn, '--init', '--', ...agentArgv] : agentArgv;
   const child = spawn(argv[0]!, argv.slice(1), {
     // Its own process group, so that stop() also ends the agent asb-spawn started (in a sandbox
     // that happens when PID 1 dies; here the agent would be orphaned and hold our stderr pipe).

@@ -1,0 +1,703 @@
+// Processes inside the sandbox, as packages/runtime/src/processes.ts runs them: each command is
+// `bash -c` (or a direct exec, direct.go) in a session and process group of its own, so a timeout
+// or a kill ends the whole tree. The agent forks them itself (Go's os.StartProcess is a
+// vfork-style clone(CLONE_VM|CLONE_VFORK): no copy of the agent's memory, cheap under gVisor too);
+// asb-spawn stays PID 1 to reap the orphans. A foreground command streams its events to the one
+// caller that asked for it, with flow control; a background process keeps the last 1 MiB of its
+// output for replay and can be followed, signalled and fed stdin.
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// drainGrace: how long after its exit a command's output pipes are still read when something it
+// left running holds them open (counted while its reader is not held back).
+const drainGrace = 100 * time.Millisecond
+
+const readChunk = 64 * 1024
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// internalEnv: the agent's configuration (ASB_*, SANDBOX_*) and node's plumbing, which commands
+// must not see.
+var internalEnv = regexp.MustCompile(`^(ASB_|SANDBOX_|NODE_CHANNEL_|NODE_UNIQUE_ID$|NODE_TEST_CONTEXT$)`)
+
+var shellArgv = func() []string {
+	if _, err := os.Stat("/bin/bash"); err == nil {
+		return []string{"/bin/bash", "--norc", "--noprofile"}
+	}
+	return []string{"/bin/sh"}
+}()
+
+// Signal names as node reports them (os.constants.signals, first name of a number).
+var signalNames = map[syscall.Signal]string{
+	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
+	8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+	14: "SIGALRM", 15: "SIGTERM", 16: "SIGSTKFLT", 17: "SIGCHLD", 18: "SIGCONT", 19: "SIGSTOP",
+	20: "SIGTSTP", 21: "SIGTTIN", 22: "SIGTTOU", 23: "SIGURG", 24: "SIGXCPU", 25: "SIGXFSZ",
+	26: "SIGVTALRM", 27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS",
+}
+
+var signalNumbers = func() map[string]syscall.Signal {
+	m := map[string]syscall.Signal{}
+	for n, s := range signalNames {
+		m[s] = n
+	}
+	return m
+}()
+
+// baseEnv: what every command's environment starts from: PATH, HOME and LANG (unless the agent
+// has them), and the agent's own environment minus its internals.
+func baseEnv(environ []string) map[string]string {
+	home := os.Getenv("HOME")
+	if home == "" {
+		home = "/"
+		if u, err := user.Current(); err == nil && u.HomeDir != "" {
+			home = u.HomeDir
+		}
+	}
+	out := map[string]string{"PATH": defaultPath, "HOME": home, "LANG": "C.UTF-8"}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && !internalEnv.MatchString(k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+type ExecRequest struct {
+	Command   string
+	Env       map[string]string
+	Cwd       *string
+	TimeoutMs *int64
+	Stdin     *string
+	Base64    bool
+	Argv      []string // the main process: a program run directly
+}
+
+type Proc struct {
+	ID        string
+	Command   string
+	StartedAt time.Time
+	pid       int
+
+	mu        sync.Mutex
+	running   bool
+	exitCode  *int
+	signal    *string
+	timedOut  bool
+	keepBytes int
+	replay    []*Event
+	replayLen int
+	listeners map[int]func(*Event)
+	nextL     int
+	// sink: the one foreground reader; it may block (flow control), listeners may not.
+	sink    func(*Event)
+	emitMu  sync.Mutex
+	started chan struct{}
+	done    chan struct{}
+	// held: readers blocked in the sink right now (the command is held back by its client).
+	held    atomic.Int32
+	stdin   *stdinWriter
+	outputs []*os.File
+}
+
+func (p *Proc) Pid() int { return p.pid }
+
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
+}
+
+// emit records an event and delivers it: to the replay, to followers, to the sink.
+func (p *Proc) emit(ev *Event) {
+	p.emitMu.Lock()
+	defer p.emitMu.Unlock()
+	p.mu.Lock()
+	if p.keepBytes > 0 {
+		// Whole events are dropped from the front: a replay never starts in the middle of a chunk.
+		p.replay = append(p.replay, ev)
+		p.replayLen += ev.byteLength()
+		for p.replayLen > p.keepBytes && len(p.replay) > 1 {
+			p.replayLen -= p.replay[0].byteLength()
+			p.replay[0] = nil
+			p.replay = p.replay[1:]
+		}
+	}
+	ls := make([]func(*Event), 0, len(p.listeners))
+	for _, l := range p.listeners {
+		ls = append(ls, l)
+	}
+	if ev.Type == "exit" {
+		p.running = false
+		p.listeners = map[int]func(*Event){}
+	}
+	sink := p.sink
+	p.mu.Unlock()
+	if ev.Type == "start" || ev.Type == "exit" {
+		select {
+		case <-p.started:
+		default:
+			close(p.started)
+		}
+	}
+	for _, l := range ls {
+		l(ev)
+	}
+	if sink != nil {
+		sink(ev)
+	}
+	if ev.Type == "exit" {
+		close(p.done)
+	}
+}
+
+// Subscribe replays what is kept, then (with follow, while running) delivers new events until
+// the exit. push must not block. Returns the unsubscribe.
+func (p *Proc) Subscribe(push func(*Event), follow bool) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ev := range p.replay {
+		push(ev)
+	}
+	if !follow || !p.running {
+		return func() {}
+	}
+	id := p.nextL
+	p.nextL++
+	p.listeners[id] = push
+	return func() {
+		p.mu.Lock()
+		delete(p.listeners, id)
+		p.mu.Unlock()
+	}
+}
+
+type ProcessInfo struct {
+	ID        string  `json:"id"`
+	Pid       int     `json:"pid"`
+	Command   string  `json:"command"`
+	Running   bool    `json:"running"`
+	ExitCode  *int    `json:"exitCode"`
+	Signal    *string `json:"signal"`
+	StartedAt string  `json:"startedAt"`
+}
+
+func (p *Proc) Info() ProcessInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ProcessInfo{p.ID, p.pid, p.Command, p.running, p.exitCode, p.signal,
+		p.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z")}
+}
+
+// Kill signals the whole process group (the process alone when the group is gone).
+func (p *Proc) Kill(sig syscall.Signal) {
+	if !p.Running() || p.pid <= 0 {
+		return
+	}
+	if syscall.Kill(-p.pid, sig) != nil {
+		_ = syscall.Kill(p.pid, sig)
+	}
+}
+
+func (p *Proc) WriteStdin(b []byte) {
+	if p.stdin != nil {
+		p.stdin.write(b)
+	}
+}
+
+func (p *Proc) EndStdin() {
+	if p.stdin != nil {
+		p.stdin.end()
+	}
+}
+
+// stdinWriter feeds a command's stdin from a queue, so that a command that does not read it
+// blocks nobody; a write to a command that closed it is dropped.
+type stdinWriter struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue [][]byte
+	eof   bool
+}
+
+func newStdinWriter(f *os.File) *stdinWriter {
+	w := &stdinWriter{}
+	w.cond = sync.NewCond(&w.mu)
+	go func() {
+		defer f.Close()
+		for {
+			w.mu.Lock()
+			for len(w.queue) == 0 && !w.eof {
+				w.cond.Wait()
+			}
+			if len(w.queue) == 0 {
+				w.mu.Unlock()
+				return
+			}
+			b := w.queue[0]
+			w.queue = w.queue[1:]
+			w.mu.Unlock()
+			if _, err := f.Write(b); err != nil {
+				w.mu.Lock()
+				w.queue, w.eof = nil, true
+				w.mu.Unlock()
+				return
+			}
+		}
+	}()
+	return w
+}
+
+func (w *stdinWriter) write(b []byte) {
+	w.mu.Lock()
+	if !w.eof {
+		w.queue = append(w.queue, append([]byte(nil), b...))
+		w.cond.Signal()
+	}
+	w.mu.Unlock()
+}
+
+func (w *stdinWriter) end() {
+	w.mu.Lock()
+	w.eof = true
+	w.cond.Signal()
+	w.mu.Unlock()
+}
+
+type ProcessManager struct {
+	confiner       *Confiner
+	defaultTimeout time.Duration
+	maxOutputBytes int
+	replayBytes    int
+	env            map[string]string
+
+	mu    sync.Mutex
+	procs map[string]*Proc
+	order []string
+	seq   int
+}
+
+func NewProcessManager(c *Confiner, cfg Config, env map[string]string) *ProcessManager {
+	return &ProcessManager{
+		confiner:       c,
+		defaultTimeout: time.Duration(cfg.DefaultTimeoutMs * float64(time.Millisecond)),
+		maxOutputBytes: cfg.MaxOutputBytes,
+		replayBytes:    1024 * 1024,
+		env:            env,
+		procs:          map[string]*Proc{},
+	}
+}
+
+// lookPath finds argv0 on the command's PATH, as execvp would.
+func lookPath(name, path, cwd string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range strings.Split(path, ":") {
+		if dir == "" {
+			dir = cwd
+		}
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			if syscall.Access(p, 1) == nil {
+				return p, nil
+			}
+		}
+	}
+	return "", &os.PathError{Op: "exec", Path: name, Err: syscall.ENOENT}
+}
+
+type spawnOpts struct {
+	id         string
+	background bool
+	sink       func(*Event)
+}
+
+// Spawn starts a command; sink (when given) gets every event and may block to hold it back.
+func (m *ProcessManager) Spawn(req ExecRequest, o spawnOpts) (*Proc, error) {
+	cwd := m.confiner.Base
+	if req.Cwd != nil {
+		c, err := m.confiner.Resolve(*req.Cwd)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(c); err != nil {
+			return nil, newError("NotFound", `working directory "`+*req.Cwd+`" does not exist`)
+		}
+		cwd = c
+	}
+	argv := req.Argv
+	if argv == nil {
+		argv = directArgv(req.Command)
+	}
+	if argv == nil {
+		argv = append(append([]string{}, shellArgv...), "-c", req.Command)
+	}
+	env := make(map[string]string, len(m.env)+len(req.Env))
+	for k, v := range m.env {
+		env[k] = v
+	}
+	for k, v := range req.Env {
+		env[k] = v
+	}
+	id := o.id
+	m.mu.Lock()
+	if id == "" {
+		m.seq++
+		id = "p" + strconv.Itoa(m.seq)
+	}
+	m.mu.Unlock()
+	keep := 0
+	if o.background {
+		keep = m.replayBytes
+	}
+	p := &Proc{
+		ID: id, Command: req.Command, StartedAt: time.Now(), pid: -1, running: true, keepBytes: keep,
+		listeners: map[int]func(*Event){}, sink: o.sink, started: make(chan struct{}), done: make(chan struct{}),
+	}
+	var timeout time.Duration
+	if req.TimeoutMs != nil {
+		timeout = time.Duration(*req.TimeoutMs) * time.Millisecond
+	} else if !o.background {
+		timeout = m.defaultTimeout
+	}
+	if o.background {
+		m.mu.Lock()
+		if _, ok := m.procs[id]; !ok {
+			m.order = append(m.order, id)
+		}
+		m.procs[id] = p
+		m.mu.Unlock()
+	}
+	m.start(p, argv, env, cwd, req, timeout, !o.background, o.background || req.Stdin != nil)
+	return p, nil
+}
+
+func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cwd string, req ExecRequest,
+	timeout time.Duration, killGroupOnExit, keepStdin bool) {
+	t0 := time.Now()
+	fail := func(err error) {
+		msg := "Failed to execute command: " + err.Error() + "\n"
+		if errors.Is(err, syscall.ENOENT) {
+			first := ""
+			if f := strings.Fields(req.Command); len(f) > 0 {
+				first = f[0]
+			}
+			msg = "bash: line 1: " + first + ": command not found\n"
+		}
+		go func() {
+			p.emit(&Event{Type: "stderr", Data: msg})
+			code := 127
+			p.mu.Lock()
+			p.exitCode = &code
+			p.mu.Unlock()
+			p.emit(&Event{Type: "exit", ExitCode: &code, DurationMs: time.Since(t0).Milliseconds()})
+		}()
+	}
+	envList := make([]string, 0, len(env))
+	for k, v := range env {
+		envList = append(envList, k+"="+v)
+	}
+	file, err := lookPath(argv[0], env["PATH"], cwd)
+	if err != nil {
+		fail(err)
+		return
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		fail(err)
+		return
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		fail(err)
+		return
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		fail(err)
+		return
+	}
+	attr := &os.ProcAttr{
+		Dir:   cwd,
+		Env:   envList,
+		Files: []*os.File{inR, outW, errW},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	}
+	proc, err := os.StartProcess(file, argv, attr)
+	if errors.Is(err, syscall.ENOEXEC) {
+		// A script without #!: execvp's rule, the shell runs it.
+		proc, err = os.StartProcess("/bin/sh", append([]string{"/bin/sh", file}, argv[1:]...), attr)
+	}
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		errR.Close()
+		fail(err)
+		return
+	}
+	p.pid = proc.Pid
+	p.outputs = []*os.File{outR, errR}
+	if keepStdin {
+		p.stdin = newStdinWriter(inW)
+	} else {
+		inW.Close()
+	}
+	p.emit(&Event{Type: "start", Pid: proc.Pid})
+	if req.Stdin != nil {
+		p.WriteStdin([]byte(*req.Stdin))
+		p.EndStdin()
+	}
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() {
+			p.mu.Lock()
+			p.timedOut = true
+			p.mu.Unlock()
+			p.Kill(syscall.SIGKILL)
+		})
+	}
+	var readers sync.WaitGroup
+	readers.Add(2)
+	for i, f := range p.outputs {
+		typ := "stdout"
+		if i == 1 {
+			typ = "stderr"
+		}
+		go p.read(f, typ, req.Base64, &readers)
+	}
+	readersDone := make(chan struct{})
+	go func() {
+		readers.Wait()
+		close(readersDone)
+	}()
+	go func() {
+		state, _ := proc.Wait()
+		// Output left in the pipes is read before the exit is reported; what something the
+		// command left running keeps open is closed after the grace, counted while not held back.
+		grace := time.NewTimer(drainGrace)
+	wait:
+		for {
+			select {
+			case <-readersDone:
+				break wait
+			case <-grace.C:
+				if p.held.Load() > 0 {
+					grace.Reset(drainGrace)
+					continue
+				}
+				for _, f := range p.outputs {
+					f.Close()
+				}
+				<-readersDone
+				break wait
+			}
+		}
+		grace.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
+		var code int
+		var sig *string
+		ws, _ := state.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			name := signalNames[ws.Signal()]
+			if name != "" {
+				sig = &name
+			}
+			code = 128 + int(ws.Signal())
+		} else {
+			code = ws.ExitStatus()
+		}
+		p.mu.Lock()
+		timedOut := p.timedOut
+		if timedOut {
+			code = 124
+		}
+		p.exitCode = &code
+		p.signal = sig
+		p.mu.Unlock()
+		p.emit(&Event{Type: "exit", ExitCode: &code, Signal: sig, TimedOut: timedOut,
+			DurationMs: time.Since(t0).Milliseconds()})
+		// A foreground command's leftovers (`cmd &`, a fork bomb) die with it.
+		if killGroupOnExit {
+			_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
+		}
+	}()
+}
+
+// read turns one output pipe into events until its EOF (or its close after the grace).
+func (p *Proc) read(f *os.File, typ string, b64 bool, wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer f.Close()
+	var dec utf8Decoder
+	buf := make([]byte, readChunk)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if b64 {
+				p.emit(&Event{Type: typ, Data: base64.StdEncoding.EncodeToString(buf[:n]), Base64: true})
+			} else if s := dec.Write(buf[:n]); s != "" {
+				p.emit(&Event{Type: typ, Data: s})
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if !b64 {
+		if s := dec.End(); s != "" {
+			p.emit(&Event{Type: typ, Data: s})
+		}
+	}
+}
+
+type ExecuteResponse struct {
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	ExitCode  int    `json:"exit_code"`
+	Truncated bool   `json:"truncated,omitempty"`
+	TimedOut  bool   `json:"timed_out,omitempty"`
+}
+
+// RunBuffered runs to completion and buffers the output (upstream's /execute), each stream up to
+// maxOutputBytes: the rest is dropped and `truncated` set.
+func (m *ProcessManager) RunBuffered(req ExecRequest) (*ExecuteResponse, error) {
+	max := m.maxOutputBytes
+	var out [2][]byte
+	truncated := false
+	var mu sync.Mutex
+	p, err := m.Spawn(req, spawnOpts{sink: func(ev *Event) {
+		if ev.Type != "stdout" && ev.Type != "stderr" {
+			return
+		}
+		i := 0
+		if ev.Type == "stderr" {
+			i = 1
+		}
+		var b []byte
+		if ev.Base64 {
+			b, _ = base64.StdEncoding.DecodeString(ev.Data)
+		} else {
+			b = []byte(ev.Data)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		room := max - len(out[i])
+		if room <= 0 {
+			truncated = true
+			return
+		}
+		if len(b) > room {
+			truncated = true
+			b = b[:room]
+		}
+		out[i] = append(out[i], b...)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	<-p.done
+	mu.Lock()
+	defer mu.Unlock()
+	text := func(b []byte) string {
+		var d utf8Decoder
+		return d.Write(b) + d.End()
+	}
+	stderr := text(out[1])
+	p.mu.Lock()
+	timedOut := p.timedOut
+	code := 1
+	if p.exitCode != nil {
+		code = *p.exitCode
+	}
+	p.mu.Unlock()
+	if timedOut {
+		ms := int64(m.defaultTimeout / time.Millisecond)
+		if req.TimeoutMs != nil {
+			ms = *req.TimeoutMs
+		}
+		stderr += "\nCommand timed out after " + strconv.FormatInt(ms, 10) + " ms and was killed.\n"
+	}
+	return &ExecuteResponse{Stdout: text(out[0]), Stderr: stderr, ExitCode: code, Truncated: truncated, TimedOut: timedOut}, nil
+}
+
+// Start runs a background process, listed and addressable by id until deleted.
+func (m *ProcessManager) Start(req ExecRequest, id string) (*Proc, error) {
+	if id != "" {
+		m.mu.Lock()
+		old := m.procs[id]
+		m.mu.Unlock()
+		if old != nil && old.Running() {
+			return nil, newError("Conflict", `process "`+id+`" is already running`)
+		}
+	}
+	return m.Spawn(req, spawnOpts{id: id, background: true})
+}
+
+func (m *ProcessManager) Get(id string) (*Proc, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.procs[id]
+	if p == nil {
+		return nil, newError("NotFound", `no process "`+id+`"; GET /v1/processes lists them`)
+	}
+	return p, nil
+}
+
+func (m *ProcessManager) List() []ProcessInfo {
+	m.mu.Lock()
+	ps := make([]*Proc, 0, len(m.order))
+	for _, id := range m.order {
+		ps = append(ps, m.procs[id])
+	}
+	m.mu.Unlock()
+	out := make([]ProcessInfo, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Info())
+	}
+	return out
+}
+
+// Remove kills the process group and forgets the process.
+func (m *ProcessManager) Remove(id string) error {
+	p, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	p.Kill(syscall.SIGKILL)
+	m.mu.Lock()
+	delete(m.procs, id)
+	for i, o := range m.order {
+		if o == id {
+			m.order = append(m.order[:i], m.order[i+1:]...)
+			break
+		}
+	}
+	m.mu.Unlock()
+	return nil
+}
