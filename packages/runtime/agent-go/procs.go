@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // drainGrace: how long after its exit a command's output pipes are still read when something it
@@ -109,10 +110,10 @@ type Proc struct {
 	emitMu  sync.Mutex
 	started chan struct{}
 	done    chan struct{}
-	// held: readers blocked in the sink right now (the command is held back by its client).
-	held    atomic.Int32
-	stdin   *stdinWriter
-	outputs []*os.File
+	// held: the output reader is blocked in the sink right now (the command is held back by its
+	// client).
+	held  atomic.Int32
+	stdin *stdinWriter
 }
 
 func (p *Proc) Pid() int { return p.pid }
@@ -423,19 +424,32 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		fail(err)
 		return
 	}
-	outR, outW, err := os.Pipe()
+	// The output pipes' read ends stay raw non-blocking fds, for the one reader that polls both.
+	outR, outW, err := outputPipe()
 	if err != nil {
 		inR.Close()
 		inW.Close()
 		fail(err)
 		return
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := outputPipe()
 	if err != nil {
 		inR.Close()
 		inW.Close()
-		outR.Close()
+		syscall.Close(outR)
 		outW.Close()
+		fail(err)
+		return
+	}
+	// wake interrupts the reader's poll: told to stop after the grace.
+	var wake [2]int
+	if err := syscall.Pipe2(wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		inR.Close()
+		inW.Close()
+		syscall.Close(outR)
+		outW.Close()
+		syscall.Close(errR)
+		errW.Close()
 		fail(err)
 		return
 	}
@@ -455,13 +469,14 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 	errW.Close()
 	if err != nil {
 		inW.Close()
-		outR.Close()
-		errR.Close()
+		syscall.Close(outR)
+		syscall.Close(errR)
+		syscall.Close(wake[0])
+		syscall.Close(wake[1])
 		fail(err)
 		return
 	}
 	p.pid = proc.Pid
-	p.outputs = []*os.File{outR, errR}
 	if keepStdin {
 		p.stdin = newStdinWriter(inW)
 	} else {
@@ -481,19 +496,11 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 			p.Kill(syscall.SIGKILL)
 		})
 	}
-	var readers sync.WaitGroup
-	readers.Add(2)
-	for i, f := range p.outputs {
-		typ := "stdout"
-		if i == 1 {
-			typ = "stderr"
-		}
-		go p.read(f, typ, req.Base64, &readers)
-	}
+	var stop atomic.Bool
 	readersDone := make(chan struct{})
 	go func() {
-		readers.Wait()
-		close(readersDone)
+		defer close(readersDone)
+		p.read([2]int{outR, errR}, wake[0], &stop, req.Base64)
 	}()
 	go func() {
 		state, _ := proc.Wait()
@@ -510,14 +517,15 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 					grace.Reset(drainGrace)
 					continue
 				}
-				for _, f := range p.outputs {
-					f.Close()
-				}
+				stop.Store(true)
+				_, _ = syscall.Write(wake[1], []byte{0})
 				<-readersDone
 				break wait
 			}
 		}
 		grace.Stop()
+		syscall.Close(wake[0])
+		syscall.Close(wake[1])
 		if timer != nil {
 			timer.Stop()
 		}
@@ -550,28 +558,93 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 	}()
 }
 
-// read turns one output pipe into events until its EOF (or its close after the grace).
-func (p *Proc) read(f *os.File, typ string, b64 bool, wg *sync.WaitGroup) {
-	defer wg.Done()
-	defer f.Close()
-	var dec utf8Decoder
-	buf := make([]byte, readChunk)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			if b64 {
-				p.emit(&Event{Type: typ, Data: base64.StdEncoding.EncodeToString(buf[:n]), Base64: true})
-			} else if s := dec.Write(buf[:n]); s != "" {
-				p.emit(&Event{Type: typ, Data: s})
+// outputPipe: a pipe for a command's stdout or stderr; the command gets the (blocking) write end,
+// the agent keeps the read end as a raw non-blocking fd.
+func outputPipe() (int, *os.File, error) {
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		return -1, nil, os.NewSyscallError("pipe2", err)
+	}
+	if err := syscall.SetNonblock(fds[0], true); err != nil {
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+		return -1, nil, os.NewSyscallError("fcntl", err)
+	}
+	return fds[0], os.NewFile(uintptr(fds[1]), "|1"), nil
+}
+
+type pollFd struct {
+	fd      int32
+	events  int16
+	revents int16
+}
+
+const (
+	pollIn  = 0x1
+	pollErr = 0x8
+	pollHup = 0x10
+)
+
+// poll waits, without a timeout, until one of fds is ready (ppoll: arm64 has no poll).
+func poll(fds []pollFd) error {
+	_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)), 0, 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// read turns the command's output pipes into events until both are at EOF, or until it is told
+// to stop (stop set, a byte on wake) after the grace. One reader for both pipes, as asb-spawn's
+// loop: on each wake-up stdout is read before stderr, so output written to both back to back
+// reaches the client in that order. While an event is held back by its sink (the client does not
+// read) neither pipe is read, the pipes fill and the command blocks.
+func (p *Proc) read(fds [2]int, wake int, stop *atomic.Bool, b64 bool) {
+	defer func() {
+		for _, fd := range fds {
+			if fd >= 0 {
+				syscall.Close(fd)
 			}
 		}
-		if err != nil {
+	}()
+	types := [2]string{"stdout", "stderr"}
+	var decs [2]utf8Decoder
+	buf := make([]byte, readChunk)
+	pfds := make([]pollFd, 3)
+	for (fds[0] >= 0 || fds[1] >= 0) && !stop.Load() {
+		for i, fd := range fds {
+			// A negative fd is skipped by poll (a pipe at EOF would report POLLHUP forever).
+			pfds[i] = pollFd{fd: int32(fd), events: pollIn}
+		}
+		pfds[2] = pollFd{fd: int32(wake), events: pollIn}
+		if err := poll(pfds); err != nil {
+			if err == syscall.EINTR || err == syscall.EAGAIN {
+				continue
+			}
 			break
+		}
+		for i, fd := range fds {
+			if fd < 0 || pfds[i].revents&(pollIn|pollHup|pollErr) == 0 {
+				continue
+			}
+			n, err := syscall.Read(fd, buf)
+			if n > 0 {
+				if b64 {
+					p.emit(&Event{Type: types[i], Data: base64.StdEncoding.EncodeToString(buf[:n]), Base64: true})
+				} else if s := decs[i].Write(buf[:n]); s != "" {
+					p.emit(&Event{Type: types[i], Data: s})
+				}
+			} else if n == 0 || (err != syscall.EINTR && err != syscall.EAGAIN) {
+				syscall.Close(fd)
+				fds[i] = -1
+			}
 		}
 	}
 	if !b64 {
-		if s := dec.End(); s != "" {
-			p.emit(&Event{Type: typ, Data: s})
+		for i := range decs {
+			if s := decs[i].End(); s != "" {
+				p.emit(&Event{Type: types[i], Data: s})
+			}
 		}
 	}
 }

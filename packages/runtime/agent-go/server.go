@@ -457,7 +457,7 @@ func ndjsonHeaders(w http.ResponseWriter) {
 
 // exec: POST /v1/exec, a foreground command whose events stream to this one caller. While the
 // caller does not read, the command is held back (flow control of HTTP/2 blocks the writes here,
-// the queue fills, the pipe readers block, the pipes fill); a caller that goes away has the
+// the queue fills, the pipe reader blocks, the pipes fill); a caller that goes away has the
 // command killed, tree and all, and its pipes drained.
 func (a *Agent) exec(w http.ResponseWriter, r *http.Request) error {
 	v, err := readJSON(r)
