@@ -19,6 +19,16 @@ export function routerError(res: ServerResponse, err: EngineError): void {
   res.end(JSON.stringify(statusBody(err.reason, err.message, err.causes)));
 }
 
+/** decodeURIComponent's rule: every % starts an escape, and the escapes spell UTF-8. */
+function isValidUriEncoding(path: string): boolean {
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function proxyToSandbox(
   req: IncomingMessage,
   res: ServerResponse,
@@ -51,6 +61,10 @@ export async function proxyToSandbox(
         `request body of ${declared} bytes exceeds the limit of ${maxUploadBytes} bytes (ASB_MAX_UPLOAD_BYTES)`,
       );
     }
+    // A path that is not valid percent-encoding is refused here with the agent's own answer: an
+    // HTTP/2 server (the Go agent's) resets such a stream before any handler sees it.
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (!isValidUriEncoding(path)) throw new EngineError('Invalid', `path "${path}" is not valid URL encoding`);
     const agent = await sandboxes.agentOf(namespace, id);
     const headers: Record<string, string | string[] | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) {
