@@ -88,8 +88,9 @@ export function decidePool(
   for (const sb of o.members) {
     const recreate = pool.spec.updateStrategy?.type === 'Recreate' && stale(sb);
     const overdue = !isSandboxReady(sb) && age(sb) > grace;
-    if (overdue && !recreate && isUnschedulable(sb)) unschedulable++;
-    (recreate || (overdue && !isUnschedulable(sb)) ? replace : members).push(sb);
+    const held = overdue && isUnschedulable(sb);
+    if (held && !recreate) unschedulable++;
+    (recreate || (overdue && !held) ? replace : members).push(sb);
   }
   const desired = pool.spec.replicas;
   const current = members.length + o.pendingCreates;

@@ -121,6 +121,33 @@ func decodeURIComponent(s string) (string, error) {
 	return p, nil
 }
 
+// answerAt answers f's result for the route's path parameter as JSON (200), or f's error.
+func answerAt(w http.ResponseWriter, r *http.Request, prefix string, f func(p string) (any, error)) error {
+	p, err := pathParam(r, prefix)
+	if err != nil {
+		return err
+	}
+	v, err := f(p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, v)
+	return nil
+}
+
+// statusAt runs f on the route's path parameter and answers `status` with no body, or f's error.
+func statusAt(w http.ResponseWriter, r *http.Request, prefix string, status int, f func(p string) error) error {
+	p, err := pathParam(r, prefix)
+	if err != nil {
+		return err
+	}
+	if err := f(p); err != nil {
+		return err
+	}
+	w.WriteHeader(status)
+	return nil
+}
+
 func flag(r *http.Request, name string) bool {
 	v := r.URL.Query().Get(name)
 	return v == "1" || v == "true"
@@ -157,30 +184,15 @@ func (a *Agent) route(w http.ResponseWriter, r *http.Request, method, path strin
 	case hasPrefixRoute(path, "/download/") && method == "GET":
 		return a.download(w, r, "/download/")
 	case hasPrefixRoute(path, "/list/") && method == "GET":
-		p, err := pathParam(r, "/list/")
-		if err != nil {
-			return err
-		}
-		list, err := a.files.List(p)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, 200, list)
-		return nil
+		return answerAt(w, r, "/list/", func(p string) (any, error) { return a.files.List(p) })
 	case hasPrefixRoute(path, "/exists/") && method == "GET":
-		p, err := pathParam(r, "/exists/")
-		if err != nil {
-			return err
-		}
-		ok, err := a.files.Exists(p)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, 200, struct {
-			Path   string `json:"path"`
-			Exists bool   `json:"exists"`
-		}{p, ok})
-		return nil
+		return answerAt(w, r, "/exists/", func(p string) (any, error) {
+			ok, err := a.files.Exists(p)
+			return struct {
+				Path   string `json:"path"`
+				Exists bool   `json:"exists"`
+			}{p, ok}, err
+		})
 	case path == "/v1/exec" && method == "POST":
 		return a.exec(w, r)
 	case path == "/v1/processes" && method == "POST":
@@ -201,37 +213,12 @@ func (a *Agent) route(w http.ResponseWriter, r *http.Request, method, path strin
 		case "PUT":
 			return a.putFile(w, r)
 		case "DELETE":
-			p, err := pathParam(r, "/v1/files/")
-			if err != nil {
-				return err
-			}
-			if err := a.files.Remove(p, flag(r, "recursive")); err != nil {
-				return err
-			}
-			w.WriteHeader(204)
-			return nil
+			return statusAt(w, r, "/v1/files/", 204, func(p string) error { return a.files.Remove(p, flag(r, "recursive")) })
 		}
 	case hasPrefixRoute(path, "/v1/stat/") && method == "GET":
-		p, err := pathParam(r, "/v1/stat/")
-		if err != nil {
-			return err
-		}
-		st, err := a.files.Stat(p)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, 200, st)
-		return nil
+		return answerAt(w, r, "/v1/stat/", func(p string) (any, error) { return a.files.Stat(p) })
 	case hasPrefixRoute(path, "/v1/mkdir/") && method == "POST":
-		p, err := pathParam(r, "/v1/mkdir/")
-		if err != nil {
-			return err
-		}
-		if err := a.files.Mkdir(p); err != nil {
-			return err
-		}
-		w.WriteHeader(201)
-		return nil
+		return statusAt(w, r, "/v1/mkdir/", 201, a.files.Mkdir)
 	}
 	return newError("NotFound", "no route "+r.Method+" "+path)
 }
