@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Agent Sandbox needs on this machine, idempotently: gVisor (runsc) and bubblewrap
-# from Debian's packages when running as root, npm dependencies, and the bundles (dist/).
+# from Debian's packages when running as root, npm dependencies, the bundles (dist/) with the
+# static Go agent, and the pinned current gVisor (dist/runsc, built from the Go module proxy).
+# Without Go, sandboxes run the node agent on Debian's runsc (README, "Sandboxes").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,5 +32,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   say "installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-say "building dist/ (runtime agent and CLI bundles)"
+say "building dist/ (runtime agents and CLI bundles)"
 npm run --silent build
+if command -v go >/dev/null 2>&1; then
+  scripts/build-runsc.sh >/dev/null
+else
+  say "no Go toolchain: sandboxes run the node agent on Debian's runsc (install Go 1.26 for the static agent and the current gVisor)"
+fi

@@ -17,9 +17,9 @@ export interface EngineConfig {
   runscPath: string;
   /** The bundled runtime agent, mounted read-only into every sandbox. */
   agentPath: string;
-  /** Which agent runs in sandboxes (ASB_AGENT): `node` (agentPath, on the host's /usr/bin/node;
-   *  the default) or `go` (asb-agent beside it: a static binary that needs nothing from the
-   *  sandbox, packages/runtime/agent-go). */
+  /** Which agent runs in sandboxes (ASB_AGENT): `go` (asb-agent beside agentPath: a static
+   *  binary that needs nothing from the sandbox, packages/runtime/agent-go; the default when it
+   *  was built) or `node` (agentPath, on the host's /usr/bin/node). */
   agent: AgentKind;
   /** Defaults for sandboxes whose template sets no limit. */
   defaultMemoryBytes: number;
@@ -62,11 +62,23 @@ function defaultAgentPath(): string {
   return candidates.find((p) => existsSync(p)) ?? candidates[1]!;
 }
 
-/** ASB_AGENT: unset or empty is node; anything but node and go is a mistake, said at once. */
-export function agentKind(value: string | undefined): AgentKind {
-  if (value === undefined || value === '' || value === 'node') return 'node';
-  if (value === 'go') return 'go';
+/**
+ * ASB_AGENT: unset or empty is the Go agent when it was built beside the bundle (scripts/build.mjs
+ * builds it wherever Go is installed), else node; anything but node and go is a mistake, said at
+ * once.
+ */
+export function agentKind(value: string | undefined, agentPath = defaultAgentPath()): AgentKind {
+  if (value === undefined || value === '') return existsSync(join(dirname(agentPath), 'asb-agent')) ? 'go' : 'node';
+  if (value === 'node' || value === 'go') return value;
   throw new Error(`ASB_AGENT must be "node" or "go", got "${value}"`);
+}
+
+/** runsc: ASB_RUNSC, else the pinned current gVisor that scripts/build-runsc.sh links as
+ *  dist/runsc, else the one on PATH (Debian's package). */
+function defaultRunscPath(env: NodeJS.ProcessEnv): string {
+  if (env.ASB_RUNSC) return env.ASB_RUNSC;
+  const candidates = [join(here, 'runsc'), resolve(here, '../../../dist/runsc')];
+  return candidates.find((p) => existsSync(p)) ?? 'runsc';
 }
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -76,14 +88,15 @@ export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
 export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.ProcessEnv = process.env): EngineConfig {
   const num = (v: string | undefined, d: number) =>
     v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : d;
+  const agentPath = env.ASB_AGENT_PATH ?? defaultAgentPath();
   const base: EngineConfig = {
     home: defaultHome(env),
     host: env.ASB_ENGINE_HOST ?? '127.0.0.1',
     port: num(env.ASB_ENGINE_PORT, 7480),
     driver: (env.ASB_DRIVER as EngineConfig['driver']) ?? 'auto',
-    runscPath: env.ASB_RUNSC ?? 'runsc',
-    agentPath: env.ASB_AGENT_PATH ?? defaultAgentPath(),
-    agent: agentKind(env.ASB_AGENT),
+    runscPath: defaultRunscPath(env),
+    agentPath,
+    agent: agentKind(env.ASB_AGENT, overrides.agentPath ?? agentPath),
     defaultMemoryBytes: num(env.ASB_DEFAULT_MEMORY_BYTES, 1024 * 1024 * 1024),
     defaultCpuMillis: num(env.ASB_DEFAULT_CPU_MILLIS, 1000),
     defaultPidsLimit: num(env.ASB_DEFAULT_PIDS_LIMIT, 512),
