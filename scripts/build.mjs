@@ -9,8 +9,8 @@
 //                    local sandbox loads, does not carry gRPC.
 // - dist/asb.mjs:    the CLI and the engine it starts.
 // - dist/controller.mjs, dist/router.mjs: the Kubernetes controller and the sandbox router.
-// - dist/statx-shim.so, dist/asb-spawn: native helpers (packages/*/native/).
-// - dist/asb-agent:  the Go agent (packages/runtime/agent-go), a static binary (ASB_AGENT=go).
+// - dist/statx-shim.so, dist/asb-spawn, dist/asb-reaper: native helpers (packages/*/native/).
+// - dist/asb-agent:  the Go agent (packages/runtime/agent-go), a static binary: the default agent.
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -125,6 +125,7 @@ for (const [entry, out] of [
 const native = [
   ['dist/statx-shim.so', ['-shared', '-fPIC', '-O2', '-Wall', 'packages/engine/native/statx-shim.c']],
   ['dist/asb-spawn', ['-O2', '-Wall', 'packages/runtime/native/asb-spawn.c']],
+  ['dist/asb-reaper', ['-O2', '-Wall', 'packages/engine/native/asb-reaper.c']],
 ];
 for (const [out, args] of native) {
   try {
@@ -135,7 +136,7 @@ for (const [out, args] of native) {
 }
 
 // dist/asb-agent: the in-sandbox agent as one static Go binary (packages/runtime/agent-go), when
-// Go is installed; the engine runs it instead of node with ASB_AGENT=go. CGO_ENABLED=0: no libc,
+// Go is installed; the engine runs it instead of node unless ASB_AGENT=node. CGO_ENABLED=0: no libc,
 // loader or interpreter from the sandbox's image. GOFLAGS=-mod=mod unless set: its one dependency
 // (golang.org/x/net) comes from the module proxy or the module cache.
 try {
@@ -145,5 +146,5 @@ try {
     stdio: 'inherit',
   });
 } catch {
-  console.warn('warning: dist/asb-agent not built (no Go toolchain?): ASB_AGENT=go will not start');
+  console.warn('warning: dist/asb-agent not built (no Go toolchain?): sandboxes run the node agent');
 }

@@ -26,7 +26,7 @@ import { SnapshotStore } from './snapshots.ts';
 import { ANNOTATION_RESTORE_SNAPSHOT } from './snapshot-annotations.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { LifecycleController, systemClock } from '@asb/lifecycle';
-import { GvisorDriver, runscVersion } from './drivers/gvisor.ts';
+import { GvisorDriver, runscNeedsStatxShim, runscVersion } from './drivers/gvisor.ts';
 import { BubblewrapDriver } from './drivers/bubblewrap.ts';
 import type { SandboxDriver } from './drivers/driver.ts';
 import { apiApp } from './http/api.ts';
@@ -76,7 +76,9 @@ function which(cmd: string): string | undefined {
 async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver: SandboxDriver; runtime?: string }> {
   const runsc = which(config.runscPath);
   if (config.driver !== 'bubblewrap' && runsc) {
-    return { driver: new GvisorDriver(runsc, join(config.home, 'runsc')), runtime: await runscVersion(runsc) };
+    const reaper = join(dirname(config.agentPath), 'asb-reaper');
+    const driver = new GvisorDriver(runsc, join(config.home, 'runsc'), existsSync(reaper) ? reaper : undefined);
+    return { driver, runtime: await runscVersion(runsc) };
   }
   if (config.driver === 'gvisor') {
     throw new Error(
@@ -98,7 +100,7 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
 
 /** Copies the agent (bundle, startup snapshot, statx shim; or the Go agent's binary) to a
  *  directory of its own: that directory, not the rest of dist/, is what sandboxes see at /.asb. */
-function installAgent(agentPath: string, dir: string, log: Logger, kind: AgentKind): AgentInstall {
+function installAgent(agentPath: string, dir: string, log: Logger, kind: AgentKind, shim: boolean): AgentInstall {
   const dist = dirname(agentPath);
   mkdirSync(dir, { recursive: true });
   copyFileSync(agentPath, join(dir, 'agent.cjs'));
@@ -124,11 +126,14 @@ function installAgent(agentPath: string, dir: string, log: Logger, kind: AgentKi
   } catch {
     /* no snapshot: the bundle is used */
   }
-  const shim = join(dist, 'statx-shim.so');
-  const hasShim = existsSync(shim);
-  if (hasShim) copyFileSync(shim, join(dir, 'statx-shim.so'));
-  else
-    log.warn({ shim }, 'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219');
+  const shimFile = join(dist, 'statx-shim.so');
+  const hasShim = shim && existsSync(shimFile);
+  if (hasShim) copyFileSync(shimFile, join(dir, 'statx-shim.so'));
+  else if (shim)
+    log.warn(
+      { shim: shimFile },
+      'statx shim missing (run npm run build with a C compiler): ls may fail inside gVisor 20221219',
+    );
   const spawner = join(dist, 'asb-spawn');
   const hasSpawner = existsSync(spawner);
   if (hasSpawner) copyFileSync(spawner, join(dir, 'asb-spawn'));
@@ -150,6 +155,7 @@ export class Engine {
   controller!: LifecycleController;
   metrics!: EngineMetrics;
   private server?: Server;
+  private driver?: SandboxDriver;
   private token = '';
   url = '';
 
@@ -166,6 +172,7 @@ export class Engine {
       throw new Error(`the runtime agent bundle is missing at ${this.config.agentPath}: run \`npm run build\``);
     this.token = ensureToken(home);
     const { driver, runtime } = await chooseDriver(this.config, this.log);
+    this.driver = driver;
     const cpu = raiseEngineCpuWeight(this.config.engineCpuShares);
     if (cpu.moved)
       this.log.info(
@@ -174,7 +181,9 @@ export class Engine {
       );
     else this.log.warn({ reason: cpu.reason }, 'engine CPU weight not raised: busy sandboxes may delay it');
     const rootfs = prepareRootfs(home);
-    const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log, this.config.agent);
+    // The shim costs every exec a library load (1–3 ms under gVisor): only where it is needed.
+    const shim = driver.name === 'gvisor' && runscNeedsStatxShim(runtime);
+    const agent = installAgent(this.config.agentPath, join(home, 'agent'), this.log, this.config.agent, shim);
     this.store = new SqliteStore(join(home, 'state.db'));
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
     this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));
@@ -290,6 +299,7 @@ export class Engine {
         await unmountAll(join(this.config.home, 'sandboxes'));
       }
     }
+    await this.driver?.close?.();
     this.store?.close();
     rmSync(stateFile(this.config.home), { force: true });
     this.log.info('engine stopped');

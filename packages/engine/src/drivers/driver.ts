@@ -62,4 +62,7 @@ export interface SandboxDriver {
   destroy(containerId: string): Promise<void>;
   /** Container ids this driver still holds (running or stopped), for reaping after a crash. */
   list(): Promise<string[]>;
+  /** Lets go of what the driver keeps between sandboxes, when the engine stops (running
+   *  sandboxes are not touched). */
+  close?(): Promise<void>;
 }

@@ -12,6 +12,7 @@ import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import { tailOf } from '../sandbox-log.ts';
 import { outsideEngineCgroup } from '../engine-cgroup.ts';
+import { unmountAll } from '../workspace.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
 
 const run = promisify(execFile);
@@ -26,12 +27,28 @@ export class GvisorDriver implements SandboxDriver {
   readonly name = 'gvisor' as const;
   readonly isolation = 'gVisor (runsc): a user-space kernel between the sandbox and the host';
   private readonly exits = new Map<string, Promise<SandboxExit>>();
+  /** Each sandbox's relays (`runsc exec` of asb-spawn --relay) still running: settle at their end. */
+  private readonly relays = new Map<string, Set<Promise<void>>>();
 
+  /**
+   * `reaper`: native/asb-reaper, when built. With it, `runsc run --detach` starts the sandbox and
+   * the reaper alone waits for it (a few hundred kB instead of the ~5 MB of a `runsc run` kept in
+   * the foreground for the sandbox's life); without it, `runsc run` stays.
+   */
   constructor(
     private readonly runsc: string,
     private readonly stateDir: string,
+    private readonly reaper?: string,
   ) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** The command that starts a sandbox (`runsc run` or `runsc restore`, with `args`) and exits
+   *  as the sandbox does. */
+  private launcher(command: 'run' | 'restore', args: string[], pidFile: string): [string, string[]] {
+    if (!this.reaper) return lowPriority(this.runsc, [...this.flags(), command, '--pid-file', pidFile, ...args]);
+    const runsc = [this.runsc, ...this.flags(), command, '--detach', '--pid-file', pidFile, ...args];
+    return lowPriority(this.reaper, [pidFile, '--', ...runsc]);
   }
 
   /** gVisor's gofer maps uids one to one: uid 1000 inside owns files of uid 1000 outside. */
@@ -48,7 +65,9 @@ export class GvisorDriver implements SandboxDriver {
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
     // Detached: a sandbox outlives an engine crash (the engine re-adopts or reaps it on restart).
-    const child = spawn(...lowPriority(this.runsc, [...this.flags(), 'run', '--bundle', bundle, containerId]), {
+    const pidFile = join(paths.dir, 'sandbox.pid');
+    rmSync(pidFile, { force: true });
+    const child = spawn(...this.launcher('run', ['--bundle', bundle, containerId], pidFile), {
       stdio: [theirs, theirs, log],
       detached: true,
     });
@@ -87,11 +106,30 @@ export class GvisorDriver implements SandboxDriver {
     closeSync(log);
     relay.unref();
     relay.once('error', () => mine.destroy()); // runsc could not be run: the connection is over
+    const ended = new Promise<void>((resolve) => relay.once('close', () => resolve()));
+    const live = this.relays.get(containerId) ?? new Set();
+    this.relays.set(containerId, live.add(ended));
+    void ended.then(() => live.delete(ended));
     return mine;
+  }
+
+  /**
+   * Waits (up to `ms`) for the sandbox's relays to end, their connections being closed: a relay's
+   * stdio are host sockets inside the sandbox, and a checkpoint taken while one still runs holds
+   * sockets a restore cannot have back (gVisor 20260905 panics on restore: "initFromOptions
+   * failed: socket operation on non-socket").
+   */
+  private async relaysEnded(containerId: string, ms: number): Promise<boolean> {
+    const live = [...(this.relays.get(containerId) ?? [])];
+    if (live.length === 0) return true;
+    const timeout = new Promise<false>((r) => setTimeout(() => r(false), ms).unref());
+    return Promise.race([Promise.all(live).then(() => true), timeout]);
   }
 
   async checkpoint(containerId: string, imageDir: string): Promise<void> {
     mkdirSync(imageDir, { recursive: true, mode: 0o700 });
+    if (!(await this.relaysEnded(containerId, 5_000)))
+      throw new Error(`runsc checkpoint ${containerId}: a connection to its agent did not close within 5 s`);
     try {
       await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], {
         timeout: 300_000,
@@ -121,18 +159,8 @@ export class GvisorDriver implements SandboxDriver {
     const log = openSync(paths.logFile, 'a', 0o600);
     const pidFile = join(paths.dir, 'sandbox.pid');
     rmSync(pidFile, { force: true });
-    const argv = [
-      ...this.flags(),
-      'restore',
-      '--pid-file',
-      pidFile,
-      '--image-path',
-      imageDir,
-      '--bundle',
-      bundle,
-      containerId,
-    ];
-    const child = spawn(...lowPriority(this.runsc, argv), {
+    const argv = ['--image-path', imageDir, '--bundle', bundle, containerId];
+    const child = spawn(...this.launcher('restore', argv, pidFile), {
       stdio: [theirs, theirs, log],
       detached: true,
     });
@@ -153,9 +181,9 @@ export class GvisorDriver implements SandboxDriver {
     });
     this.exits.set(containerId, exited);
     void exited.then(() => this.exits.delete(containerId));
-    // `runsc restore` stays in the foreground for the sandbox's life (it reaps it at once when
-    // it ends, which a checkpoint waits for). Until the pid file exists, nothing runs yet, and
-    // looking for the file costs nothing, unlike a `runsc state` process.
+    // `runsc restore` (or the reaper) stays in the foreground for the sandbox's life (it reaps it
+    // at once when it ends, which a checkpoint waits for). Until the pid file exists, nothing runs
+    // yet, and looking for the file costs nothing, unlike a `runsc state` process.
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (done) {
@@ -262,6 +290,16 @@ export class GvisorDriver implements SandboxDriver {
       .map((s) => s.trim())
       .filter(Boolean);
   }
+
+  /**
+   * Newer runsc pins one empty network namespace for every sandbox's gofer, bind-mounted at
+   * `<root>/null-netns` and left there (runsc/specutils UnmountNullNetNS): without this, the
+   * engine's home cannot be removed (EBUSY). Running gofers keep their namespace; the next
+   * sandbox pins a new one.
+   */
+  async close(): Promise<void> {
+    await unmountAll(this.stateDir);
+  }
 }
 
 /**
@@ -294,6 +332,17 @@ function processStartTime(pid: number): string | undefined {
   // pid (comm) state ppid ...: comm may hold spaces and parentheses; starttime is field 22.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+}
+
+/**
+ * Whether this runsc refuses statx(2) with AT_NO_AUTOMOUNT, so that sandboxes need
+ * native/statx-shim.c preloaded: Debian's 20221219 does, the pinned current one (20260905,
+ * scripts/build-runsc.sh) does not. Releases from before 2024, and versions that name no date,
+ * are taken to need it (not bisected further: the shim only costs time).
+ */
+export function runscNeedsStatxShim(version: string | undefined): boolean {
+  const date = /(20\d{6})/.exec(version ?? '')?.[1];
+  return date === undefined || Number(date) < 20240101;
 }
 
 export async function runscVersion(runsc: string): Promise<string | undefined> {
