@@ -1,13 +1,15 @@
 // npm run bench:snapshots: suspend/resume with memory snapshots on the local engine (gVisor
 // checkpoint/restore), for a small process and for one holding 256 MB; snapshot size on disk;
-// a fork; and a cold start by boot against a start from a golden snapshot. One run, one machine.
+// a fork; and a cold start by boot against a start from a golden snapshot. One run, one machine,
+// each gVisor found side by side (Debian's and dist/runsc; or BENCH_RUNSC=path,path).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Engine } from '@asb/engine';
 import { Sandbox, Objects, apply } from '@asb/sdk';
-import { percentile, table } from './stats.ts';
+import { SideBySide } from './stats.ts';
+import { runscsUnderTest, type RunscUnderTest } from './gvisor-floor.ts';
 
 const N = Number(process.env.BENCH_SNAPSHOT_N ?? 5);
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -19,12 +21,11 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [v, performance.now() - t0];
 }
 
-async function main(): Promise<void> {
+async function measure({ label: column, path: runscPath }: RunscUnderTest, results: SideBySide): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'asb-bench-snap-'));
-  const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
-  const state = await engine.start();
+  const engine = new Engine({ home, port: 0, runscPath }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };
-  const rows: string[][] = [];
   try {
     await (await Sandbox.create(conn)).kill(); // page cache and code paths warm; not counted
 
@@ -45,34 +46,10 @@ async function main(): Promise<void> {
         const [, f] = await timed(() => sb.run('true'));
         firstResult.push(r + f);
       }
-      rows.push([
-        `suspend with snapshot, ${label}`,
-        String(N),
-        ms(percentile(suspend, 50)),
-        ms(percentile(suspend, 95)),
-        '≤ 150 ms (small)',
-      ]);
-      rows.push([
-        `resume from snapshot, ${label}`,
-        String(N),
-        ms(percentile(resume, 50)),
-        ms(percentile(resume, 95)),
-        '≤ 150 ms (small)',
-      ]);
-      rows.push([
-        `resume → first command result, ${label}`,
-        String(N),
-        ms(percentile(firstResult, 50)),
-        ms(percentile(firstResult, 95)),
-        '',
-      ]);
-      rows.push([
-        `snapshot size on disk, ${label}`,
-        String(N),
-        mb(percentile(sizes, 50)),
-        mb(percentile(sizes, 95)),
-        '',
-      ]);
+      results.add(column, `suspend with snapshot, ${label}`, '≤ 150 ms (small)', suspend, ms);
+      results.add(column, `resume from snapshot, ${label}`, '≤ 150 ms (small)', resume, ms);
+      results.add(column, `resume → first command result, ${label}`, '', firstResult, ms);
+      results.add(column, `snapshot size on disk, ${label}`, '', sizes, mb);
       return sb;
     };
     const small = await cycles('idle runtime (small)', async () => undefined);
@@ -104,13 +81,7 @@ time.sleep(100000)
       forks.push(t);
       await fork.kill();
     }
-    rows.push([
-      'fork from snapshot → first command result',
-      String(N),
-      ms(percentile(forks, 50)),
-      ms(percentile(forks, 95)),
-      '',
-    ]);
+    results.add(column, 'fork from snapshot → first command result', '', forks, ms);
     await small.kill();
 
     // Cold start, booted vs restored from a golden snapshot of the same template.
@@ -146,27 +117,19 @@ spec:
       metadata: { annotations: { 'sandbox.asb.dev/golden-snapshot': golden.id } },
     });
     const restored = await coldStart();
-    rows.push([
-      'cold claim → first result, booted',
-      String(N),
-      ms(percentile(booted, 50)),
-      ms(percentile(booted, 95)),
-      '',
-    ]);
-    rows.push([
-      'cold claim → first result, from golden snapshot',
-      String(N),
-      ms(percentile(restored, 50)),
-      ms(percentile(restored, 95)),
-      '',
-    ]);
-
-    console.log(`\nsnapshot benchmark — driver ${state.driver}, ${new Date().toISOString()}\n`);
-    console.log(table(['measure', 'n', 'p50', 'p95', 'goal'], rows));
+    results.add(column, 'cold claim → first result, booted', '', booted, ms);
+    results.add(column, 'cold claim → first result, from golden snapshot', '', restored, ms);
   } finally {
     await engine.stop({ deleteAll: true });
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  const results = new SideBySide();
+  for (const r of await runscsUnderTest()) await measure(r, results);
+  console.log(`\nsnapshot benchmark — ${new Date().toISOString()}; p50 (p95, n)\n`);
+  console.log(results.toString());
 }
 
 main().catch((err) => {

@@ -1,0 +1,158 @@
+// What gVisor itself costs on this machine, with none of ours inside: the floor the local engine's
+// numbers are read against (issue 20). Every function takes the runsc to measure, so that two
+// gVisor versions are measured side by side in one run.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { childrenOf, pssBytes, treeOf } from './procmem.ts';
+
+const run = promisify(execFile);
+
+export interface RunscUnderTest {
+  /** A short name for the table's column. */
+  label: string;
+  path: string;
+  /** `runsc --version`'s first line. */
+  version: string;
+}
+
+/**
+ * The runscs to measure: BENCH_RUNSC (comma-separated paths), else Debian's on PATH and the pinned
+ * current one (dist/runsc, scripts/build-runsc.sh) when each is there.
+ */
+export async function runscsUnderTest(env = process.env): Promise<RunscUnderTest[]> {
+  const paths = env.BENCH_RUNSC
+    ? env.BENCH_RUNSC.split(',').map((p) => p.trim())
+    : ['runsc', resolve('dist/runsc')].filter((p) => p === 'runsc' || existsSync(p));
+  const out: RunscUnderTest[] = [];
+  for (const path of paths) {
+    const version = await run(path, ['--version']).then(
+      (r) => r.stdout.split('\n')[0]!,
+      () => undefined,
+    );
+    if (!version) continue;
+    const date = /(20\d{6})/.exec(version)?.[1] ?? '?';
+    out.push({ label: `gVisor ${date}`, path, version });
+  }
+  if (out.length === 0) throw new Error("no runsc to measure (install Debian's, or run scripts/build-runsc.sh)");
+  return out;
+}
+
+/** A runsc --root of its own, which newer runscs pin a network namespace in (null-netns). */
+export function runscRoot(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'asb-floor-'));
+  return {
+    dir,
+    remove() {
+      // Newer runsc leaves <root>/null-netns mounted: EBUSY until it is unmounted.
+      for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+        const at = line.split(' ')[1];
+        if (at?.startsWith(dir + '/')) umountQuietly(at);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function umountQuietly(path: string): void {
+  try {
+    execFileSync('umount', ['-l', path], { stdio: 'ignore' });
+  } catch {
+    /* already gone */
+  }
+}
+
+/** `runsc do true`, start to exit, n times (the root filesystem is the host's, as runsc do has it). */
+export async function runscDoTrue(runsc: string, n: number): Promise<number[]> {
+  const root = runscRoot();
+  const times: number[] = [];
+  try {
+    await run(runsc, ['--root', root.dir, '--network=none', 'do', 'true']); // warm; not counted
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await run(runsc, ['--root', root.dir, '--network=none', 'do', 'true']);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    root.remove();
+  }
+  return times;
+}
+
+/**
+ * PSS of `n` bare gVisor sandboxes running only `sleep` (the host's root read-only, /proc, a
+ * tmpfs /tmp, no network), each as the engine runs one: a `runsc run` in the foreground and
+ * everything it starts. Ten are started at a time.
+ */
+export async function idleSleepSandboxes(runsc: string, n: number): Promise<number[]> {
+  const root = runscRoot();
+  const ids: string[] = [];
+  const pids: number[] = [];
+  try {
+    for (let i = 0; i < n; i += 10) {
+      await Promise.all(
+        Array.from({ length: Math.min(10, n - i) }, async (_, j) => {
+          const id = `floor-${i + j}`;
+          const bundle = join(root.dir, 'bundles', id);
+          mkdirSync(bundle, { recursive: true });
+          writeFileSync(join(bundle, 'config.json'), JSON.stringify(sleepSpec()));
+          const child = spawn(runsc, ['--root', root.dir, '--network=none', 'run', '--bundle', bundle, id], {
+            stdio: 'ignore',
+            detached: true,
+          });
+          child.unref();
+          ids.push(id);
+          for (let t = 0; t < 600; t++) {
+            const state = await run(runsc, ['--root', root.dir, 'state', id]).then(
+              (r) => JSON.parse(r.stdout) as { status: string },
+              () => undefined,
+            );
+            if (state?.status === 'running') break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          pids.push(child.pid!);
+        }),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const kids = childrenOf();
+    return pids.map((pid) => treeOf(pid, kids).reduce((a, p) => a + pssBytes(p), 0));
+  } finally {
+    await Promise.all(
+      ids.map(async (id) => {
+        await run(runsc, ['--root', root.dir, 'kill', '--all', id, 'KILL']).catch(() => undefined);
+        await run(runsc, ['--root', root.dir, 'delete', '--force', id]).catch(() => undefined);
+      }),
+    );
+    root.remove();
+  }
+}
+
+function sleepSpec(): Record<string, unknown> {
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      user: { uid: 1000, gid: 1000 },
+      args: ['/bin/sleep', 'infinity'],
+      env: ['PATH=/usr/bin:/bin'],
+      cwd: '/',
+      capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+      noNewPrivileges: true,
+    },
+    root: { path: '/', readonly: true },
+    hostname: 'floor',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+    ],
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+    },
+  };
+}
+
+/** A fork+exec of /bin/true inside a running sandbox, µs per iteration of a `sh` loop of `n`. */
+export const FORK_EXEC_LOOP = (n: number) =>
+  `sh -c 'a=$(date +%s%N); i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done; b=$(date +%s%N); echo $(( (b-a)/1000/${n} ))'`;
