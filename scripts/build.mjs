@@ -128,11 +128,21 @@ const native = [
   ['dist/asb-reaper', ['-O2', '-Wall', 'packages/engine/native/asb-reaper.c']],
 ];
 for (const [out, args] of native) {
-  try {
-    execFileSync('cc', [...args, '-o', out], { stdio: 'inherit' });
-  } catch {
-    console.warn(`warning: ${out} not built (no C compiler?)`);
-  }
+  // asb-spawn runs inside sandboxes (the relay that re-attaches an engine, and PID 1 under the node
+  // agent): static, so that it needs no libc from the sandbox's filesystem; dynamic where libc.a
+  // is missing.
+  const attempts = out === 'dist/asb-spawn' ? [['-static', ...args], args] : [args];
+  let why = '';
+  const built = attempts.some((a) => {
+    try {
+      execFileSync('cc', [...a, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+      return true;
+    } catch (err) {
+      why = String(err.stderr ?? err.message).trim();
+      return false;
+    }
+  });
+  if (!built) console.warn(`warning: ${out} not built (no C compiler?): ${why}`);
 }
 
 // dist/asb-agent: the in-sandbox agent as one static Go binary (packages/runtime/agent-go), when

@@ -67,11 +67,8 @@ describe('buildOciSpec', () => {
     assert.ok(!agentArgv().includes('--main'));
   });
 
-  it('starts the static Go agent under asb-spawn with ASB_AGENT=go, without node', () => {
+  it('starts the static Go agent as PID 1 (it reaps orphans itself), without node or asb-spawn', () => {
     assert.deepEqual(agentArgv(['python3', '-c', 'x'], true, '/.asb/asb-spawn', 'go'), [
-      '/.asb/asb-spawn',
-      '--init',
-      '--',
       '/.asb/asb-agent',
       '--fd',
       '0',
@@ -79,6 +76,15 @@ describe('buildOciSpec', () => {
       '["python3","-c","x"]',
     ]);
     assert.ok(!agentArgv(undefined, false, undefined, 'go').some((w) => w.includes('node')));
+  });
+
+  it('starts the node agent under asb-spawn, its PID 1 and process spawner', () => {
+    assert.deepEqual(agentArgv(undefined, false, '/.asb/asb-spawn', 'node').slice(0, 4), [
+      '/.asb/asb-spawn',
+      '--init',
+      '--',
+      '/usr/bin/node',
+    ]);
   });
 });
 

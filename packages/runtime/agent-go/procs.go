@@ -286,6 +286,7 @@ type ProcessManager struct {
 	maxOutputBytes int
 	replayBytes    int
 	env            map[string]string
+	reaper         *Reaper
 
 	mu    sync.Mutex
 	procs map[string]*Proc
@@ -300,6 +301,7 @@ func NewProcessManager(c *Confiner, cfg Config, env map[string]string) *ProcessM
 		maxOutputBytes: cfg.MaxOutputBytes,
 		replayBytes:    1024 * 1024,
 		env:            env,
+		reaper:         theReaper(),
 		procs:          map[string]*Proc{},
 	}
 }
@@ -453,17 +455,25 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		fail(err)
 		return
 	}
-	attr := &os.ProcAttr{
+	// syscall's, not os's StartProcess: an os.Process holds a pidfd whose Release kept the child
+	// from the reaper's wait (reap.go), which alone collects statuses here.
+	attr := &syscall.ProcAttr{
 		Dir:   cwd,
 		Env:   envList,
-		Files: []*os.File{inR, outW, errW},
+		Files: []uintptr{inR.Fd(), outW.Fd(), errW.Fd()},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
-	proc, err := os.StartProcess(file, argv, attr)
-	if errors.Is(err, syscall.ENOEXEC) {
-		// A script without #!: execvp's rule, the shell runs it.
-		proc, err = os.StartProcess("/bin/sh", append([]string{"/bin/sh", file}, argv[1:]...), attr)
-	}
+	pid, exited, err := m.reaper.Start(func() (int, error) {
+		pid, _, err := syscall.StartProcess(file, argv, attr)
+		if errors.Is(err, syscall.ENOEXEC) {
+			// A script without #!: execvp's rule, the shell runs it.
+			pid, _, err = syscall.StartProcess("/bin/sh", append([]string{"/bin/sh", file}, argv[1:]...), attr)
+		}
+		if err != nil {
+			return 0, &os.PathError{Op: "fork/exec", Path: file, Err: err}
+		}
+		return pid, nil
+	})
 	inR.Close()
 	outW.Close()
 	errW.Close()
@@ -476,13 +486,13 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		fail(err)
 		return
 	}
-	p.pid = proc.Pid
+	p.pid = pid
 	if keepStdin {
 		p.stdin = newStdinWriter(inW)
 	} else {
 		inW.Close()
 	}
-	p.emit(&Event{Type: "start", Pid: proc.Pid})
+	p.emit(&Event{Type: "start", Pid: pid})
 	if req.Stdin != nil {
 		p.WriteStdin([]byte(*req.Stdin))
 		p.EndStdin()
@@ -503,7 +513,7 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		p.read([2]int{outR, errR}, wake[0], &stop, req.Base64)
 	}()
 	go func() {
-		state, _ := proc.Wait()
+		ws := <-exited
 		// Output left in the pipes is read before the exit is reported; what something the
 		// command left running keeps open is closed after the grace, counted while not held back.
 		grace := time.NewTimer(drainGrace)
@@ -531,7 +541,6 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		}
 		var code int
 		var sig *string
-		ws, _ := state.Sys().(syscall.WaitStatus)
 		if ws.Signaled() {
 			name := signalNames[ws.Signal()]
 			if name != "" {
@@ -553,7 +562,7 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 			DurationMs: time.Since(t0).Milliseconds()})
 		// A foreground command's leftovers (`cmd &`, a fork bomb) die with it.
 		if killGroupOnExit {
-			_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		}
 	}()
 }

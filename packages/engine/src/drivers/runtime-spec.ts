@@ -72,6 +72,7 @@ export function agentArgv(mainArgv?: string[], snapshot = false, spawner?: strin
             ...(main.length ? ['main', ...main] : []),
           ]
         : ['/usr/bin/node', `${AGENT_MOUNT}/agent.cjs`, '--fd', '0', ...(main.length ? ['--main', ...main] : [])];
-  // asb-spawn as PID 1 reaps orphans (and, for the node agent, forks its commands: native/asb-spawn.c).
-  return spawner ? [spawner, '--init', '--', ...agent] : agent;
+  // The Go agent is PID 1 itself and reaps orphans (agent-go/reap.go). node is not made for that:
+  // asb-spawn is PID 1 under it, reaps, and forks its commands (native/asb-spawn.c).
+  return spawner && kind === 'node' ? [spawner, '--init', '--', ...agent] : agent;
 }
