@@ -95,7 +95,8 @@ describe('the engine–agent connection', () => {
 
   it('says an agent killed from inside was killed, not that memory ran out, and deletes the sandbox', async () => {
     const sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
-    await sb.run('kill -9 2').catch(() => undefined); // pid 2: the agent (asb-spawn is pid 1)
+    // The agent: PID 1 itself (Go), or node under asb-spawn (pid 2).
+    await sb.run("pkill -9 -f '^(/.asb/asb-agent|/usr/bin/node) '").catch(() => undefined);
     let info = await sb.refresh();
     for (let i = 0; i < 100 && !(info.phase === 'Failed' && /agent was killed/.test(info.message ?? '')); i++) {
       await new Promise((r) => setTimeout(r, 100));

@@ -6,12 +6,15 @@
  * `runsc run` in the foreground is a Go process that does nothing but wait for its sandbox, and
  * costs ~5 MB of memory per sandbox for it. This one costs a few hundred kB: it becomes a child
  * subreaper, runs the command (which starts the sandbox and exits), so that the processes the
- * command leaves (the sandbox and its gofer) become its children, waits for the sandbox, and exits
- * with the sandbox process's status: its exit code, or 128 + the signal that killed it, which is
- * what `runsc run` exits with (the sandbox exits with its init's status). If the command fails,
+ * command leaves (the sandbox and its gofer) become its children, waits for the sandbox, and ends
+ * as the sandbox process did: with its exit code (its init's status: 128 + n when the init died by
+ * signal n), or killed by the same signal when the host killed it (the OOM killer at its memory
+ * limit, most likely). Unlike `runsc run`, which exits 137 both when the host kills the sandbox
+ * and when its init dies by SIGKILL, this tells the engine which happened. If the command fails,
  * the reaper exits with its status at once.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -78,9 +81,14 @@ int main(int argc, char **argv) {
             break; /* ECHILD: every process the command left is gone */
         }
         if (pid == sandbox) {
-            code = code_of(status);
-            while (waitpid(-1, &status, WNOHANG) > 0) {
+            int reaped;
+            while (waitpid(-1, &reaped, WNOHANG) > 0) {
             }
+            if (WIFSIGNALED(status)) {
+                signal(WTERMSIG(status), SIG_DFL);
+                kill(getpid(), WTERMSIG(status));
+            }
+            code = code_of(status);
             break;
         }
     }

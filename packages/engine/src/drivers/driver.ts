@@ -18,6 +18,9 @@ export interface SandboxExit {
   signal: NodeJS.Signals | null;
   /** The host's OOM killer ended the sandbox at its memory limit. */
   oomKilled: boolean;
+  /** The sandbox's init (its agent, or asb-spawn before it) died by this signal, when known:
+   *  something inside the sandbox killed it. */
+  initSignal?: number;
 }
 
 export interface DriverHandle {

@@ -43,6 +43,17 @@ export class GvisorDriver implements SandboxDriver {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   }
 
+  /**
+   * How the sandbox ended, from the exit of the process that waited for it. The reaper ends killed
+   * by the signal that killed the sandbox process (the host's OOM killer at its memory limit:
+   * SIGKILL), and exits 128 + n when the sandbox's init died by signal n; `runsc run` exits 137
+   * for both, taken for the memory limit.
+   */
+  private exitOf(code: number | null, signal: NodeJS.Signals | null): SandboxExit {
+    if (this.reaper) return { code, signal, oomKilled: signal === 'SIGKILL', initSignal: initSignalOf(code) };
+    return { code, signal, oomKilled: code === 137 };
+  }
+
   /** The command that starts a sandbox (`runsc run` or `runsc restore`, with `args`) and exits
    *  as the sandbox does. */
   private launcher(command: 'run' | 'restore', args: string[], pidFile: string): [string, string[]] {
@@ -75,7 +86,7 @@ export class GvisorDriver implements SandboxDriver {
     closeSync(log);
     child.unref();
     const exited = new Promise<SandboxExit>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal, oomKilled: code === 137 || code === 128 + 9 }));
+      child.once('exit', (code, signal) => resolve(this.exitOf(code, signal)));
       child.once('error', () => resolve({ code: null, signal: null, oomKilled: false }));
     });
     this.exits.set(containerId, exited);
@@ -172,7 +183,7 @@ export class GvisorDriver implements SandboxDriver {
     const exited = new Promise<SandboxExit>((resolve) => {
       child.once('exit', (code, signal) => {
         done = true;
-        resolve({ code, signal, oomKilled: code === 137 || code === 128 + 9 });
+        resolve(this.exitOf(code, signal));
       });
       child.once('error', () => {
         done = true;
@@ -319,6 +330,11 @@ function writeBundle(spec: SandboxRuntimeSpec, paths: DriverPaths): string {
   mkdirSync(bundle, { recursive: true, mode: 0o700 });
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(buildOciSpec(spec)));
   return bundle;
+}
+
+/** The signal that killed the sandbox's init, from its exit code 128 + n (runsc's convention). */
+function initSignalOf(code: number | null): number | undefined {
+  return code !== null && code > 128 && code <= 128 + 64 ? code - 128 : undefined;
 }
 
 /** A live process's start time (clock ticks after boot), or undefined when it is gone or a zombie. */

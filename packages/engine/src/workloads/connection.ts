@@ -123,8 +123,11 @@ function exitReason(w: Workload, exit: SandboxExit, logFile: string): string {
       'raise resources.limits.memory in the template'
     );
   }
-  if (exit.code === AGENT_KILLED_EXIT_CODE) {
-    const signal = /killed by signal (\d+)/.exec(tailOf(logFile, 400))?.[0] ?? 'by a signal';
+  if (exit.code === AGENT_KILLED_EXIT_CODE || exit.initSignal !== undefined) {
+    const signal =
+      exit.initSignal !== undefined
+        ? `killed by signal ${exit.initSignal}`
+        : (/killed by signal (\d+)/.exec(tailOf(logFile, 400))?.[0] ?? 'by a signal');
     return `the sandbox agent was killed (${signal}), which ends the sandbox: a process in it may have killed it`;
   }
   return `the sandbox's processes ended (exit code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''})`;
