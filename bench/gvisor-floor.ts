@@ -81,10 +81,12 @@ export async function runscDoTrue(runsc: string, n: number): Promise<number[]> {
   return times;
 }
 
+const REAPER = resolve('dist/asb-reaper');
+
 /**
  * PSS of `n` bare gVisor sandboxes running only `sleep` (the host's root read-only, /proc, a
- * tmpfs /tmp, no network), each as the engine runs one: a `runsc run` in the foreground and
- * everything it starts. Ten are started at a time.
+ * tmpfs /tmp, no network), each started and waited for as the engine does (asb-reaper, or a
+ * `runsc run` in the foreground without it), with everything that starts. Ten at a time.
  */
 export async function idleSleepSandboxes(runsc: string, n: number): Promise<number[]> {
   const root = runscRoot();
@@ -98,7 +100,16 @@ export async function idleSleepSandboxes(runsc: string, n: number): Promise<numb
           const bundle = join(root.dir, 'bundles', id);
           mkdirSync(bundle, { recursive: true });
           writeFileSync(join(bundle, 'config.json'), JSON.stringify(sleepSpec()));
-          const child = spawn(runsc, ['--root', root.dir, '--network=none', 'run', '--bundle', bundle, id], {
+          // As the engine waits for a sandbox: asb-reaper when built, else `runsc run` in the foreground.
+          const runArgs = ['--root', root.dir, '--network=none', 'run', '--bundle', bundle, id];
+          const pidFile = join(bundle, 'sandbox.pid');
+          const [cmd, args] = existsSync(REAPER)
+            ? [
+                REAPER,
+                [pidFile, '--', runsc, ...runArgs.slice(0, 4), '--detach', '--pid-file', pidFile, ...runArgs.slice(4)],
+              ]
+            : [runsc, runArgs];
+          const child = spawn(cmd, args, {
             stdio: 'ignore',
             detached: true,
           });

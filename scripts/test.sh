@@ -23,5 +23,11 @@ node --import tsx test/k8s/build.ts
 shopt -s globstar nullglob
 # Node 20's test runner takes no globs: the shell expands them. test/docs checks the tree as a
 # whole (every file a README names exists), so it belongs to no one package.
-exec node --import tsx --test --test-concurrency=1 packages/*/test/**/*.test.ts test/docs/**/*.test.ts test/e2e/**/*.test.ts \
+node --import tsx --test --test-concurrency=1 packages/*/test/**/*.test.ts test/docs/**/*.test.ts test/e2e/**/*.test.ts \
   test/k8s/**/*.test.ts
+# The engine's suites again on the other gVisor: the default is the pinned current runsc
+# (dist/runsc) when setup could build it, and Debian's 20221219 is supported as well.
+if [ -e dist/runsc ] && command -v runsc >/dev/null 2>&1; then
+  echo "==> the engine's gVisor suites again on Debian's runsc ($(runsc --version | head -1))" >&2
+  ASB_RUNSC=runsc node --import tsx --test --test-concurrency=1 test/e2e/{runtime,lifecycle,snapshots,crash,reattach,isolation,mcp,agent-connection}.test.ts
+fi
