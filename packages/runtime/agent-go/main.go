@@ -9,8 +9,8 @@
 //	--listen HOST:PORT serve HTTP/1.1 (the default, on 0.0.0.0:8888)
 //	--main JSON        the sandbox's main process (a template container's command and args)
 //
-// Started by asb-spawn (`asb-spawn --init -- /.asb/asb-agent --fd 0`), the sandbox's PID 1,
-// which reaps orphans; the agent forks its commands itself (procs.go).
+// The local engine starts it as the sandbox's PID 1 (`/.asb/asb-agent --fd 0`): it reaps every
+// child, orphans included (reap.go), and forks its commands itself (procs.go).
 package main
 
 import (
@@ -153,8 +153,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "agent: %s\n", err)
 		os.Exit(2)
 	}
-	// asb-spawn's fork protocol (ASB_SPAWNER_FDS): not used, the agent forks for itself; its
-	// pipes are closed, so that commands do not inherit them and asb-spawn sees the EOF.
+	// asb-spawn's fork protocol (ASB_SPAWNER_FDS), should the agent be started under it: not
+	// used, the agent forks for itself; its pipes are closed, so that commands do not inherit
+	// them and asb-spawn sees the EOF.
 	if fds := os.Getenv("ASB_SPAWNER_FDS"); fds != "" {
 		for _, f := range strings.Split(fds, ",") {
 			if n, err := strconv.Atoi(f); err == nil && n > 2 {
