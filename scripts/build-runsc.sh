@@ -23,4 +23,4 @@ if [ ! -x "$cache/runsc" ]; then
 fi
 mkdir -p dist
 ln -sfn "$cache/runsc" dist/runsc
-"$cache/runsc" --version | head -1
+"$cache/runsc" --version | sed -n 1p
