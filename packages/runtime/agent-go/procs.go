@@ -421,38 +421,37 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		fail(err)
 		return
 	}
+	// What is open so far, closed in reverse if a later step fails.
+	var opened []func()
+	undo := func(err error) {
+		for i := len(opened) - 1; i >= 0; i-- {
+			opened[i]()
+		}
+		fail(err)
+	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		fail(err)
 		return
 	}
+	opened = append(opened, func() { inR.Close() }, func() { inW.Close() })
 	// The output pipes' read ends stay raw non-blocking fds, for the one reader that polls both.
 	outR, outW, err := outputPipe()
 	if err != nil {
-		inR.Close()
-		inW.Close()
-		fail(err)
+		undo(err)
 		return
 	}
+	opened = append(opened, func() { syscall.Close(outR) }, func() { outW.Close() })
 	errR, errW, err := outputPipe()
 	if err != nil {
-		inR.Close()
-		inW.Close()
-		syscall.Close(outR)
-		outW.Close()
-		fail(err)
+		undo(err)
 		return
 	}
+	opened = append(opened, func() { syscall.Close(errR) }, func() { errW.Close() })
 	// wake interrupts the reader's poll: told to stop after the grace.
 	var wake [2]int
 	if err := syscall.Pipe2(wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		inR.Close()
-		inW.Close()
-		syscall.Close(outR)
-		outW.Close()
-		syscall.Close(errR)
-		errW.Close()
-		fail(err)
+		undo(err)
 		return
 	}
 	// syscall's, not os's StartProcess: an os.Process holds a pidfd whose Release kept the child
@@ -474,6 +473,7 @@ func (m *ProcessManager) start(p *Proc, argv []string, env map[string]string, cw
 		}
 		return pid, nil
 	})
+	// The command's ends are the command's now (or nobody's).
 	inR.Close()
 	outW.Close()
 	errW.Close()
