@@ -1,11 +1,12 @@
 // What gVisor itself costs on this machine, with none of ours inside: the floor the local engine's
 // numbers are read against (issue 20). Every function takes the runsc to measure, so that two
 // gVisor versions are measured side by side in one run.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { unmountAll } from '@asb/engine';
 import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 
 const run = promisify(execFile);
@@ -41,27 +42,16 @@ export async function runscsUnderTest(env = process.env): Promise<RunscUnderTest
 }
 
 /** A runsc --root of its own, which newer runscs pin a network namespace in (null-netns). */
-export function runscRoot(): { dir: string; remove(): void } {
+export function runscRoot(): { dir: string; remove(): Promise<void> } {
   const dir = mkdtempSync(join(tmpdir(), 'asb-floor-'));
   return {
     dir,
-    remove() {
+    async remove() {
       // Newer runsc leaves <root>/null-netns mounted: EBUSY until it is unmounted.
-      for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
-        const at = line.split(' ')[1];
-        if (at?.startsWith(dir + '/')) umountQuietly(at);
-      }
+      await unmountAll(dir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function umountQuietly(path: string): void {
-  try {
-    execFileSync('umount', ['-l', path], { stdio: 'ignore' });
-  } catch {
-    /* already gone */
-  }
 }
 
 /** `runsc do true`, start to exit, n times (the root filesystem is the host's, as runsc do has it). */
@@ -76,7 +66,7 @@ export async function runscDoTrue(runsc: string, n: number): Promise<number[]> {
       times.push(performance.now() - t0);
     }
   } finally {
-    root.remove();
+    await root.remove();
   }
   return times;
 }
@@ -137,7 +127,7 @@ export async function idleSleepSandboxes(runsc: string, n: number): Promise<numb
         await run(runsc, ['--root', root.dir, 'delete', '--force', id]).catch(() => undefined);
       }),
     );
-    root.remove();
+    await root.remove();
   }
 }
 
