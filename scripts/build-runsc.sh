@@ -12,12 +12,26 @@ pseudo=$(awk '$1 == "require" && $2 == "gvisor.dev/gvisor" { print $3 }' tools/g
 [ -n "$pseudo" ] || { echo "tools/gvisor/go.mod names no gvisor.dev/gvisor version" >&2; exit 1; }
 # v0.0.0-20260905035102-160fafc42237 → release-20260905.0-160fafc42237
 stamp=$(sed -E 's/^v0\.0\.0-([0-9]{8})[0-9]{6}-([0-9a-f]{12})$/release-\1.0-\2/' <<<"$pseudo")
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/asb/gvisor/$pseudo"
+# The build lays seccomp programs precompiled here over the module's (precompile-seccomp: the Go
+# branch ships none, so each sandbox would compile its filter as it starts); the cache key says so.
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/asb/gvisor/$pseudo-seccomp"
 if [ ! -x "$cache/runsc" ]; then
   command -v go >/dev/null 2>&1 || { echo "Go is needed to build runsc $pseudo" >&2; exit 1; }
   echo "==> building runsc $stamp from the Go module proxy (cached in $cache)" >&2
   mkdir -p "$cache"
-  (cd tools/gvisor && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  export CGO_ENABLED=0
+  mkdir -p "$work/mod" "$work/seccomp"
+  (cd tools/gvisor && GOFLAGS=-mod=mod go run ./precompile-seccomp \
+    "$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' gvisor.dev/gvisor)" "$work/seccomp")
+  # A vendored copy of the pinned module, with the precompiled programs in place of its own
+  # (the module cache is read-only, and `go build -overlay` refuses files beneath it).
+  cp tools/gvisor/go.mod tools/gvisor/go.sum tools/gvisor/tools.go "$work/mod/"
+  (cd "$work/mod" && GOFLAGS=-mod=mod go mod vendor)
+  cp "$work/seccomp/boot_filter_precompiled.go" "$work/mod/vendor/gvisor.dev/gvisor/runsc/boot/filter/filter_precompiled.go"
+  cp "$work/seccomp/gofer_filter_precompiled.go" "$work/mod/vendor/gvisor.dev/gvisor/runsc/fsgofer/filter/filter_precompiled.go"
+  (cd "$work/mod" && go build -mod=vendor -trimpath \
     -ldflags "-s -w -X gvisor.dev/gvisor/runsc/version.version=$stamp" -o "$cache/runsc.tmp" gvisor.dev/gvisor/runsc)
   mv "$cache/runsc.tmp" "$cache/runsc"
 fi
