@@ -145,7 +145,7 @@ export class Commands {
       this.conn,
       `/v1/processes/${encodeURIComponent(id)}/stdin${opts.eof ? '?eof=1' : ''}`,
       `write stdin of ${id}`,
-      { method: 'POST', body: data as RequestInit['body'], sandbox: this.target },
+      { method: 'POST', body: data, sandbox: this.target },
     );
   }
 
