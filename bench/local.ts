@@ -1,10 +1,12 @@
 // npm run bench: the local engine's numbers, measured in one run on this machine, for each gVisor
 // found (Debian's runsc and the pinned current one, dist/runsc; or BENCH_RUNSC=path,path), side by
 // side, with the floor each is read against: `runsc do true`, a fork+exec of /bin/true inside a
-// running sandbox, and a bare sandbox running only `sleep` (bench/gvisor-floor.ts).
+// running sandbox, a bare sandbox running only `sleep` (bench/gvisor-floor.ts), and a call into the
+// sandbox and back with no command.
 //   cold and warm claim → first command result; pool refill; exec round trip of `true`;
 //   memory per idle sandbox (BENCH_IDLE_N=500 for issue 20's 500 held).
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -61,6 +63,25 @@ async function measureEngine(
       exec.push(performance.now() - t0);
     }
     results.add(label, 'exec round trip of `true` (SDK → engine → agent)', '≤ floor + 1.5 ms', exec, ms);
+    // What any call into the sandbox costs before a command runs: the runtime API's `GET /`
+    // through the engine to the agent and back, over a kept-alive connection as the SDK's.
+    const roundTrip: number[] = [];
+    const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = () =>
+      new Promise<void>((resolve, reject) => {
+        const headers = { authorization: `Bearer ${conn.token}`, 'x-sandbox-id': sb.id };
+        http
+          .get(`${conn.url}/`, { agent: keepAlive, headers }, (res) => res.resume().on('end', resolve))
+          .on('error', reject);
+      });
+    for (let i = 0; i < 20; i++) await get();
+    for (let i = 0; i < EXEC_N; i++) {
+      const t0 = performance.now();
+      await get();
+      roundTrip.push(performance.now() - t0);
+    }
+    keepAlive.destroy();
+    results.add(label, 'floor: a call into the sandbox and back, no command (GET /)', '', roundTrip, ms);
     // The floor in the very sandbox: a shell's fork+exec of /bin/true, 200 at a time.
     const forkExec: number[] = [];
     for (let i = 0; i < 5; i++) forkExec.push(Number((await sb.run(FORK_EXEC_LOOP(200))).stdout.trim()) / 1000);
