@@ -7,9 +7,19 @@ import type { Connector, ConnectorConfig } from './connector.ts';
 
 type Load = (config: ConnectorConfig) => Connector | Promise<Connector>;
 
+/** A module imported once: each `import()` goes through the loader's resolve step again, which
+ *  under a loader with hooks (tsx runs them on a thread of their own) cost 3–7 ms a call, most
+ *  of a warm claim's SDK side. */
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | undefined;
+  return () => (loaded ??= load());
+}
+const engineModule = once(() => import('./engine-connector.ts'));
+const kubernetesModule = once(() => import('./kubernetes.ts'));
+
 const registry = new Map<string, Load>([
-  ['local', async () => (await import('./engine-connector.ts')).engineConnector],
-  ['kubernetes', async (config) => (await import('./kubernetes.ts')).kubernetesConnector(config)],
+  ['local', async () => (await engineModule()).engineConnector],
+  ['kubernetes', async (config) => (await kubernetesModule()).kubernetesConnector(config)],
 ]);
 
 /** Adds (or replaces) the connector of `kind`: `connection: { kind, ... }` then goes to it. */
