@@ -22,16 +22,12 @@ if [ ! -x "$cache/runsc" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   export CGO_ENABLED=0
-  mkdir -p "$work/mod" "$work/seccomp"
-  (cd tools/gvisor && GOFLAGS=-mod=mod go run ./precompile-seccomp \
-    "$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' gvisor.dev/gvisor)" "$work/seccomp")
-  # A vendored copy of the pinned module, with the precompiled programs in place of its own
-  # (the module cache is read-only, and `go build -overlay` refuses files beneath it).
-  cp tools/gvisor/go.mod tools/gvisor/go.sum tools/gvisor/tools.go "$work/mod/"
-  (cd "$work/mod" && GOFLAGS=-mod=mod go mod vendor)
-  cp "$work/seccomp/boot_filter_precompiled.go" "$work/mod/vendor/gvisor.dev/gvisor/runsc/boot/filter/filter_precompiled.go"
-  cp "$work/seccomp/gofer_filter_precompiled.go" "$work/mod/vendor/gvisor.dev/gvisor/runsc/fsgofer/filter/filter_precompiled.go"
-  (cd "$work/mod" && go build -mod=vendor -trimpath \
+  # A vendored copy of the pinned module, its filters then precompiled in place (the module cache
+  # is read-only, and `go build -overlay` refuses files beneath it).
+  cp tools/gvisor/go.mod tools/gvisor/go.sum tools/gvisor/tools.go "$work/"
+  (cd "$work" && GOFLAGS=-mod=mod go mod vendor)
+  (cd tools/gvisor && GOFLAGS=-mod=mod go run ./precompile-seccomp "$work/vendor/gvisor.dev/gvisor")
+  (cd "$work" && go build -mod=vendor -trimpath \
     -ldflags "-s -w -X gvisor.dev/gvisor/runsc/version.version=$stamp" -o "$cache/runsc.tmp" gvisor.dev/gvisor/runsc)
   mv "$cache/runsc.tmp" "$cache/runsc"
 fi
