@@ -42,6 +42,22 @@ for (const driver of ['gvisor', 'bubblewrap'] as const)
       assert.equal(r.exitCode, 0);
     });
 
+    it('runs commands one after another over one kept-alive connection', async () => {
+      // A result read up to its exit event but not to the stream's end used to cost the
+      // connection (the cancelled response took it along): a new TCP connection per command.
+      const server = (t.engine as unknown as { server: import('node:net').Server }).server;
+      await sb.run('true');
+      let opened = 0;
+      const count = () => opened++;
+      server.on('connection', count);
+      try {
+        for (let i = 0; i < 10; i++) assert.equal((await sb.run(`echo ${i}`)).stdout, `${i}\n`);
+      } finally {
+        server.off('connection', count);
+      }
+      assert.equal(opened, 0);
+    });
+
     it('streams output in order as it is produced', async () => {
       const events: string[] = [];
       await sb.run('for i in 1 2 3; do echo o$i; echo e$i >&2; sleep 0.05; done', {

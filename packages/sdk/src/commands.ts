@@ -41,6 +41,20 @@ export interface CommandResult {
   truncated?: true;
 }
 
+/** How long the end of an exec stream is waited for after its exit event. */
+const STREAM_END_GRACE_MS = 1000;
+
+/** The next of events, or undefined when it does not come within ms. */
+async function nextWithin<T>(events: AsyncIterator<T>, ms: number): Promise<IteratorResult<T> | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([events.next(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Reads an exec stream to its end: output to where opts send it, then the exit event. */
 async function consume(
   res: Response,
@@ -51,16 +65,24 @@ async function consume(
   const out = new OutputChannel(max, opts.onStdout, opts.stdout);
   const err = new OutputChannel(max, opts.onStderr, opts.stderr);
   let exit: { exitCode: number | null; timedOut: boolean } | undefined;
+  const events = ndjsonEvents(res.body as unknown as AsyncIterable<Uint8Array>, what)[Symbol.asyncIterator]();
   try {
-    for await (const ev of ndjsonEvents(res.body as unknown as AsyncIterable<Uint8Array>, what)) {
+    for (;;) {
+      // After the exit event the stream is read to its end, not cancelled: a cancelled response
+      // takes its kept-alive connection with it, and the next call would open a new one. A
+      // server that does not end it soon after is left behind.
+      const next = exit ? await nextWithin(events, STREAM_END_GRACE_MS) : await events.next();
+      if (!next || next.done) break;
+      const ev = next.value;
+      if (exit) continue;
       if (ev.type === 'stdout') await out.take(ev);
       else if (ev.type === 'stderr') await err.take(ev);
-      else if (ev.type === 'exit') {
-        exit = { exitCode: ev.exitCode, timedOut: ev.timedOut };
-        break;
-      }
+      else if (ev.type === 'exit') exit = { exitCode: ev.exitCode, timedOut: ev.timedOut };
     }
   } finally {
+    // Ended, a no-op; left behind or thrown out of, the stream is cancelled (once a pending
+    // read settles).
+    void events.return(undefined).catch(() => {});
     out.detach();
     err.detach();
   }
