@@ -62,12 +62,14 @@ export class AgentClient {
     return this.closedReason !== undefined || this.session.closed || this.session.destroyed;
   }
 
-  /** Sends one request; resolves when the response headers arrive (the body streams after). */
+  /** Sends one request; resolves when the response headers arrive (the body streams after).
+   *  An abort (signal) destroys the stream, before or after its headers. */
   request(
     method: string,
     path: string,
     headers: Record<string, string | string[] | undefined>,
     body?: Readable | Buffer | string,
+    signal?: AbortSignal,
   ): Promise<AgentResponse> {
     if (this.closed) return Promise.reject(new AgentUnavailableError(this.closedReason ?? 'agent connection closed'));
     const h2headers: http2.OutgoingHttpHeaders = { ':method': method, ':path': path };
@@ -76,20 +78,25 @@ export class AgentClient {
       if (v === undefined || HOP_BY_HOP.has(key) || key.startsWith(':')) continue;
       h2headers[key] = v;
     }
-    const stream = this.session.request(h2headers, { endStream: body === undefined });
+    const stream = this.session.request(h2headers, { endStream: body === undefined, ...(signal ? { signal } : {}) });
     return new Promise((resolve, reject) => {
-      stream.once('response', (respHeaders) =>
-        resolve({ status: Number(respHeaders[':status']), headers: respHeaders, body: stream }),
-      );
-      stream.once('error', (err: Error) =>
-        reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`)),
-      );
+      let answered = false;
+      stream.once('response', (respHeaders) => {
+        answered = true;
+        resolve({ status: Number(respHeaders[':status']), headers: respHeaders, body: stream });
+      });
+      stream.once('error', (err: Error) => {
+        if (!answered) reject(new AgentUnavailableError(`sandbox agent request failed: ${err.message}`));
+      });
       // A session destroyed without an error (the sandbox stopped, was deleted) closes its
       // streams without an 'error' event: without this, a request still waiting for its answer
       // (a command that was running) would wait for ever.
-      stream.once('close', () =>
-        reject(new AgentUnavailableError(this.closedReason ?? 'the sandbox agent closed the stream before answering')),
-      );
+      stream.once('close', () => {
+        if (!answered)
+          reject(
+            new AgentUnavailableError(this.closedReason ?? 'the sandbox agent closed the stream before answering'),
+          );
+      });
       if (body === undefined) return;
       if (typeof body === 'string' || Buffer.isBuffer(body)) stream.end(body);
       else {
@@ -112,18 +119,22 @@ export class AgentClient {
     timeoutMs = 10_000,
   ): Promise<{ ok: true; status: number; body: z.infer<S> } | { ok: false; status: number; body: unknown }> {
     const headers = payload === undefined ? {} : { 'content-type': 'application/json' };
-    const res = await this.request(method, path, headers, payload === undefined ? undefined : JSON.stringify(payload));
-    const timer = setTimeout(
-      () => res.body.destroy(new Error(`no answer from the agent within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    // One bound for the whole call: an agent that never answers (its headers never come) must not
+    // hold its caller (a readiness wait, a resume) for ever.
+    const signal = AbortSignal.timeout(timeoutMs);
+    let status: number;
     let text: string;
     try {
+      const body = payload === undefined ? undefined : JSON.stringify(payload);
+      const res = await this.request(method, path, headers, body, signal);
       const chunks: Buffer[] = [];
       for await (const c of res.body) chunks.push(c as Buffer);
+      status = res.status;
       text = Buffer.concat(chunks).toString('utf8');
-    } finally {
-      clearTimeout(timer);
+    } catch (err) {
+      if (signal.aborted)
+        throw new AgentUnavailableError(`${method} ${path}: no answer from the sandbox agent within ${timeoutMs} ms`);
+      throw err;
     }
     const what = `${method} ${path}`;
     let body: unknown;
@@ -133,9 +144,9 @@ export class AgentClient {
       const start = text.slice(0, 200);
       throw new AgentReplyError(`${what}: the sandbox agent answered something that is not JSON: ${start}`);
     }
-    if (res.status < 200 || res.status > 299) return { ok: false, status: res.status, body };
+    if (status < 200 || status > 299) return { ok: false, status, body };
     try {
-      return { ok: true, status: res.status, body: parseReply(schema, body, what) };
+      return { ok: true, status, body: parseReply(schema, body, what) };
     } catch (err) {
       throw new AgentReplyError((err as Error).message);
     }

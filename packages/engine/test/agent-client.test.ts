@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HealthResponse, ProcessList } from '@asb/runtime/replies';
-import { AgentClient, AgentReplyError } from '../src/agent-client.ts';
+import { AgentClient, AgentReplyError, AgentUnavailableError } from '../src/agent-client.ts';
 
 describe('AgentClient.json', () => {
   const dir = mkdtempSync(join(tmpdir(), 'asb-agent-client-'));
@@ -30,6 +30,8 @@ describe('AgentClient.json', () => {
 
   before(async () => {
     const h2 = http2.createServer((req, res) => {
+      if (req.url === '/silent') return; // never answers: no headers, no body
+      if (req.url === '/stalls') return void res.writeHead(200).write('{"status":'); // headers, then nothing
       const [status, body] = replies[req.url] ?? [500, ''];
       res.writeHead(status, { 'content-type': 'application/json' }).end(body);
     });
@@ -77,4 +79,20 @@ describe('AgentClient.json', () => {
     assert.equal(res.ok, false);
     assert.equal(res.status, 404);
   });
+
+  it(
+    'gives up on an agent that does not answer within the timeout, before or after its headers',
+    { timeout: 10_000 },
+    async () => {
+      for (const path of ['/silent', '/stalls']) {
+        await assert.rejects(agent.json('GET', path, HealthResponse, undefined, 200), (err: Error) => {
+          assert.ok(err instanceof AgentUnavailableError, err.message);
+          assert.match(err.message, new RegExp(`^GET ${path}: no answer from the sandbox agent within 200 ms`));
+          return true;
+        });
+      }
+      // The session is still good for the next call.
+      assert.ok((await agent.json('GET', '/', HealthResponse)).ok);
+    },
+  );
 });
