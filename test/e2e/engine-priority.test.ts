@@ -6,7 +6,14 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { Sandbox } from '@asb/sdk';
-import { ENGINE_CGROUP, ENGINE_CPU_SHARES_DEFAULT, cpuCgroupOf, sharesToWeight } from '@asb/engine';
+import {
+  ENGINE_CGROUP,
+  ENGINE_CPU_SHARES_DEFAULT,
+  TEARDOWN_CGROUP,
+  TEARDOWN_CPU_SHARES,
+  cpuCgroupOf,
+  sharesToWeight,
+} from '@asb/engine';
 import { startEngineProcess } from './harness.ts';
 
 function cpuCgroup(pid: number): string | undefined {
@@ -41,12 +48,22 @@ for (const driver of ['gvisor', 'bubblewrap'] as const) {
         const own = cpuCgroup(e.pid)!;
         assert.ok(own.endsWith(`/${ENGINE_CGROUP}`), `the engine's cpu cgroup is ${own}`);
         const v1 = `/sys/fs/cgroup/cpu${own}/cpu.shares`;
-        if (existsSync(v1)) assert.equal(Number(readFileSync(v1, 'utf8')), ENGINE_CPU_SHARES_DEFAULT);
-        else
+        // Teardown (runsc kill and delete) has a sibling cgroup at a low weight.
+        const teardown = own.replace(new RegExp(`/${ENGINE_CGROUP}$`), `/${TEARDOWN_CGROUP}`);
+        if (existsSync(v1)) {
+          assert.equal(Number(readFileSync(v1, 'utf8')), ENGINE_CPU_SHARES_DEFAULT);
+          const t = `/sys/fs/cgroup/cpu${teardown}/cpu.shares`;
+          assert.equal(Number(readFileSync(t, 'utf8')), TEARDOWN_CPU_SHARES);
+        } else {
           assert.equal(
             Number(readFileSync(`/sys/fs/cgroup${own}/cpu.weight`, 'utf8')),
             sharesToWeight(ENGINE_CPU_SHARES_DEFAULT),
           );
+          assert.equal(
+            Number(readFileSync(`/sys/fs/cgroup${teardown}/cpu.weight`, 'utf8')),
+            sharesToWeight(TEARDOWN_CPU_SHARES),
+          );
+        }
 
         const sb = await Sandbox.create({ url: e.url, token: e.token });
         assert.equal((await sb.run('echo hi')).stdout, 'hi\n');

@@ -6,7 +6,14 @@ export { buildOciSpec } from './oci-spec.ts';
 export { agentArgv, type SandboxRuntimeSpec, type ResourceLimits } from './drivers/runtime-spec.ts';
 export { HOST_READ_ONLY_PATHS } from './rootfs.ts';
 export { unmountAll } from './workspace.ts';
-export { ENGINE_CGROUP, ENGINE_CPU_SHARES_DEFAULT, cpuCgroupOf, sharesToWeight } from './engine-cgroup.ts';
+export {
+  ENGINE_CGROUP,
+  ENGINE_CPU_SHARES_DEFAULT,
+  TEARDOWN_CGROUP,
+  TEARDOWN_CPU_SHARES,
+  cpuCgroupOf,
+  sharesToWeight,
+} from './engine-cgroup.ts';
 export { applyObjects, parseApplyBody } from './apply.ts';
 export { SqliteStore } from './store/sqlite-store.ts';
 export { LocalWorkloads } from './workloads.ts';

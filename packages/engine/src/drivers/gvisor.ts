@@ -11,7 +11,7 @@ import { AGENT_MOUNT, type SandboxRuntimeSpec } from './runtime-spec.ts';
 import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
 import { socketPair } from './socketpair.ts';
 import { tailOf } from '../sandbox-log.ts';
-import { outsideEngineCgroup } from '../engine-cgroup.ts';
+import { atTeardownWeight, lowerToTeardownWeight, outsideEngineCgroup } from '../engine-cgroup.ts';
 import { unmountAll } from '../workspace.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
 
@@ -259,11 +259,14 @@ export class GvisorDriver implements SandboxDriver {
   }
 
   async destroy(containerId: string): Promise<void> {
+    // Teardown runs at a low CPU weight, the dying sandbox included: nobody waits on it,
+    // while the engine's other sandboxes (the next claim's) are running commands someone is.
+    lowerToTeardownWeight(containerId);
     // Kill first and give the sandbox a moment to stop: `delete --force` on a sandbox still
     // tearing down can exceed runsc's internal deadline, so it is retried.
-    await run(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL'], { timeout: 10_000 }).catch(
-      () => undefined,
-    );
+    await run(...atTeardownWeight(this.runsc, [...this.flags(), 'kill', '--all', containerId, 'KILL']), {
+      timeout: 10_000,
+    }).catch(() => undefined);
     const exited = this.exits.get(containerId);
     const oneSecond = () => new Promise<false>((r) => setTimeout(() => r(false), 1_000));
     const gone = exited ? await Promise.race([exited.then(() => true), oneSecond()]) : false;
@@ -283,7 +286,9 @@ export class GvisorDriver implements SandboxDriver {
     let last = '';
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await run(this.runsc, [...this.flags(), 'delete', '--force', containerId], { timeout: 30_000 });
+        await run(...atTeardownWeight(this.runsc, [...this.flags(), 'delete', '--force', containerId]), {
+          timeout: 30_000,
+        });
         return;
       } catch (err) {
         last = String((err as { stderr?: string }).stderr ?? err).trim();
