@@ -79,6 +79,25 @@ describe('a sandbox under gVisor', () => {
       assert.ok(!names.includes(leaked), `${leaked} leaked into the sandbox`);
   });
 
+  it("cannot take the engine's connection away through the agent's save/restore hook", async () => {
+    // Only gVisor's hook, run as root, may tell the agent to stop serving the engine's socket.
+    const r = await sb.run(`python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect("\\0asb-agent-hook")
+except OSError as e:
+    print("no hook socket:", e); raise SystemExit(0)
+s.sendall(b"save\\n")
+print(s.recv(200).decode().strip())
+'`);
+    assert.equal(r.exitCode, 0, r.stderr);
+    if (t.engine.config.agent === 'go') assert.match(r.stdout, /only the save\/restore hook \(root\) may ask/);
+    assert.equal((await sb.run('echo still here')).stdout, 'still here\n');
+    // Still on its first connection: a parked one would have been replaced through a relay.
+    assert.doesNotMatch((await sb.run('ps -eo args')).stdout, /--relay/);
+  });
+
   it('stops a fork bomb at the pids limit without harming other sandboxes or the engine', async () => {
     const bystander = await Sandbox.create({ ...t.conn });
     const bomber = await Sandbox.create({ ...t.conn });

@@ -69,6 +69,42 @@ describe('suspend and resume with memory snapshots', () => {
     assert.ok(list[0]!.info.sizeBytes! > 0);
   });
 
+  it('a restored sandbox is reached on its own socket, and suspends and resumes again, state intact', async () => {
+    // gVisor 2025 on runs the agent's save/restore hook (asb-spawn --save-restore-hook): the
+    // restored Go agent serves the socket the restore gave it. Without the hook (Debian's runsc,
+    // the node agent) the engine reaches it through a relay exec'd into the sandbox.
+    const { runscPath, agent } = t.engine.config;
+    const help = execFileSync(runscPath, ['help', 'checkpoint'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const hooked = agent === 'go' && help.includes('save-restore-exec-argv');
+    await using sb = await Sandbox.create({ ...t.conn, warmPool: 'none' });
+    await sb.commands.start(`python3 -c '
+import os, time
+n = 0
+while True:
+    n += 1
+    open("/tmp/n.new", "w").write(str(n))
+    os.replace("/tmp/n.new", "/tmp/n")  # a reader never sees the file truncated
+    time.sleep(0.05)
+'`);
+    for (let cycle = 0; cycle < 3; cycle++) {
+      await sleep(200);
+      const before = Number((await sb.run('cat /tmp/n')).stdout);
+      await sb.suspend({ snapshot: true });
+      const resumed = await sb.resume();
+      assert.equal(resumed.restoredFromSnapshot, true, `cycle ${cycle}: restored from the snapshot`);
+      const after = Number((await sb.run('cat /tmp/n')).stdout);
+      assert.ok(
+        after >= before && after < before + 20,
+        `cycle ${cycle}: the loop went on from ${before} (now ${after})`,
+      );
+      const relays = (await sb.run('ps -eo args')).stdout.split('\n').filter((l) => l.includes('--relay'));
+      assert.equal(relays.length, hooked ? 0 : 1, `cycle ${cycle}: relays in the sandbox: ${JSON.stringify(relays)}`);
+    }
+  });
+
   it('restores a process holding a large in-memory dict and the workspace file, both intact', async () => {
     await using sb = await Sandbox.create({ ...t.conn });
     await sb.files.write('notes.txt', 'written before the snapshot');

@@ -77,7 +77,10 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
   const runsc = which(config.runscPath);
   if (config.driver !== 'bubblewrap' && runsc) {
     const reaper = join(dirname(config.agentPath), 'asb-reaper');
-    const driver = new GvisorDriver(runsc, join(config.home, 'runsc'), existsSync(reaper) ? reaper : undefined);
+    const driver = new GvisorDriver(runsc, join(config.home, 'runsc'), {
+      reaper: existsSync(reaper) ? reaper : undefined,
+      restoreHook: config.agent === 'go',
+    });
     return { driver, runtime: await runscVersion(runsc) };
   }
   if (config.driver === 'gvisor') {

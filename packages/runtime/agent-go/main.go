@@ -5,7 +5,8 @@
 //
 //	--fd N             serve HTTP/2 (prior knowledge) over the socket on fd N (the local engine),
 //	                   and on the abstract Unix socket @asb-agent (an engine that restarted
-//	                   re-attaches through `asb-spawn --relay asb-agent`)
+//	                   re-attaches through `asb-spawn --relay asb-agent`); a sandbox restored
+//	                   by gVisor is served on the same fd again (engine_socket.go)
 //	--listen HOST:PORT serve HTTP/1.1 (the default, on 0.0.0.0:8888)
 //	--main JSON        the sandbox's main process (a template container's command and args)
 //
@@ -202,18 +203,17 @@ func main() {
 	if args.Mode == "fd" {
 		h2 := newH2Server()
 		base := &http.Server{Handler: agent, ErrorLog: errLog}
-		f := os.NewFile(uintptr(args.Fd), "agent-socket")
-		conn, err := net.FileConn(f)
-		if err != nil {
+		engine := &engineSocket{fd: args.Fd, logf: logf, serve: func(c net.Conn) {
+			h2.ServeConn(c, &http2.ServeConnOpts{Handler: agent, BaseConfig: base})
+		}}
+		if err := engine.Serve(false); err != nil {
 			fmt.Fprintf(os.Stderr, "agent: fd %d is not a socket: %s\n", args.Fd, err)
 			os.Exit(2)
 		}
-		f.Close()
-		go func() {
-			h2.ServeConn(conn, &http2.ServeConnOpts{Handler: agent, BaseConfig: base})
-			logf("connection closed")
-		}()
 		logf(fmt.Sprintf("serving HTTP/2 on fd %d", args.Fd))
+		if err := engine.listenHook(); err != nil {
+			logf("abstract socket @" + hookSocketName + ": " + err.Error())
+		}
 		// For an engine that restarts. After fd 0, so the first request does not wait for it;
 		// before the main process, so that nothing in the sandbox can take the name first.
 		if ln, err := net.Listen("unix", "@"+agentSocketName); err != nil {

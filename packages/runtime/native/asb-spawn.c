@@ -42,6 +42,14 @@
  * the socket, the socket to stdout. An EOF is passed on as a half-close (shutdown(SHUT_WR) of the
  * socket, of stdout when it is a socket, else close); it exits 0 once both ways are done, or 1
  * with a message on stderr when it cannot connect.
+ *
+ * `asb-spawn --save-restore-hook` is a third: gVisor runs it in the sandbox before a checkpoint
+ * and after a restore (`runsc checkpoint --save-restore-exec-argv`), with the moment in
+ * GVISOR_SAVE_RESTORE_AUTO_EXEC_MODE (save, restore or resume). It writes that word and a newline
+ * to the Go agent's abstract socket "asb-agent-hook" and exits 0 once the agent answers "ok":
+ * before the save, the agent stops reading the engine's socket; after the restore, it serves a
+ * new connection on it (agent-go/engine_socket.go). Anything else fails the checkpoint or the
+ * restore, as gVisor does with a hook that fails.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -334,11 +342,12 @@ static void end_way(struct way *w) {
   if (shutdown(w->to, SHUT_WR) != 0 && w->to == 1) close(1);
 }
 
-static int relay(const char *name) {
+/* A connected socket to the abstract Unix socket NAME, or -1 with a message on stderr. */
+static int connect_abstract(const char *name, const char *what) {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   size_t n = strlen(name);
   /* Abstract: sun_path starts with a NUL and the name is not NUL-terminated, its length is. */
-  if (n == 0 || n + 1 > sizeof addr.sun_path) { fprintf(stderr, "asb-spawn: --relay: bad socket name\n"); return 1; }
+  if (n == 0 || n + 1 > sizeof addr.sun_path) { fprintf(stderr, "asb-spawn: %s: bad socket name\n", what); return -1; }
   memcpy(addr.sun_path + 1, name, n);
   /* The address's length is part of an abstract name: node 20 (libuv 1.46) binds the whole
    * sun_path, padded with NULs; other binders use just the name. Try both. */
@@ -347,9 +356,16 @@ static int relay(const char *name) {
   for (int i = 0; i < 2; i++) {
     if (s >= 0) close(s);
     s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s >= 0 && connect(s, (struct sockaddr *)&addr, lens[i]) == 0) break;
-    if (i == 1) { fprintf(stderr, "asb-spawn: --relay: connect to @%s: %s\n", name, strerror(errno)); return 1; }
+    if (s >= 0 && connect(s, (struct sockaddr *)&addr, lens[i]) == 0) return s;
   }
+  fprintf(stderr, "asb-spawn: %s: connect to @%s: %s\n", what, name, strerror(errno));
+  if (s >= 0) close(s);
+  return -1;
+}
+
+static int relay(const char *name) {
+  int s = connect_abstract(name, "--relay");
+  if (s < 0) return 1;
   signal(SIGPIPE, SIG_IGN); /* a write to a reader that is gone fails with EPIPE instead */
   static struct way ways[2];
   ways[0].from = 0; ways[0].to = s;
@@ -384,8 +400,32 @@ static int relay(const char *name) {
   return 0;
 }
 
+/* --save-restore-hook: see the header. */
+static int save_restore_hook(void) {
+  const char *mode = getenv("GVISOR_SAVE_RESTORE_AUTO_EXEC_MODE");
+  if (!mode || !*mode) { fprintf(stderr, "asb-spawn: --save-restore-hook: GVISOR_SAVE_RESTORE_AUTO_EXEC_MODE is not set\n"); return 1; }
+  int s = connect_abstract("asb-agent-hook", "--save-restore-hook");
+  if (s < 0) return 1;
+  char line[64];
+  int n = snprintf(line, sizeof line, "%s\n", mode);
+  if (n <= 0 || n >= (int)sizeof line || write(s, line, (size_t)n) != n) { fprintf(stderr, "asb-spawn: --save-restore-hook: write: %s\n", strerror(errno)); return 1; }
+  char answer[512];
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(s, answer + len, sizeof answer - 1 - len);
+    if (r > 0) { len += (size_t)r; if (len == sizeof answer - 1) break; continue; }
+    if (r < 0 && errno == EINTR) continue;
+    break;
+  }
+  answer[len] = 0;
+  if (strncmp(answer, "ok\n", 3) == 0) return 0;
+  fprintf(stderr, "asb-spawn: --save-restore-hook %s: the agent answered: %s\n", mode, len ? answer : "nothing");
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--relay") == 0) return relay(argv[2]);
+  if (argc == 2 && strcmp(argv[1], "--save-restore-hook") == 0) return save_restore_hook();
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
   if (argc > 3 && strcmp(argv[1], "--init") == 0 && strcmp(argv[2], "--") == 0) start_agent(argv + 3);

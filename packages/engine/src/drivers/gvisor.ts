@@ -20,6 +20,14 @@ const run = promisify(execFile);
 /** Run in the sandbox by attach: connects to the agent's abstract socket (AGENT_SOCKET_NAME in
  *  packages/runtime/src/server.ts) and relays it over its stdin/stdout (asb-spawn.c, --relay). */
 const RELAY_ARGV = [`${AGENT_MOUNT}/asb-spawn`, '--relay', 'asb-agent'];
+/** Run in the sandbox by gVisor before a checkpoint and after a restore (one string: gVisor splits
+ *  it at spaces). */
+const SAVE_RESTORE_HOOK = `${AGENT_MOUNT}/asb-spawn --save-restore-hook`;
+/** In a checkpoint's image directory: it was taken with SAVE_RESTORE_HOOK. */
+const RESTORE_HOOK_MARKER = 'asb-restore-hook';
+/** What a restored agent writes on its socket before serving HTTP/2 again (restoredMarker in
+ *  agent-go/engine_socket.go): the engine writes nothing before it has read it. */
+const RESTORED_MARKER = Buffer.from('\x00asb-agent: serving again\n');
 /** How often an attached sandbox's process is looked at, to notice its end. */
 const WATCH_INTERVAL_MS = 1000;
 
@@ -30,17 +38,44 @@ export class GvisorDriver implements SandboxDriver {
   /** Each sandbox's relays (`runsc exec` of asb-spawn --relay) still running: settle at their end. */
   private readonly relays = new Map<string, Set<Promise<void>>>();
 
+  private readonly reaper?: string;
+  private readonly restoreHook: boolean;
+  private hookSupport?: Promise<boolean>;
+
   /**
    * `reaper`: native/asb-reaper, when built. With it, `runsc run --detach` starts the sandbox and
    * the reaper alone waits for it (a few hundred kB instead of the ~5 MB of a `runsc run` kept in
    * the foreground for the sandbox's life); without it, `runsc run` stays.
+   * `restoreHook`: the sandboxes' agent answers the save/restore hook (the Go agent does): a
+   * restored sandbox is then reached on its own socket instead of through a relay.
    */
   constructor(
     private readonly runsc: string,
     private readonly stateDir: string,
-    private readonly reaper?: string,
+    opts: { reaper?: string; restoreHook?: boolean } = {},
   ) {
+    this.reaper = opts.reaper;
+    this.restoreHook = opts.restoreHook ?? false;
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.hookedDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** A file per sandbox restored from a hooked image: gVisor keeps the hook in the sandbox's
+   *  state, and refuses a checkpoint that sets it again ("save/restore binary is already set").
+   *  On disk, for an engine that restarts. */
+  private get hookedDir(): string {
+    return `${this.stateDir}.hooked`;
+  }
+
+  /** Whether this runsc runs a program in the sandbox around a checkpoint (gVisor 2025 on;
+   *  Debian's 20221219 does not): asked once, of `runsc help checkpoint`. */
+  private saveRestoreHookSupported(): Promise<boolean> {
+    this.hookSupport ??= run(this.runsc, ['help', 'checkpoint'], { timeout: 10_000 }).then(
+      ({ stdout, stderr }) => `${stdout}${stderr}`.includes('save-restore-exec-argv'),
+      (err: { stdout?: string; stderr?: string }) =>
+        `${err.stdout ?? ''}${err.stderr ?? ''}`.includes('save-restore-exec-argv'),
+    );
+    return this.hookSupport;
   }
 
   /**
@@ -141,10 +176,19 @@ export class GvisorDriver implements SandboxDriver {
     mkdirSync(imageDir, { recursive: true, mode: 0o700 });
     if (!(await this.relaysEnded(containerId, 5_000)))
       throw new Error(`runsc checkpoint ${containerId}: a connection to its agent did not close within 5 s`);
+    // With the hook, the agent stops reading its socket before the save and serves it anew after
+    // a restore (asb-spawn.c, agent-go/engine_socket.go); the marker tells restore so.
+    const hookedAlready = existsSync(join(this.hookedDir, containerId));
+    const hook = hookedAlready || (this.restoreHook && (await this.saveRestoreHookSupported()));
+    const hookArgs =
+      hook && !hookedAlready
+        ? ['--save-restore-exec-argv', SAVE_RESTORE_HOOK, '--save-restore-exec-timeout', '10s']
+        : [];
     try {
-      await run(this.runsc, [...this.flags(), 'checkpoint', '--image-path', imageDir, containerId], {
+      await run(this.runsc, [...this.flags(), 'checkpoint', ...hookArgs, '--image-path', imageDir, containerId], {
         timeout: 300_000,
       });
+      if (hook) writeFileSync(join(imageDir, RESTORE_HOOK_MARKER), `${SAVE_RESTORE_HOOK}\n`);
     } catch (err) {
       const why = String((err as { stderr?: string }).stderr || (err as Error).message)
         .trim()
@@ -163,9 +207,12 @@ export class GvisorDriver implements SandboxDriver {
     imageDir: string,
   ): Promise<DriverHandle> {
     const bundle = writeBundle(spec, paths);
-    // The checkpointed agent's fd 0 was a socket: restore needs a socket there again (a file
-    // fails with ENOTSOCK). That old connection's HTTP/2 state is the old engine's, so it is
-    // closed at once and the engine talks to the agent through a relay, as after a crash.
+    // The checkpointed agent's fd 0 was a socket: restore puts this new one behind it (a file
+    // fails with ENOTSOCK). An image taken with the save/restore hook has an agent that serves it
+    // afresh once restored: the engine connects on it at once. Without the hook, that old
+    // connection's HTTP/2 state is the old engine's, so it is closed at once and the engine
+    // talks to the agent through a relay, as after a crash.
+    const hooked = existsSync(join(imageDir, RESTORE_HOOK_MARKER));
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
     const pidFile = join(paths.dir, 'sandbox.pid');
@@ -178,7 +225,7 @@ export class GvisorDriver implements SandboxDriver {
     theirs.destroy();
     closeSync(log);
     child.unref();
-    mine.destroy();
+    if (!hooked) mine.destroy();
     let done = false;
     const exited = new Promise<SandboxExit>((resolve) => {
       child.once('exit', (code, signal) => {
@@ -192,6 +239,21 @@ export class GvisorDriver implements SandboxDriver {
     });
     this.exits.set(containerId, exited);
     void exited.then(() => this.exits.delete(containerId));
+    // The agent answers on `mine` once restored; a restore that fails ends the reaper, which
+    // closes it (the engine's wait for the agent then says why, with the log's tail).
+    if (hooked) {
+      writeFileSync(join(this.hookedDir, containerId), '');
+      try {
+        await afterMarker(mine, RESTORED_MARKER, exited, 60_000);
+      } catch (err) {
+        mine.destroy();
+        const tail = tailOf(paths.logFile, 4000).split('\n').slice(-3).join(' ').slice(-600);
+        throw new Error(`runsc restore from ${imageDir}: ${(err as Error).message}${tail ? `: ${tail}` : ''}`, {
+          cause: err,
+        });
+      }
+      return { socket: mine, exited, pid: child.pid };
+    }
     // `runsc restore` (or the reaper) stays in the foreground for the sandbox's life (it reaps it
     // at once when it ends, which a checkpoint waits for). Until the pid file exists, nothing runs
     // yet, and looking for the file costs nothing, unlike a `runsc state` process.
@@ -283,6 +345,7 @@ export class GvisorDriver implements SandboxDriver {
         if (exited) await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
       }
     }
+    rmSync(join(this.hookedDir, containerId), { force: true });
     let last = '';
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
@@ -373,4 +436,40 @@ export async function runscVersion(runsc: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Resolves once `marker` has come on `socket`, what came before it dropped and what came after it
+ * put back to be read (HTTP/2 takes a socket's buffered bytes). Rejects when the socket ends, the
+ * sandbox exits, or `ms` pass first.
+ */
+function afterMarker(socket: Socket, marker: Buffer, exited: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = Buffer.alloc(0);
+    const timer = setTimeout(() => finish(new Error(`the restored agent did not answer within ${ms} ms`)), ms);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const at = seen.indexOf(marker);
+      if (at < 0) {
+        seen = seen.subarray(Math.max(0, seen.length - marker.length)); // a marker split across chunks
+        return;
+      }
+      finish();
+      const rest = seen.subarray(at + marker.length);
+      if (rest.length > 0) socket.unshift(rest);
+    };
+    const onEnd = () => finish(new Error('the sandbox closed its socket before its agent answered'));
+    void exited.then(() => finish(new Error('the sandbox exited before its agent answered')));
+    let settled = false;
+    function finish(err?: Error) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('data', onData).off('end', onEnd).off('close', onEnd).off('error', onEnd);
+      socket.pause();
+      if (err) reject(err);
+      else resolve();
+    }
+    socket.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onEnd);
+  });
 }
