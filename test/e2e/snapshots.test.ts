@@ -69,7 +69,7 @@ describe('suspend and resume with memory snapshots', () => {
     assert.ok(list[0]!.info.sizeBytes! > 0);
   });
 
-  it('a restored sandbox is reached on its own socket, and suspends and resumes again, state intact', async () => {
+  it('a restored sandbox is reached on its own socket, and suspends, resumes and snapshots again, state intact', async () => {
     // gVisor 2025 on runs the agent's save/restore hook (asb-spawn --save-restore-hook): the
     // restored Go agent serves the socket the restore gave it. Without the hook (Debian's runsc,
     // the node agent) the engine reaches it through a relay exec'd into the sandbox.
@@ -102,6 +102,13 @@ while True:
       );
       const relays = (await sb.run('ps -eo args')).stdout.split('\n').filter((l) => l.includes('--relay'));
       assert.equal(relays.length, hooked ? 0 : 1, `cycle ${cycle}: relays in the sandbox: ${JSON.stringify(relays)}`);
+    }
+    // Snapshots of the running sandbox (checkpoint and restore in place): gVisor runs the hook's
+    // save only on the first checkpoint, so the agent must end the old connection at the restore.
+    for (let i = 0; i < 4; i++) {
+      await sb.snapshots.create();
+      const relays = (await sb.run('ps -eo args')).stdout.split('\n').filter((l) => l.includes('--relay'));
+      assert.equal(relays.length, hooked ? 0 : 1, `snapshot ${i}: relays in the sandbox: ${JSON.stringify(relays)}`);
     }
   });
 
