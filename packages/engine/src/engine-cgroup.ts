@@ -77,16 +77,13 @@ export function raiseEngineCpuWeight(
     const subtreeControl = join(parent, 'cgroup.subtree_control');
     const handsDownCpu = safeRead(subtreeControl).split(/\s+/).includes('cpu');
     if (own.version === 2 && !handsDownCpu) appendFileSync(subtreeControl, '+cpu');
-    const [file, value] = own.version === 1 ? ['cpu.shares', shares] : ['cpu.weight', sharesToWeight(shares)];
+    const [file, value] = cpuWeight(own.version, shares);
     writeFileSync(join(dir, file), String(value));
     const helpers = join(parent, HELPER_CGROUP);
     mkdirSync(helpers, { recursive: true });
     const teardown = join(parent, TEARDOWN_CGROUP);
     mkdirSync(teardown, { recursive: true });
-    writeFileSync(
-      join(teardown, file),
-      String(own.version === 1 ? TEARDOWN_CPU_SHARES : sharesToWeight(TEARDOWN_CPU_SHARES)),
-    );
+    writeFileSync(join(teardown, file), String(cpuWeight(own.version, TEARDOWN_CPU_SHARES)[1]));
     writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
     helperProcs = join(helpers, 'cgroup.procs');
     teardownProcs = join(teardown, 'cgroup.procs');
@@ -127,14 +124,18 @@ function inCgroup(procs: string | undefined, command: string, args: string[]): [
  */
 export function lowerToTeardownWeight(cgroupName: string): boolean {
   if (!cpuBase || !/^[\w.-]+$/.test(cgroupName)) return false;
-  const [file, value] =
-    cpuBase.version === 1 ? ['cpu.shares', TEARDOWN_CPU_SHARES] : ['cpu.weight', sharesToWeight(TEARDOWN_CPU_SHARES)];
+  const [file, value] = cpuWeight(cpuBase.version, TEARDOWN_CPU_SHARES);
   try {
     writeFileSync(join(cpuBase.base, cgroupName, file), String(value));
     return true;
   } catch {
     return false;
   }
+}
+
+/** The file and value that give a cgroup `shares` of CPU weight: v1 `cpu.shares`, v2 `cpu.weight`. */
+function cpuWeight(version: 1 | 2, shares: number): [file: string, value: number] {
+  return version === 1 ? ['cpu.shares', shares] : ['cpu.weight', sharesToWeight(shares)];
 }
 
 function cpuControllerDir(root: string): string | undefined {

@@ -247,7 +247,7 @@ export class GvisorDriver implements SandboxDriver {
         await afterMarker(mine, RESTORED_MARKER, exited, 60_000);
       } catch (err) {
         mine.destroy();
-        const tail = tailOf(paths.logFile, 4000).split('\n').slice(-3).join(' ').slice(-600);
+        const tail = lastLinesOf(paths.logFile);
         throw new Error(`runsc restore from ${imageDir}: ${(err as Error).message}${tail ? `: ${tail}` : ''}`, {
           cause: err,
         });
@@ -260,7 +260,7 @@ export class GvisorDriver implements SandboxDriver {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (done) {
-        const tail = tailOf(paths.logFile, 4000).split('\n').slice(-3).join(' ').slice(-600);
+        const tail = lastLinesOf(paths.logFile);
         throw new Error(`runsc restore from ${imageDir} failed: ${tail || 'no output'}`);
       }
       // The pid file comes when the sandbox process starts, before its state is loaded: from
@@ -436,6 +436,11 @@ export async function runscVersion(runsc: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** The sandbox log's last lines on one line, for an error message. */
+function lastLinesOf(logFile: string): string {
+  return tailOf(logFile, 4000).split('\n').slice(-3).join(' ').slice(-600);
 }
 
 /**
