@@ -1,5 +1,5 @@
 // sandbox.commands: run a command and stream its output; start background processes.
-import { call, callJson, callReply, type ResolvedConnection } from './connection.ts';
+import { call, callJson, callReply, send, type ResolvedConnection } from './connection.ts';
 import { TimeoutError } from './errors.ts';
 import { DEFAULT_MAX_OUTPUT_CHARS, OutputChannel, ndjsonEvents, type OutputSink } from './output.ts';
 // The wire types are the agent's own (packages/runtime/src/schemas.ts): one definition for both sides.
@@ -57,7 +57,7 @@ async function nextWithin<T>(events: AsyncIterator<T>, ms: number): Promise<Iter
 
 /** Reads an exec stream to its end: output to where opts send it, then the exit event. */
 async function consume(
-  res: Response,
+  body: AsyncIterable<Uint8Array>,
   opts: OutputOpts,
   what: string,
 ): Promise<{ result: CommandResult; exit?: { timedOut: boolean } }> {
@@ -65,7 +65,7 @@ async function consume(
   const out = new OutputChannel(max, opts.onStdout, opts.stdout);
   const err = new OutputChannel(max, opts.onStderr, opts.stderr);
   let exit: { exitCode: number | null; timedOut: boolean } | undefined;
-  const events = ndjsonEvents(res.body as unknown as AsyncIterable<Uint8Array>, what)[Symbol.asyncIterator]();
+  const events = ndjsonEvents(body, what)[Symbol.asyncIterator]();
   try {
     for (;;) {
       // After the exit event the stream is read to its end, not cancelled: a cancelled response
@@ -110,7 +110,7 @@ export class Commands {
     // The HTTP call may outlive the command's own timeout by the time it takes to report it.
     const httpTimeout = (opts.timeoutMs ?? 300_000) + 30_000;
     const what = `run "${cmd.slice(0, 80)}" in sandbox ${this.target.id}`;
-    const res = await call(this.conn, '/v1/exec', what, {
+    const res = await send(this.conn, '/v1/exec', what, {
       method: 'POST',
       body: JSON.stringify(body),
       headers: { 'content-type': 'application/json' },
@@ -177,7 +177,7 @@ export class Commands {
     opts: OutputOpts & { follow?: boolean } = {},
   ): Promise<Omit<CommandResult, 'exitCode'> & { exitCode: number | null }> {
     const what = `output of ${id}`;
-    const res = await call(
+    const res = await send(
       this.conn,
       `/v1/processes/${encodeURIComponent(id)}/output${opts.follow ? '?follow=1' : ''}`,
       what,
