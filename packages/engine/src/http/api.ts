@@ -135,6 +135,13 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
     return c.json(statusBody(e.reason, e.message, e.causes), e.status as 400);
   });
   app.notFound((c) => c.json(statusBody('NotFound', `no route ${c.req.method} ${c.req.path}`), 404));
+  // A change is acknowledged once it is on the disk: the store commits without waiting for the
+  // disk, and a request's writes (a claim makes seven) share this one sync. A failed request may
+  // have written too (a claim made, then removed), so every answer but a read's waits for it.
+  app.use('*', async (c, next) => {
+    await next();
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') await store.flush();
+  });
   const conveniences = sdkHandlers(store, sandboxes, info);
   const objects = objectHandlers(store);
   const handlers: Record<RouteName, Handler> = { ...conveniences, ...objects };
