@@ -147,6 +147,8 @@ export class SqliteStore implements WatchableStore {
   }
 
   close(): void {
+    // SQLite's close checkpoints the WAL into the database and syncs it: nothing left to flush.
+    this.durable = this.commits;
     this.db.close();
     if (this.walFd !== undefined) closeSync(this.walFd);
     this.walFd = undefined;
@@ -158,7 +160,7 @@ export class SqliteStore implements WatchableStore {
    */
   async flush(): Promise<void> {
     const want = this.commits;
-    while (this.durable < want) {
+    while (this.durable < want && this.db.open) {
       this.syncing ??= this.syncWal().finally(() => (this.syncing = undefined));
       await this.syncing;
     }
