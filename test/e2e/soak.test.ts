@@ -44,7 +44,7 @@ describe('soak', () => {
     // leak of 2 KiB a request would hold 40 MB).
     const rssAfterLoad = e.rssBytes();
     let rssIdle = rssAfterLoad;
-    for (const until = Date.now() + 60_000; Date.now() < until && rssIdle >= rssBefore + 25 * MiB; ) {
+    for (const until = Date.now() + 60_000; Date.now() < until && rssIdle >= rssBefore + 25 * MiB;) {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       rssIdle = e.rssBytes();
     }
