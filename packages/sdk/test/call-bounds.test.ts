@@ -78,8 +78,10 @@ describe('bounds of a call', () => {
     const before = callJson(conn, '/silent', 'ask', { signal: ac.signal });
     const during = new Commands(conn, target).run('sleep 9', { signal: ac.signal });
     setTimeout(() => ac.abort(), 200);
-    await assert.rejects(before, (err: Error) => err.name === 'AbortError');
-    await assert.rejects(during, (err: Error) => err.name === 'AbortError');
+    await Promise.all([
+      assert.rejects(before, (err: Error) => err.name === 'AbortError'),
+      assert.rejects(during, (err: Error) => err.name === 'AbortError'),
+    ]);
     await assert.rejects(
       callJson(conn, '/silent', 'ask', { signal: ac.signal }),
       (err: Error) => err.name === 'AbortError',
