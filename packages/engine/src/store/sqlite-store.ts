@@ -83,8 +83,7 @@ export class SqliteStore implements WatchableStore {
   private readonly stmts;
   private readonly walFile: string;
   private walFd: number | undefined;
-  /** Commits so far, and how many of them flush() has made durable. */
-  private commits = 0;
+  /** Of the rows this connection changed (SQLite's total_changes()), how many flush() made durable. */
   private durable = 0;
   private syncing: Promise<void> | undefined;
   /** fdatasyncs of the WAL flush() has made. */
@@ -135,6 +134,7 @@ export class SqliteStore implements WatchableStore {
       ),
       deleteWorkload: this.db.prepare('DELETE FROM workloads WHERE namespace = ? AND name = ?'),
       workloads: this.db.prepare('SELECT namespace, name, uid, container_id AS containerId FROM workloads'),
+      totalChanges: this.db.prepare('SELECT total_changes()').pluck(),
       trimEvents: this.db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
     };
     for (const row of this.db.prepare('SELECT json FROM objects').all() as Array<{ json: string }>) {
@@ -148,7 +148,6 @@ export class SqliteStore implements WatchableStore {
 
   close(): void {
     // SQLite's close checkpoints the WAL into the database and syncs it: nothing left to flush.
-    this.durable = this.commits;
     this.db.close();
     if (this.walFd !== undefined) closeSync(this.walFd);
     this.walFd = undefined;
@@ -159,15 +158,20 @@ export class SqliteStore implements WatchableStore {
    * which is what synchronous=FULL does at each commit). Callers at the same moment share one.
    */
   async flush(): Promise<void> {
-    const want = this.commits;
+    if (!this.db.open) return;
+    const want = this.changes();
     while (this.durable < want && this.db.open) {
       this.syncing ??= this.syncWal().finally(() => (this.syncing = undefined));
       await this.syncing;
     }
   }
 
+  private changes(): number {
+    return this.stmts.totalChanges.get() as number;
+  }
+
   private async syncWal(): Promise<void> {
-    const upTo = this.commits;
+    const upTo = this.changes();
     // The WAL exists from the first commit on and stays (reset in place, not replaced) while the
     // database is open.
     this.walFd ??= openSync(this.walFile, 'r');
@@ -286,7 +290,6 @@ export class SqliteStore implements WatchableStore {
       for (const o of doomed) this.stmts.remove.run(o.kind, o.metadata.namespace, o.metadata.name!);
       this.stmts.setRv.run(String(++this.rv));
     })();
-    this.commits++;
     for (const o of doomed) {
       this.objects.delete(key(o.kind, o.metadata.namespace, o.metadata.name!));
       this.emit({ type: 'DELETED', object: o });
@@ -312,7 +315,6 @@ export class SqliteStore implements WatchableStore {
         now,
       );
     if (Math.random() < 0.01) this.stmts.trimEvents.run(10_000);
-    this.commits++;
   }
 
   eventsOf(uid: string): StoredEvent[] {
@@ -335,11 +337,9 @@ export class SqliteStore implements WatchableStore {
   /** Written before a container starts, so a crash leaves no container the next engine cannot name. */
   putWorkload(row: WorkloadRow): void {
     this.stmts.putWorkload.run(row.namespace, row.name, row.uid, row.containerId ?? null);
-    this.commits++;
   }
   deleteWorkload(namespace: string, name: string): void {
     this.stmts.deleteWorkload.run(namespace, name);
-    this.commits++;
   }
   workloads(): WorkloadRow[] {
     const rows = this.stmts.workloads.all() as Array<WorkloadRow & { containerId: string | null }>;
@@ -387,7 +387,6 @@ export class SqliteStore implements WatchableStore {
       this.stmts.upsert.run(obj.kind, md.namespace, md.name, md.uid, rv, JSON.stringify(obj));
       this.stmts.setRv.run(String(rv));
     })();
-    this.commits++;
     this.rv = rv;
     this.objects.set(key(obj.kind, md.namespace, md.name!), obj);
   }
