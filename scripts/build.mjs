@@ -11,6 +11,7 @@
 // - dist/controller.mjs, dist/router.mjs: the Kubernetes controller and the sandbox router.
 // - dist/statx-shim.so, dist/asb-spawn, dist/asb-reaper: native helpers (packages/*/native/).
 // - dist/asb-agent:  the Go agent (packages/runtime/agent-go), a static binary: the default agent.
+// - dist/asb-spawner: the engine's command starter (packages/engine/native/spawner), Go, static.
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -157,4 +158,17 @@ try {
   });
 } catch {
   console.warn('warning: dist/asb-agent not built (no Go toolchain?): sandboxes run the node agent');
+}
+
+// dist/asb-spawner: starts the commands the engine runs to their end (runsc kill, delete, umount),
+// so that node's spawn does not block the engine's event loop for each (packages/engine/src/spawner.ts);
+// without it the engine uses execFile.
+try {
+  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', '../../../../dist/asb-spawner', '.'], {
+    cwd: 'packages/engine/native/spawner',
+    env: { ...process.env, CGO_ENABLED: '0' },
+    stdio: 'inherit',
+  });
+} catch {
+  console.warn('warning: dist/asb-spawner not built (no Go toolchain?): the engine starts commands with execFile');
 }

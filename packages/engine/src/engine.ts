@@ -37,6 +37,7 @@ import { builtinTemplates } from './builtin-templates.ts';
 import { applyObjects } from './apply.ts';
 import { unmountAll } from './workspace.ts';
 import { raiseEngineCpuWeight } from './engine-cgroup.ts';
+import { useSpawner } from './spawner.ts';
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -74,6 +75,8 @@ function which(cmd: string): string | undefined {
 }
 
 async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver: SandboxDriver; runtime?: string }> {
+  // Commands run to their end (runsc kill, delete, umount...) start from the helper beside the agent.
+  useSpawner(join(dirname(config.agentPath), 'asb-spawner'));
   const runsc = which(config.runscPath);
   if (config.driver !== 'bubblewrap' && runsc) {
     const reaper = join(dirname(config.agentPath), 'asb-reaper');

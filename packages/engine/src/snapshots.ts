@@ -19,10 +19,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { outsideEngineCgroup } from './engine-cgroup.ts';
-import { promisify } from 'node:util';
 import { EngineError } from './errors.ts';
+import { runCommand as run } from './spawner.ts';
 
 export type SnapshotReason = 'suspend' | 'manual';
 
@@ -156,8 +155,6 @@ export class SnapshotStore {
     }
   }
 }
-
-const run = promisify(execFile);
 
 /**
  * Bytes allocated on disk under `path` (sparse files count what they use). `path` may hold what a

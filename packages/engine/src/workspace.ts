@@ -2,7 +2,6 @@
 // loop devices), an ext4 file system of its own in a sparse image file, so the template's
 // `ephemeral-storage` limit is a real quota: a sandbox that fills its disk gets ENOSPC, not the
 // host's disk. Without the journal (crash recovery is fsck's job) a 4 GiB image costs ~2 MB.
-import { execFile } from 'node:child_process';
 import {
   closeSync,
   mkdirSync,
@@ -15,11 +14,10 @@ import {
   existsSync,
   statSync,
 } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-
-const run = promisify(execFile);
+import { runCommand as run } from './spawner.ts';
 
 export interface Workspace {
   path: string;
@@ -103,15 +101,16 @@ export async function destroyWorkspace(dir: string): Promise<void> {
   for (const m of mountPoints().filter((p) => p.startsWith(join(dir, 'volumes') + '/'))) {
     await run('umount', [m], { timeout: 30_000 }).catch(() => run('umount', ['-l', m], { timeout: 30_000 }));
   }
-  rmSync(dir, { recursive: true, force: true });
+  // In libuv's pool, not on the event loop: a workspace's files took ~6 ms of it to unlink.
+  await rm(dir, { recursive: true, force: true });
 }
 
 /** Drops the workspace's files (image and mount point) and keeps the rest of the sandbox's
  *  directory (its volumes): a reset. */
 export async function dropWorkspace(dir: string): Promise<void> {
   await unmountWorkspace(dir);
-  rmSync(join(dir, 'workspace'), { recursive: true, force: true });
-  rmSync(join(dir, 'workspace.img'), { force: true });
+  await rm(join(dir, 'workspace'), { recursive: true, force: true });
+  await rm(join(dir, 'workspace.img'), { force: true });
 }
 
 async function unmountWorkspace(dir: string): Promise<void> {

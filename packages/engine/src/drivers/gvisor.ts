@@ -1,11 +1,10 @@
 // gVisor driver: one `runsc run` per sandbox, from an OCI bundle the engine writes, with its own
 // --root (state directory) and no network device but loopback. A sandbox outlives the engine; a
 // new engine reaches its agent again with a relay exec'd into it (attach).
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { mkdirSync, writeFileSync, openSync, closeSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { buildOciSpec } from '../oci-spec.ts';
 import { AGENT_MOUNT, type SandboxRuntimeSpec } from './runtime-spec.ts';
 import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
@@ -14,8 +13,7 @@ import { tailOf } from '../sandbox-log.ts';
 import { atTeardownWeight, lowerToTeardownWeight, outsideEngineCgroup } from '../engine-cgroup.ts';
 import { unmountAll } from '../workspace.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
-
-const run = promisify(execFile);
+import { runCommand as run } from '../spawner.ts';
 
 /** Run in the sandbox by attach: connects to the agent's abstract socket (AGENT_SOCKET_NAME in
  *  packages/runtime/src/server.ts) and relays it over its stdin/stdout (asb-spawn.c, --relay). */

@@ -1,11 +1,9 @@
 // A sandbox's files on the host, copied whole between its directory and a snapshot's.
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { syncWorkspace } from '../workspace.ts';
+import { runCommand as run } from '../spawner.ts';
 
-const run = promisify(execFile);
 const COPY_TIMEOUT_MS = 600_000;
 
 /**

@@ -1,0 +1,3 @@
+module asb/spawner
+
+go 1.26.0

@@ -1,0 +1,174 @@
+// Commands the engine runs to their end (runsc kill, delete, state; umount; cp; du), started by
+// a long-lived helper (native/spawner, built to dist/asb-spawner) rather than node's
+// child_process: node's spawn blocks the event loop until the child has exec'd, 3-4 ms each in
+// the engine here and three for every sandbox torn down, taken from whatever claim or command
+// runs beside it. Through the helper a command costs the loop a line of JSON each way. Without
+// the helper (not built, or ASB_SPAWNER=off), node's execFile runs them as before.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+
+export interface RunOptions {
+  /** Milliseconds before the command is sent SIGTERM (as execFile's `timeout`). */
+  timeout?: number;
+  /** Bytes of stdout, and of stderr, past which the command is killed (execFile's default: 1 MiB). */
+  maxBuffer?: number;
+  cwd?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** A command that failed, shaped as execFile's error: its exit code (or errno name when it did
+ *  not start), signal and output. */
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly cmd: string,
+    readonly stdout: string,
+    readonly stderr: string,
+    readonly code: number | string | null,
+    readonly signal: string | null,
+    readonly killed: boolean,
+  ) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+interface Reply {
+  id: number;
+  code: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+  error?: string;
+  errno?: string;
+  killed?: boolean;
+  reason?: string;
+}
+
+interface Pending {
+  cmd: string;
+  resolve: (r: RunResult) => void;
+  reject: (e: Error) => void;
+}
+
+const execFileAsync = promisify(execFile);
+
+export class Spawner {
+  private child: ChildProcess | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  /** `path`: the helper binary; undefined, or a path that does not exist, runs commands with execFile. */
+  constructor(private readonly path: string | undefined) {}
+
+  get usesHelper(): boolean {
+    return this.path !== undefined && existsSync(this.path);
+  }
+
+  run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const child = this.helper();
+    if (!child) return execFileAsync(file, [...args], { ...opts, encoding: 'utf8' });
+    const id = this.nextId++;
+    const cmd = [file, ...args].join(' ');
+    const request = { id, argv: [file, ...args], dir: opts.cwd, timeoutMs: opts.timeout, maxBuffer: opts.maxBuffer };
+    return new Promise<RunResult>((resolve, reject) => {
+      this.pending.set(id, { cmd, resolve, reject });
+      this.holdOpen(true);
+      child.stdin!.write(`${JSON.stringify(request)}\n`);
+    });
+  }
+
+  /** Ends the helper once the commands in flight have ended (it exits at the end of its input). */
+  close(): void {
+    this.child?.stdin?.end();
+    this.child = undefined;
+  }
+
+  private helper(): ChildProcess | undefined {
+    if (this.child) return this.child;
+    if (!this.usesHelper) return undefined;
+    const child = spawn(this.path!, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = child;
+    const fail = (why: string) => {
+      if (this.child === child) this.child = undefined;
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(new CommandError(`Command failed: ${p.cmd}\n${why}`, p.cmd, '', '', null, null, false));
+      }
+      this.holdOpen(false);
+    };
+    child.on('error', (err) => fail(`asb-spawner: ${err.message}`));
+    child.on('exit', (code, signal) => fail(`asb-spawner exited (${signal ?? `code ${code}`})`));
+    child.stdin.on('error', () => undefined); // its exit says what happened
+    createInterface({ input: child.stdout }).on('line', (line) => this.settle(line));
+    this.holdOpen(false);
+    return child;
+  }
+
+  private settle(line: string): void {
+    let reply: Reply;
+    try {
+      reply = JSON.parse(line) as Reply;
+    } catch {
+      return;
+    }
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.holdOpen(false);
+    if (reply.code === 0 && !reply.error) {
+      p.resolve({ stdout: reply.stdout, stderr: reply.stderr });
+      return;
+    }
+    const why = reply.error && !reply.killed ? reply.error : reply.stderr;
+    const code = reply.errno ?? reply.code;
+    const killed = reply.killed ?? false;
+    p.reject(
+      new CommandError(
+        `Command failed: ${p.cmd}\n${why}`,
+        p.cmd,
+        reply.stdout,
+        reply.stderr,
+        code,
+        reply.signal ?? null,
+        killed,
+      ),
+    );
+  }
+
+  /** The helper keeps the engine's process alive only while a command is in flight. */
+  private holdOpen(hold: boolean): void {
+    const child = this.child;
+    if (!child) return;
+    const out = child.stdout as Socket | null;
+    if (hold) {
+      child.ref();
+      out?.ref();
+    } else {
+      child.unref();
+      out?.unref();
+      (child.stdin as Socket | null)?.unref();
+    }
+  }
+}
+
+let shared = new Spawner(undefined);
+
+/** Where the helper is (the engine sets it at start, next to its other binaries). */
+export function useSpawner(path: string | undefined): void {
+  if (shared.usesHelper && path !== undefined) return; // one helper per process is enough
+  shared.close();
+  shared = new Spawner(process.env.ASB_SPAWNER === 'off' ? undefined : path);
+}
+
+/** Runs a command to its end: through the helper when there is one, else with execFile. */
+export function runCommand(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return shared.run(file, args, opts);
+}

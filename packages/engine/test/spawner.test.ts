@@ -1,0 +1,99 @@
+// The engine's commands through the real helper (dist/asb-spawner, built by `npm run build`) over
+// real pipes: what they print and how they end arrive as execFile would report them, several run
+// at once, a timeout and an output cap kill, a helper that dies fails what was in flight and is
+// started again for the next command, and without the helper execFile does the same work.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CommandError, Spawner, type RunResult } from '../src/spawner.ts';
+
+const HELPER = fileURLToPath(new URL('../../../dist/asb-spawner', import.meta.url));
+
+async function failure(p: Promise<RunResult>): Promise<CommandError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof Error, 'the command should have failed');
+  return err as CommandError;
+}
+
+describe('spawner', () => {
+  it('the helper is built (npm run build)', () => {
+    assert.ok(existsSync(HELPER), `${HELPER} is missing: run npm run build`);
+  });
+
+  for (const [label, path] of [
+    ['through the helper', HELPER],
+    ['with execFile (no helper)', undefined],
+  ] as const) {
+    describe(label, () => {
+      const spawner = new Spawner(path);
+      after(() => spawner.close());
+
+      it('returns what the command printed', async () => {
+        assert.equal(spawner.usesHelper, path !== undefined);
+        const out = await spawner.run('sh', ['-c', 'echo out; echo err >&2']);
+        assert.deepEqual(out, { stdout: 'out\n', stderr: 'err\n' });
+      });
+
+      it('fails with the exit code and the output of a command that fails', async () => {
+        const err = await failure(spawner.run('sh', ['-c', 'echo partial; echo "no such thing" >&2; exit 3']));
+        assert.equal(err.code, 3);
+        assert.equal(err.stdout, 'partial\n');
+        assert.equal(err.stderr, 'no such thing\n');
+        assert.match(err.message, /no such thing/);
+      });
+
+      it('says ENOENT for a program that does not exist', async () => {
+        const err = await failure(spawner.run('/nonexistent/program', []));
+        assert.equal(err.code, 'ENOENT');
+      });
+
+      it('kills a command at its timeout', async () => {
+        const t0 = performance.now();
+        const err = await failure(spawner.run('sleep', ['10'], { timeout: 200 }));
+        assert.equal(err.killed, true);
+        assert.equal(err.signal, 'SIGTERM');
+        assert.ok(performance.now() - t0 < 5_000, 'killed long before sleep would have ended');
+      });
+
+      it('kills a command whose output passes maxBuffer', async () => {
+        const err = await failure(spawner.run('head', ['-c', '5000000', '/dev/zero'], { maxBuffer: 1000 }));
+        assert.ok(err.stdout.length <= 1000, `kept ${err.stdout.length} bytes`);
+      });
+
+      it('runs commands side by side, each answer to its own call', async () => {
+        const t0 = performance.now();
+        const outs = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => spawner.run('sh', ['-c', `sleep 0.3; echo ${i}`])),
+        );
+        assert.deepEqual(
+          outs.map((o) => o.stdout),
+          outs.map((_, i) => `${i}\n`),
+        );
+        assert.ok(performance.now() - t0 < 2_000, 'eight 0.3 s commands ran at once, not one after another');
+      });
+
+      it('runs a command in the directory asked', async () => {
+        assert.equal((await spawner.run('pwd', [], { cwd: '/tmp' })).stdout, '/tmp\n');
+      });
+    });
+  }
+
+  it('a helper that dies fails the commands in flight, and the next command starts a new one', async () => {
+    const spawner = new Spawner(HELPER);
+    after(() => spawner.close());
+    const pidOf = async () => Number((await spawner.run('sh', ['-c', 'echo $PPID'])).stdout);
+    const first = await pidOf();
+    assert.match(readFileSync(`/proc/${first}/cmdline`, 'utf8'), /asb-spawner/);
+    const inFlight = spawner.run('sleep', ['3']);
+    process.kill(first, 'SIGKILL');
+    const err = await failure(inFlight);
+    assert.match(err.message, /asb-spawner exited/);
+    const second = await pidOf();
+    assert.notEqual(second, first);
+    assert.match(readFileSync(`/proc/${second}/cmdline`, 'utf8'), /asb-spawner/);
+  });
+});
