@@ -49,7 +49,6 @@ interface Reply {
   error?: string;
   errno?: string;
   killed?: boolean;
-  reason?: string;
 }
 
 interface Pending {
@@ -65,11 +64,12 @@ export class Spawner {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  /** `path`: the helper binary; undefined, or a path that does not exist, runs commands with execFile. */
-  constructor(private readonly path: string | undefined) {}
+  /** Whether commands go through the helper: looked for once, not at every command. */
+  readonly usesHelper: boolean;
 
-  get usesHelper(): boolean {
-    return this.path !== undefined && existsSync(this.path);
+  /** `path`: the helper binary; undefined, or a path that does not exist, runs commands with execFile. */
+  constructor(private readonly path: string | undefined) {
+    this.usesHelper = path !== undefined && existsSync(path);
   }
 
   run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -127,9 +127,8 @@ export class Spawner {
       p.resolve({ stdout: reply.stdout, stderr: reply.stderr });
       return;
     }
-    const why = reply.error && !reply.killed ? reply.error : reply.stderr;
+    const why = reply.error ?? reply.stderr;
     const code = reply.errno ?? reply.code;
-    const killed = reply.killed ?? false;
     p.reject(
       new CommandError(
         `Command failed: ${p.cmd}\n${why}`,
@@ -138,7 +137,7 @@ export class Spawner {
         reply.stderr,
         code,
         reply.signal ?? null,
-        killed,
+        reply.killed ?? false,
       ),
     );
   }

@@ -15,7 +15,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -24,10 +23,8 @@ import (
 )
 
 type request struct {
-	ID   uint64   `json:"id"`
-	Argv []string `json:"argv"`
-	// Env replaces the spawner's environment (the engine's, as it was at the spawner's start) when set.
-	Env       []string `json:"env,omitempty"`
+	ID        uint64   `json:"id"`
+	Argv      []string `json:"argv"`
 	Dir       string   `json:"dir,omitempty"`
 	TimeoutMs int64    `json:"timeoutMs,omitempty"`
 	// MaxBuffer bounds stdout and stderr each, as node's execFile does: past it the command is killed.
@@ -40,10 +37,9 @@ type reply struct {
 	Signal string `json:"signal,omitempty"`
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
-	Error  string `json:"error,omitempty"` // it did not start, or was killed by the spawner
-	Errno  string `json:"errno,omitempty"` // ENOENT, EACCES... when it did not start
-	Killed bool   `json:"killed,omitempty"`
-	Reason string `json:"reason,omitempty"` // "timeout" or "maxBuffer" when Killed
+	Error  string `json:"error,omitempty"`  // it did not start
+	Errno  string `json:"errno,omitempty"`  // ENOENT, EACCES... when it did not start
+	Killed bool   `json:"killed,omitempty"` // by the spawner: past its timeout or its output cap
 }
 
 const defaultMaxBuffer = 1024 * 1024
@@ -82,23 +78,22 @@ func run(req request) reply {
 		return out
 	}
 	cmd := exec.Command(req.Argv[0], req.Argv[1:]...)
-	cmd.Env = req.Env
 	cmd.Dir = req.Dir
 	limit := req.MaxBuffer
 	if limit <= 0 {
 		limit = defaultMaxBuffer
 	}
 	var once sync.Once
-	kill := func(reason string) {
+	kill := func() {
 		once.Do(func() {
-			out.Killed, out.Reason = true, reason
+			out.Killed = true
 			if cmd.Process != nil {
 				_ = cmd.Process.Signal(syscall.SIGTERM) // execFile's killSignal
 			}
 		})
 	}
-	stdout := &capped{max: limit, over: func() { go kill("maxBuffer") }}
-	stderr := &capped{max: limit, over: func() { go kill("maxBuffer") }}
+	stdout := &capped{max: limit, over: func() { go kill() }}
+	stderr := &capped{max: limit, over: func() { go kill() }}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		out.Error = err.Error()
@@ -110,7 +105,7 @@ func run(req request) reply {
 	}
 	var timer *time.Timer
 	if req.TimeoutMs > 0 {
-		timer = time.AfterFunc(time.Duration(req.TimeoutMs)*time.Millisecond, func() { kill("timeout") })
+		timer = time.AfterFunc(time.Duration(req.TimeoutMs)*time.Millisecond, kill)
 	}
 	_ = cmd.Wait()
 	if timer != nil {
@@ -180,10 +175,7 @@ func main() {
 				}()
 			}
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+		if err != nil { // the end of stdin: the engine is gone
 			break
 		}
 	}
