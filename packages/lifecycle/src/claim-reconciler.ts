@@ -274,7 +274,7 @@ export class ClaimReconciler {
 
     const got = await this.ensureSandbox(read, source);
     if ('failure' in got) return fail(got.claim, got.failure);
-    const out = decideClaimStatus(got.claim, base, got.sandbox, now);
+    const out = decideClaimStatus(got.claim, base, await newestStatus(this.d, got.sandbox), now);
     if (out.status) await writeStatus(store, got.claim, out.status);
     return out.result;
   }
@@ -429,6 +429,23 @@ function readyReasonless(status: SandboxClaimStatus | undefined): SandboxClaimSt
     c.type === 'Ready' ? ({ type: c.type, status: c.status } as Condition) : c,
   );
   return { ...status, conditions };
+}
+
+/**
+ * The Sandbox as its own reconciler last reported it, when the copy at hand predates that: an
+ * adoption's write returns the Sandbox at a new generation that its status has not observed yet,
+ * and the Sandbox's reconciler often reports it before the claim's status is written. The claim
+ * copies the Sandbox's Ready condition verbatim (as upstream), so a status from the older copy
+ * is written again at once. Only a copy of the same Sandbox whose Ready condition has observed a
+ * later generation replaces it (a lagging cache never does).
+ */
+async function newestStatus(d: Deps, sandbox: Sandbox): Promise<Sandbox> {
+  const observed = findCondition(sandbox.status?.conditions, 'Ready')?.observedGeneration;
+  if (observed === undefined || observed >= (sandbox.metadata.generation ?? 0)) return sandbox;
+  const { namespace, name, uid } = sandbox.metadata;
+  const current = await d.store.get('Sandbox', namespace, name!, { cached: true });
+  const newer = findCondition(current?.status?.conditions, 'Ready')?.observedGeneration;
+  return current?.metadata.uid === uid && newer !== undefined && newer > observed ? current : sandbox;
 }
 
 function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {

@@ -319,6 +319,30 @@ describe('claim reconciler', () => {
     assert.ok(d.events.some((e) => e.startsWith('c1 SandboxAdopted')));
   });
 
+  it("a warm claim's status is written once, with the Sandbox's newest Ready condition", async () => {
+    const d = fakeDeps();
+    await d.store.create(template());
+    await d.store.create(pool('p', 1));
+    await settle(d);
+    // As in the engine: the Sandbox's reconciler reports the adoption (a new generation) before
+    // the claim's reconcile writes the claim's status.
+    const update = d.store.update.bind(d.store);
+    d.store.update = async (obj) => {
+      const out = await update(obj);
+      if (obj.kind === 'Sandbox') await reconcileSandbox(d, 'default', obj.metadata.name!);
+      return out;
+    };
+    await d.store.create(claim('c1'));
+    await d.reconcileClaim('default', 'c1');
+    const got = (await d.store.get('SandboxClaim', 'default', 'c1'))!;
+    const sb = (await d.store.get('Sandbox', 'default', got.status!.sandbox!.name))!;
+    assert.equal(sb.metadata.generation, 2, 'the adoption changed the Sandbox');
+    assert.deepEqual(ready(got), ready(sb), "the Sandbox's Ready condition, copied as it is now");
+    const writes = d.store.writes;
+    await d.reconcileClaim('default', 'c1');
+    assert.equal(d.store.writes, writes, 'nothing left for the next reconcile to write');
+  });
+
   it('warmpool "none" and env force a cold start even with a pool', async () => {
     const d = fakeDeps();
     const t = template();
