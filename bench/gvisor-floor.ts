@@ -167,6 +167,61 @@ function sleepSpec(): Record<string, unknown> {
   };
 }
 
+/**
+ * Round trips from the host into a running sandbox and back, timed one at a time, with none of ours
+ * inside: bench/native/exec-floor.c under `runsc do` (no network), a socket as its stdin and
+ * stdout. `call`: a byte and its answer, nothing run; `exec`: the same with /bin/true started
+ * (vfork, its output on pipes read to the end, its exit waited for) before the answer: the least
+ * an exec service in a sandbox can cost. Undefined where no C compiler builds it.
+ */
+export async function roundTripFloor(
+  runsc: string,
+  n: number,
+): Promise<{ call: number[]; exec: number[] } | undefined> {
+  const root = runscRoot();
+  const server = join(root.dir, 'exec-floor');
+  try {
+    const built = await run('cc', ['-O2', '-Wall', '-static', '-o', server, resolve('bench/native/exec-floor.c')]).then(
+      () => true,
+      () => false,
+    );
+    if (!built) return undefined;
+    // node's stdio pipes are socketpairs: the sandbox reads and writes a host socket, as the agent's.
+    const child = spawn(runsc, ['--root', root.dir, '--network=none', 'do', server], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    let answer: (() => void) | undefined;
+    child.stdout.on('data', () => answer?.());
+    const roundTrip = (byte: string) =>
+      new Promise<void>((res, rej) => {
+        const timer = setTimeout(() => rej(new Error('exec-floor: no answer within 10 s')), 10_000);
+        answer = () => {
+          clearTimeout(timer);
+          res();
+        };
+        child.stdin.write(byte);
+      });
+    const times = async (byte: string) => {
+      for (let i = 0; i < 20; i++) await roundTrip(byte); // warm; not counted
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        await roundTrip(byte);
+        out.push(performance.now() - t0);
+      }
+      return out;
+    };
+    try {
+      return { call: await times('.'), exec: await times('x') };
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+  } finally {
+    await root.remove();
+  }
+}
+
 /** A fork+exec of /bin/true inside a running sandbox, µs per iteration of a `sh` loop of `n`. */
 export const FORK_EXEC_LOOP = (n: number) =>
   `sh -c 'a=$(date +%s%N); i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done; b=$(date +%s%N); echo $(( (b-a)/1000/${n} ))'`;

@@ -18,6 +18,7 @@ import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 import {
   FORK_EXEC_LOOP,
   idleSleepSandboxes,
+  roundTripFloor,
   runscDoTrue,
   runscsUnderTest,
   type RunscUnderTest,
@@ -86,6 +87,12 @@ async function measureEngine(
     const forkExec: number[] = [];
     for (let i = 0; i < 5; i++) forkExec.push(Number((await sb.run(FORK_EXEC_LOOP(200))).stdout.trim()) / 1000);
     results.add(label, 'floor: fork+exec of /bin/true in a running sandbox', '', forkExec, ms);
+    // The same, from the host: a round trip into a bare sandbox that runs /bin/true (none of ours).
+    const floor = await roundTripFloor(runscPath, EXEC_N);
+    if (floor) {
+      results.add(label, 'floor: a call into a bare sandbox and back (C, no command)', '', floor.call, ms);
+      results.add(label, 'floor: the same, running /bin/true (C: vfork, pipes, wait)', '', floor.exec, ms);
+    }
     await sb.kill();
 
     // Warm pool: claims served from pre-started sandboxes, and how fast the pool refills.

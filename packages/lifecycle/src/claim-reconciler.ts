@@ -445,7 +445,7 @@ async function newestStatus(d: Deps, sandbox: Sandbox): Promise<Sandbox> {
   const { namespace, name, uid } = sandbox.metadata;
   const current = await d.store.get('Sandbox', namespace, name!, { cached: true });
   const newer = findCondition(current?.status?.conditions, 'Ready')?.observedGeneration;
-  return current?.metadata.uid === uid && newer !== undefined && newer > observed ? current : sandbox;
+  return current && current.metadata.uid === uid && newer !== undefined && newer > observed ? current : sandbox;
 }
 
 function withAssigned(claim: SandboxClaim, sandboxName: string | undefined): SandboxClaim {

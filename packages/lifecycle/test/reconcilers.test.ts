@@ -335,7 +335,7 @@ describe('claim reconciler', () => {
     await d.store.create(claim('c1'));
     await d.reconcileClaim('default', 'c1');
     const got = (await d.store.get('SandboxClaim', 'default', 'c1'))!;
-    const sb = (await d.store.get('Sandbox', 'default', got.status!.sandbox!.name))!;
+    const sb = (await d.store.get('Sandbox', 'default', got.status!.sandbox!.name!))!;
     assert.equal(sb.metadata.generation, 2, 'the adoption changed the Sandbox');
     assert.deepEqual(ready(got), ready(sb), "the Sandbox's Ready condition, copied as it is now");
     const writes = d.store.writes;
