@@ -12,6 +12,11 @@ npm run --silent format:check
 test_pkgs=()
 python3 -c 'import ensurepip' 2>/dev/null || test_pkgs+=(python3-venv)
 command -v ip >/dev/null 2>&1 || test_pkgs+=(iproute2)
+# Image pulls are tested against a real registry (Debian's docker-registry: the CNCF
+# distribution), with images pushed by skopeo, some of their layers compressed by zstd.
+command -v docker-registry >/dev/null 2>&1 || test_pkgs+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || test_pkgs+=(skopeo)
+command -v zstd >/dev/null 2>&1 || test_pkgs+=(zstd)
 if [ ${#test_pkgs[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${test_pkgs[@]}" >/dev/null
 fi

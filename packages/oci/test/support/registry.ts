@@ -1,0 +1,204 @@
+// Real registries for the tests: Debian's `docker-registry` (CNCF distribution) on loopback, open
+// or behind htpasswd, and images made here as OCI layouts (tar, gzip or zstd) and pushed to it
+// with skopeo, as a user's client would.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+
+const run = promisify(execFile);
+
+export interface TestRegistry {
+  /** host:port, as references name it. */
+  host: string;
+  /** Where the registry keeps its blobs (to tamper with one). */
+  dataDir: string;
+  credentials?: { username: string; password: string };
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** A registry on loopback; with `auth`, htpasswd (bcrypt) with one user. */
+export async function startRegistry(opts: { auth?: boolean } = {}): Promise<TestRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), 'asb-registry-'));
+  const port = await freePort();
+  const credentials = opts.auth ? { username: 'alice', password: 'wonder-land' } : undefined;
+  let authBlock = '';
+  if (credentials) {
+    // bcrypt, which htpasswd auth requires: glibc's crypt(3) (libxcrypt) makes it.
+    const { stdout } = await run('python3', [
+      '-W',
+      'ignore',
+      '-c',
+      `import crypt; print(crypt.crypt(${JSON.stringify(credentials.password)}, crypt.mksalt(crypt.METHOD_BLOWFISH)))`,
+    ]);
+    writeFileSync(join(dir, 'htpasswd'), `${credentials.username}:${stdout.trim()}\n`);
+    authBlock = `auth:\n  htpasswd: { realm: test, path: ${join(dir, 'htpasswd')} }\n`;
+  }
+  writeFileSync(
+    join(dir, 'config.yml'),
+    `version: 0.1
+log: { level: error, accesslog: { disabled: true } }
+storage:
+  filesystem: { rootdirectory: ${join(dir, 'data')} }
+  delete: { enabled: true }
+http:
+  addr: 127.0.0.1:${port}
+  secret: test-secret
+${authBlock}`,
+  );
+  const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const host = `127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const up = await fetch(`http://${host}/v2/`).then(
+      (r) => r.status === 200 || r.status === 401,
+      () => false,
+    );
+    if (up) break;
+    if (i > 100 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`docker-registry did not start: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    host,
+    dataDir: join(dir, 'data'),
+    ...(credentials ? { credentials } : {}),
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface LayerSpec {
+  /** Path in the image → content; a name `.wh.NAME` is a whiteout of NAME in lower layers. */
+  files: Record<string, string>;
+  compression?: 'gzip' | 'zstd';
+}
+
+export interface ImageSpec {
+  layers: LayerSpec[];
+  architecture?: string;
+  config?: { Env?: string[]; Cmd?: string[]; Entrypoint?: string[]; WorkingDir?: string; User?: string };
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** An OCI image layout with one tag: one image, or (with several) an index of them. */
+export async function ociLayout(images: ImageSpec[], tag: string): Promise<{ dir: string; remove(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'asb-oci-layout-'));
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const blob = (bytes: Buffer, mediaType: string, extra: Record<string, unknown> = {}) => {
+    const hex = sha(bytes);
+    writeFileSync(join(dir, 'blobs', 'sha256', hex), bytes);
+    return { mediaType, digest: `sha256:${hex}`, size: bytes.length, ...extra };
+  };
+  const manifests = [];
+  for (const img of images) {
+    const layers = [];
+    const diffIds = [];
+    for (const layer of img.layers) {
+      const root = mkdtempSync(join(tmpdir(), 'asb-layer-'));
+      for (const [path, content] of Object.entries(layer.files)) {
+        mkdirSync(dirname(join(root, path)), { recursive: true });
+        writeFileSync(join(root, path), content);
+      }
+      const tarPath = join(root, '..', `${root.split('/').pop()}.tar`);
+      await run('tar', ['-C', root, '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-cf', tarPath, '.']);
+      const tar = readFileSync(tarPath);
+      rmSync(root, { recursive: true, force: true });
+      rmSync(tarPath, { force: true });
+      diffIds.push(`sha256:${sha(tar)}`);
+      if (layer.compression === 'zstd') {
+        const { stdout } = await zstd(tar);
+        layers.push(blob(stdout, 'application/vnd.oci.image.layer.v1.tar+zstd'));
+      } else {
+        layers.push(blob(gzipSync(tar), 'application/vnd.oci.image.layer.v1.tar+gzip'));
+      }
+    }
+    const architecture = img.architecture ?? 'amd64';
+    const config = blob(
+      Buffer.from(
+        JSON.stringify({
+          architecture,
+          os: 'linux',
+          config: img.config ?? {},
+          rootfs: { type: 'layers', diff_ids: diffIds },
+        }),
+      ),
+      'application/vnd.oci.image.config.v1+json',
+    );
+    const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers };
+    manifests.push(
+      blob(Buffer.from(JSON.stringify(manifest)), 'application/vnd.oci.image.manifest.v1+json', {
+        platform: { os: 'linux', architecture },
+      }),
+    );
+  }
+  let top = manifests[0]!;
+  if (images.length > 1) {
+    const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests };
+    top = blob(Buffer.from(JSON.stringify(index)), 'application/vnd.oci.image.index.v1+json');
+  }
+  const { platform: _p, ...entry } = top as typeof top & { platform?: unknown };
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ ...entry, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
+  );
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function zstd(input: Buffer): Promise<{ stdout: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('zstd', ['-q', '-c', '-3'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve({ stdout: Buffer.concat(out) }) : reject(new Error(`zstd exited ${code}`)),
+    );
+    child.stdin.end(input);
+  });
+}
+
+/** Pushes images (an index when several) to registry/repo:tag with skopeo, as a user would. */
+export async function pushImage(reg: TestRegistry, repo: string, tag: string, images: ImageSpec[]): Promise<void> {
+  const layout = await ociLayout(images, tag);
+  try {
+    const creds = reg.credentials ? ['--dest-creds', `${reg.credentials.username}:${reg.credentials.password}`] : [];
+    await run('skopeo', [
+      'copy',
+      '--quiet',
+      '--all',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      ...creds,
+      `oci:${layout.dir}:${tag}`,
+      `docker://${reg.host}/${repo}:${tag}`,
+    ]);
+  } finally {
+    layout.remove();
+  }
+}
