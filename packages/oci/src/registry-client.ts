@@ -56,11 +56,14 @@ export interface ResolvedManifest {
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const NOT_TLS = 'it does not speak TLS';
 const MAX_REDIRECTS = 5;
 
 export class RegistryClient {
   /** Bearer tokens by registry and scope; the registry says how long one lasts. */
   private readonly tokens = new Map<string, { token: string; expires: number }>();
+  /** How each registry that may speak plain HTTP is spoken to, once found out. */
+  private readonly schemes = new Map<string, Promise<string>>();
   private readonly platform: Platform;
   private readonly timeoutMs: number;
 
@@ -149,7 +152,7 @@ export class RegistryClient {
   ): Promise<IncomingMessage> {
     const scope = `repository:${ref.repository}:pull`;
     const key = `${ref.registry}\u0000${scope}`;
-    const url = `${this.baseUrl(ref.registry)}/v2/${ref.repository}${path}`;
+    const url = `${await this.baseUrl(ref.registry)}/v2/${ref.repository}${path}`;
     const cached = this.tokens.get(key);
     const withToken: Record<string, string> =
       cached && cached.expires > Date.now() ? { authorization: `Bearer ${cached.token}` } : {};
@@ -210,8 +213,31 @@ export class RegistryClient {
     return { token, expires: Date.now() + (seconds - 10) * 1000 };
   }
 
-  private baseUrl(registry: string): string {
-    return `${this.plainHttpAllowed(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
+  /**
+   * HTTPS, always verified (with the registry's CA when one is configured). A registry that may
+   * speak plain HTTP (loopback, or configured so) is asked over HTTPS first, as Docker does, and
+   * spoken to over HTTP only when it does not speak TLS at all; unlike Docker, a certificate that
+   * does not verify is an error there too, not a reason to skip the check.
+   */
+  private baseUrl(registry: string): Promise<string> {
+    const host = apiHost(registry);
+    if (!this.plainHttpAllowed(registry)) return Promise.resolve(`https://${host}`);
+    let known = this.schemes.get(registry);
+    if (!known) {
+      known = this.send(registry, new URL(`https://${host}/v2/`), {}).then(
+        (res) => {
+          res.resume();
+          return `https://${host}`;
+        },
+        (err: unknown) => {
+          this.schemes.delete(registry);
+          if (err instanceof RegistryError && err.message.includes(NOT_TLS)) return `http://${host}`;
+          throw err;
+        },
+      );
+      this.schemes.set(registry, known);
+    }
+    return known;
   }
 
   private plainHttpAllowed(host: string): boolean {
@@ -266,13 +292,14 @@ export class RegistryClient {
           new RegistryError('Unreachable', `${registry}: no answer within ${this.timeoutMs} ms from ${url.host}`),
         ),
       );
-      req.on('error', (err) =>
+      req.on('error', (err) => {
+        if (err instanceof RegistryError) return reject(err);
+        // A server that answers a TLS handshake in plain HTTP: OpenSSL's "wrong version number".
+        const plain = url.protocol === 'https:' && /wrong version number|packet length too long/i.test(err.message);
         reject(
-          err instanceof RegistryError
-            ? err
-            : new RegistryError('Unreachable', `${registry}: cannot reach ${url.host}: ${err.message}`),
-        ),
-      );
+          new RegistryError('Unreachable', `${registry}: cannot reach ${url.host}: ${plain ? NOT_TLS : err.message}`),
+        );
+      });
     });
   }
 }

@@ -2,8 +2,10 @@
 // or behind htpasswd, and images made here as OCI layouts (tar, gzip or zstd) and pushed to it
 // with skopeo, as a user's client would.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, randomUUID, sign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,7 +20,88 @@ export interface TestRegistry {
   /** Where the registry keeps its blobs (to tamper with one). */
   dataDir: string;
   credentials?: { username: string; password: string };
+  /** The PEM of its TLS certificate, when it serves HTTPS. */
+  ca?: string;
+  /** With token auth: what the token service was asked (username or `anonymous`, and scope). */
+  tokenRequests?: string[];
   stop(): Promise<void>;
+}
+
+/** A self-signed certificate and key as NAME.crt and NAME.key in dir; returns the PEM. */
+async function selfSigned(dir: string, name: string, san: string[]): Promise<string> {
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    `subjectAltName=${san.join(',')}`,
+    '-keyout',
+    join(dir, `${name}.key`),
+    '-out',
+    join(dir, `${name}.crt`),
+  ]);
+  return readFileSync(join(dir, `${name}.crt`), 'utf8');
+}
+
+interface TokenService {
+  realm: string;
+  requests: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Distribution's token protocol, served here: a GET with the service and scope (Basic
+ * credentials or none) answers a JWT signed by the key whose certificate the registry trusts
+ * (`x5c`), granting pull of `public/*` to anyone and everything to the one user.
+ */
+async function startTokenService(dir: string, user: { username: string; password: string }): Promise<TokenService> {
+  await selfSigned(dir, 'token', ['DNS:token']);
+  const key = createPrivateKey(readFileSync(join(dir, 'token.key')));
+  const der = new X509Certificate(readFileSync(join(dir, 'token.crt'))).raw.toString('base64');
+  const requests: string[] = [];
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://token');
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const [name, password] = basic ? Buffer.from(basic, 'base64').toString().split(':') : [];
+    const scope = url.searchParams.get('scope') ?? '';
+    requests.push(`${name ?? 'anonymous'} ${scope}`);
+    if (basic && (name !== user.username || password !== user.password)) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'invalid username or password' }] }));
+      return;
+    }
+    const [type, repo, actions] = scope.split(':');
+    const granted = basic || repo?.startsWith('public/') ? (actions ?? '').split(',') : [];
+    const now = Math.floor(Date.now() / 1000);
+    const header = b64({ typ: 'JWT', alg: 'RS256', x5c: [der] });
+    const claims = b64({
+      iss: 'test-issuer',
+      sub: name ?? '',
+      aud: url.searchParams.get('service'),
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access: granted.length ? [{ type, name: repo, actions: granted }] : [],
+    });
+    const signature = sign('sha256', Buffer.from(`${header}.${claims}`), key).toString('base64url');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token: `${header}.${claims}.${signature}`, expires_in: 300 }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    realm: `http://127.0.0.1:${port}/token`,
+    requests,
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
 }
 
 async function freePort(): Promise<number> {
@@ -29,13 +112,27 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A registry on loopback; with `auth`, htpasswd (bcrypt) with one user. */
-export async function startRegistry(opts: { auth?: boolean } = {}): Promise<TestRegistry> {
+/**
+ * A registry on loopback. `auth`: htpasswd (bcrypt) with one user, or distribution's token auth
+ * with a token service of our own (below): anonymous tokens may pull `public/*`, the user's
+ * anything. `tls`: HTTPS with a certificate of its own (its PEM in `ca`).
+ */
+export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; tls?: boolean } = {}): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'asb-registry-'));
   const port = await freePort();
   const credentials = opts.auth ? { username: 'alice', password: 'wonder-land' } : undefined;
   let authBlock = '';
-  if (credentials) {
+  let tlsBlock = '';
+  let ca: string | undefined;
+  let tokens: TokenService | undefined;
+  if (opts.tls) {
+    ca = await selfSigned(dir, 'registry', ['IP:127.0.0.1', 'DNS:localhost']);
+    tlsBlock = `  tls: { certificate: ${join(dir, 'registry.crt')}, key: ${join(dir, 'registry.key')} }\n`;
+  }
+  if (opts.auth === 'token') {
+    tokens = await startTokenService(dir, credentials!);
+    authBlock = `auth:\n  token: { realm: "${tokens.realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${join(dir, 'token.crt')} }\n`;
+  } else if (credentials) {
     // bcrypt, which htpasswd auth requires: glibc's crypt(3) (libxcrypt) makes it.
     const { stdout } = await run('python3', [
       '-W',
@@ -56,7 +153,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: test-secret
-${authBlock}`,
+${tlsBlock}${authBlock}`,
   );
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -65,10 +162,13 @@ ${authBlock}`,
   child.stderr!.on('data', (d) => (stderr += d));
   const host = `127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    const up = await fetch(`http://${host}/v2/`).then(
-      (r) => r.status === 200 || r.status === 401,
-      () => false,
-    );
+    const up = await new Promise<boolean>((resolve) => {
+      const req = (opts.tls ? https : http).get(`${opts.tls ? 'https' : 'http'}://${host}/v2/`, { ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 || res.statusCode === 401);
+      });
+      req.on('error', () => resolve(false));
+    });
     if (up) break;
     if (i > 100 || child.exitCode !== null) {
       child.kill('SIGKILL');
@@ -80,7 +180,10 @@ ${authBlock}`,
     host,
     dataDir: join(dir, 'data'),
     ...(credentials ? { credentials } : {}),
+    ...(ca ? { ca } : {}),
+    ...(tokens ? { tokenRequests: tokens.requests } : {}),
     async stop() {
+      await tokens?.stop();
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
       rmSync(dir, { recursive: true, force: true });
