@@ -3,7 +3,7 @@
 // with skopeo, as a user's client would.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate, createHash, createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -194,7 +194,15 @@ ${tlsBlock}${authBlock}`,
 export interface LayerSpec {
   /** Path in the image → content; a name `.wh.NAME` is a whiteout of NAME in lower layers. */
   files: Record<string, string>;
+  /** Path → target. */
+  symlinks?: Record<string, string>;
+  /** Path → mode, for files above. */
+  modes?: Record<string, number>;
+  /** The uid and gid of every entry (0 unless given). */
+  owner?: number;
   compression?: 'gzip' | 'zstd';
+  /** Only the entries named above, no entries for their directories (as a hostile layer may be). */
+  entriesOnly?: boolean;
 }
 
 export interface ImageSpec {
@@ -224,8 +232,26 @@ export async function ociLayout(images: ImageSpec[], tag: string): Promise<{ dir
         mkdirSync(dirname(join(root, path)), { recursive: true });
         writeFileSync(join(root, path), content);
       }
+      for (const [path, target] of Object.entries(layer.symlinks ?? {})) {
+        mkdirSync(dirname(join(root, path)), { recursive: true });
+        symlinkSync(target, join(root, path));
+      }
+      for (const [path, mode] of Object.entries(layer.modes ?? {})) chmodSync(join(root, path), mode);
+      const owner = String(layer.owner ?? 0);
       const tarPath = join(root, '..', `${root.split('/').pop()}.tar`);
-      await run('tar', ['-C', root, '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-cf', tarPath, '.']);
+      await run('tar', [
+        '-C',
+        root,
+        '--sort=name',
+        `--owner=${owner}`,
+        `--group=${owner}`,
+        '--numeric-owner',
+        '-cf',
+        tarPath,
+        ...(layer.entriesOnly
+          ? ['--no-recursion', ...[...Object.keys(layer.files), ...Object.keys(layer.symlinks ?? {})].sort()]
+          : ['.']),
+      ]);
       const tar = readFileSync(tarPath);
       rmSync(root, { recursive: true, force: true });
       rmSync(tarPath, { force: true });

@@ -1,0 +1,176 @@
+// The images on this machine: blobs by digest, each image's root filesystem unpacked once (by
+// manifest digest, shared by every sandbox of it), and the references pulled, with the digest
+// each resolved to. Pull policies as Kubernetes applies them.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlobStore } from './blob-store.ts';
+import { RegistryError } from './errors.ts';
+import type { ImageConfig, ImageManifest } from './media-types.ts';
+import { pullImage, type PullProgress } from './pull.ts';
+import { formatReference, parseReference } from './reference.ts';
+import type { RegistryClient } from './registry-client.ts';
+import { unpackLayers } from './unpack.ts';
+
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
+export interface LocalImage {
+  /** The reference as pulled, in full (`docker.io/library/python:3.13-slim`). */
+  reference: string;
+  digest: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+  pulledAt: string;
+}
+
+/** Kubernetes' default: Always for `:latest` or no tag (and no digest), else IfNotPresent. */
+export function defaultPullPolicy(reference: string): PullPolicy {
+  const ref = parseReference(reference);
+  return !ref.digest && (ref.tag ?? 'latest') === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
+interface Index {
+  /** reference → manifest digest and when it was pulled. */
+  refs: Record<string, { digest: string; pulledAt: string }>;
+}
+
+export class ImageStore {
+  readonly blobs: BlobStore;
+  private readonly rootfsDir: string;
+  private readonly indexFile: string;
+  private readonly unpacking = new Map<string, Promise<string>>();
+
+  constructor(
+    readonly root: string,
+    private readonly client: RegistryClient,
+  ) {
+    this.blobs = new BlobStore(root);
+    this.rootfsDir = join(root, 'rootfs');
+    this.indexFile = join(root, 'images.json');
+    mkdirSync(this.rootfsDir, { recursive: true });
+    // Half-unpacked root filesystems of a killed process: never renamed into place, never used.
+    for (const name of readdirSync(this.rootfsDir)) {
+      if (name.includes('.partial-')) rmSync(join(this.rootfsDir, name), { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The image the reference names, pulled as the policy says: Always asks the registry (what is
+   * stored is not downloaded again), IfNotPresent only when the reference was never pulled (or
+   * a digest is missing), Never never (an image that is not here is an error).
+   */
+  async pull(
+    reference: string,
+    opts: { policy?: PullPolicy; onProgress?: (p: PullProgress) => void } = {},
+  ): Promise<LocalImage> {
+    const ref = parseReference(reference);
+    const full = formatReference(ref);
+    const policy = opts.policy ?? defaultPullPolicy(reference);
+    const local = this.get(full);
+    if (local && policy !== 'Always') return local;
+    if (policy === 'Never') {
+      throw new RegistryError('NotFound', `${full}: not on this machine, and its pull policy is Never`);
+    }
+    const pulled = await pullImage(ref, this.client, this.blobs, { onProgress: opts.onProgress });
+    const index = this.readIndex();
+    const pulledAt = new Date().toISOString();
+    index.refs[full] = { digest: pulled.digest, pulledAt };
+    this.writeIndex(index);
+    return { ...pulled, pulledAt };
+  }
+
+  /** The image a reference was last pulled as, if it is here whole. */
+  get(reference: string): LocalImage | undefined {
+    const full = formatReference(parseReference(reference));
+    const entry = this.readIndex().refs[full];
+    if (!entry || !this.blobs.has(entry.digest)) return undefined;
+    const manifest = JSON.parse(readFileSync(this.blobs.path(entry.digest), 'utf8')) as ImageManifest;
+    if (![manifest.config, ...manifest.layers].every((d) => this.blobs.has(d.digest))) return undefined;
+    const config = JSON.parse(readFileSync(this.blobs.path(manifest.config.digest), 'utf8')) as ImageConfig;
+    return { reference: full, digest: entry.digest, manifest, config, pulledAt: entry.pulledAt };
+  }
+
+  list(): LocalImage[] {
+    return Object.keys(this.readIndex().refs)
+      .map((r) => this.get(r))
+      .filter((i): i is LocalImage => i !== undefined);
+  }
+
+  /**
+   * The image's root filesystem, unpacked once per manifest digest (concurrent callers wait for
+   * the one unpack) into a directory that appears whole, by rename, or not at all.
+   */
+  async rootfs(image: Pick<LocalImage, 'digest' | 'manifest'>): Promise<string> {
+    const dest = join(this.rootfsDir, image.digest.replace(/^sha256:/, ''));
+    if (existsSync(dest)) return dest;
+    const running = this.unpacking.get(dest);
+    if (running) return running;
+    const job = (async () => {
+      const partial = `${dest}.partial-${randomBytes(4).toString('hex')}`;
+      mkdirSync(partial, { mode: 0o755 });
+      try {
+        await unpackLayers(this.blobs, image.manifest.layers, partial);
+        await rename(partial, dest);
+        return dest;
+      } catch (err) {
+        await rm(partial, { recursive: true, force: true });
+        throw err;
+      }
+    })().finally(() => this.unpacking.delete(dest));
+    this.unpacking.set(dest, job);
+    return job;
+  }
+
+  /** Forgets a reference (its blobs stay until `prune`). */
+  remove(reference: string): boolean {
+    const full = formatReference(parseReference(reference));
+    const index = this.readIndex();
+    if (!index.refs[full]) return false;
+    delete index.refs[full];
+    this.writeIndex(index);
+    return true;
+  }
+
+  /**
+   * Deletes blobs and root filesystems no reference needs, except those `keep` names (the
+   * digests of images sandboxes run). Returns the bytes freed.
+   */
+  prune(keep: Iterable<string> = []): number {
+    const live = new Set<string>(keep);
+    for (const { digest } of Object.values(this.readIndex().refs)) live.add(digest);
+    const blobs = new Set<string>();
+    for (const digest of live) {
+      if (!this.blobs.has(digest)) continue;
+      blobs.add(digest);
+      const m = JSON.parse(readFileSync(this.blobs.path(digest), 'utf8')) as ImageManifest;
+      for (const d of [m.config, ...m.layers]) blobs.add(d.digest);
+    }
+    let freed = 0;
+    const dir = join(this.root, 'blobs', 'sha256');
+    for (const hex of readdirSync(dir)) {
+      if (blobs.has(`sha256:${hex}`)) continue;
+      freed += statSync(join(dir, hex)).size;
+      rmSync(join(dir, hex), { force: true });
+    }
+    for (const hex of readdirSync(this.rootfsDir)) {
+      if (!live.has(`sha256:${hex}`)) rmSync(join(this.rootfsDir, hex), { recursive: true, force: true });
+    }
+    return freed;
+  }
+
+  private readIndex(): Index {
+    try {
+      return JSON.parse(readFileSync(this.indexFile, 'utf8')) as Index;
+    } catch {
+      return { refs: {} };
+    }
+  }
+
+  private writeIndex(index: Index): void {
+    const tmp = `${this.indexFile}.${randomBytes(4).toString('hex')}`;
+    writeFileSync(tmp, JSON.stringify(index, null, 2));
+    // A rename: a reader sees the old index or the new one, never half of one.
+    renameSync(tmp, this.indexFile);
+  }
+}
