@@ -3,6 +3,7 @@
 // and an exit code; commands are one file each under commands/.
 import { Command } from '@commander-js/extra-typings';
 import { DEFAULT_TEMPLATE, SandboxError } from '@asb/sdk';
+import { RegistryError } from '@asb/oci';
 import { ctxOf } from './context.ts';
 import { runCommand } from './commands/run.ts';
 import { execCommand } from './commands/exec.ts';
@@ -18,6 +19,7 @@ import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { logsCommand } from './commands/logs.ts';
+import { imageLsCommand, imagePruneCommand, imagePullCommand, imageRmCommand } from './commands/images.ts';
 import {
   resetCommand,
   resumeCommand,
@@ -165,6 +167,29 @@ snapshot
   .argument('<ids...>')
   .action((ids: string[]) => exit(snapshotRmCommand(ctx(), ids)));
 
+const image = program.command('image').description("images of this machine's engine, pulled from registries");
+image
+  .command('pull')
+  .description('pull an image (progress per layer on stderr); prints reference@digest')
+  .argument('<reference>')
+  .option('--policy <policy>', 'Always (ask the registry), IfNotPresent or Never', 'Always')
+  .action((ref: string, flags) => exit(imagePullCommand(ctx(), ref, flags)));
+image
+  .command('ls')
+  .alias('list')
+  .description('list the images pulled')
+  .action(() => exit(Promise.resolve(imageLsCommand(ctx()))));
+image
+  .command('rm')
+  .alias('delete')
+  .description('forget images (their files go at the next prune)')
+  .argument('<references...>')
+  .action((refs: string[]) => exit(Promise.resolve(imageRmCommand(ctx(), refs))));
+image
+  .command('prune')
+  .description('delete the layers and root filesystems no image needs')
+  .action(() => exit(Promise.resolve(imagePruneCommand(ctx()))));
+
 program
   .command('apply')
   .description(
@@ -225,5 +250,7 @@ engine
 program.parseAsync(process.argv).catch((err: unknown) => {
   const msg = err instanceof SandboxError || err instanceof Error ? err.message : String(err);
   process.stderr.write(`asb: ${msg}\n`);
-  process.exitCode = err instanceof SandboxError && err.status === 404 ? 4 : 1;
+  const notFound =
+    (err instanceof SandboxError && err.status === 404) || (err instanceof RegistryError && err.code === 'NotFound');
+  process.exitCode = notFound ? 4 : 1;
 });

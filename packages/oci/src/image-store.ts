@@ -11,6 +11,7 @@ import type { ImageConfig, ImageManifest } from './media-types.ts';
 import { pullImage, type PullProgress } from './pull.ts';
 import { formatReference, parseReference } from './reference.ts';
 import type { RegistryClient } from './registry-client.ts';
+import { sourcesFor, type RegistryEntry } from './registries.ts';
 import { unpackLayers } from './unpack.ts';
 
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
@@ -44,6 +45,8 @@ export class ImageStore {
   constructor(
     readonly root: string,
     private readonly client: RegistryClient,
+    /** Mirrors and locations (registries.conf): where each reference is pulled from. */
+    private readonly registries: RegistryEntry[] = [],
   ) {
     this.blobs = new BlobStore(root);
     this.rootfsDir = join(root, 'rootfs');
@@ -72,7 +75,10 @@ export class ImageStore {
     if (policy === 'Never') {
       throw new RegistryError('NotFound', `${full}: not on this machine, and its pull policy is Never`);
     }
-    const pulled = await pullImage(ref, this.client, this.blobs, { onProgress: opts.onProgress });
+    const pulled = await pullImage(ref, this.client, this.blobs, {
+      sources: sourcesFor(ref, this.registries),
+      onProgress: opts.onProgress,
+    });
     const index = this.readIndex();
     const pulledAt = new Date().toISOString();
     index.refs[full] = { digest: pulled.digest, pulledAt };

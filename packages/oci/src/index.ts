@@ -6,3 +6,5 @@ export * from './blob-store.ts';
 export * from './pull.ts';
 export * from './unpack.ts';
 export * from './image-store.ts';
+export * from './registries.ts';
+export * from './local.ts';

@@ -8,7 +8,10 @@ import { formatReference } from './reference.ts';
 import type { RegistryClient } from './registry-client.ts';
 
 export interface PulledImage {
+  /** The reference asked for, in full. */
   reference: string;
+  /** Where it came from: the reference itself, or a mirror of it. */
+  source: string;
   /** The image manifest's digest: what a sandbox of this image runs, whatever the tag says later. */
   digest: string;
   manifest: ImageManifest;
@@ -21,6 +24,8 @@ export type PullProgress =
   | { type: 'layer-done'; digest: string; size: number; cached: boolean };
 
 export interface PullOptions {
+  /** Where to pull from, in order (mirrors, then the registry itself): `sourcesFor`. Default: the reference. */
+  sources?: ImageReference[];
   onProgress?: (p: PullProgress) => void;
   /** Layers fetched at the same time. @default 3 */
   concurrency?: number;
@@ -32,6 +37,32 @@ export async function pullImage(
   store: BlobStore,
   opts: PullOptions = {},
 ): Promise<PulledImage> {
+  const sources = opts.sources?.length ? opts.sources : [ref];
+  const failed: string[] = [];
+  for (const [i, source] of sources.entries()) {
+    try {
+      const pulled = await pullFrom(source, client, store, opts);
+      return { ...pulled, reference: formatReference(ref), source: formatReference(source) };
+    } catch (err) {
+      if (!(err instanceof RegistryError) || i === sources.length - 1) {
+        if (failed.length && err instanceof RegistryError) {
+          throw new RegistryError(err.code, `${err.message} (before it: ${failed.join('; ')})`, err.status);
+        }
+        throw err;
+      }
+      // A mirror that fails (down, stale, tampered) is passed over for the next source.
+      failed.push(`mirror ${formatReference(source)}: ${err.message}`);
+    }
+  }
+  throw new Error('unreachable');
+}
+
+async function pullFrom(
+  ref: ImageReference,
+  client: RegistryClient,
+  store: BlobStore,
+  opts: PullOptions,
+): Promise<Omit<PulledImage, 'source'>> {
   const resolved = await client.resolve(ref);
   const { manifest } = resolved;
   for (const layer of manifest.layers) {
