@@ -193,7 +193,9 @@ ${tlsBlock}${authBlock}`,
 
 export interface LayerSpec {
   /** Path in the image → content; a name `.wh.NAME` is a whiteout of NAME in lower layers. */
-  files: Record<string, string>;
+  files?: Record<string, string>;
+  /** Instead of `files`: these paths of the host's own tree (relative to /), as they are there. */
+  fromHost?: string[];
   /** Path → target. */
   symlinks?: Record<string, string>;
   /** Path → mode, for files above. */
@@ -228,7 +230,7 @@ export async function ociLayout(images: ImageSpec[], tag: string): Promise<{ dir
     const diffIds = [];
     for (const layer of img.layers) {
       const root = mkdtempSync(join(tmpdir(), 'asb-layer-'));
-      for (const [path, content] of Object.entries(layer.files)) {
+      for (const [path, content] of Object.entries(layer.files ?? {})) {
         mkdirSync(dirname(join(root, path)), { recursive: true });
         writeFileSync(join(root, path), content);
       }
@@ -248,9 +250,11 @@ export async function ociLayout(images: ImageSpec[], tag: string): Promise<{ dir
         '--numeric-owner',
         '-cf',
         tarPath,
-        ...(layer.entriesOnly
-          ? ['--no-recursion', ...[...Object.keys(layer.files), ...Object.keys(layer.symlinks ?? {})].sort()]
-          : ['.']),
+        ...(layer.fromHost
+          ? ['-C', '/', ...layer.fromHost]
+          : layer.entriesOnly
+            ? ['--no-recursion', ...[...Object.keys(layer.files ?? {}), ...Object.keys(layer.symlinks ?? {})].sort()]
+            : ['.']),
       ]);
       const tar = readFileSync(tarPath);
       rmSync(root, { recursive: true, force: true });
