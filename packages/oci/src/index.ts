@@ -8,3 +8,4 @@ export * from './unpack.ts';
 export * from './image-store.ts';
 export * from './registries.ts';
 export * from './local.ts';
+export * from './container-config.ts';
