@@ -2,7 +2,7 @@
 // each is downloaded once, however many pulls want it at the same moment, checked against its
 // digest and size as it streams, and published by a rename, so that a blob that is there is whole.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open as openFile, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -13,14 +13,18 @@ const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
 export class BlobStore {
   private readonly inFlight = new Map<string, Promise<string>>();
-  private readonly tmp: string;
+  /** Where this store's downloads are written before they are published. */
+  readonly tmp: string;
 
   constructor(readonly root: string) {
-    this.tmp = join(root, 'tmp');
     mkdirSync(join(root, 'blobs', 'sha256'), { recursive: true });
-    // What a killed download left behind: never published, so never used.
-    rmSync(this.tmp, { recursive: true, force: true });
-    mkdirSync(this.tmp, { recursive: true });
+    // Downloads in progress live in a directory of their process's own (an engine and `asb image
+    // pull` may share the store); what a killed process left behind is removed, never used.
+    const tmpRoot = join(root, 'tmp');
+    mkdirSync(tmpRoot, { recursive: true });
+    removeLeftovers(tmpRoot);
+    this.tmp = join(tmpRoot, `${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(this.tmp);
   }
 
   /** Where the blob is (or would be). Throws on anything but a sha256 digest. */
@@ -103,5 +107,30 @@ export class BlobStore {
       await rm(tmp, { force: true });
       throw err;
     }
+  }
+}
+
+/** A name of the form `<pid>-…` or `….partial-<pid>-…`: whose process it is. */
+export function ownerPid(name: string): number | undefined {
+  const m = /(?:^|\.partial-)(\d+)-/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the entries of `dir` whose process is gone (or that name none). */
+export function removeLeftovers(dir: string, only: (name: string) => boolean = () => true): void {
+  for (const name of readdirSync(dir)) {
+    if (!only(name)) continue;
+    const pid = ownerPid(name);
+    if (pid === undefined || (pid !== process.pid && !alive(pid)))
+      rmSync(join(dir, name), { recursive: true, force: true });
   }
 }

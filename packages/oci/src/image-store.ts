@@ -1,11 +1,11 @@
 // The images on this machine: blobs by digest, each image's root filesystem unpacked once (by
 // manifest digest, shared by every sandbox of it), and the references pulled, with the digest
 // each resolved to. Pull policies as Kubernetes applies them.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BlobStore } from './blob-store.ts';
+import { BlobStore, removeLeftovers } from './blob-store.ts';
 import { RegistryError } from './errors.ts';
 import type { ImageConfig, ImageManifest } from './media-types.ts';
 import { pullImage, type PullProgress } from './pull.ts';
@@ -31,15 +31,18 @@ export function defaultPullPolicy(reference: string): PullPolicy {
   return !ref.digest && (ref.tag ?? 'latest') === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
-interface Index {
-  /** reference → manifest digest and when it was pulled. */
-  refs: Record<string, { digest: string; pulledAt: string }>;
+/** What a reference was last pulled as. */
+interface Ref {
+  reference: string;
+  digest: string;
+  pulledAt: string;
 }
 
 export class ImageStore {
   readonly blobs: BlobStore;
   private readonly rootfsDir: string;
-  private readonly indexFile: string;
+  /** One file per reference (no index that two processes could both rewrite). */
+  private readonly refsDir: string;
   private readonly unpacking = new Map<string, Promise<string>>();
 
   constructor(
@@ -50,12 +53,11 @@ export class ImageStore {
   ) {
     this.blobs = new BlobStore(root);
     this.rootfsDir = join(root, 'rootfs');
-    this.indexFile = join(root, 'images.json');
+    this.refsDir = join(root, 'refs');
     mkdirSync(this.rootfsDir, { recursive: true });
     // Half-unpacked root filesystems of a killed process: never renamed into place, never used.
-    for (const name of readdirSync(this.rootfsDir)) {
-      if (name.includes('.partial-')) rmSync(join(this.rootfsDir, name), { recursive: true, force: true });
-    }
+    removeLeftovers(this.rootfsDir, (name) => name.includes('.partial-'));
+    mkdirSync(this.refsDir, { recursive: true });
   }
 
   /**
@@ -79,17 +81,15 @@ export class ImageStore {
       sources: sourcesFor(ref, this.registries),
       onProgress: opts.onProgress,
     });
-    const index = this.readIndex();
     const pulledAt = new Date().toISOString();
-    index.refs[full] = { digest: pulled.digest, pulledAt };
-    this.writeIndex(index);
+    this.writeRef({ reference: full, digest: pulled.digest, pulledAt });
     return { ...pulled, pulledAt };
   }
 
   /** The image a reference was last pulled as, if it is here whole. */
   get(reference: string): LocalImage | undefined {
     const full = formatReference(parseReference(reference));
-    const entry = this.readIndex().refs[full];
+    const entry = this.readRef(full);
     if (!entry || !this.blobs.has(entry.digest)) return undefined;
     const manifest = JSON.parse(readFileSync(this.blobs.path(entry.digest), 'utf8')) as ImageManifest;
     if (![manifest.config, ...manifest.layers].every((d) => this.blobs.has(d.digest))) return undefined;
@@ -98,8 +98,8 @@ export class ImageStore {
   }
 
   list(): LocalImage[] {
-    return Object.keys(this.readIndex().refs)
-      .map((r) => this.get(r))
+    return this.refs()
+      .map((r) => this.get(r.reference))
       .filter((i): i is LocalImage => i !== undefined);
   }
 
@@ -113,7 +113,7 @@ export class ImageStore {
     const running = this.unpacking.get(dest);
     if (running) return running;
     const job = (async () => {
-      const partial = `${dest}.partial-${randomBytes(4).toString('hex')}`;
+      const partial = `${dest}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
       mkdirSync(partial, { mode: 0o755 });
       try {
         await unpackLayers(this.blobs, image.manifest.layers, partial);
@@ -130,11 +130,9 @@ export class ImageStore {
 
   /** Forgets a reference (its blobs stay until `prune`). */
   remove(reference: string): boolean {
-    const full = formatReference(parseReference(reference));
-    const index = this.readIndex();
-    if (!index.refs[full]) return false;
-    delete index.refs[full];
-    this.writeIndex(index);
+    const file = this.refFile(formatReference(parseReference(reference)));
+    if (!existsSync(file)) return false;
+    rmSync(file, { force: true });
     return true;
   }
 
@@ -144,7 +142,7 @@ export class ImageStore {
    */
   prune(keep: Iterable<string> = []): number {
     const live = new Set<string>(keep);
-    for (const { digest } of Object.values(this.readIndex().refs)) live.add(digest);
+    for (const { digest } of this.refs()) live.add(digest);
     const blobs = new Set<string>();
     for (const digest of live) {
       if (!this.blobs.has(digest)) continue;
@@ -165,18 +163,38 @@ export class ImageStore {
     return freed;
   }
 
-  private readIndex(): Index {
+  private refFile(reference: string): string {
+    return join(this.refsDir, `${createHash('sha256').update(reference).digest('hex')}.json`);
+  }
+
+  private readRef(reference: string): Ref | undefined {
     try {
-      return JSON.parse(readFileSync(this.indexFile, 'utf8')) as Index;
+      const ref = JSON.parse(readFileSync(this.refFile(reference), 'utf8')) as Ref;
+      return ref.reference === reference ? ref : undefined;
     } catch {
-      return { refs: {} };
+      return undefined;
     }
   }
 
-  private writeIndex(index: Index): void {
-    const tmp = `${this.indexFile}.${randomBytes(4).toString('hex')}`;
-    writeFileSync(tmp, JSON.stringify(index, null, 2));
-    // A rename: a reader sees the old index or the new one, never half of one.
-    renameSync(tmp, this.indexFile);
+  private refs(): Ref[] {
+    return readdirSync(this.refsDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => {
+        try {
+          return JSON.parse(readFileSync(join(this.refsDir, f), 'utf8')) as Ref;
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((r): r is Ref => r !== undefined)
+      .sort((a, b) => a.reference.localeCompare(b.reference));
+  }
+
+  private writeRef(ref: Ref): void {
+    const file = this.refFile(ref.reference);
+    const tmp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}`;
+    writeFileSync(tmp, JSON.stringify(ref));
+    // A rename: a reader sees the old entry or the new one, never half of one.
+    renameSync(tmp, file);
   }
 }

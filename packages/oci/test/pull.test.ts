@@ -1,10 +1,11 @@
 // Pulls from real registries on loopback (Debian's docker-registry), images pushed with skopeo.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
 import {
   BlobStore,
   RegistryClient,
@@ -178,7 +179,7 @@ describe('pulling images from a registry', () => {
       await rejectsWith(pullImage(parseReference(`${reg.host}/team/app:v1`), client, store), 'BadDigest', /refused/);
       assert.equal(store.has(`sha256:${layer}`), false);
       assert.equal(store.has(resolved.digest), false, 'no manifest of an image whose blobs are not all there');
-      assert.deepEqual(readdirSync(join(store.root, 'tmp')), [], 'no partial download left');
+      assert.deepEqual(readdirSync(store.tmp), [], 'no partial download left');
     } finally {
       await reg.stop();
     }
@@ -242,13 +243,25 @@ describe('pulling images from a registry', () => {
       );
     await assert.rejects(store.ensure(digest, bytes.length, cut), /connection reset/);
     assert.equal(store.has(digest), false);
-    assert.deepEqual(readdirSync(join(store.root, 'tmp')), []);
+    assert.deepEqual(readdirSync(store.tmp), []);
     await store.ensure(digest, bytes.length, async () => Readable.from([bytes]));
     assert.deepEqual(await store.read(digest), bytes);
-    // What a killed process left in tmp is gone when a store opens the directory again.
+    // What a killed process left is gone when a store opens the directory again; what a live
+    // one is writing (an engine and `asb image pull` share the store) is not touched.
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const theirs = join(store.root, 'tmp', `${other.pid}-live`);
+    mkdirSync(theirs);
+    writeFileSync(join(theirs, 'downloading'), 'partial');
     writeFileSync(join(store.root, 'tmp', 'left-by-a-kill'), 'partial');
     const reopened = new BlobStore(store.root);
-    assert.deepEqual(readdirSync(join(reopened.root, 'tmp')), []);
+    assert.deepEqual(
+      readdirSync(join(store.root, 'tmp')).sort(),
+      [`${other.pid}-live`, ...[store.tmp, reopened.tmp].map((d) => d.split('/').pop()!)].sort(),
+    );
     assert.ok(reopened.has(digest));
+    other.kill('SIGKILL');
+    await new Promise((r) => other.once('exit', r));
+    new BlobStore(store.root);
+    assert.equal(existsSync(theirs), false, 'gone with its process');
   });
 });
