@@ -105,6 +105,10 @@ export class BlobStore {
       return path;
     } catch (err) {
       await rm(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+        const what = size === undefined ? '' : ` (${(size / 1e6).toFixed(1)} MB)`;
+        throw new RegistryError('DiskFull', `no space left on the device of ${this.root} for blob ${digest}${what}`);
+      }
       throw err;
     }
   }

@@ -12,6 +12,8 @@ export type RegistryErrorCode =
   | 'BadDigest'
   /** The registry answered something this client cannot use (no image for linux/amd64, an unknown media type). */
   | 'Unsupported'
+  /** No room on this machine for what the pull stores. */
+  | 'DiskFull'
   /** Any other answer of the registry. */
   | 'RegistryError';
 

@@ -121,6 +121,12 @@ export class ImageStore {
         return dest;
       } catch (err) {
         await rm(partial, { recursive: true, force: true });
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+          throw new RegistryError(
+            'DiskFull',
+            `no space left on the device of ${this.rootfsDir} to unpack ${image.digest}`,
+          );
+        }
         throw err;
       }
     })().finally(() => this.unpacking.delete(dest));

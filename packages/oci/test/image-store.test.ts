@@ -14,6 +14,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ImageStore, RegistryClient, RegistryError, defaultPullPolicy } from '../src/index.ts';
 import { pushImage, startRegistry, type TestRegistry } from './support/registry.ts';
@@ -68,6 +70,10 @@ describe('images on this machine', () => {
       },
     ]);
     await pushImage(reg, 'team/zstd', 'v1', [{ layers: [{ files: { 'bin/z': 'zstd!\n' }, compression: 'zstd' }] }]);
+    // ~1 MB that does not compress: more than the small disk of the disk-full test holds.
+    await pushImage(reg, 'team/big', 'v1', [
+      { layers: [{ files: { 'data.bin': randomBytes(1 << 20).toString('base64') } }] },
+    ]);
   });
   after(async () => {
     await reg?.stop();
@@ -135,6 +141,24 @@ describe('images on this machine', () => {
     assert.equal(defaultPullPolicy('python:latest'), 'Always');
     assert.equal(defaultPullPolicy('python:3.13'), 'IfNotPresent');
     assert.equal(defaultPullPolicy(`python@sha256:${'a'.repeat(64)}`), 'IfNotPresent');
+  });
+
+  it('a full disk is said as such, and leaves nothing half-written', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
+    const root = tmp('asb-images-full-');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', root]);
+    try {
+      const store = new ImageStore(root, new RegistryClient());
+      await assert.rejects(store.pull(`${reg.host}/team/big:v1`), (e: unknown) => {
+        assert.ok(e instanceof RegistryError && e.code === 'DiskFull', String(e));
+        assert.match(e.message, /no space left on the device of .* for blob sha256:[a-f0-9]{64} \(\d+\.\d MB\)/);
+        return true;
+      });
+      assert.deepEqual(readdirSync(store.blobs.tmp), [], 'the partial blob is gone');
+      assert.equal(store.list().length, 0);
+    } finally {
+      execFileSync('umount', [root]);
+    }
   });
 
   it('remove and prune: what no reference needs goes, what a running sandbox uses stays', async () => {
