@@ -9,3 +9,4 @@ export * from './image-store.ts';
 export * from './registries.ts';
 export * from './local.ts';
 export * from './container-config.ts';
+export * from './mount-points.ts';
