@@ -2,12 +2,12 @@
 // each is downloaded once, however many pulls want it at the same moment, checked against its
 // digest and size as it streams, and published by a rename, so that a blob that is there is whole.
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { open as openFile, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { RegistryError } from './errors.ts';
+import { RegistryError, diskFullOr } from './errors.ts';
 
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -36,6 +36,19 @@ export class BlobStore {
 
   has(digest: string): boolean {
     return existsSync(this.path(digest));
+  }
+
+  /** Every blob stored, by digest. */
+  digests(): string[] {
+    return readdirSync(join(this.root, 'blobs', 'sha256')).map((hex) => `sha256:${hex}`);
+  }
+
+  /** Deletes a blob; returns the bytes freed. */
+  remove(digest: string): number {
+    const path = this.path(digest);
+    const size = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+    rmSync(path, { force: true });
+    return size;
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -105,17 +118,14 @@ export class BlobStore {
       return path;
     } catch (err) {
       await rm(tmp, { force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-        const what = size === undefined ? '' : ` (${(size / 1e6).toFixed(1)} MB)`;
-        throw new RegistryError('DiskFull', `no space left on the device of ${this.root} for blob ${digest}${what}`);
-      }
-      throw err;
+      const mb = size === undefined ? '' : ` (${(size / 1e6).toFixed(1)} MB)`;
+      throw diskFullOr(err, `the device of ${this.root} for blob ${digest}${mb}`);
     }
   }
 }
 
 /** A name of the form `<pid>-…` or `….partial-<pid>-…`: whose process it is. */
-export function ownerPid(name: string): number | undefined {
+function ownerPid(name: string): number | undefined {
   const m = /(?:^|\.partial-)(\d+)-/.exec(name);
   return m ? Number(m[1]) : undefined;
 }

@@ -39,3 +39,10 @@ export function registryMessage(body: string): string | undefined {
     return undefined;
   }
 }
+
+/** ENOSPC as the error a pull reports (`what`: what found no room); anything else as it is. */
+export function diskFullOr(err: unknown, what: string): unknown {
+  return (err as NodeJS.ErrnoException).code === 'ENOSPC'
+    ? new RegistryError('DiskFull', `no space left on ${what}`)
+    : err;
+}

@@ -2,11 +2,11 @@
 // manifest digest, shared by every sandbox of it), and the references pulled, with the digest
 // each resolved to. Pull policies as Kubernetes applies them.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobStore, removeLeftovers } from './blob-store.ts';
-import { RegistryError } from './errors.ts';
+import { RegistryError, diskFullOr } from './errors.ts';
 import type { ImageConfig, ImageManifest } from './media-types.ts';
 import { pullImage, type PullProgress } from './pull.ts';
 import { formatReference, parseReference } from './reference.ts';
@@ -121,13 +121,7 @@ export class ImageStore {
         return dest;
       } catch (err) {
         await rm(partial, { recursive: true, force: true });
-        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-          throw new RegistryError(
-            'DiskFull',
-            `no space left on the device of ${this.rootfsDir} to unpack ${image.digest}`,
-          );
-        }
-        throw err;
+        throw diskFullOr(err, `the device of ${this.rootfsDir} to unpack ${image.digest}`);
       }
     })().finally(() => this.unpacking.delete(dest));
     this.unpacking.set(dest, job);
@@ -157,12 +151,7 @@ export class ImageStore {
       for (const d of [m.config, ...m.layers]) blobs.add(d.digest);
     }
     let freed = 0;
-    const dir = join(this.root, 'blobs', 'sha256');
-    for (const hex of readdirSync(dir)) {
-      if (blobs.has(`sha256:${hex}`)) continue;
-      freed += statSync(join(dir, hex)).size;
-      rmSync(join(dir, hex), { force: true });
-    }
+    for (const digest of this.blobs.digests()) if (!blobs.has(digest)) freed += this.blobs.remove(digest);
     for (const hex of readdirSync(this.rootfsDir)) {
       if (!live.has(`sha256:${hex}`)) rmSync(join(this.rootfsDir, hex), { recursive: true, force: true });
     }

@@ -38,23 +38,28 @@ export async function pullImage(
   opts: PullOptions = {},
 ): Promise<PulledImage> {
   const sources = opts.sources?.length ? opts.sources : [ref];
+  const reference = formatReference(ref);
+  const from = async (source: ImageReference) => ({
+    ...(await pullFrom(source, client, store, opts)),
+    reference,
+    source: formatReference(source),
+  });
+  // A mirror that fails (down, stale, tampered) is passed over for the next source.
   const failed: string[] = [];
-  for (const [i, source] of sources.entries()) {
+  for (const mirror of sources.slice(0, -1)) {
     try {
-      const pulled = await pullFrom(source, client, store, opts);
-      return { ...pulled, reference: formatReference(ref), source: formatReference(source) };
+      return await from(mirror);
     } catch (err) {
-      if (!(err instanceof RegistryError) || i === sources.length - 1) {
-        if (failed.length && err instanceof RegistryError) {
-          throw new RegistryError(err.code, `${err.message} (before it: ${failed.join('; ')})`, err.status);
-        }
-        throw err;
-      }
-      // A mirror that fails (down, stale, tampered) is passed over for the next source.
-      failed.push(`mirror ${formatReference(source)}: ${err.message}`);
+      if (!(err instanceof RegistryError)) throw err;
+      failed.push(`mirror ${formatReference(mirror)}: ${err.message}`);
     }
   }
-  throw new Error('unreachable');
+  try {
+    return await from(sources.at(-1)!);
+  } catch (err) {
+    if (!failed.length || !(err instanceof RegistryError)) throw err;
+    throw new RegistryError(err.code, `${err.message} (before it: ${failed.join('; ')})`, err.status);
+  }
 }
 
 async function pullFrom(
@@ -62,7 +67,7 @@ async function pullFrom(
   client: RegistryClient,
   store: BlobStore,
   opts: PullOptions,
-): Promise<Omit<PulledImage, 'source'>> {
+): Promise<Omit<PulledImage, 'reference' | 'source'>> {
   const resolved = await client.resolve(ref);
   const { manifest } = resolved;
   for (const layer of manifest.layers) {
@@ -104,7 +109,7 @@ async function pullFrom(
   } catch {
     throw new RegistryError('Unsupported', `${formatReference(ref)}: the image's config is not JSON`);
   }
-  return { reference: formatReference(ref), digest: resolved.digest, manifest, config };
+  return { digest: resolved.digest, manifest, config };
 }
 
 /** Runs `f` on every item, at most `n` at a time; the first failure fails the whole. */

@@ -55,13 +55,21 @@ export interface ResolvedManifest {
   index?: { digest: string; mediaType: string; bytes: Buffer };
 }
 
+/** A manifest as served: its digest, type, bytes, and those bytes parsed. */
+interface FetchedManifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+  json: unknown;
+}
+
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const NOT_TLS = 'it does not speak TLS';
 const MAX_REDIRECTS = 5;
 
 export class RegistryClient {
-  /** Bearer tokens by registry and scope; the registry says how long one lasts. */
-  private readonly tokens = new Map<string, { token: string; expires: number }>();
+  /** The Authorization that worked, by registry and scope (a token lasts as long as the registry says). */
+  private readonly auth = new Map<string, { authorization: string; expires: number }>();
   /** How each registry that may speak plain HTTP is spoken to, once found out. */
   private readonly schemes = new Map<string, Promise<string>>();
   private readonly platform: Platform;
@@ -83,7 +91,7 @@ export class RegistryClient {
     if (!INDEX_TYPES.has(first.mediaType)) {
       throw new RegistryError('Unsupported', `${formatReference(ref)}: unsupported manifest type "${first.mediaType}"`);
     }
-    const index = parseJson<ImageIndex>(first.bytes, ref);
+    const index = first.json as ImageIndex;
     const chosen = choosePlatform(index.manifests ?? [], this.platform);
     if (!chosen) {
       const offered = (index.manifests ?? [])
@@ -101,7 +109,10 @@ export class RegistryClient {
         `${formatReference(ref)}: the ${platformName(this.platform)} entry is a "${child.mediaType}", not an image manifest`,
       );
     }
-    return { ...this.asImage(ref, child), index: first };
+    return {
+      ...this.asImage(ref, child),
+      index: { digest: first.digest, mediaType: first.mediaType, bytes: first.bytes },
+    };
   }
 
   /** A blob of the repository, as a stream (its digest is checked by the caller as it reads). */
@@ -111,18 +122,15 @@ export class RegistryClient {
     throw await failure(res, ref, `blob ${digest}`);
   }
 
-  private asImage(ref: ImageReference, m: { digest: string; mediaType: string; bytes: Buffer }): ResolvedManifest {
-    const manifest = parseJson<ImageManifest>(m.bytes, ref);
+  private asImage(ref: ImageReference, m: FetchedManifest): ResolvedManifest {
+    const manifest = m.json as ImageManifest;
     if (!manifest.config?.digest || !Array.isArray(manifest.layers)) {
       throw new RegistryError('Unsupported', `${formatReference(ref)}: the manifest has no config or no layers`);
     }
     return { digest: m.digest, mediaType: m.mediaType, manifest, bytes: m.bytes };
   }
 
-  private async fetchManifest(
-    ref: ImageReference,
-    tagOrDigest: string,
-  ): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {
+  private async fetchManifest(ref: ImageReference, tagOrDigest: string): Promise<FetchedManifest> {
     const res = await this.authorized(ref, `/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT });
     if (res.statusCode !== 200) throw await failure(res, ref, `manifest ${tagOrDigest}`);
     const bytes = await readAll(res, MAX_MANIFEST_BYTES, `${formatReference(ref)}: the manifest`);
@@ -136,12 +144,12 @@ export class RegistryClient {
     }
     // Some registries answer a generic JSON type: then the document says what it is.
     const served = (header(res, 'content-type') ?? '').split(';')[0]!.trim();
-    const declared = parseJson<{ mediaType?: string; manifests?: unknown }>(bytes, ref);
-    const type =
+    const json = parseJson<{ mediaType?: string; manifests?: unknown }>(bytes, ref);
+    const mediaType =
       MANIFEST_TYPES.has(served) || INDEX_TYPES.has(served)
         ? served
-        : (declared.mediaType ?? (declared.manifests ? OCI_INDEX : OCI_MANIFEST));
-    return { digest, mediaType: type, bytes };
+        : (json.mediaType ?? (json.manifests ? OCI_INDEX : OCI_MANIFEST));
+    return { digest, mediaType, bytes, json };
   }
 
   /** A GET of the repository's path, authenticated as the registry's challenge asks. */
@@ -153,31 +161,34 @@ export class RegistryClient {
     const scope = `repository:${ref.repository}:pull`;
     const key = `${ref.registry}\u0000${scope}`;
     const url = `${await this.baseUrl(ref.registry)}/v2/${ref.repository}${path}`;
-    const cached = this.tokens.get(key);
-    const withToken: Record<string, string> =
-      cached && cached.expires > Date.now() ? { authorization: `Bearer ${cached.token}` } : {};
-    const res = await this.get(ref.registry, url, { ...headers, ...withToken });
+    // What worked last for this registry and scope goes with the first request (a token until
+    // it expires, Basic credentials for good): no 401 round trip per manifest and blob.
+    const cached = this.auth.get(key);
+    const sent: Record<string, string> =
+      cached && cached.expires > Date.now() ? { authorization: cached.authorization } : {};
+    const res = await this.get(ref.registry, url, { ...headers, ...sent });
     if (res.statusCode !== 401) return res;
+    this.auth.delete(key);
     const challenge = header(res, 'www-authenticate') ?? '';
     const body = await readAll(res, 64 * 1024, 'the error').catch(() => Buffer.alloc(0));
     const creds = this.opts.credentials?.(ref.registry);
     const parsed = parseChallenge(challenge);
-    let authorization: string;
+    let auth: { authorization: string; expires: number };
     if (parsed?.scheme === 'bearer' && parsed.params.realm) {
-      if (cached && withToken.authorization) this.tokens.delete(key);
       const token = await this.fetchToken(ref, parsed.params, scope, creds);
-      this.tokens.set(key, token);
-      authorization = `Bearer ${token.token}`;
+      auth = { authorization: `Bearer ${token.token}`, expires: token.expires };
     } else if (parsed?.scheme === 'basic' && creds) {
-      authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      const basic = Buffer.from(`${creds.username}:${creds.password}`).toString('base64');
+      auth = { authorization: `Basic ${basic}`, expires: Infinity };
     } else {
       throw unauthorized(ref, body.toString('utf8'), creds !== undefined);
     }
-    const again = await this.get(ref.registry, url, { ...headers, authorization });
+    const again = await this.get(ref.registry, url, { ...headers, authorization: auth.authorization });
     if (again.statusCode === 401 || again.statusCode === 403) {
       const text = (await readAll(again, 64 * 1024, 'the error').catch(() => Buffer.alloc(0))).toString('utf8');
       throw unauthorized(ref, text, creds !== undefined);
     }
+    this.auth.set(key, auth);
     return again;
   }
 

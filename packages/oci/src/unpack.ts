@@ -3,11 +3,20 @@
 // (`.wh..wh..opq`) hides everything below in its directory, owners and modes are kept, and
 // nothing is written, linked or deleted outside the directory (node-tar refuses `..` and paths
 // through symbolic links; whiteouts are checked here, since they never reach node-tar).
-import { createReadStream, lchownSync, lstatSync, readdirSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  createReadStream,
+  lchownSync,
+  lstatSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { Decompress } from 'fzstd';
-import { Unpack } from 'tar';
+import { ReadEntry, Unpack } from 'tar';
 import type { BlobStore } from './blob-store.ts';
 import { RegistryError } from './errors.ts';
 import { layerCompression, type Descriptor } from './media-types.ts';
@@ -58,7 +67,7 @@ async function applyLayer(
     maxDepth: 4096,
     onwarn: (code: string, message: string | Error) =>
       opts.onWarning?.(`${code}: ${typeof message === 'string' ? message : message.message}`),
-    filter: (path: string, entry: unknown) => {
+    filter: (path: string, entry: ReadEntry | Stats) => {
       const rel = posix
         .normalize(path)
         .replace(/^(\.\/|\/)+/, '')
@@ -82,9 +91,8 @@ async function applyLayer(
         return false;
       }
       written.add(rel);
-      const e = entry as { type?: string; linkpath?: string; uid?: number; gid?: number };
-      if (e.type === 'SymbolicLink' && e.linkpath?.startsWith('/')) {
-        absoluteLinks.push({ rel, target: e.linkpath, uid: e.uid, gid: e.gid });
+      if (entry instanceof ReadEntry && entry.type === 'SymbolicLink' && entry.linkpath?.startsWith('/')) {
+        absoluteLinks.push({ rel, target: entry.linkpath, uid: entry.uid, gid: entry.gid });
       }
       return true;
     },
