@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageStore, RegistryClient } from '@asb/oci';
 import { pushImage, startRegistry } from '../packages/oci/test/support/registry.ts';
-import { SideBySide } from './stats.ts';
+import { SideBySide, printReport } from './stats.ts';
 
 const N = Number(process.env.BENCH_IMAGES_N ?? 3);
 // Whichever of these the host has (Debian 12 has all: ~120 MB of files, thousands of them).
@@ -81,10 +81,7 @@ async function main(): Promise<void> {
   } finally {
     await reg.stop();
   }
-  console.log(`\nimage pull benchmark — ${new Date().toISOString()}; p50 (p95, n)`);
-  for (const n of notes) console.log(`  ${n}`);
-  console.log();
-  console.log(results.toString());
+  printReport('image pull benchmark', notes, results);
 }
 
 main().catch((err) => {

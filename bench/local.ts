@@ -13,7 +13,7 @@ import pino from 'pino';
 import { Engine } from '@asb/engine';
 import { Sandbox, Objects, apply, type ApiObject } from '@asb/sdk';
 import { nameHash } from '@asb/api';
-import { SideBySide } from './stats.ts';
+import { SideBySide, printReport } from './stats.ts';
 import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 import {
   FORK_EXEC_LOOP,
@@ -165,10 +165,7 @@ async function main(): Promise<void> {
     results.add(r.label, 'floor: idle sandbox running only `sleep` (PSS)', '', sleeping, mb);
     notes.push(await measureEngine(r, results));
   }
-  console.log(`\nlocal engine benchmark — ${new Date().toISOString()}; p50 (p95, n)`);
-  for (const n of notes) console.log(`  ${n}`);
-  console.log();
-  console.log(results.toString());
+  printReport('local engine benchmark', notes, results);
 }
 
 main().catch((err) => {

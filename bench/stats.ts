@@ -33,3 +33,11 @@ export class SideBySide {
     );
   }
 }
+
+/** Prints a benchmark's heading (its title and the time), one line per note, then its table. */
+export function printReport(title: string, notes: string[], results: SideBySide): void {
+  console.log(`\n${title} — ${new Date().toISOString()}; p50 (p95, n)`);
+  for (const n of notes) console.log(`  ${n}`);
+  console.log();
+  console.log(results.toString());
+}
