@@ -346,7 +346,11 @@ spec:
     // The storage request is the volume's size: filling it fails inside, not on the host's disk.
     const fill = await sb.run('head -c 100000000 /dev/zero > /data/fill; echo "exit=$?"; rm -f /data/fill');
     assert.match(fill.stdout + fill.stderr, /No space left on device/);
-    await sb.run('echo in-workspace > note.txt && echo in-volume > /data/v.txt && sleep 300 &');
+    // Written before the background process starts: `a && b && sleep 300 &` would background the
+    // writes too, and the stop below could come before them.
+    const wrote = await sb.run('echo in-workspace > note.txt && echo in-volume > /data/v.txt');
+    assert.equal(wrote.exitCode, 0, wrote.stderr);
+    await sb.run('sleep 300 &');
     await s().patch('Sandbox', 'keeper', 'v1alpha1', { spec: { replicas: 0 } });
     await waitFor('suspended', async () => readyOf(await s().get('Sandbox', 'keeper'))?.reason === 'SandboxSuspended');
     await assert.rejects(
