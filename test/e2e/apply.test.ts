@@ -106,7 +106,8 @@ spec:
     const sb = await Sandbox.connect('gvisor-test', t.conn);
     assert.match((await sb.run('dmesg | head -1')).stdout, /Starting gVisor/);
     await sb.kill();
-    // An image the engine cannot provide is accepted, and reported on the object's status.
+    // An image the engine cannot pull (no registry is reachable here) is accepted, and reported
+    // on the object's status as the kubelet reports it; the SDK's error names the image and why.
     await apply(
       `apiVersion: agents.x-k8s.io/v1alpha1
 kind: Sandbox
@@ -117,7 +118,7 @@ spec: { podTemplate: { spec: { containers: [ { name: web, image: "nginx:1.25" } 
     );
     await assert.rejects(
       Sandbox.connect('nginx', t.conn),
-      /ReconcilerError: Error seen: image "nginx:1\.25" is not available to the local engine/,
+      /ErrImagePull: Failed to pull image "docker\.io\/library\/nginx:1\.25": /,
     );
     assert.equal(
       (await Sandbox.connect('gvisor-test', { ...t.conn, waitReadyMs: 0 }).catch((e: Error) => e)).constructor.name,

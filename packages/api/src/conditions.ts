@@ -61,6 +61,15 @@ export const SandboxConditions = {
       PodSucceeded: { status: 'False', doc: 'The pod exited 0 and will not run again.' },
       PodFailed: { status: 'False', doc: 'The pod exited non-zero and will not run again.' },
       MultiplePods: { status: 'False', doc: 'More than one pod is controlled by this Sandbox; none is picked.' },
+      // Ours: the kubelet's waiting reasons of the container, where upstream says only
+      // DependenciesNotReady (the local engine has no Pod to read them from).
+      ErrImagePull: { status: 'False', doc: "The image's pull failed; the message is the registry's." },
+      ImagePullBackOff: { status: 'False', doc: 'Waiting to try a failed pull again (the wait doubles).' },
+      InvalidImageName: { status: 'False', doc: 'The image reference cannot be parsed.' },
+      CreateContainerConfigError: {
+        status: 'False',
+        doc: "The image's config and the container's spec do not make a process (an unknown user, runAsNonRoot as root).",
+      },
     },
   },
   Finished: {

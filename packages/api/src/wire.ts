@@ -207,6 +207,12 @@ export const TERMINAL_REASONS = [
   'ReconcilerError',
   'PodFailed',
   'PodSucceeded',
+  // The container cannot start until its image or its config is fixed (the local engine keeps
+  // trying a failed pull in the background, as the kubelet does): a waiter is told at once.
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CreateContainerConfigError',
 ] as const;
 export type TerminalReason = (typeof TERMINAL_REASONS)[number];
 

@@ -17,10 +17,14 @@ const now = new Date('2026-01-02T15:04:05.678Z');
 const later = new Date('2026-01-02T16:00:00Z');
 
 describe('condition declarations', () => {
-  it("declare every reason upstream v0.5.6 sets on a Sandbox's Ready condition", () => {
+  it("declare every reason upstream v0.5.6 sets on a Sandbox's Ready condition, and the kubelet's waiting reasons", () => {
     assert.deepEqual(Object.keys(SandboxReadyReason).sort(), [
+      'CreateContainerConfigError',
       'DependenciesNotReady',
       'DependenciesReady',
+      'ErrImagePull',
+      'ImagePullBackOff',
+      'InvalidImageName',
       'MultiplePods',
       'PodFailed',
       'PodSucceeded',

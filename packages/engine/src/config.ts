@@ -30,6 +30,8 @@ export interface EngineConfig {
   /** Sizes of the sandbox's tmpfs mounts (/tmp and HOME). */
   tmpfsBytes: number;
   readyTimeoutMs: number;
+  /** The first wait before a failed image pull is tried again (doubling, up to 30 times this). */
+  imagePullBackoffMs: number;
   /** A warm pool replaces a claimed member after this long (its boot would slow the claimed one). */
   poolRefillDelayMs: number;
   /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
@@ -103,6 +105,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     defaultDiskBytes: num(env.ASB_DEFAULT_DISK_BYTES, 4 * 1024 * 1024 * 1024),
     tmpfsBytes: num(env.ASB_TMPFS_BYTES, 512 * 1024 * 1024),
     readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
+    imagePullBackoffMs: num(env.ASB_IMAGE_PULL_BACKOFF_MS, 10_000),
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',

@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { loadConfig, type EngineConfig } from './config.ts';
 import { prepareRootfs } from './rootfs.ts';
+import { localImageStore } from '@asb/oci';
 import { AGENT_MOUNT, type AgentKind } from './drivers/runtime-spec.ts';
 import type { AgentInstall } from './workloads/workload.ts';
 import { LocalWorkloads } from './workloads.ts';
@@ -202,6 +203,7 @@ export class Engine {
       log: this.log,
       snapshots,
       metrics: this.metrics,
+      images: localImageStore(home),
     });
     this.sandboxes = new SandboxService(this.store, this.workloads);
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery

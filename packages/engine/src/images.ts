@@ -79,14 +79,18 @@ export class UnknownImageError extends Error {
 }
 
 export function resolveImage(image: string, env: NodeJS.ProcessEnv = process.env): LocalImage {
-  const extra: Array<[string, LocalImage]> = [];
-  if (env.ASB_IMAGE_MAP) {
-    const parsed = JSON.parse(env.ASB_IMAGE_MAP) as Record<string, string>;
-    for (const [pattern, name] of Object.entries(parsed)) {
-      const img = byName[name as LocalImage['name']];
-      if (img) extra.push([pattern, img]);
-    }
-  }
-  for (const [pattern, img] of [...extra, ...BUILTIN_IMAGE_MAP]) if (matches(pattern, image)) return img;
+  const img = userMapping(image, env) ?? BUILTIN_IMAGE_MAP.find(([pattern]) => matches(pattern, image))?.[1];
+  if (img) return img;
   throw new UnknownImageError(image);
+}
+
+/** The host image ASB_IMAGE_MAP (the user's own choice) maps `image` to, if it does. */
+export function userMapping(image: string, env: NodeJS.ProcessEnv = process.env): LocalImage | undefined {
+  if (!env.ASB_IMAGE_MAP) return undefined;
+  const parsed = JSON.parse(env.ASB_IMAGE_MAP) as Record<string, string>;
+  for (const [pattern, name] of Object.entries(parsed)) {
+    const img = byName[name as LocalImage['name']];
+    if (img && matches(pattern, image)) return img;
+  }
+  return undefined;
 }

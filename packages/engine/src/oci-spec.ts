@@ -27,9 +27,10 @@ export function hostPidsBackstop(pidsLimit: number): number {
 }
 
 export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
+  const fromImage = s.rootfs.fromImage === true;
   const env: Record<string, string> = {
-    LANG: 'C.UTF-8',
-    ...s.image.env,
+    ...(fromImage ? {} : { LANG: 'C.UTF-8' }),
+    ...s.image?.env,
     ...s.env,
     SANDBOX_BASE_DIR: s.workingDir,
     ...(s.preload ? { LD_PRELOAD: s.preload } : {}),
@@ -67,7 +68,9 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       ],
       noNewPrivileges: true,
     },
-    root: { path: s.rootfs.dir, readonly: true },
+    // An image's root is the sandbox's own overlay (image-root.ts), writable as a container's is;
+    // the engine's skeleton is shared by every sandbox, so read-only.
+    root: { path: s.rootfs.dir, readonly: !fromImage },
     hostname: s.hostname,
     mounts: [
       { destination: '/proc', type: 'proc', source: 'proc' },
@@ -77,10 +80,15 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
         source: 'tmpfs',
         options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
       },
-      tmpfs('/tmp', '1777'),
-      tmpfs('/home/sandbox', '0777'),
-      ...HOST_READ_ONLY_PATHS.map((p) => ro(p)),
-      ...s.rootfs.extraBinds.map((p) => ro(p)),
+      // An image keeps its own /tmp and home directories, in its writable layer.
+      ...(fromImage
+        ? []
+        : [
+            tmpfs('/tmp', '1777'),
+            tmpfs('/home/sandbox', '0777'),
+            ...HOST_READ_ONLY_PATHS.map((p) => ro(p)),
+            ...s.rootfs.extraBinds.map((p) => ro(p)),
+          ]),
       ro(s.agentDir, AGENT_MOUNT),
       { destination: s.workingDir, type: 'bind', source: s.workspaceDir, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
       ...(s.extraMounts ?? []).map((m) => ({

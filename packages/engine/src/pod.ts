@@ -10,6 +10,8 @@ export interface ContainerLike {
   command?: string[];
   args?: string[];
   workingDir?: string;
+  imagePullPolicy?: string;
+  securityContext?: { runAsUser?: number; runAsGroup?: number; runAsNonRoot?: boolean };
   env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
   resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
 }

@@ -26,6 +26,9 @@ export interface Rootfs {
   dir: string;
   /** Top-level host directories that are real directories here (not merged into /usr): bind them. */
   extraBinds: string[];
+  /** An image's root (image-root.ts): the sandbox's own and writable, and nothing of the host's
+   *  mounted into it. */
+  fromImage?: boolean;
 }
 
 /** Makes (or refreshes) the skeleton under `home/rootfs`. Idempotent; cheap enough to run at every start. */

@@ -39,6 +39,10 @@ export interface CreateRequest {
   timeoutMs: number;
 }
 
+/** Waiting reasons that a fix of the spec ends; a failed pull may also end by itself. */
+const invalidReasons = new Set(['ReconcilerError', 'InvalidImageName', 'CreateContainerConfigError']);
+const pullReasons = new Set(['ErrImagePull', 'ImagePullBackOff']);
+
 export class SandboxService {
   constructor(
     private readonly store: SqliteStore,
@@ -107,7 +111,11 @@ export class SandboxService {
           } else {
             reject(
               new EngineError(
-                ready.reason === 'WarmPoolNotFound' ? 'NotFound' : 'Invalid',
+                ready.reason === 'WarmPoolNotFound'
+                  ? 'NotFound'
+                  : pullReasons.has(ready.reason)
+                    ? 'Unavailable'
+                    : 'Invalid',
                 `sandbox "${name}" cannot start: ${ready.reason}: ${ready.message}`,
               ),
             );
@@ -164,7 +172,7 @@ export class SandboxService {
       if (ready?.status === 'True' || sb.spec.operatingMode === 'Suspended') return true;
       if (ready && isTerminalReason(ready.reason))
         return new EngineError(
-          ready.reason === 'ReconcilerError' ? 'Invalid' : 'Unavailable',
+          invalidReasons.has(ready.reason) ? 'Invalid' : 'Unavailable',
           `sandbox "${name}" cannot become ready: ${ready.reason}: ${ready.message}`,
         );
       return false;

@@ -52,6 +52,16 @@ export async function createVolume(
   return createQuotaDir(join(dir, 'volumes', name), join(dir, 'volumes', `${name}.img`), bytes, owner, log);
 }
 
+/**
+ * The writable layer of a sandbox that runs an image (`layer/`, holding the overlay's upper and
+ * work directories): like the workspace, on an ext4 image of its own where the engine can mount
+ * one, so what a sandbox writes outside its workspace counts against a quota too, as a
+ * container's writable layer counts against its ephemeral-storage on Kubernetes.
+ */
+export async function createLayer(dir: string, bytes: number, log: Logger): Promise<Workspace> {
+  return createQuotaDir(join(dir, 'layer'), join(dir, 'layer.img'), bytes, { uid: 0, gid: 0 }, log);
+}
+
 /** `path`, backed by a sparse ext4 image of `bytes` at `image` (made, or mounted again). */
 async function createQuotaDir(
   path: string,
@@ -95,22 +105,41 @@ async function createQuotaDir(
   return { path };
 }
 
-/** Unmounts the workspace and the volumes, and removes the sandbox's directory. */
+/** Unmounts everything mounted under the sandbox's directory (its image root first, then the
+ *  layer, workspace and volumes beneath), and removes the directory. */
 export async function destroyWorkspace(dir: string): Promise<void> {
-  await unmountWorkspace(dir);
-  for (const m of mountPoints().filter((p) => p.startsWith(join(dir, 'volumes') + '/'))) {
-    await run('umount', [m], { timeout: 30_000 }).catch(() => run('umount', ['-l', m], { timeout: 30_000 }));
-  }
+  await unmountUnder(dir);
   // In libuv's pool, not on the event loop: a workspace's files took ~6 ms of it to unlink.
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Drops the workspace's files (image and mount point) and keeps the rest of the sandbox's
- *  directory (its volumes): a reset. */
+/** Drops the workspace's files (image and mount point) and an image root's writable layer, and
+ *  keeps the rest of the sandbox's directory (its volumes): a reset. */
 export async function dropWorkspace(dir: string): Promise<void> {
   await unmountWorkspace(dir);
   await rm(join(dir, 'workspace'), { recursive: true, force: true });
   await rm(join(dir, 'workspace.img'), { force: true });
+  await unmountUnder(join(dir, 'root')).then(() => unmountOne(join(dir, 'root')));
+  await unmountOne(join(dir, 'layer'));
+  for (const f of ['root', 'layer', 'layer.img']) await rm(join(dir, f), { recursive: true, force: true });
+}
+
+async function unmountOne(path: string): Promise<void> {
+  if (!isMountPoint(path)) return;
+  await run('umount', [path], { timeout: 30_000 }).catch(() => run('umount', ['-l', path], { timeout: 30_000 }));
+}
+
+/** Unmounts every mount under `dir`, those stacked on others (an overlay on its layer) first. */
+export async function unmountUnder(dir: string): Promise<void> {
+  const mounts = mountPoints().filter((p) => p.startsWith(dir + '/'));
+  // Mounted later, unmounted sooner: the overlay's root was mounted after its layer.
+  for (const m of mounts.reverse()) {
+    await run('umount', [m], { timeout: 30_000 })
+      .catch(() => run('umount', ['-l', m], { timeout: 30_000 }))
+      .catch((err) => {
+        if (isMountPoint(m)) throw err;
+      });
+  }
 }
 
 async function unmountWorkspace(dir: string): Promise<void> {
@@ -150,6 +179,6 @@ function mountPoints(): string[] {
   }
 }
 
-function isMountPoint(path: string): boolean {
+export function isMountPoint(path: string): boolean {
   return mountPoints().includes(path);
 }

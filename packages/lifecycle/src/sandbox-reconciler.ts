@@ -218,7 +218,7 @@ export function runningStatus(
     const serviceRequired = sb.spec.service === true;
     const message = w.message + (serviceRequired ? (w.service ? '; Service Exists' : '; Service does not exist') : '');
     const isReady = w.ready && (!serviceRequired || !!w.service);
-    const reason = isReady ? 'DependenciesReady' : 'DependenciesNotReady';
+    const reason = isReady ? 'DependenciesReady' : (w.reason ?? 'DependenciesNotReady');
     status.conditions = setCondition(status.conditions, ready(sb, reason, message, now));
     status.conditions = removeCondition(status.conditions, 'Finished');
   }

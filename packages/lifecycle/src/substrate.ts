@@ -74,6 +74,9 @@ export interface WorkloadState {
   ready: boolean;
   /** For conditions: why it is not ready, or how it ended. */
   message: string;
+  /** Why it is not ready, when the substrate says more than "pending" (the kubelet's waiting
+   *  reasons: ErrImagePull, ImagePullBackOff, ...): the Ready condition's reason then. */
+  reason?: 'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'CreateContainerConfigError';
   podIPs: string[];
   /** Where it runs (a Kubernetes node), when the substrate has nodes. */
   nodeName?: string;

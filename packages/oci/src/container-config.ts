@@ -23,6 +23,9 @@ export interface ProcessConfig {
   gid: number;
 }
 
+/** containerd's PATH for an image that sets none. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export class ContainerConfigError extends Error {
   override name = 'ContainerConfigError';
 }
@@ -39,6 +42,10 @@ export function processConfig(image: ImageConfig, spec: ContainerSpecLike, rootf
   }
   for (const e of spec.env ?? []) env.set(e.name, e.value ?? '');
   const { uid, gid } = userOf(c.User, spec.securityContext, rootfs);
+  // As containerd and runc complete an environment: a PATH when the image sets none, and HOME
+  // from the user's /etc/passwd entry (else /).
+  if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH);
+  if (!env.has('HOME')) env.set('HOME', entriesOf(rootfs, 'passwd').find((e) => e[2] === String(uid))?.[5] || '/');
   if (spec.securityContext?.runAsNonRoot && uid === 0) {
     throw new ContainerConfigError(
       'runAsNonRoot is set and the container would run as root (uid 0): set securityContext.runAsUser, or use an image whose User is not root',

@@ -47,10 +47,22 @@ describe('container config', () => {
       ['PATH', '/usr/bin'],
       ['A', 'spec'],
       ['B', '2'],
+      ['HOME', '/'],
     ]);
     assert.equal(p.cwd, '/srv');
     assert.equal(processConfig(image, { workingDir: '/app' }, root).cwd, '/app');
     assert.equal(processConfig({}, {}, root).cwd, '/');
+  });
+
+  it('completes the environment as containerd does: a PATH when the image sets none, HOME from passwd', () => {
+    const root = rootfs('root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/home/app:/bin/sh\n');
+    const env = (config: ImageConfig, spec = {}) => new Map(processConfig(config, spec, root).env);
+    assert.equal(env({}).get('PATH'), '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    assert.equal(env({}).get('HOME'), '/root');
+    assert.equal(env({ config: { User: 'app' } }).get('HOME'), '/home/app');
+    assert.equal(env({ config: { User: '4242' } }).get('HOME'), '/', 'a uid without an entry');
+    assert.equal(env({ config: { Env: ['HOME=/h'] } }).get('HOME'), '/h', "the image's own wins");
+    assert.equal(env({}, { env: [{ name: 'PATH', value: '/x' }] }).get('PATH'), '/x');
   });
 
   it("the user: the image's by name or number, with its group; securityContext wins; runAsNonRoot", () => {

@@ -74,6 +74,10 @@ const TERMINAL = {
   ReconcilerError: (m) => new InvalidError(m, 422, 'ReconcilerError'),
   PodFailed: (m) => new InvalidError(m, 422, 'PodFailed'),
   PodSucceeded: (m) => new InvalidError(m, 422, 'PodSucceeded'),
+  ErrImagePull: (m) => new UnavailableError(m, 503, 'ErrImagePull'),
+  ImagePullBackOff: (m) => new UnavailableError(m, 503, 'ImagePullBackOff'),
+  InvalidImageName: (m) => new InvalidError(m, 422, 'InvalidImageName'),
+  CreateContainerConfigError: (m) => new InvalidError(m, 422, 'CreateContainerConfigError'),
 } satisfies Record<TerminalReason, (msg: string) => Error>;
 
 /** One cluster: its API clients, and the router connection shared by its sandboxes. */

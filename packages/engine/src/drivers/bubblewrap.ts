@@ -24,7 +24,13 @@ export class BubblewrapDriver implements SandboxDriver {
   constructor(private readonly bwrap: string) {}
 
   args(spec: SandboxRuntimeSpec): string[] {
-    const env = { LANG: 'C.UTF-8', ...spec.image.env, ...spec.env, SANDBOX_BASE_DIR: spec.workingDir };
+    const fromImage = spec.rootfs.fromImage === true;
+    const env = {
+      ...(fromImage ? {} : { LANG: 'C.UTF-8' }),
+      ...spec.image?.env,
+      ...spec.env,
+      SANDBOX_BASE_DIR: spec.workingDir,
+    };
     // --die-with-parent: bwrap's sandbox side runs in a session of its own (--new-session), out of
     // reach of the process-group kill in destroy(); without it, killing bwrap left the sandbox's
     // init and everything under it running, after delete and after the engine itself was gone
@@ -41,19 +47,19 @@ export class BubblewrapDriver implements SandboxDriver {
       String(spec.gid ?? 1000),
       '--hostname',
       spec.hostname,
-      '--ro-bind',
+      // An image's root is the sandbox's own overlay, writable; the skeleton is shared.
+      fromImage ? '--bind' : '--ro-bind',
       spec.rootfs.dir,
       '/',
       '--proc',
       '/proc',
       '--dev',
       '/dev',
-      '--tmpfs',
-      '/tmp',
-      '--tmpfs',
-      '/home/sandbox',
     ];
-    for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
+    if (!fromImage) {
+      a.push('--tmpfs', '/tmp', '--tmpfs', '/home/sandbox');
+      for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
+    }
     a.push('--ro-bind', spec.agentDir, AGENT_MOUNT, '--bind', spec.workspaceDir, spec.workingDir);
     for (const m of spec.extraMounts ?? []) a.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.destination);
     a.push('--chdir', spec.workingDir, '--clearenv');

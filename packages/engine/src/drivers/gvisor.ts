@@ -101,7 +101,10 @@ export class GvisorDriver implements SandboxDriver {
   }
 
   private flags(): string[] {
-    return ['--root', this.stateDir, '--network=none'];
+    // --overlay2=none: an image's root is writable, and a current runsc would put its own overlay
+    // over it (root:self, a file store in the root), so writes would miss the sandbox's layer on
+    // disk, its quota and its snapshots (image-root.ts). Both runscs take it.
+    return ['--root', this.stateDir, '--network=none', '--overlay2=none'];
   }
 
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {

@@ -25,8 +25,11 @@ export interface SandboxRuntimeSpec {
   workspaceDir: string;
   /** Host directory holding agent.cjs, mounted read-only at /.asb. */
   agentDir: string;
-  image: LocalImage;
-  /** Container env from the template (name → value); wins over the image's defaults. */
+  /** The host image the sandbox runs in place of its container image (images.ts); none when its
+   *  root is the image's own (`rootfs.fromImage`). */
+  image?: LocalImage;
+  /** Container env from the template (name → value); wins over the image's defaults. With an
+   *  image's root: the whole environment, the image's merged with the container's. */
   env: Record<string, string>;
   /** The template container's command+args, run by the agent as the main process. */
   mainArgv?: string[];

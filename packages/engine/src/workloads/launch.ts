@@ -6,18 +6,23 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LABEL_WARM_POOL_SANDBOX, bytes, type Sandbox } from '@asb/api';
 import { EngineError } from '../errors.ts';
-import { resolveImage, UnknownImageError, type LocalImage } from '../images.ts';
-import type { ExtraMount, SandboxRuntimeSpec } from '../drivers/runtime-spec.ts';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import type { LocalImage as OciImage } from '@asb/oci';
+import { AGENT_MOUNT, type ExtraMount, type SandboxRuntimeSpec } from '../drivers/runtime-spec.ts';
 import { limitsOf, diskBytesOf, type ContainerLike } from '../pod.ts';
 import { createVolume, createWorkspace } from '../workspace.ts';
-import { rootfsFor } from '../mount-points.ts';
+import { checkDestination, rootfsFor } from '../mount-points.ts';
+import { ImageError, planImage, processOf, pullFor, type ImagePlan } from '../image-source.ts';
+import { mountImageRoot, mountPointsIn, writeEtcFiles } from '../image-root.ts';
+import { runCommand as run } from '../spawner.ts';
+import type { LocalImage as HostImage } from '../images.ts';
 import type { AgentConnections } from './connection.ts';
 import { copySandboxFiles } from './sandbox-files.ts';
 import { warmUp } from './warm-up.ts';
 import { keyOf, sandboxDir, type StartSource, type Workload, type WorkloadTable } from './workload.ts';
 import type { WorkloadsDeps } from './workload.ts';
 
-type LaunchUses = 'config' | 'driver' | 'rootfs' | 'agent' | 'store' | 'log' | 'snapshots';
+type LaunchUses = 'config' | 'driver' | 'rootfs' | 'agent' | 'store' | 'log' | 'snapshots' | 'images';
 export type LaunchDeps = Pick<WorkloadsDeps, LaunchUses> & {
   table: WorkloadTable;
   connections: AgentConnections;
@@ -37,7 +42,6 @@ export class Launcher {
     const name = sb.metadata.name!;
     const container = sb.spec.podTemplate.spec.containers[0] as ContainerLike | undefined;
     if (!container) throw new EngineError('Invalid', 'the pod template has no container');
-    const image = imageOf(container);
     const env = envOf(container);
     const w: Workload = {
       namespace: ns,
@@ -53,8 +57,13 @@ export class Launcher {
     table.running.set(keyOf(ns, name), w);
     store.putWorkload({ namespace: ns, name, uid: w.uid, containerId: w.containerId });
     const from = source ? { ...source, dir: snapshotDir ?? snapshots.dirOf(source.snapshot.id) } : undefined;
-    w.started = this.boot(w, sb, container, image, env, from).catch((err: Error) => {
+    w.started = this.boot(w, sb, container, env, from).catch((err: Error) => {
       if (w.stopping) return;
+      if (err instanceof ImageError) {
+        // As the kubelet leaves such a container: waiting, with the reason, not failed.
+        this.waiting(w, err.reason, err.message);
+        return;
+      }
       log.warn({ sandbox: name, namespace: ns, err: err.message }, 'sandbox failed to start');
       table.fail(w, err.message);
       void driver.destroy(w.containerId).catch(() => undefined);
@@ -62,19 +71,70 @@ export class Launcher {
     return w;
   }
 
+  /** A container that cannot start yet: Pending, with the kubelet's reason for its waiting state. */
+  private waiting(w: Workload, reason: NonNullable<Workload['reason']>, message: string): void {
+    if (w.stopping) return;
+    w.phase = 'Pending';
+    w.reason = reason;
+    w.message = message;
+    this.deps.log.warn({ sandbox: w.name, namespace: w.namespace, reason }, message);
+    this.deps.table.changed(w);
+  }
+
+  /**
+   * The image, pulled as its policy says; a failed pull is retried with the kubelet's back-off
+   * (ErrImagePull at each failure, ImagePullBackOff while waiting, the wait doubling from
+   * config.imagePullBackoffMs up to 30 times it) until it succeeds or the sandbox goes.
+   */
+  private async pulled(w: Workload, plan: Extract<ImagePlan, { kind: 'pull' }>): Promise<OciImage> {
+    const { images, config } = this.deps;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const image = await pullFor(images, plan);
+        w.reason = undefined;
+        return image;
+      } catch (err) {
+        if (!(err instanceof ImageError) || !err.retry || w.stopping) throw err;
+        this.waiting(w, err.reason, err.message);
+        const wait = Math.min(config.imagePullBackoffMs * 2 ** attempt, config.imagePullBackoffMs * 30);
+        // ErrImagePull stays up a moment before the back-off replaces it, as the kubelet shows it.
+        await sleepUnless(() => w.stopping === true, Math.min(1000, wait / 2));
+        this.waiting(w, 'ImagePullBackOff', `Back-off pulling image "${plan.reference}": ${err.message}`);
+        await sleepUnless(() => w.stopping === true, wait - Math.min(1000, wait / 2));
+        if (w.stopping) throw err;
+      }
+    }
+  }
+
   private async boot(
     w: Workload,
     sb: Sandbox,
     container: ContainerLike,
-    image: LocalImage,
     env: Record<string, string>,
     from?: Restore,
   ): Promise<void> {
     const { driver, snapshots, log, table } = this.deps;
     const t0 = Date.now();
     const dir = sandboxDir(this.deps.config.home, w.namespace, w.name);
+    const plan = planImage(container, this.deps.images);
+    let image: OciImage | undefined;
+    if (plan.kind === 'pull') {
+      if (this.deps.agent.kind !== 'go') {
+        const why = "running an image needs the Go agent (ASB_AGENT=go): the node agent runs on the host's /usr";
+        throw new ImageError('CreateContainerConfigError', why, false);
+      }
+      image = await this.pulled(w, plan);
+      if (w.stopping) return;
+    } else {
+      log.debug(
+        { sandbox: w.name, image: container.image, host: plan.image.name },
+        'host software in place of the image',
+      );
+    }
     if (from?.copyFiles) await copySandboxFiles(from.dir, dir);
-    const spec = await this.runtimeSpec(w, sb, container, image, env, dir);
+    const spec = image
+      ? await this.imageSpec(w, sb, container, image, plan as Extract<ImagePlan, { kind: 'pull' }>, dir)
+      : await this.runtimeSpec(w, sb, container, (plan as Extract<ImagePlan, { kind: 'host' }>).image, env, dir);
     const logFile = join(dir, 'sandbox.log');
     const tWorkspace = Date.now();
     if (w.stopping) return;
@@ -109,12 +169,71 @@ export class Launcher {
     table.changed(w);
   }
 
+  /**
+   * A sandbox whose root is its image's (image-root.ts): the image's process config merged with
+   * the container's, the workspace at the working directory (filled from the image's own files
+   * there when it is new, as a Docker volume is), the volumes, and nothing of the host.
+   */
+  private async imageSpec(
+    w: Workload,
+    sb: Sandbox,
+    container: ContainerLike,
+    image: OciImage,
+    plan: Extract<ImagePlan, { kind: 'pull' }>,
+    dir: string,
+  ): Promise<SandboxRuntimeSpec> {
+    const { config, driver, agent, log, images } = this.deps;
+    const lower = await images.rootfs(image);
+    const proc = processOf(image, container, lower);
+    // gVisor's gofer keeps uids as they are; bubblewrap maps the sandbox's to the engine's own.
+    const owner = driver.name === 'gvisor' ? { uid: proc.uid, gid: proc.gid } : driver.workspaceOwner();
+    const workingDir = container.workingDir ?? (proc.cwd === '/' ? '/app' : proc.cwd);
+    const disk = diskBytesOf(container, config);
+    const firstStart = !existsSync(join(dir, 'layer.img')) && !existsSync(join(dir, 'layer'));
+    const root = await mountImageRoot(dir, lower, disk, log);
+    const extraMounts = await volumeMounts(sb, container, dir, owner, log);
+    const wanted = [
+      { field: 'workingDir', path: workingDir },
+      ...extraMounts.map((m) => ({ field: `volumeMounts[${m.name}].mountPath`, path: m.destination })),
+    ];
+    for (const d of wanted) checkDestination(d.field, d.path);
+    const [cwd, ...volumeDests] = mountPointsIn(root.dir, wanted);
+    mountPointsIn(
+      root.dir,
+      ['/proc', '/dev', AGENT_MOUNT].map((path) => ({ field: 'image', path })),
+    );
+    writeEtcFiles(root.dir, w.name);
+    const ws = await createWorkspace(dir, disk, owner, log);
+    w.diskQuotaBytes = ws.quotaBytes;
+    const imageFiles = join(root.dir, cwd!);
+    if (firstStart && readdirSync(ws.path).length === 0 && readdirSync(imageFiles).length > 0) {
+      await run('cp', ['-a', '--', `${imageFiles}/.`, ws.path], { timeout: 600_000 });
+    }
+    if (statSync(ws.path).uid !== owner.uid) await run('chown', [`${owner.uid}:${owner.gid}`, ws.path]);
+    return {
+      hostname: w.name,
+      rootfs: { dir: root.dir, extraBinds: [], fromImage: true },
+      workspaceDir: ws.path,
+      agentDir: agent.dir,
+      agent: agent.kind,
+      env: Object.fromEntries(proc.env),
+      // Our agent serves the runtime API that a runtime server image's own process would.
+      mainArgv: plan.isRuntimeServer || proc.argv.length === 0 ? undefined : proc.argv,
+      workingDir: cwd!,
+      limits: w.limits,
+      tmpfsBytes: config.tmpfsBytes,
+      extraMounts: extraMounts.map((m, i) => ({ ...m, destination: volumeDests[i]! })),
+      uid: proc.uid,
+      gid: proc.gid,
+    };
+  }
+
   /** The workspace and volumes made, and what the driver is to run. */
   private async runtimeSpec(
     w: Workload,
     sb: Sandbox,
     container: ContainerLike,
-    image: LocalImage,
+    image: HostImage,
     env: Record<string, string>,
     dir: string,
   ): Promise<SandboxRuntimeSpec> {
@@ -160,13 +279,10 @@ export class Launcher {
   }
 }
 
-function imageOf(container: ContainerLike): LocalImage {
-  try {
-    return resolveImage(container.image);
-  } catch (err) {
-    if (err instanceof UnknownImageError) throw new EngineError('Invalid', err.message);
-    throw err;
-  }
+/** Waits `ms`, or less when `stop` turns true (checked every 100 ms). */
+async function sleepUnless(stop: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!stop() && Date.now() < until) await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
 }
 
 function envOf(container: ContainerLike): Record<string, string> {

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { WorkloadState } from '@asb/lifecycle';
+import type { ImageStore } from '@asb/oci';
 import type { AgentClient } from '../agent-client.ts';
 import type { AgentKind, ResourceLimits } from '../drivers/runtime-spec.ts';
 import type { DriverHandle, SandboxDriver, SandboxExit } from '../drivers/driver.ts';
@@ -23,6 +24,8 @@ export interface Workload {
   containerId: string;
   phase: Phase;
   message: string;
+  /** Why a Pending container waits, in the kubelet's words (ErrImagePull, ImagePullBackOff, ...). */
+  reason?: WorkloadState['reason'];
   startedAt: Date;
   readyAt?: Date;
   limits: ResourceLimits;
@@ -72,6 +75,8 @@ export interface WorkloadsDeps {
   log: Logger;
   snapshots: SnapshotStore;
   metrics?: EngineMetrics;
+  /** The images sandboxes run ($ASB_HOME/images). */
+  images: ImageStore;
 }
 
 export const keyOf = (ns: string, name: string): string => `${ns}/${name}`;
@@ -82,7 +87,7 @@ export function sandboxDir(home: string, ns: string, name: string): string {
 }
 
 export function stateOf(w: Workload): WorkloadState {
-  return { phase: w.phase, ready: w.phase === 'Running', message: w.message, podIPs: [] };
+  return { phase: w.phase, ready: w.phase === 'Running', message: w.message, reason: w.reason, podIPs: [] };
 }
 
 export class WorkloadTable {

@@ -1,0 +1,94 @@
+// Where a container's image comes from on the local engine: the image itself, pulled into the
+// engine's image store ($ASB_HOME/images) as its pull policy says, or, for the names of the host
+// table (images.ts: the seeds' runtime images, python:*, golang:*, ...) while that image is not on
+// this machine, the host's software in its place, said so in the sandbox's log. An image in the
+// store always runs as itself.
+import {
+  ContainerConfigError,
+  InvalidReferenceError,
+  RegistryError,
+  defaultPullPolicy,
+  formatReference,
+  parseReference,
+  processConfig,
+  type ImageStore,
+  type LocalImage as OciImage,
+  type ProcessConfig,
+  type PullPolicy,
+} from '@asb/oci';
+import { resolveImage, userMapping, UnknownImageError, type LocalImage as HostImage } from './images.ts';
+import type { ContainerLike } from './pod.ts';
+
+export type ImagePlan =
+  | { kind: 'host'; image: HostImage }
+  | { kind: 'pull'; reference: string; policy: PullPolicy; isRuntimeServer: boolean };
+
+/** Why a container cannot start yet, in the words the kubelet uses for a container's waiting state. */
+export class ImageError extends Error {
+  constructor(
+    readonly reason: 'ErrImagePull' | 'InvalidImageName' | 'CreateContainerConfigError',
+    message: string,
+    /** Worth trying again later (an unreachable registry, a tag not pushed yet). */
+    readonly retry: boolean,
+  ) {
+    super(message);
+    this.name = 'ImageError';
+  }
+}
+
+export function planImage(
+  container: ContainerLike,
+  store: ImageStore,
+  env: NodeJS.ProcessEnv = process.env,
+): ImagePlan {
+  let reference: string;
+  try {
+    reference = formatReference(parseReference(container.image));
+  } catch (err) {
+    if (err instanceof InvalidReferenceError) {
+      throw new ImageError(
+        'InvalidImageName',
+        `Failed to apply default image tag "${container.image}": ${err.message}`,
+        false,
+      );
+    }
+    throw err;
+  }
+  const policy = (container.imagePullPolicy as PullPolicy | undefined) ?? defaultPullPolicy(container.image);
+  let host: HostImage | undefined;
+  try {
+    host = resolveImage(container.image, env);
+  } catch (err) {
+    if (!(err instanceof UnknownImageError)) throw err;
+  }
+  // An ASB_IMAGE_MAP entry is the user's own choice; the built-in table only stands in.
+  if (host && (userMapping(container.image, env) || !store.get(reference))) return { kind: 'host', image: host };
+  return { kind: 'pull', reference, policy, isRuntimeServer: host?.isRuntimeServer ?? false };
+}
+
+/** Pulls as the policy says; a registry's refusal becomes the kubelet's ErrImagePull. */
+export async function pullFor(store: ImageStore, plan: Extract<ImagePlan, { kind: 'pull' }>): Promise<OciImage> {
+  try {
+    return await store.pull(plan.reference, { policy: plan.policy });
+  } catch (err) {
+    if (err instanceof RegistryError) {
+      const retry = err.code !== 'Unsupported';
+      // The registry's words, without the reference they begin with (the message names it once).
+      const why = err.message.startsWith(`${plan.reference}: `)
+        ? err.message.slice(plan.reference.length + 2)
+        : err.message;
+      throw new ImageError('ErrImagePull', `Failed to pull image "${plan.reference}": ${why}`, retry);
+    }
+    throw err;
+  }
+}
+
+/** The process the container runs, as Kubernetes merges the image's config with the spec. */
+export function processOf(image: OciImage, container: ContainerLike, rootfs: string): ProcessConfig {
+  try {
+    return processConfig(image.config, container, rootfs);
+  } catch (err) {
+    if (err instanceof ContainerConfigError) throw new ImageError('CreateContainerConfigError', err.message, false);
+    throw err;
+  }
+}

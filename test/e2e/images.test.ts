@@ -1,0 +1,194 @@
+// Sandboxes that run real OCI images on the local engine, under gVisor: images made here (a
+// static busybox, a glibc bash from this machine's own files, one with no shell at all) pushed to
+// a real registry on loopback, pulled by the engine, and run as the sandbox's root: their
+// software, their config, each sandbox's writes its own; a failed pull reported as the kubelet
+// reports it and retried until the image is there.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Sandbox, apply } from '@asb/sdk';
+import { startTestEngine, type TestEngine } from './harness.ts';
+import {
+  pushImage,
+  startRegistry,
+  type ImageSpec,
+  type TestRegistry,
+} from '../../packages/oci/test/support/registry.ts';
+
+const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'env', 'pwd', 'sleep', 'touch', 'test', 'uname', 'mkdir', 'rm'];
+
+/** A static busybox with its applets, a passwd with a user `app`, and files of its own. */
+function busybox(config: ImageSpec['config']): ImageSpec {
+  return {
+    layers: [
+      { fromHost: ['bin/busybox'] },
+      {
+        files: {
+          'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\napp:x:1001:1001:app:/home/app:/bin/sh\n',
+          'etc/group': 'root:x:0:\napp:x:1001:\n',
+          'etc/os-release': 'ID=asb-test-busybox\n',
+          'srv/app/hello.txt': 'hello from the image\n',
+          'home/app/.keep': '',
+          'root/.keep': '',
+        },
+        symlinks: Object.fromEntries(APPLETS.map((a) => [`bin/${a}`, 'busybox'])),
+      },
+    ],
+    config,
+  };
+}
+
+/** bash and cat with the glibc they link, taken from this machine (Debian, merged /usr). */
+const glibc: ImageSpec = {
+  layers: [
+    {
+      fromHost: [
+        'usr/bin/bash',
+        'usr/bin/cat',
+        'usr/lib/x86_64-linux-gnu/libc.so.6',
+        'usr/lib/x86_64-linux-gnu/libtinfo.so.6',
+        'usr/lib/x86_64-linux-gnu/libtinfo.so.6.4',
+        'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+      ],
+    },
+    {
+      files: { 'etc/os-release': 'ID=asb-test-glibc\n' },
+      symlinks: {
+        bin: 'usr/bin',
+        lib: 'usr/lib',
+        lib64: 'usr/lib64',
+        'usr/lib64/ld-linux-x86-64.so.2': '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+      },
+    },
+  ],
+  config: { Env: ['PATH=/usr/bin:/bin'] },
+};
+
+/** One static program and nothing else: no shell, no /etc. */
+const noShell: ImageSpec = { layers: [{ fromHost: ['bin/busybox'] }], config: { Env: ['PATH=/bin'] } };
+
+const template = (name: string, image: string, extra = '') => `apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxTemplate
+metadata: { name: ${name} }
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: main
+        image: ${image}
+${extra}`;
+
+describe('OCI images on the local engine', () => {
+  let reg: TestRegistry;
+  let t: TestEngine;
+  const backoff = process.env.ASB_IMAGE_PULL_BACKOFF_MS;
+  before(async () => {
+    reg = await startRegistry();
+    await pushImage(reg, 'asb-test/busybox', '1', [
+      busybox({ Env: ['PATH=/bin', 'GREETING=from-image'], WorkingDir: '/srv/app' }),
+    ]);
+    await pushImage(reg, 'asb-test/busybox-app', '1', [busybox({ Env: ['PATH=/bin'], User: 'app' })]);
+    await pushImage(reg, 'asb-test/glibc', '1', [glibc]);
+    await pushImage(reg, 'asb-test/noshell', '1', [noShell]);
+    process.env.ASB_IMAGE_PULL_BACKOFF_MS = '300';
+    t = await startTestEngine();
+  });
+  after(async () => {
+    if (backoff === undefined) delete process.env.ASB_IMAGE_PULL_BACKOFF_MS;
+    else process.env.ASB_IMAGE_PULL_BACKOFF_MS = backoff;
+    await t?.stop();
+    await reg?.stop();
+  });
+
+  it("runs the image as the sandbox's root: its software, env and working directory, nothing of the host's", async () => {
+    await apply(template('bb', `${reg.host}/asb-test/busybox:1`), t.conn);
+    await using sb = await Sandbox.create({ ...t.conn, template: 'bb' });
+    const run = async (cmd: string) => {
+      const r = await sb.run(cmd);
+      assert.equal(r.exitCode, 0, `${cmd}: ${r.stderr}`);
+      return r.stdout;
+    };
+    assert.equal(await run('cat /etc/os-release'), 'ID=asb-test-busybox\n');
+    assert.equal(await run('echo $GREETING'), 'from-image\n');
+    assert.equal(await run('pwd'), '/srv/app\n', "the image's WorkingDir");
+    assert.equal(await run('cat hello.txt'), 'hello from the image\n', "the workspace starts with the image's files");
+    assert.equal(await run('id -u'), '0\n', 'no User in the image: root, as on Kubernetes');
+    assert.equal(await run('test -e /usr && echo host || echo none'), 'none\n', "no /usr: the host's is not there");
+    assert.equal(await run('test -e /etc/ssl/certs && echo host || echo none'), 'none\n');
+    assert.match(await run('uname -a'), /Linux/);
+    assert.equal(await run('cat /etc/hostname'), `${sb.id}\n`);
+    // Its writes are its own: not in the image, not in another sandbox of it.
+    await run('echo mine > /etc/mine && echo note > /srv/app/note.txt && rm /etc/os-release');
+    await using other = await Sandbox.create({ ...t.conn, template: 'bb' });
+    const seen = await other.run('cat /etc/mine /srv/app/note.txt; cat /etc/os-release');
+    assert.match(seen.stderr, /\/etc\/mine'?: No such file/);
+    assert.match(seen.stderr, /note\.txt'?: No such file/);
+    assert.equal(seen.stdout, 'ID=asb-test-busybox\n', 'what one sandbox removed, the other still has');
+    const roots = join(t.home, 'images', 'rootfs');
+    for (const hex of readdirSync(roots)) {
+      assert.ok(!existsSync(join(roots, hex, 'etc', 'mine')), 'the shared image root is never written');
+    }
+    assert.equal(await run('cat /etc/mine'), 'mine\n');
+  });
+
+  it("runs as the image's User, with its home, and the workspace is that user's", async () => {
+    await apply(template('bb-app', `${reg.host}/asb-test/busybox-app:1`), t.conn);
+    await using sb = await Sandbox.create({ ...t.conn, template: 'bb-app' });
+    const r = await sb.run('id -u; id -g; echo $HOME; pwd; touch made-here && echo wrote');
+    assert.equal(r.stdout, '1001\n1001\n/home/app\n/app\nwrote\n', r.stderr);
+    await sb.files.write('uploaded.txt', 'via the files API');
+    assert.equal((await sb.run('cat uploaded.txt')).stdout, 'via the files API');
+  });
+
+  it('runs a glibc image on its own libraries, and one with no shell at all', async () => {
+    await apply(template('glibc', `${reg.host}/asb-test/glibc:1`), t.conn);
+    await using sb = await Sandbox.create({ ...t.conn, template: 'glibc' });
+    const r = await sb.run('echo "bash ${BASH_VERSINFO[0]}"; cat /etc/os-release');
+    assert.equal(r.stdout, `bash 5\nID=asb-test-glibc\n`, r.stderr);
+
+    await apply(template('noshell', `${reg.host}/asb-test/noshell:1`), t.conn);
+    await using bare = await Sandbox.create({ ...t.conn, template: 'noshell' });
+    const plain = await bare.run('busybox echo no shell needed');
+    assert.equal(plain.stdout, 'no shell needed\n', plain.stderr);
+    const shell = await bare.run('echo $HOME | busybox cat');
+    assert.notEqual(shell.exitCode, 0, 'shell syntax needs a shell, and the image has none');
+    assert.match(shell.stderr, /sh/);
+  });
+
+  it('reports a failed pull as ErrImagePull, then ImagePullBackOff, and starts once the image is there', async () => {
+    const image = `${reg.host}/asb-test/later:1`;
+    await apply(template('later', image), t.conn);
+    await apply(
+      `apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: later }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: "${image}" }]
+`,
+      t.conn,
+    );
+    const ready = () =>
+      t.engine.store.getSync('Sandbox', 'default', 'later')?.status?.conditions?.find((c) => c.type === 'Ready');
+    const seen = new Set<string>();
+    const until = async (what: string, ok: () => boolean) => {
+      for (const start = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 50))) {
+        const r = ready();
+        if (r) seen.add(r.reason);
+        if (Date.now() - start > 60_000) throw new Error(`timed out waiting for ${what}; saw ${[...seen]}`);
+      }
+    };
+    await until('ErrImagePull', () => ready()?.reason === 'ErrImagePull');
+    assert.match(ready()!.message, /asb-test\/later:1/);
+    assert.match(ready()!.message, /not found|unknown/i, "the registry's own words");
+    await until('ImagePullBackOff', () => ready()?.reason === 'ImagePullBackOff');
+    assert.equal(ready()!.status, 'False');
+    await pushImage(reg, 'asb-test/later', '1', [busybox({ Env: ['PATH=/bin'] })]);
+    await until('Ready', () => ready()?.status === 'True');
+    const sb = await Sandbox.connect('later', t.conn);
+    assert.equal((await sb.run('cat /etc/os-release')).stdout, 'ID=asb-test-busybox\n');
+    await sb.kill();
+  });
+});
