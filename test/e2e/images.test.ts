@@ -16,7 +16,7 @@ import {
   type TestRegistry,
 } from '../../packages/oci/test/support/registry.ts';
 
-const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'env', 'pwd', 'sleep', 'touch', 'test', 'uname', 'mkdir', 'rm'];
+const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'env', 'pwd', 'sleep', 'touch', 'test', 'uname', 'mkdir', 'rm', 'ps'];
 
 /** A static busybox with its applets, a passwd with a user `app`, and files of its own. */
 function busybox(config: ImageSpec['config']): ImageSpec {
@@ -93,6 +93,7 @@ describe('OCI images on the local engine', () => {
     await pushImage(reg, 'asb-test/noshell', '1', [noShell]);
     process.env.ASB_IMAGE_PULL_BACKOFF_MS = '300';
     t = await startTestEngine();
+    await apply(template('bb', `${reg.host}/asb-test/busybox:1`), t.conn);
   });
   after(async () => {
     if (backoff === undefined) delete process.env.ASB_IMAGE_PULL_BACKOFF_MS;
@@ -102,7 +103,6 @@ describe('OCI images on the local engine', () => {
   });
 
   it("runs the image as the sandbox's root: its software, env and working directory, nothing of the host's", async () => {
-    await apply(template('bb', `${reg.host}/asb-test/busybox:1`), t.conn);
     await using sb = await Sandbox.create({ ...t.conn, template: 'bb' });
     const run = async (cmd: string) => {
       const r = await sb.run(cmd);
@@ -130,6 +130,17 @@ describe('OCI images on the local engine', () => {
       assert.ok(!existsSync(join(roots, hex, 'etc', 'mine')), 'the shared image root is never written');
     }
     assert.equal(await run('cat /etc/mine'), 'mine\n');
+  });
+
+  it('suspends and resumes an image sandbox with a memory snapshot: its processes and its own layer come back', async () => {
+    await using sb = await Sandbox.create({ ...t.conn, template: 'bb' });
+    await sb.run('echo kept > /etc/kept');
+    await sb.commands.start('sleep 321');
+    await sb.suspend({ snapshot: true });
+    const resumed = await sb.resume();
+    assert.equal(resumed.restoredFromSnapshot, true);
+    const r = await sb.run('cat /etc/kept; ps -o args | grep -c "^sleep 321"');
+    assert.equal(r.stdout, 'kept\n1\n', r.stderr);
   });
 
   it("runs as the image's User, with its home, and the workspace is that user's", async () => {

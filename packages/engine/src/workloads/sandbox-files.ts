@@ -8,8 +8,8 @@ const COPY_TIMEOUT_MS = 600_000;
 
 /**
  * Copies a sandbox's files between its directory and a snapshot's (either way): the workspace
- * (its ext4 image, sparse, flushed first; or the plain directory where images are unavailable)
- * and the volumes' directories.
+ * (its ext4 image, sparse, flushed first; or the plain directory where images are unavailable),
+ * an image root's writable layer, and the volumes' directories.
  */
 export async function copySandboxFiles(from: string, to: string): Promise<void> {
   mkdirSync(to, { recursive: true, mode: 0o700 });
@@ -19,6 +19,11 @@ export async function copySandboxFiles(from: string, to: string): Promise<void> 
     await run('cp', ['--sparse=always', join(from, image), join(to, image)], { timeout: COPY_TIMEOUT_MS });
   } else if (existsSync(join(from, 'workspace'))) {
     await run('cp', ['-a', join(from, 'workspace'), join(to, 'workspace')], { timeout: COPY_TIMEOUT_MS });
+  }
+  // An image root's writable layer (image-root.ts): the snapshot's processes saw its files.
+  if (existsSync(join(from, 'layer.img'))) {
+    await syncWorkspace(from, 'layer');
+    await run('cp', ['--sparse=always', join(from, 'layer.img'), join(to, 'layer.img')], { timeout: COPY_TIMEOUT_MS });
   }
   const volumes = join(from, 'volumes');
   if (!existsSync(volumes)) return;
