@@ -1,4 +1,4 @@
-// `asb image` as a user runs it, against a real registry on loopback.
+// `asb image` and `asb run --image` as a user runs them, against a real registry on loopback.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/test/support/registry.ts';
+import { busybox } from '../support/images.ts';
+import { startEngineProcess, type EngineProcess } from './harness.ts';
 
 const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
 
@@ -74,5 +76,36 @@ describe('asb image', () => {
     const bad = asb('image', 'pull', 'Not/A:Reference!');
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /not a valid/);
+  });
+});
+
+describe('asb run --image', () => {
+  let reg: TestRegistry;
+  let engine: EngineProcess;
+  const docker = mkdtempSync(join(tmpdir(), 'asb-docker-config-'));
+  before(async () => {
+    reg = await startRegistry({ auth: 'htpasswd' });
+    await pushImage(reg, 'team/tools', 'v1', [busybox({ Env: ['PATH=/bin', 'WHO=team-tools'] })]);
+    const { username, password } = reg.credentials!;
+    const auth = Buffer.from(`${username}:${password}`).toString('base64');
+    writeFileSync(join(docker, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth } } }));
+    // The engine pulls with the credentials of its own machine's Docker config.
+    engine = await startEngineProcess({ DOCKER_CONFIG: docker });
+  });
+  after(async () => {
+    await engine?.stop();
+    await reg?.stop();
+    rmSync(docker, { recursive: true, force: true });
+  });
+
+  it("runs a command in a sandbox of a private registry's image, and deletes the sandbox", () => {
+    const ref = `${reg.host}/team/tools:v1`;
+    const ran = engine.asb('run', '--image', ref, '--', 'sh', '-c', 'echo $WHO; cat /etc/os-release; exit 3');
+    assert.equal(ran.status, 3, ran.stderr);
+    assert.equal(ran.stdout, 'team-tools\nID=asb-test-busybox\n');
+    assert.equal(engine.asb('ls', '-o', 'name').stdout.trim(), '', 'the sandbox is gone');
+    const missing = engine.asb('run', '--image', `${reg.host}/team/absent:v1`, '--', 'true');
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /ErrImagePull: Failed to pull image ".*\/team\/absent:v1"/);
   });
 });

@@ -7,66 +7,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sandbox, apply } from '@asb/sdk';
+import { Sandbox, UnavailableError, apply } from '@asb/sdk';
 import { startTestEngine, type TestEngine } from './harness.ts';
-import {
-  pushImage,
-  startRegistry,
-  type ImageSpec,
-  type TestRegistry,
-} from '../../packages/oci/test/support/registry.ts';
-
-const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'env', 'pwd', 'sleep', 'touch', 'test', 'uname', 'mkdir', 'rm', 'ps'];
-
-/** A static busybox with its applets, a passwd with a user `app`, and files of its own. */
-function busybox(config: ImageSpec['config']): ImageSpec {
-  return {
-    layers: [
-      { fromHost: ['bin/busybox'] },
-      {
-        files: {
-          'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\napp:x:1001:1001:app:/home/app:/bin/sh\n',
-          'etc/group': 'root:x:0:\napp:x:1001:\n',
-          'etc/os-release': 'ID=asb-test-busybox\n',
-          'srv/app/hello.txt': 'hello from the image\n',
-          'home/app/.keep': '',
-          'root/.keep': '',
-        },
-        symlinks: Object.fromEntries(APPLETS.map((a) => [`bin/${a}`, 'busybox'])),
-      },
-    ],
-    config,
-  };
-}
-
-/** bash and cat with the glibc they link, taken from this machine (Debian, merged /usr). */
-const glibc: ImageSpec = {
-  layers: [
-    {
-      fromHost: [
-        'usr/bin/bash',
-        'usr/bin/cat',
-        'usr/lib/x86_64-linux-gnu/libc.so.6',
-        'usr/lib/x86_64-linux-gnu/libtinfo.so.6',
-        'usr/lib/x86_64-linux-gnu/libtinfo.so.6.4',
-        'usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
-      ],
-    },
-    {
-      files: { 'etc/os-release': 'ID=asb-test-glibc\n' },
-      symlinks: {
-        bin: 'usr/bin',
-        lib: 'usr/lib',
-        lib64: 'usr/lib64',
-        'usr/lib64/ld-linux-x86-64.so.2': '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
-      },
-    },
-  ],
-  config: { Env: ['PATH=/usr/bin:/bin'] },
-};
-
-/** One static program and nothing else: no shell, no /etc. */
-const noShell: ImageSpec = { layers: [{ fromHost: ['bin/busybox'] }], config: { Env: ['PATH=/bin'] } };
+import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/test/support/registry.ts';
+import { busybox, glibc, noShell } from '../support/images.ts';
 
 const template = (name: string, image: string, extra = '') => `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate
@@ -130,6 +74,21 @@ describe('OCI images on the local engine', () => {
       assert.ok(!existsSync(join(roots, hex, 'etc', 'mine')), 'the shared image root is never written');
     }
     assert.equal(await run('cat /etc/mine'), 'mine\n');
+  });
+
+  it('Sandbox.create({ image }) runs an image without a template; a failed pull is an error naming the image, and leaves nothing', async () => {
+    await using sb = await Sandbox.create({ ...t.conn, image: `${reg.host}/asb-test/busybox:1` });
+    assert.equal((await sb.run('cat /etc/os-release')).stdout, 'ID=asb-test-busybox\n');
+    const image = `${reg.host}/asb-test/nope:1`;
+    await assert.rejects(Sandbox.create({ ...t.conn, image, name: 'nope' }), (err: Error) => {
+      assert.ok(err instanceof UnavailableError, String(err));
+      assert.match(
+        err.message,
+        /ErrImagePull: Failed to pull image "127\.0\.0\.1:\d+\/asb-test\/nope:1": manifest 1 not found/,
+      );
+      return true;
+    });
+    assert.equal(t.engine.store.getSync('Sandbox', 'default', 'nope'), undefined, 'the failed sandbox is gone');
   });
 
   it('suspends and resumes an image sandbox with a memory snapshot: its processes and its own layer come back', async () => {

@@ -176,6 +176,9 @@ export const NamespaceName = z
 export const CreateSandboxBody = z
   .object({
     template: z.string().min(1).max(253).optional(),
+    /** A sandbox that runs this OCI image (pulled as Kubernetes would: `:latest` Always, else
+     *  IfNotPresent), with the engine's default limits and no network, instead of a template. */
+    image: z.string().min(1).max(1024).optional(),
     /** A fork: a new sandbox from this snapshot instead of from a template. */
     fromSnapshot: z.string().min(1).max(100).optional(),
     namespace: NamespaceName.default('default'),

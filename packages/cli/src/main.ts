@@ -49,6 +49,7 @@ program
   .command('run')
   .description("create a sandbox, run CMD in it with output streamed, delete it, exit with the command's code")
   .option('-t, --template <name>', 'SandboxTemplate', DEFAULT_TEMPLATE)
+  .option('--image <ref>', 'run this OCI image instead of a template (pulled as Kubernetes would)')
   .option('--timeout <seconds>', 'kill the command after this many seconds')
   .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
   .option('-w, --cwd <dir>', 'working directory inside the sandbox')
@@ -60,6 +61,7 @@ program
   .command('create')
   .description('create a sandbox and print its id')
   .option('-t, --template <name>', 'SandboxTemplate', DEFAULT_TEMPLATE)
+  .option('--image <ref>', 'run this OCI image instead of a template (pulled as Kubernetes would)')
   .option('--name <name>', 'sandbox name (default: generated)')
   .option('--from-snapshot <id>', 'a fork: start from this snapshot (processes, memory, files) instead of a template')
   .action((flags) => exit(createCommand(ctx(), flags)));

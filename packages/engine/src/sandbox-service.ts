@@ -9,8 +9,11 @@ import {
   WARM_POOL_DEFAULT,
   buildClaim,
   findCondition,
+  formatIssues,
   isTerminalReason,
   rfc3339,
+  toHub,
+  validateObject,
   sandboxInfo,
   type Sandbox,
   type SandboxClaim,
@@ -82,6 +85,51 @@ export class SandboxService {
       throw err;
     }
     return this.view(this.get(req.namespace, sandboxName));
+  }
+
+  /**
+   * A Sandbox that runs `image` (one container, named main, the engine's default limits), made
+   * directly rather than claimed from a template; deleted again when it cannot become ready, so
+   * a failed create leaves nothing behind.
+   */
+  async createFromImage(req: {
+    image: string;
+    namespace: string;
+    name?: string;
+    ttlSeconds?: number;
+    timeoutMs: number;
+  }): Promise<SandboxInfo> {
+    const name = req.name ?? `sandbox-${randomBytes(4).toString('hex')}`;
+    const sb = {
+      apiVersion: 'agents.x-k8s.io/v1beta1',
+      kind: 'Sandbox',
+      metadata: { name, namespace: req.namespace },
+      spec: {
+        podTemplate: { spec: { containers: [{ name: 'main', image: req.image }] } },
+        ...(req.ttlSeconds && {
+          shutdownTime: rfc3339(new Date(Date.now() + req.ttlSeconds * 1000)),
+          shutdownPolicy: 'Delete',
+        }),
+      },
+    };
+    const checked = validateObject(sb);
+    if (!checked.ok) throw new EngineError('Invalid', `invalid sandbox:\n${formatIssues(checked.errors)}`);
+    try {
+      await this.store.create(toHub(checked.object) as Sandbox);
+    } catch (err) {
+      if ((err as Error).name === 'AlreadyExistsError')
+        throw new EngineError(
+          'AlreadyExists',
+          `a sandbox named "${name}" already exists in namespace "${req.namespace}"`,
+        );
+      throw err;
+    }
+    try {
+      return this.view(await this.waitReady(req.namespace, name, req.timeoutMs));
+    } catch (err) {
+      await this.store.delete('Sandbox', req.namespace, name).catch(() => undefined);
+      throw err;
+    }
   }
 
   private waitForClaim(

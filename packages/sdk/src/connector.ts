@@ -17,6 +17,12 @@ export interface SandboxCreateOpts extends ConnectionOpts {
    *  @default DEFAULT_TEMPLATE, "python-runtime-template" (unless warmPool names a pool) */
   template?: string;
   /**
+   * An OCI image to run instead of a template (local engine): pulled from its registry (mirrors
+   * and credentials as the engine's machine configures them), run as the sandbox's root with the
+   * engine's default limits and no network.
+   */
+  image?: string;
+  /**
    * The warm pool that serves it: "default" (any pool of the template), "none" (always a fresh
    * sandbox), or a SandboxWarmPool's name (on Kubernetes: a v1beta1 claim by warmPoolRef, the
    * template then being the pool's). @default "default"

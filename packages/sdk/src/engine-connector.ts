@@ -57,14 +57,17 @@ export const engineConnector: Connector = {
   /** A claim from a template (a warm pool of it serves it when one has a ready member), or a fork. */
   async create(opts: SandboxCreateOpts): Promise<SandboxHandle> {
     const conn = resolveConnection(opts);
-    const template = opts.fromSnapshot ? undefined : (opts.template ?? DEFAULT_TEMPLATE);
+    const template = opts.fromSnapshot || opts.image ? opts.template : (opts.template ?? DEFAULT_TEMPLATE);
     const what = opts.fromSnapshot
       ? `create a sandbox from snapshot "${opts.fromSnapshot}"`
-      : `create a sandbox from template "${template}"`;
+      : opts.image
+        ? `create a sandbox of image "${opts.image}"`
+        : `create a sandbox from template "${template}"`;
     const timeoutMs = opts.timeoutMs ?? 120_000;
     const info = await callJson<SandboxInfo>(conn, '/v1/sandboxes', what, {
       json: {
         template,
+        image: opts.image,
         fromSnapshot: opts.fromSnapshot,
         namespace: conn.namespace,
         name: opts.name,

@@ -216,6 +216,12 @@ export function kubernetesConnector(config: ConnectorConfig): Connector {
   return {
     /** A claim, watched until Ready; the runtime through the router. */
     async create(opts: SandboxCreateOpts): Promise<SandboxHandle> {
+      if (opts.image) {
+        // A pod of an arbitrary image has no runtime on :8888 for the SDK to talk to.
+        throw new InvalidError(
+          "image: a sandbox of a bare image is the local engine's; on Kubernetes, name a template whose image serves the runtime API",
+        );
+      }
       const cluster = await KubernetesCluster.open(connection);
       const namespace = opts.namespace ?? 'default';
       const timeoutMs = opts.timeoutMs ?? 180_000;

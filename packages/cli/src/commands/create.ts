@@ -1,4 +1,4 @@
-// asb create [--template T | --from-snapshot ID] [--name N]: start a sandbox and print its id.
+// asb create [--template T | --image IMG | --from-snapshot ID] [--name N]: start a sandbox and print its id.
 import { Sandbox } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { print, formatTable } from '../output.ts';
@@ -7,14 +7,20 @@ import { SANDBOX_HEADERS, sandboxRow } from './sandbox-rows.ts';
 
 export async function createCommand(
   ctx: Ctx,
-  flags: { template: string; name?: string; fromSnapshot?: string },
+  flags: { template: string; image?: string; name?: string; fromSnapshot?: string },
 ): Promise<number> {
-  const from = flags.fromSnapshot ? `snapshot ${flags.fromSnapshot}` : flags.template; // its flag's default: DEFAULT_TEMPLATE
+  // The template flag has a default (DEFAULT_TEMPLATE): a snapshot or an image replaces it.
+  const from = flags.fromSnapshot
+    ? `snapshot ${flags.fromSnapshot}`
+    : flags.image
+      ? `image ${flags.image}`
+      : flags.template;
   const sb = await withProgress(
     `starting a sandbox from ${from}`,
     Sandbox.create({
       ...ctx.conn,
-      template: flags.fromSnapshot ? undefined : flags.template,
+      template: flags.fromSnapshot || flags.image ? undefined : flags.template,
+      image: flags.image,
       name: flags.name,
       fromSnapshot: flags.fromSnapshot,
     }),

@@ -1,10 +1,11 @@
-// asb run [--template T] -- CMD: create, run with output streamed, clean up, exit with the code.
+// asb run [--template T | --image IMG] -- CMD: create, run with output streamed, clean up, exit with the code.
 import { Sandbox, TimeoutError, type CommandResult } from '@asb/sdk';
 import type { Ctx } from '../context.ts';
 import { withProgress } from '../progress.ts';
 
 export interface RunFlags {
   template?: string;
+  image?: string;
   timeout?: string;
   keep?: boolean;
   env?: string[];
@@ -58,8 +59,8 @@ export async function runCommand(ctx: Ctx, argv: string[], flags: RunFlags): Pro
   if (argv.length === 0) throw new Error('asb run: give the command after --, e.g. asb run -- python3 -c "print(1)"');
   parseEnv(flags.env); // refuse bad flags before starting anything
   const sandbox = await withProgress(
-    `starting a sandbox from ${flags.template}`,
-    Sandbox.create({ ...ctx.conn, template: flags.template }),
+    flags.image ? `starting a sandbox of image ${flags.image}` : `starting a sandbox from ${flags.template}`,
+    Sandbox.create({ ...ctx.conn, ...(flags.image ? { image: flags.image } : { template: flags.template }) }),
     { quiet: ctx.quiet },
   );
   try {

@@ -197,6 +197,16 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
         });
         return c.json(sandboxes.view(sb), 201);
       }
+      if (body.image) {
+        if (body.template || body.warmpool)
+          throw new EngineError(
+            'Invalid',
+            'image: a sandbox of an image is made from the image alone, not from a template or a pool; give one or the other',
+            [{ field: 'image', message: 'not with template or warmpool' }],
+          );
+        const { image, namespace, name, ttlSeconds } = body;
+        return c.json(await sandboxes.createFromImage({ image, namespace, name, ttlSeconds, timeoutMs }), 201);
+      }
       return c.json(await sandboxes.create({ ...body, template: body.template ?? DEFAULT_TEMPLATE, timeoutMs }), 201);
     },
     suspendSandbox: async (c) => {
