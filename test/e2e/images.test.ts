@@ -5,7 +5,7 @@
 // reports it and retried until the image is there.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Sandbox, UnavailableError, apply } from '@asb/sdk';
 import { startTestEngine, type TestEngine } from './harness.ts';
@@ -22,6 +22,12 @@ spec:
       - name: main
         image: ${image}
 ${extra}`;
+
+async function waitUntil(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
+  for (const start = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 50))) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
+  }
+}
 
 describe('OCI images on the local engine', () => {
   let reg: TestRegistry;
@@ -89,6 +95,50 @@ describe('OCI images on the local engine', () => {
       return true;
     });
     assert.equal(t.engine.store.getSync('Sandbox', 'default', 'nope'), undefined, 'the failed sandbox is gone');
+  });
+
+  it("pulls a private image with the pod's imagePullSecrets (a Secret kept in the engine's home), read at each retry", async () => {
+    const priv = await startRegistry({ auth: 'htpasswd' });
+    try {
+      await pushImage(priv, 'team/private', '1', [busybox({ Env: ['PATH=/bin'] })]);
+      await apply(
+        `apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: private }
+spec:
+  podTemplate:
+    spec:
+      imagePullSecrets: [{ name: regcred }]
+      containers: [{ name: main, image: "${priv.host}/team/private:1" }]
+`,
+        t.conn,
+      );
+      const ready = () =>
+        t.engine.store.getSync('Sandbox', 'default', 'private')?.status?.conditions?.find((c) => c.type === 'Ready');
+      await waitUntil('ErrImagePull', () => ready()?.reason === 'ErrImagePull');
+      assert.match(ready()!.message, /unauthorized/i);
+      assert.match(ready()!.message, /imagePullSecrets "regcred": no .*secrets\/default\/regcred\.json or \.yaml/);
+      // As `kubectl create secret docker-registry regcred --dry-run=client -o yaml` writes it.
+      const { username, password } = priv.credentials!;
+      const dockerconfig = JSON.stringify({ auths: { [priv.host]: { username, password } } });
+      mkdirSync(join(t.home, 'secrets', 'default'), { recursive: true });
+      writeFileSync(
+        join(t.home, 'secrets', 'default', 'regcred.yaml'),
+        `apiVersion: v1
+kind: Secret
+metadata: { name: regcred }
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: ${Buffer.from(dockerconfig).toString('base64')}
+`,
+      );
+      await waitUntil('Ready', () => ready()?.status === 'True');
+      const sb = await Sandbox.connect('private', t.conn);
+      assert.equal((await sb.run('cat /etc/os-release')).stdout, 'ID=asb-test-busybox\n');
+      await sb.kill();
+    } finally {
+      await priv.stop();
+    }
   });
 
   it('suspends and resumes an image sandbox with a memory snapshot: its processes and its own layer come back', async () => {

@@ -18,6 +18,7 @@ import {
 } from '@asb/oci';
 import { resolveImage, userMapping, UnknownImageError, type LocalImage as HostImage } from './images.ts';
 import type { ContainerLike } from './pod.ts';
+import type { PullSecrets } from './pull-secrets.ts';
 
 export type ImagePlan =
   | { kind: 'host'; image: HostImage }
@@ -67,9 +68,13 @@ export function planImage(
 }
 
 /** Pulls as the policy says; a registry's refusal becomes the kubelet's ErrImagePull. */
-export async function pullFor(store: ImageStore, plan: Extract<ImagePlan, { kind: 'pull' }>): Promise<OciImage> {
+export async function pullFor(
+  store: ImageStore,
+  plan: Extract<ImagePlan, { kind: 'pull' }>,
+  secrets?: PullSecrets,
+): Promise<OciImage> {
   try {
-    return await store.pull(plan.reference, { policy: plan.policy });
+    return await store.pull(plan.reference, { policy: plan.policy, credentials: secrets?.credentials });
   } catch (err) {
     if (err instanceof RegistryError) {
       const retry = err.code !== 'Unsupported';
@@ -77,7 +82,8 @@ export async function pullFor(store: ImageStore, plan: Extract<ImagePlan, { kind
       const why = err.message.startsWith(`${plan.reference}: `)
         ? err.message.slice(plan.reference.length + 2)
         : err.message;
-      throw new ImageError('ErrImagePull', `Failed to pull image "${plan.reference}": ${why}`, retry);
+      const unused = secrets?.problems.length ? ` (${secrets.problems.join('; ')})` : '';
+      throw new ImageError('ErrImagePull', `Failed to pull image "${plan.reference}": ${why}${unused}`, retry);
     }
     throw err;
   }

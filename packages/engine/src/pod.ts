@@ -18,7 +18,7 @@ export interface ContainerLike {
 
 export interface PodTemplateLike {
   metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec: { containers: ContainerLike[]; runtimeClassName?: string };
+  spec: { containers: ContainerLike[]; runtimeClassName?: string; imagePullSecrets?: Array<{ name?: string }> };
 }
 
 /** limits win; absent limits fall back to the engine's defaults (requests are not limits). */

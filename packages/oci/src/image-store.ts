@@ -10,7 +10,7 @@ import { RegistryError, diskFullOr } from './errors.ts';
 import type { ImageConfig, ImageManifest } from './media-types.ts';
 import { pullImage, type PullProgress } from './pull.ts';
 import { formatReference, parseReference } from './reference.ts';
-import type { RegistryClient } from './registry-client.ts';
+import type { Credentials, RegistryClient } from './registry-client.ts';
 import { sourcesFor, type RegistryEntry } from './registries.ts';
 import { unpackLayers } from './unpack.ts';
 
@@ -67,7 +67,12 @@ export class ImageStore {
    */
   async pull(
     reference: string,
-    opts: { policy?: PullPolicy; onProgress?: (p: PullProgress) => void } = {},
+    opts: {
+      policy?: PullPolicy;
+      onProgress?: (p: PullProgress) => void;
+      /** Tried before the machine's own, for this pull only (a pod's imagePullSecrets). */
+      credentials?: Record<string, Credentials>;
+    } = {},
   ): Promise<LocalImage> {
     const ref = parseReference(reference);
     const full = formatReference(ref);
@@ -77,7 +82,8 @@ export class ImageStore {
     if (policy === 'Never') {
       throw new RegistryError('NotFound', `${full}: not on this machine, and its pull policy is Never`);
     }
-    const pulled = await pullImage(ref, this.client, this.blobs, {
+    const client = opts.credentials ? this.client.withCredentials(opts.credentials) : this.client;
+    const pulled = await pullImage(ref, client, this.blobs, {
       sources: sourcesFor(ref, this.registries),
       onProgress: opts.onProgress,
     });

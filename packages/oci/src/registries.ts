@@ -77,13 +77,23 @@ function normalizePrefix(prefix: string): string {
  * user:password) or `username` and `password`. Credential helpers are not run.
  */
 export function loadDockerCredentials(path: string): Record<string, Credentials> {
-  let doc: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  let doc: DockerConfig;
   try {
-    doc = JSON.parse(readFileSync(path, 'utf8')) as typeof doc;
+    doc = JSON.parse(readFileSync(path, 'utf8')) as DockerConfig;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new RegistryConfigError(`${path}: ${(err as Error).message}`);
   }
+  return dockerConfigCredentials(doc);
+}
+
+/** A Docker config.json (or a Kubernetes `.dockerconfigjson`), as far as credentials go. */
+export interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+}
+
+/** The credentials of a parsed Docker config, by registry. */
+export function dockerConfigCredentials(doc: DockerConfig): Record<string, Credentials> {
   const out: Record<string, Credentials> = {};
   for (const [key, entry] of Object.entries(doc.auths ?? {})) {
     let username = entry.username;

@@ -81,6 +81,14 @@ export class RegistryClient {
   }
 
   /**
+   * A client like this one that tries `extra` first (a pod's imagePullSecrets), with an auth
+   * cache of its own: a token those credentials earned is never used for anyone else's pull.
+   */
+  withCredentials(extra: Record<string, Credentials>): RegistryClient {
+    return new RegistryClient({ ...this.opts, credentials: (r) => extra[r] ?? this.opts.credentials?.(r) });
+  }
+
+  /**
    * The image manifest the reference names, for this client's platform: an index (or a Docker
    * manifest list) is resolved to the platform's manifest. Each manifest fetched is checked
    * against the digest it was asked by (or the one the registry says it has).

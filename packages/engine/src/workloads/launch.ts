@@ -14,6 +14,7 @@ import { createVolume, createWorkspace } from '../workspace.ts';
 import { checkDestination, rootfsFor } from '../mount-points.ts';
 import { ImageError, planImage, processOf, pullFor, type ImagePlan } from '../image-source.ts';
 import { mountImageRoot, mountPointsIn, writeEtcFiles } from '../image-root.ts';
+import { pullSecrets } from '../pull-secrets.ts';
 import { runCommand as run } from '../spawner.ts';
 import type { LocalImage as HostImage } from '../images.ts';
 import type { AgentConnections } from './connection.ts';
@@ -86,11 +87,19 @@ export class Launcher {
    * (ErrImagePull at each failure, ImagePullBackOff while waiting, the wait doubling from
    * config.imagePullBackoffMs up to 30 times it) until it succeeds or the sandbox goes.
    */
-  private async pulled(w: Workload, plan: Extract<ImagePlan, { kind: 'pull' }>): Promise<OciImage> {
-    const { images, config } = this.deps;
+  private async pulled(w: Workload, sb: Sandbox, plan: Extract<ImagePlan, { kind: 'pull' }>): Promise<OciImage> {
+    const { images, config, log } = this.deps;
     for (let attempt = 0; ; attempt++) {
+      // Read at each attempt: a secret put in place after the first failure is used by the next.
+      const secrets = pullSecrets(config.home, w.namespace, sb.spec.podTemplate.spec.imagePullSecrets);
+      if (attempt === 0 && secrets.problems.length) {
+        log.warn(
+          { sandbox: w.name, namespace: w.namespace, problems: secrets.problems },
+          'image pull secrets not used',
+        );
+      }
       try {
-        const image = await pullFor(images, plan);
+        const image = await pullFor(images, plan, secrets);
         w.reason = undefined;
         return image;
       } catch (err) {
@@ -123,7 +132,7 @@ export class Launcher {
         const why = "running an image needs the Go agent (ASB_AGENT=go): the node agent runs on the host's /usr";
         throw new ImageError('CreateContainerConfigError', why, false);
       }
-      image = await this.pulled(w, plan);
+      image = await this.pulled(w, sb, plan);
       if (w.stopping) return;
     } else {
       log.debug(
