@@ -5,7 +5,8 @@
 // reports it and retried until the image is there.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox, UnavailableError, apply } from '@asb/sdk';
 import { startTestEngine, type TestEngine } from './harness.ts';
@@ -80,6 +81,48 @@ describe('OCI images on the local engine', () => {
       assert.ok(!existsSync(join(roots, hex, 'etc', 'mine')), 'the shared image root is never written');
     }
     assert.equal(await run('cat /etc/mine'), 'mine\n');
+  });
+
+  it("an image's links never lead the engine onto the host: /etc files, the working directory and volumes land inside the image", async () => {
+    const canary = mkdtempSync(join(tmpdir(), 'asb-canary-'));
+    writeFileSync(join(canary, 'hosts'), 'the host file\n');
+    try {
+      const hostile = busybox({ Env: ['PATH=/bin'] });
+      // Absolute links to the host's paths, as a hostile image would ship them.
+      hostile.layers.push({
+        files: { 'etc/.keep': '' },
+        symlinks: { 'etc/hosts': join(canary, 'hosts'), 'etc/hostname': canary, work: canary, data: '/../../..' + canary },
+      });
+      await pushImage(reg, 'asb-test/hostile', '1', [hostile]);
+      await apply(
+        `apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: hostile }
+spec:
+  podTemplate:
+    spec:
+      containers:
+      - name: main
+        image: "${reg.host}/asb-test/hostile:1"
+        workingDir: /work
+        volumeMounts: [{ name: data, mountPath: /data }]
+  volumeClaimTemplates:
+  - metadata: { name: data }
+    spec: { accessModes: [ReadWriteOnce], resources: { requests: { storage: 16Mi } } }
+`,
+        t.conn,
+      );
+      const sb = await Sandbox.connect('hostile', t.conn);
+      const r = await sb.run('cat /etc/hosts; cat /etc/hostname; pwd; echo in-work > w.txt; echo in-data > /data/d.txt');
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stdout, /^127\.0\.0\.1\tlocalhost hostile\n/);
+      assert.match(r.stdout, /\nhostile\n/);
+      await sb.kill();
+      assert.deepEqual(readdirSync(canary), ['hosts'], 'nothing was made in the host directory the links name');
+      assert.equal(readFileSync(join(canary, 'hosts'), 'utf8'), 'the host file\n');
+    } finally {
+      rmSync(canary, { recursive: true, force: true });
+    }
   });
 
   it('Sandbox.create({ image }) runs an image without a template; a failed pull is an error naming the image, and leaves nothing', async () => {
