@@ -3,16 +3,23 @@
 // and unpacked, with gzip layers and with zstd ones, each into a fresh store; then pulled again
 // when it is here. Download (manifest, blobs, digests checked): MB/s of compressed bytes; unpack:
 // MB/s of the image's files; a second pull: Always (asks the registry for the manifest) and
-// IfNotPresent. The floor: GNU tar unpacking the same layers.
+// IfNotPresent. The floor: GNU tar unpacking the same layers. Then sandboxes of an image on the
+// engine (gVisor): the first one (pull, unpack, overlay, boot), the next ones (the image here),
+// against a sandbox of the host table's image (host /usr, no overlay), and exec in each.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { Engine, unmountAll } from '@asb/engine';
 import { ImageStore, RegistryClient } from '@asb/oci';
-import { pushImage, startRegistry } from '../packages/oci/test/support/registry.ts';
+import { Sandbox } from '@asb/sdk';
+import { pushImage, startRegistry, type TestRegistry } from '../packages/oci/test/support/registry.ts';
+import { busybox } from '../test/support/images.ts';
 import { SideBySide, printReport } from './stats.ts';
 
 const N = Number(process.env.BENCH_IMAGES_N ?? 3);
+const RUN_N = Number(process.env.BENCH_IMAGES_RUN_N ?? 10);
 // Whichever of these the host has (Debian 12 has all: ~120 MB of files, thousands of them).
 const LAYERS = [['usr/lib/python3.11'], ['usr/share/perl', 'usr/lib/python3/dist-packages']]
   .map((paths) => paths.filter((p) => existsSync(`/${p}`)))
@@ -78,10 +85,63 @@ async function main(): Promise<void> {
       results.add(compression, 'pull again, Always (the manifest asked for)', '', always, ms);
       results.add(compression, 'pull again, IfNotPresent', '', ifNotPresent, ms);
     }
+    notes.push(await measureRuns(reg, results));
   } finally {
     await reg.stop();
   }
   printReport('image pull benchmark', notes, results);
+}
+
+/** Cold starts and exec of sandboxes of an image (busybox, ~2 MB), and of a host-table image. */
+async function measureRuns(reg: TestRegistry, results: SideBySide): Promise<string> {
+  await pushImage(reg, 'bench/busybox', 'v1', [busybox({ Env: ['PATH=/bin'] })]);
+  const image = `${reg.host}/bench/busybox:v1`;
+  const home = mkdtempSync(join(tmpdir(), 'asb-bench-images-run-'));
+  const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  await engine.start();
+  const conn = { url: engine.url, token: engine.bearerToken };
+  const column = 'sandboxes';
+  try {
+    const coldOf = async (opts: { image?: string; template?: string }) => {
+      const t0 = performance.now();
+      const sb = await Sandbox.create({ ...conn, ...opts, warmPool: 'none' });
+      await sb.run('true');
+      const took = performance.now() - t0;
+      await sb.kill();
+      return took;
+    };
+    const first = await coldOf({ image });
+    results.add(column, 'first sandbox of an image → first result (pull, unpack, boot)', '', [first], ms);
+    const host: number[] = [];
+    const pulled: number[] = [];
+    await coldOf({ template: 'python-runtime-template' }); // page cache and code paths, not counted
+    for (let i = 0; i < RUN_N; i++) {
+      pulled.push(await coldOf({ image }));
+      host.push(await coldOf({ template: 'python-runtime-template' }));
+    }
+    results.add(column, 'cold sandbox of an image here → first result', '', pulled, ms);
+    results.add(column, 'cold sandbox of a host-table image → first result', '', host, ms);
+    for (const [label, opts] of [
+      ['exec of `true`, image sandbox', { image }],
+      ['exec of `true`, host-table sandbox', { template: 'python-runtime-template' }],
+    ] as const) {
+      const sb = await Sandbox.create({ ...conn, ...opts, warmPool: 'none' });
+      for (let i = 0; i < 20; i++) await sb.run('true');
+      const exec: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        const t0 = performance.now();
+        await sb.run('true');
+        exec.push(performance.now() - t0);
+      }
+      results.add(column, label, '', exec, ms);
+      await sb.kill();
+    }
+  } finally {
+    await engine.stop({ deleteAll: true });
+    await unmountAll(home);
+    rmSync(home, { recursive: true, force: true });
+  }
+  return `sandboxes: busybox image (static, ~2 MB) on the engine's default runsc, alternated with python-runtime-template (host table) ${RUN_N} times`;
 }
 
 main().catch((err) => {

@@ -11,6 +11,7 @@ import { stream } from 'hono/streaming';
 import { z } from 'zod';
 import {
   DEFAULT_TEMPLATE,
+  WARM_POOL_NONE,
   KINDS,
   KIND_NAMES,
   VERSIONS,
@@ -198,7 +199,7 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
         return c.json(sandboxes.view(sb), 201);
       }
       if (body.image) {
-        if (body.template || body.warmpool)
+        if (body.template || (body.warmpool && body.warmpool !== WARM_POOL_NONE))
           throw new EngineError(
             'Invalid',
             'image: a sandbox of an image is made from the image alone, not from a template or a pool; give one or the other',
