@@ -199,8 +199,14 @@ export class Launcher {
     const workingDir = container.workingDir ?? (proc.cwd === '/' ? '/app' : proc.cwd);
     const disk = diskBytesOf(container, config);
     const firstStart = !existsSync(join(dir, 'layer.img')) && !existsSync(join(dir, 'layer'));
-    const root = await mountImageRoot(dir, lower, disk, log);
-    const extraMounts = await volumeMounts(sb, container, dir, owner, log);
+    checkDestination('workingDir', workingDir);
+    // Three file systems of their own (mkfs and mount each): made side by side.
+    const [root, ws, extraMounts] = await Promise.all([
+      mountImageRoot(dir, lower, disk, log),
+      createWorkspace(dir, disk, owner, log),
+      volumeMounts(sb, container, dir, owner, log),
+    ]);
+    w.diskQuotaBytes = ws.quotaBytes;
     const wanted = [
       { field: 'workingDir', path: workingDir },
       ...extraMounts.map((m) => ({ field: `volumeMounts[${m.name}].mountPath`, path: m.destination })),
@@ -212,8 +218,6 @@ export class Launcher {
       ['/proc', '/dev', AGENT_MOUNT].map((path) => ({ field: 'image', path })),
     );
     writeEtcFiles(root.dir, w.name);
-    const ws = await createWorkspace(dir, disk, owner, log);
-    w.diskQuotaBytes = ws.quotaBytes;
     const imageFiles = join(root.dir, cwd!);
     if (firstStart && readdirSync(ws.path).length === 0 && readdirSync(imageFiles).length > 0) {
       await run('cp', ['-a', '--', `${imageFiles}/.`, ws.path], { timeout: 600_000 });
