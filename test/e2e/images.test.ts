@@ -91,7 +91,12 @@ describe('OCI images on the local engine', () => {
       // Absolute links to the host's paths, as a hostile image would ship them.
       hostile.layers.push({
         files: { 'etc/.keep': '' },
-        symlinks: { 'etc/hosts': join(canary, 'hosts'), 'etc/hostname': canary, work: canary, data: '/../../..' + canary },
+        symlinks: {
+          'etc/hosts': join(canary, 'hosts'),
+          'etc/hostname': canary,
+          work: canary,
+          data: '/../../..' + canary,
+        },
       });
       await pushImage(reg, 'asb-test/hostile', '1', [hostile]);
       await apply(
@@ -113,7 +118,9 @@ spec:
         t.conn,
       );
       const sb = await Sandbox.connect('hostile', t.conn);
-      const r = await sb.run('cat /etc/hosts; cat /etc/hostname; pwd; echo in-work > w.txt; echo in-data > /data/d.txt');
+      const r = await sb.run(
+        'cat /etc/hosts; cat /etc/hostname; pwd; echo in-work > w.txt; echo in-data > /data/d.txt',
+      );
       assert.equal(r.exitCode, 0, r.stderr);
       assert.match(r.stdout, /^127\.0\.0\.1\tlocalhost hostile\n/);
       assert.match(r.stdout, /\nhostile\n/);

@@ -3,7 +3,23 @@
 // with no shell at all.
 import type { ImageSpec } from '../../packages/oci/test/support/registry.ts';
 
-const APPLETS = ['sh', 'cat', 'echo', 'id', 'ls', 'env', 'pwd', 'sleep', 'touch', 'test', 'uname', 'mkdir', 'rm', 'ps'];
+const APPLETS = [
+  'sh',
+  'cat',
+  'echo',
+  'id',
+  'ls',
+  'env',
+  'pwd',
+  'sleep',
+  'touch',
+  'test',
+  'uname',
+  'mkdir',
+  'rm',
+  'ps',
+  'wget',
+];
 
 /** A static busybox with its applets, a passwd with a user `app`, and files of its own. */
 export function busybox(config: ImageSpec['config']): ImageSpec {

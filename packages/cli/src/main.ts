@@ -19,7 +19,13 @@ import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { logsCommand } from './commands/logs.ts';
-import { imageLsCommand, imagePruneCommand, imagePullCommand, imageRmCommand } from './commands/images.ts';
+import {
+  imageBuildCommand,
+  imageLsCommand,
+  imagePruneCommand,
+  imagePullCommand,
+  imageRmCommand,
+} from './commands/images.ts';
 import {
   resetCommand,
   resumeCommand,
@@ -176,6 +182,13 @@ image
   .argument('<reference>')
   .option('--policy <policy>', 'Always (ask the registry), IfNotPresent or Never', 'Always')
   .action((ref: string, flags) => exit(imagePullCommand(ctx(), ref, flags)));
+image
+  .command('build')
+  .description('build an image from a Dockerfile (RUN steps under gVisor, no network); prints reference@digest')
+  .requiredOption('-t, --tag <name[:tag]>', 'the reference to store it as')
+  .option('-f, --file <path>', 'the Dockerfile (default: DIR/Dockerfile)')
+  .argument('<dir>', 'the build context: COPY reads only from here')
+  .action((dir: string, flags) => exit(imageBuildCommand(ctx(), dir, flags)));
 image
   .command('ls')
   .alias('list')

@@ -17,3 +17,5 @@ export {
 export { applyObjects, parseApplyBody } from './apply.ts';
 export { SqliteStore } from './store/sqlite-store.ts';
 export { LocalWorkloads } from './workloads.ts';
+export { buildImage, BuildError, type BuildOptions } from './image-build/build.ts';
+export { DockerfileError } from './image-build/dockerfile.ts';

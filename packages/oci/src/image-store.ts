@@ -7,7 +7,7 @@ import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobStore, removeLeftovers } from './blob-store.ts';
 import { RegistryError, diskFullOr } from './errors.ts';
-import type { ImageConfig, ImageManifest } from './media-types.ts';
+import { OCI_CONFIG, OCI_MANIFEST, type Descriptor, type ImageConfig, type ImageManifest } from './media-types.ts';
 import { pullImage, type PullProgress } from './pull.ts';
 import { formatReference, parseReference } from './reference.ts';
 import type { Credentials, RegistryClient } from './registry-client.ts';
@@ -132,6 +132,25 @@ export class ImageStore {
     })().finally(() => this.unpacking.delete(dest));
     this.unpacking.set(dest, job);
     return job;
+  }
+
+  /**
+   * Stores an image made here (`asb image build`): its config and manifest as blobs (its layers
+   * must be stored already), and the reference naming it.
+   */
+  async add(reference: string, config: ImageConfig, layers: Descriptor[]): Promise<LocalImage> {
+    const full = formatReference(parseReference(reference));
+    const put = async (bytes: Buffer, mediaType: string): Promise<Descriptor> => {
+      const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      await this.blobs.put(digest, bytes);
+      return { mediaType, digest, size: bytes.length };
+    };
+    const configDescriptor = await put(Buffer.from(JSON.stringify(config)), OCI_CONFIG);
+    const manifest: ImageManifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: configDescriptor, layers };
+    const m = await put(Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
+    const pulledAt = new Date().toISOString();
+    this.writeRef({ reference: full, digest: m.digest, pulledAt });
+    return { reference: full, digest: m.digest, manifest, config, pulledAt };
   }
 
   /** Forgets a reference (its blobs stay until `prune`). */

@@ -3,6 +3,7 @@
 
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 
@@ -57,6 +58,8 @@ export interface ImageIndex {
 export interface ImageConfig {
   architecture?: string;
   os?: string;
+  created?: string;
+  history?: Array<{ created?: string; created_by?: string; empty_layer?: boolean }>;
   config?: {
     User?: string;
     Env?: string[];

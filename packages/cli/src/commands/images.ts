@@ -1,6 +1,8 @@
-// asb image pull | ls | rm | prune: the images of this machine's engine home ($ASB_HOME/images).
+// asb image pull | build | ls | rm | prune: the images of this machine's engine home ($ASB_HOME/images).
 import { defaultPullPolicy, localImageStore, type LocalImage, type PullPolicy, type PullProgress } from '@asb/oci';
-import { defaultHome } from '@asb/engine';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { buildImage, defaultHome, loadConfig } from '@asb/engine';
 import type { Ctx } from '../context.ts';
 import { age, formatTable, print } from '../output.ts';
 
@@ -107,6 +109,42 @@ export function imagePruneCommand(ctx: Ctx): number {
     { freedBytes: freed },
     () => '',
     () => `${mb(freed)} freed`,
+  );
+  return 0;
+}
+
+/**
+ * Builds an image from a Dockerfile into this machine's store (RUN steps under gVisor, as root:
+ * the engine's own rights), prints reference@digest. Steps on stderr, RUN output as it comes.
+ */
+export async function imageBuildCommand(
+  ctx: Ctx,
+  contextDir: string,
+  flags: { tag: string; file?: string },
+): Promise<number> {
+  const context = resolve(contextDir);
+  const dockerfile = resolve(flags.file ?? join(context, 'Dockerfile'));
+  if (!existsSync(dockerfile)) {
+    process.stderr.write(`asb: no Dockerfile at ${dockerfile} (give one with -f)\n`);
+    return 2;
+  }
+  const home = defaultHome();
+  const image = await buildImage({
+    store: store(),
+    runsc: loadConfig().runscPath,
+    workDir: join(home, 'build'),
+    context,
+    dockerfile,
+    tag: flags.tag,
+    onStep: (text) => ctx.quiet || process.stderr.write(`${text}\n`),
+    // What the steps print goes to stderr, both streams: stdout is for the reference built.
+    onOutput: (chunk) => process.stderr.write(chunk),
+  });
+  print(
+    ctx.format === 'table' ? 'name' : ctx.format,
+    { reference: image.reference, digest: image.digest, size: imageSize(image) },
+    () => '',
+    () => `${image.reference}@${image.digest}`,
   );
   return 0;
 }
