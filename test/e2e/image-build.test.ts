@@ -2,7 +2,8 @@
 // RUN steps under gVisor, COPY from the build context; then a sandbox of the image it built.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { ImageStore, RegistryClient } from '@asb/oci';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/test/support/registry.ts';
@@ -73,6 +74,25 @@ CMD ["cat", "/opt/app/made.txt"]
         '',
       ].join('\n'),
     );
+  });
+
+  it('--push sends the image it built to the registry its tag names, where a pull finds it whole', async () => {
+    writeFileSync(join(ctx, 'Dockerfile.push'), `FROM ${reg.host}/asb-test/busybox:1\nRUN echo pushed > /pushed.txt\n`);
+    const ref = `${reg.host}/asb-test/pushed:1`;
+    const built = engine.asb('image', 'build', '--push', '-t', ref, '-f', join(ctx, 'Dockerfile.push'), ctx);
+    assert.equal(built.status, 0, built.stderr);
+    const digest = built.stdout.trim().split('@')[1];
+    const fresh = mkdtempSync(join(tmpdir(), 'asb-pulled-'));
+    try {
+      const store = new ImageStore(fresh, new RegistryClient());
+      const pulled = await store.pull(ref);
+      assert.equal(pulled.digest, digest, 'the registry serves the manifest that was built');
+      assert.equal(readFileSync(join(await store.rootfs(pulled), 'pushed.txt'), 'utf8'), 'pushed\n');
+      // Pushed again: the blobs are there already, only the manifest is sent.
+      assert.equal(engine.asb('image', 'push', ref).status, 0);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
   });
 
   it('a RUN that fails, a COPY from outside the context and an unsupported instruction are errors that say where', () => {

@@ -24,6 +24,7 @@ import {
   imageLsCommand,
   imagePruneCommand,
   imagePullCommand,
+  imagePushCommand,
   imageRmCommand,
 } from './commands/images.ts';
 import {
@@ -187,8 +188,14 @@ image
   .description('build an image from a Dockerfile (RUN steps under gVisor, no network); prints reference@digest')
   .requiredOption('-t, --tag <name[:tag]>', 'the reference to store it as')
   .option('-f, --file <path>', 'the Dockerfile (default: DIR/Dockerfile)')
+  .option('--push', 'push it to the registry its tag names once built')
   .argument('<dir>', 'the build context: COPY reads only from here')
   .action((dir: string, flags) => exit(imageBuildCommand(ctx(), dir, flags)));
+image
+  .command('push')
+  .description('push an image of this machine to the registry its reference names')
+  .argument('<reference>')
+  .action((ref: string) => exit(imagePushCommand(ctx(), ref)));
 image
   .command('ls')
   .alias('list')

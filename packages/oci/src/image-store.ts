@@ -153,6 +153,20 @@ export class ImageStore {
     return { reference: full, digest: m.digest, manifest, config, pulledAt };
   }
 
+  /** Pushes an image of this store to the registry its reference names (mirrors are for pulls). */
+  async push(reference: string): Promise<LocalImage> {
+    const image = this.get(reference);
+    if (!image) throw new RegistryError('NotFound', `${reference}: not on this machine`);
+    const bytes = await this.blobs.read(image.digest);
+    await this.client.push(
+      parseReference(image.reference),
+      [image.manifest.config, ...image.manifest.layers],
+      (digest) => this.blobs.read(digest),
+      { bytes, mediaType: image.manifest.mediaType ?? OCI_MANIFEST },
+    );
+    return image;
+  }
+
   /** Forgets a reference (its blobs stay until `prune`). */
   remove(reference: string): boolean {
     const file = this.refFile(formatReference(parseReference(reference)));

@@ -160,21 +160,26 @@ export class RegistryClient {
     return { digest, mediaType, bytes, json };
   }
 
-  /** A GET of the repository's path, authenticated as the registry's challenge asks. */
+  /**
+   * A request to the repository's path (or to `req.url`, an upload's location), authenticated as
+   * the registry's challenge asks: GET (or HEAD) for pulls, with `push` the scope of a push.
+   */
   private async authorized(
     ref: ImageReference,
     path: string,
     headers: Record<string, string>,
+    req: { method?: string; body?: Buffer; push?: boolean; url?: string } = {},
   ): Promise<IncomingMessage> {
-    const scope = `repository:${ref.repository}:pull`;
+    const scope = `repository:${ref.repository}:${req.push ? 'pull,push' : 'pull'}`;
     const key = `${ref.registry}\u0000${scope}`;
-    const url = `${await this.baseUrl(ref.registry)}/v2/${ref.repository}${path}`;
+    const url = req.url ?? `${await this.baseUrl(ref.registry)}/v2/${ref.repository}${path}`;
+    const method = req.method ?? 'GET';
     // What worked last for this registry and scope goes with the first request (a token until
     // it expires, Basic credentials for good): no 401 round trip per manifest and blob.
     const cached = this.auth.get(key);
     const sent: Record<string, string> =
       cached && cached.expires > Date.now() ? { authorization: cached.authorization } : {};
-    const res = await this.get(ref.registry, url, { ...headers, ...sent });
+    const res = await this.get(ref.registry, url, { ...headers, ...sent }, method, req.body);
     if (res.statusCode !== 401) return res;
     this.auth.delete(key);
     const challenge = header(res, 'www-authenticate') ?? '';
@@ -191,7 +196,13 @@ export class RegistryClient {
     } else {
       throw unauthorized(ref, body.toString('utf8'), creds !== undefined);
     }
-    const again = await this.get(ref.registry, url, { ...headers, authorization: auth.authorization });
+    const again = await this.get(
+      ref.registry,
+      url,
+      { ...headers, authorization: auth.authorization },
+      method,
+      req.body,
+    );
     if (again.statusCode === 401 || again.statusCode === 403) {
       const text = (await readAll(again, 64 * 1024, 'the error').catch(() => Buffer.alloc(0))).toString('utf8');
       throw unauthorized(ref, text, creds !== undefined);
@@ -263,14 +274,20 @@ export class RegistryClient {
     return isLoopback(host) || this.opts.insecure?.(host) === true;
   }
 
-  /** One GET, redirects followed (a blob often lives elsewhere: credentials stay behind). */
-  private async get(registry: string, url: string, headers: Record<string, string>): Promise<IncomingMessage> {
+  /** One request; a GET's redirects followed (a blob often lives elsewhere: credentials stay behind). */
+  private async get(
+    registry: string,
+    url: string,
+    headers: Record<string, string>,
+    method = 'GET',
+    body?: Buffer,
+  ): Promise<IncomingMessage> {
     let target = new URL(url);
     let sent = headers;
     for (let hop = 0; ; hop++) {
-      const res = await this.send(registry, target, sent);
+      const res = await this.send(registry, target, sent, method, body);
       const location = header(res, 'location');
-      if (!location || ![301, 302, 303, 307, 308].includes(res.statusCode ?? 0)) return res;
+      if (method !== 'GET' || !location || ![301, 302, 303, 307, 308].includes(res.statusCode ?? 0)) return res;
       res.resume();
       if (hop >= MAX_REDIRECTS) {
         throw new RegistryError('RegistryError', `${registry}: more than ${MAX_REDIRECTS} redirects for ${url}`);
@@ -290,15 +307,26 @@ export class RegistryClient {
     }
   }
 
-  private send(registry: string, url: URL, headers: Record<string, string>): Promise<IncomingMessage> {
+  private send(
+    registry: string,
+    url: URL,
+    headers: Record<string, string>,
+    method = 'GET',
+    body?: Buffer,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const ca = this.opts.ca?.(registry);
       const options = {
-        headers: { 'user-agent': 'asb (agent-sandbox-ts)', ...headers },
+        method,
+        headers: {
+          'user-agent': 'asb (agent-sandbox-ts)',
+          ...(body ? { 'content-length': String(body.length) } : {}),
+          ...headers,
+        },
         timeout: this.timeoutMs,
         ...(ca ? { ca } : {}),
       };
-      const req = (url.protocol === 'https:' ? https : http).get(url, options, (res) => {
+      const req = (url.protocol === 'https:' ? https : http).request(url, options, (res) => {
         res.setTimeout(this.timeoutMs, () =>
           res.destroy(
             new RegistryError('Unreachable', `${registry}: no data for ${this.timeoutMs} ms from ${url.host}`),
@@ -319,7 +347,52 @@ export class RegistryClient {
           new RegistryError('Unreachable', `${registry}: cannot reach ${url.host}: ${plain ? NOT_TLS : err.message}`),
         );
       });
+      req.end(body);
     });
+  }
+
+  /**
+   * Pushes an image: each blob the repository lacks (asked by HEAD first) in one monolithic
+   * upload, then the manifest under the reference's tag. `read` gives a blob's bytes by digest.
+   */
+  async push(
+    ref: ImageReference,
+    blobs: Descriptor[],
+    read: (digest: string) => Promise<Buffer>,
+    manifest: { bytes: Buffer; mediaType: string },
+  ): Promise<void> {
+    for (const b of blobs) {
+      const head = await this.authorized(ref, `/blobs/${b.digest}`, {}, { method: 'HEAD', push: true });
+      head.resume();
+      if (head.statusCode === 200) continue;
+      const start = await this.authorized(
+        ref,
+        '/blobs/uploads/',
+        {},
+        { method: 'POST', body: Buffer.alloc(0), push: true },
+      );
+      if (start.statusCode !== 202) throw await failure(start, ref, `an upload of ${b.digest}`);
+      start.resume();
+      const location = new URL(header(start, 'location') ?? '', `${await this.baseUrl(ref.registry)}/`);
+      location.searchParams.set('digest', b.digest);
+      const put = await this.authorized(
+        ref,
+        '',
+        { 'content-type': 'application/octet-stream' },
+        { method: 'PUT', body: await read(b.digest), push: true, url: location.toString() },
+      );
+      if (put.statusCode !== 201) throw await failure(put, ref, `blob ${b.digest}`);
+      put.resume();
+    }
+    const tag = ref.tag ?? 'latest';
+    const res = await this.authorized(
+      ref,
+      `/manifests/${tag}`,
+      { 'content-type': manifest.mediaType },
+      { method: 'PUT', body: manifest.bytes, push: true },
+    );
+    if (res.statusCode !== 201) throw await failure(res, ref, `manifest ${tag}`);
+    res.resume();
   }
 }
 

@@ -120,7 +120,7 @@ export function imagePruneCommand(ctx: Ctx): number {
 export async function imageBuildCommand(
   ctx: Ctx,
   contextDir: string,
-  flags: { tag: string; file?: string },
+  flags: { tag: string; file?: string; push?: boolean },
 ): Promise<number> {
   const context = resolve(contextDir);
   const dockerfile = resolve(flags.file ?? join(context, 'Dockerfile'));
@@ -140,6 +140,22 @@ export async function imageBuildCommand(
     // What the steps print goes to stderr, both streams: stdout is for the reference built.
     onOutput: (chunk) => process.stderr.write(chunk),
   });
+  if (flags.push) {
+    if (!ctx.quiet) process.stderr.write(`pushing ${image.reference}\n`);
+    await store().push(image.reference);
+  }
+  print(
+    ctx.format === 'table' ? 'name' : ctx.format,
+    { reference: image.reference, digest: image.digest, size: imageSize(image) },
+    () => '',
+    () => `${image.reference}@${image.digest}`,
+  );
+  return 0;
+}
+
+/** Pushes an image of this machine to the registry its reference names; prints reference@digest. */
+export async function imagePushCommand(ctx: Ctx, reference: string): Promise<number> {
+  const image = await store().push(reference);
   print(
     ctx.format === 'table' ? 'name' : ctx.format,
     { reference: image.reference, digest: image.digest, size: imageSize(image) },
