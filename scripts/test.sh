@@ -17,6 +17,8 @@ command -v ip >/dev/null 2>&1 || test_pkgs+=(iproute2)
 command -v docker-registry >/dev/null 2>&1 || test_pkgs+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || test_pkgs+=(skopeo)
 command -v zstd >/dev/null 2>&1 || test_pkgs+=(zstd)
+# The engine runs test images made from this machine's files: a static busybox is their shell.
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || test_pkgs+=(busybox-static)
 if [ ${#test_pkgs[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${test_pkgs[@]}" >/dev/null
 fi
@@ -34,5 +36,5 @@ node --import tsx --test --test-concurrency=1 packages/*/test/**/*.test.ts test/
 # (dist/runsc) when setup could build it, and Debian's 20221219 is supported as well.
 if [ -e dist/runsc ] && command -v runsc >/dev/null 2>&1; then
   echo "==> the engine's gVisor suites again on Debian's runsc ($(runsc --version | sed -n 1p))" >&2
-  ASB_RUNSC=runsc node --import tsx --test --test-concurrency=1 test/e2e/{runtime,lifecycle,snapshots,crash,reattach,isolation,mcp,agent-connection}.test.ts
+  ASB_RUNSC=runsc node --import tsx --test --test-concurrency=1 test/e2e/{runtime,lifecycle,snapshots,crash,reattach,isolation,mcp,agent-connection,images}.test.ts
 fi
