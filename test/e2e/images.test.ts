@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { localImageStore } from '@asb/oci';
 import { Sandbox, UnavailableError, apply } from '@asb/sdk';
 import { startTestEngine, type TestEngine } from './harness.ts';
 import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/test/support/registry.ts';
@@ -202,6 +203,23 @@ data:
     assert.equal(r.stdout, 'kept\n1\n', r.stderr);
   });
 
+  it('an image a sandbox runs is never pruned from under it, even when no reference names it any more', async () => {
+    const ref = `${reg.host}/asb-test/busybox-app:1`;
+    await using sb = await Sandbox.create({ ...t.conn, image: ref });
+    const store = localImageStore(t.home);
+    const digest = store.get(ref)!.digest;
+    assert.ok(store.remove(ref));
+    store.prune();
+    assert.ok(existsSync(join(t.home, 'images', 'rootfs', digest.slice(7))), 'its root filesystem stays');
+    assert.equal((await sb.run('cat /etc/os-release')).stdout, 'ID=asb-test-busybox\n');
+    await sb.kill();
+    // It goes once nothing runs it (the sandbox's overlay is unmounted as it is deleted).
+    await waitUntil('its root filesystem to be pruned', () => {
+      store.prune();
+      return !existsSync(join(t.home, 'images', 'rootfs', digest.slice(7)));
+    });
+  });
+
   it("runs as the image's User, with its home, and the workspace is that user's", async () => {
     await apply(template('bb-app', `${reg.host}/asb-test/busybox-app:1`), t.conn);
     await using sb = await Sandbox.create({ ...t.conn, template: 'bb-app' });
@@ -260,5 +278,27 @@ spec:
     const sb = await Sandbox.connect('later', t.conn);
     assert.equal((await sb.run('cat /etc/os-release')).stdout, 'ID=asb-test-busybox\n');
     await sb.kill();
+  });
+});
+
+describe('OCI images under bubblewrap (the fallback where gVisor is absent)', () => {
+  let reg: TestRegistry;
+  let t: TestEngine;
+  before(async () => {
+    reg = await startRegistry();
+    await pushImage(reg, 'asb-test/busybox', '1', [busybox({ Env: ['PATH=/bin'], WorkingDir: '/srv/app' })]);
+    t = await startTestEngine({ driver: 'bubblewrap' });
+  });
+  after(async () => {
+    await t?.stop();
+    await reg?.stop();
+  });
+
+  it("runs the image as the root there too: its files, its user, nothing of the host's /usr", async () => {
+    await using sb = await Sandbox.create({ ...t.conn, image: `${reg.host}/asb-test/busybox:1` });
+    const r = await sb.run(
+      'cat /etc/os-release hello.txt; id -u; test -e /usr && echo host-usr || echo no-usr; echo w > /etc/w && cat /etc/w',
+    );
+    assert.equal(r.stdout, 'ID=asb-test-busybox\nhello from the image\n0\nno-usr\nw\n', r.stderr);
   });
 });

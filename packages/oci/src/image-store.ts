@@ -180,7 +180,9 @@ export class ImageStore {
    * digests of images sandboxes run). Returns the bytes freed.
    */
   prune(keep: Iterable<string> = []): number {
-    const live = new Set<string>(keep);
+    // A root filesystem that a mounted overlay (a running or stopped sandbox's) has beneath it
+    // stays, with its image's blobs, even when no reference names it any more.
+    const live = new Set<string>([...keep, ...this.mountedRoots()]);
     for (const { digest } of this.refs()) live.add(digest);
     const blobs = new Set<string>();
     for (const digest of live) {
@@ -195,6 +197,24 @@ export class ImageStore {
       if (!live.has(`sha256:${hex}`)) rmSync(join(this.rootfsDir, hex), { recursive: true, force: true });
     }
     return freed;
+  }
+
+  /** The digests of root filesystems some overlay mount on this machine has as a lower layer. */
+  private mountedRoots(): string[] {
+    let mounts: string;
+    try {
+      mounts = readFileSync('/proc/self/mounts', 'utf8');
+    } catch {
+      return [];
+    }
+    const prefix = `${this.rootfsDir}/`;
+    const out: string[] = [];
+    for (const m of mounts.matchAll(/lowerdir=([^, ]+)/g)) {
+      for (const dir of m[1]!.split(':')) {
+        if (dir.startsWith(prefix)) out.push(`sha256:${dir.slice(prefix.length).split('/')[0]}`);
+      }
+    }
+    return out;
   }
 
   private refFile(reference: string): string {
