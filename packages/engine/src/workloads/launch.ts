@@ -100,7 +100,12 @@ export class Launcher {
       }
       try {
         const image = await pullFor(images, plan, secrets);
-        w.reason = undefined;
+        if (w.reason) {
+          // Pulled after all: the sandbox is starting now, not waiting.
+          w.reason = undefined;
+          w.message = 'Pod exists with phase: Pending';
+          this.deps.table.changed(w);
+        }
         return image;
       } catch (err) {
         if (!(err instanceof ImageError) || !err.retry || w.stopping) throw err;
@@ -141,9 +146,10 @@ export class Launcher {
       );
     }
     if (from?.copyFiles) await copySandboxFiles(from.dir, dir);
-    const spec = image
-      ? await this.imageSpec(w, sb, container, image, plan as Extract<ImagePlan, { kind: 'pull' }>, dir)
-      : await this.runtimeSpec(w, sb, container, (plan as Extract<ImagePlan, { kind: 'host' }>).image, env, dir);
+    const spec =
+      plan.kind === 'pull'
+        ? await this.imageSpec(w, sb, container, image!, plan, dir)
+        : await this.runtimeSpec(w, sb, container, plan.image, env, dir);
     const logFile = join(dir, 'sandbox.log');
     const tWorkspace = Date.now();
     if (w.stopping) return;
