@@ -16,7 +16,7 @@ import {
   type ProcessConfig,
   type PullPolicy,
 } from '@asb/oci';
-import { resolveImage, userMapping, UnknownImageError, type LocalImage as HostImage } from './images.ts';
+import { builtinImage, userMapping, type LocalImage as HostImage } from './images.ts';
 import type { ContainerLike } from './pod.ts';
 import type { PullSecrets } from './pull-secrets.ts';
 
@@ -56,15 +56,12 @@ export function planImage(
     throw err;
   }
   const policy = (container.imagePullPolicy as PullPolicy | undefined) ?? defaultPullPolicy(container.image);
-  let host: HostImage | undefined;
-  try {
-    host = resolveImage(container.image, env);
-  } catch (err) {
-    if (!(err instanceof UnknownImageError)) throw err;
-  }
   // An ASB_IMAGE_MAP entry is the user's own choice; the built-in table only stands in.
-  if (host && (userMapping(container.image, env) || !store.get(reference))) return { kind: 'host', image: host };
-  return { kind: 'pull', reference, policy, isRuntimeServer: host?.isRuntimeServer ?? false };
+  const mapped = userMapping(container.image, env);
+  if (mapped) return { kind: 'host', image: mapped };
+  const builtin = builtinImage(container.image);
+  if (builtin && !store.get(reference)) return { kind: 'host', image: builtin };
+  return { kind: 'pull', reference, policy, isRuntimeServer: builtin?.isRuntimeServer ?? false };
 }
 
 /** Pulls as the policy says; a registry's refusal becomes the kubelet's ErrImagePull. */

@@ -79,9 +79,14 @@ export class UnknownImageError extends Error {
 }
 
 export function resolveImage(image: string, env: NodeJS.ProcessEnv = process.env): LocalImage {
-  const img = userMapping(image, env) ?? BUILTIN_IMAGE_MAP.find(([pattern]) => matches(pattern, image))?.[1];
+  const img = userMapping(image, env) ?? builtinImage(image);
   if (img) return img;
   throw new UnknownImageError(image);
+}
+
+/** The host image the built-in table stands in with for `image`, if it names one. */
+export function builtinImage(image: string): LocalImage | undefined {
+  return BUILTIN_IMAGE_MAP.find(([pattern]) => matches(pattern, image))?.[1];
 }
 
 /** The host image ASB_IMAGE_MAP (the user's own choice) maps `image` to, if it does. */

@@ -114,20 +114,25 @@ export class SandboxService {
     };
     const checked = validateObject(sb);
     if (!checked.ok) throw new EngineError('Invalid', `invalid sandbox:\n${formatIssues(checked.errors)}`);
-    try {
-      await this.store.create(toHub(checked.object) as Sandbox);
-    } catch (err) {
-      if ((err as Error).name === 'AlreadyExistsError')
-        throw new EngineError(
-          'AlreadyExists',
-          `a sandbox named "${name}" already exists in namespace "${req.namespace}"`,
-        );
-      throw err;
-    }
+    await this.createSandbox(toHub(checked.object) as Sandbox);
     try {
       return this.view(await this.waitReady(req.namespace, name, req.timeoutMs));
     } catch (err) {
       await this.store.delete('Sandbox', req.namespace, name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Stores a new Sandbox; one of that name already there is the caller's AlreadyExists. */
+  private async createSandbox(sb: Sandbox): Promise<void> {
+    try {
+      await this.store.create(sb);
+    } catch (err) {
+      if ((err as Error).name === 'AlreadyExistsError')
+        throw new EngineError(
+          'AlreadyExists',
+          `a sandbox named "${sb.metadata.name}" already exists in namespace "${sb.metadata.namespace}"`,
+        );
       throw err;
     }
   }
@@ -399,16 +404,7 @@ export class SandboxService {
           : {}),
       },
     };
-    try {
-      await this.store.create(sandbox);
-    } catch (err) {
-      if ((err as Error).name === 'AlreadyExistsError')
-        throw new EngineError(
-          'AlreadyExists',
-          `a sandbox named "${name}" already exists in namespace "${req.namespace}"`,
-        );
-      throw err;
-    }
+    await this.createSandbox(sandbox);
     try {
       const ready = await this.waitReady(req.namespace, name, req.timeoutMs);
       await this.consumeRestoreAnnotation(req.namespace, name);

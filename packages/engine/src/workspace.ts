@@ -116,34 +116,21 @@ export async function destroyWorkspace(dir: string): Promise<void> {
 /** Drops the workspace's files (image and mount point) and an image root's writable layer, and
  *  keeps the rest of the sandbox's directory (its volumes): a reset. */
 export async function dropWorkspace(dir: string): Promise<void> {
-  await unmountWorkspace(dir);
-  await rm(join(dir, 'workspace'), { recursive: true, force: true });
-  await rm(join(dir, 'workspace.img'), { force: true });
-  await unmountUnder(join(dir, 'root')).then(() => unmountOne(join(dir, 'root')));
-  await unmountOne(join(dir, 'layer'));
-  for (const f of ['root', 'layer', 'layer.img']) await rm(join(dir, f), { recursive: true, force: true });
-}
-
-async function unmountOne(path: string): Promise<void> {
-  if (!isMountPoint(path)) return;
-  await run('umount', [path], { timeout: 30_000 }).catch(() => run('umount', ['-l', path], { timeout: 30_000 }));
+  // The overlay's root before the layer beneath it.
+  for (const m of ['workspace', 'root', 'layer']) await unmountOne(join(dir, m));
+  for (const f of ['workspace', 'workspace.img', 'root', 'layer', 'layer.img']) {
+    await rm(join(dir, f), { recursive: true, force: true });
+  }
 }
 
 /** Unmounts every mount under `dir`, those stacked on others (an overlay on its layer) first. */
 export async function unmountUnder(dir: string): Promise<void> {
   const mounts = mountPoints().filter((p) => p.startsWith(dir + '/'));
   // Mounted later, unmounted sooner: the overlay's root was mounted after its layer.
-  for (const m of mounts.reverse()) {
-    await run('umount', [m], { timeout: 30_000 })
-      .catch(() => run('umount', ['-l', m], { timeout: 30_000 }))
-      .catch((err) => {
-        if (isMountPoint(m)) throw err;
-      });
-  }
+  for (const m of mounts.reverse()) await unmountOne(m);
 }
 
-async function unmountWorkspace(dir: string): Promise<void> {
-  const path = join(dir, 'workspace');
+async function unmountOne(path: string): Promise<void> {
   if (!isMountPoint(path)) return;
   await run('umount', [path], { timeout: 30_000 })
     .catch(() => run('umount', ['-l', path], { timeout: 30_000 }))

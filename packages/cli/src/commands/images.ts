@@ -12,6 +12,16 @@ const imageSize = (i: LocalImage) => i.manifest.layers.reduce((a, l) => a + l.si
 
 const store = () => localImageStore(defaultHome());
 
+/** What pull, build and push print: reference@digest (or the object, with -o json|yaml). */
+function printImage(ctx: Ctx, image: LocalImage): void {
+  print(
+    ctx.format === 'table' ? 'name' : ctx.format,
+    { reference: image.reference, digest: image.digest, size: imageSize(image) },
+    () => '',
+    () => `${image.reference}@${image.digest}`,
+  );
+}
+
 /** Per-layer progress on stderr: redrawn in place on a terminal, one line per layer otherwise. */
 function layerProgress(quiet: boolean): (p: PullProgress) => void {
   if (quiet) return () => {};
@@ -57,12 +67,7 @@ export async function imagePullCommand(ctx: Ctx, reference: string, flags: { pol
     return 2;
   }
   const image = await store().pull(reference, { policy, onProgress: layerProgress(ctx.quiet) });
-  print(
-    ctx.format === 'table' ? 'name' : ctx.format,
-    { reference: image.reference, digest: image.digest, size: imageSize(image) },
-    () => '',
-    () => `${image.reference}@${image.digest}`,
-  );
+  printImage(ctx, image);
   return 0;
 }
 
@@ -144,23 +149,13 @@ export async function imageBuildCommand(
     if (!ctx.quiet) process.stderr.write(`pushing ${image.reference}\n`);
     await store().push(image.reference);
   }
-  print(
-    ctx.format === 'table' ? 'name' : ctx.format,
-    { reference: image.reference, digest: image.digest, size: imageSize(image) },
-    () => '',
-    () => `${image.reference}@${image.digest}`,
-  );
+  printImage(ctx, image);
   return 0;
 }
 
 /** Pushes an image of this machine to the registry its reference names; prints reference@digest. */
 export async function imagePushCommand(ctx: Ctx, reference: string): Promise<number> {
   const image = await store().push(reference);
-  print(
-    ctx.format === 'table' ? 'name' : ctx.format,
-    { reference: image.reference, digest: image.digest, size: imageSize(image) },
-    () => '',
-    () => `${image.reference}@${image.digest}`,
-  );
+  printImage(ctx, image);
   return 0;
 }
