@@ -60,8 +60,10 @@ async function measureEngine(
     for (let i = 0; i < 20; i++) await sb.run('true');
     for (let i = 0; i < EXEC_N; i++) {
       const t0 = performance.now();
-      await sb.run('true');
+      const { exitCode } = await sb.run('true');
       exec.push(performance.now() - t0);
+      // A failed `true` ran no program: its time would not be an exec's.
+      if (exitCode !== 0) throw new Error(`\`true\` exited ${exitCode} in the bench's sandbox`);
     }
     results.add(label, 'exec round trip of `true` (SDK → engine → agent)', '≤ floor + 1.5 ms', exec, ms);
     // What any call into the sandbox costs before a command runs: the runtime API's `GET /`

@@ -5,6 +5,8 @@ import type { ImageSpec } from '../../packages/oci/test/support/registry.ts';
 
 const APPLETS = [
   'sh',
+  'true',
+  'false',
   'cat',
   'echo',
   'id',
