@@ -5,7 +5,9 @@
 // MB/s of the image's files; a second pull: Always (asks the registry for the manifest) and
 // IfNotPresent. The floor: GNU tar unpacking the same layers. Then sandboxes of an image on the
 // engine (gVisor): the first one (pull, unpack, overlay, boot), the next ones (the image here),
-// against a sandbox of the host table's image (host /usr, no overlay), and exec in each.
+// against a sandbox of the host table's image (host /usr, no overlay), and exec in each; memory
+// per idle sandbox of a Debian image (debootstrap) against the host table's, and the disk each
+// sandbox of it costs beyond the image.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,11 +17,13 @@ import { Engine, unmountAll } from '@asb/engine';
 import { ImageStore, RegistryClient } from '@asb/oci';
 import { Sandbox } from '@asb/sdk';
 import { pushImage, startRegistry, type TestRegistry } from '../packages/oci/test/support/registry.ts';
-import { busybox } from '../test/support/images.ts';
+import { busybox, debian, debianRootfs } from '../test/support/images.ts';
+import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 import { SideBySide, printReport } from './stats.ts';
 
 const N = Number(process.env.BENCH_IMAGES_N ?? 3);
 const RUN_N = Number(process.env.BENCH_IMAGES_RUN_N ?? 10);
+const IDLE_N = Number(process.env.BENCH_IMAGES_IDLE_N ?? 10);
 // Whichever of these the host has (Debian 12 has all: ~120 MB of files, thousands of them).
 const LAYERS = [['usr/lib/python3.11'], ['usr/share/perl', 'usr/lib/python3/dist-packages']]
   .map((paths) => paths.filter((p) => existsSync(`/${p}`)))
@@ -28,6 +32,7 @@ const LAYERS = [['usr/lib/python3.11'], ['usr/share/perl', 'usr/lib/python3/dist
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 const mbps = (n: number) => `${n.toFixed(1)} MB/s`;
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 async function main(): Promise<void> {
   const reg = await startRegistry();
@@ -138,12 +143,70 @@ async function measureRuns(reg: TestRegistry, results: SideBySide): Promise<stri
       results.add(column, label, '', exec, ms);
       await sb.kill();
     }
+    await measureIdle(reg, engine, conn, results);
   } finally {
     await engine.stop({ deleteAll: true });
     await unmountAll(home);
     rmSync(home, { recursive: true, force: true });
   }
   return `sandboxes: busybox image (static, ~2 MB) on the engine's default runsc, alternated with python-runtime-template (host table) ${RUN_N} times`;
+}
+
+/**
+ * Memory (PSS) per idle sandbox of a Debian image (debootstrap, with Python) against the host
+ * table's, IDLE_N of each held at once (alternated as they start), and the disk each sandbox of
+ * the image costs beyond the image itself: its own layer and workspace, after a write of 1 MB.
+ */
+async function measureIdle(
+  reg: TestRegistry,
+  engine: Engine,
+  conn: { url: string; token: string },
+  results: SideBySide,
+): Promise<void> {
+  const column = 'sandboxes';
+  const rootfs = await debianRootfs();
+  if (typeof rootfs !== 'string') {
+    console.warn(`no Debian image (${rootfs.skip}): its memory and disk are not measured`);
+    return;
+  }
+  await pushImage(reg, 'bench/debian', 'bookworm', [debian(rootfs)]);
+  const image = `${reg.host}/bench/debian:bookworm`;
+  await (await Sandbox.create({ ...conn, image, warmPool: 'none' })).kill(); // the pull, not counted
+  const debianSbs: Sandbox[] = [];
+  const hostSbs: Sandbox[] = [];
+  for (let i = 0; i < IDLE_N; i++) {
+    debianSbs.push(await Sandbox.create({ ...conn, image, warmPool: 'none' }));
+    hostSbs.push(await Sandbox.create({ ...conn, template: 'python-runtime-template', warmPool: 'none' }));
+  }
+  for (const sb of [...debianSbs, ...hostSbs]) await sb.run('true');
+  await new Promise((r) => setTimeout(r, 3000));
+  const kids = childrenOf();
+  const pssOf = (sbs: Sandbox[]) =>
+    sbs.map((sb) => {
+      const w = engine.workloads.get('default', sb.id)!;
+      return treeOf(w.handle!.pid!, kids).reduce((a, p) => a + pssBytes(p), 0);
+    });
+  results.add(column, `memory (PSS) per idle sandbox, Debian image, ${IDLE_N} held`, '', pssOf(debianSbs), mib);
+  results.add(column, `memory (PSS) per idle sandbox, host table, ${IDLE_N} held`, '', pssOf(hostSbs), mib);
+  // Disk: each sandbox writes 1 MB; what its directory holds on disk (du: blocks, not sizes).
+  for (const sb of debianSbs) await sb.run('head -c 1048576 /dev/urandom > /var/tmp/mine');
+  const du = (path: string) =>
+    Number(execFileSync('du', ['-sk', '-x', path], { encoding: 'utf8' }).split('\t')[0]) * 1024;
+  const perSandbox = debianSbs.map((sb) => du(join(engine.config.home, 'sandboxes', 'default', sb.id)));
+  results.add(
+    column,
+    `disk per sandbox of the Debian image beyond the image (1 MB written), ${IDLE_N}`,
+    '',
+    perSandbox,
+    mb,
+  );
+  results.add(column, 'disk: the images, each unpacked once (Debian, busybox)', '', [du(rootfsOfStore(engine))], mb);
+  await Promise.all([...debianSbs, ...hostSbs].map((sb) => sb.kill()));
+}
+
+/** The engine's unpacked images (all of them: here, busybox and Debian). */
+function rootfsOfStore(engine: Engine): string {
+  return join(engine.config.home, 'images', 'rootfs');
 }
 
 main().catch((err) => {

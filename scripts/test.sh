@@ -19,6 +19,9 @@ command -v skopeo >/dev/null 2>&1 || test_pkgs+=(skopeo)
 command -v zstd >/dev/null 2>&1 || test_pkgs+=(zstd)
 # The engine runs test images made from this machine's files: a static busybox is their shell.
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || test_pkgs+=(busybox-static)
+# ... and a real Debian bookworm (debootstrap from Debian's packages) and a musl program.
+command -v debootstrap >/dev/null 2>&1 || test_pkgs+=(debootstrap)
+command -v musl-gcc >/dev/null 2>&1 || test_pkgs+=(musl-tools)
 if [ ${#test_pkgs[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${test_pkgs[@]}" >/dev/null
 fi

@@ -193,9 +193,11 @@ ${tlsBlock}${authBlock}`,
 
 export interface LayerSpec {
   /** Path in the image → content; a name `.wh.NAME` is a whiteout of NAME in lower layers. */
-  files?: Record<string, string>;
+  files?: Record<string, string | Buffer>;
   /** Instead of `files`: these paths of the host's own tree (relative to /), as they are there. */
   fromHost?: string[];
+  /** Instead of `files`: everything under this directory (a root filesystem), owners as they are. */
+  fromDir?: string;
   /** Path → target. */
   symlinks?: Record<string, string>;
   /** Path → mode, for files above. */
@@ -241,21 +243,24 @@ export async function ociLayout(images: ImageSpec[], tag: string): Promise<{ dir
       for (const [path, mode] of Object.entries(layer.modes ?? {})) chmodSync(join(root, path), mode);
       const owner = String(layer.owner ?? 0);
       const tarPath = join(root, '..', `${root.split('/').pop()}.tar`);
-      await run('tar', [
-        '-C',
-        root,
-        '--sort=name',
-        `--owner=${owner}`,
-        `--group=${owner}`,
-        '--numeric-owner',
-        '-cf',
-        tarPath,
-        ...(layer.fromHost
-          ? ['-C', '/', ...layer.fromHost]
-          : layer.entriesOnly
-            ? ['--no-recursion', ...[...Object.keys(layer.files ?? {}), ...Object.keys(layer.symlinks ?? {})].sort()]
-            : ['.']),
-      ]);
+      await run(
+        'tar',
+        [
+          '-C',
+          layer.fromDir ?? root,
+          '--sort=name',
+          ...(layer.fromDir ? [] : [`--owner=${owner}`, `--group=${owner}`]),
+          '--numeric-owner',
+          '-cf',
+          tarPath,
+          ...(layer.fromHost
+            ? ['-C', '/', ...layer.fromHost]
+            : layer.entriesOnly
+              ? ['--no-recursion', ...[...Object.keys(layer.files ?? {}), ...Object.keys(layer.symlinks ?? {})].sort()]
+              : ['.']),
+        ],
+        { maxBuffer: 16 * 1024 * 1024 },
+      );
       const tar = readFileSync(tarPath);
       rmSync(root, { recursive: true, force: true });
       rmSync(tarPath, { force: true });
