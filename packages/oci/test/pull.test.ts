@@ -1,13 +1,14 @@
 // Pulls from real registries on loopback (Debian's docker-registry), images pushed with skopeo.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import {
   BlobStore,
+  ImageStore,
   RegistryClient,
   RegistryError,
   parseReference,
@@ -155,6 +156,41 @@ describe('pulling images from a registry', () => {
     const priv = await pullImage(parseReference(`${tokened.host}/private/app:v1`), alice, newStore());
     assert.equal(priv.manifest.layers.length, 2);
     assert.equal(requests().at(-1), 'alice repository:private/app:pull');
+  });
+
+  it('pushes where credentials are asked for (htpasswd over TLS, a token service): refused without, whole with', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'asb-push-'));
+    dirs.push(dir);
+    // An image here, under names of the two locked registries (as `asb image build -t` leaves one).
+    const here = await new ImageStore(dir, new RegistryClient()).pull(`${open.host}/team/layered:v1`);
+    const anonymous = new ImageStore(dir, new RegistryClient({ ca: () => locked.ca }));
+    for (const reg of [locked, tokened]) {
+      const ref = `${reg.host}/pushed/app:v1`;
+      await anonymous.add(ref, here.config, here.manifest.layers);
+      await rejectsWith(anonymous.push(ref), 'Unauthorized', /no credentials for this registry/);
+      const wrong = new RegistryClient({
+        ca: () => locked.ca,
+        credentials: () => ({ username: 'alice', password: 'x' }),
+      });
+      await rejectsWith(new ImageStore(dir, wrong).push(ref), 'Unauthorized', /refused|invalid username or password/);
+      const alice = new RegistryClient({
+        ca: () => locked.ca,
+        credentials: (r) => (r === reg.host ? reg.credentials : undefined),
+      });
+      const pushed = await new ImageStore(dir, alice).push(ref);
+      const fresh = mkdtempSync(join(tmpdir(), 'asb-pushed-'));
+      dirs.push(fresh);
+      const back = await new ImageStore(fresh, alice).pull(ref);
+      assert.equal(back.digest, pushed.digest, `${ref}: the registry serves the manifest pushed`);
+      assert.equal(
+        readFileSync(join(await new ImageStore(fresh, alice).rootfs(back), 'etc', 'motd'), 'utf8'),
+        'welcome\n',
+      );
+    }
+    assert.ok(
+      tokened.tokenRequests!.some((r) => /^alice repository:pushed\/app:(pull,push|push,pull)$/.test(r)),
+      `a token to push, for alice: ${tokened.tokenRequests!.join('; ')}`,
+    );
   });
 
   it('an unreachable registry says so', async () => {
