@@ -124,7 +124,9 @@ for line in sys.stdin:
     print("again", hashlib.sha256(repr(sorted(d.items())).encode()).hexdigest(), len(d), flush=True)
 '`);
     let first = '';
-    for (let i = 0; i < 100 && !first.includes('ready'); i++) {
+    // The whole line: with PYTHONUNBUFFERED (the runtime template's env) print() writes "ready",
+    // the space and the digest apart, and a read may come between them.
+    for (let i = 0; i < 100 && !/ready \w{64}\n/.test(first); i++) {
       await sleep(100);
       first = (await sb.commands.output(holder.id)).stdout;
     }
@@ -136,7 +138,7 @@ for line in sys.stdin:
     assert.equal(Buffer.from(await sb.files.read('notes.txt')).toString(), 'written before the snapshot');
     await sb.commands.sendStdin(holder.id, 'check\n');
     let out = '';
-    for (let i = 0; i < 100 && !out.includes('again'); i++) {
+    for (let i = 0; i < 100 && !/again \w{64} \d+\n/.test(out); i++) {
       await sleep(100);
       out = (await sb.commands.output(holder.id)).stdout;
     }
