@@ -203,6 +203,39 @@ data:
     assert.equal(r.stdout, 'kept\n1\n', r.stderr);
   });
 
+  it("a Never image that is not here is ErrImageNeverPull, in the kubelet's words, until it is pulled", async () => {
+    const image = `${reg.host}/asb-test/never:1`;
+    await pushImage(reg, 'asb-test/never', '1', [busybox({ Env: ['PATH=/bin'] })]);
+    await apply(template('never', image, '        imagePullPolicy: Never\n'), t.conn);
+    const said = `Container image "${image}" is not present with pull policy of Never`;
+    await assert.rejects(Sandbox.create({ ...t.conn, template: 'never', warmPool: 'none' }), (err: Error) => {
+      assert.ok(err instanceof UnavailableError, String(err));
+      assert.ok(err.message.includes(`ErrImageNeverPull: ${said}`), err.message);
+      return true;
+    });
+    // A Sandbox that waits for it says so, and starts once the image is on the machine.
+    await apply(
+      `apiVersion: agents.x-k8s.io/v1alpha1
+kind: Sandbox
+metadata: { name: never }
+spec:
+  podTemplate:
+    spec:
+      containers: [{ name: main, image: "${image}", imagePullPolicy: Never }]
+`,
+      t.conn,
+    );
+    const ready = () =>
+      t.engine.store.getSync('Sandbox', 'default', 'never')?.status?.conditions?.find((c) => c.type === 'Ready');
+    await waitUntil('ErrImageNeverPull', () => ready()?.reason === 'ErrImageNeverPull');
+    assert.equal(ready()!.message, said);
+    await localImageStore(t.home).pull(image); // as `asb image pull` would
+    await waitUntil('Ready', () => ready()?.status === 'True');
+    const sb = await Sandbox.connect('never', t.conn);
+    assert.equal((await sb.run('cat /etc/os-release')).stdout, 'ID=asb-test-busybox\n');
+    await sb.kill();
+  });
+
   it('an image a sandbox runs is never pruned from under it, even when no reference names it any more', async () => {
     const ref = `${reg.host}/asb-test/busybox-app:1`;
     await using sb = await Sandbox.create({ ...t.conn, image: ref });

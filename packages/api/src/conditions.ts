@@ -65,6 +65,10 @@ export const SandboxConditions = {
       // DependenciesNotReady (the local engine has no Pod to read them from).
       ErrImagePull: { status: 'False', doc: "The image's pull failed; the message is the registry's." },
       ImagePullBackOff: { status: 'False', doc: 'Waiting to try a failed pull again (the wait doubles).' },
+      ErrImageNeverPull: {
+        status: 'False',
+        doc: 'The image is not on the machine and its pull policy is Never (looked for again until it is).',
+      },
       InvalidImageName: { status: 'False', doc: 'The image reference cannot be parsed.' },
       CreateContainerConfigError: {
         status: 'False',

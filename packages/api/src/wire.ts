@@ -213,6 +213,7 @@ export const TERMINAL_REASONS = [
   // The container cannot start until its image or its config is fixed (the local engine keeps
   // trying a failed pull in the background, as the kubelet does): a waiter is told at once.
   'ErrImagePull',
+  'ErrImageNeverPull',
   'ImagePullBackOff',
   'InvalidImageName',
   'CreateContainerConfigError',

@@ -22,6 +22,7 @@ describe('condition declarations', () => {
       'CreateContainerConfigError',
       'DependenciesNotReady',
       'DependenciesReady',
+      'ErrImageNeverPull',
       'ErrImagePull',
       'ImagePullBackOff',
       'InvalidImageName',

@@ -27,7 +27,7 @@ export type ImagePlan =
 /** Why a container cannot start yet, in the words the kubelet uses for a container's waiting state. */
 export class ImageError extends Error {
   constructor(
-    readonly reason: 'ErrImagePull' | 'InvalidImageName' | 'CreateContainerConfigError',
+    readonly reason: 'ErrImagePull' | 'ErrImageNeverPull' | 'InvalidImageName' | 'CreateContainerConfigError',
     message: string,
     /** Worth trying again later (an unreachable registry, a tag not pushed yet). */
     readonly retry: boolean,
@@ -64,7 +64,10 @@ export function planImage(
   return { kind: 'pull', reference, policy, isRuntimeServer: builtin?.isRuntimeServer ?? false };
 }
 
-/** Pulls as the policy says; a registry's refusal becomes the kubelet's ErrImagePull. */
+/**
+ * Pulls as the policy says; a registry's refusal becomes the kubelet's ErrImagePull, and an image
+ * that is not here under `Never` its ErrImageNeverPull (in the kubelet's words).
+ */
 export async function pullFor(
   store: ImageStore,
   plan: Extract<ImagePlan, { kind: 'pull' }>,
@@ -73,6 +76,14 @@ export async function pullFor(
   try {
     return await store.pull(plan.reference, { policy: plan.policy, credentials: secrets?.credentials });
   } catch (err) {
+    if (err instanceof RegistryError && plan.policy === 'Never' && err.code === 'NotFound') {
+      // Never asks no registry: the image may still be pulled onto the machine (`asb image pull`).
+      throw new ImageError(
+        'ErrImageNeverPull',
+        `Container image "${plan.reference}" is not present with pull policy of Never`,
+        true,
+      );
+    }
     if (err instanceof RegistryError) {
       const retry = err.code !== 'Unsupported';
       // The registry's words, without the reference they begin with (the message names it once).

@@ -44,7 +44,7 @@ export interface CreateRequest {
 
 /** Waiting reasons that a fix of the spec ends; a failed pull may also end by itself. */
 const invalidReasons = new Set(['ReconcilerError', 'InvalidImageName', 'CreateContainerConfigError']);
-const pullReasons = new Set(['ErrImagePull', 'ImagePullBackOff']);
+const pullReasons = new Set(['ErrImagePull', 'ErrImageNeverPull', 'ImagePullBackOff']);
 
 export class SandboxService {
   constructor(

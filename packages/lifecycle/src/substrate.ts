@@ -76,7 +76,8 @@ export interface WorkloadState {
   message: string;
   /** Why it is not ready, when the substrate says more than "pending" (the kubelet's waiting
    *  reasons: ErrImagePull, ImagePullBackOff, ...): the Ready condition's reason then. */
-  reason?: 'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'CreateContainerConfigError';
+  reason?:
+    'ErrImagePull' | 'ErrImageNeverPull' | 'ImagePullBackOff' | 'InvalidImageName' | 'CreateContainerConfigError';
   podIPs: string[];
   /** Where it runs (a Kubernetes node), when the substrate has nodes. */
   nodeName?: string;

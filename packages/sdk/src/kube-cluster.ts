@@ -76,6 +76,7 @@ const TERMINAL = {
   PodSucceeded: (m) => new InvalidError(m, 422, 'PodSucceeded'),
   ErrImagePull: (m) => new UnavailableError(m, 503, 'ErrImagePull'),
   ImagePullBackOff: (m) => new UnavailableError(m, 503, 'ImagePullBackOff'),
+  ErrImageNeverPull: (m) => new UnavailableError(m, 503, 'ErrImageNeverPull'),
   InvalidImageName: (m) => new InvalidError(m, 422, 'InvalidImageName'),
   CreateContainerConfigError: (m) => new InvalidError(m, 422, 'CreateContainerConfigError'),
 } satisfies Record<TerminalReason, (msg: string) => Error>;

@@ -111,6 +111,12 @@ export class Launcher {
         if (!(err instanceof ImageError) || !err.retry || w.stopping) throw err;
         this.waiting(w, err.reason, err.message);
         const wait = Math.min(config.imagePullBackoffMs * 2 ** attempt, config.imagePullBackoffMs * 30);
+        if (err.reason === 'ErrImageNeverPull') {
+          // Nothing to back off from (no pull was tried): looked for again, still saying why.
+          await sleepUnless(() => w.stopping === true, wait);
+          if (w.stopping) throw err;
+          continue;
+        }
         // ErrImagePull stays up a moment before the back-off replaces it, as the kubelet shows it.
         await sleepUnless(() => w.stopping === true, Math.min(1000, wait / 2));
         this.waiting(w, 'ImagePullBackOff', `Back-off pulling image "${plan.reference}": ${err.message}`);
