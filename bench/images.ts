@@ -200,13 +200,14 @@ async function measureIdle(
     perSandbox,
     mb,
   );
-  results.add(column, 'disk: the images, each unpacked once (Debian, busybox)', '', [du(rootfsOfStore(engine))], mb);
+  results.add(
+    column,
+    'disk: the images, each unpacked once (Debian, busybox)',
+    '',
+    [du(join(engine.config.home, 'images', 'rootfs'))],
+    mb,
+  );
   await Promise.all([...debianSbs, ...hostSbs].map((sb) => sb.kill()));
-}
-
-/** The engine's unpacked images (all of them: here, busybox and Debian). */
-function rootfsOfStore(engine: Engine): string {
-  return join(engine.config.home, 'images', 'rootfs');
 }
 
 main().catch((err) => {

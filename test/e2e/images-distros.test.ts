@@ -10,17 +10,7 @@ import { Sandbox, apply } from '@asb/sdk';
 import { startTestEngine, type TestEngine } from './harness.ts';
 import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/test/support/registry.ts';
 import { debian, debianRootfs, musl } from '../support/images.ts';
-
-const template = (name: string, image: string, limits = '') => `apiVersion: extensions.agents.x-k8s.io/v1alpha1
-kind: SandboxTemplate
-metadata: { name: ${name} }
-spec:
-  podTemplate:
-    spec:
-      containers:
-      - name: main
-        image: ${image}
-${limits}`;
+import { templateYaml } from '../support/manifests.ts';
 
 describe('base images: Debian (debootstrap) and musl', async () => {
   const rootfs = await debianRootfs();
@@ -38,13 +28,10 @@ describe('base images: Debian (debootstrap) and musl', async () => {
     await pushImage(reg, 'asb-test/debian', 'bookworm', [debian(rootfs as string)]);
     await pushImage(reg, 'asb-test/musl', '1', [muslImage as Exclude<typeof muslImage, { skip: string }>]);
     t = await startTestEngine();
-    await apply(template('debian', `${reg.host}/asb-test/debian:bookworm`), t.conn);
+    const image = `${reg.host}/asb-test/debian:bookworm`;
+    await apply(templateYaml('debian', { image }), t.conn);
     await apply(
-      template(
-        'debian-small',
-        `${reg.host}/asb-test/debian:bookworm`,
-        `        resources:\n          limits: { memory: 256Mi, ephemeral-storage: 64Mi }\n`,
-      ),
+      templateYaml('debian-small', { image, limits: { memory: '256Mi', 'ephemeral-storage': '64Mi' } }),
       t.conn,
     );
     sb = await Sandbox.create({ ...t.conn, template: 'debian' });

@@ -13,6 +13,7 @@ import { Sandbox, UnavailableError, apply } from '@asb/sdk';
 import { startTestEngine, type TestEngine } from './harness.ts';
 import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/test/support/registry.ts';
 import { busybox, glibc, noShell } from '../support/images.ts';
+import { sandboxYaml } from '../support/manifests.ts';
 
 const template = (name: string, image: string, extra = '') => `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate
@@ -214,17 +215,7 @@ data:
       return true;
     });
     // A Sandbox that waits for it says so, and starts once the image is on the machine.
-    await apply(
-      `apiVersion: agents.x-k8s.io/v1alpha1
-kind: Sandbox
-metadata: { name: never }
-spec:
-  podTemplate:
-    spec:
-      containers: [{ name: main, image: "${image}", imagePullPolicy: Never }]
-`,
-      t.conn,
-    );
+    await apply(sandboxYaml('never', { image, imagePullPolicy: 'Never' }), t.conn);
     const ready = () =>
       t.engine.store.getSync('Sandbox', 'default', 'never')?.status?.conditions?.find((c) => c.type === 'Ready');
     await waitUntil('ErrImageNeverPull', () => ready()?.reason === 'ErrImageNeverPull');

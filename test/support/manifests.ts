@@ -1,11 +1,14 @@
 // The manifests end-to-end tests set up with (a template, a Sandbox with volumes), as YAML for
-// `apply` or `kubectl apply`: one container, python:3.13-slim, named main. A test of apply itself
+// `apply` or `kubectl apply`: one container named main, python:3.13-slim unless told otherwise. A test of apply itself
 // writes its YAML out instead.
 import YAML from 'yaml';
 
 export const IMAGE = 'python:3.13-slim';
 
 interface ContainerOpts {
+  /** IMAGE unless given. */
+  image?: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   workingDir?: string;
   limits?: Record<string, string>;
   /** Volumes by name: where the container mounts each, and (on a Sandbox) its size. */
@@ -28,7 +31,8 @@ function podTemplate(opts: ContainerOpts) {
       containers: [
         {
           name: 'main',
-          image: IMAGE,
+          image: opts.image ?? IMAGE,
+          ...(opts.imagePullPolicy && { imagePullPolicy: opts.imagePullPolicy }),
           ...(opts.workingDir && { workingDir: opts.workingDir }),
           ...(opts.limits && { resources: { limits: opts.limits } }),
           ...(volumes.length > 0 && { volumeMounts: volumes.map(([name, v]) => ({ name, mountPath: v.mountPath })) }),
