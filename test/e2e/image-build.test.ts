@@ -1,5 +1,6 @@
 // `asb image build` as a user runs it: a Dockerfile on a base image from a registry on loopback,
-// RUN steps under gVisor, COPY from the build context; then a sandbox of the image it built.
+// RUN steps under gVisor, COPY from the build context, from an earlier stage and from an image,
+// ARGs from --build-arg; then a sandbox of the image it built.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,10 @@ describe('asb image build', () => {
   before(async () => {
     reg = await startRegistry();
     await pushImage(reg, 'asb-test/busybox', '1', [busybox({ Env: ['PATH=/bin'], WorkingDir: '/srv/app' })]);
+    // Files only, no shell: an image COPY --from reads, never runs.
+    await pushImage(reg, 'asb-test/files', '1', [
+      { layers: [{ files: { 'share/tool.txt': 'from the files image\n' } }] },
+    ]);
     engine = await startEngineProcess();
     writeFileSync(join(ctx, 'hello.txt'), 'copied from the context\n');
     mkdirSync(join(ctx, 'dir'));
@@ -115,5 +120,144 @@ CMD ["cat", "/opt/app/made.txt"]
     const offline = build(`RUN wget -q -T 2 http://${reg.host}/v2/ && echo reached || echo no-network`);
     assert.equal(offline.status, 0, offline.stderr);
     assert.match(offline.stderr, /no-network/);
+  });
+
+  it('builds several stages: FROM ${ARG} from --build-arg, COPY --from a stage and an image, ARGs in RUN only', () => {
+    writeFileSync(
+      join(ctx, 'Dockerfile.stages'),
+      `ARG BASE=asb-test/never-pulled:0
+ARG GLOBAL=global-default
+FROM \${BASE} AS builder
+ARG FROM_CLI=from-default
+RUN mkdir /out && echo "built with $FROM_CLI" > /out/made.txt
+FROM builder AS unused
+RUN echo this stage is skipped && exit 1
+FROM $BASE
+ARG FROM_CLI
+ARG GLOBAL
+ARG SHADOWED=from-arg
+ENV SHADOWED=from-env
+RUN echo "RUN sees $FROM_CLI, $GLOBAL, $SHADOWED" > /run-saw.txt && busybox chown 1001:1001 /run-saw.txt
+COPY --from=builder /out/made.txt \${DEST:-/opt}/
+COPY --from=${reg.host}/asb-test/files:1 /share/tool.txt /opt/tool.txt
+CMD ["cat", "/run-saw.txt"]
+`,
+    );
+    const built = engine.asb(
+      'image',
+      'build',
+      '-t',
+      'localhost/asb-test/stages:1',
+      '-f',
+      join(ctx, 'Dockerfile.stages'),
+      '--build-arg',
+      `BASE=${reg.host}/asb-test/busybox:1`,
+      '--build-arg',
+      'FROM_CLI=from-cli',
+      '--build-arg',
+      'NOBODY_DECLARES=x',
+      ctx,
+    );
+    assert.equal(built.status, 0, built.stderr);
+    assert.match(built.stderr, /warning: build-arg\(s\) NOBODY_DECLARES not used/);
+    assert.match(built.stderr, new RegExp(`STEP 3/16: FROM ${reg.host}/asb-test/busybox:1 AS builder`));
+    assert.match(built.stderr, /skipping stage 1 \(unused\), line 6: the last stage does not use it/);
+    assert.doesNotMatch(built.stderr, /this stage is skipped/);
+    const buildDir = join(engine.home, 'build');
+    const leftover = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[1]?.startsWith(`${buildDir}/`));
+    assert.deepEqual(leftover, [], "a build unmounts what it mounted (stages' roots, runsc's pinned netns)");
+    const check =
+      'cat /run-saw.txt /opt/made.txt /opt/tool.txt; echo "[$FROM_CLI$GLOBAL] $SHADOWED"; ls -ln /run-saw.txt';
+    const ran = engine.asb('run', '--image', 'localhost/asb-test/stages:1', '--', 'sh', '-c', check);
+    assert.equal(ran.status, 0, ran.stderr);
+    const lines = ran.stdout.split('\n');
+    assert.deepEqual(lines.slice(0, 4), [
+      'RUN sees from-cli, global-default, from-env', // a stage's ARG NAME alone takes the global's value
+      'built with from-cli',
+      'from the files image',
+      '[] from-env', // ARGs are not in the image's environment; ENV is
+    ]);
+    // A RUN as root has Docker's capabilities (in gVisor): it may chown, as Dockerfiles do.
+    assert.match(lines[4]!, /^-\S+\s+\d+\s+1001\s+1001\s.*\/run-saw.txt$/);
+  });
+
+  it("COPY --from follows a stage's symlinks inside the stage's root, never to the host's files", () => {
+    const build = (copies: string) => {
+      writeFileSync(
+        join(ctx, 'Dockerfile.links'),
+        `FROM ${reg.host}/asb-test/busybox:1 AS links
+RUN echo "the stage's hostname" > /etc/hostname \\
+ && ln -s /etc /x && ln -s ../../../../../.. /srv/up && ln -s /etc/hostname /link
+FROM ${reg.host}/asb-test/busybox:1
+${copies}
+`,
+      );
+      const file = join(ctx, 'Dockerfile.links');
+      return engine.asb('image', 'build', '-t', 'localhost/asb-test/links:1', '-f', file, ctx);
+    };
+    const built = build(
+      ['/x/hostname /from-x', '/srv/up/etc/hostname /from-up', '/link /from-link', '/x /etc-of-stage']
+        .map((c) => `COPY --from=links ${c}`)
+        .join('\n'),
+    );
+    assert.equal(built.status, 0, built.stderr);
+    assert.notEqual(readFileSync('/etc/hostname', 'utf8'), "the stage's hostname\n");
+    const ran = engine.asb(
+      'run',
+      '--image',
+      'localhost/asb-test/links:1',
+      '--',
+      'sh',
+      '-c',
+      'cat /from-x /from-up /from-link; ls /etc-of-stage',
+    );
+    assert.equal(ran.status, 0, ran.stderr);
+    assert.equal(
+      ran.stdout,
+      [
+        "the stage's hostname",
+        "the stage's hostname",
+        "the stage's hostname",
+        'group',
+        'hostname',
+        'os-release',
+        'passwd',
+        '',
+      ].join('\n'),
+    );
+    // The host has an /etc/shadow; the stage has none, and a link to /etc does not reach the host's.
+    const escape = build('COPY --from=links /x/shadow /shadow');
+    assert.notEqual(escape.status, 0);
+    assert.match(escape.stderr, /line 5: COPY \/x\/shadow: no such file in stage 0 \(links\)/);
+  });
+
+  it('FROM scratch: a static binary copied from a stage (a link to it as the file), --chown, run in a sandbox', () => {
+    writeFileSync(
+      join(ctx, 'Dockerfile.scratch'),
+      `FROM ${reg.host}/asb-test/busybox:1 AS tools
+FROM scratch
+COPY --from=tools /bin/busybox /bin/sh /bin/
+COPY --chown=1000:1001 hello.txt /data/
+COPY --from=tools /etc/passwd /etc/group /etc/
+`,
+    );
+    const file = join(ctx, 'Dockerfile.scratch');
+    const built = engine.asb('image', 'build', '-t', 'localhost/asb-test/scratch:1', '-f', file, ctx);
+    assert.equal(built.status, 0, built.stderr);
+    const check = '/bin/busybox ls -ln /bin /data; /bin/busybox cat /data/hello.txt';
+    const ran = engine.asb('run', '--image', 'localhost/asb-test/scratch:1', '--', 'sh', '-c', check);
+    assert.equal(ran.status, 0, ran.stderr);
+    // `ls -ln`: type and mode, links, uid, gid, size, date, name.
+    const owners = Object.fromEntries(
+      [...ran.stdout.matchAll(/^(.)\S+\s+\d+\s+(\d+)\s+(\d+)\s+\d+\s.*\s(\S+)$/gm)].map((m) => [
+        m[4],
+        `${m[1]} ${m[2]}:${m[3]}`,
+      ]),
+    );
+    // /bin/sh, a link to busybox in the stage, is copied as the file it names (Docker follows a source's last link).
+    assert.deepEqual(owners, { busybox: '- 0:0', sh: '- 0:0', 'hello.txt': '- 1000:1001' });
+    assert.equal(ran.stdout.trim().split('\n').at(-1), 'copied from the context');
   });
 });

@@ -188,8 +188,9 @@ image
   .description('build an image from a Dockerfile (RUN steps under gVisor, no network); prints reference@digest')
   .requiredOption('-t, --tag <name[:tag]>', 'the reference to store it as')
   .option('-f, --file <path>', 'the Dockerfile (default: DIR/Dockerfile)')
+  .option('--build-arg <NAME=VALUE>', "a value for the Dockerfile's ARG NAME (repeatable)", collect)
   .option('--push', 'push it to the registry its tag names once built')
-  .argument('<dir>', 'the build context: COPY reads only from here')
+  .argument('<dir>', 'the build context: COPY reads only from here (COPY --from: from a stage or an image)')
   .action((dir: string, flags) => exit(imageBuildCommand(ctx(), dir, flags)));
 image
   .command('push')

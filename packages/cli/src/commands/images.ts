@@ -125,8 +125,9 @@ export function imagePruneCommand(ctx: Ctx): number {
 export async function imageBuildCommand(
   ctx: Ctx,
   contextDir: string,
-  flags: { tag: string; file?: string; push?: boolean },
+  flags: { tag: string; file?: string; push?: boolean; buildArg?: string[] },
 ): Promise<number> {
+  const buildArgs = parseBuildArgs(flags.buildArg);
   const context = resolve(contextDir);
   const dockerfile = resolve(flags.file ?? join(context, 'Dockerfile'));
   if (!existsSync(dockerfile)) {
@@ -141,6 +142,7 @@ export async function imageBuildCommand(
     context,
     dockerfile,
     tag: flags.tag,
+    buildArgs,
     onStep: (text) => ctx.quiet || process.stderr.write(`${text}\n`),
     // What the steps print goes to stderr, both streams: stdout is for the reference built.
     onOutput: (chunk) => process.stderr.write(chunk),
@@ -151,6 +153,19 @@ export async function imageBuildCommand(
   }
   printImage(ctx, image);
   return 0;
+}
+
+/** `--build-arg NAME=VALUE`, or `NAME` alone for the value of $NAME here (none when it is unset), as Docker's. */
+export function parseBuildArgs(given: string[] = []): Record<string, string> {
+  const args = new Map<string, string>();
+  for (const arg of given) {
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    if (!/^[^\s=]+$/.test(name)) throw new Error(`--build-arg ${arg}: expected NAME=VALUE`);
+    const value = eq < 0 ? process.env[name] : arg.slice(eq + 1);
+    if (value !== undefined) args.set(name, value);
+  }
+  return Object.fromEntries(args);
 }
 
 /** Pushes an image of this machine to the registry its reference names; prints reference@digest. */
