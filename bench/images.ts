@@ -102,7 +102,7 @@ async function measureRuns(reg: TestRegistry, results: SideBySide): Promise<stri
   await pushImage(reg, 'bench/busybox', 'v1', [busybox({ Env: ['PATH=/bin'] })]);
   const image = `${reg.host}/bench/busybox:v1`;
   const home = mkdtempSync(join(tmpdir(), 'asb-bench-images-run-'));
-  const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  const engine = new Engine({ home, port: 0, hostImages: true }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
   await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };
   const column = 'sandboxes';

@@ -38,7 +38,10 @@ async function measureEngine(
   results: SideBySide,
 ): Promise<string> {
   const home = mkdtempSync(join(tmpdir(), 'asb-bench-'));
-  const engine = new Engine({ home, port: 0, runscPath }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  const engine = new Engine(
+    { home, port: 0, runscPath, hostImages: true },
+    pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }),
+  );
   const state = await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };
   try {

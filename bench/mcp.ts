@@ -17,7 +17,13 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'asb-bench-mcp-'));
-  const env = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn' } as Record<string, string>;
+  const env = {
+    ...process.env,
+    ASB_HOME: home,
+    ASB_ENGINE_PORT: '0',
+    ASB_LOG_LEVEL: 'warn',
+    ASB_HOST_IMAGES: '1',
+  } as Record<string, string>;
   const asb = (...args: string[]) => spawnSync(process.execPath, [ASB, ...args], { env, encoding: 'utf8' });
   if (asb('engine', 'start').status !== 0) throw new Error('engine did not start');
   const conn = {

@@ -23,7 +23,10 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 async function measure({ label: column, path: runscPath }: RunscUnderTest, results: SideBySide): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), 'asb-bench-snap-'));
-  const engine = new Engine({ home, port: 0, runscPath }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
+  const engine = new Engine(
+    { home, port: 0, runscPath, hostImages: true },
+    pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }),
+  );
   await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };
   try {

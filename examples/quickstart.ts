@@ -4,7 +4,10 @@
 //   seed 004: tests 1, 2 and 4 (python, file write/read, runtime isolation);
 //   seed 000: the Go single-file smoke flow and the multi-file module flow;
 //   seed 002: a counter suspended with a memory snapshot and resumed where it stopped.
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+// The seeds' runtime images are built first from images/ and served under the seeds' names by a
+// registry on loopback (scripts/runtime-images.ts), so the sandboxes run those images, pulled as on
+// Kubernetes, not the host's software.
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir, release } from 'node:os';
@@ -12,11 +15,24 @@ import pino from 'pino';
 import { Engine } from '@asb/engine';
 import { Sandbox, apply } from '@asb/sdk';
 import { multiFlow, show, smokeFlow } from './go/flows.ts';
+import { RUNTIME_IMAGES, serveRuntimeImages } from '../scripts/runtime-images.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 async function main(): Promise<void> {
   const home = process.env.ASB_HOME ?? mkdtempSync(join(tmpdir(), 'asb-quickstart-'));
+  console.log("==> the seeds' runtime images, built from images/ (RUN steps under gVisor)");
+  const t0 = performance.now();
+  const served = await serveRuntimeImages();
+  const conf = join(mkdtempSync(join(tmpdir(), 'asb-quickstart-conf-')), 'registries.conf');
+  writeFileSync(conf, served.registriesConf);
+  process.env.ASB_REGISTRIES_CONF = conf;
+  console.log(`==> built in ${((performance.now() - t0) / 1000).toFixed(0)} s; served by ${served.registry} as:`);
+  for (const image of RUNTIME_IMAGES) console.log(`    ${image.seedName}  (${image.tag})`);
+  // Seed 002 names Docker Hub's python:3.13-slim, which is not made here: the host's Python stands
+  // in for it, asked for by name (the host table is never the default).
+  process.env.ASB_IMAGE_MAP ??= JSON.stringify({ 'python:3.13-slim': 'host-python' });
+  console.log(`==> seed 002's python:3.13-slim: the host's Python in its place (ASB_IMAGE_MAP)`);
   const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
   const state = await engine.start();
   console.log(`==> local engine at ${state.url} (driver: ${state.driver})`);
@@ -86,6 +102,8 @@ async function main(): Promise<void> {
     console.log('==> PoC complete');
   } finally {
     await engine.stop();
+    await served.stop();
+    rmSync(dirname(conf), { recursive: true, force: true });
     if (!process.env.ASB_HOME) rmSync(home, { recursive: true, force: true });
   }
 }

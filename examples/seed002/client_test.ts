@@ -25,6 +25,9 @@ async function currentCount(sb: Sandbox): Promise<number | undefined> {
 
 async function main(): Promise<void> {
   const home = process.env.ASB_HOME ?? mkdtempSync(join(tmpdir(), 'asb-seed002-'));
+  // The template names Docker Hub's python:3.13-slim, which no registry here serves: the host's
+  // Python stands in for it, asked for by name (ASB_IMAGE_MAP; the host table is never the default).
+  process.env.ASB_IMAGE_MAP ??= JSON.stringify({ 'python:3.13-slim': 'host-python' });
   const engine = new Engine({ home, port: 0 }, pino({ level: process.env.ASB_LOG_LEVEL ?? 'warn' }));
   await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };

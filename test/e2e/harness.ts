@@ -9,6 +9,10 @@ import pino from 'pino';
 import { Engine, unmountAll, applyObjects } from '@asb/engine';
 import type { ConnectionOpts } from '@asb/sdk';
 
+// The suites name the seeds' runtime images, which no registry here serves: the host table stands
+// in for them (ASB_HOST_IMAGES), unless a test says otherwise for its engine.
+process.env.ASB_HOST_IMAGES ??= '1';
+
 export interface TestEngine {
   engine: Engine;
   conn: ConnectionOpts;
@@ -17,11 +21,11 @@ export interface TestEngine {
 }
 
 export async function startTestEngine(
-  opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string } = {},
+  opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string; hostImages?: boolean } = {},
 ): Promise<TestEngine> {
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-e2e-'));
   const engine = new Engine(
-    { home, port: 0, driver: opts.driver ?? 'gvisor' },
+    { home, port: 0, driver: opts.driver ?? 'gvisor', hostImages: opts.hostImages },
     pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }),
   );
   await engine.start();

@@ -2,20 +2,12 @@
 // registry outside is reachable): a static busybox, bash on its glibc, a program with no shell
 // at all, a real Debian bookworm (debootstrap from Debian's packages), and a program on musl.
 import { execFile } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ImageSpec } from '../../packages/oci/test/support/registry.ts';
+export { debianRootfs } from '../../scripts/lib/debian-rootfs.ts';
 
 const run = promisify(execFile);
 
@@ -88,39 +80,6 @@ export const glibc: ImageSpec = {
 
 /** One static program and nothing else: no shell, no /etc. */
 export const noShell: ImageSpec = { layers: [{ fromHost: ['bin/busybox'] }], config: { Env: ['PATH=/bin'] } };
-
-/**
- * A real Debian bookworm root filesystem with Python (`debootstrap --variant=minbase
- * --include=python3` from Debian's packages: ~1 min, ~170 MB), made once per machine and kept in
- * ~/.cache/asb-test-images; published by rename, so a build that dies leaves nothing half made.
- * Undefined (the tests that need it skip, saying why) without root or debootstrap.
- */
-export async function debianRootfs(): Promise<string | { skip: string }> {
-  const cache = join(homedir(), '.cache', 'asb-test-images');
-  const dir = join(cache, 'debian-bookworm-minbase-python3');
-  if (existsSync(join(dir, 'etc', 'debian_version'))) return dir;
-  if (process.getuid?.() !== 0) return { skip: 'debootstrap needs root' };
-  const debootstrap = ['/usr/sbin/debootstrap', '/sbin/debootstrap'].find((p) => existsSync(p));
-  if (!debootstrap) return { skip: 'no debootstrap (apt-get install debootstrap)' };
-  mkdirSync(cache, { recursive: true });
-  const tmp = mkdtempSync(join(cache, '.debian-'));
-  try {
-    await run(
-      debootstrap,
-      ['--variant=minbase', '--include=python3', 'bookworm', tmp, 'http://deb.debian.org/debian'],
-      { maxBuffer: 64 * 1024 * 1024, timeout: 15 * 60_000 },
-    );
-    // What an image leaves out (as debian:bookworm-slim does): the package cache and lists.
-    for (const sub of ['var/cache/apt/archives', 'var/lib/apt/lists'])
-      for (const f of readdirSync(join(tmp, sub)))
-        if (f.endsWith('.deb') || f.includes('_dists_')) rmSync(join(tmp, sub, f));
-    renameSync(tmp, dir);
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
-  return dir;
-}
 
 /** A Debian image: the rootfs above as one zstd layer (as Docker Hub's images are, one layer). */
 export function debian(rootfs: string, config: ImageSpec['config'] = {}): ImageSpec {

@@ -32,6 +32,11 @@ export interface EngineConfig {
   readyTimeoutMs: number;
   /** The first wait before a failed image pull is tried again (doubling, up to 30 times this). */
   imagePullBackoffMs: number;
+  /** ASB_HOST_IMAGES: the host table (images.ts) stands in for the seeds' runtime images and
+   *  python:*, golang:*, ... while they are not on the machine. Off by default: an image is then
+   *  pulled as on Kubernetes (through the mirrors of registries.conf), and a missing one is an
+   *  ErrImagePull, never the host's software in silence. */
+  hostImages: boolean;
   /** A warm pool replaces a claimed member after this long (its boot would slow the claimed one). */
   poolRefillDelayMs: number;
   /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
@@ -83,6 +88,13 @@ function defaultRunscPath(env: NodeJS.ProcessEnv): string {
   return candidates.find((p) => existsSync(p)) ?? 'runsc';
 }
 
+/** A yes/no setting: unset, empty, 0 or false is no; 1 or true is yes; anything else is a mistake. */
+function flag(value: string | undefined, name: string): boolean {
+  if (value === undefined || value === '' || value === '0' || value.toLowerCase() === 'false') return false;
+  if (value === '1' || value.toLowerCase() === 'true') return true;
+  throw new Error(`${name} must be 1 or 0 (true or false), got "${value}"`);
+}
+
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.ASB_HOME ?? join(homedir(), '.asb');
 }
@@ -106,6 +118,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     tmpfsBytes: num(env.ASB_TMPFS_BYTES, 512 * 1024 * 1024),
     readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
     imagePullBackoffMs: num(env.ASB_IMAGE_PULL_BACKOFF_MS, 10_000),
+    hostImages: flag(env.ASB_HOST_IMAGES, 'ASB_HOST_IMAGES'),
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',

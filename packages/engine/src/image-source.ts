@@ -1,8 +1,9 @@
 // Where a container's image comes from on the local engine: the image itself, pulled into the
-// engine's image store ($ASB_HOME/images) as its pull policy says, or, for the names of the host
-// table (images.ts: the seeds' runtime images, python:*, golang:*, ...) while that image is not on
-// this machine, the host's software in its place, said so in the sandbox's log. An image in the
-// store always runs as itself.
+// engine's image store ($ASB_HOME/images) as its pull policy says. Only when asked
+// (ASB_HOST_IMAGES=1, or a name the user mapped with ASB_IMAGE_MAP) does the host table
+// (images.ts: the seeds' runtime images, python:*, golang:*, ...) stand in with the host's
+// software for an image that is not on this machine, said so in the sandbox's log. An image in
+// the store always runs as itself.
 import {
   ContainerConfigError,
   InvalidReferenceError,
@@ -22,7 +23,14 @@ import type { PullSecrets } from './pull-secrets.ts';
 
 export type ImagePlan =
   | { kind: 'host'; image: HostImage }
-  | { kind: 'pull'; reference: string; policy: PullPolicy; isRuntimeServer: boolean };
+  | {
+      kind: 'pull';
+      reference: string;
+      policy: PullPolicy;
+      isRuntimeServer: boolean;
+      /** The host table knows the name (ASB_HOST_IMAGES=1 would stand in for it): said on failure. */
+      hostTableKnows: boolean;
+    };
 
 /** Why a container cannot start yet, in the words the kubelet uses for a container's waiting state. */
 export class ImageError extends Error {
@@ -40,7 +48,7 @@ export class ImageError extends Error {
 export function planImage(
   container: ContainerLike,
   store: ImageStore,
-  env: NodeJS.ProcessEnv = process.env,
+  opts: { hostImages: boolean; env?: NodeJS.ProcessEnv },
 ): ImagePlan {
   let reference: string;
   try {
@@ -57,12 +65,23 @@ export function planImage(
   }
   const policy = (container.imagePullPolicy as PullPolicy | undefined) ?? defaultPullPolicy(container.image);
   // An ASB_IMAGE_MAP entry is the user's own choice; the built-in table only stands in.
-  const mapped = userMapping(container.image, env);
+  const mapped = userMapping(container.image, opts.env ?? process.env);
   if (mapped) return { kind: 'host', image: mapped };
   const builtin = builtinImage(container.image);
-  if (builtin && !store.get(reference)) return { kind: 'host', image: builtin };
-  return { kind: 'pull', reference, policy, isRuntimeServer: builtin?.isRuntimeServer ?? false };
+  if (builtin && opts.hostImages && !store.get(reference)) return { kind: 'host', image: builtin };
+  return {
+    kind: 'pull',
+    reference,
+    policy,
+    isRuntimeServer: builtin?.isRuntimeServer ?? false,
+    hostTableKnows: builtin !== undefined,
+  };
 }
+
+/** For the names the host table knows: how a machine without the registry gets them. */
+export const OFFLINE_HINT =
+  " (offline? `node --import tsx scripts/runtime-images.ts` builds the seeds' runtime images here and serves" +
+  " them through a mirror; ASB_HOST_IMAGES=1 runs the host's software in their place)";
 
 /**
  * Pulls as the policy says; a registry's refusal becomes the kubelet's ErrImagePull, and an image
@@ -91,7 +110,11 @@ export async function pullFor(
         ? err.message.slice(plan.reference.length + 2)
         : err.message;
       const unused = secrets?.problems.length ? ` (${secrets.problems.join('; ')})` : '';
-      throw new ImageError('ErrImagePull', `Failed to pull image "${plan.reference}": ${why}${unused}`, retry);
+      throw new ImageError(
+        'ErrImagePull',
+        `Failed to pull image "${plan.reference}": ${why}${unused}${plan.hostTableKnows ? OFFLINE_HINT : ''}`,
+        retry,
+      );
     }
     throw err;
   }

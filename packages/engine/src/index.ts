@@ -19,3 +19,4 @@ export { SqliteStore } from './store/sqlite-store.ts';
 export { LocalWorkloads } from './workloads.ts';
 export { buildImage, BuildError, type BuildOptions } from './image-build/build.ts';
 export { DockerfileError } from './image-build/dockerfile.ts';
+export { importRootfs } from './image-build/import.ts';

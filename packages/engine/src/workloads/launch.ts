@@ -136,7 +136,7 @@ export class Launcher {
     const { driver, snapshots, log, table } = this.deps;
     const t0 = Date.now();
     const dir = sandboxDir(this.deps.config.home, w.namespace, w.name);
-    const plan = planImage(container, this.deps.images);
+    const plan = planImage(container, this.deps.images, { hostImages: this.deps.config.hostImages });
     let image: OciImage | undefined;
     if (plan.kind === 'pull') {
       if (this.deps.agent.kind !== 'go') {
