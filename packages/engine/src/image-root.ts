@@ -1,37 +1,27 @@
 // A sandbox's root filesystem from an OCI image, as a container's on Kubernetes: the image's
 // unpacked root (shared by every sandbox of the image, never written) under a kernel overlay whose
-// upper layer is the sandbox's own, in its directory, on an ext4 image of the template's
-// ephemeral-storage size (workspace.ts createLayer). Each sandbox's writes are its own and go with
-// it. The kernel's overlayfs, as containerd's overlay snapshotter uses it, rather than gVisor's
+// upper layer is the sandbox's own, in its directory, on the ext4 image of the template's
+// ephemeral-storage size that also holds its workspace (workspace.ts createImageDisk). Each
+// sandbox's writes are its own and go with it. The kernel's overlayfs, as containerd's overlay snapshotter uses it, rather than gVisor's
 // in-sandbox overlay: the same on both runscs (Debian's has no per-mount overlay) and under
 // bubblewrap, and the writes land on disk under a quota instead of in the sandbox's memory.
 import { closeSync, lstatSync, mkdirSync, openSync, rmSync, writeSync, constants } from 'node:fs';
 import { join, posix } from 'node:path';
-import type { Logger } from 'pino';
 import { ensureMountPoint, MountPointError } from '@asb/oci';
 import { EngineError } from './errors.ts';
 import { runCommand as run } from './spawner.ts';
-import { createLayer, isMountPoint } from './workspace.ts';
+import { isMountPoint } from './workspace.ts';
 
-export interface ImageRootPaths {
-  /** The merged root, the sandbox's `/`. */
-  dir: string;
-  /** The writable layer's quota, when it has one. */
-  quotaBytes?: number;
-}
-
-/** Mounts (or finds mounted: a sandbox started again keeps its layer) the sandbox's image root. */
-export async function mountImageRoot(
-  sandboxDir: string,
-  imageRoot: string,
-  layerBytes: number,
-  log: Logger,
-): Promise<ImageRootPaths> {
+/**
+ * Mounts (or finds mounted: a sandbox started again keeps its layer) the sandbox's image root,
+ * its writable layer in `layer` (a directory of the sandbox's disk); returns the merged root, the
+ * sandbox's `/`.
+ */
+export async function mountImageRoot(sandboxDir: string, imageRoot: string, layer: string): Promise<string> {
   const dir = join(sandboxDir, 'root');
-  const layer = await createLayer(sandboxDir, layerBytes, log);
-  if (isMountPoint(dir)) return { dir, quotaBytes: layer.quotaBytes };
-  const upper = join(layer.path, 'upper');
-  const work = join(layer.path, 'work');
+  if (isMountPoint(dir)) return dir;
+  const upper = join(layer, 'upper');
+  const work = join(layer, 'work');
   for (const d of [upper, work, dir]) mkdirSync(d, { recursive: true, mode: 0o755 });
   // overlayfs splits its options at commas and its lower directories at colons.
   for (const p of [imageRoot, upper, work]) {
@@ -52,7 +42,7 @@ export async function mountImageRoot(
       `cannot mount the image's root for the sandbox (an overlay mount: the engine needs root): ${why}`,
     );
   }
-  return { dir, quotaBytes: layer.quotaBytes };
+  return dir;
 }
 
 /**

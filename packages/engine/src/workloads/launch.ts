@@ -10,7 +10,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { LocalImage as OciImage } from '@asb/oci';
 import { AGENT_MOUNT, type ExtraMount, type SandboxRuntimeSpec } from '../drivers/runtime-spec.ts';
 import { limitsOf, diskBytesOf, type ContainerLike } from '../pod.ts';
-import { createVolume, createWorkspace } from '../workspace.ts';
+import { createImageDisk, createVolume, createWorkspace } from '../workspace.ts';
 import { checkDestination, rootfsFor } from '../mount-points.ts';
 import { ImageError, planImage, processOf, pullFor, type ImagePlan } from '../image-source.ts';
 import { mountImageRoot, mountPointsIn, writeEtcFiles } from '../image-root.ts';
@@ -209,35 +209,36 @@ export class Launcher {
     // gVisor's gofer keeps uids as they are; bubblewrap maps the sandbox's to the engine's own.
     const owner = driver.name === 'gvisor' ? { uid: proc.uid, gid: proc.gid } : driver.workspaceOwner();
     const workingDir = container.workingDir ?? (proc.cwd === '/' ? '/app' : proc.cwd);
-    const disk = diskBytesOf(container, config);
-    const firstStart = !existsSync(join(dir, 'layer.img')) && !existsSync(join(dir, 'layer'));
+    const diskBytes = diskBytesOf(container, config);
+    const firstStart = !existsSync(join(dir, 'disk.img')) && !existsSync(join(dir, 'disk'));
     checkDestination('workingDir', workingDir);
-    // Three file systems of their own (mkfs and mount each): made side by side.
-    const [root, ws, extraMounts] = await Promise.all([
-      mountImageRoot(dir, lower, disk, log),
-      createWorkspace(dir, disk, owner, log),
+    // Two file systems of their own (the disk, and the volumes'): made side by side.
+    const [disk, extraMounts] = await Promise.all([
+      createImageDisk(dir, diskBytes, owner, log),
       volumeMounts(sb, container, dir, owner, log),
     ]);
+    const ws = disk.workspace;
+    const root = await mountImageRoot(dir, lower, disk.layer);
     w.diskQuotaBytes = ws.quotaBytes;
     const wanted = [
       { field: 'workingDir', path: workingDir },
       ...extraMounts.map((m) => ({ field: `volumeMounts[${m.name}].mountPath`, path: m.destination })),
     ];
     for (const d of wanted) checkDestination(d.field, d.path);
-    const [cwd, ...volumeDests] = mountPointsIn(root.dir, wanted);
+    const [cwd, ...volumeDests] = mountPointsIn(root, wanted);
     mountPointsIn(
-      root.dir,
+      root,
       ['/proc', '/dev', AGENT_MOUNT].map((path) => ({ field: 'image', path })),
     );
-    writeEtcFiles(root.dir, w.name);
-    const imageFiles = join(root.dir, cwd!);
+    writeEtcFiles(root, w.name);
+    const imageFiles = join(root, cwd!);
     if (firstStart && readdirSync(ws.path).length === 0 && readdirSync(imageFiles).length > 0) {
       await run('cp', ['-a', '--', `${imageFiles}/.`, ws.path], { timeout: 600_000 });
     }
     if (statSync(ws.path).uid !== owner.uid) await run('chown', [`${owner.uid}:${owner.gid}`, ws.path]);
     return {
       hostname: w.name,
-      rootfs: { dir: root.dir, extraBinds: [], fromImage: true },
+      rootfs: { dir: root, extraBinds: [], fromImage: true },
       workspaceDir: ws.path,
       agentDir: agent.dir,
       agent: agent.kind,

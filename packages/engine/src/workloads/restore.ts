@@ -18,7 +18,7 @@ export function startSource(deps: RestoreDeps, sb: Sandbox, opts: { explicit: bo
   const { snapshots, store, driver, log } = deps;
   const ns = sb.metadata.namespace;
   const dir = sandboxDir(deps.config.home, ns, sb.metadata.name!);
-  const fresh = !existsSync(join(dir, 'workspace.img')) && !existsSync(join(dir, 'workspace'));
+  const fresh = !['workspace.img', 'workspace', 'disk.img', 'disk'].some((f) => existsSync(join(dir, f)));
   const named = opts.explicit ? sb.metadata.annotations?.[ANNOTATION_RESTORE_SNAPSHOT] : undefined;
   if (named) {
     const snapshot = snapshots.get(named);

@@ -9,7 +9,7 @@ const COPY_TIMEOUT_MS = 600_000;
 /**
  * Copies a sandbox's files between its directory and a snapshot's (either way): the workspace
  * (its ext4 image, sparse, flushed first; or the plain directory where images are unavailable),
- * an image root's writable layer, and the volumes' directories.
+ * an image sandbox's disk (workspace and writable layer), and the volumes' directories.
  */
 export async function copySandboxFiles(from: string, to: string): Promise<void> {
   mkdirSync(to, { recursive: true, mode: 0o700 });
@@ -20,10 +20,11 @@ export async function copySandboxFiles(from: string, to: string): Promise<void> 
   } else if (existsSync(join(from, 'workspace'))) {
     await run('cp', ['-a', join(from, 'workspace'), join(to, 'workspace')], { timeout: COPY_TIMEOUT_MS });
   }
-  // An image root's writable layer (image-root.ts): the snapshot's processes saw its files.
-  if (existsSync(join(from, 'layer.img'))) {
-    await syncWorkspace(from, 'layer');
-    await run('cp', ['--sparse=always', join(from, 'layer.img'), join(to, 'layer.img')], { timeout: COPY_TIMEOUT_MS });
+  // An image sandbox's disk (its workspace and its root's writable layer, image-root.ts): the
+  // snapshot's processes saw its files.
+  if (existsSync(join(from, 'disk.img'))) {
+    await syncWorkspace(from, 'disk');
+    await run('cp', ['--sparse=always', join(from, 'disk.img'), join(to, 'disk.img')], { timeout: COPY_TIMEOUT_MS });
   }
   const volumes = join(from, 'volumes');
   if (!existsSync(volumes)) return;

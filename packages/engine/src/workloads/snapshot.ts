@@ -108,7 +108,10 @@ export class Snapshotter {
    */
   private async checkRoom(w: Workload, dir: string): Promise<void> {
     const { driver, snapshots } = this.deps;
-    const files = (await diskUsage(join(dir, 'workspace.img'))) + (await diskUsage(join(dir, 'volumes')));
+    const files =
+      (await diskUsage(join(dir, 'workspace.img'))) +
+      (await diskUsage(join(dir, 'disk.img'))) +
+      (await diskUsage(join(dir, 'volumes')));
     const free = snapshots.freeBytes();
     const limitFits = free >= w.limits.memoryBytes + files + HEADROOM_BYTES;
     const memory = limitFits
