@@ -12,6 +12,7 @@
 // - dist/statx-shim.so, dist/asb-spawn, dist/asb-reaper: native helpers (packages/*/native/).
 // - dist/asb-agent:  the Go agent (packages/runtime/agent-go), a static binary: the default agent.
 // - dist/asb-spawner: the engine's command starter (packages/engine/native/spawner), Go, static.
+// - dist/asb-unpack:  the image unpacker (packages/oci/unpack-go), Go, static.
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -158,6 +159,19 @@ try {
   });
 } catch {
   console.warn('warning: dist/asb-agent not built (no Go toolchain?): sandboxes run the node agent');
+}
+
+// dist/asb-unpack: applies an image's layers (packages/oci/unpack-go; Go's tar and decompression
+// through an os.Root), ~4 times node-tar's speed; without it, packages/oci unpacks with node-tar.
+// Its one dependency (klauspost/compress, for zstd and a faster gzip) comes from the module proxy.
+try {
+  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', '../../../dist/asb-unpack', '.'], {
+    cwd: 'packages/oci/unpack-go',
+    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
+    stdio: 'inherit',
+  });
+} catch {
+  console.warn('warning: dist/asb-unpack not built (no Go toolchain?): images are unpacked by node-tar');
 }
 
 // dist/asb-spawner: starts the commands the engine runs to their end (runsc kill, delete, umount),
