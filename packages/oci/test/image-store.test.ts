@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ImageStore, RegistryClient, RegistryError, defaultPullPolicy, goUnpacker } from '../src/index.ts';
-import { pushImage, startRegistry, type TestRegistry } from './support/registry.ts';
+import { pushImage, rawTar, startRegistry, type TestRegistry } from './support/registry.ts';
 
 // Twice: with the Go unpacker (dist/asb-unpack, the default once built) and with node-tar.
 for (const unpacker of ['go', 'node'] as const) {
@@ -89,6 +89,24 @@ for (const unpacker of ['go', 'node'] as const) {
             ],
           },
         ]);
+        // Entries no directory makes: names with `..`, hard links out of the root or through a link.
+        await pushImage(reg, 'team/hostile-tar', 'v1', [
+          {
+            layers: [
+              { files: { 'etc/hostname': 'box\n' }, symlinks: { escape: host } },
+              {
+                tar: rawTar([
+                  { path: '../outside-file', body: 'written above the root' },
+                  { path: 'etc/../../../outside-too', body: 'also above it' },
+                  { path: 'stolen', type: 'Link', linkpath: `${host}/victim` },
+                  { path: 'stolen-up', type: 'Link', linkpath: '../../../../../../../../etc/hostname' },
+                  { path: 'stolen-through', type: 'Link', linkpath: 'escape/victim' },
+                  { path: 'kept', body: 'an ordinary file' },
+                ]),
+              },
+            ],
+          },
+        ]);
         await pushImage(reg, 'team/zstd', 'v1', [{ layers: [{ files: { 'bin/z': 'zstd!\n' }, compression: 'zstd' }] }]);
         // ~1 MB that does not compress: more than the small disk of the disk-full test holds.
         await pushImage(reg, 'team/big', 'v1', [
@@ -121,6 +139,23 @@ for (const unpacker of ['go', 'node'] as const) {
         assert.equal(readFileSync(join(rootfs, 'etc/hostname'), 'utf8'), 'box\n');
         assert.equal(readlinkSync(join(rootfs, 'etc/passwd-link')), '/etc/passwd', "the image's link, as it has it");
         assert.equal(lstatSync(join(rootfs, 'escape')).isDirectory(), true, 'the link in the way was replaced');
+      });
+
+      it('a layer with `..` names and hard links out of the root, or through a link, unpacks none of them', async () => {
+        const store = newStore();
+        const rootfs = await store.rootfs(await store.pull(`${reg.host}/team/hostile-tar:v1`));
+        assert.equal(readFileSync(join(rootfs, 'kept'), 'utf8'), 'an ordinary file', 'the rest of the layer is there');
+        for (const name of ['stolen', 'stolen-up', 'stolen-through', 'outside-file', 'outside-too']) {
+          assert.equal(existsSync(join(rootfs, name)), false, `${name} is not in the root`);
+        }
+        for (const dir of [join(rootfs, '..'), join(rootfs, '..', '..'), store.root]) {
+          assert.deepEqual(
+            readdirSync(dir).filter((n) => n.startsWith('outside')),
+            [],
+            `nothing written in ${dir}`,
+          );
+        }
+        assert.equal(statSync(join(host, 'victim')).nlink, 1, "no hard link made to the host's file");
       });
 
       it('unpacks zstd layers', async () => {

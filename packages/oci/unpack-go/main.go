@@ -205,15 +205,15 @@ func (u *unpacker) apply(tr *tar.Reader) error {
 	return nil
 }
 
-// clean makes a tar name relative to the root; false for one that leaves it.
+// clean makes a tar name relative to the root; false for one with a ".." in it (skipped, as
+// node-tar and Docker refuse them, rather than taken as a name under the root).
 func clean(name string) (string, bool) {
-	name = strings.TrimLeft(path.Clean("/"+name), "/")
 	for _, part := range strings.Split(name, "/") {
 		if part == ".." {
 			return "", false
 		}
 	}
-	return name, true
+	return strings.TrimLeft(path.Clean("/"+name), "/"), true
 }
 
 func mode(h *tar.Header) fs.FileMode {

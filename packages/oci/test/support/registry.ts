@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { Header } from 'tar';
 
 const run = promisify(execFile);
 
@@ -191,6 +192,36 @@ ${tlsBlock}${authBlock}`,
   };
 }
 
+/** A tar of the entries as given, names and link targets unchecked (a hostile layer's). */
+export function rawTar(
+  entries: Array<{
+    path: string;
+    type?: 'File' | 'Link' | 'SymbolicLink' | 'Directory';
+    body?: string;
+    linkpath?: string;
+  }>,
+): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? '');
+    const header = new Header({
+      path: e.path,
+      type: e.type ?? 'File',
+      mode: e.type === 'Directory' ? 0o755 : 0o644,
+      size: e.type === 'File' || !e.type ? body.length : 0,
+      linkpath: e.linkpath,
+      mtime: new Date(0),
+      uid: 0,
+      gid: 0,
+    });
+    header.encode();
+    blocks.push(header.block!);
+    if (body.length) blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
 export interface LayerSpec {
   /** Path in the image → content; a name `.wh.NAME` is a whiteout of NAME in lower layers. */
   files?: Record<string, string | Buffer>;
@@ -207,6 +238,9 @@ export interface LayerSpec {
   compression?: 'gzip' | 'zstd';
   /** Only the entries named above, no entries for their directories (as a hostile layer may be). */
   entriesOnly?: boolean;
+  /** Instead of all the above: the layer's tar as given (entries no directory can make: `..` in a
+   *  name, a hard link out of the root). */
+  tar?: Buffer;
 }
 
 export interface ImageSpec {
@@ -231,6 +265,11 @@ export async function ociLayout(images: ImageSpec[], tag: string): Promise<{ dir
     const layers = [];
     const diffIds = [];
     for (const layer of img.layers) {
+      if (layer.tar) {
+        diffIds.push(`sha256:${sha(layer.tar)}`);
+        layers.push(blob(gzipSync(layer.tar), 'application/vnd.oci.image.layer.v1.tar+gzip'));
+        continue;
+      }
       const root = mkdtempSync(join(tmpdir(), 'asb-layer-'));
       for (const [path, content] of Object.entries(layer.files ?? {})) {
         mkdirSync(dirname(join(root, path)), { recursive: true });
