@@ -3,7 +3,8 @@
 // and unpacked, with gzip layers and with zstd ones, each into a fresh store; then pulled again
 // when it is here. Download (manifest, blobs, digests checked): MB/s of compressed bytes; unpack:
 // MB/s of the image's files; a second pull: Always (asks the registry for the manifest) and
-// IfNotPresent. The floor: GNU tar unpacking the same layers. Then sandboxes of an image on the
+// IfNotPresent. The floor: GNU tar unpacking the same layers; node-tar (the fallback without Go)
+// beside them. Then sandboxes of an image on the
 // engine (gVisor): the first one (pull, unpack, overlay, boot), the next ones (the image here),
 // against a sandbox of the host table's image (host /usr, no overlay), and exec in each; memory
 // per idle sandbox of a Debian image (debootstrap) against the host table's, and the disk each
@@ -14,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Engine, unmountAll } from '@asb/engine';
-import { ImageStore, RegistryClient } from '@asb/oci';
+import { ImageStore, RegistryClient, unpackLayers } from '@asb/oci';
 import { Sandbox } from '@asb/sdk';
 import { pushImage, startRegistry, type TestRegistry } from '../packages/oci/test/support/registry.ts';
 import { busybox, debian, debianRootfs } from '../test/support/images.ts';
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       ]);
       const download: number[] = [];
       const unpack: number[] = [];
+      const unpackNode: number[] = [];
       const tarFloor: number[] = [];
       const always: number[] = [];
       const ifNotPresent: number[] = [];
@@ -73,6 +75,12 @@ async function main(): Promise<void> {
             execFileSync('tar', ['-x', flag, '-f', store.blobs.path(l.digest), '-C', floorDir]);
           }
           tarFloor.push(files / 1e6 / ((performance.now() - t2b) / 1000));
+          // Before the Go unpacker: node-tar, the fallback where Go is absent, on the same layers.
+          const nodeDir = join(root, 'node-tar');
+          execFileSync('mkdir', [nodeDir]);
+          const t2c = performance.now();
+          await unpackLayers(store.blobs, image.manifest.layers, nodeDir, { unpacker: 'node' });
+          unpackNode.push(files / 1e6 / ((performance.now() - t2c) / 1000));
           const t3 = performance.now();
           await store.pull(ref, { policy: 'Always' });
           const t4 = performance.now();
@@ -86,6 +94,7 @@ async function main(): Promise<void> {
       notes.push(`${compression}: ${mb(compressed)} in its layers, ${mb(files)} of files`);
       results.add(compression, 'pull: download and check (compressed bytes)', '', download, mbps);
       results.add(compression, 'unpack: layers applied (bytes of files)', '', unpack, mbps);
+      results.add(compression, 'unpack by node-tar (the fallback without Go)', '', unpackNode, mbps);
       results.add(compression, 'floor: GNU tar unpacking the same layers', '', tarFloor, mbps);
       results.add(compression, 'pull again, Always (the manifest asked for)', '', always, ms);
       results.add(compression, 'pull again, IfNotPresent', '', ifNotPresent, ms);

@@ -9,7 +9,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, rmSync, writeSync, constants
 import { join, posix } from 'node:path';
 import { ensureMountPoint, MountPointError } from '@asb/oci';
 import { EngineError } from './errors.ts';
-import { runCommand as run } from './spawner.ts';
+import { mountFs } from './spawner.ts';
 import { isMountPoint } from './workspace.ts';
 
 /**
@@ -30,11 +30,13 @@ export async function mountImageRoot(sandboxDir: string, imageRoot: string, laye
     }
   }
   try {
-    await run(
-      'mount',
-      ['-t', 'overlay', 'overlay', '-o', `lowerdir=${imageRoot},upperdir=${upper},workdir=${work},nodev,nosuid`, dir],
-      { timeout: 30_000 },
-    );
+    await mountFs({
+      source: 'overlay',
+      target: dir,
+      fstype: 'overlay',
+      flags: ['nodev', 'nosuid'],
+      data: `lowerdir=${imageRoot},upperdir=${upper},workdir=${work}`,
+    });
   } catch (err) {
     const why = String((err as { stderr?: string }).stderr || (err as Error).message).trim();
     throw new EngineError(

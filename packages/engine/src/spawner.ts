@@ -3,7 +3,9 @@
 // child_process: node's spawn blocks the event loop until the child has exec'd, 3-4 ms each in
 // the engine here and three for every sandbox torn down, taken from whatever claim or command
 // runs beside it. Through the helper a command costs the loop a line of JSON each way. Without
-// the helper (not built, or ASB_SPAWNER=off), node's execFile runs them as before.
+// the helper (not built, or ASB_SPAWNER=off), node's execFile runs them as before. The helper also
+// makes the mounts of a sandbox's start itself (mountFs: an ext4 image on a loop device, an image's
+// overlay) by system calls, ~1 ms where mount(8) takes 4-14.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -38,6 +40,17 @@ export class CommandError extends Error {
     super(message);
     this.name = 'CommandError';
   }
+}
+
+/** A mount (the helper's mount.go): `loop` attaches `source`, a file, to a loop device first. */
+export interface MountRequest {
+  source: string;
+  target: string;
+  fstype: string;
+  flags?: Array<'nosuid' | 'nodev' | 'noexec' | 'noatime' | 'ro'>;
+  /** File-system options (overlayfs's lowerdir=..., upperdir=..., workdir=...). */
+  data?: string;
+  loop?: boolean;
 }
 
 interface Reply {
@@ -75,13 +88,41 @@ export class Spawner {
   run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     const child = this.helper();
     if (!child) return execFileAsync(file, [...args], { ...opts, encoding: 'utf8' });
-    const id = this.nextId++;
     const cmd = [file, ...args].join(' ');
-    const request = { id, argv: [file, ...args], dir: opts.cwd, timeoutMs: opts.timeout, maxBuffer: opts.maxBuffer };
+    return this.ask(child, cmd, {
+      argv: [file, ...args],
+      dir: opts.cwd,
+      timeoutMs: opts.timeout,
+      maxBuffer: opts.maxBuffer,
+    });
+  }
+
+  /**
+   * Mounts a file system: by the helper's own system calls (~1 ms) when there is a helper, else
+   * (or where the kernel has no LOOP_CONFIGURE) by mount(8), 4-14 ms.
+   */
+  async mount(m: MountRequest): Promise<void> {
+    const child = this.helper();
+    if (child) {
+      try {
+        await this.ask(child, `mount ${m.source} ${m.target}`, { mount: m });
+        return;
+      } catch (err) {
+        if (!(err instanceof CommandError && err.code === 'ENOTTY')) throw err;
+      }
+    }
+    const options = [...(m.loop ? ['loop'] : []), ...(m.flags ?? []), ...(m.data ? [m.data] : [])].join(',');
+    await this.run('mount', ['-t', m.fstype, ...(options ? ['-o', options] : []), m.source, m.target], {
+      timeout: 30_000,
+    });
+  }
+
+  private ask(child: ChildProcess, cmd: string, request: Record<string, unknown>): Promise<RunResult> {
+    const id = this.nextId++;
     return new Promise<RunResult>((resolve, reject) => {
       this.pending.set(id, { cmd, resolve, reject });
       this.holdOpen(true);
-      child.stdin!.write(`${JSON.stringify(request)}\n`);
+      child.stdin!.write(`${JSON.stringify({ id, ...request })}\n`);
     });
   }
 
@@ -170,4 +211,9 @@ export function useSpawner(path: string | undefined): void {
 /** Runs a command to its end: through the helper when there is one, else with execFile. */
 export function runCommand(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return shared.run(file, args, opts);
+}
+
+/** Mounts a file system: through the helper's system calls when there is one, else mount(8). */
+export function mountFs(m: MountRequest): Promise<void> {
+  return shared.mount(m);
 }

@@ -4,7 +4,10 @@
 // started again for the next command, and without the helper execFile does the same work.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, Spawner, type RunResult } from '../src/spawner.ts';
 
@@ -74,6 +77,67 @@ describe('spawner', () => {
           outs.map((_, i) => `${i}\n`),
         );
         assert.ok(performance.now() - t0 < 2_000, 'eight 0.3 s commands ran at once, not one after another');
+      });
+
+      it('mounts an ext4 image on a loop device and an overlay, with their flags; a bad mount fails saying why', async (t) => {
+        if (process.getuid?.() !== 0) return t.skip('mounting needs root');
+        const dir = mkdtempSync(join(tmpdir(), 'asb-spawner-mount-'));
+        const [img, disk, merged] = ['disk.img', 'disk', 'merged'].map((n) => join(dir, n)) as [string, string, string];
+        try {
+          execFileSync('truncate', ['-s', '64M', img]);
+          execFileSync('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', img]);
+          mkdirSync(disk);
+          await spawner.mount({
+            source: img,
+            target: disk,
+            fstype: 'ext4',
+            flags: ['nosuid', 'nodev', 'noatime'],
+            loop: true,
+          });
+          for (const d of ['lower', 'upper', 'work']) mkdirSync(join(disk, d));
+          writeFileSync(join(disk, 'lower', 'from-lower'), 'below');
+          mkdirSync(merged);
+          await spawner.mount({
+            source: 'overlay',
+            target: merged,
+            fstype: 'overlay',
+            flags: ['nodev', 'nosuid'],
+            data: `lowerdir=${join(disk, 'lower')},upperdir=${join(disk, 'upper')},workdir=${join(disk, 'work')}`,
+          });
+          writeFileSync(join(merged, 'written'), 'above');
+          assert.equal(readFileSync(join(merged, 'from-lower'), 'utf8'), 'below');
+          assert.equal(readFileSync(join(disk, 'upper', 'written'), 'utf8'), 'above', 'writes land in the upper layer');
+          const mounts = readFileSync('/proc/self/mounts', 'utf8').split('\n');
+          const ext4 = mounts.find((l) => l.split(' ')[1] === disk)!;
+          assert.match(ext4, /^\/dev\/loop\d+ \S+ ext4 \S*nosuid,nodev,noatime/);
+          assert.match(
+            mounts.find((l) => l.split(' ')[1] === merged)!,
+            /^overlay \S+ overlay \S*nosuid,nodev/,
+          );
+          const loop = ext4.split(' ')[0]!;
+          const bad = await failure(
+            spawner
+              .mount({ source: join(dir, 'missing.img'), target: merged, fstype: 'ext4', loop: true })
+              .then(() => ({
+                stdout: '',
+                stderr: '',
+              })),
+          );
+          assert.match(bad.message, /missing\.img/);
+          execFileSync('umount', [merged]);
+          execFileSync('umount', [disk]);
+          // The loop device goes with the mount (autoclear), as mount -o loop leaves it.
+          let attached = '';
+          for (let i = 0; i < 50; i++) {
+            attached = execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+            if (!attached.includes(`${loop}:`)) break;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          assert.ok(!attached.includes(`${loop}:`), `${loop} still attached: ${attached}`);
+        } finally {
+          for (const m of [merged, disk]) spawnSync('umount', [m]);
+          rmSync(dir, { recursive: true, force: true });
+        }
       });
 
       it('runs a command in the directory asked', async () => {

@@ -33,6 +33,8 @@ const FATAL_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS']);
 const OPAQUE = '.wh..wh..opq';
 
 export interface UnpackOptions {
+  /** `node`: node-tar even where the Go unpacker was built (the benchmark's comparison). */
+  unpacker?: 'node';
   /** What node-tar skipped and why (an entry through a symlink, a device node). */
   onWarning?: (message: string) => void;
 }
@@ -63,7 +65,7 @@ export async function unpackLayers(
     }
     return { path: store.path(layer.digest), compression };
   });
-  const go = goUnpacker();
+  const go = opts.unpacker === 'node' ? undefined : goUnpacker();
   if (go) return unpackWithGo(go, applied, dest, opts);
   for (const layer of applied) await applyLayer(createReadStream(layer.path), layer.compression, dest, opts);
 }

@@ -29,6 +29,8 @@ type request struct {
 	TimeoutMs int64    `json:"timeoutMs,omitempty"`
 	// MaxBuffer bounds stdout and stderr each, as node's execFile does: past it the command is killed.
 	MaxBuffer int `json:"maxBuffer,omitempty"`
+	// Mount, instead of Argv: a mount made here by system calls (mount.go).
+	Mount *mountRequest `json:"mount,omitempty"`
 }
 
 type reply struct {
@@ -171,7 +173,11 @@ func main() {
 				inFlight.Add(1)
 				go func() {
 					defer inFlight.Done()
-					answer(run(req))
+					if req.Mount != nil {
+						answer(mount(req))
+					} else {
+						answer(run(req))
+					}
 				}()
 			}
 		}
