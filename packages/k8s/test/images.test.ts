@@ -22,9 +22,24 @@ export function lintDockerfile(text: string): string[] {
     .filter((l) => l && !l.startsWith('#'));
   const froms = lines.filter((l) => /^FROM\s/i.test(l));
   if (!froms.length) problems.push('no FROM');
+  // A base named by a global ARG is checked by its default (what a plain build uses); one named by
+  // an earlier stage is that stage's.
+  const firstFrom = lines.findIndex((l) => /^FROM\s/i.test(l));
+  const args = new Map(
+    lines
+      .slice(0, Math.max(firstFrom, 0))
+      .map((l) => /^ARG\s+(\w+)=(\S+)$/i.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1]!, m[2]!]),
+  );
+  const stages = new Set<string>();
   for (const f of froms) {
-    const image = f.split(/\s+/)[1]!;
-    if (!/:[\w.-]+$|@sha256:/.test(image)) problems.push(`${image}: pin a tag`);
+    const [, named, , stage] = f.split(/\s+/);
+    const image = named!.replace(/\$\{(\w+)\}|\$(\w+)/g, (all, a?: string, b?: string) => args.get(a ?? b!) ?? all);
+    if (stage) stages.add(stage.toLowerCase());
+    if (stages.has(image.toLowerCase()) && image.toLowerCase() !== stage?.toLowerCase()) continue;
+    if (image.includes('$')) problems.push(`${named}: an ARG with no default`);
+    else if (!/:[\w.-]+$|@sha256:/.test(image)) problems.push(`${image}: pin a tag`);
     if (/:latest$/.test(image)) problems.push(`${image}: not :latest`);
   }
   const lastFrom =
@@ -88,6 +103,9 @@ describe('container images', () => {
       'CMD in shell form: use the exec form (signals reach the process)',
       'no EXPOSE',
     ]);
+    // Bases named by ARGs are checked by their defaults; an earlier stage needs no tag.
+    const staged = 'ARG BASE=node:latest\nARG CC\nFROM ${BASE} AS b\nFROM $CC AS c\nFROM b\nUSER 1\nEXPOSE 1\n';
+    assert.deepEqual(lintDockerfile(staged), ['node:latest: not :latest', '$CC: an ARG with no default']);
   });
 
   it("the agent's bundle (the images' --legacy-listen) serves upstream's runtime API, ready on GET /", async () => {
