@@ -16,6 +16,7 @@
 import { build } from 'esbuild';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { builtinModules, createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -147,42 +148,33 @@ for (const [out, args] of native) {
   if (!built) console.warn(`warning: ${out} not built (no C compiler?): ${why}`);
 }
 
-// dist/asb-agent: the in-sandbox agent as one static Go binary (packages/runtime/agent-go), when
-// Go is installed; the engine runs it instead of node unless ASB_AGENT=node. CGO_ENABLED=0: no libc,
-// loader or interpreter from the sandbox's image. GOFLAGS=-mod=mod unless set: its one dependency
-// (golang.org/x/net) comes from the module proxy or the module cache.
-try {
-  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', '../../../dist/asb-agent', '.'], {
-    cwd: 'packages/runtime/agent-go',
-    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
-    stdio: 'inherit',
-  });
-} catch {
-  console.warn('warning: dist/asb-agent not built (no Go toolchain?): sandboxes run the node agent');
+/**
+ * A static Go binary (CGO_ENABLED=0: no libc, loader or interpreter needed where it runs) built
+ * from `dir` to dist/<name>, or the warning said when it cannot be (no Go toolchain). GOFLAGS=-mod=mod
+ * unless set: dependencies come from the module proxy or the module cache.
+ */
+function goBinary(dir, name, without) {
+  try {
+    execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', resolve(`dist/${name}`), '.'], {
+      cwd: dir,
+      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
+      stdio: 'inherit',
+    });
+  } catch {
+    console.warn(`warning: dist/${name} not built (no Go toolchain?): ${without}`);
+  }
 }
+
+// dist/asb-agent: the in-sandbox agent (packages/runtime/agent-go), when Go is installed; the
+// engine runs it instead of node unless ASB_AGENT=node. Its one dependency: golang.org/x/net.
+goBinary('packages/runtime/agent-go', 'asb-agent', 'sandboxes run the node agent');
 
 // dist/asb-unpack: applies an image's layers (packages/oci/unpack-go; Go's tar and decompression
 // through an os.Root), ~4 times node-tar's speed; without it, packages/oci unpacks with node-tar.
-// Its one dependency (klauspost/compress, for zstd and a faster gzip) comes from the module proxy.
-try {
-  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', '../../../dist/asb-unpack', '.'], {
-    cwd: 'packages/oci/unpack-go',
-    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: process.env.GOFLAGS ?? '-mod=mod' },
-    stdio: 'inherit',
-  });
-} catch {
-  console.warn('warning: dist/asb-unpack not built (no Go toolchain?): images are unpacked by node-tar');
-}
+// Its one dependency: klauspost/compress, for zstd and a faster gzip.
+goBinary('packages/oci/unpack-go', 'asb-unpack', 'images are unpacked by node-tar');
 
-// dist/asb-spawner: starts the commands the engine runs to their end (runsc kill, delete, umount),
-// so that node's spawn does not block the engine's event loop for each (packages/engine/src/spawner.ts);
-// without it the engine uses execFile.
-try {
-  execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', '../../../../dist/asb-spawner', '.'], {
-    cwd: 'packages/engine/native/spawner',
-    env: { ...process.env, CGO_ENABLED: '0' },
-    stdio: 'inherit',
-  });
-} catch {
-  console.warn('warning: dist/asb-spawner not built (no Go toolchain?): the engine starts commands with execFile');
-}
+// dist/asb-spawner: starts the commands the engine runs to their end (runsc kill, delete, umount)
+// and makes its mounts, so that node's spawn does not block the engine's event loop for each
+// (packages/engine/src/spawner.ts); without it the engine uses execFile and mount(8).
+goBinary('packages/engine/native/spawner', 'asb-spawner', 'the engine starts commands with execFile');
