@@ -37,6 +37,9 @@ export interface EngineConfig {
    *  pulled as on Kubernetes (through the mirrors of registries.conf), and a missing one is an
    *  ErrImagePull, never the host's software in silence. */
   hostImages: boolean;
+  /** ASB_EXEC_LANE (on unless 0): foreground commands go through the engine's exec lane into a
+   *  sandbox (workloads/exec-lane.ts) rather than through its agent. */
+  execLane: boolean;
   /** A warm pool replaces a claimed member after this long (its boot would slow the claimed one). */
   poolRefillDelayMs: number;
   /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
@@ -119,6 +122,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     readyTimeoutMs: num(env.ASB_READY_TIMEOUT_MS, 30_000),
     imagePullBackoffMs: num(env.ASB_IMAGE_PULL_BACKOFF_MS, 10_000),
     hostImages: flag(env.ASB_HOST_IMAGES, 'ASB_HOST_IMAGES'),
+    execLane: env.ASB_EXEC_LANE === undefined || flag(env.ASB_EXEC_LANE, 'ASB_EXEC_LANE'),
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',

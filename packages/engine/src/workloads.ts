@@ -11,6 +11,7 @@ import { EngineError } from './errors.ts';
 import { destroyWorkspace } from './workspace.ts';
 import type { SnapshotMeta, SnapshotStore } from './snapshots.ts';
 import { AgentConnections } from './workloads/connection.ts';
+import type { ExecLane } from './workloads/exec-lane.ts';
 import { Launcher } from './workloads/launch.ts';
 import { LogCapper } from './workloads/log-cap.ts';
 import { recover as recoverWorkloads } from './workloads/recovery.ts';
@@ -34,7 +35,7 @@ export class LocalWorkloads implements Workloads {
     this.snapshots = deps.snapshots;
     this.connections = new AgentConnections({ ...deps, table });
     this.launcher = new Launcher({ ...deps, table, connections: this.connections });
-    this.snapshotter = new Snapshotter({ ...deps, table, launcher: this.launcher });
+    this.snapshotter = new Snapshotter({ ...deps, table, launcher: this.launcher, connections: this.connections });
     this.logCapper = new LogCapper({ ...deps, table });
   }
 
@@ -72,6 +73,12 @@ export class LocalWorkloads implements Workloads {
       throw new EngineError('Unavailable', `sandbox "${name}" is ${w.phase}${w.message ? `: ${w.message}` : ''}`);
     }
     return w.agent;
+  }
+
+  /** The exec lane of a running sandbox, when open (see AgentConnections.execLane). */
+  execLaneOf(namespace: string, name: string): ExecLane | undefined {
+    const w = this.table.get(namespace, name);
+    return w?.phase === 'Running' && !w.stopping ? this.connections.execLane(w) : undefined;
   }
 
   async ensure(sb: Sandbox): Promise<WorkloadState> {

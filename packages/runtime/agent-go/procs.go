@@ -306,6 +306,21 @@ func NewProcessManager(c *Confiner, cfg Config, env map[string]string) *ProcessM
 	}
 }
 
+// ExecContext: what the engine needs to start a foreground command as this agent would, without
+// it (the engine's exec lane, packages/engine/src/workloads/exec-lane.ts): every command's base
+// environment, the working directory, the shell for commands with shell syntax, the default
+// timeout.
+type ExecContext struct {
+	Env              map[string]string `json:"env"`
+	Cwd              string            `json:"cwd"`
+	Shell            []string          `json:"shell"`
+	DefaultTimeoutMs int64             `json:"defaultTimeoutMs"`
+}
+
+func (m *ProcessManager) ExecContext() ExecContext {
+	return ExecContext{Env: m.env, Cwd: m.confiner.Base, Shell: shellArgv, DefaultTimeoutMs: m.defaultTimeout.Milliseconds()}
+}
+
 // lookPath finds argv0 on the command's PATH, as execvp would.
 func lookPath(name, path, cwd string) (string, error) {
 	if strings.Contains(name, "/") {

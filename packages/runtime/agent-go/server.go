@@ -195,6 +195,9 @@ func (a *Agent) route(w http.ResponseWriter, r *http.Request, method, path strin
 		})
 	case path == "/v1/exec" && method == "POST":
 		return a.exec(w, r)
+	case path == "/v1/exec-context" && method == "GET":
+		writeJSON(w, 200, a.procs.ExecContext())
+		return nil
 	case path == "/v1/processes" && method == "POST":
 		return a.startProcess(w, r)
 	case path == "/v1/processes" && method == "GET":

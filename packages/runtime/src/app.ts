@@ -147,6 +147,7 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
       },
     });
   });
+  app.get('/v1/exec-context', (c) => c.json(procs.execContext()));
   app.post('/v1/processes', async (c) => {
     const proc = procs.start(await jsonBody(c, ExecRequest));
     await proc.started; // the reply carries the pid

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { constants, homedir } from 'node:os';
 import type { ExecRequest } from './schemas.ts';
-import type { ExecEvent, ExecuteResponse, ProcessInfo } from './replies.ts';
+import type { ExecContextResponse, ExecEvent, ExecuteResponse, ProcessInfo } from './replies.ts';
 import { AgentError } from './errors.ts';
 import type { Confiner } from './confine.ts';
 import { NodeSpawner, type ChildHandle, type Spawner } from './spawner.ts';
@@ -19,7 +19,14 @@ export interface ProcessOptions {
   maxOutputBytes: number;
   /** Output a background process keeps for replay. */
   replayBytes: number;
+  /** What runs a command with shell syntax: bash where the sandbox has it (the default looks in
+   *  this process's filesystem; the engine's exec lane is told the agent's). */
+  shell?: string[];
 }
+
+/** What the engine needs to start a foreground command as the agent would, without it (its exec
+ *  lane, packages/engine/src/workloads/exec-lane.ts): GET /v1/exec-context. */
+export type ExecContext = ExecContextResponse;
 
 // --norc: node's stdio pipes are socketpairs, and Debian's bash sources ~/.bashrc when its stdin
 // is a socket (it takes it for rshd): a command's output must not depend on that.
@@ -154,11 +161,16 @@ export class ProcessManager {
   private seq = 0;
 
   constructor(
-    private readonly confiner: Confiner,
+    private readonly confiner: Pick<Confiner, 'base' | 'resolve'>,
     private readonly opts: ProcessOptions,
     private readonly spawner: Spawner = new NodeSpawner(),
     private readonly env = baseEnv(),
   ) {}
+
+  execContext(): ExecContext {
+    const { base } = this.confiner;
+    return { env: this.env, cwd: base, shell: this.opts.shell ?? SHELL, defaultTimeoutMs: this.opts.defaultTimeoutMs };
+  }
 
   /** Starts a command; `argv` runs a program directly (the main process), else `bash -c command`.
    *  `listener` is subscribed before any event can happen. */
@@ -166,14 +178,17 @@ export class ProcessManager {
     const cwd = req.cwd ? this.confiner.resolve(req.cwd) : this.confiner.base;
     if (req.cwd && !existsSync(cwd)) throw new AgentError('NotFound', `working directory "${req.cwd}" does not exist`);
     const background = opts.background === true;
-    const child = this.spawner.spawn(req.argv ?? directArgv(req.command) ?? [...SHELL, '-c', req.command], {
-      cwd,
-      env: { ...this.env, ...req.env },
-      keepStdin: background || req.stdin !== undefined,
-      // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die
-      // with it: they would otherwise hold the sandbox's process budget.
-      killGroupOnExit: !background,
-    });
+    const child = this.spawner.spawn(
+      req.argv ?? directArgv(req.command) ?? [...(this.opts.shell ?? SHELL), '-c', req.command],
+      {
+        cwd,
+        env: { ...this.env, ...req.env },
+        keepStdin: background || req.stdin !== undefined,
+        // A foreground command's leftovers (`cmd &` without the background API, a fork bomb) die
+        // with it: they would otherwise hold the sandbox's process budget.
+        killGroupOnExit: !background,
+      },
+    );
     const id = opts.id ?? `p${++this.seq}`;
     const proc = new Proc(id, req.command, child, background ? this.opts.replayBytes : 0);
     if (opts.listener) proc.subscribe(opts.listener, true);

@@ -48,6 +48,15 @@ export const ProcessList = z.array(ProcessInfo);
 
 export const HealthResponse = z.looseObject({ status: z.literal('ok'), message: z.string() });
 export type HealthResponse = z.infer<typeof HealthResponse>;
+/** GET /v1/exec-context (processes.ts ExecContext): parsed by the engine, to which the sandbox is
+ *  the untrusted side. */
+export const ExecContextResponse = z.object({
+  env: z.record(z.string(), z.string()),
+  cwd: z.string().startsWith('/'),
+  shell: z.array(z.string()).min(1),
+  defaultTimeoutMs: z.number().int().nonnegative(),
+});
+export type ExecContextResponse = z.infer<typeof ExecContextResponse>;
 export interface UploadResponse {
   message: string;
 }

@@ -43,6 +43,8 @@ export interface Spawner {
 }
 
 const DRAIN_GRACE_MS = 100;
+/** The largest event frame asb-spawn sends: one read of 64 KiB, and its header. */
+const MAX_FRAME_BYTES = 64 * 1024 + 5;
 
 class NodeChild extends EventEmitter implements ChildHandle {
   pid = -1;
@@ -202,6 +204,8 @@ export class ZygoteSpawner implements Spawner {
   private buf: Buffer = Buffer.alloc(0);
   private dead: Error | undefined;
   private process: ChildProcess | undefined;
+  private readonly fail: (why: string) => void;
+  private readonly events: Readable;
 
   /** Talks to the asb-spawn that started this agent, over the pipes it left on these fds. */
   constructor(eventsFd: number, requestsFd: number);
@@ -214,12 +218,14 @@ export class ZygoteSpawner implements Spawner {
       typeof requestsOut === 'number'
         ? new net.Socket({ fd: requestsOut, readable: false, writable: true })
         : requestsOut;
+    this.events = events;
     events.on('data', (chunk: Buffer) => this.onData(chunk));
     const fail = (why: string) => {
       this.dead ??= new Error(why);
       for (const c of this.children.values()) c.emit('error', this.dead);
       this.children.clear();
     };
+    this.fail = fail;
     events.once('close', () =>
       fail(`the spawner (${typeof eventsIn === 'number' ? 'PID 1' : 'asb-spawn'}) closed its pipe`),
     );
@@ -290,6 +296,14 @@ export class ZygoteSpawner implements Spawner {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     while (this.buf.length >= 9) {
       const len = this.buf.readUInt32LE(0);
+      if (len < 5 || len > MAX_FRAME_BYTES) {
+        // Not asb-spawn's framing (its largest event is one 64 KiB read): whoever writes this is
+        // not to be buffered for.
+        this.fail(`spawner pipe: a frame of ${len} bytes`);
+        this.buf = Buffer.alloc(0);
+        this.events.destroy();
+        return;
+      }
       if (this.buf.length < 4 + len) break;
       const type = this.buf.readUInt8(4) as Ev;
       const id = this.buf.readUInt32LE(5);

@@ -49,6 +49,13 @@ export interface SandboxDriver {
    */
   attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined>;
   /**
+   * A connection to a new asb-spawn in the running sandbox (`--exec-lane`: its spawn protocol),
+   * started as the container's process is: the engine's lane for foreground commands
+   * (workloads/exec-lane.ts). It ends when the connection closes, or with the sandbox; a
+   * checkpoint waits for it to end. Undefined where the driver cannot (bubblewrap).
+   */
+  execLane?(containerId: string, paths: DriverPaths): Promise<Socket>;
+  /**
    * Memory snapshots (gVisor only; undefined elsewhere). checkpoint saves the sandbox's processes,
    * memory and in-sandbox filesystems (tmpfs /tmp, $HOME) to `imageDir`; the sandbox is gone
    * afterwards, on success and on failure alike (runsc 20221219 cannot leave it running).

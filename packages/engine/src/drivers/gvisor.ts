@@ -18,6 +18,10 @@ import { runCommand as run } from '../spawner.ts';
 /** Run in the sandbox by attach: connects to the agent's abstract socket (AGENT_SOCKET_NAME in
  *  packages/runtime/src/server.ts) and relays it over its stdin/stdout (asb-spawn.c, --relay). */
 const RELAY_ARGV = [`${AGENT_MOUNT}/asb-spawn`, '--relay', 'asb-agent'];
+/** The engine's own lane for foreground commands (asb-spawn.c, --exec-lane). */
+const EXEC_LANE_ARGV = [`${AGENT_MOUNT}/asb-spawn`, '--exec-lane'];
+/** `runsc exec` has started the lane within this, or it is given up. */
+const LANE_START_TIMEOUT_MS = 10_000;
 /** Run in the sandbox by gVisor before a checkpoint and after a restore (one string: gVisor splits
  *  it at spaces). */
 const SAVE_RESTORE_HOOK = `${AGENT_MOUNT}/asb-spawn --save-restore-hook`;
@@ -157,6 +161,47 @@ export class GvisorDriver implements SandboxDriver {
     const live = this.relays.get(containerId) ?? new Set();
     this.relays.set(containerId, live.add(ended));
     void ended.then(() => live.delete(ended));
+    return mine;
+  }
+
+  /**
+   * asb-spawn serving its spawn protocol to the engine (exec-lane.ts), exec'd into the running
+   * sandbox as the container's own process is (its user and capabilities, spec.process). The
+   * `runsc exec` that starts it would then wait for it on the host, a Go process of ~20 MB RSS per
+   * sandbox: it is killed once the lane has started (its pid file written), and the lane lives on
+   * in the sandbox, its socket held by gVisor. Its end is seen on the socket (its close).
+   */
+  async execLane(containerId: string, paths: DriverPaths): Promise<Socket> {
+    const pidFile = join(paths.dir, 'exec-lane.pid');
+    rmSync(pidFile, { force: true });
+    const [mine, theirs] = await socketPair(join(paths.dir, 'exec-lane.sock'));
+    const log = openSync(paths.logFile, 'a', 0o600);
+    const { user, limits } = laneProcess(paths);
+    const argv = [...this.flags(), 'exec', '--user', user, '--pid-file', pidFile, containerId, ...EXEC_LANE_ARGV];
+    if (limits) argv.push(limits);
+    const exec = spawn(...lowPriority(this.runsc, argv), { stdio: [theirs, theirs, log], detached: true });
+    theirs.destroy();
+    closeSync(log);
+    exec.unref();
+    const exited = new Promise<void>((resolve) => exec.once('close', () => resolve()));
+    exec.once('error', () => mine.destroy());
+    try {
+      for (let waited = 0; ; waited += 5) {
+        if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()) break;
+        if (exec.exitCode !== null || exec.signalCode !== null || mine.destroyed)
+          throw new Error(`runsc exec of the exec lane ended before it started (see ${paths.logFile})`);
+        if (waited >= LANE_START_TIMEOUT_MS)
+          throw new Error(`the exec lane did not start within ${LANE_START_TIMEOUT_MS} ms`);
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5))]);
+      }
+    } catch (err) {
+      mine.destroy();
+      exec.kill('SIGKILL');
+      throw err;
+    } finally {
+      rmSync(pidFile, { force: true });
+    }
+    exec.kill('SIGKILL');
     return mine;
   }
 
@@ -394,6 +439,23 @@ function lowPriority(command: string, args: string[]): [string, string[]] {
 }
 
 /** The OCI bundle of a sandbox (its config.json), for `runsc run` and `runsc restore` alike. */
+/**
+ * What the exec lane must be given of the sandbox's init process (its spec, in the bundle), which
+ * a process `runsc exec` starts does not get by itself: its user (`uid:gid`; gVisor 20221219 runs
+ * an exec as root otherwise) and its pids and open-files limits (`NPROC:NOFILE`, for asb-spawn
+ * --exec-lane, which takes PID 1's where gVisor lets it).
+ */
+function laneProcess(paths: DriverPaths): { user: string; limits?: string } {
+  const spec = JSON.parse(readFileSync(join(paths.dir, 'bundle', 'config.json'), 'utf8')) as {
+    process: { user: { uid: number; gid: number }; rlimits?: { type: string; hard: number }[] };
+  };
+  const { uid, gid } = spec.process.user;
+  const limit = (type: string) => spec.process.rlimits?.find((r) => r.type === type)?.hard;
+  const [nproc, nofile] = [limit('RLIMIT_NPROC'), limit('RLIMIT_NOFILE')];
+  const limits = Number.isInteger(nproc) && Number.isInteger(nofile) ? `${nproc}:${nofile}` : undefined;
+  return { user: `${uid}:${gid}`, limits };
+}
+
 function writeBundle(spec: SandboxRuntimeSpec, paths: DriverPaths): string {
   const bundle = join(paths.dir, 'bundle');
   mkdirSync(bundle, { recursive: true, mode: 0o700 });

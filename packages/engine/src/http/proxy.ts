@@ -2,6 +2,8 @@
 // ways and unbuffered, to that sandbox's agent. Same header protocol as upstream's router, so a
 // client speaks to the local engine and to a Kubernetes router alike.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { EXEC_LANE_MAX_BODY } from '../workloads/exec-lane.ts';
 import type { LocalWorkloads } from '../workloads.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 
@@ -17,6 +19,13 @@ export function routerError(res: ServerResponse, err: EngineError): void {
   }
   res.writeHead(err.status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(statusBody(err.reason, err.message, err.causes)));
+}
+
+/** A request's body (its length already bounded by the caller's check of content-length). */
+async function readWhole(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /** decodeURIComponent's rule: every % starts an escape, and the escapes spell UTF-8. */
@@ -72,7 +81,17 @@ export async function proxyToSandbox(
       headers[k] = v;
     }
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
-    const upstream = await agent.request(req.method ?? 'GET', req.url ?? '/', headers, hasBody ? req : undefined);
+    let body: Readable | Buffer | undefined = hasBody ? req : undefined;
+    // A foreground command goes through the sandbox's exec lane when it has one (exec-lane.ts),
+    // its body read whole to decide; what the lane does not take goes to the agent with it.
+    if (req.method === 'POST' && req.url === '/v1/exec' && declared > 0 && declared <= EXEC_LANE_MAX_BODY) {
+      const lane = sandboxes.execLaneOf(namespace, id);
+      if (lane) {
+        body = await readWhole(req);
+        if (lane.serve(body, res)) return;
+      }
+    }
+    const upstream = await agent.request(req.method ?? 'GET', req.url ?? '/', headers, body);
     const out: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(upstream.headers)) if (!k.startsWith(':') && v !== undefined) out[k] = v;
     res.writeHead(upstream.status, out);

@@ -1,12 +1,18 @@
 // The engine's connection to a sandbox's agent: made when the sandbox starts (or is re-attached),
 // waited on until the agent answers, replaced when it drops while the sandbox lives on, and told
 // apart from the sandbox's own exit, which says why it failed.
-import { HealthResponse } from '@asb/runtime/replies';
+import { ExecContextResponse, HealthResponse } from '@asb/runtime/replies';
 import { AgentClient } from '../agent-client.ts';
 import { EngineError } from '../errors.ts';
 import { AGENT_KILLED_EXIT_CODE, type DriverHandle, type SandboxExit } from '../drivers/driver.ts';
 import { tailOf } from '../sandbox-log.ts';
+import { ExecLane } from './exec-lane.ts';
 import { sandboxDir, type Workload, type WorkloadTable, type WorkloadsDeps } from './workload.ts';
+
+/** A new exec lane answers its first command within this, or is not used. */
+const LANE_PROBE_TIMEOUT_MS = 10_000;
+/** After a lane failed to open, commands go to the agent for this long before another try. */
+const LANE_RETRY_MS = 60_000;
 
 /** More lost agent connections than this within a minute mark a sandbox Failed. */
 const RECONNECTS_PER_MINUTE = 5;
@@ -74,6 +80,69 @@ export class AgentConnections {
     return w.agent;
   }
 
+  /**
+   * The sandbox's exec lane when it is open. Otherwise undefined (the command goes to the agent),
+   * and one is opened in the background for the commands after it: one opening at a time, and
+   * after a failure not again for a minute.
+   */
+  execLane(w: Workload): ExecLane | undefined {
+    if (w.execLane?.alive) return w.execLane;
+    void this.openExecLane(w);
+    return undefined;
+  }
+
+  /** Opens the sandbox's exec lane unless it has one, or one is being opened (that one is
+   *  waited for), or the last try failed within a minute. */
+  openExecLane(w: Workload): Promise<void> {
+    if (w.execLane?.alive) return Promise.resolve();
+    w.execLane = undefined;
+    if (!w.execLaneOpening && Date.now() >= (w.execLaneRetryAt ?? 0)) {
+      w.execLaneOpening = this.tryOpenExecLane(w).finally(() => {
+        w.execLaneOpening = undefined;
+      });
+    }
+    return w.execLaneOpening ?? Promise.resolve();
+  }
+
+  /** Opens the lane, asking the agent for what a command starts from first. */
+  private async tryOpenExecLane(w: Workload): Promise<void> {
+    const { driver, config, log } = this.deps;
+    const agent = w.agent;
+    if (!config.execLane || !driver.execLane || !agent || agent.closed || w.stopping || w.exit) return;
+    let lane: ExecLane | undefined;
+    try {
+      const context = await agent.json('GET', '/v1/exec-context', ExecContextResponse);
+      if (!context.ok) throw new Error(`GET /v1/exec-context answered ${context.status}`);
+      const socket = await driver.execLane(w.containerId, {
+        dir: sandboxDir(config.home, w.namespace, w.name),
+        logFile: w.logFile!,
+      });
+      lane = new ExecLane(socket, context.body);
+      await withTimeout(lane.probe(), LANE_PROBE_TIMEOUT_MS, 'the exec lane did not answer');
+      // The sandbox stopped, or its agent was replaced, meanwhile: this lane is not its own.
+      if (w.stopping || w.exit || w.agent !== agent) await lane.close();
+      else w.execLane = lane;
+    } catch (err) {
+      await lane?.close();
+      w.execLaneRetryAt = Date.now() + LANE_RETRY_MS;
+      const about = { sandbox: w.name, namespace: w.namespace, err: (err as Error).message };
+      log.warn(about, 'exec lane not opened; commands go through the agent');
+    }
+  }
+
+  /**
+   * Closes the sandbox's agent connection and exec lane (it stops, or goes into a snapshot, and
+   * is marked stopping); resolves once the lane has ended (ExecLane.close), a lane being opened
+   * included: a checkpoint must find no lane's host socket in the sandbox.
+   */
+  async close(w: Workload): Promise<void> {
+    w.agent?.close();
+    await w.execLaneOpening; // it closes what it opened, the sandbox being stopping
+    const lane = w.execLane;
+    w.execLane = undefined;
+    await lane?.close();
+  }
+
   /** Until the agent answers `GET /` with 200; throws, with the sandbox log's tail, when it does
    *  not within readyTimeoutMs or the sandbox exits first. */
   async waitReady(w: Workload, logFile: string): Promise<void> {
@@ -103,7 +172,7 @@ export class AgentConnections {
   private onExit(w: Workload, exit: SandboxExit, logFile: string): void {
     if (w.exit) return; // one exit, however many connections watched for it
     w.exit = exit;
-    w.agent?.close();
+    void this.close(w);
     if (w.stopping) return;
     this.deps.log.warn({ sandbox: w.name, namespace: w.namespace, exit, log: tailOf(logFile, 800) }, 'sandbox exited');
     const why = exitReason(w, exit, logFile);
@@ -131,4 +200,13 @@ function exitReason(w: Workload, exit: SandboxExit, logFile: string): string {
     return `the sandbox agent was killed (${signal}), which ends the sandbox: a process in it may have killed it`;
   }
   return `the sandbox's processes ended (exit code ${exit.code}${exit.signal ? `, signal ${exit.signal}` : ''})`;
+}
+
+/** `p`, or a rejection with `why` after `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, why: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${why} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

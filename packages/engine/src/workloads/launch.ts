@@ -168,7 +168,11 @@ export class Launcher {
     const tSpawned = Date.now();
     this.deps.connections.connect(w, w.handle, logFile);
     await this.deps.connections.waitReady(w, logFile);
-    if (sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX]) await warmUp(w);
+    if (sb.metadata.labels?.[LABEL_WARM_POOL_SANDBOX]) {
+      await warmUp(w);
+      // The claim's first command then takes the lane, which a cold sandbox opens on its first.
+      await this.deps.connections.openExecLane(w);
+    }
     if (w.stopping) return;
     w.phase = 'Running';
     w.message = 'Pod is Ready';
@@ -298,7 +302,7 @@ export class Launcher {
   async teardown(w: Workload): Promise<void> {
     w.stopping = true;
     this.deps.table.running.delete(keyOf(w.namespace, w.name));
-    w.agent?.close();
+    void this.deps.connections.close(w);
     await this.deps.driver.destroy(w.containerId);
     this.deps.store.putWorkload({ namespace: w.namespace, name: w.name, uid: w.uid });
     this.deps.log.info({ sandbox: w.name, namespace: w.namespace, containerId: w.containerId }, 'sandbox stopped');

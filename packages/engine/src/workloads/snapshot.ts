@@ -9,6 +9,7 @@ import { diskUsage, type SnapshotMeta, type SnapshotReason } from '../snapshots.
 import { runtimeSpecHash } from '../snapshot-annotations.ts';
 import type { Launcher } from './launch.ts';
 import { copySandboxFiles } from './sandbox-files.ts';
+import type { AgentConnections } from './connection.ts';
 import { keyOf, sandboxDir, type Workload, type WorkloadTable, type WorkloadsDeps } from './workload.ts';
 
 const MiB = 1024 * 1024;
@@ -19,6 +20,7 @@ const mb = (n: number) => `${Math.ceil(n / MiB)} MB`;
 export type SnapshotDeps = Pick<WorkloadsDeps, 'config' | 'driver' | 'store' | 'log' | 'snapshots'> & {
   table: WorkloadTable;
   launcher: Launcher;
+  connections: AgentConnections;
 };
 
 export interface SnapshotOpts {
@@ -136,9 +138,10 @@ export class Snapshotter {
     table.held.set(k, opts.stop ? 'Suspending: taking a memory snapshot' : 'Taking a memory snapshot');
     w.stopping = true;
     table.running.delete(k);
-    w.agent?.close();
+    const laneEnded = this.deps.connections.close(w);
     table.changed(w);
     try {
+      await laneEnded;
       await driver.checkpoint!(w.containerId, snapshots.imageDir(tmp));
     } catch (err) {
       snapshots.abort(tmp);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { WorkloadState } from '@asb/lifecycle';
 import type { ImageStore } from '@asb/oci';
 import type { AgentClient } from '../agent-client.ts';
+import type { ExecLane } from './exec-lane.ts';
 import type { AgentKind, ResourceLimits } from '../drivers/runtime-spec.ts';
 import type { DriverHandle, SandboxDriver, SandboxExit } from '../drivers/driver.ts';
 import type { Rootfs } from '../rootfs.ts';
@@ -44,6 +45,11 @@ export interface Workload {
   reconnecting?: Promise<AgentClient | undefined>;
   /** The sandbox's log file (runsc's and the agent's stderr). */
   logFile?: string;
+  /** The engine's lane for foreground commands (exec-lane.ts), once open; and its opening. */
+  execLane?: ExecLane;
+  execLaneOpening?: Promise<void>;
+  /** After a lane failed to open: not tried again before this time (ms since the epoch). */
+  execLaneRetryAt?: number;
   /** When the agent connection was last replaced: a sandbox whose connection keeps dropping fails. */
   reconnects?: number[];
 }

@@ -1,0 +1,151 @@
+// The engine's lane for foreground commands: an asb-spawn exec'd into the running sandbox
+// (`--exec-lane`), spoken to over its own socket, with the agent's own rules for a command
+// (packages/runtime/src/processes.ts, the node agent's, which the Go agent matches event for
+// event) run here in the engine.
+//
+// Why: under gVisor every thread a command's request and events cross costs wake-ups through the
+// sentry. Measured in one engine sandbox on 2026-12-06 (bench/local.ts prints the same kind of
+// numbers): a `vfork`+exec of /bin/true answered to the host takes ~10 ms, the same behind
+// asb-spawn with vfork ~11 ms, while the same command through the agent (HTTP/2, its goroutines
+// and threads) took 15-20 ms. The lane skips the agent, not its rules: the agent tells the engine
+// its environment, working directory, shell and timeout (GET /v1/exec-context) once, and anything
+// the lane cannot do exactly as the agent (a request with a cwd, which the agent resolves inside
+// the sandbox; a body it cannot read whole) goes to the agent as before.
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { ExecRequest } from '@asb/runtime/schemas';
+import type { ExecContextResponse } from '@asb/runtime/replies';
+import { ProcessManager } from '@asb/runtime/processes';
+import { ZygoteSpawner } from '@asb/runtime/spawner';
+
+/** Request bodies up to this size are read here to decide; larger ones stream to the agent. */
+export const EXEC_LANE_MAX_BODY = 64 * 1024;
+
+export class ExecLane {
+  private readonly spawner: ZygoteSpawner;
+  private readonly procs: ProcessManager;
+  /** Responses under way: cut, not completed with a made-up exit, when the lane is lost. */
+  private readonly inFlight = new Set<ServerResponse>();
+  private lost = false;
+
+  constructor(
+    private readonly socket: Socket,
+    context: ExecContextResponse,
+  ) {
+    // Registered before the spawner's own listeners: the spawner answers a lost pipe with an
+    // error event per command (a 127 exit), which must not reach a client as the command's end.
+    const lose = () => {
+      this.lost = true;
+      for (const res of this.inFlight) res.destroy();
+      this.inFlight.clear();
+    };
+    socket.once('close', lose);
+    socket.once('error', lose);
+    this.spawner = new ZygoteSpawner(socket, socket);
+    const confiner = {
+      base: context.cwd,
+      resolve: (): string => {
+        throw new Error('the exec lane takes no cwd'); // serve() sends those to the agent
+      },
+    };
+    this.procs = new ProcessManager(
+      confiner,
+      { defaultTimeoutMs: context.defaultTimeoutMs, maxOutputBytes: 0, replayBytes: 0, shell: context.shell },
+      this.spawner,
+      context.env,
+    );
+  }
+
+  get alive(): boolean {
+    return !this.lost && this.spawner.alive && !this.socket.destroyed;
+  }
+
+  /** Runs `true` (or fails to find it, which answers as well): resolves once asb-spawn has answered,
+   *  rejects when the lane is gone first. */
+  probe(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = this.spawner.spawn(['true'], {
+        cwd: '/',
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
+        keepStdin: false,
+        killGroupOnExit: true,
+      });
+      child.once('exit', () => resolve());
+      child.once('error', (err: Error) =>
+        this.alive ? resolve() : reject(new Error(`the exec lane closed: ${err.message}`)),
+      );
+    });
+  }
+
+  /**
+   * Serves POST /v1/exec with `body` (the request's, read whole), as the agent would answer it,
+   * and returns true; or returns false, having done nothing, when the agent must answer it (the
+   * lane is gone, the body is not a request the lane runs exactly as the agent: not JSON, not
+   * valid, or with a cwd).
+   */
+  serve(body: Buffer, res: ServerResponse): boolean {
+    if (!this.alive) return false;
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return false;
+    }
+    const parsed = ExecRequest.safeParse(json);
+    if (!parsed.success || parsed.data.cwd !== undefined) return false;
+    const proc = this.procs.spawn(parsed.data);
+    this.inFlight.add(res);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.flushHeaders();
+    // One event a line, as the agent's ndjsonResponse writes them, with its flow control: while
+    // the client is behind, the command is held (its pipes fill and it blocks in write).
+    let ended = false;
+    let held = false;
+    const unsubscribe = proc.subscribe((ev) => {
+      if (ended) return;
+      const more = res.write(`${JSON.stringify(ev)}\n`);
+      if (ev.type === 'exit') {
+        ended = true;
+        res.end();
+      } else if (!more && !held) {
+        held = true;
+        proc.pause();
+        res.once('drain', () => {
+          held = false;
+          proc.resume();
+        });
+      }
+    }, true);
+    res.once('close', () => {
+      this.inFlight.delete(res);
+      if (ended) return;
+      // As the agent: a command whose caller went away is killed, tree and all; resumed, so that
+      // its pipes drain and its exit is seen.
+      ended = true;
+      unsubscribe();
+      proc.kill('SIGKILL');
+      proc.resume();
+    });
+    return true;
+  }
+
+  /**
+   * Ends the lane: asb-spawn exits at its stdin's end (commands it started run on, under PID 1).
+   * Resolves once it has (gVisor closes its end of the socket then), or after `ms` regardless: a
+   * checkpoint must not find the lane's host socket in the sandbox.
+   */
+  close(ms = 2_000): Promise<void> {
+    this.lost = true;
+    if (this.socket.destroyed) return Promise.resolve();
+    const ended = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.socket.destroy(), ms);
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.socket.resume(); // read to the end, or the close never comes
+    this.socket.end();
+    return ended;
+  }
+}

@@ -1,0 +1,110 @@
+// The engine's exec lane (packages/engine/src/workloads/exec-lane.ts): after a sandbox's first
+// command, its foreground commands are started by an asb-spawn the engine exec'd into it, not by
+// the agent. What must hold: commands really take it; what a command sees (its user, capabilities,
+// limits, environment, directory) is what the agent would have given it; a lane that dies cuts
+// the commands it ran instead of inventing their ends, and the sandbox goes on; what the lane
+// cannot run as the agent would (a cwd) still goes to the agent.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Sandbox } from '@asb/sdk';
+import { startTestEngine, raw, type TestEngine } from './harness.ts';
+
+/** The command line of the process that started the command: which lane it took. */
+const PARENT = 'cat /proc/$PPID/cmdline | tr "\\0" " "';
+const LANE = '/.asb/asb-spawn --exec-lane ';
+const AGENT = '/.asb/asb-agent --fd 0 ';
+
+/** What a command is given, each line from the kernel's view of it. */
+const SEEN = [
+  'id',
+  'ulimit -a',
+  "grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status",
+  'env | grep -v "^_=" | sort',
+  'pwd',
+  'umask',
+].join('; echo ---; ');
+
+async function untilLane(sb: Sandbox): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await sb.run(PARENT)).stdout === LANE) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail('no command took the exec lane within ~10 s');
+}
+
+describe('the exec lane', () => {
+  let t: TestEngine;
+  before(async () => {
+    t = await startTestEngine();
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('runs the commands after the first, each as the agent would have run it', async () => {
+    await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
+    // The first goes to the agent (the lane opens behind it).
+    assert.equal((await sb.run(PARENT)).stdout, AGENT);
+    await untilLane(sb);
+    // A cwd is resolved by the agent, inside the sandbox: such a request still goes there.
+    assert.equal((await sb.run(PARENT, { cwd: '.' })).stdout, AGENT);
+
+    const viaLane = await sb.run(SEEN);
+    const viaAgent = await sb.run(SEEN, { cwd: '.' });
+    assert.equal(viaLane.exitCode, 0, viaLane.stderr);
+    assert.equal(viaLane.stdout, viaAgent.stdout);
+    assert.match(viaLane.stdout, /uid=1000\(sandbox\)/);
+    assert.match(viaLane.stdout, /max user processes\s+\(-u\) 512/);
+    assert.match(viaLane.stdout, /CapEff:\t0000000000000000/);
+    assert.match(viaLane.stdout, /NoNewPrivs:\t1/);
+
+    // Streams, stdin, exit codes, signals and timeouts, as the agent reports them.
+    assert.deepEqual(await sb.run('echo out; echo err >&2; exit 3'), { stdout: 'out\n', stderr: 'err\n', exitCode: 3 });
+    assert.deepEqual(await sb.run('cat', { stdin: 'fed' }), { stdout: 'fed', stderr: '', exitCode: 0 });
+    assert.equal((await sb.run('kill -9 $$')).exitCode, 137);
+    // A timeout is the SDK's TimeoutError, with the result the agent reported (exit 124).
+    const slow = await sb.run('sleep 30', { timeoutMs: 300 }).catch((err: { result?: { exitCode: number } }) => err);
+    assert.equal((slow as { result?: { exitCode: number } }).result?.exitCode, 124);
+    const missing = await sb.run('no-such-command-here');
+    assert.deepEqual(missing, {
+      stdout: '',
+      stderr: 'bash: line 1: no-such-command-here: command not found\n',
+      exitCode: 127,
+    });
+    assert.equal((await sb.run(PARENT)).stdout, LANE);
+  });
+
+  it('cuts the commands of a lane that dies, and the sandbox goes on (on a new lane)', async () => {
+    await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
+    await sb.run('true');
+    await untilLane(sb);
+    const running = sb.run('sleep 20').then(
+      (result) => ({ result }),
+      (error: Error) => ({ error }),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    // Killed from inside, as a sandbox's own code could: through the agent (a cwd takes it there).
+    // ([e]: the pattern must not match the shell that runs pkill, whose command line holds it.)
+    const killed = await sb.run('pkill -KILL -f "asb-spawn --exec-lan[e]"', { cwd: '.' });
+    assert.equal(killed.exitCode, 0, killed.stderr);
+    // Not a made-up exit (the spawner's loss would read as 127): the stream ends unfinished.
+    const ended = await running;
+    assert.ok('error' in ended, `the command's stream was not cut: ${JSON.stringify(ended)}`);
+    assert.equal((await sb.run('echo still here')).stdout, 'still here\n');
+    await untilLane(sb);
+  });
+
+  it('tells the engine what a command starts from (GET /v1/exec-context)', async () => {
+    await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
+    const res = await raw(t, '/v1/exec-context', { sandbox: sb.id });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.cwd, '/app');
+    assert.equal(res.body.env.HOME, '/home/sandbox');
+    assert.deepEqual(
+      Object.keys(res.body.env).filter((k) => /^(ASB_|SANDBOX_)/.test(k)),
+      [],
+    );
+    assert.deepEqual(res.body.shell, ['/bin/bash', '--norc', '--noprofile']);
+    assert.equal(res.body.defaultTimeoutMs, 300_000);
+  });
+});
