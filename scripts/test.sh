@@ -44,5 +44,5 @@ node --import tsx --test --test-concurrency=1 packages/*/test/**/*.test.ts test/
 # (dist/runsc) when setup could build it, and Debian's 20221219 is supported as well.
 if [ -e dist/runsc ] && command -v runsc >/dev/null 2>&1; then
   echo "==> the engine's gVisor suites again on Debian's runsc ($(runsc --version | sed -n 1p))" >&2
-  ASB_RUNSC=runsc node --import tsx --test --test-concurrency=1 test/e2e/{runtime,lifecycle,snapshots,crash,reattach,isolation,mcp,agent-connection,images,images-distros}.test.ts
+  ASB_RUNSC=runsc node --import tsx --test --test-concurrency=1 test/e2e/{runtime,exec-lane,lifecycle,snapshots,crash,reattach,isolation,mcp,agent-connection,images,images-distros}.test.ts
 fi
