@@ -76,6 +76,30 @@ describe('the exec lane', () => {
     assert.match((await sb.run(PARENT)).stdout, LANE);
   });
 
+  it("serves upstream's /execute too, answering as the agent does", async () => {
+    await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
+    await sb.run('true');
+    await untilLane(sb);
+    const execute = async (body: object) => {
+      const res = await raw(t, '/execute', {
+        method: 'POST',
+        sandbox: sb.id,
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 200, res.text);
+      return res.body as { stdout: string; stderr: string; exit_code: number };
+    };
+    assert.match((await execute({ command: PARENT })).stdout, LANE);
+    assert.equal((await execute({ command: PARENT, cwd: '.' })).stdout, AGENT);
+    for (const command of ['echo out; echo err >&2; exit 3', 'sleep 5', 'head -c 100000 /dev/zero | tr "\\0" x']) {
+      const timeout = command.startsWith('sleep') ? 0.3 : undefined;
+      const viaLane = await execute({ command, timeout });
+      const viaAgent = await execute({ command, timeout, cwd: '.' });
+      assert.deepEqual(viaLane, viaAgent, command);
+    }
+  });
+
   it('cuts the commands of a lane that dies, and the sandbox goes on (on a new lane)', async () => {
     await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
     await sb.run('true');

@@ -117,6 +117,21 @@ export class Spawner {
     });
   }
 
+  /**
+   * Starts `argv` with a connection to the Unix socket `socket` (a path the caller listens on) as
+   * its stdin and stdout and its stderr appended to `log`, and kills it once it has written `until`
+   * (what it started runs on without it): through the helper, off the event loop. Resolves true
+   * then; false when there is no helper (the caller starts it itself); rejects when it ended first
+   * or did not write `until` within `timeoutMs`.
+   */
+  async detach(argv: string[], d: { socket: string; log: string; until: string; timeoutMs: number }): Promise<boolean> {
+    const child = this.helper();
+    if (!child) return false;
+    const { timeoutMs, ...detach } = d;
+    await this.ask(child, argv.join(' '), { argv, timeoutMs, detach });
+    return true;
+  }
+
   private ask(child: ChildProcess, cmd: string, request: Record<string, unknown>): Promise<RunResult> {
     const id = this.nextId++;
     return new Promise<RunResult>((resolve, reject) => {
@@ -211,6 +226,14 @@ export function useSpawner(path: string | undefined): void {
 /** Runs a command to its end: through the helper when there is one, else with execFile. */
 export function runCommand(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return shared.run(file, args, opts);
+}
+
+/** Starts a command that is then killed, what it started living on (Spawner.detach). */
+export function detachCommand(
+  argv: string[],
+  d: { socket: string; log: string; until: string; timeoutMs: number },
+): Promise<boolean> {
+  return shared.detach(argv, d);
 }
 
 /** Mounts a file system: through the helper's system calls when there is one, else mount(8). */

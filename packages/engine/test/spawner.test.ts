@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, Spawner, type RunResult } from '../src/spawner.ts';
+import { listenOnce } from '../src/drivers/socketpair.ts';
 
 const HELPER = fileURLToPath(new URL('../../../dist/asb-spawner', import.meta.url));
 
@@ -159,5 +160,51 @@ describe('spawner', () => {
     const second = await pidOf();
     assert.notEqual(second, first);
     assert.match(readFileSync(`/proc/${second}/cmdline`, 'utf8'), /asb-spawner/);
+  });
+
+  describe("detach (the exec lane's runsc exec)", () => {
+    const spawner = new Spawner(HELPER);
+    after(() => spawner.close());
+    const dir = mkdtempSync(join(tmpdir(), 'asb-detach-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('gives the command a connection to the socket as stdio, and kills it once it wrote `until`', async () => {
+      const sock2 = join(dir, 'b.sock');
+      const until2 = join(dir, 'b.pid');
+      const listener2 = await listenOnce(sock2);
+      const detached = spawner.detach(['sh', '-c', 'echo hello; echo $$ > "$0"; exec sleep 60', until2], {
+        socket: sock2,
+        log: join(dir, 'b.log'),
+        until: until2,
+        timeoutMs: 5_000,
+      });
+      const ours = await listener2.accepted;
+      assert.equal(await detached, true);
+      listener2.close();
+      // What it wrote comes through, then the end: it was killed (the exec'd sleep with it).
+      let said = '';
+      ours.on('data', (d: Buffer) => (said += String(d)));
+      await new Promise<void>((r) => ours.once('end', () => r()));
+      assert.equal(said, 'hello\n');
+      const pid = Number(readFileSync(until2, 'utf8'));
+      assert.throws(() => process.kill(pid, 0), 'the command was killed');
+      ours.destroy();
+    });
+
+    it('fails when the command ends before writing `until`', async () => {
+      const sock = join(dir, 'c.sock');
+      const listener = await listenOnce(sock);
+      const err = await spawner
+        .detach(['sh', '-c', 'exit 3'], {
+          socket: sock,
+          log: join(dir, 'c.log'),
+          until: join(dir, 'c.pid'),
+          timeoutMs: 5_000,
+        })
+        .catch((e: Error) => e);
+      listener.close();
+      assert.ok(err instanceof Error);
+      assert.match(err.message, /ended before .*c\.pid was written \(exit 3\)/);
+    });
   });
 });

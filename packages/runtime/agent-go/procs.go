@@ -315,10 +315,12 @@ type ExecContext struct {
 	Cwd              string            `json:"cwd"`
 	Shell            []string          `json:"shell"`
 	DefaultTimeoutMs int64             `json:"defaultTimeoutMs"`
+	MaxOutputBytes   int               `json:"maxOutputBytes"`
 }
 
 func (m *ProcessManager) ExecContext() ExecContext {
-	return ExecContext{Env: m.env, Cwd: m.confiner.Base, Shell: shellArgv, DefaultTimeoutMs: m.defaultTimeout.Milliseconds()}
+	return ExecContext{Env: m.env, Cwd: m.confiner.Base, Shell: shellArgv,
+		DefaultTimeoutMs: m.defaultTimeout.Milliseconds(), MaxOutputBytes: m.maxOutputBytes}
 }
 
 // lookPath finds argv0 on the command's PATH, as execvp would.

@@ -169,7 +169,8 @@ export class ProcessManager {
 
   execContext(): ExecContext {
     const { base } = this.confiner;
-    return { env: this.env, cwd: base, shell: this.opts.shell ?? SHELL, defaultTimeoutMs: this.opts.defaultTimeoutMs };
+    const { defaultTimeoutMs, maxOutputBytes } = this.opts;
+    return { env: this.env, cwd: base, shell: this.opts.shell ?? SHELL, defaultTimeoutMs, maxOutputBytes };
   }
 
   /** Starts a command; `argv` runs a program directly (the main process), else `bash -c command`.

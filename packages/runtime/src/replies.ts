@@ -55,6 +55,7 @@ export const ExecContextResponse = z.object({
   cwd: z.string().startsWith('/'),
   shell: z.array(z.string()).min(1),
   defaultTimeoutMs: z.number().int().nonnegative(),
+  maxOutputBytes: z.number().int().positive(),
 });
 export type ExecContextResponse = z.infer<typeof ExecContextResponse>;
 export interface UploadResponse {

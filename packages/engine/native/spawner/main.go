@@ -31,6 +31,8 @@ type request struct {
 	MaxBuffer int `json:"maxBuffer,omitempty"`
 	// Mount, instead of Argv: a mount made here by system calls (mount.go).
 	Mount *mountRequest `json:"mount,omitempty"`
+	// Detach, with Argv: a command that starts something and is not waited for (detach.go).
+	Detach *detachRequest `json:"detach,omitempty"`
 }
 
 type reply struct {
@@ -175,6 +177,8 @@ func main() {
 					defer inFlight.Done()
 					if req.Mount != nil {
 						answer(mount(req))
+					} else if req.Detach != nil {
+						answer(detach(req))
 					} else {
 						answer(run(req))
 					}

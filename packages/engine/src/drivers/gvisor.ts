@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { buildOciSpec } from '../oci-spec.ts';
 import { AGENT_MOUNT, type SandboxRuntimeSpec } from './runtime-spec.ts';
 import { SANDBOX_GID, SANDBOX_UID } from '../rootfs.ts';
-import { socketPair } from './socketpair.ts';
+import { listenOnce, socketPair } from './socketpair.ts';
 import { tailOf } from '../sandbox-log.ts';
 import { atTeardownWeight, lowerToTeardownWeight, outsideEngineCgroup } from '../engine-cgroup.ts';
 import { unmountAll } from '../workspace.ts';
 import type { DriverHandle, DriverPaths, SandboxDriver, SandboxExit } from './driver.ts';
-import { runCommand as run } from '../spawner.ts';
+import { detachCommand, runCommand as run } from '../spawner.ts';
 
 /** Run in the sandbox by attach: connects to the agent's abstract socket (AGENT_SOCKET_NAME in
  *  packages/runtime/src/server.ts) and relays it over its stdin/stdout (asb-spawn.c, --relay). */
@@ -174,12 +174,37 @@ export class GvisorDriver implements SandboxDriver {
   async execLane(containerId: string, paths: DriverPaths): Promise<Socket> {
     const pidFile = join(paths.dir, 'exec-lane.pid');
     rmSync(pidFile, { force: true });
-    const [mine, theirs] = await socketPair(join(paths.dir, 'exec-lane.sock'));
-    const log = openSync(paths.logFile, 'a', 0o600);
     const { user, limits } = laneProcess(paths);
     const argv = [...this.flags(), 'exec', '--user', user, '--pid-file', pidFile, containerId, ...EXEC_LANE_ARGV];
     if (limits) argv.push(limits);
-    const exec = spawn(...lowPriority(this.runsc, argv), { stdio: [theirs, theirs, log], detached: true });
+    const [file, args] = lowPriority(this.runsc, argv);
+    const sockPath = join(paths.dir, 'exec-lane.sock');
+    const listener = await listenOnce(sockPath);
+    try {
+      // Through asb-spawner, off the event loop: node's spawn blocks it until the child has
+      // exec'd, once ~300 ms on a machine loaded by sandboxes printing without end.
+      const started = await detachCommand([file, ...args], {
+        socket: sockPath,
+        log: paths.logFile,
+        until: pidFile,
+        timeoutMs: LANE_START_TIMEOUT_MS,
+      }).catch((err: Error) => {
+        void listener.accepted.then((s) => s.destroy()); // connected to a lane that is not
+        throw new Error(`runsc exec of the exec lane: ${err.message.split('\n').at(-1)} (see ${paths.logFile})`);
+      });
+      if (started) return await listener.accepted;
+    } finally {
+      listener.close();
+      rmSync(pidFile, { force: true });
+    }
+    return this.execLaneByNode(file, args, paths, pidFile);
+  }
+
+  /** execLane where there is no asb-spawner: node starts the `runsc exec` and kills it. */
+  private async execLaneByNode(file: string, args: string[], paths: DriverPaths, pidFile: string): Promise<Socket> {
+    const [mine, theirs] = await socketPair(join(paths.dir, 'exec-lane.sock'));
+    const log = openSync(paths.logFile, 'a', 0o600);
+    const exec = spawn(file, args, { stdio: [theirs, theirs, log], detached: true });
     theirs.destroy();
     closeSync(log);
     exec.unref();

@@ -24,3 +24,22 @@ export async function socketPair(path: string): Promise<[mine: net.Socket, their
     rmSync(path, { force: true });
   }
 }
+
+/** A Unix socket listening at `path` for one connection (another process's end of a pair):
+ *  `accepted` is ours; close() stops listening and removes the path. */
+export async function listenOnce(path: string): Promise<{ accepted: Promise<net.Socket>; close(): void }> {
+  rmSync(path, { force: true });
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, resolve);
+  });
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  return {
+    accepted,
+    close() {
+      server.close();
+      rmSync(path, { force: true });
+    },
+  };
+}

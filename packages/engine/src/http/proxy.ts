@@ -3,7 +3,7 @@
 // client speaks to the local engine and to a Kubernetes router alike.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { EXEC_LANE_MAX_BODY } from '../workloads/exec-lane.ts';
+import { EXEC_LANE_MAX_BODY, type ExecLane } from '../workloads/exec-lane.ts';
 import type { LocalWorkloads } from '../workloads.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 
@@ -20,6 +20,12 @@ export function routerError(res: ServerResponse, err: EngineError): void {
   res.writeHead(err.status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(statusBody(err.reason, err.message, err.causes)));
 }
+
+/** What the exec lane serves: streamed commands, and upstream's buffered /execute. */
+const LANE_ROUTES: Record<string, (lane: ExecLane, body: Buffer, res: ServerResponse) => boolean> = {
+  '/v1/exec': (lane, body, res) => lane.serve(body, res),
+  '/execute': (lane, body, res) => lane.serveExecute(body, res),
+};
 
 /** A request's body (its length already bounded by the caller's check of content-length). */
 async function readWhole(req: IncomingMessage): Promise<Buffer> {
@@ -82,13 +88,15 @@ export async function proxyToSandbox(
     }
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
     let body: Readable | Buffer | undefined = hasBody ? req : undefined;
-    // A foreground command goes through the sandbox's exec lane when it has one (exec-lane.ts),
-    // its body read whole to decide; what the lane does not take goes to the agent with it.
-    if (req.method === 'POST' && req.url === '/v1/exec' && declared > 0 && declared <= EXEC_LANE_MAX_BODY) {
+    // A foreground command (/v1/exec, upstream's /execute) goes through the sandbox's exec lane
+    // when it has one (exec-lane.ts), its body read whole to decide; what the lane does not take
+    // goes to the agent with it.
+    const laneRoute = req.method === 'POST' ? LANE_ROUTES[req.url ?? ''] : undefined;
+    if (laneRoute && declared > 0 && declared <= EXEC_LANE_MAX_BODY) {
       const lane = sandboxes.execLaneOf(namespace, id);
       if (lane) {
         body = await readWhole(req);
-        if (lane.serve(body, res)) return;
+        if (laneRoute(lane, body, res)) return;
       }
     }
     const upstream = await agent.request(req.method ?? 'GET', req.url ?? '/', headers, body);

@@ -87,6 +87,13 @@ export class AgentConnections {
    */
   execLane(w: Workload): ExecLane | undefined {
     if (w.execLane?.alive) return w.execLane;
+    if (w.execLane?.lostUnasked) {
+      // Killed from inside, or ended as hostile: a new one, but each time later (1 s, 2 s, ...
+      // up to a minute), so that a sandbox cannot make the engine exec lanes into it without end.
+      w.execLaneLosses = (w.execLaneLosses ?? 0) + 1;
+      w.execLaneRetryAt = Date.now() + Math.min(LANE_RETRY_MS, 1000 * 2 ** (w.execLaneLosses - 1));
+      w.execLane = undefined;
+    }
     void this.openExecLane(w);
     return undefined;
   }

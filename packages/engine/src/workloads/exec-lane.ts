@@ -13,13 +13,16 @@
 // the sandbox; a body it cannot read whole) goes to the agent as before.
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ExecRequest } from '@asb/runtime/schemas';
+import { ExecRequest, ExecuteRequest } from '@asb/runtime/schemas';
 import type { ExecContextResponse } from '@asb/runtime/replies';
 import { ProcessManager } from '@asb/runtime/processes';
 import { ZygoteSpawner } from '@asb/runtime/spawner';
 
 /** Request bodies up to this size are read here to decide; larger ones stream to the agent. */
 export const EXEC_LANE_MAX_BODY = 64 * 1024;
+/** Output held for one slow client beyond this is not asb-spawn's (it stops reading a command's
+ *  pipes when asked, so a few frames in flight at most): the lane is taken for hostile and ended. */
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
 export class ExecLane {
   private readonly spawner: ZygoteSpawner;
@@ -27,6 +30,8 @@ export class ExecLane {
   /** Responses under way: cut, not completed with a made-up exit, when the lane is lost. */
   private readonly inFlight = new Set<ServerResponse>();
   private lost = false;
+  /** The engine ended it (close()), rather than losing it. */
+  private closedHere = false;
 
   constructor(
     private readonly socket: Socket,
@@ -50,7 +55,12 @@ export class ExecLane {
     };
     this.procs = new ProcessManager(
       confiner,
-      { defaultTimeoutMs: context.defaultTimeoutMs, maxOutputBytes: 0, replayBytes: 0, shell: context.shell },
+      {
+        defaultTimeoutMs: context.defaultTimeoutMs,
+        maxOutputBytes: context.maxOutputBytes,
+        replayBytes: 0,
+        shell: context.shell,
+      },
       this.spawner,
       context.env,
     );
@@ -58,6 +68,11 @@ export class ExecLane {
 
   get alive(): boolean {
     return !this.lost && this.spawner.alive && !this.socket.destroyed;
+  }
+
+  /** Gone without the engine ending it: killed inside, or ended as hostile. */
+  get lostUnasked(): boolean {
+    return !this.alive && !this.closedHere;
   }
 
   /** Runs `true` (or fails to find it, which answers as well): resolves once asb-spawn has answered,
@@ -104,6 +119,11 @@ export class ExecLane {
     const unsubscribe = proc.subscribe((ev) => {
       if (ended) return;
       const more = res.write(`${JSON.stringify(ev)}\n`);
+      if (res.writableLength > MAX_HELD_BYTES) {
+        // Output past a pause it was asked for: not asb-spawn speaking. Its commands are cut.
+        this.socket.destroy();
+        return;
+      }
       if (ev.type === 'exit') {
         ended = true;
         res.end();
@@ -130,12 +150,41 @@ export class ExecLane {
   }
 
   /**
+   * Serves upstream's POST /execute with `body` (read whole) as the agent would: the command run
+   * to its end, its output buffered up to the agent's limit, one JSON answer. Returns false as
+   * serve() does. A lane lost meanwhile cuts the answer (the spawner's loss would read as 127).
+   */
+  serveExecute(body: Buffer, res: ServerResponse): boolean {
+    if (!this.alive) return false;
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return false;
+    }
+    const parsed = ExecuteRequest.safeParse(json);
+    if (!parsed.success || parsed.data.cwd !== undefined) return false;
+    const { timeout, ...req } = parsed.data;
+    this.inFlight.add(res);
+    res.once('close', () => this.inFlight.delete(res));
+    void this.procs
+      .runBuffered({ ...req, timeoutMs: timeout !== undefined ? Math.round(timeout * 1000) : undefined })
+      .then((result) => {
+        if (this.lost || res.destroyed) return;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(result));
+      });
+    return true;
+  }
+
+  /**
    * Ends the lane: asb-spawn exits at its stdin's end (commands it started run on, under PID 1).
    * Resolves once it has (gVisor closes its end of the socket then), or after `ms` regardless: a
    * checkpoint must not find the lane's host socket in the sandbox.
    */
   close(ms = 2_000): Promise<void> {
     this.lost = true;
+    this.closedHere = true;
     if (this.socket.destroyed) return Promise.resolve();
     const ended = new Promise<void>((resolve) => {
       const timer = setTimeout(() => this.socket.destroy(), ms);

@@ -48,8 +48,10 @@ export interface Workload {
   /** The engine's lane for foreground commands (exec-lane.ts), once open; and its opening. */
   execLane?: ExecLane;
   execLaneOpening?: Promise<void>;
-  /** After a lane failed to open: not tried again before this time (ms since the epoch). */
+  /** After a lane failed to open or was lost: not tried again before this time (ms since the epoch). */
   execLaneRetryAt?: number;
+  /** Lanes lost without the engine ending them (each makes the next wait longer). */
+  execLaneLosses?: number;
   /** When the agent connection was last replaced: a sandbox whose connection keeps dropping fails. */
   reconnects?: number[];
 }
