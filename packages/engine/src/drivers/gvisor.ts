@@ -1,7 +1,7 @@
 // gVisor driver: one `runsc run` per sandbox, from an OCI bundle the engine writes, with its own
 // --root (state directory) and no network device but loopback. A sandbox outlives the engine; a
 // new engine reaches its agent again with a relay exec'd into it (attach).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { mkdirSync, writeFileSync, openSync, closeSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -142,21 +142,11 @@ export class GvisorDriver implements SandboxDriver {
 
   /** A new connection to the agent of a running sandbox, through a relay exec'd into it. */
   private async relay(containerId: string, paths: DriverPaths): Promise<Socket> {
-    const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
-    const log = openSync(paths.logFile, 'a', 0o600);
-    // Detached like `runsc run`: a signal to the engine's process group (Ctrl-C) is not the relay's.
     // The relay ends when this connection closes (the EOF goes through to the agent, which closes
     // its side), or with the sandbox: destroy's `kill --all` ends it with every other process in
     // there, and `runsc exec` then returns.
     const argv = [...this.flags(), 'exec', '--user', `${SANDBOX_UID}:${SANDBOX_GID}`, containerId, ...RELAY_ARGV];
-    const relay = spawn(...lowPriority(this.runsc, argv), {
-      stdio: [theirs, theirs, log],
-      detached: true,
-    });
-    theirs.destroy();
-    closeSync(log);
-    relay.unref();
-    relay.once('error', () => mine.destroy()); // runsc could not be run: the connection is over
+    const { mine, child: relay } = await spawnOnSocket(lowPriority(this.runsc, argv), paths, 'agent.sock');
     const ended = new Promise<void>((resolve) => relay.once('close', () => resolve()));
     const live = this.relays.get(containerId) ?? new Set();
     this.relays.set(containerId, live.add(ended));
@@ -202,14 +192,8 @@ export class GvisorDriver implements SandboxDriver {
 
   /** execLane where there is no asb-spawner: node starts the `runsc exec` and kills it. */
   private async execLaneByNode(file: string, args: string[], paths: DriverPaths, pidFile: string): Promise<Socket> {
-    const [mine, theirs] = await socketPair(join(paths.dir, 'exec-lane.sock'));
-    const log = openSync(paths.logFile, 'a', 0o600);
-    const exec = spawn(file, args, { stdio: [theirs, theirs, log], detached: true });
-    theirs.destroy();
-    closeSync(log);
-    exec.unref();
+    const { mine, child: exec } = await spawnOnSocket([file, args], paths, 'exec-lane.sock');
     const exited = new Promise<void>((resolve) => exec.once('close', () => resolve()));
-    exec.once('error', () => mine.destroy());
     try {
       for (let waited = 0; ; waited += 5) {
         if (existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()) break;
@@ -464,6 +448,26 @@ function lowPriority(command: string, args: string[]): [string, string[]] {
 }
 
 /** The OCI bundle of a sandbox (its config.json), for `runsc run` and `runsc restore` alike. */
+/**
+ * Starts `file args` with a new socketpair (made at paths.dir/sockName) as its stdin and stdout
+ * and the sandbox's log as its stderr; returns our end. Detached like `runsc run`: a signal to the
+ * engine's process group (Ctrl-C) is not its. A command that cannot be run ends the connection.
+ */
+async function spawnOnSocket(
+  [file, args]: [string, string[]],
+  paths: DriverPaths,
+  sockName: string,
+): Promise<{ mine: Socket; child: ChildProcess }> {
+  const [mine, theirs] = await socketPair(join(paths.dir, sockName));
+  const log = openSync(paths.logFile, 'a', 0o600);
+  const child = spawn(file, args, { stdio: [theirs, theirs, log], detached: true });
+  theirs.destroy();
+  closeSync(log);
+  child.unref();
+  child.once('error', () => mine.destroy());
+  return { mine, child };
+}
+
 /**
  * What the exec lane must be given of the sandbox's init process (its spec, in the bundle), which
  * a process `runsc exec` starts does not get by itself: its user (`uid:gid`; gVisor 20221219 runs

@@ -3,6 +3,7 @@
 // client speaks to the local engine and to a Kubernetes router alike.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { readCappedBody } from '@asb/http-guard';
 import { EXEC_LANE_MAX_BODY, type ExecLane } from '../workloads/exec-lane.ts';
 import type { LocalWorkloads } from '../workloads.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
@@ -26,13 +27,6 @@ const LANE_ROUTES: Record<string, (lane: ExecLane, body: Buffer, res: ServerResp
   '/v1/exec': (lane, body, res) => lane.serve(body, res),
   '/execute': (lane, body, res) => lane.serveExecute(body, res),
 };
-
-/** A request's body (its length already bounded by the caller's check of content-length). */
-async function readWhole(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** decodeURIComponent's rule: every % starts an escape, and the escapes spell UTF-8. */
 function isValidUriEncoding(path: string): boolean {
@@ -95,7 +89,7 @@ export async function proxyToSandbox(
     if (laneRoute && declared > 0 && declared <= EXEC_LANE_MAX_BODY) {
       const lane = sandboxes.execLaneOf(namespace, id);
       if (lane) {
-        body = await readWhole(req);
+        body = await readCappedBody(req, EXEC_LANE_MAX_BODY);
         if (laneRoute(lane, body, res)) return;
       }
     }

@@ -92,6 +92,23 @@ export class ExecLane {
     });
   }
 
+  /** The request in `body` when the lane is up and can run it exactly as the agent would: JSON,
+   *  valid for `schema`, and without a cwd (the agent resolves that inside the sandbox). */
+  private requestIn<T extends { cwd?: string }>(
+    body: Buffer,
+    schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } },
+  ): T | undefined {
+    if (!this.alive) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const parsed = schema.safeParse(json);
+    return parsed.success && parsed.data.cwd === undefined ? parsed.data : undefined;
+  }
+
   /**
    * Serves POST /v1/exec with `body` (the request's, read whole), as the agent would answer it,
    * and returns true; or returns false, having done nothing, when the agent must answer it (the
@@ -99,16 +116,9 @@ export class ExecLane {
    * valid, or with a cwd).
    */
   serve(body: Buffer, res: ServerResponse): boolean {
-    if (!this.alive) return false;
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      return false;
-    }
-    const parsed = ExecRequest.safeParse(json);
-    if (!parsed.success || parsed.data.cwd !== undefined) return false;
-    const proc = this.procs.spawn(parsed.data);
+    const req = this.requestIn(body, ExecRequest);
+    if (!req) return false;
+    const proc = this.procs.spawn(req);
     this.inFlight.add(res);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     res.flushHeaders();
@@ -155,16 +165,9 @@ export class ExecLane {
    * serve() does. A lane lost meanwhile cuts the answer (the spawner's loss would read as 127).
    */
   serveExecute(body: Buffer, res: ServerResponse): boolean {
-    if (!this.alive) return false;
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch {
-      return false;
-    }
-    const parsed = ExecuteRequest.safeParse(json);
-    if (!parsed.success || parsed.data.cwd !== undefined) return false;
-    const { timeout, ...req } = parsed.data;
+    const parsed = this.requestIn(body, ExecuteRequest);
+    if (!parsed) return false;
+    const { timeout, ...req } = parsed;
     this.inFlight.add(res);
     res.once('close', () => this.inFlight.delete(res));
     void this.procs
