@@ -2,7 +2,7 @@
 // and the real gVisor driver (or bubblewrap): in-process (startTestEngine), or as its own OS
 // process (startEngineProcess), the daemon users run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -122,6 +122,10 @@ export interface EngineProcess {
   peakRssBytes(): number;
   /** Its /metrics, as Prometheus text. */
   metrics(): Promise<string>;
+  /** With `heapSnapshots`: the JS heap and external memory it holds right after a full collection
+   *  (a heap snapshot, which SIGUSR2 asks for, collects first), in bytes. Unlike its RSS, this does
+   *  not depend on when V8 chooses to collect or to give pages back. */
+  heldBytes(): Promise<number>;
   /** Its worst event-loop delay since the last scrape (prom-client resets the histogram), in ms. */
   eventLoopMaxMs(): Promise<number>;
   /** Sends the engine `signal` (SIGKILL: a crash, nothing released) and resolves once it is gone. */
@@ -152,9 +156,10 @@ function running(pid: number): boolean {
  */
 export async function startEngineProcess(
   env: Record<string, string> = {},
-  opts: { home?: string } = {},
+  opts: { home?: string; heapSnapshots?: boolean } = {},
 ): Promise<EngineProcess> {
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-engine-'));
+  const snapshots = join(home, 'heap-snapshots');
   const fullEnv = { ...process.env, ASB_HOME: home, ASB_ENGINE_PORT: '0', ASB_LOG_LEVEL: 'warn', ...env };
   const asb = (...args: string[]) =>
     spawnSync(process.execPath, [ASB, ...args], {
@@ -166,6 +171,7 @@ export async function startEngineProcess(
   // ASB_TEST_ENGINE_NODE_ARGS: node flags for the daemon only (it re-runs the CLI's own flags),
   // such as `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where its time goes.
   const nodeArgs = process.env.ASB_TEST_ENGINE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  if (opts.heapSnapshots) nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshots}`);
   const started = spawnSync(process.execPath, [...nodeArgs, ASB, 'engine', 'start', '-o', 'json'], {
     env: fullEnv,
     encoding: 'utf8',
@@ -195,6 +201,32 @@ export async function startEngineProcess(
     rssBytes: () => statusField(state.pid, 'VmRSS'),
     peakRssBytes: () => statusField(state.pid, 'VmHWM'),
     metrics,
+    async heldBytes() {
+      if (!opts.heapSnapshots) throw new Error('heldBytes() needs startEngineProcess(…, { heapSnapshots: true })');
+      mkdirSync(snapshots, { recursive: true });
+      process.kill(state.pid, 'SIGUSR2');
+      // Node collects and takes the snapshot, then creates the file and writes it, all on the
+      // engine's main thread: once the file has stopped growing, the collection is over. (A scrape
+      // sent while the engine is blocked could outwait its headers timeout.)
+      let size = -1;
+      for (const until = Date.now() + 120_000; ;) {
+        if (Date.now() > until) throw new Error('the engine wrote no heap snapshot within two minutes');
+        await new Promise((r) => setTimeout(r, 500));
+        const [file] = readdirSync(snapshots);
+        if (!file) continue;
+        const now = statSync(join(snapshots, file)).size;
+        if (now > 0 && now === size) break;
+        size = now;
+      }
+      const text = await metrics();
+      rmSync(snapshots, { recursive: true, force: true });
+      const metric = (name: string) => {
+        const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+        if (!m) throw new Error(`the engine exports no ${name}`);
+        return Number(m[1]);
+      };
+      return metric('nodejs_heap_size_used_bytes') + metric('nodejs_external_memory_bytes');
+    },
     async eventLoopMaxMs() {
       const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await metrics());
       if (!m) throw new Error('the engine exports no nodejs_eventloop_lag_max_seconds');
