@@ -1,6 +1,7 @@
 // The engine's connection to a sandbox's agent: made when the sandbox starts (or is re-attached),
 // waited on until the agent answers, replaced when it drops while the sandbox lives on, and told
 // apart from the sandbox's own exit, which says why it failed.
+import pLimit from 'p-limit';
 import { ExecContextResponse, HealthResponse } from '@asb/runtime/replies';
 import { AgentClient } from '../agent-client.ts';
 import { EngineError } from '../errors.ts';
@@ -13,6 +14,10 @@ import { sandboxDir, type Workload, type WorkloadTable, type WorkloadsDeps } fro
 const LANE_PROBE_TIMEOUT_MS = 10_000;
 /** After a lane failed to open, commands go to the agent for this long before another try. */
 const LANE_RETRY_MS = 60_000;
+/** Lanes being opened at once, engine-wide. Each is a `runsc exec` (a Go process that talks to the
+ *  sandbox's sentry): 500 sandboxes' first commands at once started 500 of them, and 850 openings
+ *  timed out on two cores. Queued ones wait their turn; their commands go to the agent meanwhile. */
+const LANE_OPENS_AT_ONCE = 4;
 
 /** More lost agent connections than this within a minute mark a sandbox Failed. */
 const RECONNECTS_PER_MINUTE = 5;
@@ -20,6 +25,8 @@ const RECONNECTS_PER_MINUTE = 5;
 export type ConnectionDeps = Pick<WorkloadsDeps, 'config' | 'driver' | 'log' | 'metrics'> & { table: WorkloadTable };
 
 export class AgentConnections {
+  private readonly laneOpens = pLimit(LANE_OPENS_AT_ONCE);
+
   constructor(private readonly deps: ConnectionDeps) {}
 
   /** Connects to the agent, and watches the sandbox's exit. */
@@ -104,8 +111,9 @@ export class AgentConnections {
     if (w.execLane?.alive) return Promise.resolve();
     w.execLane = undefined;
     if (!w.execLaneOpening && Date.now() >= (w.execLaneRetryAt ?? 0)) {
-      w.execLaneOpening = this.tryOpenExecLane(w).finally(() => {
+      w.execLaneOpening = this.laneOpens(() => (w.execLaneDialing = this.tryOpenExecLane(w))).finally(() => {
         w.execLaneOpening = undefined;
+        w.execLaneDialing = undefined;
       });
     }
     return w.execLaneOpening ?? Promise.resolve();
@@ -133,7 +141,9 @@ export class AgentConnections {
       await lane?.close();
       w.execLaneRetryAt = Date.now() + LANE_RETRY_MS;
       const about = { sandbox: w.name, namespace: w.namespace, err: (err as Error).message };
-      log.warn(about, 'exec lane not opened; commands go through the agent');
+      // A sandbox stopped while its lane was being opened cut the opening short: nothing to warn of.
+      if (w.stopping || w.exit) log.debug(about, 'exec lane not opened: the sandbox stopped');
+      else log.warn(about, 'exec lane not opened; commands go through the agent');
     }
   }
 
@@ -144,7 +154,9 @@ export class AgentConnections {
    */
   async close(w: Workload): Promise<void> {
     w.agent?.close();
-    await w.execLaneOpening; // it closes what it opened, the sandbox being stopping
+    // One being opened closes what it opened, the sandbox being stopping; one still queued will
+    // open nothing, so it is not waited for.
+    await w.execLaneDialing;
     const lane = w.execLane;
     w.execLane = undefined;
     await lane?.close();

@@ -48,6 +48,8 @@ export interface Workload {
   /** The engine's lane for foreground commands (exec-lane.ts), once open; and its opening. */
   execLane?: ExecLane;
   execLaneOpening?: Promise<void>;
+  /** The part of the opening under way once its turn came (AgentConnections.laneOpens). */
+  execLaneDialing?: Promise<void>;
   /** After a lane failed to open or was lost: not tried again before this time (ms since the epoch). */
   execLaneRetryAt?: number;
   /** Lanes lost without the engine ending them (each makes the next wait longer). */
