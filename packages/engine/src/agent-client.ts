@@ -107,6 +107,34 @@ export class AgentClient {
   }
 
   /**
+   * A byte stream to a server on the sandbox's own loopback, `port` (the agent's tunnel: the
+   * sandbox has no network): writes go to the server, reads are what it sends. When the agent
+   * cannot connect, its answer's status and body instead.
+   */
+  async tunnel(
+    port: number,
+  ): Promise<{ ok: true; stream: http2.ClientHttp2Stream } | { ok: false; status: number; body: string }> {
+    if (this.closed) throw new AgentUnavailableError(this.closedReason ?? 'agent connection closed');
+    const stream = this.session.request(
+      { ':method': 'POST', ':path': `/v1/ports/${port}/tunnel` },
+      { endStream: false },
+    );
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      stream.once('response', resolve);
+      stream.once('error', (err: Error) => reject(new AgentUnavailableError(`sandbox agent tunnel: ${err.message}`)));
+      stream.once('close', () =>
+        reject(new AgentUnavailableError(this.closedReason ?? 'the sandbox agent closed the tunnel')),
+      );
+    });
+    const status = Number(headers[':status']);
+    if (status === 200) return { ok: true, stream };
+    const chunks: Buffer[] = [];
+    stream.end();
+    for await (const c of stream) chunks.push(c as Buffer);
+    return { ok: false, status, body: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  /**
    * A small JSON call made by the engine itself. A 2xx reply is parsed with `schema` (the
    * runtime's: the sandbox is the untrusted side), and one that does not match is an error that
    * says so; other replies are returned as they came, for their status.

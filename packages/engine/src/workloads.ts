@@ -75,6 +75,13 @@ export class LocalWorkloads implements Workloads {
     return w.agent;
   }
 
+  /** The ports a sandbox's containers declare (`ports[].containerPort`): those, and no others, the
+   *  engine reaches inside it for a client (an exposed port, through the agent's tunnel). */
+  declaredPorts(namespace: string, name: string): number[] {
+    const sb = this.deps.store.getSync('Sandbox', namespace, name);
+    return (sb?.spec.podTemplate.spec.containers ?? []).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort));
+  }
+
   /** The exec lane of a running sandbox, when open (see AgentConnections.execLane). */
   execLaneOf(namespace: string, name: string): ExecLane | undefined {
     const w = this.table.get(namespace, name);

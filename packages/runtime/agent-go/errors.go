@@ -19,6 +19,7 @@ var statusOf = map[string]int{
 	"PayloadTooLarge":     413,
 	"Invalid":             422,
 	"Internal":            500,
+	"BadGateway":          502,
 	"InsufficientStorage": 507,
 }
 

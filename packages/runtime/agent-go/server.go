@@ -220,6 +220,10 @@ func (a *Agent) route(w http.ResponseWriter, r *http.Request, method, path strin
 		}
 	case hasPrefixRoute(path, "/v1/stat/") && method == "GET":
 		return answerAt(w, r, "/v1/stat/", func(p string) (any, error) { return a.files.Stat(p) })
+	case strings.HasPrefix(path, "/v1/ports/") && method == "POST":
+		if m := tunnelRoute.FindStringSubmatch(path); m != nil {
+			return a.tunnel(w, r, m[1])
+		}
 	case hasPrefixRoute(path, "/v1/mkdir/") && method == "POST":
 		return statusAt(w, r, "/v1/mkdir/", 201, a.files.Mkdir)
 	}

@@ -3,6 +3,7 @@
 // socketpair and HTTP/1.1 on a TCP port (server.ts).
 import { Hono, type Context } from 'hono';
 import { getPath as honoGetPath } from 'hono/utils/url';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { AgentError, toAgentError } from './errors.ts';
@@ -145,6 +146,34 @@ export function agentApp(procs: ProcessManager, files: FileService): Hono {
         proc.kill('SIGKILL');
         proc.resume();
       },
+    });
+  });
+  // An exposed port: a byte stream to a server on the sandbox's own loopback (ports.go's twin).
+  app.post('/v1/ports/:port/tunnel', async (c) => {
+    const text = c.req.param('port');
+    const port = Number(text);
+    if (!/^\d{1,5}$/.test(text) || port < 1 || port > 65535)
+      throw new AgentError('Invalid', `port ${text} is not a TCP port (1-65535)`);
+    const conn = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => resolve(s));
+      s.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new AgentError(
+            'BadGateway',
+            err.code === 'ECONNREFUSED'
+              ? `nothing listens on port ${port} in the sandbox`
+              : `port ${port} in the sandbox: ${err.message}`,
+          ),
+        ),
+      );
+    });
+    conn.on('error', () => conn.destroy());
+    const body = c.req.raw.body;
+    if (body) Readable.fromWeb(body).pipe(conn);
+    else conn.end();
+    return new Response(Readable.toWeb(conn) as ReadableStream, {
+      headers: { 'content-type': 'application/octet-stream' },
     });
   });
   app.get('/v1/exec-context', (c) => c.json(procs.execContext()));

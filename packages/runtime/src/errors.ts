@@ -13,6 +13,7 @@ export type Reason = Extract<
   | 'Conflict'
   | 'InsufficientStorage'
   | 'Internal'
+  | 'BadGateway'
 >;
 
 export { STATUS_OF };

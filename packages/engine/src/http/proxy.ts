@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { readCappedBody } from '@asb/http-guard';
 import { EXEC_LANE_MAX_BODY, type ExecLane } from '../workloads/exec-lane.ts';
 import type { LocalWorkloads } from '../workloads.ts';
+import { proxyToPort } from './port-proxy.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 
 export const MAX_UPLOAD_BYTES_DEFAULT = 256 * 1024 * 1024;
@@ -52,14 +53,11 @@ export async function proxyToSandbox(
     const port = req.headers['x-sandbox-port'];
     if (port !== undefined && (!/^\d{1,5}$/.test(String(port)) || Number(port) < 1 || Number(port) > 65535))
       throw new EngineError('BadRequest', 'Invalid port format.');
-    // The runtime API is the sandbox's port 8888, as on Kubernetes; nothing else in a local
-    // sandbox is reachable (it has no network). Upstream's router answers a port nothing
-    // listens on with 502 and this sentence.
+    // The runtime API is the sandbox's port 8888, as on Kubernetes; any other port the sandbox
+    // declares is its own server's, reached through the agent's tunnel (port-proxy.ts).
     if (port !== undefined && Number(port) !== RUNTIME_PORT) {
-      throw new EngineError(
-        'BadGateway',
-        `Could not connect to the backend sandbox: ${id} (port ${Number(port)}: a local sandbox is reachable only on its runtime API, port ${RUNTIME_PORT})`,
-      );
+      await proxyToPort(req, res, sandboxes, namespace, id, Number(port));
+      return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > maxUploadBytes) {

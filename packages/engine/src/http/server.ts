@@ -9,6 +9,7 @@
 // are closed as accepted). A request refused before its body was read (401, 413, 503, 408)
 // closes its connection, so the engine reads nothing more of it.
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -28,8 +29,9 @@ import {
 } from '@asb/http-guard';
 import type { LocalWorkloads } from '../workloads.ts';
 import type { EngineConfig } from '../config.ts';
-import { EngineError, statusBody } from '../errors.ts';
-import { proxyToSandbox } from './proxy.ts';
+import { EngineError, statusBody, toEngineError } from '../errors.ts';
+import { proxyToSandbox, RUNTIME_PORT } from './proxy.ts';
+import { upgradeToPort } from './port-proxy.ts';
 
 export interface ServerOptions {
   token: string;
@@ -146,6 +148,28 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
       return;
     }
     void serveApi(req, res);
+  });
+  // Upgrades (WebSockets) are for a sandbox's own servers (an exposed port); the runtime API has none.
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuseUpgrade = (err: EngineError) => {
+      const body = JSON.stringify(statusBody(err.reason, err.message));
+      socket.end(
+        `HTTP/1.1 ${err.status} ${http.STATUS_CODES[err.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    socket.on('error', () => socket.destroy());
+    if (!authorized(req.headers.authorization, opts.token))
+      return refuseUpgrade(new EngineError('Unauthorized', 'missing or wrong bearer token'));
+    const id = String(req.headers['x-sandbox-id'] ?? '');
+    const namespace = String(req.headers['x-sandbox-namespace'] ?? 'default');
+    const port = Number(req.headers['x-sandbox-port'] ?? RUNTIME_PORT);
+    if (!id || !Number.isInteger(port) || port < 1 || port > 65535 || port === RUNTIME_PORT)
+      return refuseUpgrade(
+        new EngineError('BadRequest', 'an upgrade goes to a sandbox port: X-Sandbox-ID and X-Sandbox-Port (not 8888)'),
+      );
+    upgradeToPort(req, socket, head, sandboxes, namespace, id, port).catch((err: unknown) =>
+      refuseUpgrade(toEngineError(err)),
+    );
   });
   answerClientErrors(
     server,
