@@ -1,9 +1,14 @@
 // Exposed ports: a server listening inside a sandbox, on a port its template declares, is reached
 // from the host through the engine with upstream's router headers (X-Sandbox-ID, X-Sandbox-Port),
 // HTTP and WebSockets, though the sandbox has no network (the agent's tunnel to its loopback).
-// What must hold: the request and its body arrive as sent, without the engine's token; a port
-// not declared is not reached, whatever listens there; nothing listening is a clear 502; the
-// engine's token is still required.
+// And for a browser, a preview URL (http://<port>-<sandbox>.<namespace>.localhost:<engine port>/)
+// with a token for that port of that sandbox only. What must hold: the request and its body arrive
+// as sent, without the engine's token or the preview's; a port neither declared nor asked for is
+// not reached, whatever listens there; nothing listening is a clear 502; without a token, or with
+// another port's, nothing passes; the runtime API has no preview.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { join } from 'node:path';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -49,11 +54,43 @@ class H(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers['content-length']))
         self.send_response(201)
         self.send_header('x-seen', json.dumps(sorted(k.lower() for k in self.headers.keys())))
+        self.send_header('x-seen-cookie', self.headers.get('cookie', ''))
         self.send_header('content-length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 `;
+
+const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../bin/asb');
+
+/** A request to the engine as a browser sends it to a preview URL: the engine's address, the
+ *  preview host's name (*.localhost resolves to the loopback in browsers and curl). */
+function browse(
+  url: string,
+  opts: { method?: string; cookie?: string; body?: string } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: u.port,
+        method: opts.method ?? 'GET',
+        path: u.pathname + u.search,
+        headers: { host: u.host, ...(opts.cookie ? { cookie: opts.cookie } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
 
 describe('exposed ports', () => {
   let t: TestEngine;
@@ -155,5 +192,116 @@ spec:
     assert.equal(status, 401);
     // The runtime API is untouched.
     assert.equal((await sb.run('echo ok')).stdout, 'ok\n');
+  });
+
+  it('gives a preview URL for a port asked for, whose token opens that port of that sandbox only', async () => {
+    // 9090 was reached by nothing above; getUrl exposes it.
+    const url = await sb.getUrl(9090);
+    const u = new URL(url);
+    assert.equal(u.hostname, `9090-${sb.id}.default.localhost`);
+    const token = u.searchParams.get('asb_preview')!;
+    assert.ok(token.length >= 32, url);
+    // The token in the URL once: it becomes a cookie of that host, and the browser is sent on without it.
+    const first = await browse(`${u.origin}/hello?asb_preview=${token}`);
+    assert.equal(first.status, 303);
+    assert.equal(first.headers.location, '/hello');
+    const cookie = String(first.headers['set-cookie']).split(';')[0]!;
+    assert.equal(cookie, `asb_preview=${token}`);
+    const page = await browse(`${u.origin}/hello`, { cookie });
+    assert.equal(page.status, 200);
+    assert.equal(page.text, 'hello from port 9090');
+    // The sandbox's server sees its own cookies, never the preview's.
+    const echo = await browse(`${u.origin}/echo`, { method: 'POST', cookie: `theme=dark; ${cookie}`, body: 'x' });
+    assert.equal(echo.status, 201, echo.text);
+    assert.equal(echo.headers['x-seen-cookie'], 'theme=dark');
+    // Now exposed for the header protocol too.
+    assert.equal((await raw(t, '/hello', { headers: to(9090) })).text, 'hello from port 9090');
+    // A WebSocket through the preview host, with the cookie.
+    const ws = new WebSocket(`ws://127.0.0.1:${u.port}/ws`, { headers: { host: u.host, cookie } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send('preview');
+    assert.equal(
+      await new Promise<string>((resolve) => ws.once('message', (d: Buffer) => resolve(d.toString()))),
+      'PREVIEW',
+    );
+    ws.close();
+
+    // Refused: no token, a wrong one, this token for another port or another sandbox, the runtime API.
+    assert.equal((await browse(`${u.origin}/hello`)).status, 401);
+    assert.equal((await browse(`${u.origin}/hello`, { cookie: 'asb_preview=wrong' })).status, 401);
+    const port8080 = u.origin.replace('9090-', '8080-');
+    assert.equal((await browse(`${port8080}/hello`, { cookie })).status, 401);
+    assert.equal((await browse(`${port8080}/hello?asb_preview=${token}`)).status, 401);
+    const other = await Sandbox.create({ ...t.conn, template: 'web' });
+    assert.equal((await browse(`${u.origin.replace(sb.id, other.id)}/hello`, { cookie })).status, 401);
+    // From another sandbox, neither this one's server nor the engine (and its preview hosts) is reachable.
+    for (const port of [8080, Number(u.port)]) {
+      const dial = await other.run(`python3 -c "import socket; socket.create_connection(('127.0.0.1', ${port}), 2)"`);
+      assert.notEqual(dial.exitCode, 0, `another sandbox reached 127.0.0.1:${port}`);
+    }
+    await other.kill();
+    const runtimeApi = u.origin.replace('9090-', '8888-');
+    assert.equal((await browse(`${runtimeApi}/`, { cookie })).status, 401);
+    const wsRefused = new WebSocket(`ws://127.0.0.1:${u.port}/ws`, { headers: { host: port8080.slice(7), cookie } });
+    assert.equal(
+      await new Promise<number>((resolve) => {
+        wsRefused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        wsRefused.once('open', () => resolve(101));
+      }),
+      401,
+    );
+
+    // Listed, then taken back: neither way reaches it any more; a declared port stays.
+    assert.deepEqual(
+      (await sb.ports()).map((p) => p.port),
+      [8888, 8080, 8081, 9090],
+    );
+    await sb.unexposePort(9090);
+    assert.equal((await raw(t, '/hello', { headers: to(9090) })).status, 502);
+    assert.equal((await browse(`${u.origin}/hello`, { cookie })).status, 502);
+    await assert.rejects(sb.unexposePort(8080), /declared by its template/);
+  });
+
+  it('asb exec -d starts a server, asb url prints its preview URL, asb port lists and closes ports', async () => {
+    const env = { ...process.env, ASB_ENGINE_URL: t.engine.url, ASB_TOKEN: t.engine.bearerToken };
+    // Not spawnSync: the engine answering the CLI runs in this process.
+    const asb = (...args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [ASB, ...args], { env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (status) => resolve({ status, stdout, stderr }));
+      });
+    const started = await asb('exec', '-d', sb.id, '--', 'python3', '-m', 'http.server', '--bind', '127.0.0.1', '7070');
+    assert.equal(started.status, 0, started.stderr);
+    assert.match(started.stdout.trim(), /^\S+$/, 'asb exec -d prints the process id');
+    const url = await asb('url', sb.id, '7070');
+    assert.equal(url.status, 0, url.stderr);
+    const printed = url.stdout.trim();
+    assert.match(printed, new RegExp(`^http://7070-${sb.id}\\.default\\.localhost:\\d+/\\?asb_preview=`));
+    const cookie = String((await browse(printed)).headers['set-cookie']).split(';')[0]!;
+    let page = await browse(new URL(printed).origin + '/', { cookie });
+    for (let i = 0; i < 50 && page.status === 502; i++) {
+      await new Promise((r) => setTimeout(r, 100)); // the server still starting
+      page = await browse(new URL(printed).origin + '/', { cookie });
+    }
+    assert.equal(page.status, 200, page.text);
+    assert.match(page.text, /Directory listing/);
+    const list = await asb('port', sb.id, '-o', 'json');
+    assert.equal(list.status, 0, list.stderr);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as { items: Array<{ port: number }> }).items.map((p) => p.port),
+      [8888, 8080, 8081, 7070],
+    );
+    assert.equal((await asb('port', sb.id, '7070', '--close')).status, 0);
+    assert.equal((await raw(t, '/', { headers: to(7070) })).status, 502);
+    const bad = await asb('url', sb.id, '70000');
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /not a TCP port/);
   });
 });

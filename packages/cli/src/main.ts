@@ -19,6 +19,7 @@ import { deleteCommand } from './commands/delete.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { logsCommand } from './commands/logs.ts';
+import { portCommand, urlCommand } from './commands/ports.ts';
 import {
   imageBuildCommand,
   imageLsCommand,
@@ -79,6 +80,7 @@ program
   .option('--timeout <seconds>', 'kill the command after this many seconds')
   .option('-e, --env <NAME=VALUE>', 'environment variable (repeatable)', collect)
   .option('-w, --cwd <dir>', 'working directory inside the sandbox')
+  .option('-d, --detach', 'start it as a background process (asb logs ID -p PID follows it); prints its id')
   .argument('<id>')
   .argument('<cmd...>')
   .action((id: string, argv: string[], flags) => exit(execCommand(ctx(), id, argv, flags)));
@@ -156,6 +158,19 @@ program
   .description("back to the template's clean state in place: processes end, workspace and /tmp emptied")
   .argument('<id>')
   .action((id: string) => exit(resetCommand(ctx(), id)));
+program
+  .command('url')
+  .description('a URL a browser opens to reach PORT inside the sandbox (exposes the port; the URL holds its token)')
+  .argument('<id>')
+  .argument('<port>')
+  .action((id: string, port: string) => exit(urlCommand(ctx(), id, port)));
+program
+  .command('port')
+  .description("a sandbox's exposed ports; with PORT, expose it (--close: take it back)")
+  .argument('<id>')
+  .argument('[port]')
+  .option('--close', 'take the port back (a port its template declares stays)')
+  .action((id: string, port: string | undefined, flags) => exit(portCommand(ctx(), id, port, flags)));
 const snapshot = program.command('snapshot').description('memory snapshots of sandboxes (local engine, gVisor)');
 snapshot
   .command('ls')

@@ -241,12 +241,17 @@ export class Engine {
         await this.sandboxes.consumeRestoreAnnotation(sb.metadata.namespace, sb.metadata.name!).catch(() => undefined);
       }
     }
-    const api = apiApp(this.store, this.sandboxes, {
-      version: ENGINE_VERSION,
-      driver: driver.name,
-      isolation: driver.isolation,
-      runtime,
-    });
+    const api = apiApp(
+      this.store,
+      this.sandboxes,
+      {
+        version: ENGINE_VERSION,
+        driver: driver.name,
+        isolation: driver.isolation,
+        runtime,
+      },
+      this.token,
+    );
     const maxUploadBytes = Number(process.env.ASB_MAX_UPLOAD_BYTES ?? MAX_UPLOAD_BYTES_DEFAULT);
     this.server = createEngineServer(api, this.workloads, {
       token: this.token,

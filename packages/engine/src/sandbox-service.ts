@@ -2,6 +2,7 @@
 // objects: create makes a SandboxClaim (so a warm pool serves it when there is one) and waits
 // until the claim is Ready; kill deletes the claim (and so its Sandbox), or the Sandbox itself
 // when no claim owns it.
+import { ANNOTATION_EXPOSED_PORTS, RUNTIME_PORT, exposedPorts, isPort, requestedPorts } from './exposed-ports.ts';
 import { randomBytes } from 'node:crypto';
 import {
   ANNOTATION_SANDBOX_TEMPLATE_REF,
@@ -444,6 +445,42 @@ export class SandboxService {
       : undefined;
     const n = Number(value);
     return value !== undefined && Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_SNAPSHOTS;
+  }
+
+  /** Exposes `port` of the sandbox to the engine's clients (X-Sandbox-Port, a preview URL):
+   *  recorded on the Sandbox, so that it holds across restarts of the engine. */
+  async exposePort(namespace: string, name: string, port: number): Promise<Sandbox> {
+    if (!isPort(port) || port === RUNTIME_PORT)
+      throw new EngineError(
+        'Invalid',
+        `port ${port} cannot be exposed: a TCP port (1-65535) other than the runtime API's ${RUNTIME_PORT}`,
+      );
+    await this.mutate(namespace, name, (s) => {
+      if (exposedPorts(s).includes(port)) return false;
+      const ports = [...requestedPorts(s), port].sort((a, b) => a - b);
+      s.metadata.annotations = { ...s.metadata.annotations, [ANNOTATION_EXPOSED_PORTS]: ports.join(',') };
+    });
+    return this.get(namespace, name);
+  }
+
+  /** Takes back a port exposed through the API (one its template declares stays). */
+  async unexposePort(namespace: string, name: string, port: number): Promise<void> {
+    const sb = this.get(namespace, name);
+    if (!requestedPorts(sb).includes(port)) {
+      if (exposedPorts(sb).includes(port))
+        throw new EngineError(
+          'Conflict',
+          `port ${port} of sandbox "${name}" is declared by its template: it stays exposed`,
+        );
+      throw new EngineError('NotFound', `port ${port} of sandbox "${name}" is not exposed`);
+    }
+    await this.mutate(namespace, name, (s) => {
+      const ports = requestedPorts(s).filter((p) => p !== port);
+      const ann = { ...s.metadata.annotations };
+      if (ports.length) ann[ANNOTATION_EXPOSED_PORTS] = ports.join(',');
+      else delete ann[ANNOTATION_EXPOSED_PORTS];
+      s.metadata.annotations = ann;
+    });
   }
 
   /** Read, change, write, retried on a conflict; `fn` returns false for "no change". */

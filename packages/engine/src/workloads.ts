@@ -75,11 +75,9 @@ export class LocalWorkloads implements Workloads {
     return w.agent;
   }
 
-  /** The ports a sandbox's containers declare (`ports[].containerPort`): those, and no others, the
-   *  engine reaches inside it for a client (an exposed port, through the agent's tunnel). */
-  declaredPorts(namespace: string, name: string): number[] {
-    const sb = this.deps.store.getSync('Sandbox', namespace, name);
-    return (sb?.spec.podTemplate.spec.containers ?? []).flatMap((c) => (c.ports ?? []).map((p) => p.containerPort));
+  /** The stored Sandbox: what the proxy checks a request for one of its ports against. */
+  sandboxObject(namespace: string, name: string): Sandbox | undefined {
+    return this.deps.store.getSync('Sandbox', namespace, name);
   }
 
   /** The exec lane of a running sandbox, when open (see AgentConnections.execLane). */

@@ -58,8 +58,23 @@ export interface SandboxControl {
   kill(): Promise<void>;
   /** Lets go of the sandbox without deleting it (a port-forward, kept-alive connections). */
   close(): Promise<void>;
+  /** Exposes a port of the sandbox and says how to reach it (the local engine). */
+  exposePort?(port: number): Promise<ExposedPort>;
+  /** Takes back a port exposed with exposePort. */
+  unexposePort?(port: number): Promise<void>;
+  /** Its exposed ports: those its template declares and those exposed since. */
+  ports?(): Promise<ExposedPort[]>;
   /** Where its snapshots are, when not at `conn` (the engine's API). */
   readonly snapshots?: SnapshotStore;
+}
+
+/** A port of a sandbox reached from outside it. */
+export interface ExposedPort {
+  port: number;
+  /** Through the engine, with its token: upstream's router headers (X-Sandbox-ID, -Port). */
+  headers: Record<string, string>;
+  /** For a browser: opens this port only, its preview token in it (not for the runtime API). */
+  url?: string;
 }
 
 /** One sandbox as a connector hands it over. */

@@ -3,7 +3,14 @@
 import { DEFAULT_TEMPLATE, type SandboxInfo } from '@asb/api';
 import { callJson, call, resolveConnection, type ConnectionOpts, type ResolvedConnection } from './connection.ts';
 import { NotFoundError } from './errors.ts';
-import type { Connector, SandboxConnectOpts, SandboxControl, SandboxCreateOpts, SandboxHandle } from './connector.ts';
+import type {
+  Connector,
+  ExposedPort,
+  SandboxConnectOpts,
+  SandboxControl,
+  SandboxCreateOpts,
+  SandboxHandle,
+} from './connector.ts';
 import type { ResumeResult, SuspendResult } from './snapshots.ts';
 
 /** The local engine's HTTP API. */
@@ -36,6 +43,19 @@ class EngineControl implements SandboxControl {
   reset(): Promise<SandboxInfo> {
     const what = `reset sandbox "${this.id}"`;
     return callJson<SandboxInfo>(this.conn, `${this.path}/reset`, what, { json: {}, timeoutMs: 180_000 });
+  }
+  exposePort(port: number): Promise<ExposedPort> {
+    const what = `expose port ${port} of sandbox "${this.id}"`;
+    return callJson<ExposedPort>(this.conn, `${this.path}/ports/${port}`, what, { method: 'POST' });
+  }
+  async ports(): Promise<ExposedPort[]> {
+    const what = `list the ports of sandbox "${this.id}"`;
+    return (await callJson<{ items: ExposedPort[] }>(this.conn, `${this.path}/ports`, what)).items;
+  }
+  async unexposePort(port: number): Promise<void> {
+    await call(this.conn, `${this.path}/ports/${port}`, `close port ${port} of sandbox "${this.id}"`, {
+      method: 'DELETE',
+    });
   }
   async kill(): Promise<void> {
     try {

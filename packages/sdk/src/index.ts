@@ -5,7 +5,7 @@ export {
   type SandboxConnectOpts,
   type SandboxControl,
 } from './sandbox.ts';
-export type { Connector, ConnectorConfig, SandboxHandle } from './connector.ts';
+export type { Connector, ConnectorConfig, ExposedPort, SandboxHandle } from './connector.ts';
 export { registerConnector } from './connectors.ts';
 export { kubernetes, type KubernetesConnection, type RouterAddress } from './kubernetes-connection.ts';
 export { Commands, type RunOpts, type OutputOpts, type CommandResult, type ProcessInfo } from './commands.ts';

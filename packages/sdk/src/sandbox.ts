@@ -12,13 +12,14 @@ import { Snapshots, type ResumeResult, type SuspendResult } from './snapshots.ts
 import { connectorFor } from './connectors.ts';
 import type {
   ConnectorConfig,
+  ExposedPort,
   SandboxConnectOpts,
   SandboxControl,
   SandboxCreateOpts,
   SandboxHandle,
 } from './connector.ts';
 
-export type { SandboxInfo, SandboxCreateOpts, SandboxConnectOpts, SandboxControl };
+export type { SandboxInfo, SandboxCreateOpts, SandboxConnectOpts, SandboxControl, ExposedPort };
 
 export class Sandbox {
   readonly commands: Commands;
@@ -85,6 +86,36 @@ export class Sandbox {
   /** Back to its template's clean state in place: processes end, workspace and /tmp are emptied. */
   reset(): Promise<SandboxInfo> {
     return this.control.reset();
+  }
+
+  /**
+   * A URL a browser opens to reach a server listening on `port` inside the sandbox (HTTP and
+   * WebSockets), exposing the port first if its template does not declare it. The URL carries a
+   * preview token for that port of this sandbox only. Local engine only.
+   */
+  async getUrl(port: number): Promise<string> {
+    const exposed = await this.exposePort(port);
+    if (!exposed.url)
+      throw new InvalidError(`port ${port} has no preview URL (the runtime API is reached with the SDK)`);
+    return exposed.url;
+  }
+
+  /** Exposes `port` (see getUrl) and says every way to reach it. */
+  exposePort(port: number): Promise<ExposedPort> {
+    if (!this.control.exposePort) throw new InvalidError('exposing ports is supported on the local engine only');
+    return this.control.exposePort(port);
+  }
+
+  /** Its exposed ports: those its template declares and those exposed since. */
+  ports(): Promise<ExposedPort[]> {
+    if (!this.control.ports) throw new InvalidError('exposing ports is supported on the local engine only');
+    return this.control.ports();
+  }
+
+  /** Takes back a port exposed with exposePort or getUrl. */
+  unexposePort(port: number): Promise<void> {
+    if (!this.control.unexposePort) throw new InvalidError('exposing ports is supported on the local engine only');
+    return this.control.unexposePort(port);
   }
 
   /** Fresh state from the engine (or the cluster). */

@@ -6,6 +6,7 @@
 //   apply of YAML, templates, events and engine info.
 // Errors are Kubernetes-style Status bodies with a stable reason. Which routes exist, and what their
 // bodies and query parameters may be, is routes.ts; bodies arrive read and capped (server.ts).
+import { PREVIEW_PARAM, RUNTIME_PORT, exposedPorts, isPort, previewHost, previewToken } from '../exposed-ports.ts';
 import { Hono, type Context } from 'hono';
 import { stream } from 'hono/streaming';
 import { z } from 'zod';
@@ -23,6 +24,7 @@ import {
   isKind,
   type Kind,
   type Version,
+  type Sandbox,
 } from '@asb/api';
 import type { AnyHub, WatchEvent } from '@asb/lifecycle';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
@@ -139,7 +141,7 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 
 type Handler = (c: Context) => Response | Promise<Response>;
 
-export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: EngineInfo): Hono {
+export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: EngineInfo, previewSecret: string): Hono {
   const app = new Hono();
   app.onError((err, c) => {
     const e = toEngineError(err);
@@ -153,7 +155,7 @@ export function apiApp(store: SqliteStore, sandboxes: SandboxService, info: Engi
     await next();
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') await store.flush();
   });
-  const conveniences = sdkHandlers(store, sandboxes, info);
+  const conveniences = sdkHandlers(store, sandboxes, info, previewSecret);
   const objects = objectHandlers(store);
   const handlers: Record<RouteName, Handler> = { ...conveniences, ...objects };
   for (const name of Object.keys(API_ROUTES) as RouteName[]) {
@@ -174,7 +176,41 @@ type ObjectRoute =
   | 'deleteObject';
 
 /** /v1: the SDK's conveniences, apply, templates, events, info. */
-function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: EngineInfo): Record<SdkRoute, Handler> {
+/** A port in a path: a TCP port, or the request is Invalid. */
+function portParam(c: Context): number {
+  const text = c.req.param('port') ?? '';
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || !isPort(port))
+    throw new EngineError('Invalid', `"${text}" is not a TCP port (1-65535)`, [
+      { field: 'port', message: 'not a port' },
+    ]);
+  return port;
+}
+
+/** How a client reaches an exposed port: upstream's router headers through the engine, or a
+ *  preview URL a browser opens (its token in it once; the runtime API has none). */
+function exposedPort(c: Context, sb: Sandbox, port: number, secret: string) {
+  const { namespace, name } = sb.metadata;
+  const engine = new URL(c.req.url);
+  const preview =
+    port === RUNTIME_PORT
+      ? {}
+      : {
+          url: `http://${previewHost(namespace, name!, port)}${engine.port ? `:${engine.port}` : ''}/?${PREVIEW_PARAM}=${previewToken(secret, sb, port)}`,
+        };
+  return {
+    port,
+    headers: { 'X-Sandbox-ID': name!, 'X-Sandbox-Namespace': namespace, 'X-Sandbox-Port': String(port) },
+    ...preview,
+  };
+}
+
+function sdkHandlers(
+  store: SqliteStore,
+  sandboxes: SandboxService,
+  info: EngineInfo,
+  previewSecret: string,
+): Record<SdkRoute, Handler> {
   const ns = (c: Context) => c.req.param('ns')!;
   const name = (c: Context) => c.req.param('name')!;
   return {
@@ -228,6 +264,18 @@ function sdkHandlers(store: SqliteStore, sandboxes: SandboxService, info: Engine
     resetSandbox: async (c) => c.json(sandboxes.view(await sandboxes.reset(ns(c), name(c)))),
     snapshotSandbox: async (c) => c.json(await sandboxes.snapshot(ns(c), name(c)), 201),
     listSandboxSnapshots: (c) => c.json({ items: sandboxes.listSnapshots({ namespace: ns(c), sandbox: name(c) }) }),
+    listSandboxPorts: (c) => {
+      const sb = sandboxes.get(ns(c), name(c));
+      return c.json({ items: exposedPorts(sb).map((p) => exposedPort(c, sb, p, previewSecret)) });
+    },
+    exposeSandboxPort: async (c) => {
+      const sb = await sandboxes.exposePort(ns(c), name(c), portParam(c));
+      return c.json(exposedPort(c, sb, portParam(c), previewSecret));
+    },
+    unexposeSandboxPort: async (c) => {
+      await sandboxes.unexposePort(ns(c), name(c), portParam(c));
+      return c.body(null, 204);
+    },
     listSnapshots: (c) => {
       const q = query(c, 'listSnapshots') as { namespace?: string; sandbox?: string };
       return c.json({ items: sandboxes.listSnapshots(q) });

@@ -7,12 +7,11 @@ import { readCappedBody } from '@asb/http-guard';
 import { EXEC_LANE_MAX_BODY, type ExecLane } from '../workloads/exec-lane.ts';
 import type { LocalWorkloads } from '../workloads.ts';
 import { proxyToPort } from './port-proxy.ts';
+import { RUNTIME_PORT } from '../exposed-ports.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 
 export const MAX_UPLOAD_BYTES_DEFAULT = 256 * 1024 * 1024;
 const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-/** The runtime API's port in a sandbox (upstream's runtime images listen there). */
-export const RUNTIME_PORT = 8888;
 
 export function routerError(res: ServerResponse, err: EngineError): void {
   if (res.headersSent) {

@@ -59,6 +59,9 @@ export const API_ROUTES = {
   resetSandbox: { method: 'POST', path: '/v1/sandboxes/:ns/:name/reset' },
   snapshotSandbox: { method: 'POST', path: '/v1/sandboxes/:ns/:name/snapshots' },
   listSandboxSnapshots: { method: 'GET', path: '/v1/sandboxes/:ns/:name/snapshots' },
+  listSandboxPorts: { method: 'GET', path: '/v1/sandboxes/:ns/:name/ports' },
+  exposeSandboxPort: { method: 'POST', path: '/v1/sandboxes/:ns/:name/ports/:port' },
+  unexposeSandboxPort: { method: 'DELETE', path: '/v1/sandboxes/:ns/:name/ports/:port' },
   listSnapshots: {
     method: 'GET',
     path: '/v1/snapshots',

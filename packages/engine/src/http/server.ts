@@ -30,8 +30,9 @@ import {
 import type { LocalWorkloads } from '../workloads.ts';
 import type { EngineConfig } from '../config.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
-import { proxyToSandbox, RUNTIME_PORT } from './proxy.ts';
-import { upgradeToPort } from './port-proxy.ts';
+import { proxyToSandbox, routerError } from './proxy.ts';
+import { previewAccess, servePreview, upgradeToPort } from './port-proxy.ts';
+import { PREVIEW_PARAM, RUNTIME_PORT, parsePreviewHost } from '../exposed-ports.ts';
 
 export interface ServerOptions {
   token: string;
@@ -41,6 +42,14 @@ export interface ServerOptions {
   metrics?: Registry;
   /** Called for each connection closed as accepted, past ASB_MAX_CONNECTIONS. */
   onConnectionDropped?: () => void;
+}
+
+/** One answer for every refused preview: a wrong token, no such sandbox, the runtime API. */
+function previewRefused(p: { namespace: string; name: string; port: number }): EngineError {
+  return new EngineError(
+    'Unauthorized',
+    `this preview of port ${p.port} needs its token: \`asb url ${p.name} ${p.port}${p.namespace === 'default' ? '' : ` -n ${p.namespace}`}\` prints the URL with it (the runtime API, port 8888, has no preview)`,
+  );
 }
 
 function authorized(header: string | undefined, token: string): boolean {
@@ -106,10 +115,33 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     await apiListener(req, res);
   };
 
+  const watchBody = (req: http.IncomingMessage, res: http.ServerResponse) =>
+    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () =>
+      closeStalled(req, res, {
+        status: stalled.status,
+        contentType: 'application/json',
+        text: JSON.stringify(statusBody(stalled.reason, stalled.message)),
+      }),
+    );
   const server = http.createServer(serverOptions(limits), (req, res) => {
     if (req.url === '/healthz' && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"status":"ok"}');
+      return;
+    }
+    // A preview host (`<port>-<sandbox>.<namespace>.localhost`): a browser with the preview token.
+    const preview = parsePreviewHost(req.headers.host);
+    if (preview) {
+      const engineToken = authorized(req.headers.authorization, opts.token);
+      const access = previewAccess(req, preview, sandboxes, opts.token, engineToken);
+      if (!access.ok) return refuse(req, res, previewRefused(preview));
+      const token =
+        access.fromUrl !== undefined ? new URL(req.url ?? '/', 'http://x').searchParams.get(PREVIEW_PARAM) : null;
+      watchBody(req, res);
+      closeWhenAnsweredEarly(req, res);
+      void servePreview(req, res, preview, access, sandboxes, token ?? '').catch((err: unknown) =>
+        routerError(res, toEngineError(err)),
+      );
       return;
     }
     if (!authorized(req.headers.authorization, opts.token)) {
@@ -123,13 +155,7 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
       );
       return;
     }
-    watchBodyProgress(req, limits.bodyIdleTimeoutMs, () =>
-      closeStalled(req, res, {
-        status: stalled.status,
-        contentType: 'application/json',
-        text: JSON.stringify(statusBody(stalled.reason, stalled.message)),
-      }),
-    );
+    watchBody(req, res);
     if (req.url === '/metrics' && req.method === 'GET' && opts.metrics) {
       const registry = opts.metrics;
       void registry.metrics().then(
@@ -158,8 +184,17 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
       );
     };
     socket.on('error', () => socket.destroy());
-    if (!authorized(req.headers.authorization, opts.token))
-      return refuseUpgrade(new EngineError('Unauthorized', 'missing or wrong bearer token'));
+    const engineToken = authorized(req.headers.authorization, opts.token);
+    const preview = parsePreviewHost(req.headers.host);
+    if (preview) {
+      if (!previewAccess(req, preview, sandboxes, opts.token, engineToken).ok)
+        return refuseUpgrade(previewRefused(preview));
+      upgradeToPort(req, socket, head, sandboxes, preview.namespace, preview.name, preview.port).catch((err: unknown) =>
+        refuseUpgrade(toEngineError(err)),
+      );
+      return;
+    }
+    if (!engineToken) return refuseUpgrade(new EngineError('Unauthorized', 'missing or wrong bearer token'));
     const id = String(req.headers['x-sandbox-id'] ?? '');
     const namespace = String(req.headers['x-sandbox-namespace'] ?? 'default');
     const port = Number(req.headers['x-sandbox-port'] ?? RUNTIME_PORT);
