@@ -58,7 +58,7 @@ func (a *Agent) tunnel(w http.ResponseWriter, r *http.Request, portText string) 
 		}
 	}()
 	// The server's bytes to the engine, each read sent at once (a WebSocket's frames, a stream).
-	buf := make([]byte, 32*1024)
+	buf := make([]byte, 128*1024) // a bulk transfer is sent in large frames; a small message at once
 	for {
 		n, err := conn.Read(buf)
 		if n > 0 {
