@@ -67,7 +67,7 @@ const ASB = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 
  *  preview host's name (*.localhost resolves to the loopback in browsers and curl). */
 function browse(
   url: string,
-  opts: { method?: string; cookie?: string; body?: string } = {},
+  opts: { method?: string; cookie?: string; body?: string; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
@@ -77,7 +77,7 @@ function browse(
         port: u.port,
         method: opts.method ?? 'GET',
         path: u.pathname + u.search,
-        headers: { host: u.host, ...(opts.cookie ? { cookie: opts.cookie } : {}) },
+        headers: { host: u.host, ...(opts.cookie ? { cookie: opts.cookie } : {}), ...opts.headers },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -210,10 +210,17 @@ spec:
     const page = await browse(`${u.origin}/hello`, { cookie });
     assert.equal(page.status, 200);
     assert.equal(page.text, 'hello from port 9090');
-    // The sandbox's server sees its own cookies, never the preview's.
-    const echo = await browse(`${u.origin}/echo`, { method: 'POST', cookie: `theme=dark; ${cookie}`, body: 'x' });
+    // The sandbox's server sees its own cookies, never the preview's; the app's own Authorization
+    // passes (the engine's never does: the first test).
+    const echo = await browse(`${u.origin}/echo`, {
+      method: 'POST',
+      cookie: `theme=dark; ${cookie}`,
+      body: 'x',
+      headers: { authorization: 'Basic YXBwOnNlY3JldA==' },
+    });
     assert.equal(echo.status, 201, echo.text);
     assert.equal(echo.headers['x-seen-cookie'], 'theme=dark');
+    assert.ok((JSON.parse(String(echo.headers['x-seen'])) as string[]).includes('authorization'));
     // Now exposed for the header protocol too.
     assert.equal((await raw(t, '/hello', { headers: to(9090) })).text, 'hello from port 9090');
     // A WebSocket through the preview host, with the cookie.

@@ -18,18 +18,28 @@ const HOP_BY_HOP = new Set([
   'te',
   'trailer',
   'upgrade',
-  'authorization',
 ]);
 
-/** An upgrade keeps its connection and upgrade headers: they are the request. */
-const UPGRADE_DROPS = new Set(['authorization', 'proxy-connection']);
+export interface PortRequestOpts {
+  /** The request's Authorization is not the engine's token (a preview's): the server gets it. */
+  keepAuthorization?: boolean;
+}
 
-/** The client's headers as the sandbox's server should see them: not the engine's token, not the
- *  routing headers, not what belongs to the client's connection only. */
-function forwardedHeaders(req: IncomingMessage, hopByHop = HOP_BY_HOP): Record<string, string | string[]> {
+/** An upgrade keeps its connection and upgrade headers: they are the request. */
+const UPGRADE_DROPS = new Set(['proxy-connection']);
+
+/** The client's headers as the sandbox's server should see them: not the engine's token (a
+ *  preview's request may carry the app's own Authorization: that one goes), not the routing
+ *  headers, not what belongs to the client's connection only. */
+function forwardedHeaders(
+  req: IncomingMessage,
+  keepAuthorization: boolean,
+  hopByHop = HOP_BY_HOP,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined || hopByHop.has(k) || k.startsWith('x-sandbox-')) continue;
+    if (k === 'authorization' && !keepAuthorization) continue;
     if (k === 'cookie') {
       const kept = withoutPreviewCookie(String(v));
       if (kept) out[k] = kept;
@@ -68,7 +78,7 @@ export function previewAccess(
   sandboxes: LocalWorkloads,
   secret: string,
   engineToken: boolean,
-): { ok: boolean; fromUrl?: string } {
+): { ok: boolean; fromUrl?: string; keepAuthorization?: boolean } {
   if (target.port === RUNTIME_PORT) return { ok: false };
   if (engineToken) return { ok: true };
   const sb = sandboxes.sandboxObject(target.namespace, target.name);
@@ -77,10 +87,13 @@ export function previewAccess(
   const inUrl = url.searchParams.get(PREVIEW_PARAM);
   if (inUrl !== null && previewTokenMatches(secret, sb, target.port, inUrl)) {
     url.searchParams.delete(PREVIEW_PARAM);
-    return { ok: true, fromUrl: url.pathname + url.search };
+    return { ok: true, fromUrl: url.pathname + url.search, keepAuthorization: true };
   }
   const cookie = previewCookie(req.headers.cookie);
-  return { ok: cookie !== undefined && previewTokenMatches(secret, sb, target.port, cookie) };
+  return {
+    ok: cookie !== undefined && previewTokenMatches(secret, sb, target.port, cookie),
+    keepAuthorization: true,
+  };
 }
 
 /** Serves a request to a preview host whose access was granted (previewAccess). */
@@ -88,7 +101,7 @@ export async function servePreview(
   req: IncomingMessage,
   res: ServerResponse,
   target: { namespace: string; name: string; port: number },
-  access: { fromUrl?: string },
+  access: { fromUrl?: string; keepAuthorization?: boolean },
   sandboxes: LocalWorkloads,
   token: string,
 ): Promise<void> {
@@ -102,7 +115,7 @@ export async function servePreview(
     res.end();
     return;
   }
-  await proxyToPort(req, res, sandboxes, target.namespace, target.name, target.port);
+  await proxyToPort(req, res, sandboxes, target.namespace, target.name, target.port, access);
 }
 
 /** A tunnel to `port` in the sandbox, or the error a client gets: not declared, nothing listening. */
@@ -169,13 +182,14 @@ export async function proxyToPort(
   namespace: string,
   id: string,
   port: number,
+  opts: PortRequestOpts = {},
 ): Promise<void> {
   const tunnel = await openTunnel(sandboxes, namespace, id, port);
   await new Promise<void>((resolve, reject) => {
     const out = http.request({
       method: req.method,
       path: req.url,
-      headers: { ...forwardedHeaders(req), connection: 'close' },
+      headers: { ...forwardedHeaders(req, opts.keepAuthorization === true), connection: 'close' },
       createConnection: () => asSocket(tunnel),
     });
     out.once('response', (answer) => {
@@ -216,10 +230,11 @@ export async function upgradeToPort(
   namespace: string,
   id: string,
   port: number,
+  opts: PortRequestOpts = {},
 ): Promise<void> {
   const tunnel = await openTunnel(sandboxes, namespace, id, port);
   const lines = [`${req.method} ${req.url} HTTP/1.1`];
-  for (const [k, v] of Object.entries(forwardedHeaders(req, UPGRADE_DROPS)))
+  for (const [k, v] of Object.entries(forwardedHeaders(req, opts.keepAuthorization === true, UPGRADE_DROPS)))
     for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${one}`);
   // Header values are latin1 as node decoded them: so they go back byte for byte.
   tunnel.write(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));

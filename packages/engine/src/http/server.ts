@@ -187,10 +187,10 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
     const engineToken = authorized(req.headers.authorization, opts.token);
     const preview = parsePreviewHost(req.headers.host);
     if (preview) {
-      if (!previewAccess(req, preview, sandboxes, opts.token, engineToken).ok)
-        return refuseUpgrade(previewRefused(preview));
-      upgradeToPort(req, socket, head, sandboxes, preview.namespace, preview.name, preview.port).catch((err: unknown) =>
-        refuseUpgrade(toEngineError(err)),
+      const access = previewAccess(req, preview, sandboxes, opts.token, engineToken);
+      if (!access.ok) return refuseUpgrade(previewRefused(preview));
+      upgradeToPort(req, socket, head, sandboxes, preview.namespace, preview.name, preview.port, access).catch(
+        (err: unknown) => refuseUpgrade(toEngineError(err)),
       );
       return;
     }
