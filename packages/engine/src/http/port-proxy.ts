@@ -67,10 +67,15 @@ function previewCookie(header: string | undefined): string | undefined {
   return undefined;
 }
 
+export interface PreviewAccess extends PortRequestOpts {
+  ok: boolean;
+  fromUrl?: { token: string; location: string };
+}
+
 /**
  * Whether a request to a preview host may pass: with the engine's token, or the preview token of
  * that sandbox and port (in the URL once, then as a cookie). `fromUrl` says the token came in the
- * URL (the caller sets the cookie and sends the browser on without it). Never the runtime API.
+ * URL: the token, and where to send the browser without it. Never the runtime API.
  */
 export function previewAccess(
   req: IncomingMessage,
@@ -78,7 +83,7 @@ export function previewAccess(
   sandboxes: LocalWorkloads,
   secret: string,
   engineToken: boolean,
-): { ok: boolean; fromUrl?: string; keepAuthorization?: boolean } {
+): PreviewAccess {
   if (target.port === RUNTIME_PORT) return { ok: false };
   if (engineToken) return { ok: true };
   const sb = sandboxes.sandboxObject(target.namespace, target.name);
@@ -87,7 +92,7 @@ export function previewAccess(
   const inUrl = url.searchParams.get(PREVIEW_PARAM);
   if (inUrl !== null && previewTokenMatches(secret, sb, target.port, inUrl)) {
     url.searchParams.delete(PREVIEW_PARAM);
-    return { ok: true, fromUrl: url.pathname + url.search, keepAuthorization: true };
+    return { ok: true, fromUrl: { token: inUrl, location: url.pathname + url.search }, keepAuthorization: true };
   }
   const cookie = previewCookie(req.headers.cookie);
   return {
@@ -101,15 +106,14 @@ export async function servePreview(
   req: IncomingMessage,
   res: ServerResponse,
   target: { namespace: string; name: string; port: number },
-  access: { fromUrl?: string; keepAuthorization?: boolean },
+  access: PreviewAccess,
   sandboxes: LocalWorkloads,
-  token: string,
 ): Promise<void> {
-  if (access.fromUrl !== undefined) {
+  if (access.fromUrl) {
     // The token leaves the URL (history, a Referer) for a cookie of this host only.
     res.writeHead(303, {
-      location: access.fromUrl,
-      'set-cookie': `${PREVIEW_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax`,
+      location: access.fromUrl.location,
+      'set-cookie': `${PREVIEW_COOKIE}=${access.fromUrl.token}; Path=/; HttpOnly; SameSite=Lax`,
       'content-length': '0',
     });
     res.end();
@@ -194,8 +198,7 @@ export async function proxyToPort(
     });
     out.once('response', (answer) => {
       const headers: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(answer.headers))
-        if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'connection') headers[k] = v;
+      for (const [k, v] of Object.entries(answer.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       res.flushHeaders();
       answer.pipe(res);

@@ -32,7 +32,7 @@ import type { EngineConfig } from '../config.ts';
 import { EngineError, statusBody, toEngineError } from '../errors.ts';
 import { proxyToSandbox, routerError } from './proxy.ts';
 import { previewAccess, servePreview, upgradeToPort } from './port-proxy.ts';
-import { PREVIEW_PARAM, RUNTIME_PORT, parsePreviewHost } from '../exposed-ports.ts';
+import { RUNTIME_PORT, parsePreviewHost } from '../exposed-ports.ts';
 
 export interface ServerOptions {
   token: string;
@@ -135,11 +135,9 @@ export function createEngineServer(api: Hono, sandboxes: LocalWorkloads, opts: S
       const engineToken = authorized(req.headers.authorization, opts.token);
       const access = previewAccess(req, preview, sandboxes, opts.token, engineToken);
       if (!access.ok) return refuse(req, res, previewRefused(preview));
-      const token =
-        access.fromUrl !== undefined ? new URL(req.url ?? '/', 'http://x').searchParams.get(PREVIEW_PARAM) : null;
       watchBody(req, res);
       closeWhenAnsweredEarly(req, res);
-      void servePreview(req, res, preview, access, sandboxes, token ?? '').catch((err: unknown) =>
+      void servePreview(req, res, preview, access, sandboxes).catch((err: unknown) =>
         routerError(res, toEngineError(err)),
       );
       return;
