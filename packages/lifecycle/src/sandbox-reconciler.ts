@@ -4,7 +4,6 @@
 // what it sees in status.conditions.
 // A pass reads, decides the status with pure functions, and writes it once.
 import {
-  ANNOTATION_POD_NAME,
   LABEL_SANDBOX_NAME_HASH,
   SandboxConditions,
   findCondition,
@@ -41,7 +40,7 @@ export async function reconcileSandbox(
     await d.workloads.release(namespace, name);
     return {};
   }
-  let sb = found;
+  const sb = found;
   if (isDeleting(sb)) return {};
   const now = d.clock.now();
 
@@ -82,14 +81,9 @@ export async function reconcileSandbox(
     await writeStatus(d.store, sb, errorStatus(sb, err, now));
     throw err;
   }
-  // Which pod backs it, written down as upstream does, once its pod exists (a pool member keeps
-  // its pod's name through adoption; every other Sandbox's pod is named after it).
-  if (!sb.metadata.annotations?.[ANNOTATION_POD_NAME]) {
-    sb = await d.store.update({
-      ...sb,
-      metadata: { ...sb.metadata, annotations: { ...sb.metadata.annotations, [ANNOTATION_POD_NAME]: name } },
-    });
-  }
+  // No pod-name annotation is written here: this pod is named after the Sandbox, which is what a
+  // reader assumes without one (v1.0 no longer writes it; a pool member gets it with its blueprint).
+  // A write here would also race a client's update made with the create's resourceVersion.
   const out = runningStatus(sb, w, now, opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN);
   if (out.status) await writeStatus(d.store, sb, out.status);
   return out.result;
