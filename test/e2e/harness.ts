@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Engine, unmountAll, applyObjects } from '@asb/engine';
 import type { ConnectionOpts } from '@asb/sdk';
+import type { NetworkPolicySpec } from '@asb/api';
 
 // The suites name the seeds' runtime images, which no registry here serves: the host table stands
 // in for them (ASB_HOST_IMAGES), unless a test says otherwise for its engine.
@@ -53,6 +54,9 @@ export async function putTemplate(
   t: TestEngine,
   name: string,
   container: { image: string; command?: string[]; limits?: Record<string, string> },
+  /** The template's networkPolicy: offline (no egress) unless a test says otherwise; `managed`
+   *  leaves it out (upstream's default: the internet). */
+  networkPolicy: NetworkPolicySpec | 'managed' = { egress: [] },
 ): Promise<void> {
   // (limits may include ephemeral-storage: the workspace's disk quota)
   await applyObjects(t.engine.store, [
@@ -74,6 +78,7 @@ export async function putTemplate(
           },
         },
         networkPolicyManagement: 'Managed',
+        ...(networkPolicy === 'managed' ? {} : { networkPolicy }),
         envVarsInjectionPolicy: 'Disallowed',
         volumeClaimTemplatesPolicy: 'Disallowed',
       },

@@ -1,5 +1,6 @@
 // Templates every engine starts with, so `asb run` and the seeds' flows work before anything is
-// applied: seed 001's python runtime and seed 000's go runtime, as the YAML a user would apply.
+// applied: seed 001's python runtime and seed 000's go runtime, as the YAML a user would apply,
+// but offline (an empty egress list): a sandbox reaches a network only where a template says so.
 import { parseManifests, formatIssues } from '@asb/api';
 
 export const BUILTIN_TEMPLATES_YAML = `
@@ -23,6 +24,9 @@ spec:
         resources:
           requests: { cpu: 250m, memory: 512Mi }
           limits: { cpu: "1", memory: 1Gi }
+  # Offline: no egress at all. Drop this for upstream's default (the internet, no private ranges).
+  networkPolicy:
+    egress: []
 ---
 apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate
@@ -44,6 +48,8 @@ spec:
         resources:
           requests: { cpu: 500m, memory: 512Mi }
           limits: { cpu: "2", memory: 2Gi }
+  networkPolicy:
+    egress: []
 `;
 
 export function builtinTemplates() {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { limitFromEnv } from '@asb/http-guard';
 import { ENGINE_CPU_SHARES_DEFAULT } from './engine-cgroup.ts';
 import type { AgentKind } from './drivers/runtime-spec.ts';
+import { DEFAULT_POOL } from './network/addresses.ts';
 
 export interface EngineConfig {
   /** State directory: token, sandboxes' workspaces and bundles, runsc state. */
@@ -47,6 +48,15 @@ export interface EngineConfig {
   logLevel: string;
   /** The engine's CPU weight (cgroup v1 shares; 0 leaves the engine in its cgroup): engine-cgroup.ts. */
   engineCpuShares: number;
+  /** ASB_NETWORK: sandbox networking (network/host-network.ts). `auto` (default): on where the
+   *  host allows it (root, nft, ip), else off with a warning; `on`: the engine does not start
+   *  without it; `off`: every sandbox is offline, whatever its template says. */
+  network: 'auto' | 'on' | 'off';
+  /** ASB_NETWORK_POOL: the addresses sandboxes get (each engine on the host takes a /20 of it). */
+  networkPool: string;
+  /** ASB_DNS_SERVERS: where the engine's DNS asks ("1.1.1.1,10.0.0.53:5353"); default: the
+   *  host's /etc/resolv.conf. */
+  dnsServers?: string;
   /** The HTTP server's bounds on hostile clients (README's limits table). */
   http: {
     /** Bytes of one API request body (not the sandbox proxy's uploads: ASB_MAX_UPLOAD_BYTES). */
@@ -98,6 +108,13 @@ function flag(value: string | undefined, name: string): boolean {
   throw new Error(`${name} must be 1 or 0 (true or false), got "${value}"`);
 }
 
+function networkMode(value: string | undefined): EngineConfig['network'] {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
+  if (value === 'on' || value === '1') return 'on';
+  if (value === 'off' || value === '0') return 'off';
+  throw new Error(`ASB_NETWORK must be auto, on or off, got "${value}"`);
+}
+
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.ASB_HOME ?? join(homedir(), '.asb');
 }
@@ -127,6 +144,9 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',
     engineCpuShares: num(env.ASB_ENGINE_CPU_SHARES, ENGINE_CPU_SHARES_DEFAULT),
+    network: networkMode(env.ASB_NETWORK),
+    networkPool: env.ASB_NETWORK_POOL || DEFAULT_POOL,
+    dnsServers: env.ASB_DNS_SERVERS || undefined,
     http: {
       maxApiBodyBytes: limitFromEnv(env, 'ASB_MAX_API_BODY_BYTES', 4 * 1024 * 1024),
       maxHeaderBytes: limitFromEnv(env, 'ASB_MAX_HEADER_BYTES', 16 * 1024),

@@ -39,6 +39,16 @@ import { applyObjects } from './apply.ts';
 import { unmountAll } from './workspace.ts';
 import { raiseEngineCpuWeight } from './engine-cgroup.ts';
 import { useSpawner } from './spawner.ts';
+import { HostNetwork } from './network/host-network.ts';
+import { SandboxNetworking } from './network/sandbox-network.ts';
+import { upstreamServers } from './network/dns.ts';
+
+/** runsc before 2024 takes every network namespace of a 6.x kernel for the host's (it looks for
+ *  net.core.rmem_default, which such kernels have in each), and refuses its own netstack there. */
+function runscNetstackWorks(version: string | undefined): boolean {
+  const date = /(\d{8})/.exec(version ?? '')?.[1];
+  return date === undefined || Number(date) >= 20240101;
+}
 
 export const ENGINE_VERSION = '0.1.0';
 
@@ -81,11 +91,13 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
   const runsc = which(config.runscPath);
   if (config.driver !== 'bubblewrap' && runsc) {
     const reaper = join(dirname(config.agentPath), 'asb-reaper');
+    const runtime = await runscVersion(runsc);
     const driver = new GvisorDriver(runsc, join(config.home, 'runsc'), {
       reaper: existsSync(reaper) ? reaper : undefined,
       restoreHook: config.agent === 'go',
+      networkMode: runscNetstackWorks(runtime) ? 'sandbox' : 'host',
     });
-    return { driver, runtime: await runscVersion(runsc) };
+    return { driver, runtime };
   }
   if (config.driver === 'gvisor') {
     throw new Error(
@@ -161,6 +173,7 @@ export class Engine {
   sandboxes!: SandboxService;
   controller!: LifecycleController;
   metrics!: EngineMetrics;
+  networking!: SandboxNetworking;
   private server?: Server;
   private driver?: SandboxDriver;
   private token = '';
@@ -194,6 +207,8 @@ export class Engine {
     this.store = new SqliteStore(join(home, 'state.db'));
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
     this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));
+    this.networking = await this.startNetworking(driver);
+    this.metrics.watchNetworking(this.networking);
     this.workloads = new LocalWorkloads({
       config: this.config,
       driver,
@@ -204,6 +219,7 @@ export class Engine {
       snapshots,
       metrics: this.metrics,
       images: localImageStore(home),
+      networking: this.networking,
     });
     this.sandboxes = new SandboxService(this.store, this.workloads);
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery
@@ -213,8 +229,14 @@ export class Engine {
     if (recovered.reattached || recovered.reaped)
       this.log.info(recovered, 'recovered sandboxes left by a previous engine');
     for (const t of builtinTemplates()) {
-      if (!this.store.getSync(t.kind, t.metadata.namespace ?? 'default', t.metadata.name!))
-        await applyObjects(this.store, [t]);
+      const stored = this.store.getSync('SandboxTemplate', t.metadata.namespace ?? 'default', t.metadata.name!);
+      // A built-in stored by an engine before networking had no policy, which now means the
+      // internet: it is given its offline policy (a template of the user's is left alone).
+      const olderBuiltin =
+        stored &&
+        !stored.spec.networkPolicy &&
+        JSON.stringify(stored.spec.podTemplate) === JSON.stringify((t as typeof stored).spec.podTemplate);
+      if (!stored || olderBuiltin) await applyObjects(this.store, [t]);
     }
     this.controller = new LifecycleController(
       {
@@ -278,6 +300,44 @@ export class Engine {
     return state;
   }
 
+  /**
+   * Host networking for sandboxes whose template lets them out (network/). ASB_NETWORK=auto
+   * goes on without it where the host cannot (not root, no nft): such sandboxes then fail to
+   * start with the reason, and every other sandbox runs as before.
+   */
+  private async startNetworking(driver: SandboxDriver): Promise<SandboxNetworking> {
+    const { config, log } = this;
+    let host: HostNetwork | undefined;
+    let unavailable: string | undefined;
+    if (config.network === 'off') unavailable = 'ASB_NETWORK=off';
+    else {
+      try {
+        host = await HostNetwork.start({
+          home: config.home,
+          pool: config.networkPool,
+          upstream: upstreamServers(config.dnsServers),
+          log,
+          onDnsQuery: (q, verdict) => {
+            const owner = this.networking?.ownerOf(q.from);
+            this.metrics.dnsQueries.inc({ verdict });
+            const line = { sandbox: owner?.name, namespace: owner?.namespace, query: q.name, type: q.type, verdict };
+            if (verdict === 'answered') log.debug(line, 'sandbox DNS query');
+            else log.info(line, 'sandbox DNS query');
+          },
+        });
+        if (driver.name === 'gvisor' && (driver as GvisorDriver).networkMode === 'host')
+          log.warn(
+            "this runsc's own network stack refuses this kernel: networked sandboxes use the host kernel's, in their own namespace",
+          );
+      } catch (err) {
+        if (config.network === 'on') throw new Error(`sandbox networking (ASB_NETWORK=on): ${(err as Error).message}`);
+        unavailable = `the host's networking could not be set up (${(err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(': ')})`;
+        log.warn({ reason: unavailable }, 'sandbox networking off: templates that allow egress will not start');
+      }
+    }
+    return new SandboxNetworking(host, unavailable, this.store, log);
+  }
+
   get bearerToken(): string {
     return this.token;
   }
@@ -312,6 +372,7 @@ export class Engine {
         await unmountAll(join(this.config.home, 'sandboxes'));
       }
     }
+    await this.networking?.close();
     await this.driver?.close?.();
     this.store?.close();
     rmSync(stateFile(this.config.home), { force: true });

@@ -70,12 +70,17 @@ export function mountPointsIn(root: string, paths: Array<{ field: string; path: 
  * the sandbox's own layer. What the image had there is replaced, a link included, without ever
  * following it: the engine writes as root on the host.
  */
-export function writeEtcFiles(root: string, hostname: string): void {
+/** A networked sandbox's resolver: the engine's DNS, which answers for it (network/dns.ts). */
+export function resolvConf(nameserver: string): string {
+  return `# the engine's DNS (asb)\nnameserver ${nameserver}\noptions ndots:1 timeout:2 attempts:2\n`;
+}
+
+export function writeEtcFiles(root: string, hostname: string, nameserver?: string): void {
   const etc = ensureMountPoint(root, '/etc');
   const files: Record<string, string> = {
     hosts: `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
     hostname: `${hostname}\n`,
-    'resolv.conf': '# no network in the sandbox\n',
+    'resolv.conf': nameserver ? resolvConf(nameserver) : '# no network in the sandbox\n',
   };
   for (const [name, content] of Object.entries(files)) {
     const path = join(root, posix.join(etc, name));

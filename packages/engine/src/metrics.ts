@@ -8,6 +8,7 @@ export class EngineMetrics {
   readonly agentReconnects: Counter<'outcome'>;
   readonly sandboxLogBytesDropped: Counter<string>;
   readonly connectionsDropped: Counter<string>;
+  readonly dnsQueries: Counter<'verdict'>;
 
   constructor(phases: () => Iterable<string>) {
     // 10 ms: the event-loop delay histogram's resolution (prom-client's default).
@@ -30,6 +31,12 @@ export class EngineMetrics {
       help: 'Connections closed as accepted: the engine had ASB_MAX_CONNECTIONS open already.',
       registers: [this.registry],
     });
+    this.dnsQueries = new Counter({
+      name: 'asb_sandbox_dns_queries_total',
+      help: "Names sandboxes asked the engine's DNS for, by verdict: answered, refused (by policy), failed (upstream).",
+      labelNames: ['verdict'],
+      registers: [this.registry],
+    });
     new Gauge({
       name: 'asb_sandboxes',
       help: 'Sandboxes with a workload on this engine, by phase.',
@@ -41,4 +48,30 @@ export class EngineMetrics {
       },
     });
   }
+
+  /** Egress connections per running sandbox, read from the firewall's counters at each scrape. */
+  watchNetworking(networking: { connectionCounts(): Promise<Array<ConnectionCount>> }): void {
+    new Gauge({
+      name: 'asb_sandbox_egress_connections',
+      help:
+        "Connections a running sandbox started to the outside, by the firewall's verdict (allowed, refused); " +
+        'counted from its start.',
+      labelNames: ['namespace', 'sandbox', 'verdict'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const c of await networking.connectionCounts()) {
+          this.set({ namespace: c.namespace, sandbox: c.name, verdict: 'allowed' }, c.allowed);
+          this.set({ namespace: c.namespace, sandbox: c.name, verdict: 'refused' }, c.refused);
+        }
+      },
+    });
+  }
+}
+
+interface ConnectionCount {
+  namespace: string;
+  name: string;
+  allowed: number;
+  refused: number;
 }

@@ -89,6 +89,8 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
             ...HOST_READ_ONLY_PATHS.map((p) => ro(p)),
             ...s.rootfs.extraBinds.map((p) => ro(p)),
           ]),
+      // The skeleton is shared by offline sandboxes too: a networked one's resolver is its own.
+      ...(s.network && !fromImage ? [ro(s.network.resolvConf, '/etc/resolv.conf')] : []),
       ro(s.agentDir, AGENT_MOUNT),
       { destination: s.workingDir, type: 'bind', source: s.workspaceDir, options: ['rbind', 'rw', 'nosuid', 'nodev'] },
       ...(s.extraMounts ?? []).map((m) => ({
@@ -99,7 +101,15 @@ export function buildOciSpec(s: SandboxRuntimeSpec): Record<string, unknown> {
       })),
     ],
     linux: {
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      // Offline: a namespace of its own with nothing but loopback. Networked: the one the engine
+      // made, whose only way out is the veth to the host's firewall.
+      namespaces: [
+        { type: 'pid' },
+        s.network ? { type: 'network', path: s.network.netnsPath } : { type: 'network' },
+        { type: 'ipc' },
+        { type: 'uts' },
+        { type: 'mount' },
+      ],
       resources: {
         memory: { limit: s.limits.memoryBytes },
         cpu: { shares: cpuShares(s.limits.cpuMillis), period: CPU_PERIOD_US, quota: cpuQuotaUs(s.limits.cpuMillis) },

@@ -72,7 +72,7 @@ export function prepareRootfs(home: string): Rootfs {
   writeFileSync(join(etc, 'hosts'), '127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
   writeFileSync(join(etc, 'hostname'), 'sandbox\n');
   writeFileSync(join(etc, 'resolv.conf'), '# no network in the sandbox\n');
-  writeFileSync(join(etc, 'nsswitch.conf'), 'passwd: files\ngroup: files\nhosts: files\n');
+  writeFileSync(join(etc, 'nsswitch.conf'), 'passwd: files\ngroup: files\nhosts: files dns\n');
   // Public, non-secret files programs expect; copied, so the host's /etc stays out of reach.
   for (const f of ['ld.so.cache', 'localtime', 'os-release', 'debian_version', 'mime.types', 'protocols', 'services']) {
     const src = join('/etc', f);

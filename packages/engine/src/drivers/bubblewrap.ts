@@ -37,6 +37,8 @@ export class BubblewrapDriver implements SandboxDriver {
     // (bubblewrap sandboxes cannot be re-adopted by a restarted engine).
     const a = [
       '--unshare-all',
+      // Networked: the namespace the engine made, entered by nsenter before bwrap starts.
+      ...(spec.network ? ['--share-net'] : []),
       '--new-session',
       '--die-with-parent',
       '--cap-drop',
@@ -56,6 +58,7 @@ export class BubblewrapDriver implements SandboxDriver {
       '--dev',
       '/dev',
     ];
+    if (spec.network && !fromImage) a.push('--ro-bind', spec.network.resolvConf, '/etc/resolv.conf');
     if (!fromImage) {
       a.push('--tmpfs', '/tmp', '--tmpfs', '/home/sandbox');
       for (const p of [...HOST_READ_ONLY_PATHS, ...spec.rootfs.extraBinds]) a.push('--ro-bind', p, p);
@@ -70,7 +73,10 @@ export class BubblewrapDriver implements SandboxDriver {
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
     const [mine, theirs] = await socketPair(join(paths.dir, 'agent.sock'));
     const log = openSync(paths.logFile, 'a', 0o600);
-    const child = spawn(...outsideEngineCgroup(this.bwrap, this.args(spec)), {
+    const [file, args] = spec.network
+      ? ['nsenter', [`--net=${spec.network.netnsPath}`, '--', this.bwrap, ...this.args(spec)]]
+      : [this.bwrap, this.args(spec)];
+    const child = spawn(...outsideEngineCgroup(file, args), {
       stdio: [theirs, theirs, log],
       detached: true,
     });

@@ -62,6 +62,8 @@ export interface SandboxDriver {
    * Host-backed mounts (the workspace, volumes) are not in the image: the caller copies them.
    */
   checkpoint?(containerId: string, imageDir: string): Promise<void>;
+  /** False where a networked sandbox cannot be checkpointed (runsc 20221219 on the host's stack). */
+  readonly checkpointsNetworked?: boolean;
   /** Starts a sandbox from a checkpoint; `spec` must mount the same destinations as the
    *  checkpointed one (sources may differ: a fork has its own workspace). */
   restore?(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths, imageDir: string): Promise<DriverHandle>;

@@ -42,6 +42,18 @@ export class GvisorDriver implements SandboxDriver {
 
   private readonly reaper?: string;
   private readonly restoreHook: boolean;
+  /**
+   * How a networked sandbox reaches its namespace's link. `sandbox`: gVisor's own network stack
+   * (netstack) in the sentry, the host kernel sees only frames. `host`: the sentry's sockets are
+   * the host kernel's, in the sandbox's own namespace (the same firewall, more host kernel
+   * exposed): for runsc 20221219, whose netstack refuses every namespace of a kernel that has
+   * net.core.rmem_default per namespace (6.x), taking it for the host's.
+   */
+  readonly networkMode: 'sandbox' | 'host';
+  /** gVisor checkpoints its own network stack, not the host's ("not supported when using hostinet"). */
+  get checkpointsNetworked(): boolean {
+    return this.networkMode === 'sandbox';
+  }
   private hookSupport?: Promise<boolean>;
 
   /**
@@ -54,8 +66,9 @@ export class GvisorDriver implements SandboxDriver {
   constructor(
     private readonly runsc: string,
     private readonly stateDir: string,
-    opts: { reaper?: string; restoreHook?: boolean } = {},
+    opts: { reaper?: string; restoreHook?: boolean; networkMode?: 'sandbox' | 'host' } = {},
   ) {
+    this.networkMode = opts.networkMode ?? 'sandbox';
     this.reaper = opts.reaper;
     this.restoreHook = opts.restoreHook ?? false;
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -93,9 +106,15 @@ export class GvisorDriver implements SandboxDriver {
 
   /** The command that starts a sandbox (`runsc run` or `runsc restore`, with `args`) and exits
    *  as the sandbox does. */
-  private launcher(command: 'run' | 'restore', args: string[], pidFile: string): [string, string[]] {
-    if (!this.reaper) return lowPriority(this.runsc, [...this.flags(), command, '--pid-file', pidFile, ...args]);
-    const runsc = [this.runsc, ...this.flags(), command, '--detach', '--pid-file', pidFile, ...args];
+  private launcher(
+    command: 'run' | 'restore',
+    args: string[],
+    pidFile: string,
+    spec: SandboxRuntimeSpec,
+  ): [string, string[]] {
+    const flags = this.flags(spec.network ? this.networkMode : 'none');
+    if (!this.reaper) return lowPriority(this.runsc, [...flags, command, '--pid-file', pidFile, ...args]);
+    const runsc = [this.runsc, ...flags, command, '--detach', '--pid-file', pidFile, ...args];
     return lowPriority(this.reaper, [pidFile, '--', ...runsc]);
   }
 
@@ -104,11 +123,12 @@ export class GvisorDriver implements SandboxDriver {
     return { uid: SANDBOX_UID, gid: SANDBOX_GID };
   }
 
-  private flags(): string[] {
+  /** `network`: what a sandbox starts with (the rest of runsc's commands ignore it). */
+  private flags(network: 'none' | 'sandbox' | 'host' = 'none'): string[] {
     // --overlay2=none: an image's root is writable, and a current runsc would put its own overlay
     // over it (root:self, a file store in the root), so writes would miss the sandbox's layer on
     // disk, its quota and its snapshots (image-root.ts). Both runscs take it.
-    return ['--root', this.stateDir, '--network=none', '--overlay2=none'];
+    return ['--root', this.stateDir, `--network=${network}`, '--overlay2=none'];
   }
 
   async start(containerId: string, spec: SandboxRuntimeSpec, paths: DriverPaths): Promise<DriverHandle> {
@@ -118,7 +138,7 @@ export class GvisorDriver implements SandboxDriver {
     // Detached: a sandbox outlives an engine crash (the engine re-adopts or reaps it on restart).
     const pidFile = join(paths.dir, 'sandbox.pid');
     rmSync(pidFile, { force: true });
-    const child = spawn(...this.launcher('run', ['--bundle', bundle, containerId], pidFile), {
+    const child = spawn(...this.launcher('run', ['--bundle', bundle, containerId], pidFile, spec), {
       stdio: [theirs, theirs, log],
       detached: true,
     });
@@ -273,7 +293,7 @@ export class GvisorDriver implements SandboxDriver {
     const pidFile = join(paths.dir, 'sandbox.pid');
     rmSync(pidFile, { force: true });
     const argv = ['--image-path', imageDir, '--bundle', bundle, containerId];
-    const child = spawn(...this.launcher('restore', argv, pidFile), {
+    const child = spawn(...this.launcher('restore', argv, pidFile, spec), {
       stdio: [theirs, theirs, log],
       detached: true,
     });

@@ -47,6 +47,17 @@ export interface SandboxRuntimeSpec {
   spawner?: string;
   /** Which agent runs in the sandbox (ASB_AGENT): node (agent.cjs, default) or go (asb-agent). */
   agent?: AgentKind;
+  /** Networked: the namespace it runs in (network/host-network.ts). Without it the sandbox has
+   *  only its loopback. */
+  network?: SandboxNetworkSpec;
+}
+
+export interface SandboxNetworkSpec {
+  /** A named network namespace, /run/netns/<name>, with the sandbox's end of its veth pair. */
+  netnsPath: string;
+  /** A host file with the sandbox's resolv.conf (the engine's DNS), mounted at /etc/resolv.conf
+   *  over the shared skeleton's; an image's root gets its own copy written in. */
+  resolvConf: string;
 }
 
 /** The in-sandbox agent: `node` runs dist/agent.cjs on the host's /usr/bin/node; `go` runs the

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { LABEL_WARM_POOL_SANDBOX, bytes, type Sandbox } from '@asb/api';
 import { EngineError } from '../errors.ts';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import type { LocalImage as OciImage } from '@asb/oci';
 import { AGENT_MOUNT, type ExtraMount, type SandboxRuntimeSpec } from '../drivers/runtime-spec.ts';
 import { limitsOf, diskBytesOf, type ContainerLike } from '../pod.ts';
@@ -23,7 +23,7 @@ import { warmUp } from './warm-up.ts';
 import { keyOf, sandboxDir, type StartSource, type Workload, type WorkloadTable } from './workload.ts';
 import type { WorkloadsDeps } from './workload.ts';
 
-type LaunchUses = 'config' | 'driver' | 'rootfs' | 'agent' | 'store' | 'log' | 'snapshots' | 'images';
+type LaunchUses = 'config' | 'driver' | 'rootfs' | 'agent' | 'store' | 'log' | 'snapshots' | 'images' | 'networking';
 export type LaunchDeps = Pick<WorkloadsDeps, LaunchUses> & {
   table: WorkloadTable;
   connections: AgentConnections;
@@ -67,7 +67,10 @@ export class Launcher {
       }
       log.warn({ sandbox: name, namespace: ns, err: err.message }, 'sandbox failed to start');
       table.fail(w, err.message);
-      void driver.destroy(w.containerId).catch(() => undefined);
+      void driver
+        .destroy(w.containerId)
+        .catch(() => undefined)
+        .then(() => this.unplug(w));
     });
     return w;
   }
@@ -152,10 +155,14 @@ export class Launcher {
       );
     }
     if (from?.copyFiles) await copySandboxFiles(from.dir, dir);
+    mkdirSync(dir, { recursive: true });
+    const net = await this.deps.networking.attach(sb, dir);
+    w.network = net?.attachment;
     const spec =
       plan.kind === 'pull'
         ? await this.imageSpec(w, sb, container, image!, plan, dir)
         : await this.runtimeSpec(w, sb, container, plan.image, env, dir);
+    spec.network = net?.spec;
     const logFile = join(dir, 'sandbox.log');
     const tWorkspace = Date.now();
     if (w.stopping) return;
@@ -234,7 +241,7 @@ export class Launcher {
       root,
       ['/proc', '/dev', AGENT_MOUNT].map((path) => ({ field: 'image', path })),
     );
-    writeEtcFiles(root, w.name);
+    writeEtcFiles(root, w.name, w.network?.dns);
     const imageFiles = join(root, cwd!);
     if (firstStart && readdirSync(ws.path).length === 0 && readdirSync(imageFiles).length > 0) {
       await run('cp', ['-a', '--', `${imageFiles}/.`, ws.path], { timeout: 600_000 });
@@ -298,12 +305,23 @@ export class Launcher {
     };
   }
 
+  /** Its network namespace and rules go with its container (a restart gets new ones). */
+  private async unplug(w: Workload): Promise<void> {
+    const a = w.network;
+    if (!a) return;
+    w.network = undefined;
+    await this.deps.networking
+      .detach(sandboxDir(this.deps.config.home, w.namespace, w.name), a)
+      .catch((err: Error) => this.deps.log.warn({ sandbox: w.name, err: err.message }, 'network not taken down'));
+  }
+
   /** Ends the container; the workspace stays (release removes it). */
   async teardown(w: Workload): Promise<void> {
     w.stopping = true;
     this.deps.table.running.delete(keyOf(w.namespace, w.name));
     void this.deps.connections.close(w);
     await this.deps.driver.destroy(w.containerId);
+    await this.unplug(w);
     this.deps.store.putWorkload({ namespace: w.namespace, name: w.name, uid: w.uid });
     this.deps.log.info({ sandbox: w.name, namespace: w.namespace, containerId: w.containerId }, 'sandbox stopped');
   }

@@ -7,7 +7,7 @@ import { destroyWorkspace } from '../workspace.ts';
 import type { AgentConnections } from './connection.ts';
 import { keyOf, sandboxDir, type Workload, type WorkloadTable, type WorkloadsDeps } from './workload.ts';
 
-export type RecoveryDeps = Pick<WorkloadsDeps, 'config' | 'driver' | 'store'> & {
+export type RecoveryDeps = Pick<WorkloadsDeps, 'config' | 'driver' | 'store' | 'networking'> & {
   table: WorkloadTable;
   connections: AgentConnections;
 };
@@ -36,6 +36,8 @@ export async function recover(deps: RecoveryDeps): Promise<{ reattached: number;
       reaped++;
     }
   }
+  // Network namespaces and links of containers that are gone.
+  await deps.networking.sweep();
   // Workspace directories of Sandboxes that no longer exist.
   const root = join(config.home, 'sandboxes');
   for (const ns of existsSync(root) ? readdirSync(root) : []) {
@@ -81,6 +83,8 @@ async function recoverOne(deps: RecoveryDeps, row: WorkloadRow): Promise<Outcome
     limits: limitsOf(container, config),
     image: container.image,
     handle,
+    // Its namespace and address stay; its rules are put back as its template says now.
+    network: await deps.networking.adopt(sb, dir).catch(() => undefined),
   };
   table.running.set(keyOf(row.namespace, row.name), w);
   connections.connect(w, handle, logFile);

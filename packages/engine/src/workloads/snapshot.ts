@@ -61,6 +61,13 @@ export class Snapshotter {
           'only a running sandbox has memory to snapshot',
       );
     }
+    if (w.network && driver.checkpointsNetworked === false) {
+      throw new EngineError(
+        'Invalid',
+        `sandbox "${name}" is networked, and this runsc gives networked sandboxes the host kernel's network ` +
+          'stack, which it cannot checkpoint: use the current gVisor (the default, dist/runsc) or an offline template',
+      );
+    }
     table.busy.add(k);
     try {
       const dir = sandboxDir(this.deps.config.home, ns, name);

@@ -14,6 +14,8 @@ import type { EngineMetrics } from '../metrics.ts';
 import type { SnapshotMeta, SnapshotStore } from '../snapshots.ts';
 import type { EngineConfig } from '../config.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
+import type { NetworkAttachment } from '../network/host-network.ts';
+import type { SandboxNetworking } from '../network/sandbox-network.ts';
 
 export type Phase = 'Pending' | 'Running' | 'Failed';
 
@@ -56,6 +58,8 @@ export interface Workload {
   execLaneLosses?: number;
   /** When the agent connection was last replaced: a sandbox whose connection keeps dropping fails. */
   reconnects?: number[];
+  /** Its network namespace and address, when its template lets it out (network/). */
+  network?: NetworkAttachment;
 }
 
 /** Where a starting sandbox's processes come from: a boot, or a snapshot. */
@@ -87,6 +91,7 @@ export interface WorkloadsDeps {
   metrics?: EngineMetrics;
   /** The images sandboxes run ($ASB_HOME/images). */
   images: ImageStore;
+  networking: SandboxNetworking;
 }
 
 export const keyOf = (ns: string, name: string): string => `${ns}/${name}`;
