@@ -20,6 +20,8 @@ command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 # Sandbox networking (templates that allow egress): namespaces and veths, and the firewall.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+# The egress proxy's certificates, for templates with credentials.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${missing[*]} from Debian's packages"

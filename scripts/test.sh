@@ -12,6 +12,9 @@ npm run --silent format:check
 test_pkgs=()
 python3 -c 'import ensurepip' 2>/dev/null || test_pkgs+=(python3-venv)
 command -v ip >/dev/null 2>&1 || test_pkgs+=(iproute2)
+# The networking suite installs a package with pip inside a sandbox (the host's Python).
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || test_pkgs+=(python3-pip)
+command -v openssl >/dev/null 2>&1 || test_pkgs+=(openssl)
 # Image pulls are tested against a real registry (Debian's docker-registry: the CNCF
 # distribution), with images pushed by skopeo, some of their layers compressed by zstd.
 command -v docker-registry >/dev/null 2>&1 || test_pkgs+=(docker-registry)

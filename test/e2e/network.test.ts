@@ -7,8 +7,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { applyObjects, ANNOTATION_ALLOWED_DOMAINS, ANNOTATION_CREDENTIALS } from '@asb/engine';
 import { Sandbox, apply } from '@asb/sdk';
 import type { NetworkPolicySpec } from '@asb/api';
+
 import { putTemplate, startEngineProcess, startTestEngine, type TestEngine } from './harness.ts';
 import { waitFor } from '../support/wait.ts';
 import { startMiniInternet, INTERNET, type MiniInternet } from './support/mini-internet.ts';
@@ -17,12 +22,17 @@ const why = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftables
 
 /** An HTTP GET from inside the sandbox (python's urllib, 3 s): the JSON the server answered, or
  *  the error's last line. */
-async function get(sb: Sandbox, url: string): Promise<{ ok: true; body: any } | { ok: false; error: string }> {
+async function get(
+  sb: Sandbox,
+  url: string,
+  cafile?: string,
+): Promise<{ ok: true; body: any } | { ok: false; error: string }> {
   const script =
-    'import urllib.request,sys\n' +
-    'try:\n  print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())\n' +
+    'import ssl,urllib.request,sys\n' +
+    'ctx = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None\n' +
+    'try:\n  print(urllib.request.urlopen(sys.argv[1], timeout=5, context=ctx).read().decode())\n' +
     'except Exception as e:\n  print("ERR", e); sys.exit(1)';
-  const r = await sb.run(`python3 -c '${script}' ${url}`);
+  const r = await sb.run(`python3 -c '${script}' ${url} ${cafile ?? ''}`);
   if (r.exitCode === 0) return { ok: true, body: JSON.parse(r.stdout) };
   return { ok: false, error: (r.stdout + r.stderr).trim().split('\n').at(-1)! };
 }
@@ -33,6 +43,36 @@ async function connects(sb: Sandbox, host: string, port: number): Promise<string
     `python3 -c 'import socket,sys\ntry:\n  socket.create_connection((sys.argv[1], int(sys.argv[2])), 3); print("connected")\nexcept Exception as e: print(type(e).__name__, e)' ${host} ${port}`,
   );
   return r.stdout.trim();
+}
+
+/** A template applied with our annotations (Managed, no rules: upstream's default addresses). */
+async function applyTemplate(t: TestEngine, name: string, annotations: Record<string, string>): Promise<void> {
+  await applyObjects(t.engine.store, [
+    {
+      apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+      kind: 'SandboxTemplate',
+      metadata: { name, namespace: 'default', annotations },
+      spec: {
+        podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.11' }] } },
+        networkPolicyManagement: 'Managed',
+        envVarsInjectionPolicy: 'Disallowed',
+        volumeClaimTemplatesPolicy: 'Disallowed',
+      },
+    },
+  ]);
+}
+
+/** GET over HTTPS from the host (not through any sandbox), trusting `ca`, naming `servername`. */
+function fetchFromHost(url: string, ca: string, servername: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca: readFileSync(ca), servername }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
 }
 
 async function metrics(t: TestEngine): Promise<string> {
@@ -51,12 +91,15 @@ describe(
     before(async () => {
       net = await startMiniInternet();
       process.env.ASB_DNS_SERVERS = INTERNET.dns;
+      // The egress proxy checks the destinations it speaks TLS to (credentials) against these roots.
+      process.env.ASB_EGRESS_CA_FILE = net.caFile;
       t = await startTestEngine();
       await putTemplate(t, 'managed', { image: 'python:3.11' }, 'managed');
     });
     after(async () => {
       await t?.stop();
       await net?.stop();
+      delete process.env.ASB_EGRESS_CA_FILE;
       if (dnsBefore === undefined) delete process.env.ASB_DNS_SERVERS;
       else process.env.ASB_DNS_SERVERS = dnsBefore;
     });
@@ -174,6 +217,89 @@ spec:
       assert.equal(count('allowed'), 1, text);
       assert.equal(count('refused'), 1, text);
       assert.match(text, /asb_sandbox_dns_queries_total\{verdict="answered"\} [1-9]/);
+    });
+
+    it('an allow-list of names: pip installs from the allowed index; another name, even on the same address, is refused', async () => {
+      await applyTemplate(t, 'names', {
+        [ANNOTATION_ALLOWED_DOMAINS]: 'pypi.test, *.pypi.test, web.test, private.test',
+      });
+      await using sb = await Sandbox.create({ ...t.conn, template: 'names' });
+      await sb.files.write('ca.pem', readFileSync(net.caFile));
+      const pip = await sb.run(
+        `python3 -m pip install --no-cache-dir --disable-pip-version-check --index-url https://pypi.test/simple/ --cert ca.pem --target /tmp/pkgs ${net.packageName}`,
+        { timeoutMs: 120_000 },
+      );
+      assert.equal(pip.exitCode, 0, pip.stdout + pip.stderr);
+      const imported = await sb.run(
+        `PYTHONPATH=/tmp/pkgs python3 -c 'import ${net.packageName}; print(${net.packageName}.GREETING)'`,
+      );
+      assert.equal(imported.stdout.trim(), 'hello from the mini index');
+
+      // TLS to an allowed name passes through untouched: the server's own certificate.
+      const tlsGet = await get(sb, 'https://web.test/tls', 'ca.pem');
+      assert.ok(tlsGet.ok && tlsGet.body.tls === true && tlsGet.body.host === 'web.test', JSON.stringify(tlsGet));
+      // other.test is web.test's address: unknown to the sandbox's DNS, refused by SNI and by Host.
+      assert.equal((await sb.run('getent hosts other.test')).exitCode, 2, 'NXDOMAIN');
+      const bySni = await sb.run(
+        `python3 -c 'import socket,ssl\nc=ssl.create_default_context(cafile="ca.pem")\ntry:\n  c.wrap_socket(socket.create_connection(("${INTERNET.web}",443),3),server_hostname="other.test"); print("connected")\nexcept Exception as e: print(type(e).__name__, e)'`,
+      );
+      assert.match(bySni.stdout, /UNRECOGNIZED_NAME|unrecognized name/i);
+      const byHost = await sb.run(
+        `python3 -c 'import http.client as h\nc=h.HTTPConnection("${INTERNET.web}",80,timeout=3)\nc.request("GET","/",headers={"Host":"other.test"})\nr=c.getresponse(); print(r.status, r.read().decode())'`,
+      );
+      assert.match(byHost.stdout, /^403 asb egress: other\.test is not on the allow-list/);
+      // Other ports go nowhere, allowed name or not; a name that leads to a private address neither.
+      assert.ok(!(await get(sb, 'http://web.test:8080/')).ok);
+      const rebound = await get(sb, 'http://private.test/');
+      assert.ok(!rebound.ok && /403/.test(rebound.error), JSON.stringify(rebound));
+      const text = await metrics(t);
+      assert.match(text, /asb_sandbox_egress_proxy_connections_total\{verdict="refused",via="http"\} [1-9]/);
+      assert.match(text, /asb_sandbox_egress_proxy_connections_total\{verdict="allowed",via="tls"\} [1-9]/);
+      assert.match(text, /asb_sandbox_dns_queries_total\{verdict="refused"\} [1-9]/);
+    });
+
+    it('injects a credential outside the sandbox: the destination gets the header, the sandbox never sees the value', async () => {
+      const secret = `s3cr3t-${Math.random().toString(36).slice(2)}`;
+      mkdirSync(join(t.home, 'secrets', 'default'), { recursive: true });
+      writeFileSync(
+        join(t.home, 'secrets', 'default', 'api-token.yaml'),
+        `apiVersion: v1\nkind: Secret\nmetadata: { name: api-token }\nstringData: { token: ${secret} }\n`,
+      );
+      await applyTemplate(t, 'creds', {
+        [ANNOTATION_ALLOWED_DOMAINS]: 'web.test',
+        [ANNOTATION_CREDENTIALS]: JSON.stringify([{ host: 'api.test', secret: 'api-token' }]),
+      });
+      await using sb = await Sandbox.create({ ...t.conn, template: 'creds' });
+      const masked = `Bearer ${'*'.repeat(secret.length)}`;
+      // HTTPS, trusted through the engine's CA bundle (SSL_CERT_FILE, set for this sandbox).
+      const overTls = await get(sb, 'https://api.test/over-tls');
+      assert.ok(overTls.ok, JSON.stringify(overTls));
+      assert.equal(overTls.body.headers.authorization, masked, 'the echo comes back masked');
+      const upstream = async () => {
+        const res = await fetchFromHost(`https://${INTERNET.api}/__last`, net.caFile, 'api.test');
+        return JSON.parse(res) as { path: string; tls: boolean; headers: Record<string, string> };
+      };
+      let seen = await upstream();
+      assert.equal(seen.path, '/over-tls');
+      assert.equal(seen.headers.authorization, `Bearer ${secret}`, 'the destination got the secret');
+      // Plain HTTP from the sandbox leaves the engine as HTTPS, with the header in place of its own.
+      const plain = await sb.run(
+        `python3 -c 'import http.client as h\nc=h.HTTPConnection("api.test",80,timeout=5)\nc.request("GET","/plain",headers={"Authorization":"Bearer mine"})\nprint(c.getresponse().read().decode())'`,
+      );
+      assert.equal(JSON.parse(plain.stdout).headers.authorization, masked);
+      seen = await upstream();
+      assert.equal(seen.path, '/plain');
+      assert.equal(seen.tls, true);
+      assert.equal(seen.headers.authorization, `Bearer ${secret}`);
+      // Only that destination: another allowed name passes through, without the header.
+      const other = await get(sb, 'http://web.test/');
+      assert.ok(other.ok && other.body.headers.authorization === undefined);
+      // No trace of the value inside: env, every process's environ and cmdline, the files it can write.
+      const search = await sb.run(
+        `python3 -c 'import base64,glob,os,sys\ns=base64.b64decode(sys.argv[1])\nhits=[]\nfor f in glob.glob("/proc/[0-9]*/environ")+glob.glob("/proc/[0-9]*/cmdline"):\n  try:\n    if s in open(f,"rb").read(): hits.append(f)\n  except OSError: pass\nfor top in ["/tmp","/home","/etc","/.asb",os.getcwd()]:\n  for d,_,fs in os.walk(top):\n    for n in fs:\n      try:\n        if s in open(os.path.join(d,n),"rb").read(): hits.append(os.path.join(d,n))\n      except OSError: pass\nprint(len(hits), hits[:5])' ${Buffer.from(secret).toString('base64')}`,
+      );
+      assert.equal(search.stdout.trim(), '0 []', search.stdout + search.stderr);
+      assert.ok(!(await sb.run('env')).stdout.includes(secret));
     });
 
     it('suspends and resumes a networked sandbox with its memory, and forks it: each gets its own address and keeps its network', async (tc) => {

@@ -57,6 +57,8 @@ export interface EngineConfig {
   /** ASB_DNS_SERVERS: where the engine's DNS asks ("1.1.1.1,10.0.0.53:5353"); default: the
    *  host's /etc/resolv.conf. */
   dnsServers?: string;
+  /** ASB_EGRESS_CA_FILE: roots the egress proxy trusts for destinations, beside the system's. */
+  egressCaFile?: string;
   /** The HTTP server's bounds on hostile clients (README's limits table). */
   http: {
     /** Bytes of one API request body (not the sandbox proxy's uploads: ASB_MAX_UPLOAD_BYTES). */
@@ -147,6 +149,7 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     network: networkMode(env.ASB_NETWORK),
     networkPool: env.ASB_NETWORK_POOL || DEFAULT_POOL,
     dnsServers: env.ASB_DNS_SERVERS || undefined,
+    egressCaFile: env.ASB_EGRESS_CA_FILE || undefined,
     http: {
       maxApiBodyBytes: limitFromEnv(env, 'ASB_MAX_API_BODY_BYTES', 4 * 1024 * 1024),
       maxHeaderBytes: limitFromEnv(env, 'ASB_MAX_HEADER_BYTES', 16 * 1024),

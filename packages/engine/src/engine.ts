@@ -39,9 +39,7 @@ import { applyObjects } from './apply.ts';
 import { unmountAll } from './workspace.ts';
 import { raiseEngineCpuWeight } from './engine-cgroup.ts';
 import { useSpawner } from './spawner.ts';
-import { HostNetwork } from './network/host-network.ts';
 import { SandboxNetworking } from './network/sandbox-network.ts';
-import { upstreamServers } from './network/dns.ts';
 
 /** runsc before 2024 takes every network namespace of a 6.x kernel for the host's (it looks for
  *  net.core.rmem_default, which such kernels have in each), and refuses its own netstack there. */
@@ -207,7 +205,14 @@ export class Engine {
     this.store = new SqliteStore(join(home, 'state.db'));
     const snapshots = new SnapshotStore(this.config.snapshotDir ?? join(home, 'snapshots'));
     this.metrics = new EngineMetrics(() => this.workloads.list().map((w) => w.phase));
-    this.networking = await this.startNetworking(driver);
+    this.networking = await SandboxNetworking.start({
+      config: this.config,
+      store: this.store,
+      log: this.log,
+      metrics: this.metrics,
+      agentDir: agent.dir,
+      netstack: driver.name !== 'gvisor' || (driver as GvisorDriver).networkMode === 'sandbox',
+    });
     this.metrics.watchNetworking(this.networking);
     this.workloads = new LocalWorkloads({
       config: this.config,
@@ -298,44 +303,6 @@ export class Engine {
     writeFileSync(stateFile(home), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
     this.log.info({ url: this.url, driver: driver.name, runtime }, 'engine listening');
     return state;
-  }
-
-  /**
-   * Host networking for sandboxes whose template lets them out (network/). ASB_NETWORK=auto
-   * goes on without it where the host cannot (not root, no nft): such sandboxes then fail to
-   * start with the reason, and every other sandbox runs as before.
-   */
-  private async startNetworking(driver: SandboxDriver): Promise<SandboxNetworking> {
-    const { config, log } = this;
-    let host: HostNetwork | undefined;
-    let unavailable: string | undefined;
-    if (config.network === 'off') unavailable = 'ASB_NETWORK=off';
-    else {
-      try {
-        host = await HostNetwork.start({
-          home: config.home,
-          pool: config.networkPool,
-          upstream: upstreamServers(config.dnsServers),
-          log,
-          onDnsQuery: (q, verdict) => {
-            const owner = this.networking?.ownerOf(q.from);
-            this.metrics.dnsQueries.inc({ verdict });
-            const line = { sandbox: owner?.name, namespace: owner?.namespace, query: q.name, type: q.type, verdict };
-            if (verdict === 'answered') log.debug(line, 'sandbox DNS query');
-            else log.info(line, 'sandbox DNS query');
-          },
-        });
-        if (driver.name === 'gvisor' && (driver as GvisorDriver).networkMode === 'host')
-          log.warn(
-            "this runsc's own network stack refuses this kernel: networked sandboxes use the host kernel's, in their own namespace",
-          );
-      } catch (err) {
-        if (config.network === 'on') throw new Error(`sandbox networking (ASB_NETWORK=on): ${(err as Error).message}`);
-        unavailable = `the host's networking could not be set up (${(err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(': ')})`;
-        log.warn({ reason: unavailable }, 'sandbox networking off: templates that allow egress will not start');
-      }
-    }
-    return new SandboxNetworking(host, unavailable, this.store, log);
   }
 
   get bearerToken(): string {

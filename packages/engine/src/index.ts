@@ -15,6 +15,7 @@ export {
   sharesToWeight,
 } from './engine-cgroup.ts';
 export { applyObjects, parseApplyBody } from './apply.ts';
+export { ANNOTATION_ALLOWED_DOMAINS, ANNOTATION_CREDENTIALS } from './network/policy.ts';
 export { SqliteStore } from './store/sqlite-store.ts';
 export { LocalWorkloads } from './workloads.ts';
 export { buildImage, BuildError, type BuildOptions } from './image-build/build.ts';

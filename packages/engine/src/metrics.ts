@@ -9,6 +9,7 @@ export class EngineMetrics {
   readonly sandboxLogBytesDropped: Counter<string>;
   readonly connectionsDropped: Counter<string>;
   readonly dnsQueries: Counter<'verdict'>;
+  readonly egressProxied: Counter<'verdict' | 'via'>;
 
   constructor(phases: () => Iterable<string>) {
     // 10 ms: the event-loop delay histogram's resolution (prom-client's default).
@@ -35,6 +36,14 @@ export class EngineMetrics {
       name: 'asb_sandbox_dns_queries_total',
       help: "Names sandboxes asked the engine's DNS for, by verdict: answered, refused (by policy), failed (upstream).",
       labelNames: ['verdict'],
+      registers: [this.registry],
+    });
+    this.egressProxied = new Counter({
+      name: 'asb_sandbox_egress_proxy_connections_total',
+      help:
+        'Connections and requests through the egress proxy (templates with an allow-list of names or credentials), ' +
+        'by verdict and by how they came: tls (passed through by SNI), http (by Host), credential (terminated, header added).',
+      labelNames: ['verdict', 'via'],
       registers: [this.registry],
     });
     new Gauge({

@@ -5,10 +5,22 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nameHash, type Sandbox, type SandboxTemplate } from '@asb/api';
-import { egressPolicyOf, MANAGED_DEFAULT_EXCEPT } from '../src/network/policy.ts';
+import {
+  ANNOTATION_ALLOWED_DOMAINS,
+  ANNOTATION_CREDENTIALS,
+  addressAllowed,
+  egressPolicyOf,
+  MANAGED_DEFAULT_EXCEPT,
+  nameAllowed,
+  PolicyError,
+  proxyPolicyOf,
+} from '../src/network/policy.ts';
+import { parseClientHello } from '../src/network/tls-hello.ts';
 import { ruleLines, sandboxScript } from '../src/network/nft.ts';
 import { Slot, inCidr, slotsOf } from '../src/network/addresses.ts';
 import { upstreamServers } from '../src/network/dns.ts';
@@ -116,14 +128,103 @@ describe('the firewall rules of a sandbox', () => {
   });
 
   it("ends each sandbox's chain in a counted refusal, and maps its link to it", () => {
-    const script = sandboxScript(new Slot('10.213.16.0/20', 'beef'), 3, [{ ports: [{ protocol: 'tcp', port: 443 }] }]);
-    const lines = script.trim().split('\n');
-    assert.match(
-      lines.find((l) => l.includes('dport 443'))!,
-      /counter name sb_3_allowed accept$/,
+    const slot = new Slot('10.213.16.0/20', 'beef');
+    const lines = sandboxScript(slot, 3, [{ ports: [{ protocol: 'tcp', port: 443 }] }])
+      .trim()
+      .split('\n');
+    const rules = lines.filter((l) => l.startsWith('add rule'));
+    assert.match(rules[0]!, /tcp dport 443 counter name sb_3_allowed accept$/);
+    assert.match(rules.at(-1)!, /counter name sb_3_refused reject/);
+    assert.ok(lines.includes('add element inet asb_beef sandboxes { "asbvbeef3" : jump sb_3 }'));
+    assert.ok(lines.includes('delete element inet asb_beef proxied { "asbvbeef3" }'), 'not proxied');
+    // Proxied: nothing leaves by the kernel's rules; its ports 80 and 443 go to the proxy.
+    const proxied = sandboxScript(slot, 3, [{ ports: [{ protocol: 'tcp', port: 443 }] }], true)
+      .trim()
+      .split('\n');
+    assert.ok(!proxied.some((l) => l.includes('accept')), proxied.join('\n'));
+    assert.ok(proxied.includes('add element inet asb_beef proxied { "asbvbeef3" }'));
+    assert.ok(!proxied.some((l) => l.startsWith('delete element')));
+  });
+});
+
+describe('allow-lists of names and credentials (template annotations)', () => {
+  const withAnnotations = (annotations: Record<string, string>) =>
+    ({ ...template('t'), metadata: { name: 't', namespace: 'default', annotations } }) as SandboxTemplate;
+
+  it('reads the names, and judges a name by them: exact, *.domain (not its apex), *', () => {
+    const p = proxyPolicyOf(
+      withAnnotations({ [ANNOTATION_ALLOWED_DOMAINS]: 'pypi.org, *.pythonhosted.org\nGitHub.com.' }),
+    )!;
+    assert.deepEqual(p.domains, ['pypi.org', '*.pythonhosted.org', 'github.com']);
+    assert.ok(nameAllowed(p, 'pypi.org'));
+    assert.ok(nameAllowed(p, 'files.pythonhosted.org'));
+    assert.ok(nameAllowed(p, 'a.b.pythonhosted.org'));
+    assert.ok(!nameAllowed(p, 'pythonhosted.org'));
+    assert.ok(!nameAllowed(p, 'evilpypi.org'));
+    assert.ok(!nameAllowed(p, 'pypi.org.evil.com'));
+    assert.ok(nameAllowed(p, 'GITHUB.COM.'));
+    assert.equal(proxyPolicyOf(template('t')), undefined);
+    assert.throws(() => proxyPolicyOf(withAnnotations({ [ANNOTATION_ALLOWED_DOMAINS]: 'bad_name.com' })), PolicyError);
+  });
+
+  it("reads credentials with their defaults; their host is allowed; bad ones are refused with the field's name", () => {
+    const p = proxyPolicyOf(
+      withAnnotations({ [ANNOTATION_CREDENTIALS]: '[{"host":"api.test","secret":"api-token"}]' }),
+    )!;
+    assert.deepEqual(p.domains, ['*'], 'credentials alone allow any name');
+    assert.deepEqual(p.credentials, [
+      { host: 'api.test', secret: 'api-token', key: 'token', header: 'Authorization', format: 'Bearer {value}' },
+    ]);
+    const q = proxyPolicyOf(
+      withAnnotations({
+        [ANNOTATION_ALLOWED_DOMAINS]: 'pypi.test',
+        [ANNOTATION_CREDENTIALS]: '[{"host":"api.test","secret":"s"}]',
+      }),
+    )!;
+    assert.ok(nameAllowed(q, 'api.test') && nameAllowed(q, 'pypi.test') && !nameAllowed(q, 'web.test'));
+    for (const bad of [
+      '{}',
+      'nope',
+      '[{"secret":"s"}]',
+      '[{"host":"a.test","secret":"s","format":"x"}]',
+      '[{"host":"a.test","secret":"s","header":"a b"}]',
+    ])
+      assert.throws(() => proxyPolicyOf(withAnnotations({ [ANNOTATION_CREDENTIALS]: bad })), PolicyError, bad);
+  });
+
+  it('checks where a name leads against the rules: blocks, excepts, ports', () => {
+    const rules = [{ to: [{ cidr: '0.0.0.0/0', except: ['10.0.0.0/8', '192.168.0.0/16'] }] }];
+    assert.ok(addressAllowed(rules, '203.0.113.10', 443));
+    assert.ok(!addressAllowed(rules, '192.168.1.1', 443));
+    assert.ok(!addressAllowed([{ ports: [{ protocol: 'tcp', port: 80 }] }], '203.0.113.10', 443));
+    assert.ok(addressAllowed([{ ports: [{ protocol: 'tcp', port: 400, endPort: 500 }] }], '203.0.113.10', 443));
+    assert.ok(!addressAllowed([{ ports: [{ protocol: 'udp', port: 443 }] }], '203.0.113.10', 443));
+  });
+});
+
+describe('the server name of a TLS hello', () => {
+  it("reads it from a real client's first bytes, and waits for more or refuses what is not TLS", async () => {
+    const server = net.createServer();
+    const first = new Promise<Buffer>((resolve) =>
+      server.on('connection', (s) => {
+        s.once('data', (b: Buffer) => {
+          resolve(b);
+          s.destroy();
+        });
+      }),
     );
-    assert.match(lines.at(-2)!, /counter name sb_3_refused reject/);
-    assert.equal(lines.at(-1), 'add element inet asb_beef sandboxes { "asbvbeef3" : jump sb_3 }');
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const client = tls.connect({
+      port: (server.address() as net.AddressInfo).port,
+      host: '127.0.0.1',
+      servername: 'PyPI.test',
+    });
+    client.on('error', () => undefined);
+    const hello = await first;
+    server.close();
+    assert.deepEqual(parseClientHello(hello), { kind: 'hello', serverName: 'pypi.test' });
+    assert.deepEqual(parseClientHello(hello.subarray(0, 40)), { kind: 'incomplete' });
+    assert.deepEqual(parseClientHello(Buffer.from('GET / HTTP/1.1\r\n')), { kind: 'not-tls' });
   });
 });
 

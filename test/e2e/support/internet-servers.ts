@@ -3,13 +3,21 @@
 // (their own address, the Host header, the headers, the client's address). Prints "ready" when
 // every socket listens. Config: the JSON of MINI_INTERNET (see mini-internet.ts).
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 
 interface Config {
   dns: string;
   zone: Record<string, string>;
-  http: Array<{ address: string; port: number }>;
+  http: Array<{ address: string; port: number; tls?: boolean }>;
+  /** The servers' certificate (every test name) and key. */
+  cert: string;
+  key: string;
+  /** Served at /simple/ and /packages/ (a PyPI simple index). */
+  index: string;
 }
 const config = JSON.parse(process.env.MINI_INTERNET!) as Config;
 
@@ -31,13 +39,33 @@ udp.on('message', (msg, rinfo) => {
   udp.send(reply, rinfo.port, rinfo.address);
 });
 
+/** What each server saw last (GET /__last from the host: the credential tests' upstream view). */
+const last = new Map<string, unknown>();
+
 const servers = config.http.map(
-  ({ address, port }) =>
+  ({ address, port, tls }) =>
     new Promise<void>((resolve) => {
-      const server = http.createServer((req, res) => {
+      const key = `${address}:${port}`;
+      const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
+          if (req.url === '/__last') {
+            res.setHeader('content-type', 'application/json');
+            return res.end(JSON.stringify(last.get(key) ?? null));
+          }
+          if (req.url?.startsWith('/simple/') || req.url?.startsWith('/packages/')) {
+            // The index: a directory, index.html for directories.
+            const path = join(config.index, decodeURIComponent(req.url.split('?')[0]!));
+            try {
+              const body = readFileSync(path.endsWith('/') ? join(path, 'index.html') : path);
+              res.writeHead(200, { 'content-type': path.endsWith('/') ? 'text/html' : 'application/octet-stream' });
+              return res.end(body);
+            } catch {
+              res.writeHead(404);
+              return res.end('not found\n');
+            }
+          }
           if (req.url?.startsWith('/bytes/')) {
             // A download of N bytes, for throughput.
             const n = Number(req.url.slice('/bytes/'.length));
@@ -54,19 +82,23 @@ const servers = config.http.map(
             };
             return pump();
           }
+          const seen = {
+            server: key,
+            tls: tls === true,
+            host: req.headers.host,
+            path: req.url,
+            headers: req.headers,
+            client: req.socket.remoteAddress,
+            body: Buffer.concat(chunks).toString(),
+          };
+          last.set(key, seen);
           res.setHeader('content-type', 'application/json');
-          res.end(
-            JSON.stringify({
-              server: `${address}:${port}`,
-              host: req.headers.host,
-              path: req.url,
-              headers: req.headers,
-              client: req.socket.remoteAddress,
-              body: Buffer.concat(chunks).toString(),
-            }),
-          );
+          res.end(JSON.stringify(seen));
         });
-      });
+      };
+      const server = tls
+        ? https.createServer({ cert: readFileSync(config.cert), key: readFileSync(config.key) }, handler)
+        : http.createServer(handler);
       server.listen(port, address, () => resolve());
     }),
 );

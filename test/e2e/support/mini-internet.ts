@@ -6,6 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const INTERNET = {
@@ -34,9 +36,58 @@ const NS_END = '198.51.100.2';
 const ROUTED = ['203.0.113.0/24', '192.168.213.0/24', `${INTERNET.linkLocal}/32`];
 
 export interface MiniInternet {
-  /** Host-visible addresses served over HTTP (port 80; the web server also on 8080). */
+  /** Host-visible addresses served over HTTP (port 80; the web server also on 8080), and HTTPS
+   *  (443) on web, pypi and api. */
   addresses: typeof INTERNET;
+  /** The CA that signed the servers' certificate (PEM file), for whoever must trust them. */
+  caFile: string;
+  /** The package in the index at https://pypi.test/simple/ (pip install asbdemo). */
+  packageName: string;
   stop(): Promise<void>;
+}
+
+/** A CA and one certificate for every test name, by openssl. */
+function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
+  const f = (n: string) => join(dir, n);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  execFileSync('openssl', ['req', '-x509', '-new', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2',
+    '-subj', '/CN=mini internet CA', '-addext', 'basicConstraints=critical,CA:TRUE'], { stdio: 'ignore' }); // prettier-ignore
+  const san = Object.keys(ZONE)
+    .map((n) => `DNS:${n}`)
+    .join(',');
+  execFileSync('openssl', ['req', '-x509', '-new', ...ec, '-keyout', f('server.key'), '-out', f('server.pem'), '-days', '2',
+    '-subj', '/CN=mini internet', '-addext', `subjectAltName=${san}`, '-addext', 'extendedKeyUsage=serverAuth',
+    '-CA', f('ca.pem'), '-CAkey', f('ca.key')], { stdio: 'ignore' }); // prettier-ignore
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
+}
+
+/** A PyPI simple index with one pure-Python wheel (built by the host's python3). */
+function makeIndex(dir: string, name: string): void {
+  const script = String.raw`
+import base64, hashlib, os, sys, zipfile
+root, name = sys.argv[1], sys.argv[2]
+whl = '%s-1.0-py3-none-any.whl' % name
+os.makedirs(os.path.join(root, 'packages'), exist_ok=True)
+files = {
+  name + '/__init__.py': 'GREETING = "hello from the mini index"\n',
+  name + '-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n' % name,
+  name + '-1.0.dist-info/WHEEL': 'Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n',
+}
+record = []
+path = os.path.join(root, 'packages', whl)
+with zipfile.ZipFile(path, 'w') as z:
+  for n, body in files.items():
+    z.writestr(n, body)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body.encode()).digest()).rstrip(b'=').decode()
+    record.append('%s,sha256=%s,%d' % (n, digest, len(body)))
+  record.append(name + '-1.0.dist-info/RECORD,,')
+  z.writestr(name + '-1.0.dist-info/RECORD', '\n'.join(record) + '\n')
+sha = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+os.makedirs(os.path.join(root, 'simple', name), exist_ok=True)
+open(os.path.join(root, 'simple', 'index.html'), 'w').write('<a href="%s/">%s</a>\n' % (name, name))
+open(os.path.join(root, 'simple', name, 'index.html'), 'w').write('<a href="../../packages/%s#sha256=%s">%s</a>\n' % (whl, sha, whl))
+`;
+  execFileSync('python3', ['-c', script, dir, name]);
 }
 
 function ip(...args: string[]): void {
@@ -69,15 +120,27 @@ export async function startMiniInternet(): Promise<MiniInternet> {
   ip('-n', NETNS, 'route', 'add', 'default', 'via', HOST_END);
   for (const r of ROUTED) ip('route', 'add', r, 'via', NS_END);
 
+  const dir = mkdtempSync(join(tmpdir(), 'asb-internet-'));
+  const certs = makeCertificates(dir);
+  const packageName = 'asbdemo';
+  makeIndex(join(dir, 'index'), packageName);
   const config = {
     dns: INTERNET.dns,
     zone: ZONE,
+    cert: certs.cert,
+    key: certs.key,
+    index: join(dir, 'index'),
     http: [
       ...[INTERNET.web, INTERNET.pypi, INTERNET.api, INTERNET.private, INTERNET.linkLocal].map((address) => ({
         address,
         port: 80,
       })),
       { address: INTERNET.web, port: 8080 },
+      ...[INTERNET.web, INTERNET.pypi, INTERNET.api, INTERNET.private].map((address) => ({
+        address,
+        port: 443,
+        tls: true,
+      })),
     ],
   };
   const script = join(import.meta.dirname, 'internet-servers.ts');
@@ -93,9 +156,12 @@ export async function startMiniInternet(): Promise<MiniInternet> {
   });
   return {
     addresses: INTERNET,
+    caFile: certs.ca,
+    packageName,
     async stop() {
       child.kill('SIGKILL');
       stopNetns();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

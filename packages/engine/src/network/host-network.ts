@@ -26,6 +26,12 @@ export interface NetworkAttachment {
   dns: string;
 }
 
+/** Something listening on the engine's address for proxied sandboxes (egress-proxy.ts). */
+export interface ProxyServer {
+  listen(): Promise<{ http: number; tls: number }>;
+  close(): void;
+}
+
 export interface HostNetworkOptions {
   home: string;
   pool: string;
@@ -33,6 +39,8 @@ export interface HostNetworkOptions {
   log: Logger;
   dnsAllow?: DnsOptions['allow'];
   onDnsQuery?: DnsOptions['onQuery'];
+  /** The egress proxy, made for the engine's address once it is known. */
+  proxy: (address: string) => ProxyServer;
 }
 
 export const ATTACHMENT_FILE = 'network.json';
@@ -42,6 +50,7 @@ export class HostNetwork {
   readonly slot: Slot;
   private readonly used = new Map<number, NetworkAttachment>();
   private dns?: EngineDns;
+  private proxy?: ProxyServer;
 
   private constructor(
     private readonly o: HostNetworkOptions,
@@ -99,7 +108,9 @@ export class HostNetwork {
       log: o.log,
     });
     const dnsPort = await this.dns.listen();
-    await nft(tableScript(slot, { pool: o.pool, dnsPort }));
+    this.proxy = o.proxy(slot.engineAddress);
+    const proxyPorts = await this.proxy.listen();
+    await nft(tableScript(slot, { pool: o.pool, dnsPort, proxyPorts }));
     o.log.info(
       {
         slot: slot.cidr,
@@ -137,7 +148,7 @@ export class HostNetwork {
       // No IPv6 on the host's end: not even a link-local address the sandbox could reach it at.
       writeFileSync(`/proc/sys/net/ipv6/conf/${a.hostLink}/disable_ipv6`, '1');
       await this.prepare(a);
-      await nft(sandboxScript(this.slot, index, policy.rules));
+      await nft(sandboxScript(this.slot, index, policy.rules, policy.proxy !== undefined));
       writeFileSync(join(dir, ATTACHMENT_FILE), JSON.stringify(a) + '\n');
       return a;
     } catch (err) {
@@ -165,7 +176,7 @@ export class HostNetwork {
 
   /** The policy of a running sandbox, replaced (its template changed). */
   async update(a: NetworkAttachment, policy: Extract<EgressPolicy, { kind: 'egress' }>): Promise<void> {
-    await nft(sandboxScript(this.slot, a.index, policy.rules));
+    await nft(sandboxScript(this.slot, a.index, policy.rules, policy.proxy !== undefined));
   }
 
   /** A sandbox of a previous engine, still running: its place is kept and its rules put back. */
@@ -174,7 +185,8 @@ export class HostNetwork {
     if (!a || a.hostLink !== this.slot.hostLink(a.index)) return undefined;
     this.used.set(a.index, a);
     // Offline now (its template changed while the engine was down): nothing lets it out.
-    await nft(sandboxScript(this.slot, a.index, policy.kind === 'egress' ? policy.rules : []));
+    const egress = policy.kind === 'egress' ? policy : undefined;
+    await nft(sandboxScript(this.slot, a.index, egress?.rules ?? [], egress?.proxy !== undefined));
     return a;
   }
 
@@ -231,6 +243,7 @@ export class HostNetwork {
   /** Everything of this engine's off the host (its sandboxes have stopped). */
   async close(): Promise<void> {
     this.dns?.close();
+    this.proxy?.close();
     for (const a of [...this.used.values()]) await run('ip', ['netns', 'del', a.netns]).catch(() => undefined);
     this.used.clear();
     await this.sweep().catch(() => undefined);

@@ -17,6 +17,8 @@ export interface TableOptions {
   pool: string;
   /** The engine's DNS port on slot.engineAddress (the sandbox asks port 53; it is redirected). */
   dnsPort: number;
+  /** The egress proxy's ports there: a proxied sandbox's ports 80 and 443 go to them. */
+  proxyPorts: { http: number; tls: number };
 }
 
 /**
@@ -35,10 +37,13 @@ export function tableScript(slot: Slot, o: TableOptions): string {
 delete table ${t}
 table ${t} {
   map sandboxes { type ifname : verdict; }
+  set proxied { type ifname; }
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     iifname ${links} ip daddr ${dns} udp dport 53 dnat ip to ${dns}:${o.dnsPort}
     iifname ${links} ip daddr ${dns} tcp dport 53 dnat ip to ${dns}:${o.dnsPort}
+    iifname @proxied tcp dport 80 dnat ip to ${dns}:${o.proxyPorts.http}
+    iifname @proxied tcp dport 443 dnat ip to ${dns}:${o.proxyPorts.tls}
   }
   chain input {
     type filter hook input priority filter - 5; policy accept;
@@ -47,6 +52,7 @@ table ${t} {
   chain to_host {
     ct state established,related accept
     ip daddr ${dns} meta l4proto { tcp, udp } th dport ${o.dnsPort} accept
+    iifname @proxied ip daddr ${dns} tcp dport { ${o.proxyPorts.http}, ${o.proxyPorts.tls} } accept
     ${REFUSE}
   }
   chain forward {
@@ -78,8 +84,12 @@ export function removeTableScript(slot: Slot): string {
 const chainOf = (index: number) => `sb_${index}`;
 export const counterNames = (index: number) => ({ allowed: `sb_${index}_allowed`, refused: `sb_${index}_refused` });
 
-/** Sandbox `index`'s chain and its place in the map: added (or replaced) in one transaction. */
-export function sandboxScript(slot: Slot, index: number, rules: readonly EgressRule[]): string {
+/**
+ * Sandbox `index`'s chain and its place in the map: added (or replaced) in one transaction.
+ * `proxied`: its ports 80 and 443 go to the egress proxy, and nothing else leaves (its `rules`
+ * are then the proxy's to apply, to the addresses names resolve to).
+ */
+export function sandboxScript(slot: Slot, index: number, rules: readonly EgressRule[], proxied = false): string {
   const t = `inet ${slot.table}`;
   const chain = chainOf(index);
   const c = counterNames(index);
@@ -89,11 +99,16 @@ export function sandboxScript(slot: Slot, index: number, rules: readonly EgressR
     `add counter ${t} ${c.refused}`,
     `add chain ${t} ${chain}`,
     `flush chain ${t} ${chain}`,
-    ...rules.flatMap((r) => ruleLines(r)).map((m) => `add rule ${t} ${chain} ${m} counter name ${c.allowed} accept`),
+    ...(proxied ? [] : rules)
+      .flatMap((r) => ruleLines(r))
+      .map((m) => `add rule ${t} ${chain} ${m} counter name ${c.allowed} accept`),
     `add rule ${t} ${chain} limit rate 20/second log prefix "asb ${slot.table} ${index} refused " level info`,
     `add rule ${t} ${chain} counter name ${c.refused} ${REFUSE}`,
     // (Replaced, not added: an element left by an engine that died is overwritten.)
     `add element ${t} sandboxes { "${link}" : jump ${chain} }`,
+    // (A sandbox that stops being proxied leaves the set: added first, so the delete finds it.)
+    `add element ${t} proxied { "${link}" }`,
+    ...(proxied ? [] : [`delete element ${t} proxied { "${link}" }`]),
   ];
   return `${lines.join('\n')}\n`;
 }

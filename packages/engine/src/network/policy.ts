@@ -4,6 +4,7 @@
 // template governs, or what an Unmanaged template leaves to NetworkPolicies of the user's own
 // (which do not exist on one machine), stays offline: the local engine's default is no network.
 import { LABEL_SANDBOX_TEMPLATE_REF_HASH, nameHash, type Sandbox, type SandboxTemplate } from '@asb/api';
+import { inCidr } from './addresses.ts';
 
 /** upstream's default egress (sandboxtemplate_controller.go): the internet, not private ranges
  *  nor link-local (metadata servers). (Sandboxes have no IPv6 route: its half is moot here.) */
@@ -30,6 +31,29 @@ export interface EgressRule {
   ports?: PortMatch[];
 }
 
+/** Our annotations on a SandboxTemplate (documented in the README, "Networking"). */
+export const ANNOTATION_ALLOWED_DOMAINS = 'sandbox.asb.dev/allowed-domains';
+export const ANNOTATION_CREDENTIALS = 'sandbox.asb.dev/credentials';
+
+/** A secret the egress proxy adds to a destination's requests; its value never enters the sandbox. */
+export interface CredentialSpec {
+  /** The destination's host name (exact). */
+  host: string;
+  /** A Secret in $ASB_HOME/secrets/<namespace>/ (NAME.json or NAME.yaml), and its key. */
+  secret: string;
+  key: string;
+  /** The request header set, and its value with `{value}` where the secret goes. */
+  header: string;
+  format: string;
+}
+
+/** Names the sandbox may reach (ports 80 and 443 through the engine's egress proxy). */
+export interface ProxyPolicy {
+  /** `example.com`, `*.example.com` (any subdomain, not the apex), or `*` (any name). */
+  domains: string[];
+  credentials: CredentialSpec[];
+}
+
 export type EgressPolicy =
   | { kind: 'offline'; why: string }
   | {
@@ -37,11 +61,17 @@ export type EgressPolicy =
       /** Where the rules come from, for the log and `asb`'s describe. */
       source: 'managed-default' | 'template';
       template: string;
+      /** What may leave, by address. With a proxy policy: where the names may lead (a name that
+       *  resolves elsewhere is refused), and nothing leaves but through the proxy. */
       rules: EgressRule[];
       /** Parts of the template's rules that cannot match anything on one machine (pod and
        *  namespace selectors, named ports, IPv6 blocks): said in the log, never widened. */
       ignored: string[];
+      proxy?: ProxyPolicy;
     };
+
+/** An annotation of ours that cannot be used as written: the sandbox does not start. */
+export class PolicyError extends Error {}
 
 type NetworkPolicySpec = NonNullable<SandboxTemplate['spec']['networkPolicy']>;
 type EgressSpec = NonNullable<NetworkPolicySpec['egress']>[number];
@@ -61,6 +91,7 @@ export function egressPolicyOf(sb: Sandbox, templates: readonly SandboxTemplate[
     return { kind: 'offline', why: `template ${name} is Unmanaged (no NetworkPolicy of yours exists here)` };
   }
   const np = template.spec.networkPolicy;
+  const proxy = proxyPolicyOf(template);
   if (!np) {
     return {
       kind: 'egress',
@@ -68,6 +99,7 @@ export function egressPolicyOf(sb: Sandbox, templates: readonly SandboxTemplate[
       template: name,
       rules: [{ to: [{ cidr: '0.0.0.0/0', except: [...MANAGED_DEFAULT_EXCEPT] }] }],
       ignored: [],
+      proxy,
     };
   }
   const ignored: string[] = [];
@@ -76,7 +108,72 @@ export function egressPolicyOf(sb: Sandbox, templates: readonly SandboxTemplate[
     const why = (np.egress ?? []).length === 0 ? 'its egress rules are empty' : 'none of its egress rules can match';
     return { kind: 'offline', why: `template ${name}: ${why} (deny all)` };
   }
-  return { kind: 'egress', source: 'template', template: name, rules, ignored };
+  return { kind: 'egress', source: 'template', template: name, rules, ignored, proxy };
+}
+
+const DOMAIN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** The template's allow-list and credentials, when it has either (credentials alone allow any
+ *  name: the proxy is there for them, the addresses still bound by the rules). */
+export function proxyPolicyOf(template: SandboxTemplate): ProxyPolicy | undefined {
+  const a = template.metadata.annotations ?? {};
+  const list = a[ANNOTATION_ALLOWED_DOMAINS];
+  const creds = a[ANNOTATION_CREDENTIALS];
+  if (list === undefined && creds === undefined) return undefined;
+  const domains = (list ?? '*')
+    .split(/[\s,]+/)
+    .map((d) => d.trim().toLowerCase().replace(/\.$/, ''))
+    .filter(Boolean);
+  for (const d of domains) {
+    if (d !== '*' && !DOMAIN.test(d))
+      throw new PolicyError(`${ANNOTATION_ALLOWED_DOMAINS}: "${d}" is not a host name or *.domain`);
+  }
+  return { domains, credentials: creds === undefined ? [] : credentialsOf(creds) };
+}
+
+function credentialsOf(text: string): CredentialSpec[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new PolicyError(`${ANNOTATION_CREDENTIALS}: not JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(parsed)) throw new PolicyError(`${ANNOTATION_CREDENTIALS}: must be a JSON list`);
+  return parsed.map((c: Record<string, unknown>, i) => {
+    const at = `${ANNOTATION_CREDENTIALS}[${i}]`;
+    const str = (k: string, d?: string) => {
+      const v = c?.[k] ?? d;
+      if (typeof v !== 'string' || !v) throw new PolicyError(`${at}.${k}: a string is required`);
+      return v;
+    };
+    const host = str('host').toLowerCase();
+    if (!DOMAIN.test(host) || host.startsWith('*')) throw new PolicyError(`${at}.host: "${host}" is not a host name`);
+    const header = str('header', 'Authorization');
+    if (!/^[A-Za-z0-9-]+$/.test(header)) throw new PolicyError(`${at}.header: "${header}" is not a header name`);
+    const format = str('format', 'Bearer {value}');
+    if (!format.includes('{value}')) throw new PolicyError(`${at}.format: must contain {value}`);
+    return { host, secret: str('secret'), key: str('key', 'token'), header, format };
+  });
+}
+
+/** Whether `host` is on the list (or is a credential's destination). */
+export function nameAllowed(proxy: ProxyPolicy, host: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  if (proxy.credentials.some((c) => c.host === h)) return true;
+  return proxy.domains.some((d) => d === '*' || d === h || (d.startsWith('*.') && h.endsWith(d.slice(1))));
+}
+
+/** Whether the rules let a connection to `address`:`port` through (the proxy's check of where an
+ *  allowed name leads). */
+export function addressAllowed(rules: readonly EgressRule[], address: string, port: number): boolean {
+  return rules.some(
+    (r) =>
+      (!r.to || r.to.some((b) => inCidr(address, b.cidr) && !b.except.some((e) => inCidr(address, e)))) &&
+      (!r.ports ||
+        r.ports.some(
+          (p) => p.protocol === 'tcp' && (p.port === undefined || (port >= p.port && port <= (p.endPort ?? p.port))),
+        )),
+  );
 }
 
 /** One NetworkPolicy egress rule, or nothing when it can match nothing here. */

@@ -1,36 +1,112 @@
-// What the workloads see of networking: whether a Sandbox is networked (its template's policy,
-// policy.ts), its attachment while it runs (host-network.ts), and the sandbox each address is.
-// Without host networking (ASB_NETWORK=off, or a host that cannot), a Sandbox whose template
-// allows egress does not start: it would otherwise run offline while its template says online.
-import { writeFileSync } from 'node:fs';
+// What the engine and its workloads see of networking: whether a Sandbox is networked (its
+// template's policy, policy.ts), its attachment while it runs (host-network.ts), who each address
+// is (for the DNS server and the egress proxy, which judge by the asker's policy), and the logs
+// and metrics of what sandboxes reach. Without host networking (ASB_NETWORK=off, or a host that
+// cannot), a Sandbox whose template allows egress does not start: it would otherwise run offline
+// while its template says online.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Sandbox } from '@asb/api';
 import { EngineError } from '../errors.ts';
 import { resolvConf } from '../image-root.ts';
-import type { SandboxNetworkSpec } from '../drivers/runtime-spec.ts';
+import { AGENT_MOUNT, type SandboxNetworkSpec } from '../drivers/runtime-spec.ts';
+import type { EngineConfig } from '../config.ts';
+import type { EngineMetrics } from '../metrics.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
-import type { HostNetwork, NetworkAttachment } from './host-network.ts';
-import { describePolicy, egressPolicyOf, type EgressPolicy } from './policy.ts';
+import { HostNetwork, type NetworkAttachment } from './host-network.ts';
+import { upstreamServers, type DnsQuery } from './dns.ts';
+import { EgressProxy, type ProxiedSandbox, type ProxyVerdict } from './egress-proxy.ts';
+import { EngineCa, caEnv } from './engine-ca.ts';
+import { describePolicy, egressPolicyOf, nameAllowed, PolicyError, type EgressPolicy } from './policy.ts';
+
+/** The CA bundle sandboxes with credentials trust, in the agent's directory (public certificates). */
+const CA_BUNDLE = 'egress-ca.pem';
+
+export interface NetworkingDeps {
+  config: EngineConfig;
+  store: Pick<SqliteStore, 'listSync'>;
+  log: Logger;
+  metrics: EngineMetrics;
+  /** The agent's directory on the host (mounted at AGENT_MOUNT in every sandbox). */
+  agentDir: string;
+  /** Whether the driver runs networked sandboxes on gVisor's own stack (else said in the log). */
+  netstack: boolean;
+}
+
+export interface Attached {
+  attachment: NetworkAttachment;
+  spec: SandboxNetworkSpec;
+  /** Environment the sandbox needs (the CA bundle's variables, with credentials). */
+  env: Record<string, string>;
+}
 
 export class SandboxNetworking {
-  /** The sandbox (namespace/name) of each attachment index. */
-  private readonly owners = new Map<number, { namespace: string; name: string }>();
+  /** The sandbox and policy of each attachment index. */
+  private readonly owners = new Map<number, { namespace: string; name: string; policy: EgressPolicy }>();
+  private host?: HostNetwork;
+  private unavailable?: string;
+  private caLoaded?: Promise<EngineCa>;
 
-  constructor(
-    private readonly host: HostNetwork | undefined,
-    /** Why there is no host networking, when there is none. */
-    private readonly unavailable: string | undefined,
-    private readonly store: Pick<SqliteStore, 'listSync'>,
-    private readonly log: Logger,
-  ) {}
+  private constructor(private readonly d: NetworkingDeps) {}
+
+  /**
+   * Brings host networking up as ASB_NETWORK says. `auto` goes on without it where the host
+   * cannot (not root, no nft): such sandboxes then fail to start with the reason.
+   */
+  static async start(d: NetworkingDeps): Promise<SandboxNetworking> {
+    const n = new SandboxNetworking(d);
+    const { config, log } = d;
+    if (config.network === 'off') {
+      n.unavailable = 'ASB_NETWORK=off';
+      return n;
+    }
+    const upstream = upstreamServers(config.dnsServers);
+    try {
+      n.host = await HostNetwork.start({
+        home: config.home,
+        pool: config.networkPool,
+        upstream,
+        log,
+        dnsAllow: (q) => n.dnsAllows(q),
+        onDnsQuery: (q, verdict) => n.dnsQueried(q, verdict),
+        proxy: (address) =>
+          new EgressProxy({
+            address,
+            upstream,
+            sandboxAt: (a) => n.proxiedAt(a),
+            ca: () => n.ca(),
+            home: config.home,
+            upstreamCa: config.egressCaFile ? readFileSync(config.egressCaFile, 'utf8') : undefined,
+            onConnection: (v) => n.proxied(v),
+            log,
+          }),
+      });
+      if (!d.netstack)
+        log.warn(
+          "this runsc's own network stack refuses this kernel: networked sandboxes use the host kernel's, in their own namespace",
+        );
+    } catch (err) {
+      if (config.network === 'on')
+        throw new Error(`sandbox networking (ASB_NETWORK=on): ${(err as Error).message}`, { cause: err });
+      const why = (err as Error).message.split('\n').filter(Boolean).slice(0, 3).join(': ');
+      n.unavailable = `the host's networking could not be set up (${why})`;
+      log.warn({ reason: n.unavailable }, 'sandbox networking off: templates that allow egress will not start');
+    }
+    return n;
+  }
 
   get enabled(): boolean {
     return this.host !== undefined;
   }
 
   policyOf(sb: Sandbox): EgressPolicy {
-    return egressPolicyOf(sb, this.store.listSync('SandboxTemplate', { namespace: sb.metadata.namespace }));
+    try {
+      return egressPolicyOf(sb, this.d.store.listSync('SandboxTemplate', { namespace: sb.metadata.namespace }));
+    } catch (err) {
+      if (err instanceof PolicyError) throw new EngineError('Invalid', err.message);
+      throw err;
+    }
   }
 
   /**
@@ -38,10 +114,7 @@ export class SandboxNetworking {
    * its attachment and what the driver needs of it. Throws when its policy wants egress that this
    * engine cannot give.
    */
-  async attach(
-    sb: Sandbox,
-    dir: string,
-  ): Promise<{ attachment: NetworkAttachment; spec: SandboxNetworkSpec } | undefined> {
+  async attach(sb: Sandbox, dir: string): Promise<Attached | undefined> {
     const policy = this.policyOf(sb);
     if (policy.kind === 'offline') return undefined;
     if (!this.host) {
@@ -52,13 +125,14 @@ export class SandboxNetworking {
     }
     const at = { sandbox: sb.metadata.name, namespace: sb.metadata.namespace };
     if (policy.ignored.length)
-      this.log.warn({ ...at, ignored: policy.ignored }, 'egress rules that match nothing here');
+      this.d.log.warn({ ...at, ignored: policy.ignored }, 'egress rules that match nothing here');
+    const env = policy.proxy?.credentials.length ? await this.credentialEnv() : {};
     const attachment = await this.host.attach(dir, policy);
-    this.owners.set(attachment.index, { namespace: sb.metadata.namespace, name: sb.metadata.name! });
+    this.owners.set(attachment.index, { namespace: sb.metadata.namespace, name: sb.metadata.name!, policy });
     const resolv = join(dir, 'resolv.conf');
     writeFileSync(resolv, resolvConf(attachment.dns));
-    this.log.info({ ...at, address: attachment.address, policy: describePolicy(policy) }, 'sandbox networked');
-    return { attachment, spec: { netnsPath: `/run/netns/${attachment.netns}`, resolvConf: resolv } };
+    this.d.log.info({ ...at, address: attachment.address, policy: describePolicy(policy) }, 'sandbox networked');
+    return { attachment, spec: { netnsPath: `/run/netns/${attachment.netns}`, resolvConf: resolv }, env };
   }
 
   async detach(dir: string, a: NetworkAttachment): Promise<void> {
@@ -69,8 +143,9 @@ export class SandboxNetworking {
   /** A sandbox left running by a previous engine: its attachment kept, its rules as its template
    *  says now. */
   async adopt(sb: Sandbox, dir: string): Promise<NetworkAttachment | undefined> {
-    const a = await this.host?.adopt(dir, this.policyOf(sb));
-    if (a) this.owners.set(a.index, { namespace: sb.metadata.namespace, name: sb.metadata.name! });
+    const policy = this.policyOf(sb);
+    const a = await this.host?.adopt(dir, policy);
+    if (a) this.owners.set(a.index, { namespace: sb.metadata.namespace, name: sb.metadata.name!, policy });
     return a;
   }
 
@@ -79,7 +154,7 @@ export class SandboxNetworking {
     return (await this.host?.sweep()) ?? 0;
   }
 
-  /** Whose address this is (the DNS server's asker, the logs). */
+  /** Whose address this is (the logs, the DNS server's asker). */
   ownerOf(address: string): { namespace: string; name: string } | undefined {
     const index = this.host?.indexOf(address);
     return index === undefined ? undefined : this.owners.get(index);
@@ -91,11 +166,54 @@ export class SandboxNetworking {
     const counts = await this.host.counters().catch(() => new Map<number, { allowed: number; refused: number }>());
     return [...counts].flatMap(([index, c]) => {
       const owner = this.owners.get(index);
-      return owner ? [{ ...owner, ...c }] : [];
+      return owner ? [{ namespace: owner.namespace, name: owner.name, ...c }] : [];
     });
   }
 
   async close(): Promise<void> {
     await this.host?.close();
+  }
+
+  /** Names a sandbox may resolve: all, unless its template lists them. Nothing for a stranger. */
+  private dnsAllows(q: DnsQuery): boolean {
+    const index = this.host?.indexOf(q.from);
+    const policy = index === undefined ? undefined : this.owners.get(index)?.policy;
+    if (policy?.kind !== 'egress') return false;
+    return !policy.proxy || nameAllowed(policy.proxy, q.name);
+  }
+
+  private dnsQueried(q: DnsQuery, verdict: 'answered' | 'refused' | 'failed'): void {
+    const owner = this.ownerOf(q.from);
+    this.d.metrics.dnsQueries.inc({ verdict });
+    const line = { sandbox: owner?.name, namespace: owner?.namespace, query: q.name, type: q.type, verdict };
+    if (verdict === 'answered') this.d.log.debug(line, 'sandbox DNS query');
+    else this.d.log.info(line, 'sandbox DNS query');
+  }
+
+  private proxiedAt(address: string): ProxiedSandbox | undefined {
+    const index = this.host?.indexOf(address);
+    const owner = index === undefined ? undefined : this.owners.get(index);
+    if (owner?.policy.kind !== 'egress' || !owner.policy.proxy) return undefined;
+    return { namespace: owner.namespace, name: owner.name, policy: owner.policy };
+  }
+
+  private proxied(v: ProxyVerdict): void {
+    this.d.metrics.egressProxied.inc({ verdict: v.verdict, via: v.via });
+    this.d.log.info(v, v.verdict === 'allowed' ? 'sandbox egress allowed' : 'sandbox egress refused');
+  }
+
+  private ca(): Promise<EngineCa> {
+    this.caLoaded ??= EngineCa.load(join(this.d.config.home, 'net')).then((ca) => {
+      ca.writeBundle(join(this.d.agentDir, CA_BUNDLE));
+      return ca;
+    });
+    return this.caLoaded;
+  }
+
+  /** A sandbox that gets credentials trusts the engine's CA (for those destinations only: every
+   *  other name's TLS passes the proxy untouched, checked against the real roots in the bundle). */
+  private async credentialEnv(): Promise<Record<string, string>> {
+    await this.ca();
+    return caEnv(`${AGENT_MOUNT}/${CA_BUNDLE}`);
   }
 }

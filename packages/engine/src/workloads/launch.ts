@@ -163,6 +163,7 @@ export class Launcher {
         ? await this.imageSpec(w, sb, container, image!, plan, dir)
         : await this.runtimeSpec(w, sb, container, plan.image, env, dir);
     spec.network = net?.spec;
+    if (net) spec.env = { ...spec.env, ...net.env };
     const logFile = join(dir, 'sandbox.log');
     const tWorkspace = Date.now();
     if (w.stopping) return;
