@@ -5,15 +5,18 @@
 //   an HTTP request's round trip from a sandbox to a server in the namespace (through gVisor's
 //   netstack, the veth, the firewall and NAT), against the same request from the host (no
 //   sandbox, no firewall: the floor), each a loop of kept-alive requests timed where it runs;
-//   a 100 MB download through the same path (MB/s), against the host's.
+//   a 100 MB download through the same path (MB/s), against the host's;
+//   both again through the egress proxy (a template with an allow-list of names): plain HTTP
+//   (each request judged by its Host and forwarded) and HTTPS (passed through by its SNI).
 // Needs root. BENCH_NET_N (default 10) cold creates each; BENCH_NET_REQUESTS (500) requests.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { Engine, applyObjects, unmountAll } from '@asb/engine';
+import { ANNOTATION_ALLOWED_DOMAINS, Engine, applyObjects, unmountAll } from '@asb/engine';
 import { Sandbox } from '@asb/sdk';
+import type { NetworkPolicySpec } from '@asb/api';
 import { percentile, table } from './stats.ts';
 import { startMiniInternet, INTERNET } from '../test/e2e/support/mini-internet.ts';
 
@@ -22,11 +25,15 @@ const REQUESTS = Number(process.env.BENCH_NET_REQUESTS ?? 500);
 const DOWNLOAD_MB = Number(process.env.BENCH_NET_DOWNLOAD_MB ?? 100);
 const ms = (n: number) => `${n.toFixed(2)} ms`;
 
-/** Run in the sandbox: REQUESTS kept-alive GETs (each one's ms), then the download's MB/s. */
+/** Run in the sandbox: REQUESTS kept-alive GETs (each one's ms), then the download's MB/s; over
+ *  TLS when a CA file is given. */
 const CLIENT = String.raw`
-import http.client, json, sys, time
+import http.client, json, ssl, sys, time
 host, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-c = http.client.HTTPConnection(host, 80, timeout=10)
+if len(sys.argv) > 4:
+    c = http.client.HTTPSConnection(host, 443, timeout=10, context=ssl.create_default_context(cafile=sys.argv[4]))
+else:
+    c = http.client.HTTPConnection(host, 80, timeout=10)
 times = []
 for i in range(n):
     t0 = time.perf_counter()
@@ -79,17 +86,26 @@ async function main(): Promise<void> {
   await engine.start();
   const conn = { url: engine.url, token: engine.bearerToken };
   try {
-    const template = (name: string, networkPolicy?: object) => ({
-      apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
-      kind: 'SandboxTemplate',
+    const template = (name: string, networkPolicy?: NetworkPolicySpec) => ({
+      apiVersion: 'extensions.agents.x-k8s.io/v1beta1' as const,
+      kind: 'SandboxTemplate' as const,
       metadata: { name, namespace: 'default' },
       spec: {
         podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.11' }] } },
-        networkPolicyManagement: 'Managed',
+        networkPolicyManagement: 'Managed' as const,
+        envVarsInjectionPolicy: 'Disallowed' as const,
+        volumeClaimTemplatesPolicy: 'Disallowed' as const,
         ...(networkPolicy ? { networkPolicy } : {}),
       },
     });
-    await applyObjects(engine.store, [template('offline', { egress: [] }), template('networked')]);
+    await applyObjects(engine.store, [
+      template('offline', { egress: [] }),
+      template('networked'),
+      {
+        ...template('proxied'),
+        metadata: { name: 'proxied', namespace: 'default', annotations: { [ANNOTATION_ALLOWED_DOMAINS]: 'web.test' } },
+      },
+    ]);
 
     // Cold starts, alternating so that neither gets the quieter moments.
     const cold: Record<string, number[]> = { offline: [], networked: [] };
@@ -103,12 +119,21 @@ async function main(): Promise<void> {
       }
     }
 
-    const sb = await Sandbox.create({ ...conn, template: 'networked' });
-    await sb.files.write('client.py', CLIENT);
-    const r = await sb.run(`python3 client.py web.test ${REQUESTS} ${DOWNLOAD_MB}`, { timeoutMs: 300_000 });
-    if (r.exitCode !== 0) throw new Error(`the client in the sandbox failed: ${r.stderr}`);
-    const inSandbox = JSON.parse(r.stdout) as { times: number[]; mbps: number };
-    await sb.kill();
+    const client = async (template: string, tls: boolean) => {
+      const sb = await Sandbox.create({ ...conn, template });
+      await sb.files.write('client.py', CLIENT);
+      await sb.files.write('ca.pem', readFileSync(net.caFile));
+      const r = await sb.run(`python3 client.py web.test ${REQUESTS} ${DOWNLOAD_MB}${tls ? ' ca.pem' : ''}`, {
+        timeoutMs: 300_000,
+      });
+      await sb.kill();
+      if (r.exitCode !== 0) throw new Error(`the client in the sandbox failed: ${r.stderr}`);
+      return JSON.parse(r.stdout) as { times: number[]; mbps: number };
+    };
+    const direct = await client('networked', false);
+    const directTls = await client('networked', true);
+    const proxiedHttp = await client('proxied', false);
+    const proxiedTls = await client('proxied', true);
     const host = await fromHost();
 
     console.log(`\nnpm run bench:network — ${new Date().toISOString()}; runsc ${engine.config.runscPath}`);
@@ -124,14 +149,26 @@ async function main(): Promise<void> {
             `offline template: ${p(cold.offline!)}`,
           ],
           [
-            'HTTP request round trip, sandbox → server in a namespace',
-            p(inSandbox.times),
+            'HTTP request round trip, sandbox → server in a namespace (firewall, NAT)',
+            p(direct.times),
             `the same from the host: ${p(host.times)}`,
           ],
+          ['the same through the egress proxy (allow-list; judged by Host)', p(proxiedHttp.times), ''],
           [
-            `${DOWNLOAD_MB} MiB download, sandbox ← server`,
-            `${inSandbox.mbps.toFixed(1)} MB/s`,
+            'HTTPS request through the egress proxy (passed through by SNI)',
+            p(proxiedTls.times),
+            `HTTPS without the proxy: ${p(directTls.times)}`,
+          ],
+          [
+            `${DOWNLOAD_MB} MiB download, sandbox ← server (firewall, NAT)`,
+            `${direct.mbps.toFixed(1)} MB/s`,
             `the same to the host: ${host.mbps.toFixed(1)} MB/s`,
+          ],
+          [`the same through the egress proxy, HTTP`, `${proxiedHttp.mbps.toFixed(1)} MB/s`, ''],
+          [
+            `the same through the egress proxy, HTTPS`,
+            `${proxiedTls.mbps.toFixed(1)} MB/s`,
+            `HTTPS without the proxy: ${directTls.mbps.toFixed(1)} MB/s`,
           ],
         ],
       ),

@@ -67,6 +67,8 @@ export class EgressProxy {
   /** Serves the requests of TLS connections it terminated (credential destinations). */
   private readonly credentialServer: http.Server;
   private readonly resolver = new dns.Resolver({ timeout: 3000, tries: 2 });
+  /** Kept-alive connections to destinations, reused across requests (each request is judged). */
+  private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   private readonly ca?: string[];
   /** The connections it terminated: from which sandbox address, for which name. */
   private readonly terminated = new WeakMap<net.Socket, { from: string; serverName: string }>();
@@ -92,6 +94,8 @@ export class EgressProxy {
   }
 
   close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
     this.tlsServer?.close();
     this.httpServer?.close();
     this.httpServer?.closeAllConnections();
@@ -207,6 +211,7 @@ export class EgressProxy {
         headers,
         servername: secure ? host : undefined,
         ca: this.ca,
+        agent: secure ? this.agents.https : this.agents.http,
       };
       const upstream = (secure ? https : http).request(options, (up) => {
         const out = credential && secret ? redactor(secret, credential) : undefined;
