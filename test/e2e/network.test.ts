@@ -151,6 +151,18 @@ describe(
       assert.ok(!(await get(sb, `http://${INTERNET.private}/`)).ok, 'outside the block');
     });
 
+    it("applies a template's changed rules to its running sandboxes, as a changed NetworkPolicy applies to running pods", async () => {
+      const only = (cidr: string): NetworkPolicySpec => ({ egress: [{ to: [{ ipBlock: { cidr } }] }] });
+      await putTemplate(t, 'changing', { image: 'python:3.11' }, only(`${INTERNET.web}/32`));
+      await using sb = await Sandbox.create({ ...t.conn, template: 'changing' });
+      assert.ok((await get(sb, `http://${INTERNET.web}/`)).ok);
+      assert.ok(!(await get(sb, `http://${INTERNET.api}/`)).ok);
+      await putTemplate(t, 'changing', { image: 'python:3.11' }, only('203.0.113.0/24'));
+      await waitFor('the wider rule', async () => (await get(sb, `http://${INTERNET.api}/`)).ok, 10_000);
+      await putTemplate(t, 'changing', { image: 'python:3.11' }, { egress: [] });
+      await waitFor('deny-all', async () => !(await get(sb, `http://${INTERNET.web}/`)).ok, 10_000);
+    });
+
     it('keeps an empty egress list, an Unmanaged template, a bare Sandbox and the built-in templates offline: loopback only', async () => {
       await putTemplate(t, 'deny-all', { image: 'python:3.11' }, { egress: [] });
       await using denied = await Sandbox.create({ ...t.conn, template: 'deny-all' });

@@ -227,6 +227,14 @@ export class Engine {
       networking: this.networking,
     });
     this.sandboxes = new SandboxService(this.store, this.workloads);
+    // A template's policy applies to its running sandboxes when it changes, as on a cluster.
+    this.store.watch((ev) => {
+      if (ev.object.kind !== 'SandboxTemplate') return;
+      const ns = ev.object.metadata.namespace;
+      void this.networking
+        .refresh(ns, (name) => this.store.getSync('Sandbox', ns, name))
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'egress policy not refreshed'));
+    });
     // Re-attach to what a previous engine left running, before anything reconciles. Recovery
     // waits on child processes whose handles are unref'd: keep the event loop alive meanwhile.
     const keepAlive = setInterval(() => {}, 1 << 30);

@@ -174,9 +174,14 @@ export class HostNetwork {
     );
   }
 
-  /** The policy of a running sandbox, replaced (its template changed). */
-  async update(a: NetworkAttachment, policy: Extract<EgressPolicy, { kind: 'egress' }>): Promise<void> {
-    await nft(sandboxScript(this.slot, a.index, policy.rules, policy.proxy !== undefined));
+  /** The policy of a running sandbox, replaced (its template changed; offline: nothing leaves). */
+  async update(a: NetworkAttachment, policy: EgressPolicy): Promise<void> {
+    const egress = policy.kind === 'egress' ? policy : undefined;
+    await nft(sandboxScript(this.slot, a.index, egress?.rules ?? [], egress?.proxy !== undefined));
+  }
+
+  attachmentAt(index: number): NetworkAttachment | undefined {
+    return this.used.get(index);
   }
 
   /** A sandbox of a previous engine, still running: its place is kept and its rules put back. */

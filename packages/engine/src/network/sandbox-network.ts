@@ -149,6 +149,35 @@ export class SandboxNetworking {
     return a;
   }
 
+  /**
+   * A template of `namespace` changed (or went): the running sandboxes it governs get its rules
+   * now, as a NetworkPolicy's change applies to running pods. One that its template no longer
+   * lets out loses its way out at once; one that was offline gets a network at its next start
+   * (a namespace cannot be given to a running sandbox).
+   */
+  async refresh(namespace: string, sandboxOf: (name: string) => Sandbox | undefined): Promise<void> {
+    if (!this.host) return;
+    for (const [index, owner] of [...this.owners]) {
+      if (owner.namespace !== namespace) continue;
+      const sb = sandboxOf(owner.name);
+      const a = this.host.attachmentAt(index);
+      if (!sb || !a) continue;
+      let policy: EgressPolicy;
+      try {
+        policy = this.policyOf(sb);
+      } catch (err) {
+        policy = { kind: 'offline', why: (err as Error).message };
+      }
+      if (JSON.stringify(policy) === JSON.stringify(owner.policy)) continue;
+      owner.policy = policy;
+      await this.host.update(a, policy);
+      this.d.log.info(
+        { sandbox: owner.name, namespace, policy: describePolicy(policy) },
+        'sandbox egress policy changed',
+      );
+    }
+  }
+
   /** After recovery: what no running sandbox holds goes. */
   async sweep(): Promise<number> {
     return (await this.host?.sweep()) ?? 0;
