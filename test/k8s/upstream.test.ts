@@ -1,7 +1,8 @@
 // Side by side with upstream: the same v1beta1 inputs on three clusters, one run by our controller
 // (with our CRDs), one by upstream's v0.5.6 controller and one by its v1.0.1 (each with its own
-// CRDs); then every object each produced (Sandboxes, claims, pools, Pods, Services, PVCs, and the
-// events' reasons) is compared with ours, uids, times, IPs and random name suffixes aside. What
+// CRDs); then every object each produced (Sandboxes, claims, pools, Pods, Services, PVCs, the
+// templates' labels and NetworkPolicies, and the events' reasons) is compared with ours, uids,
+// times, IPs and random name suffixes aside. What
 // differs on purpose is listed in DELIBERATE with the reason (per upstream version where they
 // differ); any other difference fails, and so does a listed one that is gone.
 import { describe, it, before, after } from 'node:test';
@@ -12,6 +13,24 @@ import { startHarness, waitFor, type Harness } from './harness.ts';
 import { installUpstreamCrds, startUpstreamController } from './upstream.ts';
 
 const INPUTS = `apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata: { name: unmanaged-template, namespace: default }
+spec:
+  networkPolicyManagement: Unmanaged
+  podTemplate: { spec: { containers: [{ name: main, image: python:3.13-slim }] } }
+---
+apiVersion: extensions.agents.x-k8s.io/v1beta1
+kind: SandboxTemplate
+metadata: { name: custom-policy-template, namespace: default }
+spec:
+  podTemplate: { spec: { containers: [{ name: main, image: python:3.13-slim }] } }
+  networkPolicy:
+    ingress: [{ from: [{ podSelector: { matchLabels: { app: client } } }], ports: [{ port: 8888 }] }]
+    egress:
+    - to: [{ ipBlock: { cidr: 203.0.113.0/24, except: [203.0.113.20/32] } }]
+      ports: [{ protocol: TCP, port: 443 }, { protocol: UDP, port: 53 }]
+---
+apiVersion: extensions.agents.x-k8s.io/v1beta1
 kind: SandboxTemplate
 metadata: { name: python-runtime-template, namespace: default }
 spec:
@@ -156,6 +175,8 @@ function snapshot(kubectl: (...a: string[]) => string): Record<string, unknown> 
     ...list('pods'),
     ...list('services'),
     ...list('persistentvolumeclaims'),
+    ...list('sandboxtemplates.extensions.agents.x-k8s.io'),
+    ...list('networkpolicies'),
   ];
   // Pool members are named <pool>-<random>: each becomes <pool>-MEMBER (or -ADOPTED once a
   // claim owns it), and so do its name hash (read from its status.selector) and every mention
@@ -211,6 +232,10 @@ function snapshot(kubectl: (...a: string[]) => string): Record<string, unknown> 
       };
     } else if (o.kind === 'Service') {
       norm.spec = { clusterIP: o.spec.clusterIP, selector: o.spec.selector, ports: o.spec.ports };
+    } else if (o.kind === 'SandboxTemplate') {
+      // Its labels (the name hash v1.0 puts there); its spec is the input, defaulted by each CRD.
+    } else if (o.kind === 'NetworkPolicy') {
+      norm.spec = o.spec;
     } else if (o.kind === 'PersistentVolumeClaim') {
       norm.spec = { accessModes: o.spec.accessModes, resources: o.spec.resources };
     } else {
@@ -333,6 +358,10 @@ describe(
         );
       await new Promise((r) => setTimeout(r, 3000)); // let status writes settle everywhere
       const mine = snapshot(ours.cluster.kubectl);
+      // (What is compared is there: a Managed template's policy, default or its own; none when Unmanaged.)
+      assert.ok(mine['NetworkPolicy/python-runtime-template-network-policy'], 'the default policy');
+      assert.ok(mine['NetworkPolicy/custom-policy-template-network-policy'], "a template's own rules");
+      assert.equal(mine['NetworkPolicy/unmanaged-template-network-policy'], undefined);
       const unexpected: string[] = [];
       const gone: string[] = [];
       for (const u of upstreams) {

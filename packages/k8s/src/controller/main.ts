@@ -13,6 +13,7 @@ import { KubeStore } from '../substrate/kube-store.ts';
 import { KubeWorkloads } from '../substrate/kube-workloads.ts';
 import { KubeRecorder } from '../substrate/kube-recorder.ts';
 import { LeaderElector } from './leader.ts';
+import { TemplateNetworkPolicies } from './template-network-policy.ts';
 import { loadKubeConfig } from '@asb/kube';
 import { makeServingCerts, expiresSoon } from '../webhook/certs.ts';
 import { serveWebhook, type WebhookServer } from '../webhook/server.ts';
@@ -192,6 +193,11 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   // Subscribed before the informers start, so the first list is seen (and not timed).
   const controllerMetrics = new ControllerMetrics(registry);
   store.watch((ev) => controllerMetrics.observe(ev));
+  // Each template's NetworkPolicy (and the hash label its pods are selected by), as upstream's.
+  const templatePolicies = new TemplateNetworkPolicies(kc, log);
+  store.watch((ev) => {
+    if (ev.object.kind === 'SandboxTemplate' && ev.type !== 'DELETED') templatePolicies.changed(ev.object);
+  });
   await store.start();
   await workloads.start();
   const controller = new LifecycleController(
@@ -226,6 +232,7 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
     async stop() {
       ready = false;
       await controller.stop();
+      await templatePolicies.idle();
       await store.stop();
       await workloads.stopInformers();
       await elector?.release();
