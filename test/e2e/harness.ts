@@ -22,12 +22,12 @@ export interface TestEngine {
 }
 
 export async function startTestEngine(
-  opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string; hostImages?: boolean } = {},
+  opts: { driver?: 'gvisor' | 'bubblewrap'; home?: string; hostImages?: boolean; logger?: pino.Logger } = {},
 ): Promise<TestEngine> {
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'asb-e2e-'));
   const engine = new Engine(
     { home, port: 0, driver: opts.driver ?? 'gvisor', hostImages: opts.hostImages },
-    pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }),
+    opts.logger ?? pino({ level: process.env.ASB_TEST_LOG ?? 'warn' }),
   );
   await engine.start();
   return {

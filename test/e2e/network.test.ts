@@ -7,6 +7,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -87,13 +89,21 @@ describe(
     let net: MiniInternet;
     let t: TestEngine;
     const dnsBefore = process.env.ASB_DNS_SERVERS;
+    /** The engine's log lines (JSON), for the tests of what it logs. */
+    const logged: Array<Record<string, unknown>> = [];
+    const logSink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) logged.push(JSON.parse(line));
+        done();
+      },
+    });
 
     before(async () => {
       net = await startMiniInternet();
       process.env.ASB_DNS_SERVERS = INTERNET.dns;
       // The egress proxy checks the destinations it speaks TLS to (credentials) against these roots.
       process.env.ASB_EGRESS_CA_FILE = net.caFile;
-      t = await startTestEngine();
+      t = await startTestEngine({ logger: pino({ level: 'info' }, logSink) });
       await putTemplate(t, 'managed', { image: 'python:3.11' }, 'managed');
     });
     after(async () => {
@@ -229,6 +239,14 @@ spec:
       assert.equal(count('allowed'), 1, text);
       assert.equal(count('refused'), 1, text);
       assert.match(text, /asb_sandbox_dns_queries_total\{verdict="answered"\} [1-9]/);
+      // And each connection is a line of the engine's log, with the sandbox, where, and the verdict.
+      const lines = () => logged.filter((l) => l.sandbox === sb.id && typeof l.destination === 'string');
+      await waitFor('the connections in the log', async () => lines().length >= 2, 10_000);
+      assert.ok(
+        lines().some((l) => l.destination === `${INTERNET.web}:80` && l.verdict === 'allowed'),
+        JSON.stringify(lines()),
+      );
+      assert.ok(lines().some((l) => l.destination === `${INTERNET.private}:80` && l.verdict === 'refused'));
     });
 
     it('an allow-list of names: pip installs from the allowed index; another name, even on the same address, is refused', async () => {
@@ -268,6 +286,20 @@ spec:
       assert.match(text, /asb_sandbox_egress_proxy_connections_total\{verdict="refused",via="http"\} [1-9]/);
       assert.match(text, /asb_sandbox_egress_proxy_connections_total\{verdict="allowed",via="tls"\} [1-9]/);
       assert.match(text, /asb_sandbox_dns_queries_total\{verdict="refused"\} [1-9]/);
+      // Each refusal is a line of the engine's log: the name asked, the connection refused and why.
+      assert.ok(logged.some((l) => l.sandbox === sb.id && l.query === 'other.test' && l.verdict === 'refused'));
+      assert.ok(
+        logged.some(
+          (l) =>
+            l.sandbox === sb.id &&
+            l.host === 'other.test' &&
+            l.verdict === 'refused' &&
+            /allow-list/.test(String(l.reason)),
+        ),
+      );
+      assert.ok(
+        logged.some((l) => l.sandbox === sb.id && l.host === 'pypi.test' && l.verdict === 'allowed' && l.via === 'tls'),
+      );
     });
 
     it('injects a credential outside the sandbox: the destination gets the header, the sandbox never sees the value', async () => {

@@ -21,6 +21,7 @@ import {
   proxyPolicyOf,
 } from '../src/network/policy.ts';
 import { parseClientHello } from '../src/network/tls-hello.ts';
+import { parseRecord } from '../src/network/connection-log.ts';
 import { ruleLines, sandboxScript } from '../src/network/nft.ts';
 import { Slot, inCidr, slotsOf } from '../src/network/addresses.ts';
 import { upstreamServers } from '../src/network/dns.ts';
@@ -133,7 +134,8 @@ describe('the firewall rules of a sandbox', () => {
       .trim()
       .split('\n');
     const rules = lines.filter((l) => l.startsWith('add rule'));
-    assert.match(rules[0]!, /tcp dport 443 counter name sb_3_allowed accept$/);
+    assert.match(rules[0]!, /tcp dport 443 limit rate .* log prefix "asb asb_beef 3 allowed "/);
+    assert.match(rules[1]!, /tcp dport 443 counter name sb_3_allowed accept$/);
     assert.match(rules.at(-1)!, /counter name sb_3_refused reject/);
     assert.ok(lines.includes('add element inet asb_beef sandboxes { "asbvbeef3" : jump sb_3 }'));
     assert.ok(lines.includes('delete element inet asb_beef proxied { "asbvbeef3" }'), 'not proxied');
@@ -254,5 +256,25 @@ describe('DNS upstreams', () => {
     const dir = mkdtempSync(join(tmpdir(), 'asb-resolv-'));
     writeFileSync(join(dir, 'resolv.conf'), '# x\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n');
     assert.deepEqual(upstreamServers(undefined, join(dir, 'resolv.conf')), [{ host: '127.0.0.53', port: 53 }]);
+  });
+});
+
+describe("the firewall's log lines", () => {
+  it("reads a connection's sandbox, verdict and destination from a kernel log message of its table only", () => {
+    const msg =
+      'asb asb_beef 3 refused IN=asbvbeef3 OUT=eth0 SRC=10.213.16.14 DST=192.168.213.10 LEN=60 TOS=0x00 PROTO=TCP SPT=40000 DPT=80 SYN';
+    assert.deepEqual(parseRecord(msg, 'asb_beef'), {
+      index: 3,
+      verdict: 'refused',
+      destination: '192.168.213.10',
+      port: 80,
+      protocol: 'tcp',
+    });
+    assert.equal(parseRecord(msg, 'asb_cafe'), undefined, "another engine's");
+    assert.equal(parseRecord('EXT4-fs (loop8): mounted filesystem', 'asb_beef'), undefined);
+    assert.equal(
+      parseRecord('asb asb_beef 1 allowed IN=x DST=203.0.113.10 PROTO=ICMP TYPE=8', 'asb_beef')?.port,
+      undefined,
+    );
   });
 });

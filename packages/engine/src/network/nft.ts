@@ -7,8 +7,9 @@
 //   - elsewhere: the sandbox's own chain, its template's egress rules (policy.ts), else refused;
 //   - into a sandbox: only replies to what it started (exposed ports go through the engine's
 //     tunnel, not the network).
-// Each sandbox has named counters of allowed and refused connections (metrics) and a log line per
-// refused connection (kernel log, prefix `asb <table> <sandbox index> refused`).
+// Each sandbox has named counters of allowed and refused connections (metrics), and each of its
+// connections a line in the kernel log (`asb <table> <sandbox index> allowed|refused`), which the
+// engine reads back into its own (connection-log.ts).
 import type { EgressRule, IpBlock, PortMatch } from './policy.ts';
 import type { Slot } from './addresses.ts';
 
@@ -27,6 +28,10 @@ export interface TableOptions {
  * retransmitted SYN.
  */
 const REFUSE = 'reject with icmpx admin-prohibited';
+
+/** Log lines a sandbox's connections may write to the kernel log, per verdict (connection-log.ts
+ *  reads them back): past it they are counted, not logged. */
+const LOG_RATE = '50/second burst 100 packets';
 
 /** The table, fresh (delete-and-create in one transaction), with no sandbox in it. */
 export function tableScript(slot: Slot, o: TableOptions): string {
@@ -99,10 +104,14 @@ export function sandboxScript(slot: Slot, index: number, rules: readonly EgressR
     `add counter ${t} ${c.refused}`,
     `add chain ${t} ${chain}`,
     `flush chain ${t} ${chain}`,
+    // Each allowed connection is logged (at most LOG_RATE a second), then counted and let through.
     ...(proxied ? [] : rules)
       .flatMap((r) => ruleLines(r))
-      .map((m) => `add rule ${t} ${chain} ${m} counter name ${c.allowed} accept`),
-    `add rule ${t} ${chain} limit rate 20/second log prefix "asb ${slot.table} ${index} refused " level info`,
+      .flatMap((m) => [
+        `add rule ${t} ${chain} ${m} limit rate ${LOG_RATE} log prefix "asb ${slot.table} ${index} allowed " level info`,
+        `add rule ${t} ${chain} ${m} counter name ${c.allowed} accept`,
+      ]),
+    `add rule ${t} ${chain} limit rate ${LOG_RATE} log prefix "asb ${slot.table} ${index} refused " level info`,
     `add rule ${t} ${chain} counter name ${c.refused} ${REFUSE}`,
     // (Replaced, not added: an element left by an engine that died is overwritten.)
     `add element ${t} sandboxes { "${link}" : jump ${chain} }`,

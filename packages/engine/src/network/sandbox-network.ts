@@ -15,6 +15,7 @@ import type { EngineConfig } from '../config.ts';
 import type { EngineMetrics } from '../metrics.ts';
 import type { SqliteStore } from '../store/sqlite-store.ts';
 import { HostNetwork, type NetworkAttachment } from './host-network.ts';
+import { ConnectionLog, type FirewallRecord } from './connection-log.ts';
 import { upstreamServers, type DnsQuery } from './dns.ts';
 import { EgressProxy, type ProxiedSandbox, type ProxyVerdict } from './egress-proxy.ts';
 import { EngineCa, caEnv } from './engine-ca.ts';
@@ -47,6 +48,7 @@ export class SandboxNetworking {
   private host?: HostNetwork;
   private unavailable?: string;
   private caLoaded?: Promise<EngineCa>;
+  private connections?: ConnectionLog;
 
   private constructor(private readonly d: NetworkingDeps) {}
 
@@ -82,6 +84,8 @@ export class SandboxNetworking {
             log,
           }),
       });
+      n.connections = new ConnectionLog(n.host.slot.table, (r) => n.firewalled(r), log);
+      n.connections.start();
       if (!d.netstack)
         log.warn(
           "this runsc's own network stack refuses this kernel: networked sandboxes use the host kernel's, in their own namespace",
@@ -200,7 +204,18 @@ export class SandboxNetworking {
   }
 
   async close(): Promise<void> {
+    this.connections?.close();
     await this.host?.close();
+  }
+
+  /** A connection the firewall let through or refused (connection-log.ts). */
+  private firewalled(r: FirewallRecord): void {
+    const owner = this.owners.get(r.index);
+    const destination = r.port === undefined ? r.destination : `${r.destination}:${r.port}`;
+    this.d.log.info(
+      { sandbox: owner?.name, namespace: owner?.namespace, destination, protocol: r.protocol, verdict: r.verdict },
+      r.verdict === 'allowed' ? 'sandbox connection allowed' : 'sandbox connection refused',
+    );
   }
 
   /** Names a sandbox may resolve: all, unless its template lists them. Nothing for a stranger. */

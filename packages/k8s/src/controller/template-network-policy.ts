@@ -52,7 +52,7 @@ export function desiredNetworkPolicySpec(template: SandboxTemplate): PolicySpec 
     podSelector: { matchLabels: { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) } },
     policyTypes: ['Ingress', 'Egress'],
     // The client's model names `from` `_from` (a reserved word in its generator's languages).
-    ingress: np.ingress?.map(({ from, ports }) => ({ _from: from, ports }) as k8s.V1NetworkPolicyIngressRule),
+    ingress: np.ingress?.map(({ from, ports }) => ({ _from: from, ports })),
     egress: np.egress as k8s.V1NetworkPolicyEgressRule[] | undefined,
   };
 }
