@@ -26,6 +26,12 @@ export const LABEL_ADOPTABLE = 'agents.x-k8s.io/adoptable';
 /** L (≤ v0.2): the old design's pool label on bare pods; kept so such objects are recognised. */
 export const LABEL_POOL_LEGACY = 'agents.x-k8s.io/pool';
 
+// ---- ours (sandbox.asb.dev), on a SandboxTemplate: README, "Networking" ----
+/** A: names its sandboxes may reach (ports 80 and 443, through the local engine's egress proxy). */
+export const ANNOTATION_ALLOWED_DOMAINS = 'sandbox.asb.dev/allowed-domains';
+/** A: JSON list of secrets the egress proxy adds to a destination's requests. */
+export const ANNOTATION_CREDENTIALS = 'sandbox.asb.dev/credentials';
+
 // ---- claims ----
 /** L on Sandbox and pod = the owning claim's UID. */
 export const LABEL_CLAIM_UID = 'agents.x-k8s.io/claim-uid';

@@ -3,7 +3,14 @@
 // pod's `sandbox-template-ref-hash` label (the label the NetworkPolicy selects on there). What no
 // template governs, or what an Unmanaged template leaves to NetworkPolicies of the user's own
 // (which do not exist on one machine), stays offline: the local engine's default is no network.
-import { LABEL_SANDBOX_TEMPLATE_REF_HASH, nameHash, type Sandbox, type SandboxTemplate } from '@asb/api';
+import {
+  ANNOTATION_ALLOWED_DOMAINS,
+  ANNOTATION_CREDENTIALS,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  nameHash,
+  type Sandbox,
+  type SandboxTemplate,
+} from '@asb/api';
 import { inCidr } from './addresses.ts';
 
 /** upstream's default egress (sandboxtemplate_controller.go): the internet, not private ranges
@@ -31,9 +38,7 @@ export interface EgressRule {
   ports?: PortMatch[];
 }
 
-/** Our annotations on a SandboxTemplate (documented in the README, "Networking"). */
-export const ANNOTATION_ALLOWED_DOMAINS = 'sandbox.asb.dev/allowed-domains';
-export const ANNOTATION_CREDENTIALS = 'sandbox.asb.dev/credentials';
+export { ANNOTATION_ALLOWED_DOMAINS, ANNOTATION_CREDENTIALS };
 
 /** A secret the egress proxy adds to a destination's requests; its value never enters the sandbox. */
 export interface CredentialSpec {

@@ -194,7 +194,9 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   const controllerMetrics = new ControllerMetrics(registry);
   store.watch((ev) => controllerMetrics.observe(ev));
   // Each template's NetworkPolicy (and the hash label its pods are selected by), as upstream's.
-  const templatePolicies = new TemplateNetworkPolicies(kc, log);
+  const templatePolicies = new TemplateNetworkPolicies(kc, log, (template, reason, message) =>
+    kubeRecorder.event(template, 'Warning', reason, message),
+  );
   store.watch((ev) => {
     if (ev.object.kind === 'SandboxTemplate' && ev.type !== 'DELETED') templatePolicies.changed(ev.object);
   });

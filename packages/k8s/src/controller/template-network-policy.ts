@@ -7,7 +7,13 @@
 // engine gives the same rules the same meaning with its own firewall (packages/engine/src/network).
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { LABEL_SANDBOX_TEMPLATE_REF_HASH, nameHash, type SandboxTemplate } from '@asb/api';
+import {
+  ANNOTATION_ALLOWED_DOMAINS,
+  ANNOTATION_CREDENTIALS,
+  LABEL_SANDBOX_TEMPLATE_REF_HASH,
+  nameHash,
+  type SandboxTemplate,
+} from '@asb/api';
 
 const FIELD_MANAGER = 'agent-sandbox-controller';
 /** Where upstream's install runs the router: the default policy's ingress comes from there. */
@@ -43,10 +49,31 @@ export function defaultNetworkPolicySpec(templateName: string): PolicySpec {
   };
 }
 
+/**
+ * Why a template's egress is denied on a cluster, whatever its rules: it has our allow-list of
+ * names or credentials, which only the local engine's egress proxy enforces. A cluster has no such
+ * proxy, and allowing the addresses instead would widen what the template asked for. (Pure.)
+ */
+export function namesNotEnforced(template: SandboxTemplate): string | undefined {
+  const a = template.metadata.annotations ?? {};
+  const ours = [ANNOTATION_ALLOWED_DOMAINS, ANNOTATION_CREDENTIALS].filter((k) => a[k] !== undefined);
+  if (!ours.length) return undefined;
+  return (
+    `${ours.join(' and ')} ${ours.length > 1 ? 'are' : 'is'} enforced by the local engine's egress proxy, ` +
+    "which a cluster does not have: this template's NetworkPolicy denies all egress instead"
+  );
+}
+
 /** What a template's NetworkPolicy should be, or undefined when it should have none. (Pure.) */
 export function desiredNetworkPolicySpec(template: SandboxTemplate): PolicySpec | undefined {
   if ((template.spec.networkPolicyManagement ?? 'Managed') === 'Unmanaged') return undefined;
   const np = template.spec.networkPolicy;
+  if (namesNotEnforced(template)) {
+    const base = np
+      ? desiredNetworkPolicySpec({ ...template, metadata: { ...template.metadata, annotations: {} } })!
+      : defaultNetworkPolicySpec(template.metadata.name!);
+    return { ...base, egress: [] };
+  }
   if (!np) return defaultNetworkPolicySpec(template.metadata.name!);
   return {
     podSelector: { matchLabels: { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(template.metadata.name!) } },
@@ -83,6 +110,8 @@ export class TemplateNetworkPolicies {
   constructor(
     kc: k8s.KubeConfig,
     private readonly log: Logger,
+    /** A Warning event on the template (its names cannot be enforced here). */
+    private readonly warn: (template: SandboxTemplate, reason: string, message: string) => void = () => undefined,
   ) {
     this.net = kc.makeApiClient(k8s.NetworkingV1Api);
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
@@ -126,6 +155,8 @@ export class TemplateNetworkPolicies {
       (r) => r.controller && r.uid === template.metadata.uid,
     );
     const desired = desiredNetworkPolicySpec(template);
+    const unenforced = namesNotEnforced(template);
+    if (desired && unenforced) this.warn(template, 'NamesNotEnforced', unenforced);
     if (!desired) {
       if (existing && controlled) {
         await this.net.deleteNamespacedNetworkPolicy({ namespace, name: npName });
