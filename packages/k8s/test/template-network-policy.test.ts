@@ -25,7 +25,7 @@ describe("a template's NetworkPolicy", () => {
   it("is upstream's default without rules, selecting the template's pods", () => {
     const spec = desiredNetworkPolicySpec(template())!;
     assert.deepEqual(spec, defaultNetworkPolicySpec('t'));
-    assert.deepEqual(spec.podSelector.matchLabels, { 'agents.x-k8s.io/sandbox-template-ref-hash': nameHash('t') });
+    assert.deepEqual(spec.podSelector?.matchLabels, { 'agents.x-k8s.io/sandbox-template-ref-hash': nameHash('t') });
     assert.deepEqual(spec.egress![0]!.to![0]!.ipBlock!.except, [
       '10.0.0.0/8',
       '172.16.0.0/12',

@@ -138,7 +138,7 @@ export class HostNetwork {
     this.used.set(index, a);
     try {
       // Left by an engine that died mid-way: gone first.
-      await run('ip', ['netns', 'del', a.netns]).catch(() => undefined);
+      if (existsSync(join(NETNS_DIR, a.netns))) await run('ip', ['netns', 'del', a.netns]).catch(() => undefined);
       await ipBatch([
         `netns add ${a.netns}`,
         `link add ${a.hostLink} type veth peer name eth0 netns ${a.netns}`,

@@ -139,6 +139,11 @@ export class SandboxNetworking {
     return { attachment, spec: { netnsPath: `/run/netns/${attachment.netns}`, resolvConf: resolv }, env };
   }
 
+  /** The resolver a sandbox's /etc/resolv.conf names: the engine's DNS when it is networked. */
+  nameserverFor(sb: Sandbox): string | undefined {
+    return this.host && this.policyOf(sb).kind === 'egress' ? this.host.slot.engineAddress : undefined;
+  }
+
   async detach(dir: string, a: NetworkAttachment): Promise<void> {
     this.owners.delete(a.index);
     await this.host?.detach(dir, a);

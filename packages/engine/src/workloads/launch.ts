@@ -156,12 +156,18 @@ export class Launcher {
     }
     if (from?.copyFiles) await copySandboxFiles(from.dir, dir);
     mkdirSync(dir, { recursive: true });
-    const net = await this.deps.networking.attach(sb, dir);
-    w.network = net?.attachment;
-    const spec =
+    // The network is made beside the workspace: both are mostly other processes' work (ip, nft;
+    // mounts). A failure of either still finds the attachment on the workload, to take it down.
+    const networking = this.deps.networking.attach(sb, dir).then((n) => {
+      w.network = n?.attachment;
+      return n;
+    });
+    const [net, spec] = await Promise.all([
+      networking,
       plan.kind === 'pull'
-        ? await this.imageSpec(w, sb, container, image!, plan, dir)
-        : await this.runtimeSpec(w, sb, container, plan.image, env, dir);
+        ? this.imageSpec(w, sb, container, image!, plan, dir)
+        : this.runtimeSpec(w, sb, container, plan.image, env, dir),
+    ]);
     spec.network = net?.spec;
     if (net) spec.env = { ...spec.env, ...net.env };
     const logFile = join(dir, 'sandbox.log');
@@ -242,7 +248,7 @@ export class Launcher {
       root,
       ['/proc', '/dev', AGENT_MOUNT].map((path) => ({ field: 'image', path })),
     );
-    writeEtcFiles(root, w.name, w.network?.dns);
+    writeEtcFiles(root, w.name, this.deps.networking.nameserverFor(sb));
     const imageFiles = join(root, cwd!);
     if (firstStart && readdirSync(ws.path).length === 0 && readdirSync(imageFiles).length > 0) {
       await run('cp', ['-a', '--', `${imageFiles}/.`, ws.path], { timeout: 600_000 });
