@@ -54,6 +54,10 @@ export interface EgressProxyOptions {
   log: Logger;
 }
 
+/** Connections (and requests in flight) one sandbox may have open through the proxy at once
+ *  (LIMITS.md): each holds two sockets of the engine's. */
+export const MAX_PROXIED_PER_SANDBOX = 256;
+
 /** A ClientHello that has not come within this long is not coming. */
 const HELLO_TIMEOUT_MS = 10_000;
 /** TLS alert: fatal, unrecognized_name (what a server says to a name it does not serve). */
@@ -70,6 +74,8 @@ export class EgressProxy {
   /** Kept-alive connections to destinations, reused across requests (each request is judged). */
   private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   private readonly ca?: string[];
+  /** Open connections per sandbox address (MAX_PROXIED_PER_SANDBOX). */
+  private readonly open = new Map<string, number>();
   /** The connections it terminated: from which sandbox address, for which name. */
   private readonly terminated = new WeakMap<net.Socket, { from: string; serverName: string }>();
   ports = { http: 0, tls: 0 };
@@ -83,6 +89,7 @@ export class EgressProxy {
   async listen(): Promise<{ http: number; tls: number }> {
     this.tlsServer = net.createServer((s) => this.acceptTls(s));
     this.httpServer = http.createServer((req, res) => void this.forward(req, res, 'http'));
+    this.httpServer.on('connection', (s: net.Socket) => void this.admit(s));
     this.httpServer.on('upgrade', (req, socket, head) => void this.upgrade(req, socket as net.Socket, head));
     const listen = (server: net.Server) =>
       new Promise<number>((resolve, reject) => {
@@ -101,8 +108,36 @@ export class EgressProxy {
     this.httpServer?.closeAllConnections();
   }
 
+  /** Counts a new connection from a sandbox; false (and it is closed) past the limit. */
+  private admit(socket: net.Socket): boolean {
+    const from = socket.remoteAddress ?? '';
+    const n = (this.open.get(from) ?? 0) + 1;
+    if (n > MAX_PROXIED_PER_SANDBOX) {
+      const who = this.o.sandboxAt(from);
+      this.o.onConnection({
+        sandbox: who?.name,
+        namespace: who?.namespace,
+        host: '',
+        port: socket.localPort ?? 0,
+        via: 'tls',
+        verdict: 'refused',
+        reason: `more than ${MAX_PROXIED_PER_SANDBOX} connections open through the proxy`,
+      });
+      socket.destroy();
+      return false;
+    }
+    this.open.set(from, n);
+    socket.once('close', () => {
+      const left = (this.open.get(from) ?? 1) - 1;
+      if (left > 0) this.open.set(from, left);
+      else this.open.delete(from);
+    });
+    return true;
+  }
+
   /** The first bytes of a TLS connection: its name, judged, then passed through or terminated. */
   private acceptTls(socket: net.Socket): void {
+    if (!this.admit(socket)) return;
     let buf = Buffer.alloc(0);
     socket.on('error', () => undefined);
     socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());

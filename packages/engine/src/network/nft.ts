@@ -29,6 +29,9 @@ export interface TableOptions {
  */
 const REFUSE = 'reject with icmpx admin-prohibited';
 
+/** Connections a sandbox may have open at once through the firewall (LIMITS.md). */
+export const MAX_CONNECTIONS = 1024;
+
 /** Log lines a sandbox's connections may write to the kernel log, per verdict (connection-log.ts
  *  reads them back): past it they are counted, not logged. */
 const LOG_RATE = '50/second burst 100 packets';
@@ -104,6 +107,9 @@ export function sandboxScript(slot: Slot, index: number, rules: readonly EgressR
     `add counter ${t} ${c.refused}`,
     `add chain ${t} ${chain}`,
     `flush chain ${t} ${chain}`,
+    // Connections open at once to the outside: past it, refused (a sandbox cannot fill the host's
+    // connection tracking table, which every other connection of the host needs).
+    `add rule ${t} ${chain} ct count over ${MAX_CONNECTIONS} counter name ${c.refused} ${REFUSE}`,
     // Each allowed connection is logged (at most LOG_RATE a second), then counted and let through.
     ...(proxied ? [] : rules)
       .flatMap((r) => ruleLines(r))
