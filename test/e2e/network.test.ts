@@ -346,6 +346,23 @@ spec:
       assert.ok(!(await sb.run('env')).stdout.includes(secret));
     });
 
+    it('caps what one sandbox can hold open: 1024 connections through the firewall, 256 through the egress proxy', async () => {
+      const hold = (host: string, port: number, n: number) =>
+        `python3 -c 'import socket\nheld=[]\nfailed=0\nfor i in range(${n}):\n  try: held.append(socket.create_connection(("${host}",${port}),3))\n  except OSError: failed+=1\nprint(len(held), failed)'`;
+      await using sb = await Sandbox.create({ ...t.conn, template: 'managed' });
+      const direct = (await sb.run(hold(INTERNET.web, 80, 1030), { timeoutMs: 120_000 })).stdout.trim();
+      assert.equal(direct, '1024 6', 'the firewall refuses past 1024 open connections');
+      await applyTemplate(t, 'names-capped', { [ANNOTATION_ALLOWED_DOMAINS]: 'web.test' });
+      await using proxied = await Sandbox.create({ ...t.conn, template: 'names-capped' });
+      // The proxy accepts and then closes what is past its cap: held sockets that see their end.
+      const out = await proxied.run(
+        `python3 -c 'import socket,time\nheld=[socket.create_connection(("web.test",80),3) for i in range(260)]\ntime.sleep(1)\nclosed=0\nfor s in held:\n  s.setblocking(False)\n  try:\n    if s.recv(1) == b"": closed+=1\n  except BlockingIOError: pass\n  except OSError: closed+=1\nprint(closed)'`,
+        { timeoutMs: 120_000 },
+      );
+      assert.equal(out.stdout.trim(), '4', out.stdout + out.stderr);
+      assert.ok(logged.some((l) => l.sandbox === proxied.id && /more than 256 connections/.test(String(l.reason))));
+    });
+
     it('suspends and resumes a networked sandbox with its memory, and forks it: each gets its own address and keeps its network', async (tc) => {
       const runsc = t.engine.config.runscPath;
       if (/20221219/.test(execFileSync(runsc, ['--version'], { encoding: 'utf8' }))) {

@@ -35,6 +35,9 @@ export interface DnsOptions {
 
 /** How long one upstream has to answer before the next is asked. */
 const UPSTREAM_TIMEOUT_MS = 2000;
+/** Questions one sandbox may have waiting on upstreams at once (LIMITS.md): past it, SERVFAIL at
+ *  once, so a flood costs the engine no sockets and the upstreams nothing. */
+export const MAX_INFLIGHT_PER_ASKER = 64;
 /** A DNS message over TCP is at most this long (its 2-byte length prefix). */
 const MAX_TCP_MESSAGE = 65535;
 
@@ -55,6 +58,7 @@ export function upstreamServers(env: string | undefined, resolvConf = '/etc/reso
 export class EngineDns {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
+  private readonly inflight = new Map<string, number>();
   port = 0;
 
   constructor(private readonly o: DnsOptions) {}
@@ -133,15 +137,28 @@ export class EngineDns {
       this.o.onQuery?.(q, 'refused');
       return reply(packet, 'NXDOMAIN');
     }
-    for (const server of this.o.upstream) {
-      const answer = await (transport === 'udp' ? askUdp(msg, server) : askTcp(msg, server)).catch(() => undefined);
-      if (answer) {
-        this.o.onQuery?.(q, 'answered');
-        return answer;
-      }
+    const waiting = this.inflight.get(from) ?? 0;
+    if (waiting >= MAX_INFLIGHT_PER_ASKER) {
+      this.o.onQuery?.(q, 'failed');
+      return reply(packet, 'SERVFAIL');
     }
-    this.o.onQuery?.(q, 'failed');
-    return reply(packet, 'SERVFAIL');
+    this.inflight.set(from, waiting + 1);
+    try {
+      for (const server of this.o.upstream) {
+        const ask = transport === 'udp' ? askUdp(msg, server) : askTcp(msg, server);
+        const answer = await ask.catch(() => undefined);
+        if (answer) {
+          this.o.onQuery?.(q, 'answered');
+          return answer;
+        }
+      }
+      this.o.onQuery?.(q, 'failed');
+      return reply(packet, 'SERVFAIL');
+    } finally {
+      const left = (this.inflight.get(from) ?? 1) - 1;
+      if (left > 0) this.inflight.set(from, left);
+      else this.inflight.delete(from);
+    }
   }
 }
 
