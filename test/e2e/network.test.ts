@@ -196,6 +196,7 @@ spec:
       await using unmanaged = await Sandbox.create({ ...t.conn, template: 'unmanaged' });
       await using bare = await Sandbox.connect('bare', t.conn);
       for (const sb of [denied, builtin, unmanaged, bare]) {
+        assert.equal((await sb.refresh()).address, undefined, 'no address');
         const links = (await sb.run("awk -F: 'NR > 2 {print $1}' /proc/net/dev")).stdout.split(/\s+/).filter(Boolean);
         assert.deepEqual(links, ['lo']);
         const r = await get(sb, `http://${INTERNET.web}/`);
@@ -220,6 +221,7 @@ spec:
         )
       ).stdout.trim();
       assert.match(aAddress, /^10\.213\./);
+      assert.equal((await a.refresh()).address, aAddress, 'its info says its address');
       assert.notEqual(await connects(b, aAddress, 8000), 'connected', 'b cannot reach a');
       assert.ok((await get(b, 'http://web.test/')).ok, 'while b reaches the internet');
     });

@@ -62,6 +62,8 @@ export interface SandboxInfo {
   resumeSnapshot?: string;
   /** The local engine's limits of its workload (cpu, memory, pids, disk). */
   limits?: Record<string, number | undefined>;
+  /** The local engine's address of a networked sandbox (none: offline, loopback only). */
+  address?: string;
 }
 
 /** What sandboxInfo reads of a Sandbox (a hub object, or one served by an API server). */
@@ -94,6 +96,7 @@ export interface WorkloadView {
   readyAt?: Date;
   restoredFrom?: string;
   limits?: Record<string, number | undefined>;
+  network?: { address: string };
 }
 
 /** What is known beside the Sandbox: on the engine its workload; on a cluster its claim. */
@@ -127,6 +130,7 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
       startupMs: w?.readyAt ? w.readyAt.getTime() - w.startedAt.getTime() : undefined,
       restoredFrom: w?.restoredFrom,
       limits: w?.limits,
+      address: w?.network?.address,
     };
   } else {
     const suspended = suspendedSpec || ready?.reason === 'SandboxSuspended';
@@ -161,6 +165,7 @@ export function sandboxInfo(sb: SandboxLike, ctx: SandboxContext): SandboxInfo {
     restoredFrom: local.restoredFrom,
     resumeSnapshot: ctx.substrate === 'engine' ? ctx.resumeSnapshot : undefined,
     limits: local.limits,
+    ...(local.address ? { address: local.address } : {}),
   };
 }
 
