@@ -4,6 +4,7 @@ import { parseManifests, validateObject, formatIssues, toHub, type AnyObject, ty
 import type { AnyHub, ObjectStore } from '@asb/lifecycle';
 import { EngineError, toEngineError } from './errors.ts';
 import { MAX_JSON_DEPTH, jsonDepthExceeds, parseJsonBody } from './http/json.ts';
+import { templateAnnotationIssues } from './network/policy.ts';
 
 export interface ApplyResult {
   kind: string;
@@ -45,6 +46,12 @@ export function parseApplyBody(text: string, contentType = ''): AnyObject[] {
   }
   if (results.length === 0) throw new EngineError('Invalid', 'the manifest holds no object');
   const objects = results.map((r) => (r as { object: AnyObject }).object);
+  // Our annotations (sandbox.asb.dev/...) are checked as the fields are: before anything changes.
+  const ours = objects.flatMap((o, doc) =>
+    templateAnnotationIssues(o).map((i) => ({ ...i, field: objects.length > 1 ? `[${doc}].${i.field}` : i.field })),
+  );
+  if (ours.length)
+    throw new EngineError('Invalid', `invalid manifest:\n${ours.map((i) => i.message).join('\n')}`, ours);
   // YAML's own parser refuses deeper nesting than its stack allows, but not all that the store's
   // serialisation would choke on.
   if (objects.some((o) => jsonDepthExceeds(o)))

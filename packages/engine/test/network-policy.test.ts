@@ -22,6 +22,8 @@ import {
 } from '../src/network/policy.ts';
 import { parseClientHello } from '../src/network/tls-hello.ts';
 import { parseRecord } from '../src/network/connection-log.ts';
+import { parseApplyBody } from '../src/apply.ts';
+import type { EngineError } from '../src/errors.ts';
 import { ruleLines, sandboxScript } from '../src/network/nft.ts';
 import { Slot, inCidr, slotsOf } from '../src/network/addresses.ts';
 import { upstreamServers } from '../src/network/dns.ts';
@@ -277,5 +279,31 @@ describe("the firewall's log lines", () => {
       parseRecord('asb asb_beef 1 allowed IN=x DST=203.0.113.10 PROTO=ICMP TYPE=8', 'asb_beef')?.port,
       undefined,
     );
+  });
+});
+
+describe('applying a template with annotations of ours', () => {
+  const yaml = (annotation: string) => `apiVersion: extensions.agents.x-k8s.io/v1alpha1
+kind: SandboxTemplate
+metadata:
+  name: t
+  annotations: { ${annotation} }
+spec:
+  podTemplate: { spec: { containers: [{ name: main, image: python:3.11 }] } }
+`;
+
+  it('refuses a bad one before anything changes, naming the annotation', () => {
+    assert.throws(
+      () => parseApplyBody(yaml(`sandbox.asb.dev/allowed-domains: "pypi.org, bad_name"`)),
+      (err: EngineError) =>
+        err.reason === 'Invalid' &&
+        err.causes[0]?.field === 'metadata.annotations[sandbox.asb.dev/allowed-domains]' &&
+        /"bad_name" is not a host name/.test(err.message),
+    );
+    assert.throws(
+      () => parseApplyBody(yaml(`sandbox.asb.dev/credentials: '[{"host":"api.test"}]'`)),
+      (err: EngineError) => err.causes[0]?.field === 'metadata.annotations[sandbox.asb.dev/credentials]',
+    );
+    assert.equal(parseApplyBody(yaml(`sandbox.asb.dev/allowed-domains: "pypi.org"`)).length, 1);
   });
 });

@@ -40,6 +40,7 @@ import {
   type SuspendBody,
 } from './routes.ts';
 import { parseJsonBody } from './json.ts';
+import { templateAnnotationIssues } from '../network/policy.ts';
 
 export interface EngineInfo {
   version: string;
@@ -407,6 +408,8 @@ function objectHandlers(store: SqliteStore): Record<ObjectRoute, Handler> {
         v.errors.map((e) => ({ field: e.path, message: e.message })),
       );
     const obj = v.object;
+    const ours = templateAnnotationIssues(obj);
+    if (ours.length) throw new EngineError('Invalid', `invalid ${kind}: ${ours[0]!.message}`, ours);
     if (obj.kind !== kind || obj.apiVersion !== `${KINDS[kind].group}/${version}`)
       throw new EngineError(
         'BadRequest',

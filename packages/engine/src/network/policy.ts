@@ -75,8 +75,25 @@ export type EgressPolicy =
       proxy?: ProxyPolicy;
     };
 
-/** An annotation of ours that cannot be used as written: the sandbox does not start. */
+/** An annotation of ours that cannot be used as written: refused at apply, and a sandbox of a
+ *  template stored before that does not start. */
 export class PolicyError extends Error {}
+
+/** What is wrong with a SandboxTemplate's annotations of ours, as the API's field causes. */
+export function templateAnnotationIssues(obj: {
+  kind: string;
+  metadata: { annotations?: Record<string, string> };
+}): Array<{ field: string; message: string }> {
+  if (obj.kind !== 'SandboxTemplate') return [];
+  try {
+    proxyPolicyOf(obj as SandboxTemplate);
+    return [];
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    const key = [ANNOTATION_CREDENTIALS, ANNOTATION_ALLOWED_DOMAINS].find((k) => err.message.startsWith(k))!;
+    return [{ field: `metadata.annotations[${key}]`, message: err.message }];
+  }
+}
 
 type NetworkPolicySpec = NonNullable<SandboxTemplate['spec']['networkPolicy']>;
 type EgressSpec = NonNullable<NetworkPolicySpec['egress']>[number];
