@@ -42,13 +42,20 @@ function podTemplate(opts: ContainerOpts) {
   };
 }
 
-/** A v1alpha1 SandboxTemplate. */
-export function templateYaml(name: string, opts: Omit<ContainerOpts, 'volumes'> = {}): string {
+/**
+ * A v1alpha1 SandboxTemplate, offline (an empty egress list) unless `networkPolicy` says
+ * otherwise: `'managed'` leaves it out, which is upstream's default (the internet).
+ */
+export function templateYaml(
+  name: string,
+  opts: Omit<ContainerOpts, 'volumes'> & { networkPolicy?: { egress?: unknown[] } | 'managed' } = {},
+): string {
+  const policy = opts.networkPolicy ?? { egress: [] };
   return YAML.stringify({
     apiVersion: 'extensions.agents.x-k8s.io/v1alpha1',
     kind: 'SandboxTemplate',
     metadata: metadata(name, opts),
-    spec: { podTemplate: podTemplate(opts) },
+    spec: { podTemplate: podTemplate(opts), ...(policy === 'managed' ? {} : { networkPolicy: policy }) },
   });
 }
 

@@ -51,6 +51,7 @@ export class HostNetwork {
   private readonly used = new Map<number, NetworkAttachment>();
   private dns?: EngineDns;
   private proxy?: ProxyServer;
+  private lastIndex = 0;
 
   private constructor(
     private readonly o: HostNetworkOptions,
@@ -123,10 +124,14 @@ export class HostNetwork {
 
   /** A namespace and addresses for a sandbox that is about to start, under `policy`. */
   async attach(dir: string, policy: Extract<EgressPolicy, { kind: 'egress' }>): Promise<NetworkAttachment> {
-    let index = 1;
-    while (this.used.has(index)) index++;
-    if (index > this.slot.capacity)
+    if (this.used.size >= this.slot.capacity)
       throw new Error(`no address left for another networked sandbox (${this.slot.capacity} in use)`);
+    // Round the slot, not the lowest free: an address (and link name) just given back is taken
+    // last, so nothing of its previous sandbox (a connection's late packets) meets the next.
+    let index = this.lastIndex;
+    do index = (index % this.slot.capacity) + 1;
+    while (this.used.has(index));
+    this.lastIndex = index;
     const a: NetworkAttachment = {
       index,
       netns: this.slot.netns(index),
@@ -139,6 +144,8 @@ export class HostNetwork {
     try {
       // Left by an engine that died mid-way: gone first.
       if (existsSync(join(NETNS_DIR, a.netns))) await run('ip', ['netns', 'del', a.netns]).catch(() => undefined);
+      if (existsSync(`/sys/class/net/${a.hostLink}`))
+        await run('ip', ['link', 'del', a.hostLink]).catch(() => undefined);
       await ipBatch([
         `netns add ${a.netns}`,
         `link add ${a.hostLink} type veth peer name eth0 netns ${a.netns}`,
@@ -197,7 +204,9 @@ export class HostNetwork {
 
   async detach(dir: string, a: NetworkAttachment): Promise<void> {
     await nft(removeSandboxScript(this.slot, a.index)).catch(() => undefined);
-    // Deleting the namespace deletes the veth pair with it.
+    // The pair is deleted first, at once: the namespace's own end goes with the namespace only
+    // when the kernel gets to it, after `ip netns del` has returned.
+    await run('ip', ['link', 'del', a.hostLink]).catch(() => undefined);
     await run('ip', ['netns', 'del', a.netns]).catch(() => undefined);
     rmSync(join(dir, ATTACHMENT_FILE), { force: true });
     this.used.delete(a.index);
