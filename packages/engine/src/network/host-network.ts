@@ -336,7 +336,14 @@ function overlaps(a: string, b: string): boolean {
  * its home in place keeps its slot: it may come back and adopt its sandboxes.
  */
 async function reclaimAbandoned(ownId: string): Promise<void> {
-  for (const l of await linksWithAlias()) {
+  const links = await linksWithAlias();
+  // A table whose engine's link is gone altogether (an engine killed in its teardown).
+  const { stdout } = await run('nft', ['list', 'tables', 'inet']).catch(() => ({ stdout: '' }));
+  for (const id of [...stdout.matchAll(/^table inet asb_([0-9a-f]{4})$/gm)].map((m) => m[1]!)) {
+    if (id !== ownId && !links.some((l) => l.ifname === `asbd${id}`))
+      await nft(`table inet asb_${id}\ndelete table inet asb_${id}\n`).catch(() => undefined);
+  }
+  for (const l of links) {
     const id = /^asbd([0-9a-f]{4})$/.exec(l.ifname)?.[1];
     if (!id || id === ownId || !l.ifalias) continue;
     if (existsSync(l.ifalias)) continue;
