@@ -15,10 +15,12 @@ import { pushImage, startRegistry, type TestRegistry } from '../../packages/oci/
 import { busybox, glibc, noShell } from '../support/images.ts';
 import { sandboxYaml } from '../support/manifests.ts';
 
+// (Offline, as the suite's sandboxes need no network: Debian's runsc cannot snapshot a networked one.)
 const template = (name: string, image: string, extra = '') => `apiVersion: extensions.agents.x-k8s.io/v1alpha1
 kind: SandboxTemplate
 metadata: { name: ${name} }
 spec:
+  networkPolicy: { egress: [] }
   podTemplate:
     spec:
       containers:
