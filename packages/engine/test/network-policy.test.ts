@@ -136,9 +136,13 @@ describe('the firewall rules of a sandbox', () => {
       .trim()
       .split('\n');
     const rules = lines.filter((l) => l.startsWith('add rule'));
-    assert.match(rules[0]!, /ct count over 1024 counter name sb_3_refused reject/, 'a cap on open connections first');
-    assert.match(rules[1]!, /tcp dport 443 limit rate .* log prefix "asb asb_beef 3 allowed "/);
-    assert.match(rules[2]!, /tcp dport 443 counter name sb_3_allowed accept$/);
+    assert.equal(
+      rules[0],
+      `add rule inet asb_beef sb_3 ip saddr != ${slot.sandboxEnd(3)} counter name sb_3_refused drop`,
+    );
+    assert.match(rules[1]!, /ct count over 1024 counter name sb_3_refused reject/, 'a cap on open connections');
+    assert.match(rules[2]!, /tcp dport 443 limit rate .* log prefix "asb asb_beef 3 allowed "/);
+    assert.match(rules[3]!, /tcp dport 443 counter name sb_3_allowed accept$/);
     assert.match(rules.at(-1)!, /counter name sb_3_refused reject/);
     assert.ok(lines.includes('add element inet asb_beef sandboxes { "asbvbeef3" : jump sb_3 }'));
     assert.ok(lines.includes('delete element inet asb_beef proxied { "asbvbeef3" }'), 'not proxied');

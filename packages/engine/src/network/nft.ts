@@ -70,6 +70,7 @@ table ${t} {
     oifname ${links} drop
   }
   chain egress {
+    ct state invalid drop
     ct state established,related accept
     ip daddr ${o.pool} ${REFUSE}
     ip daddr { 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/3 } ${REFUSE}
@@ -107,6 +108,9 @@ export function sandboxScript(slot: Slot, index: number, rules: readonly EgressR
     `add counter ${t} ${c.refused}`,
     `add chain ${t} ${chain}`,
     `flush chain ${t} ${chain}`,
+    // Only from its own address: nothing spoofed, and nothing of another's connections (a fork
+    // restored with the original's sockets sends from the original's address: refused here).
+    `add rule ${t} ${chain} ip saddr != ${slot.sandboxEnd(index)} counter name ${c.refused} drop`,
     // Connections open at once to the outside: past it, refused (a sandbox cannot fill the host's
     // connection tracking table, which every other connection of the host needs).
     `add rule ${t} ${chain} ct count over ${MAX_CONNECTIONS} counter name ${c.refused} ${REFUSE}`,
