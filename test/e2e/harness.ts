@@ -57,13 +57,15 @@ export async function putTemplate(
   /** The template's networkPolicy: offline (no egress) unless a test says otherwise; `managed`
    *  leaves it out (upstream's default: the internet). */
   networkPolicy: NetworkPolicySpec | 'managed' = { egress: [] },
+  /** Its annotations (ours: sandbox.asb.dev/allowed-domains, credentials). */
+  annotations?: Record<string, string>,
 ): Promise<void> {
   // (limits may include ephemeral-storage: the workspace's disk quota)
   await applyObjects(t.engine.store, [
     {
       apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
       kind: 'SandboxTemplate',
-      metadata: { name, namespace: 'default' },
+      metadata: { name, namespace: 'default', ...(annotations && { annotations }) },
       spec: {
         podTemplate: {
           spec: {

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
-import { applyObjects, ANNOTATION_ALLOWED_DOMAINS, ANNOTATION_CREDENTIALS } from '@asb/engine';
+import { ANNOTATION_ALLOWED_DOMAINS, ANNOTATION_CREDENTIALS } from '@asb/engine';
 import { Sandbox, apply } from '@asb/sdk';
 import type { NetworkPolicySpec } from '@asb/api';
 
@@ -45,23 +45,6 @@ async function connects(sb: Sandbox, host: string, port: number): Promise<string
     `python3 -c 'import socket,sys\ntry:\n  socket.create_connection((sys.argv[1], int(sys.argv[2])), 3); print("connected")\nexcept Exception as e: print(type(e).__name__, e)' ${host} ${port}`,
   );
   return r.stdout.trim();
-}
-
-/** A template applied with our annotations (Managed, no rules: upstream's default addresses). */
-async function applyTemplate(t: TestEngine, name: string, annotations: Record<string, string>): Promise<void> {
-  await applyObjects(t.engine.store, [
-    {
-      apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
-      kind: 'SandboxTemplate',
-      metadata: { name, namespace: 'default', annotations },
-      spec: {
-        podTemplate: { spec: { containers: [{ name: 'main', image: 'python:3.11' }] } },
-        networkPolicyManagement: 'Managed',
-        envVarsInjectionPolicy: 'Disallowed',
-        volumeClaimTemplatesPolicy: 'Disallowed',
-      },
-    },
-  ]);
 }
 
 /** GET over HTTPS from the host (not through any sandbox), trusting `ca`, naming `servername`. */
@@ -252,7 +235,7 @@ spec:
     });
 
     it('an allow-list of names: pip installs from the allowed index; another name, even on the same address, is refused', async () => {
-      await applyTemplate(t, 'names', {
+      await putTemplate(t, 'names', { image: 'python:3.11' }, 'managed', {
         [ANNOTATION_ALLOWED_DOMAINS]: 'pypi.test, *.pypi.test, web.test, private.test',
       });
       await using sb = await Sandbox.create({ ...t.conn, template: 'names' });
@@ -311,7 +294,7 @@ spec:
         join(t.home, 'secrets', 'default', 'api-token.yaml'),
         `apiVersion: v1\nkind: Secret\nmetadata: { name: api-token }\nstringData: { token: ${secret} }\n`,
       );
-      await applyTemplate(t, 'creds', {
+      await putTemplate(t, 'creds', { image: 'python:3.11' }, 'managed', {
         [ANNOTATION_ALLOWED_DOMAINS]: 'web.test',
         [ANNOTATION_CREDENTIALS]: JSON.stringify([{ host: 'api.test', secret: 'api-token' }]),
       });
@@ -354,7 +337,9 @@ spec:
       await using sb = await Sandbox.create({ ...t.conn, template: 'managed' });
       const direct = (await sb.run(hold(INTERNET.web, 80, 1030), { timeoutMs: 120_000 })).stdout.trim();
       assert.equal(direct, '1024 6', 'the firewall refuses past 1024 open connections');
-      await applyTemplate(t, 'names-capped', { [ANNOTATION_ALLOWED_DOMAINS]: 'web.test' });
+      await putTemplate(t, 'names-capped', { image: 'python:3.11' }, 'managed', {
+        [ANNOTATION_ALLOWED_DOMAINS]: 'web.test',
+      });
       await using proxied = await Sandbox.create({ ...t.conn, template: 'names-capped' });
       // The proxy accepts and then closes what is past its cap: held sockets that see their end.
       const out = await proxied.run(

@@ -27,7 +27,7 @@ import { SnapshotStore } from './snapshots.ts';
 import { ANNOTATION_RESTORE_SNAPSHOT } from './snapshot-annotations.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import { LifecycleController, systemClock } from '@asb/lifecycle';
-import { GvisorDriver, runscNeedsStatxShim, runscVersion } from './drivers/gvisor.ts';
+import { GvisorDriver, runscNeedsStatxShim, runscNetstackWorks, runscVersion } from './drivers/gvisor.ts';
 import { BubblewrapDriver } from './drivers/bubblewrap.ts';
 import type { SandboxDriver } from './drivers/driver.ts';
 import { apiApp } from './http/api.ts';
@@ -40,13 +40,6 @@ import { unmountAll } from './workspace.ts';
 import { raiseEngineCpuWeight } from './engine-cgroup.ts';
 import { useSpawner } from './spawner.ts';
 import { SandboxNetworking } from './network/sandbox-network.ts';
-
-/** runsc before 2024 takes every network namespace of a 6.x kernel for the host's (it looks for
- *  net.core.rmem_default, which such kernels have in each), and refuses its own netstack there. */
-function runscNetstackWorks(version: string | undefined): boolean {
-  const date = /(\d{8})/.exec(version ?? '')?.[1];
-  return date === undefined || Number(date) >= 20240101;
-}
 
 export const ENGINE_VERSION = '0.1.0';
 

@@ -3,10 +3,10 @@
 // ({"auths": ...}) or the Secret itself as `kubectl create secret docker-registry NAME
 // --dry-run=client -o yaml` prints it (type kubernetes.io/dockerconfigjson). As the kubelet does,
 // a secret that is missing or unreadable is skipped with a warning and the pull goes on without it.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { dockerConfigCredentials, type Credentials, type DockerConfig } from '@asb/oci';
+import { SECRET_NAME, findSecret, secretKey, secretsDir } from './secrets.ts';
 
 export interface PullSecrets {
   credentials: Record<string, Credentials>;
@@ -14,28 +14,23 @@ export interface PullSecrets {
   problems: string[];
 }
 
-const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
 export function pullSecrets(home: string, namespace: string, names: Array<{ name?: string }> = []): PullSecrets {
   const credentials: Record<string, Credentials> = {};
   const problems: string[] = [];
-  const dir = join(home, 'secrets', namespace);
+  const dir = secretsDir(home, namespace);
   for (const { name } of names) {
-    if (!name || !NAME.test(name)) {
+    if (!name || !SECRET_NAME.test(name)) {
       problems.push(`imagePullSecrets "${name ?? ''}": not a Secret name`);
       continue;
     }
-    const found = ['json', 'yaml', 'yml']
-      .map((ext) => join(dir, `${name}.${ext}`))
-      .map((path) => ({ path, text: readIfThere(path) }))
-      .find((f) => f.text !== undefined);
+    const found = findSecret(home, namespace, name);
     if (!found) {
       problems.push(`imagePullSecrets "${name}": no ${join(dir, name)}.json or .yaml`);
       continue;
     }
     try {
       // Earlier secrets win for a registry, as the kubelet tries them in order.
-      for (const [registry, c] of Object.entries(dockerConfigCredentials(dockerConfigOf(found.text!)))) {
+      for (const [registry, c] of Object.entries(dockerConfigCredentials(dockerConfigOf(found.text)))) {
         credentials[registry] ??= c;
       }
     } catch (err) {
@@ -45,23 +40,12 @@ export function pullSecrets(home: string, namespace: string, names: Array<{ name
   return { credentials, problems };
 }
 
-function readIfThere(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 function dockerConfigOf(text: string): DockerConfig {
   const doc = YAML.parse(text) as
     (DockerConfig & { kind?: string; data?: Record<string, string>; stringData?: Record<string, string> }) | null;
   if (!doc || typeof doc !== 'object') throw new Error('neither a Docker config nor a Secret');
   if (doc.kind !== 'Secret') return doc;
-  const raw =
-    doc.stringData?.['.dockerconfigjson'] ??
-    (doc.data?.['.dockerconfigjson'] && Buffer.from(doc.data['.dockerconfigjson'], 'base64').toString('utf8'));
+  const raw = secretKey(doc, '.dockerconfigjson');
   if (!raw) throw new Error('the Secret has no .dockerconfigjson (make it with kubectl create secret docker-registry)');
   return JSON.parse(raw) as DockerConfig;
 }

@@ -541,6 +541,13 @@ export function runscNeedsStatxShim(version: string | undefined): boolean {
   return date === undefined || Number(date) < 20240101;
 }
 
+/** runsc before 2024 takes every network namespace of a 6.x kernel for the host's (it looks for
+ *  net.core.rmem_default, which such kernels have in each), and refuses its own netstack there. */
+export function runscNetstackWorks(version: string | undefined): boolean {
+  const date = /(\d{8})/.exec(version ?? '')?.[1];
+  return date === undefined || Number(date) >= 20240101;
+}
+
 export async function runscVersion(runsc: string): Promise<string | undefined> {
   try {
     const { stdout } = await run(runsc, ['--version'], { timeout: 10_000 });

@@ -3,6 +3,7 @@
 // slot, the first address is the engine's own (its DNS, on a dummy link), and sandbox i gets the
 // point-to-point /30 at 4·i: the host's end .1, the sandbox's .2.
 import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 
 export const DEFAULT_POOL = '10.213.0.0/16';
 /** Each engine's slot: /20, 1023 networked sandboxes. */
@@ -68,6 +69,13 @@ export class Slot {
   }
   sandboxEnd(index: number): string {
     return intToIp(this.base + 4 * index + 2);
+  }
+  /** The index whose sandboxEnd this address is, if it is one. */
+  indexOfSandbox(address: string): number | undefined {
+    if (!isIPv4(address)) return undefined;
+    const offset = ipToInt(address) - this.base - 2;
+    const index = offset / 4;
+    return Number.isInteger(index) && index >= 1 && index <= this.capacity ? index : undefined;
   }
   /** The host's end of sandbox `index`'s veth pair (≤ 15 characters, as link names must be). */
   hostLink(index: number): string {

@@ -16,7 +16,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { EngineCa } from './engine-ca.ts';
 import { headerValue, secretValue } from './credentials.ts';
-import { addressAllowed, nameAllowed, type CredentialSpec, type EgressPolicy } from './policy.ts';
+import { addressAllowed, nameAllowed, type EgressPolicy } from './policy.ts';
 import { MAX_HELLO_BYTES, parseClientHello } from './tls-hello.ts';
 import type { Upstream } from './dns.ts';
 
@@ -249,7 +249,7 @@ export class EgressProxy {
         agent: secure ? this.agents.https : this.agents.http,
       };
       const upstream = (secure ? https : http).request(options, (up) => {
-        const out = credential && secret ? redactor(secret, credential) : undefined;
+        const out = secret ? redactor(secret) : undefined;
         const upHeaders = out ? maskHeaders(up.headers, secret!) : up.headers;
         res.writeHead(up.statusCode ?? 502, upHeaders);
         (out ? up.pipe(out) : up).pipe(res);
@@ -339,7 +339,7 @@ function maskHeaders(headers: http.IncomingHttpHeaders, secret: string): http.In
 
 /** A stream that replaces every occurrence of the secret by as many '*' (the length stays, and
  *  so does a Content-Length), across chunk boundaries. */
-function redactor(secret: string, _c: CredentialSpec): Transform {
+function redactor(secret: string): Transform {
   const needle = Buffer.from(secret);
   const mask = Buffer.alloc(needle.length, '*');
   let tail = Buffer.alloc(0);

@@ -43,7 +43,7 @@ export interface HostNetworkOptions {
   proxy: (address: string) => ProxyServer;
 }
 
-export const ATTACHMENT_FILE = 'network.json';
+const ATTACHMENT_FILE = 'network.json';
 const NETNS_DIR = '/run/netns';
 
 export class HostNetwork {
@@ -155,7 +155,7 @@ export class HostNetwork {
       // No IPv6 on the host's end: not even a link-local address the sandbox could reach it at.
       writeFileSync(`/proc/sys/net/ipv6/conf/${a.hostLink}/disable_ipv6`, '1');
       await this.prepare(a);
-      await nft(sandboxScript(this.slot, index, policy.rules, policy.proxy !== undefined));
+      await this.enforce(index, policy);
       writeFileSync(join(dir, ATTACHMENT_FILE), JSON.stringify(a) + '\n');
       return a;
     } catch (err) {
@@ -168,7 +168,7 @@ export class HostNetwork {
    * Gives the sandbox's end its address and route again. gVisor's netstack takes them off the
    * namespace when it takes the link over, so every start and restore needs them anew.
    */
-  async prepare(a: NetworkAttachment): Promise<void> {
+  private async prepare(a: NetworkAttachment): Promise<void> {
     await ipBatch(
       [
         'link set lo up',
@@ -181,10 +181,15 @@ export class HostNetwork {
     );
   }
 
-  /** The policy of a running sandbox, replaced (its template changed; offline: nothing leaves). */
+  /** The policy of a running sandbox, replaced (its template changed). */
   async update(a: NetworkAttachment, policy: EgressPolicy): Promise<void> {
+    await this.enforce(a.index, policy);
+  }
+
+  /** Sandbox `index`'s chain as `policy` says (offline: nothing leaves). */
+  private async enforce(index: number, policy: EgressPolicy): Promise<void> {
     const egress = policy.kind === 'egress' ? policy : undefined;
-    await nft(sandboxScript(this.slot, a.index, egress?.rules ?? [], egress?.proxy !== undefined));
+    await nft(sandboxScript(this.slot, index, egress?.rules ?? [], egress?.proxy !== undefined));
   }
 
   attachmentAt(index: number): NetworkAttachment | undefined {
@@ -196,9 +201,8 @@ export class HostNetwork {
     const a = readAttachment(dir);
     if (!a || a.hostLink !== this.slot.hostLink(a.index)) return undefined;
     this.used.set(a.index, a);
-    // Offline now (its template changed while the engine was down): nothing lets it out.
-    const egress = policy.kind === 'egress' ? policy : undefined;
-    await nft(sandboxScript(this.slot, a.index, egress?.rules ?? [], egress?.proxy !== undefined));
+    // (Offline now, its template changed while the engine was down: nothing lets it out.)
+    await this.enforce(a.index, policy);
     return a;
   }
 
@@ -240,18 +244,18 @@ export class HostNetwork {
     const out = new Map<number, { allowed: number; refused: number }>();
     const { stdout } = await run('nft', ['-j', 'list', 'counters', 'table', 'inet', this.slot.table]);
     const items = (JSON.parse(stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> }).nftables;
+    const packets = new Map(items.flatMap((i) => (i.counter ? [[i.counter.name, i.counter.packets] as const] : [])));
     for (const index of this.used.keys()) {
       const c = counterNames(index);
-      const packets = (name: string) => items.find((i) => i.counter?.name === name)?.counter?.packets ?? 0;
-      out.set(index, { allowed: packets(c.allowed), refused: packets(c.refused) });
+      out.set(index, { allowed: packets.get(c.allowed) ?? 0, refused: packets.get(c.refused) ?? 0 });
     }
     return out;
   }
 
-  /** Which sandbox has this address (the DNS server's asker). */
+  /** Which sandbox has this address (the DNS server's asker, the proxy's client). */
   indexOf(address: string): number | undefined {
-    for (const a of this.used.values()) if (a.address === address) return a.index;
-    return undefined;
+    const index = this.slot.indexOfSandbox(address);
+    return index !== undefined && this.used.has(index) ? index : undefined;
   }
 
   /** Everything of this engine's off the host (its sandboxes have stopped). */
@@ -261,12 +265,12 @@ export class HostNetwork {
     for (const a of [...this.used.values()]) await run('ip', ['netns', 'del', a.netns]).catch(() => undefined);
     this.used.clear();
     await this.sweep().catch(() => undefined);
-    await nft(removeTableScript(this.slot)).catch(() => undefined);
+    await nft(removeTableScript(this.slot.table)).catch(() => undefined);
     await run('ip', ['link', 'del', this.slot.dummyLink]).catch(() => undefined);
   }
 }
 
-export function readAttachment(dir: string): NetworkAttachment | undefined {
+function readAttachment(dir: string): NetworkAttachment | undefined {
   try {
     return JSON.parse(readFileSync(join(dir, ATTACHMENT_FILE), 'utf8')) as NetworkAttachment;
   } catch {
@@ -341,18 +345,19 @@ async function reclaimAbandoned(ownId: string): Promise<void> {
   const { stdout } = await run('nft', ['list', 'tables', 'inet']).catch(() => ({ stdout: '' }));
   for (const id of [...stdout.matchAll(/^table inet asb_([0-9a-f]{4})$/gm)].map((m) => m[1]!)) {
     if (id !== ownId && !links.some((l) => l.ifname === `asbd${id}`))
-      await nft(`table inet asb_${id}\ndelete table inet asb_${id}\n`).catch(() => undefined);
+      await nft(removeTableScript(`asb_${id}`)).catch(() => undefined);
   }
   for (const l of links) {
     const id = /^asbd([0-9a-f]{4})$/.exec(l.ifname)?.[1];
     if (!id || id === ownId || !l.ifalias) continue;
     if (existsSync(l.ifalias)) continue;
-    await nft(`table inet asb_${id}\ndelete table inet asb_${id}\n`).catch(() => undefined);
+    await nft(removeTableScript(`asb_${id}`)).catch(() => undefined);
     for (const ns of existsSync(NETNS_DIR) ? readdirSync(NETNS_DIR) : []) {
       if (ns.startsWith(`asb-${id}-`)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
-    for (const link of await hostLinks()) {
-      if (link.startsWith(`${HOST_LINK_PREFIX}${id}`)) await run('ip', ['link', 'del', link]).catch(() => undefined);
+    for (const { ifname } of links) {
+      if (ifname.startsWith(`${HOST_LINK_PREFIX}${id}`))
+        await run('ip', ['link', 'del', ifname]).catch(() => undefined);
     }
     await run('ip', ['link', 'del', l.ifname]).catch(() => undefined);
   }

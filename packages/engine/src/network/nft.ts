@@ -86,8 +86,9 @@ table ${t} {
 `;
 }
 
-export function removeTableScript(slot: Slot): string {
-  return `table inet ${slot.table}\ndelete table inet ${slot.table}\n`;
+/** The table gone (made first, so that one already gone is no error). */
+export function removeTableScript(table: string): string {
+  return `table inet ${table}\ndelete table inet ${table}\n`;
 }
 
 const chainOf = (index: number) => `sb_${index}`;

@@ -42,9 +42,15 @@ export interface Attached {
   env: Record<string, string>;
 }
 
+interface Owner {
+  namespace: string;
+  name: string;
+  policy: EgressPolicy;
+}
+
 export class SandboxNetworking {
   /** The sandbox and policy of each attachment index. */
-  private readonly owners = new Map<number, { namespace: string; name: string; policy: EgressPolicy }>();
+  private readonly owners = new Map<number, Owner>();
   private host?: HostNetwork;
   private unavailable?: string;
   private caLoaded?: Promise<EngineCa>;
@@ -98,10 +104,6 @@ export class SandboxNetworking {
       log.warn({ reason: n.unavailable }, 'sandbox networking off: templates that allow egress will not start');
     }
     return n;
-  }
-
-  get enabled(): boolean {
-    return this.host !== undefined;
   }
 
   policyOf(sb: Sandbox): EgressPolicy {
@@ -192,8 +194,8 @@ export class SandboxNetworking {
     return (await this.host?.sweep()) ?? 0;
   }
 
-  /** Whose address this is (the logs, the DNS server's asker). */
-  ownerOf(address: string): { namespace: string; name: string } | undefined {
+  /** Whose address this is, and its policy (the DNS server's asker, the proxy's client). */
+  private ownerAt(address: string): Owner | undefined {
     const index = this.host?.indexOf(address);
     return index === undefined ? undefined : this.owners.get(index);
   }
@@ -225,14 +227,13 @@ export class SandboxNetworking {
 
   /** Names a sandbox may resolve: all, unless its template lists them. Nothing for a stranger. */
   private dnsAllows(q: DnsQuery): boolean {
-    const index = this.host?.indexOf(q.from);
-    const policy = index === undefined ? undefined : this.owners.get(index)?.policy;
+    const policy = this.ownerAt(q.from)?.policy;
     if (policy?.kind !== 'egress') return false;
     return !policy.proxy || nameAllowed(policy.proxy, q.name);
   }
 
   private dnsQueried(q: DnsQuery, verdict: 'answered' | 'refused' | 'failed'): void {
-    const owner = this.ownerOf(q.from);
+    const owner = this.ownerAt(q.from);
     this.d.metrics.dnsQueries.inc({ verdict });
     const line = { sandbox: owner?.name, namespace: owner?.namespace, query: q.name, type: q.type, verdict };
     if (verdict === 'answered') this.d.log.debug(line, 'sandbox DNS query');
@@ -240,8 +241,7 @@ export class SandboxNetworking {
   }
 
   private proxiedAt(address: string): ProxiedSandbox | undefined {
-    const index = this.host?.indexOf(address);
-    const owner = index === undefined ? undefined : this.owners.get(index);
+    const owner = this.ownerAt(address);
     if (owner?.policy.kind !== 'egress' || !owner.policy.proxy) return undefined;
     return { namespace: owner.namespace, name: owner.name, policy: owner.policy };
   }
