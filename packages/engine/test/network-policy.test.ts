@@ -250,6 +250,10 @@ describe("the engine's addresses", () => {
     );
     assert.ok(inCidr(slot.sandboxEnd(slot.capacity), slot.cidr));
     assert.ok(slot.hostLink(slot.capacity).length <= 15, 'a link name fits the kernel');
+    assert.equal(slot.indexOfSandbox(slot.sandboxEnd(7)), 7);
+    assert.equal(slot.indexOfSandbox(slot.hostEnd(7)), undefined, "the host's end is no sandbox");
+    assert.equal(slot.indexOfSandbox(slot.engineAddress), undefined);
+    assert.equal(slot.indexOfSandbox('::1'), undefined);
     assert.throws(() => slotsOf('10.213.0.0/24', 'beef'), /smaller than one/);
   });
 });
