@@ -48,6 +48,23 @@ export const RUNTIME_IMAGES = [
   },
 ] as const;
 
+/** The cluster's own images (deploy/install, deploy/router), served under the names deploy/ gives
+ *  them (Docker Hub's, as an unqualified name is): a real node pulls them through the mirror. */
+export const CLUSTER_IMAGES = [
+  {
+    tag: 'agent-sandbox-ts/controller:0.1.0',
+    dockerfile: 'images/controller/Dockerfile',
+    seedName: 'docker.io/agent-sandbox-ts/controller:0.1.0',
+  },
+  {
+    tag: 'agent-sandbox-ts/router:0.1.0',
+    dockerfile: 'images/router/Dockerfile',
+    seedName: 'docker.io/agent-sandbox-ts/router:0.1.0',
+  },
+] as const;
+
+type ImageSpec = { tag: string; dockerfile: string; seedName: string };
+
 export interface BuildContext {
   /** The builder's own image store (kept between runs: base images are made once). */
   store: ImageStore;
@@ -126,14 +143,18 @@ async function derived(
   return tag;
 }
 
-/** images/runtime-python and images/runtime-go from their Dockerfiles (dist/ must be built). */
-export async function buildRuntimeImages(ctx: BuildContext): Promise<LocalImage[]> {
-  for (const f of ['agent.cjs', 'sandboxd.cjs']) {
+/** images/runtime-python and images/runtime-go (or `images`) from their Dockerfiles (dist/ must
+ *  be built). */
+export async function buildRuntimeImages(
+  ctx: BuildContext,
+  images: readonly ImageSpec[] = RUNTIME_IMAGES,
+): Promise<LocalImage[]> {
+  for (const f of ['agent.cjs', 'sandboxd.cjs', 'controller.mjs', 'router.mjs']) {
     if (!existsSync(join(repoRoot, 'dist', f))) throw new Error(`dist/${f} is missing: npm run build first`);
   }
   const buildArgs = await makeBaseImages(ctx);
   const out: LocalImage[] = [];
-  for (const image of RUNTIME_IMAGES) {
+  for (const image of images) {
     ctx.log(`==> ${image.tag} from ${image.dockerfile}`);
     const dockerfile = readFileSync(join(repoRoot, image.dockerfile), 'utf8');
     const declared = Object.entries(buildArgs).filter(([name]) =>
@@ -160,17 +181,25 @@ export interface ServedImages {
   registry: string;
   /** A registries.conf that makes it the mirror of the seeds' repositories. */
   registriesConf: string;
+  /** The same as mirrors by registry host (`registry.k8s.io` → the loopback registry), the way
+   *  containerd's hosts.toml files name them. */
+  mirrors: Array<{ host: string; mirror: string }>;
   stop(): Promise<void>;
 }
 
-/** Builds the runtime images, starts a loopback registry, pushes them there under the seeds' names. */
-export async function serveRuntimeImages(opts: { port?: number; ctx?: BuildContext } = {}): Promise<ServedImages> {
+/** Builds the runtime images (and `images`, when given), starts a loopback registry, pushes them
+ *  there under the seeds' names. */
+export async function serveRuntimeImages(
+  opts: { port?: number; ctx?: BuildContext; images?: readonly ImageSpec[] } = {},
+): Promise<ServedImages> {
   const ctx = opts.ctx ?? builderContext();
-  const images = await buildRuntimeImages(ctx);
+  const specs = opts.images ?? RUNTIME_IMAGES;
+  const images = await buildRuntimeImages(ctx, specs);
   const registry = await startRegistry(opts.port ?? 0);
   try {
     const conf: string[] = [];
-    for (const [i, spec] of RUNTIME_IMAGES.entries()) {
+    const hosts = new Set<string>();
+    for (const [i, spec] of specs.entries()) {
       const seed = spec.seedName;
       const repository = seed.slice(seed.indexOf('/') + 1, seed.lastIndexOf(':'));
       const target = `${registry.host}/${repository}:${seed.slice(seed.lastIndexOf(':') + 1)}`;
@@ -180,6 +209,7 @@ export async function serveRuntimeImages(opts: { port?: number; ctx?: BuildConte
       await ctx.store.push(target);
       ctx.store.remove(target);
       const prefix = seed.slice(0, seed.lastIndexOf('/'));
+      hosts.add(seed.slice(0, seed.indexOf('/')));
       conf.push(
         `[[registry]]\nprefix = "${prefix}"\nlocation = "${prefix}"\n[[registry.mirror]]\n` +
           `location = "${registry.host}/${repository.slice(0, repository.lastIndexOf('/'))}"\n`,
@@ -188,6 +218,7 @@ export async function serveRuntimeImages(opts: { port?: number; ctx?: BuildConte
     return {
       registry: registry.host,
       registriesConf: `# The seeds' runtime images, built from images/ and served on loopback (scripts/runtime-images.ts).\n${conf.join('\n')}`,
+      mirrors: [...hosts].map((host) => ({ host, mirror: registry.host })),
       stop: registry.stop,
     };
   } catch (err) {
