@@ -4,7 +4,16 @@
 // without a kubelet). All built from the Go module proxy (tools/k8s/*: go.mod pins), cached in
 // ~/.cache/asb-k8s/bin; certificates made with openssl; everything on loopback.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  readFileSync,
+} from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -15,8 +24,20 @@ export const CACHE = process.env.ASB_K8S_CACHE ?? join(homedir(), '.cache', 'asb
 export const BIN = join(CACHE, 'bin');
 export const VERSION = 'v1.37.2';
 
-// `out` names a single package's binary when two pins build the same command.
-const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: string; out?: string }> = [
+// `out` names a single package's binary when two pins build the same command; `tags` are build
+// tags beside `tools`, `env` the build's environment beside this process's; `patches` are diffs
+// (files in `dir`) laid over a module of the build (a vendored copy: the module cache is
+// read-only, and `go build -overlay` refuses files beneath it).
+const BUILDS: Array<{
+  dir: string;
+  bins: string[];
+  pkgs: string[];
+  ldflags?: string;
+  out?: string;
+  tags?: string[];
+  env?: Record<string, string>;
+  patches?: Array<{ module: string; file: string }>;
+}> = [
   { dir: 'tools/k8s/etcd', bins: ['etcd'], pkgs: ['.'] },
   {
     dir: 'tools/k8s/kube',
@@ -52,6 +73,57 @@ const BUILDS: Array<{ dir: string; bins: string[]; pkgs: string[]; ldflags?: str
     pkgs: ['sigs.k8s.io/agent-sandbox/sandbox-router/cmd'],
     ldflags: '-s -w',
     out: 'sandbox-router-v1.0.1',
+  },
+  // The real node (test/k8s/node.ts): the kubelet, from the API server's module.
+  {
+    dir: 'tools/k8s/kube',
+    bins: ['kubelet'],
+    pkgs: ['k8s.io/kubernetes/cmd/kubelet'],
+    ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
+  },
+  // Its container runtime: containerd 2.4 (cgo only for btrfs, which the node does not use),
+  // crictl (the harness stops a node's pods through CRI), and the CNI plugins. containerd
+  // port-forwards to a gVisor pod at its address (upstream dials localhost in the pod's network
+  // namespace, where gVisor's own network stack listens on nothing; containerd/containerd#6638).
+  {
+    dir: 'tools/k8s/node',
+    bins: ['containerd', 'containerd-shim-runc-v2', 'ctr', 'crictl', 'bridge', 'host-local', 'loopback', 'portmap'],
+    pkgs: [
+      'github.com/containerd/containerd/v2/cmd/containerd',
+      'github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2',
+      'github.com/containerd/containerd/v2/cmd/ctr',
+      'sigs.k8s.io/cri-tools/cmd/crictl',
+      'github.com/containernetworking/plugins/plugins/main/bridge',
+      'github.com/containernetworking/plugins/plugins/ipam/host-local',
+      'github.com/containernetworking/plugins/plugins/main/loopback',
+      'github.com/containernetworking/plugins/plugins/meta/portmap',
+    ],
+    ldflags:
+      '-s -w -X github.com/containerd/containerd/v2/version.Version=v2.4.2 -X sigs.k8s.io/cri-tools/pkg/version.Version=v1.37.0',
+    env: { CGO_ENABLED: '0' },
+    patches: [{ module: 'github.com/containerd/containerd/v2', file: 'gvisor-port-forward.patch' }],
+  },
+  // runc v1.5 (what containerd 2.4 is tested with; Debian's is 1.1): cgo for its nsenter, and
+  // libseccomp (Debian's libseccomp-dev) for pods that ask for a seccomp profile; without its
+  // headers runc builds without seccomp, and such pods fail to start.
+  {
+    dir: 'tools/k8s/node',
+    bins: ['runc'],
+    pkgs: ['github.com/opencontainers/runc'],
+    ldflags: '-s -w -X main.version=1.5.3',
+    tags: existsSync('/usr/include/seccomp.h') ? ['seccomp'] : [],
+    env: { CGO_ENABLED: '1' },
+  },
+  // gVisor's containerd shim, at gVisor's pin; static like runsc (scripts/build-runsc.sh). It
+  // starts even where root may not lower an OOM score (no CAP_SYS_RESOURCE, as on this machine).
+  {
+    dir: 'tools/k8s/node/runsc-shim',
+    bins: ['containerd-shim-runsc-v1'],
+    pkgs: ['gvisor.dev/gvisor/shim'],
+    ldflags: '-s -w',
+    out: 'containerd-shim-runsc-v1',
+    env: { CGO_ENABLED: '0' },
+    patches: [{ module: 'gvisor.dev/gvisor', file: 'oom-score.patch' }],
   },
   // Traefik, a Gateway API implementation (gateway.test.ts: the router behind a real Gateway).
   {
@@ -90,23 +162,37 @@ export function ensureBinaries(log: (m: string) => void = () => {}): void {
   for (const b of BUILDS) {
     if (b.bins.every((n) => existsSync(join(BIN, n)))) continue;
     log(`building ${b.bins.join(', ')} from the Go module proxy (cached in ${BIN})`);
-    execFileSync(
-      'go',
-      [
-        'build',
-        '-tags',
-        'tools',
-        ...(b.ldflags ? ['-ldflags', b.ldflags] : []),
-        '-o',
-        b.out ? join(BIN, b.out) : BIN + '/',
-        ...b.pkgs,
-      ],
-      {
-        cwd: join(repo, b.dir),
-        stdio: ['ignore', 'inherit', 'inherit'],
-        env: { ...process.env, GOFLAGS: '-mod=mod' },
-      },
-    );
+    const env = { ...process.env, GOFLAGS: '-mod=mod', ...b.env };
+    let cwd = join(repo, b.dir);
+    const work = b.patches ? mkdtempSync(join(tmpdir(), 'asb-k8s-build-')) : undefined;
+    try {
+      if (work) {
+        for (const f of ['go.mod', 'go.sum', 'tools.go']) copyFileSync(join(cwd, f), join(work, f));
+        execFileSync('go', ['mod', 'vendor'], { cwd: work, stdio: ['ignore', 'inherit', 'inherit'], env });
+        for (const p of b.patches!)
+          execFileSync('git', ['apply', '-p1', join(cwd, p.file)], {
+            cwd: join(work, 'vendor', p.module),
+            stdio: ['ignore', 'inherit', 'inherit'],
+          });
+        cwd = work;
+        env.GOFLAGS = '-mod=vendor';
+      }
+      execFileSync(
+        'go',
+        [
+          'build',
+          '-tags',
+          ['tools', ...(b.tags ?? [])].join(','),
+          ...(b.ldflags ? ['-ldflags', b.ldflags] : []),
+          '-o',
+          b.out ? join(BIN, b.out) : BIN + '/',
+          ...b.pkgs,
+        ],
+        { cwd, stdio: ['ignore', 'inherit', 'inherit'], env },
+      );
+    } finally {
+      if (work) rmSync(work, { recursive: true, force: true });
+    }
   }
 }
 
