@@ -15,7 +15,7 @@ import { KubeRecorder } from '../substrate/kube-recorder.ts';
 import { LeaderElector } from './leader.ts';
 import { TemplateNetworkPolicies } from './template-network-policy.ts';
 import { loadKubeConfig } from '@asb/kube';
-import { makeServingCerts, expiresSoon } from '../webhook/certs.ts';
+import { sharedServingCerts } from '../webhook/cert-secret.ts';
 import { serveWebhook, type WebhookServer } from '../webhook/server.ts';
 import { patchCrdConversion, type WebhookTarget } from '../webhook/crd-ca.ts';
 
@@ -35,6 +35,8 @@ export interface ControllerFlags {
   webhookBindAddress: string;
   webhookServiceName: string;
   webhookServiceNamespace: string;
+  /** The Secret (in the webhook Service's namespace) that holds the replicas' one certificate. */
+  webhookCertSecret: string;
   /** A URL instead of the Service (a controller outside the cluster); its host goes in the certificate. */
   webhookUrl?: string;
   /** status.serviceFQDN's domain. */
@@ -127,9 +129,10 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
   await listen(health, flags.healthProbeBindAddress);
   await listen(metrics, flags.metricsBindAddress);
 
-  // The conversion webhook serves on every replica (the API server may call any), and each
-  // replica keeps the CRDs' caBundle in step with its own CA: the last to start wins, and its
-  // certificate is the one every replica then serves, from the same names.
+  // The conversion webhook serves on every replica (the API server may call any, through the
+  // Service), all with one certificate kept in a Secret (webhook/cert-secret.ts), whose CA each
+  // puts into the CRDs' caBundle. Each replica reads the Secret again now and then: one of them
+  // renews it a month before it expires, and the others then serve the new one.
   let webhook: WebhookServer | undefined;
   let rotation: NodeJS.Timeout | undefined;
   if (flags.webhookBindAddress !== '0') {
@@ -138,27 +141,40 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
     const target: WebhookTarget = flags.webhookUrl
       ? { url: flags.webhookUrl }
       : { service: { name: flags.webhookServiceName, namespace: flags.webhookServiceNamespace, port: 443 } };
-    let certs = await makeServingCerts(names);
+    const secret = {
+      namespace: flags.webhookServiceNamespace,
+      name: flags.webhookCertSecret,
+      dnsNames: names,
+      renewWithinMs: 30 * 86_400_000,
+    };
+    let shared = await sharedServingCerts(kc, secret);
     const i = flags.webhookBindAddress.lastIndexOf(':');
-    webhook = await serveWebhook(certs, {
+    webhook = await serveWebhook(shared.certs, {
       host: flags.webhookBindAddress.slice(0, i) || '0.0.0.0',
       port: Number(flags.webhookBindAddress.slice(i + 1)),
     });
-    await patchCrdConversion(kc, certs.caPem, target);
-    log.info({ names, port: webhook.port }, 'conversion webhook serving; CRDs patched with its CA');
+    await patchCrdConversion(kc, shared.caBundle, target);
+    log.info(
+      { names, port: webhook.port, secret: secret.name },
+      'conversion webhook serving; CRDs patched with its CA',
+    );
     rotation = setInterval(() => {
-      if (!expiresSoon(certs.certPem, 30 * 86_400_000)) return;
-      void makeServingCerts(names)
+      void sharedServingCerts(kc, secret)
         .then(async (next) => {
-          await patchCrdConversion(kc, next.caPem, target);
-          webhook!.setCerts(next);
-          certs = next;
-          log.info('webhook certificate rotated');
+          if (next.certs.certPem === shared.certs.certPem && next.caBundle === shared.caBundle) return;
+          await patchCrdConversion(kc, next.caBundle, target);
+          webhook!.setCerts(next.certs);
+          shared = next;
+          log.info('webhook certificate renewed');
         })
-        .catch((err) => log.error({ err: (err as Error).message }, 'webhook certificate rotation failed; retrying'));
-    }, 3_600_000);
+        .catch((err) => log.error({ err: (err as Error).message }, 'webhook certificate renewal failed; retrying'));
+    }, 600_000);
     rotation.unref();
   }
+  // A standby serves the webhook and waits to lead: that is all it is for, so it is Ready (a
+  // Deployment's rolling update waits for its new pods to be, and a standby never leads while the
+  // old leader runs). Without leader election, Ready means reconciling.
+  if (flags.leaderElect) ready = true;
 
   const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
   const elector = flags.leaderElect
@@ -269,6 +285,11 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
       'agent-sandbox-webhook-service',
     )
     .option('--webhook-service-namespace <ns>', 'its namespace', 'agent-sandbox-system')
+    .option(
+      '--webhook-cert-secret <name>',
+      "the Secret in that namespace that holds the webhook's certificate, shared by the replicas",
+      'agent-sandbox-webhook-cert',
+    )
     .option('--webhook-url <url>', 'call the webhook at this URL instead (a controller outside the cluster)')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain for status.serviceFQDN', 'cluster.local')
     .option(
@@ -336,6 +357,7 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     webhookBindAddress: o.webhookBindAddress,
     webhookServiceName: o.webhookServiceName,
     webhookServiceNamespace: o.webhookServiceNamespace,
+    webhookCertSecret: o.webhookCertSecret,
     webhookUrl: o.webhookUrl,
     clusterDomain: o.clusterDomain,
     enableWarmPoolEviction: o.enableWarmPoolEviction !== false,

@@ -5,6 +5,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { mapKubeApiError, type KubeApiFailure, type KubeErrorTable } from '@asb/kube';
+import { retryTransient } from './transient.ts';
 import { KINDS, fromHub, toHub, validateObject, withoutManagedFields, type AnyObject } from '@asb/api';
 import {
   AlreadyExistsError,
@@ -279,7 +280,8 @@ export class KubeStore implements WatchableStore {
       informer.on('delete', emit('DELETED'));
       // The informer stops on a watch error; it is restarted after a moment (a relist).
       informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000));
-      await informer.start();
+      // Its first list may meet an API server still setting up the CRDs just applied (429).
+      await retryTransient(() => informer.start());
       this.informers.push(informer);
     }
   }

@@ -19,6 +19,7 @@ import {
 } from '@asb/api';
 import { MultiplePodsError, controllerRef, type StopState, type WorkloadState, type Workloads } from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
+import { retryTransient } from './transient.ts';
 
 const FIELD_MANAGER = 'sandbox-controller';
 
@@ -326,7 +327,7 @@ export class KubeWorkloads implements Workloads {
     informer.on('update', changed);
     informer.on('delete', changed);
     informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000));
-    await informer.start();
+    await retryTransient(() => informer.start());
     this.informer = informer;
   }
 

@@ -4,6 +4,7 @@
 // or this project's single-machine test cluster: https://asb-webhook.local:PORT/convert).
 import * as k8s from '@kubernetes/client-node';
 import { KINDS, KIND_NAMES } from '@asb/api';
+import { isTransient, retryTransient } from '../substrate/transient.ts';
 
 export type WebhookTarget =
   { service: { name: string; namespace: string; port: number; path?: string } } | { url: string };
@@ -21,22 +22,15 @@ export async function patchCrdConversion(kc: k8s.KubeConfig, caPem: string, targ
   for (const name of crdNames()) {
     // Read-modify-replace: a merge patch cannot drop the `service` of a former configuration
     // when switching to `url` (they are a union). A conflict reads again; a busy or
-    // re-initializing API server (429, 5xx, no answer: as right after CRDs are applied) is tried
-    // again for a while, rather than ending the controller at its start.
-    const deadline = Date.now() + PATCH_RETRY_MS;
-    for (let wait = 100; ; wait = Math.min(2000, wait * 2)) {
-      try {
+    // re-initializing API server (as right after CRDs are applied) is tried again for a while.
+    await retryTransient(
+      async () => {
         const crd = await api.readCustomResourceDefinition({ name });
         crd.spec.conversion = { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig } };
         await api.replaceCustomResourceDefinition({ name, body: crd });
-        break;
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        const transient = code === undefined || code === 409 || code === 429 || code >= 500;
-        if (!transient || Date.now() + wait > deadline) throw err;
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+      },
+      { forMs: PATCH_RETRY_MS, retryOn: (err) => (err as { code?: number }).code === 409 || isTransient(err) },
+    );
   }
 }
 
