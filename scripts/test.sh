@@ -27,12 +27,15 @@ command -v debootstrap >/dev/null 2>&1 || test_pkgs+=(debootstrap)
 command -v musl-gcc >/dev/null 2>&1 || test_pkgs+=(musl-tools)
 # The real Kubernetes node's runc (test/k8s/node.ts) is built with seccomp: libseccomp's headers.
 [ -e /usr/include/seccomp.h ] || test_pkgs+=(libseccomp-dev)
+# Its kube-proxy (nftables mode) and the CNI portmap plugin drive nftables through nft.
+command -v nft >/dev/null 2>&1 || test_pkgs+=(nftables)
 if [ ${#test_pkgs[@]} -gt 0 ] && [ "$(id -u)" -eq 0 ]; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${test_pkgs[@]}" >/dev/null
 fi
 # etcd, kube-apiserver, controller-manager, scheduler, KWOK, upstream's controller and Traefik for
-# test/k8s, and the real node's kubelet, containerd, runc, gVisor shim and CNI plugins, from the Go
-# module proxy (~25 min on 2 cores the first time; cached in ~/.cache/asb-k8s afterwards),
+# test/k8s, and the real node's kubelet, containerd, runc, gVisor shim, CNI plugins, kube-proxy
+# and CoreDNS, from the Go module proxy (~25 min on 2 cores the first time; cached in
+# ~/.cache/asb-k8s afterwards),
 # and upstream's Python client from PyPI.
 node --import tsx test/k8s/build.ts
 shopt -s globstar nullglob

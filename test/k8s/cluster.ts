@@ -2,7 +2,8 @@
 // benchmarks: etcd 3.6, kube-apiserver, kube-controller-manager (garbage collection, node
 // lifecycle) and kube-scheduler v1.37.2, and KWOK simulating nodes and pods (Running and Ready
 // without a kubelet). All built from the Go module proxy (tools/k8s/*: go.mod pins), cached in
-// ~/.cache/asb-k8s/bin; certificates made with openssl; everything on loopback.
+// ~/.cache/asb-k8s/bin; certificates made with openssl; everything on loopback (but for
+// `podNetwork`: an API server that a real node's pods reach, see startCluster).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
   copyFileSync,
@@ -81,6 +82,22 @@ const BUILDS: Array<{
     pkgs: ['k8s.io/kubernetes/cmd/kubelet'],
     ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
   },
+  // A real node's Services (kube-proxy, nftables mode) and cluster DNS (CoreDNS, a host process).
+  {
+    dir: 'tools/k8s/kube',
+    bins: ['kube-proxy'],
+    pkgs: ['k8s.io/kubernetes/cmd/kube-proxy'],
+    ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
+  },
+  { dir: 'tools/k8s/coredns', bins: ['coredns'], pkgs: ['github.com/coredns/coredns'], ldflags: '-s -w' },
+  // And macvlan links for its pods (node.ts, `links: 'macvlan'`).
+  {
+    dir: 'tools/k8s/node',
+    bins: ['macvlan'],
+    pkgs: ['github.com/containernetworking/plugins/plugins/main/macvlan'],
+    ldflags: '-s -w',
+    env: { CGO_ENABLED: '0' },
+  },
   // Its container runtime: containerd 2.4 (cgo only for btrfs, which the node does not use),
   // crictl (the harness stops a node's pods through CRI), and the CNI plugins. containerd
   // port-forwards to a gVisor pod at its address (upstream dials localhost in the pod's network
@@ -124,6 +141,18 @@ const BUILDS: Array<{
     out: 'containerd-shim-runsc-v1',
     env: { CGO_ENABLED: '0' },
     patches: [{ module: 'gvisor.dev/gvisor', file: 'oom-score.patch' }],
+  },
+  // SIG Network's NetworkPolicy implementation for the real node (real-node-netpol.test.ts), a
+  // host process; patched (see the patch's header): NFQUEUE through nf_tables' xtables compat
+  // (this kernel has no nft queue), pods' traffic to the node itself, --kubeconfig.
+  {
+    dir: 'tools/k8s/netpol',
+    bins: ['kube-network-policies'],
+    pkgs: ['sigs.k8s.io/kube-network-policies/cmd'],
+    ldflags: '-s -w',
+    out: 'kube-network-policies',
+    env: { CGO_ENABLED: '0' },
+    patches: [{ module: 'sigs.k8s.io/kube-network-policies', file: 'kube-network-policies.patch' }],
   },
   // Traefik, a Gateway API implementation (gateway.test.ts: the router behind a real Gateway).
   {
@@ -208,8 +237,10 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: 'ignore' });
 }
 
-/** CA, API server serving certificate, service-account keys, and an admin client certificate. */
-function makeCerts(dir: string): void {
+/** CA, API server serving certificate, service-account keys, and an admin client certificate;
+ *  with `podNetwork`, the serving certificate also names the addresses pods reach it at, and the
+ *  API server gets a client certificate for kubelets. */
+function makeCerts(dir: string, podNetwork?: { address: string }): void {
   openssl(
     [
       'req',
@@ -232,7 +263,11 @@ function makeCerts(dir: string): void {
   );
   writeFileSync(
     join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc${
+      podNetwork
+        ? `,IP:${podNetwork.address},IP:${KUBERNETES_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc.cluster.local`
+        : ''
+    }\nextendedKeyUsage=serverAuth\n`,
   );
   openssl(
     [
@@ -309,8 +344,60 @@ function makeCerts(dir: string): void {
     ],
     dir,
   );
+  if (podNetwork) clientCert(dir, 'kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client');
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+}
+
+function clientCert(dir: string, name: string, subj: string): void {
+  openssl(
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      subj,
+    ],
+    dir,
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '30',
+      '-extfile',
+      'client.ext',
+    ],
+    dir,
+  );
+}
+
+/** The `kubernetes` Service's ClusterIP (the first of --service-cluster-ip-range). */
+export const KUBERNETES_SERVICE_IP = '10.96.0.1';
+
+/** This machine's address on its default route (what a pod reaches through its node's gateway). */
+function hostAddress(): string {
+  const route = execFileSync('ip', ['-4', 'route', 'get', '1.1.1.1'], { encoding: 'utf8' });
+  const m = / src (\d+\.\d+\.\d+\.\d+)/.exec(route);
+  if (!m) throw new Error(`no source address in: ${route}`);
+  return m[1]!;
 }
 
 function kubeconfig(dir: string, server: string): string {
@@ -328,6 +415,9 @@ export interface Cluster {
   dir: string;
   kubeconfig: string;
   server: string;
+  /** With startCluster's `podNetwork`: the API server's address for pods (its `kubernetes`
+   *  Service's endpoint), and its client certificate for kubelets (ca.crt signs both). */
+  podNetwork?: { address: string; port: number };
   kubectl(...args: string[]): string;
   stop(): Promise<void>;
 }
@@ -363,12 +453,20 @@ export async function startCluster(
     portForwards?: PodPortForward[];
     /** KWOK Stage documents (YAML or JSON). Pod stages given here replace KWOK's default ones. */
     kwokStages?: string[];
+    /**
+     * For real nodes' pods (node.ts): the API server listens on every address and advertises
+     * this machine's own (a pod reaches it through its node's gateway), the `kubernetes` Service
+     * gets that endpoint (the lease reconciler), its certificate names the Service's IP, and it
+     * calls kubelets with a client certificate (so that they authenticate it, not anonymous).
+     */
+    podNetwork?: boolean;
   } = {},
 ): Promise<Cluster> {
   ensureBinaries(opts.log);
   const dir = mkdtempSync(join(tmpdir(), 'asb-k8s-'));
   mkdirSync(join(dir, 'logs'));
-  makeCerts(dir);
+  const podNetwork = opts.podNetwork ? { address: hostAddress() } : undefined;
+  makeCerts(dir, podNetwork);
   const procs: ChildProcess[] = [];
   const run = (name: string, args: string[]) => {
     const out = openSync(join(dir, 'logs', `${name}.log`), 'a');
@@ -405,11 +503,11 @@ export async function startCluster(
     '--etcd-servers',
     `http://127.0.0.1:${etcdClient}`,
     '--bind-address',
-    '127.0.0.1',
+    podNetwork ? '0.0.0.0' : '127.0.0.1',
     '--secure-port',
     String(apiPort),
     '--advertise-address',
-    '127.0.0.1',
+    podNetwork?.address ?? '127.0.0.1',
     '--tls-cert-file',
     join(dir, 'server.crt'),
     '--tls-private-key-file',
@@ -430,7 +528,15 @@ export async function startCluster(
     '--enable-priority-and-fairness=false',
     // The kubernetes Service's endpoint would be the advertise address, which may not be loopback.
     '--endpoint-reconciler-type',
-    'none',
+    podNetwork ? 'lease' : 'none',
+    ...(podNetwork
+      ? [
+          '--kubelet-client-certificate',
+          join(dir, 'kubelet-client.crt'),
+          '--kubelet-client-key',
+          join(dir, 'kubelet-client.key'),
+        ]
+      : []),
     // KWOK's nodes name themselves by a host name nothing resolves: reach kubelets by address.
     ...(kubelet ? ['--kubelet-preferred-address-types', 'InternalIP'] : []),
   ]);
@@ -442,6 +548,7 @@ export async function startCluster(
     dir,
     kubeconfig: kc,
     server,
+    ...(podNetwork ? { podNetwork: { ...podNetwork, port: apiPort } } : {}),
     kubectl,
     async stop() {
       for (const p of procs.reverse()) p.kill('SIGTERM');

@@ -46,6 +46,9 @@ export const NODE_BINS = [
   'portmap',
 ];
 
+/** What a node of a cluster started with `podNetwork` runs besides: Services and cluster DNS. */
+export const NETWORK_BINS = ['kube-proxy', 'coredns'];
+
 /** The real node's label and taint: only pods that tolerate it and select it run there. */
 export const REAL_NODE_LABEL = 'asb.dev/real-node';
 /** A pod's scheduling onto the real node (merge into its spec). */
@@ -78,6 +81,7 @@ export interface RealNode {
   dir: string;
   /** The pods' range (the bridge's subnet; also the Node's spec.podCIDR). */
   podCIDR: string;
+  /** The pods' link on the host: their bridge, or the link under their macvlans (`links: 'macvlan'`). */
   bridge: string;
   containerdSocket: string;
   /** crictl against this node's containerd. */
@@ -215,13 +219,39 @@ function pauseBinary(): string {
  * InternalIP (KWOK's address), which this kubelet does not serve: logs, exec and port-forward
  * of its pods would fail there. (The API server's node proxy refuses loopback addresses, so
  * /nodes/<name>/proxy cannot tell beforehand.)
+ *
+ * In a cluster started with `podNetwork` the API server has a kubelet client certificate: the
+ * kubelet authenticates it (x509) and asks the API server what others may do (webhook), and the
+ * node runs kube-proxy (nftables mode, its own `kube-proxy` tables; one such node per machine)
+ * and CoreDNS on the pods' gateway (the kubelet's clusterDNS).
  */
 export async function startRealNode(
   cluster: Cluster,
-  opts: { name?: string; log?: (m: string) => void; taint?: boolean } = {},
+  opts: {
+    name?: string;
+    log?: (m: string) => void;
+    taint?: boolean;
+    /** Registries by host (`registry.k8s.io`, `docker.io`) and the loopback registry that mirrors
+     *  each (serveRuntimeImages' `mirrors`): the node pulls their images from there. */
+    mirrors?: Array<{ host: string; mirror: string }>;
+    /**
+     * How pods attach: `bridge` (default), veths on a Linux bridge; or `macvlan`, macvlans in
+     * bridge mode on a port-less bridge (`bridge` names it), the host on one of its own with the
+     * gateway's address. Pod-to-pod traffic over a Linux bridge goes through the host's forward
+     * hook (br_netfilter is on here), where the engine's guard (table inet asb_guard, left
+     * wherever the engine turned IP forwarding on) drops it; between macvlans it never leaves
+     * the driver. (Traffic routed by the host, a pod to a Service's other pod, is still dropped.)
+     */
+    links?: 'bridge' | 'macvlan';
+  } = {},
 ): Promise<RealNode> {
   const skip = realNodeSkip();
   if (skip) throw new Error(skip);
+  const missing = [
+    ...(cluster.podNetwork ? NETWORK_BINS : []),
+    ...(opts.links === 'macvlan' ? ['macvlan'] : []),
+  ].filter((b) => !existsSync(join(BIN, b)));
+  if (missing.length) throw new Error(`not built: ${missing.join(', ')} (node --import tsx test/k8s/build.ts)`);
   // gVisor's shim and runsc from one gVisor commit (two go.mod files name it).
   const pins = ['tools/gvisor/go.mod', 'tools/k8s/node/runsc-shim/go.mod'].map(
     (f) => /^require gvisor\.dev\/gvisor (\S+)$/m.exec(readFileSync(join(repo, f), 'utf8'))?.[1],
@@ -241,6 +271,12 @@ export async function startRealNode(
   const sock = join(d, 'containerd.sock');
   let containerdProc: ChildProcess | undefined;
   let kubeletProc: ChildProcess | undefined;
+  // With the cluster's podNetwork: Services (kube-proxy) and cluster DNS (CoreDNS) for the pods.
+  const podNetwork = cluster.podNetwork;
+  const gateway = `10.88.${subnet}.1`;
+  const macvlan = opts.links === 'macvlan';
+  let proxyProc: ChildProcess | undefined;
+  let dnsProc: ChildProcess | undefined;
   const cgroupRoots = cgroupMounts().map((m) => join(m, cgName));
   const sandboxIds = new Set<string>();
   const varLogContainers = '/var/log/containers';
@@ -268,6 +304,14 @@ export async function startRealNode(
     stopped = true;
     const problems: string[] = [];
     await stopProcess(kubeletProc, 10_000);
+    await stopProcess(proxyProc, 10_000);
+    await stopProcess(dnsProc, 10_000);
+    // kube-proxy leaves its tables when it stops: these two are its own, no one else's.
+    if (proxyProc)
+      for (const family of ['ip', 'ip6'])
+        if (tryRun('nft', ['list', 'table', family, 'kube-proxy']) !== undefined)
+          if (tryRun('nft', ['delete', 'table', family, 'kube-proxy']) === undefined)
+            problems.push(`nft delete table ${family} kube-proxy failed`);
     // The CRI's own way first: each pod's containers, its shim and sandbox, its network
     // (CNI DEL) and its network namespace.
     if (containerdProc && containerdProc.exitCode === null) {
@@ -306,10 +350,12 @@ export async function startRealNode(
       if (!mine.length) break;
       for (const m of mine) if (tryRun('umount', [m]) === undefined) tryRun('umount', ['-l', m]);
     }
-    // The bridge (veths on it die with their network namespaces; any left go with it).
+    // The bridge (veths on it die with their network namespaces; any left go with it), or the
+    // macvlans' lower link (its macvlans, the host's and any pod's left, go with it).
     if (existsSync(`/sys/class/net/${bridge}`)) {
-      for (const l of readdirSync(`/sys/class/net/${bridge}/brif`, { withFileTypes: true }))
-        tryRun('ip', ['link', 'del', l.name]);
+      if (existsSync(`/sys/class/net/${bridge}/brif`))
+        for (const l of readdirSync(`/sys/class/net/${bridge}/brif`, { withFileTypes: true }))
+          tryRun('ip', ['link', 'del', l.name]);
       tryRun('ip', ['link', 'del', bridge]);
     }
     for (const cg of cgroupRoots.flatMap(cgroupTree)) {
@@ -383,9 +429,18 @@ export async function startRealNode(
     const procsFiles = cgroupRoots.map((r) => join(r, 'runtime', 'cgroup.procs'));
     // The bridge now, with the gateway's address (the plugin takes it as it finds it): the
     // subnet is claimed before a second node on this machine could pick it too.
-    run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
-    run('ip', ['addr', 'add', `10.88.${subnet}.1/24`, 'dev', bridge]);
-    run('ip', ['link', 'set', bridge, 'up']);
+    if (macvlan) {
+      // (A bridge without ports as their lower link: kernels without the dummy driver have it.)
+      run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
+      run('ip', ['link', 'set', bridge, 'up']);
+      run('ip', ['link', 'add', 'name', `${bridge}h`, 'link', bridge, 'type', 'macvlan', 'mode', 'bridge']);
+      run('ip', ['addr', 'add', `${gateway}/24`, 'dev', `${bridge}h`]);
+      run('ip', ['link', 'set', `${bridge}h`, 'up']);
+    } else {
+      run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
+      run('ip', ['addr', 'add', `${gateway}/24`, 'dev', bridge]);
+      run('ip', ['link', 'set', bridge, 'up']);
+    }
     const start = (what: string, argv: string[]) => {
       const out = openSync(join(d, 'logs', `${what}.log`), 'a');
       // The shell joins the node's cgroups and then becomes the program: all it starts stays there.
@@ -406,7 +461,14 @@ export async function startRealNode(
     };
 
     // CNI: the four plugins (and only those) where containerd looks, and one network.
-    for (const p of ['bridge', 'host-local', 'loopback', 'portmap']) symlinkSync(join(BIN, p), join(d, 'cni/bin', p));
+    for (const p of [macvlan ? 'macvlan' : 'bridge', 'host-local', 'loopback', 'portmap'])
+      symlinkSync(join(BIN, p), join(d, 'cni/bin', p));
+    const ipam = {
+      type: 'host-local',
+      ranges: [[{ subnet: podCIDR, gateway }]],
+      routes: [{ dst: '0.0.0.0/0' }],
+      dataDir: join(d, 'cni/ipam'),
+    };
     writeFileSync(
       join(d, 'cni/net.d/10-asbk8s.conflist'),
       JSON.stringify(
@@ -414,20 +476,17 @@ export async function startRealNode(
           cniVersion: '1.0.0',
           name: 'asbk8s',
           plugins: [
-            {
-              type: 'bridge',
-              bridge,
-              isGateway: true,
-              // Nothing outside this machine is reachable: no masquerading, no iptables rules.
-              ipMasq: false,
-              hairpinMode: true,
-              ipam: {
-                type: 'host-local',
-                ranges: [[{ subnet: podCIDR, gateway: `10.88.${subnet}.1` }]],
-                routes: [{ dst: '0.0.0.0/0' }],
-                dataDir: join(d, 'cni/ipam'),
-              },
-            },
+            macvlan
+              ? { type: 'macvlan', master: bridge, mode: 'bridge', ipam }
+              : {
+                  type: 'bridge',
+                  bridge,
+                  isGateway: true,
+                  // Nothing outside this machine is reachable: no masquerading, no iptables rules.
+                  ipMasq: false,
+                  hairpinMode: true,
+                  ipam,
+                },
             // hostPort pods only (nftables, its own table); a no-op for the others.
             { type: 'portmap', backend: 'nftables', capabilities: { portMappings: true } },
           ],
@@ -443,6 +502,16 @@ export async function startRealNode(
       `binary_name = ${JSON.stringify(realpathSync(runscPath()))}\nroot = ${JSON.stringify(join(d, 'runsc'))}\n`,
     );
     const q = JSON.stringify;
+    // Registry mirrors (containerd's hosts.toml): the loopback registry, over plain HTTP, in
+    // place of the real one, which nothing here reaches.
+    for (const { host, mirror } of opts.mirrors ?? []) {
+      mkdirSync(join(d, 'certs.d', host), { recursive: true });
+      const server = host === 'docker.io' ? 'https://registry-1.docker.io' : `https://${host}`;
+      writeFileSync(
+        join(d, 'certs.d', host, 'hosts.toml'),
+        `server = ${q(server)}\n\n[host.${q(`http://${mirror}`)}]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n`,
+      );
+    }
     writeFileSync(
       join(d, 'containerd.toml'),
       `version = 3
@@ -594,9 +663,28 @@ current-context: asb
           healthzPort,
           tlsCertFile: join(pki, 'kubelet-server.crt'),
           tlsPrivateKeyFile: join(pki, 'kubelet-server.key'),
-          // The API server calls with no client certificate (see above): anonymous, on loopback.
-          authentication: { anonymous: { enabled: true }, webhook: { enabled: false }, x509: { clientCAFile: ca } },
-          authorization: { mode: 'AlwaysAllow' },
+          // Without the cluster's podNetwork the API server calls with no client certificate (see
+          // above): anonymous, on loopback. With it, as a kubeadm node: its certificate, and the
+          // API server says who may do what.
+          ...(podNetwork
+            ? {
+                authentication: {
+                  anonymous: { enabled: false },
+                  webhook: { enabled: true },
+                  x509: { clientCAFile: ca },
+                },
+                authorization: { mode: 'Webhook' },
+                clusterDNS: [gateway],
+                clusterDomain: 'cluster.local',
+              }
+            : {
+                authentication: {
+                  anonymous: { enabled: true },
+                  webhook: { enabled: false },
+                  x509: { clientCAFile: ca },
+                },
+                authorization: { mode: 'AlwaysAllow' },
+              }),
           failSwapOn: false,
           resolvConf: '/etc/resolv.conf',
           podLogsDir: join(d, 'pod-logs'),
@@ -635,6 +723,55 @@ current-context: asb
       const f = join(d, 'sysctl', k.replace(/\//g, '.'));
       writeFileSync(f, `${v}\n`);
       binds.push(`mount --bind ${f} ${path}`);
+    }
+    if (podNetwork) {
+      // Cluster DNS on the pods' gateway (a host process; pods reach it as their next hop).
+      writeFileSync(
+        join(d, 'Corefile'),
+        `.:53 {
+  bind ${gateway}
+  errors
+  kubernetes cluster.local in-addr.arpa ip6.arpa {
+    kubeconfig ${cluster.kubeconfig} asb
+    pods insecure
+    fallthrough in-addr.arpa ip6.arpa
+  }
+  forward . /etc/resolv.conf
+  cache 30
+}
+`,
+      );
+      dnsProc = start('coredns', [join(BIN, 'coredns'), '-conf', join(d, 'Corefile')]);
+      // Services: kube-proxy's nftables mode (its own tables, ip/ip6 kube-proxy); the machine's
+      // conntrack settings left as they are; NodePorts only on the gateway.
+      const [proxyHealthz, proxyMetrics] = await Promise.all([freePort(), freePort()]);
+      proxyProc = start('kube-proxy', [
+        join(BIN, 'kube-proxy'),
+        '--kubeconfig',
+        cluster.kubeconfig,
+        '--proxy-mode',
+        'nftables',
+        '--hostname-override',
+        name,
+        '--cluster-cidr',
+        podCIDR,
+        '--detect-local-mode',
+        'ClusterCIDR',
+        '--nodeport-addresses',
+        `${gateway}/32`,
+        '--healthz-bind-address',
+        `127.0.0.1:${proxyHealthz}`,
+        '--metrics-bind-address',
+        `127.0.0.1:${proxyMetrics}`,
+        '--conntrack-max-per-core',
+        '0',
+        '--conntrack-tcp-timeout-established',
+        '0',
+        '--conntrack-tcp-timeout-close-wait',
+        '0',
+        '--v',
+        '2',
+      ]);
     }
     log(`real node ${name}: kubelet`);
     const kubelet = (kubeletProc = start('kubelet', [
