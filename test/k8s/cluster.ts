@@ -261,112 +261,36 @@ function makeCerts(dir: string, podNetwork?: { address: string }): void {
     ],
     dir,
   );
-  writeFileSync(
-    join(dir, 'server.ext'),
-    `subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc${
-      podNetwork
-        ? `,IP:${podNetwork.address},IP:${KUBERNETES_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc.cluster.local`
-        : ''
-    }\nextendedKeyUsage=serverAuth\n`,
-  );
-  openssl(
-    [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'server.key',
-      '-out',
-      'server.csr',
-      '-subj',
-      '/CN=kube-apiserver',
-    ],
-    dir,
-  );
-  openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      'server.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'server.crt',
-      '-days',
-      '30',
-      '-extfile',
-      'server.ext',
-    ],
-    dir,
-  );
-  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  openssl(
-    [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      'admin.key',
-      '-out',
-      'admin.csr',
-      '-subj',
-      '/O=system:masters/CN=admin',
-    ],
-    dir,
-  );
-  openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      'admin.csr',
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'admin.crt',
-      '-days',
-      '30',
-      '-extfile',
-      'client.ext',
-    ],
-    dir,
-  );
-  if (podNetwork) clientCert(dir, 'kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client');
+  const serverNames = podNetwork
+    ? `,IP:${podNetwork.address},IP:${KUBERNETES_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc.cluster.local`
+    : '';
+  const ca = { crt: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
+  issueCert(ca, dir, 'server', '/CN=kube-apiserver', {
+    serverAuth: `IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc${serverNames}`,
+  });
+  issueCert(ca, dir, 'admin', '/O=system:masters/CN=admin');
+  if (podNetwork) issueCert(ca, dir, 'kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client');
   openssl(['genrsa', '-out', 'sa.key', '2048'], dir);
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
 }
 
-function clientCert(dir: string, name: string, subj: string): void {
-  openssl(
-    [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      subj,
-    ],
-    dir,
-  );
+/**
+ * `<outDir>/<name>.key` and `.crt`: a P-256 key and a 30-day certificate for `subj`, signed by
+ * `ca`; a client certificate, or a serving one for the subjectAltName `serverAuth` gives.
+ */
+export function issueCert(
+  ca: { crt: string; key: string },
+  outDir: string,
+  name: string,
+  subj: string,
+  opts: { serverAuth?: string } = {},
+): void {
+  const ext = opts.serverAuth
+    ? `subjectAltName=${opts.serverAuth}\nextendedKeyUsage=serverAuth\n`
+    : 'extendedKeyUsage=clientAuth\n';
+  writeFileSync(join(outDir, `${name}.ext`), ext);
+  const key = ['-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`];
+  openssl(['req', '-newkey', 'ec', ...key, '-out', `${name}.csr`, '-subj', subj], outDir);
   openssl(
     [
       'x509',
@@ -374,18 +298,20 @@ function clientCert(dir: string, name: string, subj: string): void {
       '-in',
       `${name}.csr`,
       '-CA',
-      'ca.crt',
+      ca.crt,
       '-CAkey',
-      'ca.key',
+      ca.key,
       '-CAcreateserial',
+      '-CAserial',
+      join(outDir, 'ca.srl'),
       '-out',
       `${name}.crt`,
       '-days',
       '30',
       '-extfile',
-      'client.ext',
+      `${name}.ext`,
     ],
-    dir,
+    outDir,
   );
 }
 
@@ -400,13 +326,30 @@ function hostAddress(): string {
   return m[1]!;
 }
 
-function kubeconfig(dir: string, server: string): string {
-  const b64 = (f: string) => readFileSync(join(dir, f)).toString('base64');
+/** The last `lines` lines of each `<name>.log` in `logDir`, for an error that says why. */
+export function logTails(logDir: string, names: string[], lines: number): string {
+  return names
+    .map((n) => {
+      try {
+        return `--- ${n}\n${readFileSync(join(logDir, `${n}.log`), 'utf8')
+          .split('\n')
+          .slice(-lines)
+          .join('\n')}`;
+      } catch {
+        return '';
+      }
+    })
+    .join('\n');
+}
+
+/** A kubeconfig for `server` (trusting `caFile`) as the user of a client certificate. */
+export function kubeconfig(server: string, caFile: string, user: { name: string; crt: string; key: string }): string {
+  const b64 = (f: string) => readFileSync(f).toString('base64');
   return `apiVersion: v1
 kind: Config
-clusters: [{ name: asb, cluster: { server: "${server}", certificate-authority-data: ${b64('ca.crt')} } }]
-users: [{ name: admin, user: { client-certificate-data: ${b64('admin.crt')}, client-key-data: ${b64('admin.key')} } }]
-contexts: [{ name: asb, context: { cluster: asb, user: admin } }]
+clusters: [{ name: asb, cluster: { server: "${server}", certificate-authority-data: ${b64(caFile)} } }]
+users: [{ name: ${user.name}, user: { client-certificate-data: ${b64(user.crt)}, client-key-data: ${b64(user.key)} } }]
+contexts: [{ name: asb, context: { cluster: asb, user: ${user.name} } }]
 current-context: asb
 `;
 }
@@ -541,7 +484,14 @@ export async function startCluster(
     ...(kubelet ? ['--kubelet-preferred-address-types', 'InternalIP'] : []),
   ]);
   const kc = join(dir, 'kubeconfig');
-  writeFileSync(kc, kubeconfig(dir, server));
+  writeFileSync(
+    kc,
+    kubeconfig(server, join(dir, 'ca.crt'), {
+      name: 'admin',
+      crt: join(dir, 'admin.crt'),
+      key: join(dir, 'admin.key'),
+    }),
+  );
   const kubectl = (...args: string[]) =>
     execFileSync('kubectl', ['--kubeconfig', kc, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const cluster: Cluster = {
@@ -699,18 +649,7 @@ export async function startCluster(
     );
     return cluster;
   } catch (err) {
-    const logs = ['kube-apiserver', 'kube-controller-manager', 'kwok']
-      .map((n) => {
-        try {
-          return `--- ${n}\n${readFileSync(join(dir, 'logs', `${n}.log`), 'utf8')
-            .split('\n')
-            .slice(-8)
-            .join('\n')}`;
-        } catch {
-          return '';
-        }
-      })
-      .join('\n');
+    const logs = logTails(join(dir, 'logs'), ['kube-apiserver', 'kube-controller-manager', 'kwok'], 8);
     await cluster.stop();
     throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
   }

@@ -27,7 +27,7 @@ import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ociLayout, type ImageSpec } from '../../packages/oci/test/support/registry.ts';
-import { BIN, CACHE, freePort, waitFor, type Cluster } from './cluster.ts';
+import { BIN, CACHE, freePort, issueCert, kubeconfig, logTails, waitFor, type Cluster } from './cluster.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
 
@@ -589,60 +589,16 @@ disabled_plugins = ['io.containerd.nri.v1.nri', 'io.containerd.snapshotter.v1.bt
     // The kubelet's certificates, from the cluster's CA: a client one as system:node:<name>
     // (the Node authorizer's user) and its serving one.
     const pki = join(d, 'pki');
-    const ca = join(cluster.dir, 'ca.crt');
-    const caKey = join(cluster.dir, 'ca.key');
-    const cert = (file: string, subj: string, ext: string) => {
-      writeFileSync(join(pki, `${file}.ext`), ext);
-      run('openssl', [
-        'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        join(pki, `${file}.key`),
-        '-out',
-        join(pki, `${file}.csr`),
-        '-subj',
-        subj,
-      ]);
-      run('openssl', [
-        'x509',
-        '-req',
-        '-in',
-        join(pki, `${file}.csr`),
-        '-CA',
-        ca,
-        '-CAkey',
-        caKey,
-        '-CAcreateserial',
-        '-CAserial',
-        join(pki, 'ca.srl'),
-        '-out',
-        join(pki, `${file}.crt`),
-        '-days',
-        '30',
-        '-extfile',
-        join(pki, `${file}.ext`),
-      ]);
-    };
-    cert('kubelet-client', `/O=system:nodes/CN=system:node:${name}`, 'extendedKeyUsage=clientAuth\n');
-    cert(
-      'kubelet-server',
-      `/CN=${name}`,
-      `subjectAltName=IP:127.0.0.1,DNS:${name},DNS:localhost\nextendedKeyUsage=serverAuth\n`,
-    );
-    const b64 = (f: string) => readFileSync(f).toString('base64');
+    const ca = { crt: join(cluster.dir, 'ca.crt'), key: join(cluster.dir, 'ca.key') };
+    issueCert(ca, pki, 'kubelet-client', `/O=system:nodes/CN=system:node:${name}`);
+    issueCert(ca, pki, 'kubelet-server', `/CN=${name}`, { serverAuth: `IP:127.0.0.1,DNS:${name},DNS:localhost` });
     writeFileSync(
       join(d, 'kubelet.kubeconfig'),
-      `apiVersion: v1
-kind: Config
-clusters: [{ name: asb, cluster: { server: "${cluster.server}", certificate-authority-data: ${b64(ca)} } }]
-users: [{ name: node, user: { client-certificate-data: ${b64(join(pki, 'kubelet-client.crt'))}, client-key-data: ${b64(join(pki, 'kubelet-client.key'))} } }]
-contexts: [{ name: asb, context: { cluster: asb, user: node } }]
-current-context: asb
-`,
+      kubeconfig(cluster.server, ca.crt, {
+        name: 'node',
+        crt: join(pki, 'kubelet-client.crt'),
+        key: join(pki, 'kubelet-client.key'),
+      }),
     );
     const [port, healthzPort] = await Promise.all([freePort(), freePort()]);
     writeFileSync(
@@ -671,7 +627,7 @@ current-context: asb
                 authentication: {
                   anonymous: { enabled: false },
                   webhook: { enabled: true },
-                  x509: { clientCAFile: ca },
+                  x509: { clientCAFile: ca.crt },
                 },
                 authorization: { mode: 'Webhook' },
                 clusterDNS: [gateway],
@@ -681,7 +637,7 @@ current-context: asb
                 authentication: {
                   anonymous: { enabled: true },
                   webhook: { enabled: false },
-                  x509: { clientCAFile: ca },
+                  x509: { clientCAFile: ca.crt },
                 },
                 authorization: { mode: 'AlwaysAllow' },
               }),
@@ -840,18 +796,7 @@ current-context: asb
       stop,
     };
   } catch (err) {
-    const tails = ['containerd', 'kubelet']
-      .map((n) => {
-        try {
-          return `--- ${n}\n${readFileSync(join(d, 'logs', `${n}.log`), 'utf8')
-            .split('\n')
-            .slice(-15)
-            .join('\n')}`;
-        } catch {
-          return '';
-        }
-      })
-      .join('\n');
+    const tails = logTails(join(d, 'logs'), ['containerd', 'kubelet'], 15);
     await stop().catch((e: Error) => log(e.message));
     throw new Error(`${(err as Error).message}\n${tails}`, { cause: err });
   }

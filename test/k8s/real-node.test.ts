@@ -15,19 +15,11 @@ const PAGE = 'hello over the pod network\n';
 const TOKEN_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** The test images' busybox, with what these pods run besides: a web server, dmesg. */
-const image = () => {
-  const base = busybox({ Env: ['PATH=/bin'] });
-  return {
-    ...base,
-    layers: [
-      ...base.layers,
-      {
-        files: { 'srv/www/index.html': PAGE },
-        symlinks: Object.fromEntries(['dmesg', 'httpd', 'hostname', 'ip'].map((a) => [`bin/${a}`, 'busybox'])),
-      },
-    ],
-  };
-};
+const image = () =>
+  busybox(
+    { Env: ['PATH=/bin'] },
+    { applets: ['dmesg', 'httpd', 'hostname', 'ip'], files: { 'srv/www/index.html': PAGE } },
+  );
 
 const pod = (name: string, runtimeClassName?: string) =>
   JSON.stringify({

@@ -31,8 +31,16 @@ const APPLETS = [
   'wget',
 ];
 
-/** A static busybox with its applets, a passwd with a user `app`, and files of its own. */
-export function busybox(config: ImageSpec['config']): ImageSpec {
+/** A static busybox with its applets, a passwd with a user `app`, and files of its own; `more`:
+ *  applets beyond the usual ones, and files, in a layer of their own. */
+export function busybox(
+  config: ImageSpec['config'],
+  more?: { applets?: string[]; files?: Record<string, string> },
+): ImageSpec {
+  const extra = more && {
+    files: more.files ?? {},
+    symlinks: Object.fromEntries((more.applets ?? []).map((a) => [`bin/${a}`, 'busybox'])),
+  };
   return {
     layers: [
       { fromHost: ['bin/busybox'] },
@@ -47,6 +55,7 @@ export function busybox(config: ImageSpec['config']): ImageSpec {
         },
         symlinks: Object.fromEntries(APPLETS.map((a) => [`bin/${a}`, 'busybox'])),
       },
+      ...(extra ? [extra] : []),
     ],
     config,
   };
