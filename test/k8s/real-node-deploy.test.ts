@@ -49,9 +49,7 @@ describe(
   {
     skip:
       realNodeSkip() ??
-      ([...NETWORK_BINS, 'macvlan'].every((b) => existsSync(join(BIN, b)))
-        ? undefined
-        : `not built: ${[...NETWORK_BINS, 'macvlan'].join(', ')}`),
+      (NETWORK_BINS.every((b) => existsSync(join(BIN, b))) ? undefined : `not built: ${NETWORK_BINS.join(', ')}`),
     timeout: 1_800_000,
   },
   () => {
@@ -70,8 +68,7 @@ describe(
     before(async () => {
       served = await serveRuntimeImages({ images: [...RUNTIME_IMAGES, ...CLUSTER_IMAGES] });
       cluster = await startCluster({ log, nodes: 0, podNetwork: true });
-      // (macvlans: the router's pods reach the sandboxes' where the engine's guard is; node.ts.)
-      node = await startRealNode(cluster, { log, taint: false, mirrors: served.mirrors, links: 'macvlan' });
+      node = await startRealNode(cluster, { log, taint: false, mirrors: served.mirrors });
     });
 
     after(async () => {
@@ -246,8 +243,7 @@ describe(
       assert.match(cluster.kubectl('exec', p.metadata.name, '--', 'dmesg'), /Starting gVisor/);
     });
 
-    // The router's pod reaches the sandbox's directly (macvlan to macvlan; over a Linux bridge
-    // the engine's guard, table inet asb_guard, would drop it: node.ts).
+    // The router's pod reaches the sandbox's over the node's bridge (and the host's FORWARD hook).
     it('the router (deploy/router, behind its Service) reaches the claimed sandbox at its pod IP', async () => {
       const ip = get<{ spec: { clusterIP: string } }>('service', 'sandbox-router-svc').spec.clusterIP;
       const res = await fetch(`http://${ip}:8080/`, {

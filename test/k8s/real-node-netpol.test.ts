@@ -1,13 +1,13 @@
 // The template's managed NetworkPolicy, enforced on the real node (node.ts) by SIG Network's
 // kube-network-policies (tools/k8s/netpol, patched: see kube-network-policies.patch there), run
 // as a host process: a sandbox pod under the default policy that our controller writes reaches
-// a public address, and neither a private-range one nor the API server; a pod without a policy
-// reaches all three.
+// a public address, and neither a private-range one nor the API server nor another namespace's
+// pod, and only the router's pods reach it; a template whose rules allow one namespace reaches a
+// server pod there and nothing else; a pod without a policy reaches everything.
 //
-// The servers listen on this machine, on addresses of a link of the test's own: the pods' traffic
-// to them goes by the host's INPUT hook. (A network namespace behind the host would need the host
-// to forward between the pods' bridge and it, which the engine's guard table, inet asb_guard,
-// refuses where it is installed; and where forwarding is off there is none at all.)
+// The public and private servers listen on this machine, on addresses of a link of the test's
+// own: the pods' traffic to them goes by the host's INPUT hook. Pod to pod goes over the node's
+// bridge (and through the host's FORWARD hook: br_netfilter).
 import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -21,13 +21,23 @@ import { BIN, freePort, startCluster, waitFor, type Cluster } from './cluster.ts
 import { startRealNode, realNodeSkip, onRealNode, type RealNode } from './node.ts';
 import { busybox } from '../support/images.ts';
 import { LABEL_SANDBOX_TEMPLATE_REF_HASH, nameHash } from '@asb/api';
-import { comparable, defaultNetworkPolicySpec } from '../../packages/k8s/src/controller/template-network-policy.ts';
+import type { SandboxTemplate } from '@asb/api';
+import {
+  comparable,
+  defaultNetworkPolicySpec,
+  desiredNetworkPolicySpec,
+} from '../../packages/k8s/src/controller/template-network-policy.ts';
 
 const NETPOL = join(BIN, 'kube-network-policies');
 /** kube-network-policies' nftables table (its default name). */
 const TABLE = 'kube-network-policies';
 const IMAGE = 'localhost/asb/busybox:netpol';
 const TEMPLATE = 'netpol-template';
+/** A template whose own rules replace the default: egress to one namespace of the test's only. */
+const CUSTOM_TEMPLATE = 'netpol-one-namespace';
+/** What every pod serves on :8080. */
+const POD_PAGE = 'a pod\n';
+const POD_PORT = 8080;
 
 const skip = () =>
   realNodeSkip() ??
@@ -35,7 +45,12 @@ const skip = () =>
     ? undefined
     : 'not built: kube-network-policies (tools/k8s/netpol; node --import tsx test/k8s/build.ts)');
 
-const image = () => busybox({ Env: ['PATH=/bin'] }, { applets: ['nc', 'timeout', 'httpd', 'ssl_client'] });
+const image = () =>
+  busybox(
+    { Env: ['PATH=/bin'] },
+    // (Every pod serves this page on :8080: the pod-to-pod checks fetch it.)
+    { applets: ['nc', 'timeout', 'httpd', 'ssl_client'], files: { 'srv/index.html': 'a pod\n' } },
+  );
 
 const execFileAsync = promisify(execFile);
 const run = (cmd: string, args: string[]) =>
@@ -58,6 +73,10 @@ describe(
     const log = (m: string) => process.stderr.write(`${m}\n`);
     const id = randomBytes(3).toString('hex');
     const ns = `np-${id}`;
+    /** A namespace of the test's with a server pod, which one template's rules allow. */
+    const serverNs = `np-srv-${id}`;
+    /** Where upstream's install runs the router: the default policy lets its pods in. */
+    const routerNs = 'agent-sandbox-system';
     // A link of the test's own holding the servers' addresses (no dummy driver in this kernel: a
     // bridge with no ports does as well).
     const link = `asbk8snp${id}`;
@@ -148,7 +167,7 @@ describe(
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n${netpolLog()}`, { cause: err });
       });
-      kubectl('create', 'namespace', ns);
+      for (const n of [ns, serverNs, routerNs]) kubectl('create', 'namespace', n);
     });
 
     after(async () => {
@@ -170,13 +189,19 @@ describe(
       await cluster?.stop();
     });
 
-    const runPod = async (t: TestContext, name: string, labels: Record<string, string>, runtimeClassName?: string) => {
+    const runPod = async (
+      t: TestContext,
+      name: string,
+      labels: Record<string, string>,
+      runtimeClassName?: string,
+      namespace = ns,
+    ) => {
       const t0 = Date.now();
       execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'create', '-f', '-'], {
         input: JSON.stringify({
           apiVersion: 'v1',
           kind: 'Pod',
-          metadata: { name, namespace: ns, labels },
+          metadata: { name, namespace, labels },
           spec: {
             ...onRealNode,
             ...(runtimeClassName ? { runtimeClassName } : {}),
@@ -196,7 +221,7 @@ describe(
       const podIP = await waitFor(
         `pod ${name} to run`,
         () => {
-          const p = JSON.parse(kubectl('get', 'pod', '-n', ns, name, '-o', 'json')) as {
+          const p = JSON.parse(kubectl('get', 'pod', '-n', namespace, name, '-o', 'json')) as {
             status: { phase?: string; podIP?: string };
           };
           if (p.status.phase === 'Failed') throw new Error(`pod ${name} failed`);
@@ -212,14 +237,14 @@ describe(
      * What a pod gets for a plain HTTP request to host:port (busybox's nc), or `failed: <why>`.
      * Asynchronous: the servers run in this process.
      */
-    const request = async (pod: string, host: string, to: number) => {
+    const request = async (pod: string, host: string, to: number, namespace = ns) => {
       try {
         const { stdout } = await execFileAsync('kubectl', [
           '--kubeconfig',
           cluster.kubeconfig,
           'exec',
           '-n',
-          ns,
+          namespace,
           pod,
           '--',
           'sh',
@@ -233,8 +258,8 @@ describe(
       }
     };
     /** The body a pod gets from one of the test's servers, or `failed: <why>`. */
-    const fetchFrom = async (pod: string, host: string) => {
-      const out = await request(pod, host, port);
+    const fetchFrom = async (pod: string, host: string, to = port, namespace = ns) => {
+      const out = await request(pod, host, to, namespace);
       return out.startsWith('failed: ') ? out : out.slice(out.indexOf('\r\n\r\n') + 4);
     };
     /** What a pod gets from the API server's /version through the relay (anonymous), or `failed: <why>`. */
@@ -313,6 +338,52 @@ describe(
         // kube-network-policies decided so (its log says each verdict at --v=2).
         assert.match(readFileSync(join(cluster.dir, 'logs', 'kube-network-policies.log'), 'utf8'), /verdict="drop"/);
       });
+
+    it("runs a server pod in a namespace of the test's, a router pod, and a pod of a template whose rules allow that namespace only", async (t) => {
+      const custom = {
+        apiVersion: 'extensions.agents.x-k8s.io/v1beta1',
+        kind: 'SandboxTemplate',
+        metadata: { name: CUSTOM_TEMPLATE, namespace: ns },
+        spec: {
+          podTemplate: { spec: { containers: [] } },
+          networkPolicy: {
+            egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': serverNs } } }] }],
+          },
+        },
+      } as unknown as SandboxTemplate;
+      execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'create', '-f', '-'], {
+        input: JSON.stringify({
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { name: `${CUSTOM_TEMPLATE}-network-policy`, namespace: ns },
+          spec: JSON.parse(comparable(desiredNetworkPolicySpec(custom))) as object,
+        }),
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
+      await runPod(t, 'server', { app: 'server' }, undefined, serverNs);
+      await runPod(t, 'router', { app: 'sandbox-router' }, undefined, routerNs);
+      await runPod(t, 'custom', { [LABEL_SANDBOX_TEMPLATE_REF_HASH]: nameHash(CUSTOM_TEMPLATE) }, 'gvisor');
+      await waitFor(
+        'the custom pod in podips-v4',
+        () => (tryRun('nft', ['list', 'set', 'inet', TABLE, 'podips-v4']) ?? '').includes(ip.get('custom')!),
+        30_000,
+      );
+    });
+
+    it("the template's own rules: its pod reaches the allowed namespace's server pod, and not the public server", async () => {
+      assert.equal(await fetchFrom('custom', ip.get('server')!, POD_PORT), POD_PAGE, netpolLog());
+      assert.match(await fetchFrom('custom', publicIP), /^failed: /);
+    });
+
+    it("the default policy: a sandbox does not reach another namespace's pod; only the router's pods reach it", async () => {
+      // (The server is a pod like any: without a policy of its own, the open pod reaches it.)
+      assert.equal(await fetchFrom('open', ip.get('server')!, POD_PORT), POD_PAGE);
+      for (const pod of ['sandbox', 'sandbox-gvisor']) {
+        assert.match(await fetchFrom(pod, ip.get('server')!, POD_PORT), /^failed: /, pod);
+        assert.equal(await fetchFrom('router', ip.get(pod)!, POD_PORT, routerNs), POD_PAGE, `router → ${pod}`);
+        assert.match(await fetchFrom('open', ip.get(pod)!, POD_PORT), /^failed: /, `open → ${pod}`);
+      }
+    });
 
     it('stops leaving nothing behind: its nftables table, the test link', async (t) => {
       const t0 = Date.now();

@@ -365,20 +365,56 @@ async function reclaimAbandoned(ownId: string): Promise<void> {
 
 /**
  * Routing from the sandboxes' links out, and back. When the host did not forward before, it is
- * turned on with a guard (table inet asb_guard) that forwards nothing but sandbox traffic, so the
- * host does not start routing between its other links because of us. The guard stays after the
- * engine stops (as the setting does): a host that forwarded nothing still forwards nothing else.
+ * turned on with a guard (table inet asb_guard) so that the host does not start routing between
+ * the links it already had because of us: it drops what would be forwarded from one of those links
+ * to another. Links made later are not the guard's business: sandboxes' are made by the engine,
+ * and others (a kubelet's bridge, docker0, a VPN) by software that wants forwarding for them. The
+ * guard stays after the engine stops (as the setting does).
  */
-async function ensureForwarding(log: Logger): Promise<void> {
+export async function ensureForwarding(log: Logger): Promise<void> {
   const file = '/proc/sys/net/ipv4/ip_forward';
-  if (readFileSync(file, 'utf8').trim() === '1') return;
-  await nft(`table inet asb_guard {
+  const on = readFileSync(file, 'utf8').trim() === '1';
+  const guard = await run('nft', ['list', 'table', 'inet', GUARD_TABLE]).then(
+    (r) => r.stdout,
+    () => undefined,
+  );
+  // An engine before this one guarded with a rule on names instead (every link but sandboxes'),
+  // which also dropped what a kubelet's bridge forwards between its pods: replaced once, with the
+  // links it meant to guard (the host's own: all but the ones of engines and of the test nodes).
+  const stale = guard !== undefined && !guard.includes(`@${GUARD_SET}`);
+  if (on && !stale) return;
+  // (Replaced whole, not added to: a guard left from when forwarding was on before is redone.)
+  await nft(`${removeTableScript(GUARD_TABLE)}${guardScript(await linksToGuard())}`);
+  if (on) {
+    log.info({ table: GUARD_TABLE }, "an earlier engine's forward guard replaced: it guards the host's links only");
+    return;
+  }
+  writeFileSync(file, '1');
+  log.info(
+    `IPv4 forwarding turned on for sandboxes (table inet ${GUARD_TABLE} forwards nothing between the host's links)`,
+  );
+}
+
+const GUARD_TABLE = 'asb_guard';
+const GUARD_SET = 'host_links';
+
+/** The host's links now, but the ones engines and the test nodes made (theirs, their sandboxes'). */
+async function linksToGuard(): Promise<string[]> {
+  return (await hostLinks()).filter((n) => !n.startsWith('asb'));
+}
+
+/** The guard: a set of the links it guards, and a forward rule that drops between two of them. */
+export function guardScript(links: string[]): string {
+  const elements = links.length ? `elements = { ${links.map((l) => JSON.stringify(l)).join(', ')} }` : '';
+  return `table inet ${GUARD_TABLE} {
+  set ${GUARD_SET} {
+    type ifname
+    ${elements}
+  }
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
-    iifname != "${HOST_LINK_PREFIX}*" oifname != "${HOST_LINK_PREFIX}*" drop
+    iifname @${GUARD_SET} oifname @${GUARD_SET} drop
   }
 }
-`);
-  writeFileSync(file, '1');
-  log.info('IPv4 forwarding turned on for sandboxes (table inet asb_guard forwards nothing else)');
+`;
 }
