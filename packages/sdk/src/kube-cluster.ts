@@ -81,9 +81,10 @@ const TERMINAL = {
   CreateContainerConfigError: (m) => new InvalidError(m, 422, 'CreateContainerConfigError'),
 } satisfies Record<TerminalReason, (msg: string) => Error>;
 
-/** One cluster: its API clients, and the router connection shared by its sandboxes. */
+/** One cluster: its API clients, and the router connections (one per namespace) its sandboxes share. */
 export class KubernetesCluster {
-  private routerConn?: Promise<{ url: string; via?: string; stop?: () => void }>;
+  /** The router by the namespace of the sandboxes it serves (a port-forward is per namespace). */
+  private readonly routerConns = new Map<string, Promise<{ url: string; via?: string; stop?: () => void }>>();
   private core?: K8s.CoreV1Api;
   private constructor(
     readonly k8s: typeof K8s,
@@ -103,8 +104,12 @@ export class KubernetesCluster {
 
   /** The router as an SDK connection (the runtime calls go there with X-Sandbox-* headers). */
   async connection(namespace: string): Promise<ResolvedConnection> {
-    this.routerConn ??= this.findRouter();
-    const { url, via } = await this.routerConn;
+    let conn = this.routerConns.get(namespace);
+    if (!conn) {
+      conn = this.findRouter(namespace);
+      this.routerConns.set(namespace, conn);
+    }
+    const { url, via } = await conn;
     return {
       url,
       token: this.opts.routerToken ?? process.env.ASB_ROUTER_TOKEN ?? '',
@@ -114,7 +119,7 @@ export class KubernetesCluster {
     };
   }
 
-  private async findRouter(): Promise<{ url: string; via?: string; stop?: () => void }> {
+  private async findRouter(namespace: string): Promise<{ url: string; via?: string; stop?: () => void }> {
     const r = this.opts.router ?? { portForward: {} };
     if ('url' in r) return { url: r.url.replace(/\/$/, '') };
     if ('gateway' in r) {
@@ -132,11 +137,24 @@ export class KubernetesCluster {
         via: `the address of Gateway ${ns}/${r.gateway.name}`,
       };
     }
-    return this.portForward(
-      r.portForward.service ?? 'sandbox-router-svc',
-      r.portForward.namespace ?? 'agent-sandbox-system',
-      r.portForward.port ?? 8080,
-    );
+    const service = r.portForward.service ?? 'sandbox-router-svc';
+    // Upstream's clients (Python's tunnel, Go's) forward to the router in the sandbox's own
+    // namespace, where seed 000 deploys it; a router installed beside the controller serves
+    // namespaces that have none.
+    const ns =
+      r.portForward.namespace ?? ((await this.hasService(namespace, service)) ? namespace : 'agent-sandbox-system');
+    return this.portForward(service, ns, r.portForward.port ?? 8080);
+  }
+
+  /** Whether `namespace` has the Service (not found, or not ours to read: no). */
+  private async hasService(namespace: string, name: string): Promise<boolean> {
+    this.core ??= this.kc.makeApiClient(this.k8s.CoreV1Api);
+    try {
+      await this.core.readNamespacedService({ namespace, name });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** `kubectl port-forward` to the router Service on a free local port; stopped by close(). */
@@ -205,8 +223,7 @@ export class KubernetesCluster {
 
   /** Stops a port-forward this cluster started; closes its API connections. */
   async close(): Promise<void> {
-    const r = await this.routerConn?.catch(() => undefined);
-    r?.stop?.();
+    for (const conn of this.routerConns.values()) (await conn.catch(() => undefined))?.stop?.();
     this.kc.closeConnections();
   }
 

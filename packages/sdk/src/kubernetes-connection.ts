@@ -5,7 +5,8 @@ export interface KubernetesConnection {
   /** A kubeconfig file. @default $KUBECONFIG, ~/.kube/config, or the in-cluster service account */
   kubeconfig?: string;
   context?: string;
-  /** Where the sandbox router is. @default port-forward to svc/sandbox-router-svc:8080 in agent-sandbox-system */
+  /** Where the sandbox router is. @default port-forward to svc/sandbox-router-svc:8080 in the
+   *  sandbox's namespace (as upstream's clients), or in agent-sandbox-system when it has none there */
   router?: RouterAddress;
   /** The router's bearer token (ROUTER_AUTH_TOKEN). @default env ASB_ROUTER_TOKEN */
   routerToken?: string;
