@@ -383,5 +383,12 @@ describe('sandbox router: path routing and browser sessions (v1.0.1)', () => {
     ] as const)
       assert.throws(() => routerConfig([...args], { ROUTER_AUTH_TOKEN: 't' }), err, args.join(' '));
     assert.equal(routerConfig(['--authz-mode=allow-all'], {}).options.allowUnauthenticated, true);
+    // With a token set it is enforced all the same, as upstream's Python router does.
+    assert.equal(routerConfig([], { ALLOW_UNAUTHENTICATED_ROUTER: 'true' }).options.allowUnauthenticated, true);
+    for (const [args, env] of [
+      [[], { ALLOW_UNAUTHENTICATED_ROUTER: 'true', ROUTER_AUTH_TOKEN: 't' }],
+      [['--authz-mode=allow-all'], { ROUTER_AUTH_TOKEN: 't' }],
+    ] as const)
+      assert.equal(routerConfig([...args], env).options.allowUnauthenticated, false, JSON.stringify(env));
   });
 });

@@ -169,7 +169,10 @@ export function routerConfig(args: string[], env: NodeJS.ProcessEnv = process.en
     : { host: env.HOST, port: Number(env.PORT ?? 8080) };
   const options: RouterOptions = {
     token: env.ROUTER_AUTH_TOKEN || undefined,
-    allowUnauthenticated: env.ALLOW_UNAUTHENTICATED_ROUTER === 'true' || mode === 'allow-all',
+    // A token set is enforced, whatever else says otherwise (upstream's Python router checks
+    // ROUTER_AUTH_TOKEN whenever it is set; its ALLOW_UNAUTHENTICATED_ROUTER only permits none).
+    allowUnauthenticated:
+      !env.ROUTER_AUTH_TOKEN && (env.ALLOW_UNAUTHENTICATED_ROUTER === 'true' || mode === 'allow-all'),
     scopedTokenSecret: secretFile ? readFileSync(secretFile) : undefined,
     clusterDomain: f.get('cluster-domain') || env.CLUSTER_DOMAIN || undefined,
     backend: env.ROUTER_BACKEND ? parseBackend(env.ROUTER_BACKEND) : undefined,
