@@ -9,6 +9,8 @@
 // Each controller gets a fresh cluster from the same binaries on the same machine, one after the
 // other (two controllers on one cluster would fight over the same objects). Claim → Ready is timed
 // by the client: from the start of its create call to the watch event that shows it Ready.
+// BENCH_K8S_SCENARIOS=real-node (not run by default) measures sandboxes that really run, on a
+// real node with gVisor: bench/k8s-real-node.ts.
 import { execFileSync } from 'node:child_process';
 import * as k8s from '@kubernetes/client-node';
 import { loadKubeConfig } from '@asb/kube';
@@ -16,6 +18,7 @@ import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
 import { startHarness, waitFor } from '../test/k8s/harness.ts';
 import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';
 import { percentile, table } from './stats.ts';
+import { realNodeBench } from './k8s-real-node.ts';
 
 const N = Number(process.env.BENCH_K8S_N ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_K8S_CONCURRENCY ?? 32);
@@ -39,7 +42,10 @@ const SHARED_ARGS = (process.env.BENCH_K8S_CONTROLLER_ARGS ?? '').split(/\s+/).f
  * with its webhook instead (~8 conversions per cold claim).
  */
 const OUR_WEBHOOK = process.env.BENCH_K8S_OUR_WEBHOOK === '1';
-/** BENCH_K8S_SCENARIOS=single,paced,warm,cold (the default: all four) runs only those named. */
+/**
+ * BENCH_K8S_SCENARIOS=single,paced,warm,cold (the default: all four) runs only those named;
+ * `real-node` (not in the default) runs bench/k8s-real-node.ts: real gVisor pods on a real node.
+ */
 const SCENARIOS = new Set(
   (process.env.BENCH_K8S_SCENARIOS ?? 'single,paced,warm,cold').split(',').map((s) => s.trim()),
 );
@@ -350,6 +356,15 @@ function printStats(what: string, after: Stats | undefined, before: Stats | unde
 }
 
 async function main(): Promise<void> {
+  if (KWOK_KINDS.some((k) => SCENARIOS.has(k))) await kwokScenarios();
+  if (SCENARIOS.has('real-node'))
+    await realNodeBench({ only: ONLY, sharedArgs: SHARED_ARGS, ourWebhook: OUR_WEBHOOK, conversionOff });
+}
+
+const KWOK_KINDS: Kind[] = ['single', 'paced', 'warm', 'cold'];
+
+/** The four scenarios on KWOK's nodes, both controllers, and their table. */
+async function kwokScenarios(): Promise<void> {
   const results: Array<[string, Partial<Record<Kind, Result>>]> = [];
   if (ONLY !== 'upstream') {
     process.stderr.write(

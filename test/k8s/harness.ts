@@ -47,12 +47,17 @@ export async function startHarness(
     webhook?: boolean;
     portForwards?: PodPortForward[];
     kwokStages?: string[];
+    /** Passed to startCluster: for a real node (node.ts) beside or instead of KWOK's. */
+    podNetwork?: boolean;
+    nodes?: number;
   } = {},
 ): Promise<Harness> {
   const cluster = await startCluster({
     log: (m) => process.stderr.write(`${m}\n`),
     portForwards: opts.portForwards,
     kwokStages: opts.kwokStages,
+    podNetwork: opts.podNetwork,
+    nodes: opts.nodes,
   });
   const children: ChildProcess[] = [];
   const get = (...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json'));
