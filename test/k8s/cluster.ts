@@ -90,14 +90,6 @@ const BUILDS: Array<{
     ldflags: `-s -w -X k8s.io/component-base/version.gitVersion=${VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37`,
   },
   { dir: 'tools/k8s/coredns', bins: ['coredns'], pkgs: ['github.com/coredns/coredns'], ldflags: '-s -w' },
-  // And macvlan links for its pods (node.ts, `links: 'macvlan'`).
-  {
-    dir: 'tools/k8s/node',
-    bins: ['macvlan'],
-    pkgs: ['github.com/containernetworking/plugins/plugins/main/macvlan'],
-    ldflags: '-s -w',
-    env: { CGO_ENABLED: '0' },
-  },
   // Its container runtime: containerd 2.4 (cgo only for btrfs, which the node does not use),
   // crictl (the harness stops a node's pods through CRI), and the CNI plugins. containerd
   // port-forwards to a gVisor pod at its address (upstream dials localhost in the pod's network

@@ -81,7 +81,7 @@ export interface RealNode {
   dir: string;
   /** The pods' range (the bridge's subnet; also the Node's spec.podCIDR). */
   podCIDR: string;
-  /** The pods' link on the host: their bridge, or the link under their macvlans (`links: 'macvlan'`). */
+  /** The pods' link on the host: their bridge. */
   bridge: string;
   containerdSocket: string;
   /** crictl against this node's containerd. */
@@ -234,23 +234,11 @@ export async function startRealNode(
     /** Registries by host (`registry.k8s.io`, `docker.io`) and the loopback registry that mirrors
      *  each (serveRuntimeImages' `mirrors`): the node pulls their images from there. */
     mirrors?: Array<{ host: string; mirror: string }>;
-    /**
-     * How pods attach: `bridge` (default), veths on a Linux bridge; or `macvlan`, macvlans in
-     * bridge mode on a port-less bridge (`bridge` names it), the host on one of its own with the
-     * gateway's address. Pod-to-pod traffic over a Linux bridge goes through the host's forward
-     * hook (br_netfilter is on here), where the engine's guard (table inet asb_guard, left
-     * wherever the engine turned IP forwarding on) drops it; between macvlans it never leaves
-     * the driver. (Traffic routed by the host, a pod to a Service's other pod, is still dropped.)
-     */
-    links?: 'bridge' | 'macvlan';
   } = {},
 ): Promise<RealNode> {
   const skip = realNodeSkip();
   if (skip) throw new Error(skip);
-  const missing = [
-    ...(cluster.podNetwork ? NETWORK_BINS : []),
-    ...(opts.links === 'macvlan' ? ['macvlan'] : []),
-  ].filter((b) => !existsSync(join(BIN, b)));
+  const missing = (cluster.podNetwork ? NETWORK_BINS : []).filter((b) => !existsSync(join(BIN, b)));
   if (missing.length) throw new Error(`not built: ${missing.join(', ')} (node --import tsx test/k8s/build.ts)`);
   // gVisor's shim and runsc from one gVisor commit (two go.mod files name it).
   const pins = ['tools/gvisor/go.mod', 'tools/k8s/node/runsc-shim/go.mod'].map(
@@ -274,7 +262,6 @@ export async function startRealNode(
   // With the cluster's podNetwork: Services (kube-proxy) and cluster DNS (CoreDNS) for the pods.
   const podNetwork = cluster.podNetwork;
   const gateway = `10.88.${subnet}.1`;
-  const macvlan = opts.links === 'macvlan';
   let proxyProc: ChildProcess | undefined;
   let dnsProc: ChildProcess | undefined;
   const cgroupRoots = cgroupMounts().map((m) => join(m, cgName));
@@ -350,8 +337,7 @@ export async function startRealNode(
       if (!mine.length) break;
       for (const m of mine) if (tryRun('umount', [m]) === undefined) tryRun('umount', ['-l', m]);
     }
-    // The bridge (veths on it die with their network namespaces; any left go with it), or the
-    // macvlans' lower link (its macvlans, the host's and any pod's left, go with it).
+    // The bridge (veths on it die with their network namespaces; any left go with it).
     if (existsSync(`/sys/class/net/${bridge}`)) {
       if (existsSync(`/sys/class/net/${bridge}/brif`))
         for (const l of readdirSync(`/sys/class/net/${bridge}/brif`, { withFileTypes: true }))
@@ -429,18 +415,9 @@ export async function startRealNode(
     const procsFiles = cgroupRoots.map((r) => join(r, 'runtime', 'cgroup.procs'));
     // The bridge now, with the gateway's address (the plugin takes it as it finds it): the
     // subnet is claimed before a second node on this machine could pick it too.
-    if (macvlan) {
-      // (A bridge without ports as their lower link: kernels without the dummy driver have it.)
-      run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
-      run('ip', ['link', 'set', bridge, 'up']);
-      run('ip', ['link', 'add', 'name', `${bridge}h`, 'link', bridge, 'type', 'macvlan', 'mode', 'bridge']);
-      run('ip', ['addr', 'add', `${gateway}/24`, 'dev', `${bridge}h`]);
-      run('ip', ['link', 'set', `${bridge}h`, 'up']);
-    } else {
-      run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
-      run('ip', ['addr', 'add', `${gateway}/24`, 'dev', bridge]);
-      run('ip', ['link', 'set', bridge, 'up']);
-    }
+    run('ip', ['link', 'add', 'name', bridge, 'type', 'bridge']);
+    run('ip', ['addr', 'add', `${gateway}/24`, 'dev', bridge]);
+    run('ip', ['link', 'set', bridge, 'up']);
     const start = (what: string, argv: string[]) => {
       const out = openSync(join(d, 'logs', `${what}.log`), 'a');
       // The shell joins the node's cgroups and then becomes the program: all it starts stays there.
@@ -461,8 +438,7 @@ export async function startRealNode(
     };
 
     // CNI: the four plugins (and only those) where containerd looks, and one network.
-    for (const p of [macvlan ? 'macvlan' : 'bridge', 'host-local', 'loopback', 'portmap'])
-      symlinkSync(join(BIN, p), join(d, 'cni/bin', p));
+    for (const p of ['bridge', 'host-local', 'loopback', 'portmap']) symlinkSync(join(BIN, p), join(d, 'cni/bin', p));
     const ipam = {
       type: 'host-local',
       ranges: [[{ subnet: podCIDR, gateway }]],
@@ -476,17 +452,15 @@ export async function startRealNode(
           cniVersion: '1.0.0',
           name: 'asbk8s',
           plugins: [
-            macvlan
-              ? { type: 'macvlan', master: bridge, mode: 'bridge', ipam }
-              : {
-                  type: 'bridge',
-                  bridge,
-                  isGateway: true,
-                  // Nothing outside this machine is reachable: no masquerading, no iptables rules.
-                  ipMasq: false,
-                  hairpinMode: true,
-                  ipam,
-                },
+            {
+              type: 'bridge',
+              bridge,
+              isGateway: true,
+              // Nothing outside this machine is reachable: no masquerading, no iptables rules.
+              ipMasq: false,
+              hairpinMode: true,
+              ipam,
+            },
             // hostPort pods only (nftables, its own table); a no-op for the others.
             { type: 'portmap', backend: 'nftables', capabilities: { portMappings: true } },
           ],
