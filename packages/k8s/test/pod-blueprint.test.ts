@@ -8,6 +8,7 @@ import {
   podMetadataPatch,
   pvcsFor,
   serviceFor,
+  podChange,
   stateOfPod,
   podNameOf,
 } from '../src/substrate/kube-workloads.ts';
@@ -120,6 +121,23 @@ describe('the Pod, PVCs and Service of a Sandbox', () => {
       reason: 'Unschedulable',
       message: '0/1 nodes are available',
     });
+  });
+
+  it('calls a pod change settled (reported at once) when the pod is Ready, ended or gone, not on the way there', () => {
+    const pod = (phase: string, ready: boolean, ip?: string) => ({
+      status: {
+        phase,
+        conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],
+        ...(ip ? { podIPs: [{ ip }] } : {}),
+      },
+    });
+    assert.deepEqual(podChange(pod('Pending', false), false), { settled: false });
+    assert.deepEqual(podChange(pod('Running', false, '10.0.0.7'), false), { settled: false });
+    assert.deepEqual(podChange(pod('Running', true), false), { settled: false }, 'Ready with no IP yet: not Ready');
+    assert.deepEqual(podChange(pod('Running', true, '10.0.0.7'), false), { settled: true });
+    assert.deepEqual(podChange(pod('Succeeded', false), false), { settled: true });
+    assert.deepEqual(podChange(pod('Failed', false), false), { settled: true });
+    assert.deepEqual(podChange(pod('Running', false), true), { settled: true }, 'deleted');
   });
 
   it("never copies system-reserved labels of the template onto the Pod (a tenant cannot take another Sandbox's name hash)", () => {

@@ -20,7 +20,8 @@ export interface ControllerOptions {
   log?: Pick<Logger, 'warn' | 'debug'>;
   /**
    * Reconcile a Sandbox this long after its workload changes, so that changes in quick
-   * succession (a Pod created, bound, started and ready) make one status write, not one each.
+   * succession (a Pod created, bound, started) make one status write, not one each. A change
+   * the workloads call settled (Ready, ended, gone) is reconciled at once.
    * @default 0 (at once)
    */
   workloadChangeDelayMs?: number;
@@ -109,7 +110,13 @@ export class LifecycleController {
   async start(): Promise<void> {
     const { store, workloads } = this.deps;
     this.unwatch = store.watch((ev) => this.route(ev));
-    workloads.onChange((ns, name) => this.sandboxes.addAfter(keyOf(ns, name), this.workloadChangeDelayMs));
+    // A workload that is Ready (or ended, or gone) is reported at once: nothing it is batched
+    // with would follow soon, and its claim waits for it (on a node, a Pod's Ready comes seconds
+    // after its other changes, and the delay would only add to every claim's latency).
+    workloads.onChange((ns, name, change) => {
+      if (change?.settled) this.sandboxes.addNow(keyOf(ns, name));
+      else this.sandboxes.addAfter(keyOf(ns, name), this.workloadChangeDelayMs);
+    });
     for (const sb of await store.list('Sandbox')) this.sandboxes.add(keyOf(sb.metadata.namespace, sb.metadata.name!));
     for (const c of await store.list('SandboxClaim')) this.claims.add(keyOf(c.metadata.namespace, c.metadata.name!));
     for (const p of await store.list('SandboxWarmPool')) this.pools.add(keyOf(p.metadata.namespace, p.metadata.name!));

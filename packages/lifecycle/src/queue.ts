@@ -41,6 +41,19 @@ export class WorkQueue {
     this.pump();
   }
 
+  /**
+   * Adds the key now, dropping its pending delayed add (a run now makes it needless: each run
+   * asks again for what it still needs later, such as an expiry).
+   */
+  addNow(key: string): void {
+    const pending = this.timers.get(key);
+    if (pending) {
+      clearTimeout(pending.timer);
+      this.timers.delete(key);
+    }
+    this.add(key);
+  }
+
   /** Adds the key after `ms`; an earlier pending delay for the key wins. */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;

@@ -119,7 +119,16 @@ export interface Workloads {
   stop(sandbox: Sandbox, opts?: { suspend?: boolean }): Promise<StopState>;
   /** The Sandbox object is gone: free everything, volumes included. Idempotent. */
   release(namespace: string, name: string): Promise<void>;
-  onChange(fn: (namespace: string, name: string) => void): void;
+  onChange(fn: (namespace: string, name: string, change?: WorkloadChange) => void): void;
+}
+
+/** What a workload's change notice may say beyond "it changed". */
+export interface WorkloadChange {
+  /**
+   * It is Ready, has ended, or is gone: a state its Sandbox (and claim) report at once, not
+   * batched with the changes that follow (none follow soon; a claim waits for Ready).
+   */
+  settled?: boolean;
 }
 
 export interface Recorder {

@@ -28,6 +28,22 @@ describe('work queue', () => {
     assert.equal(runs, 2, 'the adds during the run collapse into one more run');
   });
 
+  it('addNow runs a key at once and drops its pending delayed add', async () => {
+    const runs: string[] = [];
+    const q = new WorkQueue(
+      async (key) => {
+        runs.push(key);
+      },
+      { concurrency: 1, baseBackoffMs: 1, maxBackoffMs: 10 },
+    );
+    q.addAfter('a', 30);
+    q.addNow('a');
+    await q.idle();
+    assert.deepEqual(runs, ['a']);
+    await tick(60);
+    assert.deepEqual(runs, ['a'], 'the delayed add was dropped');
+  });
+
   it('runs distinct keys in parallel up to its concurrency', async () => {
     let running = 0;
     let maxRunning = 0;

@@ -606,6 +606,40 @@ describe('controller', () => {
     await ctl.stop();
   });
 
+  it("reports a workload's readiness at once, while its other changes wait to be batched", async () => {
+    const d = fakeDeps();
+    d.workloads.ready = false;
+    // A delay no test waits out: a change it holds back is not reported within the test.
+    const ctl = new LifecycleController(d, { workloadChangeDelayMs: 600_000 });
+    await ctl.start();
+    await d.store.create(template());
+    await d.store.create(claim('c', { warmpool: 'none' }));
+    await ctl.idle();
+    assert.equal(ready(await d.store.get('SandboxClaim', 'default', 'c'))?.status, 'False');
+    const sandboxMessage = async () => ready(await d.store.get('Sandbox', 'default', 'c'))?.message;
+    assert.equal(await sandboxMessage(), 'Pod exists with phase: Pending');
+
+    // Started, not Ready: batched with what follows (held back by the delay).
+    d.workloads.set('default', 'c', {
+      phase: 'Running',
+      ready: false,
+      message: 'Pod is Running but not Ready',
+      podIPs: [],
+    });
+    await ctl.idle();
+    assert.equal(await sandboxMessage(), 'Pod exists with phase: Pending');
+
+    // Ready: the Sandbox, and so the claim, say so now, not after the delay.
+    const running = { phase: 'Running' as const, ready: true, message: 'Pod is Ready', podIPs: ['10.0.0.7'] };
+    d.workloads.set('default', 'c', running, { settled: true });
+    await ctl.idle();
+    assert.equal(ready(await d.store.get('Sandbox', 'default', 'c'))?.status, 'True');
+    const c = await d.store.get('SandboxClaim', 'default', 'c');
+    assert.equal(ready(c)?.status, 'True');
+    assert.deepEqual(c?.status?.sandbox, { name: 'c', podIPs: ['10.0.0.7'] });
+    await ctl.stop();
+  });
+
   it('serves 30 claims against a pool of 5 with no sandbox leaked', async () => {
     const d = fakeDeps();
     const ctl = new LifecycleController(d);

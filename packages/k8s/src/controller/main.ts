@@ -232,9 +232,9 @@ export async function runController(flags: ControllerFlags): Promise<{ stop(): P
         claimsFirstMaxDeferMs: flags.claimsFirstMaxDeferMs,
         claimsFirstRefillPerS: flags.claimsFirstRefillRate,
       },
-      // A Pod's changes come in bursts (created, bound, started, ready: within milliseconds under
-      // KWOK, seconds apart on nodes); each would otherwise be a status write of the Sandbox, and
-      // of its claim. 100 ms is nothing next to a Pod's start.
+      // A Pod's changes come in bursts (created, bound, started: within milliseconds under KWOK);
+      // each would otherwise be a status write of the Sandbox, and of its claim. Its Ready (or its
+      // end) is not delayed: on a node it comes seconds later, alone, and claims wait for it.
       workloadChangeDelayMs: 100,
       poolMemberChangeDelayMs: 100,
       log,

@@ -17,7 +17,14 @@ import {
   normalizeCreatedBy,
   type Sandbox,
 } from '@asb/api';
-import { MultiplePodsError, controllerRef, type StopState, type WorkloadState, type Workloads } from '@asb/lifecycle';
+import {
+  MultiplePodsError,
+  controllerRef,
+  type StopState,
+  type WorkloadChange,
+  type WorkloadState,
+  type Workloads,
+} from '@asb/lifecycle';
 import { mapApiError } from './kube-store.ts';
 import { retryTransient } from './transient.ts';
 
@@ -202,16 +209,25 @@ export function stateOfPod(pod: k8s.V1Pod): WorkloadState {
   };
 }
 
+/**
+ * What a pod's watch event says of its Sandbox: settled when the pod is Ready, has ended or is
+ * gone (reported at once; its earlier changes may wait to be reported together).
+ */
+export function podChange(pod: k8s.V1Pod, deleted: boolean): WorkloadChange {
+  const { ready, phase } = stateOfPod(pod);
+  return { settled: deleted || ready || phase === 'Succeeded' || phase === 'Failed' };
+}
+
 export class KubeWorkloads implements Workloads {
   private readonly core: k8s.CoreV1Api;
-  private listeners: Array<(ns: string, name: string) => void> = [];
+  private listeners: Array<(ns: string, name: string, change?: WorkloadChange) => void> = [];
   private informer?: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
 
   constructor(private readonly kc: k8s.KubeConfig) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
-  onChange(fn: (ns: string, name: string) => void): void {
+  onChange(fn: (ns: string, name: string, change?: WorkloadChange) => void): void {
     this.listeners.push(fn);
   }
 
@@ -319,13 +335,15 @@ export class KubeWorkloads implements Workloads {
       () => this.core.listPodForAllNamespaces({ labelSelector: LABEL_SANDBOX_NAME_HASH }),
       LABEL_SANDBOX_NAME_HASH,
     );
-    const changed = (pod: k8s.V1Pod) => {
+    const changed = (deleted: boolean) => (pod: k8s.V1Pod) => {
       const owner = pod.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Sandbox');
-      if (owner) for (const fn of this.listeners) fn(pod.metadata!.namespace!, owner.name);
+      if (!owner) return;
+      const change = podChange(pod, deleted);
+      for (const fn of this.listeners) fn(pod.metadata!.namespace!, owner.name, change);
     };
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
+    informer.on('add', changed(false));
+    informer.on('update', changed(false));
+    informer.on('delete', changed(true));
     informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000));
     await retryTransient(() => informer.start());
     this.informer = informer;

@@ -19,6 +19,7 @@ import {
   type ListOptions,
   type WatchEvent,
   type WatchableStore,
+  type WorkloadChange,
   type WorkloadState,
   type Workloads,
 } from '../../src/index.ts';
@@ -116,7 +117,7 @@ export class FakeWorkloads implements Workloads {
   readonly released: string[] = [];
   readonly stopped: string[] = [];
   ready = true;
-  private fns: Array<(ns: string, name: string) => void> = [];
+  private fns: Array<(ns: string, name: string, change?: WorkloadChange) => void> = [];
   async ensure(sb: Sandbox) {
     const key = `${sb.metadata.namespace}/${sb.metadata.name}`;
     if (!this.running.has(key))
@@ -138,12 +139,12 @@ export class FakeWorkloads implements Workloads {
     this.running.delete(`${ns}/${name}`);
     this.released.push(`${ns}/${name}`);
   }
-  onChange(fn: (ns: string, name: string) => void) {
+  onChange(fn: (ns: string, name: string, change?: WorkloadChange) => void) {
     this.fns.push(fn);
   }
-  set(ns: string, name: string, state: WorkloadState) {
+  set(ns: string, name: string, state: WorkloadState, change?: WorkloadChange) {
     this.running.set(`${ns}/${name}`, state);
-    for (const f of this.fns) f(ns, name);
+    for (const f of this.fns) f(ns, name, change);
   }
 }
 
