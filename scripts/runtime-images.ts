@@ -63,6 +63,16 @@ export const CLUSTER_IMAGES = [
   },
 ] as const;
 
+/** Images only upstream's e2e tests run (test/k8s/upstream-e2e-real-node.test.ts): sandboxd alone,
+ *  as v1.0.1's TestRunSandboxdSandbox runs it from `${IMAGE_PREFIX}sandboxd:${IMAGE_TAG}`. */
+export const UPSTREAM_E2E_IMAGES = [
+  {
+    tag: 'agent-sandbox-ts/sandboxd:0.1.0',
+    dockerfile: 'images/sandboxd/Dockerfile',
+    seedName: 'registry.k8s.io/agent-sandbox/sandboxd:v0.1.0',
+  },
+] as const;
+
 type ImageSpec = { tag: string; dockerfile: string; seedName: string };
 
 export interface BuildContext {
@@ -153,6 +163,12 @@ export async function buildRuntimeImages(
     if (!existsSync(join(repoRoot, 'dist', f))) throw new Error(`dist/${f} is missing: npm run build first`);
   }
   const buildArgs = await makeBaseImages(ctx);
+  // debian:bookworm-slim with procps (images/sandboxd), made only when a Dockerfile asks for it.
+  if (images.some((i) => /^ARG DEBIAN_IMAGE[=\s]/m.test(readFileSync(join(repoRoot, i.dockerfile), 'utf8'))))
+    buildArgs.DEBIAN_IMAGE = await imported(ctx, 'localhost/asb-base/debian-procps:bookworm', [
+      'procps',
+      'ca-certificates',
+    ]);
   const out: LocalImage[] = [];
   for (const image of images) {
     ctx.log(`==> ${image.tag} from ${image.dockerfile}`);

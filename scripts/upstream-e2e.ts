@@ -1,23 +1,33 @@
-// npm run upstream:e2e [-- --version v0.5.6] [--run REGEX] [--only ours|upstream] [--json FILE]
+// npm run upstream:e2e [-- --version v0.5.6] [--run REGEX] [--only ours|upstream] [--json FILE] [--real-node]
 // Upstream's own e2e suites against our controller and against upstream's (built from the module
 // at the suite's version, with its own CRDs), one after the other on fresh clusters of this
 // machine, and a table of each test's result with both. Not in CI (it takes about twice as long as
 // the CI job that runs the suites against ours: test/k8s/upstream-e2e.test.ts).
+// --real-node: only the tests that need running pods (upstream-e2e.ts: REAL_NODE_RUN), on a real
+// node (test/k8s/node.ts; root, and `flock /tmp/asb-realnode.lock` around it), the Python runtime
+// and sandboxd images (ours) served under upstream's names (test/k8s/upstream-e2e-real-node.test.ts
+// runs them with our controller; upstream's only creates the pods, its tests talk to our daemons).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
 import { startHarness } from '../test/k8s/harness.ts';
+import { startRealNode, type RealNode } from '../test/k8s/node.ts';
 import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';
 import {
+  REAL_NODE_PACKAGE,
+  REAL_NODE_RUN,
   SUITES,
   ensureSuiteBinaries,
   labKwokStages,
   prepareLab,
+  prepareRealNodeLab,
+  realNodeEnv,
   runSuitePackage,
   type Suite,
   type TestResult,
 } from '../test/k8s/upstream-e2e.ts';
+import { RUNTIME_IMAGES, UPSTREAM_E2E_IMAGES, serveRuntimeImages, type ServedImages } from './runtime-images.ts';
 
 const { values } = parseArgs({
   options: {
@@ -25,17 +35,23 @@ const { values } = parseArgs({
     run: { type: 'string' },
     only: { type: 'string' },
     json: { type: 'string' },
+    'real-node': { type: 'boolean' },
   },
 });
+/** With --real-node: the images' registry, served once for every cluster. */
+let served: ServedImages | undefined;
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 async function runAll(suite: Suite, cluster: Cluster, who: string): Promise<TestResult[]> {
   const results: TestResult[] = [];
-  for (const pkg of ensureSuiteBinaries(suite, log))
+  const artifacts = join(cluster.dir, 'artifacts', suite.version);
+  const packages = ensureSuiteBinaries(suite, log).filter((p) => !served || p.pkg === REAL_NODE_PACKAGE);
+  for (const pkg of packages)
     results.push(
       ...(await runSuitePackage(cluster, pkg, {
-        run: values.run,
-        artifacts: join(cluster.dir, 'artifacts'),
+        run: values.run ?? (served ? REAL_NODE_RUN : undefined),
+        ...(served ? { skip: '', env: realNodeEnv(artifacts) } : {}),
+        artifacts,
         onResult: (r) => {
           log(`${suite.version} ${who.padEnd(8)} ${r.result.padEnd(4)} ${r.test} (${r.seconds}s)`);
           if (r.result === 'fail') log(r.output.replace(/^/gm, '    '));
@@ -45,12 +61,25 @@ async function runAll(suite: Suite, cluster: Cluster, who: string): Promise<Test
   return results;
 }
 
+/** With --real-node: a real node in `cluster` (its pods pulled through the served registry). */
+async function lab(cluster: Cluster): Promise<RealNode | undefined> {
+  if (!served) {
+    prepareLab(cluster);
+    return undefined;
+  }
+  const node = await startRealNode(cluster, { log, taint: false, mirrors: served.mirrors });
+  prepareRealNodeLab(cluster, node);
+  return node;
+}
+
 async function ours(suite: Suite): Promise<TestResult[]> {
   const h = await startHarness({ controllerArgs: ['--leader-elect=false'], kwokStages: labKwokStages() });
+  let node: RealNode | undefined;
   try {
-    prepareLab(h.cluster);
+    node = await lab(h.cluster);
     return await runAll(suite, h.cluster, 'ours');
   } finally {
+    await node?.stop();
     await h.stop();
   }
 }
@@ -58,19 +87,30 @@ async function ours(suite: Suite): Promise<TestResult[]> {
 async function theirs(suite: Suite): Promise<TestResult[]> {
   const cluster = await startCluster({ log, kwokStages: labKwokStages() });
   let controller: Awaited<ReturnType<typeof startUpstreamController>> | undefined;
+  let node: RealNode | undefined;
   try {
     // Its CRDs first: its informers cannot start without them.
     installUpstreamCrds(cluster, suite.version);
-    prepareLab(cluster);
+    node = await lab(cluster);
     controller = await startUpstreamController(cluster, [], suite.version);
     return await runAll(suite, cluster, 'upstream');
   } finally {
     await controller?.stop();
+    await node?.stop();
     await cluster.stop();
   }
 }
 
 async function main(): Promise<void> {
+  if (values['real-node']) served = await serveRuntimeImages({ images: [RUNTIME_IMAGES[0], ...UPSTREAM_E2E_IMAGES] });
+  try {
+    await compare();
+  } finally {
+    await served?.stop();
+  }
+}
+
+async function compare(): Promise<void> {
   const suites = values.version ? SUITES.filter((s) => values.version!.includes(s.version)) : SUITES;
   const report: Array<{ version: string; test: string; upstream?: TestResult; ours?: TestResult }> = [];
   for (const suite of suites) {

@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CACHE, goModuleDir, upstreamModuleDir, type Cluster } from './cluster.ts';
+import { PAUSE_IMAGE, type RealNode } from './node.ts';
 
 export interface Suite {
   version: string;
@@ -39,6 +40,57 @@ export const SUITES: Suite[] = [
  * The real-node issue (#23) runs pods for real.
  */
 export const SKIP = 'Chrome|PythonRuntime|Density|RuntimeClass|Sandboxd';
+
+/**
+ * Of those, the ones a real node (node.ts) runs: all in `./test/e2e/extensions`, with the
+ * environment of realNodeEnv(). What each needs, and why the others cannot run here:
+ * - TestRunPythonRuntimeSandbox, ...Claim, ...Warmpool: `${IMAGE_PREFIX}python-runtime-sandbox:
+ *   ${IMAGE_TAG}` (our images/runtime-python, served under the seed's name), runc (no
+ *   runtimeClassName), `kubectl port-forward` to :8888 on local port 8888 (fixed), then GET /,
+ *   POST /execute `echo 'hello world'`, and GET / answering within 200 ms while `sleep 5` executes;
+ * - TestRuntimeClassLifecycle, ...StartupComparison, ...BurstRecovery: SANDBOX_RUNTIME_CLASS
+ *   (gvisor here; skipped without it), `registry.k8s.io/pause:3.10` (the node's own pause image
+ *   under that name; IfNotPresent). Lifecycle: a warm pool of 2 fills with Ready gVisor pods, a
+ *   claim takes one, the pool refills, a second claim is served. StartupComparison: a cold Sandbox
+ *   and a warm claim, timed (logged only). BurstRecovery: a benchmark (pool sizes from the nodes'
+ *   CPUs, or SANDBOX_POOL_SIZES; bursts of claims; CSVs in SANDBOX_REPORT_DIR); its workload is
+ *   pause with SANDBOX_WORKLOAD_SEC=0 (else `busybox:1.36`, which no registry here serves);
+ * - TestRunSandboxdSandbox (v1.0 only): `${IMAGE_PREFIX}sandboxd:${IMAGE_TAG}` (our images/sandboxd:
+ *   our sandboxd alone as uid 1000, bound on every address, served under that name), ready on
+ *   GET /v1/health at :8080; port-forwards :8080 and :9090 (fixed local ports), then PUT and GET
+ *   /v1/files/notes/hello.txt (204, then 200 with the body) and a gRPC Execute `echo hello world`;
+ * - not here: TestRunChromeSandbox and TestChromeSandboxDensity (`chrome-sandbox`, a Chrome
+ *   image: nothing here builds one, and no registry outside is reachable); TestPythonSandboxDensity
+ *   (the MovieLens 20M data set at /tmp/movielens on the node and pandas in the image; neither is
+ *   reachable; both densities also skip without -run-perf-load-test).
+ */
+export const REAL_NODE_RUN =
+  '^(TestRunPythonRuntimeSandbox|TestRunPythonRuntimeSandboxClaim|TestRunPythonRuntimeSandboxWarmpool|TestRuntimeClassLifecycle|TestRuntimeClassStartupComparison|TestRuntimeClassBurstRecovery|TestRunSandboxdSandbox)$';
+
+/** The tests of REAL_NODE_RUN that `version`'s suite has (sandboxd came with v1.0). */
+export function realNodeTests(version: string): string[] {
+  const names = REAL_NODE_RUN.slice(2, -2).split('|');
+  return version.startsWith('v0.') ? names.filter((n) => n !== 'TestRunSandboxdSandbox') : names;
+}
+
+/** The package of each suite that holds the tests REAL_NODE_RUN names. */
+export const REAL_NODE_PACKAGE = './test/e2e/extensions';
+
+/** The environment those tests read: our served runtime image by the seed's name, gVisor, and
+ *  BurstRecovery kept to one pool size with pause as its workload. */
+export function realNodeEnv(artifacts: string): Record<string, string> {
+  return {
+    IMAGE_PREFIX: 'registry.k8s.io/agent-sandbox/',
+    IMAGE_TAG: 'v0.1.0',
+    SANDBOX_RUNTIME_CLASS: 'gvisor',
+    SANDBOX_WORKLOAD_SEC: '0',
+    SANDBOX_POOL_SIZES: '2',
+    SANDBOX_REPORT_DIR: artifacts,
+  };
+}
+
+/** The image the RuntimeClass tests run, as the node's pause image (pulled from nowhere). */
+export const UPSTREAM_PAUSE_IMAGE = 'registry.k8s.io/pause:3.10';
 
 /** A compiled package of a suite: its test binary, and its source directory (the tests' cwd). */
 export interface SuitePackage {
@@ -178,6 +230,22 @@ export function prepareLab(cluster: Cluster, volumes = 60): void {
   cluster.kubectl('apply', '-f', f);
 }
 
+/**
+ * The lab for REAL_NODE_RUN's tests: what prepareLab gives (no volumes: these tests claim none),
+ * the node's pause image under upstream's name, and the KWOK nodes tainted so that every pod
+ * goes to the real node (upstream's tests select no node; their pods must really run).
+ */
+export function prepareRealNodeLab(cluster: Cluster, node: RealNode): void {
+  prepareLab(cluster, 0);
+  node.ctr('images', 'tag', '--force', PAUSE_IMAGE, UPSTREAM_PAUSE_IMAGE);
+  const nodes = JSON.parse(cluster.kubectl('get', 'nodes', '-o', 'json')) as {
+    items: Array<{ metadata: { name: string; annotations?: Record<string, string> } }>;
+  };
+  for (const n of nodes.items)
+    if (n.metadata.annotations?.['kwok.x-k8s.io/node'] === 'fake')
+      cluster.kubectl('taint', 'node', n.metadata.name, 'asb.dev/kwok=true:NoSchedule', '--overwrite');
+}
+
 /** Compiles the suite's packages once (`go test -c`); answers each package's test binary. */
 export function ensureSuiteBinaries(suite: Suite, log: (m: string) => void = () => {}): SuitePackage[] {
   const dir = join(CACHE, 'upstream-e2e', suite.version);
@@ -205,16 +273,27 @@ export function ensureSuiteBinaries(suite: Suite, log: (m: string) => void = () 
 export async function runSuitePackage(
   cluster: Cluster,
   pkg: SuitePackage,
-  opts: { run?: string; timeout?: string; artifacts: string; onResult?: (r: TestResult) => void },
+  opts: {
+    run?: string;
+    /** What -test.skip names (SKIP by default; '' skips nothing). */
+    skip?: string;
+    timeout?: string;
+    artifacts: string;
+    /** Added to the tests' environment. */
+    env?: Record<string, string>;
+    onResult?: (r: TestResult) => void;
+  },
 ): Promise<TestResult[]> {
   const args = ['tool', 'test2json', '-t', '-p', pkg.pkg, pkg.bin, '-test.v=test2json', '-test.parallel=1'];
-  args.push('-test.skip', SKIP, '-test.timeout', opts.timeout ?? '60m');
+  const skip = opts.skip ?? SKIP;
+  if (skip) args.push('-test.skip', skip);
+  args.push('-test.timeout', opts.timeout ?? '60m');
   if (opts.run) args.push('-test.run', opts.run);
   mkdirSync(opts.artifacts, { recursive: true });
   const child = spawn('go', args, {
     cwd: pkg.dir,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, KUBECONFIG: cluster.kubeconfig, ARTIFACTS: opts.artifacts },
+    env: { ...process.env, KUBECONFIG: cluster.kubeconfig, ARTIFACTS: opts.artifacts, ...opts.env },
   });
   const outputs = new Map<string, string[]>();
   const failedSubtests = new Map<string, string[]>();

@@ -83,8 +83,8 @@ async function waitHttp(url: string, init?: RequestInit): Promise<Response> {
 }
 
 describe('container images', () => {
-  it('has the four images: runtime-python, runtime-go, controller, router', () => {
-    assert.deepEqual(images.sort(), ['controller', 'router', 'runtime-go', 'runtime-python']);
+  it('has the five images: runtime-python, runtime-go, sandboxd, controller, router', () => {
+    assert.deepEqual(images.sort(), ['controller', 'router', 'runtime-go', 'runtime-python', 'sandboxd']);
   });
 
   for (const name of images) {

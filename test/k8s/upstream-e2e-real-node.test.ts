@@ -1,0 +1,229 @@
+// Upstream's e2e tests that upstream-e2e.test.ts skips on KWOK for want of running pods
+// (upstream-e2e.ts: REAL_NODE_RUN says which of them run here, and why the others cannot), on a
+// real node (node.ts) against our controller (a process on this machine, as in the KWOK suite):
+// the Python runtime image and v1.0's sandboxd image (ours, served under upstream's names) run
+// under runc and are reached by `kubectl port-forward`; the RuntimeClass tests fill warm pools with
+// gVisor pods. Every one must
+// pass; `npm run upstream:e2e -- --real-node` runs them against upstream's controller too.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { credentials, loadPackageDefinition } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { createInterface } from 'node:readline';
+import { startHarness, type Harness } from './harness.ts';
+import { startRealNode, realNodeSkip, type RealNode } from './node.ts';
+import {
+  REAL_NODE_PACKAGE,
+  REAL_NODE_RUN,
+  SUITES,
+  ensureSuiteBinaries,
+  prepareRealNodeLab,
+  realNodeEnv,
+  realNodeTests,
+  runSuitePackage,
+} from './upstream-e2e.ts';
+import {
+  RUNTIME_IMAGES,
+  UPSTREAM_E2E_IMAGES,
+  serveRuntimeImages,
+  type ServedImages,
+} from '../../scripts/runtime-images.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * Tests upstream's controller passes on a real node and ours does not yet, each with why.
+ * (Upstream's own, measured with `npm run upstream:e2e -- --real-node`: all pass but v0.5.6's
+ * TestRuntimeClassLifecycle, whose pool refills within a second of the claim, before the test's
+ * first look at the pool (require.Eventually ticks after 1 s) for readyReplicas below 2.)
+ */
+const NOT_YET: Record<string, string> = {};
+
+/** Every state of every pod in the tests' namespaces while `fn` runs (a `kubectl get -w`):
+ *  where each ran, under which RuntimeClass, in which phase. */
+async function watchPods<T>(
+  kubeconfig: string,
+  fn: () => Promise<T>,
+): Promise<{
+  result: T;
+  pods: Array<{ ns: string; name: string; node: string; runtimeClass: string; phase: string }>;
+}> {
+  const columns =
+    'NS:.metadata.namespace,NAME:.metadata.name,NODE:.spec.nodeName,RC:.spec.runtimeClassName,PHASE:.status.phase';
+  const watch = spawn(
+    'kubectl',
+    ['--kubeconfig', kubeconfig, 'get', 'pods', '-A', '--watch', '--no-headers', '-o', `custom-columns=${columns}`],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const pods: Array<{ ns: string; name: string; node: string; runtimeClass: string; phase: string }> = [];
+  const lines = (async () => {
+    for await (const line of createInterface({ input: watch.stdout })) {
+      const [ns, name, node, runtimeClass, phase] = line.trim().split(/\s+/);
+      if (ns && name && ns !== 'agent-sandbox-system')
+        pods.push({ ns, name, node: node!, runtimeClass: runtimeClass!, phase: phase! });
+    }
+  })();
+  try {
+    return { result: await fn(), pods };
+  } finally {
+    watch.kill();
+    await lines;
+  }
+}
+
+describe(
+  "upstream's e2e tests that need real pods, on a real node, against our controller",
+  { skip: realNodeSkip(), timeout: 3_600_000 },
+  () => {
+    let served: ServedImages;
+    let h: Harness;
+    let node: RealNode;
+    const log = (m: string) => process.stderr.write(`${m}\n`);
+
+    before(async () => {
+      served = await serveRuntimeImages({ images: [RUNTIME_IMAGES[0], ...UPSTREAM_E2E_IMAGES] });
+      h = await startHarness({ controllerArgs: ['--leader-elect=false'] });
+      node = await startRealNode(h.cluster, { log, taint: false, mirrors: served.mirrors });
+      prepareRealNodeLab(h.cluster, node);
+    });
+
+    after(async () => {
+      await node?.stop();
+      await h?.stop();
+      await served?.stop();
+    });
+
+    for (const suite of SUITES)
+      it(`${suite.version}: ${REAL_NODE_PACKAGE} ${REAL_NODE_RUN}`, async (t) => {
+        const pkg = ensureSuiteBinaries(suite).find((p) => p.pkg === REAL_NODE_PACKAGE)!;
+        const artifacts = join(h.cluster.dir, 'artifacts', suite.version);
+        const { result: results, pods } = await watchPods(h.cluster.kubeconfig, () =>
+          runSuitePackage(h.cluster, pkg, {
+            run: REAL_NODE_RUN,
+            skip: '',
+            artifacts,
+            env: realNodeEnv(artifacts),
+            onResult: (r) => t.diagnostic(`${r.result} ${r.test} (${r.seconds} s)`),
+          }),
+        );
+        // Their pods really ran: on the real node only, the Python runtime's and sandboxd's under
+        // runc (the default) and the RuntimeClass tests' under gVisor.
+        const running = pods.filter((p) => p.phase === 'Running');
+        const expected = realNodeTests(suite.version);
+        t.diagnostic(`${new Set(running.map((p) => `${p.ns}/${p.name}`)).size} pods ran on ${node.name}`);
+        assert.deepEqual([...new Set(pods.map((p) => p.node).filter((n) => n !== '<none>'))], [node.name]);
+        for (const [prefix, runtimeClass] of [
+          ['python-', '<none>'],
+          ['runtime-class-', 'gvisor'],
+          ['runtime-bench-', 'gvisor'],
+          ['burst-', 'gvisor'],
+          ...(expected.includes('TestRunSandboxdSandbox') ? [['sandboxd-sandbox-test-', '<none>'] as const] : []),
+        ] as const) {
+          const seen = running.filter((p) => p.ns.startsWith(prefix));
+          assert.ok(seen.length > 0, `a pod ran in a namespace ${prefix}*`);
+          assert.deepEqual([...new Set(seen.map((p) => p.runtimeClass))], [runtimeClass], prefix);
+        }
+        // Each named test ran (none skipped for want of its environment) ...
+        assert.deepEqual(
+          results.map((r) => `${r.test} ${r.result === 'skip' ? 'skipped' : 'ran'}`).sort(),
+          expected.map((name) => `${name} ran`).sort(),
+        );
+        // ... and passed, but for those listed (which must still fail: the list only shrinks).
+        assert.deepEqual(
+          results.filter((r) => r.result === 'fail' && !(r.test in NOT_YET)).map((r) => `${r.test}\n${r.output}`),
+          [],
+          "tests that fail with our controller (the end of each one's output follows)",
+        );
+        assert.deepEqual(
+          results.filter((r) => r.result === 'pass' && r.test in NOT_YET).map((r) => r.test),
+          [],
+          'listed as failing, and passing now: remove them from NOT_YET',
+        );
+      });
+
+    // TestRunSandboxdSandbox reaches the daemon by port-forward only (the kubelet's readiness probe
+    // aside); a client in the cluster reaches it at the pod IP. This host is one: both APIs there,
+    // and the image as upstream's is (the daemon as PID 1, uid 1000, /workspace, procps).
+    it('our sandboxd image (v1.0.1 sandboxd:v0.1.0) answers at the pod IP: REST :8080, gRPC :9090', async () => {
+      const ns = 'sandboxd-pod-ip';
+      const image = UPSTREAM_E2E_IMAGES[0].seedName;
+      const manifest = join(h.cluster.dir, 'sandboxd-pod-ip.json');
+      writeFileSync(
+        manifest,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [
+            { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
+            {
+              apiVersion: 'agents.x-k8s.io/v1beta1',
+              kind: 'Sandbox',
+              metadata: { name: 'sandboxd', namespace: ns },
+              spec: {
+                podTemplate: {
+                  spec: {
+                    automountServiceAccountToken: false,
+                    securityContext: { runAsNonRoot: true, fsGroup: 1000 },
+                    containers: [
+                      {
+                        name: 'sandboxd',
+                        image,
+                        imagePullPolicy: 'IfNotPresent',
+                        securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                        ports: [{ containerPort: 8080 }, { containerPort: 9090 }],
+                        readinessProbe: { httpGet: { path: '/v1/health', port: 8080 } },
+                      },
+                    ],
+                  },
+                },
+              },
+            },
+          ],
+        }),
+      );
+      h.cluster.kubectl('apply', '-f', manifest);
+      h.cluster.kubectl('wait', '-n', ns, '--for=condition=Ready', 'sandbox/sandboxd', '--timeout=180s');
+      const podIP = h.cluster.kubectl('get', 'pod', '-n', ns, 'sandboxd', '-o', 'jsonpath={.status.podIP}');
+      assert.match(podIP, /^\d+\.\d+\.\d+\.\d+$/);
+
+      const rest = `http://${podIP}:8080`;
+      assert.equal((await fetch(`${rest}/v1/health`, { signal: AbortSignal.timeout(10_000) })).status, 200);
+      const put = await fetch(`${rest}/v1/files/notes/hello.txt`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: 'hello from the host',
+        signal: AbortSignal.timeout(10_000),
+      });
+      assert.equal(put.status, 204);
+
+      // A client of upstream's .proto (packages/runtime/proto), not of our server's code.
+      const definition = loadSync(join(repoRoot, 'packages/runtime/proto/process/v1/process.proto'), {
+        longs: Number,
+      });
+      const ProcessService = (loadPackageDefinition(definition) as any).process.v1.ProcessService;
+      const client = new ProcessService(`${podIP}:9090`, credentials.createInsecure());
+      try {
+        const res = await new Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }>((done, fail) =>
+          client.Execute(
+            { config: { command: ['/bin/sh', '-c', 'id -u; pwd; cat notes/hello.txt; echo; ps -o comm= -p 1'] } },
+            { deadline: Date.now() + 15_000 },
+            (err: Error | null, r: { exitCode: number; stdout: Buffer; stderr: Buffer }) => (err ? fail(err) : done(r)),
+          ),
+        );
+        assert.deepEqual(
+          { exitCode: res.exitCode, stdout: res.stdout.toString(), stderr: res.stderr.toString() },
+          { exitCode: 0, stdout: '1000\n/workspace\nhello from the host\nnode\n', stderr: '' },
+        );
+      } finally {
+        client.close();
+      }
+      h.cluster.kubectl('delete', 'namespace', ns, '--wait=false');
+    });
+  },
+);
