@@ -73,7 +73,7 @@ export const UPSTREAM_E2E_IMAGES = [
   },
 ] as const;
 
-type ImageSpec = { tag: string; dockerfile: string; seedName: string };
+export type ImageSpec = { tag: string; dockerfile: string; seedName: string };
 
 export interface BuildContext {
   /** The builder's own image store (kept between runs: base images are made once). */

@@ -6,12 +6,11 @@
 // claim adopts. No KWOK node: everything runs.
 import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { BIN, startCluster, waitFor, type Cluster } from './cluster.ts';
-import { startRealNode, realNodeSkip, NETWORK_BINS, type RealNode } from './node.ts';
-import { CLUSTER_IMAGES, RUNTIME_IMAGES, serveRuntimeImages, type ServedImages } from '../../scripts/runtime-images.ts';
+import { readFileSync } from 'node:fs';
+import { waitFor, type Cluster } from './cluster.ts';
+import type { RealNode } from './node.ts';
+import { isReady as ready, realClusterSkip, startRealCluster, type RealCluster } from './real-cluster.ts';
+import { CLUSTER_IMAGES, RUNTIME_IMAGES } from '../../scripts/runtime-images.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const RUNTIME = 'registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0';
@@ -41,41 +40,26 @@ interface Pod {
   };
 }
 
-const ready = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
-  o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-
 describe(
   'deploy/ on a real node: images from a mirror, Services, cluster DNS, the controller as a pod',
   {
-    skip:
-      realNodeSkip() ??
-      (NETWORK_BINS.every((b) => existsSync(join(BIN, b))) ? undefined : `not built: ${NETWORK_BINS.join(', ')}`),
+    skip: realClusterSkip(),
     timeout: 1_800_000,
   },
   () => {
-    let served: ServedImages;
+    let rc: RealCluster;
     let cluster: Cluster;
     let node: RealNode;
     const log = (m: string) => process.stderr.write(`${m}\n`);
-    const get = <T>(...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json')) as T;
-    const apply = (yaml: string, ...args: string[]) =>
-      execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'apply', ...args, '-f', '-'], {
-        input: yaml,
-        encoding: 'utf8',
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+    const get = <T>(...args: string[]) => rc.get<T>(...args);
+    const apply = (yaml: string, ...args: string[]) => rc.apply(yaml, ...args);
 
     before(async () => {
-      served = await serveRuntimeImages({ images: [...RUNTIME_IMAGES, ...CLUSTER_IMAGES] });
-      cluster = await startCluster({ log, nodes: 0, podNetwork: true });
-      node = await startRealNode(cluster, { log, taint: false, mirrors: served.mirrors });
+      rc = await startRealCluster({ log, images: [...RUNTIME_IMAGES, ...CLUSTER_IMAGES] });
+      ({ cluster, node } = rc);
     });
 
-    after(async () => {
-      await node?.stop();
-      await cluster?.stop();
-      await served?.stop();
-    });
+    after(() => rc?.stop());
 
     it("pulls the runtime image through the mirror and runs it under gVisor; its API answers at the pod's IP", async (t) => {
       const t0 = Date.now();

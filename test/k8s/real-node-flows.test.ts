@@ -9,14 +9,21 @@
 //     (both clients send the Sandbox's status.podIPs as X-Sandbox-Pod-IP: the router dials that).
 import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BIN, startCluster, waitFor, type Cluster } from './cluster.ts';
-import { startRealNode, realNodeSkip, NETWORK_BINS, type RealNode } from './node.ts';
+import { waitFor, type Cluster } from './cluster.ts';
+import type { RealNode } from './node.ts';
+import {
+  deploymentAvailable,
+  isReady as ready,
+  realClusterSkip,
+  startRealCluster,
+  type RealCluster,
+} from './real-cluster.ts';
 import { PYTHON_CLIENT_VERSIONS, pythonClient } from './python.ts';
-import { CLUSTER_IMAGES, RUNTIME_IMAGES, serveRuntimeImages, type ServedImages } from '../../scripts/runtime-images.ts';
+import { CLUSTER_IMAGES, RUNTIME_IMAGES } from '../../scripts/runtime-images.ts';
 
 const run = promisify(execFile);
 const repo = new URL('../../', import.meta.url).pathname;
@@ -33,29 +40,19 @@ interface Pod {
   status: { podIP?: string; conditions?: Array<{ type: string; status: string }> };
 }
 
-const ready = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
-  o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-
 describe(
   "the seeds' client flows on a real node: seed 000's demo and seed 004's Python SDK tests",
   {
-    skip:
-      realNodeSkip() ??
-      (NETWORK_BINS.every((b) => existsSync(join(BIN, b))) ? undefined : `not built: ${NETWORK_BINS.join(', ')}`),
+    skip: realClusterSkip(),
     timeout: 3_600_000,
   },
   () => {
-    let served: ServedImages;
+    let rc: RealCluster;
     let cluster: Cluster;
     let node: RealNode;
     const log = (m: string) => process.stderr.write(`${m}\n`);
-    const get = <T>(...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json')) as T;
-    const apply = (yaml: string, ...args: string[]) =>
-      execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'apply', ...args, '-f', '-'], {
-        input: yaml,
-        encoding: 'utf8',
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+    const get = <T>(...args: string[]) => rc.get<T>(...args);
+    const apply = (yaml: string, ...args: string[]) => rc.apply(yaml, ...args);
     const pods = (ns: string, selector: string) => get<{ items: Pod[] }>('pods', '-n', ns, '-l', selector).items;
     /** The router's two pods Ready, none of an older ReplicaSet left (kubectl port-forward picks any). */
     const routerAvailable = (ns: string) =>
@@ -83,32 +80,17 @@ describe(
     };
 
     before(async () => {
-      served = await serveRuntimeImages({ images: [...RUNTIME_IMAGES, ...CLUSTER_IMAGES] });
-      cluster = await startCluster({ log, nodes: 0, podNetwork: true });
-      node = await startRealNode(cluster, { log, taint: false, mirrors: served.mirrors });
+      rc = await startRealCluster({ log, images: [...RUNTIME_IMAGES, ...CLUSTER_IMAGES] });
+      ({ cluster, node } = rc);
       cluster.kubectl('apply', '-k', `${repo}deploy/install`);
       // Seed 000: "Deploy the router in the namespace you'll use" (default here).
       cluster.kubectl('create', 'secret', 'generic', 'sandbox-router-token', '--from-literal', `token=${ROUTER_TOKEN}`);
       cluster.kubectl('apply', '-k', `${repo}deploy/router`);
-      await waitFor(
-        'the controller to be available',
-        () =>
-          (get<{ status: { availableReplicas?: number } }>(
-            'deployment',
-            '-n',
-            'agent-sandbox-system',
-            'agent-sandbox-controller',
-          ).status.availableReplicas ?? 0) >= 2,
-        300_000,
-      );
+      await deploymentAvailable(rc, 'agent-sandbox-system', 'agent-sandbox-controller', 2);
       await routerAvailable('default');
     });
 
-    after(async () => {
-      await node?.stop();
-      await cluster?.stop();
-      await served?.stop();
-    });
+    after(() => rc?.stop());
 
     /** Seed 000's demo; its output, with when each line came (ms from the start). */
     const demo = async (t: TestContext, ...args: string[]) => {

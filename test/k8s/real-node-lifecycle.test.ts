@@ -7,12 +7,12 @@
 // operatingMode and v1alpha1's replicas (through the conversion webhook).
 import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, startCluster, waitFor, type Cluster } from './cluster.ts';
-import { startRealNode, realNodeSkip, NETWORK_BINS, type RealNode } from './node.ts';
-import { CLUSTER_IMAGES, RUNTIME_IMAGES, serveRuntimeImages, type ServedImages } from '../../scripts/runtime-images.ts';
+import { waitFor, type Cluster } from './cluster.ts';
+import type { RealNode } from './node.ts';
+import { deploymentAvailable, realClusterSkip, startRealCluster, type RealCluster } from './real-cluster.ts';
+import { CLUSTER_IMAGES, RUNTIME_IMAGES } from '../../scripts/runtime-images.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const RUNTIME = 'registry.k8s.io/agent-sandbox/python-runtime-sandbox:v0.1.0';
@@ -72,17 +72,15 @@ print(json.dumps({
 describe(
   'operatingMode suspend and resume on a real node, the workspace on a PVC',
   {
-    skip:
-      realNodeSkip() ??
-      (NETWORK_BINS.every((b) => existsSync(join(BIN, b))) ? undefined : `not built: ${NETWORK_BINS.join(', ')}`),
+    skip: realClusterSkip(),
     timeout: 1_800_000,
   },
   () => {
-    let served: ServedImages;
+    let rc: RealCluster;
     let cluster: Cluster;
     let node: RealNode;
     const log = (m: string) => process.stderr.write(`${m}\n`);
-    const get = <T>(...args: string[]) => JSON.parse(cluster.kubectl('get', ...args, '-o', 'json')) as T;
+    const get = <T>(...args: string[]) => rc.get<T>(...args);
     const find = <T>(...args: string[]): T | undefined => {
       try {
         return get<T>(...args);
@@ -91,12 +89,7 @@ describe(
         throw err;
       }
     };
-    const apply = (doc: object) =>
-      execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'apply', '-f', '-'], {
-        input: JSON.stringify(doc),
-        encoding: 'utf8',
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+    const apply = (doc: object) => rc.apply(JSON.stringify(doc));
     const patch = (resource: string, spec: object) =>
       cluster.kubectl('patch', resource, SANDBOX, '--type', 'merge', '-p', JSON.stringify({ spec }));
 
@@ -138,31 +131,16 @@ describe(
       !node.crictl('pods', '--label', `io.kubernetes.pod.uid=${uid}`, '--state', 'ready', '-q').trim();
 
     before(async () => {
-      served = await serveRuntimeImages({ images: [RUNTIME_IMAGES[0], CLUSTER_IMAGES[0]] });
-      cluster = await startCluster({ log, nodes: 0, podNetwork: true });
-      node = await startRealNode(cluster, { log, taint: false, mirrors: served.mirrors });
+      rc = await startRealCluster({ log, images: [RUNTIME_IMAGES[0], CLUSTER_IMAGES[0]] });
+      ({ cluster, node } = rc);
     });
 
-    after(async () => {
-      await node?.stop();
-      await cluster?.stop();
-      await served?.stop();
-    });
+    after(() => rc?.stop());
 
     it('the controller runs as a pod (deploy/install); static local PVs on the node', async (t) => {
       const t0 = Date.now();
       cluster.kubectl('apply', '-k', `${repo}deploy/install`);
-      await waitFor(
-        'the controller to be available',
-        () =>
-          (get<{ status: { availableReplicas?: number } }>(
-            'deployment',
-            '-n',
-            'agent-sandbox-system',
-            'agent-sandbox-controller',
-          ).status.availableReplicas ?? 0) >= 1,
-        300_000,
-      );
+      await deploymentAvailable(rc, 'agent-sandbox-system', 'agent-sandbox-controller', 1);
       t.diagnostic(`controller available ${Date.now() - t0} ms after kubectl apply`);
       // No provisioner: the volumes are made here, on the node, each bound when a pod that needs
       // it is scheduled (WaitForFirstConsumer), as a local-volume cluster does it.
