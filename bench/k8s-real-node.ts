@@ -30,6 +30,7 @@ import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstre
 import { RUNTIME_IMAGES, serveRuntimeImages } from '../scripts/runtime-images.ts';
 import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 import { percentile, table } from './stats.ts';
+import { watchBenchClaims } from './claim-watch.ts';
 
 /** Claims measured per series (cold, warm), one at a time. */
 const N = Number(process.env.BENCH_K8S_REAL_N ?? 20);
@@ -125,35 +126,10 @@ const isReady = (o: any) =>
  * watch goes on from it.
  */
 async function watchClaims(kc: k8s.KubeConfig, label: string) {
-  const api = kc.makeApiClient(k8s.CustomObjectsApi);
   const waiting = new Map<string, (r: { at: number; obj: any }) => void>();
-  const seen = (obj: any, at: number) => {
+  const watcher = await watchBenchClaims(kc, NS, label, (obj, at) => {
     if (isReady(obj)) waiting.get(obj.metadata.name)?.({ at, obj });
-  };
-  let ctl: AbortController | undefined;
-  let stopped = false;
-  const watch = async (resourceVersion?: string): Promise<void> => {
-    ctl = await new k8s.Watch(kc).watch(
-      `/apis/${GROUP}/v1beta1/namespaces/${NS}/sandboxclaims`,
-      { labelSelector: `bench=${label}`, ...(resourceVersion ? { resourceVersion } : {}) },
-      (_type: string, obj: any) => seen(obj, performance.now()),
-      () => {
-        if (!stopped) void relist();
-      },
-    );
-  };
-  const relist = async (): Promise<void> => {
-    const list = await api.listNamespacedCustomObject({
-      group: GROUP,
-      version: 'v1beta1',
-      plural: 'sandboxclaims',
-      namespace: NS,
-      labelSelector: `bench=${label}`,
-    });
-    for (const o of list.items) seen(o, performance.now());
-    await watch(list.metadata.resourceVersion);
-  };
-  await watch();
+  });
   return {
     /** Set up before the create call: the Ready event may come before its answer. */
     ready(name: string): Promise<{ at: number; obj: any }> {
@@ -166,10 +142,7 @@ async function watchClaims(kc: k8s.KubeConfig, label: string) {
         });
       });
     },
-    stop() {
-      stopped = true;
-      ctl?.abort();
-    },
+    stop: () => watcher.stop(),
   };
 }
 

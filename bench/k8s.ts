@@ -18,6 +18,7 @@ import { startCluster, type Cluster } from '../test/k8s/cluster.ts';
 import { startHarness, waitFor } from '../test/k8s/harness.ts';
 import { installUpstreamCrds, startUpstreamController } from '../test/k8s/upstream.ts';
 import { percentile, table } from './stats.ts';
+import { watchBenchClaims } from './claim-watch.ts';
 import { realNodeBench } from './k8s-real-node.ts';
 
 const N = Number(process.env.BENCH_K8S_N ?? 1000);
@@ -121,45 +122,18 @@ async function claimBurst(
   const allReady = new Promise<void>((r) => {
     finish = r;
   });
-  const path = `/apis/${GROUP}/v1beta1/namespaces/default/sandboxclaims`;
-  const seen = (obj: any, at: number) => {
+  // Claims a list caught up with (the watch ended) are timed at the list, a little late: counted.
+  let caughtUp = 0;
+  const watcher = await watchBenchClaims(kc, 'default', label, (obj, at, byList) => {
     const name = obj.metadata.name as string;
     if (ready.has(name) || !created.has(name)) return;
     if (obj.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')) {
       ready.set(name, at);
+      if (byList) caughtUp++;
       waiting.get(name)?.();
       if (ready.size === n) finish();
     }
-  };
-  // One watch; if the server ends it, a list catches up (those are timed at the list, a little
-  // late: the count of such claims is printed) and a new watch goes on from the list.
-  let ctl: AbortController | undefined;
-  let stopped = false;
-  let caughtUp = 0;
-  const watch = async (resourceVersion?: string): Promise<void> => {
-    ctl = await new k8s.Watch(kc).watch(
-      path,
-      { labelSelector: `bench=${label}`, ...(resourceVersion ? { resourceVersion } : {}) },
-      (_type: string, obj: any) => seen(obj, performance.now()),
-      () => {
-        if (!stopped) void relist();
-      },
-    );
-  };
-  const relist = async (): Promise<void> => {
-    const list = await api.listNamespacedCustomObject({
-      group: GROUP,
-      version: 'v1beta1',
-      plural: 'sandboxclaims',
-      namespace: 'default',
-      labelSelector: `bench=${label}`,
-    });
-    const before = ready.size;
-    for (const o of list.items) seen(o, performance.now());
-    caughtUp += ready.size - before;
-    await watch(list.metadata.resourceVersion);
-  };
-  await watch();
+  });
   const t0 = performance.now();
   const create = async (name: string) => {
     created.set(name, performance.now());
@@ -204,8 +178,7 @@ async function claimBurst(
     `  ${label}: ${n} claims created in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${ready.size} of them Ready by then\n`,
   );
   await Promise.race([allReady, new Promise((r) => setTimeout(r, 600_000))]);
-  stopped = true;
-  ctl?.abort();
+  watcher.stop();
   if (caughtUp)
     process.stderr.write(`  (${caughtUp} claims seen Ready by a re-list after the watch ended, timed at the list)\n`);
   const latencies = [...ready].map(([name, t]) => t - created.get(name)!);
