@@ -8,6 +8,10 @@
 // 14.1 and 15.0 with this). All objects are also held in memory (the store is the only writer),
 // so reads and label selection cost no I/O — the same shape as an informer's cache over the API
 // server.
+// The objects it holds are frozen, deep: an object once written never changes, so watchers and
+// cached reads (what the reconcilers ask for with `cached: true`, as from an informer's cache) get
+// the stored object itself, not a copy of it. A claim on a pool listed its members cloned, and the
+// pool's reconcile every Sandbox of the namespace: O(sandboxes) copies per claim.
 // It behaves as the API server does where the reconcilers rely on it: uid, resourceVersion
 // (optimistic concurrency), generation (bumped when spec changes), generateName, and deletion
 // of the objects a deleted object controls (ownerReferences), in the same transaction.
@@ -20,6 +24,7 @@ import { validateHub, formatIssues, rfc3339, updateViolations } from '@asb/api';
 import { EngineError } from '../errors.ts';
 import {
   AlreadyExistsError,
+  type GetOptions,
   ConflictError,
   NotFoundError,
   type AnyHub,
@@ -49,6 +54,14 @@ function admit<T extends AnyHub>(input: T): T {
   const out = v.object as T;
   if (stub !== candidate) delete out.metadata.name;
   return out;
+}
+
+/** Freezes obj and everything in it (what is frozen already is skipped: shared parts of an older
+ *  object, which are frozen to the bottom). */
+function deepFreeze<T>(obj: T): T {
+  if (obj === null || typeof obj !== 'object' || Object.isFrozen(obj)) return obj;
+  for (const v of Object.values(obj)) deepFreeze(v);
+  return Object.freeze(obj);
 }
 
 const key = (kind: string, ns: string, name: string) => `${kind}\u0000${ns}\u0000${name}`;
@@ -138,7 +151,7 @@ export class SqliteStore implements WatchableStore {
       trimEvents: this.db.prepare('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
     };
     for (const row of this.db.prepare('SELECT json FROM objects').all() as Array<{ json: string }>) {
-      const obj = JSON.parse(row.json) as AnyHub;
+      const obj = deepFreeze(JSON.parse(row.json) as AnyHub);
       this.objects.set(key(obj.kind, obj.metadata.namespace, obj.metadata.name!), obj);
     }
     const rv = this.db.prepare("SELECT value FROM meta WHERE key = 'resourceVersion'").get() as
@@ -185,7 +198,14 @@ export class SqliteStore implements WatchableStore {
     return () => this.emitter.off('event', fn);
   }
 
-  async get<K extends KindName>(kind: K, namespace: string, name: string): Promise<HubKinds[K] | undefined> {
+  /** A copy the caller may change; with `cached`, the stored object itself, frozen. */
+  async get<K extends KindName>(
+    kind: K,
+    namespace: string,
+    name: string,
+    opts: GetOptions = {},
+  ): Promise<HubKinds[K] | undefined> {
+    if (opts.cached) return this.objects.get(key(kind, namespace, name)) as HubKinds[K] | undefined;
     return this.getSync(kind, namespace, name);
   }
 
@@ -198,13 +218,14 @@ export class SqliteStore implements WatchableStore {
     return this.listSync(kind, opts);
   }
 
+  /** Copies the caller may change; with `cached`, the stored objects themselves, frozen. */
   listSync<K extends KindName>(kind: K, opts: ListOptions = {}): Array<HubKinds[K]> {
     const out: Array<HubKinds[K]> = [];
     for (const obj of this.objects.values()) {
       if (obj.kind !== kind) continue;
       if (opts.namespace !== undefined && obj.metadata.namespace !== opts.namespace) continue;
       if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => obj.metadata.labels?.[k] === v)) continue;
-      out.push(structuredClone(obj) as HubKinds[K]);
+      out.push((opts.cached ? obj : structuredClone(obj)) as HubKinds[K]);
     }
     // Oldest first, as the API server lists; the name breaks ties within a second.
     const created = (o: AnyHub) => o.metadata.creationTimestamp ?? '';
@@ -262,7 +283,8 @@ export class SqliteStore implements WatchableStore {
 
   async updateStatus<T extends AnyHub>(input: T): Promise<T> {
     const cur = this.current(input);
-    const obj = { ...structuredClone(cur), status: structuredClone(input.status) } as T;
+    // A new object sharing the old one's frozen spec; write() sets its metadata's resourceVersion.
+    const obj = { ...cur, metadata: { ...cur.metadata }, status: structuredClone(input.status) } as T;
     if (isDeepStrictEqual(obj, cur)) return structuredClone(cur) as T;
     this.write(obj);
     this.emit({ type: 'MODIFIED', object: obj, old: cur });
@@ -388,14 +410,11 @@ export class SqliteStore implements WatchableStore {
       this.stmts.setRv.run(String(rv));
     })();
     this.rv = rv;
-    this.objects.set(key(obj.kind, md.namespace, md.name!), obj);
+    this.objects.set(key(obj.kind, md.namespace, md.name!), deepFreeze(obj));
   }
 
+  /** Watchers get the stored objects, frozen: one event costs no copy, whoever listens. */
   private emit(ev: WatchEvent): void {
-    this.emitter.emit('event', {
-      type: ev.type,
-      object: structuredClone(ev.object),
-      ...(ev.old ? { old: structuredClone(ev.old) } : {}),
-    });
+    this.emitter.emit('event', ev);
   }
 }
