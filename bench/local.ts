@@ -17,6 +17,8 @@ import { SideBySide, printReport } from './stats.ts';
 import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 import {
   FORK_EXEC_LOOP,
+  QUIET_MS,
+  QUIET_N,
   idleSleepSandboxes,
   roundTripFloor,
   runscDoTrue,
@@ -69,6 +71,15 @@ async function measureEngine(
       if (exitCode !== 0) throw new Error(`\`true\` exited ${exitCode} in the bench's sandbox`);
     }
     results.add(label, 'exec round trip of `true` (SDK → engine → sandbox)', '≤ floor + 1.5 ms', exec, ms);
+    // The same in a sandbox that sat idle, as a warm claim's first command finds its member.
+    const execQuiet: number[] = [];
+    for (let i = 0; i < Math.min(EXEC_N, QUIET_N); i++) {
+      await new Promise((r) => setTimeout(r, QUIET_MS));
+      const t0 = performance.now();
+      await sb.run('true');
+      execQuiet.push(performance.now() - t0);
+    }
+    results.add(label, `exec round trip of \`true\` after ${QUIET_MS} ms of quiet`, '', execQuiet, ms);
     // What any call into the sandbox costs before a command runs: the runtime API's `GET /`
     // through the engine to the agent and back, over a kept-alive connection as the SDK's.
     const roundTrip: number[] = [];
@@ -97,6 +108,7 @@ async function measureEngine(
     if (floor) {
       results.add(label, 'floor: a call into a bare sandbox and back (C, no command)', '', floor.call, ms);
       results.add(label, 'floor: the same, running /bin/true (C: vfork, pipes, wait)', '', floor.exec, ms);
+      results.add(label, `floor: the same after ${QUIET_MS} ms of quiet (C)`, '', floor.execAfterQuiet, ms);
     }
     await sb.kill();
 
