@@ -169,14 +169,28 @@ function sleepSpec(): Record<string, unknown> {
 
 /** How long a sandbox sits idle before the commands timed "after quiet", and how many are timed. */
 export const QUIET_MS = 200;
-export const QUIET_N = 20;
+const QUIET_N = 20;
+
+/** `call` timed up to QUIET_N times (at most n), each after QUIET_MS with nothing sent: what a
+ *  command costs a sandbox that sat idle (a warm pool's member, claimed), its threads asleep. */
+export async function timedAfterQuiet(n: number, call: () => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(n, QUIET_N); i++) {
+    await new Promise((r) => setTimeout(r, QUIET_MS));
+    const t0 = performance.now();
+    await call();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
 
 /**
  * Round trips from the host into a running sandbox and back, timed one at a time, with none of ours
  * inside: bench/native/exec-floor.c under `runsc do` (no network), a socket as its stdin and
  * stdout. `call`: a byte and its answer, nothing run; `exec`: the same with /bin/true started
  * (vfork, its output on pipes read to the end, its exit waited for) before the answer: the least
- * an exec service in a sandbox can cost; `execAfterQuiet`: that, each after QUIET_MS of quiet. Undefined where no C compiler builds it.
+ * an exec service in a sandbox can cost; `execAfterQuiet`: that, each after QUIET_MS of quiet.
+ * Undefined where no C compiler builds it.
  */
 export async function roundTripFloor(
   runsc: string,
@@ -215,20 +229,12 @@ export async function roundTripFloor(
       }
       return out;
     };
-    // The same exec after QUIET_MS with nothing sent: what a command costs a sandbox that sat
-    // idle (a warm pool's member, claimed), the sandbox's threads asleep.
-    const afterQuiet = async () => {
-      const out: number[] = [];
-      for (let i = 0; i < Math.min(n, QUIET_N); i++) {
-        await new Promise((r) => setTimeout(r, QUIET_MS));
-        const t0 = performance.now();
-        await roundTrip('x');
-        out.push(performance.now() - t0);
-      }
-      return out;
-    };
     try {
-      return { call: await times('.'), exec: await times('x'), execAfterQuiet: await afterQuiet() };
+      return {
+        call: await times('.'),
+        exec: await times('x'),
+        execAfterQuiet: await timedAfterQuiet(n, () => roundTrip('x')),
+      };
     } finally {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));

@@ -18,11 +18,11 @@ import { childrenOf, pssBytes, treeOf } from './procmem.ts';
 import {
   FORK_EXEC_LOOP,
   QUIET_MS,
-  QUIET_N,
   idleSleepSandboxes,
   roundTripFloor,
   runscDoTrue,
   runscsUnderTest,
+  timedAfterQuiet,
   type RunscUnderTest,
 } from './gvisor-floor.ts';
 
@@ -72,13 +72,7 @@ async function measureEngine(
     }
     results.add(label, 'exec round trip of `true` (SDK → engine → sandbox)', '≤ floor + 1.5 ms', exec, ms);
     // The same in a sandbox that sat idle, as a warm claim's first command finds its member.
-    const execQuiet: number[] = [];
-    for (let i = 0; i < Math.min(EXEC_N, QUIET_N); i++) {
-      await new Promise((r) => setTimeout(r, QUIET_MS));
-      const t0 = performance.now();
-      await sb.run('true');
-      execQuiet.push(performance.now() - t0);
-    }
+    const execQuiet = await timedAfterQuiet(EXEC_N, () => sb.run('true'));
     results.add(label, `exec round trip of \`true\` after ${QUIET_MS} ms of quiet`, '', execQuiet, ms);
     // What any call into the sandbox costs before a command runs: the runtime API's `GET /`
     // through the engine to the agent and back, over a kept-alive connection as the SDK's.

@@ -18,13 +18,15 @@ export interface ListOptions {
   /** Every label must match exactly. */
   labels?: Record<string, string>;
   /** May be answered from the store's watch cache, which can lag the last writes: only for
-   *  reads whose staleness a later write catches (a resourceVersion conflict). */
+   *  reads whose staleness a later write catches (a resourceVersion conflict). The objects may be
+   *  the cache's own (the local store's are frozen): read them, never change them. */
   cached?: boolean;
 }
 
 export interface GetOptions {
   /** Answer from the watch cache only, a miss included: for a lookup whose "absent" a later
-   *  create corrects (AlreadyExists), where asking the API server on every miss costs a call. */
+   *  create corrects (AlreadyExists), where asking the API server on every miss costs a call.
+   *  The object may be the cache's own: read it, never change it. */
   cached?: boolean;
 }
 

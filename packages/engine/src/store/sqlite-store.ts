@@ -24,11 +24,11 @@ import { validateHub, formatIssues, rfc3339, updateViolations } from '@asb/api';
 import { EngineError } from '../errors.ts';
 import {
   AlreadyExistsError,
-  type GetOptions,
   ConflictError,
   NotFoundError,
   type AnyHub,
   type DeleteOptions,
+  type GetOptions,
   type HubKinds,
   type KindName,
   type ListOptions,
