@@ -181,7 +181,13 @@ export const gatewayApiCrdDir = () =>
 export function ensureBinaries(log: (m: string) => void = () => {}): void {
   mkdirSync(BIN, { recursive: true });
   for (const b of BUILDS) {
-    if (b.bins.every((n) => existsSync(join(BIN, n)))) continue;
+    // Build tags that depend on the machine (runc's seccomp: libseccomp's headers) are kept beside
+    // the binaries: a runc cached before the headers were installed would be kept otherwise, and
+    // every pod with a seccomp profile fails on it ("config provided but seccomp not supported").
+    const tagsStamp = join(BIN, `.${b.bins[0]}.tags`);
+    const tags = (b.tags ?? []).join(',');
+    const stampOk = !b.tags || (existsSync(tagsStamp) && readFileSync(tagsStamp, 'utf8') === tags);
+    if (stampOk && b.bins.every((n) => existsSync(join(BIN, n)))) continue;
     log(`building ${b.bins.join(', ')} from the Go module proxy (cached in ${BIN})`);
     const env = { ...process.env, GOFLAGS: '-mod=mod', ...b.env };
     let cwd = join(repo, b.dir);
@@ -211,6 +217,7 @@ export function ensureBinaries(log: (m: string) => void = () => {}): void {
         ],
         { cwd, stdio: ['ignore', 'inherit', 'inherit'], env },
       );
+      if (b.tags) writeFileSync(tagsStamp, tags);
     } finally {
       if (work) rmSync(work, { recursive: true, force: true });
     }

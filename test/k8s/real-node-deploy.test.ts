@@ -140,7 +140,23 @@ describe(
             return (d.status.availableReplicas ?? 0) >= 2;
           },
           300_000,
-        );
+        ).catch((err: Error) => {
+          // What a CI log needs to say why (a run timed out here with nothing else to go on).
+          for (const args of [
+            ['get', 'pods', '-A', '-o', 'wide'],
+            ['describe', 'pods', '-n', ns],
+            ['logs', '-n', ns, `deployment/${name}`, '--all-containers', '--tail=60'],
+          ]) {
+            let out: string;
+            try {
+              out = cluster.kubectl(...args);
+            } catch (e) {
+              out = (e as Error).message;
+            }
+            t.diagnostic(`kubectl ${args.join(' ')}:\n${out}`);
+          }
+          throw err;
+        });
       t.diagnostic(`controller and router available ${Date.now() - t0} ms after kubectl apply`);
       // A controller that lists its kinds while the API server still sets up their storage (429)
       // tries again rather than exiting.
