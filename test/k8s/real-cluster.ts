@@ -67,7 +67,9 @@ export async function startRealCluster(opts: {
 export const isReady = (o: { status?: { conditions?: Array<{ type: string; status: string }> } }) =>
   o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
-/** Waits until the Deployment has at least `replicas` available. */
+/** Waits until the Deployment has at least `replicas` available. A timeout's error carries the
+ *  pods, their events and the Deployment's logs: a CI log said only "timed out" when runc could
+ *  not start pods. */
 export function deploymentAvailable(
   rc: RealCluster,
   namespace: string,
@@ -81,5 +83,20 @@ export function deploymentAvailable(
       (rc.get<{ status: { availableReplicas?: number } }>('deployment', '-n', namespace, name).status
         .availableReplicas ?? 0) >= replicas,
     timeoutMs,
-  );
+  ).catch((err: Error) => {
+    const dump = [
+      ['get', 'pods', '-A', '-o', 'wide'],
+      ['describe', 'pods', '-n', namespace],
+      ['logs', '-n', namespace, `deployment/${name}`, '--all-containers', '--tail=60'],
+    ].map((args) => {
+      let out: string;
+      try {
+        out = rc.cluster.kubectl(...args);
+      } catch (e) {
+        out = (e as Error).message;
+      }
+      return `kubectl ${args.join(' ')}:\n${out}`;
+    });
+    throw new Error([err.message, ...dump].join('\n'), { cause: err });
+  });
 }

@@ -9,7 +9,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { waitFor, type Cluster } from './cluster.ts';
 import type { RealNode } from './node.ts';
-import { isReady as ready, realClusterSkip, startRealCluster, type RealCluster } from './real-cluster.ts';
+import {
+  deploymentAvailable,
+  isReady as ready,
+  realClusterSkip,
+  startRealCluster,
+  type RealCluster,
+} from './real-cluster.ts';
 import { CLUSTER_IMAGES, RUNTIME_IMAGES } from '../../scripts/runtime-images.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
@@ -133,30 +139,7 @@ describe(
         ['agent-sandbox-system', 'agent-sandbox-controller'],
         ['default', 'sandbox-router-deployment'],
       ] as const)
-        await waitFor(
-          `deployment ${name} to be available`,
-          () => {
-            const d = get<{ status: { availableReplicas?: number } }>('deployment', '-n', ns, name);
-            return (d.status.availableReplicas ?? 0) >= 2;
-          },
-          300_000,
-        ).catch((err: Error) => {
-          // What a CI log needs to say why (a run timed out here with nothing else to go on).
-          for (const args of [
-            ['get', 'pods', '-A', '-o', 'wide'],
-            ['describe', 'pods', '-n', ns],
-            ['logs', '-n', ns, `deployment/${name}`, '--all-containers', '--tail=60'],
-          ]) {
-            let out: string;
-            try {
-              out = cluster.kubectl(...args);
-            } catch (e) {
-              out = (e as Error).message;
-            }
-            t.diagnostic(`kubectl ${args.join(' ')}:\n${out}`);
-          }
-          throw err;
-        });
+        await deploymentAvailable(rc, ns, name, 2);
       t.diagnostic(`controller and router available ${Date.now() - t0} ms after kubectl apply`);
       // A controller that lists its kinds while the API server still sets up their storage (429)
       // tries again rather than exiting.
