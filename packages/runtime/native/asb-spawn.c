@@ -91,6 +91,9 @@ struct child {
 static struct child kids[MAX_CHILDREN];
 static int nkids;
 static int sigpipe_fds[2];
+/* A pipe's read end whose write end is closed: the stdin of every command given none (at its end
+ * at once, as a pipe of its own closed after the spawn was), without a pipe and two closes each. */
+static int eof_fd = -1;
 static int req_fd = 0, ev_fd = 1; /* where requests come from and events go */
 static pid_t agent_pid = -1;      /* in --init mode: the agent; its exit ends the sandbox */
 /* The sandbox's exit code when the agent died by a signal (AGENT_KILLED_EXIT_CODE in the engine). */
@@ -183,12 +186,16 @@ static const char *resolve_cmd(const char *argv0, char **envp, char *out, size_t
   return argv0;
 }
 
-/* In a vforked child: tell the parent why the exec failed and end, touching nothing of the
+/* Why a vforked child's exec failed: the child runs on this process's memory until it execs or
+ * exits, and this process resumes only then, so the child leaves its errno here (as glibc's
+ * posix_spawn does) instead of writing it down a pipe: a pipe, its closes and a read cost five
+ * system calls a command, each a trap into gVisor. */
+static volatile int exec_errno;
+
+/* In a vforked child: leave the parent why the exec failed and end, touching nothing else of the
  * parent's (write_all would exit(), flushing the parent's stdio). */
-static void child_fail(int fd) {
-  int e = errno;
-  ssize_t w = write(fd, &e, sizeof e);
-  (void)w;
+static void child_fail(void) {
+  exec_errno = errno ? errno : ENOEXEC;
   _exit(127);
 }
 
@@ -246,7 +253,7 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
   for (uint32_t i = 0; i < envc && s < end; i++) { envp[i] = (char *)s; s += strnlen(s, end - s) + 1; }
   char resolved_buf[4096];
   const char *file = resolve_cmd(argv[0], envp, resolved_buf, sizeof resolved_buf);
-  int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 }, errp[2] = { -1, -1 };
+  int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
   if (use_pty) {
     /* The master stands for both pipes' far ends: in[1] and out[0] (a dup, so each closes alone);
      * the slave, opened here before the fork (as creack/pty does), is the child's 0, 1 and 2. */
@@ -258,8 +265,7 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
         (what = "ptsname", ptsname_r(master, name, sizeof name)) ||
         (what = "TIOCSWINSZ", ws.ws_col && ws.ws_row && ioctl(master, TIOCSWINSZ, &ws)) ||
         (what = "open pty", (slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) ||
-        (what = "dup", (out[0] = fcntl(master, F_DUPFD_CLOEXEC, 0)) < 0) ||
-        (what = "pipe", pipe2(errp, O_CLOEXEC))) {
+        (what = "dup", (out[0] = fcntl(master, F_DUPFD_CLOEXEC, 0)) < 0)) {
       char m[128]; snprintf(m, sizeof m, "%s: %s", what, strerror(errno)); emit(5, id, m, strlen(m));
       if (master >= 0) close(master);
       if (slave >= 0) close(slave);
@@ -267,41 +273,44 @@ static void do_spawn(uint32_t id, const uint8_t *p, uint32_t n) {
       free(argv); free(envp); return;
     }
     in[1] = master; in[0] = out[1] = err[1] = slave; err[0] = -1;
-  } else if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+  } else if ((keep_stdin ? pipe2(in, O_CLOEXEC) : (in[0] = eof_fd, 0)) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
     char m[128]; snprintf(m, sizeof m, "pipe: %s", strerror(errno)); emit(5, id, m, strlen(m)); free(argv); free(envp); return;
   }
   /* vfork: under gVisor a fork copies the address space into a new one, ~5 ms more than a vfork
    * that borrows it until the exec (measured in a sandbox: 15 against 10 ms per /bin/true). The
    * child only makes system calls and touches nothing of ours until it execs or _exits. */
+  exec_errno = 0;
   pid_t pid = vfork();
   if (pid == 0) {
     setsid();
     sigset_t none; sigemptyset(&none); sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGCHLD, SIG_DFL); signal(SIGPIPE, SIG_DFL);
+    /* SIGCHLD's handler is undone by the exec; an ignored SIGPIPE would outlive it. */
+    signal(SIGPIPE, SIG_DFL);
     /* The new session's controlling terminal: ^C on it signals the foreground job. */
-    if (use_pty && ioctl(in[0], TIOCSCTTY, 0) != 0) child_fail(errp[1]);
+    if (use_pty && ioctl(in[0], TIOCSCTTY, 0) != 0) child_fail();
     dup2(in[0], 0); dup2(out[1], 1); dup2(err[1], 2);
-    if (chdir(cwd) != 0) child_fail(errp[1]);
+    if (chdir(cwd) != 0) child_fail();
     child_execvpe(file, argv, argc, envp);
-    child_fail(errp[1]);
+    child_fail();
   }
   if (use_pty) close(in[0]); /* the slave: the child has its own copies */
-  else { close(in[0]); close(out[1]); close(err[1]); }
-  close(errp[1]);
-  int e = 0;
-  ssize_t r;
-  while ((r = read(errp[0], &e, sizeof e)) < 0 && errno == EINTR) {}
-  close(errp[0]);
-  if (pid < 0 || r > 0) {
+  else {
+    if (keep_stdin) close(in[0]); /* else it is eof_fd, kept for the next */
+    close(out[1]); close(err[1]);
+  }
+  int e = exec_errno;
+  if (pid < 0 || e != 0) {
     char m[512]; snprintf(m, sizeof m, "%s: %s", pid < 0 ? "fork" : argv[0], strerror(pid < 0 ? errno : e));
     emit(5, id, m, strlen(m));
-    close(in[1]); close(out[0]); if (err[0] >= 0) close(err[0]);
+    if (in[1] >= 0) close(in[1]);
+    close(out[0]);
+    if (err[0] >= 0) close(err[0]);
     if (pid > 0) waitpid(pid, NULL, 0);
     free(argv); free(envp); return;
   }
   struct child *c = &kids[nkids++];
   *c = (struct child){ .id = id, .pid = pid, .in = in[1], .out = out[0], .err = err[0], .exited = 0, .kill_group = kill_group, .pty = use_pty };
-  if (!keep_stdin && !use_pty) close_fd(&c->in);
+  if (!keep_stdin && !use_pty) c->in = -1;
   uint32_t upid = (uint32_t)pid;
   emit(1, id, &upid, 4);
   free(argv); free(envp);
@@ -521,6 +530,10 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc > 3 && strcmp(argv[1], "--init") == 0 && strcmp(argv[2], "--") == 0) start_agent(argv + 3);
   if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK)) return 1;
+  int eof_pipe[2];
+  if (pipe2(eof_pipe, O_CLOEXEC)) return 1;
+  close(eof_pipe[1]);
+  eof_fd = eof_pipe[0];
   struct sigaction sa = { .sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP };
   sigaction(SIGCHLD, &sa, NULL);
   incap = 1 << 16; inbuf = malloc(incap);
