@@ -100,6 +100,55 @@ describe('the exec lane', () => {
     }
   });
 
+  it("holds a stream's head only for a moment: a command's start and output reach the client while it runs", async () => {
+    await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
+    await sb.run('true');
+    await untilLane(sb);
+    // Each event with when it arrived, read off the wire as it comes.
+    const stream = async (command: string) => {
+      const res = await fetch(`${t.engine.url}/v1/exec`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${t.engine.bearerToken}`,
+          'x-sandbox-id': sb.id,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ command }),
+      });
+      assert.equal(res.status, 200);
+      const events: { type: string; data?: string; at: number }[] = [];
+      let buf = '';
+      for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1))
+          events.push({ ...(JSON.parse(buf.slice(0, i)) as { type: string }), at: performance.now() });
+      }
+      return events;
+    };
+    const silent = await stream('sleep 2');
+    assert.deepEqual(
+      silent.map((e) => e.type),
+      ['start', 'exit'],
+    );
+    assert.ok(silent[1]!.at - silent[0]!.at > 1000, 'the start event was held until the command ended');
+    const talking = await stream('echo early; sleep 2; echo late');
+    assert.deepEqual(
+      talking.map((e) => [e.type, e.data]),
+      [
+        ['start', undefined],
+        ['stdout', 'early\n'],
+        ['stdout', 'late\n'],
+        ['exit', undefined],
+      ],
+    );
+    assert.ok(talking[3]!.at - talking[1]!.at > 1000, 'output was held until the command ended');
+    // And a quick one is whole: its head, start and exit (sent together) parse as before.
+    assert.deepEqual(
+      (await stream('true')).map((e) => e.type),
+      ['start', 'exit'],
+    );
+  });
+
   it('cuts the commands of a lane that dies, and the sandbox goes on (on a new lane)', async () => {
     await using sb = await Sandbox.create({ ...t.conn, template: 'python-runtime-template' });
     await sb.run('true');

@@ -23,6 +23,13 @@ export const EXEC_LANE_MAX_BODY = 64 * 1024;
 /** Output held for one slow client beyond this is not asb-spawn's (it stops reading a command's
  *  pipes when asked, so a few frames in flight at most): the lane is taken for hostile and ended. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** How long the head of a command's stream (the response's headers and its start event) is held
+ *  for the command's next event, so that a quick silent command (`true`, `mkdir`, `test -f`) is
+ *  answered in one write instead of three. Measured (bench, 2026-12-07): every write to the client
+ *  while the command runs wakes it, and on two cores that competes with gVisor running the command:
+ *  exec of `true` 0.4-0.5 ms faster at p25, p50 and p75, holding and not alternated in one engine.
+ *  Output and the exit are never held: the first of them sends the head with it. */
+export const STREAM_HEAD_HOLD_MS = 25;
 
 export class ExecLane {
   private readonly spawner: ZygoteSpawner;
@@ -121,7 +128,17 @@ export class ExecLane {
     const proc = this.procs.spawn(req);
     this.inFlight.add(res);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    res.flushHeaders();
+    // Not flushed: the head goes with the command's first event after its start, or when the hold
+    // ends (STREAM_HEAD_HOLD_MS), whichever comes first.
+    res.cork();
+    let holding = true;
+    const release = () => {
+      if (!holding) return;
+      holding = false;
+      clearTimeout(holdTimer);
+      res.uncork();
+    };
+    const holdTimer = setTimeout(release, STREAM_HEAD_HOLD_MS);
     // One event a line, as the agent's ndjsonResponse writes them, with its flow control: while
     // the client is behind, the command is held (its pipes fill and it blocks in write).
     let ended = false;
@@ -137,7 +154,11 @@ export class ExecLane {
       if (ev.type === 'exit') {
         ended = true;
         res.end();
-      } else if (!more && !held) {
+        release(); // after end(): the head, the events and the stream's end in one write
+        return;
+      }
+      if (ev.type !== 'start') release();
+      if (!more && !held) {
         held = true;
         proc.pause();
         res.once('drain', () => {
@@ -148,6 +169,7 @@ export class ExecLane {
     }, true);
     res.once('close', () => {
       this.inFlight.delete(res);
+      release();
       if (ended) return;
       // As the agent: a command whose caller went away is killed, tree and all; resumed, so that
       // its pipes drain and its exit is seen.
