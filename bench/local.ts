@@ -66,10 +66,13 @@ async function measureEngine(
     // The exec round trip and the floor it is read against, a shell's fork+exec of /bin/true in
     // the very sandbox (200 a loop), taken in turns: the machine's speed drifts over a run (a VM on
     // shared cores), and measured one after the other the two would each catch a different part.
+    // Each round starts with 20 execs not counted: the first ~10 after the floor's busy loop are
+    // slower (p50 9.9 and 8.1 ms for the 1st-5th and 6th-10th against ~7 after, 10 rounds),
+    // an after-effect of the loop (gVisor still busy from it), not what an exec costs.
     const exec: number[] = [];
     const forkExec: number[] = [];
-    for (let i = 0; i < 20; i++) await sb.run('true');
     for (let round = 0; round < FLOOR_ROUNDS; round++) {
+      for (let i = 0; i < 20; i++) await sb.run('true');
       for (let i = 0; i < Math.ceil(EXEC_N / FLOOR_ROUNDS); i++) {
         const t0 = performance.now();
         const { exitCode } = await sb.run('true');
