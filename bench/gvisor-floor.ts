@@ -144,6 +144,58 @@ export async function idleSleepSandboxes(runsc: string, n: number): Promise<numb
   }
 }
 
+/** `runsc` with `args` to its end, its stdio on nothing: a sandbox it starts inherits its stdio,
+ *  and a pipe held by one would keep a caller that reads it waiting for ever. */
+function runQuiet(runsc: string, args: string[]): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(runsc, args, { stdio: 'ignore' });
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolvePromise() : reject(new Error(`runsc ${args.join(' ')}: ${signal ?? `exit ${code}`}`)),
+    );
+  });
+}
+
+/**
+ * gVisor's own suspend and resume, none of ours inside: a bare sandbox running only `sleep`
+ * (sleepSpec) checkpointed to disk (`runsc checkpoint --image-path`), deleted, and restored from
+ * the image (`runsc restore --detach`), n times: the floor of the engine's suspend and resume.
+ */
+export async function checkpointRestoreFloor(
+  runsc: string,
+  n: number,
+): Promise<{ checkpoint: number[]; restore: number[] }> {
+  const root = runscRoot();
+  const base = ['--root', root.dir, '--network=none'];
+  const bundle = join(root.dir, 'bundle');
+  mkdirSync(bundle, { recursive: true });
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(sleepSpec()));
+  const checkpoint: number[] = [];
+  const restore: number[] = [];
+  try {
+    for (let i = 0; i <= n; i++) {
+      const [booted, restored] = [`cr-${i}`, `cr-${i}-restored`];
+      const image = join(root.dir, `image-${i}`);
+      mkdirSync(image);
+      await runQuiet(runsc, [...base, 'run', '--detach', '--bundle', bundle, booted]);
+      let t0 = performance.now();
+      await runQuiet(runsc, [...base, 'checkpoint', '--image-path', image, booted]);
+      const c = performance.now() - t0;
+      await runQuiet(runsc, [...base, 'delete', '--force', booted]).catch(() => undefined);
+      t0 = performance.now();
+      await runQuiet(runsc, [...base, 'restore', '--detach', '--bundle', bundle, '--image-path', image, restored]);
+      const r = performance.now() - t0;
+      await runQuiet(runsc, [...base, 'delete', '--force', restored]).catch(() => undefined);
+      if (i === 0) continue; // warm; not counted
+      checkpoint.push(c);
+      restore.push(r);
+    }
+  } finally {
+    await root.remove();
+  }
+  return { checkpoint, restore };
+}
+
 function sleepSpec(): Record<string, unknown> {
   return {
     ociVersion: '1.0.2',

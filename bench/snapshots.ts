@@ -1,7 +1,8 @@
 // npm run bench:snapshots: suspend/resume with memory snapshots on the local engine (gVisor
 // checkpoint/restore), for a small process and for one holding 256 MB; snapshot size on disk;
 // a fork; and a cold start by boot against a start from a golden snapshot. One run, one machine,
-// each gVisor found side by side (Debian's and dist/runsc; or BENCH_RUNSC=path,path).
+// each gVisor found side by side (Debian's and dist/runsc; or BENCH_RUNSC=path,path), each with
+// its floor: gVisor checkpointing and restoring a bare `sleep` sandbox (bench/gvisor-floor.ts).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import pino from 'pino';
 import { Engine } from '@asb/engine';
 import { Sandbox, Objects, apply } from '@asb/sdk';
 import { SideBySide } from './stats.ts';
-import { runscsUnderTest, type RunscUnderTest } from './gvisor-floor.ts';
+import { checkpointRestoreFloor, runscsUnderTest, type RunscUnderTest } from './gvisor-floor.ts';
 
 const N = Number(process.env.BENCH_SNAPSHOT_N ?? 5);
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -55,6 +56,10 @@ async function measure({ label: column, path: runscPath }: RunscUnderTest, resul
       results.add(column, `snapshot size on disk, ${label}`, '', sizes, mb);
       return sb;
     };
+    // The floor of both: gVisor checkpointing and restoring a bare `sleep` sandbox, none of ours.
+    const floor = await checkpointRestoreFloor(runscPath, N);
+    results.add(column, 'floor: checkpoint of a bare `sleep` sandbox (runsc checkpoint)', '', floor.checkpoint, ms);
+    results.add(column, 'floor: restore of it (runsc restore)', '', floor.restore, ms);
     const small = await cycles('idle runtime (small)', async () => undefined);
     await cycles('process holding 256 MB', async (sb) => {
       await sb.commands.start(`python3 -c '
