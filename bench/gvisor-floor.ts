@@ -172,9 +172,11 @@ export async function checkpointRestoreFloor(
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(sleepSpec()));
   const checkpoint: number[] = [];
   const restore: number[] = [];
+  let ids: string[] = [];
   try {
     for (let i = 0; i <= n; i++) {
       const [booted, restored] = [`cr-${i}`, `cr-${i}-restored`];
+      ids = [booted, restored];
       const image = join(root.dir, `image-${i}`);
       mkdirSync(image);
       await runQuiet(runsc, [...base, 'run', '--detach', '--bundle', bundle, booted]);
@@ -191,6 +193,8 @@ export async function checkpointRestoreFloor(
       restore.push(r);
     }
   } finally {
+    // A step that failed leaves its sandbox running: it goes, so no run leaks one.
+    for (const id of ids) await runQuiet(runsc, [...base, 'delete', '--force', id]).catch(() => undefined);
     await root.remove();
   }
   return { checkpoint, restore };

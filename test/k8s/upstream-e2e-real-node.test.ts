@@ -56,9 +56,9 @@ const NOT_YET: Record<string, string> = {};
  * Running at +1464, the pool 2/2 again at +1584: back ~0.97 s after the claim, a pod here starting
  * in ~0.45 s. The dip was there and said so; it was shorter than the test's first look.
  */
-const RACES: Record<string, RegExp> = { TestRuntimeClassLifecycle: /pool should observe consumed sandbox/ };
-/** Where each of RACES makes its objects (the prefix of its namespace's name). */
-const RACE_NAMESPACES: Record<string, string> = { TestRuntimeClassLifecycle: 'runtime-class-' };
+const RACES: Record<string, { lost: RegExp; namespacePrefix: string }> = {
+  TestRuntimeClassLifecycle: { lost: /pool should observe consumed sandbox/, namespacePrefix: 'runtime-class-' },
+};
 
 /** Every state of every object of `resource` while it runs (a `kubectl get -A --watch`), as the
  *  fields of `columns` (custom-columns; the first two are namespace and name), each line with when
@@ -142,15 +142,17 @@ async function watchPods<T>(
           ...podWatch.seen.map((e) => ({ at: e.at, text: `pod ${e.fields[1]} ${e.fields[4]}`, ns: e.fields[0] })),
         ]
           .filter((e) => e.ns?.startsWith(prefix))
-          .sort((a, b) => a.at - b.at)
-          // A watch repeats a state on any change of the object: a state only when it is new to it.
-          .filter((e, i, all) => {
-            const object = e.text.split(' ').slice(0, 2).join(' ');
-            const before = all.slice(0, i).findLast((d) => d.text.startsWith(`${object} `));
-            return before?.text !== e.text;
-          });
-        const t0 = events[0]?.at ?? 0;
-        return events.map((e) => `+${e.at - t0} ms ${e.text}`).join('\n');
+          .sort((a, b) => a.at - b.at);
+        // A watch repeats a state on any change of the object: a state only when it is new to it.
+        const last = new Map<string, string>();
+        const changes = events.filter((e) => {
+          const object = e.text.split(' ').slice(0, 2).join(' ');
+          if (last.get(object) === e.text) return false;
+          last.set(object, e.text);
+          return true;
+        });
+        const t0 = changes[0]?.at ?? 0;
+        return changes.map((e) => `+${e.at - t0} ms ${e.text}`).join('\n');
       },
     };
   } finally {
@@ -198,12 +200,13 @@ describe(
           }),
         );
         // A race lost as upstream's controller loses it (RACES) is reported, not counted.
-        const lostRace = (r: TestResult) => r.result === 'fail' && (RACES[r.test]?.test(r.output) ?? false);
+        const lostRace = (r: TestResult) => r.result === 'fail' && (RACES[r.test]?.lost.test(r.output) ?? false);
         for (const r of results.filter(lostRace)) {
+          const race = RACES[r.test]!;
           t.diagnostic(
-            `${r.test} lost upstream's race (${RACES[r.test]!.source}), as upstream's controller does; its pool, claims and pods:`,
+            `${r.test} lost upstream's race (${race.lost.source}), as upstream's controller does; its pool, claims and pods:`,
           );
-          for (const line of timeline(RACE_NAMESPACES[r.test]!).split('\n')) t.diagnostic(`  ${line}`);
+          for (const line of timeline(race.namespacePrefix).split('\n')) t.diagnostic(`  ${line}`);
         }
         // Their pods really ran: on the real node only, the Python runtime's and sandboxd's under
         // runc (the default) and the RuntimeClass tests' under gVisor.
