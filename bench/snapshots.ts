@@ -77,6 +77,25 @@ time.sleep(100000)
       await new Promise((r) => setTimeout(r, 3000)); // the 256 MB are written
     }).then((sb) => sb.kill());
 
+    // Snapshots of a running sandbox that keeps running (`asb snapshot create`): the first of a
+    // sandbox's life (in place, gVisor's hook is armed then) and a later one, each in a new sandbox.
+    const firstSnapshot: number[] = [];
+    const laterSnapshot: number[] = [];
+    const afterSnapshot: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const sb = await Sandbox.create({ ...conn, warmPool: 'none' });
+      await sb.run('true');
+      firstSnapshot.push((await timed(() => sb.snapshots.create()))[1]);
+      const [, later] = await timed(() => sb.snapshots.create());
+      const [, first] = await timed(() => sb.run('true'));
+      laterSnapshot.push(later);
+      afterSnapshot.push(later + first);
+      await sb.kill();
+    }
+    results.add(column, "snapshot of a running sandbox (it runs on), its life's first", '', firstSnapshot, ms);
+    results.add(column, 'snapshot of a running sandbox, a later one', '', laterSnapshot, ms);
+    results.add(column, 'a later snapshot → first command result after it', '', afterSnapshot, ms);
+
     // A fork: a new sandbox from a snapshot, to its first command.
     const snap = await small.snapshots.create();
     const forks: number[] = [];

@@ -177,6 +177,19 @@ describe(
       agent2.close();
     });
 
+    it('resumes a sandbox left paused (an engine that died during a snapshot in place) and attaches', async () => {
+      execFileSync('runsc', ['--root', join(home, 'runsc'), 'pause', id]);
+      assert.equal(runscState().status, 'paused');
+      const handle = await driver.attach(id, paths);
+      assert.ok(handle, 'attach found the sandbox');
+      assert.equal(runscState().status, 'running');
+      const agent = await connect(handle);
+      assert.equal(await sh(agent, 'cat state.txt'), 'survives\n');
+      agent.close();
+      handle.socket.destroy();
+      await waitFor('the relay to end', () => hostProcessesOf(id, ' exec ').length === 0, 10_000, 50);
+    });
+
     it('finds nothing to attach to under an unknown id', async () => {
       assert.equal(await driver.attach('asb-no-such-sandbox', paths), undefined);
     });

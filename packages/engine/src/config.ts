@@ -41,6 +41,9 @@ export interface EngineConfig {
   /** ASB_EXEC_LANE (on unless 0): foreground commands go through the engine's exec lane into a
    *  sandbox (workloads/exec-lane.ts) rather than through its agent. */
   execLane: boolean;
+  /** ASB_SNAPSHOT_IN_PLACE (on unless 0): a snapshot that keeps its sandbox is taken without
+   *  stopping it where gVisor can (workloads/snapshot.ts); off, it stops and is restored. */
+  snapshotInPlace: boolean;
   /** A warm pool replaces a claimed member after this long (its boot would slow the claimed one). */
   poolRefillDelayMs: number;
   /** Where memory snapshots are kept (default $ASB_HOME/snapshots); survives engine restarts. */
@@ -142,6 +145,8 @@ export function loadConfig(overrides: Partial<EngineConfig> = {}, env: NodeJS.Pr
     imagePullBackoffMs: num(env.ASB_IMAGE_PULL_BACKOFF_MS, 10_000),
     hostImages: flag(env.ASB_HOST_IMAGES, 'ASB_HOST_IMAGES'),
     execLane: env.ASB_EXEC_LANE === undefined || flag(env.ASB_EXEC_LANE, 'ASB_EXEC_LANE'),
+    snapshotInPlace:
+      env.ASB_SNAPSHOT_IN_PLACE === undefined || flag(env.ASB_SNAPSHOT_IN_PLACE, 'ASB_SNAPSHOT_IN_PLACE'),
     poolRefillDelayMs: num(env.ASB_POOL_REFILL_DELAY_MS, 1000),
     snapshotDir: env.ASB_SNAPSHOT_DIR || undefined,
     logLevel: env.ASB_LOG_LEVEL ?? 'info',

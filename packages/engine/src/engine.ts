@@ -86,6 +86,7 @@ async function chooseDriver(config: EngineConfig, log: Logger): Promise<{ driver
     const driver = new GvisorDriver(runsc, join(config.home, 'runsc'), {
       reaper: existsSync(reaper) ? reaper : undefined,
       restoreHook: config.agent === 'go',
+      checkpointInPlace: config.snapshotInPlace,
       networkMode: runscNetstackWorks(runtime) ? 'sandbox' : 'host',
     });
     return { driver, runtime };

@@ -5,10 +5,11 @@
 // always had, without the relay a `runsc exec` would cost, if two things hold: no HTTP/2 server
 // from before the checkpoint reads the new engine's bytes, and a new one is served on the fd
 // after the restore. gVisor runs a program in the sandbox around a checkpoint (`runsc checkpoint
-// --save-restore-exec-argv`: `asb-spawn --save-restore-hook`), which tells the agent here: the
-// old connection ends (at the save, and again at the restore: later checkpoints of a restored
-// sandbox run no save), then the agent writes restoredMarker and serves anew. The engine writes
-// nothing before the marker.
+// --save-restore-exec-argv`: `asb-spawn --save-restore-hook`), which tells the agent here: at the
+// restore, the connection from before the checkpoint ends, then the agent writes restoredMarker
+// and serves anew. The engine writes nothing before the marker. At the save, and at the resume of
+// a sandbox checkpointed in place (`--leave-running`), the connection goes on: the engine that
+// holds it is still there, and a request in flight finishes.
 package main
 
 import (
@@ -102,8 +103,8 @@ func (s *engineSocket) Park() {
 	}
 }
 
-// listenHook answers the save/restore hook: "save" parks the engine's connection, "restore" and
-// "resume" serve a new one; "ok" when done. Only root may ask: gVisor runs the hook as root, and
+// listenHook answers the save/restore hook: "restore" serves a new connection, "save" and
+// "resume" leave the one served as it is; "ok" when done. Only root may ask: gVisor runs the hook as root, and
 // the sandbox's own processes run as its user, who must not take the engine's connection away.
 func (s *engineSocket) listenHook() error {
 	ln, err := net.Listen("unix", "@"+hookSocketName)
@@ -139,12 +140,13 @@ func (s *engineSocket) answerHook(c *net.UnixConn) {
 	mode := strings.TrimSpace(line)
 	answer := "ok\n"
 	switch mode {
-	case "save":
-		s.Park()
-	case "restore", "resume":
-		// gVisor runs the hook's save only on the first checkpoint (a restored sandbox keeps the
-		// hook, but is saved without running it): a connection served since the last restore
-		// may still be read here, now from the new engine's socket. It ends first.
+	case "save", "resume":
+		// A checkpoint in place: the engine keeps its connection through it. (Before one that
+		// stops the sandbox, the engine has closed it already.)
+	case "restore":
+		// The connection served at the checkpoint is in the image, and may now read the new
+		// engine's socket: it ends before a new one is served. (gVisor runs the save only on a
+		// sandbox's first checkpoint, so nothing could end it earlier in every case.)
 		s.Park()
 		if err := s.Serve(true); err != nil {
 			answer = "error: serving the engine's socket: " + err.Error() + "\n"

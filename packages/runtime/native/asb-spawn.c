@@ -53,8 +53,7 @@
  * and after a restore (`runsc checkpoint --save-restore-exec-argv`), with the moment in
  * GVISOR_SAVE_RESTORE_AUTO_EXEC_MODE (save, restore or resume). It writes that word and a newline
  * to the Go agent's abstract socket "asb-agent-hook" and exits 0 once the agent answers "ok":
- * before the save, the agent stops reading the engine's socket; after the restore, it serves a
- * new connection on it (agent-go/engine_socket.go). Anything else fails the checkpoint or the
+ * after a restore, it serves a new connection on the engine's socket (agent-go/engine_socket.go). Anything else fails the checkpoint or the
  * restore, as gVisor does with a hook that fails.
  */
 #define _GNU_SOURCE

@@ -62,6 +62,16 @@ export interface SandboxDriver {
    * Host-backed mounts (the workspace, volumes) are not in the image: the caller copies them.
    */
   checkpoint?(containerId: string, imageDir: string): Promise<void>;
+  /**
+   * Whether checkpointInPlace can save this sandbox now: its runsc leaves a checkpointed sandbox
+   * running and its agent answers the save/restore hook (gVisor 2025 on, the Go agent), and no
+   * relay's host sockets are in it (an image cannot keep those).
+   */
+  checkpointsInPlace?(containerId: string): Promise<boolean>;
+  /** Saves the sandbox as checkpoint does into `imageDir`, and leaves it paused, alive: its files
+   *  can then be copied as its processes saw them. resume() lets it run on; on failure it runs on. */
+  checkpointInPlace?(containerId: string, imageDir: string): Promise<void>;
+  resume?(containerId: string): Promise<void>;
   /** False where a networked sandbox cannot be checkpointed (runsc 20221219 on the host's stack). */
   readonly checkpointsNetworked?: boolean;
   /** Starts a sandbox from a checkpoint; `spec` must mount the same destinations as the

@@ -42,6 +42,7 @@ export class GvisorDriver implements SandboxDriver {
 
   private readonly reaper?: string;
   private readonly restoreHook: boolean;
+  private readonly inPlace: boolean;
   /**
    * How a networked sandbox reaches its namespace's link. `sandbox`: gVisor's own network stack
    * (netstack) in the sentry, the host kernel sees only frames. `host`: the sentry's sockets are
@@ -62,15 +63,22 @@ export class GvisorDriver implements SandboxDriver {
    * the foreground for the sandbox's life); without it, `runsc run` stays.
    * `restoreHook`: the sandboxes' agent answers the save/restore hook (the Go agent does): a
    * restored sandbox is then reached on its own socket instead of through a relay.
+   * `checkpointInPlace`: with the hook, snapshots may leave their sandbox running (on by default).
    */
   constructor(
     private readonly runsc: string,
     private readonly stateDir: string,
-    opts: { reaper?: string; restoreHook?: boolean; networkMode?: 'sandbox' | 'host' } = {},
+    opts: {
+      reaper?: string;
+      restoreHook?: boolean;
+      checkpointInPlace?: boolean;
+      networkMode?: 'sandbox' | 'host';
+    } = {},
   ) {
     this.networkMode = opts.networkMode ?? 'sandbox';
     this.reaper = opts.reaper;
     this.restoreHook = opts.restoreHook ?? false;
+    this.inPlace = this.restoreHook && (opts.checkpointInPlace ?? true);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     mkdirSync(this.hookedDir, { recursive: true, mode: 0o700 });
   }
@@ -155,7 +163,16 @@ export class GvisorDriver implements SandboxDriver {
   }
 
   async attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined> {
-    const state = await this.state(containerId);
+    let state = await this.state(containerId);
+    // An engine that died during a checkpoint in place left it paused: it runs on.
+    if (
+      state?.status === 'paused' &&
+      (await this.resume(containerId).then(
+        () => true,
+        () => false,
+      ))
+    )
+      state = await this.state(containerId);
     if (state?.status !== 'running' || !state.pid) return undefined;
     return { socket: await this.relay(containerId, paths), exited: this.watch(containerId, state.pid), pid: state.pid };
   }
@@ -265,14 +282,72 @@ export class GvisorDriver implements SandboxDriver {
       });
       if (hook) writeFileSync(join(imageDir, RESTORE_HOOK_MARKER), `${SAVE_RESTORE_HOOK}\n`);
     } catch (err) {
-      const why = String((err as { stderr?: string }).stderr || (err as Error).message)
-        .trim()
-        .split('\n')[0];
-      throw new Error(`runsc checkpoint ${containerId}: ${why}`, { cause: err });
+      throw new Error(`runsc checkpoint ${containerId}: ${firstLineOf(err)}`, { cause: err });
     }
     // The sandbox has stopped; its state goes in the background: `delete` waits for the sandbox
     // process to be gone, which sometimes takes runsc 5 s, and nothing needs to wait for that.
     void this.destroy(containerId).catch(() => undefined);
+  }
+
+  async checkpointsInPlace(containerId: string): Promise<boolean> {
+    if (!this.inPlace || (this.relays.get(containerId)?.size ?? 0) > 0) return false;
+    return this.saveRestoreHookSupported();
+  }
+
+  /**
+   * `runsc pause`, then `runsc checkpoint --leave-running`. The hook cannot be given to a paused
+   * sandbox's checkpoint (gVisor runs it before the save, and in a paused sandbox it never runs:
+   * the checkpoint times out), so a sandbox that has none yet gets it first from a checkpoint
+   * while it runs, whose image is dropped: once in its life, the price of its memory written once.
+   */
+  async checkpointInPlace(containerId: string, imageDir: string): Promise<void> {
+    mkdirSync(imageDir, { recursive: true, mode: 0o700 });
+    const hooked = join(this.hookedDir, containerId);
+    if (!existsSync(hooked)) {
+      const arming = `${imageDir}.hook`;
+      try {
+        await this.runscCheckpoint(containerId, arming, [
+          '--leave-running',
+          '--save-restore-exec-argv',
+          SAVE_RESTORE_HOOK,
+          '--save-restore-exec-timeout',
+          '10s',
+        ]);
+      } finally {
+        rmSync(arming, { recursive: true, force: true });
+      }
+      writeFileSync(hooked, '');
+    }
+    await this.runscControl('pause', containerId);
+    try {
+      await this.runscCheckpoint(containerId, imageDir, ['--leave-running']);
+      writeFileSync(join(imageDir, RESTORE_HOOK_MARKER), `${SAVE_RESTORE_HOOK}\n`);
+    } catch (err) {
+      await this.resume(containerId);
+      throw err;
+    }
+  }
+
+  resume(containerId: string): Promise<void> {
+    return this.runscControl('resume', containerId);
+  }
+
+  private async runscCheckpoint(containerId: string, imageDir: string, flags: string[]): Promise<void> {
+    try {
+      await run(this.runsc, [...this.flags(), 'checkpoint', ...flags, '--image-path', imageDir, containerId], {
+        timeout: 300_000,
+      });
+    } catch (err) {
+      throw new Error(`runsc checkpoint ${containerId}: ${firstLineOf(err)}`, { cause: err });
+    }
+  }
+
+  private async runscControl(command: 'pause' | 'resume', containerId: string): Promise<void> {
+    try {
+      await run(this.runsc, [...this.flags(), command, containerId], { timeout: 30_000 });
+    } catch (err) {
+      throw new Error(`runsc ${command} ${containerId}: ${firstLineOf(err)}`, { cause: err });
+    }
   }
 
   async restore(
@@ -596,4 +671,11 @@ function afterMarker(socket: Socket, marker: Buffer, exited: Promise<unknown>, m
     }
     socket.on('data', onData).once('end', onEnd).once('close', onEnd).once('error', onEnd);
   });
+}
+
+/** A failed runsc command's first line of stderr, or its error's message. */
+function firstLineOf(err: unknown): string {
+  return String((err as { stderr?: string }).stderr || (err as Error).message)
+    .trim()
+    .split('\n')[0]!;
 }

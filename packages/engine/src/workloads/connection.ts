@@ -19,6 +19,9 @@ const LANE_RETRY_MS = 60_000;
  *  timed out on two cores. Queued ones wait their turn; their commands go to the agent meanwhile. */
 const LANE_OPENS_AT_ONCE = 4;
 
+/** A snapshot in place lets the lane's commands in flight run this long before it ends the lane. */
+const LANE_DRAIN_MS = 1_000;
+
 /** More lost agent connections than this within a minute mark a sandbox Failed. */
 const RECONNECTS_PER_MINUTE = 5;
 
@@ -93,6 +96,7 @@ export class AgentConnections {
    * after a failure not again for a minute.
    */
   execLane(w: Workload): ExecLane | undefined {
+    if (w.execLaneHeld) return undefined;
     if (w.execLane?.alive) return w.execLane;
     if (w.execLane?.lostUnasked) {
       // Killed from inside, or ended as hostile: a new one, but each time later (1 s, 2 s, ...
@@ -108,7 +112,7 @@ export class AgentConnections {
   /** Opens the sandbox's exec lane unless it has one, or one is being opened (that one is
    *  waited for), or the last try failed within a minute. */
   openExecLane(w: Workload): Promise<void> {
-    if (w.execLane?.alive) return Promise.resolve();
+    if (w.execLane?.alive || w.execLaneHeld) return Promise.resolve();
     w.execLane = undefined;
     if (!w.execLaneOpening && Date.now() >= (w.execLaneRetryAt ?? 0)) {
       w.execLaneOpening = this.laneOpens(() => (w.execLaneDialing = this.tryOpenExecLane(w))).finally(() => {
@@ -123,7 +127,8 @@ export class AgentConnections {
   private async tryOpenExecLane(w: Workload): Promise<void> {
     const { driver, config, log } = this.deps;
     const agent = w.agent;
-    if (!config.execLane || !driver.execLane || !agent || agent.closed || w.stopping || w.exit) return;
+    if (!config.execLane || !driver.execLane || !agent || agent.closed || w.stopping || w.exit || w.execLaneHeld)
+      return;
     let lane: ExecLane | undefined;
     try {
       const context = await agent.json('GET', '/v1/exec-context', ExecContextResponse);
@@ -135,7 +140,7 @@ export class AgentConnections {
       lane = new ExecLane(socket, context.body);
       await withTimeout(lane.probe(), LANE_PROBE_TIMEOUT_MS, 'the exec lane did not answer');
       // The sandbox stopped, or its agent was replaced, meanwhile: this lane is not its own.
-      if (w.stopping || w.exit || w.agent !== agent) await lane.close();
+      if (w.stopping || w.exit || w.agent !== agent || w.execLaneHeld) await lane.close();
       else w.execLane = lane;
     } catch (err) {
       await lane?.close();
@@ -160,6 +165,26 @@ export class AgentConnections {
     const lane = w.execLane;
     w.execLane = undefined;
     await lane?.close();
+  }
+
+  /**
+   * Ends the sandbox's exec lane and opens none until releaseExecLane (a checkpoint in place must
+   * find no lane's host socket in the sandbox); commands go to the agent meanwhile, and the lane's
+   * commands in flight get LANE_DRAIN_MS to finish.
+   */
+  async holdExecLane(w: Workload): Promise<void> {
+    w.execLaneHeld = true;
+    await w.execLaneDialing; // one being opened closes what it opened, seeing the hold
+    const lane = w.execLane;
+    w.execLane = undefined;
+    await lane?.idle(LANE_DRAIN_MS);
+    await lane?.close();
+  }
+
+  /** Lets the lane open again, and opens it: the next command finds it ready. */
+  releaseExecLane(w: Workload): void {
+    w.execLaneHeld = false;
+    void this.openExecLane(w);
   }
 
   /** Until the agent answers `GET /` with 200; throws, with the sandbox log's tail, when it does

@@ -202,6 +202,12 @@ export class ExecLane {
     return true;
   }
 
+  /** Resolves once no command is in flight on the lane, or after `ms` regardless. */
+  async idle(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (this.inFlight.size > 0 && this.alive && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  }
+
   /**
    * Ends the lane: asb-spawn exits at its stdin's end (commands it started run on, under PID 1).
    * Resolves once it has (gVisor closes its end of the socket then), or after `ms` regardless: a

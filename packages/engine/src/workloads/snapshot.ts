@@ -1,7 +1,9 @@
-// Memory snapshots of a running sandbox: checked for room, checkpointed (which stops it), its
-// files copied beside the image, committed, and then either started again from that snapshot or
-// left down for a suspend. Whatever fails, the sandbox is not left half-way: it runs again from
-// its files or from the image, and the message says which.
+// Memory snapshots of a running sandbox: checked for room, checkpointed, its files copied beside
+// the image, committed. A snapshot that keeps the sandbox is taken in place where gVisor can
+// (paused for the checkpoint and the copy, then running on: its connections and commands in flight
+// go on); otherwise, and for a suspend, the checkpoint stops it, and it either starts again from
+// the snapshot or stays down. Whatever fails, the sandbox is not left half-way: it runs on, or
+// again from its files or from the image, and the message says which.
 import { join } from 'node:path';
 import { ANNOTATION_SANDBOX_TEMPLATE_REF, type Sandbox } from '@asb/api';
 import { EngineError } from '../errors.ts';
@@ -33,11 +35,12 @@ export class Snapshotter {
   constructor(private readonly deps: SnapshotDeps) {}
 
   /**
-   * Memory snapshot of a running sandbox: gVisor checkpoints it (which stops it), its workspace
-   * and volumes are copied beside the image, and then it either starts again from that snapshot
-   * (`stop: false`, it lost nothing but ~0.5 s) or stays down for a suspend (`stop: true`: the
-   * caller sets the Sandbox to Suspended, and stop() releases the hold). Refused before anything
-   * happens when the disk lacks room: the sandbox keeps running.
+   * Memory snapshot of a running sandbox: gVisor checkpoints it, and its workspace and volumes are
+   * copied beside the image. With `stop: false` it keeps running: in place where the driver can
+   * (paused for ~0.1 s), otherwise it is checkpointed down and started again from the snapshot
+   * (~0.3 s, its connections cut). With `stop: true` it stays down for a suspend (the caller sets
+   * the Sandbox to Suspended, and stop() releases the hold). Refused before anything happens when
+   * the disk lacks room: the sandbox keeps running.
    */
   async take(sb: Sandbox, opts: SnapshotOpts): Promise<SnapshotMeta> {
     const { driver, table, snapshots, store, log, launcher } = this.deps;
@@ -75,6 +78,13 @@ export class Snapshotter {
       const id = snapshots.newId();
       const tmp = snapshots.begin(id);
       const t0 = Date.now();
+      if (!opts.stop && (await driver.checkpointsInPlace?.(w.containerId))) {
+        const meta = await this.takeInPlace(sb, w, id, tmp, dir, opts);
+        const removed = snapshots.prune(ns, name, opts.maxPerSandbox, new Set([meta.id]));
+        const about = { sandbox: name, namespace: ns, snapshot: meta.id, bytes: meta.sizeBytes, pruned: removed };
+        log.info({ ...about, inPlace: true, ms: Date.now() - t0 }, 'snapshot taken');
+        return meta;
+      }
       await this.checkpoint(w, k, tmp, opts);
       const tCheckpoint = Date.now();
       store.putWorkload({ namespace: ns, name, uid: w.uid });
@@ -106,6 +116,53 @@ export class Snapshotter {
       return meta;
     } finally {
       table.busy.delete(k);
+    }
+  }
+
+  /**
+   * The snapshot taken while the sandbox stays up: its exec lane ended (the image must hold no
+   * host socket but the agent's), the sandbox checkpointed and left paused, its files copied as
+   * its processes saw them, and then it runs on. The agent's connection is kept throughout: a
+   * request in flight waits out the pause. On failure it runs on as it was, and nothing is kept.
+   */
+  private async takeInPlace(
+    sb: Sandbox,
+    w: Workload,
+    id: string,
+    tmp: string,
+    dir: string,
+    opts: SnapshotOpts,
+  ): Promise<SnapshotMeta> {
+    const { driver, snapshots, connections, table, log } = this.deps;
+    await connections.holdExecLane(w);
+    try {
+      await driver.checkpointInPlace!(w.containerId, snapshots.imageDir(tmp));
+      let resumed: Promise<void> | undefined;
+      try {
+        await copySandboxFiles(dir, tmp);
+      } finally {
+        resumed = driver.resume!(w.containerId).catch((err: Error) => {
+          log.error(
+            { sandbox: w.name, namespace: w.namespace, err: err.message },
+            'sandbox not resumed after a snapshot',
+          );
+          table.fail(w, `the sandbox could not be resumed after a snapshot: ${err.message}`);
+        });
+      }
+      try {
+        return await snapshots.commit(tmp, this.metaOf(sb, w, id, opts)); // while it resumes
+      } finally {
+        await resumed;
+      }
+    } catch (err) {
+      snapshots.abort(tmp);
+      throw new EngineError(
+        'Internal',
+        `snapshot of sandbox "${w.name}" failed: ${(err as Error).message}. ` +
+          (w.phase === 'Failed' ? 'The sandbox failed with it' : 'The sandbox keeps running as it was'),
+      );
+    } finally {
+      connections.releaseExecLane(w);
     }
   }
 
@@ -163,6 +220,21 @@ export class Snapshotter {
     }
   }
 
+  /** What a snapshot records of the sandbox it was taken of (its size is added at the commit). */
+  private metaOf(sb: Sandbox, w: Workload, id: string, opts: SnapshotOpts): Omit<SnapshotMeta, 'sizeBytes'> {
+    return {
+      id,
+      namespace: w.namespace,
+      sandbox: w.name,
+      sandboxUid: w.uid,
+      template: sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF],
+      createdAt: new Date().toISOString(),
+      reason: opts.reason,
+      specHash: runtimeSpecHash(sb),
+      sandboxSpec: { podTemplate: sb.spec.podTemplate, volumeClaimTemplates: sb.spec.volumeClaimTemplates },
+    };
+  }
+
   /** The files copied beside the image and the snapshot committed. When the copy fails the image
    *  is still whole: the sandbox comes back from it, and then the image is dropped. */
   private async commit(
@@ -179,17 +251,7 @@ export class Snapshotter {
     const name = w.name;
     try {
       await copySandboxFiles(dir, tmp);
-      return await snapshots.commit(tmp, {
-        id,
-        namespace: ns,
-        sandbox: name,
-        sandboxUid: w.uid,
-        template: sb.metadata.annotations?.[ANNOTATION_SANDBOX_TEMPLATE_REF],
-        createdAt: new Date().toISOString(),
-        reason: opts.reason,
-        specHash: runtimeSpecHash(sb),
-        sandboxSpec: { podTemplate: sb.spec.podTemplate, volumeClaimTemplates: sb.spec.volumeClaimTemplates },
-      });
+      return await snapshots.commit(tmp, this.metaOf(sb, w, id, opts));
     } catch (err) {
       const tmpMeta: SnapshotMeta = {
         id,

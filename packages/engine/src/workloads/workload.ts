@@ -54,6 +54,8 @@ export interface Workload {
   execLaneDialing?: Promise<void>;
   /** After a lane failed to open or was lost: not tried again before this time (ms since the epoch). */
   execLaneRetryAt?: number;
+  /** Set while a checkpoint in place keeps the lane closed (AgentConnections.holdExecLane). */
+  execLaneHeld?: boolean;
   /** Lanes lost without the engine ending them (each makes the next wait longer). */
   execLaneLosses?: number;
   /** When the agent connection was last replaced: a sandbox whose connection keeps dropping fails. */
