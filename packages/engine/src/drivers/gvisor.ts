@@ -312,7 +312,10 @@ export class GvisorDriver implements SandboxDriver {
           SAVE_RESTORE_HOOK,
           '--save-restore-exec-timeout',
           '10s',
-        ]);
+        ]).catch((err: Error) => {
+          // Armed already, by a restore this engine has no record of: it is what was wanted.
+          if (!/already set/.test(err.message)) throw err;
+        });
       } finally {
         rmSync(arming, { recursive: true, force: true });
       }

@@ -146,7 +146,8 @@ export class Snapshotter {
             { sandbox: w.name, namespace: w.namespace, err: err.message },
             'sandbox not resumed after a snapshot',
           );
-          table.fail(w, `the sandbox could not be resumed after a snapshot: ${err.message}`);
+          if (!w.stopping && !w.exit)
+            table.fail(w, `the sandbox could not be resumed after a snapshot: ${err.message}`);
         });
       }
       try {
