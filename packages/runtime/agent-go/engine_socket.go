@@ -104,8 +104,9 @@ func (s *engineSocket) Park() {
 }
 
 // listenHook answers the save/restore hook: "restore" serves a new connection, "save" and
-// "resume" leave the one served as it is; "ok" when done. Only root may ask: gVisor runs the hook as root, and
-// the sandbox's own processes run as its user, who must not take the engine's connection away.
+// "resume" leave the one served as it is; "ok" when done. Only root may ask: gVisor runs the hook
+// as root, and the sandbox's own processes run as its user, who must not take the engine's
+// connection away.
 func (s *engineSocket) listenHook() error {
 	ln, err := net.Listen("unix", "@"+hookSocketName)
 	if err != nil {

@@ -53,8 +53,8 @@
  * and after a restore (`runsc checkpoint --save-restore-exec-argv`), with the moment in
  * GVISOR_SAVE_RESTORE_AUTO_EXEC_MODE (save, restore or resume). It writes that word and a newline
  * to the Go agent's abstract socket "asb-agent-hook" and exits 0 once the agent answers "ok":
- * after a restore, it serves a new connection on the engine's socket (agent-go/engine_socket.go). Anything else fails the checkpoint or the
- * restore, as gVisor does with a hook that fails.
+ * after a restore, it serves a new connection on the engine's socket (agent-go/engine_socket.go).
+ * Anything else fails the checkpoint or the restore, as gVisor does with a hook that fails.
  */
 #define _GNU_SOURCE
 #include <errno.h>

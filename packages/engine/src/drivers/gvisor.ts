@@ -25,6 +25,8 @@ const LANE_START_TIMEOUT_MS = 10_000;
 /** Run in the sandbox by gVisor before a checkpoint and after a restore (one string: gVisor splits
  *  it at spaces). */
 const SAVE_RESTORE_HOOK = `${AGENT_MOUNT}/asb-spawn --save-restore-hook`;
+/** The checkpoint flags that give a sandbox the hook (once in its life: gVisor refuses twice). */
+const HOOK_FLAGS = ['--save-restore-exec-argv', SAVE_RESTORE_HOOK, '--save-restore-exec-timeout', '10s'];
 /** In a checkpoint's image directory: it was taken with SAVE_RESTORE_HOOK. */
 const RESTORE_HOOK_MARKER = 'asb-restore-hook';
 /** What a restored agent writes on its socket before serving HTTP/2 again (restoredMarker in
@@ -164,15 +166,11 @@ export class GvisorDriver implements SandboxDriver {
 
   async attach(containerId: string, paths: DriverPaths): Promise<DriverHandle | undefined> {
     let state = await this.state(containerId);
-    // An engine that died during a checkpoint in place left it paused: it runs on.
-    if (
-      state?.status === 'paused' &&
-      (await this.resume(containerId).then(
-        () => true,
-        () => false,
-      ))
-    )
+    if (state?.status === 'paused') {
+      // An engine that died during a checkpoint in place left it paused: it runs on.
+      await this.resume(containerId).catch(() => undefined);
       state = await this.state(containerId);
+    }
     if (state?.status !== 'running' || !state.pid) return undefined;
     return { socket: await this.relay(containerId, paths), exited: this.watch(containerId, state.pid), pid: state.pid };
   }
@@ -268,22 +266,12 @@ export class GvisorDriver implements SandboxDriver {
     mkdirSync(imageDir, { recursive: true, mode: 0o700 });
     if (!(await this.relaysEnded(containerId, 5_000)))
       throw new Error(`runsc checkpoint ${containerId}: a connection to its agent did not close within 5 s`);
-    // With the hook, the agent stops reading its socket before the save and serves it anew after
-    // a restore (asb-spawn.c, agent-go/engine_socket.go); the marker tells restore so.
+    // With the hook, the agent serves its socket anew after a restore (asb-spawn.c,
+    // agent-go/engine_socket.go); the marker tells restore so.
     const hookedAlready = existsSync(join(this.hookedDir, containerId));
     const hook = hookedAlready || (this.restoreHook && (await this.saveRestoreHookSupported()));
-    const hookArgs =
-      hook && !hookedAlready
-        ? ['--save-restore-exec-argv', SAVE_RESTORE_HOOK, '--save-restore-exec-timeout', '10s']
-        : [];
-    try {
-      await run(this.runsc, [...this.flags(), 'checkpoint', ...hookArgs, '--image-path', imageDir, containerId], {
-        timeout: 300_000,
-      });
-      if (hook) writeFileSync(join(imageDir, RESTORE_HOOK_MARKER), `${SAVE_RESTORE_HOOK}\n`);
-    } catch (err) {
-      throw new Error(`runsc checkpoint ${containerId}: ${firstLineOf(err)}`, { cause: err });
-    }
+    await this.runscCheckpoint(containerId, imageDir, hook && !hookedAlready ? HOOK_FLAGS : []);
+    if (hook) writeFileSync(join(imageDir, RESTORE_HOOK_MARKER), `${SAVE_RESTORE_HOOK}\n`);
     // The sandbox has stopped; its state goes in the background: `delete` waits for the sandbox
     // process to be gone, which sometimes takes runsc 5 s, and nothing needs to wait for that.
     void this.destroy(containerId).catch(() => undefined);
@@ -306,13 +294,7 @@ export class GvisorDriver implements SandboxDriver {
     if (!existsSync(hooked)) {
       const arming = `${imageDir}.hook`;
       try {
-        await this.runscCheckpoint(containerId, arming, [
-          '--leave-running',
-          '--save-restore-exec-argv',
-          SAVE_RESTORE_HOOK,
-          '--save-restore-exec-timeout',
-          '10s',
-        ]).catch((err: Error) => {
+        await this.runscCheckpoint(containerId, arming, ['--leave-running', ...HOOK_FLAGS]).catch((err: Error) => {
           // Armed already, by a restore this engine has no record of: it is what was wanted.
           if (!/already set/.test(err.message)) throw err;
         });

@@ -78,31 +78,18 @@ export class Snapshotter {
       const id = snapshots.newId();
       const tmp = snapshots.begin(id);
       const t0 = Date.now();
-      if (!opts.stop && (await driver.checkpointsInPlace?.(w.containerId))) {
-        const meta = await this.takeInPlace(sb, w, id, tmp, dir, opts);
-        const removed = snapshots.prune(ns, name, opts.maxPerSandbox, new Set([meta.id]));
-        const about = { sandbox: name, namespace: ns, snapshot: meta.id, bytes: meta.sizeBytes, pruned: removed };
-        log.info({ ...about, inPlace: true, ms: Date.now() - t0 }, 'snapshot taken');
-        return meta;
+      const inPlace = !opts.stop && (await driver.checkpointsInPlace?.(w.containerId)) === true;
+      let meta: SnapshotMeta;
+      if (inPlace) meta = await this.takeInPlace(sb, w, id, tmp, dir, opts);
+      else {
+        await this.checkpoint(w, k, tmp, opts);
+        store.putWorkload({ namespace: ns, name, uid: w.uid });
+        meta = await this.commit(sb, w, k, id, tmp, dir, opts);
       }
-      await this.checkpoint(w, k, tmp, opts);
-      const tCheckpoint = Date.now();
-      store.putWorkload({ namespace: ns, name, uid: w.uid });
-      const meta = await this.commit(sb, w, k, id, tmp, dir, opts);
       const removed = snapshots.prune(ns, name, opts.maxPerSandbox, new Set([meta.id]));
-      log.info(
-        {
-          sandbox: name,
-          namespace: ns,
-          snapshot: meta.id,
-          bytes: meta.sizeBytes,
-          checkpointMs: tCheckpoint - t0,
-          filesMs: Date.now() - tCheckpoint,
-          pruned: removed,
-        },
-        'snapshot taken',
-      );
-      if (!opts.stop) {
+      const about = { sandbox: name, namespace: ns, snapshot: meta.id, bytes: meta.sizeBytes, pruned: removed };
+      log.info({ ...about, inPlace, ms: Date.now() - t0 }, 'snapshot taken');
+      if (!opts.stop && !inPlace) {
         table.held.delete(k);
         const again = launcher.start(sb, { snapshot: meta, copyFiles: false });
         await again.started;
